@@ -1,0 +1,172 @@
+"""The command line: parse options, call the pipeline, print. No build logic lives here."""
+
+import functools
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from bootstrap import __version__, pipeline, recipe
+from bootstrap.errors import BootstrapError
+from bootstrap.image.layer import Compression
+from bootstrap.log import setup
+from bootstrap.plan import Options, make_plan
+
+_debug = False
+
+
+class DefaultGroup(click.Group):
+    """`bootstrap RECIPE ...` means `bootstrap build RECIPE ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+    @click.option("-v", "--verbose", count=True, help="More detail (-vv for debug output).")
+    @click.option("--debug", is_flag=True, help="Debug output, and a traceback on errors.")
+    @functools.wraps(f)
+    def wrapper(*args: Any, quiet: bool, verbose: int, debug: bool, **kwargs: Any) -> Any:
+        global _debug
+        _debug = debug
+        setup(2 if debug else verbose + 1, quiet)
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--suite", help="Suite or codename (default: the recipe's, usually stable)."),
+        click.option("--arch", help="Debian architecture (default: the host's)."),
+        click.option("--mirror", help="Archive mirror URL (default: $BOOTSTRAP_DEBIAN_MIRROR, then apt sources)."),
+        click.option("--security-mirror", help="Security archive URL (default: from apt sources)."),
+        click.option(
+            "--keyring",
+            "keyrings",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="OpenPGP keyring that signs the archive (repeatable; default: the host's).",
+        ),
+        click.option("--insecure", is_flag=True, help="Do not check archive signatures (loud warning)."),
+        click.option("--no-check-valid-until", is_flag=True, help="Accept expired Release files (snapshot mirrors)."),
+        click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache directory (default: XDG cache)."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _options(**kw: Any) -> Options:
+    return Options(
+        suite=kw.get("suite"),
+        arch=kw.get("arch"),
+        mirror=kw.get("mirror"),
+        security_mirror=kw.get("security_mirror"),
+        keyrings=tuple(kw.get("keyrings") or ()),
+        insecure=kw.get("insecure", False),
+        check_valid_until=not kw.get("no_check_valid_until", False),
+        cache_dir=kw.get("cache_dir"),
+        output=kw.get("output"),
+        tag=kw.get("tag"),
+        epoch=kw.get("epoch"),
+        offline=kw.get("offline", False),
+        compression=Compression(kw.get("compression") or "gzip"),
+    )
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bootstrap")
+def cli() -> None:
+    """Build minimal, reproducible base container images from distribution packages.
+
+    `bootstrap RECIPE` is short for `bootstrap build RECIPE`.
+    """
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@_source_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory (default: dist/RECIPE).")
+@click.option("--tag", help="Image name:tag (default: from the recipe, e.g. debian:trixie-slim).")
+@click.option("--epoch", type=int, help="Timestamp for the image (default: SOURCE_DATE_EPOCH, then the archive's).")
+@click.option("--offline", is_flag=True, help="Use only cached indexes and packages.")
+@click.option(
+    "--compression",
+    type=click.Choice([c.value for c in Compression]),
+    default="gzip",
+    help="Layer compression (zstd needs Docker 23 or newer).",
+)
+@_verbosity
+def build(recipe_name: str, **kw: Any) -> None:
+    """Build RECIPE into an image tar, a rootfs tarball and a package list."""
+    plan = make_plan(recipe.load(recipe_name), _options(**kw))
+    result = pipeline.build(plan)
+    click.echo(f"{result.tag} {result.manifest_digest}")
+    click.echo(
+        f"wrote {result.output}/image.tar ({len(result.packages.packages)} packages, layer "
+        f"{result.layer_size / 1e6:.1f} MB gzip, {result.tar_size / 1e6:.1f} MB tar)",
+        err=True,
+    )
+
+
+@cli.command(name="list")
+def list_recipes() -> None:
+    """List the available recipes."""
+    for name in recipe.available():
+        click.echo(f"{name}\t{recipe.load(name).description}")
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="RECIPE")
+def show(recipe_name: str) -> None:
+    """Print a recipe with everything it extends merged in, as JSON."""
+    click.echo(json.dumps(recipe.load(recipe_name).as_dict(), indent=2))
+
+
+@cli.command(name="resolve")
+@click.argument("recipe_name", metavar="RECIPE")
+@_source_options
+@_verbosity
+def resolve_cmd(recipe_name: str, **kw: Any) -> None:
+    """Print the package set RECIPE resolves to: name, version, architecture."""
+    plan = make_plan(recipe.load(recipe_name), _options(**kw))
+    _, selection = pipeline.resolve_plan(plan)
+    for p in selection.packages:
+        click.echo(f"{p.name}\t{p.version}\t{p.arch}")
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cli(standalone_mode=False)
+    except BootstrapError as exc:
+        if _debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted; nothing was written", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

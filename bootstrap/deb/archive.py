@@ -1,0 +1,78 @@
+"""The archive state a build uses: the verified releases (suite, -updates, -security) and their indexes."""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.cache import Cache
+from bootstrap.deb import index as index_mod
+from bootstrap.deb import release as release_mod
+from bootstrap.deb.index import Index
+from bootstrap.deb.release import Release
+from bootstrap.distros import DistroInfo
+from bootstrap.log import log
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one suite comes from."""
+
+    mirror: str
+    dist: str
+
+
+@dataclass(frozen=True)
+class Archive:
+    codename: str
+    suite: str
+    releases: tuple[Release, ...]
+    index: Index
+
+    @property
+    def date(self) -> int:
+        """The archive's timestamp: the newest Date: of the releases used."""
+        return max(r.date for r in self.releases)
+
+
+def sources_for(distro: DistroInfo, main: Release, security_mirror: str) -> list[Source]:
+    """The suite itself, plus -updates and -security for releases that have them."""
+    out = [Source(main.mirror, main.codename)]
+    if distro.has_updates(main.suite):
+        out.append(Source(main.mirror, f"{main.codename}-updates"))
+        out.append(Source(security_mirror, f"{main.codename}-security"))
+    return out
+
+
+def open_archive(
+    distro: DistroInfo,
+    mirror: str,
+    security_mirror: str,
+    suite: str,
+    components: tuple[str, ...],
+    arch: str,
+    keyrings: tuple[Path, ...],
+    cache: Cache,
+    insecure: bool = False,
+    check_valid_until: bool = True,
+) -> Archive:
+    """Fetch and verify every release of the build and load their package indexes."""
+    first = release_mod.fetch(mirror, suite, keyrings, insecure, check_valid_until)
+    sources = sources_for(distro, first, security_mirror)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rest = list(
+            pool.map(
+                lambda s: release_mod.fetch(s.mirror, s.dist, keyrings, insecure, check_valid_until),
+                sources[1:],
+            )
+        )
+        releases = (
+            [first]
+            if first.dist == first.codename
+            else [release_mod.fetch(mirror, first.codename, keyrings, insecure, check_valid_until)]
+        ) + rest
+        for r in releases:
+            log.debug("release %s/%s: %s, dated %s", r.mirror, r.dist, r.suite, r.date)
+        jobs = [(r, c) for r in releases for c in components]
+        parts = list(pool.map(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs))
+    index = Index([(job[0], pf) for job, pf in zip(jobs, parts, strict=True)], arch)
+    return Archive(first.codename, first.suite, tuple(releases), index)

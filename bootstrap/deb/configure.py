@@ -1,0 +1,100 @@
+"""Configure an unpacked root: every preinst, then one `dpkg --configure -a`, inside the sandbox."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bootstrap.deb import relations
+from bootstrap.deb.index import Package
+from bootstrap.deb.unpack import Unpacked
+from bootstrap.errors import ConfigureError
+from bootstrap.log import log
+from bootstrap.sandbox import Chroot
+
+POLICY_RC_D = "#!/bin/sh\n# Installed by bootstrap: services do not start inside a container image build.\nexit 101\n"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def base_env(epoch: int) -> dict[str, str]:
+    """The whole environment maintainer scripts see: nothing from the host leaks in."""
+    return {
+        "PATH": PATH,
+        "HOME": "/root",
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "DEBCONF_NONINTERACTIVE_SEEN": "true",
+        "DEBCONF_NOWARNINGS": "yes",
+        "SOURCE_DATE_EPOCH": str(epoch),
+        "TZ": "UTC",
+    }
+
+
+def install_order(packages: Sequence[Package]) -> list[Package]:
+    """Pre-Depends and Depends before dependents (cycles broken by name); base-passwd first."""
+    by_name = {p.name: p for p in packages}
+    provides: dict[str, str] = {}
+    for p in packages:
+        for group in relations.parse(p.provides):
+            provides.setdefault(group[0].name, p.name)
+    done: list[Package] = []
+    seen: set[str] = set()
+
+    def visit(name: str, stack: set[str]) -> None:
+        if name in seen or name in stack:
+            return
+        stack.add(name)
+        pkg = by_name[name]
+        for group in relations.parse(pkg.pre_depends) + relations.parse(pkg.depends):
+            for rel in group:
+                dep = rel.name if rel.name in by_name else provides.get(rel.name)
+                if dep:
+                    visit(dep, stack)
+                    break
+        stack.discard(name)
+        if name not in seen:
+            seen.add(name)
+            done.append(pkg)
+
+    for first in ("base-passwd",):
+        if first in by_name:
+            visit(first, set())
+    for name in sorted(by_name):
+        visit(name, set())
+    return done
+
+
+def _fail(what: str, output: str) -> ConfigureError:
+    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
+    return ConfigureError(f"{what} failed: {tail or 'no output'}", "run with -v to see all maintainer script output")
+
+
+def configure(root: Path, unpacked: Sequence[Unpacked], epoch: int, sandbox: Chroot) -> None:
+    """Run every preinst (`install`) in dependency order, then `dpkg --configure -a` once."""
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text(POLICY_RC_D)
+    policy.chmod(0o755)
+    env = base_env(epoch)
+    by_name = {u.package.name: u for u in unpacked}
+    for pkg in install_order([u.package for u in unpacked]):
+        if "preinst" not in by_name[pkg.name].control:
+            continue
+        script = f"/var/lib/dpkg/info/{pkg.key}.preinst"
+        proc = sandbox.run(
+            [script, "install"],
+            {
+                **env,
+                "DPKG_MAINTSCRIPT_NAME": "preinst",
+                "DPKG_MAINTSCRIPT_PACKAGE": pkg.name,
+                "DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT": "1",
+                "DPKG_MAINTSCRIPT_ARCH": pkg.arch,
+                "DPKG_ROOT": "",
+                "DPKG_ADMINDIR": "/var/lib/dpkg",
+            },
+        )
+        log.debug("%s", proc.stdout.rstrip())
+        if proc.returncode != 0:
+            raise _fail(f"{pkg.name} preinst", proc.stdout)
+    proc = sandbox.run(["dpkg", "--configure", "-a", "--force-unsafe-io"], env)
+    log.debug("%s", proc.stdout.rstrip())
+    if proc.returncode != 0:
+        raise _fail("dpkg --configure -a", proc.stdout)

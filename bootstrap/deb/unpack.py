@@ -1,0 +1,203 @@
+"""Unpack .deb data into a root tree: dpkg path filters applied while streaming, nothing written outside.
+
+Every path is resolved inside the root the way the chroot will see it: a symlink met on the way
+(`/bin -> usr/bin`) is followed, absolute targets are re-rooted and `..` stops at the root, so no
+entry can reach outside. The last component is never followed: an entry replaces what is there.
+"""
+
+import os
+import posixpath
+import stat
+import tarfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.deb import debfile
+from bootstrap.deb.debfile import DebContents
+from bootstrap.deb.filters import PathFilter
+from bootstrap.deb.index import Package
+from bootstrap.errors import UnpackError
+
+MAX_LINKS = 40
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """What dpkg would know about one unpacked package."""
+
+    package: Package
+    control: dict[str, bytes]
+    paths: tuple[str, ...]
+    conffiles: tuple[str, ...]
+
+
+class RootWriter:
+    """Writes tar entries below `root`, confined to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self._dirs: dict[str, str] = {"": ""}
+
+    def _real(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def resolve_dir(self, rel: str, depth: int = 0) -> str:
+        """The root-relative real path of directory `rel`, following symlinks inside the root."""
+        cached = self._dirs.get(rel)
+        if cached is not None:
+            return cached
+        if depth > MAX_LINKS:
+            raise UnpackError(f"too many levels of symbolic links at /{rel}", "the package set has a symlink loop")
+        parent, _, name = rel.rpartition("/")
+        base = self.resolve_dir(parent, depth) if parent else ""
+        candidate = f"{base}/{name}" if base else name
+        real = self._real(candidate)
+        if os.path.islink(real):
+            target = os.readlink(real)
+            joined = target if target.startswith("/") else f"/{base}/{target}"
+            resolved = self.resolve_dir(posixpath.normpath(joined).lstrip("/"), depth + 1)
+        else:
+            resolved = candidate
+        self._dirs[rel] = resolved
+        return resolved
+
+    def _forget(self, rel: str) -> None:
+        if rel in self._dirs:
+            prefix = rel + "/"
+            for key in [k for k in self._dirs if k == rel or k.startswith(prefix)]:
+                del self._dirs[key]
+
+    def _target(self, rel: str) -> str:
+        parent, _, name = rel.rpartition("/")
+        base = self.resolve_dir(parent) if parent else ""
+        if not os.path.isdir(self._real(base)):
+            raise UnpackError(f"cannot create /{rel}: /{parent} is not a directory", "the package set conflicts")
+        return self._real(f"{base}/{name}" if base else name)
+
+    @staticmethod
+    def _clear(path: str, rel: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise UnpackError(f"cannot replace directory /{rel} with a non-directory", "the package set conflicts")
+        os.unlink(path)
+
+    def write(self, info: tarfile.TarInfo, rel: str, tar: tarfile.TarFile, dest_rel: str | None = None) -> None:
+        """Create one entry at `rel` (or `dest_rel` for a conffile's .dpkg-new)."""
+        target = self._target(dest_rel or rel)
+        if info.isdir():
+            if os.path.isdir(target):
+                return
+            self._clear(target, rel)
+            os.mkdir(target, 0o700)
+            os.chown(target, info.uid, info.gid)
+            os.chmod(target, stat.S_IMODE(info.mode))
+            return
+        self._forget(rel)
+        self._clear(target, rel)
+        if info.isreg():
+            src = tar.extractfile(info)
+            data = src.read() if src else b""
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchown(fd, info.uid, info.gid)
+                os.fchmod(fd, stat.S_IMODE(info.mode))
+            finally:
+                os.close(fd)
+            os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
+        elif info.issym():
+            os.symlink(info.linkname, target)
+            os.chown(target, info.uid, info.gid, follow_symlinks=False)
+            os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
+        elif info.islnk():
+            link_rel = _member_path(info.linkname)
+            if link_rel is None:
+                raise UnpackError(f"hard link /{rel} points outside the package", "the package is malformed")
+            os.link(self._target(link_rel), target, follow_symlinks=False)
+        elif info.ischr() or info.isblk():
+            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
+            os.mknod(target, kind | stat.S_IMODE(info.mode), os.makedev(info.devmajor, info.devminor))
+            os.chown(target, info.uid, info.gid)
+        elif info.isfifo():
+            os.mkfifo(target, stat.S_IMODE(info.mode))
+            os.chown(target, info.uid, info.gid)
+        else:
+            raise UnpackError(f"/{rel}: unsupported tar entry type {info.type!r}", "the package is malformed")
+
+
+def _member_path(name: str) -> str | None:
+    """The root-relative path of a tar member name, or None when it would leave the root."""
+    if "\0" in name or name.startswith("/"):
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def _conffiles(control: dict[str, bytes]) -> tuple[str, ...]:
+    out = []
+    for line in control.get("conffiles", b"").decode("utf-8", "replace").splitlines():
+        words = line.split()
+        if words and words[0].startswith("/"):
+            out.append(words[0])
+    return tuple(out)
+
+
+def unpack_one(writer: RootWriter, pkg: Package, deb: DebContents, pfilter: PathFilter) -> Unpacked:
+    """Write one package's files into the root; return its dpkg file list."""
+    conffiles = _conffiles(deb.control)
+    confset = set(conffiles)
+    paths: list[str] = []
+    with deb.data() as tar:
+        for info in tar:
+            rel = _member_path(info.name)
+            if rel is None:
+                raise UnpackError(
+                    f"{pkg.name} {pkg.version}: refusing entry {info.name!r} outside the root",
+                    "the package is malformed or hostile; do not use this mirror",
+                )
+            path = "/" + rel if rel else "/."
+            paths.append(path)
+            if not rel:
+                continue
+            if pfilter and pfilter.skips(path, info.isdir() or info.issym()):
+                continue
+            writer.write(info, rel, tar, rel + ".dpkg-new" if path in confset and info.isreg() else None)
+    return Unpacked(pkg, deb.control, tuple(paths), conffiles)
+
+
+def prepare_root(root: Path, merged_usr_dirs: Iterable[str]) -> None:
+    """An empty root with the merged-/usr links (`bin -> usr/bin`, ...) made before any package lands."""
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    (root / "usr").mkdir(mode=0o755, exist_ok=True)
+    for name in merged_usr_dirs:
+        (root / "usr" / name).mkdir(mode=0o755, exist_ok=True)
+        link = root / name
+        if not link.is_symlink():
+            link.symlink_to(f"usr/{name}")
+
+
+def _read_ahead(items: list[tuple[Package, Path]], window: int = 4) -> Iterator[tuple[Package, DebContents]]:
+    """Decompress the next few packages in threads while the current one is written."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(debfile.read, path) for _, path in items[:window]]
+        for i, (pkg, _) in enumerate(items):
+            if i + window < len(items):
+                futures.append(pool.submit(debfile.read, items[i + window][1]))
+            yield pkg, futures[i].result()
+            futures[i] = None  # type: ignore[call-overload]
+
+
+def unpack_all(root: Path, items: list[tuple[Package, Path]], pfilter: PathFilter) -> list[Unpacked]:
+    """Unpack every package in the given order (decompression runs ahead in threads)."""
+    writer = RootWriter(root)
+    return [unpack_one(writer, pkg, deb, pfilter) for pkg, deb in _read_ahead(items)]

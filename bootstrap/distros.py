@@ -1,0 +1,77 @@
+"""What differs between distributions of the deb family: keyrings, suites, security layout, image names."""
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class Distro(enum.StrEnum):
+    DEBIAN = "debian"
+    UBUNTU = "ubuntu"
+
+
+@dataclass(frozen=True)
+class DistroInfo:
+    name: Distro
+    codenames: frozenset[str]
+    keyrings: tuple[Path, ...]
+    keyring_package: str
+    sources_file: str
+    mirror_env: str
+    security_env: str
+    security_sibling: str
+    supported_suites: frozenset[str]
+    """Release `Suite:` values that get -updates and -security sources (empty: every suite does)."""
+
+    def is_ours(self, suite: str, signed_by: str) -> bool:
+        """Whether an apt source with this suite and Signed-By belongs to this distribution."""
+        base = suite.split("-", 1)[0].split("/", 1)[0]
+        return base in self.codenames or f"{self.name}-archive-keyring" in signed_by
+
+    def has_updates(self, release_suite: str) -> bool:
+        """Whether a release with this `Suite:` field is served with -updates and -security suites."""
+        return not self.supported_suites or release_suite in self.supported_suites
+
+
+_KEYRINGS = Path("/usr/share/keyrings")
+
+DISTROS: dict[Distro, DistroInfo] = {
+    Distro.DEBIAN: DistroInfo(
+        name=Distro.DEBIAN,
+        codenames=frozenset(
+            [
+                "buster",
+                "bullseye",
+                "bookworm",
+                "trixie",
+                "forky",
+                "duke",
+                "sid",
+                "experimental",
+                "oldoldstable",
+                "oldstable",
+                "stable",
+                "testing",
+                "unstable",
+            ]
+        ),
+        keyrings=(_KEYRINGS / "debian-archive-keyring.pgp", _KEYRINGS / "debian-archive-keyring.gpg"),
+        keyring_package="debian-archive-keyring",
+        sources_file="debian.sources",
+        mirror_env="BOOTSTRAP_DEBIAN_MIRROR",
+        security_env="BOOTSTRAP_DEBIAN_SECURITY_MIRROR",
+        security_sibling="-security",
+        supported_suites=frozenset({"stable", "oldstable", "oldoldstable"}),
+    ),
+    Distro.UBUNTU: DistroInfo(
+        name=Distro.UBUNTU,
+        codenames=frozenset(["focal", "jammy", "noble", "oracular", "plucky", "questing", "resolute"]),
+        keyrings=(_KEYRINGS / "ubuntu-archive-keyring.gpg",),
+        keyring_package="ubuntu-keyring",
+        sources_file="ubuntu.sources",
+        mirror_env="BOOTSTRAP_UBUNTU_MIRROR",
+        security_env="BOOTSTRAP_UBUNTU_SECURITY_MIRROR",
+        security_sibling="",
+        supported_suites=frozenset(),
+    ),
+}

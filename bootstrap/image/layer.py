@@ -1,0 +1,173 @@
+"""One deterministic layer from a directory tree: sorted entries, numeric owners, clamped times, xattrs.
+
+Knows nothing about any distribution: it takes a tree and an epoch and gives a blob with its digests.
+"""
+
+import enum
+import hashlib
+import os
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+EMPTY_DIRS = ("dev", "proc", "sys")
+"""Kept as empty directories: the container runtime mounts them."""
+
+
+class Compression(enum.StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+    @property
+    def media_suffix(self) -> str:
+        return {"gzip": "+gzip", "zstd": "+zstd", "none": ""}[self.value]
+
+
+@dataclass(frozen=True)
+class Layer:
+    path: Path
+    digest: str
+    """sha256 of the blob as stored (compressed)."""
+    diff_id: str
+    """sha256 of the uncompressed tar."""
+    size: int
+    tar_size: int
+    compression: Compression
+
+    @property
+    def media_type(self) -> str:
+        return "application/vnd.oci.image.layer.v1.tar" + self.compression.media_suffix
+
+
+class _HashingSink:
+    """A file-like sink: hashes the tar stream, compresses it, hashes and writes the result."""
+
+    def __init__(self, out: BinaryIO, compression: Compression, level: int) -> None:
+        self.out = out
+        self.tar_hash = hashlib.sha256()
+        self.blob_hash = hashlib.sha256()
+        self.tar_size = 0
+        self.size = 0
+        self.compression = compression
+        if compression is Compression.GZIP:
+            self._gz = zlib.compressobj(level, zlib.DEFLATED, 31, 9)
+        elif compression is Compression.ZSTD:
+            self._zst = zstandard.ZstdCompressor(level=level, threads=1).compressobj()
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.blob_hash.update(data)
+            self.size += len(data)
+            self.out.write(data)
+
+    def write(self, data: bytes) -> int:
+        self.tar_hash.update(data)
+        self.tar_size += len(data)
+        if self.compression is Compression.GZIP:
+            self._emit(self._gz.compress(data))
+        elif self.compression is Compression.ZSTD:
+            self._emit(self._zst.compress(data))
+        else:
+            self._emit(bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        if self.compression is Compression.GZIP:
+            self._emit(self._gz.flush())
+        elif self.compression is Compression.ZSTD:
+            self._emit(self._zst.flush())
+
+
+def _xattrs(path: str) -> dict[str, str]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in sorted(names):
+        if name.startswith("security.selinux"):
+            continue
+        value = os.getxattr(path, name, follow_symlinks=False)
+        out[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
+    return out
+
+
+def _walk(root: str) -> list[str]:
+    """Every path below root, relative, in byte order of the full path (parents before children)."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        rel = "" if rel == "." else rel + "/"
+        if rel.rstrip("/") in EMPTY_DIRS:
+            dirnames[:] = []
+            continue
+        out.extend(rel + name for name in dirnames + filenames)
+    out.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))
+    return out
+
+
+def write_tar(root: Path, epoch: int, sink: BinaryIO) -> None:
+    """Write the tree as a reproducible tar stream to `sink`."""
+    links: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}
+    with tarfile.open(
+        fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
+    ) as tar:
+        for rel in _walk(str(root)):
+            full = os.path.join(root, rel)
+            st = os.lstat(full)
+            info = tarfile.TarInfo(rel)
+            info.mode = stat.S_IMODE(st.st_mode)
+            info.uid, info.gid = st.st_uid, st.st_gid
+            info.uname = info.gname = ""
+            info.mtime = min(int(st.st_mtime), epoch)
+            xattrs = _xattrs(full)
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                key = (st.st_dev, st.st_ino)
+                if st.st_nlink > 1 and key in links:
+                    info.type = tarfile.LNKTYPE
+                    info.linkname, xattrs = links[key]
+                else:
+                    if st.st_nlink > 1:
+                        links[key] = (rel, xattrs)
+                    info.size = st.st_size
+            elif stat.S_ISDIR(mode):
+                info.type = tarfile.DIRTYPE
+            elif stat.S_ISLNK(mode):
+                info.type = tarfile.SYMTYPE
+                info.linkname = os.readlink(full)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+                info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            elif stat.S_ISFIFO(mode):
+                info.type = tarfile.FIFOTYPE
+            else:
+                continue
+            info.pax_headers = xattrs
+            if info.type == tarfile.REGTYPE:
+                with open(full, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+
+
+def pack(root: Path, epoch: int, dest: Path, compression: Compression = Compression.GZIP, level: int = 9) -> Layer:
+    """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass."""
+    with open(dest, "wb") as out:
+        sink = _HashingSink(out, compression, level)
+        write_tar(root, epoch, sink)  # type: ignore[arg-type]
+        sink.close()
+    return Layer(
+        path=dest,
+        digest="sha256:" + sink.blob_hash.hexdigest(),
+        diff_id="sha256:" + sink.tar_hash.hexdigest(),
+        size=sink.size,
+        tar_size=sink.tar_size,
+        compression=compression,
+    )

@@ -1,0 +1,177 @@
+"""OCI image config, manifest and index, and the one image tar that docker, podman and skopeo all load."""
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bootstrap.image.layer import Layer
+
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+GO_ARCH = {
+    "amd64": "amd64",
+    "arm64": "arm64",
+    "armhf": "arm",
+    "armel": "arm",
+    "i386": "386",
+    "ppc64el": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "mips64el": "mips64le",
+}
+VARIANT = {"arm64": "v8", "armhf": "v7", "armel": "v5"}
+
+
+def canonical_json(data: Any) -> bytes:
+    """Stable bytes for a JSON document: sorted keys, no spaces."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def platform(arch: str) -> dict[str, str]:
+    """The OCI platform of a Debian architecture name."""
+    out = {"architecture": GO_ARCH.get(arch, arch), "os": "linux"}
+    if arch in VARIANT:
+        out["variant"] = VARIANT[arch]
+    return out
+
+
+def full_reference(tag: str) -> str:
+    """`debian:trixie` -> `docker.io/library/debian:trixie`, as Docker names images."""
+    name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+    first = name.split("/", 1)[0]
+    if "/" in name and ("." in first or ":" in first or first == "localhost"):
+        return tag
+    return f"docker.io/{tag}" if "/" in name else f"docker.io/library/{tag}"
+
+
+@dataclass(frozen=True)
+class Blob:
+    media_type: str
+    data: bytes
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", "sha256:" + hashlib.sha256(self.data).hexdigest())
+
+    def descriptor(self, **extra: Any) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data), **extra}
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    arch: str
+    epoch: int
+    cmd: Sequence[str] = ("bash",)
+    entrypoint: Sequence[str] = ()
+    env: Sequence[str] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    created_by: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    """One platform's image: config and manifest blobs plus its layer."""
+
+    config: Blob
+    manifest: Blob
+    layer: Layer
+    arch: str
+
+
+def make_image(layer: Layer, settings: ImageSettings) -> Image:
+    config: dict[str, Any] = {
+        "architecture": GO_ARCH.get(settings.arch, settings.arch),
+        "os": "linux",
+        "created": rfc3339(settings.epoch),
+        "config": {"Env": list(settings.env), "Cmd": list(settings.cmd)},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        "history": [{"created": rfc3339(settings.epoch), "created_by": settings.created_by}],
+    }
+    if settings.arch in VARIANT:
+        config["variant"] = VARIANT[settings.arch]
+    if settings.entrypoint:
+        config["config"]["Entrypoint"] = list(settings.entrypoint)
+    if settings.labels:
+        config["config"]["Labels"] = dict(settings.labels)
+    config_blob = Blob(MEDIA_CONFIG, canonical_json(config))
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "config": config_blob.descriptor(),
+        "layers": [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}],
+    }
+    return Image(config_blob, Blob(MEDIA_MANIFEST, canonical_json(manifest)), layer, settings.arch)
+
+
+def _add(tar: tarfile.TarFile, name: str, epoch: int, data: bytes | None = None, path: Path | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime = epoch
+    info.uname = info.gname = ""
+    if data is None and path is None:
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        tar.addfile(info)
+        return
+    info.mode = 0o644
+    if path is not None:
+        info.size = path.stat().st_size
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        assert data is not None
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+
+def index_blob(images: Sequence[Image], tags: Sequence[str]) -> Blob:
+    """The OCI index over per-platform manifests (annotated with the tag when single-platform)."""
+    manifests = []
+    for img in images:
+        extra: dict[str, Any] = {"platform": platform(img.arch)}
+        if len(images) == 1 and tags:
+            extra["annotations"] = {
+                "io.containerd.image.name": full_reference(tags[0]),
+                "org.opencontainers.image.ref.name": tags[0].rsplit(":", 1)[-1],
+            }
+        manifests.append(img.manifest.descriptor(**extra))
+    return Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}))
+
+
+def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> Blob:
+    """An OCI layout tar that also carries Docker's manifest.json; returns the index blob."""
+    index = index_blob(images, tags)
+    docker_manifest = [
+        {
+            "Config": f"blobs/sha256/{img.config.digest[7:]}",
+            "RepoTags": list(tags) if i == 0 else [],
+            "Layers": [f"blobs/sha256/{img.layer.digest[7:]}"],
+        }
+        for i, img in enumerate(images)
+    ]
+    blobs: dict[str, tuple[bytes | None, Path | None]] = {}
+    for img in images:
+        blobs[img.config.digest] = (img.config.data, None)
+        blobs[img.manifest.digest] = (img.manifest.data, None)
+        blobs[img.layer.digest] = (None, img.layer.path)
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, "blobs", epoch)
+        _add(tar, "blobs/sha256", epoch)
+        for digest in sorted(blobs):
+            data, path = blobs[digest]
+            _add(tar, f"blobs/sha256/{digest[7:]}", epoch, data, path)
+        _add(tar, "index.json", epoch, index.data)
+        _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
+        _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
+    return index

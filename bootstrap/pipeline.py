@@ -1,0 +1,176 @@
+"""The build, one call per step: plan -> archive -> resolve -> download -> unpack -> configure -> finish
+-> pack -> outputs."""
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap import download, outputs
+from bootstrap.deb import dpkgdb
+from bootstrap.deb.archive import Archive, open_archive
+from bootstrap.deb.configure import configure, install_order
+from bootstrap.deb.filters import PathFilter
+from bootstrap.deb.finish import AptSourceEntry, finish
+from bootstrap.deb.resolve import Request, Selection, resolve
+from bootstrap.deb.unpack import prepare_root, unpack_all
+from bootstrap.errors import BootstrapError
+from bootstrap.image import oci
+from bootstrap.image.layer import pack
+from bootstrap.log import log
+from bootstrap.plan import Plan
+from bootstrap.sandbox import Chroot, mounts_under, require_root
+
+
+@dataclass
+class Timer:
+    steps: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps[name] = round(time.monotonic() - start, 3)
+            log.info("%-10s %6.2fs", name, self.steps[name])
+
+
+@dataclass(frozen=True)
+class Result:
+    output: Path
+    tag: str
+    codename: str
+    epoch: int
+    index_digest: str
+    manifest_digest: str
+    layer_digest: str
+    layer_size: int
+    tar_size: int
+    packages: Selection
+    timings: dict[str, float]
+
+
+def load_archive(plan: Plan) -> Archive:
+    plan.cache.ensure()
+    return open_archive(
+        plan.distro,
+        plan.mirror,
+        plan.security_mirror,
+        plan.suite,
+        plan.recipe.components,
+        plan.arch,
+        plan.keyrings,
+        plan.cache,
+        plan.insecure,
+        plan.check_valid_until,
+    )
+
+
+def request_for(plan: Plan) -> Request:
+    r = plan.recipe
+    return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer)
+
+
+def resolve_plan(plan: Plan) -> tuple[Archive, Selection]:
+    """Archive indexes and the resolved package set, without building anything."""
+    archive = load_archive(plan)
+    return archive, resolve(archive.index, request_for(plan))
+
+
+def tag_for(plan: Plan, codename: str) -> str:
+    return plan.tag or plan.recipe.tag.format(codename=codename, suite=plan.suite, arch=plan.arch)
+
+
+def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
+    """The image's own apt sources: the same suites from the same mirrors as the build."""
+    by_mirror: dict[str, list[str]] = {}
+    for rel in archive.releases:
+        by_mirror.setdefault(rel.mirror, []).append(rel.dist)
+    return [AptSourceEntry(m, tuple(suites), plan.recipe.components) for m, suites in by_mirror.items()]
+
+
+@contextmanager
+def workspace() -> Iterator[Path]:
+    """A scratch directory, removed at the end, never while anything is still mounted below it."""
+    work = Path(tempfile.mkdtemp(prefix="bootstrap-"))
+    try:
+        yield work
+    finally:
+        left = mounts_under(work)
+        if left:
+            log.error("not removing %s: still mounted: %s", work, ", ".join(left))
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def build(plan: Plan) -> Result:
+    """Build the image the plan describes and write its outputs."""
+    require_root("building an image")
+    timer = Timer()
+    with timer.step("indexes"):
+        archive = load_archive(plan)
+    with timer.step("resolve"):
+        selection = resolve(archive.index, request_for(plan))
+    log.info("%s %s: %d packages", plan.recipe.name, archive.codename, len(selection.packages))
+    with timer.step("download"):
+        debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
+    epoch = plan.epoch if plan.epoch is not None else archive.date
+    pfilter = PathFilter.from_lists(plan.recipe.path_exclude, plan.recipe.path_include)
+    tag = tag_for(plan, archive.codename)
+    with workspace() as work:
+        root = work / "root"
+        order = install_order(selection.packages)
+        with timer.step("unpack"):
+            prepare_root(root, plan.merged_usr_dirs)
+            unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter)
+            dpkgdb.write(root, unpacked)
+        with timer.step("configure"), Chroot(root) as sandbox:
+            configure(root, unpacked, epoch, sandbox)
+        if mounts_under(root):
+            raise BootstrapError(f"{root} still has mounts after configure", "unmount them by hand, then retry")
+        with timer.step("finish"):
+            finish(
+                root,
+                pfilter,
+                apt_sources(plan, archive),
+                plan.distro.sources_file,
+                [k.name for k in plan.distro.keyrings],
+                epoch,
+            )
+        with timer.step("pack"):
+            layer = pack(root, epoch, work / "layer", plan.compression)
+        with timer.step("outputs"), outputs.staged(plan.output) as stage:
+            image = oci.make_image(
+                layer,
+                oci.ImageSettings(
+                    arch=plan.arch,
+                    epoch=epoch,
+                    cmd=plan.recipe.cmd,
+                    entrypoint=plan.recipe.entrypoint,
+                    env=plan.recipe.env,
+                    labels=dict(plan.recipe.labels),
+                    created_by=f"bootstrap {plan.recipe.name} ({archive.codename}, {plan.arch})",
+                ),
+            )
+            index = oci.write_archive(stage / "image.tar", [image], [tag], epoch)
+            outputs.link_or_copy(layer.path, stage / "rootfs.tar.gz")
+            (stage / "packages.txt").write_text(
+                "".join(f"{p.name}\t{p.version}\t{p.arch}\n" for p in selection.packages)
+            )
+    return Result(
+        output=plan.output,
+        tag=tag,
+        codename=archive.codename,
+        epoch=epoch,
+        index_digest=index.digest,
+        manifest_digest=image.manifest.digest,
+        layer_digest=layer.digest,
+        layer_size=layer.size,
+        tar_size=layer.tar_size,
+        packages=selection,
+        timings=timer.steps,
+    )

@@ -1,0 +1,143 @@
+"""The plan: a recipe plus command-line options plus what the host provides, checked before any work."""
+
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap import mirrors
+from bootstrap.cache import Cache, default_dir
+from bootstrap.distros import DISTROS, DistroInfo
+from bootstrap.errors import BootstrapError, SignatureError
+from bootstrap.image.layer import Compression
+from bootstrap.recipe import Recipe
+
+_MACHINE_TO_DEB = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "armhf",
+    "i686": "i386",
+    "ppc64le": "ppc64el",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+}
+
+MERGED_USR_DIRS = {
+    "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
+    "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
+    "arm64": ("bin", "sbin", "lib"),
+    "armhf": ("bin", "sbin", "lib"),
+    "armel": ("bin", "sbin", "lib"),
+    "ppc64el": ("bin", "sbin", "lib", "lib64"),
+    "s390x": ("bin", "sbin", "lib", "lib64"),
+    "riscv64": ("bin", "sbin", "lib", "lib64"),
+    "mips64el": ("bin", "sbin", "lib", "lib32", "lib64"),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the command line can say about a build; None means 'not given'."""
+
+    suite: str | None = None
+    arch: str | None = None
+    mirror: str | None = None
+    security_mirror: str | None = None
+    keyrings: tuple[Path, ...] = ()
+    insecure: bool = False
+    check_valid_until: bool = True
+    cache_dir: Path | None = None
+    output: Path | None = None
+    tag: str | None = None
+    epoch: int | None = None
+    offline: bool = False
+    compression: Compression = Compression.GZIP
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: Recipe
+    distro: DistroInfo
+    suite: str
+    arch: str
+    mirror: str
+    security_mirror: str
+    keyrings: tuple[Path, ...]
+    cache: Cache
+    output: Path
+    tag: str | None
+    epoch: int | None
+    insecure: bool
+    check_valid_until: bool
+    offline: bool
+    compression: Compression
+
+    @property
+    def merged_usr_dirs(self) -> tuple[str, ...]:
+        return MERGED_USR_DIRS.get(self.arch, ("bin", "sbin", "lib"))
+
+
+def host_arch() -> str:
+    """The host's Debian architecture name."""
+    try:
+        return subprocess.run(
+            ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return _MACHINE_TO_DEB.get(platform.machine(), platform.machine())
+
+
+def keyrings_for(distro: DistroInfo, given: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The keyrings that vouch for the archive: --keyring files, else the host's distribution keyring."""
+    if given:
+        for k in given:
+            if not k.is_file():
+                raise SignatureError(
+                    f"keyring {k} does not exist", "give an existing OpenPGP keyring file to --keyring"
+                )
+        return given
+    found = tuple(k for k in distro.keyrings if k.is_file())
+    if not found:
+        raise SignatureError(
+            f"no {distro.name} archive keyring found ({', '.join(str(k) for k in distro.keyrings)})",
+            f"apt-get install {distro.keyring_package}, or pass --keyring FILE",
+        )
+    return found[:1]
+
+
+def _epoch_from_env() -> int | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if not value:
+        return None
+    if not value.isdigit():
+        raise BootstrapError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds", "unset it or give an integer")
+    return int(value)
+
+
+def make_plan(recipe: Recipe, opts: Options) -> Plan:
+    """Combine recipe, options and host facts; fail here, before any download, on anything missing."""
+    distro = DISTROS[recipe.distribution]
+    arch = opts.arch or host_arch()
+    if arch not in MERGED_USR_DIRS:
+        raise BootstrapError(f"unsupported architecture {arch!r}", f"use one of {', '.join(sorted(MERGED_USR_DIRS))}")
+    found = mirrors.discover(distro, opts.mirror, opts.security_mirror)
+    keyrings = () if opts.insecure and not opts.keyrings else keyrings_for(distro, opts.keyrings)
+    output = opts.output or Path("dist") / recipe.name
+    return Plan(
+        recipe=recipe,
+        distro=distro,
+        suite=opts.suite or recipe.suite,
+        arch=arch,
+        mirror=found.main,
+        security_mirror=found.security,
+        keyrings=keyrings,
+        cache=Cache(opts.cache_dir or default_dir()),
+        output=output,
+        tag=opts.tag,
+        epoch=opts.epoch if opts.epoch is not None else _epoch_from_env(),
+        insecure=opts.insecure,
+        check_valid_until=opts.check_valid_until,
+        offline=opts.offline,
+        compression=opts.compression,
+    )
