@@ -14,7 +14,7 @@ import click
 from bootstrap import __version__, pipeline, recipe
 from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
-from bootstrap.log import setup
+from bootstrap.log import log, setup
 from bootstrap.plan import Options, make_plan
 
 _debug = False
@@ -80,6 +80,7 @@ def _options(**kw: Any) -> Options:
         epoch=kw.get("epoch"),
         offline=kw.get("offline", False),
         compression=Compression(kw.get("compression") or "gzip"),
+        tmpfs=kw.get("tmpfs"),
     )
 
 
@@ -105,16 +106,16 @@ def cli() -> None:
     default="gzip",
     help="Layer compression (zstd needs Docker 23 or newer).",
 )
+@click.option("--tmpfs/--no-tmpfs", default=None, help="Build the tree in memory (default: when 4 GiB are free).")
 @_verbosity
 def build(recipe_name: str, **kw: Any) -> None:
     """Build RECIPE into an image tar, a rootfs tarball and a package list."""
     plan = make_plan(recipe.load(recipe_name), _options(**kw))
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
-    click.echo(
+    log.info(
         f"wrote {result.output}/image.tar ({len(result.packages.packages)} packages, layer "
-        f"{result.layer_size / 1e6:.1f} MB gzip, {result.tar_size / 1e6:.1f} MB tar)",
-        err=True,
+        f"{result.layer_size / 1e6:.1f} MB {plan.compression}, {result.tar_size / 1e6:.1f} MB tar)"
     )
 
 

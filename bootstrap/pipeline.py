@@ -1,6 +1,7 @@
 """The build, one call per step: plan -> archive -> resolve -> download -> unpack -> configure -> finish
 -> pack -> outputs."""
 
+import os
 import shutil
 import tempfile
 import time
@@ -16,13 +17,16 @@ from bootstrap.deb.configure import configure, install_order
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.finish import AptSourceEntry, finish
 from bootstrap.deb.resolve import Request, Selection, resolve
-from bootstrap.deb.unpack import prepare_root, unpack_all
+from bootstrap.deb.unpack import drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError
 from bootstrap.image import oci
 from bootstrap.image.layer import pack
 from bootstrap.log import log
 from bootstrap.plan import Plan
-from bootstrap.sandbox import Chroot, mounts_under, require_root
+from bootstrap.sandbox import Chroot, memory_available, mounts_under, require_root, tmpfs
+
+TMPFS_MIN_MEMORY = 4 << 30
+"""Build in a tmpfs when at least this much memory is available."""
 
 
 @dataclass
@@ -94,13 +98,18 @@ def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
 
 
 @contextmanager
-def workspace() -> Iterator[Path]:
-    """A scratch directory, removed at the end, never while anything is still mounted below it."""
+def workspace(use_tmpfs: bool) -> Iterator[Path]:
+    """A scratch directory holding `root/` (a private tmpfs when asked), removed at the end, never while
+    anything is still mounted below it."""
     work = Path(tempfile.mkdtemp(prefix="bootstrap-"))
     try:
-        yield work
+        if use_tmpfs:
+            with tmpfs(work / "root"):
+                yield work
+        else:
+            yield work
     finally:
-        left = mounts_under(work)
+        left = mounts_under(work, include_self=True)
         if left:
             log.error("not removing %s: still mounted: %s", work, ", ".join(left))
         else:
@@ -110,6 +119,14 @@ def workspace() -> Iterator[Path]:
 def build(plan: Plan) -> Result:
     """Build the image the plan describes and write its outputs."""
     require_root("building an image")
+    old_umask = os.umask(0o022)
+    try:
+        return _build(plan)
+    finally:
+        os.umask(old_umask)
+
+
+def _build(plan: Plan) -> Result:
     timer = Timer()
     with timer.step("indexes"):
         archive = load_archive(plan)
@@ -121,12 +138,14 @@ def build(plan: Plan) -> Result:
     epoch = plan.epoch if plan.epoch is not None else archive.date
     pfilter = PathFilter.from_lists(plan.recipe.path_exclude, plan.recipe.path_include)
     tag = tag_for(plan, archive.codename)
-    with workspace() as work:
+    use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
+    with workspace(use_tmpfs) as work, outputs.staged(plan.output) as stage:
         root = work / "root"
         order = install_order(selection.packages)
         with timer.step("unpack"):
             prepare_root(root, plan.merged_usr_dirs)
             unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter)
+            drop_unshipped_links(root, plan.merged_usr_dirs, unpacked)
             dpkgdb.write(root, unpacked)
         with timer.step("configure"), Chroot(root) as sandbox:
             configure(root, unpacked, epoch, sandbox)
@@ -142,8 +161,8 @@ def build(plan: Plan) -> Result:
                 epoch,
             )
         with timer.step("pack"):
-            layer = pack(root, epoch, work / "layer", plan.compression)
-        with timer.step("outputs"), outputs.staged(plan.output) as stage:
+            layer = pack(root, epoch, stage / "rootfs.tar.gz", plan.compression)
+        with timer.step("outputs"):
             image = oci.make_image(
                 layer,
                 oci.ImageSettings(
@@ -157,7 +176,6 @@ def build(plan: Plan) -> Result:
                 ),
             )
             index = oci.write_archive(stage / "image.tar", [image], [tag], epoch)
-            outputs.link_or_copy(layer.path, stage / "rootfs.tar.gz")
             (stage / "packages.txt").write_text(
                 "".join(f"{p.name}\t{p.version}\t{p.arch}\n" for p in selection.packages)
             )

@@ -53,6 +53,7 @@ class Options:
     epoch: int | None = None
     offline: bool = False
     compression: Compression = Compression.GZIP
+    tmpfs: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Plan:
     check_valid_until: bool
     offline: bool
     compression: Compression
+    tmpfs: bool | None
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -140,4 +142,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         check_valid_until=opts.check_valid_until,
         offline=opts.offline,
         compression=opts.compression,
+        tmpfs=opts.tmpfs,
     )

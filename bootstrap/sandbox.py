@@ -4,7 +4,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -30,14 +31,14 @@ def require_root(what: str) -> None:
         )
 
 
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below `root`, deepest first."""
+def mounts_under(root: Path, include_self: bool = False) -> list[str]:
+    """Mount points below `root` (and `root` itself when asked), deepest first."""
     prefix = str(root.resolve())
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
+            if (include_self and point == prefix) or point.startswith(prefix + "/"):
                 found.append(point)
     return sorted(found, key=len, reverse=True)
 
@@ -45,6 +46,35 @@ def mounts_under(root: Path) -> list[str]:
 def _umount(point: str) -> None:
     if subprocess.run(["umount", point], capture_output=True).returncode != 0:
         subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def memory_available() -> int:
+    """Bytes of memory the kernel says are available (0 when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@contextmanager
+def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
+    """A private tmpfs at `path` while the context is open: a fast scratch root that vanishes on unmount."""
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"mode=755,size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise PrivilegeError(f"cannot mount a tmpfs at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
+    try:
+        yield
+    finally:
+        kill_processes_in(path.resolve())
+        for point in mounts_under(path, include_self=True):
+            _umount(point)
 
 
 class Chroot:

@@ -4,7 +4,8 @@
   `*` and `?` also match `/`; a backslash escapes the next character.
 - Every rule is tried in order and the last one that matches decides.
 - An excluded directory or symlink is kept when its path begins with the literal part (the text before
-  the first `*?[\\`) of any include rule, so directories that will hold re-included files survive.
+  the first `*?[\\`, without trailing slashes) of any include rule, so directories that will hold
+  re-included files survive.
 """
 
 import re
@@ -65,7 +66,7 @@ class PathFilter:
 
     def __post_init__(self) -> None:
         compiled = tuple((r.include, re.compile(_translate(r.pattern), re.S)) for r in self.rules)
-        literals = tuple(_SPECIAL.split(r.pattern, maxsplit=1)[0] for r in self.rules if r.include)
+        literals = tuple(_SPECIAL.split(r.pattern, maxsplit=1)[0].rstrip("/") for r in self.rules if r.include)
         object.__setattr__(self, "_compiled", compiled)
         object.__setattr__(self, "_literals", literals)
 

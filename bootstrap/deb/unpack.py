@@ -186,6 +186,22 @@ def prepare_root(root: Path, merged_usr_dirs: Iterable[str]) -> None:
             link.symlink_to(f"usr/{name}")
 
 
+def drop_unshipped_links(root: Path, merged_usr_dirs: Iterable[str], unpacked: Iterable[Unpacked]) -> None:
+    """When the packages ship the merged-/usr links themselves (base-files from trixie on), keep only those.
+
+    Older suites leave the links to the installer, so there every link made by `prepare_root` stays.
+    """
+    shipped = {p for u in unpacked for p in u.paths if p.count("/") == 1}
+    if "/bin" not in shipped:
+        return
+    for name in merged_usr_dirs:
+        link, target = root / name, root / "usr" / name
+        if f"/{name}" not in shipped and link.is_symlink():
+            link.unlink()
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()
+
+
 def _read_ahead(items: list[tuple[Package, Path]], window: int = 4) -> Iterator[tuple[Package, DebContents]]:
     """Decompress the next few packages in threads while the current one is written."""
     with ThreadPoolExecutor(max_workers=2) as pool:

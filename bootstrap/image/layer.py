@@ -8,12 +8,13 @@ import hashlib
 import os
 import stat
 import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
+
+from bootstrap.image.compress import ParallelGzip
 
 EMPTY_DIRS = ("dev", "proc", "sys")
 """Kept as empty directories: the container runtime mounts them."""
@@ -56,7 +57,7 @@ class _HashingSink:
         self.size = 0
         self.compression = compression
         if compression is Compression.GZIP:
-            self._gz = zlib.compressobj(level, zlib.DEFLATED, 31, 9)
+            self._gz = ParallelGzip(self._emit, level)
         elif compression is Compression.ZSTD:
             self._zst = zstandard.ZstdCompressor(level=level, threads=1).compressobj()
 
@@ -70,7 +71,7 @@ class _HashingSink:
         self.tar_hash.update(data)
         self.tar_size += len(data)
         if self.compression is Compression.GZIP:
-            self._emit(self._gz.compress(data))
+            self._gz.write(data)
         elif self.compression is Compression.ZSTD:
             self._emit(self._zst.compress(data))
         else:
@@ -79,7 +80,7 @@ class _HashingSink:
 
     def close(self) -> None:
         if self.compression is Compression.GZIP:
-            self._emit(self._gz.flush())
+            self._gz.close()
         elif self.compression is Compression.ZSTD:
             self._emit(self._zst.flush())
 
