@@ -1,0 +1,45 @@
+# Entry points: `make image` builds debian-slim, `make test` runs every test. Both install what they need
+# on a Debian or Ubuntu machine (apt packages, then a virtualenv in .venv).
+PYTHON ?= python3
+VENV ?= .venv
+RECIPE ?= debian-slim
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring
+TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
+	openssl mmdebstrap diffoscope-minimal
+
+.PHONY: image test unit e2e lint bench deps test-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+deps:
+	./scripts/apt-install $(RUN_DEBS)
+
+test-deps:
+	./scripts/apt-install $(TEST_DEBS)
+
+image: deps $(VENV)/.installed
+	$(SUDO) $(VENV)/bin/bootstrap $(RECIPE) $(ARGS)
+
+test: test-deps $(VENV)/.installed
+	./scripts/ensure-docker
+	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests -m 'not e2e' $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check bootstrap tests
+	$(VENV)/bin/mypy bootstrap
+
+bench: test-deps $(VENV)/.installed
+	$(SUDO) $(VENV)/bin/python -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,104 @@
+"""End-to-end fixtures: real builds from the host's mirror, a real Docker Engine, real tools.
+
+With CI=true a missing tool or engine fails the test instead of skipping it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CI = os.environ.get("CI", "").lower() == "true"
+SUITES = ("bookworm", "trixie")
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip when something outside the project is missing; in CI that is a failure."""
+    if not condition:
+        if CI:
+            pytest.fail(f"CI=true and {why}")
+        pytest.skip(why)
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    need(path is not None, f"{name} is not installed (make test-deps installs it)")
+    assert path is not None
+    return path
+
+
+def run(argv: list[str], check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc  # type: ignore[no-any-return]
+
+
+def bootstrap(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would: a fresh interpreter, `python -m bootstrap`."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return run([sys.executable, "-m", "bootstrap", *args], check=check, env=full_env, **kw)
+
+
+@pytest.fixture(scope="session")
+def as_root() -> None:
+    need(os.geteuid() == 0, "end-to-end builds need root")
+
+
+@dataclass(frozen=True)
+class Build:
+    suite: str
+    out: Path
+    tag: str
+
+    @property
+    def image(self) -> Path:
+        return self.out / "image.tar"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.out / "rootfs.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def slim_build(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Callable[[str], Build]:
+    """`slim_build(suite)`: debian-slim built once per session from the host's real mirror."""
+    built: dict[str, Build] = {}
+
+    def get(suite: str) -> Build:
+        if suite not in built:
+            out = tmp_path_factory.mktemp(f"slim-{suite}") / "out"
+            bootstrap("debian-slim", "--suite", suite, "-o", str(out), "-q")
+            built[suite] = Build(suite, out, f"debian:{suite}-slim")
+        return built[suite]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def docker() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """`docker(*args)`: the real Docker CLI; images loaded through it are removed at the end."""
+    need_tool("docker")
+    need(run(["docker", "info"], check=False).returncode == 0, "no Docker Engine answers (scripts/ensure-docker)")
+    created: list[str] = []
+
+    def call(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["docker", *args], check=check)
+
+    call.created = created  # type: ignore[attr-defined]
+    yield call
+    for ref in created:
+        run(["docker", "rmi", "-f", ref], check=False)
+
+
+def unique_tag(prefix: str) -> str:
+    return f"bootstrap-e2e/{prefix}:{uuid.uuid4().hex[:10]}"
