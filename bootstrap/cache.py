@@ -2,6 +2,7 @@
 
 import fcntl
 import hashlib
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError, ChecksumError
+
+_temp_serial = itertools.count()
+"""Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
 
 def default_dir() -> Path:
@@ -56,7 +60,7 @@ class Cache:
 
     def temp(self, name: str) -> Path:
         """A private temporary path inside the cache (same file system, so the final rename is atomic)."""
-        return self.root / "tmp" / f"{name}.{os.getpid()}.{id(object())}"
+        return self.root / "tmp" / f"{name}.{os.getpid()}.{next(_temp_serial)}"
 
     def adopt(self, tmp: Path, sha256: str, what: str) -> Path:
         """Check `tmp` against `sha256` and move it into the store; a mismatch deletes it and raises."""

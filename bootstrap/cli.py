@@ -11,7 +11,11 @@ from typing import Any, NoReturn
 
 import click
 
-from bootstrap import __version__, pipeline, recipe
+from bootstrap import __version__, inspection, pipeline, recipe, webhook
+from bootstrap import changes as changes_mod
+from bootstrap import lock as lock_mod
+from bootstrap import verify as verify_mod
+from bootstrap.cache import write_atomic
 from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.log import log, setup
@@ -65,8 +69,9 @@ def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _options(**kw: Any) -> Options:
+def _options(lock: Path | None = None, **kw: Any) -> Options:
     return Options(
+        lock=lock,
         suite=kw.get("suite"),
         arch=kw.get("arch"),
         mirror=kw.get("mirror"),
@@ -107,16 +112,138 @@ def cli() -> None:
     help="Layer compression (zstd needs Docker 23 or newer).",
 )
 @click.option("--tmpfs/--no-tmpfs", default=None, help="Build the tree in memory (default: when 4 GiB are free).")
+@click.option("--lock", "lock_file", type=click.Path(path_type=Path), help="Build exactly the packages of this lock.")
+@click.option(
+    "--if-changed",
+    "if_changed",
+    type=click.Path(path_type=Path),
+    help="Build only when a rebuild of DIR would change something (-o defaults to DIR).",
+)
+@click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the build (repeatable).")
 @_verbosity
-def build(recipe_name: str, **kw: Any) -> None:
-    """Build RECIPE into an image tar, a rootfs tarball and a package list."""
-    plan = make_plan(recipe.load(recipe_name), _options(**kw))
+def build(
+    recipe_name: str, lock_file: Path | None, if_changed: Path | None, webhooks: tuple[str, ...], **kw: Any
+) -> None:
+    """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance."""
+    rec = recipe.load(recipe_name)
+    changes = None
+    if if_changed is not None:
+        previous = lock_mod.read(if_changed)
+        kw["output"] = kw.get("output") or if_changed
+        changes = _changes(rec, previous, kw)
+        if not changes:
+            click.echo(changes.report(), nl=False)
+            return
+        click.echo(changes.report(), nl=False, err=True)
+    plan = make_plan(rec, _options(lock=lock_file, **kw))
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
+    if webhooks:
+        failed = webhook.notify(webhooks, _event("build", rec.name, result, changes))
+        if failed:
+            click.echo(f"warning: {len(failed)} webhook(s) failed; the build is complete", err=True)
     log.info(
         f"wrote {result.output}/image.tar ({len(result.packages.packages)} packages, layer "
         f"{result.layer_size / 1e6:.1f} MB {plan.compression}, {result.tar_size / 1e6:.1f} MB tar)"
     )
+
+
+def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
+    """Resolve the recipe against today's archive and compare with a previous lock."""
+    kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
+    plan = make_plan(rec, _options(**kw))
+    archive, selection = pipeline.resolve_plan(plan)
+    return changes_mod.compare(previous, selection, archive.codename)
+
+
+def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: changes_mod.Changes | None) -> dict[str, Any]:
+    return {
+        "event": kind,
+        "recipe": recipe_name,
+        "tags": [result.tag],
+        "codename": result.codename,
+        "epoch": result.epoch,
+        "output": str(result.output),
+        "digests": {"index": result.index_digest, "manifest": result.manifest_digest, "layer": result.layer_digest},
+        "packages": len(result.packages.packages),
+        "changes": changes.as_dict() if changes is not None else None,
+    }
+
+
+@cli.command(name="lock")
+@click.argument("recipe_name", metavar="RECIPE")
+@_source_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Lock file (default: RECIPE.lock.json).")
+@click.option("--epoch", type=int, help="Timestamp to record (default: SOURCE_DATE_EPOCH, then the archive's).")
+@_verbosity
+def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
+    """Resolve RECIPE and write its lock file, without building."""
+    rec = recipe.load(recipe_name)
+    plan = make_plan(rec, _options(**kw))
+    archive, selection = pipeline.resolve_plan(plan)
+    epoch = plan.epoch if plan.epoch is not None else archive.date
+    lock = lock_mod.make_lock(rec.name, str(rec.distribution), plan.suite, plan.arch, epoch, archive, selection)
+    dest = output or Path(f"{rec.name}.lock.json")
+    write_atomic(dest, lock.to_json())
+    click.echo(f"wrote {dest} ({len(selection.packages)} packages, {archive.codename})")
+
+
+@cli.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output directory of a previous build, or its lock file.",
+)
+@_source_options
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@_verbosity
+def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
+    """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due."""
+    changes = _changes(recipe.load(recipe_name), lock_mod.read(against), kw)
+    click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
+    if changes:
+        sys.exit(changes_mod.REBUILD_DUE)
+
+
+@cli.command(name="verify")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@_source_options
+@_verbosity
+def verify_cmd(directory: Path, **kw: Any) -> None:
+    """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
+    verdict = verify_mod.verify(directory, _options(**kw))
+    if verdict.ok:
+        click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")
+        return
+    click.echo(f"NOT reproducible: {', '.join(verdict.differing)} differ", err=True)
+    if verdict.diffoscope:
+        click.echo(verdict.diffoscope)
+    sys.exit(1)
+
+
+@cli.command(name="inspect")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--diff",
+    "other",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Compare with another build's directory.",
+)
+@click.option("--top", type=int, default=0, help="Show only the N largest packages.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) -> None:
+    """Digests, sizes, and the size each package takes, largest first."""
+    first = inspection.inspect(directory)
+    if other is not None:
+        second = inspection.inspect(other)
+        if as_json:
+            click.echo(json.dumps({"a": first.as_dict(), "b": second.as_dict()}, indent=2))
+        else:
+            click.echo(inspection.render_diff(first, second), nl=False)
+        return
+    click.echo(json.dumps(first.as_dict(), indent=2) if as_json else inspection.render(first, top), nl=False)
 
 
 @cli.command(name="list")

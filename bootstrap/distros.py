@@ -24,9 +24,15 @@ class DistroInfo:
     """Release `Suite:` values that get -updates and -security sources (empty: every suite does)."""
 
     def is_ours(self, suite: str, signed_by: str) -> bool:
-        """Whether an apt source with this suite and Signed-By belongs to this distribution."""
+        """Whether an apt source with this suite and Signed-By belongs to this distribution.
+
+        A source pinned to keyring files belongs to whoever owns the keyring: third-party repositories
+        reuse release codenames and even `stable` as suite names (Docker's, Google Chrome's).
+        """
+        if signed_by.startswith("/"):
+            return f"{self.name}-archive-keyring" in signed_by
         base = suite.split("-", 1)[0].split("/", 1)[0]
-        return base in self.codenames or f"{self.name}-archive-keyring" in signed_by
+        return base in self.codenames
 
     def has_updates(self, release_suite: str) -> bool:
         """Whether a release with this `Suite:` field is served with -updates and -security suites."""

@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import download, outputs
-from bootstrap.deb import dpkgdb
+from bootstrap import download, outputs, records
+from bootstrap import lock as lock_mod
+from bootstrap.deb import copyright, dpkgdb
 from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.configure import configure, install_order
 from bootstrap.deb.filters import PathFilter
@@ -21,6 +22,7 @@ from bootstrap.deb.unpack import drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError
 from bootstrap.image import oci
 from bootstrap.image.layer import pack
+from bootstrap.lock import Lock
 from bootstrap.log import log
 from bootstrap.plan import Plan
 from bootstrap.sandbox import Chroot, memory_available, mounts_under, require_root, tmpfs
@@ -51,10 +53,13 @@ class Result:
     epoch: int
     index_digest: str
     manifest_digest: str
+    config_digest: str
     layer_digest: str
+    diff_id: str
     layer_size: int
     tar_size: int
     packages: Selection
+    lock: Lock
     timings: dict[str, float]
 
 
@@ -126,16 +131,23 @@ def build(plan: Plan) -> Result:
         os.umask(old_umask)
 
 
+def select(plan: Plan, archive: Archive) -> Selection:
+    """The package set: exactly the lock's when building from one, else a fresh resolve of the recipe."""
+    if plan.lock is not None:
+        return lock_mod.selection_from(plan.lock, archive.index)
+    return resolve(archive.index, request_for(plan))
+
+
 def _build(plan: Plan) -> Result:
     timer = Timer()
     with timer.step("indexes"):
         archive = load_archive(plan)
     with timer.step("resolve"):
-        selection = resolve(archive.index, request_for(plan))
+        selection = select(plan, archive)
     log.info("%s %s: %d packages", plan.recipe.name, archive.codename, len(selection.packages))
     with timer.step("download"):
         debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
-    epoch = plan.epoch if plan.epoch is not None else archive.date
+    epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
     pfilter = PathFilter.from_lists(plan.recipe.path_exclude, plan.recipe.path_include)
     tag = tag_for(plan, archive.codename)
     use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
@@ -152,43 +164,41 @@ def _build(plan: Plan) -> Result:
         if mounts_under(root):
             raise BootstrapError(f"{root} still has mounts after configure", "unmount them by hand, then retry")
         with timer.step("finish"):
-            finish(
-                root,
-                pfilter,
-                apt_sources(plan, archive),
-                plan.distro.sources_file,
-                [k.name for k in plan.distro.keyrings],
-                epoch,
-            )
+            sources = apt_sources(plan, archive)
+            finish(root, pfilter, sources, plan.distro.sources_file, [k.name for k in plan.distro.keyrings], epoch)
+            licenses = {p.name: copyright.declared(root, p.name) for p in selection.packages}
         with timer.step("pack"):
             layer = pack(root, epoch, stage / "rootfs.tar.gz", plan.compression)
         with timer.step("outputs"):
-            image = oci.make_image(
-                layer,
-                oci.ImageSettings(
-                    arch=plan.arch,
-                    epoch=epoch,
-                    cmd=plan.recipe.cmd,
-                    entrypoint=plan.recipe.entrypoint,
-                    env=plan.recipe.env,
-                    labels=dict(plan.recipe.labels),
-                    created_by=f"bootstrap {plan.recipe.name} ({archive.codename}, {plan.arch})",
-                ),
+            settings = oci.ImageSettings(
+                arch=plan.arch,
+                epoch=epoch,
+                cmd=plan.recipe.cmd,
+                entrypoint=plan.recipe.entrypoint,
+                env=plan.recipe.env,
+                labels=dict(plan.recipe.labels),
+                created_by=f"bootstrap {plan.recipe.name} ({archive.codename}, {plan.arch})",
             )
+            image = oci.make_image(layer, settings)
             index = oci.write_archive(stage / "image.tar", [image], [tag], epoch)
-            (stage / "packages.txt").write_text(
-                "".join(f"{p.name}\t{p.version}\t{p.arch}\n" for p in selection.packages)
+            lock = lock_mod.make_lock(
+                plan.recipe.name, str(plan.recipe.distribution), plan.suite, plan.arch, epoch, archive, selection
             )
-    return Result(
-        output=plan.output,
-        tag=tag,
-        codename=archive.codename,
-        epoch=epoch,
-        index_digest=index.digest,
-        manifest_digest=image.manifest.digest,
-        layer_digest=layer.digest,
-        layer_size=layer.size,
-        tar_size=layer.tar_size,
-        packages=selection,
-        timings=timer.steps,
-    )
+            result = Result(
+                output=plan.output,
+                tag=tag,
+                codename=archive.codename,
+                epoch=epoch,
+                index_digest=index.digest,
+                manifest_digest=image.manifest.digest,
+                config_digest=image.config.digest,
+                layer_digest=layer.digest,
+                diff_id=layer.diff_id,
+                layer_size=layer.size,
+                tar_size=layer.tar_size,
+                packages=selection,
+                lock=lock,
+                timings=timer.steps,
+            )
+            records.write_all(stage, plan, result, licenses)
+    return result

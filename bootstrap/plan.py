@@ -6,11 +6,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap import lock as lock_mod
 from bootstrap import mirrors
 from bootstrap.cache import Cache, default_dir
 from bootstrap.distros import DISTROS, DistroInfo
 from bootstrap.errors import BootstrapError, SignatureError
 from bootstrap.image.layer import Compression
+from bootstrap.lock import Lock
 from bootstrap.recipe import Recipe
 
 _MACHINE_TO_DEB = {
@@ -54,6 +56,7 @@ class Options:
     offline: bool = False
     compression: Compression = Compression.GZIP
     tmpfs: bool | None = None
+    lock: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Plan:
     offline: bool
     compression: Compression
     tmpfs: bool | None
+    lock: Lock | None
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -120,7 +124,13 @@ def _epoch_from_env() -> int | None:
 def make_plan(recipe: Recipe, opts: Options) -> Plan:
     """Combine recipe, options and host facts; fail here, before any download, on anything missing."""
     distro = DISTROS[recipe.distribution]
-    arch = opts.arch or host_arch()
+    locked = lock_mod.read(opts.lock) if opts.lock else None
+    if locked is not None and locked.recipe != recipe.name:
+        raise BootstrapError(
+            f"the lock is for recipe {locked.recipe!r}, not {recipe.name!r}",
+            f"run `bootstrap build {locked.recipe} --lock ...`",
+        )
+    arch = opts.arch or (locked.arch if locked else None) or host_arch()
     if arch not in MERGED_USR_DIRS:
         raise BootstrapError(f"unsupported architecture {arch!r}", f"use one of {', '.join(sorted(MERGED_USR_DIRS))}")
     found = mirrors.discover(distro, opts.mirror, opts.security_mirror)
@@ -129,7 +139,7 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
     return Plan(
         recipe=recipe,
         distro=distro,
-        suite=opts.suite or recipe.suite,
+        suite=opts.suite or (locked.suite if locked else recipe.suite),
         arch=arch,
         mirror=found.main,
         security_mirror=found.security,
@@ -143,4 +153,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         offline=opts.offline,
         compression=opts.compression,
         tmpfs=opts.tmpfs,
+        lock=locked,
     )

@@ -48,6 +48,7 @@ class Recipe:
         """The resolved recipe, for provenance records."""
         return {
             "name": self.name,
+            "description": self.description,
             "distribution": str(self.distribution),
             "suite": self.suite,
             "components": list(self.components),
@@ -152,6 +153,12 @@ def _load_raw(name: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], Path]:
 def load(name: str) -> Recipe:
     """Load a recipe by name (or path), following `extends`, and check every key and value."""
     data, path = _load_raw(name, (name,))
+    return from_data(data, path.stem, str(path))
+
+
+def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
+    """A recipe from already merged data (a recipe file, or the resolved recipe recorded in build.json)."""
+    _validate({k: v for k, v in data.items() if k != "name"}, source)
     pkgs = data.get("packages", {})
     filters = data.get("filters", {})
     image = data.get("image", {})
@@ -159,11 +166,11 @@ def load(name: str) -> Recipe:
         distro = Distro(data.get("distribution", "debian"))
     except ValueError:
         raise RecipeError(
-            f"{path}: unknown distribution {data.get('distribution')!r}",
+            f"{source}: unknown distribution {data.get('distribution')!r}",
             f"supported: {', '.join(d.value for d in Distro)}",
         ) from None
     return Recipe(
-        name=path.stem,
+        name=name,
         description=data.get("description", ""),
         distribution=distro,
         suite=data.get("suite", "stable"),
@@ -175,10 +182,10 @@ def load(name: str) -> Recipe:
         prefer=tuple(pkgs.get("prefer", [])),
         path_exclude=tuple(filters.get("path-exclude", [])),
         path_include=tuple(filters.get("path-include", [])),
-        tag=image.get("tag", f"{path.stem}:{{codename}}"),
+        tag=image.get("tag", f"{name}:{{codename}}"),
         cmd=tuple(image.get("cmd", ["bash"])),
         entrypoint=tuple(image.get("entrypoint", [])),
         env=tuple(image.get("env", ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])),
         labels=tuple(sorted(image.get("labels", {}).items())),
-        source=str(path),
+        source=source,
     )

@@ -2,6 +2,7 @@
 
 import email.utils
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 from debian.deb822 import Release as Deb822Release
 
 from bootstrap import http
+from bootstrap.cache import Cache, write_atomic
 from bootstrap.errors import BootstrapError, MirrorError, SignatureError
 from bootstrap.log import log
 
@@ -89,17 +91,48 @@ def _strip_unverified(data: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _fetch_inrelease(url: str, cache: Cache | None, offline: bool) -> bytes:
+    """The InRelease bytes: from the cache when the server says 304 Not Modified, or with --offline."""
+    if cache is None:
+        return http.fetch_bytes(url)
+    slot = cache.area("releases") / hashlib.sha256(url.encode()).hexdigest()[:32]
+    body, meta = slot / "InRelease", slot / "meta.json"
+    if offline:
+        if body.is_file():
+            return body.read_bytes()
+        raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline to fill the cache")
+    headers: dict[str, str] = {}
+    if body.is_file() and meta.is_file():
+        try:
+            known = json.loads(meta.read_text())
+        except ValueError:
+            known = {}
+        if known.get("etag"):
+            headers["If-None-Match"] = known["etag"]
+        if known.get("last_modified"):
+            headers["If-Modified-Since"] = known["last_modified"]
+    slot.mkdir(parents=True, exist_ok=True)
+    answer = http.download(url, body, headers=headers)
+    if answer is not None:
+        write_atomic(
+            meta, json.dumps({"etag": answer.get("ETag"), "last_modified": answer.get("Last-Modified")}).encode()
+        )
+    return body.read_bytes()
+
+
 def fetch(
     mirror: str,
     dist: str,
     keyrings: tuple[Path, ...],
     insecure: bool = False,
     check_valid_until: bool = True,
+    cache: Cache | None = None,
+    offline: bool = False,
 ) -> Release:
-    """Fetch and verify `<mirror>/dists/<dist>/InRelease`."""
+    """Fetch and verify `<mirror>/dists/<dist>/InRelease` (revalidating a cached copy when given a cache)."""
     url = f"{mirror}/dists/{dist}/InRelease"
     try:
-        data = http.fetch_bytes(url)
+        data = _fetch_inrelease(url, cache, offline)
     except http.NotFound:
         raise MirrorError(
             f"suite {dist!r} not found at {mirror} (no dists/{dist}/InRelease)",

@@ -1,0 +1,85 @@
+"""What a rebuild would change against a previous build's lock: packages added, removed, up- or downgraded."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from debian.debian_support import version_compare
+
+from bootstrap.deb.resolve import Selection
+from bootstrap.lock import Lock
+
+REBUILD_DUE = 10
+"""Exit status of `check` when a rebuild is due."""
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    old: str | None
+    new: str | None
+    security: bool = False
+
+    @property
+    def kind(self) -> str:
+        if self.old is None:
+            return "added"
+        if self.new is None:
+            return "removed"
+        return "upgraded" if version_compare(self.new, self.old) > 0 else "downgraded"
+
+    def describe(self) -> str:
+        mark = " [security]" if self.security else ""
+        if self.old is None:
+            return f"+ {self.name} {self.new}{mark}"
+        if self.new is None:
+            return f"- {self.name} {self.old}"
+        return f"~ {self.name} {self.old} -> {self.new}{mark}"
+
+
+@dataclass(frozen=True)
+class Changes:
+    changes: tuple[Change, ...]
+    epoch_before: int
+    codename_before: str
+    codename_after: str
+
+    def __bool__(self) -> bool:
+        return bool(self.changes) or self.codename_before != self.codename_after
+
+    def report(self) -> str:
+        if not self:
+            return "up to date: a rebuild would change nothing\n"
+        lines = []
+        if self.codename_before != self.codename_after:
+            lines.append(f"suite moved: {self.codename_before} -> {self.codename_after}")
+        counts: dict[str, int] = {}
+        for c in self.changes:
+            counts[c.kind] = counts.get(c.kind, 0) + 1
+        security = sum(c.security for c in self.changes)
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        lines.append(f"rebuild due: {summary}" + (f" ({security} from the security suite)" if security else ""))
+        lines += [c.describe() for c in self.changes]
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "changed": bool(self),
+            "changes": [
+                {"package": c.name, "kind": c.kind, "old": c.old, "new": c.new, "security": c.security}
+                for c in self.changes
+            ],
+        }
+
+
+def compare(lock: Lock, selection: Selection, codename: str) -> Changes:
+    before = {p.name: p.version for p in lock.packages}
+    after = selection.by_name()
+    out = []
+    for name in sorted(set(before) | set(after)):
+        old = before.get(name)
+        new_pkg = after.get(name)
+        new = new_pkg.version if new_pkg else None
+        if old != new:
+            security = bool(new_pkg and new_pkg.dist.endswith("-security"))
+            out.append(Change(name, old, new, security))
+    return Changes(tuple(out), lock.epoch, lock.codename, codename)

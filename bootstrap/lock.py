@@ -1,0 +1,130 @@
+"""The lock file: the exact archive state and package set of a build, enough to rebuild it bit for bit."""
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bootstrap.deb.archive import Archive
+from bootstrap.deb.index import Index, Package
+from bootstrap.deb.resolve import Selection
+from bootstrap.errors import BootstrapError, MirrorError
+
+LOCK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LockedSource:
+    mirror: str
+    dist: str
+    suite: str
+    date: int
+    inrelease_sha256: str
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str
+    version: str
+    architecture: str
+    filename: str
+    size: int
+    sha256: str
+    dist: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    recipe: str
+    distribution: str
+    suite: str
+    codename: str
+    arch: str
+    epoch: int
+    sources: tuple[LockedSource, ...]
+    packages: tuple[LockedPackage, ...]
+
+    def to_json(self) -> bytes:
+        data = {"lockVersion": LOCK_VERSION, **asdict(self)}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    def by_name(self) -> dict[str, LockedPackage]:
+        return {p.name: p for p in self.packages}
+
+
+def make_lock(
+    recipe: str, distribution: str, suite: str, arch: str, epoch: int, archive: Archive, selection: Selection
+) -> Lock:
+    return Lock(
+        recipe=recipe,
+        distribution=distribution,
+        suite=suite,
+        codename=archive.codename,
+        arch=arch,
+        epoch=epoch,
+        sources=tuple(LockedSource(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256) for r in archive.releases),
+        packages=tuple(
+            LockedPackage(p.name, p.version, p.arch, p.filename, p.size, p.sha256, p.dist) for p in selection.packages
+        ),
+    )
+
+
+def read(path: Path) -> Lock:
+    """Load a lock file (or the lock.json inside an output directory)."""
+    if path.is_dir():
+        path = path / "lock.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BootstrapError(f"no lock file at {path}", "give a lock.json or an output directory of a build") from None
+    except ValueError as exc:
+        raise BootstrapError(f"{path} is not valid JSON: {exc}", "regenerate it with `bootstrap lock`") from None
+    if data.get("lockVersion") != LOCK_VERSION:
+        raise BootstrapError(
+            f"{path}: unsupported lockVersion {data.get('lockVersion')!r}",
+            f"this bootstrap reads lockVersion {LOCK_VERSION}",
+        )
+    try:
+        return Lock(
+            recipe=data["recipe"],
+            distribution=data["distribution"],
+            suite=data["suite"],
+            codename=data["codename"],
+            arch=data["arch"],
+            epoch=int(data["epoch"]),
+            sources=tuple(LockedSource(**s) for s in data["sources"]),
+            packages=tuple(LockedPackage(**p) for p in data["packages"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise BootstrapError(f"{path}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None
+
+
+def selection_from(lock: Lock, index: Index) -> Selection:
+    """The exact packages of the lock, found in the current indexes; fails when one is gone."""
+    out: list[Package] = []
+    gone: list[str] = []
+    for locked in lock.packages:
+        match = next(
+            (p for p in index.versions(locked.name) if p.version == locked.version and p.arch == locked.architecture),
+            None,
+        )
+        if match is None:
+            gone.append(f"{locked.name} {locked.version}")
+            continue
+        if match.sha256 != locked.sha256:
+            raise MirrorError(
+                f"{locked.name} {locked.version}: sha256 {match.sha256} on the mirror, {locked.sha256} in the lock",
+                "the archive was rebuilt under the same version; relock with `bootstrap lock`",
+            )
+        out.append(match)
+    if gone:
+        stamp = min(s.date for s in lock.sources)
+        when = datetime.fromtimestamp(stamp, UTC).strftime("%Y%m%dT%H%M%SZ")
+        raise MirrorError(
+            f"the mirror no longer carries {len(gone)} locked package(s): {', '.join(gone[:4])}"
+            + (" ..." if len(gone) > 4 else ""),
+            f"build from a snapshot of the archive as of the lock: --mirror <snapshot-mirror-url>/archive/"
+            f"{lock.distribution}/{when}/ (and --security-mirror likewise, with --no-check-valid-until)",
+        )
+    return Selection(tuple(sorted(out, key=lambda p: p.name)))

@@ -1,0 +1,77 @@
+"""`bootstrap verify DIR`: rebuild from DIR's lock and recorded recipe, and compare every output's digest."""
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bootstrap import pipeline, recipe
+from bootstrap.cache import sha256_file
+from bootstrap.errors import BootstrapError
+from bootstrap.image.layer import Compression
+from bootstrap.plan import Options, make_plan
+
+COMPARED = ("image.tar", "rootfs.tar.gz", "lock.json", "sbom.spdx.json", "packages.txt")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    differing: tuple[str, ...]
+    compared: tuple[str, ...]
+    diffoscope: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.differing
+
+
+def read_build(directory: Path) -> dict[str, object]:
+    try:
+        data: dict[str, object] = json.loads((directory / "build.json").read_text())
+    except FileNotFoundError:
+        raise BootstrapError(
+            f"{directory} has no build.json", "give the output directory of a bootstrap build"
+        ) from None
+    except ValueError as exc:
+        raise BootstrapError(f"{directory}/build.json is not valid JSON: {exc}", "rebuild that directory") from None
+    return data
+
+
+def verify(directory: Path, opts: Options) -> Verdict:
+    """Rebuild DIR from its lock into a scratch directory and compare digests file by file."""
+    build = read_build(directory)
+    rec_data = build["recipe"]
+    settings = build["build"]
+    assert isinstance(rec_data, dict) and isinstance(settings, dict)
+    rec = recipe.from_data(dict(rec_data), str(rec_data["name"]), f"{directory}/build.json")
+    scratch = Path(tempfile.mkdtemp(prefix="bootstrap-verify-"))
+    try:
+        again = scratch / "out"
+        opts = replace(
+            opts,
+            lock=directory / "lock.json",
+            output=again,
+            tag=str(settings["tag"]),
+            arch=str(settings["arch"]),
+            compression=Compression(str(settings["compression"])),
+            mirror=opts.mirror or str(settings["mirror"]),
+            security_mirror=opts.security_mirror or str(settings["security_mirror"]),
+            epoch=int(str(settings["epoch"])),
+        )
+        pipeline.build(make_plan(rec, opts))
+        compared = tuple(n for n in COMPARED if (directory / n).exists())
+        differing = tuple(n for n in compared if sha256_file(directory / n) != sha256_file(again / n))
+        report = ""
+        if "rootfs.tar.gz" in differing and shutil.which("diffoscope"):
+            proc = subprocess.run(
+                ["diffoscope", "--text", "-", str(directory / "rootfs.tar.gz"), str(again / "rootfs.tar.gz")],
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
+            report = proc.stdout
+        return Verdict(differing, compared, report)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
