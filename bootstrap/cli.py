@@ -20,6 +20,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.log import log, setup
 from bootstrap.plan import Options, make_plan
+from bootstrap.sandbox import require_root
 
 _debug = False
 
@@ -57,12 +58,14 @@ def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--keyring",
             "keyrings",
             multiple=True,
-            type=click.Path(path_type=Path),
+            type=click.Path(path_type=Path, readable=False),
             help="OpenPGP keyring that signs the archive (repeatable; default: the host's).",
         ),
         click.option("--insecure", is_flag=True, help="Do not check archive signatures (loud warning)."),
         click.option("--no-check-valid-until", is_flag=True, help="Accept expired Release files (snapshot mirrors)."),
-        click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache directory (default: XDG cache)."),
+        click.option(
+            "--cache-dir", type=click.Path(path_type=Path, readable=False), help="Cache directory (default: XDG cache)."
+        ),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -101,7 +104,9 @@ def cli() -> None:
 @cli.command()
 @click.argument("recipe_name", metavar="RECIPE")
 @_source_options
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output directory (default: dist/RECIPE).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, readable=False), help="Output directory (default: dist/RECIPE)."
+)
 @click.option("--tag", help="Image name:tag (default: from the recipe, e.g. debian:trixie-slim).")
 @click.option("--epoch", type=int, help="Timestamp for the image (default: SOURCE_DATE_EPOCH, then the archive's).")
 @click.option("--offline", is_flag=True, help="Use only cached indexes and packages.")
@@ -112,11 +117,16 @@ def cli() -> None:
     help="Layer compression (zstd needs Docker 23 or newer).",
 )
 @click.option("--tmpfs/--no-tmpfs", default=None, help="Build the tree in memory (default: when 4 GiB are free).")
-@click.option("--lock", "lock_file", type=click.Path(path_type=Path), help="Build exactly the packages of this lock.")
+@click.option(
+    "--lock",
+    "lock_file",
+    type=click.Path(path_type=Path, readable=False),
+    help="Build exactly the packages of this lock.",
+)
 @click.option(
     "--if-changed",
     "if_changed",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Build only when a rebuild of DIR would change something (-o defaults to DIR).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the build (repeatable).")
@@ -125,6 +135,7 @@ def build(
     recipe_name: str, lock_file: Path | None, if_changed: Path | None, webhooks: tuple[str, ...], **kw: Any
 ) -> None:
     """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance."""
+    require_root("building an image")
     rec = recipe.load(recipe_name)
     changes = None
     if if_changed is not None:
@@ -173,7 +184,9 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
 @cli.command(name="lock")
 @click.argument("recipe_name", metavar="RECIPE")
 @_source_options
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Lock file (default: RECIPE.lock.json).")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, readable=False), help="Lock file (default: RECIPE.lock.json)."
+)
 @click.option("--epoch", type=int, help="Timestamp to record (default: SOURCE_DATE_EPOCH, then the archive's).")
 @_verbosity
 def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
@@ -192,7 +205,7 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
 @click.argument("recipe_name", metavar="RECIPE")
 @click.option(
     "--against",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     required=True,
     help="Output directory of a previous build, or its lock file.",
 )
@@ -213,6 +226,7 @@ def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
 @_verbosity
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
+    require_root("verifying a build")
     verdict = verify_mod.verify(directory, _options(**kw))
     if verdict.ok:
         click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")
@@ -293,8 +307,13 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("error: interrupted; nothing was written", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "bootstrap"
+        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"hint: see `{command} --help`", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

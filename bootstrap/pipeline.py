@@ -76,6 +76,7 @@ def load_archive(plan: Plan) -> Archive:
         plan.cache,
         plan.insecure,
         plan.check_valid_until,
+        plan.offline,
     )
 
 

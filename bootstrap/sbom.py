@@ -27,6 +27,15 @@ def purl(distro: str, pkg: Package) -> str:
     return f"pkg:deb/{distro}/{urllib.parse.quote(pkg.name, safe='')}@{version}?arch={pkg.arch}"
 
 
+# SPDX 2.3's grammar for a download location's host wants a domain name ending in a top-level domain.
+_SPDX_URL = re.compile(r"^(https?|ftp)://[a-z0-9]+([\-.][a-z0-9]+)*\.[a-z]{2,5}(:[0-9]{1,5})?(/.*)?$", re.IGNORECASE)
+
+
+def download_location(url: str) -> str:
+    """The URL where SPDX's grammar accepts it (not for IP addresses or one-label hosts), else NOASSERTION."""
+    return url if _SPDX_URL.match(url) else "NOASSERTION"
+
+
 def _spdx_ref(kind: str, name: str) -> str:
     return f"SPDXRef-{kind}-" + re.sub(r"[^A-Za-z0-9.\-]", "-", name)
 
@@ -65,7 +74,8 @@ def make(image: ImageInfo, packages: Sequence[Package], licenses: Mapping[str, S
                 "name": pkg.name,
                 "versionInfo": pkg.version,
                 "primaryPackagePurpose": "LIBRARY" if pkg.name.startswith("lib") else "APPLICATION",
-                "downloadLocation": pkg.url,
+                "downloadLocation": download_location(pkg.url),
+                "comment": f"fetched from {pkg.url}",
                 "filesAnalyzed": False,
                 "sourceInfo": f"built from the {pkg.source_name} source package",
                 "licenseConcluded": "NOASSERTION",

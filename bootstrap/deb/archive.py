@@ -54,22 +54,18 @@ def open_archive(
     cache: Cache,
     insecure: bool = False,
     check_valid_until: bool = True,
+    offline: bool = False,
 ) -> Archive:
     """Fetch and verify every release of the build and load their package indexes."""
-    first = release_mod.fetch(mirror, suite, keyrings, insecure, check_valid_until)
+
+    def fetch(source: Source) -> Release:
+        return release_mod.fetch(source.mirror, source.dist, keyrings, insecure, check_valid_until, cache, offline)
+
+    first = fetch(Source(mirror, suite))
     sources = sources_for(distro, first, security_mirror)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        rest = list(
-            pool.map(
-                lambda s: release_mod.fetch(s.mirror, s.dist, keyrings, insecure, check_valid_until),
-                sources[1:],
-            )
-        )
-        releases = (
-            [first]
-            if first.dist == first.codename
-            else [release_mod.fetch(mirror, first.codename, keyrings, insecure, check_valid_until)]
-        ) + rest
+        releases = [first] if first.dist == first.codename else []
+        releases += pool.map(fetch, sources[len(releases) :])
         for r in releases:
             log.debug("release %s/%s: %s, dated %s", r.mirror, r.dist, r.suite, r.date)
         jobs = [(r, c) for r in releases for c in components]

@@ -75,7 +75,13 @@ def license_ref(name: str) -> str:
 def spdx_id(name: str) -> str:
     """The SPDX identifier of a Debian licence short name, or a LicenseRef- for one SPDX does not list."""
     mapped = DEBIAN_TO_SPDX.get(name)
-    return mapped if mapped else license_ref(name)
+    if mapped:
+        return mapped
+    gnu = re.fullmatch(r"((?:A|L)?GPL|GFDL)-(\d)(?:\.(\d))?(\+?)", name)
+    if gnu:
+        family, major, minor, later = gnu.groups()
+        return f"{family}-{major}.{minor or 0}-{'or-later' if later else 'only'}"
+    return license_ref(name)
 
 
 def declared(root: Path, package: str) -> list[str]:

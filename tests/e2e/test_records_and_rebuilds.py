@@ -1,0 +1,361 @@
+"""Reproducibility, lock, SBOM, provenance, check/verify/inspect and webhooks, on a fixture archive of real
+packages served on 127.0.0.1 (so the index can change between runs)."""
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Mirrored, bootstrap, need_tool, run
+from tests.fixtures.debs import build_deb
+from tests.fixtures.repo import Repo
+from tests.fixtures.server import Server
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def first(mirrored: Mirrored, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("first") / "out"
+    mirrored.build(out)
+    return out
+
+
+def test_outputs_present(first: Path) -> None:
+    names = sorted(p.name for p in first.iterdir())
+    assert names == ["build.json", "image.tar", "lock.json", "packages.txt", "rootfs.tar.gz", "sbom.spdx.json"]
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")], "no staging leftovers"
+
+
+def test_rebuild_elsewhere_is_bit_identical(mirrored: Mirrored, first: Path, tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere" / "again"
+    script = f'umask 027; hostname fixture-host-2; cd {tmp_path} && TZ=America/St_Johns exec "$0" -m bootstrap "$@"'
+    argv = [
+        "unshare",
+        "--uts",
+        "sh",
+        "-c",
+        script,
+        sys.executable,
+        "debian-slim",
+        "-o",
+        str(out),
+        "-q",
+        *mirrored.args(),
+    ]
+    run(argv, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for name in ("image.tar", "rootfs.tar.gz", "lock.json", "sbom.spdx.json", "packages.txt"):
+        assert (out / name).read_bytes() == (first / name).read_bytes(), f"{name} differs"
+
+
+def test_lock_lists_sources_and_packages(first: Path, mirrored: Mirrored) -> None:
+    lock = json.loads((first / "lock.json").read_text())
+    assert lock["codename"] == "fixture" and lock["suite"] == "stable"
+    dists = [s["dist"] for s in lock["sources"]]
+    assert dists == ["fixture", "fixture-updates", "fixture-security"]
+    release = (mirrored.repo.root / "dists/fixture/InRelease").read_bytes()
+    assert lock["sources"][0]["inrelease_sha256"] == hashlib.sha256(release).hexdigest()
+    names = [p["name"] for p in lock["packages"]]
+    assert len(names) == 78 and names == sorted(names)
+    pkg = lock["packages"][0]
+    assert set(pkg) == {"name", "version", "architecture", "filename", "size", "sha256", "dist"}
+    deb = mirrored.repo.root / pkg["filename"]
+    assert hashlib.sha256(deb.read_bytes()).hexdigest() == pkg["sha256"] and deb.stat().st_size == pkg["size"]
+
+
+def test_sbom_is_valid_spdx_and_complete(first: Path) -> None:
+    pyspdxtools = need_tool("pyspdxtools")
+    run([pyspdxtools, "-i", str(first / "sbom.spdx.json")])
+    sbom = json.loads((first / "sbom.spdx.json").read_text())
+    installed = [line.split("\t")[0] for line in (first / "packages.txt").read_text().splitlines()]
+    debs = [p for p in sbom["packages"] if p.get("externalRefs")]
+    assert sorted(p["name"] for p in debs) == sorted(installed)
+    bash = next(p for p in debs if p["name"] == "bash")
+    purl = bash["externalRefs"][0]["referenceLocator"]
+    assert purl.startswith("pkg:deb/debian/bash@") and purl.endswith("?arch=amd64")
+    assert "GPL-3.0-or-later" in bash["licenseDeclared"]
+    contains = [r for r in sbom["relationships"] if r["relationshipType"] == "CONTAINS"]
+    assert len(contains) == len(installed)
+
+
+def test_build_json_records_provenance(first: Path) -> None:
+    build = json.loads((first / "build.json").read_text())
+    assert build["recipe"]["name"] == "debian-slim"
+    assert build["tool"]["name"] == "bootstrap"
+    image_sha = hashlib.sha256((first / "image.tar").read_bytes()).hexdigest()
+    assert build["files"]["image.tar"] == f"sha256:{image_sha}"
+    assert set(build["timings"]) >= {"indexes", "resolve", "download", "unpack", "configure", "pack"}
+
+
+def test_verify_passes_then_names_the_changed_file(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:
+    ok = bootstrap("verify", str(first), "--keyring", str(mirrored.repo.keyring), "--cache-dir", str(mirrored.cache))
+    assert "verified" in ok.stdout
+    broken = tmp_path / "broken"
+    shutil.copytree(first, broken)
+    data = bytearray((broken / "image.tar").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (broken / "image.tar").write_bytes(bytes(data))
+    bad = bootstrap(
+        "verify", str(broken), "--keyring", str(mirrored.repo.keyring), "--cache-dir", str(mirrored.cache), check=False
+    )
+    assert bad.returncode == 1
+    assert "image.tar" in bad.stderr and "rootfs.tar.gz" not in bad.stderr
+
+
+def test_inspect_ranks_packages_and_diffs(first: Path, tmp_path: Path) -> None:
+    out = bootstrap("inspect", str(first), "--json").stdout
+    data = json.loads(out)
+    sizes = [p["size"] for p in data["packages"]]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 1_000_000
+    assert data["packages"][0]["name"] in {"libc6", "perl-base", "libssl3t64", "coreutils"}
+    same = bootstrap("inspect", str(first), "--diff", str(first)).stdout
+    assert "no differences" in same
+
+
+def test_offline_build_uses_only_the_cache(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:
+    args = mirrored.args()
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")
+    server = Server(mirrored.repo.root)
+    try:
+        args[args.index("--mirror") + 1] = args[args.index("--security-mirror") + 1] = server.url
+        bootstrap("debian-slim", "-o", str(tmp_path / "online"), "-q", *args)
+    finally:
+        server.stop()
+    out = tmp_path / "offline"
+    bootstrap("debian-slim", "-o", str(out), "-q", "--offline", *args)
+    assert (out / "image.tar").read_bytes() == (tmp_path / "online" / "image.tar").read_bytes()
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "empty-cache")
+    fail = bootstrap("debian-slim", "-o", str(tmp_path / "no"), "--offline", *args, check=False)
+    assert fail.returncode != 0 and "--offline" in fail.stderr and not (tmp_path / "no").exists()
+
+
+def test_lock_command_and_build_from_lock(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:
+    lock = tmp_path / "slim.lock.json"
+    bootstrap("lock", "debian-slim", "-o", str(lock), *mirrored.args())
+    assert lock.read_bytes() == (first / "lock.json").read_bytes()
+    out = tmp_path / "from-lock"
+    mirrored.build(out, "--lock", str(lock))
+    assert (out / "image.tar").read_bytes() == (first / "image.tar").read_bytes()
+
+    gone = json.loads(lock.read_text())
+    gone["packages"][0]["version"] = "0.0-gone"
+    lock.write_text(json.dumps(gone))
+    fail = mirrored.build(tmp_path / "never", "--lock", str(lock), check=False)
+    assert fail.returncode != 0
+    assert "no longer carries" in fail.stderr and "snapshot" in fail.stderr
+    assert not (tmp_path / "never").exists()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    failures_left = 0
+    received: list[tuple[bytes, str]] = []
+    secret = b""
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        if cls.failures_left > 0:
+            cls.failures_left -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        cls.received.append((body, self.headers.get("X-Bootstrap-Signature-256", "")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    handler = type("R", (Receiver,), {"failures_left": 0, "received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    server.shutdown()
+    server.server_close()
+
+
+def _republish_with_security_update(mirrored: Mirrored, tmp_path: Path) -> None:
+    deb = build_deb(
+        tmp_path,
+        "tzdata",
+        "9999a-0+deb13u1",
+        "all",
+        priority="required",
+        files={"usr/share/zoneinfo/Fixture/Zone": b"fixture\n"},
+    )
+    mirrored.repo.add_deb("fixture-security", deb)
+    mirrored.repo.publish()
+
+
+def test_check_build_if_changed_and_webhook(
+    first: Path, mirrored: Mirrored, tmp_path: Path, receiver: tuple[str, type[Receiver]]
+) -> None:
+    same = bootstrap("check", "debian-slim", "--against", str(first), *mirrored.args(), check=False)
+    assert same.returncode == 0, same.stderr
+    assert "up to date" in same.stdout
+
+    skipped = tmp_path / "skipped"
+    shutil.copytree(first, skipped)
+    before = (skipped / "image.tar").stat().st_mtime_ns
+    up = bootstrap("build", "debian-slim", "--if-changed", str(skipped), "-q", *mirrored.args())
+    assert "up to date" in up.stdout and (skipped / "image.tar").stat().st_mtime_ns == before
+
+    _republish_with_security_update(mirrored, tmp_path)
+    try:
+        due = bootstrap("check", "debian-slim", "--against", str(first / "lock.json"), *mirrored.args(), check=False)
+        assert due.returncode == 10, due.stderr
+        assert "~ tzdata" in due.stdout and "9999a-0+deb13u1 [security]" in due.stdout
+        report = json.loads(
+            bootstrap("check", "debian-slim", "--against", str(first), "--json", *mirrored.args(), check=False).stdout
+        )
+        assert report["changes"] == [
+            {
+                "package": "tzdata",
+                "kind": "upgraded",
+                "old": report["changes"][0]["old"],
+                "new": "9999a-0+deb13u1",
+                "security": True,
+            }
+        ]
+
+        url, handler = receiver
+        handler.failures_left = 2
+        secret = "s3cret-for-tests"
+        rebuilt = bootstrap(
+            "build",
+            "debian-slim",
+            "--if-changed",
+            str(skipped),
+            "-q",
+            "--webhook",
+            url,
+            *mirrored.args(),
+            env={"BOOTSTRAP_WEBHOOK_SECRET": secret},
+        )
+        assert "tzdata" in rebuilt.stderr
+        assert "tzdata\t9999a-0+deb13u1\tall" in (skipped / "packages.txt").read_text()
+        assert len(handler.received) == 1, "delivered once, after two refusals"
+        body, sig = handler.received[0]
+        assert sig == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        event = json.loads(body)
+        assert event["event"] == "build" and event["recipe"] == "debian-slim"
+        assert event["digests"]["manifest"] in rebuilt.stdout
+        assert event["changes"]["changes"][0]["package"] == "tzdata"
+    finally:
+        mirrored.repo.dists["fixture-security"].stanzas.clear()
+        mirrored.repo.publish()
+
+
+def test_failed_webhook_does_not_undo_the_build(mirrored: Mirrored, tmp_path: Path) -> None:
+    out = tmp_path / "hooked"
+    proc = mirrored.build(out, "--webhook", "http://127.0.0.1:9/nothing-listens")
+    assert proc.returncode == 0
+    assert "webhook" in proc.stderr and (out / "image.tar").is_file()
+
+
+def no_mounts_or_leftovers(tmp: Path) -> None:
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert "bootstrap-" not in mounts, "a mount was left behind"
+    assert not list(tmp.glob(".*partial*"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad-signature",
+        "unknown-key",
+        "unsigned",
+        "checksum",
+        "unknown-suite",
+        "unreachable",
+        "missing-keyring",
+        "unknown-recipe",
+        "non-root",
+    ],
+)
+def test_bad_input_fails_cleanly(
+    case: str, mirrored: Mirrored, tmp_path: Path, gpg_key: object, other_gpg_key: object
+) -> None:
+    args = mirrored.args()
+    server = None
+    if case in ("bad-signature", "unknown-key", "unsigned", "checksum"):
+        repo = Repo(tmp_path / "repo", mirrored.repo.key)
+        shutil.copytree(mirrored.repo.root, repo.root, dirs_exist_ok=True)
+        repo.dists = dict(mirrored.repo.dists)
+        server = Server(repo.root)
+        args[args.index("--mirror") + 1] = args[args.index("--security-mirror") + 1] = server.url
+        args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")
+        if case == "bad-signature":
+            repo.tamper_inrelease("fixture")
+        elif case == "unknown-key":
+            repo.sign("fixture", other_gpg_key)  # type: ignore[arg-type]
+        elif case == "unsigned":
+            repo.write_unsigned("fixture")
+        else:
+            repo.corrupt("fixture")
+    expected = {
+        "bad-signature": "bad signature",
+        "unknown-key": "key not in the keyring",
+        "unsigned": "not signed",
+        "checksum": "checksum mismatch",
+        "unknown-suite": "not found",
+        "unreachable": "cannot download",
+        "missing-keyring": "does not exist",
+        "unknown-recipe": "unknown recipe",
+        "non-root": "needs root",
+    }[case]
+    recipe_name = "debian-slim"
+    argv_prefix: list[str] = []
+    if case == "unknown-suite":
+        args += ["--suite", "no-such-suite"]
+    elif case == "unreachable":
+        args[args.index("--mirror") + 1] = args[args.index("--security-mirror") + 1] = "http://127.0.0.1:9"
+        args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")
+    elif case == "missing-keyring":
+        args[args.index("--keyring") + 1] = str(tmp_path / "no-such-keyring.gpg")
+    elif case == "unknown-recipe":
+        recipe_name = "no-such-recipe"
+    elif case == "non-root":
+        # An ordinary user that may still read the interpreter's files wherever they are installed.
+        argv_prefix = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+        ]
+    out = tmp_path / "out"
+    os.chmod(tmp_path, 0o777)
+    try:
+        proc = subprocess.run(
+            [*argv_prefix, sys.executable, "-m", "bootstrap", recipe_name, "-o", str(out), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=tmp_path,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0], proc.stderr
+    assert any(line.startswith("hint: ") for line in lines), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists(), "nothing may be written at the output path"
+    no_mounts_or_leftovers(tmp_path)
