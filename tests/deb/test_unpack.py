@@ -1,0 +1,166 @@
+"""Unpacking real .debs (built with dpkg-deb) into a root: confinement, merged /usr, filters, conffiles, and
+the dpkg database written beside them."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bootstrap.deb import debfile, dpkgdb
+from bootstrap.deb.filters import PathFilter
+from bootstrap.deb.index import Package
+from bootstrap.deb.unpack import RootWriter, drop_unshipped_links, prepare_root, unpack_all, unpack_one
+from bootstrap.errors import UnpackError
+from tests.fixtures.debs import build_deb, build_hostile_deb
+
+NO_FILTER = PathFilter()
+
+
+def pkg(name: str, version: str = "1.0", multi_arch: str = "no", arch: str = "amd64") -> Package:
+    return Package(
+        name,
+        version,
+        arch,
+        multi_arch,
+        "optional",
+        False,
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"pool/{name}.deb",
+        0,
+        "0" * 64,
+        "",
+        "http://127.0.0.1",
+        "fixture",
+    )
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "root"
+    prepare_root(r, ("bin", "sbin", "lib", "lib64"))
+    return r
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "nested-dotdot", "absolute", "symlink", "hardlink"])
+def test_hostile_entries_never_leave_the_root(kind: str, tmp_path: Path, root: Path) -> None:
+    outside = tmp_path / "outside"
+    target = str(outside) if kind == "symlink" else ""
+    deb = build_hostile_deb(tmp_path, kind, target=target)  # type: ignore[arg-type]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UnpackError) as err:
+        unpack_one(RootWriter(root), pkg(f"hostile-{kind}"), debfile.read(deb), NO_FILTER)
+    assert "root" in err.value.message or "directory" in err.value.message or "outside" in err.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not outside.exists() and not (tmp_path / "escape").exists()
+    assert not Path("/etc/evil").exists()
+
+
+def test_symlink_to_a_directory_inside_the_root_is_followed_inside(tmp_path: Path, root: Path) -> None:
+    (root / "srv").mkdir()
+    link = build_deb(tmp_path / "a", "links", "1.0", symlinks={"/opt/data": "/srv"})
+    data = build_deb(tmp_path / "b", "data", "1.0", files={"/opt/data/file": b"x"})
+    writer = RootWriter(root)
+    unpack_one(writer, pkg("links"), debfile.read(link), NO_FILTER)
+    unpack_one(writer, pkg("data"), debfile.read(data), NO_FILTER)
+    assert (root / "srv/file").read_bytes() == b"x"
+    assert os.readlink(root / "opt/data") == "/srv"
+
+
+def test_merged_usr_paths_land_under_usr(tmp_path: Path, root: Path) -> None:
+    deb = build_deb(tmp_path, "tool", "1.0", files={"/bin/tool": (b"#!/bin/sh\n", 0o755), "/lib/x.so": b"so"})
+    item = unpack_one(RootWriter(root), pkg("tool"), debfile.read(deb), NO_FILTER)
+    assert (root / "usr/bin/tool").is_file() and (root / "bin").is_symlink()
+    assert os.stat(root / "usr/bin/tool").st_mode & 0o777 == 0o755
+    assert "/bin/tool" in item.paths and "/." in item.paths
+
+
+@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "none"])
+def test_every_dpkg_compression_unpacks(compression: str, tmp_path: Path, root: Path) -> None:
+    deb = build_deb(tmp_path, "c", "1.0", files={"/usr/share/c/data": b"payload"}, compression=compression)  # type: ignore[arg-type]
+    unpack_one(RootWriter(root), pkg("c"), debfile.read(deb), NO_FILTER)
+    assert (root / "usr/share/c/data").read_bytes() == b"payload"
+
+
+def test_filtered_files_are_never_written_but_stay_listed(tmp_path: Path, root: Path) -> None:
+    deb = build_deb(
+        tmp_path,
+        "doc",
+        "1.0",
+        files={
+            "/usr/share/doc/doc/README": b"r",
+            "/usr/share/doc/doc/copyright": b"c",
+            "/usr/bin/doc": b"b",
+            "/usr/share/locale/de/LC_MESSAGES/doc.mo": b"m",
+        },
+    )
+    pfilter = PathFilter.from_lists(["/usr/share/doc/*", "/usr/share/locale/*"], ["/usr/share/doc/*/copyright"])
+    item = unpack_one(RootWriter(root), pkg("doc"), debfile.read(deb), pfilter)
+    assert (root / "usr/share/doc/doc/copyright").is_file()
+    assert not (root / "usr/share/doc/doc/README").exists()
+    assert not (root / "usr/share/locale/de").exists()
+    assert (root / "usr/bin/doc").is_file()
+    assert "/usr/share/doc/doc/README" in item.paths, "dpkg lists filtered files too"
+
+
+def test_conffiles_arrive_as_dpkg_new_and_database_is_written(tmp_path: Path, root: Path) -> None:
+    deb = build_deb(
+        tmp_path,
+        "libconf1",
+        "2.0",
+        multi_arch="same",
+        files={"/etc/conf.d/x": b"setting=1\n"},
+        conffiles=["/etc/conf.d/x"],
+        scripts={"postinst": "#!/bin/sh\nexit 0\n"},
+        triggers="interest-noawait /usr/lib/plugins\ninterest ldconfig\n",
+    )
+    items = unpack_all(root, [(pkg("libconf1", "2.0", "same"), deb)], NO_FILTER)
+    assert (root / "etc/conf.d/x.dpkg-new").read_bytes() == b"setting=1\n"
+    assert not (root / "etc/conf.d/x").exists()
+    dpkgdb.write(root, items)
+    db = root / "var/lib/dpkg"
+    status = (db / "status").read_text()
+    assert "Package: libconf1\nStatus: install ok unpacked\n" in status
+    assert "Conffiles:\n /etc/conf.d/x newconffile\n" in status
+    assert (db / "info/libconf1:amd64.list").read_text().splitlines()[0] == "/."
+    assert os.stat(db / "info/libconf1:amd64.postinst").st_mode & 0o777 == 0o755
+    assert (db / "info/libconf1:amd64.md5sums").is_file()
+    assert (db / "triggers/File").read_text() == "/usr/lib/plugins libconf1:amd64/noawait\n"
+    assert (db / "triggers/ldconfig").read_text() == "libconf1:amd64\n"
+
+
+def test_replacing_a_directory_with_a_file_is_refused(tmp_path: Path, root: Path) -> None:
+    a = build_deb(tmp_path / "a", "a", "1.0", files={"/opt/thing/inside": b"1"})
+    b = build_deb(tmp_path / "b", "b", "1.0", files={"/opt/thing": b"2"})
+    writer = RootWriter(root)
+    unpack_one(writer, pkg("a"), debfile.read(a), NO_FILTER)
+    with pytest.raises(UnpackError, match="directory"):
+        unpack_one(writer, pkg("b"), debfile.read(b), NO_FILTER)
+
+
+def test_links_shipped_by_packages_replace_the_prepared_set(tmp_path: Path) -> None:
+    r = tmp_path / "r"
+    prepare_root(r, ("bin", "sbin", "lib", "lib32", "lib64"))
+    base = build_deb(
+        tmp_path,
+        "base-files",
+        "13",
+        symlinks={"/bin": "usr/bin", "/lib": "usr/lib", "/sbin": "usr/sbin", "/lib64": "usr/lib64"},
+    )
+    items = unpack_all(r, [(pkg("base-files", "13"), base)], NO_FILTER)
+    drop_unshipped_links(r, ("bin", "sbin", "lib", "lib32", "lib64"), items)
+    assert not (r / "lib32").exists() and not (r / "usr/lib32").exists()
+    assert (r / "lib64").is_symlink() and (r / "bin").is_symlink()
+
+
+def test_a_corrupt_package_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.deb"
+    bad.write_bytes(b"!<arch>\nnot really")
+    with pytest.raises(UnpackError):
+        debfile.read(bad)
+    bad.write_bytes(b"PK\x03\x04 a zip file")
+    with pytest.raises(UnpackError, match="not a Debian package"):
+        debfile.read(bad)

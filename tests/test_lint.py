@@ -1,0 +1,31 @@
+"""The code stays ruff and mypy clean: checked by the test suite, not by memory."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tool(module: str) -> list[str]:
+    proc = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True)
+    if proc.returncode == 0:
+        return [sys.executable, "-m", module]
+    exe = shutil.which(module)
+    if exe is None:
+        pytest.fail(f"{module} is not installed (pip install -e '.[test]')")
+    return [exe]
+
+
+def test_ruff_clean() -> None:
+    dirs = [d for d in ("bootstrap", "tests", "bench") if (ROOT / d).is_dir()]
+    proc = subprocess.run([*_tool("ruff"), "check", *dirs], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_clean() -> None:
+    proc = subprocess.run([*_tool("mypy"), "bootstrap"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
