@@ -1,0 +1,76 @@
+"""Cached InRelease files are revalidated with conditional requests, and --offline reads them alone."""
+
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bootstrap.cache import Cache
+from bootstrap.deb import release
+from bootstrap.errors import BootstrapError
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.repo import Repo
+
+
+class Recording(http.server.SimpleHTTPRequestHandler):
+    statuses: list[tuple[str, int]]
+
+    def log_request(self, code: object = "-", size: object = "-") -> None:
+        type(self).statuses.append((self.path, int(str(getattr(code, "value", code)))))
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def archive(tmp_path: Path, gpg_key: GpgKey) -> Iterator[tuple[Repo, str, list[tuple[str, int]]]]:
+    repo = Repo(tmp_path / "repo", gpg_key)
+    repo.debian_dists()
+    repo.add_package("fixture", "hello", "1.0")
+    repo.publish()
+    handler = type("H", (Recording,), {"statuses": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(repo.root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield repo, f"http://127.0.0.1:{server.server_address[1]}", handler.statuses
+    server.shutdown()
+    server.server_close()
+
+
+def test_second_fetch_is_a_304_and_gives_the_same_release(
+    archive: tuple[Repo, str, list[tuple[str, int]]], cache: Cache
+) -> None:
+    repo, url, statuses = archive
+    first = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    second = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    assert [code for path, code in statuses if path.endswith("InRelease")] == [200, 304]
+    assert second == first
+
+
+def test_a_changed_release_is_fetched_again(archive: tuple[Repo, str, list[tuple[str, int]]], cache: Cache) -> None:
+    repo, url, statuses = archive
+    first = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    repo.add_package("fixture", "world", "2.0")
+    repo.publish()
+    inrelease = repo.dist_dir("fixture") / "InRelease"
+    later = inrelease.stat().st_mtime + 5
+    os.utime(inrelease, (later, later))
+    second = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    assert [code for path, code in statuses if path.endswith("InRelease")] == [200, 200]
+    assert second.inrelease_sha256 != first.inrelease_sha256
+
+
+def test_offline_reads_the_cache_and_only_the_cache(
+    archive: tuple[Repo, str, list[tuple[str, int]]], cache: Cache, tmp_path: Path
+) -> None:
+    repo, url, statuses = archive
+    online = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    count = len(statuses)
+    offline = release.fetch(url, "fixture", (repo.keyring,), cache=cache, offline=True)
+    assert offline == online and len(statuses) == count
+    with pytest.raises(BootstrapError, match="--offline"):
+        release.fetch(url, "fixture", (repo.keyring,), cache=Cache(tmp_path / "empty").ensure(), offline=True)
