@@ -153,10 +153,11 @@ def build(
         failed = webhook.notify(webhooks, _event("build", rec.name, result, changes))
         if failed:
             click.echo(f"warning: {len(failed)} webhook(s) failed; the build is complete", err=True)
-    log.info(
-        f"wrote {result.output}/image.tar ({len(result.packages.packages)} packages, layer "
-        f"{result.layer_size / 1e6:.1f} MB {plan.compression}, {result.tar_size / 1e6:.1f} MB tar)"
-    )
+    for p in result.platforms:
+        log.info(
+            f"wrote {result.output}/image.tar: {p.arch}, {len(p.selection.packages)} packages, layer "
+            f"{p.layer.size / 1e6:.1f} MB {plan.compression}, {p.layer.tar_size / 1e6:.1f} MB tar"
+        )
 
 
 def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
@@ -175,7 +176,11 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
         "codename": result.codename,
         "epoch": result.epoch,
         "output": str(result.output),
-        "digests": {"index": result.index_digest, "manifest": result.manifest_digest, "layer": result.layer_digest},
+        "digests": {
+            "index": result.index_digest,
+            "manifest": result.manifest_digest,
+            "platforms": {p.arch: p.image.manifest.digest for p in result.platforms},
+        },
         "packages": len(result.packages.packages),
         "changes": changes.as_dict() if changes is not None else None,
     }

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import download, outputs, records
+from bootstrap import download, foreign, outputs, records
 from bootstrap import lock as lock_mod
 from bootstrap.deb import copyright, dpkgdb
 from bootstrap.deb.archive import Archive, open_archive
@@ -20,11 +20,12 @@ from bootstrap.deb.finish import AptSourceEntry, finish
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.deb.unpack import drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError
+from bootstrap.foreign import Emulator
 from bootstrap.image import oci
-from bootstrap.image.layer import pack
+from bootstrap.image.layer import Layer, pack
 from bootstrap.lock import Lock
 from bootstrap.log import log
-from bootstrap.plan import Plan
+from bootstrap.plan import Plan, host_arch, merged_usr_dirs
 from bootstrap.sandbox import Chroot, memory_available, mounts_under, require_root, tmpfs
 
 TMPFS_MIN_MEMORY = 4 << 30
@@ -33,6 +34,7 @@ TMPFS_MIN_MEMORY = 4 << 30
 
 @dataclass
 class Timer:
+    label: str = ""
     steps: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
@@ -42,7 +44,24 @@ class Timer:
             yield
         finally:
             self.steps[name] = round(time.monotonic() - start, 3)
-            log.info("%-10s %6.2fs", name, self.steps[name])
+            log.info("%-8s %-10s %6.2fs", self.label, name, self.steps[name])
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One architecture's part of a build."""
+
+    arch: str
+    archive: Archive
+    selection: Selection
+    lock: Lock
+    image: oci.Image
+    licenses: dict[str, list[str]]
+    timings: dict[str, float]
+
+    @property
+    def layer(self) -> Layer:
+        return self.image.layer
 
 
 @dataclass(frozen=True)
@@ -52,18 +71,27 @@ class Result:
     codename: str
     epoch: int
     index_digest: str
-    manifest_digest: str
-    config_digest: str
-    layer_digest: str
-    diff_id: str
-    layer_size: int
-    tar_size: int
-    packages: Selection
-    lock: Lock
-    timings: dict[str, float]
+    platforms: tuple[Platform, ...]
+
+    @property
+    def first(self) -> Platform:
+        return self.platforms[0]
+
+    @property
+    def manifest_digest(self) -> str:
+        """What a registry serves under the tag: the manifest of a single-architecture image, else the index."""
+        return self.first.image.manifest.digest if len(self.platforms) == 1 else self.index_digest
+
+    @property
+    def packages(self) -> Selection:
+        return self.first.selection
+
+    @property
+    def lock(self) -> Lock:
+        return self.first.lock
 
 
-def load_archive(plan: Plan) -> Archive:
+def load_archive(plan: Plan, arch: str | None = None) -> Archive:
     plan.cache.ensure()
     return open_archive(
         plan.distro,
@@ -71,7 +99,7 @@ def load_archive(plan: Plan) -> Archive:
         plan.security_mirror,
         plan.suite,
         plan.recipe.components,
-        plan.arch,
+        arch or plan.arch,
         plan.keyrings,
         plan.cache,
         plan.insecure,
@@ -85,9 +113,9 @@ def request_for(plan: Plan) -> Request:
     return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer)
 
 
-def resolve_plan(plan: Plan) -> tuple[Archive, Selection]:
-    """Archive indexes and the resolved package set, without building anything."""
-    archive = load_archive(plan)
+def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selection]:
+    """Archive indexes and the resolved package set of one architecture, without building anything."""
+    archive = load_archive(plan, arch)
     return archive, resolve(archive.index, request_for(plan))
 
 
@@ -123,11 +151,25 @@ def workspace(use_tmpfs: bool) -> Iterator[Path]:
 
 
 def build(plan: Plan) -> Result:
-    """Build the image the plan describes and write its outputs."""
+    """Build the image the plan describes (one platform per architecture) and write its outputs."""
     require_root("building an image")
+    host = host_arch()
+    emulators = {arch: foreign.emulator(arch, host) for arch in plan.arches}
     old_umask = os.umask(0o022)
     try:
-        return _build(plan)
+        with outputs.staged(plan.output) as stage:
+            multi = len(plan.arches) > 1
+            platforms = tuple(
+                build_platform(plan, arch, emulators[arch], stage / records.name("rootfs.tar.gz", arch, multi))
+                for arch in plan.arches
+            )
+            first = platforms[0]
+            epoch = max(p.lock.epoch for p in platforms)
+            tag = tag_for(plan, first.archive.codename)
+            index = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
+            result = Result(plan.output, tag, first.archive.codename, epoch, index.digest, platforms)
+            records.write_all(stage, plan, result)
+        return result
     finally:
         os.umask(old_umask)
 
@@ -139,29 +181,34 @@ def select(plan: Plan, archive: Archive) -> Selection:
     return resolve(archive.index, request_for(plan))
 
 
-def _build(plan: Plan) -> Result:
-    timer = Timer()
+def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path) -> Platform:
+    """Everything from indexes to the packed layer for one architecture."""
+    timer = Timer(arch)
     with timer.step("indexes"):
-        archive = load_archive(plan)
+        archive = load_archive(plan, arch)
     with timer.step("resolve"):
         selection = select(plan, archive)
-    log.info("%s %s: %d packages", plan.recipe.name, archive.codename, len(selection.packages))
+    log.info("%s %s %s: %d packages", plan.recipe.name, archive.codename, arch, len(selection.packages))
     with timer.step("download"):
         debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
     pfilter = PathFilter.from_lists(plan.recipe.path_exclude, plan.recipe.path_include)
-    tag = tag_for(plan, archive.codename)
     use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
-    with workspace(use_tmpfs) as work, outputs.staged(plan.output) as stage:
+    with workspace(use_tmpfs) as work:
         root = work / "root"
         order = install_order(selection.packages)
+        dirs = merged_usr_dirs(arch)
         with timer.step("unpack"):
-            prepare_root(root, plan.merged_usr_dirs)
+            prepare_root(root, dirs)
             unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter)
-            drop_unshipped_links(root, plan.merged_usr_dirs, unpacked)
+            drop_unshipped_links(root, dirs, unpacked)
             dpkgdb.write(root, unpacked)
-        with timer.step("configure"), Chroot(root) as sandbox:
-            configure(root, unpacked, epoch, sandbox)
+        with timer.step("configure"):
+            added = foreign.install_interpreter(emu, root) if emu else None
+            with Chroot(root) as sandbox:
+                configure(root, unpacked, epoch, sandbox)
+            if added is not None:
+                added.unlink()
         if mounts_under(root):
             raise BootstrapError(f"{root} still has mounts after configure", "unmount them by hand, then retry")
         with timer.step("finish"):
@@ -169,37 +216,17 @@ def _build(plan: Plan) -> Result:
             finish(root, pfilter, sources, plan.distro.sources_file, [k.name for k in plan.distro.keyrings], epoch)
             licenses = {p.name: copyright.declared(root, p.name) for p in selection.packages}
         with timer.step("pack"):
-            layer = pack(root, epoch, stage / "rootfs.tar.gz", plan.compression)
-        with timer.step("outputs"):
-            settings = oci.ImageSettings(
-                arch=plan.arch,
-                epoch=epoch,
-                cmd=plan.recipe.cmd,
-                entrypoint=plan.recipe.entrypoint,
-                env=plan.recipe.env,
-                labels=dict(plan.recipe.labels),
-                created_by=f"bootstrap {plan.recipe.name} ({archive.codename}, {plan.arch})",
-            )
-            image = oci.make_image(layer, settings)
-            index = oci.write_archive(stage / "image.tar", [image], [tag], epoch)
-            lock = lock_mod.make_lock(
-                plan.recipe.name, str(plan.recipe.distribution), plan.suite, plan.arch, epoch, archive, selection
-            )
-            result = Result(
-                output=plan.output,
-                tag=tag,
-                codename=archive.codename,
-                epoch=epoch,
-                index_digest=index.digest,
-                manifest_digest=image.manifest.digest,
-                config_digest=image.config.digest,
-                layer_digest=layer.digest,
-                diff_id=layer.diff_id,
-                layer_size=layer.size,
-                tar_size=layer.tar_size,
-                packages=selection,
-                lock=lock,
-                timings=timer.steps,
-            )
-            records.write_all(stage, plan, result, licenses)
-    return result
+            layer = pack(root, epoch, layer_path, plan.compression)
+    settings = oci.ImageSettings(
+        arch=arch,
+        epoch=epoch,
+        cmd=plan.recipe.cmd,
+        entrypoint=plan.recipe.entrypoint,
+        env=plan.recipe.env,
+        labels=dict(plan.recipe.labels),
+        created_by=f"bootstrap {plan.recipe.name} ({archive.codename}, {arch})",
+    )
+    lock = lock_mod.make_lock(
+        plan.recipe.name, str(plan.recipe.distribution), plan.suite, arch, epoch, archive, selection
+    )
+    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), licenses, timer.steps)

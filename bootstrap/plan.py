@@ -64,7 +64,7 @@ class Plan:
     recipe: Recipe
     distro: DistroInfo
     suite: str
-    arch: str
+    arches: tuple[str, ...]
     mirror: str
     security_mirror: str
     keyrings: tuple[Path, ...]
@@ -81,7 +81,17 @@ class Plan:
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
-        return MERGED_USR_DIRS.get(self.arch, ("bin", "sbin", "lib"))
+        return merged_usr_dirs(self.arch)
+
+    @property
+    def arch(self) -> str:
+        """The first (or only) architecture: the one the tag points at in a docker load."""
+        return self.arches[0]
+
+
+def merged_usr_dirs(arch: str) -> tuple[str, ...]:
+    """The top-level links into /usr that debootstrap makes for `arch`."""
+    return MERGED_USR_DIRS.get(arch, ("bin", "sbin", "lib"))
 
 
 def host_arch() -> str:
@@ -130,9 +140,16 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
             f"the lock is for recipe {locked.recipe!r}, not {recipe.name!r}",
             f"run `bootstrap build {locked.recipe} --lock ...`",
         )
-    arch = opts.arch or (locked.arch if locked else None) or host_arch()
-    if arch not in MERGED_USR_DIRS:
-        raise BootstrapError(f"unsupported architecture {arch!r}", f"use one of {', '.join(sorted(MERGED_USR_DIRS))}")
+    arches = tuple(a.strip() for a in (opts.arch or (locked.arch if locked else None) or host_arch()).split(","))
+    for arch in arches:
+        if arch not in MERGED_USR_DIRS:
+            raise BootstrapError(
+                f"unsupported architecture {arch!r}", f"use one or more of {', '.join(sorted(MERGED_USR_DIRS))}"
+            )
+    if len(set(arches)) != len(arches):
+        raise BootstrapError(f"--arch names an architecture twice: {opts.arch}", "list each architecture once")
+    if locked is not None and len(arches) > 1:
+        raise BootstrapError("a lock file pins one architecture", f"build with --arch {locked.arch}")
     found = mirrors.discover(distro, opts.mirror, opts.security_mirror)
     keyrings = () if opts.insecure and not opts.keyrings else keyrings_for(distro, opts.keyrings)
     output = opts.output or Path("dist") / recipe.name
@@ -140,7 +157,7 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         recipe=recipe,
         distro=distro,
         suite=opts.suite or (locked.suite if locked else recipe.suite),
-        arch=arch,
+        arches=arches,
         mirror=found.main,
         security_mirror=found.security,
         keyrings=keyrings,

@@ -2,7 +2,7 @@
 
 import json
 import platform
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 IMAGE_FILES = ("image.tar", "rootfs.tar.gz")
 
 
+def name(base: str, arch: str, multi: bool) -> str:
+    """A file name of the output directory; per-architecture files carry the architecture when there are several."""
+    if not multi:
+        return base
+    stem, dot, ext = base.partition(".")
+    return f"{stem}-{arch}{dot}{ext}"
+
+
 def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> dict[str, Any]:
     """build.json: what was built from what, by which tool, and how long each step took."""
     return {
@@ -24,7 +32,7 @@ def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> di
         "build": {
             "suite": plan.suite,
             "codename": result.codename,
-            "arch": plan.arch,
+            "arch": ",".join(plan.arches),
             "mirror": plan.mirror,
             "security_mirror": plan.security_mirror,
             "compression": str(plan.compression),
@@ -35,25 +43,49 @@ def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> di
         "image": {
             "index_digest": result.index_digest,
             "manifest_digest": result.manifest_digest,
-            "config_digest": result.config_digest,
-            "layer_digest": result.layer_digest,
-            "diff_id": result.diff_id,
-            "layer_size": result.layer_size,
-            "tar_size": result.tar_size,
+            **(
+                {
+                    "config_digest": result.first.image.config.digest,
+                    "layer_digest": result.first.layer.digest,
+                    "diff_id": result.first.layer.diff_id,
+                    "layer_size": result.first.layer.size,
+                    "tar_size": result.first.layer.tar_size,
+                }
+                if len(result.platforms) == 1
+                else {}
+            ),
         },
+        "platforms": [
+            {
+                "arch": p.arch,
+                "manifest_digest": p.image.manifest.digest,
+                "config_digest": p.image.config.digest,
+                "layer_digest": p.layer.digest,
+                "diff_id": p.layer.diff_id,
+                "layer_size": p.layer.size,
+                "tar_size": p.layer.tar_size,
+                "packages": len(p.selection.packages),
+                "timings": p.timings,
+            }
+            for p in result.platforms
+        ],
         "files": dict(digests),
         "sources": [
             {"mirror": s.mirror, "dist": s.dist, "inrelease_sha256": s.inrelease_sha256} for s in result.lock.sources
         ],
-        "timings": result.timings,
+        "timings": result.first.timings,
     }
 
 
-def write_all(stage: Path, plan: "Plan", result: "Result", licenses: Mapping[str, Sequence[str]]) -> None:
-    """Write lock.json, sbom.spdx.json, packages.txt and build.json into the staging directory."""
-    (stage / "lock.json").write_bytes(result.lock.to_json())
-    info = sbom.ImageInfo(result.tag, str(plan.recipe.distribution), plan.arch, result.epoch, result.manifest_digest)
-    (stage / "sbom.spdx.json").write_bytes(sbom.make(info, result.packages.packages, licenses))
-    (stage / "packages.txt").write_text("".join(f"{p.name}\t{p.version}\t{p.arch}\n" for p in result.packages.packages))
-    digests = {name: "sha256:" + sha256_file(stage / name) for name in sorted(p.name for p in stage.iterdir())}
+def write_all(stage: Path, plan: "Plan", result: "Result") -> None:
+    """Write lock, SBOM and package list per architecture, then build.json over everything."""
+    multi = len(result.platforms) > 1
+    for p in result.platforms:
+        (stage / name("lock.json", p.arch, multi)).write_bytes(p.lock.to_json())
+        info = sbom.ImageInfo(result.tag, str(plan.recipe.distribution), p.arch, result.epoch, p.image.manifest.digest)
+        (stage / name("sbom.spdx.json", p.arch, multi)).write_bytes(sbom.make(info, p.selection.packages, p.licenses))
+        (stage / name("packages.txt", p.arch, multi)).write_text(
+            "".join(f"{pkg.name}\t{pkg.version}\t{pkg.arch}\n" for pkg in p.selection.packages)
+        )
+    digests = {n: "sha256:" + sha256_file(stage / n) for n in sorted(p.name for p in stage.iterdir())}
     (stage / "build.json").write_text(json.dumps(provenance(plan, result, digests), indent=2, sort_keys=True) + "\n")

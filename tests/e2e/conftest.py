@@ -33,7 +33,8 @@ def need(condition: bool, why: str) -> None:
 
 
 def need_tool(name: str) -> str:
-    path = shutil.which(name)
+    beside = Path(sys.executable).parent / name
+    path = str(beside) if beside.is_file() else shutil.which(name)
     need(path is not None, f"{name} is not installed (make test-deps installs it)")
     assert path is not None
     return path
