@@ -64,7 +64,17 @@ def install_order(packages: Sequence[Package]) -> list[Package]:
 
 
 def _fail(what: str, output: str) -> ConfigureError:
-    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
+    """One line that names the failing package and what its script said, not dpkg's closing summary."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    first = next((i for i, line in enumerate(lines) if line.startswith("dpkg: error processing package")), None)
+    if first is not None:
+        package = lines[first].split()[4]
+        said = [line for line in lines[max(0, first - 2) : first] if not line.startswith("Setting up")]
+        detail = " | ".join([*said, *lines[first + 1 : first + 2]])
+        return ConfigureError(
+            f"{what} failed in {package}: {detail}", "run with -v to see all maintainer script output"
+        )
+    tail = " | ".join(lines[-3:])
     return ConfigureError(f"{what} failed: {tail or 'no output'}", "run with -v to see all maintainer script output")
 
 

@@ -266,9 +266,10 @@ def test_failed_webhook_does_not_undo_the_build(mirrored: Mirrored, tmp_path: Pa
     assert "webhook" in proc.stderr and (out / "image.tar").is_file()
 
 
-def no_mounts_or_leftovers(tmp: Path) -> None:
+def no_mounts_or_leftovers(tmp: Path, scratch: Path) -> None:
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert "bootstrap-" not in mounts, "a mount was left behind"
+    assert str(scratch) not in mounts, "a mount was left behind"
+    assert not list(scratch.iterdir()), "scratch space was left behind"
     assert not list(tmp.glob(".*partial*"))
 
 
@@ -293,7 +294,7 @@ def test_bad_input_fails_cleanly(
     server = None
     if case in ("bad-signature", "unknown-key", "unsigned", "checksum"):
         repo = Repo(tmp_path / "repo", mirrored.repo.key)
-        shutil.copytree(mirrored.repo.root, repo.root, dirs_exist_ok=True)
+        shutil.copytree(mirrored.repo.root, repo.root, dirs_exist_ok=True, symlinks=True)
         repo.dists = dict(mirrored.repo.dists)
         server = Server(repo.root)
         args[args.index("--mirror") + 1] = args[args.index("--security-mirror") + 1] = server.url
@@ -339,13 +340,15 @@ def test_bad_input_fails_cleanly(
             "--ambient-caps=+dac_read_search",
         ]
     out = tmp_path / "out"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     os.chmod(tmp_path, 0o777)
     try:
         proc = subprocess.run(
             [*argv_prefix, sys.executable, "-m", "bootstrap", recipe_name, "-o", str(out), *args],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)},
             cwd=tmp_path,
         )
     finally:
@@ -358,4 +361,74 @@ def test_bad_input_fails_cleanly(
     assert any(line.startswith("hint: ") for line in lines), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists(), "nothing may be written at the output path"
-    no_mounts_or_leftovers(tmp_path)
+    no_mounts_or_leftovers(tmp_path, scratch)
+
+
+def _repo_with_extra(mirrored: Mirrored, tmp_path: Path, name: str, postinst: str) -> tuple[Server, list[str]]:
+    repo = Repo(tmp_path / "repo", mirrored.repo.key)
+    shutil.copytree(mirrored.repo.root, repo.root, dirs_exist_ok=True, symlinks=True)
+    repo.dists = {k: v for k, v in mirrored.repo.dists.items()}
+    repo.dists["fixture"] = type(repo.dists["fixture"])(
+        **{**vars(repo.dists["fixture"]), "stanzas": {"main": list(repo.dists["fixture"].stanzas["main"])}}
+    )
+    deb = build_deb(tmp_path / "debs", name, "1.0", priority="required", scripts={"postinst": postinst})
+    repo.add_deb("fixture", deb)
+    repo.publish()
+    server = Server(repo.root)
+    args = mirrored.args()
+    args[args.index("--mirror") + 1] = args[args.index("--security-mirror") + 1] = server.url
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cache")
+    return server, args
+
+
+def test_failing_maintainer_script_leaves_nothing_behind(mirrored: Mirrored, tmp_path: Path) -> None:
+    server, args = _repo_with_extra(mirrored, tmp_path, "zz-broken", "#!/bin/sh\necho 'cannot configure' >&2\nexit 3\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "out"
+    try:
+        proc = bootstrap("debian-slim", "-o", str(out), *args, check=False, env={"TMPDIR": str(scratch)})
+    finally:
+        server.stop()
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "zz-broken" in errors[0] and "cannot configure" in errors[0], proc.stderr
+    assert not out.exists()
+    no_mounts_or_leftovers(tmp_path, scratch)
+
+
+def test_interrupt_during_configure_undoes_everything(mirrored: Mirrored, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    server, args = _repo_with_extra(mirrored, tmp_path, "zz-slow", "#!/bin/sh\nsleep 60\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bootstrap", "debian-slim", "-o", str(out), "-q", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while f"{scratch}/" not in Path("/proc/self/mountinfo").read_text() or "proc" not in [
+            line.split()[-3] for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(scratch) in line
+        ]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the build never reached configure"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert not out.exists()
+    no_mounts_or_leftovers(tmp_path, scratch)
+    sleepers = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    assert not [pid for pid in sleepers if str(scratch) in os.readlink(f"/proc/{pid}/root")]
