@@ -14,7 +14,10 @@ from typing import BinaryIO
 
 import zstandard
 
+from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import ParallelGzip
+
+ZSTD_LEVEL = 9
 
 EMPTY_DIRS = ("dev", "proc", "sys")
 """Kept as empty directories: the container runtime mounts them."""
@@ -57,9 +60,10 @@ class _HashingSink:
         self.size = 0
         self.compression = compression
         if compression is Compression.GZIP:
-            self._gz = ParallelGzip(self._emit, level)
+            self._gz = ParallelGzip(self._emit, level or GZIP_LEVEL)
         elif compression is Compression.ZSTD:
-            self._zst = zstandard.ZstdCompressor(level=level, threads=1).compressobj()
+            # Any thread count >= 1 gives the same bytes (0 would not), so use every core.
+            self._zst = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=os.cpu_count() or 1).compressobj()
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -158,7 +162,7 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO) -> None:
                 tar.addfile(info)
 
 
-def pack(root: Path, epoch: int, dest: Path, compression: Compression = Compression.GZIP, level: int = 9) -> Layer:
+def pack(root: Path, epoch: int, dest: Path, compression: Compression = Compression.GZIP, level: int = 0) -> Layer:
     """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass."""
     with open(dest, "wb") as out:
         sink = _HashingSink(out, compression, level)
