@@ -7,6 +7,8 @@ sha256 of the index file, so a second run reads one pickle.
 
 import gzip
 import lzma
+import mmap
+import os
 import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from bootstrap.cache import Cache
 from bootstrap.deb.release import IndexFile, Release
 from bootstrap.errors import BootstrapError, MirrorError
 
-PARSER_VERSION = 1
+PARSER_VERSION = 2
 _COMPRESSIONS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
     (".gz", gzip.decompress),
     (".xz", lzma.decompress),
@@ -81,16 +83,18 @@ def parse_stanza(stanza: str) -> dict[str, str]:
 
 @dataclass
 class PackagesFile:
-    """One parsed Packages index: its text and where each package's stanza starts."""
+    """One parsed Packages index: its raw bytes (in memory, or mapped from the cache) and where each
+    package's stanza starts. Only the stanzas a resolve asks for are ever decoded."""
 
-    text: str
+    text: "bytes | mmap.mmap"
     starts: dict[str, list[int]]
     provides: dict[str, list[str]]
     priorities: dict[str, list[str]]
     essential: list[str]
 
     @classmethod
-    def parse(cls, text: str) -> "PackagesFile":
+    def parse(cls, raw: bytes | str) -> "PackagesFile":
+        text = raw.encode() if isinstance(raw, str) else raw
         starts: dict[str, list[int]] = {}
         provides: dict[str, list[str]] = {}
         priorities: dict[str, list[str]] = {}
@@ -98,36 +102,55 @@ class PackagesFile:
         find = text.find
         pos, n = 0, len(text)
         while pos < n:
-            while pos < n and text[pos] == "\n":
+            while pos < n and text[pos] == 10:
                 pos += 1
             if pos >= n:
                 break
-            end = find("\n\n", pos)
+            end = find(b"\n\n", pos)
             if end < 0:
                 end = n
-            if text.startswith("Package:", pos):
-                nl = find("\n", pos, end)
-                name = text[pos + 8 : nl if nl >= 0 else end].strip()
+            if text.startswith(b"Package:", pos):
+                nl = find(b"\n", pos, end)
+                name = text[pos + 8 : nl if nl >= 0 else end].strip().decode()
                 starts.setdefault(name, []).append(pos)
-                i = find("\nProvides:", pos, end)
+                i = find(b"\nProvides:", pos, end)
                 if i >= 0:
-                    j = find("\n", i + 1, end)
-                    for item in text[i + 10 : j if j >= 0 else end].split(","):
-                        virtual = item.split("(", 1)[0].strip()
+                    j = find(b"\n", i + 1, end)
+                    for item in text[i + 10 : j if j >= 0 else end].split(b","):
+                        virtual = item.split(b"(", 1)[0].strip()
                         if virtual:
-                            provides.setdefault(virtual, []).append(name)
-                i = find("\nPriority:", pos, end)
+                            provides.setdefault(virtual.decode(), []).append(name)
+                i = find(b"\nPriority:", pos, end)
                 if i >= 0:
-                    j = find("\n", i + 1, end)
-                    priorities.setdefault(text[i + 10 : j if j >= 0 else end].strip(), []).append(name)
-                if find("\nEssential: yes", pos, end) >= 0:
+                    j = find(b"\n", i + 1, end)
+                    priorities.setdefault(text[i + 10 : j if j >= 0 else end].strip().decode(), []).append(name)
+                if find(b"\nEssential: yes", pos, end) >= 0:
                     essential.append(name)
             pos = end + 2
         return cls(text, starts, provides, priorities, essential)
 
     def stanza(self, start: int) -> str:
-        end = self.text.find("\n\n", start)
-        return self.text[start : end if end >= 0 else len(self.text)]
+        end = self.text.find(b"\n\n", start)
+        return self.text[start : end if end >= 0 else len(self.text)].decode("utf-8", errors="replace")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PackagesFile):
+            return NotImplemented
+        return (
+            self.text[:] == other.text[:]
+            and (self.starts, self.provides, self.priorities, self.essential)
+            == (other.starts, other.provides, other.priorities, other.essential)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the text, which is cached beside it and mapped back in."""
+        return {k: v for k, v in self.__dict__.items() if k != "text"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.text = b""
 
 
 def _package(fields: dict[str, str], release: Release) -> Package:
@@ -237,18 +260,24 @@ def _fetch_file(cache: Cache, release: Release, entry: IndexFile) -> Path:
 
 
 def load(cache: Cache, release: Release, component: str, arch: str) -> PackagesFile:
-    """The parsed Packages index of one component, fetched and checked against the Release if not cached."""
+    """The parsed Packages index of one component, fetched and checked against the Release if not cached.
+
+    The cache keeps the decompressed index (mapped, not read, on later runs) and a small pickle of offsets.
+    """
     entry, decompress = _choose(release, component, arch)
-    parsed_path = cache.area("parsed") / f"{entry.sha256}.v{PARSER_VERSION}.pickle"
+    base = cache.area("parsed") / f"{entry.sha256}.v{PARSER_VERSION}"
+    text_path, offsets_path = base.with_suffix(base.suffix + ".text"), base.with_suffix(base.suffix + ".pickle")
     try:
-        with open(parsed_path, "rb") as f:
+        with open(offsets_path, "rb") as f:
             parsed: PackagesFile = pickle.load(f)
+        with open(text_path, "rb") as f:
+            parsed.text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
         return parsed
-    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+    except (FileNotFoundError, EOFError, pickle.UnpicklingError, ValueError):
         pass
     blob = _fetch_file(cache, release, entry)
     try:
-        text = decompress(blob.read_bytes()).decode("utf-8", errors="replace")
+        text = decompress(blob.read_bytes())
     except (OSError, lzma.LZMAError, EOFError) as exc:
         blob.unlink(missing_ok=True)
         raise BootstrapError(
@@ -256,7 +285,9 @@ def load(cache: Cache, release: Release, component: str, arch: str) -> PackagesF
         ) from exc
     parsed = PackagesFile.parse(text)
     tmp = cache.temp("parsed")
+    tmp.write_bytes(text)
+    tmp.replace(text_path)
     with open(tmp, "wb") as f:
         pickle.dump(parsed, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(parsed_path)
+    tmp.replace(offsets_path)
     return parsed

@@ -18,6 +18,10 @@ LEVEL = 6
 """libdeflate's level 6 compresses better than zlib's level 9 at several times its speed."""
 
 
+def _member(block: bytes, level: int) -> bytes:
+    return bytes(deflate.gzip_compress(block, level))
+
+
 class ParallelGzip:
     """A write-only gzip stream whose compression runs on a thread pool (libdeflate releases the GIL)."""
 
@@ -32,7 +36,7 @@ class ParallelGzip:
 
     def _submit(self, block: bytes) -> None:
         self.members += 1
-        self.pending.append(self.pool.submit(deflate.gzip_compress, block, self.level))
+        self.pending.append(self.pool.submit(_member, block, self.level))
         while len(self.pending) > self.threads * 2:
             self.emit(self.pending.popleft().result())
 

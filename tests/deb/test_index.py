@@ -298,10 +298,12 @@ def test_second_load_comes_from_the_cache(make_repo: Callable[..., Repo], cache:
     second = index.load(cache, rel, "main", "amd64")
     assert second == first
     assert second is not first
-    pickles = list((cache.root / "parsed").iterdir())
-    assert [p.name for p in pickles] == [f"{rel.files['main/binary-amd64/Packages.gz'].sha256}.v1.pickle"]
+    sha = rel.files["main/binary-amd64/Packages.gz"].sha256
+    names = sorted(p.name for p in (cache.root / "parsed").iterdir())
+    assert names == [f"{sha}.v{index.PARSER_VERSION}.pickle", f"{sha}.v{index.PARSER_VERSION}.text"]
     # a damaged parsed copy is rebuilt from the cached index file
-    pickles[0].write_bytes(pickles[0].read_bytes()[:20])
+    offsets = cache.root / "parsed" / names[0]
+    offsets.write_bytes(offsets.read_bytes()[:20])
     assert index.load(cache, rel, "main", "amd64") == first
 
 
@@ -309,8 +311,8 @@ def test_loaded_index_matches_the_published_file(make_repo: Callable[..., Repo],
     repo = make_repo()
     with Server(repo.root) as server:
         pf = index.load(cache, fetch(server, repo), "main", "amd64")
-    published = (repo.dist_dir("fixture") / "main/binary-amd64/Packages").read_text()
-    assert pf.text == published
+    published = (repo.dist_dir("fixture") / "main/binary-amd64/Packages").read_bytes()
+    assert pf.text[:] == published
     idx = Index([(a_release(), pf)], "amd64")
     hello = idx.candidate("hello")
     assert hello is not None
