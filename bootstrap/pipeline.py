@@ -200,7 +200,7 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
         dirs = merged_usr_dirs(arch)
         with timer.step("unpack"):
             prepare_root(root, dirs)
-            unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter)
+            unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter, plan.cache.area("expanded"))
             drop_unshipped_links(root, dirs, unpacked)
             dpkgdb.write(root, unpacked)
         with timer.step("configure"):

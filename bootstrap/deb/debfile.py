@@ -3,12 +3,14 @@
 import gzip
 import io
 import lzma
+import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
 
+from bootstrap.cache import write_atomic
 from bootstrap.errors import UnpackError
 
 
@@ -64,8 +66,21 @@ class DebContents:
         return tarfile.open(fileobj=io.BytesIO(self.data_tar), mode="r:")
 
 
-def read(path: Path) -> DebContents:
-    """Read and decompress a .deb file."""
+def read(path: Path, expanded: Path | None = None) -> DebContents:
+    """Read and decompress a .deb file.
+
+    With `expanded` (a cache directory), the decompressed members are kept there under the .deb's own
+    (content-addressed) name, so the next build reads them back instead of decompressing again."""
+    if expanded is not None:
+        data_path, control_path = expanded / f"{path.name}.tar", expanded / f"{path.name}.control"
+        try:
+            return DebContents(pickle.loads(control_path.read_bytes()), data_path.read_bytes())
+        except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+            pass
+        contents = read(path)
+        write_atomic(data_path, contents.data_tar)
+        write_atomic(control_path, pickle.dumps(contents.control, protocol=pickle.HIGHEST_PROTOCOL))
+        return contents
     what = path.name
     members = ar_members(path.read_bytes(), what)
     if members.get("debian-binary", b"").split(b"\n", 1)[0].strip() != b"2.0":

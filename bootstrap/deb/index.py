@@ -136,10 +136,11 @@ class PackagesFile:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PackagesFile):
             return NotImplemented
-        return (
-            self.text[:] == other.text[:]
-            and (self.starts, self.provides, self.priorities, self.essential)
-            == (other.starts, other.provides, other.priorities, other.essential)
+        return self.text[:] == other.text[:] and (self.starts, self.provides, self.priorities, self.essential) == (
+            other.starts,
+            other.provides,
+            other.priorities,
+            other.essential,
         )
 
     __hash__ = None  # type: ignore[assignment]

@@ -9,6 +9,7 @@ import os
 import posixpath
 import stat
 import tarfile
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -202,18 +203,22 @@ def drop_unshipped_links(root: Path, merged_usr_dirs: Iterable[str], unpacked: I
                 target.rmdir()
 
 
-def _read_ahead(items: list[tuple[Package, Path]], window: int = 4) -> Iterator[tuple[Package, DebContents]]:
+def _read_ahead(
+    items: list[tuple[Package, Path]], expanded: Path | None, window: int = 4
+) -> Iterator[tuple[Package, DebContents]]:
     """Decompress the next few packages in threads while the current one is written."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(debfile.read, path) for _, path in items[:window]]
+        pending = deque(pool.submit(debfile.read, path, expanded) for _, path in items[:window])
         for i, (pkg, _) in enumerate(items):
             if i + window < len(items):
-                futures.append(pool.submit(debfile.read, items[i + window][1]))
-            yield pkg, futures[i].result()
-            futures[i] = None  # type: ignore[call-overload]
+                pending.append(pool.submit(debfile.read, items[i + window][1], expanded))
+            yield pkg, pending.popleft().result()
 
 
-def unpack_all(root: Path, items: list[tuple[Package, Path]], pfilter: PathFilter) -> list[Unpacked]:
-    """Unpack every package in the given order (decompression runs ahead in threads)."""
+def unpack_all(
+    root: Path, items: list[tuple[Package, Path]], pfilter: PathFilter, expanded: Path | None = None
+) -> list[Unpacked]:
+    """Unpack every package in the given order (decompression runs ahead in threads; with `expanded`, a
+    cache of decompressed packages is used and filled)."""
     writer = RootWriter(root)
-    return [unpack_one(writer, pkg, deb, pfilter) for pkg, deb in _read_ahead(items)]
+    return [unpack_one(writer, pkg, deb, pfilter) for pkg, deb in _read_ahead(items, expanded)]
