@@ -70,9 +70,10 @@ def package_sizes(layer: Path) -> dict[str, int]:
 
 
 def inspect(directory: Path) -> Inspection:
-    layer = directory / "rootfs.tar.gz"
-    if not layer.is_file():
-        raise BootstrapError(f"{directory} has no rootfs.tar.gz", "give the output directory of a bootstrap build")
+    layers = sorted(directory.glob("rootfs*.tar*"))
+    if not layers:
+        raise BootstrapError(f"{directory} has no rootfs tarball", "give the output directory of a bootstrap build")
+    layer = layers[0]
     files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.is_file()}
     digests: dict[str, str] = {}
     build = directory / "build.json"

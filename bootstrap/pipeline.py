@@ -160,7 +160,12 @@ def build(plan: Plan) -> Result:
         with outputs.staged(plan.output) as stage:
             multi = len(plan.arches) > 1
             platforms = tuple(
-                build_platform(plan, arch, emulators[arch], stage / records.name("rootfs.tar.gz", arch, multi))
+                build_platform(
+                    plan,
+                    arch,
+                    emulators[arch],
+                    stage / records.name("rootfs" + plan.compression.file_suffix, arch, multi),
+                )
                 for arch in plan.arches
             )
             first = platforms[0]

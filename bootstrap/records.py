@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from bootstrap.pipeline import Result
     from bootstrap.plan import Plan
 
-IMAGE_FILES = ("image.tar", "rootfs.tar.gz")
-
 
 def name(base: str, arch: str, multi: bool) -> str:
     """A file name of the output directory; per-architecture files carry the architecture when there are several."""

@@ -13,7 +13,8 @@ from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.plan import Options, make_plan
 
-COMPARED = ("image.tar", "rootfs.tar.gz", "lock.json", "sbom.spdx.json", "packages.txt")
+NOT_COMPARED = ("build.json",)
+"""Provenance records the time each step took: it differs between any two builds."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ def read_build(directory: Path) -> dict[str, object]:
 def verify(directory: Path, opts: Options) -> Verdict:
     """Rebuild DIR from its lock into a scratch directory and compare digests file by file."""
     build = read_build(directory)
+    if not (directory / "lock.json").is_file():
+        raise BootstrapError(
+            f"{directory} holds no lock.json (a multi-architecture build?)",
+            "verify rebuilds single-architecture outputs: build and verify each --arch on its own",
+        )
     rec_data = build["recipe"]
     settings = build["build"]
     assert isinstance(rec_data, dict) and isinstance(settings, dict)
@@ -61,12 +67,15 @@ def verify(directory: Path, opts: Options) -> Verdict:
             epoch=int(str(settings["epoch"])),
         )
         pipeline.build(make_plan(rec, opts))
-        compared = tuple(n for n in COMPARED if (directory / n).exists())
-        differing = tuple(n for n in compared if sha256_file(directory / n) != sha256_file(again / n))
+        compared = tuple(sorted(p.name for p in directory.iterdir() if p.is_file() and p.name not in NOT_COMPARED))
+        differing = tuple(
+            n for n in compared if not (again / n).is_file() or sha256_file(directory / n) != sha256_file(again / n)
+        )
         report = ""
-        if "rootfs.tar.gz" in differing and shutil.which("diffoscope"):
+        layers = [n for n in differing if n.startswith("rootfs") and (again / n).is_file()]
+        if layers and shutil.which("diffoscope"):
             proc = subprocess.run(
-                ["diffoscope", "--text", "-", str(directory / "rootfs.tar.gz"), str(again / "rootfs.tar.gz")],
+                ["diffoscope", "--text", "-", str(directory / layers[0]), str(again / layers[0])],
                 capture_output=True,
                 text=True,
                 errors="replace",

@@ -29,6 +29,10 @@ class Compression(enum.StrEnum):
     NONE = "none"
 
     @property
+    def file_suffix(self) -> str:
+        return {"gzip": ".tar.gz", "zstd": ".tar.zst", "none": ".tar"}[self.value]
+
+    @property
     def media_suffix(self) -> str:
         return {"gzip": "+gzip", "zstd": "+zstd", "none": ""}[self.value]
 
