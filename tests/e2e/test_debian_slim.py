@@ -217,3 +217,22 @@ def test_recipes_ship_with_a_plain_pip_install(tmp_path: Path) -> None:
     run([str(venv / "bin/pip"), "install", "-q", "--no-deps", str(ROOT)])
     listed = run([str(venv / "bin/bootstrap"), "list"], cwd=tmp_path).stdout
     assert [line.split("\t")[0] for line in listed.splitlines()] == ["debian", "debian-slim"]
+
+
+def test_full_debian_recipe_verifies_clean(docker: Docker, tmp_path: Path, as_root: None) -> None:
+    out = tmp_path / "debian"
+    bootstrap("debian", "--suite", "trixie", "-o", str(out), "-q")
+    build = Build("trixie", out, "debian:trixie")
+    tag = loaded(docker, build)
+    result = sections(
+        docker(
+            "run",
+            "--rm",
+            tag,
+            "bash",
+            "-c",
+            "echo '== verify'; dpkg -V; dpkg --audit; echo rc=$?; ls /usr/share/doc | wc -l",
+        ).stdout
+    )
+    assert result["verify"][0] == "rc=0", "no missing or changed file in the full image"
+    assert int(result["verify"][1]) > 50, "documentation is kept in the full image"
