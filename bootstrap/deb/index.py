@@ -5,12 +5,14 @@ records are read only for the few hundred packages a resolve touches. The parsed
 sha256 of the index file, so a second run reads one pickle.
 """
 
+import gc
 import gzip
 import lzma
 import mmap
 import os
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,7 +271,7 @@ def load(cache: Cache, release: Release, component: str, arch: str) -> PackagesF
     base = cache.area("parsed") / f"{entry.sha256}.v{PARSER_VERSION}"
     text_path, offsets_path = base.with_suffix(base.suffix + ".text"), base.with_suffix(base.suffix + ".pickle")
     try:
-        with open(offsets_path, "rb") as f:
+        with open(offsets_path, "rb") as f, _no_gc():
             parsed: PackagesFile = pickle.load(f)
         with open(text_path, "rb") as f:
             parsed.text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
@@ -291,4 +293,19 @@ def load(cache: Cache, release: Release, component: str, arch: str) -> PackagesF
     with open(tmp, "wb") as f:
         pickle.dump(parsed, f, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(offsets_path)
+    for stale in cache.area("parsed").glob(f"{entry.sha256}.v*"):
+        if not stale.name.startswith(base.name + "."):
+            stale.unlink(missing_ok=True)
     return parsed
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Loading a few hundred thousand small objects is twice as fast without the cyclic collector running."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
