@@ -36,8 +36,8 @@ unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests -m 'not e2e' $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check bootstrap tests
-	$(VENV)/bin/mypy bootstrap
+	$(VENV)/bin/ruff check bootstrap tests bench
+	$(VENV)/bin/mypy bootstrap bench
 
 bench: test-deps $(VENV)/.installed
 	$(SUDO) $(VENV)/bin/python -m bench $(ARGS)

@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from bootstrap import __version__, inspection, pipeline, recipe, webhook
+from bootstrap import __version__, inspection, pipeline, recipe, registry, webhook
 from bootstrap import changes as changes_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
@@ -130,9 +130,21 @@ def cli() -> None:
     help="Build only when a rebuild of DIR would change something (-o defaults to DIR).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the build (repeatable).")
+@click.option(
+    "--push",
+    "pushes",
+    multiple=True,
+    metavar="REF",
+    help="Push the image to REF after the build (repeatable; credentials as for `bootstrap push`).",
+)
 @_verbosity
 def build(
-    recipe_name: str, lock_file: Path | None, if_changed: Path | None, webhooks: tuple[str, ...], **kw: Any
+    recipe_name: str,
+    lock_file: Path | None,
+    if_changed: Path | None,
+    webhooks: tuple[str, ...],
+    pushes: tuple[str, ...],
+    **kw: Any,
 ) -> None:
     """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance."""
     require_root("building an image")
@@ -149,8 +161,14 @@ def build(
     plan = make_plan(rec, _options(lock=lock_file, **kw))
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
+    pushed = {ref: registry.push(result.output, ref, registry.Options()) for ref in pushes}
+    for ref, digest in pushed.items():
+        click.echo(f"{ref}@{digest}")
     if webhooks:
-        failed = webhook.notify(webhooks, _event("build", rec.name, result, changes))
+        event = _event("push" if pushes else "build", rec.name, result, changes)
+        event["tags"] = [result.tag, *pushed]
+        event["pushed"] = pushed
+        failed = webhook.notify(webhooks, event)
         if failed:
             click.echo(f"warning: {len(failed)} webhook(s) failed; the build is complete", err=True)
     for p in result.platforms:
@@ -263,6 +281,86 @@ def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) ->
             click.echo(inspection.render_diff(first, second), nl=False)
         return
     click.echo(json.dumps(first.as_dict(), indent=2) if as_json else inspection.render(first, top), nl=False)
+
+
+def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--creds",
+            metavar="USER:PASSWORD",
+            help="Registry credentials (default: $BOOTSTRAP_REGISTRY_USER and $BOOTSTRAP_REGISTRY_PASSWORD, "
+            "then Docker's config.json and credential helpers).",
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="Also trust this CA (beside the system CAs and /etc/docker/certs.d/HOST:PORT/*.crt).",
+        ),
+        click.option("--insecure", is_flag=True, help="Skip TLS verification and allow plain HTTP."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+@cli.command(name="push")
+@click.argument("source", metavar="DIR", type=click.Path(path_type=Path, exists=True))
+@click.argument("ref", metavar="REF")
+@_registry_options
+@click.option(
+    "--chunk-size",
+    metavar="SIZE",
+    help=f"Upload blobs larger than SIZE in chunks of SIZE, e.g. 8M (default {registry.DEFAULT_CHUNK >> 20}M).",
+)
+@click.option(
+    "--mount-from",
+    "mount_from",
+    multiple=True,
+    metavar="REPO",
+    help="A repository of the same registry that may have the blobs: mounted, not uploaded (repeatable).",
+)
+@click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the push (repeatable).")
+@_verbosity
+def push_cmd(
+    source: Path,
+    ref: str,
+    creds: str | None,
+    ca_cert: Path | None,
+    insecure: bool,
+    chunk_size: str | None,
+    mount_from: tuple[str, ...],
+    webhooks: tuple[str, ...],
+) -> None:
+    """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
+
+    REF is HOST[:PORT]/REPOSITORY[:TAG]. Prints REF@DIGEST.
+    """
+    options = registry.Options(
+        creds=creds,
+        ca_cert=ca_cert,
+        insecure=insecure,
+        chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
+        mount_from=mount_from,
+    )
+    digest = registry.push(source, ref, options)
+    click.echo(f"{ref}@{digest}")
+    if webhooks:
+        webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})
+
+
+@cli.command(name="index")
+@click.argument("ref", metavar="REF")
+@click.argument("sources", metavar="SOURCE_REF...", nargs=-1, required=True)
+@_registry_options
+@_verbosity
+def index_cmd(ref: str, sources: tuple[str, ...], creds: str | None, ca_cert: Path | None, insecure: bool) -> None:
+    """Put under REF a multi-platform index of images already in the same registry.
+
+    A SOURCE_REF without a host is on REF's registry (`debian:trixie-arm64`). Only manifests are copied; blobs
+    of sources in other repositories are mounted. Prints REF@DIGEST.
+    """
+    options = registry.Options(creds=creds, ca_cert=ca_cert, insecure=insecure)
+    click.echo(f"{ref}@{registry.make_index(ref, sources, options)}")
 
 
 @cli.command(name="list")

@@ -1,0 +1,173 @@
+"""Registry authentication as docker does it: anonymous, Basic, or Bearer tokens from the challenge's realm.
+
+The first 401 (`WWW-Authenticate`) says which. Bearer tokens are asked for every scope the operation needs at
+once (`repository:<name>:pull,push`, plus `repository:<from>:pull` for mounts), with Basic credentials when
+there are some, and renewed before they expire.
+"""
+
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+import requests
+
+from bootstrap.registry import credentials
+from bootstrap.registry.credentials import Credentials
+from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.reference import is_loopback
+from bootstrap.registry.transport import Transport
+
+_PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+DEFAULT_TOKEN_LIFE = 60
+"""Seconds a token lives when the server does not say (the token spec's default)."""
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str
+    """`basic` or `bearer`, lowercased."""
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.params.get("scope", "").split()
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """`Bearer realm="...",service="...",scope="..."` -> Challenge('bearer', {...})."""
+    if not header or not header.strip():
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    params = {}
+    for key, value in _PARAM.findall(rest):
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[key.lower()] = value
+    return Challenge(scheme.lower(), params)
+
+
+class Auth:
+    """The Authorization header for the next request to one registry, and what a 401 teaches."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.host = transport.host
+        self.challenge: Challenge | None = None
+        self.scopes: list[str] = []
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+        self._token: str | None = None
+        self._token_scopes: list[str] = []
+        self._token_expires = 0.0
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """Looked up on first need, so an anonymous registry never runs a credential helper."""
+        if not self._creds_loaded:
+            opts = self.transport.options
+            self._creds = credentials.lookup(self.host, opts.creds, opts.docker_config)
+            self._creds_loaded = True
+        return self._creds
+
+    def add_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            self.scopes.append(scope)
+
+    def header(self) -> str | None:
+        ch = self.challenge
+        if ch is None:
+            return None
+        if ch.scheme == "basic":
+            creds = self.credentials
+            return creds.basic() if creds is not None and creds.identity_token is None else None
+        if ch.scheme == "bearer":
+            if self._token is None or self._token_scopes != self.scopes or time.monotonic() > self._token_expires:
+                self._fetch_token(ch)
+            return f"Bearer {self._token}"
+        return None
+
+    def on_401(self, resp: requests.Response) -> bool:
+        """Learn from a 401; True when another try with a new Authorization header may succeed."""
+        ch = parse_challenge(resp.headers.get("WWW-Authenticate"))
+        if ch is None or ch.scheme not in ("basic", "bearer"):
+            return False
+        changed = self.challenge is None or (ch.scheme, ch.params.get("realm")) != (
+            self.challenge.scheme,
+            self.challenge.params.get("realm"),
+        )
+        self.challenge = ch
+        if ch.scheme == "basic":
+            return changed and self.credentials is not None
+        for scope in ch.scopes:
+            if scope not in self.scopes:
+                self.scopes.append(scope)
+                changed = True
+        if changed:
+            self._token = None
+        return changed
+
+    def denied(self) -> bool:
+        """The last challenge says the credentials were fine but the access is not granted."""
+        return self.challenge is not None and self.challenge.params.get("error") == "insufficient_scope"
+
+    def _fetch_token(self, ch: Challenge) -> None:
+        realm = ch.params.get("realm")
+        if not realm:
+            raise RegistryError(
+                f"{self.host} asked for a Bearer token without a realm", "the registry is misconfigured"
+            )
+        creds = self.credentials
+        parsed = urllib.parse.urlsplit(realm)
+        if creds and parsed.scheme != "https" and not (self.transport.options.insecure or is_loopback(parsed.netloc)):
+            raise RegistryError(
+                f"{self.host} sends credentials to {realm}, which is not HTTPS",
+                "refusing to send a password in clear text; use --insecure only on a network you trust",
+            )
+        scopes = list(self.scopes)
+        service = ch.params.get("service")
+        if creds is not None and creds.identity_token is not None:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "bootstrap"}
+            if service:
+                form["service"] = service
+            if scopes:
+                form["scope"] = " ".join(scopes)
+            body = urllib.parse.urlencode(form).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            resp = self.transport.send("POST", realm, headers=headers, data=body)
+        else:
+            params = [("service", service)] if service else []
+            params += [("scope", s) for s in scopes]
+            headers = {}
+            if creds is not None:
+                params.append(("account", creds.username))
+                headers["Authorization"] = creds.basic()
+            resp = self.transport.send("GET", realm, headers=headers, params=params)
+        if resp.status_code in (401, 403):
+            raise self.credentials_error(f"the token server {parsed.netloc}")
+        if resp.status_code != 200:
+            raise RegistryError(
+                f"the token server {parsed.netloc} answered {resp.status_code} {resp.reason}",
+                f"check the registry's auth configuration; {credentials.login_hint(self.host)}",
+            )
+        try:
+            answer = resp.json()
+            token = answer.get("token") or answer.get("access_token")
+            life = int(answer.get("expires_in") or DEFAULT_TOKEN_LIFE)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise RegistryError(f"the token server {parsed.netloc} gave an unreadable answer", str(exc)) from exc
+        if not token:
+            raise RegistryError(f"the token server {parsed.netloc} gave no token", "check the registry's auth setup")
+        self._token, self._token_scopes = str(token), scopes
+        self._token_expires = time.monotonic() + max(life - 10, 1)
+
+    def credentials_error(self, where: str | None = None) -> RegistryError:
+        where = f"{where} (for {self.host})" if where else self.host
+        creds = self.credentials
+        if creds is None:
+            return RegistryError(f"{where} requires authentication", credentials.login_hint(self.host))
+        who = "the identity token" if creds.identity_token else f"the credentials of {creds.username!r}"
+        return RegistryError(
+            f"{where} rejected {who} (from {creds.source})",
+            "check the user name and password; " + credentials.login_hint(self.host),
+        )

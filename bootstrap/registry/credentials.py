@@ -1,0 +1,135 @@
+"""Registry credentials the way Docker users keep them: --creds, the environment, or Docker's config.json.
+
+The Docker config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) is read as docker reads it:
+`credHelpers.<host>`, then `credsStore`, then `auths.<host>.auth` (base64 `user:password`) or
+`identitytoken`. A helper is `docker-credential-<name> get` with the server address on stdin.
+"""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap.log import log
+from bootstrap.registry.errors import RegistryError
+
+ENV_USER = "BOOTSTRAP_REGISTRY_USER"
+ENV_PASSWORD = "BOOTSTRAP_REGISTRY_PASSWORD"
+IDENTITY_USER = "<token>"
+"""The user name a credential helper gives for an OAuth2 refresh (identity) token."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    source: str
+    """Where they came from, for error messages: `--creds`, `environment`, a file or a helper."""
+
+    @property
+    def identity_token(self) -> str | None:
+        return self.password if self.username == IDENTITY_USER else None
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+    def __repr__(self) -> str:
+        return f"Credentials({self.username!r}, <hidden>, {self.source!r})"
+
+
+def login_hint(host: str) -> str:
+    return f"log in with `docker login {host}`, pass --creds USER:PASSWORD, or set {ENV_USER} and {ENV_PASSWORD}"
+
+
+def config_dir(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("DOCKER_CONFIG")
+    return Path(env) if env else Path.home() / ".docker"
+
+
+def _key(server: str) -> str:
+    """`https://host:5000/v1/` and `host:5000` name the same registry in config.json."""
+    if "://" in server:
+        server = urllib.parse.urlsplit(server).netloc
+    return server.split("/", 1)[0]
+
+
+def _from_helper(name: str, host: str) -> Credentials | None:
+    exe = shutil.which(f"docker-credential-{name}")
+    if exe is None:
+        raise RegistryError(
+            f"the Docker config names credential helper {name!r} but docker-credential-{name} is not on PATH",
+            "install the helper, or pass --creds USER:PASSWORD",
+        )
+    proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        if "credentials not found" in (proc.stdout + proc.stderr).lower():
+            return None
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise RegistryError(
+            f"docker-credential-{name} get failed for {host}: {detail[-1] if detail else proc.returncode}",
+            login_hint(host),
+        )
+    try:
+        answer = json.loads(proc.stdout)
+        return Credentials(answer["Username"], answer["Secret"], f"docker-credential-{name}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RegistryError(f"docker-credential-{name} gave an unreadable answer for {host}", str(exc)) from exc
+
+
+def _from_auths(auths: dict[str, Any], host: str, path: Path) -> Credentials | None:
+    for server, entry in auths.items():
+        if _key(server) != host or not isinstance(entry, dict):
+            continue
+        if entry.get("identitytoken"):
+            return Credentials(IDENTITY_USER, entry["identitytoken"], str(path))
+        if entry.get("auth"):
+            try:
+                user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except ValueError as exc:
+                raise RegistryError(f"{path}: auths.{server}.auth is not base64 of user:password", "") from exc
+            if sep:
+                return Credentials(user, password, str(path))
+        if entry.get("username") and entry.get("password"):
+            return Credentials(entry["username"], entry["password"], str(path))
+    return None
+
+
+def from_docker_config(host: str, directory: Path | None = None) -> Credentials | None:
+    path = config_dir(directory) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read {path}: {exc}", "fix or remove the Docker config file") from exc
+    helpers = config.get("credHelpers") or {}
+    helper = next((v for k, v in helpers.items() if _key(k) == host), None)
+    if helper:
+        return _from_helper(helper, host)
+    if config.get("credsStore"):
+        found = _from_helper(config["credsStore"], host)
+        if found is not None:
+            return found
+    return _from_auths(config.get("auths") or {}, host, path)
+
+
+def lookup(host: str, creds: str | None = None, docker_config: Path | None = None) -> Credentials | None:
+    """The credentials for `host`: --creds, else the environment, else the Docker config; None: anonymous."""
+    if creds is not None:
+        user, sep, password = creds.partition(":")
+        if not sep or not user:
+            raise RegistryError("--creds must be USER:PASSWORD", login_hint(host))
+        return Credentials(user, password, "--creds")
+    env_user, env_password = os.environ.get(ENV_USER), os.environ.get(ENV_PASSWORD)
+    if env_user and env_password is not None:
+        return Credentials(env_user, env_password, "environment")
+    if env_user or env_password:
+        log.warning(f"set both {ENV_USER} and {ENV_PASSWORD}; ignoring the one that is set")
+    return from_docker_config(host, docker_config)

@@ -1,0 +1,136 @@
+"""Manifests and indexes as exact bytes: fetched with the right Accept, put with their own media type."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST
+from bootstrap.registry.client import Client
+from bootstrap.registry.errors import RegistryError
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+IMAGE_TYPES = (MEDIA_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (MEDIA_INDEX, DOCKER_LIST)
+ACCEPT = ", ".join((*INDEX_TYPES, *IMAGE_TYPES))
+NONDISTRIBUTABLE = ("foreign", "nondistributable")
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest or index exactly as stored: its digest is the sha256 of these bytes."""
+
+    data: bytes
+    media_type: str
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", sha256(self.data))
+
+    @property
+    def json(self) -> dict[str, Any]:
+        doc = json.loads(self.data)
+        if not isinstance(doc, dict):
+            raise RegistryError(f"manifest {self.digest} is not a JSON object", "")
+        return doc
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    def children(self) -> list[dict[str, Any]]:
+        """The manifest descriptors of an index."""
+        return list(self.json.get("manifests") or [])
+
+    def blobs(self) -> list[dict[str, Any]]:
+        """The config and layer descriptors of an image manifest, without non-distributable layers."""
+        doc = self.json
+        layers = [d for d in doc.get("layers") or [] if not any(n in d.get("mediaType", "") for n in NONDISTRIBUTABLE)]
+        return [doc["config"], *layers]
+
+    def descriptor(self, **extra: Any) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data), **extra}
+
+
+def media_type_of(data: bytes, fallback: str) -> str:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise RegistryError("a manifest is not JSON", str(exc)) from exc
+    declared = doc.get("mediaType") if isinstance(doc, dict) else None
+    if isinstance(declared, str) and declared:
+        return declared
+    if isinstance(doc, dict) and doc.get("schemaVersion") == 1:
+        raise RegistryError("schema 1 manifests are not supported", "push the image again with a current client")
+    return fallback
+
+
+def get(client: Client, repository: str, reference: str) -> Manifest:
+    """GET a manifest or index by tag or digest (checked against the digest when asked by digest)."""
+    resp = client.request(
+        "GET",
+        f"/v2/{repository}/manifests/{reference}",
+        what=f"reading {client.host}/{repository}:{reference}",
+        headers={"Accept": ACCEPT},
+    )
+    content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    manifest = Manifest(resp.content, media_type_of(resp.content, content_type))
+    if manifest.media_type not in (*IMAGE_TYPES, *INDEX_TYPES):
+        raise RegistryError(
+            f"{client.host}/{repository}:{reference} is a {manifest.media_type or 'manifest of unknown type'}",
+            "only OCI and Docker v2 images and indexes are supported",
+        )
+    expected = reference if reference.startswith("sha256:") else resp.headers.get("Docker-Content-Digest")
+    if expected and expected != manifest.digest:
+        raise RegistryError(
+            f"{client.host}/{repository}:{reference}: got bytes hashing to {manifest.digest}, expected {expected}",
+            "the registry or a proxy changed the manifest",
+        )
+    return manifest
+
+
+def put(client: Client, repository: str, reference: str, manifest: Manifest) -> str:
+    """PUT the exact bytes under a tag or digest; returns the digest, checked against Docker-Content-Digest."""
+    resp = client.request(
+        "PUT",
+        f"/v2/{repository}/manifests/{reference}",
+        what=f"push of {'index' if manifest.is_index else 'manifest'} {manifest.digest} to {repository}:{reference}",
+        expect=(200, 201),
+        headers={"Content-Type": manifest.media_type},
+        data=manifest.data,
+    )
+    answered = resp.headers.get("Docker-Content-Digest")
+    if answered and answered != manifest.digest:
+        raise RegistryError(
+            f"{client.host} stored {repository}:{reference} as {answered}, not {manifest.digest}",
+            "the registry rewrote the manifest; it does not keep content as sent",
+        )
+    return manifest.digest
+
+
+def config(client: Client, repository: str, descriptor: dict[str, Any]) -> dict[str, Any]:
+    """An image's config blob, parsed (checked against its digest)."""
+    digest = descriptor["digest"]
+    resp = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"reading config {digest} of {repository}")
+    if sha256(resp.content) != digest:
+        raise RegistryError(f"config {digest} of {repository} does not match its digest", "the registry is damaged")
+    doc = json.loads(resp.content)
+    if not isinstance(doc, dict):
+        raise RegistryError(f"config {digest} of {repository} is not a JSON object", "")
+    return doc
+
+
+def platform_of(image_config: dict[str, Any]) -> dict[str, Any]:
+    """The OCI platform an image config declares."""
+    out: dict[str, Any] = {"architecture": image_config.get("architecture", ""), "os": image_config.get("os", "")}
+    for key, name in (("variant", "variant"), ("os.version", "os.version"), ("os.features", "os.features")):
+        if image_config.get(key):
+            out[name] = image_config[key]
+    if not out["architecture"] or not out["os"]:
+        raise RegistryError("an image config names no architecture or os", "the image cannot go into an index")
+    return out

@@ -1,0 +1,74 @@
+"""Push an image layout to a registry: blobs (skipped, mounted or uploaded), manifests, then the index."""
+
+import collections
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bootstrap.log import bars_enabled, log
+from bootstrap.registry import manifests
+from bootstrap.registry.blobs import Outcome, Uploader
+from bootstrap.registry.client import Client
+from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.layout import BlobSource, Layout
+from bootstrap.registry.options import Options
+from bootstrap.registry.reference import Reference, parse_reference
+
+
+def same_registry_repository(name: str, target: Reference) -> str:
+    """`other/repo` or `<host>/other/repo` (same host as the target) -> `other/repo`."""
+    ref = parse_reference(name, default_host=target.host)
+    if ref.host != target.host:
+        raise RegistryError(
+            f"cannot mount from {name}: it is on {ref.host}, not {target.host}",
+            "a mount only works between repositories of the same registry",
+        )
+    return ref.repository
+
+
+def push(layout: Path, ref: str, options: Options | None = None) -> str:
+    """Push the image in `layout` to `ref`; returns the pushed digest.
+
+    `layout` is an image.tar, an OCI layout directory, or a `bootstrap build` output directory (its image.tar).
+
+    One platform: its manifest goes under the tag. Several: each manifest by digest, then the index under the
+    tag. The digest returned is the sha256 of the exact bytes of that top-level manifest or index.
+    """
+    options = options or Options()
+    target = parse_reference(ref)
+    lay = Layout(layout)
+    top = lay.top()
+    head = top.index or top.images[0]
+    if target.digest and target.digest != head.digest:
+        raise RegistryError(f"{layout} holds {head.digest}, not {target.digest}", "push it by tag, or by its digest")
+    mount_from = [same_registry_repository(m, target) for m in options.mount_from]
+    blobs: dict[str, BlobSource] = {}
+    for image in top.images:
+        for descriptor in image.blobs():
+            blobs.setdefault(descriptor["digest"], lay.blob(descriptor))
+    with Client(target.host, options) as client:
+        client.need(target.repository, "pull,push")
+        for source in mount_from:
+            client.need(source, "pull")
+        outcomes: collections.Counter[str] = collections.Counter()
+        total = sum(b.size for b in blobs.values())
+        with tqdm(total=total, unit="B", unit_scale=True, desc="push", disable=not bars_enabled()) as bar:
+            uploader = Uploader(client, target.repository, mount_from, bar.update)
+            for blob in sorted(blobs.values(), key=lambda b: (b.size, b.digest)):
+                outcome = uploader.ensure(blob)
+                outcomes[outcome] += 1
+                if outcome is not Outcome.UPLOADED:
+                    bar.update(blob.size)
+        tag = target.tag or ("latest" if target.digest is None else None)
+        if top.index is None:
+            digest = manifests.put(client, target.repository, tag or head.digest, head)
+        else:
+            for image in top.images:
+                manifests.put(client, target.repository, image.digest, image)
+            digest = manifests.put(client, target.repository, tag or head.digest, top.index)
+    log.info(
+        f"pushed {target.host}/{target.repository}{':' + tag if tag else ''}@{digest}: "
+        f"{len(top.images)} platform(s); blobs: {outcomes[Outcome.UPLOADED]} uploaded, "
+        f"{outcomes[Outcome.MOUNTED]} mounted, {outcomes[Outcome.PRESENT]} already there"
+    )
+    return digest

@@ -1,0 +1,165 @@
+"""HTTP to one registry: TLS settings on every request, retries with backoff on 5xx and dropped connections."""
+
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+import requests
+
+from bootstrap.log import log
+from bootstrap.registry import tls
+from bootstrap.registry.errors import RegistryError, TransientError
+from bootstrap.registry.options import Options
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "bootstrap (container image builder)"
+
+
+class Stream(Protocol):
+    """A request body read once per attempt: `rewind()` gives it back from its start."""
+
+    def read(self, n: int = -1) -> bytes: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[bytes]: ...
+    def rewind(self) -> "Stream": ...
+
+
+Body = bytes | Stream | None
+
+
+class NotTLS(Exception):
+    """The server did not complete a TLS handshake (it may speak plain HTTP)."""
+
+
+class _Keep(requests.auth.AuthBase):
+    """Keeps our Authorization header: without an `auth`, requests would put ~/.netrc credentials over it."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+def _is_verify_error(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if "CERTIFICATE_VERIFY_FAILED" in str(e) or type(e).__name__ == "SSLCertVerificationError":
+            return True
+        stack += [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException))]
+    return False
+
+
+_REASONS = (
+    re.compile(r"certificate verify failed: ([^(')\"]+)"),
+    re.compile(r"\[SSL: [A-Z_]+\] ([^(')\"]+)"),
+    re.compile(r"\[Errno -?\d+\] ([^(')\"]+)"),
+    re.compile(r"(?:RemoteDisconnected|ConnectionResetError|BrokenPipeError)\(['\"\d, ]*'?([^'\"]+)"),
+    re.compile(r"(Read timed out|timed out)"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """The useful words of a requests/urllib3 exception (`connection refused`), on one line."""
+    text = str(exc)
+    for pattern in _REASONS:
+        m = pattern.search(text)
+        if m:
+            return " ".join(m.group(1).split()).rstrip(" .,").lower()
+    return " ".join(text.split())[:200]
+
+
+def _retry_after(resp: requests.Response) -> float:
+    """Seconds a 429 or 503 asks us to wait (capped at a minute); 0 when it does not say."""
+    try:
+        return min(float(resp.headers.get("Retry-After", 0)), 60.0)
+    except ValueError:
+        return 0.0
+
+
+class Transport:
+    """One session and one set of TLS settings for a registry host (and its token realm)."""
+
+    def __init__(self, host: str, options: Options) -> None:
+        self.host = host
+        self.options = options
+        self.tls = tls.for_host(host, options.ca_cert, options.certs_dir, options.insecure)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        if options.insecure:
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+    def close(self) -> None:
+        self.session.close()
+        self.tls.close()
+
+    def tls_error(self, url: str, exc: BaseException) -> RegistryError:
+        host = urllib.parse.urlsplit(url).netloc
+        return RegistryError(
+            f"the TLS certificate of {host} is not trusted ({_reason(exc)})",
+            f"pass --ca-cert FILE with the registry's CA, or put it in "
+            f"{self.options.certs_dir / host / 'ca.crt'} (--insecure skips the check)",
+        )
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        data: Body = None,
+        retry: bool = True,
+        probing: bool = False,
+    ) -> requests.Response:
+        """One request, retried (when `retry`) on dropped connections and 429/5xx answers.
+
+        Raises TransientError when the retries run out, RegistryError on an untrusted certificate, and NotTLS
+        (when `probing`) when the server does not speak TLS.
+        """
+        attempts = self.options.retries + 1 if retry else 1
+        problem, wait = "", 0.0
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(max(wait, self.options.backoff * 2 ** (attempt - 1)))
+            body = data.rewind() if data is not None and not isinstance(data, bytes) else data
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    params=params,
+                    data=body,
+                    verify=self.tls.verify,
+                    cert=self.tls.cert,
+                    timeout=(10, self.options.timeout),
+                    allow_redirects=method in ("GET", "HEAD"),
+                    auth=_Keep(),
+                )
+            except requests.exceptions.SSLError as exc:
+                if _is_verify_error(exc):
+                    raise self.tls_error(url, exc) from exc
+                if probing:
+                    raise NotTLS(_reason(exc)) from exc
+                problem = f"TLS error: {_reason(exc)}"
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                problem = f"connection failed: {_reason(exc)}"
+            else:
+                if resp.status_code not in RETRY_STATUS:
+                    return resp
+                problem = f"{resp.status_code} {resp.reason}"
+                wait = _retry_after(resp)
+                resp.close()
+            log.debug(f"{method} {url}: {problem} (attempt {attempt + 1} of {attempts})")
+        path = urllib.parse.urlsplit(url).path
+        raise TransientError(
+            f"{method} {path} on {self.host}: {problem}" + (f" ({attempts} attempts)" if attempts > 1 else ""),
+            f"check that {self.host} is reachable and healthy, then run again",
+            problem,
+        )

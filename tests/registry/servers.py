@@ -1,0 +1,355 @@
+"""Real servers for the registry tests: docker-registry processes, a Bearer token server, a recording proxy.
+
+Everything listens on 127.0.0.1 on a free port and is stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import http.server
+import json
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Quiet(http.server.ThreadingHTTPServer):
+    """No traceback on stderr when a client (or the proxy itself, on purpose) drops a connection."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+def _serve(httpd: http.server.ThreadingHTTPServer, name: str) -> threading.Thread:
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+# --- certificates ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CA:
+    """A throwaway CA and a server certificate it signed for IP:127.0.0.1 (made with openssl)."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+
+def make_ca(openssl: str, directory: Path) -> CA:
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    run(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bootstrap test CA",
+        "-keyout", "ca.key", "-out", "ca.crt",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr")
+    (directory / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    run(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "server.ext", "-out", "server.crt",
+    )  # fmt: skip
+    return CA(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+
+
+# --- the registry ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TokenAuth:
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: Path
+
+
+class Registry:
+    """`docker-registry serve` on 127.0.0.1: plain, with TLS, with htpasswd Basic auth, or with token auth."""
+
+    def __init__(
+        self,
+        exe: str,
+        workdir: Path,
+        *,
+        tls: CA | None = None,
+        htpasswd: Path | None = None,
+        token: TokenAuth | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(workdir / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": self.host, "secret": uuid.uuid4().hex},
+        }
+        if tls is not None:
+            config["http"]["tls"] = {"certificate": str(tls.cert), "key": str(tls.key)}
+        if htpasswd is not None:
+            config["auth"] = {"htpasswd": {"realm": "bootstrap-test", "path": str(htpasswd)}}
+        if token is not None:
+            config["auth"] = {"token": {k: str(v) for k, v in token.__dict__.items()}}
+        (workdir / "config.yml").write_text(json.dumps(config))  # YAML is a superset of JSON
+        self.log = workdir / "registry.log"
+        self.scheme = "https" if tls else "http"
+        self._verify: str | bool = str(tls.ca_cert) if tls else False
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([exe, "serve", str(workdir / "config.yml")], stdout=log, stderr=log)
+        self._wait()
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                requests.get(f"{self.scheme}://{self.host}/v2/", verify=self._verify, timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"docker-registry did not answer on {self.host}:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --- the Bearer token server -------------------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """A Docker token server (the distribution token spec): checks Basic credentials, signs RS256 JWTs.
+
+    `users` maps user -> (password, actions granted at most); anonymous requests get no access. `field` is the
+    JSON member the token comes in (`token` or `access_token`). `requests` records (account, scopes) asked.
+    """
+
+    service = "bootstrap-test-registry"
+    issuer = "bootstrap-test-issuer"
+
+    def __init__(self, openssl: str, directory: Path, users: dict[str, tuple[str, set[str]]]) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=token signer",
+             "-keyout", "token.key", "-out", "token.crt"],
+            cwd=directory, check=True, capture_output=True,
+        )  # fmt: skip
+        from cryptography import x509
+
+        self.cert_path = directory / "token.crt"
+        cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        self._x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = serialization.load_pem_private_key((directory / "token.key").read_bytes(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        self._key = key
+        self.users = users
+        self.field = "token"
+        self.requests: list[tuple[str | None, list[str]]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_GET(self) -> None:
+                status, body = outer.answer(self.path, self.headers.get("Authorization"))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = _Quiet(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self._httpd.server_address[1]}/token"
+        self._thread = _serve(self._httpd, "token-server")
+
+    def auth(self) -> TokenAuth:
+        return TokenAuth(self.realm, self.service, self.issuer, self.cert_path)
+
+    def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        scopes = [s for value in query.get("scope", []) for s in value.split()]
+        user = None
+        if authorization:
+            name, _, password = base64.b64decode(authorization.split()[-1]).decode().partition(":")
+            if self.users.get(name, ("", set()))[0] != password or name not in self.users:
+                self.requests.append((name, scopes))
+                return 401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}
+            user = name
+        self.requests.append((user, scopes))
+        access = []
+        for scope in scopes:
+            kind, name, actions = scope.split(":")
+            granted = self.users[user][1] if user else set()
+            access.append({"type": kind, "name": name, "actions": sorted(set(actions.split(",")) & granted)})
+        return 200, {self.field: self._jwt(user or "", access), "expires_in": 300}
+
+    def _jwt(self, subject: str, access: list[dict[str, Any]]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
+        claims = {
+            "iss": self.issuer, "sub": subject, "aud": self.service, "exp": now + 300, "nbf": now - 10,
+            "iat": now, "jti": uuid.uuid4().hex, "access": access,
+        }  # fmt: skip
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+# --- the recording, failure-injecting reverse proxy --------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    status: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def upload(self) -> bool:
+        """A request that carries blob data or starts an upload (mount POSTs excluded)."""
+        return "/blobs/uploads/" in self.path and self.method in ("POST", "PUT", "PATCH") and "mount" not in self.query
+
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
+
+
+class Proxy:
+    """An HTTP reverse proxy to a plain registry that records every request and can misbehave on demand.
+
+    `cut_after = N`: every PUT or PATCH whose body is longer than N bytes has its connection reset after N bytes.
+    `fail_next = K`: the next K requests are answered 503.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.seen: list[Seen] = []
+        self.cut_after: int | None = None
+        self.fail_next = 0
+        self.cuts = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except (ConnectionError, OSError):
+                    self.close_connection = True
+
+            def _any(self) -> None:
+                outer.relay(self)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        self._httpd = _Quiet(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = _serve(self._httpd, "registry-proxy")
+
+    def relay(self, h: http.server.BaseHTTPRequestHandler) -> None:
+        parts = urllib.parse.urlsplit(h.path)
+        record = Seen(h.command, parts.path, urllib.parse.parse_qs(parts.query), None, dict(h.headers))
+        with self._lock:
+            self.seen.append(record)
+            fail = self.fail_next > 0
+            self.fail_next -= 1 if fail else 0
+        length = int(h.headers.get("Content-Length") or 0)
+        if self.cut_after is not None and h.command in ("PUT", "PATCH") and length > self.cut_after:
+            h.rfile.read(self.cut_after)
+            self.cuts += 1
+            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            h.close_connection = True
+            h.connection.close()
+            return
+        body = h.rfile.read(length) if length else None
+        if fail:
+            record.status = 503
+            h.send_response(503)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        conn = http.client.HTTPConnection(self.upstream, timeout=60)
+        try:
+            headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+            conn.request(h.command, h.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        record.status = resp.status
+        h.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in _HOP and k.lower() != "content-length":
+                h.send_header(k, v)
+        length_out = resp.getheader("Content-Length") if h.command == "HEAD" else str(len(data))
+        h.send_header("Content-Length", length_out or "0")
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(data)
+
+    def since(self, mark: int) -> list[Seen]:
+        return self.seen[mark:]
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,136 @@
+"""The benchmark's own logic: statistics and ratios, command lines, and the frozen pull-through mirror
+(served from a local origin on 127.0.0.1; no external network)."""
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench import measure, report, runner
+from bench.mirror import FrozenMirror, parse_range, release_checksums
+from bench.stats import Summary, Target, ratio
+from bench.tools import Context, Mmdebstrap, bootstrap_build, mmdebstrap_lines
+from tests.conftest import Serve
+
+
+def test_summary_and_ratio() -> None:
+    s = Summary.of([3.0, 1.0, 2.0, 10.0])
+    assert (s.median, s.min, s.max, s.n) == (2.5, 1.0, 10.0, 4)
+    with pytest.raises(ValueError):
+        Summary.of([])
+    assert ratio(1.0, 4.0) == 0.25
+    assert ratio(1.0, 0.0) is None
+    assert ratio(None, 4.0) is None
+    assert Target("x", 0.2, 0.2).verdict == "PASS"
+    assert Target("x", 0.21, 0.2).verdict == "MISS"
+    assert Target("x", None, 0.2).verdict == "N/A"
+
+
+def _case(wall: float, rss: float = 100.0, size: int = 1000) -> dict[str, object]:
+    summary = {"median": wall, "min": wall, "max": wall, "n": 1}
+    return {
+        "wall": summary,
+        "cpu": summary,
+        "peak_rss_mb": {**summary, "median": rss},
+        "uncompressed_bytes": size,
+        "samples": [{"peak_rss_mb": rss}],
+    }
+
+
+def test_ratios_and_targets() -> None:
+    cases = {"bootstrap-warm": _case(2.0), "bootstrap-empty": _case(6.0, 350.0), "mmdebstrap": _case(20.0, 50.0)}
+    rows = runner.ratios(cases)
+    assert [(r["ours"], r["theirs"], r["wall"]) for r in rows] == [
+        ("bootstrap-warm", "mmdebstrap", 0.1),
+        ("bootstrap-empty", "mmdebstrap", 0.3),
+    ]
+    cases["debootstrap"] = {"failure": "warm-up exited 1:\nE: no", "samples": []}
+    suite = {"suite": "trixie", "runs": 1, "cases": cases, "ratios": rows}
+    verdicts = {t.name.split(": ", 1)[1]: t.verdict for t in report.targets(suite)}
+    assert verdicts["warm bootstrap / mmdebstrap, wall"] == "PASS"
+    assert verdicts["empty-cache bootstrap / mmdebstrap, wall"] == "PASS"
+    assert verdicts["bootstrap peak RSS, largest of all runs"] == "MISS"
+    assert verdicts["check, nothing changed"] == "N/A"
+    table = report.suite_table(suite)
+    assert "bootstrap-warm / mmdebstrap" in table
+    assert "debootstrap FAILED: warm-up exited 1:" in table
+
+
+def test_command_lines() -> None:
+    ctx = Context("trixie", "http://127.0.0.1:9", Path("/c"), (("M", "trixie"), ("M", "trixie-updates"), ("S", "x")))
+    assert mmdebstrap_lines(ctx) == ["deb M trixie main", "deb M trixie-updates main", "deb S x main"]
+    assert mmdebstrap_lines(Context("sid", "http://h", Path("/c"))) == ["deb http://h/debian sid main"]
+    argv = bootstrap_build(ctx, Path("/o"), Path("/c"))
+    assert argv[argv.index("--mirror") + 1] == "http://127.0.0.1:9/debian"
+    assert argv[argv.index("--security-mirror") + 1] == "http://127.0.0.1:9/debian-security"
+    argv = Mmdebstrap().command(ctx, Path("/w"))
+    assert argv[argv.index("/w/rootfs.tar") :] == ["/w/rootfs.tar", *mmdebstrap_lines(ctx)]
+
+
+def test_parse_range_and_release_checksums() -> None:
+    assert parse_range("bytes=0-9", 100) == (0, 9)
+    assert parse_range("bytes=90-", 100) == (90, 99)
+    assert parse_range("bytes=-10", 100) == (90, 99)
+    assert parse_range("bytes=50-500", 100) == (50, 99)
+    assert parse_range("bytes=0-1,5-6", 100) is None
+    with pytest.raises(ValueError):
+        parse_range("bytes=100-", 100)
+    text = "Origin: X\nAcquire-By-Hash: yes\nMD5Sum:\n 00 1 a\nSHA256:\n ab 12 main/Packages\n cd 3 main/Release\n"
+    assert release_checksums(text) == ({"main/Packages": "ab", "main/Release": "cd"}, True)
+
+
+def test_mirror_serves_and_freezes(tmp_path: Path, serve: Serve) -> None:
+    origin = tmp_path / "origin"
+    (origin / "pool").mkdir(parents=True)
+    (origin / "pool/a.deb").write_bytes(b"0123456789")
+    old, new = b"Package: a\n", b"Package: a\nPackage: b\n"
+    sha = hashlib.sha256(old).hexdigest()
+    dists = origin / "dists/s"
+    (dists / "main/by-hash/SHA256").mkdir(parents=True)
+    (dists / "main/by-hash/SHA256" / sha).write_bytes(old)
+    (dists / "main/Packages").write_bytes(new)  # the archive moved on after InRelease was frozen
+    (dists / "InRelease").write_text(f"Acquire-By-Hash: yes\nSHA256:\n {sha} {len(old)} main/Packages\n")
+    cache = tmp_path / "cache"
+    with FrozenMirror(cache, {"debian": serve(origin)}) as mirror:
+        base = f"{mirror.url}/debian"
+        assert requests.get(f"{base}/dists/s/InRelease").ok
+        assert requests.get(f"{base}/dists/s/main/Packages").content == old
+        first = requests.get(f"{base}/pool/a.deb")
+        assert first.content == b"0123456789"
+        assert (cache / "debian/pool/a.deb").read_bytes() == b"0123456789"
+        (origin / "pool/a.deb").write_bytes(b"changed")
+        assert requests.get(f"{base}/pool/a.deb").content == b"0123456789"
+        part = requests.get(f"{base}/pool/a.deb", headers={"Range": "bytes=2-4"})
+        assert (part.status_code, part.content, part.headers["Content-Range"]) == (206, b"234", "bytes 2-4/10")
+        stale = requests.get(f"{base}/pool/a.deb", headers={"Range": "bytes=2-4", "If-Range": '"other"'})
+        assert (stale.status_code, stale.content) == (200, b"0123456789")
+        head = requests.head(f"{base}/pool/a.deb")
+        assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "10", b"")
+        again = requests.get(f"{base}/pool/a.deb", headers={"If-Modified-Since": first.headers["Last-Modified"]})
+        assert again.status_code == 304
+        assert requests.get(f"{base}/pool/b.deb").status_code == 404
+        (origin / "pool/b.deb").write_bytes(b"late")
+        assert requests.get(f"{base}/pool/b.deb").status_code == 404  # "not found" is frozen too
+        assert requests.get(f"{mirror.url}/elsewhere/pool/a.deb").status_code == 404
+        assert requests.get(f"{base}/../origin/pool/a.deb").status_code == 404
+        counters = mirror.store.snapshot()
+    assert counters.fetched == 3
+    assert not any(p.name.endswith(".part") for p in cache.rglob("*"))
+    assert os.listdir(cache / ".missing")
+
+
+def test_measure_reports_the_tree_not_the_benchmark(tmp_path: Path) -> None:
+    ballast = bytearray(150_000_000)  # the benchmark's own peak must not show up as the command's
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    small = measure.run(["true"], tmp_path / "log")
+    assert (small.returncode, small.peak_rss_mb < 50) == (0, True)
+    grow = f"{sys.executable} -c 'x = bytearray(80_000_000); x[::4096] = b\"y\" * len(x[::4096])'; exit 3"
+    tree = measure.run(["sh", "-c", grow], tmp_path / "log")
+    assert tree.returncode == 3
+    assert 80 <= tree.peak_rss_mb < 150
+    assert tree.cpu > 0 and tree.wall > 0
+    assert measure.run(["/nonexistent/command"], tmp_path / "log").returncode == 127
+    del ballast
