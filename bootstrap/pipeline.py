@@ -171,7 +171,9 @@ def build(plan: Plan) -> Result:
             first = platforms[0]
             epoch = max(p.lock.epoch for p in platforms)
             tag = tag_for(plan, first.archive.codename)
+            started = time.monotonic()
             index = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
+            first.timings["outputs"] = round(time.monotonic() - started, 3)
             result = Result(plan.output, tag, first.archive.codename, epoch, index.digest, platforms)
             records.write_all(stage, plan, result)
         return result

@@ -150,7 +150,9 @@ def test_disabled_entries_are_ignored(apt: Path) -> None:
 
 def test_non_debian_sources_are_ignored(apt: Path) -> None:
     # Docker's and Chrome's repositories use `bookworm` and `stable` as suites; Ubuntu's use its codenames.
-    write(apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://archive.ubuntu-mirror.example/ubuntu noble main\n")
+    write(
+        apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://ubuntu.mirror.example/ubuntu noble main\n"
+    )
     vendor = "deb [signed-by=/etc/apt/keyrings/vendor.gpg] https://vendor.example/apt trixie main\n"
     write(apt, "aaa-vendor.list", vendor)
     write(apt, "debian.sources", TRIXIE_SOURCES)
@@ -160,7 +162,9 @@ def test_non_debian_sources_are_ignored(apt: Path) -> None:
 
 
 def test_only_non_debian_sources_is_an_error(apt: Path) -> None:
-    write(apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://archive.ubuntu-mirror.example/ubuntu noble main\n")
+    write(
+        apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://ubuntu.mirror.example/ubuntu noble main\n"
+    )
     with pytest.raises(MirrorError, match="no debian mirror given and none found"):
         discover(DEBIAN, None, None)
 
@@ -180,13 +184,13 @@ def test_ubuntu_sources_for_ubuntu(apt: Path) -> None:
     write(
         apt,
         "ubuntu.sources",
-        "Types: deb\nURIs: http://archive.ubuntu-mirror.example/ubuntu/\nSuites: noble noble-updates\nComponents: main\n"
+        "Types: deb\nURIs: http://ubuntu.mirror.example/ubuntu/\nSuites: noble noble-updates\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n\n"
-        "Types: deb\nURIs: http://security.ubuntu-mirror.example/ubuntu/\nSuites: noble-security\nComponents: main\n"
+        "Types: deb\nURIs: http://ubuntu-security.mirror.example/ubuntu/\nSuites: noble-security\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n",
     )
     assert discover(UBUNTU, None, None) == Mirrors(
-        "http://archive.ubuntu-mirror.example/ubuntu", "http://security.ubuntu-mirror.example/ubuntu"
+        "http://ubuntu.mirror.example/ubuntu", "http://ubuntu-security.mirror.example/ubuntu"
     )
     with pytest.raises(MirrorError):
         discover(DEBIAN, None, None)

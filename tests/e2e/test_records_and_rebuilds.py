@@ -432,3 +432,13 @@ def test_interrupt_during_configure_undoes_everything(mirrored: Mirrored, tmp_pa
     no_mounts_or_leftovers(tmp_path, scratch)
     sleepers = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
     assert not [pid for pid in sleepers if str(scratch) in os.readlink(f"/proc/{pid}/root")]
+
+
+def test_slow_paths_give_the_same_bytes(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:
+    """On disk instead of tmpfs, with a cold cache (no parsed indexes, no decompressed packages): same bytes."""
+    args = mirrored.args()
+    args[args.index("--cache-dir") + 1] = str(tmp_path / "cold-cache")
+    out = tmp_path / "slow"
+    bootstrap("debian-slim", "-o", str(out), "-q", "--no-tmpfs", *args)
+    for name in ("image.tar", "rootfs.tar.gz", "lock.json", "sbom.spdx.json"):
+        assert (out / name).read_bytes() == (first / name).read_bytes(), name
