@@ -1,5 +1,6 @@
 """Configure an unpacked root: every preinst, then one `dpkg --configure -a`, inside the sandbox."""
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,33 +79,38 @@ def _fail(what: str, output: str) -> ConfigureError:
     return ConfigureError(f"{what} failed: {tail or 'no output'}", "run with -v to see all maintainer script output")
 
 
+FAILED_MARK = "bootstrap: preinst failed: "
+
+
+def script(packages: Sequence[Package], with_preinst: set[str]) -> str:
+    """One shell script for the whole configure step: every preinst (`install`), in dependency order, with
+    the environment dpkg gives it, then `dpkg --configure -a`. One chroot instead of one per script."""
+    lines = [
+        "export DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 DPKG_ROOT= "
+        "DPKG_ADMINDIR=/var/lib/dpkg",
+        "preinst() {",
+        '  DPKG_MAINTSCRIPT_PACKAGE="$1" DPKG_MAINTSCRIPT_ARCH="$2" "/var/lib/dpkg/info/$3.preinst" install '
+        f'|| {{ echo "{FAILED_MARK}$1"; exit 1; }}',
+        "}",
+    ]
+    for pkg in install_order(packages):
+        if pkg.name in with_preinst:
+            lines.append(f"preinst {shlex.quote(pkg.name)} {shlex.quote(pkg.arch)} {shlex.quote(pkg.key)}")
+    lines.append("exec dpkg --configure -a --force-unsafe-io")
+    return "\n".join(lines) + "\n"
+
+
 def configure(root: Path, unpacked: Sequence[Unpacked], epoch: int, sandbox: Chroot) -> None:
     """Run every preinst (`install`) in dependency order, then `dpkg --configure -a` once."""
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text(POLICY_RC_D)
     policy.chmod(0o755)
-    env = base_env(epoch)
-    by_name = {u.package.name: u for u in unpacked}
-    for pkg in install_order([u.package for u in unpacked]):
-        if "preinst" not in by_name[pkg.name].control:
-            continue
-        script = f"/var/lib/dpkg/info/{pkg.key}.preinst"
-        proc = sandbox.run(
-            [script, "install"],
-            {
-                **env,
-                "DPKG_MAINTSCRIPT_NAME": "preinst",
-                "DPKG_MAINTSCRIPT_PACKAGE": pkg.name,
-                "DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT": "1",
-                "DPKG_MAINTSCRIPT_ARCH": pkg.arch,
-                "DPKG_ROOT": "",
-                "DPKG_ADMINDIR": "/var/lib/dpkg",
-            },
-        )
-        log.debug("%s", proc.stdout.rstrip())
-        if proc.returncode != 0:
-            raise _fail(f"{pkg.name} preinst", proc.stdout)
-    proc = sandbox.run(["dpkg", "--configure", "-a", "--force-unsafe-io"], env)
+    with_preinst = {u.package.name for u in unpacked if "preinst" in u.control}
+    proc = sandbox.run(["/bin/sh", "-c", script([u.package for u in unpacked], with_preinst)], base_env(epoch))
     log.debug("%s", proc.stdout.rstrip())
     if proc.returncode != 0:
+        failed = [line[len(FAILED_MARK) :] for line in proc.stdout.splitlines() if line.startswith(FAILED_MARK)]
+        if failed:
+            before = proc.stdout.split(FAILED_MARK, 1)[0]
+            raise _fail(f"{failed[0]} preinst", before)
         raise _fail("dpkg --configure -a", proc.stdout)
