@@ -100,7 +100,7 @@ def make_index(target_ref: str, source_refs: Sequence[str], options: Options | N
                 log.debug(f"{src}: {manifest.digest} for {key}")
         media_type = DOCKER_LIST if types == {DOCKER_MANIFEST} else MEDIA_INDEX
         index = Manifest(
-            canonical_json({"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors}), media_type
+            media_type, canonical_json({"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors})
         )
         digest = manifests.put(client, target.repository, target.tag or "latest", index)
     platforms = ", ".join(_key(d["platform"]) for d in descriptors)

@@ -145,7 +145,7 @@ class Layout:
         data = self._read(f"blobs/sha256/{descriptor['digest'].removeprefix('sha256:')}")
         if sha256(data) != descriptor["digest"]:
             raise RegistryError(f"{self.path}: manifest {descriptor['digest']} does not match its digest", _HINT)
-        return Manifest(data, media_type_of(data, descriptor.get("mediaType", "")))
+        return Manifest(media_type_of(data, descriptor.get("mediaType", "")), data)
 
     def top(self) -> Top:
         """One manifest: push it as is (docker pull gets a plain manifest). Several: they and an index over them.
@@ -176,8 +176,8 @@ class Layout:
                 entry["annotations"] = kept
             clean.append(entry)
         if self.index.get("mediaType") == MEDIA_INDEX and clean == self.entries:
-            return Manifest(self.index_data, MEDIA_INDEX)
-        return Manifest(canonical_json({**self.index, "mediaType": MEDIA_INDEX, "manifests": clean}), MEDIA_INDEX)
+            return Manifest(MEDIA_INDEX, self.index_data)
+        return Manifest(MEDIA_INDEX, canonical_json({**self.index, "mediaType": MEDIA_INDEX, "manifests": clean}))
 
 
 _HINT = "give the image.tar written by `bootstrap build` or an OCI layout directory"

@@ -2,10 +2,10 @@
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST
+from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST, Blob
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 
@@ -22,15 +22,8 @@ def sha256(data: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Manifest:
-    """A manifest or index exactly as stored: its digest is the sha256 of these bytes."""
-
-    data: bytes
-    media_type: str
-    digest: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", sha256(self.data))
+class Manifest(Blob):
+    """A manifest or index exactly as stored (`Blob`: its digest is the sha256 of these bytes)."""
 
     @property
     def json(self) -> dict[str, Any]:
@@ -52,9 +45,6 @@ class Manifest:
         doc = self.json
         layers = [d for d in doc.get("layers") or [] if not any(n in d.get("mediaType", "") for n in NONDISTRIBUTABLE)]
         return [doc["config"], *layers]
-
-    def descriptor(self, **extra: Any) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data), **extra}
 
 
 def media_type_of(data: bytes, fallback: str) -> str:
@@ -79,7 +69,7 @@ def get(client: Client, repository: str, reference: str) -> Manifest:
         headers={"Accept": ACCEPT},
     )
     content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-    manifest = Manifest(resp.content, media_type_of(resp.content, content_type))
+    manifest = Manifest(media_type_of(resp.content, content_type), resp.content)
     if manifest.media_type not in (*IMAGE_TYPES, *INDEX_TYPES):
         raise RegistryError(
             f"{client.host}/{repository}:{reference} is a {manifest.media_type or 'manifest of unknown type'}",
