@@ -150,9 +150,7 @@ def test_disabled_entries_are_ignored(apt: Path) -> None:
 
 def test_non_debian_sources_are_ignored(apt: Path) -> None:
     # Docker's and Chrome's repositories use `bookworm` and `stable` as suites; Ubuntu's use its codenames.
-    write(
-        apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://ubuntu.mirror.example/ubuntu noble main\n"
-    )
+    write(apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://ubuntu.mirror.example/ubuntu noble main\n")
     vendor = "deb [signed-by=/etc/apt/keyrings/vendor.gpg] https://vendor.example/apt trixie main\n"
     write(apt, "aaa-vendor.list", vendor)
     write(apt, "debian.sources", TRIXIE_SOURCES)
@@ -162,9 +160,7 @@ def test_non_debian_sources_are_ignored(apt: Path) -> None:
 
 
 def test_only_non_debian_sources_is_an_error(apt: Path) -> None:
-    write(
-        apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://ubuntu.mirror.example/ubuntu noble main\n"
-    )
+    write(apt, "sources.list", DOCKER_LIST + CHROME_LIST + "deb http://ubuntu.mirror.example/ubuntu noble main\n")
     with pytest.raises(MirrorError, match="no debian mirror given and none found"):
         discover(DEBIAN, None, None)
 

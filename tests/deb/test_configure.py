@@ -5,28 +5,11 @@ from pathlib import Path
 
 from bootstrap.deb.configure import FAILED_MARK, install_order, script
 from bootstrap.deb.index import Package
+from tests.fixtures.records import package
 
 
 def pkg(name: str, depends: str = "", pre_depends: str = "", multi_arch: str = "no") -> Package:
-    return Package(
-        name,
-        "1",
-        "amd64",
-        multi_arch,
-        "required",
-        False,
-        depends,
-        pre_depends,
-        "",
-        "",
-        "",
-        f"pool/{name}.deb",
-        1,
-        "0" * 64,
-        "",
-        "http://127.0.0.1",
-        "fixture",
-    )
+    return package(name, "1", multi_arch=multi_arch, priority="required", depends=depends, pre_depends=pre_depends)
 
 
 def test_order_follows_dependencies_with_base_passwd_first() -> None:

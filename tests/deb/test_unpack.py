@@ -12,30 +12,13 @@ from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import RootWriter, drop_unshipped_links, prepare_root, unpack_all, unpack_one
 from bootstrap.errors import UnpackError
 from tests.fixtures.debs import build_deb, build_hostile_deb
+from tests.fixtures.records import package
 
 NO_FILTER = PathFilter()
 
 
-def pkg(name: str, version: str = "1.0", multi_arch: str = "no", arch: str = "amd64") -> Package:
-    return Package(
-        name,
-        version,
-        arch,
-        multi_arch,
-        "optional",
-        False,
-        "",
-        "",
-        "",
-        "",
-        "",
-        f"pool/{name}.deb",
-        0,
-        "0" * 64,
-        "",
-        "http://127.0.0.1",
-        "fixture",
-    )
+def pkg(name: str, version: str = "1.0", multi_arch: str = "no") -> Package:
+    return package(name, version, multi_arch=multi_arch)
 
 
 @pytest.fixture
