@@ -20,7 +20,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.log import log, setup
 from bootstrap.plan import Options, make_plan
-from bootstrap.sandbox import require_root
+from bootstrap.sandbox import isolate, require_root
 
 _debug = False
 
@@ -148,6 +148,7 @@ def build(
 ) -> None:
     """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance."""
     require_root("building an image")
+    isolate()
     rec = recipe.load(recipe_name)
     changes = None
     if if_changed is not None:
@@ -250,6 +251,7 @@ def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
     require_root("verifying a build")
+    isolate()
     verdict = verify_mod.verify(directory, _options(**kw))
     if verdict.ok:
         click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")

@@ -1,10 +1,10 @@
 """Foreign architectures: their maintainer scripts run through qemu-user, registered with binfmt_misc."""
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
+from bootstrap.tree import Tree
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 
@@ -64,13 +64,13 @@ def emulator(arch: str, host: str) -> Emulator | None:
     return Emulator(arch, interpreter, fix_binary)
 
 
-def install_interpreter(emu: Emulator, root: Path) -> Path | None:
-    """Copy the interpreter into the root when the kernel needs to find it there; returns what to remove."""
+def install_interpreter(emu: Emulator, tree: Tree) -> str | None:
+    """Copy the interpreter into the tree when the kernel needs to find it there (never following the tree's
+    symlinks); returns the tree path to remove afterwards."""
     if emu.fix_binary:
         return None
-    dest = root / str(emu.interpreter).lstrip("/")
-    if dest.exists():
+    dest = str(emu.interpreter).lstrip("/")
+    if tree.lstat(dest) is not None:
         return None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(emu.interpreter, dest)
+    tree.write(dest, emu.interpreter.read_bytes(), 0o755)
     return dest

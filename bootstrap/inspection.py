@@ -45,12 +45,39 @@ def _open_layer(path: Path) -> IO[bytes]:
     return open(path, "rb")  # noqa: SIM115
 
 
+def _canonical(path: str, links: dict[str, str]) -> str:
+    """`path` with the symlinked directories on its way resolved inside the image (`/bin/bash` is
+    `/usr/bin/bash` in a merged-/usr tree), the last component left alone."""
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while len(parts) > 1:
+        head = parts.pop(0)
+        current = "/".join([*done, head])
+        target = links.get(current)
+        if target is None or hops > 40:
+            done.append(head)
+            continue
+        hops += 1
+        base = [] if target.startswith("/") else done
+        parts = [*[p for p in target.split("/") if p], *parts]
+        done = list(base)
+        while ".." in parts[:1] or "." in parts[:1]:
+            if parts.pop(0) == ".." and done:
+                done.pop()
+    return "/" + "/".join([*done, *parts])
+
+
 def package_sizes(layer: Path) -> dict[str, int]:
-    """Bytes of regular files per owning package (dpkg's file lists inside the layer), hard links once."""
+    """Bytes of regular files per owning package (dpkg's file lists inside the layer, followed through the
+    image's directory symlinks), hard links once."""
     sizes: dict[str, int] = {}
     lists: dict[str, list[str]] = {}
+    links: dict[str, str] = {}
     with _open_layer(layer) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
         for member in tar:
+            if member.issym():
+                links[member.name] = member.linkname
             if member.isfile():
                 sizes["/" + member.name] = member.size
                 if member.name.startswith("var/lib/dpkg/info/") and member.name.endswith(".list"):
@@ -61,7 +88,7 @@ def package_sizes(layer: Path) -> dict[str, int]:
     owner: dict[str, str] = {}
     for pkg in sorted(lists):
         for path in lists[pkg]:
-            owner.setdefault(path, pkg)
+            owner.setdefault(_canonical(path, links), pkg)
     out: dict[str, int] = {}
     for path, size in sizes.items():
         pkg = owner.get(path, UNOWNED)

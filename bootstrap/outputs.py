@@ -1,39 +1,64 @@
 """The output directory: written in a staging directory next to it, then moved into place whole."""
 
+import ctypes
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from bootstrap import scratch
 from bootstrap.errors import BootstrapError
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    return bool(func(AT_FDCWD, bytes(a), AT_FDCWD, bytes(b), RENAME_EXCHANGE) == 0)
+
+
+def _replace(stage: Path, dest: Path) -> None:
+    """Put `stage` at `dest`, whose previous content (if any) is gone after: at every instant `dest` is
+    either the old directory or the new one."""
+    if not dest.exists():
+        os.rename(stage, dest)
+        return
+    if not dest.is_dir() or dest.is_symlink():
+        raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
+    if _exchange(stage, dest):
+        shutil.rmtree(stage)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.absolute().parent))
+    os.rename(dest, old / "d")
+    os.rename(stage, dest)
+    shutil.rmtree(old)
 
 
 @contextmanager
 def staged(dest: Path) -> Iterator[Path]:
-    """Yield an empty staging directory; on success it replaces `dest`, on failure it is removed."""
+    """Yield an empty staging directory; on success it replaces `dest`, on failure it is removed. A staging
+    directory left by a killed build is removed by the next build that writes beside it."""
     parent = dest.absolute().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=parent))
-    except OSError as exc:
-        raise BootstrapError(f"cannot write to {parent}: {exc.strerror}", "choose another -o directory") from exc
-    try:
-        yield stage
-        os.chmod(stage, 0o755)
-        old = None
-        if dest.exists():
-            if not dest.is_dir():
-                raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=parent))
-            os.rename(dest, old / "d")
-        os.rename(stage, dest)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage)
+    with ExitStack() as stack:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            stage = stack.enter_context(scratch.claimed(parent, f".{dest.name}.partial-"))
+        except OSError as exc:
+            raise BootstrapError(f"cannot write to {parent}: {exc.strerror}", "choose another -o directory") from exc
+        try:
+            yield stage
+            os.chmod(stage, 0o755)
+            _replace(stage, dest)
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage)
 
 
 def link_or_copy(src: Path, dest: Path) -> None:

@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import download, foreign, outputs, records
+from bootstrap import download, foreign, outputs, records, scratch
 from bootstrap import lock as lock_mod
 from bootstrap.deb import copyright, dpkgdb
 from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.configure import configure, install_order
 from bootstrap.deb.filters import PathFilter
-from bootstrap.deb.finish import AptSourceEntry, finish
+from bootstrap.deb.finish import AptSourceEntry, finish, keep_directories
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.deb.unpack import drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError
@@ -26,7 +26,8 @@ from bootstrap.image.layer import Layer, pack
 from bootstrap.lock import Lock
 from bootstrap.log import log
 from bootstrap.plan import Plan, host_arch, merged_usr_dirs
-from bootstrap.sandbox import Chroot, memory_available, mounts_under, require_root, tmpfs
+from bootstrap.sandbox import Sandbox, memory_available, mounts_under, require_root, tmpfs
+from bootstrap.tree import Tree
 
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
@@ -135,19 +136,19 @@ def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
 def workspace(use_tmpfs: bool) -> Iterator[Path]:
     """A scratch directory holding `root/` (a private tmpfs when asked), removed at the end, never while
     anything is still mounted below it."""
-    work = Path(tempfile.mkdtemp(prefix="bootstrap-"))
-    try:
-        if use_tmpfs:
-            with tmpfs(work / "root"):
+    with scratch.claimed(Path(tempfile.gettempdir()), "bootstrap-") as work:
+        try:
+            if use_tmpfs:
+                with tmpfs(work / "root"):
+                    yield work
+            else:
                 yield work
-        else:
-            yield work
-    finally:
-        left = mounts_under(work, include_self=True)
-        if left:
-            log.error("not removing %s: still mounted: %s", work, ", ".join(left))
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        finally:
+            left = mounts_under(work, include_self=True)
+            if left:
+                log.error("not removing %s: still mounted: %s", work, ", ".join(left))
+            else:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def build(plan: Plan) -> Result:
@@ -188,6 +189,15 @@ def select(plan: Plan, archive: Archive) -> Selection:
     return resolve(archive.index, request_for(plan))
 
 
+def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> set[str]:
+    """The packages whose dpkg status takes Priority and Section from the archive index, as in a debootstrapped
+    image: those of the required phase (the recipe's priorities and Essential, without its includes) at the
+    suite's own version. Later installs and upgrades keep what their .deb says."""
+    r = plan.recipe
+    phase = set(resolve(archive.index, Request(r.priorities, r.essential, (), r.exclude, r.prefer)).names())
+    return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
+
+
 def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path) -> Platform:
     """Everything from indexes to the packed layer for one architecture."""
     timer = Timer(arch)
@@ -209,19 +219,19 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
             prepare_root(root, dirs)
             unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter, plan.cache.area("expanded"))
             drop_unshipped_links(root, dirs, unpacked)
-            dpkgdb.write(root, unpacked)
+            dpkgdb.write(Tree(root), unpacked, archive_classified(plan, archive, selection))
+            keep_directories(Tree(root), (p for u in unpacked for p in u.paths), plan.recipe.keep_directories)
         with timer.step("configure"):
-            added = foreign.install_interpreter(emu, root) if emu else None
-            with Chroot(root) as sandbox:
-                configure(root, unpacked, epoch, sandbox)
+            added = foreign.install_interpreter(emu, Tree(root)) if emu else None
+            configure(root, unpacked, epoch, Sandbox(root))
             if added is not None:
-                added.unlink()
+                Tree(root).remove(added)
         if mounts_under(root):
             raise BootstrapError(f"{root} still has mounts after configure", "unmount them by hand, then retry")
         with timer.step("finish"):
             sources = apt_sources(plan, archive)
             finish(root, pfilter, sources, plan.distro.sources_file, [k.name for k in plan.distro.keyrings], epoch)
-            licenses = {p.name: copyright.declared(root, p.name) for p in selection.packages}
+            licenses = {p.name: copyright.declared(Tree(root), p.name) for p in selection.packages}
         with timer.step("pack"):
             layer = pack(root, epoch, layer_path, plan.compression)
     settings = oci.ImageSettings(

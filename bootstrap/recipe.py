@@ -18,7 +18,7 @@ _SCHEMA: dict[str, type | dict[str, type]] = {
     "suite": str,
     "components": list,
     "packages": {"priorities": list, "essential": bool, "include": list, "exclude": list, "prefer": list},
-    "filters": {"path-exclude": list, "path-include": list},
+    "filters": {"path-exclude": list, "path-include": list, "keep-directories": list},
     "image": {"tag": str, "cmd": list, "entrypoint": list, "env": list, "labels": dict},
 }
 
@@ -37,6 +37,7 @@ class Recipe:
     prefer: tuple[str, ...]
     path_exclude: tuple[str, ...]
     path_include: tuple[str, ...]
+    keep_directories: tuple[str, ...]
     tag: str
     cmd: tuple[str, ...]
     entrypoint: tuple[str, ...]
@@ -59,7 +60,11 @@ class Recipe:
                 "exclude": list(self.exclude),
                 "prefer": list(self.prefer),
             },
-            "filters": {"path-exclude": list(self.path_exclude), "path-include": list(self.path_include)},
+            "filters": {
+                "path-exclude": list(self.path_exclude),
+                "path-include": list(self.path_include),
+                "keep-directories": list(self.keep_directories),
+            },
             "image": {
                 "tag": self.tag,
                 "cmd": list(self.cmd),
@@ -182,6 +187,7 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
         prefer=tuple(pkgs.get("prefer", [])),
         path_exclude=tuple(filters.get("path-exclude", [])),
         path_include=tuple(filters.get("path-include", [])),
+        keep_directories=tuple(filters.get("keep-directories", [])),
         tag=image.get("tag", f"{name}:{{codename}}"),
         cmd=tuple(image.get("cmd", ["bash"])),
         entrypoint=tuple(image.get("entrypoint", [])),

@@ -1,32 +1,40 @@
-"""Running programs inside the root: one Sandbox value that owns the mounts and always undoes them."""
+"""Running programs inside the root: one Sandbox value, namespaces that vanish with the build.
 
+`Sandbox(root).run(argv, env)` runs a command with the tree as its root directory, in mount, PID, IPC, UTS
+and network namespaces of its own (loopback only), with a /proc of its own, a read-only /sys and a minimal
+/dev (see `bootstrap/nsinit.py`). Nothing is mounted in the build's own mount namespace for it, and a
+lifeline pipe ends the sandbox when the build dies, so even a SIGKILL leaves no mount and no process behind.
+The same code runs as real root or as root of a user namespace (rootless builds).
+
+The build itself isolates its mounts (the tmpfs it builds in) with `isolate()`: a private mount namespace
+whose mounts vanish with the process.
+"""
+
+import ctypes
+import json
 import os
-import signal
 import subprocess
-import time
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 from bootstrap.errors import PrivilegeError
 from bootstrap.log import log
 
-_DEVICES = {
-    "null": (1, 3),
-    "zero": (1, 5),
-    "full": (1, 7),
-    "random": (1, 8),
-    "urandom": (1, 9),
-    "tty": (5, 0),
-}
+NSINIT = Path(__file__).with_name("nsinit.py")
+CLONE_NEWNS = 0x00020000
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+SETUP_FAILED = 125
+"""nsinit's exit status when the sandbox could not be set up."""
 
 
 def require_root(what: str) -> None:
-    """Building needs root: the tree holds files of many owners, device nodes and a chroot."""
+    """Building needs root (real, or of a user namespace): files of many owners, mounts, namespaces."""
     if os.geteuid() != 0:
         raise PrivilegeError(
-            f"{what} needs root (files owned by other users, mounts and chroot for maintainer scripts)",
+            f"{what} needs root (files owned by other users, mounts and namespaces for maintainer scripts)",
             "run it as root, for example with sudo",
         )
 
@@ -60,6 +68,18 @@ def memory_available() -> int:
     return 0
 
 
+def isolate() -> bool:
+    """Give this process a private mount namespace, so every mount it makes (the build's tmpfs) disappears
+    with it, however it ends. Call before any thread starts; returns False where that is not possible."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        log.debug("no private mount namespace: %s", os.strerror(ctypes.get_errno()))
+        return False
+    if libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+        log.debug("cannot make mounts private: %s", os.strerror(ctypes.get_errno()))
+    return True
+
+
 @contextmanager
 def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
     """A private tmpfs at `path` while the context is open: a fast scratch root that vanishes on unmount."""
@@ -72,90 +92,50 @@ def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
     try:
         yield
     finally:
-        kill_processes_in(path.resolve())
         for point in mounts_under(path, include_self=True):
             _umount(point)
 
 
-class Chroot:
-    """A chroot into `root` with /proc, /sys and a minimal /dev mounted while the context is open."""
+class Sandbox:
+    """Runs commands with `root` as their root directory, each in namespaces of its own."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, hostname: str = "localhost") -> None:
         self.root = root.resolve()
-        self._mounted: list[str] = []
+        self.hostname = hostname
 
-    def _mount(self, args: Sequence[str], target: Path) -> None:
-        target.mkdir(mode=0o755, exist_ok=True)
-        proc = subprocess.run(["mount", *args, str(target)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise PrivilegeError(
-                f"cannot mount {target}: {proc.stderr.strip()}", "build as root on a host that allows mounts"
-            )
-        self._mounted.append(str(target))
-
-    def __enter__(self) -> "Chroot":
-        require_root("running maintainer scripts")
-        try:
-            self._mount(["-t", "proc", "proc"], self.root / "proc")
-            self._mount(["-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs"], self.root / "sys")
-            dev = self.root / "dev"
-            self._mount(["-t", "tmpfs", "-o", "mode=755,nosuid,size=1m", "tmpfs"], dev)
-            for name, (major, minor) in _DEVICES.items():
-                os.mknod(dev / name, 0o20666, os.makedev(major, minor))
-            for name, target in (
-                ("fd", "/proc/self/fd"),
-                ("stdin", "/proc/self/fd/0"),
-                ("stdout", "/proc/self/fd/1"),
-                ("stderr", "/proc/self/fd/2"),
-            ):
-                os.symlink(target, dev / name)
-            (dev / "pts").mkdir()
-            (dev / "shm").mkdir(mode=0o1777)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def close(self) -> None:
-        """Stop what still runs inside the root, then unmount everything below it."""
-        kill_processes_in(self.root)
-        for point in reversed(self._mounted):
-            _umount(point)
-        self._mounted.clear()
-        for point in mounts_under(self.root):
-            _umount(point)
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+    def command(self, argv: Sequence[str], env: Mapping[str, str], lifeline: int) -> list[str]:
+        """The host command line that runs `argv` in the sandbox (data, so it can be checked)."""
+        spec = {
+            "root": str(self.root),
+            "argv": list(argv),
+            "env": dict(env),
+            "hostname": self.hostname,
+            "lifeline": lifeline,
+        }
+        return [sys.executable, "-I", "-S", str(NSINIT), json.dumps(spec)]
 
     def run(self, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-        """Run `argv` inside the root with exactly `env`; output is captured."""
-        log.debug("chroot: %s", " ".join(argv))
-        return subprocess.run(
-            ["chroot", str(self.root), *argv],
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
-
-
-def kill_processes_in(root: Path) -> None:
-    """Kill processes whose root directory is `root` (daemons a maintainer script may have left)."""
-    target = str(root)
-    for attempt in range(2):
-        found = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                if os.readlink(f"/proc/{pid}/root") == target:
-                    found = True
-                    os.kill(int(pid), signal.SIGTERM if attempt == 0 else signal.SIGKILL)
-            except OSError:
-                continue
-        if not found:
-            return
-        time.sleep(0.2)
+        """Run `argv` inside the root with exactly `env`; stdout and stderr are captured together."""
+        log.debug("sandbox %s: %s", self.root, " ".join(argv))
+        watched, held = os.pipe()
+        try:
+            os.set_inheritable(watched, True)
+            proc = subprocess.run(
+                self.command(argv, env, watched),
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                pass_fds=(watched,),
+            )
+        finally:
+            os.close(watched)
+            os.close(held)
+        if proc.returncode == SETUP_FAILED and proc.stdout.startswith("bootstrap sandbox:"):
+            raise PrivilegeError(
+                f"cannot set up the sandbox for maintainer scripts: {proc.stdout.strip().splitlines()[-1]}",
+                "build as root on a host that allows mount, PID and network namespaces",
+            )
+        return proc

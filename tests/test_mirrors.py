@@ -27,11 +27,12 @@ Signed-By: {KEYRING}
 """
 
 DOCKER_LIST = (
-    "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/debian bookworm stable\n"
+    "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.asc] "
+    "https://containers.vendor.example/linux/debian bookworm stable\n"
 )
 CHROME_LIST = (
     "deb [arch=amd64 signed-by=/usr/share/keyrings/google-chrome.gpg] "
-    "https://dl.google.com/linux/chrome/deb/ stable main\n"
+    "https://browser.vendor.example/linux/deb/ stable main\n"
 )
 
 

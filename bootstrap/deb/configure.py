@@ -9,7 +9,8 @@ from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import Unpacked
 from bootstrap.errors import ConfigureError
 from bootstrap.log import log
-from bootstrap.sandbox import Chroot
+from bootstrap.sandbox import Sandbox
+from bootstrap.tree import Tree
 
 POLICY_RC_D = "#!/bin/sh\n# Installed by bootstrap: services do not start inside a container image build.\nexit 101\n"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -80,33 +81,68 @@ def _fail(what: str, output: str) -> ConfigureError:
 
 
 FAILED_MARK = "bootstrap: preinst failed: "
+STAGED = "var/lib/dpkg/tmp.bootstrap"
+"""Control areas of the packages with a preinst, each moved to dpkg's `tmp.ci` while its preinst runs."""
+DPKG_FORCE = "security-mac,downgrade,unsafe-io"
+"""What dpkg tells scripts about its --force options (its defaults, plus the unsafe-io it is run with)."""
+_SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
+
+
+def dpkg_env(dpkg_version: str) -> dict[str, str]:
+    """The variables dpkg sets for every maintainer script it runs (besides the per-script ones)."""
+    return {
+        "DPKG_ADMINDIR": "/var/lib/dpkg",
+        "DPKG_ROOT": "",
+        "DPKG_FORCE": DPKG_FORCE,
+        "DPKG_MAINTSCRIPT_DEBUG": "0",
+        "DPKG_RUNNING_VERSION": dpkg_version.split(":", 1)[-1],
+    }
 
 
 def script(packages: Sequence[Package], with_preinst: set[str]) -> str:
-    """One shell script for the whole configure step: every preinst (`install`), in dependency order, with
-    the environment dpkg gives it, then `dpkg --configure -a`. One chroot instead of one per script."""
+    """One shell script for the whole configure step: every preinst (`install`), in dependency order, run as
+    dpkg runs it (from the package's control area in /var/lib/dpkg/tmp.ci, with dpkg's environment), then
+    `dpkg --configure -a`. One sandbox instead of one per script."""
+    dpkg_version = next((p.version for p in packages if p.name == "dpkg"), "")
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in dpkg_env(dpkg_version).items())
     lines = [
-        "export DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 DPKG_ROOT= "
-        "DPKG_ADMINDIR=/var/lib/dpkg",
-        "preinst() {",
-        '  DPKG_MAINTSCRIPT_PACKAGE="$1" DPKG_MAINTSCRIPT_ARCH="$2" "/var/lib/dpkg/info/$3.preinst" install '
-        f'|| {{ echo "{FAILED_MARK}$1"; exit 1; }}',
-        "}",
+        "ci=/var/lib/dpkg/tmp.ci",
+        "preinst() (",
+        f"  export {exports} DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1",
+        f'  rm -rf "$ci" && mv "/{STAGED}/$3" "$ci" || exit 1',
+        '  DPKG_MAINTSCRIPT_PACKAGE="$1" DPKG_MAINTSCRIPT_ARCH="$2" "$ci/preinst" install || exit 1',
+        '  rm -rf "$ci"',
+        ")",
     ]
     for pkg in install_order(packages):
         if pkg.name in with_preinst:
-            lines.append(f"preinst {shlex.quote(pkg.name)} {shlex.quote(pkg.arch)} {shlex.quote(pkg.key)}")
+            args = " ".join(shlex.quote(a) for a in (pkg.name, pkg.arch, pkg.key))
+            lines.append(f'preinst {args} || {{ echo "{FAILED_MARK}{pkg.name}"; exit 1; }}')
+    lines.append(f"rmdir /{STAGED} 2>/dev/null")
     lines.append("exec dpkg --configure -a --force-unsafe-io")
     return "\n".join(lines) + "\n"
 
 
-def configure(root: Path, unpacked: Sequence[Unpacked], epoch: int, sandbox: Chroot) -> None:
+def stage_control_areas(tree: Tree, unpacked: Sequence[Unpacked]) -> set[str]:
+    """Write the control area of every package that has a preinst where the script can move it to tmp.ci;
+    returns those packages' names."""
+    staged = set()
+    for u in unpacked:
+        if "preinst" not in u.control:
+            continue
+        staged.add(u.package.name)
+        for member, data in sorted(u.control.items()):
+            tree.write(f"{STAGED}/{u.package.key}/{member}", data, 0o755 if member in _SCRIPTS else 0o644)
+    return staged
+
+
+def configure(root: Path, unpacked: Sequence[Unpacked], epoch: int, sandbox: Sandbox) -> None:
     """Run every preinst (`install`) in dependency order, then `dpkg --configure -a` once."""
-    policy = root / "usr/sbin/policy-rc.d"
-    policy.write_text(POLICY_RC_D)
-    policy.chmod(0o755)
-    with_preinst = {u.package.name for u in unpacked if "preinst" in u.control}
-    proc = sandbox.run(["/bin/sh", "-c", script([u.package for u in unpacked], with_preinst)], base_env(epoch))
+    tree = Tree(root)
+    tree.write("usr/sbin/policy-rc.d", POLICY_RC_D, 0o755)
+    with_preinst = stage_control_areas(tree, unpacked)
+    packages = [u.package for u in unpacked]
+    proc = sandbox.run(["/bin/sh", "-c", script(packages, with_preinst)], base_env(epoch))
     log.debug("%s", proc.stdout.rstrip())
     if proc.returncode != 0:
         failed = [line[len(FAILED_MARK) :] for line in proc.stdout.splitlines() if line.startswith(FAILED_MARK)]

@@ -1,7 +1,8 @@
 """Licences declared in Debian copyright files (machine-readable DEP-5 `License:` fields), as SPDX ids."""
 
 import re
-from pathlib import Path
+
+from bootstrap.tree import Tree
 
 # Debian short names that differ from their SPDX identifiers.
 DEBIAN_TO_SPDX = {
@@ -84,16 +85,12 @@ def spdx_id(name: str) -> str:
     return license_ref(name)
 
 
-def declared(root: Path, package: str) -> list[str]:
+def declared(tree: Tree, package: str) -> list[str]:
     """Licence short names a package's copyright file declares (empty when it is not machine-readable)."""
-    path = root / "usr/share/doc" / package / "copyright"
-    try:
-        real = path.resolve()
-        if not str(real).startswith(str(root.resolve()) + "/"):
-            return []
-        text = real.read_text(errors="replace")
-    except OSError:
+    data = tree.read(f"usr/share/doc/{package}/copyright")
+    if data is None:
         return []
+    text = data.decode("utf-8", "replace")
     if not text.startswith("Format:"):
         return []
     names: set[str] = set()

@@ -1,19 +1,34 @@
 """Write the dpkg database for unpacked packages, as `dpkg --unpack` would leave it."""
 
-import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Collection, Sequence
 
+from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import Unpacked
+from bootstrap.tree import Tree, write_at
 
 DPKG_DIR = "var/lib/dpkg"
 _SCRIPTS = {"preinst", "postinst", "prerm", "postrm", "config"}
 
 
-def _status_stanza(item: Unpacked) -> str:
+def _classified(lines: list[str], pkg: Package) -> list[str]:
+    """The control fields with Priority and Section replaced by the archive index's."""
+    archive = {"Priority": pkg.priority, "Section": pkg.section}
+    out = []
+    for line in lines:
+        name = line.split(":", 1)[0]
+        if archive.get(name):
+            out.append(f"{name}: {archive.pop(name)}")
+        else:
+            archive.pop(name, None)
+            out.append(line)
+    return out + [f"{k}: {v}" for k, v in archive.items() if v]
+
+
+def _status_stanza(item: Unpacked, archive_classified: bool) -> str:
     control = item.control["control"].decode("utf-8", "replace").strip("\n")
-    lines = control.split("\n")
-    out = [lines[0], "Status: install ok unpacked"] + [line for line in lines[1:] if line.strip()]
+    lines = [line for line in control.split("\n") if line.strip()]
+    fields = _classified(lines[1:], item.package) if archive_classified else lines[1:]
+    out = [lines[0], "Status: install ok unpacked", *fields]
     if item.conffiles:
         out.append("Conffiles:")
         out += [f" {path} newconffile" for path in item.conffiles]
@@ -37,30 +52,29 @@ def _trigger_interests(items: Sequence[Unpacked]) -> tuple[list[str], dict[str, 
     return file_lines, named
 
 
-def write(root: Path, items: Sequence[Unpacked]) -> None:
-    """status, available, info/<key>.{list,md5sums,conffiles,scripts,...} and trigger interests."""
-    db = root / DPKG_DIR
+def write(tree: Tree, items: Sequence[Unpacked], archive_classified: Collection[str] = ()) -> None:
+    """status, available, info/<key>.{list,md5sums,conffiles,scripts,...} and trigger interests.
+
+    `archive_classified` names the packages whose status records Priority and Section as the archive index
+    has them rather than as their .deb does: in a debootstrapped system, the packages of the first (required)
+    phase, which dpkg re-classified from the index when debootstrap gave it its available file."""
     for sub in ("info", "updates", "triggers", "alternatives", "parts"):
-        (db / sub).mkdir(parents=True, exist_ok=True)
-    (db / "available").write_text("")
-    for name in ("diversions", "statoverride"):
-        if not (db / name).exists():
-            (db / name).write_text("")
+        tree.mkdir(f"{DPKG_DIR}/{sub}")
+    tree.write(f"{DPKG_DIR}/available", "")
     stanzas = []
-    for item in sorted(items, key=lambda i: i.package.name):
-        stanzas.append(_status_stanza(item))
-        key = item.package.key
-        (db / "info" / f"{key}.list").write_text("".join(p + "\n" for p in item.paths))
-        for member, data in sorted(item.control.items()):
-            if member == "control":
-                continue
-            path = db / "info" / f"{key}.{member}"
-            path.write_bytes(data)
-            os.chmod(path, 0o755 if member in _SCRIPTS else 0o644)
-    (db / "status").write_text("\n".join(stanzas))
+    with tree.dirfd(f"{DPKG_DIR}/info") as info:
+        for item in sorted(items, key=lambda i: i.package.name):
+            stanzas.append(_status_stanza(item, item.package.name in archive_classified))
+            key = item.package.key
+            write_at(info, f"{key}.list", "".join(p + "\n" for p in item.paths))
+            for member, data in sorted(item.control.items()):
+                if member != "control":
+                    write_at(info, f"{key}.{member}", data, 0o755 if member in _SCRIPTS else 0o644)
+    tree.write(f"{DPKG_DIR}/status", "\n".join(stanzas))
     file_lines, named = _trigger_interests(items)
-    if file_lines:
-        (db / "triggers" / "File").write_text("".join(line + "\n" for line in file_lines))
-    for trigger, who in sorted(named.items()):
-        (db / "triggers" / trigger).write_text("".join(w + "\n" for w in who))
-    (db / "triggers" / "Unincorp").write_text("")
+    with tree.dirfd(f"{DPKG_DIR}/triggers") as triggers:
+        if file_lines:
+            write_at(triggers, "File", "".join(line + "\n" for line in file_lines))
+        for trigger, who in sorted(named.items()):
+            write_at(triggers, trigger, "".join(w + "\n" for w in who))
+        write_at(triggers, "Unincorp", "")

@@ -88,6 +88,16 @@ class PathFilter:
             return not any(path.startswith(lit) for lit in self._literals)
         return remove
 
+    def excluded_prefixes(self) -> list[str]:
+        """The directories (root-relative, outermost only) below which exclude rules can match anything."""
+        literals = (_SPECIAL.split(r.pattern, maxsplit=1)[0] for r in self.rules if not r.include)
+        prefixes = sorted({lit.rsplit("/", 1)[0] for lit in literals})
+        outer: list[str] = []
+        for p in prefixes:
+            if not any(p == o or p.startswith(o + "/") for o in outer):
+                outer.append(p)
+        return [p.strip("/") for p in outer if p.strip("/")]
+
     def dpkg_cfg(self) -> str:
         """The rules as a dpkg.cfg.d file, so dpkg inside the image keeps filtering."""
         lines = ["# Files that this image leaves out, as dpkg path filters (see dpkg(1)).\n"]

@@ -1,14 +1,14 @@
 """Finish the tree as the official images do: container settings, slim rules, apt sources, scrubbing."""
 
-import glob
-import os
-import shutil
-from collections.abc import Sequence
+import fnmatch
+import stat
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.deb.configure import POLICY_RC_D
 from bootstrap.deb.filters import PathFilter
+from bootstrap.tree import Tree
 
 _APT_CLEAN = '"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";'
 
@@ -41,17 +41,16 @@ SCRUB = (
     "var/cache/debconf/*-old",
     "var/lib/dpkg/*-old",
     "var/lib/apt/lists/*",
-    "var/cache/apt/*.bin",
-    "var/cache/apt/archives/*.deb",
-    "var/cache/apt/archives/partial/*",
+    "var/cache/apt/*",
     "usr/sbin/policy-rc.d.dpkg-*",
-    "run/*",
     "tmp/*",
     "var/tmp/*",
     "dev/*",
     "proc/*",
     "sys/*",
 )
+SCRUB_FILES = ("run/*", "run/*/*")
+"""Run-time state: files go, the directories packages make there (`/run/lock`) stay."""
 
 
 @dataclass(frozen=True)
@@ -72,36 +71,47 @@ def sources_deb822(entries: Sequence[AptSourceEntry], signed_by: str) -> str:
     return "\n".join(stanzas)
 
 
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(mode)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def clamp_shadow(root: Path, epoch: int) -> None:
+def clamp_shadow(tree: Tree, epoch: int) -> None:
     """Field 3 of shadow files (last password change, in days) never later than the epoch."""
     day = epoch // 86400
     for name in ("etc/shadow", "etc/shadow-"):
-        path = root / name
-        if not path.is_file():
+        st = tree.lstat(name)
+        data = tree.read(name) if st is not None and stat.S_ISREG(st.st_mode) else None
+        if st is None or data is None:
             continue
-        st = path.stat()
         lines = []
-        for line in path.read_text().splitlines():
+        for line in data.decode("utf-8", "surrogateescape").splitlines():
             fields = line.split(":")
             if len(fields) > 2 and fields[2].isdigit() and int(fields[2]) > day:
                 fields[2] = str(day)
             lines.append(":".join(fields))
-        path.write_text("".join(line + "\n" for line in lines))
-        os.chmod(path, st.st_mode & 0o7777)
-        os.chown(path, st.st_uid, st.st_gid)
+        text = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+        tree.write(name, text, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+
+def keep_directories(tree: Tree, shipped: Iterable[str], patterns: Sequence[str]) -> None:
+    """Make the directories the packages ship that match `patterns` and that the path filters left out
+    (`/usr/share/man/man1`, ...): maintainer scripts look for them, and later installs need them."""
+    for path in sorted(set(shipped)):
+        if any(fnmatch.fnmatchcase(path, p) for p in patterns):
+            tree.mkdir(path)
+
+
+def sweep_filtered(tree: Tree, pfilter: PathFilter) -> None:
+    """Remove what maintainer scripts made in filtered-out places (a man page symlink, an info index), as
+    the path filters would have kept it out had it come in a package. Directories stay."""
+    if not pfilter:
+        return
+    for prefix in pfilter.excluded_prefixes():
+        if not tree.lstat(prefix):
+            continue
+        doomed = [
+            path
+            for path, st in tree.walk(prefix)
+            if not stat.S_ISDIR(st.st_mode) and pfilter.skips("/" + path, stat.S_ISLNK(st.st_mode))
+        ]
+        for path in doomed:
+            tree.remove(path)
 
 
 def finish(
@@ -113,24 +123,27 @@ def finish(
     epoch: int,
 ) -> None:
     """Container tweaks, slim rules kept in the image, apt sources, and every run-dependent file removed."""
-    _write(root / "usr/sbin/policy-rc.d", POLICY_RC_D, 0o755)
+    tree = Tree(root)
+    tree.write("usr/sbin/policy-rc.d", POLICY_RC_D, 0o755)
     for rel, text in TWEAKS.items():
-        _write(root / rel, text)
+        tree.write(rel, text)
     if pfilter:
-        _write(root / "etc/dpkg/dpkg.cfg.d/docker", pfilter.dpkg_cfg())
-        for n in range(1, 10):
-            (root / f"usr/share/man/man{n}").mkdir(mode=0o755, parents=True, exist_ok=True)
+        tree.write("etc/dpkg/dpkg.cfg.d/docker", pfilter.dpkg_cfg())
+        sweep_filtered(tree, pfilter)
     keyring = next(
-        (f"/usr/share/keyrings/{k}" for k in keyring_names if (root / "usr/share/keyrings" / k).exists()),
+        (f"/usr/share/keyrings/{k}" for k in keyring_names if tree.lstat(f"usr/share/keyrings/{k}")),
         f"/usr/share/keyrings/{keyring_names[0]}",
     )
-    _write(root / "etc/apt/sources.list.d" / sources_file, sources_deb822(sources, keyring))
-    sources_list = root / "etc/apt/sources.list"
-    if sources_list.is_file() and not sources_list.read_text().strip():
-        sources_list.unlink()
+    tree.write(f"etc/apt/sources.list.d/{sources_file}", sources_deb822(sources, keyring))
+    listed = tree.read("etc/apt/sources.list")
+    if listed is not None and not listed.strip():
+        tree.remove("etc/apt/sources.list")
     for pattern in SCRUB:
-        for match in sorted(glob.glob(str(root / pattern), include_hidden=True)):
-            _remove(Path(match))
-    for keep in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial"):
-        (root / keep).mkdir(parents=True, exist_ok=True)
-    clamp_shadow(root, epoch)
+        for match in tree.glob(pattern):
+            tree.remove(match)
+    for pattern in SCRUB_FILES:
+        for match in tree.glob(pattern):
+            st = tree.lstat(match)
+            if st is not None and not stat.S_ISDIR(st.st_mode):
+                tree.remove(match)
+    clamp_shadow(tree, epoch)

@@ -52,6 +52,7 @@ class Package:
     source: str
     mirror: str
     dist: str
+    section: str = ""
 
     @property
     def url(self) -> str:
@@ -176,6 +177,7 @@ def _package(fields: dict[str, str], release: Release) -> Package:
             source=fields.get("Source", ""),
             mirror=release.mirror,
             dist=release.dist,
+            section=fields.get("Section", ""),
         )
     except KeyError as exc:
         raise MirrorError(

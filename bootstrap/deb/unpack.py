@@ -6,7 +6,6 @@ entry can reach outside. The last component is never followed: an entry replaces
 """
 
 import os
-import posixpath
 import stat
 import tarfile
 from collections import deque
@@ -20,8 +19,7 @@ from bootstrap.deb.debfile import DebContents
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
 from bootstrap.errors import UnpackError
-
-MAX_LINKS = 40
+from bootstrap.tree import Tree
 
 
 @dataclass(frozen=True)
@@ -39,36 +37,12 @@ class RootWriter:
 
     def __init__(self, root: Path) -> None:
         self.root = str(root)
-        self._dirs: dict[str, str] = {"": ""}
+        self.tree = Tree(root)
+        self.resolve_dir = self.tree.resolve_dir
+        self._forget = self.tree.forget
 
     def _real(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
-
-    def resolve_dir(self, rel: str, depth: int = 0) -> str:
-        """The root-relative real path of directory `rel`, following symlinks inside the root."""
-        cached = self._dirs.get(rel)
-        if cached is not None:
-            return cached
-        if depth > MAX_LINKS:
-            raise UnpackError(f"too many levels of symbolic links at /{rel}", "the package set has a symlink loop")
-        parent, _, name = rel.rpartition("/")
-        base = self.resolve_dir(parent, depth) if parent else ""
-        candidate = f"{base}/{name}" if base else name
-        real = self._real(candidate)
-        if os.path.islink(real):
-            target = os.readlink(real)
-            joined = target if target.startswith("/") else f"/{base}/{target}"
-            resolved = self.resolve_dir(posixpath.normpath(joined).lstrip("/"), depth + 1)
-        else:
-            resolved = candidate
-        self._dirs[rel] = resolved
-        return resolved
-
-    def _forget(self, rel: str) -> None:
-        if rel in self._dirs:
-            prefix = rel + "/"
-            for key in [k for k in self._dirs if k == rel or k.startswith(prefix)]:
-                del self._dirs[key]
 
     def _target(self, rel: str) -> str:
         parent, _, name = rel.rpartition("/")
@@ -171,7 +145,14 @@ def unpack_one(writer: RootWriter, pkg: Package, deb: DebContents, pfilter: Path
                 continue
             if pfilter and pfilter.skips(path, info.isdir() or info.issym()):
                 continue
-            writer.write(info, rel, tar, rel + ".dpkg-new" if path in confset and info.isreg() else None)
+            if path in confset and info.isreg():
+                # As in a debootstrapped tree, a conffile is in place from the start (other packages'
+                # scripts read it before its own package is configured) and dpkg finds the identical
+                # `.dpkg-new` it installs when configuring.
+                writer.write(info, rel, tar)
+                writer.write(info, rel, tar, rel + ".dpkg-new")
+            else:
+                writer.write(info, rel, tar)
     return Unpacked(pkg, deb.control, tuple(paths), conffiles)
 
 

@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from bootstrap.deb.configure import FAILED_MARK, install_order, script
+from bootstrap.deb.configure import FAILED_MARK, STAGED, install_order, script
 from bootstrap.deb.index import Package
 from tests.fixtures.records import package
 
@@ -17,18 +17,30 @@ def test_order_follows_dependencies_with_base_passwd_first() -> None:
     assert [p.name for p in install_order(pkgs)] == ["libc6", "base-passwd", "c", "a"]
 
 
-def test_script_runs_preinsts_in_order_and_stops_at_a_failure(tmp_path: Path) -> None:
-    pkgs = [pkg("a", depends="b"), pkg("b", multi_arch="same"), pkg("quiet")]
+def test_script_runs_preinsts_as_dpkg_does_and_stops_at_a_failure(tmp_path: Path) -> None:
+    """Each preinst runs from dpkg's tmp.ci holding its package's control area (debconf learns the package
+    from tmp.ci/control), with the arguments and environment dpkg gives it, in dependency order."""
+    pkgs = [pkg("a", depends="b"), pkg("b", multi_arch="same"), pkg("quiet"), package("dpkg", "1:1.22.6")]
     text = script(pkgs, {"a", "b"})
-    assert "preinst b amd64 b:amd64\npreinst a amd64 a\nexec dpkg --configure -a --force-unsafe-io\n" in text
-    info = tmp_path / "var/lib/dpkg/info"
-    info.mkdir(parents=True)
-    (info / "b:amd64.preinst").write_text('#!/bin/sh\necho "b $1 $DPKG_MAINTSCRIPT_PACKAGE $DPKG_MAINTSCRIPT_ARCH"\n')
-    (info / "a.preinst").write_text("#!/bin/sh\necho broken >&2\nexit 4\n")
-    for f in info.iterdir():
-        f.chmod(0o755)
-    runnable = text.replace("/var/lib/dpkg/info", str(info))
-    proc = subprocess.run(["sh", "-c", runnable], capture_output=True, text=True)
+    order = [line.split()[1] for line in text.splitlines() if line.startswith("preinst ")]
+    assert order == ["b", "a"] and text.endswith("exec dpkg --configure -a --force-unsafe-io\n")
+    staged = tmp_path / STAGED
+    report = (
+        '#!/bin/sh\necho "$(basename $0) $1 $(sed -n s/^Package:.//p $(dirname $0)/control) $(pwd) '
+        '$DPKG_MAINTSCRIPT_NAME $DPKG_MAINTSCRIPT_PACKAGE $DPKG_MAINTSCRIPT_ARCH $DPKG_RUNNING_VERSION $DPKG_ROOT."\n'
+    )
+    for key, name, body in (("b:amd64", "b", report), ("a", "a", report + "echo broken >&2\nexit 4\n")):
+        (staged / key).mkdir(parents=True)
+        (staged / key / "control").write_text(f"Package: {name}\nVersion: 1\n")
+        (staged / key / "preinst").write_text(body)
+        (staged / key / "preinst").chmod(0o755)
+    runnable = text.replace("/var/lib/dpkg/tmp.ci", str(tmp_path / "tmp.ci")).replace(f"/{STAGED}", str(staged))
+    proc = subprocess.run(["sh", "-c", runnable], capture_output=True, text=True, cwd="/")
     assert proc.returncode == 1
-    assert proc.stdout.splitlines() == ["b install b amd64", f"{FAILED_MARK}a"]
+    assert proc.stdout.splitlines() == [
+        "preinst install b / preinst b amd64 1.22.6 .",
+        "preinst install a / preinst a amd64 1.22.6 .",
+        f"{FAILED_MARK}a",
+    ]
     assert "broken" in proc.stderr
+    assert not (staged / "b:amd64").exists(), "a control area is consumed by its preinst"

@@ -2,6 +2,7 @@
 the dpkg database written beside them."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import RootWriter, drop_unshipped_links, prepare_root, unpack_all, unpack_one
 from bootstrap.errors import UnpackError
+from bootstrap.tree import Tree
 from tests.fixtures.debs import build_deb, build_hostile_deb
 from tests.fixtures.records import package
 
@@ -89,7 +91,9 @@ def test_filtered_files_are_never_written_but_stay_listed(tmp_path: Path, root: 
     assert "/usr/share/doc/doc/README" in item.paths, "dpkg lists filtered files too"
 
 
-def test_conffiles_arrive_as_dpkg_new_and_database_is_written(tmp_path: Path, root: Path) -> None:
+def test_conffiles_are_in_place_and_as_dpkg_new_and_database_is_written(tmp_path: Path, root: Path) -> None:
+    """As in a debootstrapped tree, a conffile is in place before configure (other packages' scripts read it:
+    passwd's reads login.defs) and dpkg installs the identical, separate `.dpkg-new` when configuring."""
     deb = build_deb(
         tmp_path,
         "libconf1",
@@ -102,8 +106,9 @@ def test_conffiles_arrive_as_dpkg_new_and_database_is_written(tmp_path: Path, ro
     )
     items = unpack_all(root, [(pkg("libconf1", "2.0", "same"), deb)], NO_FILTER)
     assert (root / "etc/conf.d/x.dpkg-new").read_bytes() == b"setting=1\n"
-    assert not (root / "etc/conf.d/x").exists()
-    dpkgdb.write(root, items)
+    assert (root / "etc/conf.d/x").read_bytes() == b"setting=1\n"
+    assert not (root / "etc/conf.d/x").samefile(root / "etc/conf.d/x.dpkg-new"), "dpkg renames one over the other"
+    dpkgdb.write(Tree(root), items)
     db = root / "var/lib/dpkg"
     status = (db / "status").read_text()
     assert "Package: libconf1\nStatus: install ok unpacked\n" in status
@@ -147,3 +152,16 @@ def test_a_corrupt_package_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"PK\x03\x04 a zip file")
     with pytest.raises(UnpackError, match="not a Debian package"):
         debfile.read(bad)
+
+
+def test_status_classification_from_the_archive_or_the_deb(tmp_path: Path, root: Path) -> None:
+    deb = build_deb(tmp_path, "libz", "1.0", priority="required", section="libs")
+    archive = replace(pkg("libz"), priority="optional", section="oldlibs")
+    items = unpack_all(root, [(archive, deb)], NO_FILTER)
+    dpkgdb.write(Tree(root), items)
+    status = (root / "var/lib/dpkg/status").read_text()
+    assert "Priority: required\n" in status and "Section: libs\n" in status
+    dpkgdb.write(Tree(root), items, {"libz"})
+    status = (root / "var/lib/dpkg/status").read_text()
+    assert "Priority: optional\n" in status and "Section: oldlibs\n" in status
+    assert "Priority: required" not in status and "Section: libs\n" not in status

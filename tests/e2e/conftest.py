@@ -94,6 +94,8 @@ def slim_build(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Calla
 def docker() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     """`docker(*args)`: the real Docker CLI; images loaded through it are removed at the end."""
     need_tool("docker")
+    if run(["docker", "info"], check=False).returncode != 0 and os.geteuid() == 0:
+        run([str(ROOT / "scripts/ensure-docker")], check=False)
     need(run(["docker", "info"], check=False).returncode == 0, "no Docker Engine answers (scripts/ensure-docker)")
     created: list[str] = []
 
@@ -104,6 +106,15 @@ def docker() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     yield call
     for ref in created:
         run(["docker", "rmi", "-f", ref], check=False)
+
+
+def ensure_binfmt(cpu: str) -> None:
+    """Register the qemu-user handlers when this test needs them (as `make test` does), instead of relying on
+    whatever the machine had registered."""
+    entry = Path(f"/proc/sys/fs/binfmt_misc/qemu-{cpu}")
+    if not entry.exists() and os.geteuid() == 0:
+        run([str(ROOT / "scripts/ensure-binfmt")], check=False)
+    need(entry.exists(), f"no qemu-{cpu} binfmt_misc handler (apt-get install qemu-user-static binfmt-support)")
 
 
 def unique_tag(prefix: str) -> str:

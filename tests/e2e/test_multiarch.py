@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import bootstrap, need, need_tool, run
+from tests.e2e.conftest import bootstrap, ensure_binfmt, need_tool, run
 from tests.registry.servers import Registry
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory: pytest.TempPathFactory, registry: Registry, as_root: None) -> tuple[Path, str, str]:
-    need(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), "qemu-user binfmt for arm64 (scripts/ensure-binfmt)")
+    ensure_binfmt("aarch64")
     out = tmp_path_factory.mktemp("multi") / "out"
     ref = f"{registry.host}/debian:multi"
     proc = bootstrap("debian-slim", "--suite", "trixie", "--arch", "amd64,arm64", "-o", str(out), "-q", "--push", ref)

@@ -397,41 +397,62 @@ def test_failing_maintainer_script_leaves_nothing_behind(mirrored: Mirrored, tmp
     no_mounts_or_leftovers(tmp_path, scratch)
 
 
-def test_interrupt_during_configure_undoes_everything(mirrored: Mirrored, tmp_path: Path) -> None:
+def _processes_running(argv: list[str]) -> list[int]:
+    want = [a.encode() for a in argv]
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[: len(want)] == want:
+                    found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_interrupt_during_configure_undoes_everything(how: str, mirrored: Mirrored, tmp_path: Path) -> None:
+    """Interrupted while a maintainer script runs: no output, no mount, no process left. After a SIGKILL the
+    build cannot clean up: its mounts and processes go with its namespaces, and the next build sweeps the
+    scratch and staging directories it left."""
     import signal
     import time
 
-    server, args = _repo_with_extra(mirrored, tmp_path, "zz-slow", "#!/bin/sh\nsleep 60\n")
+    marker = str(3600 + os.getpid() % 1000 + (1 if how == "SIGKILL" else 0))
+    server, args = _repo_with_extra(mirrored, tmp_path, "zz-slow", f"#!/bin/sh\nexec sleep {marker}\n")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bootstrap", "debian-slim", "-o", str(out), "-q", *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
+    command = [sys.executable, "-m", "bootstrap", "debian-slim", "-o", str(out), "-q", *args]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while f"{scratch}/" not in Path("/proc/self/mountinfo").read_text() or "proc" not in [
-            line.split()[-3] for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(scratch) in line
-        ]:
+        while not _processes_running(["sleep", marker]):
             assert proc.poll() is None and time.monotonic() < deadline, "the build never reached configure"
             time.sleep(0.1)
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, how))
         _, stderr = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while _processes_running(["sleep", marker]) and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         if proc.poll() is None:
             proc.kill()
-        server.stop()
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr
+    assert not _processes_running(["sleep", marker]), "a maintainer script outlived the build"
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text(), "a mount was left behind"
     assert not out.exists()
+    if how == "SIGINT":
+        assert proc.returncode == 130, stderr
+        assert "interrupted" in stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        assert list(scratch.iterdir()), "a SIGKILL leaves the scratch directory (the next build removes it)"
+        args[args.index("--mirror") + 1] = args[args.index("--security-mirror") + 1] = mirrored.url
+        bootstrap("debian-slim", "-o", str(out), "-q", *args, env={"TMPDIR": str(scratch)})
+        assert (out / "image.tar").is_file()
+    server.stop()
     no_mounts_or_leftovers(tmp_path, scratch)
-    sleepers = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
-    assert not [pid for pid in sleepers if str(scratch) in os.readlink(f"/proc/{pid}/root")]
 
 
 def test_slow_paths_give_the_same_bytes(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:

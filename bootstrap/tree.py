@@ -1,0 +1,285 @@
+"""Host-side file operations inside a built tree, never reaching outside it.
+
+The tree is untrusted: packages and maintainer scripts put symlinks anywhere (`etc/apt -> /etc/apt`,
+`var/log -> /`). Every path is resolved the way a process chrooted into the tree would see it: a symlink
+met on the way is followed with absolute targets taken from the tree's root and `..` stopping at the root,
+and the last component is never followed unless asked. Directories are then opened one component at a
+time with O_NOFOLLOW, so what is touched is what was resolved.
+"""
+
+import errno
+import fnmatch
+import os
+import posixpath
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+
+MAX_LINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class TreeError(BootstrapError):
+    """A path inside the tree cannot be used as asked (a loop, a file where a directory should be)."""
+
+
+def _parts(rel: str) -> list[str]:
+    return [p for p in rel.split("/") if p not in ("", ".")]
+
+
+class Tree:
+    """A root directory and the operations the build does on it from the host."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._dirs: dict[str, str] = {"": ""}
+
+    # --- resolution -----------------------------------------------------------------------------------
+
+    def _lstat(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.path(rel))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+
+    def path(self, resolved: str) -> str:
+        """The host path of an already resolved tree-relative path."""
+        return f"{self.root}/{resolved}" if resolved else str(self.root)
+
+    def resolve(self, rel: str, follow_last: bool = False, _depth: int = 0) -> str:
+        """The tree-relative real path of `rel` (absolute or relative to the root): symlinks inside the tree
+        are followed as a chroot would (the last component only with `follow_last`). The result names no
+        symlink except, without `follow_last`, possibly its last component."""
+        parts = _parts(rel)
+        if not parts:
+            return ""
+        parent = self.resolve_dir("/".join(parts[:-1]), _depth)
+        name = parts[-1]
+        if name == "..":
+            return posixpath.dirname(parent) if parent else ""
+        candidate = f"{parent}/{name}" if parent else name
+        if follow_last:
+            st = self._lstat(candidate)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                return self._follow(parent, os.readlink(self.path(candidate)), _depth)
+        return candidate
+
+    def resolve_dir(self, rel: str, _depth: int = 0) -> str:
+        """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths."""
+        key = "/".join(_parts(rel))
+        cached = self._dirs.get(key)
+        if cached is not None:
+            return cached
+        if _depth > MAX_LINKS:
+            raise TreeError(f"too many levels of symbolic links at /{key}", "the tree has a symlink loop")
+        parent_rel, _, name = key.rpartition("/")
+        parent = self.resolve_dir(parent_rel, _depth) if parent_rel else ""
+        if name == "..":
+            resolved = posixpath.dirname(parent) if parent else ""
+        else:
+            candidate = f"{parent}/{name}" if parent else name
+            st = self._lstat(candidate)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                resolved = self._follow(parent, os.readlink(self.path(candidate)), _depth)
+            else:
+                resolved = candidate
+        self._dirs[key] = resolved
+        return resolved
+
+    def _follow(self, base: str, target: str, depth: int) -> str:
+        joined = target if target.startswith("/") else f"{base}/{target}"
+        return self.resolve_dir(posixpath.normpath("/" + joined).lstrip("/"), depth + 1)
+
+    def forget(self, rel: str = "") -> None:
+        """Drop cached resolutions at and below `rel` (after replacing a directory or symlink there)."""
+        key = "/".join(_parts(rel))
+        if not key:
+            self._dirs = {"": ""}
+            return
+        if key not in self._dirs:
+            return  # nothing below it is cached either: a cached path has its parent cached
+        for k in [k for k in self._dirs if k == key or k.startswith(key + "/")]:
+            del self._dirs[k]
+
+    # --- directory descriptors ------------------------------------------------------------------------
+
+    @contextmanager
+    def dirfd(self, rel: str, create: bool = False, mode: int = 0o755) -> Iterator[int]:
+        """An open descriptor of directory `rel` (resolved in the tree), opened one component at a time
+        without following symlinks; missing directories are made with `create`."""
+        resolved = self.resolve_dir(rel)
+        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            for name in _parts(resolved):
+                try:
+                    nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(name, mode, dir_fd=fd)
+                    nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise TreeError(
+                            f"/{rel}: /{resolved} is not a directory in the image", "the package set conflicts"
+                        ) from exc
+                    raise
+                os.close(fd)
+                fd = nxt
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _split(self, rel: str) -> tuple[str, str]:
+        resolved = self.resolve(rel)
+        if not resolved:
+            raise TreeError(f"/{rel} is the root of the image", "name a path below it")
+        parent, _, name = resolved.rpartition("/")
+        return parent, name
+
+    # --- operations -----------------------------------------------------------------------------------
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """The entry at `rel` itself (a symlink is not followed), or None."""
+        parent, name = self._split(rel)
+        try:
+            with self.dirfd(parent) as fd:
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError, TreeError):
+            return None
+
+    def mkdir(self, rel: str, mode: int = 0o755) -> None:
+        """Make directory `rel` and its missing parents (existing ones keep their mode)."""
+        with self.dirfd(rel, create=True, mode=mode):
+            pass
+
+    def write(self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+        """Replace whatever is at `rel` (a file or symlink, never followed) with a regular file."""
+        parent, name = self._split(rel)
+        with self.dirfd(parent, create=True) as fd:
+            write_at(fd, name, data, mode, uid, gid)
+        self.forget(f"{parent}/{name}" if parent else name)
+
+    def read(self, rel: str, limit: int = 16 << 20) -> bytes | None:
+        """The content of regular file `rel` (symlinks followed inside the tree), or None when there is none."""
+        try:
+            resolved = self.resolve(rel, follow_last=True)
+        except TreeError:
+            return None
+        if not resolved:
+            return None
+        parent, _, name = resolved.rpartition("/")
+        try:
+            with self.dirfd(parent) as fd:
+                f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
+        except (OSError, TreeError):
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(f).st_mode):
+                return None
+            return os.read(f, limit)
+        finally:
+            os.close(f)
+
+    def remove(self, rel: str) -> None:
+        """Remove the entry at `rel` (a directory with everything below it); a symlink is removed, not followed."""
+        parent, name = self._split(rel)
+        try:
+            with self.dirfd(parent) as fd:
+                _remove_at(fd, name)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        self.forget(f"{parent}/{name}" if parent else name)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Tree-relative paths matching a shell pattern (`var/log/apt/*`), walking real directories only:
+        a symlinked directory on the way is resolved inside the tree, never followed out of it."""
+        parts = _parts(pattern)
+        found = [""]
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt: list[str] = []
+            for base in found:
+                try:
+                    real = self.resolve_dir(base) if base else ""
+                    with self.dirfd(real) as fd:
+                        names = sorted(os.listdir(fd))
+                except (OSError, TreeError):
+                    continue
+                for name in names:
+                    if fnmatch.fnmatchcase(name, part):
+                        nxt.append(f"{real}/{name}" if real else name)
+                if not last:
+                    nxt = [n for n in nxt if self._is_dir_inside(n)]
+            found = nxt
+        return sorted(found)
+
+    def _is_dir_inside(self, rel: str) -> bool:
+        try:
+            resolved = self.resolve_dir(rel)
+        except TreeError:
+            return False
+        st = self._lstat(resolved)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def walk(self, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+        """Every entry below directory `rel` (not following symlinks), parents before children."""
+        start = self.resolve_dir(rel)
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            try:
+                with self.dirfd(current) as fd:
+                    entries = sorted(os.listdir(fd))
+                    stats = [(n, os.stat(n, dir_fd=fd, follow_symlinks=False)) for n in entries]
+            except (OSError, TreeError):
+                continue
+            for name, st in stats:
+                path = f"{current}/{name}" if current else name
+                yield path, st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+
+
+def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+    """Replace the entry `name` of directory `fd` (a file or symlink, never followed) with a regular file,
+    written whole under a temporary name first."""
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = f".{name}.bootstrap-new"
+    with suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=fd)
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(out, view) :]
+        os.fchown(out, uid, gid)
+        os.fchmod(out, mode)
+    finally:
+        os.close(out)
+    try:
+        if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+            os.unlink(tmp, dir_fd=fd)
+            raise TreeError(f"cannot write {name}: a directory is there", "the package set conflicts")
+    except FileNotFoundError:
+        pass
+    os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+
+def _remove_at(fd: int, name: str) -> None:
+    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=fd)
+        return
+    sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    try:
+        for child in os.listdir(sub):
+            _remove_at(sub, child)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=fd)

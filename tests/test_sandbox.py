@@ -1,0 +1,147 @@
+"""The sandbox for maintainer scripts, run for real: a tiny root made of the host's own dash, coreutils and
+their libraries, entered through namespaces of its own."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import PrivilegeError
+from bootstrap.sandbox import Sandbox, mounts_under
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
+
+TOOLS = ("/bin/sh", "/bin/cat", "/bin/ls", "/bin/sleep", "/bin/readlink", "/bin/mkdir")
+
+
+def _copy_with_libraries(binary: str, root: Path) -> None:
+    real = os.path.realpath(binary)
+    for path in [
+        real,
+        *re.findall(r"(/\S+\.so[.\d]*)", subprocess.run(["ldd", real], capture_output=True, text=True).stdout),
+    ]:
+        dest = root / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            shutil.copy2(path, dest)
+    link = root / binary.lstrip("/")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        shutil.copy2(real, link)
+
+
+@pytest.fixture
+def tiny_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    for tool in TOOLS:
+        _copy_with_libraries(tool, root)
+    for d in ("tmp", "etc"):
+        (root / d).mkdir(exist_ok=True)
+    return root
+
+
+def sh(root: Path, script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return Sandbox(root).run(["/bin/sh", "-c", script], env or {"PATH": "/bin"})
+
+
+def test_commands_run_in_namespaces_of_their_own(tiny_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "host-secret").write_text("host\n")
+    proc = sh(
+        tiny_root,
+        textwrap.dedent(
+            """\
+            echo "pid=$$"
+            echo "init-root=$(readlink /proc/1/root)"
+            echo "hostname=$(cat /proc/sys/kernel/hostname)"
+            echo "ifaces=$(ls /sys/class/net)"
+            echo "lo-flags=$(cat /sys/class/net/lo/flags)"
+            cat /proc/1/root/../host-secret 2>/dev/null || echo "host tree unreachable"
+            echo hello > /dev/null && echo "devnull ok"
+            mkdir /sys/x 2>/dev/null || echo "sys read-only"
+            """
+        ),
+    )
+    assert proc.returncode == 0, proc.stdout
+    out = proc.stdout.splitlines()
+    assert "pid=2" in out, "the command is the child of the sandbox's own init"
+    assert "init-root=/" in out
+    assert "hostname=localhost" in out
+    assert "ifaces=lo" in out, "no network but loopback"
+    flags = next(line for line in out if line.startswith("lo-flags="))
+    assert int(flags.split("=")[1], 16) & 1, "loopback is up"
+    assert "host tree unreachable" in out
+    assert "devnull ok" in out and "sys read-only" in out
+    assert not mounts_under(tiny_root, include_self=True), "nothing stays mounted on the host"
+
+
+def test_the_environment_is_exactly_the_one_given(tiny_root: Path) -> None:
+    proc = sh(tiny_root, "export -p", {"PATH": "/bin", "ONLY": "this"})
+    exported = sorted(line.split(" ", 1)[1].split("=", 1)[0] for line in proc.stdout.splitlines())
+    assert exported == ["ONLY", "PATH", "PWD"] or exported == ["ONLY", "PATH"], proc.stdout
+
+
+def test_exit_status_and_output_come_back(tiny_root: Path) -> None:
+    proc = sh(tiny_root, "echo out; echo err >&2; exit 7")
+    assert proc.returncode == 7
+    assert proc.stdout.splitlines() == ["out", "err"]
+
+
+def test_daemons_left_by_a_script_are_killed_with_it(tiny_root: Path) -> None:
+    proc = sh(tiny_root, "sleep 3713 & echo started")
+    assert proc.stdout.strip() == "started"
+    assert not _sleepers("3713"), "a background process outlived the sandbox"
+
+
+def test_a_symlinked_proc_in_the_tree_is_refused_not_followed(tiny_root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tiny_root / "proc").symlink_to(outside)
+    with pytest.raises(PrivilegeError, match="sandbox"):
+        sh(tiny_root, "true")
+    assert not list(outside.iterdir())
+    assert not mounts_under(outside, include_self=True)
+
+
+def _sleepers(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", marker.encode()]:
+                    found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_a_killed_build_takes_its_sandbox_with_it(tiny_root: Path) -> None:
+    """SIGKILL the process that runs the sandbox: the lifeline closes, the sandbox's init exits, the kernel
+    kills everything in its PID namespace, and its mounts go with its mount namespace."""
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from bootstrap.sandbox import Sandbox; "
+            "Sandbox(Path(sys.argv[1])).run(['/bin/sh', '-c', 'sleep 3714 & sleep 3714'], {'PATH': '/bin'})",
+            str(tiny_root),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    deadline = time.monotonic() + 20
+    while len(_sleepers("3714")) < 2:
+        assert time.monotonic() < deadline and runner.poll() is None, "the sandbox never started"
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while _sleepers("3714") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _sleepers("3714"), "processes of the sandbox outlived the build"
+    assert not mounts_under(tiny_root, include_self=True)
