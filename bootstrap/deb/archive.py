@@ -35,7 +35,11 @@ class Archive:
 
 
 def sources_for(distro: DistroInfo, main: Release, security_mirror: str) -> list[Source]:
-    """The suite itself, plus -updates and -security for releases that have them."""
+    """The suite itself, plus -updates and -security for releases that have them.
+
+    All are named after `main`'s signed Codename, which `release.fetch` checked: it is the suite asked for,
+    or the suite asked for is its Suite (an alias such as `stable`). Each of them is checked the same way.
+    """
     out = [Source(main.mirror, main.codename)]
     if distro.has_updates(main.suite):
         out.append(Source(main.mirror, f"{main.codename}-updates"))
