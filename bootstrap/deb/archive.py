@@ -27,6 +27,8 @@ class Archive:
     suite: str
     releases: tuple[Release, ...]
     index: Index
+    insecure: bool = False
+    """The releases were read with --insecure: no signature vouches for them."""
 
     @property
     def date(self) -> int:
@@ -75,4 +77,4 @@ def open_archive(
         jobs = [(r, c) for r in releases for c in components]
         parts = list(pool.map(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs))
     index = Index([(job[0], pf) for job, pf in zip(jobs, parts, strict=True)], arch)
-    return Archive(first.codename, first.suite, tuple(releases), index)
+    return Archive(first.codename, first.suite, tuple(releases), index, insecure)
