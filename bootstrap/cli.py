@@ -179,6 +179,12 @@ def build(
         )
 
 
+def _warn_insecure(what: Path) -> None:
+    click.echo(
+        f"warning: {what} was built with --insecure: no archive signature vouched for its packages", err=True
+    )
+
+
 def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
     """Resolve the recipe against today's archive and compare with a previous lock."""
     kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
@@ -238,7 +244,10 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
 @_verbosity
 def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
     """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due."""
-    changes = _changes(recipe.load(recipe_name), lock_mod.read(against), kw)
+    previous = lock_mod.read(against)
+    if previous.insecure:
+        _warn_insecure(against)
+    changes = _changes(recipe.load(recipe_name), previous, kw)
     click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
     if changes:
         sys.exit(changes_mod.REBUILD_DUE)
@@ -252,6 +261,8 @@ def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
     require_root("verifying a build")
     isolate()
+    if verify_mod.recorded_insecure(directory):
+        _warn_insecure(directory)
     verdict = verify_mod.verify(directory, _options(**kw))
     if verdict.ok:
         click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")

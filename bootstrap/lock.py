@@ -44,6 +44,8 @@ class Lock:
     epoch: int
     sources: tuple[LockedSource, ...]
     packages: tuple[LockedPackage, ...]
+    insecure: bool = False
+    """Built with --insecure: no signature vouched for the sources."""
 
     def to_json(self) -> bytes:
         data = {"lockVersion": LOCK_VERSION, **asdict(self)}
@@ -67,6 +69,7 @@ def make_lock(
         packages=tuple(
             LockedPackage(p.name, p.version, p.arch, p.filename, p.size, p.sha256, p.dist) for p in selection.packages
         ),
+        insecure=archive.insecure,
     )
 
 
@@ -95,6 +98,7 @@ def read(path: Path) -> Lock:
             epoch=int(data["epoch"]),
             sources=tuple(LockedSource(**s) for s in data["sources"]),
             packages=tuple(LockedPackage(**p) for p in data["packages"]),
+            insecure=data.get("insecure", False) is True,
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"{path}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None

@@ -105,14 +105,15 @@ def host_arch() -> str:
 
 
 def keyrings_for(distro: DistroInfo, given: tuple[Path, ...]) -> tuple[Path, ...]:
-    """The keyrings that vouch for the archive: --keyring files, else the host's distribution keyring."""
+    """The keyrings that vouch for the archive: --keyring files (absolute; binary or ASCII-armored), else the
+    host's distribution keyring."""
     if given:
         for k in given:
             if not k.is_file():
                 raise SignatureError(
                     f"keyring {k} does not exist", "give an existing OpenPGP keyring file to --keyring"
                 )
-        return given
+        return tuple(k.absolute() for k in given)
     found = tuple(k for k in distro.keyrings if k.is_file())
     if not found:
         raise SignatureError(

@@ -35,6 +35,7 @@ def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> di
             "security_mirror": plan.security_mirror,
             "compression": str(plan.compression),
             "from_lock": plan.lock is not None,
+            "insecure": plan.insecure,
             "epoch": result.epoch,
             "tag": result.tag,
         },
@@ -80,7 +81,9 @@ def write_all(stage: Path, plan: "Plan", result: "Result") -> None:
     multi = len(result.platforms) > 1
     for p in result.platforms:
         (stage / name("lock.json", p.arch, multi)).write_bytes(p.lock.to_json())
-        info = sbom.ImageInfo(result.tag, str(plan.recipe.distribution), p.arch, result.epoch, p.image.manifest.digest)
+        info = sbom.ImageInfo(
+            result.tag, str(plan.recipe.distribution), p.arch, result.epoch, p.image.manifest.digest, plan.insecure
+        )
         (stage / name("sbom.spdx.json", p.arch, multi)).write_bytes(sbom.make(info, p.selection.packages, p.licenses))
         (stage / name("packages.txt", p.arch, multi)).write_text(
             "".join(f"{pkg.name}\t{pkg.version}\t{pkg.arch}\n" for pkg in p.selection.packages)

@@ -19,6 +19,14 @@ class ImageInfo:
     arch: str
     epoch: int
     manifest_digest: str
+    insecure: bool = False
+    """Built with --insecure: said in a document comment and an annotation."""
+
+
+INSECURE_NOTE = (
+    "INSECURE BUILD: made with --insecure, so no archive signature was checked and nothing vouches for "
+    "where these packages came from."
+)
 
 
 def purl(distro: str, pkg: Package) -> str:
@@ -103,6 +111,16 @@ def make(image: ImageInfo, packages: Sequence[Package], licenses: Mapping[str, S
         "packages": spdx_packages,
         "relationships": relationships,
     }
+    if image.insecure:
+        doc["comment"] = INSECURE_NOTE
+        doc["annotations"] = [
+            {
+                "annotationDate": rfc3339(image.epoch),
+                "annotationType": "OTHER",
+                "annotator": f"Tool: bootstrap-{__version__}",
+                "comment": INSECURE_NOTE,
+            }
+        ]
     if extracted:
         doc["hasExtractedLicensingInfos"] = [
             {
@@ -115,4 +133,4 @@ def make(image: ImageInfo, packages: Sequence[Package], licenses: Mapping[str, S
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-__all__ = ["ImageInfo", "license_ref", "make", "purl"]
+__all__ = ["INSECURE_NOTE", "ImageInfo", "license_ref", "make", "purl"]

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bootstrap import lock as lock_mod
 from bootstrap import pipeline, recipe
 from bootstrap.cache import sha256_file
 from bootstrap.errors import BootstrapError
@@ -38,6 +39,15 @@ def read_build(directory: Path) -> dict[str, object]:
     except ValueError as exc:
         raise BootstrapError(f"{directory}/build.json is not valid JSON: {exc}", "rebuild that directory") from None
     return data
+
+
+def recorded_insecure(directory: Path) -> bool:
+    """Whether DIR's records (build.json, or its lock) say it was built with --insecure."""
+    settings = read_build(directory).get("build")
+    if isinstance(settings, dict) and settings.get("insecure") is True:
+        return True
+    lock = directory / "lock.json"
+    return lock.is_file() and lock_mod.read(lock).insecure
 
 
 def verify(directory: Path, opts: Options) -> Verdict:

@@ -12,7 +12,7 @@ from tests.fixtures.repo import Repo
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
     return subprocess.run(
@@ -20,6 +20,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -57,6 +58,19 @@ def test_resolve_prints_the_package_set(tmp_path: Path, gpg_key: GpgKey, serve: 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["apt\t3.0\tamd64", "base\t1.0\tamd64", "libbase\t2.1\tamd64"]
+
+
+def test_relative_armored_keyring(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str]) -> None:
+    repo = Repo(tmp_path / "repo", gpg_key)
+    repo.debian_dists()
+    repo.add_package("fixture", "apt", "3.0", priority="required")
+    repo.publish()
+    url = serve(repo.root)
+    gpg_key.export(tmp_path / "keys" / "archive.asc", armor=True)
+    args = ["resolve", "debian-slim", "--mirror", url, "--security-mirror", url, "--cache-dir", str(tmp_path / "c")]
+    proc = cli(*args, "--keyring", "keys/archive.asc", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["apt\t3.0\tamd64"]
 
 
 def test_usage_errors_are_one_line_with_a_hint() -> None:

@@ -27,6 +27,8 @@ class Archive:
     suite: str
     releases: tuple[Release, ...]
     index: Index
+    insecure: bool = False
+    """The releases were read with --insecure: no signature vouches for them."""
 
     @property
     def date(self) -> int:
@@ -35,7 +37,11 @@ class Archive:
 
 
 def sources_for(distro: DistroInfo, main: Release, security_mirror: str) -> list[Source]:
-    """The suite itself, plus -updates and -security for releases that have them."""
+    """The suite itself, plus -updates and -security for releases that have them.
+
+    All are named after `main`'s signed Codename, which `release.fetch` checked: it is the suite asked for,
+    or the suite asked for is its Suite (an alias such as `stable`). Each of them is checked the same way.
+    """
     out = [Source(main.mirror, main.codename)]
     if distro.has_updates(main.suite):
         out.append(Source(main.mirror, f"{main.codename}-updates"))
@@ -71,4 +77,4 @@ def open_archive(
         jobs = [(r, c) for r in releases for c in components]
         parts = list(pool.map(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs))
     index = Index([(job[0], pf) for job, pf in zip(jobs, parts, strict=True)], arch)
-    return Archive(first.codename, first.suite, tuple(releases), index)
+    return Archive(first.codename, first.suite, tuple(releases), index, insecure)

@@ -4,18 +4,22 @@ import email.utils
 import hashlib
 import json
 import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from debian.deb822 import Release as Deb822Release
 
 from bootstrap import http
 from bootstrap.cache import Cache, write_atomic
+from bootstrap.deb.gpgv import verify_clearsigned
 from bootstrap.errors import BootstrapError, MirrorError, SignatureError
 from bootstrap.log import log
+
+MAX_FUTURE_SKEW = 300
+"""Seconds a Release `Date:` may lie ahead of this machine's clock. apt allows 10 (Acquire::Max-FutureTime);
+five minutes, the customary bound for unsynchronised clocks, still refuses a Release dated hours ahead."""
 
 
 @dataclass(frozen=True)
@@ -52,35 +56,6 @@ def _parse_date(value: str, what: str) -> int:
         raise SignatureError(f"{what}: unreadable date {value!r}", "the Release file is malformed") from exc
 
 
-def verify_clearsigned(data: bytes, keyrings: tuple[Path, ...], what: str) -> bytes:
-    """Return the text gpgv vouches for: only the signed part, never what surrounds it."""
-    with tempfile.TemporaryDirectory(prefix="bootstrap-gpgv-") as tmp:
-        signed = Path(tmp) / "InRelease"
-        signed.write_bytes(data)
-        out = Path(tmp) / "Release"
-        cmd = ["gpgv", "--status-fd", "1", "--output", str(out)]
-        for k in keyrings:
-            cmd += ["--keyring", str(k)]
-        try:
-            proc = subprocess.run(
-                cmd + [str(signed)], capture_output=True, env={**os.environ, "GNUPGHOME": tmp, "LC_ALL": "C"}
-            )
-        except FileNotFoundError:
-            raise SignatureError("gpgv is not installed", "apt-get install gpgv") from None
-        status = proc.stdout.decode(errors="replace")
-        if proc.returncode != 0 or "[GNUPG:] VALIDSIG" not in status:
-            reason = (
-                "not signed"
-                if "NODATA" in status or b"BEGIN PGP SIGNED" not in data
-                else ("signed by a key not in the keyring" if "NO_PUBKEY" in status else "bad signature")
-            )
-            raise SignatureError(
-                f"{what}: {reason} (keyring: {', '.join(str(k) for k in keyrings)})",
-                "check the mirror and --keyring; --insecure skips the check (never for images you ship)",
-            )
-        return out.read_bytes()
-
-
 def _strip_unverified(data: bytes) -> bytes:
     """The message body of a clearsigned file, without checking anything (for --insecure)."""
     text = data.decode("utf-8", errors="replace")
@@ -91,33 +66,117 @@ def _strip_unverified(data: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _fetch_inrelease(url: str, cache: Cache | None, offline: bool) -> bytes:
-    """The InRelease bytes: from the cache when the server says 304 Not Modified, or with --offline."""
-    if cache is None:
-        return http.fetch_bytes(url)
-    slot = cache.area("releases") / hashlib.sha256(url.encode()).hexdigest()[:32]
-    body, meta = slot / "InRelease", slot / "meta.json"
-    if offline:
-        if body.is_file():
-            return body.read_bytes()
-        raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline to fill the cache")
-    headers: dict[str, str] = {}
-    if body.is_file() and meta.is_file():
+@dataclass(frozen=True)
+class _Slot:
+    """The cache of one InRelease URL: the last copy that passed every check, with its Date and HTTP validators.
+
+    A download replaces it only after it passed the checks too (an --insecure one never does), so the slot never
+    holds unchecked bytes and its Date is the floor a later copy must reach (no rollback to an older state).
+    """
+
+    cache: Cache
+    url: str
+
+    @property
+    def dir(self) -> Path:
+        return self.cache.area("releases") / hashlib.sha256(self.url.encode()).hexdigest()[:32]
+
+    @property
+    def body(self) -> Path:
+        return self.dir / "InRelease"
+
+    def meta(self) -> dict[str, Any]:
         try:
-            known = json.loads(meta.read_text())
-        except ValueError:
-            known = {}
+            data = json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and self.body.is_file() else {}
+
+    def checked_date(self) -> int | None:
+        """The Date of the cached copy (None for a copy that an older version of bootstrap cached unchecked)."""
+        date = self.meta().get("date")
+        return date if isinstance(date, int) else None
+
+    def keep(self, fresh: Path, answer: "http.Headers", date: int) -> None:
+        """Make a checked download the cached copy, unless another build meanwhile kept a newer one."""
+        with self.cache.locked(f"release-{self.dir.name}"):
+            known = self.checked_date()
+            if known is not None and known > date:
+                return
+            self.dir.mkdir(exist_ok=True)
+            os.replace(fresh, self.body)
+            meta = {
+                "etag": answer.get("ETag"),
+                "last_modified": answer.get("Last-Modified"),
+                "date": date,
+            }
+            write_atomic(self.dir / "meta.json", json.dumps(meta).encode())
+
+
+@dataclass
+class _Fetched:
+    data: bytes
+    fresh: Path | None = None
+    """A new download not yet in the cache (None: the cached copy, or no cache)."""
+    answer: "http.Headers | None" = None
+
+
+def _fetch_inrelease(url: str, slot: _Slot | None, offline: bool) -> _Fetched:
+    """The InRelease bytes: the cached copy when the server says 304 Not Modified or with --offline, else a
+    fresh download into a temporary file that `_Slot.keep` adopts once it passed the checks."""
+    if slot is None:
+        return _Fetched(http.fetch_bytes(url))
+    if offline:
+        if slot.body.is_file():
+            return _Fetched(slot.body.read_bytes())
+        raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline to fill the cache")
+    known = slot.meta()
+    headers: dict[str, str] = {}
+    if isinstance(known.get("date"), int):
         if known.get("etag"):
             headers["If-None-Match"] = known["etag"]
         if known.get("last_modified"):
             headers["If-Modified-Since"] = known["last_modified"]
-    slot.mkdir(parents=True, exist_ok=True)
-    answer = http.download(url, body, headers=headers)
-    if answer is not None:
-        write_atomic(
-            meta, json.dumps({"etag": answer.get("ETag"), "last_modified": answer.get("Last-Modified")}).encode()
+    fresh = slot.cache.temp("InRelease")
+    answer = http.download(url, fresh, headers=headers)
+    if answer is None:
+        return _Fetched(slot.body.read_bytes())
+    return _Fetched(fresh.read_bytes(), fresh, answer)
+
+
+def _check_suite(rel: Deb822Release, dist: str, url: str) -> None:
+    """The signed Suite or Codename must name the suite asked for (as apt checks): a mirror cannot pass one
+    suite off as another, whatever directory it serves it from."""
+    suite, codename = rel.get("Suite", ""), rel.get("Codename", "")
+    if dist not in (suite, codename):
+        raise SignatureError(
+            f"{url} is signed as suite {suite or '?'!r} (codename {codename or '?'!r}), not {dist!r}",
+            f"the mirror serves another suite under dists/{dist}: use another --mirror, or ask for that suite",
         )
-    return body.read_bytes()
+
+
+def _check_dates(date: int, valid_until: int | None, known: int | None, url: str, check_valid_until: bool) -> None:
+    now = time.time()
+    if date > now + MAX_FUTURE_SKEW:
+        raise SignatureError(
+            f"{url} is dated {_show(date)}, {(date - now) / 3600:.1f} h ahead of this machine's clock",
+            "set the clock right (timedatectl, NTP); a Release from the future is not trusted",
+        )
+    if check_valid_until and valid_until is not None and valid_until < now:
+        raise SignatureError(
+            f"{url} expired on {_show(valid_until)}",
+            "the mirror is stale; use a current mirror, or --no-check-valid-until for a snapshot mirror",
+        )
+    if known is not None and date < known:
+        raise SignatureError(
+            f"{url} is dated {_show(date)}, older than the {_show(known)} copy already verified (a rollback)",
+            "the mirror went back in time (stale or hostile): use another --mirror, or a snapshot mirror URL "
+            "for an older archive state",
+        )
+
+
+def _show(stamp: int) -> str:
+    return email.utils.formatdate(stamp, usegmt=True)
 
 
 def fetch(
@@ -129,33 +188,42 @@ def fetch(
     cache: Cache | None = None,
     offline: bool = False,
 ) -> Release:
-    """Fetch and verify `<mirror>/dists/<dist>/InRelease` (revalidating a cached copy when given a cache)."""
+    """Fetch and verify `<mirror>/dists/<dist>/InRelease` (revalidating a cached copy when given a cache).
+
+    Verified: the signature, that it is the suite asked for, that its Date is neither in the future nor older
+    than the copy verified before (with a cache), and Valid-Until.
+    """
     url = f"{mirror}/dists/{dist}/InRelease"
+    slot = _Slot(cache, url) if cache is not None else None
+    known = slot.checked_date() if slot is not None else None
     try:
-        data = _fetch_inrelease(url, cache, offline)
+        got = _fetch_inrelease(url, slot, offline)
     except http.NotFound:
         raise MirrorError(
             f"suite {dist!r} not found at {mirror} (no dists/{dist}/InRelease)",
             "check --suite (stable, testing, unstable or a codename such as bookworm or trixie) and --mirror",
         ) from None
-    if insecure:
-        log.warning("WARNING: --insecure: the signature of %s is NOT checked", url)
-        text = _strip_unverified(data)
-    else:
-        text = verify_clearsigned(data, keyrings, url)
-    rel = Deb822Release(text.decode("utf-8", errors="replace"))
-    if "Date" not in rel:
-        raise SignatureError(f"{url}: no Date field", "the archive's Release file is malformed")
-    date = _parse_date(rel["Date"], url)
-    valid_until = _parse_date(rel["Valid-Until"], url) if "Valid-Until" in rel else None
-    if check_valid_until and valid_until is not None and valid_until < time.time() and not insecure:
-        raise SignatureError(
-            f"{url} expired on {rel['Valid-Until']}",
-            "the mirror is stale; use a current mirror, or --no-check-valid-until for a snapshot mirror",
-        )
-    files = {f["name"]: IndexFile(f["name"], f["sha256"], int(f["size"])) for f in rel.get("SHA256", [])}
-    if not files:
-        raise BootstrapError(f"{url} lists no SHA256 checksums", "the archive is too old or malformed")
+    try:
+        if insecure:
+            log.warning("WARNING: --insecure: the signature of %s is NOT checked", url)
+            text = _strip_unverified(got.data)
+        else:
+            text = verify_clearsigned(got.data, keyrings, url)
+        rel = Deb822Release(text.decode("utf-8", errors="replace"))
+        _check_suite(rel, dist, url)
+        if "Date" not in rel:
+            raise SignatureError(f"{url}: no Date field", "the archive's Release file is malformed")
+        date = _parse_date(rel["Date"], url)
+        valid_until = _parse_date(rel["Valid-Until"], url) if "Valid-Until" in rel else None
+        _check_dates(date, valid_until, known, url, check_valid_until and not insecure)
+        files = {f["name"]: IndexFile(f["name"], f["sha256"], int(f["size"])) for f in rel.get("SHA256", [])}
+        if not files:
+            raise BootstrapError(f"{url} lists no SHA256 checksums", "the archive is too old or malformed")
+        if slot is not None and got.fresh is not None and got.answer is not None and not insecure:
+            slot.keep(got.fresh, got.answer, date)
+    finally:
+        if got.fresh is not None:
+            got.fresh.unlink(missing_ok=True)
     return Release(
         mirror=mirror,
         dist=dist,
@@ -167,5 +235,5 @@ def fetch(
         by_hash=rel.get("Acquire-By-Hash", "no").lower() == "yes",
         components=tuple(rel.get("Components", "").split()),
         files=files,
-        inrelease_sha256=hashlib.sha256(data).hexdigest(),
+        inrelease_sha256=hashlib.sha256(got.data).hexdigest(),
     )

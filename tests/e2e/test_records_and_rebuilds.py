@@ -111,6 +111,27 @@ def test_verify_passes_then_names_the_changed_file(first: Path, mirrored: Mirror
     assert "image.tar" in bad.stderr and "rootfs.tar.gz" not in bad.stderr
 
 
+def test_an_insecure_build_says_so_everywhere(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:
+    out = tmp_path / "insecure"
+    mirrored.build(out, "--insecure")
+    assert json.loads((first / "build.json").read_text())["build"]["insecure"] is False
+    assert json.loads((first / "lock.json").read_text())["insecure"] is False
+    assert "annotations" not in json.loads((first / "sbom.spdx.json").read_text())
+    assert json.loads((out / "build.json").read_text())["build"]["insecure"] is True
+    assert json.loads((out / "lock.json").read_text())["insecure"] is True
+    sbom = json.loads((out / "sbom.spdx.json").read_text())
+    assert "--insecure" in sbom["comment"] and sbom["annotations"][0]["comment"] == sbom["comment"]
+    run([need_tool("pyspdxtools"), "-i", str(out / "sbom.spdx.json")])
+    warning = f"warning: {out} was built with --insecure: no archive signature vouched for its packages"
+    checked = bootstrap("check", "debian-slim", "--against", str(out), *mirrored.args(), check=False)
+    assert checked.returncode == 0 and warning in checked.stderr.splitlines()
+    cache = ["--cache-dir", str(mirrored.cache)]
+    again = bootstrap("verify", str(out), "--insecure", "--keyring", str(mirrored.repo.keyring), *cache)
+    assert warning in again.stderr.splitlines() and again.stdout.startswith("verified:")
+    quiet = bootstrap("check", "debian-slim", "--against", str(first), *mirrored.args(), check=False)
+    assert "insecure" not in quiet.stderr
+
+
 def test_inspect_ranks_packages_and_diffs(first: Path, tmp_path: Path) -> None:
     out = bootstrap("inspect", str(first), "--json").stdout
     data = json.loads(out)

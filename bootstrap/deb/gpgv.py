@@ -1,0 +1,189 @@
+"""OpenPGP checks with gpgv: run it on a clearsigned file and judge its status lines the way apt does.
+
+gpgv's exit status says too little: it is 0 for a good signature by a revoked or expired key, and non-zero
+for a file that carries a good signature beside one by a key we do not have (Debian signs with several keys
+across key transitions). So the verdict comes from the `--status-fd` lines: at least one GOODSIG whose key
+also gives a VALIDSIG with a strong digest, no BADSIG and no ERROR. Keyrings may be binary or ASCII-armored
+(gpgv reads only binary ones: armored ones are decoded into the private scratch directory first).
+"""
+
+import base64
+import binascii
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.errors import SignatureError
+
+WEAK_DIGESTS = {"1": "MD5", "2": "SHA1", "3": "RIPEMD160"}
+"""OpenPGP hash algorithm ids (VALIDSIG's eighth field) that no longer vouch for anything."""
+
+_ARMOR_BEGIN = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
+_ARMOR_END = b"-----END PGP PUBLIC KEY BLOCK-----"
+_HINT = "check the mirror and --keyring; --insecure skips the check (never for images you ship)"
+
+
+@dataclass
+class Status:
+    """What gpgv's status lines say about each signature of one file."""
+
+    good: list[str] = field(default_factory=list)
+    """Key ids (or fingerprints) of GOODSIG lines: good signatures by keys that are valid now."""
+    valid: dict[str, str] = field(default_factory=dict)
+    """Fingerprint of each VALIDSIG -> its digest algorithm id."""
+    revoked: list[str] = field(default_factory=list)
+    expired_key: list[str] = field(default_factory=list)
+    expired_sig: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)
+    no_pubkey: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    nodata: bool = False
+    keyring_fault: str = ""
+    """What gpgv said on stderr about a keyring it could not read (it then finds no key at all)."""
+
+    @classmethod
+    def parse(cls, text: str, stderr: str = "") -> "Status":
+        status = cls()
+        status.keyring_fault = next(
+            (line.removeprefix("gpgv: ") for line in stderr.splitlines() if "keydb_search failed" in line), ""
+        )
+        lists = {
+            "GOODSIG": status.good,
+            "REVKEYSIG": status.revoked,
+            "EXPKEYSIG": status.expired_key,
+            "EXPSIG": status.expired_sig,
+            "BADSIG": status.bad,
+            "NO_PUBKEY": status.no_pubkey,
+            "ERROR": status.errors,
+        }
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) < 2 or words[0] != "[GNUPG:]":
+                continue
+            keyword, args = words[1], words[2:]
+            if keyword == "NODATA":
+                status.nodata = True
+            elif keyword == "VALIDSIG" and len(args) >= 8:
+                status.valid[args[0].upper()] = args[7]
+            elif keyword in lists and args:
+                lists[keyword].append(args[0].upper())
+        return status
+
+    def _validsig(self, key: str) -> str | None:
+        """The fingerprint of the VALIDSIG that belongs to a GOODSIG key id (long id or fingerprint)."""
+        return next((fpr for fpr in self.valid if fpr.endswith(key)), None)
+
+    @property
+    def trusted(self) -> list[str]:
+        """Fingerprints of good signatures by keys valid now, with a strong digest."""
+        worthless = {*self.revoked, *self.expired_key, *self.expired_sig}
+        out = []
+        for key in self.good:
+            fpr = self._validsig(key)
+            if fpr is not None and key not in worthless and self.valid[fpr] not in WEAK_DIGESTS:
+                out.append(fpr)
+        return out
+
+    def refusal(self) -> str | None:
+        """Why the file is not to be trusted, or None when it is."""
+        if self.nodata:
+            return "not signed"
+        if self.bad:
+            return f"bad signature by key {', '.join(self.bad)}"
+        if self.keyring_fault or any(e.startswith(("add_keyblock_resource", "keydb_search")) for e in self.errors):
+            return f"a keyring could not be read ({self.keyring_fault or 'missing file'})"
+        if self.errors:
+            return f"malformed signed file ({self.errors[0]})"
+        if self.trusted:
+            return None
+        if self.revoked:
+            return f"signed only by revoked key {', '.join(self.revoked)}"
+        if self.expired_key:
+            return f"signed only by expired key {', '.join(self.expired_key)}"
+        if self.expired_sig:
+            return f"signature expired (key {', '.join(self.expired_sig)})"
+        weak = [f"{WEAK_DIGESTS[d]} by key {f}" for f, d in self.valid.items() if d in WEAK_DIGESTS]
+        if weak:
+            return f"signed only with a weak digest ({', '.join(weak)})"
+        if self.no_pubkey:
+            return f"signed by a key not in the keyring ({', '.join(self.no_pubkey)})"
+        return "bad signature"
+
+
+def dearmor(data: bytes, what: str) -> bytes:
+    """The binary packets of every `PUBLIC KEY BLOCK` in an ASCII-armored keyring (RFC 9580 section 6).
+
+    The CRC24 line is skipped, as RFC 9580 asks of readers: gpgv checks the packets themselves.
+    """
+    out = bytearray()
+    rest = data
+    while (start := rest.find(_ARMOR_BEGIN)) >= 0:
+        end = rest.find(_ARMOR_END, start)
+        if end < 0:
+            break
+        lines = rest[start + len(_ARMOR_BEGIN) : end].strip().splitlines()
+        rest = rest[end + len(_ARMOR_END) :]
+        body: list[bytes] = []
+        in_headers = True
+        for raw in lines:
+            line = raw.strip()
+            if in_headers and (b":" in line or not line):
+                in_headers = bool(line)
+                continue
+            in_headers = False
+            if line.startswith(b"="):
+                break
+            body.append(line)
+        try:
+            out += base64.b64decode(b"".join(body), validate=True)
+        except (binascii.Error, ValueError):
+            raise SignatureError(
+                f"keyring {what}: malformed ASCII armor", "give a binary keyring or a well-formed .asc file"
+            ) from None
+    if not out:
+        raise SignatureError(f"keyring {what}: no public key block in it", "give an OpenPGP keyring to --keyring")
+    return bytes(out)
+
+
+def _is_armored(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(512).lstrip().startswith(b"-----BEGIN PGP")
+
+
+def _keyring_args(keyrings: tuple[Path, ...], scratch: Path) -> list[str]:
+    """`--keyring` arguments: absolute paths (gpgv reads a bare name inside its home), armored ones decoded."""
+    args = []
+    for n, ring in enumerate(keyrings):
+        try:
+            armored = _is_armored(ring)
+        except OSError as exc:
+            raise SignatureError(f"cannot read keyring {ring}: {exc.strerror}", _HINT) from None
+        if armored:
+            binary = scratch / f"keyring-{n}.gpg"
+            binary.write_bytes(dearmor(ring.read_bytes(), str(ring)))
+            ring = binary
+        args += ["--keyring", str(ring.absolute())]
+    return args
+
+
+def verify_clearsigned(data: bytes, keyrings: tuple[Path, ...], what: str) -> bytes:
+    """Return the text gpgv vouches for: only the signed part, never what surrounds it."""
+    with tempfile.TemporaryDirectory(prefix="bootstrap-gpgv-") as tmp:
+        scratch = Path(tmp)
+        signed = scratch / "InRelease"
+        signed.write_bytes(data)
+        out = scratch / "Release"
+        cmd = ["gpgv", "--status-fd", "1", "--output", str(out), *_keyring_args(keyrings, scratch), str(signed)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, env={**os.environ, "GNUPGHOME": tmp, "LC_ALL": "C"})
+        except FileNotFoundError:
+            raise SignatureError("gpgv is not installed", "apt-get install gpgv") from None
+        status = Status.parse(proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+        reason = status.refusal() if b"BEGIN PGP SIGNED MESSAGE" in data else "not signed"
+        if reason is None and not out.is_file():
+            reason = "gpgv wrote no signed text"
+        if reason is not None:
+            raise SignatureError(f"{what}: {reason} (keyring: {', '.join(str(k) for k in keyrings)})", _HINT)
+        return out.read_bytes()
