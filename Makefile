@@ -6,11 +6,11 @@ RECIPE ?= debian-slim
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring
+RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
 	openssl mmdebstrap diffoscope-minimal qemu-user-static binfmt-support podman debuerreotype wget
 
-.PHONY: image test unit e2e lint bench deps test-deps clean
+.PHONY: image doctor test unit e2e lint bench deps test-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ test-deps:
 	./scripts/apt-install $(TEST_DEBS)
 
 image: deps $(VENV)/.installed
-	$(SUDO) $(VENV)/bin/bootstrap $(RECIPE) $(ARGS)
+	$(VENV)/bin/bootstrap $(RECIPE) $(ARGS)
+
+doctor: $(VENV)/.installed
+	$(VENV)/bin/bootstrap doctor
 
 test: test-deps $(VENV)/.installed
 	./scripts/ensure-docker

@@ -6,7 +6,7 @@ from typing import Any
 from debian.debian_support import version_compare
 
 from bootstrap.deb.resolve import Selection
-from bootstrap.lock import Lock
+from bootstrap.lock import Lock, LockedInput
 
 REBUILD_DUE = 10
 """Exit status of `check` when a rebuild is due."""
@@ -42,9 +42,11 @@ class Changes:
     epoch_before: int
     codename_before: str
     codename_after: str
+    inputs: tuple[str, ...] = ()
+    """The recipe's own inputs that changed (`file /etc/app.conf`, `recipe mine`)."""
 
     def __bool__(self) -> bool:
-        return bool(self.changes) or self.codename_before != self.codename_after
+        return bool(self.changes) or bool(self.inputs) or self.codename_before != self.codename_after
 
     def report(self) -> str:
         if not self:
@@ -56,14 +58,18 @@ class Changes:
         for c in self.changes:
             counts[c.kind] = counts.get(c.kind, 0) + 1
         security = sum(c.security for c in self.changes)
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+        parts += [f"{len(self.inputs)} input(s) changed"] if self.inputs else []
+        summary = ", ".join(parts)
         lines.append(f"rebuild due: {summary}" + (f" ({security} from the security suite)" if security else ""))
+        lines += [f"* {what} changed" for what in self.inputs]
         lines += [c.describe() for c in self.changes]
         return "\n".join(lines) + "\n"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "changed": bool(self),
+            "inputs": list(self.inputs),
             "changes": [
                 {"package": c.name, "kind": c.kind, "old": c.old, "new": c.new, "security": c.security}
                 for c in self.changes
@@ -71,7 +77,9 @@ class Changes:
         }
 
 
-def compare(lock: Lock, selection: Selection, codename: str) -> Changes:
+def compare(
+    lock: Lock, selection: Selection, codename: str, inputs: tuple[LockedInput, ...] | None = None
+) -> Changes:
     before = {p.name: p.version for p in lock.packages}
     after = selection.by_name()
     out = []
@@ -82,4 +90,13 @@ def compare(lock: Lock, selection: Selection, codename: str) -> Changes:
         if old != new:
             security = bool(new_pkg and new_pkg.dist.endswith("-security"))
             out.append(Change(name, old, new, security))
-    return Changes(tuple(out), lock.epoch, lock.codename, codename)
+    changed: tuple[str, ...] = ()
+    if inputs is not None:
+        before_inputs = {(i.kind, i.name): i.sha256 for i in lock.inputs}
+        after_inputs = {(i.kind, i.name): i.sha256 for i in inputs}
+        changed = tuple(
+            f"{kind} {name}"
+            for kind, name in sorted(set(before_inputs) | set(after_inputs))
+            if before_inputs.get((kind, name)) != after_inputs.get((kind, name))
+        )
+    return Changes(tuple(out), lock.epoch, lock.codename, codename, changed)

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import os
 import signal
 import sys
 import traceback
@@ -11,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from bootstrap import __version__, inspection, pipeline, recipe, registry, webhook
+from bootstrap import __version__, inspection, pipeline, recipe, recipe_schema, registry, userns, webhook
 from bootstrap import changes as changes_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
@@ -20,7 +21,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.log import log, setup
 from bootstrap.plan import Options, make_plan
-from bootstrap.sandbox import isolate, require_root
+from bootstrap.sandbox import isolate
 
 _debug = False
 
@@ -146,9 +147,10 @@ def build(
     pushes: tuple[str, ...],
     **kw: Any,
 ) -> None:
-    """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance."""
-    require_root("building an image")
-    isolate()
+    """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance.
+
+    As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`)."""
+    _privileged("building an image")
     rec = recipe.load(recipe_name)
     changes = None
     if if_changed is not None:
@@ -185,12 +187,20 @@ def _warn_insecure(what: Path) -> None:
     )
 
 
+def _privileged(what: str) -> None:
+    """Root for the build: real root (with mounts of its own), or root of a user namespace of its own."""
+    if os.geteuid() != 0:
+        userns.enter(what)
+    if not userns.inside():
+        isolate()
+
+
 def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
     """Resolve the recipe against today's archive and compare with a previous lock."""
     kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
-    return changes_mod.compare(previous, selection, archive.codename)
+    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(rec))
 
 
 def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: changes_mod.Changes | None) -> dict[str, Any]:
@@ -225,7 +235,7 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
-    lock = lock_mod.make_lock(rec.name, str(rec.distribution), plan.suite, plan.arch, epoch, archive, selection)
+    lock = lock_mod.make_lock(rec, plan.suite, plan.arch, epoch, archive, selection)
     dest = output or Path(f"{rec.name}.lock.json")
     write_atomic(dest, lock.to_json())
     click.echo(f"wrote {dest} ({len(selection.packages)} packages, {archive.codename})")
@@ -259,8 +269,7 @@ def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
 @_verbosity
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
-    require_root("verifying a build")
-    isolate()
+    _privileged("verifying a build")
     if verify_mod.recorded_insecure(directory):
         _warn_insecure(directory)
     verdict = verify_mod.verify(directory, _options(**kw))
@@ -376,6 +385,23 @@ def index_cmd(ref: str, sources: tuple[str, ...], creds: str | None, ca_cert: Pa
     click.echo(f"{ref}@{registry.make_index(ref, sources, options)}")
 
 
+@cli.command(name="doctor")
+def doctor_cmd() -> None:
+    """Check what building without root needs, and say how to fix what is missing."""
+    if os.geteuid() == 0:
+        click.echo("running as root: builds need no user namespace")
+        return
+    findings = userns.check()
+    for f in findings:
+        click.echo(f"{'ok  ' if f.ok else 'FAIL'} {f.what}")
+        if not f.ok:
+            click.echo(f"     fix: {f.fix}")
+    if all(f.ok for f in findings):
+        click.echo("builds without root work here")
+    else:
+        sys.exit(1)
+
+
 @cli.command(name="list")
 def list_recipes() -> None:
     """List the available recipes."""
@@ -388,6 +414,20 @@ def list_recipes() -> None:
 def show(recipe_name: str) -> None:
     """Print a recipe with everything it extends merged in, as JSON."""
     click.echo(json.dumps(recipe.load(recipe_name).as_dict(), indent=2))
+
+
+@cli.command(name="new")
+@click.argument("name")
+@click.option("--from", "parent", default="debian-slim", show_default=True, help="The recipe to extend.")
+@click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), help="File (default: NAME.toml).")
+def new_cmd(name: str, parent: str, output: Path | None) -> None:
+    """Write a commented starting recipe NAME.toml that extends another one."""
+    recipe.load(parent)
+    dest = output or Path(f"{name}.toml")
+    if dest.exists():
+        raise BootstrapError(f"{dest} already exists", "choose another NAME or -o FILE, or remove it")
+    write_atomic(dest, recipe_schema.template(parent).encode())
+    click.echo(f"wrote {dest}: edit it, then `bootstrap build {dest}`")
 
 
 @cli.command(name="resolve")

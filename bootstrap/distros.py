@@ -22,6 +22,9 @@ class DistroInfo:
     security_sibling: str
     supported_suites: frozenset[str]
     """Release `Suite:` values that get -updates and -security sources (empty: every suite does)."""
+    base_users: tuple[tuple[str, int], ...] = ()
+    """Accounts every image of the distribution has (base-passwd's), checked against recipe users."""
+    base_groups: tuple[tuple[str, int], ...] = ()
 
     def is_ours(self, suite: str, signed_by: str) -> bool:
         """Whether an apt source with this suite and Signed-By belongs to this distribution.
@@ -40,6 +43,23 @@ class DistroInfo:
 
 
 _KEYRINGS = Path("/usr/share/keyrings")
+
+
+def _accounts(text: str) -> tuple[tuple[str, int], ...]:
+    return tuple((name, int(num)) for name, num in (item.split(":") for item in text.split()))
+
+
+# base-passwd's static accounts (the same in Debian and Ubuntu), and apt's _apt.
+BASE_USERS = _accounts(
+    "root:0 daemon:1 bin:2 sys:3 sync:4 games:5 man:6 lp:7 mail:8 news:9 uucp:10 proxy:13 www-data:33 "
+    "backup:34 list:38 irc:39 _apt:42 nobody:65534"
+)
+BASE_GROUPS = _accounts(
+    "root:0 daemon:1 bin:2 sys:3 adm:4 tty:5 disk:6 lp:7 mail:8 news:9 uucp:10 man:12 proxy:13 kmem:15 "
+    "dialout:20 fax:21 voice:22 cdrom:24 floppy:25 tape:26 sudo:27 audio:29 dip:30 www-data:33 backup:34 "
+    "operator:37 list:38 irc:39 src:40 shadow:42 utmp:43 video:44 sasl:45 plugdev:46 staff:50 games:60 "
+    "users:100 nogroup:65534"
+)
 
 DISTROS: dict[Distro, DistroInfo] = {
     Distro.DEBIAN: DistroInfo(
@@ -68,6 +88,8 @@ DISTROS: dict[Distro, DistroInfo] = {
         security_env="BOOTSTRAP_DEBIAN_SECURITY_MIRROR",
         security_sibling="-security",
         supported_suites=frozenset({"stable", "oldstable", "oldoldstable"}),
+        base_users=BASE_USERS,
+        base_groups=BASE_GROUPS,
     ),
     Distro.UBUNTU: DistroInfo(
         name=Distro.UBUNTU,
@@ -79,5 +101,7 @@ DISTROS: dict[Distro, DistroInfo] = {
         security_env="BOOTSTRAP_UBUNTU_SECURITY_MIRROR",
         security_sibling="",
         supported_suites=frozenset(),
+        base_users=BASE_USERS,
+        base_groups=BASE_GROUPS,
     ),
 }

@@ -1,15 +1,19 @@
 """The lock file: the exact archive state and package set of a build, enough to rebuild it bit for bit."""
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bootstrap import localfiles
+from bootstrap.cache import sha256_file
 from bootstrap.deb.archive import Archive
 from bootstrap.deb.index import Index, Package
 from bootstrap.deb.resolve import Selection
 from bootstrap.errors import BootstrapError, MirrorError
+from bootstrap.recipe import Recipe
 
 LOCK_VERSION = 1
 
@@ -35,6 +39,37 @@ class LockedPackage:
 
 
 @dataclass(frozen=True)
+class LockedInput:
+    """Something besides the archive that went into the image, by digest: the recipe itself (its settings,
+    with local files by content), each local file, each customize hook, each repository keyring file."""
+
+    kind: str
+    name: str
+    sha256: str
+
+
+def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
+    """The recipe's inputs: a change to any of them changes the image, whatever the archive does."""
+    data = recipe.as_dict()
+    data.pop("name", None)
+    files = [LockedInput("file", f.dest, localfiles.digest(f.source)) for f in recipe.files]
+    for entry, locked in zip(data.get("files", []), files, strict=True):
+        entry["source"] = locked.sha256
+    keyrings = [
+        LockedInput("keyring", r.url, sha256_file(Path(r.keyring)))
+        for r in recipe.repositories
+        if not r.is_fingerprint
+    ]
+    for entry, repo in zip(data.get("repositories", []), recipe.repositories, strict=True):
+        if not repo.is_fingerprint:
+            entry["keyring"] = sha256_file(Path(repo.keyring))
+    settings = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    hooks = [LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
+             for i, h in enumerate(recipe.customize)]
+    return (LockedInput("recipe", recipe.name, settings), *files, *hooks, *keyrings)
+
+
+@dataclass(frozen=True)
 class Lock:
     recipe: str
     distribution: str
@@ -46,6 +81,7 @@ class Lock:
     packages: tuple[LockedPackage, ...]
     insecure: bool = False
     """Built with --insecure: no signature vouched for the sources."""
+    inputs: tuple[LockedInput, ...] = ()
 
     def to_json(self) -> bytes:
         data = {"lockVersion": LOCK_VERSION, **asdict(self)}
@@ -55,21 +91,23 @@ class Lock:
         return {p.name: p for p in self.packages}
 
 
-def make_lock(
-    recipe: str, distribution: str, suite: str, arch: str, epoch: int, archive: Archive, selection: Selection
-) -> Lock:
+def make_lock(recipe: Recipe, suite: str, arch: str, epoch: int, archive: Archive, selection: Selection) -> Lock:
     return Lock(
-        recipe=recipe,
-        distribution=distribution,
+        recipe=recipe.name,
+        distribution=str(recipe.distribution),
         suite=suite,
         codename=archive.codename,
         arch=arch,
         epoch=epoch,
-        sources=tuple(LockedSource(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256) for r in archive.releases),
+        sources=tuple(
+            LockedSource(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256)
+            for r in (*archive.releases, *archive.extra)
+        ),
         packages=tuple(
             LockedPackage(p.name, p.version, p.arch, p.filename, p.size, p.sha256, p.dist) for p in selection.packages
         ),
         insecure=archive.insecure,
+        inputs=inputs_of(recipe),
     )
 
 
@@ -99,6 +137,7 @@ def read(path: Path) -> Lock:
             sources=tuple(LockedSource(**s) for s in data["sources"]),
             packages=tuple(LockedPackage(**p) for p in data["packages"]),
             insecure=data.get("insecure", False) is True,
+            inputs=tuple(LockedInput(**i) for i in data.get("inputs", [])),
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"{path}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None

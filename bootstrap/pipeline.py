@@ -10,24 +10,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import download, foreign, outputs, records, scratch
+from bootstrap import download, foreign, outputs, records, scratch, steps
 from bootstrap import lock as lock_mod
-from bootstrap.deb import copyright, dpkgdb
 from bootstrap.deb.archive import Archive, open_archive
-from bootstrap.deb.configure import configure, install_order
-from bootstrap.deb.filters import PathFilter
-from bootstrap.deb.finish import AptSourceEntry, finish, keep_directories
 from bootstrap.deb.resolve import Request, Selection, resolve
-from bootstrap.deb.unpack import drop_unshipped_links, prepare_root, unpack_all
-from bootstrap.errors import BootstrapError
 from bootstrap.foreign import Emulator
 from bootstrap.image import oci
 from bootstrap.image.layer import Layer, pack
 from bootstrap.lock import Lock
 from bootstrap.log import log
-from bootstrap.plan import Plan, host_arch, merged_usr_dirs
-from bootstrap.sandbox import Sandbox, memory_available, mounts_under, require_root, tmpfs
-from bootstrap.tree import Tree
+from bootstrap.plan import Plan, host_arch
+from bootstrap.sandbox import memory_available, mounts_under, require_root, tmpfs
 
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
@@ -106,6 +99,7 @@ def load_archive(plan: Plan, arch: str | None = None) -> Archive:
         plan.insecure,
         plan.check_valid_until,
         plan.offline,
+        plan.extra,
     )
 
 
@@ -122,14 +116,6 @@ def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selectio
 
 def tag_for(plan: Plan, codename: str) -> str:
     return plan.tag or plan.recipe.tag.format(codename=codename, suite=plan.suite, arch=plan.arch)
-
-
-def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
-    """The image's own apt sources: the same suites from the same mirrors as the build."""
-    by_mirror: dict[str, list[str]] = {}
-    for rel in archive.releases:
-        by_mirror.setdefault(rel.mirror, []).append(rel.dist)
-    return [AptSourceEntry(m, tuple(suites), plan.recipe.components) for m, suites in by_mirror.items()]
 
 
 @contextmanager
@@ -189,15 +175,6 @@ def select(plan: Plan, archive: Archive) -> Selection:
     return resolve(archive.index, request_for(plan))
 
 
-def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> set[str]:
-    """The packages whose dpkg status takes Priority and Section from the archive index, as in a debootstrapped
-    image: those of the required phase (the recipe's priorities and Essential, without its includes) at the
-    suite's own version. Later installs and upgrades keep what their .deb says."""
-    r = plan.recipe
-    phase = set(resolve(archive.index, Request(r.priorities, r.essential, (), r.exclude, r.prefer)).names())
-    return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
-
-
 def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path) -> Platform:
     """Everything from indexes to the packed layer for one architecture."""
     timer = Timer(arch)
@@ -209,41 +186,28 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
     with timer.step("download"):
         debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
-    pfilter = PathFilter.from_lists(plan.recipe.path_exclude, plan.recipe.path_include)
     use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
-    with workspace(use_tmpfs) as work:
-        root = work / "root"
-        order = install_order(selection.packages)
-        dirs = merged_usr_dirs(arch)
-        with timer.step("unpack"):
-            prepare_root(root, dirs)
-            unpacked = unpack_all(root, [(p, debs[p.name]) for p in order], pfilter, plan.cache.area("expanded"))
-            drop_unshipped_links(root, dirs, unpacked)
-            dpkgdb.write(Tree(root), unpacked, archive_classified(plan, archive, selection))
-            keep_directories(Tree(root), (p for u in unpacked for p in u.paths), plan.recipe.keep_directories)
-        with timer.step("configure"):
-            added = foreign.install_interpreter(emu, Tree(root)) if emu else None
-            configure(root, unpacked, epoch, Sandbox(root))
-            if added is not None:
-                Tree(root).remove(added)
-        if mounts_under(root):
-            raise BootstrapError(f"{root} still has mounts after configure", "unmount them by hand, then retry")
-        with timer.step("finish"):
-            sources = apt_sources(plan, archive)
-            finish(root, pfilter, sources, plan.distro.sources_file, [k.name for k in plan.distro.keyrings], epoch)
-            licenses = {p.name: copyright.declared(Tree(root), p.name) for p in selection.packages}
+    with workspace(use_tmpfs) as scratch_dir:
+        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu)
+        for name, step in steps.chosen(plan.recipe):
+            with timer.step(name):
+                step(work)
         with timer.step("pack"):
-            layer = pack(root, epoch, layer_path, plan.compression)
+            layer = pack(work.root, epoch, layer_path, plan.compression)
+    r = plan.recipe
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,
-        cmd=plan.recipe.cmd,
-        entrypoint=plan.recipe.entrypoint,
-        env=plan.recipe.env,
-        labels=dict(plan.recipe.labels),
-        created_by=f"bootstrap {plan.recipe.name} ({archive.codename}, {arch})",
+        cmd=r.cmd,
+        entrypoint=r.entrypoint,
+        env=r.env,
+        labels=dict(r.labels),
+        user=r.user,
+        workdir=r.workdir,
+        exposed_ports=r.exposed_ports,
+        stop_signal=r.stop_signal,
+        annotations=dict(r.annotations),
+        created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
     )
-    lock = lock_mod.make_lock(
-        plan.recipe.name, str(plan.recipe.distribution), plan.suite, arch, epoch, archive, selection
-    )
-    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), licenses, timer.steps)
+    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
+    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), work.licenses, timer.steps)

@@ -9,6 +9,8 @@ from pathlib import Path
 from bootstrap import lock as lock_mod
 from bootstrap import mirrors
 from bootstrap.cache import Cache, default_dir
+from bootstrap.deb import gpgv
+from bootstrap.deb.archive import ExtraSource
 from bootstrap.distros import DISTROS, DistroInfo
 from bootstrap.errors import BootstrapError, SignatureError
 from bootstrap.image.layer import Compression
@@ -78,6 +80,7 @@ class Plan:
     compression: Compression
     tmpfs: bool | None
     lock: Lock | None
+    extra: tuple[ExtraSource, ...] = ()
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -121,6 +124,42 @@ def keyrings_for(distro: DistroInfo, given: tuple[Path, ...]) -> tuple[Path, ...
             f"apt-get install {distro.keyring_package}, or pass --keyring FILE",
         )
     return found[:1]
+
+
+def host_keyrings() -> list[Path]:
+    """The keyring files of the host's apt: where a repository named by key fingerprint is looked for."""
+    base = mirrors.apt_dir()
+    found = [base / "trusted.gpg"] if (base / "trusted.gpg").is_file() else []
+    for d in (base / "keyrings", base / "trusted.gpg.d", Path("/usr/share/keyrings")):
+        if d.is_dir():
+            found += sorted(p for p in d.iterdir() if p.suffix in (".gpg", ".asc", ".pgp") and p.is_file())
+    return found
+
+
+def extra_sources(recipe: Recipe) -> tuple[ExtraSource, ...]:
+    """The recipe's repositories with the keyring that vouches for each: its own file, or the host keyring
+    that holds the key it names by fingerprint (and then only that key is accepted)."""
+    out = []
+    for i, repo in enumerate(recipe.repositories):
+        if not repo.is_fingerprint:
+            out.append(ExtraSource(repo.url, repo.suites, repo.components, Path(repo.keyring)))
+            continue
+        fpr = repo.keyring.replace(" ", "").upper()
+        holder = next((k for k in host_keyrings() if _holds(k, fpr)), None)
+        if holder is None:
+            raise SignatureError(
+                f"{recipe.source}: repositories[{i}]: no keyring of this host holds key {fpr}",
+                f"install the repository's keyring under {mirrors.apt_dir()}/keyrings, or give the file in the recipe",
+            )
+        out.append(ExtraSource(repo.url, repo.suites, repo.components, holder, frozenset({fpr})))
+    return tuple(out)
+
+
+def _holds(keyring: Path, fingerprint: str) -> bool:
+    try:
+        return fingerprint in gpgv.fingerprints(keyring)
+    except (OSError, SignatureError):
+        return False
 
 
 def _epoch_from_env() -> int | None:
@@ -172,4 +211,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         compression=opts.compression,
         tmpfs=opts.tmpfs,
         lock=locked,
+        extra=extra_sources(recipe),
     )

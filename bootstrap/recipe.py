@@ -1,26 +1,73 @@
-"""Recipes: TOML files naming a distribution, a suite, a package set and image settings."""
+"""Recipes: TOML files naming a distribution, a suite, a package set, local inputs and image settings.
 
+A recipe is found by path, or by name in ./recipes/, then $XDG_CONFIG_HOME/bootstrap/recipes/, then the
+bundled ones. `extends` names another recipe, relative to the file that says it (or by name). Every local
+path in a recipe is relative to the file that names it and is made absolute when the file is read, so a
+merged recipe (and the copy recorded in build.json) is self-contained.
+"""
+
+import contextlib
 import importlib.resources
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.distros import Distro
+from bootstrap.distros import DISTROS, Distro
 from bootstrap.errors import RecipeError
+from bootstrap.recipe_schema import merge, validate
 
 _REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-_SCHEMA: dict[str, type | dict[str, type]] = {
-    "extends": str,
-    "description": str,
-    "distribution": str,
-    "suite": str,
-    "components": list,
-    "packages": {"priorities": list, "essential": bool, "include": list, "exclude": list, "prefer": list},
-    "filters": {"path-exclude": list, "path-include": list, "keep-directories": list},
-    "image": {"tag": str, "cmd": list, "entrypoint": list, "env": list, "labels": dict},
-}
+
+@dataclass(frozen=True)
+class FileSpec:
+    source: str
+    """Absolute path on the build host."""
+    dest: str
+    mode: int | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    gid: int
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    uid: int
+    gid: int | None = None
+    group: str | None = None
+    home: str = ""
+    shell: str = "/bin/sh"
+    groups: tuple[str, ...] = ()
+
+    @property
+    def home_dir(self) -> str:
+        return self.home or f"/home/{self.name}"
+
+
+@dataclass(frozen=True)
+class Hook:
+    run: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    keyring: str
+    """An absolute keyring path, or a key fingerprint (40 hex digits)."""
+
+    @property
+    def is_fingerprint(self) -> bool:
+        return not self.keyring.startswith("/")
 
 
 @dataclass(frozen=True)
@@ -44,10 +91,20 @@ class Recipe:
     env: tuple[str, ...]
     labels: tuple[tuple[str, str], ...]
     source: str
+    user: str = ""
+    workdir: str = ""
+    annotations: tuple[tuple[str, str], ...] = ()
+    exposed_ports: tuple[str, ...] = ()
+    stop_signal: str = ""
+    repositories: tuple[Repository, ...] = ()
+    groups: tuple[GroupSpec, ...] = ()
+    users: tuple[UserSpec, ...] = ()
+    files: tuple[FileSpec, ...] = ()
+    customize: tuple[Hook, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        """The resolved recipe, for provenance records."""
-        return {
+        """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
+        out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "distribution": str(self.distribution),
@@ -71,21 +128,55 @@ class Recipe:
                 "entrypoint": list(self.entrypoint),
                 "env": list(self.env),
                 "labels": dict(self.labels),
+                **({"user": self.user} if self.user else {}),
+                **({"workdir": self.workdir} if self.workdir else {}),
+                **({"annotations": dict(self.annotations)} if self.annotations else {}),
+                **({"exposed-ports": list(self.exposed_ports)} if self.exposed_ports else {}),
+                **({"stop-signal": self.stop_signal} if self.stop_signal else {}),
             },
         }
+        if self.repositories:
+            out["repositories"] = [
+                {"url": r.url, "suites": list(r.suites), "components": list(r.components), "keyring": r.keyring}
+                for r in self.repositories
+            ]
+        if self.groups:
+            out["groups"] = [{"name": g.name, "gid": g.gid} for g in self.groups]
+        if self.users:
+            out["users"] = [_drop_none(vars(u) | {"groups": list(u.groups)}) for u in self.users]
+        if self.files:
+            out["files"] = [_drop_none(vars(f) | {"mode": _octal(f.mode)}) for f in self.files]
+        if self.customize:
+            out["customize"] = [{"run": h.run} for h in self.customize]
+        return out
+
+    @property
+    def local_paths(self) -> tuple[str, ...]:
+        """Every file on this machine the build reads besides the archive (for hashing into the records)."""
+        return tuple(f.source for f in self.files) + tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and v != ""}
+
+
+def _octal(mode: int | None) -> str | None:
+    return None if mode is None else f"{mode:04o}"
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "bootstrap" / "recipes"
 
 
 def search_dirs() -> list[Path]:
-    """Where named recipes are looked up: the checkout's recipes/, then the installed package data."""
-    dirs = []
-    if _REPO_RECIPES.is_dir():
-        dirs.append(_REPO_RECIPES)
-    try:
-        packaged = Path(str(importlib.resources.files("bootstrap.recipes")))
-        if packaged.is_dir() and packaged.resolve() not in [d.resolve() for d in dirs]:
-            dirs.append(packaged)
-    except ModuleNotFoundError:
-        pass
+    """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package."""
+    candidates = [Path.cwd() / "recipes", config_dir(), _REPO_RECIPES]
+    with contextlib.suppress(ModuleNotFoundError):
+        candidates.append(Path(str(importlib.resources.files("bootstrap.recipes"))))
+    dirs: list[Path] = []
+    for d in candidates:
+        if d.is_dir() and d.resolve() not in [x.resolve() for x in dirs]:
+            dirs.append(d)
     return dirs
 
 
@@ -94,76 +185,86 @@ def available() -> list[str]:
     return sorted({p.stem for d in search_dirs() for p in d.glob("*.toml")})
 
 
-def _locate(name: str) -> Path:
-    if name.endswith(".toml") or "/" in name:
+def _is_path(name: str) -> bool:
+    return name.endswith(".toml") or "/" in name
+
+
+def _locate(name: str, relative_to: Path | None = None) -> Path:
+    """A recipe file by path (relative to `relative_to`, the directory of the recipe that names it) or name."""
+    if _is_path(name):
         path = Path(name)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
         if not path.is_file():
-            raise RecipeError(f"recipe file {name} does not exist", "give a path to a .toml recipe or a recipe name")
-        return path
-    for d in search_dirs():
+            raise RecipeError(f"recipe file {path} does not exist", "give a path to a .toml recipe or a recipe name")
+        return _absolute(path)
+    dirs = search_dirs()
+    if relative_to is not None:
+        dirs.insert(0, relative_to)
+    for d in dirs:
         path = d / f"{name}.toml"
         if path.is_file():
-            return path
+            return _absolute(path)
     raise RecipeError(
         f"unknown recipe {name!r}",
-        f"known recipes: {', '.join(available()) or 'none'}; `bootstrap list` shows them",
+        f"known recipes: {', '.join(available()) or 'none'}; `bootstrap list` shows them; a file needs a path",
     )
 
 
-def _validate(data: dict[str, Any], where: str, schema: dict[str, Any] = _SCHEMA, prefix: str = "") -> None:
-    for key, value in data.items():
-        expected = schema.get(key)
-        if expected is None:
-            raise RecipeError(f"{where}: unknown key {prefix}{key!r}", f"allowed here: {', '.join(sorted(schema))}")
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                raise RecipeError(f"{where}: {prefix}{key} must be a table", f"write it as [{prefix}{key}]")
-            _validate(value, where, expected, f"{prefix}{key}.")
-        elif not isinstance(value, expected):
-            raise RecipeError(
-                f"{where}: {prefix}{key} must be a {expected.__name__}, not {type(value).__name__}",
-                "see recipes/debian.toml for the format",
-            )
+def _absolute(path: Path) -> Path:
+    return Path(os.path.normpath(path.absolute()))
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+def _absolute_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the recipe's local paths absolute, relative to the directory of the file that names them."""
+    for entry in data.get("files", []):
+        entry["source"] = str(_absolute(base / entry["source"]))
+    for entry in data.get("repositories", []):
+        key = entry["keyring"]
+        if not _is_fingerprint(key):
+            entry["keyring"] = str(_absolute(base / key))
 
 
-def _load_raw(name: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], Path]:
-    path = _locate(name)
+def _is_fingerprint(text: str) -> bool:
+    compact = text.replace(" ", "")
+    return len(compact) == 40 and all(c in "0123456789abcdefABCDEF" for c in compact)
+
+
+def _load_raw(name: str, seen: tuple[Path, ...], relative_to: Path | None) -> tuple[dict[str, Any], Path]:
+    path = _locate(name, relative_to)
+    if path in seen:
+        chain = " -> ".join(p.name for p in (*seen, path))
+        raise RecipeError(f"{path}: recipes extend each other in a loop ({chain})", "remove one `extends`")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: invalid TOML: {exc}", "fix the recipe's syntax") from exc
-    _validate(data, str(path))
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror}", "check the path and its permissions") from exc
+    validate(data, str(path))
+    _absolute_paths(data, path.parent)
     parent = data.pop("extends", None)
     if parent is None:
         return data, path
-    if parent in seen:
-        raise RecipeError(
-            f"{path}: recipes extend each other in a loop ({' -> '.join(seen + (parent,))})",
-            "remove one `extends`",
-        )
-    base, _ = _load_raw(parent, seen + (parent,))
-    return _merge(base, data), path
+    base, _ = _load_raw(parent, (*seen, path), path.parent)
+    return merge(base, data), path
 
 
 def load(name: str) -> Recipe:
     """Load a recipe by name (or path), following `extends`, and check every key and value."""
-    data, path = _load_raw(name, (name,))
+    data, path = _load_raw(name, (), None)
     return from_data(data, path.stem, str(path))
+
+
+def _mode(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    return int(value, 8) if isinstance(value, str) else value
 
 
 def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
     """A recipe from already merged data (a recipe file, or the resolved recipe recorded in build.json)."""
-    _validate({k: v for k, v in data.items() if k != "name"}, source)
+    validate({k: v for k, v in data.items() if k != "name"}, source)
     pkgs = data.get("packages", {})
     filters = data.get("filters", {})
     image = data.get("image", {})
@@ -174,7 +275,7 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
             f"{source}: unknown distribution {data.get('distribution')!r}",
             f"supported: {', '.join(d.value for d in Distro)}",
         ) from None
-    return Recipe(
+    recipe = Recipe(
         name=name,
         description=data.get("description", ""),
         distribution=distro,
@@ -191,7 +292,98 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
         tag=image.get("tag", f"{name}:{{codename}}"),
         cmd=tuple(image.get("cmd", ["bash"])),
         entrypoint=tuple(image.get("entrypoint", [])),
-        env=tuple(image.get("env", ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])),
+        env=tuple(image.get("env", [DEFAULT_PATH])),
         labels=tuple(sorted(image.get("labels", {}).items())),
         source=source,
+        user=image.get("user", ""),
+        workdir=image.get("workdir", ""),
+        annotations=tuple(sorted(image.get("annotations", {}).items())),
+        exposed_ports=tuple(image.get("exposed-ports", [])),
+        stop_signal=image.get("stop-signal", ""),
+        repositories=tuple(
+            Repository(r["url"].rstrip("/"), tuple(r["suites"]), tuple(r.get("components", ["main"])), r["keyring"])
+            for r in data.get("repositories", [])
+        ),
+        groups=tuple(GroupSpec(g["name"], g["gid"]) for g in data.get("groups", [])),
+        users=tuple(
+            UserSpec(
+                u["name"],
+                u["uid"],
+                u.get("gid"),
+                u.get("group"),
+                u.get("home", ""),
+                u.get("shell", "/bin/sh"),
+                tuple(u.get("groups", [])),
+            )
+            for u in data.get("users", [])
+        ),
+        files=tuple(
+            FileSpec(f["source"], f["dest"], _mode(f.get("mode")), f.get("owner")) for f in data.get("files", [])
+        ),
+        customize=tuple(Hook(h["run"]) for h in data.get("customize", [])),
     )
+    check(recipe)
+    return recipe
+
+
+def check(recipe: Recipe) -> None:
+    """What a recipe says must hold together: files exist, accounts are consistent, names resolve. Checked
+    before anything is downloaded; the image's own account files are checked again when it is built."""
+    where = recipe.source
+    base = DISTROS[recipe.distribution]
+    for i, f in enumerate(recipe.files):
+        if not os.path.lexists(f.source):
+            raise RecipeError(
+                f"{where}: files[{i}].source {f.source} does not exist",
+                "paths are relative to the recipe that names them",
+            )
+        if not f.dest.startswith("/"):
+            raise RecipeError(f"{where}: files[{i}].dest {f.dest!r} is not absolute", 'write it as "/path/in/image"')
+    for i, r in enumerate(recipe.repositories):
+        if not r.url.startswith(("http://", "https://", "file://")):
+            raise RecipeError(f"{where}: repositories[{i}].url {r.url!r} is not a URL", "use http://, https://, file://")
+        if not r.is_fingerprint and not Path(r.keyring).is_file():
+            raise RecipeError(
+                f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
+                "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
+            )
+    groups = dict(base.base_groups)
+    for i, g in enumerate(recipe.groups):
+        if g.name in groups or g.gid in groups.values():
+            taken = g.name if g.name in groups else f"gid {g.gid}"
+            raise RecipeError(f"{where}: groups[{i}]: {taken} is already taken", "choose another name or gid")
+        groups[g.name] = g.gid
+    users = dict(base.base_users)
+    for i, u in enumerate(recipe.users):
+        if u.name in users or u.uid in users.values():
+            taken = u.name if u.name in users else f"uid {u.uid}"
+            raise RecipeError(f"{where}: users[{i}]: {taken} is already taken", "choose another name or uid")
+        users[u.name] = u.uid
+        if u.group is not None and u.group not in groups:
+            raise RecipeError(
+                f"{where}: users[{i}] ({u.name}): group {u.group!r} does not exist",
+                f'declare it: [[groups]] name = "{u.group}", gid = ...',
+            )
+        if u.gid is not None and u.gid not in groups.values() and u.gid != u.uid:
+            raise RecipeError(
+                f"{where}: users[{i}] ({u.name}): no group has gid {u.gid}", "declare it in [[groups]]"
+            )
+        if u.group is None and u.gid is None:
+            groups.setdefault(u.name, u.uid)
+        for extra in u.groups:
+            if extra not in groups:
+                raise RecipeError(
+                    f"{where}: users[{i}] ({u.name}): group {extra!r} does not exist", "declare it in [[groups]]"
+                )
+    for i, f in enumerate(recipe.files):
+        if f.owner:
+            user, _, group = f.owner.partition(":")
+            for kind, value, known in (("user", user, users), ("group", group, groups)):
+                if value and not value.isdigit() and value not in known:
+                    raise RecipeError(
+                        f"{where}: files[{i}].owner: no {kind} named {value!r}", "declare it, or give a numeric id"
+                    )
+    if recipe.user:
+        name = recipe.user.split(":", 1)[0]
+        if not name.isdigit() and name not in users:
+            raise RecipeError(f"{where}: image.user: no user named {name!r}", "declare it in [[users]], or give a uid")

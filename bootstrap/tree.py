@@ -158,6 +158,12 @@ class Tree:
         with self.dirfd(rel, create=True, mode=mode):
             pass
 
+    def own_dir(self, rel: str, uid: int, gid: int, mode: int) -> None:
+        """Set the owner and mode of directory `rel`."""
+        with self.dirfd(rel) as fd:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+
     def write(self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
         """Replace whatever is at `rel` (a file or symlink, never followed) with a regular file."""
         parent, name = self._split(rel)

@@ -63,12 +63,12 @@ def test_load_by_path_with_extends_merging_tables(tmp_path: Path) -> None:
     )
     r = load(str(path))
     assert (r.name, r.suite, r.source) == ("mine", "trixie", str(path))
-    # a table merges key by key; a list replaces the inherited list
-    assert r.include == ("ca-certificates",)
+    # a table merges key by key; package includes add to the parent's, other lists replace
+    assert r.include == ("apt", "ca-certificates")
     assert r.priorities == ("required",)
     assert r.prefer == ("usr-is-merged",)
     assert r.cmd == ("sh",)
-    assert r.tag == "debian:{codename}"
+    assert r.tag == "mine:{codename}", "a recipe's tag is its own: never inherited"
     assert r.labels == (("a", "b"), ("org.example.team", "infra"))
 
 
@@ -89,7 +89,7 @@ def test_two_level_extends(tmp_path: Path) -> None:
     write(tmp_path / "middle.toml", 'extends = "debian-slim"\n[packages]\nexclude = ["e2fsprogs"]\n')
     top = write(tmp_path / "top.toml", f'extends = "{tmp_path / "middle.toml"}"\nsuite = "testing"\n')
     r = load(str(top))
-    assert (r.suite, r.exclude, r.tag) == ("testing", ("e2fsprogs",), "debian:{codename}-slim")
+    assert (r.suite, r.exclude, r.tag) == ("testing", ("e2fsprogs",), "top:{codename}")
     assert "/usr/share/man/*" in r.path_exclude
 
 
@@ -103,9 +103,9 @@ def test_ubuntu_distribution(tmp_path: Path) -> None:
     [
         ('sweet = "yes"\n', "unknown key 'sweet'"),
         ('[packages]\nincludes = ["x"]\n', "unknown key .*includes"),
-        ("suite = 3\n", "suite must be a str, not int"),
-        ('components = "main"\n', "components must be a list, not str"),
-        ('[packages]\nessential = "yes"\n', "packages.essential must be a bool, not str"),
+        ("suite = 3\n", "suite must be a string, not an integer"),
+        ('components = "main"\n', "components must be a list of strings, not a string"),
+        ('[packages]\nessential = "yes"\n', "packages.essential must be true or false, not a string"),
         ('packages = "all"\n', "packages must be a table"),
         ('distribution = "gentoo"\n', "unknown distribution 'gentoo'"),
         ("suite = \n", "invalid TOML"),
@@ -119,10 +119,14 @@ def test_malformed_recipes(tmp_path: Path, text: str, message: str) -> None:
     assert err.value.hint
 
 
-def test_unknown_key_hint_lists_the_allowed_keys(tmp_path: Path) -> None:
+def test_unknown_key_suggests_the_nearest_or_lists_the_allowed(tmp_path: Path) -> None:
     with pytest.raises(RecipeError) as err:
-        load(str(write(tmp_path / "bad.toml", '[image]\nports = ["80"]\n')))
-    assert err.value.hint == "allowed here: cmd, entrypoint, env, labels, tag"
+        load(str(write(tmp_path / "bad.toml", '[image]\nexposed-port = ["80/tcp"]\n')))
+    assert err.value.message.endswith("unknown key image.'exposed-port'")
+    assert err.value.hint == "did you mean image.'exposed-ports'?"
+    with pytest.raises(RecipeError) as err:
+        load(str(write(tmp_path / "bad.toml", '[image]\nzzz = ["80"]\n')))
+    assert err.value.hint.startswith("allowed here: annotations, cmd, entrypoint, env, exposed-ports, labels")
 
 
 def test_unknown_recipe() -> None:

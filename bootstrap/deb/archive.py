@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.cache import Cache
+from bootstrap.deb import gpgv
 from bootstrap.deb import index as index_mod
 from bootstrap.deb import release as release_mod
 from bootstrap.deb.index import Index
@@ -22,6 +23,30 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ExtraSource:
+    """A repository besides the distribution's, with the keyring (and key) that vouches for it."""
+
+    url: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    keyring: Path
+    signers: frozenset[str] = frozenset()
+    """When set, only these keys of the keyring vouch for the repository (it was named by fingerprint)."""
+
+    @property
+    def name(self) -> str:
+        """The file name stem of its sources file and keyring in the image."""
+        return f"repo-{min(self.signers)[-16:].lower()}" if self.signers else self.keyring.stem
+
+    def image_keyring(self) -> tuple[str, bytes]:
+        """File name and content of the keyring the image's apt uses for it: the recipe's own file, or just the
+        named key exported from the host's keyring."""
+        if self.signers:
+            return f"{self.name}.gpg", gpgv.extract_key(self.keyring, min(self.signers))
+        return self.keyring.name, self.keyring.read_bytes()
+
+
+@dataclass(frozen=True)
 class Archive:
     codename: str
     suite: str
@@ -29,11 +54,13 @@ class Archive:
     index: Index
     insecure: bool = False
     """The releases were read with --insecure: no signature vouches for them."""
+    extra: tuple[Release, ...] = ()
+    """Releases of the recipe's own repositories."""
 
     @property
     def date(self) -> int:
         """The archive's timestamp: the newest Date: of the releases used."""
-        return max(r.date for r in self.releases)
+        return max(r.date for r in (*self.releases, *self.extra))
 
 
 def sources_for(distro: DistroInfo, main: Release, security_mirror: str) -> list[Source]:
@@ -61,11 +88,18 @@ def open_archive(
     insecure: bool = False,
     check_valid_until: bool = True,
     offline: bool = False,
+    extra: tuple[ExtraSource, ...] = (),
 ) -> Archive:
     """Fetch and verify every release of the build and load their package indexes."""
 
     def fetch(source: Source) -> Release:
         return release_mod.fetch(source.mirror, source.dist, keyrings, insecure, check_valid_until, cache, offline)
+
+    def fetch_extra(job: tuple[ExtraSource, str]) -> Release:
+        src, dist = job
+        return release_mod.fetch(
+            src.url, dist, (src.keyring,), insecure, check_valid_until, cache, offline, src.signers
+        )
 
     first = fetch(Source(mirror, suite))
     sources = sources_for(distro, first, security_mirror)
@@ -74,7 +108,10 @@ def open_archive(
         releases += pool.map(fetch, sources[len(releases) :])
         for r in releases:
             log.debug("release %s/%s: %s, dated %s", r.mirror, r.dist, r.suite, r.date)
+        extra_jobs = [(src, dist) for src in extra for dist in src.suites]
+        extra_releases = list(pool.map(fetch_extra, extra_jobs))
         jobs = [(r, c) for r in releases for c in components]
+        jobs += [(r, c) for (src, _), r in zip(extra_jobs, extra_releases, strict=True) for c in src.components]
         parts = list(pool.map(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs))
     index = Index([(job[0], pf) for job, pf in zip(jobs, parts, strict=True)], arch)
-    return Archive(first.codename, first.suite, tuple(releases), index, insecure)
+    return Archive(first.codename, first.suite, tuple(releases), index, insecure, tuple(extra_releases))

@@ -9,6 +9,7 @@ also gives a VALIDSIG with a strong digest, no BADSIG and no ERROR. Keyrings may
 
 import base64
 import binascii
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -33,6 +34,8 @@ class Status:
     """Key ids (or fingerprints) of GOODSIG lines: good signatures by keys that are valid now."""
     valid: dict[str, str] = field(default_factory=dict)
     """Fingerprint of each VALIDSIG -> its digest algorithm id."""
+    primary: dict[str, str] = field(default_factory=dict)
+    """Fingerprint of each VALIDSIG -> the fingerprint of its primary key."""
     revoked: list[str] = field(default_factory=list)
     expired_key: list[str] = field(default_factory=list)
     expired_sig: list[str] = field(default_factory=list)
@@ -67,6 +70,7 @@ class Status:
                 status.nodata = True
             elif keyword == "VALIDSIG" and len(args) >= 8:
                 status.valid[args[0].upper()] = args[7]
+                status.primary[args[0].upper()] = args[-1].upper()
             elif keyword in lists and args:
                 lists[keyword].append(args[0].upper())
         return status
@@ -85,6 +89,11 @@ class Status:
             if fpr is not None and key not in worthless and self.valid[fpr] not in WEAK_DIGESTS:
                 out.append(fpr)
         return out
+
+    @property
+    def primaries(self) -> set[str]:
+        """Primary-key fingerprints of the trusted signatures."""
+        return {self.primary.get(f, f) for f in self.trusted}
 
     def refusal(self) -> str | None:
         """Why the file is not to be trusted, or None when it is."""
@@ -168,8 +177,74 @@ def _keyring_args(keyrings: tuple[Path, ...], scratch: Path) -> list[str]:
     return args
 
 
-def verify_clearsigned(data: bytes, keyrings: tuple[Path, ...], what: str) -> bytes:
-    """Return the text gpgv vouches for: only the signed part, never what surrounds it."""
+def _packets(data: bytes) -> list[tuple[int, bytes]]:
+    """(tag, body) of each OpenPGP packet (RFC 9580 section 4.2: old and new header formats)."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        head = data[pos]
+        if not head & 0x80:
+            break
+        if head & 0x40:
+            tag = head & 0x3F
+            first = data[pos + 1]
+            if first < 192:
+                length, pos = first, pos + 2
+            elif first < 224:
+                length, pos = ((first - 192) << 8) + data[pos + 2] + 192, pos + 3
+            elif first == 255:
+                length, pos = int.from_bytes(data[pos + 2 : pos + 6], "big"), pos + 6
+            else:
+                break  # partial lengths never occur in keys
+        else:
+            tag = (head >> 2) & 0x0F
+            size = {0: 1, 1: 2, 2: 4}.get(head & 3)
+            if size is None:
+                break
+            length, pos = int.from_bytes(data[pos + 1 : pos + 1 + size], "big"), pos + 1 + size
+        out.append((tag, data[pos : pos + length]))
+        pos += length
+    return out
+
+
+def _v4_fingerprint(body: bytes) -> str:
+    return hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body, usedforsecurity=False).hexdigest().upper()
+
+
+def _binary(keyring: Path) -> bytes:
+    data = keyring.read_bytes()
+    return dearmor(data, str(keyring)) if _is_armored(keyring) else data
+
+
+def extract_key(keyring: Path, fingerprint: str) -> bytes:
+    """The one key (with its user ids, signatures and subkeys) of a keyring that has `fingerprint`, as a
+    binary keyring of its own; empty when there is none."""
+    keys: list[list[tuple[int, bytes]]] = []
+    for tag, body in _packets(_binary(keyring)):
+        if tag == 6 or not keys:
+            keys.append([])
+        keys[-1].append((tag, body))
+    for packets in keys:
+        if any(tag in (6, 14) and _v4_fingerprint(body) == fingerprint for tag, body in packets):
+            return b"".join(_header(tag, body) + body for tag, body in packets)
+    return b""
+
+
+def _header(tag: int, body: bytes) -> bytes:
+    """A new-format packet header with a five-octet length."""
+    return bytes([0xC0 | tag, 255]) + len(body).to_bytes(4, "big")
+
+
+def fingerprints(keyring: Path) -> set[str]:
+    """Fingerprints (upper-case hex) of the v4 primary keys and subkeys in a binary or armored keyring."""
+    return {_v4_fingerprint(body) for tag, body in _packets(_binary(keyring)) if tag in (6, 14) and body[:1] == b"\x04"}
+
+
+def verify_clearsigned(
+    data: bytes, keyrings: tuple[Path, ...], what: str, signers: frozenset[str] = frozenset()
+) -> bytes:
+    """Return the text gpgv vouches for: only the signed part, never what surrounds it. With `signers`, a good
+    signature must also come from one of these keys (fingerprints of primary keys or subkeys)."""
     with tempfile.TemporaryDirectory(prefix="bootstrap-gpgv-") as tmp:
         scratch = Path(tmp)
         signed = scratch / "InRelease"
@@ -184,6 +259,8 @@ def verify_clearsigned(data: bytes, keyrings: tuple[Path, ...], what: str) -> by
         reason = status.refusal() if b"BEGIN PGP SIGNED MESSAGE" in data else "not signed"
         if reason is None and not out.is_file():
             reason = "gpgv wrote no signed text"
+        if reason is None and signers and not signers & {*status.trusted, *status.primaries}:
+            reason = f"not signed by the key the recipe names ({', '.join(sorted(signers))})"
         if reason is not None:
             raise SignatureError(f"{what}: {reason} (keyring: {', '.join(str(k) for k in keyrings)})", _HINT)
         return out.read_bytes()

@@ -187,6 +187,7 @@ def fetch(
     check_valid_until: bool = True,
     cache: Cache | None = None,
     offline: bool = False,
+    signers: frozenset[str] = frozenset(),
 ) -> Release:
     """Fetch and verify `<mirror>/dists/<dist>/InRelease` (revalidating a cached copy when given a cache).
 
@@ -208,7 +209,7 @@ def fetch(
             log.warning("WARNING: --insecure: the signature of %s is NOT checked", url)
             text = _strip_unverified(got.data)
         else:
-            text = verify_clearsigned(got.data, keyrings, url)
+            text = verify_clearsigned(got.data, keyrings, url, signers)
         rel = Deb822Release(text.decode("utf-8", errors="replace"))
         _check_suite(rel, dist, url)
         if "Date" not in rel:

@@ -78,6 +78,12 @@ class ImageSettings:
     env: Sequence[str] = ()
     labels: dict[str, str] = field(default_factory=dict)
     created_by: str = ""
+    user: str = ""
+    workdir: str = ""
+    exposed_ports: Sequence[str] = ()
+    stop_signal: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    """Put on the image's manifest."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,14 @@ def make_image(layer: Layer, settings: ImageSettings) -> Image:
         config["config"]["Entrypoint"] = list(settings.entrypoint)
     if settings.labels:
         config["config"]["Labels"] = dict(settings.labels)
+    if settings.user:
+        config["config"]["User"] = settings.user
+    if settings.workdir:
+        config["config"]["WorkingDir"] = settings.workdir
+    if settings.exposed_ports:
+        config["config"]["ExposedPorts"] = {p if "/" in p else f"{p}/tcp": {} for p in settings.exposed_ports}
+    if settings.stop_signal:
+        config["config"]["StopSignal"] = settings.stop_signal
     config_blob = Blob(MEDIA_CONFIG, canonical_json(config))
     manifest = {
         "schemaVersion": 2,
@@ -112,6 +126,8 @@ def make_image(layer: Layer, settings: ImageSettings) -> Image:
         "config": config_blob.descriptor(),
         "layers": [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}],
     }
+    if settings.annotations:
+        manifest["annotations"] = dict(settings.annotations)
     return Image(config_blob, Blob(MEDIA_MANIFEST, canonical_json(manifest)), layer, settings.arch)
 
 

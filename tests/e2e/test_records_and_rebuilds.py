@@ -337,7 +337,7 @@ def test_bad_input_fails_cleanly(
         "unreachable": "cannot download",
         "missing-keyring": "does not exist",
         "unknown-recipe": "unknown recipe",
-        "non-root": "needs root",
+        "non-root": "without root needs a user namespace",
     }[case]
     recipe_name = "debian-slim"
     argv_prefix: list[str] = []
@@ -446,7 +446,15 @@ def test_interrupt_during_configure_undoes_everything(how: str, mirrored: Mirror
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
     command = [sys.executable, "-m", "bootstrap", "debian-slim", "-o", str(out), "-q", *args]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A test run in the background of a shell inherits SIGINT ignored; the build must see it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not _processes_running(["sleep", marker]):

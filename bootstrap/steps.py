@@ -1,0 +1,153 @@
+"""The steps that make a root tree, chosen by the recipe: unpack, configure, accounts, files, customize,
+finish. Each takes the `Work` of one platform's build and adds to it."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap import accounts, foreign, localfiles
+from bootstrap.deb import copyright, dpkgdb
+from bootstrap.deb.archive import Archive
+from bootstrap.deb.configure import base_env, configure, install_order
+from bootstrap.deb.filters import PathFilter
+from bootstrap.deb.finish import AptSourceEntry, finish, keep_directories, sources_deb822
+from bootstrap.deb.resolve import Request, Selection, resolve
+from bootstrap.deb.unpack import Unpacked, drop_unshipped_links, prepare_root, unpack_all
+from bootstrap.errors import BootstrapError, ConfigureError
+from bootstrap.foreign import Emulator
+from bootstrap.log import log
+from bootstrap.plan import Plan, merged_usr_dirs
+from bootstrap.recipe import Recipe
+from bootstrap.sandbox import Sandbox, mounts_under
+from bootstrap.tree import Tree
+
+
+@dataclass
+class Work:
+    """One platform's tree as the steps build it."""
+
+    plan: Plan
+    arch: str
+    archive: Archive
+    selection: Selection
+    debs: dict[str, Path]
+    epoch: int
+    root: Path
+    emulator: Emulator | None
+    unpacked: list[Unpacked] = field(default_factory=list)
+    licenses: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def tree(self) -> Tree:
+        return Tree(self.root)
+
+    @property
+    def pfilter(self) -> PathFilter:
+        return PathFilter.from_lists(self.plan.recipe.path_exclude, self.plan.recipe.path_include)
+
+    @contextmanager
+    def runnable(self) -> Iterator[Sandbox]:
+        """A sandbox for programs of the tree (through the emulator when the architecture is foreign)."""
+        added = foreign.install_interpreter(self.emulator, self.tree) if self.emulator else None
+        try:
+            yield Sandbox(self.root)
+        finally:
+            if added is not None:
+                self.tree.remove(added)
+        if mounts_under(self.root):
+            raise BootstrapError(f"{self.root} still has mounts", "unmount them by hand, then retry")
+
+
+def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> set[str]:
+    """The packages whose dpkg status takes Priority and Section from the archive index, as in a debootstrapped
+    image: those of the required phase (the recipe's priorities and Essential, without its includes) at the
+    suite's own version. Later installs and upgrades keep what their .deb says."""
+    r = plan.recipe
+    phase = set(resolve(archive.index, Request(r.priorities, r.essential, (), r.exclude, r.prefer)).names())
+    return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
+
+
+def unpack(w: Work) -> None:
+    """The packages' files (path filters applied) and the dpkg database, as `dpkg --unpack` leaves them."""
+    dirs = merged_usr_dirs(w.arch)
+    order = install_order(w.selection.packages)
+    prepare_root(w.root, dirs)
+    w.unpacked = unpack_all(w.root, [(p, w.debs[p.name]) for p in order], w.pfilter, w.plan.cache.area("expanded"))
+    drop_unshipped_links(w.root, dirs, w.unpacked)
+    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection))
+    keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
+
+
+def configure_packages(w: Work) -> None:
+    """Every preinst, then `dpkg --configure -a`, in the sandbox."""
+    with w.runnable() as sandbox:
+        configure(w.root, w.unpacked, w.epoch, sandbox)
+
+
+def add_accounts(w: Work) -> None:
+    r = w.plan.recipe
+    accounts.add(w.tree, r.groups, r.users, w.epoch, r.source)
+
+
+def copy_files(w: Work) -> None:
+    localfiles.copy_in(w.tree, w.plan.recipe.files, w.plan.recipe.source)
+
+
+def customize(w: Work) -> None:
+    """The recipe's hooks, in order, in the sandbox (services blocked by policy-rc.d, no network)."""
+    with w.runnable() as sandbox:
+        for i, hook in enumerate(w.plan.recipe.customize):
+            proc = sandbox.run(["/bin/sh", "-ec", hook.run], base_env(w.epoch))
+            log.debug("customize[%d]: %s", i, proc.stdout.rstrip())
+            if proc.returncode != 0:
+                said = " | ".join(line.strip() for line in proc.stdout.strip().splitlines()[-3:]) or "no output"
+                raise ConfigureError(
+                    f"{w.plan.recipe.source}: customize[{i}] failed (exit {proc.returncode}): {said}",
+                    "fix the hook; run with -vv to see everything it printed",
+                )
+
+
+def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
+    """The image's own apt sources: the same suites from the same mirrors as the build."""
+    by_mirror: dict[str, list[str]] = {}
+    for rel in archive.releases:
+        by_mirror.setdefault(rel.mirror, []).append(rel.dist)
+    return [AptSourceEntry(m, tuple(suites), plan.recipe.components) for m, suites in by_mirror.items()]
+
+
+def finish_tree(w: Work) -> None:
+    """Container settings, slim rules, apt sources and scrubbing; then the licences the image declares."""
+    distro = w.plan.distro
+    finish(
+        w.root,
+        w.pfilter,
+        apt_sources(w.plan, w.archive),
+        distro.sources_file,
+        [k.name for k in distro.keyrings],
+        w.epoch,
+    )
+    for extra in w.plan.extra:
+        name, key = extra.image_keyring()
+        w.tree.write(f"etc/apt/keyrings/{name}", key)
+        entry = AptSourceEntry(extra.url, extra.suites, extra.components)
+        w.tree.write(
+            f"etc/apt/sources.list.d/{extra.name}.sources", sources_deb822([entry], f"/etc/apt/keyrings/{name}")
+        )
+    w.licenses = {p.name: copyright.declared(w.tree, p.name) for p in w.selection.packages}
+
+
+Step = Callable[[Work], None]
+
+
+def chosen(recipe: Recipe) -> list[tuple[str, Step]]:
+    """The steps a recipe needs, in order."""
+    steps: list[tuple[str, Step]] = [("unpack", unpack), ("configure", configure_packages)]
+    if recipe.groups or recipe.users:
+        steps.append(("accounts", add_accounts))
+    if recipe.files:
+        steps.append(("files", copy_files))
+    if recipe.customize:
+        steps.append(("customize", customize))
+    steps.append(("finish", finish_tree))
+    return steps

@@ -1,0 +1,119 @@
+"""Users' own recipes: where they are found, how `extends` and local paths resolve, how keys merge, and
+the one-line errors for what does not hold together (before anything is downloaded)."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import RecipeError
+from bootstrap.recipe import load
+from bootstrap.recipe_schema import template
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+APP = """\
+extends = "debian-slim"
+[packages]
+include = ["curl"]
+[[groups]]
+name = "app"
+gid = 10001
+[[users]]
+name = "app"
+uid = 10001
+group = "app"
+[[files]]
+source = "files/app.conf"
+dest = "/etc/app/app.conf"
+mode = "0640"
+owner = "app:app"
+[image]
+user = "app"
+workdir = "/srv/app"
+env = ["APP_ENV=production", "PATH=/opt/app/bin:/usr/bin:/bin"]
+exposed-ports = ["8080/tcp"]
+[[customize]]
+run = "echo hi > /etc/motd"
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    write(tmp_path / "proj/files/app.conf", "setting=1\n")
+    return write(tmp_path / "proj/app.toml", APP)
+
+
+def test_a_user_recipe_extends_a_bundled_one(app: Path) -> None:
+    r = load(str(app))
+    assert r.name == "app" and r.tag == "app:{codename}"
+    assert r.include == ("apt", "curl"), "includes add to the parent's"
+    assert "/usr/share/doc/*" in r.path_exclude, "the parent's filters are kept"
+    assert r.env == ("APP_ENV=production", "PATH=/opt/app/bin:/usr/bin:/bin"), "env merges by name"
+    assert [u.name for u in r.users] == ["app"] and r.groups[0].gid == 10001
+    assert r.files[0].source == str(app.parent / "files/app.conf"), "sources are relative to the recipe"
+    assert r.files[0].mode == 0o640 and r.files[0].owner == "app:app"
+    assert (r.user, r.workdir, r.exposed_ports) == ("app", "/srv/app", ("8080/tcp",))
+    assert r.customize[0].run == "echo hi > /etc/motd"
+
+
+def test_extends_and_sources_resolve_relative_to_the_file_that_names_them(tmp_path: Path, monkeypatch) -> None:
+    write(tmp_path / "base/files/ca.pem", "cert\n")
+    write(tmp_path / "base/base.toml", 'extends = "debian-slim"\n[[files]]\nsource = "files/ca.pem"\ndest = "/x"\n')
+    write(tmp_path / "team/child.toml", 'extends = "../base/base.toml"\n[[files]]\nsource = "c"\ndest = "/y"\n')
+    write(tmp_path / "team/c", "c\n")
+    monkeypatch.chdir(tmp_path)
+    r = load("team/child.toml")
+    assert [f.source for f in r.files] == [str(tmp_path / "base/files/ca.pem"), str(tmp_path / "team/c")]
+    assert [f.dest for f in r.files] == ["/x", "/y"], "arrays of tables add up"
+
+
+def test_names_are_looked_up_in_recipes_then_config_then_bundled(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    write(tmp_path / "config/bootstrap/recipes/mine.toml", 'description = "from config"\n')
+    assert load("mine").description == "from config"
+    write(tmp_path / "recipes/mine.toml", 'description = "from ./recipes"\n')
+    assert load("mine").description == "from ./recipes"
+    write(tmp_path / "recipes/debian-slim.toml", 'extends = "debian"\ndescription = "shadowed"\n')
+    assert load("debian-slim").description == "shadowed", "./recipes comes before the bundled ones"
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        ('extends = "debian-slim"\n[pakages]\ninclude = ["x"]\n', "unknown key 'pakages'", "did you mean 'packages'?"),
+        ("[image]\nuser = 3\n", "image.user must be a string, not an integer", "user ="),
+        ('[[users]]\nname = "a"\nuid = 10001\ngroup = "nope"\n', "group 'nope' does not exist", "[[groups]]"),
+        ('[[users]]\nname = "a"\nuid = 0\n', "uid 0 is already taken", "another"),
+        ('[[users]]\nname = "a"\nuid = 7000\n[[users]]\nname = "b"\nuid = 7000\n', "uid 7000 is already taken", ""),
+        ('[[users]]\nname = "a"\n', "users\\[0\\] has no uid", "uid = 10001"),
+        ('[[files]]\nsource = "absent"\ndest = "/x"\n', "files\\[0\\].source .*absent does not exist", "relative"),
+        ('[[files]]\nsource = "bad.toml"\ndest = "x"\n', "is not absolute", ""),
+        ('[[files]]\nsource = "bad.toml"\ndest = "/x"\nmode = "rw"\n', "mode must be an octal mode", ""),
+        ('[[files]]\nsource = "bad.toml"\ndest = "/x"\nowner = "ghost"\n', "no user named 'ghost'", ""),
+        ('[image]\nuser = "ghost"\n', "no user named 'ghost'", "[[users]]"),
+        ('[[repositories]]\nurl = "x"\nsuites = ["s"]\nkeyring = "k.asc"\n', "is not a URL", ""),
+        ('[[customize]]\nrun = ["x"]\n', "customize\\[0\\].run must be a string", ""),
+    ],
+)
+def test_what_does_not_hold_together_is_one_line(tmp_path: Path, text: str, message: str, hint: str) -> None:
+    path = write(tmp_path / "bad.toml", text)
+    with pytest.raises(RecipeError, match=message) as err:
+        load(str(path))
+    assert str(path) in err.value.message and "\n" not in err.value.message
+    assert hint in err.value.hint
+
+
+def test_the_starting_recipe_is_valid_and_documents_every_key(tmp_path: Path) -> None:
+    text = template("debian-slim")
+    tomllib.loads(text)
+    r = load(str(write(tmp_path / "fresh.toml", text)))
+    assert r.include == load("debian-slim").include
+    for key in ("[[users]]", "[[files]]", "[[customize]]", "[[repositories]]", "exposed-ports", "stop-signal"):
+        assert key in text
