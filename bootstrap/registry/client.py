@@ -13,7 +13,7 @@ from bootstrap.registry.auth import Auth
 from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import is_loopback
-from bootstrap.registry.transport import Body, NotTLS, Transport
+from bootstrap.registry.transport import Body, NotTLS, Transport, origin
 
 
 def error_detail(resp: requests.Response) -> str:
@@ -112,19 +112,27 @@ class Client:
         `what` names the operation for error messages ("push of sha256:... to debian").
         """
         url = self.url(path)
-        same_host = urllib.parse.urlsplit(url).netloc == self.host
+        home = origin(self.base)
+        ours = origin(url) == home
         for _ in range(3):
             sent = dict(headers or {})
-            authorization = self.auth.header() if same_host else None
+            authorization = self.auth.header() if ours else None
             if authorization:
                 sent["Authorization"] = authorization
             resp = self.transport.send(method, url, headers=sent, params=params, data=data, retry=retry)
             log.debug(f"{method} {resp.url} -> {resp.status_code}")
-            if resp.status_code == 401 and same_host and self.auth.on_401(resp):
+            answered_by_us = origin(resp.url) == home
+            if resp.status_code == 401 and ours and answered_by_us and self.auth.on_401(resp):
                 continue
             break
         if resp.status_code in expect:
             return resp
+        if resp.status_code == 401 and not answered_by_us:
+            where = urllib.parse.urlsplit(resp.url)
+            raise RegistryError(
+                f"{what}: {where.scheme}://{where.netloc} asks for credentials, which are only sent to {self.base}",
+                "the registry sends this request to another host or over plain HTTP: check its configuration",
+            )
         raise self.error(resp, what)
 
     def error(self, resp: requests.Response, what: str) -> RegistryError:
