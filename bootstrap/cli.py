@@ -346,7 +346,7 @@ def push_cmd(
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
-    REF is HOST[:PORT]/REPOSITORY[:TAG]. Prints REF@DIGEST.
+    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST.
     """
     options = registry.Options(
         creds=creds,

@@ -13,10 +13,19 @@ import pytest
 from bootstrap.image.oci import MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST, canonical_json
 from bootstrap.registry import Options, RegistryError, parse_reference, parse_size, push
 from bootstrap.registry.auth import parse_challenge
-from bootstrap.registry.client import with_query
+from bootstrap.registry.client import Client, with_query
 from bootstrap.registry.credentials import IDENTITY_USER, lookup
 from bootstrap.registry.layout import Layout as OCILayout
-from bootstrap.registry.reference import Reference, is_loopback
+from bootstrap.registry.reference import (
+    DOCKER_HUB,
+    DOCKER_HUB_API,
+    DOCKER_HUB_LOGIN,
+    DOCKER_HUB_REFERENCE_HOSTS,
+    Reference,
+    api_host,
+    credential_key,
+    is_loopback,
+)
 from bootstrap.registry.tls import for_host
 from tests.registry.conftest import Layout, build_layout
 
@@ -284,3 +293,53 @@ def test_a_blob_linked_out_of_the_layout_directory_is_refused(tmp_path: Path) ->
     lay = OCILayout(layout)
     with pytest.raises(RegistryError, match="outside the layout"):
         lay.blob(lay.top().images[0].blobs()[1])
+
+
+# --- Docker Hub names, as the docker CLI writes them (never contacted: the mapping is pure) -------------------
+
+
+def test_docker_hub_references_map_to_its_api_host() -> None:
+    for host in DOCKER_HUB_REFERENCE_HOSTS:
+        assert parse_reference(f"{host}/debian:trixie") == Reference(DOCKER_HUB, "library/debian", "trixie")
+        assert parse_reference(f"{host}/someone/tool").repository == "someone/tool"
+    assert parse_reference("debian:1", default_host=DOCKER_HUB) == Reference(DOCKER_HUB, "library/debian", "1")
+    assert parse_reference("h:5000/debian").repository == "debian"
+    with pytest.raises(RegistryError, match="names no registry host"):
+        parse_reference("debian:trixie")
+    assert {api_host(h) for h in DOCKER_HUB_REFERENCE_HOSTS} == {DOCKER_HUB_API}
+    assert api_host("h:5000") == "h:5000" and credential_key("h:5000") == "h:5000"
+    assert {credential_key(h) for h in (*DOCKER_HUB_REFERENCE_HOSTS, DOCKER_HUB_API)} == {DOCKER_HUB_LOGIN}
+    client = Client(parse_reference(f"{DOCKER_HUB}/debian").host, Options())
+    assert client.host == DOCKER_HUB_API
+    client.close()
+
+
+def test_docker_login_credentials_for_docker_hub_are_found(tmp_path: Path) -> None:
+    auth = base64.b64encode(b"hubuser:hubpw").decode()
+    config = _config(tmp_path / "auths", {"auths": {DOCKER_HUB_LOGIN: {"auth": auth}, "h:5000": {"auth": "eDp5"}}})
+    for host in (DOCKER_HUB, DOCKER_HUB_API):
+        found = lookup(host, None, config)
+        assert found is not None and (found.username, found.password) == ("hubuser", "hubpw")
+    other = lookup("h:5000", None, config)
+    assert other is not None and other.username == "x"
+    assert lookup("h:5001", None, config) is None
+
+
+@pytest.mark.parametrize("where", ["credHelpers", "credsStore"])
+def test_credential_helpers_are_asked_for_docker_hub_by_its_login_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-hub"
+    helper.write_text(
+        f'#!/bin/sh\nread server\nif [ "$server" = "{DOCKER_HUB_LOGIN}" ]; then '
+        "echo '{\"Username\":\"hub\",\"Secret\":\"s\"}'; else echo 'credentials not found'; exit 1; fi\n"
+    )
+    helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    settings = {"credHelpers": {DOCKER_HUB_LOGIN: "hub"}} if where == "credHelpers" else {"credsStore": "hub"}
+    config = _config(tmp_path / where, settings)
+    found = lookup(DOCKER_HUB_API, None, config)
+    assert found is not None and (found.username, found.source) == ("hub", "docker-credential-hub")
+    assert lookup("h:5000", None, config) is None
