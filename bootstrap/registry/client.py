@@ -40,7 +40,7 @@ class Client:
     def __init__(self, host: str, options: Options) -> None:
         self.host = api_host(host)
         self.options = options
-        self.transport = Transport(host, options)
+        self.transport = Transport(self.host, options)
         self.auth = Auth(self.transport)
         self._base: str | None = None
 
