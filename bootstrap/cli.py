@@ -17,7 +17,7 @@ from bootstrap import changes as changes_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
 from bootstrap.cache import write_atomic
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import EX_SOFTWARE, BootstrapError, os_error
 from bootstrap.image.layer import Compression
 from bootstrap.log import log, setup
 from bootstrap.plan import Options, make_plan
@@ -232,12 +232,17 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
 def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     """Resolve RECIPE and write its lock file, without building."""
     rec = recipe.load(recipe_name)
+    dest = output or Path(f"{rec.name}.lock.json")
+    if not dest.parent.is_dir():
+        raise BootstrapError(f"cannot write {dest}: {dest.parent} is not a directory", "create it, or pass another -o")
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
     lock = lock_mod.make_lock(rec, plan.suite, plan.arch, epoch, archive, selection)
-    dest = output or Path(f"{rec.name}.lock.json")
-    write_atomic(dest, lock.to_json())
+    try:
+        write_atomic(dest, lock.to_json())
+    except OSError as exc:
+        raise os_error(exc, dest) from exc
     click.echo(f"wrote {dest} ({len(selection.packages)} packages, {archive.codename})")
 
 
@@ -355,7 +360,7 @@ def push_cmd(
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
-    REF is HOST[:PORT]/REPOSITORY[:TAG]. Prints REF@DIGEST.
+    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST.
     """
     options = registry.Options(
         creds=creds,
@@ -446,17 +451,23 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _fail(exc: BootstrapError) -> NoReturn:
+    if _debug:
+        traceback.print_exc()
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
 def main() -> None:
+    """Run the CLI: every failure ends as `error:` and `hint:` lines and an exit code, a traceback only with
+    --debug (1: an error the user can act on; 2: usage; 70: a bug; 130: interrupted)."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
         cli(standalone_mode=False)
     except BootstrapError as exc:
-        if _debug:
-            traceback.print_exc()
-        click.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
@@ -473,3 +484,17 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        _fail(os_error(exc))
+    except Exception as exc:
+        _fail(_internal(exc))
+
+
+def _internal(exc: Exception) -> BootstrapError:
+    """An exception nothing expected: a bug, said in one line, with a distinct exit code."""
+    error = BootstrapError(
+        f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
+        "run again with --debug for a traceback and report it",
+    )
+    error.exit_code = EX_SOFTWARE
+    return error

@@ -40,7 +40,7 @@ def fetch_all(packages: Sequence[Package], cache: Cache, offline: bool = False) 
                     bar.update(pkg.size)
                     return
                 tmp = cache.temp(pkg.name)
-                http.download(pkg.url, tmp, progress=bar.update)
+                http.download(pkg.url, tmp, progress=bar.update, size=pkg.size)
                 cache.adopt(tmp, pkg.sha256, pkg.url)
 
         if missing:

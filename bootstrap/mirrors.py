@@ -2,6 +2,7 @@
 
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,26 +97,48 @@ class Mirrors:
     security: str
 
 
+def checked_url(url: str, origin: str) -> str:
+    """`url` without its trailing slash, once it is a usable http, https or file URL; `origin` says where it
+    came from (`--mirror`, an environment variable, apt sources) for the error."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises on a malformed one
+    except ValueError as exc:
+        reason = str(exc)
+    else:
+        if parts.scheme in ("http", "https") and parts.hostname or parts.scheme == "file" and parts.path:
+            return url.rstrip("/")
+        reason = "not an http://, https:// or file:// URL with a host or path"
+    raise MirrorError(
+        f"mirror URL {url!r} (from {origin}) is not valid: {reason}",
+        "write it as http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH or file:///PATH",
+    )
+
+
+_APT = "apt sources"
+
+
 def discover(distro: DistroInfo, mirror: str | None, security: str | None) -> Mirrors:
     """Pick the archive and security mirror: options > environment > host apt sources."""
-    main_origin = "option"
+    main_origin, security_origin = "--mirror", "--security-mirror"
     if not mirror:
-        mirror, main_origin = os.environ.get(distro.mirror_env), "environment"
+        mirror, main_origin = os.environ.get(distro.mirror_env), f"${distro.mirror_env}"
     if not security:
-        security = os.environ.get(distro.security_env)
+        security, security_origin = os.environ.get(distro.security_env), f"${distro.security_env}"
     sources = [s for s in host_sources() if any(distro.is_ours(x, s.signed_by) for x in s.suites)]
     if not mirror:
-        main_origin = "apt"
+        main_origin = _APT
         mirror = next((s.uri for s in sources if any(not _is_security(x) for x in s.suites)), None)
     if not mirror:
         raise MirrorError(
             f"no {distro.name} mirror given and none found in {apt_dir()}/sources.list(.d)",
             f"pass --mirror <{distro.name}-mirror-url> or set {distro.mirror_env}",
         )
-    if not security and main_origin == "apt":
-        security = next((s.uri for s in sources if any(_is_security(x) for x in s.suites)), None)
+    main = checked_url(mirror, main_origin)
+    if not security and main_origin == _APT:
+        security, security_origin = next((s.uri for s in sources if any(_is_security(x) for x in s.suites)), None), _APT
     if not security:
-        base = mirror.rstrip("/")
         sibling = distro.security_sibling
-        security = base + sibling if sibling and base.endswith(f"/{distro.name}") else base
-    return Mirrors(mirror.rstrip("/"), security.rstrip("/"))
+        security = main + sibling if sibling and main.endswith(f"/{distro.name}") else main
+        security_origin = main_origin
+    return Mirrors(main, checked_url(security, security_origin))

@@ -244,3 +244,20 @@ def test_missing_apt_directory(tmp_path: Path, apt: Path, monkeypatch: pytest.Mo
     assert host_sources() == []
     with pytest.raises(MirrorError):
         discover(DEBIAN, None, None)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/debian", "ftp://127.0.0.1/debian", "debian"])
+def test_malformed_mirror_urls_are_refused(apt: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    with pytest.raises(MirrorError, match=r"\(from --mirror\) is not valid") as info:
+        discover(DEBIAN, url, None)
+    assert "\n" not in info.value.message and "file:///PATH" in info.value.hint
+    with pytest.raises(MirrorError, match=r"\(from --security-mirror\) is not valid"):
+        discover(DEBIAN, "http://127.0.0.1:9/debian", url)
+    monkeypatch.setenv(DEBIAN.mirror_env, url)
+    with pytest.raises(MirrorError, match=rf"\(from \${DEBIAN.mirror_env}\) is not valid"):
+        discover(DEBIAN, None, None)
+
+
+def test_well_formed_mirror_urls_are_kept(apt: Path) -> None:
+    found = discover(DEBIAN, "http://[::1]:8080/debian/", "file:///srv/security")
+    assert found == Mirrors("http://[::1]:8080/debian", "file:///srv/security")

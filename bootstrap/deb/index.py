@@ -255,7 +255,7 @@ def _fetch_file(cache: Cache, release: Release, entry: IndexFile) -> Path:
         for i, url in enumerate(urls):
             tmp = cache.temp("index")
             try:
-                http.download(url, tmp)
+                http.download(url, tmp, size=entry.size)
             except http.NotFound:
                 if i + 1 < len(urls):
                     continue

@@ -12,8 +12,8 @@ from bootstrap.registry import credentials
 from bootstrap.registry.auth import Auth
 from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.options import Options
-from bootstrap.registry.reference import is_loopback
-from bootstrap.registry.transport import Body, NotTLS, Transport
+from bootstrap.registry.reference import api_host, is_loopback
+from bootstrap.registry.transport import Body, NotTLS, Transport, origin
 
 
 def error_detail(resp: requests.Response) -> str:
@@ -34,12 +34,13 @@ def error_codes(resp: requests.Response) -> set[str]:
 
 
 class Client:
-    """Requests to one registry host. Use as a context manager; paths are relative to its base URL."""
+    """Requests to one registry host (given by its reference name: Docker Hub's becomes its API host). Use as a
+    context manager; paths are relative to its base URL."""
 
     def __init__(self, host: str, options: Options) -> None:
-        self.host = host
+        self.host = api_host(host)
         self.options = options
-        self.transport = Transport(host, options)
+        self.transport = Transport(self.host, options)
         self.auth = Auth(self.transport)
         self._base: str | None = None
 
@@ -112,19 +113,27 @@ class Client:
         `what` names the operation for error messages ("push of sha256:... to debian").
         """
         url = self.url(path)
-        same_host = urllib.parse.urlsplit(url).netloc == self.host
+        home = origin(self.base)
+        ours = origin(url) == home
         for _ in range(3):
             sent = dict(headers or {})
-            authorization = self.auth.header() if same_host else None
+            authorization = self.auth.header() if ours else None
             if authorization:
                 sent["Authorization"] = authorization
             resp = self.transport.send(method, url, headers=sent, params=params, data=data, retry=retry)
             log.debug(f"{method} {resp.url} -> {resp.status_code}")
-            if resp.status_code == 401 and same_host and self.auth.on_401(resp):
+            answered_by_us = origin(resp.url) == home
+            if resp.status_code == 401 and ours and answered_by_us and self.auth.on_401(resp):
                 continue
             break
         if resp.status_code in expect:
             return resp
+        if resp.status_code == 401 and not answered_by_us:
+            where = urllib.parse.urlsplit(resp.url)
+            raise RegistryError(
+                f"{what}: {where.scheme}://{where.netloc} asks for credentials, which are only sent to {self.base}",
+                "the registry sends this request to another host or over plain HTTP: check its configuration",
+            )
         raise self.error(resp, what)
 
     def error(self, resp: requests.Response, what: str) -> RegistryError:

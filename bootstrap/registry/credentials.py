@@ -2,7 +2,9 @@
 
 The Docker config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) is read as docker reads it:
 `credHelpers.<host>`, then `credsStore`, then `auths.<host>.auth` (base64 `user:password`) or
-`identitytoken`. A helper is `docker-credential-<name> get` with the server address on stdin.
+`identitytoken`. A helper is `docker-credential-<name> get` with the server address on stdin. Docker Hub's
+credentials are found under the key `docker login` gives them (reference.credential_key), whichever of its
+names the reference uses.
 """
 
 import base64
@@ -17,6 +19,7 @@ from typing import Any
 
 from bootstrap.log import log
 from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.reference import credential_key, is_docker_hub, login_command
 
 ENV_USER = "BOOTSTRAP_REGISTRY_USER"
 ENV_PASSWORD = "BOOTSTRAP_REGISTRY_PASSWORD"
@@ -43,7 +46,7 @@ class Credentials:
 
 
 def login_hint(host: str) -> str:
-    return f"log in with `docker login {host}`, pass --creds USER:PASSWORD, or set {ENV_USER} and {ENV_PASSWORD}"
+    return f"log in with `{login_command(host)}`, pass --creds USER:PASSWORD, or set {ENV_USER} and {ENV_PASSWORD}"
 
 
 def config_dir(explicit: Path | None = None) -> Path:
@@ -60,14 +63,30 @@ def _key(server: str) -> str:
     return server.split("/", 1)[0]
 
 
+def _names(server: str, host: str) -> bool:
+    """A config.json key `server` names the registry `host` (any of Docker Hub's names for Docker Hub)."""
+    key = _key(server)
+    return key == host or (is_docker_hub(host) and is_docker_hub(key))
+
+
+def _for(entries: dict[str, Any], host: str) -> list[tuple[str, Any]]:
+    """The entries of a config.json map for `host`, the one under docker's own key first."""
+    own = credential_key(host)
+    return sorted(((k, v) for k, v in entries.items() if _names(k, host)), key=lambda kv: kv[0] != own)
+
+
 def _from_helper(name: str, host: str) -> Credentials | None:
+    """Ask `docker-credential-<name>` for the credentials it keeps under the server name `host`."""
     exe = shutil.which(f"docker-credential-{name}")
     if exe is None:
         raise RegistryError(
             f"the Docker config names credential helper {name!r} but docker-credential-{name} is not on PATH",
             "install the helper, or pass --creds USER:PASSWORD",
         )
-    proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=60)
+    try:
+        proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RegistryError(f"docker-credential-{name} get failed for {host}: {exc}", login_hint(host)) from exc
     if proc.returncode != 0:
         if "credentials not found" in (proc.stdout + proc.stderr).lower():
             return None
@@ -84,8 +103,8 @@ def _from_helper(name: str, host: str) -> Credentials | None:
 
 
 def _from_auths(auths: dict[str, Any], host: str, path: Path) -> Credentials | None:
-    for server, entry in auths.items():
-        if _key(server) != host or not isinstance(entry, dict):
+    for server, entry in _for(auths, host):
+        if not isinstance(entry, dict):
             continue
         if entry.get("identitytoken"):
             return Credentials(IDENTITY_USER, entry["identitytoken"], str(path))
@@ -109,12 +128,14 @@ def from_docker_config(host: str, directory: Path | None = None) -> Credentials 
         return None
     except (OSError, ValueError) as exc:
         raise RegistryError(f"cannot read {path}: {exc}", "fix or remove the Docker config file") from exc
-    helpers = config.get("credHelpers") or {}
-    helper = next((v for k, v in helpers.items() if _key(k) == host), None)
+    if not isinstance(config, dict):
+        raise RegistryError(f"cannot read {path}: not a JSON object", "fix or remove the Docker config file")
+    helper = next((v for _, v in _for(config.get("credHelpers") or {}, host)), None)
+    server = credential_key(host)
     if helper:
-        return _from_helper(helper, host)
+        return _from_helper(helper, server)
     if config.get("credsStore"):
-        found = _from_helper(config["credsStore"], host)
+        found = _from_helper(config["credsStore"], server)
         if found is not None:
             return found
     return _from_auths(config.get("auths") or {}, host, path)

@@ -37,7 +37,7 @@ def _entries(client: Client, source: Reference) -> list[tuple[Manifest, dict[str
     """The image manifests a source names, each with its platform (an index source gives all its images)."""
     top = manifests.get(client, source.repository, source.reference)
     if not top.is_index:
-        config = manifests.config(client, source.repository, top.json["config"])
+        config = manifests.config(client, source.repository, top.json.get("config"))
         return [(top, manifests.platform_of(config))]
     out = []
     for descriptor in top.children():
@@ -46,7 +46,7 @@ def _entries(client: Client, source: Reference) -> list[tuple[Manifest, dict[str
             raise RegistryError(f"{source} holds a nested index", "name its per-platform images instead")
         platform = descriptor.get("platform")
         if not platform:
-            platform = manifests.platform_of(manifests.config(client, source.repository, child.json["config"]))
+            platform = manifests.platform_of(manifests.config(client, source.repository, child.json.get("config")))
         out.append((child, platform))
     return out
 

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from bootstrap.image.oci import MEDIA_INDEX, canonical_json
 from bootstrap.registry.errors import RegistryError
-from bootstrap.registry.manifests import INDEX_TYPES, Manifest, media_type_of, sha256
+from bootstrap.registry.manifests import INDEX_TYPES, Manifest, checked, media_type_of, sha256
 
 BLOCK = 1 << 20
 LAYOUT_ONLY = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
@@ -113,6 +113,8 @@ class Layout:
             self.entries: list[dict[str, Any]] = list(self.index["manifests"])
         except (ValueError, KeyError, TypeError) as exc:
             raise RegistryError(f"{path}: index.json is not an OCI index ({exc})", _HINT) from exc
+        for entry in self.entries:
+            checked(entry, f"{path}: index.json")
         if not self.entries:
             raise RegistryError(f"{path}: index.json lists no image", _HINT)
 
@@ -121,6 +123,8 @@ class Layout:
             full = self.path / name
             if not full.is_file():
                 raise RegistryError(f"{self.path}: {name} is missing", _HINT)
+            if not full.resolve().is_relative_to(self.path.resolve()):
+                raise RegistryError(f"{self.path}: {name} is a link to {full.resolve()}, outside the layout", _HINT)
             return full, 0, full.stat().st_size
         if name not in self._members:
             raise RegistryError(f"{self.path}: {name} is missing", _HINT)
@@ -133,19 +137,23 @@ class Layout:
             f.seek(offset)
             return f.read(size)
 
+    def _name(self, descriptor: dict[str, Any]) -> str:
+        """`blobs/sha256/<hex>`, from a digest checked to be nothing else."""
+        algo, _, hexpart = checked(descriptor, str(self.path))["digest"].partition(":")
+        return f"blobs/{algo}/{hexpart}"
+
     def blob(self, descriptor: dict[str, Any]) -> BlobSource:
+        path, offset, size = self._locate(self._name(descriptor))
         digest = descriptor["digest"]
-        algo, _, hexpart = digest.partition(":")
-        path, offset, size = self._locate(f"blobs/{algo}/{hexpart}")
         if size != descriptor["size"]:
             raise RegistryError(f"{self.path}: blob {digest} is {size} bytes, its descriptor says {descriptor['size']}")
-        return BlobSource(digest, size, descriptor.get("mediaType", ""), path, offset)
+        return BlobSource(digest, size, str(descriptor.get("mediaType", "")), path, offset)
 
     def manifest(self, descriptor: dict[str, Any]) -> Manifest:
-        data = self._read(f"blobs/sha256/{descriptor['digest'].removeprefix('sha256:')}")
+        data = self._read(self._name(descriptor))
         if sha256(data) != descriptor["digest"]:
             raise RegistryError(f"{self.path}: manifest {descriptor['digest']} does not match its digest", _HINT)
-        return Manifest(media_type_of(data, descriptor.get("mediaType", "")), data)
+        return Manifest(media_type_of(data, str(descriptor.get("mediaType", ""))), data)
 
     def top(self) -> Top:
         """One manifest: push it as is (docker pull gets a plain manifest). Several: they and an index over them.

@@ -8,6 +8,7 @@ from typing import Any
 from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST, Blob
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.reference import DIGEST
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -19,6 +20,24 @@ NONDISTRIBUTABLE = ("foreign", "nondistributable")
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def checked(descriptor: object, where: str) -> dict[str, Any]:
+    """A descriptor whose digest is `sha256:` and 64 lowercase hex digits and whose size is a byte count.
+
+    Digests become file names in a layout and paths in registry URLs: nothing else may get that far.
+    """
+    if not isinstance(descriptor, dict):
+        raise RegistryError(f"{where}: a descriptor is not a JSON object", _DAMAGED)
+    digest, size = descriptor.get("digest"), descriptor.get("size")
+    if not isinstance(digest, str) or not DIGEST.match(digest):
+        raise RegistryError(f"{where}: {digest!r} is not a sha256 digest (sha256: and 64 lowercase hex)", _DAMAGED)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise RegistryError(f"{where}: descriptor {digest} has no valid size ({size!r})", _DAMAGED)
+    return descriptor
+
+
+_DAMAGED = "the image layout or manifest is damaged or crafted: rebuild it"
 
 
 @dataclass(frozen=True)
@@ -37,14 +56,21 @@ class Manifest(Blob):
         return self.media_type in INDEX_TYPES
 
     def children(self) -> list[dict[str, Any]]:
-        """The manifest descriptors of an index."""
-        return list(self.json.get("manifests") or [])
+        """The manifest descriptors of an index (each checked)."""
+        return [checked(d, f"index {self.digest}") for d in self._list("manifests")]
 
     def blobs(self) -> list[dict[str, Any]]:
-        """The config and layer descriptors of an image manifest, without non-distributable layers."""
-        doc = self.json
-        layers = [d for d in doc.get("layers") or [] if not any(n in d.get("mediaType", "") for n in NONDISTRIBUTABLE)]
-        return [doc["config"], *layers]
+        """The config and layer descriptors of an image manifest (each checked), without non-distributable layers."""
+        where = f"manifest {self.digest}"
+        layers = [checked(d, where) for d in self._list("layers")]
+        kept = [d for d in layers if not any(n in str(d.get("mediaType", "")) for n in NONDISTRIBUTABLE)]
+        return [checked(self.json.get("config"), where), *kept]
+
+    def _list(self, key: str) -> list[Any]:
+        items = self.json.get(key) or []
+        if not isinstance(items, list):
+            raise RegistryError(f"{self.digest}: {key} is not a list", _DAMAGED)
+        return items
 
 
 def media_type_of(data: bytes, fallback: str) -> str:
@@ -103,9 +129,9 @@ def put(client: Client, repository: str, reference: str, manifest: Manifest) -> 
     return manifest.digest
 
 
-def config(client: Client, repository: str, descriptor: dict[str, Any]) -> dict[str, Any]:
+def config(client: Client, repository: str, descriptor: object) -> dict[str, Any]:
     """An image's config blob, parsed (checked against its digest)."""
-    digest = descriptor["digest"]
+    digest = checked(descriptor, f"config of {repository}")["digest"]
     resp = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"reading config {digest} of {repository}")
     if sha256(resp.content) != digest:
         raise RegistryError(f"config {digest} of {repository} does not match its digest", "the registry is damaged")

@@ -14,6 +14,8 @@ from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.options import Options
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
 USER_AGENT = "bootstrap (container image builder)"
 
 
@@ -27,6 +29,17 @@ class Stream(Protocol):
 
 
 Body = bytes | Stream | None
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL: credentials belong to one origin, and a redirect may leave it."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RegistryError(f"{url!r} is not a valid URL ({exc})", "the registry sent a malformed address") from None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
 
 
 class NotTLS(Exception):
@@ -130,18 +143,7 @@ class Transport:
                 time.sleep(max(wait, self.options.backoff * 2 ** (attempt - 1)))
             body = data.rewind() if data is not None and not isinstance(data, bytes) else data
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=dict(headers or {}),
-                    params=params,
-                    data=body,
-                    verify=self.tls.verify,
-                    cert=self.tls.cert,
-                    timeout=(10, self.options.timeout),
-                    allow_redirects=method in ("GET", "HEAD"),
-                    auth=_Keep(),
-                )
+                resp = self._exchange(method, url, dict(headers or {}), params, body)
             except requests.exceptions.SSLError as exc:
                 if _is_verify_error(exc):
                     raise self.tls_error(url, exc) from exc
@@ -150,6 +152,11 @@ class Transport:
                 problem = f"TLS error: {_reason(exc)}"
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 problem = f"connection failed: {_reason(exc)}"
+            except requests.RequestException as exc:
+                raise RegistryError(
+                    f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: {_reason(exc)}",
+                    "run with --debug for the full exchange",
+                ) from exc
             else:
                 if resp.status_code not in RETRY_STATUS:
                     return resp
@@ -162,4 +169,44 @@ class Transport:
             f"{method} {path} on {self.host}: {problem}" + (f" ({attempts} attempts)" if attempts > 1 else ""),
             f"check that {self.host} is reachable and healthy, then run again",
             problem,
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: Mapping[str, str] | list[tuple[str, str]] | None,
+        body: Body,
+    ) -> requests.Response:
+        """One request; GET and HEAD redirects are followed here, not by requests, so that the Authorization
+        header goes to the origin it was written for and nowhere else: not to the storage a blob is
+        redirected to, not over plain HTTP after HTTPS."""
+        start = origin(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = self.session.request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                data=body,
+                verify=self.tls.verify,
+                cert=self.tls.cert,
+                timeout=(10, self.options.timeout),
+                allow_redirects=False,
+                auth=_Keep(),
+            )
+            target = resp.headers.get("Location")
+            if method not in ("GET", "HEAD") or resp.status_code not in REDIRECT_STATUS or not target:
+                return resp
+            resp.close()
+            url, params = urllib.parse.urljoin(resp.url, target), None
+            if origin(url)[0] not in ("http", "https"):
+                raise RegistryError(f"{self.host} redirected {method} to {url!r}", "the registry is misconfigured")
+            if origin(url) != start:
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            log.debug(f"{method} redirected to {url}")
+        raise RegistryError(
+            f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: more than {MAX_REDIRECTS} redirects",
+            "the registry or its storage is misconfigured",
         )

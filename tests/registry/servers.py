@@ -10,6 +10,7 @@ import http.client
 import http.server
 import json
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -258,6 +259,12 @@ class Seen:
     query: dict[str, list[str]]
     status: int | None
     headers: dict[str, str] = field(default_factory=dict)
+    tls: bool = False
+    """The request came over TLS (a Proxy started with a CA speaks TLS and plain HTTP on one port)."""
+
+    @property
+    def authorization(self) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == "authorization"), None)
 
     @property
     def upload(self) -> bool:
@@ -268,19 +275,81 @@ class Seen:
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 
 
+@dataclass
+class Gate:
+    """Authentication a Proxy asks for itself, in front of an anonymous registry: Basic, or Bearer tokens
+    that its own `/token` endpoint gives for the Basic credentials."""
+
+    scheme: str
+    """`basic` or `bearer`."""
+    user: str
+    password: str
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+
+    def answer(self, path: str, authorization: str | None, base: str) -> tuple[int, dict[str, str], bytes] | None:
+        """None lets the request through; else the answer to give instead."""
+        if path.startswith("/token"):
+            if authorization != self.basic():
+                return 401, {}, b"{}"
+            return 200, {"Content-Type": "application/json"}, json.dumps({"token": self.token}).encode()
+        if authorization == (self.basic() if self.scheme == "basic" else f"Bearer {self.token}"):
+            return None
+        challenge = f'Bearer realm="{base}/token",service="fixture"' if self.scheme == "bearer" else "Basic realm=x"
+        body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
+        return 401, {"WWW-Authenticate": challenge, "Content-Type": "application/json"}, body
+
+
+class _DualServer(_Quiet):
+    """Speaks TLS to clients that start a handshake and plain HTTP to the others, on the same port."""
+
+    context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.context is not None:
+            try:
+                if request.recv(1, socket.MSG_PEEK) == b"\x16":
+                    request = self.context.wrap_socket(request, server_side=True)
+            except OSError:
+                return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            request.close()
+
+
+def _answer(h: http.server.BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+    h.send_response(status)
+    for k, v in headers.items():
+        h.send_header(k, v)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    if h.command != "HEAD":
+        h.wfile.write(body)
+
+
 class Proxy:
     """An HTTP reverse proxy to a plain registry that records every request and can misbehave on demand.
 
     `cut_after = N`: every PUT or PATCH whose body is longer than N bytes has its connection reset after N bytes.
     `fail_next = K`: the next K requests are answered 503.
+    `gate`: ask for credentials itself (the registry behind it is anonymous).
+    `redirect_blobs = BASE`: answer GET and HEAD of a blob with 307 to BASE + the same path (blob storage).
+    `upload_location = BASE`: rewrite the scheme and host of upload Locations to BASE's.
+    With `tls`, it speaks TLS (a certificate of that CA) and plain HTTP on the same port.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, tls: CA | None = None) -> None:
         self.upstream = upstream
         self.seen: list[Seen] = []
         self.cut_after: int | None = None
         self.fail_next = 0
         self.cuts = 0
+        self.gate: Gate | None = None
+        self.redirect_blobs: str | None = None
+        self.upload_location: str | None = None
         self._lock = threading.Lock()
         outer = self
 
@@ -301,13 +370,17 @@ class Proxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
-        self._httpd = _Quiet(("127.0.0.1", 0), Handler)
+        self._httpd = _DualServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self._httpd.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._httpd.context.load_cert_chain(tls.cert, tls.key)
         self.host = f"127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = _serve(self._httpd, "registry-proxy")
 
     def relay(self, h: http.server.BaseHTTPRequestHandler) -> None:
         parts = urllib.parse.urlsplit(h.path)
-        record = Seen(h.command, parts.path, urllib.parse.parse_qs(parts.query), None, dict(h.headers))
+        tls = isinstance(h.connection, ssl.SSLSocket)
+        record = Seen(h.command, parts.path, urllib.parse.parse_qs(parts.query), None, dict(h.headers), tls)
         with self._lock:
             self.seen.append(record)
             fail = self.fail_next > 0
@@ -321,15 +394,21 @@ class Proxy:
             h.connection.close()
             return
         body = h.rfile.read(length) if length else None
-        if fail:
-            record.status = 503
-            h.send_response(503)
-            h.send_header("Content-Length", "0")
-            h.end_headers()
+        scheme = "https" if tls else "http"
+        refusal = self.gate.answer(h.path, record.authorization, f"{scheme}://{self.host}") if self.gate else None
+        if fail or refusal:
+            record.status, headers, data = refusal or (503, {}, b"")
+            _answer(h, record.status, headers, data)
+            return
+        if self.redirect_blobs and h.command in ("GET", "HEAD") and "/blobs/sha256:" in parts.path:
+            record.status = 307
+            _answer(h, 307, {"Location": self.redirect_blobs + h.path}, b"")
             return
         conn = http.client.HTTPConnection(self.upstream, timeout=60)
         try:
-            headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+            dropped = _HOP | ({"authorization"} if self.gate else set())
+            headers = {k: v for k, v in h.headers.items() if k.lower() not in dropped}
+            headers["X-Forwarded-Proto"] = scheme
             conn.request(h.command, h.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
@@ -338,6 +417,9 @@ class Proxy:
         record.status = resp.status
         h.send_response(resp.status, resp.reason)
         for k, v in resp.getheaders():
+            if k.lower() == "location" and self.upload_location and "/blobs/uploads/" in v:
+                moved = urllib.parse.urlsplit(self.upload_location)
+                v = urllib.parse.urlunsplit(urllib.parse.urlsplit(v)._replace(scheme=moved.scheme, netloc=moved.netloc))
             if k.lower() not in _HOP and k.lower() != "content-length":
                 h.send_header(k, v)
         length_out = resp.getheader("Content-Length") if h.command == "HEAD" else str(len(data))

@@ -1,20 +1,31 @@
 """The registry client's pure parts, without a server: names, challenges, credentials, TLS files, layouts."""
 
 import base64
+import hashlib
 import json
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from bootstrap.image.oci import MEDIA_INDEX, canonical_json
-from bootstrap.registry import RegistryError, parse_reference, parse_size
+from bootstrap.image.oci import MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST, canonical_json
+from bootstrap.registry import Options, RegistryError, parse_reference, parse_size, push
 from bootstrap.registry.auth import parse_challenge
-from bootstrap.registry.client import with_query
+from bootstrap.registry.client import Client, with_query
 from bootstrap.registry.credentials import IDENTITY_USER, lookup
 from bootstrap.registry.layout import Layout as OCILayout
-from bootstrap.registry.reference import Reference, is_loopback
+from bootstrap.registry.reference import (
+    DOCKER_HUB,
+    DOCKER_HUB_API,
+    DOCKER_HUB_LOGIN,
+    DOCKER_HUB_REFERENCE_HOSTS,
+    Reference,
+    api_host,
+    credential_key,
+    is_loopback,
+)
 from bootstrap.registry.tls import for_host
 from tests.registry.conftest import Layout, build_layout
 
@@ -175,8 +186,6 @@ def test_layout_top_single_and_multi(small: Layout, tmp_path: Path) -> None:
 
 
 def test_layout_index_drops_layout_only_annotations(small: Layout, tmp_path: Path) -> None:
-    import tarfile
-
     with tarfile.open(small.tar) as tar:
         tar.extractall(tmp_path / "dir", filter="data")
     index = json.loads((tmp_path / "dir" / "index.json").read_text())
@@ -203,3 +212,134 @@ def test_blob_slices_stream_from_the_tar(small: Layout) -> None:
         assert part.read() == whole[10:30]
     with pytest.raises(RegistryError, match="its descriptor says"):
         layout.blob({"digest": layer.digest, "size": layer.size + 1})
+
+
+# --- crafted layouts: digests are names, never paths ----------------------------------------------------------
+
+SECRET = b"host secret: not for any registry\n"
+
+
+def _craft(layout: Path, layer: dict[str, object], entry_digest: str | None = None) -> Path:
+    """An OCI layout directory whose one manifest lists `layer`; index.json names that manifest (or
+    `entry_digest`). A secret file sits next to the layout, where `../` digests would reach it."""
+    (layout.parent / "secret").write_bytes(SECRET)
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict[str, object]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    config = put(canonical_json({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}))
+    manifest = put(
+        canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": MEDIA_MANIFEST,
+                "config": {"mediaType": MEDIA_CONFIG, **config},
+                "layers": [layer],
+            }
+        )
+    )
+    entry = {"mediaType": MEDIA_MANIFEST, **manifest}
+    if entry_digest is not None:
+        entry["digest"] = entry_digest
+    (layout / "index.json").write_bytes(canonical_json({"schemaVersion": 2, "manifests": [entry]}))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    return layout
+
+
+def _tar(directory: Path) -> Path:
+    dest = directory.with_suffix(".tar")
+    with tarfile.open(dest, "w") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, str(path.relative_to(directory)), recursive=False)
+    return dest
+
+
+LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+ESCAPING = "sha256:../../../secret"
+
+
+def test_a_layer_digest_that_is_a_path_is_refused_before_any_request(tmp_path: Path) -> None:
+    layout = _craft(tmp_path / "layout", {"mediaType": LAYER, "digest": ESCAPING, "size": len(SECRET)})
+    manifest = OCILayout(layout).top().images[0]
+    with pytest.raises(RegistryError, match=r"'sha256:\.\./\.\./\.\./secret' is not a sha256 digest") as info:
+        manifest.blobs()
+    assert "\n" not in info.value.message and info.value.hint
+    with pytest.raises(RegistryError, match="is not a sha256 digest"):
+        OCILayout(layout).blob({"mediaType": LAYER, "digest": ESCAPING, "size": len(SECRET)})
+    # nothing listens on port 9: the push must stop before it tries the network
+    for source in (layout, _tar(layout)):
+        with pytest.raises(RegistryError, match="is not a sha256 digest"):
+            push(source, "127.0.0.1:9/test/x:1", Options(retries=0))
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha256:../../../../etc/hostname", "sha256:" + "A" * 64, "sha512:" + "a" * 128, "sha256:/etc/passwd"]
+)
+def test_an_index_json_digest_that_is_not_a_sha256_is_refused(tmp_path: Path, digest: str) -> None:
+    layout = _craft(tmp_path / "layout", {"mediaType": LAYER, "digest": "sha256:" + "0" * 64, "size": 1}, digest)
+    for source in (layout, _tar(layout)):
+        with pytest.raises(RegistryError, match="index.json: .* is not a sha256 digest"):
+            OCILayout(source)
+
+
+def test_a_blob_linked_out_of_the_layout_directory_is_refused(tmp_path: Path) -> None:
+    digest = hashlib.sha256(SECRET).hexdigest()
+    layout = _craft(tmp_path / "layout", {"mediaType": LAYER, "digest": f"sha256:{digest}", "size": len(SECRET)})
+    (layout / "blobs" / "sha256" / digest).symlink_to(Path("..") / ".." / ".." / "secret")
+    lay = OCILayout(layout)
+    with pytest.raises(RegistryError, match="outside the layout"):
+        lay.blob(lay.top().images[0].blobs()[1])
+
+
+# --- Docker Hub names, as the docker CLI writes them (never contacted: the mapping is pure) -------------------
+
+
+def test_docker_hub_references_map_to_its_api_host() -> None:
+    for host in DOCKER_HUB_REFERENCE_HOSTS:
+        assert parse_reference(f"{host}/debian:trixie") == Reference(DOCKER_HUB, "library/debian", "trixie")
+        assert parse_reference(f"{host}/someone/tool").repository == "someone/tool"
+    assert parse_reference("debian:1", default_host=DOCKER_HUB) == Reference(DOCKER_HUB, "library/debian", "1")
+    assert parse_reference("h:5000/debian").repository == "debian"
+    with pytest.raises(RegistryError, match="names no registry host"):
+        parse_reference("debian:trixie")
+    assert {api_host(h) for h in DOCKER_HUB_REFERENCE_HOSTS} == {DOCKER_HUB_API}
+    assert api_host("h:5000") == "h:5000" and credential_key("h:5000") == "h:5000"
+    assert {credential_key(h) for h in (*DOCKER_HUB_REFERENCE_HOSTS, DOCKER_HUB_API)} == {DOCKER_HUB_LOGIN}
+    client = Client(parse_reference(f"{DOCKER_HUB}/debian").host, Options())
+    assert client.host == DOCKER_HUB_API
+    client.close()
+
+
+def test_docker_login_credentials_for_docker_hub_are_found(tmp_path: Path) -> None:
+    auth = base64.b64encode(b"hubuser:hubpw").decode()
+    config = _config(tmp_path / "auths", {"auths": {DOCKER_HUB_LOGIN: {"auth": auth}, "h:5000": {"auth": "eDp5"}}})
+    for host in (DOCKER_HUB, DOCKER_HUB_API):
+        found = lookup(host, None, config)
+        assert found is not None and (found.username, found.password) == ("hubuser", "hubpw")
+    other = lookup("h:5000", None, config)
+    assert other is not None and other.username == "x"
+    assert lookup("h:5001", None, config) is None
+
+
+@pytest.mark.parametrize("where", ["credHelpers", "credsStore"])
+def test_credential_helpers_are_asked_for_docker_hub_by_its_login_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-hub"
+    helper.write_text(
+        f'#!/bin/sh\nread server\nif [ "$server" = "{DOCKER_HUB_LOGIN}" ]; then '
+        "echo '{\"Username\":\"hub\",\"Secret\":\"s\"}'; else echo 'credentials not found'; exit 1; fi\n"
+    )
+    helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    settings = {"credHelpers": {DOCKER_HUB_LOGIN: "hub"}} if where == "credHelpers" else {"credsStore": "hub"}
+    config = _config(tmp_path / where, settings)
+    found = lookup(DOCKER_HUB_API, None, config)
+    assert found is not None and (found.username, found.source) == ("hub", "docker-credential-hub")
+    assert lookup("h:5000", None, config) is None
