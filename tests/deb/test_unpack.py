@@ -200,17 +200,34 @@ def test_a_hard_link_to_a_file_replaced_by_a_symlink_is_refused(tmp_path: Path, 
     assert not (root / "usr/b").exists()
 
 
+def remove_chain(top: Path) -> None:
+    """Remove a tree one level deep per directory without recursion (shutil.rmtree, and so pytest's clean-up,
+    recurses once per level)."""
+    levels = []
+    path: Path | None = top
+    while path is not None:
+        levels.append(path)
+        below = None
+        for entry in path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                below = entry
+            else:
+                entry.unlink()
+        path = below
+    for level in reversed(levels):
+        level.rmdir()
+
+
 def test_a_deep_path_through_a_symlink_needs_no_deep_recursion(tmp_path: Path, root: Path) -> None:
     depth = 1500  # more levels than Python's recursion limit
     dirs = [TarEntry("./" + "/".join(["a"] * i) + "/", "dir") for i in range(1, depth + 1)]
     deep = "./m/" + "/".join(["a"] * (depth - 1)) + "/file"
     entries = [*dirs, TarEntry("./m", "symlink", target="a"), TarEntry(deep, data=b"deep")]
-    unpack_one(RootWriter(root), pkg("deep"), debfile.read(raw(tmp_path, "deep", entries)), NO_FILTER)
-    deepest = root / "/".join(["a"] * depth)
-    assert (deepest / "file").read_bytes() == b"deep"
-    (deepest / "file").unlink()  # shutil.rmtree (pytest's clean-up) recurses once per level: undo it here
-    for level in range(depth):
-        deepest.parents[level - 1].rmdir() if level else deepest.rmdir()
+    try:
+        unpack_one(RootWriter(root), pkg("deep"), debfile.read(raw(tmp_path, "deep", entries)), NO_FILTER)
+        assert (root / "/".join(["a"] * depth) / "file").read_bytes() == b"deep"
+    finally:
+        remove_chain(root / "a")
 
 
 def test_a_corrupt_package_is_a_clear_error(tmp_path: Path) -> None:
