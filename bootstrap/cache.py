@@ -99,9 +99,33 @@ def _make_dirs(path: Path) -> None:
             os.mkdir(p, DIR_MODE)
 
 
-def _discard(path: Path, reason: str) -> None:
+def _discard(path: Path, reason: str, seen: os.stat_result | None = None) -> None:
+    """Remove a damaged cache file (logged at debug level); when `seen` says which file was judged, only that
+    one: another build may have put a good copy in its place meanwhile."""
+    try:
+        if seen is not None:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+                return
+        path.unlink()
+    except FileNotFoundError:
+        return
     log.debug("cache: %s %s: removed, it will be made again", path, reason)
-    path.unlink(missing_ok=True)
+
+
+def read_verified(path: Path, sha256: str) -> bytes | None:
+    """The content of `path`, hashed as read: None when it is missing or does not hash to `sha256` (then it
+    is removed)."""
+    try:
+        with open(path, "rb") as f:
+            seen = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    if hashlib.sha256(data).hexdigest() == sha256:
+        return data
+    _discard(path, "does not match its sha256", seen)
+    return None
 
 
 # --- the cache ------------------------------------------------------------------------------------------------
@@ -135,27 +159,22 @@ class Cache:
         does not is removed (logged at debug level)."""
         path = self.blob(sha256)
         try:
-            if size is not None and path.stat().st_size != size:
-                _discard(path, f"is not {size} bytes long")
-                return False
-            if sha256_file(path) == sha256:
-                return True
+            with open(path, "rb") as f:
+                seen = os.fstat(f.fileno())
+                if size is not None and seen.st_size != size:
+                    reason = f"is not {size} bytes long"
+                elif hashlib.file_digest(f, "sha256").hexdigest() == sha256:
+                    return True
+                else:
+                    reason = "does not match its sha256"
         except FileNotFoundError:
             return False
-        _discard(path, "does not match its sha256")
+        _discard(path, reason, seen)
         return False
 
     def read(self, sha256: str) -> bytes | None:
         """The blob's content, hashed as read: None when it is missing or does not match (then it is removed)."""
-        path = self.blob(sha256)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        if hashlib.sha256(data).hexdigest() == sha256:
-            return data
-        _discard(path, "does not match its sha256")
-        return None
+        return read_verified(self.blob(sha256), sha256)
 
     def temp(self, name: str) -> Path:
         """A private temporary path inside the cache (same file system, so the final rename is atomic)."""
@@ -258,7 +277,7 @@ def open_derived(path: Path) -> int | None:
     if stat.S_ISREG(st.st_mode) and _trusted(st.st_uid) and not st.st_mode & 0o022:
         return fd
     os.close(fd)
-    _discard(path, "could have been written by another user")
+    _discard(path, "could have been written by another user", st)
     return None
 
 
@@ -268,9 +287,10 @@ def read_derived(path: Path, source: str) -> list[bytes] | None:
     fd = open_derived(path)
     if fd is None:
         return None
+    seen = os.fstat(fd)
     sections = _read_sections(fd, bytes.fromhex(source))
     if isinstance(sections, str):
-        _discard(path, sections)
+        _discard(path, sections, seen)
         return None
     return sections
 

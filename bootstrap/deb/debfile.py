@@ -2,12 +2,11 @@
 
 A .deb is checked as strictly as dpkg reads it, and any damage is a one-line UnpackError: members in dpkg's
 order with sizes that fit the file, every compressed stream (and every zstd frame) decoded to its end and
-within a size bound, tar members that fit the archive and end with its end-of-archive block, and names that
-a file system and the dpkg database can hold.
+within a size bound, tar members that fit the archive with nothing damaged after the last one, and names
+that a file system and the dpkg database can hold.
 """
 
 import bz2
-import hashlib
 import io
 import lzma
 import tarfile
@@ -20,7 +19,7 @@ from typing import Protocol
 
 import zstandard
 
-from bootstrap.cache import read_derived, write_derived
+from bootstrap.cache import read_derived, read_verified, write_derived
 from bootstrap.errors import ChecksumError, UnpackError
 
 MAX_CONTROL = 256 << 20
@@ -147,9 +146,9 @@ def ar_members(data: bytes, what: str) -> list[tuple[str, bytes]]:
 
 
 def _check_name(name: str, what: str, label: str = "member name") -> None:
-    """A path the file system and the dpkg database can hold."""
-    if "\0" in name:
-        raise UnpackError(f"{what}: {label} {name!r} has a NUL byte", _MALFORMED)
+    """A path the file system and the dpkg database (one path a line) can hold, as dpkg requires."""
+    if "\0" in name or "\n" in name:
+        raise UnpackError(f"{what}: {label} {name!r} has a NUL or newline byte", _MALFORMED)
     try:
         encoded = name.encode()
     except UnicodeEncodeError:
@@ -160,8 +159,9 @@ def _check_name(name: str, what: str, label: str = "member name") -> None:
 
 class TarMembers:
     """The members of an uncompressed tar held in memory, each checked before it is handed out: a size that is
-    not negative and fits the archive, a name that fits the file system, no sparse entries (dpkg has none),
-    and at the end an end-of-archive block (tarfile stops quietly at damage; this does not)."""
+    not negative and fits the archive, a name that fits the file system, no sparse entries (dpkg has none).
+    tarfile stops quietly at a damaged header; this does not: after the last member comes the end-of-archive
+    block or, as dpkg also accepts, the end of the data."""
 
     def __init__(self, data: bytes, what: str) -> None:
         self.data, self.what = data, what
@@ -194,7 +194,7 @@ class TarMembers:
         except tarfile.TarError as exc:
             raise UnpackError(f"{what}: corrupt tar archive: {exc}", _DAMAGED) from None
         end = self.tar.offset
-        if self.data[end : end + tarfile.BLOCKSIZE] != bytes(tarfile.BLOCKSIZE):
+        if self.data[end : end + tarfile.BLOCKSIZE] not in (b"", bytes(tarfile.BLOCKSIZE)):
             raise UnpackError(f"{what}: tar archive is truncated or corrupt at byte {end}", _DAMAGED)
 
     def read(self, info: tarfile.TarInfo) -> bytes:
@@ -290,12 +290,11 @@ def read(path: Path, sha256: str | None = None, expanded: Path | None = None) ->
         cached = _from_sections(read_derived(slot, sha256), what)
         if cached is not None:
             return cached
-    data = path.read_bytes()
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        path.unlink(missing_ok=True)
+    data = path.read_bytes() if sha256 is None else read_verified(path, sha256)
+    if data is None:
         raise ChecksumError(
-            f"{what} changed in the cache after it was checked (expected sha256 {sha256})",
-            "the damaged copy was removed: run the build again",
+            f"{what} is missing from the cache or changed after it was checked (expected sha256 {sha256})",
+            "a damaged copy was removed: run the build again",
         )
     contents = parse(data, what)
     if slot is not None and sha256 is not None:

@@ -22,6 +22,7 @@ from tests.fixtures.debs import (
     ar_members,
     build_deb,
     build_malformed_deb,
+    make_tar,
     raw_control,
     raw_members,
     reframe_zstd,
@@ -119,6 +120,13 @@ def test_a_truncated_package_names_what_is_missing(tmp_path: Path) -> None:
         names(debfile.read(build_malformed_deb(tmp_path, "tar-truncated")))
 
 
+def test_a_tar_without_an_end_marker_is_read_as_dpkg_reads_it(tmp_path: Path) -> None:
+    entries = [TarEntry("./", "dir"), TarEntry("./file", data=b"x" * 600)]
+    deb = tmp_path / "open-ended.deb"
+    deb.write_bytes(ar_archive(raw_members(raw_control("open-ended"), [], data_tar=make_tar(entries, end=False))))
+    assert names(debfile.read(deb)) == [".", "./file"]
+
+
 def test_control_members_other_than_plain_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnpackError, match=r"control.tar.gz: './postinst' is not a regular file"):
         debfile.read(build_malformed_deb(tmp_path, "control-symlink"))
@@ -211,7 +219,7 @@ def test_a_planted_pickle_is_never_loaded(deb: Path, expanded: Path, tmp_path: P
 def test_a_deb_that_changed_since_it_was_checked_is_refused(deb: Path, expanded: Path) -> None:
     digest = sha256(deb)
     damage(deb, 200)
-    with pytest.raises(ChecksumError, match="changed in the cache after it was checked"):
+    with pytest.raises(ChecksumError, match="is missing from the cache or changed after it was checked"):
         debfile.read(deb, digest, expanded)
     assert not deb.exists() and list(expanded.iterdir()) == []
 
