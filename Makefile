@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
-	openssl mmdebstrap diffoscope-minimal qemu-user-static binfmt-support podman debuerreotype wget
+	openssl mmdebstrap diffoscope-minimal qemu-user-static binfmt-support podman debuerreotype wget zstd
 
 .PHONY: image doctor test unit e2e lint bench deps test-deps clean
 

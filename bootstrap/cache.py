@@ -1,18 +1,33 @@
-"""The content-addressed cache: files named by their sha256, written by atomic rename, shared safely."""
+"""The content-addressed cache: files named by their sha256, written by atomic rename, shared safely.
+
+Nothing read back from the cache is trusted on its name alone. A blob is hashed again before it is used.
+A derived file (a parsed index, a decompressed package) carries the sha256 of the verified blob it was made
+from and a sha256 of its own content, both checked when it is read. Anything that fails is logged at debug
+level, removed and made again. The directories are refused when another user could write to them, as ssh
+refuses a key file others can change.
+"""
 
 import fcntl
 import hashlib
 import itertools
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import pwd
+import stat
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError, ChecksumError
+from bootstrap.log import log
 
 _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
+
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+"""Modes of what the cache creates: never writable by others, whatever the umask."""
 
 
 def default_dir() -> Path:
@@ -30,6 +45,92 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# --- who may write here ---------------------------------------------------------------------------------------
+
+
+def _trusted(uid: int) -> bool:
+    return uid in (os.geteuid(), 0)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _refuse_loose(path: str, st: os.stat_result, above: bool) -> None:
+    """Raise when `path` is owned by another user or writable by group or others (a sticky directory above the
+    cache, such as /tmp, is fine: nobody else can rename or remove what is in it)."""
+    if not _trusted(st.st_uid):
+        raise BootstrapError(
+            f"cache directory {path} is owned by another user (uid {st.st_uid})",
+            f"run: chown {_user()} {path} (or use a --cache-dir of your own)",
+        )
+    if st.st_mode & 0o022 and not (above and st.st_mode & stat.S_ISVTX):
+        raise BootstrapError(
+            f"cache directory {path} is writable by other users",
+            f"run: chmod go-w {path} (or pass another --cache-dir)",
+        )
+
+
+def check_private(path: Path) -> None:
+    """Refuse `path` when a user other than the caller (or root) owns it or can write to it, or to a directory
+    above it up to the home directory (or /), both as written and with symbolic links resolved."""
+    home = {os.path.abspath(Path.home()), os.path.realpath(Path.home())}
+    for chain in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        current = chain
+        while True:
+            _refuse_loose(current, os.stat(current), above=current != chain)
+            parent = os.path.dirname(current)
+            if current in home or parent == current:
+                break
+            current = parent
+
+
+def _make_dirs(path: Path) -> None:
+    """`mkdir -p` with DIR_MODE at every level (os.makedirs gives the umask's mode to the levels above)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for p in reversed(missing):
+        with suppress(FileExistsError):
+            os.mkdir(p, DIR_MODE)
+
+
+def _discard(path: Path, reason: str, seen: os.stat_result | None = None) -> None:
+    """Remove a damaged cache file (logged at debug level); when `seen` says which file was judged, only that
+    one: another build may have put a good copy in its place meanwhile."""
+    try:
+        if seen is not None:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+                return
+        path.unlink()
+    except FileNotFoundError:
+        return
+    log.debug("cache: %s %s: removed, it will be made again", path, reason)
+
+
+def read_verified(path: Path, sha256: str) -> bytes | None:
+    """The content of `path`, hashed as read: None when it is missing or does not hash to `sha256` (then it
+    is removed)."""
+    try:
+        with open(path, "rb") as f:
+            seen = os.fstat(f.fileno())
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    if hashlib.sha256(data).hexdigest() == sha256:
+        return data
+    _discard(path, "does not match its sha256", seen)
+    return None
+
+
+# --- the cache ------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Cache:
     """A directory of blobs by sha256 plus named areas for derived data (parsed indexes, HTTP metadata)."""
@@ -37,26 +138,43 @@ class Cache:
     root: Path
 
     def ensure(self) -> "Cache":
+        """Create the cache (private to the caller) and refuse one that other users can write to."""
         try:
-            (self.root / "sha256").mkdir(parents=True, exist_ok=True)
-            (self.root / "tmp").mkdir(exist_ok=True)
+            for sub in ("sha256", "tmp"):
+                _make_dirs(self.root / sub)
         except OSError as exc:
             raise BootstrapError(
                 f"cannot use cache directory {self.root}: {exc.strerror}",
                 "pass a writable --cache-dir or set XDG_CACHE_HOME",
             ) from exc
+        for sub in ("sha256", "tmp"):
+            check_private(self.root / sub)
         return self
 
     def blob(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
 
     def has(self, sha256: str, size: int | None = None) -> bool:
-        """True when the blob is present (and of the expected size, when given)."""
+        """True when the blob is present, of the expected size (when given) and hashes to `sha256`. A blob that
+        does not is removed (logged at debug level)."""
+        path = self.blob(sha256)
         try:
-            st = self.blob(sha256).stat()
+            with open(path, "rb") as f:
+                seen = os.fstat(f.fileno())
+                if size is not None and seen.st_size != size:
+                    reason = f"is not {size} bytes long"
+                elif hashlib.file_digest(f, "sha256").hexdigest() == sha256:
+                    return True
+                else:
+                    reason = "does not match its sha256"
         except FileNotFoundError:
             return False
-        return size is None or st.st_size == size
+        _discard(path, reason, seen)
+        return False
+
+    def read(self, sha256: str) -> bytes | None:
+        """The blob's content, hashed as read: None when it is missing or does not match (then it is removed)."""
+        return read_verified(self.blob(sha256), sha256)
 
     def temp(self, name: str) -> Path:
         """A private temporary path inside the cache (same file system, so the final rename is atomic)."""
@@ -75,10 +193,25 @@ class Cache:
         os.replace(tmp, dest)
         return dest
 
+    def obtain(self, sha256: str, size: int | None, download: Callable[[Path], str]) -> Path:
+        """The verified blob, fetched when missing or damaged: `download(tmp)` fills `tmp` and returns what it
+        fetched (a URL, for messages). Under a lock, so two builds sharing the cache fetch it once."""
+        if self.has(sha256, size):
+            return self.blob(sha256)
+        with self.locked(sha256):
+            if self.has(sha256, size):
+                return self.blob(sha256)
+            tmp = self.temp(sha256[:16])
+            try:
+                return self.adopt(tmp, sha256, download(tmp))
+            finally:
+                tmp.unlink(missing_ok=True)
+
     def area(self, name: str) -> Path:
-        """A subdirectory for derived data, created on demand."""
+        """A subdirectory for derived data, created on demand (and refused when others can write to it)."""
         path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
+        _make_dirs(path)
+        check_private(path)
         return path
 
     @contextmanager
@@ -93,11 +226,92 @@ class Cache:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file whole or not at all."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -> None:
+    """Write a file whole or not at all (`data` may come in parts; `mode` is filtered by the umask)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_serial)}.tmp")
     try:
-        tmp.write_bytes(data)
+        tmp.unlink(missing_ok=True)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "wb") as f:
+            for part in [data] if isinstance(data, bytes) else data:
+                f.write(part)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --- derived files --------------------------------------------------------------------------------------------
+
+_MAGIC = b"bsderiv1"
+_HEADER = struct.Struct(">8s32s32sI")
+"""magic, sha256 of the source blob, sha256 of (source, section lengths, sections), number of sections"""
+_MAX_SECTIONS = 1 << 16
+
+
+def _derived_digest(source: bytes, lengths: bytes, sections: Iterable[bytes]) -> bytes:
+    h = hashlib.sha256(source)
+    h.update(lengths)
+    for section in sections:
+        h.update(section)
+    return h.digest()
+
+
+def write_derived(path: Path, source: str, sections: Sequence[bytes]) -> None:
+    """Store `sections` (data made from the verified blob `source`) so that `read_derived` can prove them."""
+    raw = bytes.fromhex(source)
+    lengths = struct.pack(f">{len(sections)}Q", *map(len, sections))
+    header = _HEADER.pack(_MAGIC, raw, _derived_digest(raw, lengths, sections), len(sections)) + lengths
+    write_atomic(path, [header, *sections], FILE_MODE)
+
+
+def open_derived(path: Path) -> int | None:
+    """A descriptor on a derived file, or None when it is missing or could have been written by another user
+    (then it is removed). Only ownership and mode are checked: `read_derived` proves the content."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a symbolic link (O_NOFOLLOW), or unreadable: made again
+        _discard(path, "is not a regular file")
+        return None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and _trusted(st.st_uid) and not st.st_mode & 0o022:
+        return fd
+    os.close(fd)
+    _discard(path, "could have been written by another user", st)
+    return None
+
+
+def read_derived(path: Path, source: str) -> list[bytes] | None:
+    """The sections written by `write_derived` for `source`, or None when the file is missing, was made from
+    another blob, or does not match its own hash (then it is removed)."""
+    fd = open_derived(path)
+    if fd is None:
+        return None
+    seen = os.fstat(fd)
+    sections = _read_sections(fd, bytes.fromhex(source))
+    if isinstance(sections, str):
+        _discard(path, sections, seen)
+        return None
+    return sections
+
+
+def _read_sections(fd: int, source: bytes) -> list[bytes] | str:
+    """The proven sections of a derived file, or why it is not good."""
+    with open(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(_HEADER.size)
+        if len(head) < _HEADER.size or not head.startswith(_MAGIC):
+            return "is not a derived file of this version"
+        _, recorded_source, digest, count = _HEADER.unpack(head)
+        if recorded_source != source:
+            return f"was not made from {source.hex()}"
+        lengths = f.read(8 * count) if count <= _MAX_SECTIONS else b""
+        if len(lengths) != 8 * count:
+            return "is truncated"
+        sizes = struct.unpack(f">{count}Q", lengths)
+        if _HEADER.size + len(lengths) + sum(sizes) != size:
+            return "is truncated or too long"
+        sections = [f.read(n) for n in sizes]
+    if _derived_digest(source, lengths, sections) != digest:
+        return "does not match its recorded sha256"
+    return sections

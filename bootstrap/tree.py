@@ -70,26 +70,37 @@ class Tree:
         return candidate
 
     def resolve_dir(self, rel: str, _depth: int = 0) -> str:
-        """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths."""
-        key = "/".join(_parts(rel))
+        """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths.
+
+        Walks forward from the longest prefix already resolved, so a deep path costs no recursion; only
+        symbolic links recurse, at most MAX_LINKS deep."""
+        parts = _parts(rel)
+        key = "/".join(parts)
         cached = self._dirs.get(key)
         if cached is not None:
             return cached
         if _depth > MAX_LINKS:
             raise TreeError(f"too many levels of symbolic links at /{key}", "the tree has a symlink loop")
-        parent_rel, _, name = key.rpartition("/")
-        parent = self.resolve_dir(parent_rel, _depth) if parent_rel else ""
-        if name == "..":
-            resolved = posixpath.dirname(parent) if parent else ""
-        else:
-            candidate = f"{parent}/{name}" if parent else name
-            st = self._lstat(candidate)
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                resolved = self._follow(parent, os.readlink(self.path(candidate)), _depth)
+        known, base = len(parts) - 1, ""
+        while known > 0:
+            found = self._dirs.get("/".join(parts[:known]))
+            if found is not None:
+                base = found
+                break
+            known -= 1
+        for i in range(known, len(parts)):
+            name = parts[i]
+            if name == "..":
+                base = posixpath.dirname(base) if base else ""
             else:
-                resolved = candidate
-        self._dirs[key] = resolved
-        return resolved
+                candidate = f"{base}/{name}" if base else name
+                st = self._lstat(candidate)
+                if st is not None and stat.S_ISLNK(st.st_mode):
+                    base = self._follow(base, os.readlink(self.path(candidate)), _depth)
+                else:
+                    base = candidate
+            self._dirs["/".join(parts[: i + 1])] = base
+        return base
 
     def _follow(self, base: str, target: str, depth: int) -> str:
         joined = target if target.startswith("/") else f"{base}/{target}"

@@ -2,28 +2,38 @@
 
 Parsing is lazy: one pass records where each package's stanza starts and who provides what; full
 records are read only for the few hundred packages a resolve touches. The parsed form is cached by the
-sha256 of the index file, so a second run reads one pickle.
+sha256 of the index file: the decompressed text (mapped, not read) and a small offsets file (plain data,
+bound to that sha256 and to its own, see `cache.read_derived`) that also holds a sha256 of every block of
+the text, so each stanza is proven the first time it is read without hashing the whole index on every run.
 """
 
+import array
 import gc
 import gzip
+import hashlib
 import lzma
 import mmap
 import os
-import pickle
-from collections.abc import Callable, Iterable, Iterator
+import struct
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from debian.debian_support import Version
 
 from bootstrap import http
-from bootstrap.cache import Cache
+from bootstrap.cache import FILE_MODE, Cache, open_derived, read_derived, write_atomic, write_derived
 from bootstrap.deb.release import IndexFile, Release
-from bootstrap.errors import BootstrapError, MirrorError
+from bootstrap.errors import BootstrapError, ChecksumError, MirrorError
+from bootstrap.log import log
 
-PARSER_VERSION = 2
+PARSER_VERSION = 3
+BLOCK = 4096
+"""The text of a cached index is proven in blocks of this size, each when a stanza in it is first read."""
+V = TypeVar("V")
 _COMPRESSIONS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
     (".gz", gzip.decompress),
     (".xz", lzma.decompress),
@@ -84,16 +94,83 @@ def parse_stanza(stanza: str) -> dict[str, str]:
     return fields
 
 
-@dataclass
+class MultiMap(Mapping[str, list[V]]):
+    """A read-only `{key: [values]}` over two parallel lists in which each key's values sit together: how a
+    cached index loads in a few C-speed passes instead of building a dict of lists."""
+
+    def __init__(self, keys: Sequence[str], values: Sequence[V]) -> None:
+        if len(keys) != len(values):
+            raise ValueError("keys and values differ in number")
+        self._keys, self._values = keys, values
+        self._last = dict(zip(keys, range(len(keys)), strict=True))
+
+    def __getitem__(self, key: str) -> list[V]:
+        last = first = self._last[key]
+        while first and self._keys[first - 1] == key:
+            first -= 1
+        return list(self._values[first : last + 1])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._last
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._last)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
+def _flatten(table: Mapping[str, Sequence[V]]) -> tuple[list[str], list[V]]:
+    keys: list[str] = []
+    values: list[V] = []
+    for key, group in table.items():
+        keys += [key] * len(group)
+        values += group
+    return keys, values
+
+
+def _lines(items: Sequence[str]) -> bytes:
+    return "\n".join(items).encode()
+
+
+def _split(data: bytes) -> tuple[str, ...]:
+    """Names from a cached index, as a tuple: the collector stops tracking a tuple of strings after its first
+    pass, where a list of 100,000 strings would be walked by every full collection of the build."""
+    return tuple(data.decode().split("\n")) if data else ()
+
+
+def _offsets(values: Sequence[int]) -> bytes:
+    packed = array.array("Q", values)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack_offsets(data: bytes) -> "array.array[int]":
+    packed = array.array("Q")
+    packed.frombytes(data)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed
+
+
+@dataclass(eq=False)
 class PackagesFile:
     """One parsed Packages index: its raw bytes (in memory, or mapped from the cache) and where each
-    package's stanza starts. Only the stanzas a resolve asks for are ever decoded."""
+    package's stanza starts. Only the stanzas a resolve asks for are ever decoded.
+
+    Read from the cache, `blocks` holds the sha256 of every BLOCK of the text: a stanza's blocks are checked
+    before it is decoded, and a mismatch replaces the text with `reload()` (made again from the verified
+    index file)."""
 
     text: "bytes | mmap.mmap"
-    starts: dict[str, list[int]]
-    provides: dict[str, list[str]]
-    priorities: dict[str, list[str]]
+    starts: Mapping[str, Sequence[int]]
+    provides: Mapping[str, Sequence[str]]
+    priorities: Mapping[str, Sequence[str]]
     essential: list[str]
+    blocks: bytes | None = None
+    reload: Callable[[], bytes] | None = None
+    _proven: set[int] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def parse(cls, raw: bytes | str) -> "PackagesFile":
@@ -132,9 +209,55 @@ class PackagesFile:
             pos = end + 2
         return cls(text, starts, provides, priorities, essential)
 
+    def sections(self) -> list[bytes]:
+        """The parsed form as plain data (for the cache): offsets, names and the sha256 of every text block."""
+        starts, offsets = _flatten(self.starts)
+        virtuals, providers = _flatten(self.provides)
+        priorities, names = _flatten(self.priorities)
+        text = self.text
+        digests = b"".join(hashlib.sha256(text[i : i + BLOCK]).digest() for i in range(0, len(text), BLOCK))
+        return [
+            *(_lines(starts), _offsets(offsets), _lines(virtuals), _lines(providers), _lines(priorities)),
+            *(_lines(names), _lines(self.essential), struct.pack(">Q", len(text)), digests),
+        ]
+
+    @classmethod
+    def from_sections(
+        cls, sections: list[bytes], text: "bytes | mmap.mmap", reload: Callable[[], bytes]
+    ) -> "PackagesFile":
+        """The parsed form read back from `sections` over `text`; ValueError when they do not fit together."""
+        if len(sections) != 9:
+            raise ValueError("wrong number of sections")
+        (length,) = struct.unpack(">Q", sections[7])
+        if length != len(text) or len(sections[8]) != 32 * -(-length // BLOCK):
+            raise ValueError("the text is not the one the offsets were made from")
+        with _no_gc():
+            starts = MultiMap(_split(sections[0]), _unpack_offsets(sections[1]))
+            provides = MultiMap(_split(sections[2]), _split(sections[3]))
+            priorities = MultiMap(_split(sections[4]), _split(sections[5]))
+        return cls(text, starts, provides, priorities, list(_split(sections[6])), sections[8], reload)
+
     def stanza(self, start: int) -> str:
-        end = self.text.find(b"\n\n", start)
-        return self.text[start : end if end >= 0 else len(self.text)].decode("utf-8", errors="replace")
+        text = self.text
+        end = text.find(b"\n\n", start)
+        stop = end if end >= 0 else len(text)
+        if self.blocks is not None and not self._prove(start, min(stop + 2, len(text))):
+            return self.stanza(start)
+        return text[start:stop].decode("utf-8", errors="replace")
+
+    def _prove(self, lo: int, hi: int) -> bool:
+        """Check the text's blocks over [lo, hi) against their recorded sha256; on a mismatch, swap in text
+        made again from the index file and return False."""
+        assert self.blocks is not None
+        for b in range(lo // BLOCK, (max(hi, lo + 1) - 1) // BLOCK + 1):
+            if b in self._proven:
+                continue
+            if hashlib.sha256(self.text[b * BLOCK : (b + 1) * BLOCK]).digest() != self.blocks[32 * b : 32 * b + 32]:
+                assert self.reload is not None
+                self.text, self.blocks = self.reload(), None
+                return False
+            self._proven.add(b)
+        return True
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PackagesFile):
@@ -147,14 +270,6 @@ class PackagesFile:
         )
 
     __hash__ = None  # type: ignore[assignment]
-
-    def __getstate__(self) -> dict[str, object]:
-        """Pickled without the text, which is cached beside it and mapped back in."""
-        return {k: v for k, v in self.__dict__.items() if k != "text"}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self.text = b""
 
 
 def _package(fields: dict[str, str], release: Release) -> Package:
@@ -243,60 +358,87 @@ def _choose(release: Release, component: str, arch: str) -> tuple[IndexFile, Cal
 
 
 def _fetch_file(cache: Cache, release: Release, entry: IndexFile) -> Path:
-    if cache.has(entry.sha256, entry.size):
-        return cache.blob(entry.sha256)
     urls = [release.url(entry.path)]
     if release.by_hash:
         by_hash = entry.path.rsplit("/", 1)[0] + f"/by-hash/SHA256/{entry.sha256}"
         urls.insert(0, release.url(by_hash))
-    with cache.locked(entry.sha256):
-        if cache.has(entry.sha256, entry.size):
-            return cache.blob(entry.sha256)
-        for i, url in enumerate(urls):
-            tmp = cache.temp("index")
+
+    def download(tmp: Path) -> str:
+        for url in urls[:-1]:
             try:
                 http.download(url, tmp, size=entry.size)
+                return url
             except http.NotFound:
-                if i + 1 < len(urls):
-                    continue
-                raise
-            return cache.adopt(tmp, entry.sha256, url)
-    raise AssertionError("unreachable")
+                continue
+        http.download(urls[-1], tmp, size=entry.size)
+        return urls[-1]
+
+    return cache.obtain(entry.sha256, entry.size, download)
+
+
+def _decompressed(
+    cache: Cache, release: Release, entry: IndexFile, decompress: Callable[[bytes], bytes], text_path: Path
+) -> bytes:
+    """The index text, from the cached index file (hashed as read; fetched when missing or damaged), written to
+    `text_path` for the next run."""
+    raw = cache.read(entry.sha256)
+    if raw is None:
+        _fetch_file(cache, release, entry)
+        raw = cache.read(entry.sha256)
+    if raw is None:
+        raise ChecksumError(
+            f"{release.url(entry.path)} changed in the cache while it was read", "another process is writing there"
+        )
+    try:
+        text = decompress(raw)
+    except (OSError, lzma.LZMAError, EOFError) as exc:
+        cache.blob(entry.sha256).unlink(missing_ok=True)
+        raise BootstrapError(
+            f"{release.url(entry.path)}: cannot decompress: {exc}", "the cached copy was removed; run again"
+        ) from exc
+    write_atomic(text_path, text, FILE_MODE)
+    return text
+
+
+def _cached(offsets_path: Path, text_path: Path, sha256: str, reload: Callable[[], bytes]) -> PackagesFile | None:
+    """The parsed index from the cache, when its offsets prove themselves and its text is the right size."""
+    sections = read_derived(offsets_path, sha256)
+    if sections is None:
+        return None
+    fd = open_derived(text_path)
+    if fd is None:
+        return None
+    with open(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    try:
+        return PackagesFile.from_sections(sections, text, reload)
+    except (ValueError, UnicodeDecodeError, struct.error) as exc:
+        log.debug("cache: %s does not fit %s (%s): made again", offsets_path, text_path, exc)
+        return None
 
 
 def load(cache: Cache, release: Release, component: str, arch: str) -> PackagesFile:
     """The parsed Packages index of one component, fetched and checked against the Release if not cached.
 
-    The cache keeps the decompressed index (mapped, not read, on later runs) and a small pickle of offsets.
+    The cache keeps the decompressed index (mapped, not read, on later runs) and a small offsets file.
     """
     entry, decompress = _choose(release, component, arch)
-    base = cache.area("parsed") / f"{entry.sha256}.v{PARSER_VERSION}"
-    text_path, offsets_path = base.with_suffix(base.suffix + ".text"), base.with_suffix(base.suffix + ".pickle")
-    try:
-        with open(offsets_path, "rb") as f, _no_gc():
-            parsed: PackagesFile = pickle.load(f)
-        with open(text_path, "rb") as f:
-            parsed.text = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+    area = cache.area("parsed")
+    base = f"{entry.sha256}.v{PARSER_VERSION}"
+    text_path, offsets_path = area / f"{base}.text", area / f"{base}.offsets"
+
+    def reload() -> bytes:
+        log.debug("cache: %s does not match its recorded block hashes: made again", text_path)
+        return _decompressed(cache, release, entry, decompress, text_path)
+
+    parsed = _cached(offsets_path, text_path, entry.sha256, reload)
+    if parsed is not None:
         return parsed
-    except (FileNotFoundError, EOFError, pickle.UnpicklingError, ValueError):
-        pass
-    blob = _fetch_file(cache, release, entry)
-    try:
-        text = decompress(blob.read_bytes())
-    except (OSError, lzma.LZMAError, EOFError) as exc:
-        blob.unlink(missing_ok=True)
-        raise BootstrapError(
-            f"{release.url(entry.path)}: cannot decompress: {exc}", "the cached copy was removed; run again"
-        ) from exc
-    parsed = PackagesFile.parse(text)
-    tmp = cache.temp("parsed")
-    tmp.write_bytes(text)
-    tmp.replace(text_path)
-    with open(tmp, "wb") as f:
-        pickle.dump(parsed, f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(offsets_path)
-    for stale in cache.area("parsed").glob(f"{entry.sha256}.v*"):
-        if not stale.name.startswith(base.name + "."):
+    parsed = PackagesFile.parse(_decompressed(cache, release, entry, decompress, text_path))
+    write_derived(offsets_path, entry.sha256, parsed.sections())
+    for stale in area.glob(f"{entry.sha256}.*"):
+        if not stale.name.startswith(base + "."):
             stale.unlink(missing_ok=True)
     return parsed
 

@@ -61,22 +61,21 @@ class RootWriter:
             raise UnpackError(f"cannot replace directory /{rel} with a non-directory", "the package set conflicts")
         os.unlink(path)
 
-    def write(self, info: tarfile.TarInfo, rel: str, tar: tarfile.TarFile, dest_rel: str | None = None) -> None:
-        """Create one entry at `rel` (or `dest_rel` for a conffile's .dpkg-new)."""
+    def write(self, info: tarfile.TarInfo, rel: str, data: bytes = b"", dest_rel: str | None = None) -> str:
+        """Create one entry (not a hard link) at `rel`, or at `dest_rel` for a conffile's .dpkg-new; return the
+        real path written."""
         target = self._target(dest_rel or rel)
         if info.isdir():
             if os.path.isdir(target):
-                return
+                return target
             self._clear(target, rel)
             os.mkdir(target, 0o700)
             os.chown(target, info.uid, info.gid)
             os.chmod(target, stat.S_IMODE(info.mode))
-            return
+            return target
         self._forget(rel)
         self._clear(target, rel)
         if info.isreg():
-            src = tar.extractfile(info)
-            data = src.read() if src else b""
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 view = memoryview(data)
@@ -91,11 +90,6 @@ class RootWriter:
             os.symlink(info.linkname, target)
             os.chown(target, info.uid, info.gid, follow_symlinks=False)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
-        elif info.islnk():
-            link_rel = _member_path(info.linkname)
-            if link_rel is None:
-                raise UnpackError(f"hard link /{rel} points outside the package", "the package is malformed")
-            os.link(self._target(link_rel), target, follow_symlinks=False)
         elif info.ischr() or info.isblk():
             kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
             os.mknod(target, kind | stat.S_IMODE(info.mode), os.makedev(info.devmajor, info.devminor))
@@ -105,6 +99,17 @@ class RootWriter:
             os.chown(target, info.uid, info.gid)
         else:
             raise UnpackError(f"/{rel}: unsupported tar entry type {info.type!r}", "the package is malformed")
+        return target
+
+    def hardlink(self, rel: str, source: str, dest_rel: str | None = None) -> str:
+        """A hard link at `rel` (or `dest_rel`) to `source`, a regular file this package wrote (a real path)."""
+        target = self._target(dest_rel or rel)
+        if not stat.S_ISREG(os.lstat(source).st_mode):
+            raise UnpackError(f"hard link /{rel}: its target is no longer a regular file", "the package is malformed")
+        self._forget(rel)
+        self._clear(target, rel)
+        os.link(source, target, follow_symlinks=False)
+        return target
 
 
 def _member_path(name: str) -> str | None:
@@ -126,11 +131,40 @@ def _conffiles(control: dict[str, bytes]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _link_source(
+    pkg: Package, files: dict[str, tuple[tarfile.TarInfo, str | None]], info: tarfile.TarInfo, rel: str
+) -> tuple[tarfile.TarInfo, str | None]:
+    """What a hard link entry links to: an earlier regular file of the same package, and where it was written
+    (None when the path filter skipped it)."""
+    source = _member_path(info.linkname)
+    found = files.get(source) if source is not None else None
+    if found is None:
+        raise UnpackError(
+            f"{pkg.name} {pkg.version}: hard link /{rel} points outside the files before it (to {info.linkname!r})",
+            "the package is malformed or hostile; do not use this mirror",
+        )
+    return found
+
+
+def _remember(
+    files: dict[str, tuple[tarfile.TarInfo, str | None]], rel: str, info: tarfile.TarInfo, at: str | None
+) -> None:
+    """Keep track of the package's regular files, which later hard links may name."""
+    if info.isreg():
+        files[rel] = (info, at)
+    else:
+        files.pop(rel, None)
+
+
 def unpack_one(writer: RootWriter, pkg: Package, deb: DebContents, pfilter: PathFilter) -> Unpacked:
-    """Write one package's files into the root; return its dpkg file list."""
+    """Write one package's files into the root; return its dpkg file list.
+
+    A conffile arrives as `<path>.dpkg-new` (a hard link to it links to that); a hard link whose target the
+    path filter skipped becomes a copy of the target's data."""
     conffiles = _conffiles(deb.control)
     confset = set(conffiles)
     paths: list[str] = []
+    files: dict[str, tuple[tarfile.TarInfo, str | None]] = {}
     with deb.data() as tar:
         for info in tar:
             rel = _member_path(info.name)
@@ -143,16 +177,32 @@ def unpack_one(writer: RootWriter, pkg: Package, deb: DebContents, pfilter: Path
             paths.append(path)
             if not rel:
                 continue
+            source: str | None = None
+            if info.islnk():
+                info, source = _link_source(pkg, files, info, rel)
             if pfilter and pfilter.skips(path, info.isdir() or info.issym()):
+                _remember(files, rel, info, None)
                 continue
-            if path in confset and info.isreg():
-                # As in a debootstrapped tree, a conffile is in place from the start (other packages'
-                # scripts read it before its own package is configured) and dpkg finds the identical
-                # `.dpkg-new` it installs when configuring.
-                writer.write(info, rel, tar)
-                writer.write(info, rel, tar, rel + ".dpkg-new")
-            else:
-                writer.write(info, rel, tar)
+            conffile = path in confset and info.isreg()
+            dest = rel + ".dpkg-new" if conffile else None
+            try:
+                if source is not None:
+                    written = writer.hardlink(rel, source, dest)
+                else:
+                    data = tar.read(info) if info.isreg() else b""
+                    if conffile:
+                        # As in a debootstrapped tree, a conffile is in place from the start (other packages'
+                        # scripts read it before its own package is configured) and dpkg finds the identical,
+                        # separate `.dpkg-new` it installs when configuring.
+                        writer.write(info, rel, data)
+                    written = writer.write(info, rel, data, dest)
+            except (OSError, OverflowError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise UnpackError(
+                    f"{pkg.name} {pkg.version}: cannot write {path}: {reason}",
+                    "the package is malformed, or the disk is full",
+                ) from None
+            _remember(files, rel, info, written)
     return Unpacked(pkg, deb.control, tuple(paths), conffiles)
 
 
@@ -189,10 +239,11 @@ def _read_ahead(
 ) -> Iterator[tuple[Package, DebContents]]:
     """Decompress the next few packages in threads while the current one is written."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = deque(pool.submit(debfile.read, path, expanded) for _, path in items[:window])
+        pending = deque(pool.submit(debfile.read, path, pkg.sha256, expanded) for pkg, path in items[:window])
         for i, (pkg, _) in enumerate(items):
             if i + window < len(items):
-                pending.append(pool.submit(debfile.read, items[i + window][1], expanded))
+                ahead, path = items[i + window]
+                pending.append(pool.submit(debfile.read, path, ahead.sha256, expanded))
             yield pkg, pending.popleft().result()
 
 

@@ -1,6 +1,8 @@
 """Packages indexes: the fast parser, the Index built from several files, and fetching with a cache."""
 
 import hashlib
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from bootstrap.deb.relations import Relation, parse
 from bootstrap.deb.release import Release
 from bootstrap.errors import MirrorError
 from tests.fixtures.gpg import GpgKey
+from tests.fixtures.pickles import planted_pickle
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
 
@@ -300,7 +303,7 @@ def test_second_load_comes_from_the_cache(make_repo: Callable[..., Repo], cache:
     assert second is not first
     sha = rel.files["main/binary-amd64/Packages.gz"].sha256
     names = sorted(p.name for p in (cache.root / "parsed").iterdir())
-    assert names == [f"{sha}.v{index.PARSER_VERSION}.pickle", f"{sha}.v{index.PARSER_VERSION}.text"]
+    assert names == [f"{sha}.v{index.PARSER_VERSION}.offsets", f"{sha}.v{index.PARSER_VERSION}.text"]
     # a damaged parsed copy is rebuilt from the cached index file
     offsets = cache.root / "parsed" / names[0]
     offsets.write_bytes(offsets.read_bytes()[:20])
@@ -320,3 +323,109 @@ def test_loaded_index_matches_the_published_file(make_repo: Callable[..., Repo],
     assert hello.version == "1.0"
     assert hashlib.sha256(deb.read_bytes()).hexdigest() == hello.sha256
     assert deb.stat().st_size == hello.size
+
+
+# --- the parsed-index cache proves itself -------------------------------------------------------------------
+
+
+@pytest.fixture
+def loaded(make_repo: Callable[..., Repo], cache: Cache) -> tuple[Release, PackagesFile, Path]:
+    """A release whose main index was loaded once (so it is cached) and is no longer served."""
+    repo = make_repo()
+    for i in range(150):  # an index of several text blocks
+        filler = {"Package": f"filler{i:03}", "Version": "1", "Architecture": "amd64", "Description": "x\n y" * 9}
+        repo.add_stanza("fixture", {**filler, "Filename": f"pool/f{i}.deb", "Size": "1", "SHA256": "0" * 64})
+    repo.publish()
+    with Server(repo.root) as server:
+        rel = fetch(server, repo)
+        first = index.load(cache, rel, "main", "amd64")
+    base = cache.root / "parsed" / f"{rel.files['main/binary-amd64/Packages.gz'].sha256}.v{index.PARSER_VERSION}"
+    return rel, first, base
+
+
+def records(pf: PackagesFile) -> dict[str, list[str]]:
+    return {name: [pf.stanza(s) for s in pf.starts[name]] for name in pf.starts}
+
+
+def test_a_changed_text_block_is_caught_when_read(
+    loaded: tuple[Release, PackagesFile, Path], cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    rel, first, base = loaded
+    text = base.with_name(base.name + ".text")
+    good = text.read_bytes()
+    start = next(s for s in first.starts["hello"] if "Depends: libc6" in first.stanza(s))
+    text.write_bytes(good.replace(b"Depends: libc6 (>= 2.36)", b"Depends: evil9 (>= 2.36)"))
+    assert text.read_bytes() != good and len(text.read_bytes()) == len(good)
+    with caplog.at_level(logging.DEBUG, logger="bootstrap"):
+        second = index.load(cache, rel, "main", "amd64")
+        stanza = second.stanza(start)
+    assert "Depends: libc6 (>= 2.36)" in stanza and "evil" not in stanza
+    assert any("block hashes" in r.getMessage() for r in caplog.records)
+    assert text.read_bytes() == good
+    assert records(second) == records(first)
+
+
+@pytest.mark.parametrize("where", ["offsets", "truncated-text", "offsets-mode", "offsets-of-another-index"])
+def test_a_damaged_parsed_index_is_made_again(
+    where: str, loaded: tuple[Release, PackagesFile, Path], cache: Cache, caplog: pytest.LogCaptureFixture
+) -> None:
+    rel, first, base = loaded
+    offsets, text = base.with_name(base.name + ".offsets"), base.with_name(base.name + ".text")
+    good = offsets.read_bytes()
+    if where == "offsets":
+        damaged = bytearray(good)
+        damaged[200] ^= 0x01  # inside the package names
+        offsets.write_bytes(bytes(damaged))
+    elif where == "truncated-text":
+        text.write_bytes(text.read_bytes()[:-100])
+    elif where == "offsets-mode":
+        offsets.chmod(0o666)
+    else:
+        other = PackagesFile.parse(PACKAGES)
+        from bootstrap.cache import write_derived
+
+        write_derived(offsets, "ab" * 32, other.sections())
+    with caplog.at_level(logging.DEBUG, logger="bootstrap"):
+        second = index.load(cache, rel, "main", "amd64")
+    assert records(second) == records(first) and second == first
+    assert offsets.read_bytes() == good and offsets.stat().st_mode & 0o777 == 0o644
+    if where != "truncated-text":
+        assert any(str(offsets) in r.getMessage() for r in caplog.records)
+
+
+def test_a_planted_pickle_is_never_loaded(
+    loaded: tuple[Release, PackagesFile, Path], cache: Cache, tmp_path: Path
+) -> None:
+    rel, first, base = loaded
+    marker = tmp_path / "pwned"
+    payload = planted_pickle(marker)
+    for suffix in (".offsets", ".pickle"):
+        base.with_name(base.name + suffix).write_bytes(payload)
+    base.with_name(base.name.replace(f".v{index.PARSER_VERSION}", ".v2") + ".pickle").write_bytes(payload)
+    second = index.load(cache, rel, "main", "amd64")
+    assert not marker.exists()
+    assert records(second) == records(first)
+
+
+def test_a_damaged_index_file_is_fetched_again(make_repo: Callable[..., Repo], cache: Cache) -> None:
+    repo = make_repo()
+    with Server(repo.root) as server:
+        rel = fetch(server, repo)
+        first = index.load(cache, rel, "main", "amd64")
+        entry = rel.files["main/binary-amd64/Packages.gz"]
+        blob = cache.blob(entry.sha256)
+        damaged = bytearray(blob.read_bytes())
+        damaged[-10] ^= 0xFF
+        blob.write_bytes(bytes(damaged))
+        for derived in (cache.root / "parsed").iterdir():
+            derived.unlink()
+        served = len(server.requests)
+        second = index.load(cache, rel, "main", "amd64")
+        assert len(server.requests) == served + 1
+    assert second == first
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == entry.sha256
+
+
+def test_no_pickle_in_the_package() -> None:
+    sources = (Path(index.__file__).parent.parent).rglob("*.py")
+    assert not [p for p in sources if re.search(r"^\s*(import|from)\s+pickle\b", p.read_text(), re.M)]

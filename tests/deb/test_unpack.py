@@ -1,26 +1,33 @@
 """Unpacking real .debs (built with dpkg-deb) into a root: confinement, merged /usr, filters, conffiles, and
 the dpkg database written beside them."""
 
+import dataclasses
+import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bootstrap.cache import sha256_file
 from bootstrap.deb import debfile, dpkgdb
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import RootWriter, drop_unshipped_links, prepare_root, unpack_all, unpack_one
 from bootstrap.errors import UnpackError
 from bootstrap.tree import Tree
-from tests.fixtures.debs import build_deb, build_hostile_deb
+from tests.fixtures.debs import TarEntry, build_deb, build_hostile_deb, build_raw_deb, raw_control
 from tests.fixtures.records import package
 
 NO_FILTER = PathFilter()
 
 
-def pkg(name: str, version: str = "1.0", multi_arch: str = "no") -> Package:
-    return package(name, version, multi_arch=multi_arch)
+def pkg(name: str, version: str = "1.0", multi_arch: str = "no", deb: Path | None = None) -> Package:
+    """An index record for `name`; with `deb`, its size and sha256 (what unpack_all checks the file against)."""
+    record = package(name, version, multi_arch=multi_arch)
+    if deb is None:
+        return record
+    return dataclasses.replace(record, size=deb.stat().st_size, sha256=sha256_file(deb))
 
 
 @pytest.fixture
@@ -104,7 +111,7 @@ def test_conffiles_are_in_place_and_as_dpkg_new_and_database_is_written(tmp_path
         scripts={"postinst": "#!/bin/sh\nexit 0\n"},
         triggers="interest-noawait /usr/lib/plugins\ninterest ldconfig\n",
     )
-    items = unpack_all(root, [(pkg("libconf1", "2.0", "same"), deb)], NO_FILTER)
+    items = unpack_all(root, [(pkg("libconf1", "2.0", "same", deb), deb)], NO_FILTER)
     assert (root / "etc/conf.d/x.dpkg-new").read_bytes() == b"setting=1\n"
     assert (root / "etc/conf.d/x").read_bytes() == b"setting=1\n"
     assert not (root / "etc/conf.d/x").samefile(root / "etc/conf.d/x.dpkg-new"), "dpkg renames one over the other"
@@ -138,10 +145,95 @@ def test_links_shipped_by_packages_replace_the_prepared_set(tmp_path: Path) -> N
         "13",
         symlinks={"/bin": "usr/bin", "/lib": "usr/lib", "/sbin": "usr/sbin", "/lib64": "usr/lib64"},
     )
-    items = unpack_all(r, [(pkg("base-files", "13"), base)], NO_FILTER)
+    items = unpack_all(r, [(pkg("base-files", "13", deb=base), base)], NO_FILTER)
     drop_unshipped_links(r, ("bin", "sbin", "lib", "lib32", "lib64"), items)
     assert not (r / "lib32").exists() and not (r / "usr/lib32").exists()
     assert (r / "lib64").is_symlink() and (r / "bin").is_symlink()
+
+
+def raw(tmp_path: Path, name: str, entries: list[TarEntry], conffiles: str = "") -> Path:
+    extra = [TarEntry("./conffiles", data=conffiles.encode())] if conffiles else []
+    base = [
+        TarEntry("./", "dir"),
+        TarEntry("./etc/", "dir"),
+        TarEntry("./usr/", "dir"),
+        TarEntry("./usr/share/", "dir"),
+    ]
+    return build_raw_deb(tmp_path / f"{name}.deb", raw_control(name), [*base, *entries], control_entries=extra)
+
+
+def test_a_hard_link_links_to_an_earlier_file(tmp_path: Path, root: Path) -> None:
+    deb = raw(tmp_path, "links", [TarEntry("./usr/a", data=b"same"), TarEntry("./usr/b", "hardlink", target="./usr/a")])
+    unpack_one(RootWriter(root), pkg("links"), debfile.read(deb), NO_FILTER)
+    assert (root / "usr/b").read_bytes() == b"same"
+    assert os.stat(root / "usr/a").st_ino == os.stat(root / "usr/b").st_ino
+
+
+def test_a_hard_link_to_a_conffile_links_to_its_dpkg_new(tmp_path: Path, root: Path) -> None:
+    entries = [
+        TarEntry("./etc/app.conf", data=b"x=1\n"),
+        TarEntry("./etc/app.alias", "hardlink", target="./etc/app.conf"),
+    ]
+    deb = raw(tmp_path, "conf", entries, conffiles="/etc/app.conf\n")
+    item = unpack_one(RootWriter(root), pkg("conf"), debfile.read(deb), NO_FILTER)
+    assert (root / "etc/app.conf").read_bytes() == b"x=1\n", "the conffile is in place too"
+    assert os.stat(root / "etc/app.alias").st_ino == os.stat(root / "etc/app.conf.dpkg-new").st_ino
+    assert item.conffiles == ("/etc/app.conf",) and "/etc/app.alias" in item.paths
+
+
+def test_a_hard_link_to_a_filtered_file_is_a_copy(tmp_path: Path, root: Path) -> None:
+    entries = [
+        TarEntry("./usr/share/doc/", "dir"),
+        TarEntry("./usr/share/doc/README", data=b"read me", mode=0o640),
+        TarEntry("./usr/readme", "hardlink", target="./usr/share/doc/README"),
+    ]
+    deb = raw(tmp_path, "docs", entries)
+    pfilter = PathFilter.from_lists(["/usr/share/doc/*"], [])
+    unpack_one(RootWriter(root), pkg("docs"), debfile.read(deb), pfilter)
+    assert not (root / "usr/share/doc/README").exists()
+    assert (root / "usr/readme").read_bytes() == b"read me"
+    assert os.stat(root / "usr/readme").st_mode & 0o777 == 0o640
+
+
+def test_a_hard_link_to_a_file_replaced_by_a_symlink_is_refused(tmp_path: Path, root: Path) -> None:
+    entries = [
+        TarEntry("./usr/a", data=b"a"),
+        TarEntry("./usr/a", "symlink", target="/etc/shadow"),
+        TarEntry("./usr/b", "hardlink", target="./usr/a"),
+    ]
+    with pytest.raises(UnpackError, match="hard link /usr/b points outside the files before it"):
+        unpack_one(RootWriter(root), pkg("swap"), debfile.read(raw(tmp_path, "swap", entries)), NO_FILTER)
+    assert not (root / "usr/b").exists()
+
+
+def remove_chain(top: Path) -> None:
+    """Remove a tree one level deep per directory without recursion (shutil.rmtree, and so pytest's clean-up,
+    recurses once per level)."""
+    levels = []
+    path: Path | None = top
+    while path is not None:
+        levels.append(path)
+        below = None
+        for entry in path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                below = entry
+            else:
+                entry.unlink()
+        path = below
+    for level in reversed(levels):
+        level.rmdir()
+
+
+def test_a_deep_path_through_a_symlink_needs_no_deep_recursion(tmp_path: Path, root: Path) -> None:
+    depth = 1500  # more levels than Python's recursion limit
+    dirs = [TarEntry("./" + "/".join(["a"] * i) + "/", "dir") for i in range(1, depth + 1)]
+    deep = "./m/" + "/".join(["a"] * (depth - 1)) + "/file"
+    entries = [*dirs, TarEntry("./m", "symlink", target="a"), TarEntry(deep, data=b"deep")]
+    try:
+        unpack_one(RootWriter(root), pkg("deep"), debfile.read(raw(tmp_path, "deep", entries)), NO_FILTER)
+        assert (root / "/".join(["a"] * depth) / "file").read_bytes() == b"deep"
+    finally:
+        remove_chain(root / "a")
 
 
 def test_a_corrupt_package_is_a_clear_error(tmp_path: Path) -> None:
@@ -156,7 +248,8 @@ def test_a_corrupt_package_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_status_classification_from_the_archive_or_the_deb(tmp_path: Path, root: Path) -> None:
     deb = build_deb(tmp_path, "libz", "1.0", priority="required", section="libs")
-    archive = replace(pkg("libz"), priority="optional", section="oldlibs")
+    digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+    archive = replace(pkg("libz"), priority="optional", section="oldlibs", sha256=digest, size=deb.stat().st_size)
     items = unpack_all(root, [(archive, deb)], NO_FILTER)
     dpkgdb.write(Tree(root), items)
     status = (root / "var/lib/dpkg/status").read_text()

@@ -363,7 +363,7 @@ def test_bad_input_fails_cleanly(
     out = tmp_path / "out"
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    os.chmod(tmp_path, 0o777)
+    os.chmod(tmp_path, 0o1777)  # open to the unprivileged user, sticky like /tmp (the cache inside stays trusted)
     try:
         proc = subprocess.run(
             [*argv_prefix, sys.executable, "-m", "bootstrap", recipe_name, "-o", str(out), *args],
