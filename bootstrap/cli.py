@@ -90,6 +90,7 @@ def _options(lock: Path | None = None, **kw: Any) -> Options:
         offline=kw.get("offline", False),
         compression=Compression(kw.get("compression") or "gzip"),
         tmpfs=kw.get("tmpfs"),
+        native_tools=kw.get("native_tools", True),
     )
 
 
@@ -118,6 +119,11 @@ def cli() -> None:
     help="Layer compression (zstd needs Docker 23 or newer).",
 )
 @click.option("--tmpfs/--no-tmpfs", default=None, help="Build the tree in memory (default: when 4 GiB are free).")
+@click.option(
+    "--native-tools/--emulate-all",
+    default=True,
+    help="For a foreign --arch, run maintainer scripts' tools natively (default) or everything under qemu.",
+)
 @click.option(
     "--lock",
     "lock_file",

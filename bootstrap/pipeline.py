@@ -189,7 +189,7 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
     use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
     with workspace(use_tmpfs) as scratch_dir:
         work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu)
-        for name, step in steps.chosen(plan.recipe):
+        for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
             with timer.step(name):
                 step(work)
         with timer.step("pack"):

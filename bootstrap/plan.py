@@ -27,6 +27,19 @@ _MACHINE_TO_DEB = {
     "riscv64": "riscv64",
 }
 
+TRIPLETS = {
+    "amd64": "x86_64-linux-gnu",
+    "arm64": "aarch64-linux-gnu",
+    "armhf": "arm-linux-gnueabihf",
+    "armel": "arm-linux-gnueabi",
+    "i386": "i386-linux-gnu",
+    "ppc64el": "powerpc64le-linux-gnu",
+    "s390x": "s390x-linux-gnu",
+    "riscv64": "riscv64-linux-gnu",
+    "mips64el": "mips64el-linux-gnuabi64",
+}
+"""Debian architecture -> its multiarch directory name (/usr/lib/<triplet>)."""
+
 MERGED_USR_DIRS = {
     "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
     "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
@@ -59,6 +72,7 @@ class Options:
     compression: Compression = Compression.GZIP
     tmpfs: bool | None = None
     lock: Path | None = None
+    native_tools: bool = True
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ class Plan:
     tmpfs: bool | None
     lock: Lock | None
     extra: tuple[ExtraSource, ...] = ()
+    native_tools: bool = True
+    """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -212,4 +228,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         tmpfs=opts.tmpfs,
         lock=locked,
         extra=extra_sources(recipe),
+        native_tools=opts.native_tools,
     )
