@@ -59,6 +59,8 @@ class Options:
     compression: Compression = Compression.GZIP
     tmpfs: bool | None = None
     lock: Path | None = None
+    sbom_formats: tuple[str, ...] = ()
+    """SBOM formats besides SPDX 2.3 (`cyclonedx`)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Plan:
     tmpfs: bool | None
     lock: Lock | None
     extra: tuple[ExtraSource, ...] = ()
+    sbom_formats: tuple[str, ...] = ()
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -212,4 +215,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         tmpfs=opts.tmpfs,
         lock=locked,
         extra=extra_sources(recipe),
+        sbom_formats=opts.sbom_formats,
     )
