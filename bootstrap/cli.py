@@ -460,6 +460,7 @@ def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="A repository of the same registry that may have the blobs: mounted, not uploaded (repeatable).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the push (repeatable).")
+@click.option("--no-records", is_flag=True, help="Do not attach the build's lock, SBOMs and provenance.")
 @_verbosity
 def push_cmd(
     source: Path,
@@ -470,10 +471,12 @@ def push_cmd(
     chunk_size: str | None,
     mount_from: tuple[str, ...],
     webhooks: tuple[str, ...],
+    no_records: bool,
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
-    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST.
+    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST. The records of a
+    build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
     """
     options = registry.Options(
         creds=creds,
@@ -482,7 +485,7 @@ def push_cmd(
         chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
         mount_from=mount_from,
     )
-    digest = registry.push(source, ref, options)
+    digest = registry.push(source, ref, options, records=not no_records)
     click.echo(f"{ref}@{digest}")
     if webhooks:
         webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})

@@ -76,7 +76,6 @@ def statement(plan: "Plan", result: "Result", byproducts: Mapping[str, str]) -> 
                     "compression": str(plan.compression),
                     "mirror": plan.mirror,
                     "securityMirror": plan.security_mirror,
-                    "fromLock": plan.lock is not None,
                     "insecure": plan.insecure,
                 },
                 "internalParameters": {"codename": result.codename, "epoch": result.epoch},
