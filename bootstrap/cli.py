@@ -12,7 +12,18 @@ from typing import Any, NoReturn
 
 import click
 
-from bootstrap import __version__, fleetrun, inspection, pipeline, recipe, recipe_schema, registry, userns, webhook
+from bootstrap import (
+    __version__,
+    fleetrun,
+    inspection,
+    pipeline,
+    recipe,
+    recipe_schema,
+    records,
+    registry,
+    userns,
+    webhook,
+)
 from bootstrap import changes as changes_mod
 from bootstrap import fleet as fleet_mod
 from bootstrap import lock as lock_mod
@@ -125,8 +136,9 @@ def cli() -> None:
     "--sbom-format",
     "sbom_formats",
     multiple=True,
-    type=click.Choice(["spdx", "cyclonedx"]),
-    help="Also write the SBOM in this format (cyclonedx: CycloneDX 1.6 JSON, sbom.cdx.json); SPDX is always written.",
+    type=click.Choice(list(records.SBOM_FORMATS)),
+    help="Also write the SBOM in this format (repeatable): cyclonedx (CycloneDX 1.6 JSON, sbom.cdx.json); SPDX 2.3 "
+    "(sbom.spdx.json) and SPDX 3.0.1 (sbom.spdx3.json) are always written.",
 )
 @click.option(
     "--lock",

@@ -32,7 +32,7 @@ IMAGE_KEYS = {
     "suites": "suites or codenames to build (default: the recipe's suite)",
     "arches": "Debian architectures (default: the host's)",
     "push": "references to push to; tags may use {codename}, {suite} and {recipe}",
-    "sbom-formats": 'SBOM formats besides SPDX, e.g. ["cyclonedx"]',
+    "sbom-formats": 'SBOM formats besides SPDX 2.3, e.g. ["spdx3", "cyclonedx"]',
 }
 TOP_KEYS = {
     "image": "the images ([[image]] tables)",
@@ -182,8 +182,8 @@ def _image(path: Path, i: int, table: object, host_arch: str) -> Image:
     for template in pushes:
         _check_template(where, template)
     formats = _strings(where, table.get("sbom-formats", []), "sbom-formats")
-    if set(formats) - {"spdx", "cyclonedx"}:
-        raise FleetError(f"{where}: sbom-formats {list(formats)}", 'formats are "spdx" (always) and "cyclonedx"')
+    if set(formats) - {"spdx", "spdx3", "cyclonedx"}:
+        raise FleetError(f"{where}: sbom-formats {list(formats)}", 'formats are "spdx" (always), "spdx3", "cyclonedx"')
     for name, values in (("suites", suites), ("arches", arches), ("push", pushes)):
         if len(set(values)) != len(values):
             raise FleetError(f"{where}: {name} names something twice", "list each once")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootstrap import __version__, cyclonedx, provenance, sbom
+from bootstrap import __version__, cyclonedx, provenance, sbom, spdx3
 from bootstrap.cache import sha256_file
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def summary(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> dict[
     }
 
 
-SBOM_FORMATS = ("spdx", "cyclonedx")
+SBOM_FORMATS = ("spdx", "spdx3", "cyclonedx")
+"""SPDX 2.3 and SPDX 3.0.1 are always written; CycloneDX when asked."""
 VENDOR_LABEL = "org.opencontainers.image.vendor"
 
 
@@ -104,6 +105,7 @@ def write_all(stage: Path, plan: "Plan", result: "Result") -> None:
             dict(plan.recipe.labels).get(VENDOR_LABEL, ""),
         )
         put("sbom.spdx.json", p.arch, sbom.make(info, p.selection.packages, p.notices))
+        put("sbom.spdx3.json", p.arch, spdx3.make(info, p.selection.packages, p.notices))
         if "cyclonedx" in plan.sbom_formats:
             put("sbom.cdx.json", p.arch, cyclonedx.make(info, p.selection.packages, p.notices))
         (stage / name("packages.txt", p.arch, multi)).write_text(

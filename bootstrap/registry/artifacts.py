@@ -35,7 +35,12 @@ CYCLONEDX_TYPE = "application/vnd.cyclonedx+json"
 TITLE = "org.opencontainers.image.title"
 CREATED = "org.opencontainers.image.created"
 
-KINDS = (("lock", ".json", LOCK_TYPE), ("sbom", ".spdx.json", SPDX_TYPE), ("sbom", ".cdx.json", CYCLONEDX_TYPE))
+KINDS = (
+    ("lock", ".json", LOCK_TYPE),
+    ("sbom", ".spdx.json", SPDX_TYPE),
+    ("sbom", ".spdx3.json", SPDX_TYPE),
+    ("sbom", ".cdx.json", CYCLONEDX_TYPE),
+)
 """Per-platform record files (`lock.json`, or `lock-<arch>.json` in a multi-platform build) and their types."""
 
 
