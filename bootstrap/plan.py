@@ -73,6 +73,8 @@ class Options:
     tmpfs: bool | None = None
     lock: Path | None = None
     native_tools: bool = True
+    sbom_formats: tuple[str, ...] = ()
+    """SBOM formats besides SPDX 2.3 (`cyclonedx`)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class Plan:
     extra: tuple[ExtraSource, ...] = ()
     native_tools: bool = True
     """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
+    sbom_formats: tuple[str, ...] = ()
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -229,4 +232,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         lock=locked,
         extra=extra_sources(recipe),
         native_tools=opts.native_tools,
+        sbom_formats=opts.sbom_formats,
     )

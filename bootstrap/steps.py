@@ -38,7 +38,8 @@ class Work:
     root: Path
     emulator: Emulator | None
     unpacked: list[Unpacked] = field(default_factory=list)
-    licenses: dict[str, list[str]] = field(default_factory=dict)
+    notices: dict[str, copyright.Notice] = field(default_factory=dict)
+    """What each package's copyright file says (licences, copyright text), read before packing."""
     staged: native.Staged | None = None
     """Native tools put into a foreign tree for its maintainer scripts, taken out after configure."""
 
@@ -146,7 +147,7 @@ def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
 
 
 def finish_tree(w: Work) -> None:
-    """Container settings, slim rules, apt sources and scrubbing; then the licences the image declares."""
+    """Container settings, slim rules, apt sources and scrubbing; then what the copyright files say."""
     distro = w.plan.distro
     finish(
         w.root,
@@ -163,7 +164,7 @@ def finish_tree(w: Work) -> None:
         w.tree.write(
             f"etc/apt/sources.list.d/{extra.name}.sources", sources_deb822([entry], f"/etc/apt/keyrings/{name}")
         )
-    w.licenses = {p.name: copyright.declared(w.tree, p.name) for p in w.selection.packages}
+    w.notices = copyright.notices(w.tree, (p.name for p in w.selection.packages))
 
 
 Step = Callable[[Work], None]
