@@ -43,6 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy bootstrap bench
 
 bench: test-deps $(VENV)/.installed
+	./scripts/ensure-binfmt
 	$(SUDO) $(VENV)/bin/python -m bench $(ARGS)
 
 clean:

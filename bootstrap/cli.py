@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -190,6 +191,7 @@ def build(
             return
         click.echo(changes.report(), nl=False, err=True)
     plan = make_plan(rec, _options(lock=lock_file, **kw))
+    started = time.monotonic()
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
     pushed = {ref: registry.push(result.output, ref, registry.Options()) for ref in pushes}
@@ -205,8 +207,11 @@ def build(
     for p in result.platforms:
         log.info(
             f"wrote {result.output}/image.tar: {p.arch}, {len(p.selection.packages)} packages, layer "
-            f"{p.layer.size / 1e6:.1f} MB {plan.compression}, {p.layer.tar_size / 1e6:.1f} MB tar"
+            f"{p.layer.size / 1e6:.1f} MB {plan.compression}, {p.layer.tar_size / 1e6:.1f} MB tar, "
+            f"{sum(p.timings.values()):.1f} s"
         )
+    if len(result.platforms) > 1:
+        log.info(f"{len(result.platforms)} platforms in {time.monotonic() - started:.1f} s")
 
 
 def _warn_insecure(what: Path | str) -> None:

@@ -54,6 +54,8 @@ class Platform:
     notices: dict[str, copyright.Notice]
     """What each package's copyright file says (licences, notices), for the SBOM."""
     timings: dict[str, float]
+    native_tools: int = 0
+    """Foreign executables that ran natively during configure (bootstrap/deb/native.py)."""
 
     @property
     def layer(self) -> Layer:
@@ -218,4 +220,5 @@ def build_platform(
         annotations=dict(r.annotations),
         created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
     )
-    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), work.notices, timer.steps)
+    image = oci.make_image(layer, settings)
+    return Platform(arch, archive, selection, lock, image, work.notices, timer.steps, work.native_tools)

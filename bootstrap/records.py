@@ -67,6 +67,7 @@ def summary(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> dict[
                 "tar_size": p.layer.tar_size,
                 "packages": len(p.selection.packages),
                 "timings": p.timings,
+                "native_tools": p.native_tools,
             }
             for p in result.platforms
         ],

@@ -42,6 +42,8 @@ class Work:
     """What each package's copyright file says (licences, copyright text), read before packing."""
     staged: native.Staged | None = None
     """Native tools put into a foreign tree for its maintainer scripts, taken out after configure."""
+    native_tools: int = 0
+    """How many foreign executables ran natively."""
 
     @property
     def tree(self) -> Tree:
@@ -104,6 +106,7 @@ def native_tools(w: Work) -> None:
         return
     pairs = [(p, debs[p.name]) for p in found]
     w.staged = native.stage(w.tree, pairs, cache.area("expanded"), triplet)
+    w.native_tools = len(w.staged.swapped)
 
 
 def configure_packages(w: Work) -> None:
