@@ -22,6 +22,7 @@ from bootstrap import (
     recipe_schema,
     records,
     registry,
+    steps,
     userns,
     webhook,
 )
@@ -178,9 +179,11 @@ def build(
 ) -> None:
     """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance.
 
-    As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`)."""
-    _privileged("building an image")
+    As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
+    recipe (`scripts = false`) needs neither root nor a namespace."""
     rec = recipe.load(recipe_name)
+    if steps.needs_root(rec):
+        _privileged("building an image")
     changes = None
     if if_changed is not None:
         previous = lock_mod.read(if_changed)
@@ -387,7 +390,7 @@ def fleet_cmd(
         click.echo(fleet_mod.dumps_matrix(fleet, matrix))
         return
     reg_opts = _registry_opts(kw)
-    if not assemble:
+    if not assemble and any(steps.needs_root(recipe.load(image.recipe)) for image in fleet.images):
         _privileged("building images")
     runner = fleetrun.Runner(fleet, _options(**kw), reg_opts, kw.get("output") or Path("dist/fleet"), webhooks)
     if assemble:
@@ -410,7 +413,8 @@ def fleet_cmd(
 @_verbosity
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
-    _privileged("verifying a build")
+    if steps.needs_root(verify_mod.recorded_recipe(directory)):
+        _privileged("verifying a build")
     if verify_mod.recorded_insecure(directory):
         _warn_insecure(directory)
     verdict = verify_mod.verify(directory, _options(**kw))

@@ -60,6 +60,10 @@ BASE_GROUPS = _accounts(
     "operator:37 list:38 irc:39 src:40 shadow:42 utmp:43 video:44 sasl:45 plugdev:46 staff:50 games:60 "
     "users:100 nogroup:65534"
 )
+# A scriptless image's accounts (no base-passwd runs): root, nobody and nonroot, the users distroless images
+# have, and the groups those name or Debian's files are owned by.
+SCRIPTLESS_USERS = _accounts("root:0 nobody:65534 nonroot:65532")
+SCRIPTLESS_GROUPS = _accounts("root:0 tty:5 staff:50 nonroot:65532 nogroup:65534")
 
 DISTROS: dict[Distro, DistroInfo] = {
     Distro.DEBIAN: DistroInfo(

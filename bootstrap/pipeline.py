@@ -109,7 +109,7 @@ def load_archive(plan: Plan, arch: str | None = None) -> Archive:
 
 def request_for(plan: Plan) -> Request:
     r = plan.recipe
-    return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer)
+    return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer, r.ignore_depends)
 
 
 def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selection]:
@@ -146,9 +146,11 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
 
     `archives` holds indexes already loaded for some architectures (by a check just before): used, not fetched
     again."""
-    require_root("building an image")
+    privileged = steps.needs_root(plan.recipe)
+    if privileged:
+        require_root("building an image")
     host = host_arch()
-    emulators = {arch: foreign.emulator(arch, host) for arch in plan.arches}
+    emulators = {arch: foreign.emulator(arch, host) if privileged else None for arch in plan.arches}
     old_umask = os.umask(0o022)
     try:
         with outputs.staged(plan.output) as stage:
@@ -196,14 +198,18 @@ def build_platform(
     with timer.step("download"):
         debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
-    use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
+    overrides = steps.overrides_for(plan.recipe)
+    if plan.tmpfs is not None:
+        use_tmpfs = plan.tmpfs
+    else:
+        use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
     with workspace(use_tmpfs) as scratch_dir:
-        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu)
+        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu, overrides)
         for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
             with timer.step(name):
                 step(work)
         with timer.step("pack"):
-            layer = pack(work.root, epoch, layer_path, plan.compression)
+            layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides)
     r = plan.recipe
     lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
     settings = oci.ImageSettings(

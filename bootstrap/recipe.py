@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.distros import DISTROS, Distro
+from bootstrap.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.errors import RecipeError
 from bootstrap.recipe_schema import merge, validate
 
@@ -101,6 +101,9 @@ class Recipe:
     users: tuple[UserSpec, ...] = ()
     files: tuple[FileSpec, ...] = ()
     customize: tuple[Hook, ...] = ()
+    scripts: bool = True
+    """False: a scriptless build (nothing runs in the image; the scripts' usual effects are declared)."""
+    ignore_depends: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
@@ -116,6 +119,7 @@ class Recipe:
                 "include": list(self.include),
                 "exclude": list(self.exclude),
                 "prefer": list(self.prefer),
+                **({"ignore-depends": list(self.ignore_depends)} if self.ignore_depends else {}),
             },
             "filters": {
                 "path-exclude": list(self.path_exclude),
@@ -135,6 +139,8 @@ class Recipe:
                 **({"stop-signal": self.stop_signal} if self.stop_signal else {}),
             },
         }
+        if not self.scripts:
+            out["scripts"] = False
         if self.repositories:
             out["repositories"] = [
                 {"url": r.url, "suites": list(r.suites), "components": list(r.components), "keyring": r.keyring}
@@ -321,6 +327,8 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
             FileSpec(f["source"], f["dest"], _mode(f.get("mode")), f.get("owner")) for f in data.get("files", [])
         ),
         customize=tuple(Hook(h["run"]) for h in data.get("customize", [])),
+        scripts=data.get("scripts", True),
+        ignore_depends=tuple(pkgs.get("ignore-depends", [])),
     )
     check(recipe)
     return recipe
@@ -347,13 +355,18 @@ def check(recipe: Recipe) -> None:
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
-    groups = dict(base.base_groups)
+    if not recipe.scripts and recipe.customize:
+        raise RecipeError(
+            f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",
+            "drop [[customize]], or build with scripts (remove `scripts = false`)",
+        )
+    groups = dict(base.base_groups if recipe.scripts else SCRIPTLESS_GROUPS)
     for i, g in enumerate(recipe.groups):
         if g.name in groups or g.gid in groups.values():
             taken = g.name if g.name in groups else f"gid {g.gid}"
             raise RecipeError(f"{where}: groups[{i}]: {taken} is already taken", "choose another name or gid")
         groups[g.name] = g.gid
-    users = dict(base.base_users)
+    users = dict(base.base_users if recipe.scripts else SCRIPTLESS_USERS)
     for i, u in enumerate(recipe.users):
         if u.name in users or u.uid in users.values():
             taken = u.name if u.name in users else f"uid {u.uid}"

@@ -80,6 +80,12 @@ SCHEMA: dict[str, Field] = {
     "distribution": _f("str", "distribution family: debian or ubuntu", '"debian"'),
     "suite": _f("str", "suite or codename", '"stable"'),
     "components": _f("list", "archive components", '["main"]'),
+    "scripts": _f(
+        "bool",
+        "run maintainer scripts (false: a scriptless, distroless-style build that runs nothing inside the image, "
+        "needs no root, and writes what the usual scripts would leave: accounts, CA bundle, linker cache, ...)",
+        "true",
+    ),
     "packages": _f(
         "table",
         "the package set",
@@ -90,6 +96,13 @@ SCHEMA: dict[str, Field] = {
             "include": _f("list", "more packages (added to what the parent includes)", '["curl"]', merge="append"),
             "exclude": _f("list", "packages never to install (added to the parent's)", "[]", merge="append"),
             "prefer": _f("list", "taken first among alternatives", "[]", merge="append"),
+            "ignore-depends": _f(
+                "list",
+                "packages whose absence satisfies a dependency, as dpkg --ignore-depends (for a scriptless "
+                "image: what only maintainer scripts use)",
+                '["debconf"]',
+                merge="append",
+            ),
         },
     ),
     "filters": _f(

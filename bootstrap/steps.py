@@ -1,12 +1,13 @@
-"""The steps that make a root tree, chosen by the recipe: unpack, configure, accounts, files, customize,
-finish. Each takes the `Work` of one platform's build and adds to it."""
+"""The steps that make a root tree, chosen by the recipe (`STEPS`, a table): unpack, configure, accounts,
+files, customize, finish; or, for a scriptless recipe, unpack and the declarative steps that stand in for
+the maintainer scripts. Each takes the `Work` of one platform's build and adds to it."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import accounts, download, foreign, localfiles
+from bootstrap import accounts, download, foreign, ldcache, localfiles, scriptless
 from bootstrap.deb import copyright, dpkgdb, native
 from bootstrap.deb import index as index_mod
 from bootstrap.deb.archive import Archive
@@ -18,6 +19,7 @@ from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.deb.unpack import Unpacked, drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError, ConfigureError
 from bootstrap.foreign import Emulator
+from bootstrap.image.overrides import Overrides
 from bootstrap.log import log
 from bootstrap.plan import TRIPLETS, Plan, host_arch, merged_usr_dirs
 from bootstrap.recipe import Recipe
@@ -37,6 +39,8 @@ class Work:
     epoch: int
     root: Path
     emulator: Emulator | None
+    overrides: Overrides | None = None
+    """Owners, modes and devices recorded for the layer (a scriptless build), instead of made on disk."""
     unpacked: list[Unpacked] = field(default_factory=list)
     notices: dict[str, copyright.Notice] = field(default_factory=dict)
     """What each package's copyright file says (licences, copyright text), read before packing."""
@@ -47,7 +51,7 @@ class Work:
 
     @property
     def tree(self) -> Tree:
-        return Tree(self.root)
+        return Tree(self.root, self.overrides)
 
     @property
     def pfilter(self) -> PathFilter:
@@ -75,15 +79,26 @@ def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> se
     return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
 
 
-def unpack(w: Work) -> None:
-    """The packages' files (path filters applied) and the dpkg database, as `dpkg --unpack` leaves them."""
+def _unpack_files(w: Work, configured: bool) -> None:
+    """The packages' files, path filters applied (`configured`: no conffile waits as .dpkg-new)."""
     dirs = merged_usr_dirs(w.arch)
     order = install_order(w.selection.packages)
     prepare_root(w.root, dirs)
-    w.unpacked = unpack_all(w.root, [(p, w.debs[p.name]) for p in order], w.pfilter, w.plan.cache.area("expanded"))
+    items = [(p, w.debs[p.name]) for p in order]
+    w.unpacked = unpack_all(w.root, items, w.pfilter, w.plan.cache.area("expanded"), w.overrides, configured)
     drop_unshipped_links(w.root, dirs, w.unpacked)
-    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection))
     keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
+
+
+def unpack(w: Work) -> None:
+    """The packages' files and the dpkg database, as `dpkg --unpack` leaves them."""
+    _unpack_files(w, configured=False)
+    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection))
+
+
+def unpack_scriptless(w: Work) -> None:
+    """The packages' files, final as they are: nothing will configure them."""
+    _unpack_files(w, configured=True)
 
 
 def native_tools(w: Work) -> None:
@@ -123,6 +138,32 @@ def add_accounts(w: Work) -> None:
     accounts.add(w.tree, r.groups, r.users, w.epoch, r.source)
 
 
+def declared_accounts(w: Work) -> None:
+    """passwd, group and shadow from nothing (root, nobody, nonroot), then the recipe's accounts."""
+    scriptless.write_accounts(w.tree, w.plan.recipe, w.epoch)
+
+
+def declared_files(w: Work) -> None:
+    """What the packages' scripts would have made (temporary directories, nsswitch.conf, base-files' links,
+    tzdata's /etc/localtime), before the recipe's files, which may replace any of it."""
+    scriptless.declare(w.tree, w.selection.names())
+
+
+def ca_bundle(w: Work) -> None:
+    """The CA bundle from the packages' certificates and the recipe's in /usr/local/share/ca-certificates."""
+    log.debug("ca-certificates.crt: %d certificates", scriptless.ca_bundle(w.tree))
+
+
+def linker_cache(w: Work) -> None:
+    """/etc/ld.so.cache for the libraries present (none: no cache)."""
+    log.debug("ld.so.cache: %d entries", ldcache.write(w.tree, w.arch))
+
+
+def status_d(w: Work) -> None:
+    """The distroless dpkg database: a control stanza and md5sums per package, for scanners."""
+    dpkgdb.write_status_d(w.tree, w.unpacked)
+
+
 def copy_files(w: Work) -> None:
     localfiles.copy_in(w.tree, w.plan.recipe.files, w.plan.recipe.source)
 
@@ -150,7 +191,7 @@ def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
 
 
 def finish_tree(w: Work) -> None:
-    """Container settings, slim rules, apt sources and scrubbing; then what the copyright files say."""
+    """Container settings, slim rules, apt sources and scrubbing."""
     distro = w.plan.distro
     finish(
         w.root,
@@ -167,23 +208,64 @@ def finish_tree(w: Work) -> None:
         w.tree.write(
             f"etc/apt/sources.list.d/{extra.name}.sources", sources_deb822([entry], f"/etc/apt/keyrings/{name}")
         )
+
+
+def notices(w: Work) -> None:
+    """What each package's copyright file says (licences, copyright text), for the SBOM."""
     w.notices = copyright.notices(w.tree, (p.name for p in w.selection.packages))
 
 
 Step = Callable[[Work], None]
 
 
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    run: Step
+    when: Callable[[Recipe], bool]
+    foreign_only: bool = False
+    """Only for an architecture the host does not run natively."""
+
+
+def _scripts(r: Recipe) -> bool:
+    return r.scripts
+
+
+def _scriptless(r: Recipe) -> bool:
+    return not r.scripts
+
+
+STEPS: tuple[StepSpec, ...] = (
+    StepSpec("unpack", unpack, _scripts),
+    StepSpec("unpack", unpack_scriptless, _scriptless),
+    StepSpec("native", native_tools, _scripts, foreign_only=True),
+    StepSpec("configure", configure_packages, _scripts),
+    StepSpec("accounts", add_accounts, lambda r: r.scripts and bool(r.groups or r.users)),
+    StepSpec("accounts", declared_accounts, _scriptless),
+    StepSpec("declare", declared_files, _scriptless),
+    StepSpec("files", copy_files, lambda r: bool(r.files)),
+    StepSpec("customize", customize, lambda r: bool(r.customize)),
+    StepSpec("finish", finish_tree, _scripts),
+    StepSpec("ca-certificates", ca_bundle, _scriptless),
+    StepSpec("ld.so.cache", linker_cache, _scriptless),
+    StepSpec("status.d", status_d, _scriptless),
+    StepSpec("notices", notices, lambda r: True),
+)
+"""Every step, in build order, with the recipes that take it."""
+
+
 def chosen(recipe: Recipe, foreign: bool = False) -> list[tuple[str, Step]]:
-    """The steps a recipe needs, in order (for a foreign architecture, native tools for configure first)."""
-    steps: list[tuple[str, Step]] = [("unpack", unpack)]
-    if foreign:
-        steps.append(("native", native_tools))
-    steps.append(("configure", configure_packages))
-    if recipe.groups or recipe.users:
-        steps.append(("accounts", add_accounts))
-    if recipe.files:
-        steps.append(("files", copy_files))
-    if recipe.customize:
-        steps.append(("customize", customize))
-    steps.append(("finish", finish_tree))
-    return steps
+    """The steps a recipe needs, in order (`foreign`: for an architecture the host runs only emulated)."""
+    return [(s.name, s.run) for s in STEPS if s.when(recipe) and (foreign or not s.foreign_only)]
+
+
+def needs_root(recipe: Recipe) -> bool:
+    """Whether building the recipe needs root, real or of a user namespace: maintainer scripts and hooks run
+    in a sandbox, and files get their owners for real. A scriptless build runs nothing and records owners,
+    modes and devices for the layer instead, so any user can make it, without a namespace."""
+    return recipe.scripts
+
+
+def overrides_for(recipe: Recipe) -> Overrides | None:
+    """The override table a build of the recipe records into: every entry nobody recorded is root's."""
+    return None if needs_root(recipe) else Overrides(default_owner=(0, 0))
