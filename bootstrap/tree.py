@@ -43,6 +43,11 @@ class Tree:
         self.overrides = overrides
         self._dirs: dict[str, str] = {"": ""}
 
+    @property
+    def _recording(self) -> Overrides | None:
+        """The table owners and modes go to, when they are recorded rather than set on disk."""
+        return self.overrides if self.overrides is not None and self.overrides.owners else None
+
     def _view(self, resolved: str, st: os.stat_result) -> os.stat_result:
         return st if self.overrides is None else self.overrides.view(resolved, st)
 
@@ -181,13 +186,14 @@ class Tree:
 
     def own_dir(self, rel: str, uid: int, gid: int, mode: int) -> None:
         """Set the owner and mode of directory `rel`."""
+        table = self._recording
         with self.dirfd(rel) as fd:
-            if self.overrides is None:
+            if table is None:
                 os.fchown(fd, uid, gid)
                 os.fchmod(fd, mode)
             else:
                 os.fchmod(fd, disk_mode(mode, is_dir=True))
-                self.overrides.set(self.resolve_dir(rel), uid, gid, mode)
+                table.set(self.resolve_dir(rel), uid, gid, mode)
 
     def write(
         self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None
@@ -195,12 +201,13 @@ class Tree:
         """Replace whatever is at `rel` (a file or symlink, never followed) with a regular file."""
         parent, name = self._split(rel)
         path = f"{parent}/{name}" if parent else name
+        table = self._recording
         with self.dirfd(parent, create=True) as fd:
-            if self.overrides is None:
+            if table is None:
                 write_at(fd, name, data, mode, uid, gid)
             else:
                 write_at(fd, name, data, disk_mode(mode, is_dir=False), None)
-                self.overrides.set(path, uid, gid, mode)
+                table.set(path, uid, gid, mode)
             if mtime is not None:
                 os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
         self.forget(path)
@@ -252,14 +259,15 @@ class Tree:
         itself is never followed)."""
         parent, name = self._split(rel)
         path = f"{parent}/{name}" if parent else name
+        table = self._recording
         with self.dirfd(parent, create=True) as fd:
             with suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=fd)
             os.symlink(target, name, dir_fd=fd)
-            if self.overrides is None:
+            if table is None:
                 os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
             else:
-                self.overrides.set(path, uid, gid, 0o777)
+                table.set(path, uid, gid, 0o777)
         self.forget(path)
 
     def rename(self, rel: str, new: str) -> None:

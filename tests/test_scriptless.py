@@ -143,3 +143,14 @@ def test_the_bundled_distroless_recipes(tmp_path: Path) -> None:
     again = recipe.from_data(shown, "debian-static", "build.json")
     assert again == dataclasses.replace(static, source="build.json")
     assert "scripts" not in recipe.load("debian-slim").as_dict(), "recipes with scripts record what they did"
+
+
+def test_scriptless_accounts_are_checked_against_the_scriptless_base(tmp_path: Path) -> None:
+    daemon = scriptless_recipe(tmp_path, '[[users]]\nname = "daemon"\nuid = 1\n')
+    assert [u.name for u in daemon.users] == ["daemon"], "base-passwd's daemon is not in a scriptless image"
+    with pytest.raises(RecipeError, match="nonroot is already taken"):
+        scriptless_recipe(tmp_path, '[[users]]\nname = "nonroot"\nuid = 1000\n')
+    slim = tmp_path / "slim.toml"
+    slim.write_text('extends = "debian-slim"\n[[users]]\nname = "daemon"\nuid = 9\n')
+    with pytest.raises(RecipeError, match="daemon is already taken"):
+        recipe.load(str(slim))

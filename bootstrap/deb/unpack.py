@@ -4,9 +4,9 @@ Every path is resolved inside the root the way the chroot will see it: a symlink
 (`/bin -> usr/bin`) is followed, absolute targets are re-rooted and `..` stops at the root, so no
 entry can reach outside. The last component is never followed: an entry replaces what is there.
 
-With an override table, nothing is given a foreign owner and no device node is made: each entry is written
-as the builder's own (a device as an empty file) and the table records the owner, mode and device the
-package gives it, for the layer to say. This needs no privilege at all.
+With an override table, no device node is made: an empty file stands in for it and the table records the
+device, owner and mode the package gives it, for the layer to say. A table that records owners too gives
+nothing a foreign owner: each entry is written as the builder's own, which needs no privilege at all.
 """
 
 import os
@@ -53,7 +53,7 @@ class RootWriter:
     def _record(self, target: str, info: tarfile.TarInfo, device: Device | None = None) -> bool:
         """With an override table, record the entry's owner and mode (and device) and give it the mode it
         keeps on disk; return whether it was recorded (else the caller sets them for real)."""
-        if self.overrides is None:
+        if self.overrides is None or (device is None and not self.overrides.owners):
             return False
         mode = 0o777 if info.issym() else info.mode  # what any symlink has
         self.overrides.set(self._rel(target), info.uid, info.gid, mode, device)
@@ -114,7 +114,7 @@ class RootWriter:
                 os.chown(target, info.uid, info.gid, follow_symlinks=False)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.ischr() or info.isblk():
-            if self.overrides is not None:
+            if self.overrides is not None:  # an empty file stands in for the device the layer says
                 os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
                 self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
             else:
@@ -139,7 +139,7 @@ class RootWriter:
         self._forget(rel)
         self._clear(target, rel)
         os.link(source, target, follow_symlinks=False)
-        if self.overrides is not None:
+        if self.overrides is not None and self.overrides.owners:
             self.overrides.copy(self._rel(source), self._rel(target))
         return target
 

@@ -6,6 +6,9 @@ root build would have made. The layer writer, and every reader of the tree, then
 mode and device instead of what is on disk. Entries nobody recorded belong to `default_owner` when one is
 set (a build where nothing may keep the builder's ids), else keep the owner they have on disk.
 
+A table with `owners` false holds device nodes only: for a builder that can give files their owners (root
+of a user namespace) but cannot make devices.
+
 Knows nothing about any distribution: paths are relative to the tree's root, as the layer names them, and
 name the entry itself (symlinks on the way already resolved by the writer).
 """
@@ -61,8 +64,10 @@ def _restat(st: os.stat_result, mode: int, uid: int, gid: int, rdev: int | None)
 class Overrides:
     """Path (relative to the tree's root) -> what the image says about that entry."""
 
-    def __init__(self, default_owner: tuple[int, int] | None = None) -> None:
+    def __init__(self, default_owner: tuple[int, int] | None = None, owners: bool = True) -> None:
         self.default_owner = default_owner
+        self.owners = owners
+        """Owners and modes are recorded here (else set on disk, and only device nodes are recorded)."""
         self._table: dict[str, Override] = {}
 
     def __len__(self) -> int:

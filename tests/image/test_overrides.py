@@ -178,6 +178,23 @@ def test_an_unprivileged_unpack_gives_the_layer_of_a_root_unpack(tmp_path: Path)
         shutil.rmtree(work)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the reference layer needs root (chown, mknod)")
+def test_a_builder_that_can_chown_records_only_devices(tmp_path: Path) -> None:
+    """Root of a user namespace gives files their owners but cannot mknod: a table of devices only."""
+    deb = _package(tmp_path)
+    _unpack_and_pack(tmp_path / "as-root", deb, tmp_path / "root.tar", None)
+    devices = Overrides(owners=False)
+    _unpack_and_pack(tmp_path / "in-namespace", deb, tmp_path / "devices.tar", devices)
+    assert sorted(p for p in ("srv/dev/null", "srv/dev/sda", "srv/locked/secret", "usr/bin/su") if p in devices) == [
+        "srv/dev/null",
+        "srv/dev/sda",
+    ]
+    assert os.lstat(tmp_path / "in-namespace/srv/locked/secret").st_uid == 42, "owners are made for real"
+    assert not stat.S_ISCHR(os.lstat(tmp_path / "in-namespace/srv/dev/null").st_mode)
+    ours, reference = (tmp_path / "devices.tar").read_bytes(), (tmp_path / "root.tar").read_bytes()
+    assert differences(ours, reference) == [] and ours == reference
+
+
 def test_reading_a_package_through_debfile_is_unchanged(tmp_path: Path) -> None:
     """The fixture's device entries reach the writer as dpkg-deb would give them."""
     contents = debfile.read(_package(tmp_path))
