@@ -123,6 +123,8 @@ def test_a_scriptless_recipe_takes_the_declarative_steps_and_needs_no_root(tmp_p
     assert not steps.needs_root(rec) and steps.overrides_for(rec) is not None
     slim = recipe.load("debian-slim")
     assert [name for name, _ in steps.chosen(slim)] == ["unpack", "configure", "finish", "notices"]
+    assert [name for name, _ in steps.chosen(slim, foreign=True)][:3] == ["unpack", "native", "configure"]
+    assert "native" not in [name for name, _ in steps.chosen(rec, foreign=True)], "nothing of the image runs"
     assert steps.needs_root(slim) and steps.overrides_for(slim) is None
 
 

@@ -81,6 +81,28 @@ def test_forget_and_copy(tmp_path: Path) -> None:
     assert "a" not in table and "a/b" not in table and table.get("ab") == table.get("c") and len(table) == 2
     table.copy("missing", "c")
     assert "c" not in table
+    table.set("ab/x", 5, 5, 0o600)
+    table.set("d/e", 4, 4, 0o600)
+    table.move("ab", "d")
+    assert "ab" not in table and "ab/x" not in table and "d/e" not in table, "the old names and what was at d go"
+    found, below = table.get("d"), table.get("d/x")
+    assert found is not None and found.uid == 3 and below is not None and below.uid == 5
+
+
+def test_renamed_and_removed_entries_keep_the_table_true(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    table = Overrides(default_owner=(0, 0))
+    tree = Tree(root, table)
+    tree.mkdir("a/b")
+    tree.own_dir("a/b", 5, 5, 0o750)
+    tree.write("a/b/f", "x", 0o600, 5, 5)
+    tree.rename("a/b", "a/c")
+    assert "a/b/f" not in table and "a/b" not in table
+    moved = tree.lstat("a/c/f")
+    assert moved is not None and (moved.st_uid, stat.S_IMODE(moved.st_mode)) == (5, 0o600)
+    tree.remove("a/c/f")
+    assert tree.rmdir("a/c") and "a/c" not in table and "a/c/f" not in table
 
 
 def test_the_tree_reads_and_writes_through_the_table(tmp_path: Path) -> None:
