@@ -12,7 +12,9 @@ includes), then the directories built into the dynamic linker. A directory reach
 in a merged-/usr tree) counts once, under the name it was first reached by. Every `lib*.so*` and `ld-*.so*`
 ELF shared object there gives one entry per soname: its soname (DT_SONAME, else its file name) as key, and
 the soname's path in that directory as value. A soname link that is missing (a library copied in by a
-recipe) is made, as ldconfig makes it; links that exist are left as the packages ship them.
+recipe) is made, as ldconfig makes it; links that exist are left as the packages ship them. Libraries in
+glibc-hwcaps subdirectories get no entry (ldconfig's cache extension for them is not written): ld.so looks
+in those subdirectories of its own directories without a cache.
 
 Layout (integers in the libraries' byte order): a 48-byte header (magic "glibc-ld.so.cache1.1", entry count,
 string table size, endianness flag, extension offset 0: none), 24-byte entries sorted as ld.so's binary
