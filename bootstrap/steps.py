@@ -75,7 +75,8 @@ def unpack(w: Work) -> None:
     prepare_root(w.root, dirs)
     w.unpacked = unpack_all(w.root, [(p, w.debs[p.name]) for p in order], w.pfilter, w.plan.cache.area("expanded"))
     drop_unshipped_links(w.root, dirs, w.unpacked)
-    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection))
+    from_index = w.plan.distro.settings.status_from_index
+    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection) if from_index else set())
     keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
 
 
@@ -87,7 +88,7 @@ def configure_packages(w: Work) -> None:
 
 def add_accounts(w: Work) -> None:
     r = w.plan.recipe
-    accounts.add(w.tree, r.groups, r.users, w.epoch, r.source)
+    accounts.add(w.tree, r.groups, r.accounts, w.epoch, r.source)
 
 
 def copy_files(w: Work) -> None:
@@ -108,12 +109,18 @@ def customize(w: Work) -> None:
                 )
 
 
-def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
-    """The image's own apt sources: the same suites from the same mirrors as the build."""
-    by_mirror: dict[str, list[str]] = {}
-    for rel in archive.releases:
-        by_mirror.setdefault(rel.mirror, []).append(rel.dist)
-    return [AptSourceEntry(m, tuple(suites), plan.recipe.components) for m, suites in by_mirror.items()]
+def apt_sources(plan: Plan, archive: Archive, arch: str) -> list[AptSourceEntry]:
+    """The image's own apt sources: the mirrors of the build, with the suites the distribution's images list
+    (its sources layout), named after the verified codename."""
+    found = plan.mirrors_for(arch)
+    mirrors = {"main": found.main, "security": found.security}
+    updates = plan.distro.has_updates(archive.suite)
+    out = []
+    for role, suffixes in plan.distro.settings.sources_layout:
+        suites = tuple(archive.codename + s for s in suffixes if not s or updates)
+        if suites:
+            out.append(AptSourceEntry(mirrors[role], suites, plan.recipe.components))
+    return out
 
 
 def finish_tree(w: Work) -> None:
@@ -122,10 +129,11 @@ def finish_tree(w: Work) -> None:
     finish(
         w.root,
         w.pfilter,
-        apt_sources(w.plan, w.archive),
+        apt_sources(w.plan, w.archive, w.arch),
         distro.sources_file,
         [k.name for k in distro.keyrings],
         w.epoch,
+        distro.settings,
     )
     for extra in w.plan.extra:
         name, key = extra.image_keyring()
@@ -143,7 +151,7 @@ Step = Callable[[Work], None]
 def chosen(recipe: Recipe) -> list[tuple[str, Step]]:
     """The steps a recipe needs, in order."""
     steps: list[tuple[str, Step]] = [("unpack", unpack), ("configure", configure_packages)]
-    if recipe.groups or recipe.users:
+    if recipe.groups or recipe.accounts:
         steps.append(("accounts", add_accounts))
     if recipe.files:
         steps.append(("files", copy_files))
