@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import debootstrap, mirrors, recipe
+from bootstrap import debootstrap, mirrors, recipe, releases
 from bootstrap.deb import relations
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.gpgv import dearmor
@@ -212,3 +212,14 @@ def test_no_default_user_leaves_uid_1000_free(docker: Docker, tmp_path: Path, as
     shown = docker("run", "--rm", tag, "sh", "-c", "getent passwd 1000; getent group 1000; ls -A /home; echo end")
     assert shown.stdout == "end\n"
     assert json.loads((out / "build.json").read_text())["recipe"]["default-user"] is False
+
+
+def test_default_suite_is_the_newest_lts_and_verify_replays_a_build(
+    ubuntu_build: Callable[[str], Build], tmp_path: Path
+) -> None:
+    newest = releases.resolve(UBUNTU.release_table, "lts")
+    locked = bootstrap("lock", "ubuntu", "-o", str(tmp_path / "ubuntu.lock.json")).stdout
+    assert locked.rstrip().endswith(f", {newest})"), locked
+    assert json.loads((tmp_path / "ubuntu.lock.json").read_text())["suite"] == newest
+    verified = bootstrap("verify", str(ubuntu_build("noble").out), "-q").stdout
+    assert verified.startswith("verified: image.tar"), verified
