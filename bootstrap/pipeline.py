@@ -5,13 +5,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap import download, foreign, outputs, records, scratch, steps
 from bootstrap import lock as lock_mod
+from bootstrap.deb import copyright
 from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.foreign import Emulator
@@ -50,7 +51,8 @@ class Platform:
     selection: Selection
     lock: Lock
     image: oci.Image
-    licenses: dict[str, list[str]]
+    notices: dict[str, copyright.Notice]
+    """What each package's copyright file says (licences, notices), for the SBOM."""
     timings: dict[str, float]
 
     @property
@@ -139,8 +141,11 @@ def workspace(use_tmpfs: bool) -> Iterator[Path]:
                 shutil.rmtree(work, ignore_errors=True)
 
 
-def build(plan: Plan) -> Result:
-    """Build the image the plan describes (one platform per architecture) and write its outputs."""
+def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
+    """Build the image the plan describes (one platform per architecture) and write its outputs.
+
+    `archives` holds indexes already loaded for some architectures (by a check just before): used, not fetched
+    again."""
     require_root("building an image")
     host = host_arch()
     emulators = {arch: foreign.emulator(arch, host) for arch in plan.arches}
@@ -154,6 +159,7 @@ def build(plan: Plan) -> Result:
                     arch,
                     emulators[arch],
                     stage / records.name("rootfs" + plan.compression.file_suffix, arch, multi),
+                    (archives or {}).get(arch),
                 )
                 for arch in plan.arches
             )
@@ -177,11 +183,13 @@ def select(plan: Plan, archive: Archive) -> Selection:
     return resolve(archive.index, request_for(plan, archive.codename))
 
 
-def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path) -> Platform:
+def build_platform(
+    plan: Plan, arch: str, emu: Emulator | None, layer_path: Path, archive: Archive | None = None
+) -> Platform:
     """Everything from indexes to the packed layer for one architecture."""
     timer = Timer(arch)
     with timer.step("indexes"):
-        archive = load_archive(plan, arch)
+        archive = archive or load_archive(plan, arch)
     with timer.step("resolve"):
         selection = select(plan, archive)
     log.info("%s %s %s: %d packages", plan.recipe.name, archive.codename, arch, len(selection.packages))
@@ -191,19 +199,20 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
     use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
     with workspace(use_tmpfs) as scratch_dir:
         work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu)
-        for name, step in steps.chosen(plan.recipe):
+        for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
             with timer.step(name):
                 step(work)
         with timer.step("pack"):
             layer = pack(work.root, epoch, layer_path, plan.compression)
     r = plan.recipe
+    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,
         cmd=r.cmd,
         entrypoint=r.entrypoint,
         env=r.env,
-        labels=dict(r.labels),
+        labels={**dict(r.labels), lock_mod.LABEL: lock.digest},
         user=r.user,
         workdir=r.workdir,
         exposed_ports=r.exposed_ports,
@@ -211,5 +220,4 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
         annotations=dict(r.annotations),
         created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
     )
-    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
-    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), work.licenses, timer.steps)
+    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), work.notices, timer.steps)

@@ -30,6 +30,19 @@ _MACHINE_TO_DEB = {
     "riscv64": "riscv64",
 }
 
+TRIPLETS = {
+    "amd64": "x86_64-linux-gnu",
+    "arm64": "aarch64-linux-gnu",
+    "armhf": "arm-linux-gnueabihf",
+    "armel": "arm-linux-gnueabi",
+    "i386": "i386-linux-gnu",
+    "ppc64el": "powerpc64le-linux-gnu",
+    "s390x": "s390x-linux-gnu",
+    "riscv64": "riscv64-linux-gnu",
+    "mips64el": "mips64el-linux-gnuabi64",
+}
+"""Debian architecture -> its multiarch directory name (/usr/lib/<triplet>)."""
+
 MERGED_USR_DIRS = {
     "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
     "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
@@ -62,6 +75,9 @@ class Options:
     compression: Compression = Compression.GZIP
     tmpfs: bool | None = None
     lock: Path | None = None
+    native_tools: bool = True
+    sbom_formats: tuple[str, ...] = ()
+    """SBOM formats besides SPDX 2.3 (`cyclonedx`)."""
     default_user: bool | None = None
     """False: leave out the recipe's default users (--no-default-user)."""
 
@@ -86,6 +102,9 @@ class Plan:
     tmpfs: bool | None
     lock: Lock | None
     extra: tuple[ExtraSource, ...] = ()
+    native_tools: bool = True
+    """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
+    sbom_formats: tuple[str, ...] = ()
     signers: frozenset[str] = frozenset()
     """When set, only these keys of the keyrings vouch for the archive (the recipe pins them)."""
     arch_mirrors: Mapping[str, Mirrors] = field(default_factory=dict)
@@ -245,6 +264,8 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         tmpfs=opts.tmpfs,
         lock=locked,
         extra=extra_sources(recipe),
+        native_tools=opts.native_tools,
+        sbom_formats=opts.sbom_formats,
         signers=signers,
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
     )

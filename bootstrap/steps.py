@@ -6,18 +6,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import accounts, foreign, localfiles
-from bootstrap.deb import copyright, dpkgdb
+from bootstrap import accounts, download, foreign, localfiles
+from bootstrap.deb import copyright, dpkgdb, native
+from bootstrap.deb import index as index_mod
 from bootstrap.deb.archive import Archive
 from bootstrap.deb.configure import base_env, configure, install_order
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.finish import AptSourceEntry, finish, keep_directories, sources_deb822
+from bootstrap.deb.index import Index
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.deb.unpack import Unpacked, drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError, ConfigureError
 from bootstrap.foreign import Emulator
 from bootstrap.log import log
-from bootstrap.plan import Plan, merged_usr_dirs
+from bootstrap.plan import TRIPLETS, Plan, host_arch, merged_usr_dirs
 from bootstrap.recipe import Recipe
 from bootstrap.sandbox import Sandbox, mounts_under
 from bootstrap.tree import Tree
@@ -36,7 +38,10 @@ class Work:
     root: Path
     emulator: Emulator | None
     unpacked: list[Unpacked] = field(default_factory=list)
-    licenses: dict[str, list[str]] = field(default_factory=dict)
+    notices: dict[str, copyright.Notice] = field(default_factory=dict)
+    """What each package's copyright file says (licences, copyright text), read before packing."""
+    staged: native.Staged | None = None
+    """Native tools put into a foreign tree for its maintainer scripts, taken out after configure."""
 
     @property
     def tree(self) -> Tree:
@@ -80,10 +85,35 @@ def unpack(w: Work) -> None:
     keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
 
 
+def native_tools(w: Work) -> None:
+    """For a foreign architecture: the host's builds of the same package versions, for the maintainer scripts'
+    tools to run natively (bootstrap/deb/native.py). Without all of them, everything runs emulated."""
+    host = host_arch()
+    triplet = TRIPLETS.get(host)
+    if not w.plan.native_tools or triplet is None:
+        return
+    cache, components = w.plan.cache, w.plan.recipe.components
+    releases = [r for r in w.archive.releases]
+    parts = [(r, index_mod.load(cache, r, c, host)) for r in releases for c in components]
+    found = native.counterparts(list(w.selection.packages), Index(parts, host))
+    if found is None:
+        return
+    try:
+        debs = download.fetch_all(found, cache, w.plan.offline)
+    except BootstrapError as exc:
+        log.info("maintainer scripts run under emulation: %s", exc.message)
+        return
+    pairs = [(p, debs[p.name]) for p in found]
+    w.staged = native.stage(w.tree, pairs, cache.area("expanded"), triplet)
+
+
 def configure_packages(w: Work) -> None:
-    """Every preinst, then `dpkg --configure -a`, in the sandbox."""
+    """Every preinst, then `dpkg --configure -a`, in the sandbox; native tools taken out after."""
     with w.runnable() as sandbox:
         configure(w.root, w.unpacked, w.epoch, sandbox)
+    if w.staged is not None:
+        native.unstage(w.tree, w.staged)
+        w.staged = None
 
 
 def add_accounts(w: Work) -> None:
@@ -124,7 +154,7 @@ def apt_sources(plan: Plan, archive: Archive, arch: str) -> list[AptSourceEntry]
 
 
 def finish_tree(w: Work) -> None:
-    """Container settings, slim rules, apt sources and scrubbing; then the licences the image declares."""
+    """Container settings, slim rules, apt sources and scrubbing; then what the copyright files say."""
     distro = w.plan.distro
     finish(
         w.root,
@@ -142,15 +172,18 @@ def finish_tree(w: Work) -> None:
         w.tree.write(
             f"etc/apt/sources.list.d/{extra.name}.sources", sources_deb822([entry], f"/etc/apt/keyrings/{name}")
         )
-    w.licenses = {p.name: copyright.declared(w.tree, p.name) for p in w.selection.packages}
+    w.notices = copyright.notices(w.tree, (p.name for p in w.selection.packages))
 
 
 Step = Callable[[Work], None]
 
 
-def chosen(recipe: Recipe) -> list[tuple[str, Step]]:
-    """The steps a recipe needs, in order."""
-    steps: list[tuple[str, Step]] = [("unpack", unpack), ("configure", configure_packages)]
+def chosen(recipe: Recipe, foreign: bool = False) -> list[tuple[str, Step]]:
+    """The steps a recipe needs, in order (for a foreign architecture, native tools for configure first)."""
+    steps: list[tuple[str, Step]] = [("unpack", unpack)]
+    if foreign:
+        steps.append(("native", native_tools))
+    steps.append(("configure", configure_packages))
     if recipe.groups or recipe.accounts:
         steps.append(("accounts", add_accounts))
     if recipe.files:

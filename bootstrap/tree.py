@@ -175,11 +175,15 @@ class Tree:
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
 
-    def write(self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+    def write(
+        self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None
+    ) -> None:
         """Replace whatever is at `rel` (a file or symlink, never followed) with a regular file."""
         parent, name = self._split(rel)
         with self.dirfd(parent, create=True) as fd:
             write_at(fd, name, data, mode, uid, gid)
+            if mtime is not None:
+                os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
         self.forget(f"{parent}/{name}" if parent else name)
 
     def read(self, rel: str, limit: int = 16 << 20) -> bytes | None:
@@ -212,6 +216,35 @@ class Tree:
         except (FileNotFoundError, NotADirectoryError):
             pass
         self.forget(f"{parent}/{name}" if parent else name)
+
+    def symlink(self, rel: str, target: str) -> None:
+        """Make a symlink at `rel` (whatever is there is replaced; the link itself is never followed)."""
+        parent, name = self._split(rel)
+        with self.dirfd(parent, create=True) as fd:
+            with suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+            os.symlink(target, name, dir_fd=fd)
+        self.forget(f"{parent}/{name}" if parent else name)
+
+    def rename(self, rel: str, new: str) -> None:
+        """Rename the entry at `rel` (not following it) to `new`, both resolved inside the tree."""
+        parent, name = self._split(rel)
+        new_parent, new_name = self._split(new)
+        with self.dirfd(parent) as fd, self.dirfd(new_parent) as new_fd:
+            os.rename(name, new_name, src_dir_fd=fd, dst_dir_fd=new_fd)
+        self.forget(f"{parent}/{name}" if parent else name)
+        self.forget(f"{new_parent}/{new_name}" if new_parent else new_name)
+
+    def rmdir(self, rel: str) -> bool:
+        """Remove directory `rel` if it is empty; False when it is not (or is not there)."""
+        parent, name = self._split(rel)
+        try:
+            with self.dirfd(parent) as fd:
+                os.rmdir(name, dir_fd=fd)
+        except OSError:
+            return False
+        self.forget(f"{parent}/{name}" if parent else name)
+        return True
 
     def glob(self, pattern: str) -> list[str]:
         """Tree-relative paths matching a shell pattern (`var/log/apt/*`), walking real directories only:
