@@ -66,10 +66,15 @@ def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--suite", help="Suite or codename (default: the recipe's, usually stable)."),
+        click.option(
+            "--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."
+        ),
         click.option("--arch", help="Debian architecture (default: the host's)."),
-        click.option("--mirror", help="Archive mirror URL (default: $BOOTSTRAP_DEBIAN_MIRROR, then apt sources)."),
-        click.option("--security-mirror", help="Security archive URL (default: from apt sources)."),
+        click.option(
+            "--mirror",
+            help="Archive mirror URL (default: $BOOTSTRAP_<DISTRO>_MIRROR, then apt sources, then debootstrap's).",
+        ),
+        click.option("--security-mirror", help="Security archive URL (default: from apt sources, else the mirror's)."),
         click.option(
             "--keyring",
             "keyrings",
@@ -79,6 +84,11 @@ def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--insecure", is_flag=True, help="Do not check archive signatures (loud warning)."),
         click.option("--no-check-valid-until", is_flag=True, help="Accept expired Release files (snapshot mirrors)."),
+        click.option(
+            "--no-default-user",
+            is_flag=True,
+            help="Leave out the recipe's default user (Ubuntu's `ubuntu`, uid 1000).",
+        ),
         click.option(
             "--cache-dir", type=click.Path(path_type=Path, readable=False), help="Cache directory (default: XDG cache)."
         ),
@@ -107,6 +117,7 @@ def _options(lock: Path | None = None, **kw: Any) -> Options:
         tmpfs=kw.get("tmpfs"),
         native_tools=kw.get("native_tools", True),
         sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
+        default_user=False if kw.get("no_default_user") else None,
     )
 
 
@@ -236,7 +247,7 @@ def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) ->
     kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
-    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(rec))
+    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe))
 
 
 def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: changes_mod.Changes | None) -> dict[str, Any]:
@@ -274,7 +285,7 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
-    lock = lock_mod.make_lock(rec, plan.suite, plan.arch, epoch, archive, selection)
+    lock = lock_mod.make_lock(plan.recipe, plan.suite, plan.arch, epoch, archive, selection)
     try:
         write_atomic(dest, lock.to_json())
     except OSError as exc:

@@ -93,8 +93,10 @@ class Runner:
             plan.recipe.components,
             plan.extra,
             plan.keyrings,
+            plan.signers,
             plan.insecure,
-            pipeline.request_for(plan),
+            pipeline.request_for(plan, plan.suite),
+            plan.recipe.include_for,
         )
         if key not in self._archives:
             self._archives[key] = pipeline.resolve_plan(plan)

@@ -65,6 +65,10 @@ def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
     for entry, repo in zip(data.get("repositories", []), recipe.repositories, strict=True):
         if not repo.is_fingerprint:
             entry["keyring"] = sha256_file(Path(repo.keyring))
+    if recipe.archive_keyring:
+        digest = sha256_file(Path(recipe.archive_keyring))
+        data["archive"]["keyring"] = digest
+        keyrings.append(LockedInput("keyring", "archive", digest))
     settings = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     hooks = [LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
              for i, h in enumerate(recipe.customize)]

@@ -91,10 +91,11 @@ class Result:
 
 def load_archive(plan: Plan, arch: str | None = None) -> Archive:
     plan.cache.ensure()
+    mirrors = plan.mirrors_for(arch or plan.arch)
     return open_archive(
         plan.distro,
-        plan.mirror,
-        plan.security_mirror,
+        mirrors.main,
+        mirrors.security,
         plan.suite,
         plan.recipe.components,
         arch or plan.arch,
@@ -104,18 +105,19 @@ def load_archive(plan: Plan, arch: str | None = None) -> Archive:
         plan.check_valid_until,
         plan.offline,
         plan.extra,
+        plan.signers,
     )
 
 
-def request_for(plan: Plan) -> Request:
+def request_for(plan: Plan, codename: str) -> Request:
     r = plan.recipe
-    return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer, r.ignore_depends)
+    return Request(r.priorities, r.essential, r.includes(codename), r.exclude, r.prefer, r.ignore_depends)
 
 
 def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selection]:
     """Archive indexes and the resolved package set of one architecture, without building anything."""
     archive = load_archive(plan, arch)
-    return archive, resolve(archive.index, request_for(plan))
+    return archive, resolve(archive.index, request_for(plan, archive.codename))
 
 
 def tag_for(plan: Plan, codename: str) -> str:
@@ -182,7 +184,7 @@ def select(plan: Plan, archive: Archive) -> Selection:
     """The package set: exactly the lock's when building from one, else a fresh resolve of the recipe."""
     if plan.lock is not None:
         return lock_mod.selection_from(plan.lock, archive.index)
-    return resolve(archive.index, request_for(plan))
+    return resolve(archive.index, request_for(plan, archive.codename))
 
 
 def build_platform(

@@ -46,6 +46,9 @@ class UserSpec:
     home: str = ""
     shell: str = "/bin/sh"
     groups: tuple[str, ...] = ()
+    comment: str = ""
+    default: bool = False
+    """The image's default user (Ubuntu's `ubuntu`): left out when the recipe's `default-user` is false."""
 
     @property
     def home_dir(self) -> str:
@@ -104,6 +107,23 @@ class Recipe:
     scripts: bool = True
     """False: a scriptless build (nothing runs in the image; the scripts' usual effects are declared)."""
     ignore_depends: tuple[str, ...] = ()
+    archive_keyring: str = ""
+    """Absolute path of the keyring file the recipe ships for its archive (empty: the host's)."""
+    archive_signers: tuple[str, ...] = ()
+    """Fingerprints of the keys that may sign the archive (empty: any key of the keyring)."""
+    default_user: bool = True
+    include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Codename -> packages added for that release only."""
+
+    @property
+    def accounts(self) -> tuple[UserSpec, ...]:
+        """The users the image gets: all of them, less the default ones when `default_user` is off."""
+        return tuple(u for u in self.users if self.default_user or not u.default)
+
+    def includes(self, codename: str) -> tuple[str, ...]:
+        """The packages to add for a release: the recipe's includes and those for that codename."""
+        extra = dict(self.include_for).get(codename, ())
+        return self.include + tuple(p for p in extra if p not in self.include)
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
@@ -120,6 +140,7 @@ class Recipe:
                 "exclude": list(self.exclude),
                 "prefer": list(self.prefer),
                 **({"ignore-depends": list(self.ignore_depends)} if self.ignore_depends else {}),
+                **({"include-for": {k: list(v) for k, v in self.include_for}} if self.include_for else {}),
             },
             "filters": {
                 "path-exclude": list(self.path_exclude),
@@ -141,6 +162,13 @@ class Recipe:
         }
         if not self.scripts:
             out["scripts"] = False
+        if self.archive_keyring or self.archive_signers:
+            out["archive"] = {
+                **({"keyring": self.archive_keyring} if self.archive_keyring else {}),
+                **({"signers": list(self.archive_signers)} if self.archive_signers else {}),
+            }
+        if any(u.default for u in self.users):
+            out["default-user"] = self.default_user
         if self.repositories:
             out["repositories"] = [
                 {"url": r.url, "suites": list(r.suites), "components": list(r.components), "keyring": r.keyring}
@@ -149,7 +177,9 @@ class Recipe:
         if self.groups:
             out["groups"] = [{"name": g.name, "gid": g.gid} for g in self.groups]
         if self.users:
-            out["users"] = [_drop_none(vars(u) | {"groups": list(u.groups)}) for u in self.users]
+            out["users"] = [
+                _drop_none(vars(u) | {"groups": list(u.groups), "default": u.default or None}) for u in self.users
+            ]
         if self.files:
             out["files"] = [_drop_none(vars(f) | {"mode": _octal(f.mode)}) for f in self.files]
         if self.customize:
@@ -159,7 +189,9 @@ class Recipe:
     @property
     def local_paths(self) -> tuple[str, ...]:
         """Every file on this machine the build reads besides the archive (for hashing into the records)."""
-        return tuple(f.source for f in self.files) + tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
+        keyrings = tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
+        archive = (self.archive_keyring,) if self.archive_keyring else ()
+        return tuple(f.source for f in self.files) + keyrings + archive
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -229,6 +261,9 @@ def _absolute_paths(data: dict[str, Any], base: Path) -> None:
         key = entry["keyring"]
         if not _is_fingerprint(key):
             entry["keyring"] = str(_absolute(base / key))
+    archive = data.get("archive", {})
+    if "keyring" in archive:
+        archive["keyring"] = str(_absolute(base / archive["keyring"]))
 
 
 def _is_fingerprint(text: str) -> bool:
@@ -320,6 +355,8 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
                 u.get("home", ""),
                 u.get("shell", "/bin/sh"),
                 tuple(u.get("groups", [])),
+                u.get("comment", ""),
+                u.get("default", False),
             )
             for u in data.get("users", [])
         ),
@@ -329,6 +366,10 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
         customize=tuple(Hook(h["run"]) for h in data.get("customize", [])),
         scripts=data.get("scripts", True),
         ignore_depends=tuple(pkgs.get("ignore-depends", [])),
+        archive_keyring=data.get("archive", {}).get("keyring", ""),
+        archive_signers=tuple(s.replace(" ", "").upper() for s in data.get("archive", {}).get("signers", [])),
+        default_user=data.get("default-user", True),
+        include_for=tuple(sorted((k, tuple(v)) for k, v in pkgs.get("include-for", {}).items())),
     )
     check(recipe)
     return recipe
@@ -360,6 +401,16 @@ def check(recipe: Recipe) -> None:
             f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",
             "drop [[customize]], or build with scripts (remove `scripts = false`)",
         )
+    if recipe.archive_keyring and not Path(recipe.archive_keyring).is_file():
+        raise RecipeError(
+            f"{where}: archive.keyring {recipe.archive_keyring} does not exist",
+            "give a keyring file next to the recipe",
+        )
+    for fpr in recipe.archive_signers:
+        if not _is_fingerprint(fpr):
+            raise RecipeError(
+                f"{where}: archive.signers: {fpr!r} is not a full fingerprint", "write all 40 hex digits of the key"
+            )
     groups = dict(base.base_groups if recipe.scripts else SCRIPTLESS_GROUPS)
     for i, g in enumerate(recipe.groups):
         if g.name in groups or g.gid in groups.values():
@@ -367,7 +418,7 @@ def check(recipe: Recipe) -> None:
             raise RecipeError(f"{where}: groups[{i}]: {taken} is already taken", "choose another name or gid")
         groups[g.name] = g.gid
     users = dict(base.base_users if recipe.scripts else SCRIPTLESS_USERS)
-    for i, u in enumerate(recipe.users):
+    for i, u in enumerate(recipe.accounts):
         if u.name in users or u.uid in users.values():
             taken = u.name if u.name in users else f"uid {u.uid}"
             raise RecipeError(f"{where}: users[{i}]: {taken} is already taken", "choose another name or uid")

@@ -20,7 +20,7 @@ Merge = str
 class Field:
     kind: str
     """`str`, `int`, `bool`, `mode` (an octal integer or string), `list` (of `item`), `map` (string values),
-    `table` (of `sub`), `tables` (an array of tables of `sub`)."""
+    `lists` (a table of lists of strings), `table` (of `sub`), `tables` (an array of tables of `sub`)."""
     doc: str
     example: str = ""
     merge: Merge = "replace"
@@ -51,6 +51,10 @@ USERS = {
     "home": _f("str", "home directory, made if missing (default: /home/NAME)", '"/home/app"'),
     "shell": _f("str", "login shell (default: /bin/sh)", '"/bin/bash"'),
     "groups": _f("list", "supplementary groups", '["users"]'),
+    "comment": _f("str", "the GECOS field (full name)", '"Application"'),
+    "default": _f(
+        "bool", "the image's default user, left out by --no-default-user or `default-user = false`", "false"
+    ),
 }
 HOOKS = {
     "run": _f(
@@ -86,6 +90,18 @@ SCHEMA: dict[str, Field] = {
         "needs no root, and writes what the usual scripts would leave: accounts, CA bundle, linker cache, ...)",
         "true",
     ),
+    "archive": _f(
+        "table",
+        "what vouches for the distribution's archive (default: the host's archive keyring)",
+        merge="table",
+        sub={
+            "keyring": _f("str", "keyring file next to the recipe that signs the archive (--keyring overrides it)",
+                          '"keys/archive-keyring.asc"'),
+            "signers": _f("list", "full fingerprints of the keys of that keyring that may sign the archive",
+                          '["0123456789ABCDEF0123456789ABCDEF01234567"]'),
+        },
+    ),
+    "default-user": _f("bool", "create the users marked `default` (--no-default-user turns it off)", "true"),
     "packages": _f(
         "table",
         "the package set",
@@ -103,6 +119,8 @@ SCHEMA: dict[str, Field] = {
                 '["debconf"]',
                 merge="append",
             ),
+            "include-for": _f("lists", "more packages for one release only, by codename", '{ noble = ["unminimize"] }',
+                              merge="table"),
         },
     ),
     "filters": _f(
@@ -183,6 +201,11 @@ def _check(value: object, spec: Field, where: str, key: str) -> None:
         raise wrong("a list of strings")
     if kind == "map" and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
         raise wrong("a table of strings")
+    if kind == "lists" and (
+        not isinstance(value, dict)
+        or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
+    ):
+        raise wrong("a table of lists of strings")
     if kind == "table":
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: {key} must be a table", f"write it as [{key}]")

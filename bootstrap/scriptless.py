@@ -98,7 +98,7 @@ def write_accounts(tree: Tree, recipe: Recipe, epoch: int) -> None:
     for home, uid, gid in homes:
         tree.mkdir(home)
         tree.own_dir(home, uid, gid, 0o700)
-    accounts.add(tree, recipe.groups, recipe.users, epoch, recipe.source)
+    accounts.add(tree, recipe.groups, recipe.accounts, epoch, recipe.source)
 
 
 def _make(tree: Tree, entry: Declared) -> None:

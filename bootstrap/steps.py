@@ -93,7 +93,8 @@ def _unpack_files(w: Work, configured: bool) -> None:
 def unpack(w: Work) -> None:
     """The packages' files and the dpkg database, as `dpkg --unpack` leaves them."""
     _unpack_files(w, configured=False)
-    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection))
+    from_index = w.plan.distro.settings.status_from_index
+    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection) if from_index else set())
 
 
 def unpack_scriptless(w: Work) -> None:
@@ -135,7 +136,7 @@ def configure_packages(w: Work) -> None:
 
 def add_accounts(w: Work) -> None:
     r = w.plan.recipe
-    accounts.add(w.tree, r.groups, r.users, w.epoch, r.source)
+    accounts.add(w.tree, r.groups, r.accounts, w.epoch, r.source)
 
 
 def declared_accounts(w: Work) -> None:
@@ -182,12 +183,18 @@ def customize(w: Work) -> None:
                 )
 
 
-def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
-    """The image's own apt sources: the same suites from the same mirrors as the build."""
-    by_mirror: dict[str, list[str]] = {}
-    for rel in archive.releases:
-        by_mirror.setdefault(rel.mirror, []).append(rel.dist)
-    return [AptSourceEntry(m, tuple(suites), plan.recipe.components) for m, suites in by_mirror.items()]
+def apt_sources(plan: Plan, archive: Archive, arch: str) -> list[AptSourceEntry]:
+    """The image's own apt sources: the mirrors of the build, with the suites the distribution's images list
+    (its sources layout), named after the verified codename."""
+    found = plan.mirrors_for(arch)
+    mirrors = {"main": found.main, "security": found.security}
+    updates = plan.distro.has_updates(archive.suite)
+    out = []
+    for role, suffixes in plan.distro.settings.sources_layout:
+        suites = tuple(archive.codename + s for s in suffixes if not s or updates)
+        if suites:
+            out.append(AptSourceEntry(mirrors[role], suites, plan.recipe.components))
+    return out
 
 
 def finish_tree(w: Work) -> None:
@@ -196,10 +203,11 @@ def finish_tree(w: Work) -> None:
     finish(
         w.root,
         w.pfilter,
-        apt_sources(w.plan, w.archive),
+        apt_sources(w.plan, w.archive, w.arch),
         distro.sources_file,
         [k.name for k in distro.keyrings],
         w.epoch,
+        distro.settings,
     )
     for extra in w.plan.extra:
         name, key = extra.image_keyring()
@@ -240,7 +248,7 @@ STEPS: tuple[StepSpec, ...] = (
     StepSpec("unpack", unpack_scriptless, _scriptless),
     StepSpec("native", native_tools, _scripts, foreign_only=True),
     StepSpec("configure", configure_packages, _scripts),
-    StepSpec("accounts", add_accounts, lambda r: r.scripts and bool(r.groups or r.users)),
+    StepSpec("accounts", add_accounts, lambda r: r.scripts and bool(r.groups or r.accounts)),
     StepSpec("accounts", declared_accounts, _scriptless),
     StepSpec("declare", declared_files, _scriptless),
     StepSpec("files", copy_files, lambda r: bool(r.files)),
