@@ -179,6 +179,17 @@ class Tree:
             return None
         return self._view(f"{parent}/{name}" if parent else name, st)
 
+    def is_dir(self, rel: str, follow: bool = True) -> bool:
+        """Whether `rel` is a directory (through a final symlink inside the tree with `follow`)."""
+        try:
+            resolved = self.resolve(rel, follow_last=follow)
+        except TreeError:
+            return False
+        if not resolved:
+            return True
+        st = self.lstat(resolved)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
     def mkdir(self, rel: str, mode: int = 0o755) -> None:
         """Make directory `rel` and its missing parents (existing ones keep their mode)."""
         with self.dirfd(rel, create=True, mode=mode):
