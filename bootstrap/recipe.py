@@ -17,6 +17,7 @@ from typing import Any
 
 from bootstrap.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.errors import RecipeError
+from bootstrap.log import log
 from bootstrap.recipe_schema import merge, validate
 
 _REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -207,9 +208,24 @@ def config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "bootstrap" / "recipes"
 
 
+def _trusted(directory: Path) -> bool:
+    """A directory recipes may be taken from by name: the caller's or root's, not writable by others (in a
+    shared working directory, someone else's ./recipes/debian.toml must not stand in for the bundled one)."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    if st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022:
+        return True
+    log.warning("warning: ignoring recipes in %s: another user owns it or can write to it", directory)
+    return False
+
+
 def search_dirs() -> list[Path]:
-    """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package."""
-    candidates = [Path.cwd() / "recipes", config_dir(), _REPO_RECIPES]
+    """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package.
+    The first two only when they are the caller's own."""
+    local = [d for d in (Path.cwd() / "recipes", config_dir()) if d.is_dir() and _trusted(d)]
+    candidates = [*local, _REPO_RECIPES]
     with contextlib.suppress(ModuleNotFoundError):
         candidates.append(Path(str(importlib.resources.files("bootstrap.recipes"))))
     dirs: list[Path] = []

@@ -139,3 +139,14 @@ def test_a_bare_integer_mode_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path / "m.toml", '[[files]]\nsource = "f"\ndest = "/f"\nmode = 644\n')
     with pytest.raises(RecipeError, match="octal mode written as a string"):
         load(str(path))
+
+
+def test_a_recipes_directory_others_can_write_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path / "recipes/debian.toml", 'description = "planted"\n[[files]]\nsource = "/etc/hostname"\ndest = "/x"\n'
+    )
+    (tmp_path / "recipes").chmod(0o777)
+    assert load("debian").description != "planted"
+    (tmp_path / "recipes").chmod(0o755)
+    assert load("debian").description == "planted", "the caller's own ./recipes is used"
