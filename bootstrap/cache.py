@@ -1,5 +1,8 @@
 """The content-addressed cache: files named by their sha256, written by atomic rename, shared safely.
 
+Downloads and other files on their way in are written in `tmp/` in a directory of the process's own, locked
+while the process lives (`bootstrap.scratch`): what a killed build left there is removed by the next build.
+
 Nothing read back from the cache is trusted on its name alone. A blob is hashed again before it is used.
 A derived file (a parsed index, a decompressed package) carries the sha256 of the verified blob it was made
 from and a sha256 of its own content, both checked when it is read. Anything that fails is logged at debug
@@ -7,19 +10,23 @@ level, removed and made again. The directories are refused when another user cou
 refuses a key file others can change.
 """
 
+import atexit
 import fcntl
 import hashlib
 import itertools
 import os
 import pwd
+import shutil
 import stat
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.errors import BootstrapError, ChecksumError
+from bootstrap import scratch
+from bootstrap.errors import BootstrapError, ChecksumError, os_error
 from bootstrap.log import log
 
 _temp_serial = itertools.count()
@@ -177,8 +184,9 @@ class Cache:
         return read_verified(self.blob(sha256), sha256)
 
     def temp(self, name: str) -> Path:
-        """A private temporary path inside the cache (same file system, so the final rename is atomic)."""
-        return self.root / "tmp" / f"{name}.{os.getpid()}.{next(_temp_serial)}"
+        """A private temporary path inside the cache (same file system, so the final rename is atomic), in this
+        process's own directory of `tmp/`, which the next build removes if this one is killed."""
+        return _process_tmp(self.root / "tmp") / f"{name}.{next(_temp_serial)}"
 
     def adopt(self, tmp: Path, sha256: str, what: str) -> Path:
         """Check `tmp` against `sha256` and move it into the store; a mismatch deletes it and raises."""
@@ -204,6 +212,8 @@ class Cache:
             tmp = self.temp(sha256[:16])
             try:
                 return self.adopt(tmp, sha256, download(tmp))
+            except OSError as exc:  # the cache's disk is full, or read-only
+                raise os_error(exc, self.root) from exc
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -224,6 +234,28 @@ class Cache:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_claims: dict[tuple[Path, int], Path] = {}
+_claims_lock = threading.Lock()
+
+
+def _process_tmp(tmp: Path) -> Path:
+    """This process's directory in the cache's `tmp/`: claimed (and stale ones swept) on first use, removed at
+    exit."""
+    key = (tmp, os.getpid())
+    with _claims_lock:
+        if key not in _claims:
+            stack = ExitStack()
+            _claims[key] = stack.enter_context(scratch.claimed(tmp, "build-"))
+            atexit.register(_release, stack, _claims[key], os.getpid())
+        return _claims[key]
+
+
+def _release(stack: ExitStack, path: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child
+        shutil.rmtree(path, ignore_errors=True)
+        stack.close()
 
 
 def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -> None:

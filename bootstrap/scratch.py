@@ -62,9 +62,12 @@ def claimed(parent: Path, prefix: str) -> Iterator[Path]:
     sweep(parent, prefix)
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     lock = _lock_of(path)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    # Locked before it is named, so a build sweeping at this moment never finds it unlocked.
+    unnamed = lock.with_name(f".{lock.name}.{os.getpid()}")
+    fd = os.open(unnamed, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(unnamed, lock)
         yield path
     finally:
         lock.unlink(missing_ok=True)

@@ -103,6 +103,9 @@ class Auth:
             if scope not in self.scopes:
                 self.scopes.append(scope)
                 changed = True
+        sent = resp.request.headers.get("Authorization") if resp.request is not None else None
+        if self._token is not None and sent == f"Bearer {self._token}" and not self.denied():
+            changed = True  # the token expired or was revoked before the time it was given for: ask for another
         if changed:
             self._token = None
         return changed

@@ -1,12 +1,13 @@
 """Blobs into a repository: skip what is there, mount what another repository has, upload the rest.
 
 Uploads are monolithic (POST, then PUT with the body and digest) or, above the chunk size, chunked (PATCH with
-Content-Range, always continuing at the newest Location, then an empty PUT with the digest). A dropped upload is
-retried from a new session; the old one is abandoned for the registry to clean up.
+Content-Range, always continuing at the newest Location, then an empty PUT with the digest). A chunk cut off is
+resumed where the registry says the upload stands (GET on the session); any other dropped upload is retried from
+a new session, the old one abandoned for the registry to clean up. A HEAD that says a blob is there is believed
+only when it also gives the blob's size.
 """
 
 import enum
-import time
 from collections.abc import Callable, Sequence
 
 from bootstrap.log import log
@@ -23,11 +24,18 @@ class Outcome(enum.StrEnum):
     UPLOADED = "uploaded"
 
 
-def exists(client: Client, repository: str, digest: str) -> bool:
+def exists(client: Client, repository: str, digest: str, size: int | None = None) -> bool:
+    """Whether the repository has the blob: a 200 answer, of the blob's size when one is given."""
     resp = client.request(
         "HEAD", f"/v2/{repository}/blobs/{digest}", what=f"checking blob {digest} in {repository}", expect=(200, 404)
     )
-    return resp.status_code == 200
+    if resp.status_code != 200:
+        return False
+    length = resp.headers.get("Content-Length")
+    if size is not None and length != str(size):
+        log.debug(f"HEAD of {digest} in {repository} says {length} bytes, not {size}: uploading it")
+        return False
+    return True
 
 
 def mount(client: Client, repository: str, source: str, digest: str) -> str | None:
@@ -69,14 +77,13 @@ class Uploader:
         self.progress = progress
         self.options = client.options
 
-    def ensure(self, blob: BlobSource) -> Outcome:
+    def ensure(self, blob: BlobSource, trust_head: bool = True) -> Outcome:
+        """Get the blob into the repository; `trust_head=False` uploads it even when a HEAD says it is there."""
         attempts = self.options.retries + 1
         last = TransientError("no attempt", "")
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(self.options.backoff * 2 ** (attempt - 1))
+        for attempt in self.options.policy.tries():
             try:
-                return self._once(blob)
+                return self._once(blob, trust_head)
             except TransientError as exc:
                 last = exc
                 if attempt + 1 < attempts:
@@ -91,8 +98,8 @@ class Uploader:
     def _chunked(self, blob: BlobSource) -> bool:
         return self.options.chunked or blob.size > self.options.chunk_size
 
-    def _once(self, blob: BlobSource) -> Outcome:
-        if exists(self.client, self.repository, blob.digest):
+    def _once(self, blob: BlobSource, trust_head: bool) -> Outcome:
+        if trust_head and exists(self.client, self.repository, blob.digest, blob.size):
             return Outcome.PRESENT
         upload = None
         for source in self.mount_from:
@@ -134,21 +141,40 @@ class Uploader:
 
     def _patch_all(self, blob: BlobSource, upload: str) -> str:
         size, step = blob.size, self.options.chunk_size
-        for start in range(0, size, step):
+        start, tries = 0, iter(self.options.policy.tries())
+        next(tries)  # the first attempt; each later one waits as the policy says
+        while start < size:
             n = min(step, size - start)
             end = start + n - 1
-            with blob.open(start, n, self.progress) as body:
-                resp = self.client.request(
-                    "PATCH",
-                    upload,
-                    what=f"upload of bytes {start}-{end} of blob {blob.digest} to {self.repository}",
-                    expect=(202,),
-                    headers={"Content-Type": OCTETS, "Content-Range": f"{start}-{end}", "Content-Length": str(n)},
-                    data=body,
-                    retry=False,
-                )
+            try:
+                with blob.open(start, n, self.progress) as body:
+                    resp = self.client.request(
+                        "PATCH",
+                        upload,
+                        what=f"upload of bytes {start}-{end} of blob {blob.digest} to {self.repository}",
+                        expect=(202,),
+                        headers={"Content-Type": OCTETS, "Content-Range": f"{start}-{end}", "Content-Length": str(n)},
+                        data=body,
+                        retry=False,
+                    )
+            except TransientError as exc:
+                if next(tries, None) is None:
+                    raise
+                start, upload = self._status(upload)
+                log.warning(f"upload of {blob.digest} cut off ({exc.reason}); resuming at byte {start}")
+                continue
             got = resp.headers.get("Range")
             if got and got.removeprefix("bytes=") != f"0-{end}":
                 raise TransientError(f"the registry holds {got} of the upload after sending up to {end}", "")
             upload = location(resp)
+            start = end + 1
         return upload
+
+    def _status(self, upload: str) -> tuple[int, str]:
+        """Where an upload session stands: the next byte it expects, and its newest Location."""
+        resp = self.client.request("GET", upload, what=f"checking an upload to {self.repository}", expect=(204,))
+        held = resp.headers.get("Range", "").removeprefix("bytes=")
+        first, _, last = held.partition("-")
+        if first != "0" or not last.isdigit():
+            return 0, location(resp)
+        return int(last) + 1, location(resp)

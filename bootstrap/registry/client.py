@@ -10,7 +10,7 @@ import requests
 from bootstrap.log import log
 from bootstrap.registry import credentials
 from bootstrap.registry.auth import Auth
-from bootstrap.registry.errors import RegistryError, TransientError
+from bootstrap.registry.errors import MissingBlobs, RegistryError, TransientError
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import api_host, is_loopback
 from bootstrap.registry.transport import Body, NotTLS, Transport, origin
@@ -148,6 +148,8 @@ class Client:
                 f"{what}: {self.host} denied access to {who} ({detail})",
                 "the account needs pull and push access to the repository; " + credentials.login_hint(self.host),
             )
+        if codes & {"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"}:
+            return MissingBlobs(f"{what}: {self.host} answered {resp.status_code} ({detail})", _hint(codes))
         if resp.status_code == 404 and "NAME_UNKNOWN" in codes:
             return RegistryError(f"{what}: no such repository on {self.host} ({detail})", "check the repository name")
         if resp.status_code == 404:
