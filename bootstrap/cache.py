@@ -32,6 +32,8 @@ from bootstrap.log import log
 _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
+TEMP_PREFIX = "build-"
+"""The temporary directories of the processes using the cache, in its `tmp/`."""
 DIR_MODE = 0o755
 FILE_MODE = 0o644
 """Modes of what the cache creates: never writable by others, whatever the umask."""
@@ -156,6 +158,7 @@ class Cache:
             ) from exc
         for sub in ("sha256", "tmp"):
             check_private(self.root / sub)
+        scratch.sweep(self.root / "tmp", TEMP_PREFIX)
         return self
 
     def blob(self, sha256: str) -> Path:
@@ -247,7 +250,7 @@ def _process_tmp(tmp: Path) -> Path:
     with _claims_lock:
         if key not in _claims:
             stack = ExitStack()
-            _claims[key] = stack.enter_context(scratch.claimed(tmp, "build-"))
+            _claims[key] = stack.enter_context(scratch.claimed(tmp, TEMP_PREFIX))
             atexit.register(_release, stack, _claims[key], os.getpid())
         return _claims[key]
 

@@ -60,17 +60,21 @@ class Policy:
 
 class Tries:
     """`for attempt in policy.tries():` runs the body up to `attempts` times, waiting between them; set
-    `asked` to the seconds a server asked to wait (Retry-After) before the next one."""
+    `asked` to the seconds a server asked to wait (Retry-After) before the next one. Several loops may share
+    one budget by drawing from one iterator (`next(it, None)` is None when it is spent)."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.asked = 0.0
+        self.used = 0
+        """Attempts begun so far."""
 
     def __iter__(self) -> Iterator[int]:
         for attempt in range(self.policy.attempts):
             if attempt:
                 time.sleep(self.policy.wait(attempt, self.asked))
                 self.asked = 0.0
+            self.used = attempt + 1
             yield attempt
 
 

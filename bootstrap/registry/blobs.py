@@ -8,7 +8,7 @@ only when it also gives the blob's size.
 """
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from bootstrap.log import log
 from bootstrap.registry.client import Client, location, with_query
@@ -78,27 +78,30 @@ class Uploader:
         self.options = client.options
 
     def ensure(self, blob: BlobSource, trust_head: bool = True) -> Outcome:
-        """Get the blob into the repository; `trust_head=False` uploads it even when a HEAD says it is there."""
-        attempts = self.options.retries + 1
+        """Get the blob into the repository; `trust_head=False` uploads it even when a HEAD says it is there.
+
+        New sessions and resumed chunks draw on one budget of attempts (the retry policy's)."""
+        tries = self.options.policy.tries()
+        attempts = iter(tries)
         last = TransientError("no attempt", "")
-        for attempt in self.options.policy.tries():
+        while next(attempts, None) is not None:
             try:
-                return self._once(blob, trust_head)
+                return self._once(blob, trust_head, attempts)
             except TransientError as exc:
                 last = exc
-                if attempt + 1 < attempts:
+                if tries.used < tries.policy.attempts:
                     log.warning(f"upload of {blob.digest} interrupted ({exc.reason}); retrying in a new session")
         advice = "" if self._chunked(blob) else "; or upload in smaller requests with --chunk-size"
         raise RegistryError(
             f"upload of blob {blob.digest} ({blob.size / 1e6:.1f} MB) to {self.client.host}/{self.repository} "
-            f"failed after {attempts} attempts: {last.reason}",
+            f"failed after {tries.used} attempts: {last.reason}",
             f"run the push again: blobs already in the registry are skipped{advice}",
         )
 
     def _chunked(self, blob: BlobSource) -> bool:
         return self.options.chunked or blob.size > self.options.chunk_size
 
-    def _once(self, blob: BlobSource, trust_head: bool) -> Outcome:
+    def _once(self, blob: BlobSource, trust_head: bool, attempts: Iterator[int]) -> Outcome:
         if trust_head and exists(self.client, self.repository, blob.digest, blob.size):
             return Outcome.PRESENT
         upload = None
@@ -117,7 +120,7 @@ class Uploader:
             )
             upload = location(resp)
         if self._chunked(blob):
-            upload = self._patch_all(blob, upload)
+            upload = self._patch_all(blob, upload, attempts)
             body = None
         else:
             body = blob.open(progress=self.progress)
@@ -139,10 +142,9 @@ class Uploader:
             raise RegistryError(f"{self.client.host} stored blob {blob.digest} as {answered}", "the registry is broken")
         return Outcome.UPLOADED
 
-    def _patch_all(self, blob: BlobSource, upload: str) -> str:
+    def _patch_all(self, blob: BlobSource, upload: str, attempts: Iterator[int]) -> str:
         size, step = blob.size, self.options.chunk_size
-        start, tries = 0, iter(self.options.policy.tries())
-        next(tries)  # the first attempt; each later one waits as the policy says
+        start = 0
         while start < size:
             n = min(step, size - start)
             end = start + n - 1
@@ -158,7 +160,7 @@ class Uploader:
                         retry=False,
                     )
             except TransientError as exc:
-                if next(tries, None) is None:
+                if next(attempts, None) is None:
                     raise
                 start, upload = self._status(upload)
                 log.warning(f"upload of {blob.digest} cut off ({exc.reason}); resuming at byte {start}")
@@ -175,6 +177,6 @@ class Uploader:
         resp = self.client.request("GET", upload, what=f"checking an upload to {self.repository}", expect=(204,))
         held = resp.headers.get("Range", "").removeprefix("bytes=")
         first, _, last = held.partition("-")
-        if first != "0" or not last.isdigit():
+        if first != "0" or not last.isdigit() or last == "0":  # registries say 0-0 for an empty upload
             return 0, location(resp)
         return int(last) + 1, location(resp)

@@ -141,6 +141,14 @@ class Client:
         codes = error_codes(resp)
         creds = self.auth.credentials if resp.status_code in (401, 403) else None
         who = f"{creds.username!r}" if creds and not creds.identity_token else "this account" if creds else "anonymous"
+        if resp.status_code == 401 and self.auth.tokens_refused and not self.auth.denied():
+            realm = urllib.parse.urlsplit(self.auth.challenge.params.get("realm", "") if self.auth.challenge else "")
+            return RegistryError(
+                f"{what}: {self.host} refused {self.auth.tokens_refused} Bearer tokens that its token server "
+                f"{realm.netloc} had just given",
+                "the registry and its token server disagree (clocks out of step, or a signing key mismatch): "
+                "check their configuration",
+            )
         if (resp.status_code == 401 and not self.auth.denied()) or (resp.status_code in (401, 403) and creds is None):
             return self.auth.credentials_error()
         if resp.status_code in (401, 403):

@@ -205,6 +205,13 @@ class Site:
         (self.out / "previous.txt").write_text("the previous build\n")
         self.before = checks.snapshot(self.out)
 
+    def seed(self, cache: Path, areas: tuple[str, ...] = ("parsed", "expanded")) -> None:
+        """Start from another cache's derived data (hard links: cache files are replaced, never changed in
+        place): the build still downloads everything, but need not parse or decompress it again."""
+        for area in areas:
+            if (cache / area).is_dir():
+                shutil.copytree(cache / area, self.cache / area, copy_function=os.link)
+
     def args(self, *extra: str) -> list[str]:
         return [
             "debian-slim",

@@ -16,6 +16,7 @@ its method and path has a turn left; then the fault decides the answer:
 | `redirect` | 302 to the same URL, again and again                                                        |
 | `lie`      | `status` with `headers`, without asking the upstream (a HEAD that says a blob is there)    |
 | `cut`      | for a request with a body: reads `at` of it (bytes), then a TCP reset                      |
+| `expire`   | with a `gate`: every token given so far stops working (then the gate answers 401)          |
 | `random`   | with probability `rate`, one of 500, 503, reset, truncate; never more than `max_run`      |
 |            | times in a row for one path (so transient: retries get through)                          |
 
@@ -36,6 +37,7 @@ import struct
 import threading
 import time
 import urllib.parse
+import uuid
 from dataclasses import dataclass, field
 
 from tests.registry.servers import Gate, Quiet, relay_handler
@@ -59,6 +61,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     per_path: int | None = None
     """Fault only the first `per_path` requests of each path (then it is healthy)."""
+    after: int = 0
+    """Let this many matching requests through before the first fault."""
     rate: float = 0.3
     max_run: int = 2
     seed: int = 20240101
@@ -76,6 +80,9 @@ class Fault:
 
     def take(self, path: str) -> str | None:
         """The kind of fault to apply to this request (None: let it through); counts a turn."""
+        if self.after > 0:
+            self.after -= 1
+            return None
         if self.per_path is not None:
             seen = self._runs[path] = self._runs.get(path, 0) + 1
             if seen > self.per_path:
@@ -160,6 +167,9 @@ class FaultProxy:
             self._reset(h)
             return
         body = h.rfile.read(length) if length else None
+        if kind == "expire" and fault is not None and self.gate is not None:
+            self.gate.token = uuid.uuid4().hex  # every token given so far is refused from now on
+            fault.hit.set()
         if self.gate is not None:
             refusal = self.gate.answer(h.path, h.headers.get("Authorization"), self.url)
             if refusal is not None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 
-from tests.faults.conftest import Case, Reference, Site, cli, env_for
+from tests.e2e.conftest import Mirrored
+from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for
 from tests.faults.proxy import Fault, FaultProxy
 from tests.fixtures.repo import rfc2822
 
@@ -22,37 +26,35 @@ ANY = r"(\.deb|/InRelease|/by-hash/SHA256/[0-9a-f]+|/Packages(\.gz|\.xz)?)$"
 BIG = r"/libc6_[^/]*\.deb$"
 """The largest package of the set: the one a stall or a cut hits hardest."""
 
-TRANSIENT = {
-    "503": (
-        Fault("status", ANY, status=503, per_path=1, times=None),
-        "503 on the first request of every file (InRelease, indexes, packages), then healthy",
-    ),
-    "500-retry-after": (
-        Fault("status", INDEX, status=500, per_path=2, times=None, headers={"Retry-After": "1"}),
-        "500 with Retry-After: 1 twice for every index file, then healthy",
+TRANSIENT: dict[str, tuple[Callable[[], list[Fault]], str]] = {
+    "5xx": (
+        lambda: [
+            Fault("status", INDEX, status=500, per_path=2, times=None, headers={"Retry-After": "1"}),
+            Fault("status", ANY, status=503, per_path=1, times=None),
+        ],
+        "503 on the first request of every file; 500 with Retry-After: 1 twice for every index; then healthy",
     ),
     "reset": (
-        Fault("reset", DEB, at=0.5, per_path=1, times=None),
+        lambda: [Fault("reset", DEB, at=0.5, per_path=1, times=None)],
         "connection reset (RST) half-way through the body of every package, once",
     ),
     "truncate": (
-        Fault("truncate", ANY, at=0.3, per_path=1, times=None),
-        "connection closed after 30% of the announced body of every file, once",
-    ),
-    "short": (
-        Fault("short", r"(\.deb|/by-hash/SHA256/[0-9a-f]+)$", at=0.6, per_path=1, times=None),
-        "a body cut at 60% and announced with that shorter length (every package and index), once",
+        lambda: [
+            Fault("short", INDEX, at=0.6, per_path=1, times=None),
+            Fault("truncate", ANY, at=0.3, per_path=1, times=None),
+        ],
+        "every file closed after 30% of its announced length, once; every index first cut at 60% and "
+        "announced with that shorter length",
     ),
     "stall": (
-        Fault("stall", BIG, at=0.5, per_path=1, times=None, hold=60),
-        "slow loris: half the body of the largest package, then nothing for 60 s, once",
-    ),
-    "drip": (
-        Fault("drip", DEB, per_path=1, times=2, interval=0.5),
-        "slow loris: 1 byte every 0.5 s for two packages, once each",
+        lambda: [
+            Fault("stall", BIG, at=0.5, per_path=1, times=None, hold=60),
+            Fault("drip", DEB, per_path=1, times=2, interval=0.5),
+        ],
+        "slow loris: half the largest package then nothing for 60 s; 1 byte every 0.5 s for two others; once",
     ),
     "wrong": (
-        Fault("wrong", r"(\.deb|/by-hash/SHA256/[0-9a-f]+)$", per_path=1, times=None),
+        lambda: [Fault("wrong", r"(\.deb|/by-hash/SHA256/[0-9a-f]+)$", per_path=1, times=None)],
         "wrong bytes (16 flipped, same length) for every package and index, once",
     ),
 }
@@ -60,9 +62,11 @@ TRANSIENT = {
 
 @pytest.mark.parametrize("name", list(TRANSIENT))
 def test_transient(name: str, case: Case, faulty: FaultProxy, site: Site, reference: Reference) -> None:
-    fault, what = TRANSIENT[name]
+    faults, what = TRANSIENT[name]
     case.describe("mirror", what, "retried with backoff; the build succeeds; same bytes as the clean build")
-    faulty.add(fault)
+    for fault in faults():
+        faulty.add(fault)
+    site.seed(reference.cache)
     started = time.monotonic()
     run = site.build()
     took = time.monotonic() - started
@@ -89,6 +93,7 @@ def test_thirty_percent(case: Case, faulty: FaultProxy, site: Site, reference: R
         "every failure retried; the image digest equals the clean build's",
     )
     faulty.add(Fault("random", ".*", rate=0.3, max_run=2, times=None))
+    site.seed(reference.cache)
     run = site.build()
     assert run.proc.returncode == 0, run.proc.stderr
     share = faulty.count() / len(faulty.seen)
@@ -99,51 +104,103 @@ def test_thirty_percent(case: Case, faulty: FaultProxy, site: Site, reference: R
     case.saw(f"{faulty.count()} of {len(faulty.seen)} requests failed ({share:.0%}); digest identical")
 
 
-PERSISTENT = {
-    "500": (Fault("status", BIG, status=500, times=None), "500 on the largest package, always", "500"),
-    "503-inrelease": (Fault("status", r"/InRelease$", status=503, times=None), "503 on InRelease, always", "503"),
+PERSISTENT: dict[str, tuple[Callable[[], Fault], str, str]] = {
+    "500": (lambda: Fault("status", BIG, status=500, times=None), "500 on the largest package, always", "500"),
+    "503-inrelease": (
+        lambda: Fault("status", r"/InRelease$", status=503, times=None),
+        "503 on InRelease, always",
+        "503",
+    ),
     "reset": (
-        Fault("reset", BIG, at=0.5, times=None),
+        lambda: Fault("reset", BIG, at=0.5, times=None),
         "connection reset half-way through the rest of the largest package, always",
         "connection reset",
     ),
     "truncate": (
-        Fault("truncate", INDEX, at=0.5, times=None),
-        "the index closed after half its announced length, always",
+        lambda: Fault("truncate", INDEX, at=0.5, times=None),
+        "an index closed after half its announced length, always",
         "connection closed early",
     ),
+    "short": (
+        lambda: Fault("short", BIG, at=0.5, times=None),
+        "the largest package cut at half, announced with that shorter length, always",
+        "ended after",
+    ),
     "drip": (
-        Fault("drip", BIG, times=None, interval=0.5),
+        lambda: Fault("drip", BIG, times=None, interval=0.5),
         "slow loris on the largest package: 1 byte every 0.5 s, always",
         "stalled",
     ),
     "stall": (
-        Fault("stall", BIG, at=0.5, times=None, hold=120),
+        lambda: Fault("stall", BIG, at=0.5, times=None, hold=120),
         "the largest package stops after half its body, always (no bytes, connection open)",
         "read timed out",
     ),
-    "wrong": (Fault("wrong", BIG, times=None), "wrong bytes for the largest package, always", "checksum mismatch"),
+    "wrong": (
+        lambda: Fault("wrong", BIG, times=None),
+        "wrong bytes for the largest package, always",
+        "checksum mismatch",
+    ),
     "redirect": (
-        Fault("redirect", r"/InRelease$", times=None),
+        lambda: Fault("redirect", r"/InRelease$", times=None),
         "InRelease redirects to itself, in a loop",
         "redirects",
     ),
 }
 
+INRELEASE = {
+    "stale": ("a stale InRelease (validly signed, dated a day before the one verified last time)", "rollback"),
+    "future": ("a future-dated InRelease (validly signed, dated tomorrow)", "ahead of this machine's clock"),
+    "expired": ("an expired InRelease (validly signed, Valid-Until yesterday)", "expired"),
+}
+
+
+@dataclass
+class Failed:
+    site: Site
+    proxy: FaultProxy
+    run: Run
+    took: float
+
+
+@pytest.fixture(scope="module")
+def failed_builds(
+    mirrored: Mirrored, reference: Reference, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Failed]]:
+    """Every persistent fault and bad InRelease, each its own build through its own proxy, all at once (they
+    spend most of their time waiting between retries); the tests then look at one each."""
+    proxies: list[FaultProxy] = []
+
+    def one(name: str) -> Failed:
+        proxy = FaultProxy(mirrored.url)
+        proxies.append(proxy)
+        site = Site(tmp_path_factory.mktemp(f"failed-{name}"), mirrored, proxy.url)
+        site.previous(reference.out)
+        if name in PERSISTENT:
+            proxy.add(PERSISTENT[name][0]())
+        else:
+            proxy.add(Fault("replace", r"/dists/(fixture|stable)/InRelease$", body=_inrelease(name, site), times=None))
+        started = time.monotonic()
+        run = site.build()
+        return Failed(site, proxy, run, time.monotonic() - started)
+
+    names = [*PERSISTENT, *INRELEASE]
+    with ThreadPoolExecutor(len(names)) as pool:
+        done = dict(zip(names, pool.map(one, names), strict=True))
+    yield done
+    for proxy in proxies:
+        proxy.stop()
+
 
 @pytest.mark.parametrize("name", list(PERSISTENT))
-def test_persistent(name: str, case: Case, faulty: FaultProxy, site: Site, reference: Reference) -> None:
-    fault, what, words = PERSISTENT[name]
+def test_persistent(name: str, case: Case, failed_builds: dict[str, Failed]) -> None:
+    _, what, words = PERSISTENT[name]
     case.describe("mirror", what, f"fails in bounded time: one line naming the URL and '{words}'; nothing lost")
-    site.previous(reference.out)
-    faulty.add(fault)
-    started = time.monotonic()
-    run = site.build()
-    took = time.monotonic() - started
-    error = site.assert_clean_failure(run, words)
+    failed = failed_builds[name]
+    error = failed.site.assert_clean_failure(failed.run, words)
     assert re.search(r"https?://127\.0\.0\.1:\d+/\S+", error), f"no URL in: {error}"
-    assert took < 60, f"took {took:.0f} s"
-    case.saw(f"after {took:.0f} s: {error}")
+    assert failed.took < 60, f"took {failed.took:.0f} s"
+    case.saw(f"after {failed.took:.0f} s: {error}")
 
 
 def _resigned(site: Site, **fields: str) -> bytes:
@@ -165,30 +222,24 @@ def _release_date(site: Site) -> dt.datetime:
     return dt.datetime.strptime(stamp.replace("UTC", "+0000"), "%a, %d %b %Y %H:%M:%S %z")
 
 
-INRELEASE = {
-    "stale": ("a stale InRelease (validly signed, dated a day before the one verified last time)", "rollback"),
-    "future": ("a future-dated InRelease (validly signed, dated tomorrow)", "ahead of this machine's clock"),
-    "expired": ("an expired InRelease (validly signed, Valid-Until yesterday)", "expired"),
-}
-
-
-@pytest.mark.parametrize("name", list(INRELEASE))
-def test_inrelease(name: str, case: Case, faulty: FaultProxy, site: Site, reference: Reference) -> None:
-    what, words = INRELEASE[name]
-    case.describe("mirror", what, f"refused, not retried: one line naming the URL and '{words}'; nothing lost")
-    site.previous(reference.out)
+def _inrelease(name: str, site: Site) -> bytes:
+    """The InRelease to serve instead of the archive's (for "stale", after a first run verified the real one)."""
     now = dt.datetime.now(dt.UTC)
     if name == "stale":
         lock_args = ["lock", "debian-slim", "-o", str(site.root / "lock.json"), *site.args()[4:]]
         locked = cli(*lock_args, env=env_for(site.scratch))
         assert locked.returncode == 0, locked.stderr
-        body = _resigned(site, Date=rfc2822(_release_date(site) - dt.timedelta(days=1)))
-    elif name == "future":
-        body = _resigned(site, Date=rfc2822(now + dt.timedelta(days=1)))
-    else:
-        body = _resigned(site, Valid_Until=rfc2822(now - dt.timedelta(days=1)))
-    faulty.add(Fault("replace", r"/dists/(fixture|stable)/InRelease$", body=body, times=None))
-    run = site.build()
-    error = site.assert_clean_failure(run, words, "/InRelease")
-    assert faulty.count("replace") == 1, "fetched more than once"
+        return _resigned(site, Date=rfc2822(_release_date(site) - dt.timedelta(days=1)))
+    if name == "future":
+        return _resigned(site, Date=rfc2822(now + dt.timedelta(days=1)))
+    return _resigned(site, Valid_Until=rfc2822(now - dt.timedelta(days=1)))
+
+
+@pytest.mark.parametrize("name", list(INRELEASE))
+def test_inrelease(name: str, case: Case, failed_builds: dict[str, Failed]) -> None:
+    what, words = INRELEASE[name]
+    case.describe("mirror", what, f"refused, not retried: one line naming the URL and '{words}'; nothing lost")
+    failed = failed_builds[name]
+    error = failed.site.assert_clean_failure(failed.run, words, "/InRelease")
+    assert failed.proxy.count("replace") == 1, "fetched more than once"
     case.saw(error)
