@@ -109,7 +109,8 @@ def _check(resp: requests.Response, url: str) -> None:
         raise NetworkError(f"{url}: {resp.status_code} {resp.reason}", "check the mirror URL and your access to it")
 
 
-def _retrying(url: str, attempt_once: Callable[[], T], policy: retry.Policy = retry.DEFAULT) -> T:
+def _retrying(url: str, attempt_once: Callable[[], T]) -> T:
+    policy = retry.DEFAULT
     tries = policy.tries()
     why, mismatch = "", False
     for attempt in tries:

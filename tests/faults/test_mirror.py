@@ -20,6 +20,8 @@ from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for
 from tests.faults.proxy import Fault, FaultProxy
 from tests.fixtures.repo import rfc2822
 
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
 DEB = r"\.deb$"
 INDEX = r"/(by-hash/SHA256/[0-9a-f]+|Packages(\.gz|\.xz)?)$"
 ANY = r"(\.deb|/InRelease|/by-hash/SHA256/[0-9a-f]+|/Packages(\.gz|\.xz)?)$"

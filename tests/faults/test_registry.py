@@ -25,6 +25,8 @@ from tests.faults.conftest import Case, Reference, cli, env_for
 from tests.faults.proxy import Fault, FaultProxy
 from tests.registry.servers import Gate, Registry
 
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
 USER, PASSWORD = "pusher", "s3cret-push"
 UPLOADS = r"/blobs/uploads/"
 BLOB = r"/blobs/sha256:[0-9a-f]{64}$"

@@ -26,6 +26,8 @@ from tests.faults.proxy import Fault, FaultProxy
 from tests.faults.test_mirror import BIG
 from tests.fixtures.leftovers import partial_files, temp_files
 
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
 STEPS = ("indexes", "download", "unpack", "configure", "pack", "outputs")
 
 
@@ -51,7 +53,7 @@ def _wait_for(proc: subprocess.Popen[str], ready: object, what: str) -> None:
 
 def _left(site: Site) -> list[str]:
     """What a killed build left for the next one to sweep."""
-    left = [f"scratch {p.name}" for p in site.scratch.iterdir()]
+    left = [f"scratch {p.name}" for p in site.scratch.iterdir() if not p.name.endswith(".lock")]
     left += [f"staging {name}" for name in checks.staging_left(site.out) if not name.endswith(".lock")]
     left += [f"cache {p.relative_to(site.cache)}" for p in temp_files(site.cache)]
     return left
