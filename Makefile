@@ -6,7 +6,7 @@ RECIPE ?= debian-slim
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap
+RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap distro-info-data
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
 	openssl mmdebstrap diffoscope-minimal qemu-user-static binfmt-support podman debuerreotype wget zstd
 
@@ -47,6 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy bootstrap bench
 
 bench: test-deps $(VENV)/.installed
+	./scripts/ensure-binfmt
 	$(SUDO) $(VENV)/bin/python -m bench $(ARGS)
 
 clean:

@@ -18,8 +18,15 @@ from bootstrap import mirrors
 from bootstrap.distros import DISTROS, Distro
 from bootstrap.errors import BootstrapError
 
-DEFAULT_CASES = ("bootstrap-warm", "bootstrap-empty", "mmdebstrap", "debootstrap")
-_TOOLS = {"mmdebstrap": "mmdebstrap", "debootstrap": "debootstrap"}
+DEFAULT_CASES = (
+    "bootstrap-warm",
+    "bootstrap-empty",
+    "mmdebstrap",
+    "debootstrap",
+    "bootstrap-arm64",
+    "mmdebstrap-arm64",
+)
+_TOOLS = {"mmdebstrap": "mmdebstrap", "debootstrap": "debootstrap", "mmdebstrap-arm64": "mmdebstrap"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.runs = args.runs if args.runs is not None else 1 if args.quick else 3
     args.suites = [s for s in (args.suites or ("trixie" if args.quick else "bookworm,trixie")).split(",") if s]
-    default_cases = [c for c in DEFAULT_CASES if not (args.quick and c == "debootstrap")]
+    default_cases = [c for c in DEFAULT_CASES if not (args.quick and c in ("debootstrap", "mmdebstrap-arm64"))]
     args.cases = [c for c in args.cases.split(",") if c] if args.cases else default_cases
     unknown = [c for c in args.cases if c not in CASES]
     if unknown or args.runs < 1 or not args.suites:

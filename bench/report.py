@@ -34,6 +34,12 @@ def targets(suite: dict[str, Any]) -> list[Target]:
             0.5,
             "x",
         ),
+        Target(
+            f"{s}: arm64 bootstrap / mmdebstrap, wall",
+            pairs.get(("bootstrap-arm64", "mmdebstrap-arm64"), {}).get("wall"),
+            0.35,
+            "x",
+        ),
         Target(f"{s}: main index parse, cold", median(micro, "parse_cold"), 1.0, "s"),
         Target(f"{s}: main index load, cached", median(micro, "load_cached"), 0.2, "s"),
         Target(f"{s}: check, nothing changed", median(suite.get("check", {}), "wall"), 2.0, "s"),

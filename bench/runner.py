@@ -13,8 +13,8 @@ from bench.mirror import FrozenMirror
 from bench.stats import Summary, ratio
 from bench.tools import Case, Context
 
-OURS = ("bootstrap-warm", "bootstrap-empty")
-THEIRS = ("mmdebstrap", "debootstrap")
+OURS = ("bootstrap-warm", "bootstrap-empty", "bootstrap-arm64")
+THEIRS = ("mmdebstrap", "debootstrap", "mmdebstrap-arm64")
 
 
 def say(message: str) -> None:
@@ -96,6 +96,8 @@ def ratios(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for ours in OURS:
         for theirs in THEIRS:
+            if tools.CASES[ours].arch != tools.CASES[theirs].arch:
+                continue
             a, b = cases.get(ours, {}), cases.get(theirs, {})
             if "wall" not in a or "wall" not in b:
                 continue

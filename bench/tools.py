@@ -40,9 +40,9 @@ class Context:
         return f"{self.mirror}/debian-security"
 
 
-def bootstrap_build(ctx: Context, out: Path, cache: Path) -> list[str]:
+def bootstrap_build(ctx: Context, out: Path, cache: Path, *extra: str) -> list[str]:
     return [
-        *bootstrap_cli(ctx, RECIPE, "--suite", ctx.suite, "-o", str(out), "--cache-dir", str(cache)),
+        *bootstrap_cli(ctx, RECIPE, "--suite", ctx.suite, "-o", str(out), "--cache-dir", str(cache), *extra),
         "-q",
     ]
 
@@ -66,6 +66,8 @@ class Case:
 
     name = ""
     ours = False
+    arch = "native"
+    """Cases are compared with the other tool's case of the same architecture."""
 
     def command(self, ctx: Context, work: Path) -> list[str]:
         raise NotImplementedError
@@ -117,6 +119,27 @@ class Mmdebstrap(Case):
         return {"output_bytes": size, "uncompressed_bytes": size, "packages": _packages_in_tar(tar)}
 
 
+class BootstrapArm64(BootstrapWarm):
+    """A foreign architecture (warm cache): maintainer scripts' tools run natively, dpkg under qemu-user."""
+
+    name = "bootstrap-arm64"
+    arch = "arm64"
+
+    def command(self, ctx: Context, work: Path) -> list[str]:
+        return bootstrap_build(ctx, work / "out", ctx.warm_cache, "--arch", "arm64")
+
+
+class MmdebstrapArm64(Mmdebstrap):
+    """mmdebstrap's foreign build: everything under qemu-user."""
+
+    name = "mmdebstrap-arm64"
+    arch = "arm64"
+
+    def command(self, ctx: Context, work: Path) -> list[str]:
+        base = super().command(ctx, work)
+        return [base[0], "--arch=arm64", *base[1:]]
+
+
 class Debootstrap(Case):
     name = "debootstrap"
 
@@ -129,7 +152,10 @@ class Debootstrap(Case):
         return {"output_bytes": size, "uncompressed_bytes": size, "packages": _count_packages(status.read_bytes())}
 
 
-CASES: dict[str, Case] = {c.name: c for c in (BootstrapWarm(), BootstrapEmpty(), Mmdebstrap(), Debootstrap())}
+CASES: dict[str, Case] = {
+    c.name: c
+    for c in (BootstrapWarm(), BootstrapEmpty(), Mmdebstrap(), Debootstrap(), BootstrapArm64(), MmdebstrapArm64())
+}
 
 
 def _count_packages(status: bytes) -> int:

@@ -93,7 +93,7 @@ def add(tree: Tree, groups: Sequence[GroupSpec], users: Sequence[UserSpec], epoc
             gid = u.uid if u.uid not in gids.values() else max(gids.values(), default=1000) + 1
             new_group(u.name, gid)
         uids[u.name] = u.uid
-        passwd_rows.append([u.name, "x", str(u.uid), str(gid), "", u.home_dir, u.shell])
+        passwd_rows.append([u.name, "x", str(u.uid), str(gid), u.comment, u.home_dir, u.shell])
         shadow_rows.append(
             [
                 u.name,

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -12,15 +13,29 @@ from typing import Any, NoReturn
 
 import click
 
-from bootstrap import __version__, inspection, pipeline, recipe, recipe_schema, registry, userns, webhook
+from bootstrap import (
+    __version__,
+    fleetrun,
+    inspection,
+    pipeline,
+    recipe,
+    recipe_schema,
+    records,
+    registry,
+    steps,
+    userns,
+    webhook,
+)
 from bootstrap import changes as changes_mod
+from bootstrap import fleet as fleet_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
 from bootstrap.cache import write_atomic
 from bootstrap.errors import EX_SOFTWARE, BootstrapError, os_error
 from bootstrap.image.layer import Compression
 from bootstrap.log import log, setup
-from bootstrap.plan import Options, make_plan
+from bootstrap.plan import Options, host_arch, make_plan
+from bootstrap.registry import artifacts
 from bootstrap.sandbox import isolate
 
 _debug = False
@@ -51,10 +66,15 @@ def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--suite", help="Suite or codename (default: the recipe's, usually stable)."),
+        click.option(
+            "--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."
+        ),
         click.option("--arch", help="Debian architecture (default: the host's)."),
-        click.option("--mirror", help="Archive mirror URL (default: $BOOTSTRAP_DEBIAN_MIRROR, then apt sources)."),
-        click.option("--security-mirror", help="Security archive URL (default: from apt sources)."),
+        click.option(
+            "--mirror",
+            help="Archive mirror URL (default: $BOOTSTRAP_<DISTRO>_MIRROR, then apt sources, then debootstrap's).",
+        ),
+        click.option("--security-mirror", help="Security archive URL (default: from apt sources, else the mirror's)."),
         click.option(
             "--keyring",
             "keyrings",
@@ -64,6 +84,11 @@ def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--insecure", is_flag=True, help="Do not check archive signatures (loud warning)."),
         click.option("--no-check-valid-until", is_flag=True, help="Accept expired Release files (snapshot mirrors)."),
+        click.option(
+            "--no-default-user",
+            is_flag=True,
+            help="Leave out the recipe's default user (Ubuntu's `ubuntu`, uid 1000).",
+        ),
         click.option(
             "--cache-dir", type=click.Path(path_type=Path, readable=False), help="Cache directory (default: XDG cache)."
         ),
@@ -90,6 +115,9 @@ def _options(lock: Path | None = None, **kw: Any) -> Options:
         offline=kw.get("offline", False),
         compression=Compression(kw.get("compression") or "gzip"),
         tmpfs=kw.get("tmpfs"),
+        native_tools=kw.get("native_tools", True),
+        sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
+        default_user=False if kw.get("no_default_user") else None,
     )
 
 
@@ -118,6 +146,19 @@ def cli() -> None:
     help="Layer compression (zstd needs Docker 23 or newer).",
 )
 @click.option("--tmpfs/--no-tmpfs", default=None, help="Build the tree in memory (default: when 4 GiB are free).")
+@click.option(
+    "--native-tools/--emulate-all",
+    default=True,
+    help="For a foreign --arch, run maintainer scripts' tools natively (default) or everything under qemu.",
+)
+@click.option(
+    "--sbom-format",
+    "sbom_formats",
+    multiple=True,
+    type=click.Choice(list(records.SBOM_FORMATS)),
+    help="Also write the SBOM in this format (repeatable): cyclonedx (CycloneDX 1.6 JSON, sbom.cdx.json); SPDX 2.3 "
+    "(sbom.spdx.json) and SPDX 3.0.1 (sbom.spdx3.json) are always written.",
+)
 @click.option(
     "--lock",
     "lock_file",
@@ -149,9 +190,11 @@ def build(
 ) -> None:
     """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance.
 
-    As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`)."""
-    _privileged("building an image")
+    As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
+    recipe (`scripts = false`) needs neither root nor a namespace."""
     rec = recipe.load(recipe_name)
+    if steps.needs_root(rec):
+        _privileged("building an image")
     changes = None
     if if_changed is not None:
         previous = lock_mod.read(if_changed)
@@ -162,6 +205,7 @@ def build(
             return
         click.echo(changes.report(), nl=False, err=True)
     plan = make_plan(rec, _options(lock=lock_file, **kw))
+    started = time.monotonic()
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
     pushed = {ref: registry.push(result.output, ref, registry.Options()) for ref in pushes}
@@ -177,11 +221,14 @@ def build(
     for p in result.platforms:
         log.info(
             f"wrote {result.output}/image.tar: {p.arch}, {len(p.selection.packages)} packages, layer "
-            f"{p.layer.size / 1e6:.1f} MB {plan.compression}, {p.layer.tar_size / 1e6:.1f} MB tar"
+            f"{p.layer.size / 1e6:.1f} MB {plan.compression}, {p.layer.tar_size / 1e6:.1f} MB tar, "
+            f"{sum(p.timings.values()):.1f} s"
         )
+    if len(result.platforms) > 1:
+        log.info(f"{len(result.platforms)} platforms in {time.monotonic() - started:.1f} s")
 
 
-def _warn_insecure(what: Path) -> None:
+def _warn_insecure(what: Path | str) -> None:
     click.echo(
         f"warning: {what} was built with --insecure: no archive signature vouched for its packages", err=True
     )
@@ -200,7 +247,7 @@ def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) ->
     kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
-    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(rec))
+    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe))
 
 
 def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: changes_mod.Changes | None) -> dict[str, Any]:
@@ -238,7 +285,7 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     plan = make_plan(rec, _options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
-    lock = lock_mod.make_lock(rec, plan.suite, plan.arch, epoch, archive, selection)
+    lock = lock_mod.make_lock(plan.recipe, plan.suite, plan.arch, epoch, archive, selection)
     try:
         write_atomic(dest, lock.to_json())
     except OSError as exc:
@@ -246,26 +293,129 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     click.echo(f"wrote {dest} ({len(selection.packages)} packages, {archive.codename})")
 
 
+def _registry_access(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Reaching a registry from a command that also has archive options (whose --insecure is about signatures)."""
+    options = [
+        click.option(
+            "--creds",
+            metavar="USER:PASSWORD",
+            help="Registry credentials (default: as for `bootstrap push`).",
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="Also trust this CA for the registry.",
+        ),
+        click.option(
+            "--insecure-registry", is_flag=True, help="Skip the registry's TLS verification and allow plain HTTP."
+        ),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _registry_opts(kw: dict[str, Any]) -> registry.Options:
+    return registry.Options(
+        creds=kw.pop("creds", None), ca_cert=kw.pop("ca_cert", None), insecure=kw.pop("insecure_registry", False)
+    )
+
+
+def _previous(against: str, kw: dict[str, Any]) -> tuple[lock_mod.Lock, str]:
+    """The lock to compare with: of a build directory or lock file, or attached to an image in a registry."""
+    reg_opts = _registry_opts(kw)
+    path = Path(against)
+    if path.exists() or not registry.looks_like_reference(against):
+        return lock_mod.read(path), against
+    found = artifacts.lock_at(against, kw.get("arch") or host_arch(), reg_opts)
+    if found is None:
+        raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
+    return found[0], f"{against}@{found[1]}"
+
+
 @cli.command()
 @click.argument("recipe_name", metavar="RECIPE")
 @click.option(
     "--against",
-    type=click.Path(path_type=Path, readable=False),
     required=True,
-    help="Output directory of a previous build, or its lock file.",
+    help="Output directory of a previous build, its lock file, or its image in a registry (HOST/REPO:TAG).",
 )
 @_source_options
+@_registry_access
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @_verbosity
-def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
-    """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due."""
-    previous = lock_mod.read(against)
+def check(recipe_name: str, against: str, as_json: bool, **kw: Any) -> None:
+    """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due.
+
+    Against a registry reference, the lock attached to the pushed image is read (with the credentials `push`
+    uses): no local file is needed."""
+    previous, where = _previous(against, kw)
     if previous.insecure:
-        _warn_insecure(against)
+        _warn_insecure(where)
     changes = _changes(recipe.load(recipe_name), previous, kw)
     click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
     if changes:
         sys.exit(changes_mod.REBUILD_DUE)
+
+
+@cli.command(name="fleet")
+@click.argument("fleet_file", metavar="FILE", type=click.Path(path_type=Path, readable=False))
+@click.option(
+    "--matrix",
+    "matrix",
+    is_flag=False,
+    flag_value="github",
+    type=click.Choice(["github", "gitlab"]),
+    help="Print the jobs as JSON for a CI matrix (github: strategy.matrix; gitlab: parallel:matrix) and exit.",
+)
+@click.option("--job", "job_id", metavar="ID", help="Run one job of the matrix (check, build, push).")
+@click.option("--assemble", is_flag=True, help="Put the multi-architecture indexes over what the jobs pushed.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, readable=False),
+    default=Path("dist/fleet"),
+    show_default=True,
+    help="Where each job's build goes (DIR/JOB).",
+)
+@click.option("--webhook", "webhooks", multiple=True, help="POST an event for every pushed image (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_source_options
+@_registry_access
+@_verbosity
+def fleet_cmd(
+    fleet_file: Path,
+    matrix: str | None,
+    job_id: str | None,
+    assemble: bool,
+    webhooks: tuple[str, ...],
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Keep the images FILE lists fresh: build those whose check against the registry says something changed,
+    push them, and assemble multi-architecture indexes. Prints a summary table."""
+    if sum((matrix is not None, job_id is not None, assemble)) > 1:
+        raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
+    fleet = fleet_mod.load(fleet_file, kw.get("arch") or host_arch(), lambda name: recipe.load(name).suite)
+    if matrix is not None:
+        click.echo(fleet_mod.dumps_matrix(fleet, matrix))
+        return
+    reg_opts = _registry_opts(kw)
+    if not assemble and any(steps.needs_root(recipe.load(image.recipe)) for image in fleet.images):
+        _privileged("building images")
+    runner = fleetrun.Runner(fleet, _options(**kw), reg_opts, kw.get("output") or Path("dist/fleet"), webhooks)
+    if assemble:
+        rows = runner.assemble_all()
+    elif job_id is not None:
+        rows = runner.run([fleet.job(job_id)], assemble=False)
+    else:
+        rows = runner.run()
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        click.echo(fleetrun.table(rows), nl=False)
+    if runner.failed_webhooks:
+        click.echo(f"warning: {len(runner.failed_webhooks)} webhook(s) failed; the images are pushed", err=True)
 
 
 @cli.command(name="verify")
@@ -274,7 +424,8 @@ def check(recipe_name: str, against: Path, as_json: bool, **kw: Any) -> None:
 @_verbosity
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
-    _privileged("verifying a build")
+    if steps.needs_root(verify_mod.recorded_recipe(directory)):
+        _privileged("verifying a build")
     if verify_mod.recorded_insecure(directory):
         _warn_insecure(directory)
     verdict = verify_mod.verify(directory, _options(**kw))
@@ -347,6 +498,7 @@ def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="A repository of the same registry that may have the blobs: mounted, not uploaded (repeatable).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the push (repeatable).")
+@click.option("--no-records", is_flag=True, help="Do not attach the build's lock, SBOMs and provenance.")
 @_verbosity
 def push_cmd(
     source: Path,
@@ -357,10 +509,12 @@ def push_cmd(
     chunk_size: str | None,
     mount_from: tuple[str, ...],
     webhooks: tuple[str, ...],
+    no_records: bool,
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
-    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST.
+    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST. The records of a
+    build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
     """
     options = registry.Options(
         creds=creds,
@@ -369,7 +523,7 @@ def push_cmd(
         chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
         mount_from=mount_from,
     )
-    digest = registry.push(source, ref, options)
+    digest = registry.push(source, ref, options, records=not no_records)
     click.echo(f"{ref}@{digest}")
     if webhooks:
         webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})

@@ -1,8 +1,13 @@
-"""What differs between distributions of the deb family: keyrings, suites, security layout, image names."""
+"""What differs between distributions of the deb family: keyrings, suites, security layout, container settings,
+where the host says which releases exist and which mirror serves them."""
 
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+
+from bootstrap import releases
+from bootstrap.deb import tweaks
+from bootstrap.deb.tweaks import ContainerSettings
 
 
 class Distro(enum.StrEnum):
@@ -25,6 +30,14 @@ class DistroInfo:
     base_users: tuple[tuple[str, int], ...] = ()
     """Accounts every image of the distribution has (base-passwd's), checked against recipe users."""
     base_groups: tuple[tuple[str, int], ...] = ()
+    settings: ContainerSettings = tweaks.DEBIAN
+    """The container settings of the distribution's official images."""
+    release_table: str = ""
+    """distro-info-data's table of the distribution's releases (`ubuntu.csv`), which resolves suite aliases
+    such as `lts` (empty: the archive resolves aliases, as Debian's `stable`)."""
+    debootstrap_script: str = ""
+    """The host's debootstrap script that serves every current suite without a script of its own, read for the
+    default mirror when nothing else names one (empty: no such fallback)."""
 
     def is_ours(self, suite: str, signed_by: str) -> bool:
         """Whether an apt source with this suite and Signed-By belongs to this distribution.
@@ -60,6 +73,10 @@ BASE_GROUPS = _accounts(
     "operator:37 list:38 irc:39 src:40 shadow:42 utmp:43 video:44 sasl:45 plugdev:46 staff:50 games:60 "
     "users:100 nogroup:65534"
 )
+# A scriptless image's accounts (no base-passwd runs): root, nobody and nonroot, the users distroless images
+# have, and the groups those name or Debian's files are owned by.
+SCRIPTLESS_USERS = _accounts("root:0 nobody:65534 nonroot:65532")
+SCRIPTLESS_GROUPS = _accounts("root:0 tty:5 staff:50 nonroot:65532 nogroup:65534")
 
 DISTROS: dict[Distro, DistroInfo] = {
     Distro.DEBIAN: DistroInfo(
@@ -93,7 +110,8 @@ DISTROS: dict[Distro, DistroInfo] = {
     ),
     Distro.UBUNTU: DistroInfo(
         name=Distro.UBUNTU,
-        codenames=frozenset(["focal", "jammy", "noble", "oracular", "plucky", "questing", "resolute"]),
+        codenames=frozenset(["focal", "jammy", "noble", "oracular", "plucky", "questing", "resolute"])
+        | releases.codenames("ubuntu.csv"),
         keyrings=(_KEYRINGS / "ubuntu-archive-keyring.gpg",),
         keyring_package="ubuntu-keyring",
         sources_file="ubuntu.sources",
@@ -103,5 +121,8 @@ DISTROS: dict[Distro, DistroInfo] = {
         supported_suites=frozenset(),
         base_users=BASE_USERS,
         base_groups=BASE_GROUPS,
+        settings=tweaks.UBUNTU,
+        release_table="ubuntu.csv",
+        debootstrap_script="gutsy",
     ),
 }

@@ -69,8 +69,8 @@ def _canonical(path: str, links: dict[str, str]) -> str:
 
 
 def package_sizes(layer: Path) -> dict[str, int]:
-    """Bytes of regular files per owning package (dpkg's file lists inside the layer, followed through the
-    image's directory symlinks), hard links once."""
+    """Bytes of regular files per owning package (dpkg's file lists inside the layer, or the md5sums of a
+    distroless status.d, followed through the image's directory symlinks), hard links once."""
     sizes: dict[str, int] = {}
     lists: dict[str, list[str]] = {}
     links: dict[str, str] = {}
@@ -85,6 +85,13 @@ def package_sizes(layer: Path) -> dict[str, int]:
                     if f is not None:
                         pkg = member.name.rsplit("/", 1)[1][:-5].split(":", 1)[0]
                         lists[pkg] = f.read().decode("utf-8", "replace").splitlines()
+                elif member.name.startswith("var/lib/dpkg/status.d/") and member.name.endswith(".md5sums"):
+                    # A distroless image's database: the md5sums name each package's files.
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        lines = f.read().decode("utf-8", "replace").splitlines()
+                        pkg = member.name.rsplit("/", 1)[1][: -len(".md5sums")]
+                        lists[pkg] = ["/" + line.split("  ", 1)[1] for line in lines if "  " in line]
     owner: dict[str, str] = {}
     for pkg in sorted(lists):
         for path in lists[pkg]:

@@ -95,11 +95,7 @@ def copy_in(tree: Tree, files: Sequence[FileSpec], where: str = "") -> None:
                     tree.mkdir(target)
                     tree.own_dir(target, uid, gid, 0o755)
                 elif stat.S_ISLNK(entry.st_mode):
-                    tree.remove(target)
-                    parent, _, name = tree.resolve(target).rpartition("/")
-                    with tree.dirfd(parent) as fd:
-                        os.symlink(os.readlink(source / rel), name, dir_fd=fd)
-                        os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+                    tree.symlink(target, os.readlink(source / rel), uid, gid)
                 elif stat.S_ISREG(entry.st_mode):
                     tree.write(target, (source / rel).read_bytes(), _normal_mode(entry), uid, gid)
         elif stat.S_ISREG(st.st_mode):

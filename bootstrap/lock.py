@@ -5,7 +5,6 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bootstrap import localfiles
 from bootstrap.cache import sha256_file
@@ -16,6 +15,9 @@ from bootstrap.errors import BootstrapError, MirrorError
 from bootstrap.recipe import Recipe
 
 LOCK_VERSION = 1
+LABEL = "bootstrap.lock.sha256"
+"""The image config label holding the digest of the image's lock (`sha256:<hex>` of lock.json's bytes): the lock
+attached beside the image in a registry is checked against it. The lock itself holds no image digest."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
     for entry, repo in zip(data.get("repositories", []), recipe.repositories, strict=True):
         if not repo.is_fingerprint:
             entry["keyring"] = sha256_file(Path(repo.keyring))
+    if recipe.archive_keyring:
+        digest = sha256_file(Path(recipe.archive_keyring))
+        data["archive"]["keyring"] = digest
+        keyrings.append(LockedInput("keyring", "archive", digest))
     settings = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     hooks = [LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
              for i, h in enumerate(recipe.customize)]
@@ -86,6 +92,10 @@ class Lock:
     def to_json(self) -> bytes:
         data = {"lockVersion": LOCK_VERSION, **asdict(self)}
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.to_json()).hexdigest()
 
     def by_name(self) -> dict[str, LockedPackage]:
         return {p.name: p for p in self.packages}
@@ -116,14 +126,23 @@ def read(path: Path) -> Lock:
     if path.is_dir():
         path = path / "lock.json"
     try:
-        data: dict[str, Any] = json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise BootstrapError(f"no lock file at {path}", "give a lock.json or an output directory of a build") from None
+    return parse(data, str(path))
+
+
+def parse(raw: bytes, where: str) -> Lock:
+    """A lock from its JSON bytes (a file, or a blob attached to an image in a registry)."""
+    try:
+        data = json.loads(raw)
     except ValueError as exc:
-        raise BootstrapError(f"{path} is not valid JSON: {exc}", "regenerate it with `bootstrap lock`") from None
+        raise BootstrapError(f"{where} is not valid JSON: {exc}", "regenerate it with `bootstrap lock`") from None
+    if not isinstance(data, dict):
+        raise BootstrapError(f"{where}: malformed lock file (not a JSON object)", "regenerate it with `bootstrap lock`")
     if data.get("lockVersion") != LOCK_VERSION:
         raise BootstrapError(
-            f"{path}: unsupported lockVersion {data.get('lockVersion')!r}",
+            f"{where}: unsupported lockVersion {data.get('lockVersion')!r}",
             f"this bootstrap reads lockVersion {LOCK_VERSION}",
         )
     try:
@@ -139,8 +158,8 @@ def read(path: Path) -> Lock:
             insecure=data.get("insecure", False) is True,
             inputs=tuple(LockedInput(**i) for i in data.get("inputs", [])),
         )
-    except (KeyError, TypeError) as exc:
-        raise BootstrapError(f"{path}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BootstrapError(f"{where}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None
 
 
 def selection_from(lock: Lock, index: Index) -> Selection:

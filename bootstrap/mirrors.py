@@ -1,4 +1,5 @@
-"""Mirror discovery: --mirror, then the environment, then the host's apt sources. No host name is built in."""
+"""Mirror discovery: --mirror, then the environment, then the host's apt sources, then the default mirror of the
+host's debootstrap suite scripts. No host name is built in."""
 
 import os
 import re
@@ -6,6 +7,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap import debootstrap
 from bootstrap.distros import DistroInfo
 from bootstrap.errors import MirrorError
 
@@ -118,8 +120,11 @@ def checked_url(url: str, origin: str) -> str:
 _APT = "apt sources"
 
 
-def discover(distro: DistroInfo, mirror: str | None, security: str | None) -> Mirrors:
-    """Pick the archive and security mirror: options > environment > host apt sources."""
+def discover(
+    distro: DistroInfo, mirror: str | None, security: str | None, suite: str = "", arch: str = ""
+) -> Mirrors:
+    """Pick the archive and security mirror: options > environment > host apt sources > the default mirror the
+    host's debootstrap script for the suite names for the architecture (where the distribution has one)."""
     main_origin, security_origin = "--mirror", "--security-mirror"
     if not mirror:
         mirror, main_origin = os.environ.get(distro.mirror_env), f"${distro.mirror_env}"
@@ -129,9 +134,16 @@ def discover(distro: DistroInfo, mirror: str | None, security: str | None) -> Mi
     if not mirror:
         main_origin = _APT
         mirror = next((s.uri for s in sources if any(not _is_security(x) for x in s.suites)), None)
+    if not mirror and distro.debootstrap_script and suite:
+        found = debootstrap.mirror_for(suite, arch, distro.debootstrap_script)
+        if found is not None:
+            mirror, main_origin = found[0], f"debootstrap script {found[1]}"
     if not mirror:
+        where = f"{apt_dir()}/sources.list(.d)"
+        if distro.debootstrap_script:
+            where += f" nor in {debootstrap.scripts_dir()}"
         raise MirrorError(
-            f"no {distro.name} mirror given and none found in {apt_dir()}/sources.list(.d)",
+            f"no {distro.name} mirror given and none found in {where}",
             f"pass --mirror <{distro.name}-mirror-url> or set {distro.mirror_env}",
         )
     main = checked_url(mirror, main_origin)

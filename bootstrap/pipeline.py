@@ -5,13 +5,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap import download, foreign, outputs, records, scratch, steps
 from bootstrap import lock as lock_mod
+from bootstrap.deb import copyright
 from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.foreign import Emulator
@@ -63,8 +64,11 @@ class Platform:
     selection: Selection
     lock: Lock
     image: oci.Image
-    licenses: dict[str, list[str]]
+    notices: dict[str, copyright.Notice]
+    """What each package's copyright file says (licences, notices), for the SBOM."""
     timings: dict[str, float]
+    native_tools: int = 0
+    """Foreign executables that ran natively during configure (bootstrap/deb/native.py)."""
 
     @property
     def layer(self) -> Layer:
@@ -100,10 +104,11 @@ class Result:
 
 def load_archive(plan: Plan, arch: str | None = None) -> Archive:
     plan.cache.ensure()
+    mirrors = plan.mirrors_for(arch or plan.arch)
     return open_archive(
         plan.distro,
-        plan.mirror,
-        plan.security_mirror,
+        mirrors.main,
+        mirrors.security,
         plan.suite,
         plan.recipe.components,
         arch or plan.arch,
@@ -113,18 +118,19 @@ def load_archive(plan: Plan, arch: str | None = None) -> Archive:
         plan.check_valid_until,
         plan.offline,
         plan.extra,
+        plan.signers,
     )
 
 
-def request_for(plan: Plan) -> Request:
+def request_for(plan: Plan, codename: str) -> Request:
     r = plan.recipe
-    return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer)
+    return Request(r.priorities, r.essential, r.includes(codename), r.exclude, r.prefer, r.ignore_depends)
 
 
 def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selection]:
     """Archive indexes and the resolved package set of one architecture, without building anything."""
     archive = load_archive(plan, arch)
-    return archive, resolve(archive.index, request_for(plan))
+    return archive, resolve(archive.index, request_for(plan, archive.codename))
 
 
 def tag_for(plan: Plan, codename: str) -> str:
@@ -150,11 +156,16 @@ def workspace(use_tmpfs: bool) -> Iterator[Path]:
                 shutil.rmtree(work, ignore_errors=True)
 
 
-def build(plan: Plan) -> Result:
-    """Build the image the plan describes (one platform per architecture) and write its outputs."""
-    require_root("building an image")
+def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
+    """Build the image the plan describes (one platform per architecture) and write its outputs.
+
+    `archives` holds indexes already loaded for some architectures (by a check just before): used, not fetched
+    again."""
+    privileged = steps.needs_root(plan.recipe)
+    if privileged:
+        require_root("building an image")
     host = host_arch()
-    emulators = {arch: foreign.emulator(arch, host) for arch in plan.arches}
+    emulators = {arch: foreign.emulator(arch, host) if privileged else None for arch in plan.arches}
     old_umask = os.umask(0o022)
     try:
         with outputs.staged(plan.output) as stage:
@@ -165,6 +176,7 @@ def build(plan: Plan) -> Result:
                     arch,
                     emulators[arch],
                     stage / records.name("rootfs" + plan.compression.file_suffix, arch, multi),
+                    (archives or {}).get(arch),
                 )
                 for arch in plan.arches
             )
@@ -186,36 +198,43 @@ def select(plan: Plan, archive: Archive) -> Selection:
     """The package set: exactly the lock's when building from one, else a fresh resolve of the recipe."""
     if plan.lock is not None:
         return lock_mod.selection_from(plan.lock, archive.index)
-    return resolve(archive.index, request_for(plan))
+    return resolve(archive.index, request_for(plan, archive.codename))
 
 
-def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path) -> Platform:
+def build_platform(
+    plan: Plan, arch: str, emu: Emulator | None, layer_path: Path, archive: Archive | None = None
+) -> Platform:
     """Everything from indexes to the packed layer for one architecture."""
     timer = Timer(arch)
     with timer.step("indexes"):
-        archive = load_archive(plan, arch)
+        archive = archive or load_archive(plan, arch)
     with timer.step("resolve"):
         selection = select(plan, archive)
     log.info("%s %s %s: %d packages", plan.recipe.name, archive.codename, arch, len(selection.packages))
     with timer.step("download"):
         debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
-    use_tmpfs = plan.tmpfs if plan.tmpfs is not None else memory_available() >= TMPFS_MIN_MEMORY
+    overrides = steps.overrides_for(plan.recipe)
+    if plan.tmpfs is not None:
+        use_tmpfs = plan.tmpfs
+    else:
+        use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
     with workspace(use_tmpfs) as scratch_dir:
-        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu)
-        for name, step in steps.chosen(plan.recipe):
+        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu, overrides)
+        for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
             with timer.step(name):
                 step(work)
         with timer.step("pack"):
-            layer = pack(work.root, epoch, layer_path, plan.compression)
+            layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides)
     r = plan.recipe
+    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,
         cmd=r.cmd,
         entrypoint=r.entrypoint,
         env=r.env,
-        labels=dict(r.labels),
+        labels={**dict(r.labels), lock_mod.LABEL: lock.digest},
         user=r.user,
         workdir=r.workdir,
         exposed_ports=r.exposed_ports,
@@ -223,5 +242,5 @@ def build_platform(plan: Plan, arch: str, emu: Emulator | None, layer_path: Path
         annotations=dict(r.annotations),
         created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
     )
-    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
-    return Platform(arch, archive, selection, lock, oci.make_image(layer, settings), work.licenses, timer.steps)
+    image = oci.make_image(layer, settings)
+    return Platform(arch, archive, selection, lock, image, work.notices, timer.steps, work.native_tools)

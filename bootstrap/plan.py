@@ -3,11 +3,13 @@
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bootstrap import lock as lock_mod
-from bootstrap import mirrors
+from bootstrap import mirrors, releases
+from bootstrap import recipe as recipe_mod
 from bootstrap.cache import Cache, default_dir
 from bootstrap.deb import gpgv
 from bootstrap.deb.archive import ExtraSource
@@ -15,6 +17,7 @@ from bootstrap.distros import DISTROS, DistroInfo
 from bootstrap.errors import BootstrapError, SignatureError
 from bootstrap.image.layer import Compression
 from bootstrap.lock import Lock
+from bootstrap.mirrors import Mirrors
 from bootstrap.recipe import Recipe
 
 _MACHINE_TO_DEB = {
@@ -26,6 +29,19 @@ _MACHINE_TO_DEB = {
     "s390x": "s390x",
     "riscv64": "riscv64",
 }
+
+TRIPLETS = {
+    "amd64": "x86_64-linux-gnu",
+    "arm64": "aarch64-linux-gnu",
+    "armhf": "arm-linux-gnueabihf",
+    "armel": "arm-linux-gnueabi",
+    "i386": "i386-linux-gnu",
+    "ppc64el": "powerpc64le-linux-gnu",
+    "s390x": "s390x-linux-gnu",
+    "riscv64": "riscv64-linux-gnu",
+    "mips64el": "mips64el-linux-gnuabi64",
+}
+"""Debian architecture -> its multiarch directory name (/usr/lib/<triplet>)."""
 
 MERGED_USR_DIRS = {
     "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
@@ -59,6 +75,11 @@ class Options:
     compression: Compression = Compression.GZIP
     tmpfs: bool | None = None
     lock: Path | None = None
+    native_tools: bool = True
+    sbom_formats: tuple[str, ...] = ()
+    """SBOM formats besides SPDX 2.3 (`cyclonedx`)."""
+    default_user: bool | None = None
+    """False: leave out the recipe's default users (--no-default-user)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,16 @@ class Plan:
     tmpfs: bool | None
     lock: Lock | None
     extra: tuple[ExtraSource, ...] = ()
+    native_tools: bool = True
+    """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
+    sbom_formats: tuple[str, ...] = ()
+    signers: frozenset[str] = frozenset()
+    """When set, only these keys of the keyrings vouch for the archive (the recipe pins them)."""
+    arch_mirrors: Mapping[str, Mirrors] = field(default_factory=dict)
+    """Mirrors of an architecture served from another archive than the first's (Ubuntu's ports)."""
+
+    def mirrors_for(self, arch: str) -> Mirrors:
+        return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
 
     @property
     def merged_usr_dirs(self) -> tuple[str, ...]:
@@ -107,8 +138,11 @@ def host_arch() -> str:
         return _MACHINE_TO_DEB.get(platform.machine(), platform.machine())
 
 
-def keyrings_for(distro: DistroInfo, given: tuple[Path, ...]) -> tuple[Path, ...]:
-    """The keyrings that vouch for the archive: --keyring files (absolute; binary or ASCII-armored), else the
+def keyrings_for(
+    distro: DistroInfo, given: tuple[Path, ...], rec: Recipe | None = None
+) -> tuple[tuple[Path, ...], frozenset[str]]:
+    """The keyrings that vouch for the archive, and the keys among them that may sign it: --keyring files
+    (absolute; binary or ASCII-armored, any key), else the recipe's keyring with the keys it pins, else the
     host's distribution keyring."""
     if given:
         for k in given:
@@ -116,14 +150,25 @@ def keyrings_for(distro: DistroInfo, given: tuple[Path, ...]) -> tuple[Path, ...
                 raise SignatureError(
                     f"keyring {k} does not exist", "give an existing OpenPGP keyring file to --keyring"
                 )
-        return tuple(k.absolute() for k in given)
+        return tuple(k.absolute() for k in given), frozenset()
+    signers = frozenset(rec.archive_signers) if rec is not None else frozenset()
+    if rec is not None and rec.archive_keyring:
+        ring = Path(rec.archive_keyring)
+        held = gpgv.fingerprints(ring)
+        missing = sorted(signers - held)
+        if missing:
+            raise SignatureError(
+                f"{rec.source}: archive keyring {ring} does not hold the pinned key(s) {', '.join(missing)}",
+                "restore the keyring file that came with the recipe, or pass --keyring FILE",
+            )
+        return (ring,), signers
     found = tuple(k for k in distro.keyrings if k.is_file())
     if not found:
         raise SignatureError(
             f"no {distro.name} archive keyring found ({', '.join(str(k) for k in distro.keyrings)})",
             f"apt-get install {distro.keyring_package}, or pass --keyring FILE",
         )
-    return found[:1]
+    return found[:1], signers
 
 
 def host_keyrings() -> list[Path]:
@@ -190,16 +235,23 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         raise BootstrapError(f"--arch names an architecture twice: {opts.arch}", "list each architecture once")
     if locked is not None and len(arches) > 1:
         raise BootstrapError("a lock file pins one architecture", f"build with --arch {locked.arch}")
-    found = mirrors.discover(distro, opts.mirror, opts.security_mirror)
-    keyrings = () if opts.insecure and not opts.keyrings else keyrings_for(distro, opts.keyrings)
+    if opts.default_user is False and recipe.default_user:
+        recipe = replace(recipe, default_user=False)
+        recipe_mod.check(recipe)
+    suite = releases.resolve(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
+    found = {arch: mirrors.discover(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
+    first = found[arches[0]]
+    keyrings, signers = ((), frozenset[str]()) if opts.insecure and not opts.keyrings else keyrings_for(
+        distro, opts.keyrings, recipe
+    )
     output = opts.output or Path("dist") / recipe.name
     return Plan(
         recipe=recipe,
         distro=distro,
-        suite=opts.suite or (locked.suite if locked else recipe.suite),
+        suite=suite,
         arches=arches,
-        mirror=found.main,
-        security_mirror=found.security,
+        mirror=first.main,
+        security_mirror=first.security,
         keyrings=keyrings,
         cache=Cache(opts.cache_dir or default_dir()),
         output=output,
@@ -212,4 +264,8 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         tmpfs=opts.tmpfs,
         lock=locked,
         extra=extra_sources(recipe),
+        native_tools=opts.native_tools,
+        sbom_formats=opts.sbom_formats,
+        signers=signers,
+        arch_mirrors={arch: m for arch, m in found.items() if m != first},
     )

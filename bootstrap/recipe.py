@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.distros import DISTROS, Distro
+from bootstrap.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.errors import RecipeError
 from bootstrap.recipe_schema import merge, validate
 
@@ -46,6 +46,9 @@ class UserSpec:
     home: str = ""
     shell: str = "/bin/sh"
     groups: tuple[str, ...] = ()
+    comment: str = ""
+    default: bool = False
+    """The image's default user (Ubuntu's `ubuntu`): left out when the recipe's `default-user` is false."""
 
     @property
     def home_dir(self) -> str:
@@ -101,6 +104,26 @@ class Recipe:
     users: tuple[UserSpec, ...] = ()
     files: tuple[FileSpec, ...] = ()
     customize: tuple[Hook, ...] = ()
+    scripts: bool = True
+    """False: a scriptless build (nothing runs in the image; the scripts' usual effects are declared)."""
+    ignore_depends: tuple[str, ...] = ()
+    archive_keyring: str = ""
+    """Absolute path of the keyring file the recipe ships for its archive (empty: the host's)."""
+    archive_signers: tuple[str, ...] = ()
+    """Fingerprints of the keys that may sign the archive (empty: any key of the keyring)."""
+    default_user: bool = True
+    include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Codename -> packages added for that release only."""
+
+    @property
+    def accounts(self) -> tuple[UserSpec, ...]:
+        """The users the image gets: all of them, less the default ones when `default_user` is off."""
+        return tuple(u for u in self.users if self.default_user or not u.default)
+
+    def includes(self, codename: str) -> tuple[str, ...]:
+        """The packages to add for a release: the recipe's includes and those for that codename."""
+        extra = dict(self.include_for).get(codename, ())
+        return self.include + tuple(p for p in extra if p not in self.include)
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
@@ -116,6 +139,8 @@ class Recipe:
                 "include": list(self.include),
                 "exclude": list(self.exclude),
                 "prefer": list(self.prefer),
+                **({"ignore-depends": list(self.ignore_depends)} if self.ignore_depends else {}),
+                **({"include-for": {k: list(v) for k, v in self.include_for}} if self.include_for else {}),
             },
             "filters": {
                 "path-exclude": list(self.path_exclude),
@@ -135,6 +160,15 @@ class Recipe:
                 **({"stop-signal": self.stop_signal} if self.stop_signal else {}),
             },
         }
+        if not self.scripts:
+            out["scripts"] = False
+        if self.archive_keyring or self.archive_signers:
+            out["archive"] = {
+                **({"keyring": self.archive_keyring} if self.archive_keyring else {}),
+                **({"signers": list(self.archive_signers)} if self.archive_signers else {}),
+            }
+        if any(u.default for u in self.users):
+            out["default-user"] = self.default_user
         if self.repositories:
             out["repositories"] = [
                 {"url": r.url, "suites": list(r.suites), "components": list(r.components), "keyring": r.keyring}
@@ -143,7 +177,9 @@ class Recipe:
         if self.groups:
             out["groups"] = [{"name": g.name, "gid": g.gid} for g in self.groups]
         if self.users:
-            out["users"] = [_drop_none(vars(u) | {"groups": list(u.groups)}) for u in self.users]
+            out["users"] = [
+                _drop_none(vars(u) | {"groups": list(u.groups), "default": u.default or None}) for u in self.users
+            ]
         if self.files:
             out["files"] = [_drop_none(vars(f) | {"mode": _octal(f.mode)}) for f in self.files]
         if self.customize:
@@ -153,7 +189,9 @@ class Recipe:
     @property
     def local_paths(self) -> tuple[str, ...]:
         """Every file on this machine the build reads besides the archive (for hashing into the records)."""
-        return tuple(f.source for f in self.files) + tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
+        keyrings = tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
+        archive = (self.archive_keyring,) if self.archive_keyring else ()
+        return tuple(f.source for f in self.files) + keyrings + archive
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +261,9 @@ def _absolute_paths(data: dict[str, Any], base: Path) -> None:
         key = entry["keyring"]
         if not _is_fingerprint(key):
             entry["keyring"] = str(_absolute(base / key))
+    archive = data.get("archive", {})
+    if "keyring" in archive:
+        archive["keyring"] = str(_absolute(base / archive["keyring"]))
 
 
 def _is_fingerprint(text: str) -> bool:
@@ -314,6 +355,8 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
                 u.get("home", ""),
                 u.get("shell", "/bin/sh"),
                 tuple(u.get("groups", [])),
+                u.get("comment", ""),
+                u.get("default", False),
             )
             for u in data.get("users", [])
         ),
@@ -321,6 +364,12 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
             FileSpec(f["source"], f["dest"], _mode(f.get("mode")), f.get("owner")) for f in data.get("files", [])
         ),
         customize=tuple(Hook(h["run"]) for h in data.get("customize", [])),
+        scripts=data.get("scripts", True),
+        ignore_depends=tuple(pkgs.get("ignore-depends", [])),
+        archive_keyring=data.get("archive", {}).get("keyring", ""),
+        archive_signers=tuple(s.replace(" ", "").upper() for s in data.get("archive", {}).get("signers", [])),
+        default_user=data.get("default-user", True),
+        include_for=tuple(sorted((k, tuple(v)) for k, v in pkgs.get("include-for", {}).items())),
     )
     check(recipe)
     return recipe
@@ -347,14 +396,29 @@ def check(recipe: Recipe) -> None:
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
-    groups = dict(base.base_groups)
+    if not recipe.scripts and recipe.customize:
+        raise RecipeError(
+            f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",
+            "drop [[customize]], or build with scripts (remove `scripts = false`)",
+        )
+    if recipe.archive_keyring and not Path(recipe.archive_keyring).is_file():
+        raise RecipeError(
+            f"{where}: archive.keyring {recipe.archive_keyring} does not exist",
+            "give a keyring file next to the recipe",
+        )
+    for fpr in recipe.archive_signers:
+        if not _is_fingerprint(fpr):
+            raise RecipeError(
+                f"{where}: archive.signers: {fpr!r} is not a full fingerprint", "write all 40 hex digits of the key"
+            )
+    groups = dict(base.base_groups if recipe.scripts else SCRIPTLESS_GROUPS)
     for i, g in enumerate(recipe.groups):
         if g.name in groups or g.gid in groups.values():
             taken = g.name if g.name in groups else f"gid {g.gid}"
             raise RecipeError(f"{where}: groups[{i}]: {taken} is already taken", "choose another name or gid")
         groups[g.name] = g.gid
-    users = dict(base.base_users)
-    for i, u in enumerate(recipe.users):
+    users = dict(base.base_users if recipe.scripts else SCRIPTLESS_USERS)
+    for i, u in enumerate(recipe.accounts):
         if u.name in users or u.uid in users.values():
             taken = u.name if u.name in users else f"uid {u.uid}"
             raise RecipeError(f"{where}: users[{i}]: {taken} is already taken", "choose another name or uid")

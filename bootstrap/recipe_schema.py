@@ -20,7 +20,7 @@ Merge = str
 class Field:
     kind: str
     """`str`, `int`, `bool`, `mode` (an octal integer or string), `list` (of `item`), `map` (string values),
-    `table` (of `sub`), `tables` (an array of tables of `sub`)."""
+    `lists` (a table of lists of strings), `table` (of `sub`), `tables` (an array of tables of `sub`)."""
     doc: str
     example: str = ""
     merge: Merge = "replace"
@@ -51,6 +51,10 @@ USERS = {
     "home": _f("str", "home directory, made if missing (default: /home/NAME)", '"/home/app"'),
     "shell": _f("str", "login shell (default: /bin/sh)", '"/bin/bash"'),
     "groups": _f("list", "supplementary groups", '["users"]'),
+    "comment": _f("str", "the GECOS field (full name)", '"Application"'),
+    "default": _f(
+        "bool", "the image's default user, left out by --no-default-user or `default-user = false`", "false"
+    ),
 }
 HOOKS = {
     "run": _f(
@@ -80,6 +84,24 @@ SCHEMA: dict[str, Field] = {
     "distribution": _f("str", "distribution family: debian or ubuntu", '"debian"'),
     "suite": _f("str", "suite or codename", '"stable"'),
     "components": _f("list", "archive components", '["main"]'),
+    "scripts": _f(
+        "bool",
+        "run maintainer scripts (false: a scriptless, distroless-style build that runs nothing inside the image, "
+        "needs no root, and writes what the usual scripts would leave: accounts, CA bundle, linker cache, ...)",
+        "true",
+    ),
+    "archive": _f(
+        "table",
+        "what vouches for the distribution's archive (default: the host's archive keyring)",
+        merge="table",
+        sub={
+            "keyring": _f("str", "keyring file next to the recipe that signs the archive (--keyring overrides it)",
+                          '"keys/archive-keyring.asc"'),
+            "signers": _f("list", "full fingerprints of the keys of that keyring that may sign the archive",
+                          '["0123456789ABCDEF0123456789ABCDEF01234567"]'),
+        },
+    ),
+    "default-user": _f("bool", "create the users marked `default` (--no-default-user turns it off)", "true"),
     "packages": _f(
         "table",
         "the package set",
@@ -90,6 +112,15 @@ SCHEMA: dict[str, Field] = {
             "include": _f("list", "more packages (added to what the parent includes)", '["curl"]', merge="append"),
             "exclude": _f("list", "packages never to install (added to the parent's)", "[]", merge="append"),
             "prefer": _f("list", "taken first among alternatives", "[]", merge="append"),
+            "ignore-depends": _f(
+                "list",
+                "packages whose absence satisfies a dependency, as dpkg --ignore-depends (for a scriptless "
+                "image: what only maintainer scripts use)",
+                '["debconf"]',
+                merge="append",
+            ),
+            "include-for": _f("lists", "more packages for one release only, by codename", '{ noble = ["unminimize"] }',
+                              merge="table"),
         },
     ),
     "filters": _f(
@@ -170,6 +201,11 @@ def _check(value: object, spec: Field, where: str, key: str) -> None:
         raise wrong("a list of strings")
     if kind == "map" and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
         raise wrong("a table of strings")
+    if kind == "lists" and (
+        not isinstance(value, dict)
+        or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in value.values())
+    ):
+        raise wrong("a table of lists of strings")
     if kind == "table":
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: {key} must be a table", f"write it as [{key}]")

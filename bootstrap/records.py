@@ -1,4 +1,5 @@
-"""The records beside every image: lock, SBOM, package manifest and build provenance."""
+"""The records beside every image: lock, SBOM (SPDX, and CycloneDX when asked), package manifest, build
+provenance (an in-toto statement) and build.json, a readable summary."""
 
 import json
 import platform
@@ -6,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootstrap import __version__, sbom
+from bootstrap import __version__, cyclonedx, provenance, sbom, spdx3
 from bootstrap.cache import sha256_file
 
 if TYPE_CHECKING:
@@ -22,8 +23,9 @@ def name(base: str, arch: str, multi: bool) -> str:
     return f"{stem}-{arch}{dot}{ext}"
 
 
-def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> dict[str, Any]:
-    """build.json: what was built from what, by which tool, and how long each step took."""
+def summary(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> dict[str, Any]:
+    """build.json: what was built from what, by which tool, and how long each step took (the provenance proper
+    is the in-toto statement beside it)."""
     return {
         "tool": {"name": "bootstrap", "version": __version__, "python": platform.python_version()},
         "recipe": plan.recipe.as_dict(),
@@ -65,6 +67,7 @@ def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> di
                 "tar_size": p.layer.tar_size,
                 "packages": len(p.selection.packages),
                 "timings": p.timings,
+                "native_tools": p.native_tools,
             }
             for p in result.platforms
         ],
@@ -76,17 +79,40 @@ def provenance(plan: "Plan", result: "Result", digests: Mapping[str, str]) -> di
     }
 
 
+SBOM_FORMATS = ("spdx", "spdx3", "cyclonedx")
+"""SPDX 2.3 and SPDX 3.0.1 are always written; CycloneDX when asked."""
+VENDOR_LABEL = "org.opencontainers.image.vendor"
+
+
 def write_all(stage: Path, plan: "Plan", result: "Result") -> None:
-    """Write lock, SBOM and package list per architecture, then build.json over everything."""
+    """Write lock, SBOMs and package list per architecture, the provenance statement over them, then build.json
+    over everything."""
     multi = len(result.platforms) > 1
+    records: list[str] = []
+
+    def put(base: str, arch: str, data: bytes) -> None:
+        records.append(name(base, arch, multi))
+        (stage / records[-1]).write_bytes(data)
+
     for p in result.platforms:
-        (stage / name("lock.json", p.arch, multi)).write_bytes(p.lock.to_json())
+        put("lock.json", p.arch, p.lock.to_json())
         info = sbom.ImageInfo(
-            result.tag, str(plan.recipe.distribution), p.arch, result.epoch, p.image.manifest.digest, plan.insecure
+            result.tag,
+            str(plan.recipe.distribution),
+            p.arch,
+            result.epoch,
+            p.image.manifest.digest,
+            plan.insecure,
+            dict(plan.recipe.labels).get(VENDOR_LABEL, ""),
         )
-        (stage / name("sbom.spdx.json", p.arch, multi)).write_bytes(sbom.make(info, p.selection.packages, p.licenses))
+        put("sbom.spdx.json", p.arch, sbom.make(info, p.selection.packages, p.notices))
+        put("sbom.spdx3.json", p.arch, spdx3.make(info, p.selection.packages, p.notices))
+        if "cyclonedx" in plan.sbom_formats:
+            put("sbom.cdx.json", p.arch, cyclonedx.make(info, p.selection.packages, p.notices))
         (stage / name("packages.txt", p.arch, multi)).write_text(
             "".join(f"{pkg.name}\t{pkg.version}\t{pkg.arch}\n" for pkg in p.selection.packages)
         )
+    byproducts = {n: "sha256:" + sha256_file(stage / n) for n in records}
+    (stage / provenance.FILE).write_bytes(provenance.statement(plan, result, byproducts))
     digests = {n: "sha256:" + sha256_file(stage / n) for n in sorted(p.name for p in stage.iterdir())}
-    (stage / "build.json").write_text(json.dumps(provenance(plan, result, digests), indent=2, sort_keys=True) + "\n")
+    (stage / "build.json").write_text(json.dumps(summary(plan, result, digests), indent=2, sort_keys=True) + "\n")

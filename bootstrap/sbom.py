@@ -1,4 +1,10 @@
-"""SPDX 2.3 JSON software bill of materials: the image, and one package per installed .deb."""
+"""SPDX 2.3 JSON software bill of materials: the image, and one package per installed .deb.
+
+It carries the NTIA minimum elements (supplier from each package's Maintainer, version, unique id, the
+relationships, author and timestamp) and what CISA's framing adds at its minimum: the licence concluded from
+the copyright file, the copyright notices, and the kind of SBOM (in the creation comment: SPDX 2.3 has no field
+for it). The same facts go into the CycloneDX form (`cyclonedx.py`) through `Component`.
+"""
 
 import json
 import re
@@ -7,9 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bootstrap import __version__
-from bootstrap.deb.copyright import license_ref, spdx_id
+from bootstrap.deb.copyright import Notice, license_ref, spdx_id
 from bootstrap.deb.index import Package
 from bootstrap.image.oci import rfc3339
+
+SBOM_TYPE = "Build"
+"""CISA's SBOM type: made by the tool that assembles the image, from the packages it installs."""
+IMAGE_COPYRIGHT = "Each package of the image carries its own copyright notices (see its entry)."
 
 
 @dataclass(frozen=True)
@@ -21,12 +31,46 @@ class ImageInfo:
     manifest_digest: str
     insecure: bool = False
     """Built with --insecure: said in a document comment and an annotation."""
+    vendor: str = ""
+    """Who supplies the image (the recipe's `org.opencontainers.image.vendor` label); default: the distribution."""
+
+    @property
+    def supplier(self) -> "Supplier":
+        return Supplier(self.vendor or self.distro.capitalize(), "", True)
 
 
 INSECURE_NOTE = (
     "INSECURE BUILD: made with --insecure, so no archive signature was checked and nothing vouches for "
     "where these packages came from."
 )
+
+_TEAM_WORDS = re.compile(r"\b(team|maintainers|group|project|developers|debian|ubuntu|packagers)\b", re.IGNORECASE)
+_MAINTAINER = re.compile(r"^\s*(?P<name>[^<]*?)\s*(?:<(?P<email>[^>]*)>)?\s*$")
+
+
+@dataclass(frozen=True)
+class Supplier:
+    """A package's Maintainer: a person or a team (an organisation), with an address."""
+
+    name: str
+    email: str
+    organization: bool
+
+    @property
+    def spdx(self) -> str:
+        kind = "Organization" if self.organization else "Person"
+        name = re.sub(r"[()\n]", " ", self.name).strip() or "unknown"
+        return f"{kind}: {name}" + (f" ({self.email})" if self.email else "")
+
+
+def supplier_of(maintainer: str) -> Supplier | None:
+    """`Name <address>` -> Supplier; teams and lists count as organisations. None when there is no Maintainer."""
+    m = _MAINTAINER.match(maintainer)
+    if not maintainer.strip() or m is None:
+        return None
+    name, email = m.group("name").strip().strip('"'), (m.group("email") or "").strip()
+    looks_like_list = bool(re.search(r"@lists\.|-maintainers@|-devel@|-team@|@tracker\.", email))
+    return Supplier(name or email, email, bool(_TEAM_WORDS.search(name)) or looks_like_list)
 
 
 def purl(distro: str, pkg: Package) -> str:
@@ -48,47 +92,89 @@ def _spdx_ref(kind: str, name: str) -> str:
     return f"SPDXRef-{kind}-" + re.sub(r"[^A-Za-z0-9.\-]", "-", name)
 
 
-def make(image: ImageInfo, packages: Sequence[Package], licenses: Mapping[str, Sequence[str]]) -> bytes:
+@dataclass(frozen=True)
+class Component:
+    """One package as both SBOM formats report it."""
+
+    package: Package
+    supplier: Supplier | None
+    declared: tuple[str, ...]
+    """SPDX ids of the licences its machine-readable copyright file names."""
+    concluded: str | None
+    """The licence expression concluded from the copyright file: the declared ids joined by AND, else a
+    LicenseRef- whose text is the whole (free-form) file; None when the image holds no copyright file."""
+    copyright: str
+    extracted: dict[str, tuple[str, str]]
+    """LicenseRef- ids this component uses -> (name, text)."""
+
+
+def component(distro: str, pkg: Package, notice: Notice | None) -> Component:
+    notice = notice or Notice((), "", "")
+    ids = tuple(sorted({spdx_id(name) for name in notice.licenses}))
+    extracted = {
+        spdx_id(name): (name, f"The {name} licence, as named in Debian copyright files.")
+        for name in notice.licenses
+        if spdx_id(name).startswith("LicenseRef-")
+    }
+    concluded = " AND ".join(ids) if ids else None
+    if concluded is None and notice.text:
+        ref = license_ref(f"copyright-{pkg.name}")
+        extracted[ref] = (f"the terms in /usr/share/doc/{pkg.name}/copyright", notice.text)
+        concluded = ref
+    return Component(pkg, supplier_of(pkg.maintainer), ids, concluded, notice.copyright, extracted)
+
+
+def components(distro: str, packages: Sequence[Package], notices: Mapping[str, Notice]) -> list[Component]:
+    return [component(distro, p, notices.get(p.name)) for p in packages]
+
+
+def image_license(parts: Sequence[Component]) -> str:
+    """What the image as a whole is under: every licence its packages are under."""
+    exprs = sorted({c.concluded for c in parts if c.concluded})
+    return " AND ".join(f"({e})" if " " in e else e for e in exprs) or "NOASSERTION"
+
+
+def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, Notice]) -> bytes:
     """The SBOM document; deterministic for a given image."""
+    parts = components(image.distro, packages, notices)
     image_id = _spdx_ref("Image", image.name)
-    extracted: dict[str, str] = {}
+    extracted: dict[str, tuple[str, str]] = {}
     spdx_packages: list[dict[str, object]] = [
         {
             "SPDXID": image_id,
             "name": image.name,
             "versionInfo": image.manifest_digest,
+            "supplier": image.supplier.spdx,
             "primaryPackagePurpose": "CONTAINER",
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": False,
-            "licenseConcluded": "NOASSERTION",
+            "licenseConcluded": image_license(parts),
             "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
+            "copyrightText": IMAGE_COPYRIGHT,
             "checksums": [{"algorithm": "SHA256", "checksumValue": image.manifest_digest.removeprefix("sha256:")}],
         }
     ]
     relationships = [
         {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}
     ]
-    for pkg in packages:
-        ids = sorted({spdx_id(name) for name in licenses.get(pkg.name, ())})
-        for name in licenses.get(pkg.name, ()):
-            ref = spdx_id(name)
-            if ref.startswith("LicenseRef-"):
-                extracted[ref] = name
+    for c in parts:
+        pkg = c.package
+        extracted.update(c.extracted)
         pkg_id = _spdx_ref("Package-deb", pkg.name)
         spdx_packages.append(
             {
                 "SPDXID": pkg_id,
                 "name": pkg.name,
                 "versionInfo": pkg.version,
+                "supplier": c.supplier.spdx if c.supplier else "NOASSERTION",
                 "primaryPackagePurpose": "LIBRARY" if pkg.name.startswith("lib") else "APPLICATION",
                 "downloadLocation": download_location(pkg.url),
                 "comment": f"fetched from {pkg.url}",
                 "filesAnalyzed": False,
                 "sourceInfo": f"built from the {pkg.source_name} source package",
-                "licenseConcluded": "NOASSERTION",
-                "licenseDeclared": " AND ".join(ids) if ids else "NOASSERTION",
-                "copyrightText": "NOASSERTION",
+                "licenseConcluded": c.concluded or "NOASSERTION",
+                "licenseDeclared": " AND ".join(c.declared) if c.declared else "NOASSERTION",
+                "copyrightText": c.copyright or "NOASSERTION",
                 "checksums": [{"algorithm": "SHA256", "checksumValue": pkg.sha256}],
                 "externalRefs": [
                     {
@@ -107,7 +193,11 @@ def make(image: ImageInfo, packages: Sequence[Package], licenses: Mapping[str, S
         "name": image.name,
         "documentNamespace": f"https://bootstrap.invalid/spdx/{urllib.parse.quote(image.name, safe='')}/"
         f"{image.manifest_digest.removeprefix('sha256:')}",
-        "creationInfo": {"created": rfc3339(image.epoch), "creators": [f"Tool: bootstrap-{__version__}"]},
+        "creationInfo": {
+            "created": rfc3339(image.epoch),
+            "creators": [f"Tool: bootstrap-{__version__}"],
+            "comment": f"SBOM type: {SBOM_TYPE} (made while assembling the image, from the packages installed)",
+        },
         "packages": spdx_packages,
         "relationships": relationships,
     }
@@ -123,14 +213,9 @@ def make(image: ImageInfo, packages: Sequence[Package], licenses: Mapping[str, S
         ]
     if extracted:
         doc["hasExtractedLicensingInfos"] = [
-            {
-                "licenseId": ref,
-                "name": name,
-                "extractedText": f"The {name} licence, as named in Debian copyright files.",
-            }
-            for ref, name in sorted(extracted.items())
+            {"licenseId": ref, "name": name, "extractedText": text} for ref, (name, text) in sorted(extracted.items())
         ]
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-__all__ = ["INSECURE_NOTE", "ImageInfo", "license_ref", "make", "purl"]
+__all__ = ["INSECURE_NOTE", "Component", "ImageInfo", "license_ref", "make", "purl", "supplier_of"]

@@ -1,23 +1,27 @@
-"""The steps that make a root tree, chosen by the recipe: unpack, configure, accounts, files, customize,
-finish. Each takes the `Work` of one platform's build and adds to it."""
+"""The steps that make a root tree, chosen by the recipe (`STEPS`, a table): unpack, configure, accounts,
+files, customize, finish; or, for a scriptless recipe, unpack and the declarative steps that stand in for
+the maintainer scripts. Each takes the `Work` of one platform's build and adds to it."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import accounts, foreign, localfiles
-from bootstrap.deb import copyright, dpkgdb
+from bootstrap import accounts, download, foreign, ldcache, localfiles, scriptless
+from bootstrap.deb import copyright, dpkgdb, native
+from bootstrap.deb import index as index_mod
 from bootstrap.deb.archive import Archive
 from bootstrap.deb.configure import base_env, configure, install_order
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.finish import AptSourceEntry, finish, keep_directories, sources_deb822
+from bootstrap.deb.index import Index
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.deb.unpack import Unpacked, drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError, ConfigureError
 from bootstrap.foreign import Emulator
+from bootstrap.image.overrides import Overrides
 from bootstrap.log import log
-from bootstrap.plan import Plan, merged_usr_dirs
+from bootstrap.plan import TRIPLETS, Plan, host_arch, merged_usr_dirs
 from bootstrap.recipe import Recipe
 from bootstrap.sandbox import Sandbox, mounts_under
 from bootstrap.tree import Tree
@@ -35,12 +39,19 @@ class Work:
     epoch: int
     root: Path
     emulator: Emulator | None
+    overrides: Overrides | None = None
+    """Owners, modes and devices recorded for the layer (a scriptless build), instead of made on disk."""
     unpacked: list[Unpacked] = field(default_factory=list)
-    licenses: dict[str, list[str]] = field(default_factory=dict)
+    notices: dict[str, copyright.Notice] = field(default_factory=dict)
+    """What each package's copyright file says (licences, copyright text), read before packing."""
+    staged: native.Staged | None = None
+    """Native tools put into a foreign tree for its maintainer scripts, taken out after configure."""
+    native_tools: int = 0
+    """How many foreign executables ran natively."""
 
     @property
     def tree(self) -> Tree:
-        return Tree(self.root)
+        return Tree(self.root, self.overrides)
 
     @property
     def pfilter(self) -> PathFilter:
@@ -68,26 +79,90 @@ def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> se
     return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
 
 
-def unpack(w: Work) -> None:
-    """The packages' files (path filters applied) and the dpkg database, as `dpkg --unpack` leaves them."""
+def _unpack_files(w: Work, configured: bool) -> None:
+    """The packages' files, path filters applied (`configured`: no conffile waits as .dpkg-new)."""
     dirs = merged_usr_dirs(w.arch)
     order = install_order(w.selection.packages)
     prepare_root(w.root, dirs)
-    w.unpacked = unpack_all(w.root, [(p, w.debs[p.name]) for p in order], w.pfilter, w.plan.cache.area("expanded"))
+    items = [(p, w.debs[p.name]) for p in order]
+    w.unpacked = unpack_all(w.root, items, w.pfilter, w.plan.cache.area("expanded"), w.overrides, configured)
     drop_unshipped_links(w.root, dirs, w.unpacked)
-    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection))
     keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
 
 
+def unpack(w: Work) -> None:
+    """The packages' files and the dpkg database, as `dpkg --unpack` leaves them."""
+    _unpack_files(w, configured=False)
+    from_index = w.plan.distro.settings.status_from_index
+    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection) if from_index else set())
+
+
+def unpack_scriptless(w: Work) -> None:
+    """The packages' files, final as they are: nothing will configure them."""
+    _unpack_files(w, configured=True)
+
+
+def native_tools(w: Work) -> None:
+    """For a foreign architecture: the host's builds of the same package versions, for the maintainer scripts'
+    tools to run natively (bootstrap/deb/native.py). Without all of them, everything runs emulated."""
+    host = host_arch()
+    triplet = TRIPLETS.get(host)
+    if not w.plan.native_tools or triplet is None:
+        return
+    cache, components = w.plan.cache, w.plan.recipe.components
+    releases = [r for r in w.archive.releases]
+    parts = [(r, index_mod.load(cache, r, c, host)) for r in releases for c in components]
+    found = native.counterparts(list(w.selection.packages), Index(parts, host))
+    if found is None:
+        return
+    try:
+        debs = download.fetch_all(found, cache, w.plan.offline)
+    except BootstrapError as exc:
+        log.info("maintainer scripts run under emulation: %s", exc.message)
+        return
+    pairs = [(p, debs[p.name]) for p in found]
+    w.staged = native.stage(w.tree, pairs, cache.area("expanded"), triplet)
+    w.native_tools = len(w.staged.swapped)
+
+
 def configure_packages(w: Work) -> None:
-    """Every preinst, then `dpkg --configure -a`, in the sandbox."""
+    """Every preinst, then `dpkg --configure -a`, in the sandbox; native tools taken out after."""
     with w.runnable() as sandbox:
         configure(w.root, w.unpacked, w.epoch, sandbox)
+    if w.staged is not None:
+        native.unstage(w.tree, w.staged)
+        w.staged = None
 
 
 def add_accounts(w: Work) -> None:
     r = w.plan.recipe
-    accounts.add(w.tree, r.groups, r.users, w.epoch, r.source)
+    accounts.add(w.tree, r.groups, r.accounts, w.epoch, r.source)
+
+
+def declared_accounts(w: Work) -> None:
+    """passwd, group and shadow from nothing (root, nobody, nonroot), then the recipe's accounts."""
+    scriptless.write_accounts(w.tree, w.plan.recipe, w.epoch)
+
+
+def declared_files(w: Work) -> None:
+    """What the packages' scripts would have made (temporary directories, nsswitch.conf, base-files' links,
+    tzdata's /etc/localtime), before the recipe's files, which may replace any of it."""
+    scriptless.declare(w.tree, w.selection.names())
+
+
+def ca_bundle(w: Work) -> None:
+    """The CA bundle from the packages' certificates and the recipe's in /usr/local/share/ca-certificates."""
+    log.debug("ca-certificates.crt: %d certificates", scriptless.ca_bundle(w.tree))
+
+
+def linker_cache(w: Work) -> None:
+    """/etc/ld.so.cache for the libraries present (none: no cache)."""
+    log.debug("ld.so.cache: %d entries", ldcache.write(w.tree, w.arch))
+
+
+def status_d(w: Work) -> None:
+    """The distroless dpkg database: a control stanza and md5sums per package, for scanners."""
+    dpkgdb.write_status_d(w.tree, w.unpacked)
 
 
 def copy_files(w: Work) -> None:
@@ -108,24 +183,31 @@ def customize(w: Work) -> None:
                 )
 
 
-def apt_sources(plan: Plan, archive: Archive) -> list[AptSourceEntry]:
-    """The image's own apt sources: the same suites from the same mirrors as the build."""
-    by_mirror: dict[str, list[str]] = {}
-    for rel in archive.releases:
-        by_mirror.setdefault(rel.mirror, []).append(rel.dist)
-    return [AptSourceEntry(m, tuple(suites), plan.recipe.components) for m, suites in by_mirror.items()]
+def apt_sources(plan: Plan, archive: Archive, arch: str) -> list[AptSourceEntry]:
+    """The image's own apt sources: the mirrors of the build, with the suites the distribution's images list
+    (its sources layout), named after the verified codename."""
+    found = plan.mirrors_for(arch)
+    mirrors = {"main": found.main, "security": found.security}
+    updates = plan.distro.has_updates(archive.suite)
+    out = []
+    for role, suffixes in plan.distro.settings.sources_layout:
+        suites = tuple(archive.codename + s for s in suffixes if not s or updates)
+        if suites:
+            out.append(AptSourceEntry(mirrors[role], suites, plan.recipe.components))
+    return out
 
 
 def finish_tree(w: Work) -> None:
-    """Container settings, slim rules, apt sources and scrubbing; then the licences the image declares."""
+    """Container settings, slim rules, apt sources and scrubbing."""
     distro = w.plan.distro
     finish(
         w.root,
         w.pfilter,
-        apt_sources(w.plan, w.archive),
+        apt_sources(w.plan, w.archive, w.arch),
         distro.sources_file,
         [k.name for k in distro.keyrings],
         w.epoch,
+        distro.settings,
     )
     for extra in w.plan.extra:
         name, key = extra.image_keyring()
@@ -134,20 +216,64 @@ def finish_tree(w: Work) -> None:
         w.tree.write(
             f"etc/apt/sources.list.d/{extra.name}.sources", sources_deb822([entry], f"/etc/apt/keyrings/{name}")
         )
-    w.licenses = {p.name: copyright.declared(w.tree, p.name) for p in w.selection.packages}
+
+
+def notices(w: Work) -> None:
+    """What each package's copyright file says (licences, copyright text), for the SBOM."""
+    w.notices = copyright.notices(w.tree, (p.name for p in w.selection.packages))
 
 
 Step = Callable[[Work], None]
 
 
-def chosen(recipe: Recipe) -> list[tuple[str, Step]]:
-    """The steps a recipe needs, in order."""
-    steps: list[tuple[str, Step]] = [("unpack", unpack), ("configure", configure_packages)]
-    if recipe.groups or recipe.users:
-        steps.append(("accounts", add_accounts))
-    if recipe.files:
-        steps.append(("files", copy_files))
-    if recipe.customize:
-        steps.append(("customize", customize))
-    steps.append(("finish", finish_tree))
-    return steps
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    run: Step
+    when: Callable[[Recipe], bool]
+    foreign_only: bool = False
+    """Only for an architecture the host does not run natively."""
+
+
+def _scripts(r: Recipe) -> bool:
+    return r.scripts
+
+
+def _scriptless(r: Recipe) -> bool:
+    return not r.scripts
+
+
+STEPS: tuple[StepSpec, ...] = (
+    StepSpec("unpack", unpack, _scripts),
+    StepSpec("unpack", unpack_scriptless, _scriptless),
+    StepSpec("native", native_tools, _scripts, foreign_only=True),
+    StepSpec("configure", configure_packages, _scripts),
+    StepSpec("accounts", add_accounts, lambda r: r.scripts and bool(r.groups or r.accounts)),
+    StepSpec("accounts", declared_accounts, _scriptless),
+    StepSpec("declare", declared_files, _scriptless),
+    StepSpec("files", copy_files, lambda r: bool(r.files)),
+    StepSpec("customize", customize, lambda r: bool(r.customize)),
+    StepSpec("finish", finish_tree, _scripts),
+    StepSpec("ca-certificates", ca_bundle, _scriptless),
+    StepSpec("ld.so.cache", linker_cache, _scriptless),
+    StepSpec("status.d", status_d, _scriptless),
+    StepSpec("notices", notices, lambda r: True),
+)
+"""Every step, in build order, with the recipes that take it."""
+
+
+def chosen(recipe: Recipe, foreign: bool = False) -> list[tuple[str, Step]]:
+    """The steps a recipe needs, in order (`foreign`: for an architecture the host runs only emulated)."""
+    return [(s.name, s.run) for s in STEPS if s.when(recipe) and (foreign or not s.foreign_only)]
+
+
+def needs_root(recipe: Recipe) -> bool:
+    """Whether building the recipe needs root, real or of a user namespace: maintainer scripts and hooks run
+    in a sandbox, and files get their owners for real. A scriptless build runs nothing and records owners,
+    modes and devices for the layer instead, so any user can make it, without a namespace."""
+    return recipe.scripts
+
+
+def overrides_for(recipe: Recipe) -> Overrides | None:
+    """The override table a build of the recipe records into: every entry nobody recorded is root's."""
+    return None if needs_root(recipe) else Overrides(default_owner=(0, 0))

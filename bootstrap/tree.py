@@ -5,6 +5,9 @@ The tree is untrusted: packages and maintainer scripts put symlinks anywhere (`e
 met on the way is followed with absolute targets taken from the tree's root and `..` stopping at the root,
 and the last component is never followed unless asked. Directories are then opened one component at a
 time with O_NOFOLLOW, so what is touched is what was resolved.
+
+With an override table (a build that gives no file a foreign owner), owners and modes are recorded there
+rather than set on disk, and every stat of the tree reports them: the tree reads as the image will be.
 """
 
 import errno
@@ -15,8 +18,10 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import BinaryIO
 
 from bootstrap.errors import BootstrapError
+from bootstrap.image.overrides import Overrides, disk_mode
 
 MAX_LINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -33,9 +38,18 @@ def _parts(rel: str) -> list[str]:
 class Tree:
     """A root directory and the operations the build does on it from the host."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, overrides: Overrides | None = None) -> None:
         self.root = Path(root)
+        self.overrides = overrides
         self._dirs: dict[str, str] = {"": ""}
+
+    @property
+    def _recording(self) -> Overrides | None:
+        """The table owners and modes go to, when they are recorded rather than set on disk."""
+        return self.overrides if self.overrides is not None and self.overrides.owners else None
+
+    def _view(self, resolved: str, st: os.stat_result) -> os.stat_result:
+        return st if self.overrides is None else self.overrides.view(resolved, st)
 
     # --- resolution -----------------------------------------------------------------------------------
 
@@ -160,9 +174,10 @@ class Tree:
         parent, name = self._split(rel)
         try:
             with self.dirfd(parent) as fd:
-                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except (FileNotFoundError, NotADirectoryError, TreeError):
             return None
+        return self._view(f"{parent}/{name}" if parent else name, st)
 
     def mkdir(self, rel: str, mode: int = 0o755) -> None:
         """Make directory `rel` and its missing parents (existing ones keep their mode)."""
@@ -171,47 +186,116 @@ class Tree:
 
     def own_dir(self, rel: str, uid: int, gid: int, mode: int) -> None:
         """Set the owner and mode of directory `rel`."""
+        table = self._recording
         with self.dirfd(rel) as fd:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, mode)
+            if table is None:
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)
+            else:
+                os.fchmod(fd, disk_mode(mode, is_dir=True))
+                table.set(self.resolve_dir(rel), uid, gid, mode)
 
-    def write(self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+    def write(
+        self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None
+    ) -> None:
         """Replace whatever is at `rel` (a file or symlink, never followed) with a regular file."""
         parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        table = self._recording
         with self.dirfd(parent, create=True) as fd:
-            write_at(fd, name, data, mode, uid, gid)
-        self.forget(f"{parent}/{name}" if parent else name)
+            if table is None:
+                write_at(fd, name, data, mode, uid, gid)
+            else:
+                write_at(fd, name, data, disk_mode(mode, is_dir=False), None)
+                table.set(path, uid, gid, mode)
+            if mtime is not None:
+                os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
+        self.forget(path)
 
     def read(self, rel: str, limit: int = 16 << 20) -> bytes | None:
         """The content of regular file `rel` (symlinks followed inside the tree), or None when there is none."""
+        with self.open(rel) as f:
+            return None if f is None else f.read(limit)
+
+    @contextmanager
+    def open(self, rel: str) -> Iterator[BinaryIO | None]:
+        """Regular file `rel` (symlinks followed inside the tree) open for reading, or None when there is none."""
         try:
             resolved = self.resolve(rel, follow_last=True)
         except TreeError:
-            return None
-        if not resolved:
-            return None
-        parent, _, name = resolved.rpartition("/")
-        try:
-            with self.dirfd(parent) as fd:
-                f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
-        except (OSError, TreeError):
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(f).st_mode):
-                return None
-            return os.read(f, limit)
-        finally:
+            resolved = ""
+        f = -1
+        if resolved:
+            parent, _, name = resolved.rpartition("/")
+            try:
+                with self.dirfd(parent) as fd:
+                    f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
+            except (OSError, TreeError):
+                f = -1
+        if f >= 0 and not stat.S_ISREG(os.fstat(f).st_mode):
             os.close(f)
+            f = -1
+        if f < 0:
+            yield None
+            return
+        with os.fdopen(f, "rb") as file:
+            yield file
 
     def remove(self, rel: str) -> None:
         """Remove the entry at `rel` (a directory with everything below it); a symlink is removed, not followed."""
         parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
         try:
             with self.dirfd(parent) as fd:
                 _remove_at(fd, name)
         except (FileNotFoundError, NotADirectoryError):
             pass
-        self.forget(f"{parent}/{name}" if parent else name)
+        self.forget(path)
+        if self.overrides is not None:
+            self.overrides.forget(path)
+
+    def symlink(self, rel: str, target: str, uid: int = 0, gid: int = 0) -> None:
+        """Make a symlink at `rel` owned by uid:gid (whatever is there is replaced, unless a directory; the link
+        itself is never followed)."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        table = self._recording
+        with self.dirfd(parent, create=True) as fd:
+            with suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+            os.symlink(target, name, dir_fd=fd)
+            if table is None:
+                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+            else:
+                table.set(path, uid, gid, 0o777)
+        self.forget(path)
+
+    def rename(self, rel: str, new: str) -> None:
+        """Rename the entry at `rel` (not following it) to `new`, both resolved inside the tree."""
+        parent, name = self._split(rel)
+        new_parent, new_name = self._split(new)
+        with self.dirfd(parent) as fd, self.dirfd(new_parent) as new_fd:
+            os.rename(name, new_name, src_dir_fd=fd, dst_dir_fd=new_fd)
+        old_path = f"{parent}/{name}" if parent else name
+        new_path = f"{new_parent}/{new_name}" if new_parent else new_name
+        self.forget(old_path)
+        self.forget(new_path)
+        if self.overrides is not None:
+            self.overrides.move(old_path, new_path)
+
+    def rmdir(self, rel: str) -> bool:
+        """Remove directory `rel` if it is empty; False when it is not (or is not there)."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        try:
+            with self.dirfd(parent) as fd:
+                os.rmdir(name, dir_fd=fd)
+        except OSError:
+            return False
+        self.forget(path)
+        if self.overrides is not None:
+            self.overrides.forget(path)
+        return True
 
     def glob(self, pattern: str) -> list[str]:
         """Tree-relative paths matching a shell pattern (`var/log/apt/*`), walking real directories only:
@@ -258,14 +342,17 @@ class Tree:
                 continue
             for name, st in stats:
                 path = f"{current}/{name}" if current else name
+                st = self._view(path, st)
                 yield path, st
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(path)
 
 
-def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+def write_at(
+    fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int | None = 0, gid: int = 0
+) -> None:
     """Replace the entry `name` of directory `fd` (a file or symlink, never followed) with a regular file,
-    written whole under a temporary name first."""
+    written whole under a temporary name first (left the writer's own when `uid` is None)."""
     raw = data.encode() if isinstance(data, str) else data
     tmp = f".{name}.bootstrap-new"
     with suppress(FileNotFoundError):
@@ -275,7 +362,8 @@ def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int 
         view = memoryview(raw)
         while view:
             view = view[os.write(out, view) :]
-        os.fchown(out, uid, gid)
+        if uid is not None:
+            os.fchown(out, uid, gid)
         os.fchmod(out, mode)
     finally:
         os.close(out)

@@ -50,6 +50,14 @@ def recorded_insecure(directory: Path) -> bool:
     return lock.is_file() and lock_mod.read(lock).insecure
 
 
+def recorded_recipe(directory: Path) -> recipe.Recipe:
+    """The resolved recipe DIR's build.json records."""
+    data = read_build(directory).get("recipe")
+    if not isinstance(data, dict) or "name" not in data:
+        raise BootstrapError(f"{directory}/build.json records no recipe", "rebuild that directory")
+    return recipe.from_data(dict(data), str(data["name"]), f"{directory}/build.json")
+
+
 def verify(directory: Path, opts: Options) -> Verdict:
     """Rebuild DIR from its lock into a scratch directory and compare digests file by file."""
     build = read_build(directory)
@@ -58,10 +66,9 @@ def verify(directory: Path, opts: Options) -> Verdict:
             f"{directory} holds no lock.json (a multi-architecture build?)",
             "verify rebuilds single-architecture outputs: build and verify each --arch on its own",
         )
-    rec_data = build["recipe"]
     settings = build["build"]
-    assert isinstance(rec_data, dict) and isinstance(settings, dict)
-    rec = recipe.from_data(dict(rec_data), str(rec_data["name"]), f"{directory}/build.json")
+    assert isinstance(settings, dict)
+    rec = recorded_recipe(directory)
     scratch = Path(tempfile.mkdtemp(prefix="bootstrap-verify-"))
     try:
         again = scratch / "out"

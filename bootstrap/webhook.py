@@ -4,13 +4,14 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
 from bootstrap import retry
 from bootstrap.log import log
+from bootstrap.registry.reference import parse_reference
 
 SECRET_ENV = "BOOTSTRAP_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Bootstrap-Signature-256"
@@ -54,3 +55,30 @@ def notify(urls: Sequence[str], event: dict[str, Any]) -> list[str]:
     """Send the event to every URL; return the ones that failed."""
     secret = os.environ.get(SECRET_ENV) or None
     return [url for url in urls if not send(url, event, secret)]
+
+
+def push_event(ref: str, digest: str, fields: Mapping[str, Any], pushed_at: float) -> dict[str, Any]:
+    """The event for one pushed image: our fields, and Docker Hub's webhook shape beside them (`push_data` with
+    `tag` and `pushed_at`, `repository` with `repo_name`, `namespace` and `name`), so that receivers written for
+    Docker Hub's webhooks work unchanged."""
+    target = parse_reference(ref)
+    namespace, _, name = target.repository.rpartition("/")
+    return {
+        **fields,
+        "event": "push",
+        "tags": [ref],
+        "digest": digest,
+        "push_data": {
+            "pushed_at": int(pushed_at),
+            "pusher": "bootstrap",
+            "tag": target.tag or "latest",
+            "images": [digest],
+        },
+        "repository": {
+            "repo_name": target.repository,
+            "namespace": namespace,
+            "name": name,
+            "repo_url": f"{target.host}/{target.repository}",
+            "status": "Active",
+        },
+    }

@@ -44,3 +44,21 @@ def test_files_listed_under_merged_usr_aliases_belong_to_their_package(tmp_path:
     assert sizes["bash"] == 1000
     assert sizes["libc6"] == 530, "aliases resolve relative (../..) and absolute (/usr/lib) links"
     assert sizes[UNOWNED] == 7 + len("/.\n/bin\n/bin/bash\n") + len("/lib/libc.so\n/usr/share/doc/base/README\n")
+
+
+def test_a_distroless_database_names_files_by_md5sums(tmp_path: Path) -> None:
+    md5sums = "d41d8cd98f00b204e9800998ecf8427e  usr/bin/tool\nd41d8cd98f00b204e9800998ecf8427e  lib/libz.so.1\n"
+    layer = _layer(
+        tmp_path / "rootfs.tar.gz",
+        [
+            ("lib", "link", "usr/lib"),
+            ("usr/bin/tool", "file", b"t" * 300),
+            ("usr/lib/libz.so.1", "file", b"z" * 40),
+            ("etc/passwd", "file", b"p" * 9),
+            ("var/lib/dpkg/status.d/tool", "file", "Package: tool\n"),
+            ("var/lib/dpkg/status.d/tool.md5sums", "file", md5sums),
+        ],
+    )
+    sizes = package_sizes(layer)
+    assert sizes["tool"] == 340
+    assert sizes[UNOWNED] == 9 + len("Package: tool\n") + len(md5sums)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import foreign
-from bootstrap.deb import copyright, dpkgdb
+from bootstrap.deb import copyright, dpkgdb, tweaks
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.finish import AptSourceEntry, finish
 from bootstrap.tree import Tree, TreeError
@@ -60,6 +60,7 @@ def test_finish_stays_inside_the_tree(hostile: Path, host: Path) -> None:
         "debian.sources",
         ["debian-archive-keyring.pgp"],
         1_700_000_000,
+        tweaks.UBUNTU,  # the larger set: diversions, scripts, files under /run and /usr/bin
     )
     assert snapshot(host) == before, "finish wrote or deleted on the host"
 

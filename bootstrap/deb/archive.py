@@ -89,11 +89,15 @@ def open_archive(
     check_valid_until: bool = True,
     offline: bool = False,
     extra: tuple[ExtraSource, ...] = (),
+    signers: frozenset[str] = frozenset(),
 ) -> Archive:
-    """Fetch and verify every release of the build and load their package indexes."""
+    """Fetch and verify every release of the build and load their package indexes (with `signers`, only
+    signatures by those keys of the keyrings count)."""
 
     def fetch(source: Source) -> Release:
-        return release_mod.fetch(source.mirror, source.dist, keyrings, insecure, check_valid_until, cache, offline)
+        return release_mod.fetch(
+            source.mirror, source.dist, keyrings, insecure, check_valid_until, cache, offline, signers
+        )
 
     def fetch_extra(job: tuple[ExtraSource, str]) -> Release:
         src, dist = job

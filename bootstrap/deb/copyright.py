@@ -1,6 +1,9 @@
-"""Licences declared in Debian copyright files (machine-readable DEP-5 `License:` fields), as SPDX ids."""
+"""What Debian copyright files say: the licences (machine-readable DEP-5 `License:` fields, as SPDX ids) and
+the copyright notices (DEP-5 `Copyright:` fields, or the `Copyright ...` lines of a free-form file)."""
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from bootstrap.tree import Tree
 
@@ -85,12 +88,74 @@ def spdx_id(name: str) -> str:
     return license_ref(name)
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One package's copyright file, as an SBOM reports it."""
+
+    licenses: tuple[str, ...]
+    """Licence short names of a machine-readable file (empty for a free-form one)."""
+    copyright: str
+    """The copyright notices, one a line (empty when the file names none)."""
+    text: str
+    """The whole file ("" when the package has none): the terms, when no licence is named."""
+
+
+MAX_TEXT = 256 << 10
+"""A copyright file larger than this is not carried whole into an SBOM."""
+_FREE_FORM_NOTICE = re.compile(r"(?:\bcopyright\b|\(c\)|©)\W*(?:\(c\)|©)?\W*(?:19|20)\d\d", re.IGNORECASE)
+
+
+def _read(tree: Tree, package: str) -> str | None:
+    data = tree.read(f"usr/share/doc/{package}/copyright")
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _field_values(text: str, field: str) -> list[str]:
+    """Every value of a deb822 field across the paragraphs of a DEP-5 file, continuation lines joined by newlines."""
+    out: list[str] = []
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if current is not None and line[:1] in (" ", "\t"):
+            part = line.strip()
+            current.append("" if part == "." else part)
+            continue
+        if current is not None:
+            out.append("\n".join(p for p in current if p))
+            current = None
+        if line.lower().startswith(field.lower() + ":"):
+            current = [line[len(field) + 1 :].strip()]
+    if current is not None:
+        out.append("\n".join(p for p in current if p))
+    return [v for v in out if v]
+
+
+def notices_in(text: str) -> str:
+    """The copyright notices of a copyright file, deduplicated, in order of appearance."""
+    if text.startswith("Format:"):
+        lines = [line for value in _field_values(text, "Copyright") for line in value.splitlines()]
+    else:
+        lines = [line.strip() for line in text.splitlines() if _FREE_FORM_NOTICE.search(line)]
+    return "\n".join(dict.fromkeys(line.strip() for line in lines if line.strip()))
+
+
+def notice(tree: Tree, package: str) -> Notice:
+    text = _read(tree, package)
+    if text is None:
+        return Notice((), "", "")
+    return Notice(tuple(_licenses_in(text)), notices_in(text), text if len(text) <= MAX_TEXT else "")
+
+
+def notices(tree: Tree, packages: Iterable[str]) -> dict[str, Notice]:
+    return {name: notice(tree, name) for name in packages}
+
+
 def declared(tree: Tree, package: str) -> list[str]:
     """Licence short names a package's copyright file declares (empty when it is not machine-readable)."""
-    data = tree.read(f"usr/share/doc/{package}/copyright")
-    if data is None:
-        return []
-    text = data.decode("utf-8", "replace")
+    text = _read(tree, package)
+    return [] if text is None else _licenses_in(text)
+
+
+def _licenses_in(text: str) -> list[str]:
     if not text.startswith("Format:"):
         return []
     names: set[str] = set()

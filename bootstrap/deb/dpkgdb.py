@@ -1,5 +1,8 @@
-"""Write the dpkg database for unpacked packages, as `dpkg --unpack` would leave it."""
+"""Write the dpkg database for unpacked packages, as `dpkg --unpack` would leave it, or as a distroless image
+carries it (one control stanza per package in status.d, which scanners read)."""
 
+import hashlib
+import stat
 from collections.abc import Collection, Sequence
 
 from bootstrap.deb.index import Package
@@ -78,3 +81,35 @@ def write(tree: Tree, items: Sequence[Unpacked], archive_classified: Collection[
         for trigger, who in sorted(named.items()):
             write_at(triggers, trigger, "".join(w + "\n" for w in who))
         write_at(triggers, "Unincorp", "")
+
+
+STATUS_D = f"{DPKG_DIR}/status.d"
+
+
+def _md5sums(tree: Tree, item: Unpacked) -> bytes:
+    """The package's md5sums as shipped; for a package that ships none, made from its files in the tree."""
+    shipped = item.control.get("md5sums")
+    if shipped is not None:
+        return shipped
+    lines = []
+    for path in item.paths:
+        if path.strip("/.") == "":
+            continue
+        st = tree.lstat(path)
+        data = tree.read(path) if st is not None and stat.S_ISREG(st.st_mode) else None
+        if data is not None:
+            lines.append(f"{hashlib.md5(data).hexdigest()}  {path.lstrip('/')}\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def write_status_d(tree: Tree, items: Sequence[Unpacked]) -> list[str]:
+    """The dpkg database of a distroless image, which scanners read: `status.d/<package>`, the package's
+    control stanza as shipped, and `status.d/<package>.md5sums` beside it. Returns the package names."""
+    tree.mkdir(STATUS_D)
+    names = []
+    for item in sorted(items, key=lambda i: i.package.name):
+        name = item.package.name
+        tree.write(f"{STATUS_D}/{name}", item.control["control"], 0o644)
+        tree.write(f"{STATUS_D}/{name}.md5sums", _md5sums(tree, item), 0o644)
+        names.append(name)
+    return names

@@ -8,24 +8,8 @@ from pathlib import Path
 
 from bootstrap.deb.configure import POLICY_RC_D
 from bootstrap.deb.filters import PathFilter
+from bootstrap.deb.tweaks import ContainerSettings
 from bootstrap.tree import Tree
-
-_APT_CLEAN = '"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true";'
-
-# One setting per file, so a derived image can drop any one of them.
-TWEAKS: dict[str, str] = {
-    "etc/dpkg/dpkg.cfg.d/docker-apt-speedup": "# No fsync for every unpacked file: a container layer is written once.\n"
-    "force-unsafe-io\n",
-    "etc/apt/apt.conf.d/docker-clean": "# Downloaded .debs and apt's binary caches only bloat image layers.\n"
-    f"DPkg::Post-Invoke {{ {_APT_CLEAN} }};\n"
-    f"APT::Update::Post-Invoke {{ {_APT_CLEAN} }};\n"
-    'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n',
-    "etc/apt/apt.conf.d/docker-gzip-indexes": "# Keep the package lists compressed on disk.\n"
-    'Acquire::GzipIndexes "true";\n',
-    "etc/apt/apt.conf.d/docker-no-languages": '# No translated package descriptions.\nAcquire::Languages "none";\n',
-    "etc/apt/apt.conf.d/docker-autoremove-suggests": "# Packages that are only suggested may be autoremoved.\n"
-    'Apt::AutoRemove::SuggestsImportant "false";\n',
-}
 
 SCRUB = (
     "etc/machine-id",
@@ -114,6 +98,26 @@ def sweep_filtered(tree: Tree, pfilter: PathFilter) -> None:
             tree.remove(path)
 
 
+def add_diversions(tree: Tree, settings: ContainerSettings) -> None:
+    """The settings' local diversions, as `dpkg-divert --local --rename --add` makes them: a file at the path
+    moves to the diverted name, the stand-in takes its place, and dpkg's database records it. A path that is
+    diverted already is left as it is."""
+    known = (tree.read("var/lib/dpkg/diversions") or b"").decode()
+    diverted = set(known.splitlines()[0::3])
+    added = ""
+    for d in settings.diversions:
+        if d.path in diverted:
+            continue
+        path, moved = d.path.lstrip("/"), d.divert_to.lstrip("/")
+        st = tree.lstat(path)
+        if st is not None and stat.S_ISREG(st.st_mode) and tree.lstat(moved) is None:
+            tree.write(moved, tree.read(path) or b"", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        tree.write(path, d.content, 0o755)
+        added += f"{d.path}\n{d.divert_to}\n:\n"
+    if added:
+        tree.write("var/lib/dpkg/diversions", known + added)
+
+
 def finish(
     root: Path,
     pfilter: PathFilter,
@@ -121,14 +125,13 @@ def finish(
     sources_file: str,
     keyring_names: Sequence[str],
     epoch: int,
+    settings: ContainerSettings,
 ) -> None:
-    """Container tweaks, slim rules kept in the image, apt sources, and every run-dependent file removed."""
+    """Container settings, slim rules kept in the image, apt sources, and every run-dependent file removed."""
     tree = Tree(root)
     tree.write("usr/sbin/policy-rc.d", POLICY_RC_D, 0o755)
-    for rel, text in TWEAKS.items():
-        tree.write(rel, text)
     if pfilter:
-        tree.write("etc/dpkg/dpkg.cfg.d/docker", pfilter.dpkg_cfg())
+        tree.write(f"etc/dpkg/dpkg.cfg.d/{settings.filters_file}", pfilter.dpkg_cfg())
         sweep_filtered(tree, pfilter)
     keyring = next(
         (f"/usr/share/keyrings/{k}" for k in keyring_names if tree.lstat(f"usr/share/keyrings/{k}")),
@@ -136,8 +139,11 @@ def finish(
     )
     tree.write(f"etc/apt/sources.list.d/{sources_file}", sources_deb822(sources, keyring))
     listed = tree.read("etc/apt/sources.list")
-    if listed is not None and not listed.strip():
+    if settings.sources_list is not None:
+        tree.write("etc/apt/sources.list", settings.sources_list)
+    elif listed is not None and not listed.strip():
         tree.remove("etc/apt/sources.list")
+    kept = [(rel, tree.lstat(rel)) for rel in settings.kept_dirs]
     for pattern in SCRUB:
         for match in tree.glob(pattern):
             tree.remove(match)
@@ -146,4 +152,13 @@ def finish(
             st = tree.lstat(match)
             if st is not None and not stat.S_ISDIR(st.st_mode):
                 tree.remove(match)
+    for rel, st in kept:
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            tree.mkdir(rel)
+            tree.own_dir(rel, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    for rel, text in settings.files.items():
+        tree.write(rel, text)
+    for rel, text in settings.executables.items():
+        tree.write(rel, text, 0o755)
+    add_diversions(tree, settings)
     clamp_shadow(tree, epoch)

@@ -63,6 +63,8 @@ class Package:
     mirror: str
     dist: str
     section: str = ""
+    maintainer: str = ""
+    """`Name <address>` of who maintains the package in the distribution: its supplier in an SBOM."""
 
     @property
     def url(self) -> str:
@@ -293,6 +295,7 @@ def _package(fields: dict[str, str], release: Release) -> Package:
             mirror=release.mirror,
             dist=release.dist,
             section=fields.get("Section", ""),
+            maintainer=fields.get("Maintainer", ""),
         )
     except KeyError as exc:
         raise MirrorError(

@@ -25,6 +25,9 @@ class Request:
     exclude: tuple[str, ...] = ()
     prefer: tuple[str, ...] = ()
     """Taken first when they stand among the alternatives of a dependency."""
+    ignore_depends: tuple[str, ...] = ()
+    """A dependency naming any of these counts as satisfied without installing anything (dpkg's
+    --ignore-depends): what only maintainer scripts need, in an image where none runs."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,14 @@ def resolve(index: Index, request: Request) -> Selection:
         for g in groups:
             (hard if len(g) == 1 else choices).append((g, owner))
 
+    ignored = frozenset(request.ignore_depends)
     for name in sorted(wanted - exclude):
         pkg = index.candidate(name)
+        if pkg is None and name in request.include:
+            # A virtual package: its provider, as apt-get install takes it.
+            if state.satisfied(Relation(name)):
+                continue
+            pkg = state.choose(Relation(name))
         if pkg is None:
             if name in request.include:
                 raise ResolveError(
@@ -154,12 +163,12 @@ def resolve(index: Index, request: Request) -> Selection:
                     "check the name, the suite and the recipe's components",
                 )
             continue
-        if name not in state.selected:
+        if pkg.name not in state.selected:
             queue(state.add(pkg, "requested"), pkg)
 
     while hard or choices:
         group, owner = hard.popleft() if hard else choices.popleft()
-        if any(state.satisfied(rel) for rel in group):
+        if any(state.satisfied(rel) or rel.name in ignored for rel in group):
             continue
         ordered = sorted(group, key=lambda r: r.name not in request.prefer)
         for rel in ordered:

@@ -3,6 +3,10 @@
 Every path is resolved inside the root the way the chroot will see it: a symlink met on the way
 (`/bin -> usr/bin`) is followed, absolute targets are re-rooted and `..` stops at the root, so no
 entry can reach outside. The last component is never followed: an entry replaces what is there.
+
+With an override table, no device node is made: an empty file stands in for it and the table records the
+device, owner and mode the package gives it, for the layer to say. A table that records owners too gives
+nothing a foreign owner: each entry is written as the builder's own, which needs no privilege at all.
 """
 
 import os
@@ -19,6 +23,7 @@ from bootstrap.deb.debfile import DebContents
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
 from bootstrap.errors import UnpackError
+from bootstrap.image.overrides import Device, Overrides, disk_mode
 from bootstrap.tree import Tree
 
 
@@ -35,11 +40,26 @@ class Unpacked:
 class RootWriter:
     """Writes tar entries below `root`, confined to it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, overrides: Overrides | None = None) -> None:
         self.root = str(root)
-        self.tree = Tree(root)
+        self.overrides = overrides
+        self.tree = Tree(root, overrides)
         self.resolve_dir = self.tree.resolve_dir
         self._forget = self.tree.forget
+
+    def _rel(self, real: str) -> str:
+        return real[len(self.root) + 1 :]
+
+    def _record(self, target: str, info: tarfile.TarInfo, device: Device | None = None) -> bool:
+        """With an override table, record the entry's owner and mode (and device) and give it the mode it
+        keeps on disk; return whether it was recorded (else the caller sets them for real)."""
+        if self.overrides is None or (device is None and not self.overrides.owners):
+            return False
+        mode = 0o777 if info.issym() else info.mode  # what any symlink has
+        self.overrides.set(self._rel(target), info.uid, info.gid, mode, device)
+        if not info.issym():
+            os.chmod(target, disk_mode(info.mode, info.isdir()))
+        return True
 
     def _real(self, rel: str) -> str:
         return f"{self.root}/{rel}" if rel else self.root
@@ -70,8 +90,9 @@ class RootWriter:
                 return target
             self._clear(target, rel)
             os.mkdir(target, 0o700)
-            os.chown(target, info.uid, info.gid)
-            os.chmod(target, stat.S_IMODE(info.mode))
+            if not self._record(target, info):
+                os.chown(target, info.uid, info.gid)
+                os.chmod(target, stat.S_IMODE(info.mode))
             return target
         self._forget(rel)
         self._clear(target, rel)
@@ -81,22 +102,31 @@ class RootWriter:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fchown(fd, info.uid, info.gid)
-                os.fchmod(fd, stat.S_IMODE(info.mode))
+                if not self._record(target, info):
+                    os.fchown(fd, info.uid, info.gid)
+                    os.fchmod(fd, stat.S_IMODE(info.mode))
             finally:
                 os.close(fd)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.issym():
             os.symlink(info.linkname, target)
-            os.chown(target, info.uid, info.gid, follow_symlinks=False)
+            if not self._record(target, info):
+                os.chown(target, info.uid, info.gid, follow_symlinks=False)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.ischr() or info.isblk():
-            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
-            os.mknod(target, kind | stat.S_IMODE(info.mode), os.makedev(info.devmajor, info.devminor))
-            os.chown(target, info.uid, info.gid)
+            if self.overrides is not None:  # an empty file stands in for the device the layer says
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+                self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
+            else:
+                kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
+                os.mknod(target, kind | stat.S_IMODE(info.mode), os.makedev(info.devmajor, info.devminor))
+                os.chown(target, info.uid, info.gid)
+                os.chmod(target, stat.S_IMODE(info.mode))  # the mode as packaged, not as the umask left it
         elif info.isfifo():
             os.mkfifo(target, stat.S_IMODE(info.mode))
-            os.chown(target, info.uid, info.gid)
+            if not self._record(target, info):
+                os.chown(target, info.uid, info.gid)
+                os.chmod(target, stat.S_IMODE(info.mode))
         else:
             raise UnpackError(f"/{rel}: unsupported tar entry type {info.type!r}", "the package is malformed")
         return target
@@ -109,6 +139,8 @@ class RootWriter:
         self._forget(rel)
         self._clear(target, rel)
         os.link(source, target, follow_symlinks=False)
+        if self.overrides is not None and self.overrides.owners:
+            self.overrides.copy(self._rel(source), self._rel(target))
         return target
 
 
@@ -156,10 +188,13 @@ def _remember(
         files.pop(rel, None)
 
 
-def unpack_one(writer: RootWriter, pkg: Package, deb: DebContents, pfilter: PathFilter) -> Unpacked:
+def unpack_one(
+    writer: RootWriter, pkg: Package, deb: DebContents, pfilter: PathFilter, configured: bool = False
+) -> Unpacked:
     """Write one package's files into the root; return its dpkg file list.
 
-    A conffile arrives as `<path>.dpkg-new` (a hard link to it links to that); a hard link whose target the
+    A conffile arrives as `<path>.dpkg-new` too (a hard link to it links to that), for dpkg to configure;
+    not when the package counts as `configured` (nothing will configure it). A hard link whose target the
     path filter skipped becomes a copy of the target's data."""
     conffiles = _conffiles(deb.control)
     confset = set(conffiles)
@@ -183,7 +218,7 @@ def unpack_one(writer: RootWriter, pkg: Package, deb: DebContents, pfilter: Path
             if pfilter and pfilter.skips(path, info.isdir() or info.issym()):
                 _remember(files, rel, info, None)
                 continue
-            conffile = path in confset and info.isreg()
+            conffile = path in confset and info.isreg() and not configured
             dest = rel + ".dpkg-new" if conffile else None
             try:
                 if source is not None:
@@ -248,9 +283,15 @@ def _read_ahead(
 
 
 def unpack_all(
-    root: Path, items: list[tuple[Package, Path]], pfilter: PathFilter, expanded: Path | None = None
+    root: Path,
+    items: list[tuple[Package, Path]],
+    pfilter: PathFilter,
+    expanded: Path | None = None,
+    overrides: Overrides | None = None,
+    configured: bool = False,
 ) -> list[Unpacked]:
     """Unpack every package in the given order (decompression runs ahead in threads; with `expanded`, a
-    cache of decompressed packages is used and filled)."""
-    writer = RootWriter(root)
-    return [unpack_one(writer, pkg, deb, pfilter) for pkg, deb in _read_ahead(items, expanded)]
+    cache of decompressed packages is used and filled; with `overrides`, owners, modes and devices are
+    recorded there; `configured`: conffiles are final, with no `.dpkg-new` beside them)."""
+    writer = RootWriter(root, overrides)
+    return [unpack_one(writer, pkg, deb, pfilter, configured) for pkg, deb in _read_ahead(items, expanded)]

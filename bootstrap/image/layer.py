@@ -16,6 +16,7 @@ import zstandard
 
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import ParallelGzip
+from bootstrap.image.overrides import Overrides
 
 ZSTD_LEVEL = 9
 
@@ -121,8 +122,9 @@ def _walk(root: str) -> list[str]:
     return out
 
 
-def write_tar(root: Path, epoch: int, sink: BinaryIO) -> None:
-    """Write the tree as a reproducible tar stream to `sink`."""
+def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | None = None) -> None:
+    """Write the tree as a reproducible tar stream to `sink`; with `overrides`, each entry has the owner,
+    mode and type recorded there rather than those it has on disk."""
     links: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}
     with tarfile.open(
         fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
@@ -130,6 +132,8 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO) -> None:
         for rel in _walk(str(root)):
             full = os.path.join(root, rel)
             st = os.lstat(full)
+            if overrides is not None:
+                st = overrides.view(rel, st)
             info = tarfile.TarInfo(rel)
             info.mode = stat.S_IMODE(st.st_mode)
             info.uid, info.gid = st.st_uid, st.st_gid
@@ -166,11 +170,18 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO) -> None:
                 tar.addfile(info)
 
 
-def pack(root: Path, epoch: int, dest: Path, compression: Compression = Compression.GZIP, level: int = 0) -> Layer:
+def pack(
+    root: Path,
+    epoch: int,
+    dest: Path,
+    compression: Compression = Compression.GZIP,
+    level: int = 0,
+    overrides: Overrides | None = None,
+) -> Layer:
     """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass."""
     with open(dest, "wb") as out:
         sink = _HashingSink(out, compression, level)
-        write_tar(root, epoch, sink)  # type: ignore[arg-type]
+        write_tar(root, epoch, sink, overrides)  # type: ignore[arg-type]
         sink.close()
     return Layer(
         path=dest,

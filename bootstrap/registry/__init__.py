@@ -12,7 +12,7 @@ from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.index import make_index
 from bootstrap.registry.options import DEFAULT_CHUNK, Options, parse_size
 from bootstrap.registry.push import push
-from bootstrap.registry.reference import Reference, parse_reference
+from bootstrap.registry.reference import Reference, looks_like_reference, parse_reference
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -20,6 +20,7 @@ __all__ = [
     "Reference",
     "RegistryError",
     "TransientError",
+    "looks_like_reference",
     "make_index",
     "parse_reference",
     "parse_size",

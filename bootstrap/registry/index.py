@@ -102,6 +102,10 @@ def make_index(target_ref: str, source_refs: Sequence[str], options: Options | N
         index = Manifest(
             media_type, canonical_json({"schemaVersion": 2, "mediaType": media_type, "manifests": descriptors})
         )
+        current = manifests.find(client, target.repository, target.tag or "latest")
+        if current is not None and current.digest == index.digest:
+            log.info(f"{target}: the index is there already ({index.digest})")
+            return index.digest
         digest = manifests.put(client, target.repository, target.tag or "latest", index)
     platforms = ", ".join(_key(d["platform"]) for d in descriptors)
     log.info(f"indexed {target.host}/{target.repository}:{target.tag or 'latest'}@{digest}: {platforms}")

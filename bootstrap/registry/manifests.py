@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
 from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST, Blob
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
@@ -88,12 +90,22 @@ def media_type_of(data: bytes, fallback: str) -> str:
 
 def get(client: Client, repository: str, reference: str) -> Manifest:
     """GET a manifest or index by tag or digest (checked against the digest when asked by digest)."""
+    found = find(client, repository, reference, missing_ok=False)
+    assert found is not None
+    return found
+
+
+def find(client: Client, repository: str, reference: str, missing_ok: bool = True) -> Manifest | None:
+    """`get`, or None when the registry has no such tag or manifest (404)."""
     resp = client.request(
         "GET",
         f"/v2/{repository}/manifests/{reference}",
         what=f"reading {client.host}/{repository}:{reference}",
         headers={"Accept": ACCEPT},
+        expect=(200, 404) if missing_ok else (200,),
     )
+    if resp.status_code == 404:
+        return None
     content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
     manifest = Manifest(media_type_of(resp.content, content_type), resp.content)
     if manifest.media_type not in (*IMAGE_TYPES, *INDEX_TYPES):
@@ -112,6 +124,12 @@ def get(client: Client, repository: str, reference: str) -> Manifest:
 
 def put(client: Client, repository: str, reference: str, manifest: Manifest) -> str:
     """PUT the exact bytes under a tag or digest; returns the digest, checked against Docker-Content-Digest."""
+    put_answer(client, repository, reference, manifest)
+    return manifest.digest
+
+
+def put_answer(client: Client, repository: str, reference: str, manifest: Manifest) -> requests.Response:
+    """`put`, returning the registry's answer (its headers say, for one, whether it processed a `subject`)."""
     resp = client.request(
         "PUT",
         f"/v2/{repository}/manifests/{reference}",
@@ -126,16 +144,31 @@ def put(client: Client, repository: str, reference: str, manifest: Manifest) -> 
             f"{client.host} stored {repository}:{reference} as {answered}, not {manifest.digest}",
             "the registry rewrote the manifest; it does not keep content as sent",
         )
-    return manifest.digest
+    return resp
+
+
+def blob(client: Client, repository: str, descriptor: object, limit: int = 16 << 20) -> bytes:
+    """A small blob's bytes (a config, a record), checked against its digest; refused above `limit` bytes."""
+    checked_descriptor = checked(descriptor, f"blob of {repository}")
+    digest = checked_descriptor["digest"]
+    if checked_descriptor["size"] > limit:
+        raise RegistryError(
+            f"blob {digest} of {repository} is {checked_descriptor['size']} bytes, more than the {limit} expected",
+            "the registry holds something else than bootstrap wrote",
+        )
+    resp = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"reading blob {digest} of {repository}")
+    if sha256(resp.content) != digest:
+        raise RegistryError(f"blob {digest} of {repository} does not match its digest", "the registry is damaged")
+    return resp.content
 
 
 def config(client: Client, repository: str, descriptor: object) -> dict[str, Any]:
     """An image's config blob, parsed (checked against its digest)."""
     digest = checked(descriptor, f"config of {repository}")["digest"]
-    resp = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"reading config {digest} of {repository}")
-    if sha256(resp.content) != digest:
-        raise RegistryError(f"config {digest} of {repository} does not match its digest", "the registry is damaged")
-    doc = json.loads(resp.content)
+    try:
+        doc = json.loads(blob(client, repository, descriptor))
+    except ValueError as exc:
+        raise RegistryError(f"config {digest} of {repository} is not JSON ({exc})", "the registry is damaged") from None
     if not isinstance(doc, dict):
         raise RegistryError(f"config {digest} of {repository} is not a JSON object", "")
     return doc

@@ -6,7 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bootstrap.log import bars_enabled, log
-from bootstrap.registry import manifests
+from bootstrap.registry import artifacts, manifests
 from bootstrap.registry.blobs import Outcome, Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import MissingBlobs, RegistryError
@@ -27,10 +27,12 @@ def same_registry_repository(name: str, target: Reference) -> str:
     return ref.repository
 
 
-def push(layout: Path, ref: str, options: Options | None = None) -> str:
+def push(layout: Path, ref: str, options: Options | None = None, records: bool = True) -> str:
     """Push the image in `layout` to `ref`; returns the pushed digest.
 
     `layout` is an image.tar, an OCI layout directory, or a `bootstrap build` output directory (its image.tar).
+    The records of a build output (lock, SBOMs, provenance) are attached to the image as OCI artifacts, unless
+    `records` is false.
 
     One platform: its manifest goes under the tag. Several: each manifest by digest, then the index under the
     tag. The digest returned is the sha256 of the exact bytes of that top-level manifest or index.
@@ -42,6 +44,7 @@ def push(layout: Path, ref: str, options: Options | None = None) -> str:
     head = top.index or top.images[0]
     if target.digest and target.digest != head.digest:
         raise RegistryError(f"{layout} holds {head.digest}, not {target.digest}", "push it by tag, or by its digest")
+    attached, epoch = artifacts.records_of(lay, top) if records else ([], 0)
     mount_from = [same_registry_repository(m, target) for m in options.mount_from]
     blobs: dict[str, BlobSource] = {}
     for image in top.images:
@@ -67,6 +70,7 @@ def push(layout: Path, ref: str, options: Options | None = None) -> str:
             for image in top.images:
                 _put_image(uploader, lay, image.digest, image)
             digest = manifests.put(client, target.repository, tag or head.digest, top.index)
+        artifacts.attach_all(client, target.repository, attached, epoch, uploader)
     log.info(
         f"pushed {target.host}/{target.repository}{':' + tag if tag else ''}@{digest}: "
         f"{len(top.images)} platform(s); blobs: {outcomes[Outcome.UPLOADED]} uploaded, "

@@ -60,6 +60,18 @@ def _looks_like_host(part: str) -> bool:
     return "." in part or ":" in part or part == "localhost" or part.startswith("[")
 
 
+def looks_like_reference(text: str) -> bool:
+    """`host[:port]/repo[:tag]`: a registry reference rather than a local path."""
+    first, slash, rest = text.partition("/")
+    if not (slash and rest) or first in (".", "..") or not _looks_like_host(first):
+        return False
+    try:
+        parse_reference(text)
+    except RegistryError:
+        return False
+    return True
+
+
 def parse_reference(text: str, default_host: str | None = None) -> Reference:
     """Parse `host:port/repo/name:tag`; `repo/name:tag` alone is taken on `default_host` when one is given,
     and refused otherwise. Docker Hub's reference hosts become DOCKER_HUB, its one-part names `library/NAME`."""

@@ -357,6 +357,22 @@ def test_excluding_a_hard_dependency_fails(archive: Archive) -> None:
         resolve(archive.index, only("pre-user", exclude=("pre-lib",)))
 
 
+def test_ignore_depends_satisfies_without_installing(archive: Archive) -> None:
+    request = Request(
+        priorities=(), essential=False, include=("chain-top", "alt-first"), ignore_depends=("chain-mid", "alt-b")
+    )
+    assert names(resolve(archive.index, request)) == {"chain-top", "alt-first"}, "any ignored alternative will do"
+    with pytest.raises(ResolveError, match="chain-bottom"):
+        resolve(archive.index, only("chain-top"))
+
+
+def test_an_included_virtual_package_takes_its_provider(archive: Archive) -> None:
+    assert names(resolve(archive.index, only("vfoo"))) == {"vfoo-impl"}
+    assert names(resolve(archive.index, only("vfoo", "vfoo-impl"))) == {"vfoo-impl"}, "once, by either name"
+    with pytest.raises(ResolveError, match="not in the archive"):
+        resolve(archive.index, only("no-such-thing"))
+
+
 def test_unsatisfiable_error_names_the_chain(archive: Archive) -> None:
     with pytest.raises(ResolveError) as err:
         resolve(archive.index, only("chain-top"))

@@ -85,6 +85,15 @@ def slim_build(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Calla
 
 
 @pytest.fixture(scope="session")
+def runtime(as_root: None) -> Iterator[tuple[str, Path]]:
+    """An interpreter and a copy of bootstrap that ordinary users made by the tests can run (tests/e2e/users.py)."""
+    from tests.e2e.users import readable_runtime
+
+    with readable_runtime() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
 def docker() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
     """`docker(*args)`: the real Docker CLI; images loaded through it are removed at the end."""
     need_tool("docker")

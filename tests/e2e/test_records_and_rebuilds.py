@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,16 @@ def first(mirrored: Mirrored, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_outputs_present(first: Path) -> None:
     names = sorted(p.name for p in first.iterdir())
-    assert names == ["build.json", "image.tar", "lock.json", "packages.txt", "rootfs.tar.gz", "sbom.spdx.json"]
+    assert names == [
+        "build.json",
+        "image.tar",
+        "lock.json",
+        "packages.txt",
+        "provenance.intoto.json",
+        "rootfs.tar.gz",
+        "sbom.spdx.json",
+        "sbom.spdx3.json",
+    ]
     assert not [p for p in first.parent.iterdir() if p.name.startswith(".")], "no staging leftovers"
 
 
@@ -85,6 +95,89 @@ def test_sbom_is_valid_spdx_and_complete(first: Path) -> None:
     assert "GPL-3.0-or-later" in bash["licenseDeclared"]
     contains = [r for r in sbom["relationships"] if r["relationshipType"] == "CONTAINS"]
     assert len(contains) == len(installed)
+
+
+def test_sbom_meets_ntia_minimum_and_cisa_framing(first: Path, tmp_path: Path) -> None:
+    """sbomcheck passes NTIA and CISA's framing minimum on the SPDX 3 document; on the SPDX 2.3 one it passes
+    NTIA and finds every CISA element but the SBOM type, which it reads from SPDX 3 only (ours is stated in the
+    creation comment)."""
+    sbomcheck = need_tool("sbomcheck")
+    for comply in ("ntia", "fsct3-min"):
+        three = run([sbomcheck, "-s", "spdx3", "-c", comply, str(first / "sbom.spdx3.json")], check=False)
+        assert three.returncode == 0 and "Conformant: True" in three.stdout, three.stdout + three.stderr
+    doc = first / "sbom.spdx.json"
+    ntia = run([sbomcheck, "-c", "ntia", str(doc)], check=False)
+    assert ntia.returncode == 0 and "Conformant: True" in ntia.stdout, ntia.stdout
+    from ntia_conformance_checker.fsct_checker import FSCT3Checker
+
+    fsct = FSCT3Checker(str(doc))
+    failing = [name for name, ok in fsct.table_elements if not ok]
+    assert failing == ["SBOM generation context (SBOM type) provided?"]
+    sbom = json.loads(doc.read_text())
+    assert "SBOM type: Build" in sbom["creationInfo"]["comment"]
+    debs = {p["name"]: p for p in sbom["packages"] if p.get("externalRefs")}
+    assert debs["bash"]["supplier"].startswith("Person: ") or debs["bash"]["supplier"].startswith("Organization: ")
+    assert "(" in debs["bash"]["supplier"] and "@" in debs["bash"]["supplier"]
+    assert debs["bash"]["licenseConcluded"] == debs["bash"]["licenseDeclared"]
+    assert "Copyright" in debs["bash"]["copyrightText"] or "Free Software Foundation" in debs["bash"]["copyrightText"]
+    free_form = [p for p in debs.values() if p["licenseConcluded"].startswith("LicenseRef-copyright-")]
+    extracted = {e["licenseId"]: e for e in sbom.get("hasExtractedLicensingInfos", [])}
+    for p in free_form:
+        assert extracted[p["licenseConcluded"]]["extractedText"].strip()
+
+
+def test_cyclonedx_sbom_is_valid_1_6(mirrored: Mirrored, tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    out = tmp_path / "cdx"
+    mirrored.build(out, "--sbom-format", "cyclonedx")
+    text = (out / "sbom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    doc = json.loads(text)
+    spdx = json.loads((out / "sbom.spdx.json").read_text())
+    assert doc["specVersion"] == "1.6" and doc["metadata"]["lifecycles"] == [{"phase": "build"}]
+    assert len(doc["components"]) == len(spdx["packages"]) - 1
+    assert all(c["supplier"]["name"] and c["version"] and c["purl"] for c in doc["components"])
+    build = json.loads((out / "build.json").read_text())
+    assert build["files"]["sbom.cdx.json"].startswith("sha256:")
+    statement = json.loads((out / "provenance.intoto.json").read_text())
+    names = [b["name"] for b in statement["predicate"]["runDetails"]["byproducts"]]
+    assert names == ["lock.json", "sbom.cdx.json", "sbom.spdx.json", "sbom.spdx3.json"]
+
+
+def test_provenance_is_an_in_toto_statement(first: Path) -> None:
+    statement = json.loads((first / "provenance.intoto.json").read_text())
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    build = json.loads((first / "build.json").read_text())
+    (subject,) = statement["subject"]
+    assert "sha256:" + subject["digest"]["sha256"] == build["image"]["manifest_digest"]
+    definition = statement["predicate"]["buildDefinition"]
+    lock = json.loads((first / "lock.json").read_text())
+    by_uri = {d.get("uri"): d for d in definition["resolvedDependencies"]}
+    for pkg in lock["packages"]:
+        assert any(d["digest"] == {"sha256": pkg["sha256"]} for d in by_uri.values())
+    assert definition["externalParameters"]["recipe"] == "debian-slim"
+    lock_sha = hashlib.sha256((first / "lock.json").read_bytes()).hexdigest()
+    byproducts = {b["name"]: b["digest"] for b in statement["predicate"]["runDetails"]["byproducts"]}
+    assert byproducts["lock.json"] == {"sha256": lock_sha}
+    config = _config_of(first / "image.tar")
+    assert config["config"]["Labels"]["bootstrap.lock.sha256"] == f"sha256:{lock_sha}"
+
+
+def _config_of(image_tar: Path) -> dict[str, Any]:
+    import tarfile
+
+    with tarfile.open(image_tar) as tar:
+        def read(name: str) -> Any:
+            member = tar.extractfile(name)
+            assert member is not None
+            return json.loads(member.read())
+
+        index = read("index.json")
+        manifest = read("blobs/sha256/" + index["manifests"][0]["digest"][7:])
+        return read("blobs/sha256/" + manifest["config"]["digest"][7:])  # type: ignore[no-any-return]
 
 
 def test_build_json_records_provenance(first: Path) -> None:

@@ -2,173 +2,25 @@
 build, outputs and cache owned by the user, and each missing prerequisite made for real and diagnosed."""
 
 import hashlib
-import os
-import pwd
 import shutil
 import subprocess
-import sys
-import sysconfig
-import tempfile
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, bootstrap, need, run
+from tests.e2e.conftest import bootstrap, need
+from tests.e2e.users import User, as_user, make_user, remove_user
 
 pytestmark = pytest.mark.e2e
-
-CLONE_NEWUSER = 0x10000000
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    uid: int
-    gid: int
-    home: Path
-
-
-def _make_user(prefix: str, subids: bool) -> User:
-    name = f"{prefix}{uuid.uuid4().hex[:6]}"
-    run(["useradd", "--create-home", "--shell", "/bin/sh", name])
-    for path in ("/etc/subuid", "/etc/subgid"):
-        lines = (
-            [line for line in Path(path).read_text().splitlines() if not line.startswith(f"{name}:")]
-            if Path(path).exists()
-            else []
-        )
-        if subids:
-            starts = [int(f.split(":")[1]) + int(f.split(":")[2]) for f in lines if f.count(":") == 2]
-            lines.append(f"{name}:{max([200000, *starts])}:65536")
-        Path(path).write_text("".join(line + "\n" for line in lines))
-    entry = pwd.getpwnam(name)
-    return User(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir))
-
-
-def _remove_user(user: User) -> None:
-    run(["userdel", "--remove", user.name], check=False)
-    for path in ("/etc/subuid", "/etc/subgid"):
-        p = Path(path)
-        if p.exists():
-            p.write_text(
-                "".join(line + "\n" for line in p.read_text().splitlines() if not line.startswith(f"{user.name}:"))
-            )
-
-
-def _dependency_files() -> list[Path]:
-    """Every installed file of bootstrap's runtime dependencies, and theirs."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
-    def needed(texts: list[str] | None) -> list[str]:
-        reqs = [Requirement(t) for t in texts or []]
-        return [r.name for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
-
-    seen: set[str] = set()
-    todo = needed(metadata.requires("bootstrap"))
-    files: list[Path] = []
-    while todo:
-        name = todo.pop()
-        if name.lower() in seen:
-            continue
-        seen.add(name.lower())
-        dist = metadata.distribution(name)
-        files += [Path(str(dist.locate_file(f))) for f in dist.files or [] if "__pycache__" not in str(f)]
-        todo += needed(dist.requires)
-    return files
-
-
-@pytest.fixture(scope="module")
-def runtime(as_root: None) -> Iterator[tuple[str, Path]]:
-    """An interpreter and a copy of bootstrap with its dependencies that any user can read: the checkout and
-    its virtualenv may live in root's home."""
-    need(shutil.which("newuidmap") is not None, "uidmap is not installed (make test-deps installs it)")
-    stage = Path(tempfile.mkdtemp(prefix="bootstrap-rootless-"))
-    try:
-        shutil.copytree(ROOT / "bootstrap", stage / "bootstrap", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copytree(ROOT / "recipes", stage / "bootstrap/recipes", dirs_exist_ok=True)
-        site = Path(sysconfig.get_paths()["purelib"])
-        for f in _dependency_files():
-            if f.is_file() and site in f.parents:
-                dest = stage / "site" / f.relative_to(site)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, dest)
-        for d in [stage, *stage.rglob("*")]:
-            d.chmod(0o755 if d.is_dir() else d.stat().st_mode | 0o444)
-        real = os.path.realpath(sys.executable)
-        candidates = [real, f"/usr/bin/python3.{sys.version_info.minor}"]
-        python = next((c for c in candidates if _everyone_can_run(c)), None)
-        need(python is not None, f"no python3.{sys.version_info.minor} that an ordinary user can run")
-        assert python is not None
-        yield python, stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _everyone_can_run(path: str) -> bool:
-    p = Path(path)
-    if not p.exists():
-        return False
-    return all(q.stat().st_mode & 0o001 for q in [p, *p.parents] if q != Path("/"))
-
-
-def as_user(
-    user: User, runtime: tuple[str, Path], *args: str, limit_userns: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """`python -m bootstrap ARGS` as the user, with a clean environment (HOME, PATH), from the user's home."""
-    python, stage = runtime
-    env = {
-        "HOME": str(user.home),
-        "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-        "PYTHONPATH": f"{stage}:{stage / 'site'}",
-        "LANG": "C.UTF-8",
-    }
-    argv = [python, "-m", "bootstrap", *args]
-    if not limit_userns:
-        return subprocess.run(
-            ["setpriv", f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups", "--", *argv],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=user.home,
-        )
-    return _in_limited_namespace(user, argv, env)
-
-
-def _in_limited_namespace(user: User, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run as the user inside a user namespace (identity-mapped, so the machine looks the same) whose
-    user.max_user_namespaces is 0: user namespaces disabled by the sysctl, without touching the host's."""
-    helper = (
-        "import ctypes, os, sys\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "r, w = os.pipe(); r2, w2 = os.pipe()\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
-        f"    assert libc.unshare({CLONE_NEWUSER}) == 0\n"
-        "    os.write(w, b'1'); os.read(r2, 1)\n"
-        "    open('/proc/sys/user/max_user_namespaces', 'w').write('0')\n"
-        f"    os.setresgid(*[{user.gid}] * 3); os.setgroups([]); os.setresuid(*[{user.uid}] * 3)\n"
-        f"    os.chdir({str(user.home)!r})\n"
-        "    os.execve(sys.argv[1], sys.argv[1:], {k: v for k, v in os.environ.items()})\n"
-        "os.read(r, 1)\n"
-        "for m in ('uid_map', 'gid_map'):\n"
-        "    open(f'/proc/{pid}/{m}', 'w').write('0 0 4294967295\\n')\n"
-        "os.write(w2, b'1')\n"
-        "_, status = os.waitpid(pid, 0)\n"
-        "sys.exit(os.waitstatus_to_exitcode(status))\n"
-    )
-    return subprocess.run([sys.executable, "-c", helper, *argv], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")
 def builder() -> Iterator[User]:
-    user = _make_user("bsrl", subids=True)
+    need(shutil.which("newuidmap") is not None, "uidmap is not installed (make test-deps installs it)")
+    user = make_user("bsrl", subids=True)
     yield user
-    _remove_user(user)
+    remove_user(user)
 
 
 def _sha256(path: Path) -> str:
@@ -213,7 +65,7 @@ def test_doctor_says_all_is_well(builder: User, runtime: tuple[str, Path]) -> No
 
 
 def test_a_user_without_subordinate_ids_is_told_the_fix(runtime: tuple[str, Path], as_root: None) -> None:
-    user = _make_user("bsno", subids=False)
+    user = make_user("bsno", subids=False)
     try:
         out = user.home / "out"
         proc = as_user(user, runtime, "debian-slim", "-o", str(out))
@@ -227,7 +79,7 @@ def test_a_user_without_subordinate_ids_is_told_the_fix(runtime: tuple[str, Path
         doctor = as_user(user, runtime, "doctor")
         assert doctor.returncode == 1 and "FAIL subordinate uid range" in doctor.stdout
     finally:
-        _remove_user(user)
+        remove_user(user)
 
 
 def test_user_namespaces_disabled_by_the_sysctl(builder: User, runtime: tuple[str, Path]) -> None:

@@ -6,9 +6,11 @@ Everything listens on 127.0.0.1 on a free port and is stopped by the fixture tha
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import http.server
 import json
+import re
 import socket
 import ssl
 import struct
@@ -300,6 +302,8 @@ class Seen:
         return "/blobs/uploads/" in self.path and self.method in ("POST", "PUT", "PATCH") and "mount" not in self.query
 
 
+_REFERRERS = re.compile(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$")
+_MANIFEST = re.compile(r"^/v2/(.+)/manifests/([^/]+)$")
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
 
 
@@ -366,6 +370,9 @@ class Proxy:
     `gate`: ask for credentials itself (the registry behind it is anonymous).
     `redirect_blobs = BASE`: answer GET and HEAD of a blob with 307 to BASE + the same path (blob storage).
     `upload_location = BASE`: rewrite the scheme and host of upload Locations to BASE's.
+    `referrers_api = True`: be a registry with the OCI 1.1 referrers API in front of one without it: manifests
+    pushed with a `subject` are answered with `OCI-Subject` and listed by `GET /v2/<name>/referrers/<digest>`
+    (with the `artifactType` filter), as the distribution spec says.
     With `tls`, it speaks TLS (a certificate of that CA) and plain HTTP on the same port.
     """
 
@@ -378,6 +385,8 @@ class Proxy:
         self.gate: Gate | None = None
         self.redirect_blobs: str | None = None
         self.upload_location: str | None = None
+        self.referrers_api = False
+        self.referrers: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._httpd = _DualServer(("127.0.0.1", 0), relay_handler(self.relay))
         if tls is not None:
@@ -409,6 +418,10 @@ class Proxy:
             record.status, headers, data = refusal or (503, {}, b"")
             _answer(h, record.status, headers, data)
             return
+        listed = _REFERRERS.match(parts.path) if self.referrers_api and h.command == "GET" else None
+        if listed:
+            self._answer_referrers(h, record, listed.group(1), listed.group(2), record.query)
+            return
         if self.redirect_blobs and h.command in ("GET", "HEAD") and "/blobs/sha256:" in parts.path:
             record.status = 307
             _answer(h, 307, {"Location": self.redirect_blobs + h.path}, b"")
@@ -424,7 +437,10 @@ class Proxy:
         finally:
             conn.close()
         record.status = resp.status
+        subject = self._subject(h.command, parts.path, body) if resp.status == 201 else None
         h.send_response(resp.status, resp.reason)
+        if subject:
+            h.send_header("OCI-Subject", subject)
         for k, v in resp.getheaders():
             if k.lower() == "location" and self.upload_location and "/blobs/uploads/" in v:
                 moved = urllib.parse.urlsplit(self.upload_location)
@@ -436,6 +452,44 @@ class Proxy:
         h.end_headers()
         if h.command != "HEAD":
             h.wfile.write(data)
+
+    def _subject(self, method: str, path: str, body: bytes | None) -> str | None:
+        """Remember a pushed manifest that has a subject (referrers API mode); its subject digest."""
+        m = _MANIFEST.match(path)
+        if not (self.referrers_api and method == "PUT" and m and body):
+            return None
+        doc = json.loads(body)
+        subject = (doc.get("subject") or {}).get("digest")
+        if not subject:
+            return None
+        descriptor: dict[str, Any] = {
+            "mediaType": doc.get("mediaType"),
+            "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+            "size": len(body),
+        }
+        artifact_type = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
+        if artifact_type:
+            descriptor["artifactType"] = artifact_type
+        if doc.get("annotations"):
+            descriptor["annotations"] = doc["annotations"]
+        with self._lock:
+            listed = self.referrers.setdefault((m.group(1), subject), [])
+            if descriptor not in listed:
+                listed.append(descriptor)
+        return str(subject)
+
+    def _answer_referrers(
+        self, h: http.server.BaseHTTPRequestHandler, record: Seen, name: str, digest: str, query: dict[str, list[str]]
+    ) -> None:
+        found = list(self.referrers.get((name, digest), []))
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        wanted = query.get("artifactType")
+        if wanted:
+            found = [d for d in found if d.get("artifactType") in wanted]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        body = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": found}
+        record.status = 200
+        _answer(h, 200, headers, json.dumps(body).encode())
 
     def since(self, mark: int) -> list[Seen]:
         return self.seen[mark:]

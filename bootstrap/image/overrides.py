@@ -1,0 +1,118 @@
+"""What the layer says about an entry when the file on disk cannot say it: owner, mode, device node.
+
+A build that cannot give files other owners or make device nodes (an ordinary user without a user
+namespace; inside a user namespace, mknod is refused) writes each entry as its own and records here what a
+root build would have made. The layer writer, and every reader of the tree, then see the recorded owner,
+mode and device instead of what is on disk. Entries nobody recorded belong to `default_owner` when one is
+set (a build where nothing may keep the builder's ids), else keep the owner they have on disk.
+
+A table with `owners` false holds device nodes only: for a builder that can give files their owners (root
+of a user namespace) but cannot make devices.
+
+Knows nothing about any distribution: paths are relative to the tree's root, as the layer names them, and
+name the entry itself (symlinks on the way already resolved by the writer).
+"""
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Literal
+
+DeviceKind = Literal["chr", "blk"]
+
+_DEVICE_TYPE = {"chr": stat.S_IFCHR, "blk": stat.S_IFBLK}
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: DeviceKind
+    major: int
+    minor: int
+
+    @property
+    def file_type(self) -> int:
+        return _DEVICE_TYPE[self.kind]
+
+
+@dataclass(frozen=True)
+class Override:
+    uid: int
+    gid: int
+    mode: int
+    """Permission bits, setuid, setgid and sticky included (no file type)."""
+    device: Device | None = None
+    """Set when the entry is a device node, which the disk holds as an empty regular file."""
+
+
+def disk_mode(mode: int, is_dir: bool) -> int:
+    """The mode a recorded entry gets on disk: its permissions without the special bits, and always
+    readable and writable by the builder (a directory also searchable), so the build can fill it, pack it
+    and remove it whatever the image says."""
+    return (mode & 0o777) | (0o700 if is_dir else 0o600)
+
+
+def _restat(st: os.stat_result, mode: int, uid: int, gid: int, rdev: int | None) -> os.stat_result:
+    fields = list(st[: os.stat_result.n_sequence_fields])
+    fields[0], fields[4], fields[5] = mode, uid, gid
+    extra = {"st_atime": st.st_atime, "st_mtime": st.st_mtime, "st_ctime": st.st_ctime, "st_rdev": st.st_rdev}
+    if rdev is not None:
+        extra["st_rdev"] = rdev
+        fields[6] = 0
+    return os.stat_result(fields, extra)
+
+
+class Overrides:
+    """Path (relative to the tree's root) -> what the image says about that entry."""
+
+    def __init__(self, default_owner: tuple[int, int] | None = None, owners: bool = True) -> None:
+        self.default_owner = default_owner
+        self.owners = owners
+        """Owners and modes are recorded here (else set on disk, and only device nodes are recorded)."""
+        self._table: dict[str, Override] = {}
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._table
+
+    def get(self, path: str) -> Override | None:
+        return self._table.get(path)
+
+    def set(self, path: str, uid: int, gid: int, mode: int, device: Device | None = None) -> None:
+        self._table[path] = Override(uid, gid, stat.S_IMODE(mode), device)
+
+    def copy(self, source: str, dest: str) -> None:
+        """`dest` is said to be what `source` is (a hard link to it)."""
+        found = self._table.get(source)
+        if found is None:
+            self._table.pop(dest, None)
+        else:
+            self._table[dest] = found
+
+    def move(self, source: str, dest: str) -> None:
+        """What is recorded at `source` and below it now belongs at `dest` (the entry was renamed)."""
+        self.forget(dest)
+        below = source + "/"
+        moved = {k: v for k, v in self._table.items() if k == source or k.startswith(below)}
+        for key, value in moved.items():
+            del self._table[key]
+            self._table[dest + key[len(source) :]] = value
+
+    def forget(self, path: str) -> None:
+        """Drop what is recorded at `path` and below it (the entry was removed)."""
+        below = path + "/"
+        for key in [k for k in self._table if k == path or k.startswith(below)]:
+            del self._table[key]
+
+    def view(self, path: str, st: os.stat_result) -> os.stat_result:
+        """`st` (an lstat of the entry at `path`) as the image has it: recorded owner, mode and device type."""
+        found = self._table.get(path)
+        if found is None:
+            if self.default_owner is None:
+                return st
+            return _restat(st, st.st_mode, *self.default_owner, None)
+        if found.device is not None:
+            rdev = os.makedev(found.device.major, found.device.minor)
+            return _restat(st, found.device.file_type | found.mode, found.uid, found.gid, rdev)
+        return _restat(st, stat.S_IFMT(st.st_mode) | found.mode, found.uid, found.gid, None)

@@ -1,0 +1,233 @@
+"""The records of a build (lock, SBOMs, provenance) as OCI artifacts attached to the pushed image.
+
+Each record is an image manifest with an `artifactType`, the empty config, the record as its one layer and
+the image's manifest as its `subject` (OCI image spec 1.1), so that `referrers.listing` finds it from the
+image's digest. The image config's `bootstrap.lock.sha256` label names the lock that belongs to it: the lock
+read back from a registry is the one whose digest the label gives.
+"""
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap import lock as lock_mod
+from bootstrap import provenance
+from bootstrap.cache import sha256_file
+from bootstrap.image.oci import MEDIA_MANIFEST, Blob, canonical_json, platform, rfc3339
+from bootstrap.log import log
+from bootstrap.registry import manifests, referrers
+from bootstrap.registry.blobs import Uploader
+from bootstrap.registry.client import Client
+from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.layout import BlobSource, Layout, Top
+from bootstrap.registry.manifests import Manifest
+from bootstrap.registry.options import Options
+from bootstrap.registry.reference import Reference, parse_reference
+
+EMPTY = Blob("application/vnd.oci.empty.v1+json", b"{}")
+LOCK_TYPE = "application/vnd.bootstrap.lock.v1+json"
+SPDX_TYPE = "application/spdx+json"
+CYCLONEDX_TYPE = "application/vnd.cyclonedx+json"
+TITLE = "org.opencontainers.image.title"
+CREATED = "org.opencontainers.image.created"
+
+KINDS = (
+    ("lock", ".json", LOCK_TYPE),
+    ("sbom", ".spdx.json", SPDX_TYPE),
+    ("sbom", ".spdx3.json", SPDX_TYPE),
+    ("sbom", ".cdx.json", CYCLONEDX_TYPE),
+)
+"""Per-platform record files (`lock.json`, or `lock-<arch>.json` in a multi-platform build) and their types."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record file of a build, to attach to one image manifest."""
+
+    path: Path
+    artifact_type: str
+    subject: Manifest
+
+    @property
+    def blob(self) -> BlobSource:
+        size = self.path.stat().st_size
+        return BlobSource("sha256:" + sha256_file(self.path), size, self.artifact_type, self.path, 0)
+
+
+def blob_descriptor(blob: BlobSource, title: str) -> dict[str, Any]:
+    return {"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size, "annotations": {TITLE: title}}
+
+
+def manifest_for(record: Record, epoch: int) -> Manifest:
+    """The artifact manifest of a record: deterministic, so attaching twice puts the same bytes."""
+    blob = record.blob
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "artifactType": record.artifact_type,
+        "config": EMPTY.descriptor(),
+        "layers": [blob_descriptor(blob, record.path.name)],
+        "subject": record.subject.descriptor(),
+        "annotations": {CREATED: rfc3339(epoch), TITLE: record.path.name},
+    }
+    return Manifest(MEDIA_MANIFEST, canonical_json(doc))
+
+
+def _summary(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / "build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def records_of(layout: Layout, top: Top) -> tuple[list[Record], int]:
+    """The record files beside a `bootstrap build` output's image.tar, each with the manifest it describes, and the
+    build's epoch. None for a plain layout. Each file must have the digest build.json gives it, and each lock the
+    digest its image's config label gives: nothing else is attached."""
+    directory = layout.path.parent if layout.path.is_file() else layout.path
+    summary = _summary(directory)
+    if summary is None:
+        return [], 0
+    files: dict[str, str] = summary.get("files") or {}
+    by_digest = {m.digest: m for m in top.images}
+    platforms = summary.get("platforms") or []
+    multi = len(platforms) > 1
+    out: list[Record] = []
+    for entry in platforms:
+        arch, digest = entry.get("arch"), entry.get("manifest_digest")
+        subject = by_digest.get(digest)
+        if subject is None:
+            raise RegistryError(f"{directory}/build.json names {digest} for {arch}, not in the image", _STALE)
+        for stem, suffix, kind in KINDS:
+            path = directory / (f"{stem}-{arch}{suffix}" if multi else f"{stem}{suffix}")
+            if path.is_file():
+                out.append(Record(path, kind, subject))
+    statement = directory / provenance.FILE
+    if statement.is_file():
+        subjects = [*top.images, *([top.index] if top.index is not None else [])]
+        out += [Record(statement, provenance.MEDIA_TYPE, s) for s in subjects]
+    for record in out:
+        if files.get(record.path.name) != record.blob.digest:
+            raise RegistryError(f"{record.path} does not have the digest build.json records for it", _STALE)
+        if record.artifact_type == LOCK_TYPE:
+            label = _label(layout, record.subject)
+            if label is not None and label != record.blob.digest:
+                raise RegistryError(f"{record.path} is not the lock of image {record.subject.digest}", _STALE)
+    return out, int((summary.get("build") or {}).get("epoch") or 0)
+
+
+_STALE = "the output directory was changed after the build: build it again"
+
+
+def _label(layout: Layout, image: Manifest) -> str | None:
+    source = layout.blob(image.json["config"])
+    with source.open() as f:
+        config = json.loads(f.read())
+    labels = (config.get("config") or {}).get("Labels") or {}
+    value = labels.get(lock_mod.LABEL)
+    return value if isinstance(value, str) else None
+
+
+@contextmanager
+def _empty_blob() -> Iterator[BlobSource]:
+    with tempfile.TemporaryDirectory(prefix="bootstrap-empty-") as tmp:
+        path = Path(tmp) / "empty.json"
+        path.write_bytes(EMPTY.data)
+        yield BlobSource(EMPTY.digest, len(EMPTY.data), EMPTY.media_type, path, 0)
+
+
+def attach_all(client: Client, repository: str, records: list[Record], epoch: int, uploader: Uploader) -> str:
+    """Upload the records and put their artifact manifests; returns how they are found (`referrers API` or the
+    referrers tags used)."""
+    if not records:
+        return ""
+    ways: set[str] = set()
+    with _empty_blob() as empty:
+        uploader.ensure(empty)
+        for record in records:
+            uploader.ensure(record.blob)
+            ways.add(referrers.attach(client, repository, manifest_for(record, epoch)))
+    how = "referrers API" if ways == {"api"} else "referrers tag " + ", ".join(sorted(w for w in ways if w != "api"))
+    log.info(f"attached {len(records)} record(s) to {client.host}/{repository} ({how})")
+    return how
+
+
+# --- reading back -----------------------------------------------------------------------------------------------
+
+
+def image_for_arch(client: Client, ref: Reference, arch: str) -> tuple[Manifest, dict[str, Any]] | None:
+    """The image manifest REF serves for `arch` (picked from an index), and its config; None when REF is not
+    in the registry."""
+    top = manifests.find(client, ref.repository, ref.reference)
+    if top is None:
+        return None
+    image = top
+    if top.is_index:
+        want = platform(arch)
+        chosen = [
+            d
+            for d in top.children()
+            if all((d.get("platform") or {}).get(k) == v for k, v in want.items() if k != "variant")
+        ]
+        if not chosen:
+            raise RegistryError(f"{ref} has no image for {arch}", "pass --arch with an architecture the index holds")
+        image = manifests.get(client, ref.repository, chosen[0]["digest"])
+    config = manifests.config(client, ref.repository, image.json.get("config"))
+    return image, config
+
+
+def attached(client: Client, ref: Reference, image: Manifest, artifact_type: str) -> list[tuple[Manifest, bytes]]:
+    """The records of one type attached to an image: each artifact manifest with its record's bytes."""
+    out = []
+    for d in referrers.listing(client, ref.repository, image.digest, artifact_type):
+        artifact = manifests.get(client, ref.repository, d["digest"])
+        doc = artifact.json
+        if (doc.get("subject") or {}).get("digest") != image.digest or not doc.get("layers"):
+            continue
+        out.append((artifact, manifests.blob(client, ref.repository, doc["layers"][0])))
+    return out
+
+
+def read_lock(client: Client, ref: Reference, arch: str) -> tuple[lock_mod.Lock, Manifest] | None:
+    """The lock of the image REF serves for `arch`: the attached lock whose digest the image's label names (or,
+    for an image without the label, the one lock attached). None when REF is not in the registry."""
+    found_image = image_for_arch(client, ref, arch)
+    if found_image is None:
+        return None
+    image, config = found_image
+    label = ((config.get("config") or {}).get("Labels") or {}).get(lock_mod.LABEL)
+    found = attached(client, ref, image, LOCK_TYPE)
+    if isinstance(label, str):
+        match = [data for _, data in found if manifests.sha256(data) == label]
+        if not match:
+            descriptor = {"digest": label, "size": 16 << 20}
+            try:
+                match = [manifests.blob(client, ref.repository, descriptor, limit=16 << 20)]
+            except RegistryError as exc:
+                raise RegistryError(
+                    f"{ref}: the lock {label} its image names is not in the registry ({exc.message})",
+                    "push the build again with `bootstrap push` (it attaches the records)",
+                ) from None
+        data = match[0]
+    elif len(found) == 1:
+        data = found[0][1]
+    else:
+        raise RegistryError(
+            f"{ref}: {'no lock is' if not found else 'several locks are'} attached to {image.digest}",
+            "push the image with `bootstrap push` from its build directory, which attaches its lock",
+        )
+    return lock_mod.parse(data, f"the lock attached to {ref}"), image
+
+
+def lock_at(ref_text: str, arch: str, options: Options) -> tuple[lock_mod.Lock, str] | None:
+    """The lock of the image at a reference (HOST/REPO:TAG), with the image's digest; None when there is none."""
+    ref = parse_reference(ref_text)
+    with Client(ref.host, options) as client:
+        client.need(ref.repository, "pull")
+        found = read_lock(client, ref, arch)
+    return None if found is None else (found[0], found[1].digest)
