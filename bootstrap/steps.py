@@ -274,6 +274,10 @@ def needs_root(recipe: Recipe) -> bool:
     return recipe.scripts
 
 
-def overrides_for(recipe: Recipe) -> Overrides | None:
-    """The override table a build of the recipe records into: every entry nobody recorded is root's."""
-    return None if needs_root(recipe) else Overrides(default_owner=(0, 0))
+def overrides_for(recipe: Recipe, in_user_namespace: bool = False) -> Overrides | None:
+    """The override table a build of the recipe records into. Scriptless: everything (entries nobody
+    recorded are root's). As root of a user namespace: device nodes only, which it cannot make (owners it
+    can give). As real root: none."""
+    if not needs_root(recipe):
+        return Overrides(default_owner=(0, 0))
+    return Overrides(owners=False) if in_user_namespace else None

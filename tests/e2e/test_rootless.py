@@ -4,13 +4,19 @@ build, outputs and cache owned by the user, and each missing prerequisite made f
 import hashlib
 import shutil
 import subprocess
+import tarfile
+import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import bootstrap, need
+from tests.e2e.conftest import Mirrored, bootstrap, need
 from tests.e2e.users import User, as_user, make_user, remove_user
+from tests.fixtures.debs import TarEntry, build_raw_deb, raw_control
+from tests.fixtures.repo import Repo
+from tests.fixtures.server import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +33,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("recipe", ["debian-slim", "debian"])
+@pytest.mark.parametrize("recipe", ["debian-slim", "debian", "ubuntu"])
 def test_an_ordinary_user_builds_the_same_bytes_as_root(
     recipe: str, builder: User, runtime: tuple[str, Path], tmp_path: Path
 ) -> None:
@@ -89,3 +95,51 @@ def test_user_namespaces_disabled_by_the_sysctl(builder: User, runtime: tuple[st
     assert "user.max_user_namespaces = 0" in proc.stderr
     assert "sysctl -w user.max_user_namespaces=" in proc.stderr
     assert not out.exists()
+
+
+def test_device_nodes_and_foreign_owners_come_out_as_root_writes_them(
+    builder: User, runtime: tuple[str, Path], mirrored: Mirrored, tmp_path: Path
+) -> None:
+    """A package with a device node (which a user namespace cannot mknod) and files of other owners."""
+    repo = Repo(tmp_path / "repo", mirrored.repo.key)
+    shutil.copytree(mirrored.repo.root, repo.root, dirs_exist_ok=True, symlinks=True)
+    repo.dists = {
+        k: replace(v, stanzas={c: list(s) for c, s in v.stanzas.items()}) for k, v in mirrored.repo.dists.items()
+    }
+    control = {**raw_control("zz-devices", what="device node"), "Priority": "required"}
+    deb = build_raw_deb(
+        tmp_path / "zz-devices_1.0_amd64.deb",
+        control,
+        [
+            TarEntry("./usr/", "dir", mode=0o755),
+            TarEntry("./usr/share/", "dir", mode=0o755),
+            TarEntry("./usr/share/zz-devices/", "dir", mode=0o755),
+            TarEntry("./usr/share/zz-devices/null", "chr", mode=0o666, device=(1, 3)),
+            TarEntry("./usr/share/zz-devices/loop9", "blk", mode=0o660, gid=6, device=(7, 9)),
+            TarEntry("./usr/share/zz-devices/owned", data=b"x\n", uid=1234, gid=5678, mode=0o640),
+        ],
+    )
+    repo.add_deb("fixture", deb)
+    repo.publish()
+    shared = Path(tempfile.mkdtemp(prefix="bootstrap-devices-"))
+    server = Server(repo.root)
+    try:
+        keyring = shared / "keyring.gpg"
+        shutil.copy(repo.keyring, keyring)
+        shared.chmod(0o755)
+        keyring.chmod(0o644)
+        args = ["--mirror", server.url, "--security-mirror", server.url, "--keyring", str(keyring)]
+        out = builder.home / "out-devices"
+        proc = as_user(builder, runtime, "debian-slim", "-o", str(out), "-q", *args)
+        assert proc.returncode == 0, proc.stderr
+        root_out = tmp_path / "root"
+        bootstrap("debian-slim", "-o", str(root_out), "-q", *args, "--cache-dir", str(tmp_path / "cache"))
+    finally:
+        server.stop()
+        shutil.rmtree(shared, ignore_errors=True)
+    assert _sha256(out / "image.tar") == _sha256(root_out / "image.tar")
+    with tarfile.open(out / "rootfs.tar.gz") as tar:
+        null, loop, owned = (tar.getmember(f"usr/share/zz-devices/{n}") for n in ("null", "loop9", "owned"))
+    assert null.ischr() and (null.devmajor, null.devminor, null.mode) == (1, 3, 0o666)
+    assert loop.isblk() and (loop.devmajor, loop.devminor, loop.gid) == (7, 9, 6)
+    assert (owned.uid, owned.gid, owned.mode) == (1234, 5678, 0o640)
