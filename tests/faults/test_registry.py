@@ -82,7 +82,7 @@ SCENARIOS = {
         words=("refused", "Bearer tokens"),
     ),
     "head-lies": Scenario(
-        "HEAD says every blob is there (200, right size) though the repository is empty",
+        "HEAD says every blob is there (200; the layer's with its right size) though the repository is empty",
         "the manifest is refused for missing blobs; they are uploaded anyway; the push succeeds",
         lambda size: [
             Fault("lie", BLOB, methods=("HEAD",), status=200, headers={"Content-Length": str(size)}, times=None)
@@ -184,9 +184,9 @@ def test_push(name: str, case: Case, pushes: dict[str, Pushed], registry: Regist
         assert pushed.stdout.strip().endswith(f"@{reference.digest}"), pushed.stdout
         blobs = _held(registry, pushed.repository, reference.digest)
         sessions = sum(1 for s in pushed.proxy.seen if s.method == "POST" and s.path.endswith(UPLOADS))
-        detail = f"{fired} faulty answers; {sessions} upload sessions for {blobs} blobs"
+        detail = f"{fired} faulty answers; {sessions} upload sessions for {blobs} image blobs and the records"
         if name == "patch-cut":
-            assert sessions == blobs, "the cut upload was started again instead of resumed"
+            assert "in a new session" not in pushed.stderr, "the cut upload was started again instead of resumed"
             resumed = re.search(r"resuming at byte (\d+)", pushed.stderr)
             assert resumed and int(resumed.group(1)) > 0, pushed.stderr
             detail += f"; resumed at byte {resumed.group(1)} in the same session"
