@@ -20,6 +20,7 @@ import shutil
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from bootstrap.log import log
 _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
+DERIVED_AREAS = ("parsed", "expanded")
+"""Areas whose files `write_atomic` writes (beside `releases/*/`): swept of what killed builds left."""
 TEMP_PREFIX = "build-"
 """The temporary directories of the processes using the cache, in its `tmp/`."""
 DIR_MODE = 0o755
@@ -159,6 +162,8 @@ class Cache:
         for sub in ("sha256", "tmp"):
             check_private(self.root / sub)
         scratch.sweep(self.root / "tmp", TEMP_PREFIX)
+        for area in [self.root / a for a in DERIVED_AREAS] + list((self.root / "releases").glob("*/")):
+            sweep_writes(area)
         return self
 
     def blob(self, sha256: str) -> Path:
@@ -261,17 +266,53 @@ def _release(stack: ExitStack, path: Path, pid: int) -> None:
         stack.close()
 
 
+_writing: set[Path] = set()
+"""Temporary files of `write_atomic` being written: removed at exit when a thread was left writing one."""
+
+
+@atexit.register
+def _abandoned_writes() -> None:
+    for tmp in list(_writing):
+        tmp.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -> None:
-    """Write a file whole or not at all (`data` may come in parts; `mode` is filtered by the umask)."""
+    """Write a file whole or not at all (`data` may come in parts; `mode` is filtered by the umask).
+
+    The temporary file beside `path` is locked while it is written, so that `sweep_writes` can tell one a
+    killed process left."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_serial)}.tmp")
+    _writing.add(tmp)
     try:
         tmp.unlink(missing_ok=True)
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "wb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
             for part in [data] if isinstance(data, bytes) else data:
                 f.write(part)
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        _writing.discard(tmp)
+
+
+def sweep_writes(directory: Path, grace: float = 5.0) -> None:
+    """Remove the temporary files of `write_atomic` in `directory` that nobody is writing any more (a killed
+    process's): unlocked, and not empty or older than `grace` seconds (a writer locks its file as soon as it
+    has made it)."""
+    for tmp in directory.glob(".*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st = os.fstat(fd)
+            if st.st_size or time.time() - st.st_mtime > grace:
+                _discard(tmp, "was left half-written by a process that did not finish", st)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 # --- derived files --------------------------------------------------------------------------------------------

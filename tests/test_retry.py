@@ -4,6 +4,7 @@ static server: what is retried, what is resumed, what is given up and how fast."
 from __future__ import annotations
 
 import email.utils
+import fcntl
 import hashlib
 import threading
 import time
@@ -167,3 +168,19 @@ def test_temporary_files_of_a_dead_process_are_swept(cache: Cache) -> None:
     cache.ensure()
     assert not stale.exists(), "the abandoned directory was not swept"
     assert temp_files(cache.root) == [path], "the live process's own file was touched"
+
+
+def test_half_written_files_of_a_dead_process_are_swept(cache: Cache) -> None:
+    parsed = cache.area("parsed")
+    left = parsed / ".abc.v3.text.99999.7.tmp"
+    left.write_bytes(b"half an index")
+    fresh = parsed / ".def.v3.text.99999.8.tmp"
+    fresh.touch()  # empty and new: perhaps a writer that has not locked it yet
+    busy = parsed / ".ghi.v3.text.1.9.tmp"
+    with open(busy, "wb") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(b"being written")
+        cache.ensure()
+        assert busy.exists(), "a file being written was removed"
+    assert not left.exists(), "a half-written file was not swept"
+    assert fresh.exists()
