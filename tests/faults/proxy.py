@@ -18,7 +18,8 @@ its method and path has a turn left; then the fault decides the answer:
 | `cut`      | for a request with a body: reads `at` of it (bytes), then a TCP reset                      |
 | `expire`   | with a `gate`: every token given so far stops working (then the gate answers 401)          |
 | `random`   | with probability `rate`, one of 500, 503, reset, truncate; never more than `max_run`      |
-|            | times in a row for one path (so transient: retries get through)                          |
+|            | times in a row for one path (so transient: retries get through). The draw is a hash of   |
+|            | the seed, the path and how often it was asked for: the same whatever the request order   |
 
 `times` is how many requests a fault takes (None: all); `per_path` faults only the first requests of each path.
 Answers carry an ETag and honour `Range` with `If-Range`, as a mirror's web server does, so a client can resume
@@ -30,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import http.server
-import random
 import re
 import socket
 import struct
@@ -69,11 +69,8 @@ class Fault:
     fired: int = 0
     hit: threading.Event = field(default_factory=threading.Event)
     """Set once the fault has done its work on a request (for a stall: once the partial body is out)."""
-    _rng: random.Random = field(init=False, repr=False)
     _runs: dict[str, int] = field(default_factory=dict, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+    _asked: dict[str, int] = field(default_factory=dict, repr=False)
 
     def matches(self, method: str, path: str) -> bool:
         return method in self.methods and re.search(self.pattern, path) is not None and self.times != 0
@@ -92,13 +89,15 @@ class Fault:
         if self.kind != "random":
             self.fired += 1
             return self.kind
+        asked = self._asked[path] = self._asked.get(path, 0) + 1
+        draw = int.from_bytes(hashlib.sha256(f"{self.seed}:{path}:{asked}".encode()).digest()[:8], "big") / 2**64
         run = self._runs.get(path, 0)
-        if run >= self.max_run or self._rng.random() >= self.rate:
+        if run >= self.max_run or draw >= self.rate:
             self._runs[path] = 0
             return None
         self._runs[path] = run + 1
         self.fired += 1
-        return self._rng.choice(["500", "503", "reset", "truncate"])
+        return ("500", "503", "reset", "truncate")[int(draw / self.rate * 4)]
 
 
 @dataclass
