@@ -238,6 +238,8 @@ def download(
 
     def once() -> Headers | None:
         have = partial.offset(tmp) if headers is None else 0
+        if have >= limit:  # whole, yet refused (a stall noticed after the last byte): fetch it again
+            have = 0
         sent = dict(headers or {})
         if have:
             sent |= {"Range": f"bytes={have}-", "If-Range": str(partial.validator)}
