@@ -23,11 +23,24 @@ def read_table(tree: Tree, path: str) -> list[list[str]]:
 
 
 def _write_table(tree: Tree, path: str, rows: Sequence[Sequence[str]], default_mode: int, group: int = 0) -> None:
-    st = tree.lstat(path)
-    mode = stat.S_IMODE(st.st_mode) if st is not None else default_mode
-    gid = st.st_gid if st is not None else group
+    """Rewrite an account file (through a symlink inside the tree), keeping the mode and group of the file it
+    replaces; a link or anything but a regular file has none to keep."""
+    resolved = tree.resolve(path, follow_last=True)
+    st = tree.lstat(resolved) if resolved else None
+    regular = st is not None and stat.S_ISREG(st.st_mode)
+    mode = stat.S_IMODE(st.st_mode) if st is not None and regular else default_mode
+    gid = st.st_gid if st is not None and regular else group
     text = "".join(":".join(row) + "\n" for row in rows)
     tree.write(path, text.encode("utf-8", "surrogateescape"), mode, 0, gid)
+
+
+def _free_gid(defs: dict[str, str], taken: set[int]) -> int:
+    """The lowest gid from GID_MIN to GID_MAX (login.defs; 1000 to 60000) that no group has, as groupadd picks."""
+    low, high = int(defs.get("GID_MIN", "1000")), int(defs.get("GID_MAX", "60000"))
+    free = next((g for g in range(low, high + 1) if g not in taken), None)
+    if free is None:
+        raise RecipeError(f"no free gid from {low} to {high} in the image", "give the user a gid or a group")
+    return free
 
 
 def login_defs(tree: Tree) -> dict[str, str]:
@@ -90,7 +103,7 @@ def add(tree: Tree, groups: Sequence[GroupSpec], users: Sequence[UserSpec], epoc
             if gid not in gids.values():
                 new_group(u.name, gid)
         else:
-            gid = u.uid if u.uid not in gids.values() else max(gids.values(), default=1000) + 1
+            gid = u.uid if u.uid not in gids.values() else _free_gid(defs, set(gids.values()))
             new_group(u.name, gid)
         uids[u.name] = u.uid
         passwd_rows.append([u.name, "x", str(u.uid), str(gid), u.comment, u.home_dir, u.shell])
@@ -128,7 +141,8 @@ def _make_home(tree: Tree, user: UserSpec, gid: int, mode: int) -> None:
     tree.mkdir(home)
     tree.own_dir(home, user.uid, gid, mode)
     skel = tree.resolve_dir("etc/skel")
-    if tree.lstat(skel) is None:
+    real_home = tree.resolve_dir(home)
+    if not skel or tree.lstat(skel) is None or real_home.startswith(skel + "/") or skel.startswith(real_home + "/"):
         return
     for path, st in tree.walk(skel):
         target = f"{home}/{path[len(skel) + 1 :]}"

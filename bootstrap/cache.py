@@ -60,8 +60,20 @@ def sha256_file(path: Path) -> str:
 # --- who may write here ---------------------------------------------------------------------------------------
 
 
-def _trusted(uid: int) -> bool:
-    return uid in (os.geteuid(), 0)
+def _trusted(uid: int, above: bool = False) -> bool:
+    """The caller or root; above the cache inside a user namespace also the overflow uid, which is how the
+    namespace shows owners it does not map (the host's root owns /tmp and /home)."""
+    return uid in (os.geteuid(), 0) or (above and uid == _unmapped_uid())
+
+
+def _unmapped_uid() -> int | None:
+    """The overflow uid when this process is in a user namespace other than the host's, else None."""
+    try:
+        if Path("/proc/self/uid_map").read_text().split()[:3] == ["0", "0", "4294967295"]:
+            return None
+        return int(Path("/proc/sys/kernel/overflowuid").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _user() -> str:
@@ -74,7 +86,7 @@ def _user() -> str:
 def _refuse_loose(path: str, st: os.stat_result, above: bool) -> None:
     """Raise when `path` is owned by another user or writable by group or others (a sticky directory above the
     cache, such as /tmp, is fine: nobody else can rename or remove what is in it)."""
-    if not _trusted(st.st_uid):
+    if not _trusted(st.st_uid, above):
         raise BootstrapError(
             f"cache directory {path} is owned by another user (uid {st.st_uid})",
             f"run: chown {_user()} {path} (or use a --cache-dir of your own)",

@@ -623,7 +623,7 @@ def main() -> None:
     except BootstrapError as exc:
         _fail(exc)
     except click.exceptions.Abort:
-        click.echo("error: interrupted", err=True)
+        click.echo("error: interrupted; nothing was written", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("error: interrupted; nothing was written", err=True)

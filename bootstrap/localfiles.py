@@ -76,6 +76,26 @@ def owner_ids(tree: Tree, owner: str | None, where: str) -> tuple[int, int]:
     return uid, uid
 
 
+def _directory(tree: Tree, rel: str, uid: int, gid: int, mode: int, where: str) -> None:
+    """A directory the copy needs: made with the recipe's owner and mode when it is new; one the image has
+    already (/, /etc, /tmp) keeps its own, as `COPY` in a Dockerfile leaves it."""
+    resolved = tree.resolve(rel, follow_last=True)
+    if not resolved or tree.lstat(resolved) is not None:
+        if not tree.is_dir(rel):
+            raise RecipeError(f"{where}: /{rel} is not a directory in the image", "choose another dest")
+        return
+    tree.mkdir(rel)
+    tree.own_dir(rel, uid, gid, mode)
+
+
+def _clear_way(tree: Tree, rel: str, entry: os.stat_result, where: str) -> None:
+    """A file or link may replace a file or link in the image, never a directory."""
+    if stat.S_ISDIR(entry.st_mode):
+        return
+    if tree.is_dir(rel, follow=False):
+        raise RecipeError(f"{where}: /{rel} is a directory in the image", "copy the file elsewhere, or into it")
+
+
 def copy_in(tree: Tree, files: Sequence[FileSpec], where: str = "") -> None:
     """Copy each recipe file or directory to its destination in the tree."""
     for i, spec in enumerate(files):
@@ -87,13 +107,12 @@ def copy_in(tree: Tree, files: Sequence[FileSpec], where: str = "") -> None:
         except OSError as exc:
             raise RecipeError(f"{where}: files[{i}].source {source}: {exc.strerror}", "check the path") from exc
         if stat.S_ISDIR(st.st_mode):
-            tree.mkdir(dest)
-            tree.own_dir(dest, uid, gid, spec.mode if spec.mode is not None else 0o755)
+            _directory(tree, dest, uid, gid, spec.mode if spec.mode is not None else 0o755, f"{where}: files[{i}]")
             for rel, entry in _walk(source):
                 target = f"{dest}/{rel}"
+                _clear_way(tree, target, entry, f"{where}: files[{i}]")
                 if stat.S_ISDIR(entry.st_mode):
-                    tree.mkdir(target)
-                    tree.own_dir(target, uid, gid, 0o755)
+                    _directory(tree, target, uid, gid, 0o755, f"{where}: files[{i}]")
                 elif stat.S_ISLNK(entry.st_mode):
                     tree.symlink(target, os.readlink(source / rel), uid, gid)
                 elif stat.S_ISREG(entry.st_mode):

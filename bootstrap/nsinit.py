@@ -1,15 +1,22 @@
 """The sandbox's init: run one command inside a root tree, in namespaces of its own.
 
 Started by `bootstrap.sandbox` as `python -I -S nsinit.py SPEC` (standard library only, no bootstrap import,
-so it starts fast and the same way inside a user namespace). SPEC is JSON: `root`, `argv`, `env`,
-`hostname`, `lifeline` (a descriptor whose end-of-file means the build is gone).
+so it starts fast and the same way inside a user namespace), in a session of its own. SPEC is JSON: `root`,
+`argv`, `env`, `hostname`, `lifeline` (a descriptor whose end-of-file means the build is gone).
 
-    launcher: unshare mount, UTS, IPC, network and PID namespaces; fork
-      pid 1:  private mounts; bind the root on itself; /proc (of the new PID namespace), a read-only /sys,
-              a small /dev; host name; loopback up; pivot_root into the tree and detach the host's tree;
-              fork and exec the command; exit with its status
+    launcher  (the build's namespaces): forks the keeper, maps its user namespace, learns pid 1, and
+              SIGKILLs pid 1 when the lifeline ends; the sandbox cannot see it or the lifeline
+      keeper  a user namespace of its own, root and ids 0..65535 mapped to the same ids outside (so files
+              get the owners a root build gives them, while the scripts' capabilities reach nothing
+              outside: no host-wide sysctl, no remounting /sys, no devices, no file handles); then mount,
+              UTS, IPC, network and PID namespaces; forks
+        pid 1 private mounts; bind the root on itself; /proc (of the new PID namespace), a read-only /sys, a
+              small /dev; host name; loopback up; pivot_root into the tree and detach the host's tree;
+              forks the command (its own session, no controlling terminal, no new privileges, default
+              signals) and exits with its status
     when pid 1 exits, the kernel kills everything left in the PID namespace, and the mounts go with the
     last process of the mount namespace: nothing outlives the command, even after a SIGKILL of the build.
+    Each process dies with its parent (PR_SET_PDEATHSIG).
 """
 
 import contextlib
@@ -36,9 +43,35 @@ MS_NOEXEC = 8
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_REMOUNT = 32
 MNT_DETACH = 2
 O_PATH = 0o10000000
-SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217, "i686": 217}
+SYS_PIVOT_ROOT = {
+    "x86_64": 155,
+    "aarch64": 41,
+    "riscv64": 41,
+    "loongarch64": 41,
+    "ppc64le": 203,
+    "ppc64": 203,
+    "s390x": 217,
+    "i686": 217,
+    "armv7l": 218,
+    "armv8l": 218,
+    "mips64": 5151,
+}
+KEEP_CAPS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
+"""What maintainer scripts keep (a container runtime's usual set): chown, dac_override, fowner, fsetid, kill,
+setgid, setuid, setpcap, net_bind_service, net_raw, sys_chroot, mknod, audit_write, setfcap. Everything else
+(sys_admin: no remounting; sys_ptrace, sys_module, sys_rawio, dac_read_search, ...) leaves the bounding set."""
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+PROC_MASKED = ("kcore", "keys", "timer_list", "sched_debug", "latency_stats")
+"""Kernel-wide settings and views in the sandbox's /proc: made read-only, or hidden behind /dev/null."""
+PR_CAPBSET_DROP = 24
+CLONE_NEWUSER = 0x10000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+IDS = 65536
+"""Ids mapped into the sandbox's user namespace, each to itself."""
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 1
@@ -98,6 +131,44 @@ def _devices(rootfd: int) -> None:
         os.close(dev)
 
 
+def _harden_proc(rootfd: int) -> None:
+    """Root in the sandbox is uid 0, which owns the kernel's settings: /proc/sys and friends read-only, a few
+    views hidden. Without sys_admin the scripts cannot undo it."""
+    proc = os.open("proc", O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=rootfd)
+    try:
+        for name in PROC_READ_ONLY:
+            try:
+                fd = os.open(name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=proc)
+            except FileNotFoundError:
+                continue
+            _mount(_fd_path(fd), _fd_path(fd), None, MS_BIND | MS_REC)
+            os.close(fd)
+            fd = os.open(name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=proc)
+            _mount(None, _fd_path(fd), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            os.close(fd)
+        for name in PROC_MASKED:
+            try:
+                fd = os.open(name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=proc)
+            except FileNotFoundError:
+                continue
+            _mount("/dev/null", _fd_path(fd), None, MS_BIND)
+            os.close(fd)
+    finally:
+        os.close(proc)
+
+
+def _drop_capabilities() -> None:
+    """Leave only KEEP_CAPS in the bounding set: the command (exec'd as root) gets no more."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+    except (OSError, ValueError):
+        last = 40
+    for cap in range(last + 1):
+        if cap not in KEEP_CAPS and _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            _fail(f"drop capability {cap}")
+
+
 def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14x", b"lo", 0)
@@ -120,22 +191,129 @@ def _enter(root: str, hostname: str) -> None:
         _mount(fstype, _fd_path(fd), fstype, flags, data)
         os.close(fd)
     _devices(rootfd)
+    _harden_proc(rootfd)
     socket.sethostname(hostname)
     _loopback_up()
     os.fchdir(rootfd)
     os.close(rootfd)
     number = SYS_PIVOT_ROOT.get(platform.machine())
-    if number is not None and _libc.syscall(number, b".", b".") == 0:
-        if _libc.umount2(b".", MNT_DETACH) != 0:
-            _fail("detach the host's tree")
-    else:
-        os.chroot(".")
+    if number is None:
+        raise OSError(0, f"pivot_root's system call number on {platform.machine()} is not known")
+    if _libc.syscall(number, b".", b".") != 0:
+        _fail("pivot_root into the tree")
+    if _libc.umount2(b".", MNT_DETACH) != 0:
+        _fail("detach the host's tree")
     os.chdir("/")
     os.umask(0o022)
 
 
-def _watch(lifeline: int) -> None:
-    """End the sandbox (this process is its pid 1) as soon as the build that started it is gone."""
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL this process when its parent dies (and now, if the parent is gone already; a pid 1 sees its
+    parent, outside its PID namespace, as 0)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() not in (parent, 0):
+        os._exit(FAILED)
+
+
+def _status(status: int) -> int:
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            return _status(os.waitpid(pid, 0)[1])
+        except InterruptedError:
+            continue
+
+
+def _run(argv: list[str], env: dict[str, str]) -> None:
+    """In the forked command: a session of its own, no new privileges, default signals, then exec."""
+    try:
+        os.setsid()
+        _drop_capabilities()
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.closerange(3, 1 << 16)
+        os.execve(argv[0], argv, env)
+    except OSError as exc:
+        sys.stderr.write(f"bootstrap sandbox: cannot run {argv[0]}: {exc.strerror}\n")
+    finally:
+        os._exit(127)
+
+
+def _pid1(spec: dict[str, object], parent: int) -> int:
+    _die_with_parent(parent)
+    try:
+        _enter(str(spec["root"]), str(spec.get("hostname", "localhost")))
+    except OSError as exc:
+        sys.stderr.write(f"bootstrap sandbox: {exc}\n")
+        return FAILED
+    argv = [str(a) for a in spec["argv"]]  # type: ignore[attr-defined]
+    env = {str(k): str(v) for k, v in spec["env"].items()}  # type: ignore[attr-defined]
+    child = os.fork()
+    if child == 0:
+        _run(argv, env)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            return FAILED
+        except InterruptedError:
+            continue
+        if pid == child:
+            return _status(status)
+
+
+def _keeper(ready: int, go: int, report: int, spec: dict[str, object], parent: int) -> int:
+    """A user namespace (mapped by the launcher), then the other namespaces, then pid 1."""
+    _die_with_parent(parent)
+    if _libc.unshare(CLONE_NEWUSER) != 0:
+        sys.stderr.write(f"bootstrap sandbox: cannot make a user namespace: {os.strerror(ctypes.get_errno())}\n")
+        return FAILED
+    os.write(ready, b"1")
+    if os.read(go, 1) != b"1":
+        return FAILED
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
+    if _libc.unshare(flags) != 0:
+        sys.stderr.write(f"bootstrap sandbox: cannot make namespaces: {os.strerror(ctypes.get_errno())}\n")
+        return FAILED
+    me = os.getpid()
+    pid1 = os.fork()
+    if pid1 == 0:
+        code = FAILED
+        try:
+            code = _pid1(spec, me)
+        finally:
+            os._exit(code)
+    os.write(report, str(pid1).encode())
+    os.close(report)
+    return _wait(pid1)
+
+
+def _identity(own_map: str) -> str:
+    """An identity map of ids 0..IDS-1, one line per range of this process's own namespace (the kernel maps a
+    range of a child namespace only within one range of its parent's)."""
+    lines = []
+    for line in own_map.splitlines():
+        inside, _, count = (int(x) for x in line.split())
+        end = min(inside + count, IDS)
+        if inside < end:
+            lines.append(f"{inside} {inside} {end - inside}")
+    return "\n".join(lines) + "\n"
+
+
+def _map_ids(pid: int) -> None:
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/self/{name}") as own:
+            wanted = _identity(own.read())
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(wanted)
+
+
+def _watch(lifeline: int, pid1: int) -> None:
+    """Kill pid 1 (and with it the whole sandbox) as soon as the build that started it is gone."""
 
     def wait() -> None:
         while True:
@@ -146,64 +324,44 @@ def _watch(lifeline: int) -> None:
                 continue
             except OSError:
                 break
-        os._exit(FAILED)
+        with contextlib.suppress(OSError):
+            os.kill(pid1, signal.SIGKILL)
 
     threading.Thread(target=wait, daemon=True).start()
 
 
-def _pid1(spec: dict[str, object]) -> int:
-    try:
-        _enter(str(spec["root"]), str(spec.get("hostname", "localhost")))
-    except OSError as exc:
-        sys.stderr.write(f"bootstrap sandbox: {exc}\n")
-        return FAILED
-    lifeline = int(str(spec["lifeline"]))
-    argv = [str(a) for a in spec["argv"]]  # type: ignore[attr-defined]
-    env = {str(k): str(v) for k, v in spec["env"].items()}  # type: ignore[attr-defined]
-    child = os.fork()
-    if child == 0:
-        try:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.closerange(3, 1 << 16)
-            os.execve(argv[0], argv, env)
-        except OSError as exc:
-            sys.stderr.write(f"bootstrap sandbox: cannot run {argv[0]}: {exc.strerror}\n")
-        os._exit(127)
-    _watch(lifeline)
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            return FAILED
-        except InterruptedError:
-            continue
-        if pid == child:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
 def main() -> int:
     spec = json.loads(sys.argv[1])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID
-    if _libc.unshare(flags) != 0:
-        err = ctypes.get_errno()
-        sys.stderr.write(f"bootstrap sandbox: cannot make namespaces: {os.strerror(err)}\n")
-        return FAILED
-    pid1 = os.fork()
-    if pid1 == 0:
+    lifeline = int(str(spec["lifeline"]))
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    report_r, report_w = os.pipe()
+    me = os.getpid()
+    keeper = os.fork()
+    if keeper == 0:
         code = FAILED
         try:
-            code = _pid1(spec)
+            for fd in (lifeline, ready_r, go_w, report_r):
+                os.close(fd)
+            code = _keeper(ready_w, go_r, report_w, spec, me)
         finally:
             os._exit(code)
-    while True:
-        try:
-            _, status = os.waitpid(pid1, 0)
-            break
-        except InterruptedError:
-            continue
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    for fd in (ready_w, go_r, report_w):
+        os.close(fd)
+    if os.read(ready_r, 1) != b"1":
+        return _wait(keeper)
+    try:
+        _map_ids(keeper)
+    except OSError as exc:
+        sys.stderr.write(f"bootstrap sandbox: cannot map ids into its user namespace: {exc.strerror}\n")
+        os.kill(keeper, signal.SIGKILL)
+        _wait(keeper)
+        return FAILED
+    os.write(go_w, b"1")
+    pid1 = os.read(report_r, 32)
+    if pid1:
+        _watch(lifeline, int(pid1))
+    return _wait(keeper)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bootstrap import scratch
 from bootstrap.errors import BootstrapError, os_error
+from bootstrap.tree import remove_tree
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
@@ -36,19 +37,42 @@ def _replace(stage: Path, dest: Path) -> None:
     if not dest.is_dir() or dest.is_symlink():
         raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
     if _exchange(stage, dest):
-        shutil.rmtree(stage)
+        remove_tree(stage)
         return
     old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.absolute().parent))
     os.rename(dest, old / "d")
     os.rename(stage, dest)
-    shutil.rmtree(old)
+    remove_tree(old)
+
+
+MARKER = "build.json"
+"""Every output directory has it: a directory without it is not ours to replace."""
+
+
+def check_destination(dest: Path) -> None:
+    """Refuse, before any work, an output directory that cannot be replaced whole or is not ours: a mount point
+    (it cannot be renamed), a file, or a directory holding something else than a previous output."""
+    if os.path.ismount(dest):
+        raise BootstrapError(
+            f"{dest} is a mount point: outputs are swapped in whole, and a mount point cannot be",
+            f"write below it, e.g. -o {dest / 'out'}",
+        )
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+        raise BootstrapError(
+            f"{dest} is not empty and holds no earlier output of bootstrap (no {MARKER}): it would be replaced",
+            "choose another -o directory, or empty it first",
+        )
 
 
 @contextmanager
 def staged(dest: Path) -> Iterator[Path]:
     """Yield an empty staging directory; on success it replaces `dest`, on failure it is removed. A staging
     directory left by a killed build is removed by the next build that writes beside it."""
-    parent = dest.absolute().parent
+    dest = Path(os.path.abspath(dest))
+    check_destination(dest)
+    parent = dest.parent
     with ExitStack() as stack:
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +89,7 @@ def staged(dest: Path) -> Iterator[Path]:
             raise
         finally:
             if stage.exists():
-                shutil.rmtree(stage)
+                remove_tree(stage)
 
 
 def _written_here(exc: OSError, stage: Path) -> bool:

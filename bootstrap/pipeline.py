@@ -2,7 +2,6 @@
 -> pack -> outputs."""
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from bootstrap.lock import Lock
 from bootstrap.log import log
 from bootstrap.plan import Plan, host_arch
 from bootstrap.sandbox import memory_available, mounts_under, require_root, tmpfs
+from bootstrap.tree import remove_tree
 
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
@@ -153,7 +153,7 @@ def workspace(use_tmpfs: bool) -> Iterator[Path]:
             if left:
                 log.error("not removing %s: still mounted: %s", work, ", ".join(left))
             else:
-                shutil.rmtree(work, ignore_errors=True)
+                remove_tree(work)
 
 
 def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:

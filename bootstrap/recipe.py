@@ -9,6 +9,7 @@ merged recipe (and the copy recorded in build.json) is self-contained.
 import contextlib
 import importlib.resources
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from bootstrap.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.errors import RecipeError
+from bootstrap.log import log
 from bootstrap.recipe_schema import merge, validate
 
 _REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
@@ -206,9 +208,24 @@ def config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "bootstrap" / "recipes"
 
 
+def _trusted(directory: Path) -> bool:
+    """A directory recipes may be taken from by name: the caller's or root's, not writable by others (in a
+    shared working directory, someone else's ./recipes/debian.toml must not stand in for the bundled one)."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    if st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022:
+        return True
+    log.warning("warning: ignoring recipes in %s: another user owns it or can write to it", directory)
+    return False
+
+
 def search_dirs() -> list[Path]:
-    """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package."""
-    candidates = [Path.cwd() / "recipes", config_dir(), _REPO_RECIPES]
+    """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package.
+    The first two only when they are the caller's own."""
+    local = [d for d in (Path.cwd() / "recipes", config_dir()) if d.is_dir() and _trusted(d)]
+    candidates = [*local, _REPO_RECIPES]
     with contextlib.suppress(ModuleNotFoundError):
         candidates.append(Path(str(importlib.resources.files("bootstrap.recipes"))))
     dirs: list[Path] = []
@@ -375,6 +392,24 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
     return recipe
 
 
+ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
+"""What useradd and groupadd accept in Debian (NAME_REGEX relaxed as by --badname is not allowed here)."""
+
+
+def _account_fields(where: str, what: str, name: str, fields: dict[str, str]) -> None:
+    """Names a passwd or group line can hold: no `:`, no control characters, absolute home and shell."""
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise RecipeError(
+            f"{where}: {what} name {name!r} is not a valid account name",
+            "use lower-case letters, digits, '_', '-' and '.', starting with a letter or '_', at most 32 characters",
+        )
+    for key, value in fields.items():
+        if ":" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise RecipeError(f"{where}: {what} {name}: {key} {value!r} has ':' or a control character", "remove it")
+        if key in ("home", "shell") and value and not value.startswith("/"):
+            raise RecipeError(f"{where}: {what} {name}: {key} {value!r} is not an absolute path", "write it from /")
+
+
 def check(recipe: Recipe) -> None:
     """What a recipe says must hold together: files exist, accounts are consistent, names resolve. Checked
     before anything is downloaded; the image's own account files are checked again when it is built."""
@@ -390,7 +425,9 @@ def check(recipe: Recipe) -> None:
             raise RecipeError(f"{where}: files[{i}].dest {f.dest!r} is not absolute", 'write it as "/path/in/image"')
     for i, r in enumerate(recipe.repositories):
         if not r.url.startswith(("http://", "https://", "file://")):
-            raise RecipeError(f"{where}: repositories[{i}].url {r.url!r} is not a URL", "use http://, https://, file://")
+            raise RecipeError(
+                f"{where}: repositories[{i}].url {r.url!r} is not a URL", "use http://, https://, file://"
+            )
         if not r.is_fingerprint and not Path(r.keyring).is_file():
             raise RecipeError(
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
@@ -411,6 +448,12 @@ def check(recipe: Recipe) -> None:
             raise RecipeError(
                 f"{where}: archive.signers: {fpr!r} is not a full fingerprint", "write all 40 hex digits of the key"
             )
+    for i, g in enumerate(recipe.groups):
+        _account_fields(where, f"groups[{i}]", g.name, {})
+    for i, u in enumerate(recipe.users):
+        _account_fields(where, f"users[{i}]", u.name, {"comment": u.comment, "home": u.home, "shell": u.shell})
+        for extra in u.groups:
+            _account_fields(where, f"users[{i}] ({u.name}) groups:", extra, {})
     groups = dict(base.base_groups if recipe.scripts else SCRIPTLESS_GROUPS)
     for i, g in enumerate(recipe.groups):
         if g.name in groups or g.gid in groups.values():
@@ -429,9 +472,7 @@ def check(recipe: Recipe) -> None:
                 f'declare it: [[groups]] name = "{u.group}", gid = ...',
             )
         if u.gid is not None and u.gid not in groups.values() and u.gid != u.uid:
-            raise RecipeError(
-                f"{where}: users[{i}] ({u.name}): no group has gid {u.gid}", "declare it in [[groups]]"
-            )
+            raise RecipeError(f"{where}: users[{i}] ({u.name}): no group has gid {u.gid}", "declare it in [[groups]]")
         if u.group is None and u.gid is None:
             groups.setdefault(u.name, u.uid)
         for extra in u.groups:

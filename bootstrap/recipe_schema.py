@@ -36,7 +36,7 @@ def _f(kind: str, doc: str, example: str = "", **kw: Any) -> Field:
 FILES = {
     "source": _f("str", "file or directory on this machine, relative to the recipe", '"files/app.conf"', required=True),
     "dest": _f("str", "absolute path in the image", '"/etc/app/app.conf"', required=True),
-    "mode": _f("mode", "permissions of the copied file (octal)", '"0640"'),
+    "mode": _f("mode", "permissions of the copied file, octal, as a string", '"0640"'),
     "owner": _f("str", "`user:group`, by name (from the image) or number", '"app:app"'),
 }
 GROUPS = {
@@ -192,11 +192,11 @@ def _check(value: object, spec: Field, where: str, key: str) -> None:
         raise wrong("an integer")
     if kind == "bool" and not isinstance(value, bool):
         raise wrong("true or false")
-    if kind == "mode":
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise wrong("an octal mode")
-        if isinstance(value, str) and not (value.isdigit() and all(c in "01234567" for c in value)):
-            raise wrong("an octal mode such as \"0640\"")
+    if kind == "mode" and not (
+        isinstance(value, str) and 3 <= len(value) <= 4 and all(c in "01234567" for c in value)
+    ):
+        # A bare integer is refused: TOML reads `mode = 644` as decimal (0o1204), and 0o644 as 420.
+        raise wrong("an octal mode written as a string, such as \"0640\"")
     if kind == "list" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
         raise wrong("a list of strings")
     if kind == "map" and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):

@@ -129,6 +129,7 @@ class Sandbox:
                 text=True,
                 errors="replace",
                 pass_fds=(watched,),
+                start_new_session=True,
             )
         finally:
             os.close(watched)

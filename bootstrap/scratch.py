@@ -1,19 +1,26 @@
 """Scratch directories that a later build can tell are abandoned.
 
-Beside each one lies `<name>.lock`, locked (flock) for as long as its owner runs. A process killed with SIGKILL
-cannot clean up, but the kernel drops its lock: the next build that makes a scratch directory in the same
-place removes every one whose lock it can take.
+Beside each one lies `<name>.lock`, made and locked (flock) before the directory itself, and held for as
+long as its owner runs. A process killed with SIGKILL cannot clean up, but the kernel drops its lock: the
+next build that makes a scratch directory in the same place removes every one of this user's whose lock it
+can take. Only names of the form `<prefix><8 characters>` count, and only a lock that is a regular file of
+this user: another user's file, a FIFO, a directory named alike are left alone.
 """
 
 import fcntl
 import os
-import shutil
-import tempfile
+import re
+import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bootstrap.log import log
+from bootstrap.tree import remove_tree
+
+TOKEN = 8
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 
 def _lock_of(directory: Path) -> Path:
@@ -21,11 +28,15 @@ def _lock_of(directory: Path) -> Path:
 
 
 def _abandoned(directory: Path) -> bool:
+    """Whether the directory's lock is this user's regular file and nobody holds it."""
     try:
-        fd = os.open(_lock_of(directory), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(_lock_of(directory), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
@@ -35,10 +46,11 @@ def _abandoned(directory: Path) -> bool:
 
 
 def sweep(parent: Path, prefix: str) -> list[Path]:
-    """Remove the abandoned scratch directories `parent/prefix*` of this user; returns what was removed."""
+    """Remove the abandoned scratch directories `parent/prefix<token>` of this user; returns what was removed."""
+    shape = re.compile(re.escape(prefix) + f"[{_ALPHABET}]{{{TOKEN}}}")
     removed = []
     try:
-        candidates = sorted(p for p in parent.glob(prefix + "*") if not p.name.endswith(".lock"))
+        candidates = sorted(p for p in parent.iterdir() if shape.fullmatch(p.name))
     except OSError:
         return []
     for path in candidates:
@@ -46,28 +58,44 @@ def sweep(parent: Path, prefix: str) -> list[Path]:
             st = path.lstat()
         except OSError:
             continue
-        if not path.is_dir() or path.is_symlink() or st.st_uid != os.geteuid() or not _abandoned(path):
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or not _abandoned(path):
             continue
         log.debug("removing %s, left by a build that did not finish", path)
-        shutil.rmtree(path, ignore_errors=True)
-        _lock_of(path).unlink(missing_ok=True)
+        try:
+            remove_tree(path)
+            _lock_of(path).unlink(missing_ok=True)
+        except OSError as exc:
+            log.debug("cannot remove %s: %s", path, exc.strerror)
+            continue
         removed.append(path)
     return removed
 
 
 @contextmanager
 def claimed(parent: Path, prefix: str) -> Iterator[Path]:
-    """A new directory `parent/prefix<random>`, locked while the context is open; stale ones of earlier builds
+    """A new directory `parent/prefix<token>`, locked while the context is open; stale ones of earlier builds
     are swept first. The caller removes (or renames) the directory itself; the lock goes at the end."""
     sweep(parent, prefix)
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    lock = _lock_of(path)
-    # Locked before it is named, so a build sweeping at this moment never finds it unlocked.
-    unnamed = lock.with_name(f".{lock.name}.{os.getpid()}")
-    fd = os.open(unnamed, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    while True:
+        path = parent / (prefix + "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN)))
+        lock = _lock_of(path)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+            continue
+        except BaseException:
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+            raise
+        break
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(unnamed, lock)
         yield path
     finally:
         lock.unlink(missing_ok=True)

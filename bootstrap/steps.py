@@ -121,17 +121,25 @@ def native_tools(w: Work) -> None:
         log.info("maintainer scripts run under emulation: %s", exc.message)
         return
     pairs = [(p, debs[p.name]) for p in found]
-    w.staged = native.stage(w.tree, pairs, cache.area("expanded"), triplet)
+    w.staged = native.Staged()
+    try:
+        native.stage(w.tree, pairs, cache.area("expanded"), triplet, w.staged)
+    except BaseException:
+        native.unstage(w.tree, w.staged)
+        w.staged = None
+        raise
     w.native_tools = len(w.staged.swapped)
 
 
 def configure_packages(w: Work) -> None:
     """Every preinst, then `dpkg --configure -a`, in the sandbox; native tools taken out after."""
-    with w.runnable() as sandbox:
-        configure(w.root, w.unpacked, w.epoch, sandbox)
-    if w.staged is not None:
-        native.unstage(w.tree, w.staged)
-        w.staged = None
+    try:
+        with w.runnable() as sandbox:
+            configure(w.root, w.unpacked, w.epoch, sandbox)
+    finally:
+        if w.staged is not None:
+            native.unstage(w.tree, w.staged)
+            w.staged = None
 
 
 def add_accounts(w: Work) -> None:

@@ -56,10 +56,10 @@ class Tree:
     def _lstat(self, rel: str) -> os.stat_result | None:
         try:
             return os.lstat(self.path(rel))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except NotADirectoryError:
-            return None
+        except OSError as exc:
+            raise TreeError(f"/{rel}: {exc.strerror}", "the tree holds a path the host cannot use") from None
 
     def path(self, resolved: str) -> str:
         """The host path of an already resolved tree-relative path."""
@@ -117,8 +117,10 @@ class Tree:
         return base
 
     def _follow(self, base: str, target: str, depth: int) -> str:
+        """Where a link found in directory `base` leads: its target taken one component at a time (a `..` after
+        a symlinked component goes up from where that link leads, as the kernel does)."""
         joined = target if target.startswith("/") else f"{base}/{target}"
-        return self.resolve_dir(posixpath.normpath("/" + joined).lstrip("/"), depth + 1)
+        return self.resolve_dir(joined, depth + 1)
 
     def forget(self, rel: str = "") -> None:
         """Drop cached resolutions at and below `rel` (after replacing a directory or symlink there)."""
@@ -178,6 +180,17 @@ class Tree:
         except (FileNotFoundError, NotADirectoryError, TreeError):
             return None
         return self._view(f"{parent}/{name}" if parent else name, st)
+
+    def is_dir(self, rel: str, follow: bool = True) -> bool:
+        """Whether `rel` is a directory (through a final symlink inside the tree with `follow`)."""
+        try:
+            resolved = self.resolve(rel, follow_last=follow)
+        except TreeError:
+            return False
+        if not resolved:
+            return True
+        st = self.lstat(resolved)
+        return st is not None and stat.S_ISDIR(st.st_mode)
 
     def mkdir(self, rel: str, mode: int = 0o755) -> None:
         """Make directory `rel` and its missing parents (existing ones keep their mode)."""
@@ -250,7 +263,7 @@ class Tree:
                 _remove_at(fd, name)
         except (FileNotFoundError, NotADirectoryError):
             pass
-        self.forget(path)
+        self.forget()  # whatever led through what is gone, under any name
         if self.overrides is not None:
             self.overrides.forget(path)
 
@@ -268,7 +281,7 @@ class Tree:
                 os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
             else:
                 table.set(path, uid, gid, 0o777)
-        self.forget(path)
+        self.forget()
 
     def rename(self, rel: str, new: str) -> None:
         """Rename the entry at `rel` (not following it) to `new`, both resolved inside the tree."""
@@ -278,8 +291,7 @@ class Tree:
             os.rename(name, new_name, src_dir_fd=fd, dst_dir_fd=new_fd)
         old_path = f"{parent}/{name}" if parent else name
         new_path = f"{new_parent}/{new_name}" if new_parent else new_name
-        self.forget(old_path)
-        self.forget(new_path)
+        self.forget()
         if self.overrides is not None:
             self.overrides.move(old_path, new_path)
 
@@ -292,7 +304,7 @@ class Tree:
                 os.rmdir(name, dir_fd=fd)
         except OSError:
             return False
-        self.forget(path)
+        self.forget()
         if self.overrides is not None:
             self.overrides.forget(path)
         return True
@@ -377,14 +389,42 @@ def write_at(
 
 
 def _remove_at(fd: int, name: str) -> None:
-    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-    if not stat.S_ISDIR(st.st_mode):
+    """Remove `name` in directory `fd` with everything below it: no symlink followed, no recursion and one
+    open directory at a time (down into a child, back up through its `..`), so no tree is too deep."""
+    if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
         os.unlink(name, dir_fd=fd)
         return
-    sub = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    names = [name]
+    current = os.open(name, _DIR_FLAGS, dir_fd=fd)
     try:
-        for child in os.listdir(sub):
-            _remove_at(sub, child)
+        while names:
+            subdir = None
+            for child in os.listdir(current):
+                if stat.S_ISDIR(os.stat(child, dir_fd=current, follow_symlinks=False).st_mode):
+                    subdir = subdir or child
+                else:
+                    os.unlink(child, dir_fd=current)
+            if subdir is not None:
+                below = os.open(subdir, _DIR_FLAGS, dir_fd=current)
+                os.close(current)
+                current, names = below, [*names, subdir]
+                continue
+            above = fd if len(names) == 1 else os.open("..", _DIR_FLAGS, dir_fd=current)
+            os.close(current)
+            current = above
+            os.rmdir(names.pop(), dir_fd=current)
     finally:
-        os.close(sub)
-    os.rmdir(name, dir_fd=fd)
+        if current != fd:
+            os.close(current)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory and everything in it (missing is fine), never following a symlink, whatever its
+    depth: shutil.rmtree recurses and gives up on a deep enough tree."""
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remove_at(parent, path.name)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(parent)

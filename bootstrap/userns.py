@@ -151,9 +151,13 @@ def enter(what: str) -> NoReturn:
     assert uids is not None and gids is not None
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(ready_w, go_r, (ready_r, go_w))
+        try:
+            _child(ready_w, go_r, (ready_r, go_w), parent)
+        except BaseException:  # never back into the caller's code: this is a fork
+            os._exit(1)
     os.close(ready_w)
     os.close(go_r)
     if os.read(ready_r, 1) != b"1":
@@ -167,8 +171,9 @@ def enter(what: str) -> NoReturn:
             raise PrivilegeError(f"{helper} refused to map ids for {name}", "`bootstrap doctor` says why")
     os.write(go_w, b"1")
     os.close(go_w)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # The re-run is in a process group of its own: a Ctrl-C reaches this process only, which passes it on
+    # once, as it passes on any signal sent to it.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: os.kill(pid, signum))
     while True:
         try:
@@ -180,11 +185,20 @@ def enter(what: str) -> NoReturn:
     sys.exit(code if code >= 0 else 128 - code)
 
 
-def _child(ready_w: int, go_r: int, others: tuple[int, int]) -> NoReturn:
+def _die_with(libc: ctypes.CDLL, parent: int) -> None:
+    """SIGKILL this process when the caller dies (and now, if it is gone already)."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _child(ready_w: int, go_r: int, others: tuple[int, int], parent: int) -> NoReturn:
     """In the fork: a new user and mount namespace, wait for the id maps, become its root, run again."""
     for fd in others:
         os.close(fd)
     libc = ctypes.CDLL(None, use_errno=True)
+    _die_with(libc, parent)
+    os.setpgid(0, 0)
     if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
         os.write(ready_w, b"0")
         os._exit(1)
@@ -195,7 +209,7 @@ def _child(ready_w: int, go_r: int, others: tuple[int, int]) -> NoReturn:
     os.setresgid(0, 0, 0)
     os.setgroups([])
     os.setresuid(0, 0, 0)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _die_with(libc, parent)  # a change of credentials clears it
     os.environ[MARKER] = "1"
     argv = [sys.executable, *sys.orig_argv[1:]]
     try:

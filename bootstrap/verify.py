@@ -13,6 +13,7 @@ from bootstrap.cache import sha256_file
 from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.plan import Options, make_plan
+from bootstrap.tree import remove_tree
 
 NOT_COMPARED = ("build.json",)
 """Provenance records the time each step took: it differs between any two builds."""
@@ -100,4 +101,4 @@ def verify(directory: Path, opts: Options) -> Verdict:
             report = proc.stdout
         return Verdict(differing, compared, report)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)

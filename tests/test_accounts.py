@@ -1,6 +1,7 @@
 """Recipe accounts and local files, written into a tree laid out as the Debian images have it."""
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -101,3 +102,52 @@ def test_digests_change_with_what_would_change_the_image(tmp_path: Path) -> None
     changed = localfiles.digest(str(d))
     (d / "g").symlink_to("f")
     assert localfiles.digest(str(d)) != changed
+
+
+def test_copying_a_directory_leaves_the_image_directories_alone(tree: Tree, tmp_path: Path) -> None:
+    """Only directories the copy makes get the recipe's owner and mode: `/`, `/root`, `/tmp` keep theirs."""
+    for name, mode in (("root", 0o700), ("tmp", 0o1777)):
+        (tree.root / name).mkdir(mode=mode)
+        os.chmod(tree.root / name, mode)
+    accounts.add(tree, [GroupSpec("app", 10001)], [UserSpec("app", 10001, group="app")], EPOCH)
+    src = tmp_path / "overlay"
+    (src / "tmp").mkdir(parents=True)
+    (src / "root").mkdir()
+    (src / "srv/app").mkdir(parents=True)
+    (src / "srv/app/run").write_text("x")
+    (src / "tmp/note").write_text("n")
+    localfiles.copy_in(tree, [FileSpec(str(src), "/", None, "app:app")])
+    for rel, mode, uid in (("", 0o755, 0), ("root", 0o700, 0), ("tmp", 0o1777, 0), ("srv/app", 0o755, 10001)):
+        st = (tree.root / rel).stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (mode, uid), rel
+    assert (tree.root / "tmp/note").stat().st_uid == 10001, "what the copy writes is the recipe's"
+    (tree.root / "etc/app.d").mkdir()
+    onto = tmp_path / "onto"
+    (onto / "etc").mkdir(parents=True)
+    (onto / "etc/app.d").write_text("file where the image has a directory")
+    with pytest.raises(RecipeError, match="is a directory in the image"):
+        localfiles.copy_in(tree, [FileSpec(str(onto), "/", None, None)])
+
+
+def test_a_symlinked_account_file_keeps_its_target_mode(tree: Tree) -> None:
+    shadow = tree.root / "etc/shadow"
+    shadow.rename(tree.root / "etc/shadow.real")
+    shadow.symlink_to("shadow.real")
+    accounts.add(tree, [], [UserSpec("app", 10001)], EPOCH)
+    st = (tree.root / "etc/shadow").lstat()
+    assert stat.S_ISREG(st.st_mode), "replaced whole, as useradd replaces it"
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o640, 42), "the mode of the file it named, not the link's 0777"
+    assert "app:!" in (tree.root / "etc/shadow").read_text()
+
+
+def test_a_skel_that_contains_the_home_is_not_copied_into_itself(tree: Tree) -> None:
+    shutil.rmtree(tree.root / "etc/skel")
+    (tree.root / "home").mkdir()
+    (tree.root / "etc/skel").symlink_to("/home")
+    accounts.add(tree, [], [UserSpec("app", 10001)], EPOCH)
+    assert (tree.root / "home/app").is_dir() and not (tree.root / "home/app/app").exists()
+
+
+def test_a_private_group_takes_the_lowest_free_gid(tree: Tree) -> None:
+    accounts.add(tree, [GroupSpec("taken", 10001)], [UserSpec("app", 10001)], EPOCH)
+    assert "app:x:1000:" in lines(tree, "etc/group"), "not 65535 (one past nogroup)"

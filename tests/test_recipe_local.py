@@ -117,3 +117,36 @@ def test_the_starting_recipe_is_valid_and_documents_every_key(tmp_path: Path) ->
     assert r.include == load("debian-slim").include
     for key in ("[[users]]", "[[files]]", "[[customize]]", "[[repositories]]", "exposed-ports", "stop-signal"):
         assert key in text
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('name = "Bad"\nuid = 10001', "not a valid account name"),
+        ('name = "app"\nuid = 10001\ncomment = "x:0:0"', "has ':' or a control character"),
+        ('name = "app"\nuid = 10001\nshell = "bin/sh"', "is not an absolute path"),
+        ('name = "app"\nuid = 10001\ncomment = "a\\nmallory:x:0:0::/:/bin/sh"', "control character"),
+    ],
+)
+def test_account_fields_cannot_break_the_account_files(tmp_path: Path, entry: str, message: str) -> None:
+    path = write(tmp_path / "u.toml", f"[[users]]\n{entry}\n")
+    with pytest.raises(RecipeError, match=message):
+        load(str(path))
+
+
+def test_a_bare_integer_mode_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "f", "x")
+    path = write(tmp_path / "m.toml", '[[files]]\nsource = "f"\ndest = "/f"\nmode = 644\n')
+    with pytest.raises(RecipeError, match="octal mode written as a string"):
+        load(str(path))
+
+
+def test_a_recipes_directory_others_can_write_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(
+        tmp_path / "recipes/debian.toml", 'description = "planted"\n[[files]]\nsource = "/etc/hostname"\ndest = "/x"\n'
+    )
+    (tmp_path / "recipes").chmod(0o777)
+    assert load("debian").description != "planted"
+    (tmp_path / "recipes").chmod(0o755)
+    assert load("debian").description == "planted", "the caller's own ./recipes is used"

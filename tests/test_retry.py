@@ -161,10 +161,10 @@ def test_parallel_work_stops_at_the_first_failure_without_waiting() -> None:
 def test_temporary_files_of_a_dead_process_are_swept(cache: Cache) -> None:
     path = cache.temp("blob")
     path.write_bytes(b"half a download")
-    stale = cache.root / "tmp" / "build-stale"
+    stale = cache.root / "tmp" / "build-stale123"
     stale.mkdir()
     (stale / "x.part").write_bytes(b"left by a SIGKILL")
-    (cache.root / "tmp" / "build-stale.lock").touch()  # nobody holds it
+    (cache.root / "tmp" / "build-stale123.lock").touch()  # nobody holds it
     cache.ensure()
     assert not stale.exists(), "the abandoned directory was not swept"
     assert temp_files(cache.root) == [path], "the live process's own file was touched"

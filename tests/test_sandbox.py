@@ -71,7 +71,7 @@ def test_commands_run_in_namespaces_of_their_own(tiny_root: Path, tmp_path: Path
     assert proc.returncode == 0, proc.stdout
     out = proc.stdout.splitlines()
     assert "pid=2" in out, "the command is the child of the sandbox's own init"
-    assert "init-root=/" in out
+    assert "init-root=/" in out or "init-root=" in out, "pid 1's root is the tree's (or out of reach)"
     assert "hostname=localhost" in out
     assert "ifaces=lo" in out, "no network but loopback"
     flags = next(line for line in out if line.startswith("lo-flags="))
@@ -145,3 +145,69 @@ def test_a_killed_build_takes_its_sandbox_with_it(tiny_root: Path) -> None:
         time.sleep(0.05)
     assert not _sleepers("3714"), "processes of the sandbox outlived the build"
     assert not mounts_under(tiny_root, include_self=True)
+
+
+def test_the_scripts_root_reaches_nothing_outside_the_sandbox(tiny_root: Path) -> None:
+    """Root in the sandbox is root of a user namespace of its own, identity-mapped: files get real owners, but
+    no host-wide setting, device or terminal is within reach."""
+    proc = sh(
+        tiny_root,
+        textwrap.dedent(
+            """\
+            cat /proc/self/uid_map
+            echo '|/bin/sh' > /proc/sys/kernel/core_pattern 2>/dev/null && echo "core_pattern WRITTEN"
+            echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo "sysrq WRITTEN"
+            read -r pid comm state ppid pgrp session rest < /proc/self/stat; echo "session=$session pid=$pid"
+            while read -r key value; do case $key in SigIgn:|NoNewPrivs:|CapBnd:) echo "$key$value";; esac; done \\
+                < /proc/self/status
+            cat /dev/tty 2>/dev/null || echo "no terminal"
+            """
+        ),
+    )
+    out = proc.stdout.splitlines()
+    assert out[0].split() == ["0", "0", "65536"], out
+    assert "core_pattern WRITTEN" not in out and "sysrq WRITTEN" not in out
+    session = next(line for line in out if line.startswith("session="))
+    assert session.split()[0].split("=")[1] != "0", session
+    assert "SigIgn:0000000000000000" in out, "default signal dispositions (SIGPIPE too)"
+    assert "NoNewPrivs:1" in out
+    bounding = int(next(line for line in out if line.startswith("CapBnd:"))[7:], 16)
+    assert not bounding & (1 << 21), "no sys_admin: nothing can be remounted writable"
+    assert not bounding & (1 << 19) and not bounding & (1 << 2), "no sys_ptrace, no dac_read_search"
+    assert bounding & 1 and bounding & (1 << 31), "chown and setfcap stay: maintainer scripts need them"
+    assert "no terminal" in out
+
+
+def test_the_lifeline_cannot_be_held_from_inside(tiny_root: Path) -> None:
+    """A script that reopens every descriptor pid 1 holds cannot keep the sandbox alive after the build."""
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from bootstrap.sandbox import Sandbox; "
+            "Sandbox(Path(sys.argv[1])).run(['/bin/sh', '-c', "
+            "'for fd in /proc/1/fd/*; do command exec 9>\"$fd\" 8<\"$fd\" 2>/dev/null; done; sleep 3716'], "
+            "{'PATH': '/bin'})",
+            str(tiny_root),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    deadline = time.monotonic() + 20
+    while not _sleepers("3716"):
+        assert time.monotonic() < deadline and runner.poll() is None, "the sandbox never started"
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 10
+    while _sleepers("3716") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _sleepers("3716"), "the sandbox outlived the build"
+
+
+def test_the_sandbox_maps_its_ids_range_by_range() -> None:
+    """Inside a rootless build's namespace (0 is the caller, 1.. are subordinate ids), each range maps alone."""
+    from bootstrap import nsinit
+
+    assert nsinit._identity("0 0 4294967295\n") == "0 0 65536\n"
+    assert nsinit._identity("0 1001 1\n1 100000 65535\n") == "0 0 1\n1 1 65535\n"
+    assert nsinit._identity("0 1001 1\n1 100000 70000\n") == "0 0 1\n1 1 65535\n"

@@ -117,3 +117,28 @@ def test_glob_and_remove_never_follow_a_link(tmp_path: Path, host: Path) -> None
     tree.remove("var/log")
     assert (host / "var/log/apt/history.log").is_file()
     assert not (root / "var/log").exists()
+
+
+def test_dotdot_in_a_link_target_goes_up_from_where_a_link_before_it_leads(tmp_path: Path) -> None:
+    """`etc/app -> /cur/../conf.d` with `cur -> usr/lib/x/y`: the kernel reaches usr/lib/x/conf.d, not /conf.d."""
+    root = tmp_path / "r"
+    (root / "usr/lib/x/y").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "cur").symlink_to("usr/lib/x/y")
+    (root / "etc/app").symlink_to("/cur/../conf.d")
+    Tree(root).write("etc/app/setting", "1")
+    assert (root / "usr/lib/x/conf.d/setting").read_text() == "1"
+    assert not (root / "conf.d").exists()
+
+
+def test_a_replaced_directory_is_not_reached_through_a_stale_alias(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    (root / "real/sub").mkdir(parents=True)
+    (root / "alias").symlink_to("real")
+    tree = Tree(root)
+    tree.write("alias/sub/a", "1")  # caches alias/sub -> real/sub
+    tree.remove("real/sub")
+    (root / "elsewhere").mkdir()
+    tree.symlink("real/sub", "/elsewhere")
+    tree.write("alias/sub/b", "2")
+    assert (root / "elsewhere/b").read_text() == "2"

@@ -115,10 +115,12 @@ def _is_library_path(rel: str, prefixes: tuple[str, ...]) -> bool:
     return any(rel.startswith(p) or rel + "/" == p for p in prefixes)
 
 
-def stage(tree: Tree, natives: list[tuple[Package, Path]], expanded: Path | None, triplet: str) -> Staged:
-    """Put the native tools into the tree (see the module's docstring); returns what to take out."""
+def stage(
+    tree: Tree, natives: list[tuple[Package, Path]], expanded: Path | None, triplet: str, staged: Staged
+) -> None:
+    """Put the native tools into the tree (see the module's docstring), recording in `staged` as it goes what
+    to take out, so that even a failure half-way leaves a record `unstage` can undo."""
     libraries = library_paths(triplet)
-    staged = Staged()
     added_dirs: list[str] = []
     loader: str | None = None
     for pkg, deb in natives:
@@ -136,7 +138,6 @@ def stage(tree: Tree, natives: list[tuple[Package, Path]], expanded: Path | None
         staged.added.append(LOADER.lstrip("/"))
     staged.added += sorted(set(added_dirs), key=len, reverse=True)
     log.debug("native tools: %d executables, %d library files", len(staged.swapped), len(staged.added))
-    return staged
 
 
 def _add(tree: Tree, tar: debfile.TarMembers, info: tarfile.TarInfo, rel: str, staged: Staged, dirs: list[str]) -> None:
@@ -165,25 +166,30 @@ def _swap(tree: Tree, tar: debfile.TarMembers, info: tarfile.TarInfo, rel: str, 
     """Replace the foreign executable at `rel` by the native one; returns the native one's usual loader."""
     if not info.isreg():
         return None
-    st = tree.lstat(rel)
+    real = tree.resolve(rel)
+    if real in staged.swapped:
+        return None  # the same file under another name (/bin/x and /usr/bin/x in a merged tree)
+    st = tree.lstat(real)
     data = tar.read(info)
     if st is None or not stat.S_ISREG(st.st_mode) or not data.startswith(b"\x7fELF"):
         return None
-    current = tree.read(rel, limit=4)
+    current = tree.read(real, limit=4)
     if not current or not current.startswith(b"\x7fELF"):
         return None
     found = interpreter(data)
-    tree.rename(rel, rel + BACKUP)
+    native = retarget(data)
+    tree.rename(real, real + BACKUP)
+    staged.swapped.append(real)
     # The foreign file's times too: update-alternatives gives its links the time of the file they name.
-    tree.write(rel, retarget(data), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime))
-    staged.swapped.append(rel)
+    tree.write(real, native, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime))
     return found[2] if found is not None else None
 
 
 def unstage(tree: Tree, staged: Staged) -> None:
     """Put every foreign file back and remove every native one."""
     for rel in staged.swapped:
-        tree.rename(rel + BACKUP, rel)
+        if tree.lstat(rel + BACKUP) is not None:
+            tree.rename(rel + BACKUP, rel)
     for rel in staged.added:
         st = tree.lstat(rel)
         if st is None:

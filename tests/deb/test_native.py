@@ -95,7 +95,8 @@ def test_stage_then_unstage_gives_back_the_same_tree(foreign_tree: Path, tmp_pat
     )
     pkg = replace(package("tool", "1.0"), sha256=hashlib.sha256(deb.read_bytes()).hexdigest())
     tree = Tree(foreign_tree)
-    staged = native.stage(tree, [(pkg, deb)], None, "x86_64-linux-gnu")
+    staged = native.Staged()
+    native.stage(tree, [(pkg, deb)], None, "x86_64-linux-gnu", staged)
     tool = (foreign_tree / "usr/bin/tool").read_bytes()
     assert native.interpreter(tool) is not None and native.interpreter(tool)[2] == native.LOADER  # type: ignore[index]
     assert (foreign_tree / "usr/bin/tool").stat().st_mtime == 1_600_000_000, "the foreign file's time is kept"
@@ -107,5 +108,21 @@ def test_stage_then_unstage_gives_back_the_same_tree(foreign_tree: Path, tmp_pat
         "x86_64-linux-gnu/" + Path(native.interpreter(elf)[2]).name
     )  # type: ignore[index]
     assert not (foreign_tree / "lib64").exists(), "no /lib64 that the tree's scripts would tidy away"
+    native.unstage(tree, staged)
+    assert _snapshot(foreign_tree) == before
+
+
+def test_one_file_under_two_names_is_swapped_once(foreign_tree: Path, tmp_path: Path) -> None:
+    """/bin/tool and /usr/bin/tool are one file in a merged-/usr tree: its foreign copy must survive."""
+    before = _snapshot(foreign_tree)
+    elf = host_elf()
+    pairs = []
+    for name, path in (("tool-a", "/bin/tool"), ("tool-b", "/usr/bin/tool")):
+        deb = build_deb(tmp_path / name, name, "1.0", files={path: (elf, 0o755)})
+        pairs.append((replace(package(name, "1.0"), sha256=hashlib.sha256(deb.read_bytes()).hexdigest()), deb))
+    tree = Tree(foreign_tree)
+    staged = native.Staged()
+    native.stage(tree, pairs, None, "x86_64-linux-gnu", staged)
+    assert staged.swapped == ["usr/bin/tool"]
     native.unstage(tree, staged)
     assert _snapshot(foreign_tree) == before

@@ -2,19 +2,23 @@
 build, outputs and cache owned by the user, and each missing prerequisite made for real and diagnosed."""
 
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Mirrored, bootstrap, need
-from tests.e2e.users import User, as_user, make_user, remove_user
-from tests.fixtures.debs import TarEntry, build_raw_deb, raw_control
+from tests.e2e.users import User, as_user, make_user, remove_user, running, start_as_user
+from tests.fixtures.debs import TarEntry, build_deb, build_raw_deb, raw_control
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
 
@@ -97,15 +101,34 @@ def test_user_namespaces_disabled_by_the_sysctl(builder: User, runtime: tuple[st
     assert not out.exists()
 
 
-def test_device_nodes_and_foreign_owners_come_out_as_root_writes_them(
-    builder: User, runtime: tuple[str, Path], mirrored: Mirrored, tmp_path: Path
-) -> None:
-    """A package with a device node (which a user namespace cannot mknod) and files of other owners."""
+@contextmanager
+def _archive_with(mirrored: Mirrored, tmp_path: Path, deb: Path) -> Iterator[list[str]]:
+    """The fixture archive plus one package, served on 127.0.0.1; yields the options that build from it (its
+    keyring where any user can read it)."""
     repo = Repo(tmp_path / "repo", mirrored.repo.key)
     shutil.copytree(mirrored.repo.root, repo.root, dirs_exist_ok=True, symlinks=True)
     repo.dists = {
         k: replace(v, stanzas={c: list(s) for c, s in v.stanzas.items()}) for k, v in mirrored.repo.dists.items()
     }
+    repo.add_deb("fixture", deb)
+    repo.publish()
+    shared = Path(tempfile.mkdtemp(prefix="bootstrap-archive-"))
+    server = Server(repo.root)
+    try:
+        keyring = shared / "keyring.gpg"
+        shutil.copy(repo.keyring, keyring)
+        shared.chmod(0o755)
+        keyring.chmod(0o644)
+        yield ["--mirror", server.url, "--security-mirror", server.url, "--keyring", str(keyring)]
+    finally:
+        server.stop()
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_device_nodes_and_foreign_owners_come_out_as_root_writes_them(
+    builder: User, runtime: tuple[str, Path], mirrored: Mirrored, tmp_path: Path
+) -> None:
+    """A package with a device node (which a user namespace cannot mknod) and files of other owners."""
     control = {**raw_control("zz-devices", what="device node"), "Priority": "required"}
     deb = build_raw_deb(
         tmp_path / "zz-devices_1.0_amd64.deb",
@@ -119,27 +142,50 @@ def test_device_nodes_and_foreign_owners_come_out_as_root_writes_them(
             TarEntry("./usr/share/zz-devices/owned", data=b"x\n", uid=1234, gid=5678, mode=0o640),
         ],
     )
-    repo.add_deb("fixture", deb)
-    repo.publish()
-    shared = Path(tempfile.mkdtemp(prefix="bootstrap-devices-"))
-    server = Server(repo.root)
-    try:
-        keyring = shared / "keyring.gpg"
-        shutil.copy(repo.keyring, keyring)
-        shared.chmod(0o755)
-        keyring.chmod(0o644)
-        args = ["--mirror", server.url, "--security-mirror", server.url, "--keyring", str(keyring)]
+    with _archive_with(mirrored, tmp_path, deb) as args:
         out = builder.home / "out-devices"
         proc = as_user(builder, runtime, "debian-slim", "-o", str(out), "-q", *args)
         assert proc.returncode == 0, proc.stderr
         root_out = tmp_path / "root"
         bootstrap("debian-slim", "-o", str(root_out), "-q", *args, "--cache-dir", str(tmp_path / "cache"))
-    finally:
-        server.stop()
-        shutil.rmtree(shared, ignore_errors=True)
     assert _sha256(out / "image.tar") == _sha256(root_out / "image.tar")
     with tarfile.open(out / "rootfs.tar.gz") as tar:
         null, loop, owned = (tar.getmember(f"usr/share/zz-devices/{n}") for n in ("null", "loop9", "owned"))
     assert null.ischr() and (null.devmajor, null.devminor, null.mode) == (1, 3, 0o666)
     assert loop.isblk() and (loop.devmajor, loop.devminor, loop.gid) == (7, 9, 6)
     assert (owned.uid, owned.gid, owned.mode) == (1234, 5678, 0o640)
+
+
+def test_an_interrupt_sent_to_the_command_stops_the_build_inside(
+    builder: User, runtime: tuple[str, Path], mirrored: Mirrored, tmp_path: Path
+) -> None:
+    """SIGINT to the process the user started (outside the namespace) reaches the build inside: it stops
+    with its one-line message, nothing is written, no script keeps running."""
+    marker = str(4200 + os.getpid() % 1000)
+    deb = build_deb(
+        tmp_path / "debs",
+        "zz-slow",
+        "1.0",
+        priority="required",
+        scripts={"postinst": f"#!/bin/sh\nexec sleep {marker}\n"},
+    )
+    with _archive_with(mirrored, tmp_path, deb) as args:
+        out = builder.home / "out-interrupted"
+        proc = start_as_user(builder, runtime, "debian-slim", "-o", str(out), *args)
+        try:
+            deadline = time.monotonic() + 120
+            while not running(["sleep", marker]):
+                assert proc.poll() is None and time.monotonic() < deadline, "the build never reached configure"
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted; nothing was written"
+    assert not out.exists()
+    deadline = time.monotonic() + 10
+    while running(["sleep", marker]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(["sleep", marker])

@@ -4,6 +4,7 @@ subordinate id ranges, and a copy of bootstrap they can run (`readable_runtime`)
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -111,17 +112,59 @@ def everyone_can_run(path: str) -> bool:
     return all(q.stat().st_mode & 0o001 for q in [p, *p.parents] if q != Path("/"))
 
 
-def as_user(
-    user: User, runtime: tuple[str, Path], *args: str, limit_userns: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """`python -m bootstrap ARGS` as the user, with a clean environment (HOME, PATH), from the user's home."""
-    python, stage = runtime
-    env = {
+def _user_env(user: User, stage: Path) -> dict[str, str]:
+    return {
         "HOME": str(user.home),
         "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
         "PYTHONPATH": f"{stage}:{stage / 'site'}",
         "LANG": "C.UTF-8",
     }
+
+
+def start_as_user(user: User, runtime: tuple[str, Path], *args: str) -> "subprocess.Popen[str]":
+    """`python -m bootstrap ARGS` as the user, started (its SIGINT not ignored, whatever this process has)."""
+    python, stage = runtime
+    return subprocess.Popen(
+        [
+            "setpriv",
+            f"--reuid={user.uid}",
+            f"--regid={user.gid}",
+            "--init-groups",
+            "--",
+            python,
+            "-m",
+            "bootstrap",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_user_env(user, stage),
+        cwd=user.home,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def running(argv: list[str]) -> list[int]:
+    """Pids of the processes whose command line starts with `argv`."""
+    want = [a.encode() for a in argv]
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[: len(want)] == want:
+                    found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def as_user(
+    user: User, runtime: tuple[str, Path], *args: str, limit_userns: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bootstrap ARGS` as the user, with a clean environment (HOME, PATH), from the user's home."""
+    python, stage = runtime
+    env = _user_env(user, stage)
     argv = [python, "-m", "bootstrap", *args]
     if not limit_userns:
         return subprocess.run(
