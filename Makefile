@@ -10,7 +10,7 @@ RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
 	openssl mmdebstrap diffoscope-minimal qemu-user-static binfmt-support podman debuerreotype wget zstd
 
-.PHONY: image doctor test unit e2e lint bench deps test-deps clean
+.PHONY: image doctor test unit e2e faults lint bench deps test-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: test-deps $(VENV)/.installed
 	./scripts/ensure-docker
 	./scripts/ensure-binfmt
 	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+
+# The fault-injection suite alone (it is part of `make test` too): a table of every case, then `N passed, N failed`.
+faults: test-deps $(VENV)/.installed
+	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests/faults $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests -m 'not e2e' $(PYTEST_ARGS)

@@ -1,5 +1,8 @@
 """The content-addressed cache: files named by their sha256, written by atomic rename, shared safely.
 
+Downloads and other files on their way in are written in `tmp/` in a directory of the process's own, locked
+while the process lives (`bootstrap.scratch`): what a killed build left there is removed by the next build.
+
 Nothing read back from the cache is trusted on its name alone. A blob is hashed again before it is used.
 A derived file (a parsed index, a decompressed package) carries the sha256 of the verified blob it was made
 from and a sha256 of its own content, both checked when it is read. Anything that fails is logged at debug
@@ -7,24 +10,33 @@ level, removed and made again. The directories are refused when another user cou
 refuses a key file others can change.
 """
 
+import atexit
 import fcntl
 import hashlib
 import itertools
 import os
 import pwd
+import shutil
 import stat
 import struct
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.errors import BootstrapError, ChecksumError
+from bootstrap import scratch
+from bootstrap.errors import BootstrapError, ChecksumError, os_error
 from bootstrap.log import log
 
 _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
+DERIVED_AREAS = ("parsed", "expanded")
+"""Areas whose files `write_atomic` writes (beside `releases/*/`): swept of what killed builds left."""
+TEMP_PREFIX = "build-"
+"""The temporary directories of the processes using the cache, in its `tmp/`."""
 DIR_MODE = 0o755
 FILE_MODE = 0o644
 """Modes of what the cache creates: never writable by others, whatever the umask."""
@@ -161,6 +173,9 @@ class Cache:
             ) from exc
         for sub in ("sha256", "tmp"):
             check_private(self.root / sub)
+        scratch.sweep(self.root / "tmp", TEMP_PREFIX)
+        for area in [self.root / a for a in DERIVED_AREAS] + list((self.root / "releases").glob("*/")):
+            sweep_writes(area)
         return self
 
     def blob(self, sha256: str) -> Path:
@@ -189,8 +204,9 @@ class Cache:
         return read_verified(self.blob(sha256), sha256)
 
     def temp(self, name: str) -> Path:
-        """A private temporary path inside the cache (same file system, so the final rename is atomic)."""
-        return self.root / "tmp" / f"{name}.{os.getpid()}.{next(_temp_serial)}"
+        """A private temporary path inside the cache (same file system, so the final rename is atomic), in this
+        process's own directory of `tmp/`, which the next build removes if this one is killed."""
+        return _process_tmp(self.root / "tmp") / f"{name}.{next(_temp_serial)}"
 
     def adopt(self, tmp: Path, sha256: str, what: str) -> Path:
         """Check `tmp` against `sha256` and move it into the store; a mismatch deletes it and raises."""
@@ -216,6 +232,8 @@ class Cache:
             tmp = self.temp(sha256[:16])
             try:
                 return self.adopt(tmp, sha256, download(tmp))
+            except OSError as exc:  # the cache's disk is full, or read-only
+                raise os_error(exc, self.root) from exc
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -238,17 +256,75 @@ class Cache:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_claims: dict[tuple[Path, int], Path] = {}
+_claims_lock = threading.Lock()
+
+
+def _process_tmp(tmp: Path) -> Path:
+    """This process's directory in the cache's `tmp/`: claimed (and stale ones swept) on first use, removed at
+    exit."""
+    key = (tmp, os.getpid())
+    with _claims_lock:
+        if key not in _claims:
+            stack = ExitStack()
+            _claims[key] = stack.enter_context(scratch.claimed(tmp, TEMP_PREFIX))
+            atexit.register(_release, stack, _claims[key], os.getpid())
+        return _claims[key]
+
+
+def _release(stack: ExitStack, path: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child
+        shutil.rmtree(path, ignore_errors=True)
+        stack.close()
+
+
+_writing: set[Path] = set()
+"""Temporary files of `write_atomic` being written: removed at exit when a thread was left writing one."""
+
+
+@atexit.register
+def _abandoned_writes() -> None:
+    for tmp in list(_writing):
+        tmp.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -> None:
-    """Write a file whole or not at all (`data` may come in parts; `mode` is filtered by the umask)."""
+    """Write a file whole or not at all (`data` may come in parts; `mode` is filtered by the umask).
+
+    The temporary file beside `path` is locked while it is written, so that `sweep_writes` can tell one a
+    killed process left."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_serial)}.tmp")
+    _writing.add(tmp)
     try:
         tmp.unlink(missing_ok=True)
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "wb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
             for part in [data] if isinstance(data, bytes) else data:
                 f.write(part)
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        _writing.discard(tmp)
+
+
+def sweep_writes(directory: Path, grace: float = 5.0) -> None:
+    """Remove the temporary files of `write_atomic` in `directory` that nobody is writing any more (a killed
+    process's): unlocked, and not empty or older than `grace` seconds (a writer locks its file as soon as it
+    has made it)."""
+    for tmp in directory.glob(".*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st = os.fstat(fd)
+            if st.st_size or time.time() - st.st_mtime > grace:
+                _discard(tmp, "was left half-written by a process that did not finish", st)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 # --- derived files --------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Parallel package downloads into the content-addressed cache, each file checked against its index."""
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -11,6 +10,7 @@ from bootstrap.cache import Cache
 from bootstrap.deb.index import Package
 from bootstrap.errors import BootstrapError
 from bootstrap.log import bars_enabled
+from bootstrap.parallel import map_parallel
 
 WORKERS = 6
 
@@ -19,31 +19,29 @@ def fetch_all(packages: Sequence[Package], cache: Cache, offline: bool = False) 
     """Return a cached, checksum-verified .deb path for each package name, downloading what is missing.
 
     Cached .debs are hashed again (in parallel) before they are trusted; a damaged one is fetched anew."""
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        present = list(pool.map(lambda p: cache.has(p.sha256, p.size), packages))
-        missing = [p for p, ok in zip(packages, present, strict=True) if not ok]
-        if missing and offline:
-            names = ", ".join(p.name for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise BootstrapError(
-                f"--offline: {len(missing)} package(s) are not in the cache ({names})",
-                "run once without --offline to fill the cache",
-            )
-        with tqdm(
-            total=sum(p.size for p in missing),
-            unit="B",
-            unit_scale=True,
-            desc="download",
-            disable=not bars_enabled() or not missing,
-            leave=False,
-        ) as bar:
+    present = map_parallel(lambda p: cache.has(p.sha256, p.size), packages, WORKERS)
+    missing = [p for p, ok in zip(packages, present, strict=True) if not ok]
+    if missing and offline:
+        names = ", ".join(p.name for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise BootstrapError(
+            f"--offline: {len(missing)} package(s) are not in the cache ({names})",
+            "run once without --offline to fill the cache",
+        )
+    with tqdm(
+        total=sum(p.size for p in missing),
+        unit="B",
+        unit_scale=True,
+        desc="download",
+        disable=not bars_enabled() or not missing,
+        leave=False,
+    ) as bar:
 
-            def one(pkg: Package) -> None:
-                def download(tmp: Path) -> str:
-                    http.download(pkg.url, tmp, progress=bar.update, size=pkg.size)
-                    return pkg.url
+        def one(pkg: Package) -> None:
+            def download(tmp: Path) -> str:
+                http.download(pkg.url, tmp, progress=bar.update, size=pkg.size, sha256=pkg.sha256)
+                return pkg.url
 
-                cache.obtain(pkg.sha256, pkg.size, download)
+            cache.obtain(pkg.sha256, pkg.size, download)
 
-            for future in [pool.submit(one, p) for p in missing]:
-                future.result()
+        map_parallel(one, missing, WORKERS)
     return {p.name: cache.blob(p.sha256) for p in packages}

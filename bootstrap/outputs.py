@@ -1,6 +1,7 @@
 """The output directory: written in a staging directory next to it, then moved into place whole."""
 
 import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -9,11 +10,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bootstrap import scratch
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, os_error
 from bootstrap.tree import remove_tree
 
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
+FULL = 1 << 20
+"""Free bytes below which a file system counts as full (a write that failed there filled it)."""
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -80,9 +83,27 @@ def staged(dest: Path) -> Iterator[Path]:
             yield stage
             os.chmod(stage, 0o755)
             _replace(stage, dest)
+        except OSError as exc:
+            if _written_here(exc, stage):
+                raise os_error(exc, dest) from exc
+            raise
         finally:
             if stage.exists():
                 remove_tree(stage)
+
+
+def _written_here(exc: OSError, stage: Path) -> bool:
+    """Whether an OSError came from writing the outputs: it names a file in the staging directory, or it says
+    the disk is full and the staging directory's file system has (almost) nothing left."""
+    if exc.filename is not None:
+        return Path(os.fsdecode(exc.filename)).is_relative_to(stage)
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return False
+    try:
+        st = os.statvfs(stage)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL
 
 
 def link_or_copy(src: Path, dest: Path) -> None:

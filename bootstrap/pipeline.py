@@ -25,6 +25,18 @@ from bootstrap.tree import remove_tree
 
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
+PAUSE_ENV = "BOOTSTRAP_TEST_PAUSE"
+"""For the fault-injection tests only: `STEP:FILE` makes the build write its pid to FILE and wait when STEP
+starts, so that a test can signal it at that exact point (tests/faults/test_signals.py)."""
+
+
+def checkpoint(name: str) -> None:
+    """Where a step starts; pauses there when $BOOTSTRAP_TEST_PAUSE names it."""
+    step, _, marker = os.environ.get(PAUSE_ENV, "").partition(":")
+    if step == name and marker:
+        Path(marker).write_text(str(os.getpid()))
+        while True:
+            time.sleep(60)
 
 
 @dataclass
@@ -34,6 +46,7 @@ class Timer:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        checkpoint(name)
         start = time.monotonic()
         try:
             yield
@@ -170,6 +183,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
             first = platforms[0]
             epoch = max(p.lock.epoch for p in platforms)
             tag = tag_for(plan, first.archive.codename)
+            checkpoint("outputs")
             started = time.monotonic()
             index = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
             first.timings["outputs"] = round(time.monotonic() - started, 3)

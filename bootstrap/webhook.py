@@ -4,19 +4,18 @@ import hashlib
 import hmac
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
+from bootstrap import retry
 from bootstrap.log import log
 from bootstrap.registry.reference import parse_reference
 
 SECRET_ENV = "BOOTSTRAP_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Bootstrap-Signature-256"
-ATTEMPTS = 4
-BACKOFF = 0.5
+POLICY = retry.Policy(attempts=4)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -35,18 +34,20 @@ def send(url: str, event: dict[str, Any], secret: str | None = None) -> bool:
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
     last = ""
-    for attempt in range(ATTEMPTS):
-        if attempt:
-            time.sleep(BACKOFF * 2 ** (attempt - 1))
+    tries = POLICY.tries()
+    for _ in tries:
         try:
-            resp = requests.post(url, data=body, headers=headers, timeout=(5, 15))
+            resp = requests.post(url, data=body, headers=headers, timeout=(retry.CONNECT_TIMEOUT, 15))
         except requests.RequestException as exc:
-            last = str(exc)
+            last = retry.reason(exc)
             continue
         if 200 <= resp.status_code < 300:
             return True
         last = f"HTTP {resp.status_code}"
-    log.warning("warning: webhook %s failed after %d attempts (%s); the build itself succeeded", url, ATTEMPTS, last)
+        tries.asked = retry.retry_after(resp.headers.get("Retry-After"))
+    log.warning(
+        "warning: webhook %s failed after %d attempts (%s); the build itself succeeded", url, POLICY.attempts, last
+    )
     return False
 
 

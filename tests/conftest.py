@@ -1,6 +1,7 @@
 """Shared fixtures: a repository root on sys.path, local HTTP servers, throwaway signing keys, a cache."""
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bootstrap.cache import Cache  # noqa: E402
+from tests.e2e.conftest import Mirrored, need  # noqa: E402
 from tests.fixtures.gpg import GpgKey  # noqa: E402
 from tests.fixtures.server import Server  # noqa: E402
 
@@ -73,3 +75,37 @@ def other_gpg_key() -> Iterator[GpgKey]:
 def cache(tmp_path: Path) -> Cache:
     """An empty content-addressed cache for one test."""
     return Cache(tmp_path / "cache").ensure()
+
+
+# --- shared by the end-to-end and the fault-injection tests (one instance per session) ------------------------
+
+
+@pytest.fixture(scope="session")
+def as_root() -> None:
+    need(os.geteuid() == 0, "end-to-end builds need root")
+
+
+@pytest.fixture(scope="session")
+def mirrored(
+    tmp_path_factory: pytest.TempPathFactory, as_root: None, gpg_key: GpgKey, serve_session: Serve
+) -> Mirrored:
+    """Real packages (fetched once from the host's mirror) re-published in a fixture archive we control."""
+    from bootstrap import download, recipe
+    from bootstrap.pipeline import resolve_plan
+    from bootstrap.plan import Options, make_plan
+    from tests.fixtures.repo import Repo
+
+    cache = tmp_path_factory.mktemp("mirrored-cache")
+    plan = make_plan(recipe.load("debian-slim"), Options(suite="trixie", cache_dir=cache))
+    _, selection = resolve_plan(plan)
+    debs = download.fetch_all(selection.packages, plan.cache)
+    repo = Repo(tmp_path_factory.mktemp("mirrored") / "repo", gpg_key)
+    repo.debian_dists("fixture", "stable")
+    for pkg in selection.packages:
+        named = repo.root / ".incoming" / pkg.filename.rsplit("/", 1)[-1]
+        named.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(debs[pkg.name], named)
+        repo.add_deb("fixture", named)
+    shutil.rmtree(repo.root / ".incoming")
+    repo.publish()
+    return Mirrored(repo, serve_session(repo.root), tmp_path_factory.mktemp("fixture-cache"))

@@ -20,6 +20,7 @@ from bootstrap.cache import Cache
 from bootstrap.deb import index, release
 from bootstrap.download import fetch_all
 from tests.fixtures.gpg import GpgKey
+from tests.fixtures.leftovers import temp_files
 from tests.fixtures.records import package
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
@@ -174,7 +175,7 @@ def test_an_oversized_package_leaves_nothing_in_the_cache(mirror: Mirror, cache:
     pkg = dataclasses.replace(package("hello"), mirror=mirror.url, filename="pool/hello.deb", size=4096)
     with pytest.raises(bhttp.TooLarge, match="hello.deb"):
         fetch_all([pkg], cache)
-    assert _leftovers(cache.root / "tmp") == [] and _leftovers(cache.root / "sha256") == []
+    assert temp_files(cache.root) == [] and _leftovers(cache.root / "sha256") == []
     assert mirror.sent("/pool/hello.deb") < total
 
 
@@ -190,7 +191,7 @@ def test_an_index_file_longer_than_the_release_says_is_cut_off(tmp_path: Path, g
         rel = release.fetch(server.url, "fixture", (repo.keyring,))
         with pytest.raises(bhttp.TooLarge, match="Packages.gz"):
             index.load(cache, rel, "main", "amd64")
-    assert _leftovers(cache.root / "tmp") == [] and _leftovers(cache.root / "sha256") == []
+    assert temp_files(cache.root) == [] and _leftovers(cache.root / "sha256") == []
 
 
 def test_a_local_file_larger_than_announced_is_refused(tmp_path: Path) -> None:

@@ -1,6 +1,5 @@
 """The archive state a build uses: the verified releases (suite, -updates, -security) and their indexes."""
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from bootstrap.deb.index import Index
 from bootstrap.deb.release import Release
 from bootstrap.distros import DistroInfo
 from bootstrap.log import log
+from bootstrap.parallel import map_parallel
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,14 @@ def open_archive(
 
     first = fetch(Source(mirror, suite))
     sources = sources_for(distro, first, security_mirror)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        releases = [first] if first.dist == first.codename else []
-        releases += pool.map(fetch, sources[len(releases) :])
-        for r in releases:
-            log.debug("release %s/%s: %s, dated %s", r.mirror, r.dist, r.suite, r.date)
-        extra_jobs = [(src, dist) for src in extra for dist in src.suites]
-        extra_releases = list(pool.map(fetch_extra, extra_jobs))
-        jobs = [(r, c) for r in releases for c in components]
-        jobs += [(r, c) for (src, _), r in zip(extra_jobs, extra_releases, strict=True) for c in src.components]
-        parts = list(pool.map(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs))
+    releases = [first] if first.dist == first.codename else []
+    releases += map_parallel(fetch, sources[len(releases) :], 4)
+    for r in releases:
+        log.debug("release %s/%s: %s, dated %s", r.mirror, r.dist, r.suite, r.date)
+    extra_jobs = [(src, dist) for src in extra for dist in src.suites]
+    extra_releases = map_parallel(fetch_extra, extra_jobs, 4)
+    jobs = [(r, c) for r in releases for c in components]
+    jobs += [(r, c) for (src, _), r in zip(extra_jobs, extra_releases, strict=True) for c in src.components]
+    parts = map_parallel(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs, 4)
     index = Index([(job[0], pf) for job, pf in zip(jobs, parts, strict=True)], arch)
     return Archive(first.codename, first.suite, tuple(releases), index, insecure, tuple(extra_releases))

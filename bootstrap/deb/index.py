@@ -369,11 +369,11 @@ def _fetch_file(cache: Cache, release: Release, entry: IndexFile) -> Path:
     def download(tmp: Path) -> str:
         for url in urls[:-1]:
             try:
-                http.download(url, tmp, size=entry.size)
+                http.download(url, tmp, size=entry.size, sha256=entry.sha256)
                 return url
             except http.NotFound:
                 continue
-        http.download(urls[-1], tmp, size=entry.size)
+        http.download(urls[-1], tmp, size=entry.size, sha256=entry.sha256)
         return urls[-1]
 
     return cache.obtain(entry.sha256, entry.size, download)

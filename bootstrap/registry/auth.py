@@ -60,6 +60,8 @@ class Auth:
         self._token: str | None = None
         self._token_scopes: list[str] = []
         self._token_expires = 0.0
+        self.tokens_refused = 0
+        """Bearer tokens the registry refused (with a 401) before they were due to expire."""
 
     @property
     def credentials(self) -> Credentials | None:
@@ -103,6 +105,10 @@ class Auth:
             if scope not in self.scopes:
                 self.scopes.append(scope)
                 changed = True
+        sent = resp.request.headers.get("Authorization") if resp.request is not None else None
+        if self._token is not None and sent == f"Bearer {self._token}" and not self.denied():
+            changed = True  # the token expired or was revoked before the time it was given for: ask for another
+            self.tokens_refused += 1
         if changed:
             self._token = None
         return changed

@@ -1,13 +1,14 @@
 """Blobs into a repository: skip what is there, mount what another repository has, upload the rest.
 
 Uploads are monolithic (POST, then PUT with the body and digest) or, above the chunk size, chunked (PATCH with
-Content-Range, always continuing at the newest Location, then an empty PUT with the digest). A dropped upload is
-retried from a new session; the old one is abandoned for the registry to clean up.
+Content-Range, always continuing at the newest Location, then an empty PUT with the digest). A chunk cut off is
+resumed where the registry says the upload stands (GET on the session); any other dropped upload is retried from
+a new session, the old one abandoned for the registry to clean up. A HEAD that says a blob is there is believed
+only when it also gives the blob's size.
 """
 
 import enum
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from bootstrap.log import log
 from bootstrap.registry.client import Client, location, with_query
@@ -23,11 +24,18 @@ class Outcome(enum.StrEnum):
     UPLOADED = "uploaded"
 
 
-def exists(client: Client, repository: str, digest: str) -> bool:
+def exists(client: Client, repository: str, digest: str, size: int | None = None) -> bool:
+    """Whether the repository has the blob: a 200 answer, of the blob's size when one is given."""
     resp = client.request(
         "HEAD", f"/v2/{repository}/blobs/{digest}", what=f"checking blob {digest} in {repository}", expect=(200, 404)
     )
-    return resp.status_code == 200
+    if resp.status_code != 200:
+        return False
+    length = resp.headers.get("Content-Length")
+    if size is not None and length != str(size):
+        log.debug(f"HEAD of {digest} in {repository} says {length} bytes, not {size}: uploading it")
+        return False
+    return True
 
 
 def mount(client: Client, repository: str, source: str, digest: str) -> str | None:
@@ -69,30 +77,32 @@ class Uploader:
         self.progress = progress
         self.options = client.options
 
-    def ensure(self, blob: BlobSource) -> Outcome:
-        attempts = self.options.retries + 1
+    def ensure(self, blob: BlobSource, trust_head: bool = True) -> Outcome:
+        """Get the blob into the repository; `trust_head=False` uploads it even when a HEAD says it is there.
+
+        New sessions and resumed chunks draw on one budget of attempts (the retry policy's)."""
+        tries = self.options.policy.tries()
+        attempts = iter(tries)
         last = TransientError("no attempt", "")
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(self.options.backoff * 2 ** (attempt - 1))
+        while next(attempts, None) is not None:
             try:
-                return self._once(blob)
+                return self._once(blob, trust_head, attempts)
             except TransientError as exc:
                 last = exc
-                if attempt + 1 < attempts:
+                if tries.used < tries.policy.attempts:
                     log.warning(f"upload of {blob.digest} interrupted ({exc.reason}); retrying in a new session")
         advice = "" if self._chunked(blob) else "; or upload in smaller requests with --chunk-size"
         raise RegistryError(
             f"upload of blob {blob.digest} ({blob.size / 1e6:.1f} MB) to {self.client.host}/{self.repository} "
-            f"failed after {attempts} attempts: {last.reason}",
+            f"failed after {tries.used} attempts: {last.reason}",
             f"run the push again: blobs already in the registry are skipped{advice}",
         )
 
     def _chunked(self, blob: BlobSource) -> bool:
         return self.options.chunked or blob.size > self.options.chunk_size
 
-    def _once(self, blob: BlobSource) -> Outcome:
-        if exists(self.client, self.repository, blob.digest):
+    def _once(self, blob: BlobSource, trust_head: bool, attempts: Iterator[int]) -> Outcome:
+        if trust_head and exists(self.client, self.repository, blob.digest, blob.size):
             return Outcome.PRESENT
         upload = None
         for source in self.mount_from:
@@ -110,7 +120,7 @@ class Uploader:
             )
             upload = location(resp)
         if self._chunked(blob):
-            upload = self._patch_all(blob, upload)
+            upload = self._patch_all(blob, upload, attempts)
             body = None
         else:
             body = blob.open(progress=self.progress)
@@ -132,23 +142,41 @@ class Uploader:
             raise RegistryError(f"{self.client.host} stored blob {blob.digest} as {answered}", "the registry is broken")
         return Outcome.UPLOADED
 
-    def _patch_all(self, blob: BlobSource, upload: str) -> str:
+    def _patch_all(self, blob: BlobSource, upload: str, attempts: Iterator[int]) -> str:
         size, step = blob.size, self.options.chunk_size
-        for start in range(0, size, step):
+        start = 0
+        while start < size:
             n = min(step, size - start)
             end = start + n - 1
-            with blob.open(start, n, self.progress) as body:
-                resp = self.client.request(
-                    "PATCH",
-                    upload,
-                    what=f"upload of bytes {start}-{end} of blob {blob.digest} to {self.repository}",
-                    expect=(202,),
-                    headers={"Content-Type": OCTETS, "Content-Range": f"{start}-{end}", "Content-Length": str(n)},
-                    data=body,
-                    retry=False,
-                )
+            try:
+                with blob.open(start, n, self.progress) as body:
+                    resp = self.client.request(
+                        "PATCH",
+                        upload,
+                        what=f"upload of bytes {start}-{end} of blob {blob.digest} to {self.repository}",
+                        expect=(202,),
+                        headers={"Content-Type": OCTETS, "Content-Range": f"{start}-{end}", "Content-Length": str(n)},
+                        data=body,
+                        retry=False,
+                    )
+            except TransientError as exc:
+                if next(attempts, None) is None:
+                    raise
+                start, upload = self._status(upload)
+                log.warning(f"upload of {blob.digest} cut off ({exc.reason}); resuming at byte {start}")
+                continue
             got = resp.headers.get("Range")
             if got and got.removeprefix("bytes=") != f"0-{end}":
                 raise TransientError(f"the registry holds {got} of the upload after sending up to {end}", "")
             upload = location(resp)
+            start = end + 1
         return upload
+
+    def _status(self, upload: str) -> tuple[int, str]:
+        """Where an upload session stands: the next byte it expects, and its newest Location."""
+        resp = self.client.request("GET", upload, what=f"checking an upload to {self.repository}", expect=(204,))
+        held = resp.headers.get("Range", "").removeprefix("bytes=")
+        first, _, last = held.partition("-")
+        if first != "0" or not last.isdigit() or last == "0":  # registries say 0-0 for an empty upload
+            return 0, location(resp)
+        return int(last) + 1, location(resp)

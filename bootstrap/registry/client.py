@@ -10,7 +10,7 @@ import requests
 from bootstrap.log import log
 from bootstrap.registry import credentials
 from bootstrap.registry.auth import Auth
-from bootstrap.registry.errors import RegistryError, TransientError
+from bootstrap.registry.errors import MissingBlobs, RegistryError, TransientError
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import api_host, is_loopback
 from bootstrap.registry.transport import Body, NotTLS, Transport, origin
@@ -141,6 +141,14 @@ class Client:
         codes = error_codes(resp)
         creds = self.auth.credentials if resp.status_code in (401, 403) else None
         who = f"{creds.username!r}" if creds and not creds.identity_token else "this account" if creds else "anonymous"
+        if resp.status_code == 401 and self.auth.tokens_refused and not self.auth.denied():
+            realm = urllib.parse.urlsplit(self.auth.challenge.params.get("realm", "") if self.auth.challenge else "")
+            return RegistryError(
+                f"{what}: {self.host} refused {self.auth.tokens_refused} Bearer tokens that its token server "
+                f"{realm.netloc} had just given",
+                "the registry and its token server disagree (clocks out of step, or a signing key mismatch): "
+                "check their configuration",
+            )
         if (resp.status_code == 401 and not self.auth.denied()) or (resp.status_code in (401, 403) and creds is None):
             return self.auth.credentials_error()
         if resp.status_code in (401, 403):
@@ -148,6 +156,8 @@ class Client:
                 f"{what}: {self.host} denied access to {who} ({detail})",
                 "the account needs pull and push access to the repository; " + credentials.login_hint(self.host),
             )
+        if codes & {"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"}:
+            return MissingBlobs(f"{what}: {self.host} answered {resp.status_code} ({detail})", _hint(codes))
         if resp.status_code == 404 and "NAME_UNKNOWN" in codes:
             return RegistryError(f"{what}: no such repository on {self.host} ({detail})", "check the repository name")
         if resp.status_code == 404:

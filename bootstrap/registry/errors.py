@@ -14,3 +14,7 @@ class TransientError(RegistryError):
         super().__init__(message, hint)
         self.reason = reason or message
         """What went wrong, without which request: `connection failed: connection reset by peer`."""
+
+
+class MissingBlobs(RegistryError):
+    """The registry refused a manifest for blobs it does not have (though it may have said it had them)."""

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.registry.errors import RegistryError
+from bootstrap.retry import Policy
 
 MiB = 1 << 20
 DEFAULT_CHUNK = 32 * MiB
@@ -32,6 +33,11 @@ class Options:
     retries: int = 4
     backoff: float = 0.5
     timeout: float = 60.0
+
+    @property
+    def policy(self) -> Policy:
+        """The retry policy (`bootstrap.retry`) with these retries and backoff."""
+        return Policy(attempts=self.retries + 1, backoff=self.backoff)
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)

@@ -9,8 +9,9 @@ from bootstrap.log import bars_enabled, log
 from bootstrap.registry import artifacts, manifests
 from bootstrap.registry.blobs import Outcome, Uploader
 from bootstrap.registry.client import Client
-from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.errors import MissingBlobs, RegistryError
 from bootstrap.registry.layout import BlobSource, Layout
+from bootstrap.registry.manifests import Manifest
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
 
@@ -64,10 +65,10 @@ def push(layout: Path, ref: str, options: Options | None = None, records: bool =
                     bar.update(blob.size)
         tag = target.tag or ("latest" if target.digest is None else None)
         if top.index is None:
-            digest = manifests.put(client, target.repository, tag or head.digest, head)
+            digest = _put_image(uploader, lay, tag or head.digest, head)
         else:
             for image in top.images:
-                manifests.put(client, target.repository, image.digest, image)
+                _put_image(uploader, lay, image.digest, image)
             digest = manifests.put(client, target.repository, tag or head.digest, top.index)
         artifacts.attach_all(client, target.repository, attached, epoch, uploader)
     log.info(
@@ -76,3 +77,15 @@ def push(layout: Path, ref: str, options: Options | None = None, records: bool =
         f"{outcomes[Outcome.MOUNTED]} mounted, {outcomes[Outcome.PRESENT]} already there"
     )
     return digest
+
+
+def _put_image(uploader: Uploader, lay: Layout, reference: str, image: Manifest) -> str:
+    """Put an image manifest; when the registry lacks blobs its HEAD answers said it had (a lying cache, or a
+    garbage collection in between), upload them without asking, then put it again."""
+    try:
+        return manifests.put(uploader.client, uploader.repository, reference, image)
+    except MissingBlobs as exc:
+        log.warning(f"{exc.message}; uploading its blobs again")
+        for descriptor in image.blobs():
+            uploader.ensure(lay.blob(descriptor), trust_head=False)
+        return manifests.put(uploader.client, uploader.repository, reference, image)

@@ -1,7 +1,5 @@
 """HTTP to one registry: TLS settings on every request, retries with backoff on 5xx and dropped connections."""
 
-import re
-import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Protocol
@@ -12,6 +10,7 @@ from bootstrap.log import log
 from bootstrap.registry import tls
 from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.options import Options
+from bootstrap.retry import CONNECT_TIMEOUT, Policy, reason, retry_after
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -67,33 +66,6 @@ def _is_verify_error(exc: BaseException) -> bool:
     return False
 
 
-_REASONS = (
-    re.compile(r"certificate verify failed: ([^(')\"]+)"),
-    re.compile(r"\[SSL: [A-Z_]+\] ([^(')\"]+)"),
-    re.compile(r"\[Errno -?\d+\] ([^(')\"]+)"),
-    re.compile(r"(?:RemoteDisconnected|ConnectionResetError|BrokenPipeError)\(['\"\d, ]*'?([^'\"]+)"),
-    re.compile(r"(Read timed out|timed out)"),
-)
-
-
-def _reason(exc: BaseException) -> str:
-    """The useful words of a requests/urllib3 exception (`connection refused`), on one line."""
-    text = str(exc)
-    for pattern in _REASONS:
-        m = pattern.search(text)
-        if m:
-            return " ".join(m.group(1).split()).rstrip(" .,").lower()
-    return " ".join(text.split())[:200]
-
-
-def _retry_after(resp: requests.Response) -> float:
-    """Seconds a 429 or 503 asks us to wait (capped at a minute); 0 when it does not say."""
-    try:
-        return min(float(resp.headers.get("Retry-After", 0)), 60.0)
-    except ValueError:
-        return 0.0
-
-
 class Transport:
     """One session and one set of TLS settings for a registry host (and its token realm)."""
 
@@ -115,7 +87,7 @@ class Transport:
     def tls_error(self, url: str, exc: BaseException) -> RegistryError:
         host = urllib.parse.urlsplit(url).netloc
         return RegistryError(
-            f"the TLS certificate of {host} is not trusted ({_reason(exc)})",
+            f"the TLS certificate of {host} is not trusted ({reason(exc)})",
             f"pass --ca-cert FILE with the registry's CA, or put it in "
             f"{self.options.certs_dir / host / 'ca.crt'} (--insecure skips the check)",
         )
@@ -136,11 +108,11 @@ class Transport:
         Raises TransientError when the retries run out, RegistryError on an untrusted certificate, and NotTLS
         (when `probing`) when the server does not speak TLS.
         """
-        attempts = self.options.retries + 1 if retry else 1
-        problem, wait = "", 0.0
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(max(wait, self.options.backoff * 2 ** (attempt - 1)))
+        policy = self.options.policy if retry else Policy(attempts=1)
+        attempts = policy.attempts
+        problem = ""
+        tries = policy.tries()
+        for attempt in tries:
             body = data.rewind() if data is not None and not isinstance(data, bytes) else data
             try:
                 resp = self._exchange(method, url, dict(headers or {}), params, body)
@@ -148,20 +120,20 @@ class Transport:
                 if _is_verify_error(exc):
                     raise self.tls_error(url, exc) from exc
                 if probing:
-                    raise NotTLS(_reason(exc)) from exc
-                problem = f"TLS error: {_reason(exc)}"
+                    raise NotTLS(reason(exc)) from exc
+                problem = f"TLS error: {reason(exc)}"
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                problem = f"connection failed: {_reason(exc)}"
+                problem = f"connection failed: {reason(exc)}"
             except requests.RequestException as exc:
                 raise RegistryError(
-                    f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: {_reason(exc)}",
+                    f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: {reason(exc)}",
                     "run with --debug for the full exchange",
                 ) from exc
             else:
                 if resp.status_code not in RETRY_STATUS:
                     return resp
                 problem = f"{resp.status_code} {resp.reason}"
-                wait = _retry_after(resp)
+                tries.asked = retry_after(resp.headers.get("Retry-After"))
                 resp.close()
             log.debug(f"{method} {url}: {problem} (attempt {attempt + 1} of {attempts})")
         path = urllib.parse.urlsplit(url).path
@@ -192,7 +164,7 @@ class Transport:
                 data=body,
                 verify=self.tls.verify,
                 cert=self.tls.cert,
-                timeout=(10, self.options.timeout),
+                timeout=(CONNECT_TIMEOUT, self.options.timeout),
                 allow_redirects=False,
                 auth=_Keep(),
             )

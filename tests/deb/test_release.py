@@ -13,6 +13,7 @@ from bootstrap.cache import Cache
 from bootstrap.deb import index, release
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, SignatureError
 from tests.fixtures.gpg import GpgKey
+from tests.fixtures.leftovers import temp_files
 from tests.fixtures.repo import Repo
 
 
@@ -175,7 +176,7 @@ def test_index_checksum_mismatch(served: Served, cache: Cache) -> None:
         index.load(cache, rel, "main", "amd64")
     entry = rel.files["main/binary-amd64/Packages.gz"]
     assert not cache.has(entry.sha256)
-    assert list((cache.root / "tmp").iterdir()) == []
+    assert temp_files(cache.root) == []
 
 
 def test_index_checksum_mismatch_without_by_hash(make_repo: Callable[..., Served], cache: Cache) -> None:

@@ -17,6 +17,7 @@ from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.distros import DISTROS, Distro
 from bootstrap.errors import SignatureError
 from tests.fixtures.gpg import GpgKey
+from tests.fixtures.leftovers import temp_files
 from tests.fixtures.repo import Repo, build_deb
 from tests.fixtures.server import Server
 
@@ -158,7 +159,7 @@ def test_a_copy_that_fails_the_checks_never_enters_the_cache(repo: Repo, server:
     with pytest.raises(SignatureError, match="bad signature"):
         release.fetch(server.url, "sid", (repo.keyring,), cache=cache)
     assert release.fetch(server.url, "sid", (repo.keyring,), cache=cache, offline=True) == good
-    left = sorted(p.name for p in (cache.root / "tmp").iterdir())
+    left = [p.name for p in temp_files(cache.root)]
     assert left == [], "no half-checked download is left behind"
 
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.fixtures.gpg import GpgKey
     from tests.fixtures.repo import Repo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,11 +52,6 @@ def bootstrap(
     """Run the CLI as a user would: a fresh interpreter, `python -m bootstrap`."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return run([sys.executable, "-m", "bootstrap", *args], check=check, env=full_env, **kw)
-
-
-@pytest.fixture(scope="session")
-def as_root() -> None:
-    need(os.geteuid() == 0, "end-to-end builds need root")
 
 
 @dataclass(frozen=True)
@@ -152,29 +146,3 @@ class Mirrored:
 
     def build(self, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return bootstrap("debian-slim", "-o", str(out), "-q", *self.args(), *extra, check=check)
-
-
-@pytest.fixture(scope="session")
-def mirrored(
-    tmp_path_factory: pytest.TempPathFactory, as_root: None, gpg_key: "GpgKey", serve_session: Callable[[Path], str]
-) -> Mirrored:
-    """Real packages (fetched once from the host's mirror) re-published in a fixture archive we control."""
-    from bootstrap import download, recipe
-    from bootstrap.pipeline import resolve_plan
-    from bootstrap.plan import Options, make_plan
-    from tests.fixtures.repo import Repo
-
-    cache = tmp_path_factory.mktemp("mirrored-cache")
-    plan = make_plan(recipe.load("debian-slim"), Options(suite="trixie", cache_dir=cache))
-    _, selection = resolve_plan(plan)
-    debs = download.fetch_all(selection.packages, plan.cache)
-    repo = Repo(tmp_path_factory.mktemp("mirrored") / "repo", gpg_key)
-    repo.debian_dists("fixture", "stable")
-    for pkg in selection.packages:
-        named = repo.root / ".incoming" / pkg.filename.rsplit("/", 1)[-1]
-        named.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(debs[pkg.name], named)
-        repo.add_deb("fixture", named)
-    shutil.rmtree(repo.root / ".incoming")
-    repo.publish()
-    return Mirrored(repo, serve_session(repo.root), tmp_path_factory.mktemp("fixture-cache"))

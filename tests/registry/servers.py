@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Quiet(http.server.ThreadingHTTPServer):
+class Quiet(http.server.ThreadingHTTPServer):
     """No traceback on stderr when a client (or the proxy itself, on purpose) drops a connection."""
 
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass
+
+
+Handler = http.server.BaseHTTPRequestHandler
+
+
+def relay_handler(relay: Callable[[Handler], None]) -> type[Handler]:
+    """A keep-alive (HTTP/1.1) handler that passes every request, whatever its method, to `relay`; a client that
+    hangs up only ends its connection."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except OSError:
+                self.close_connection = True
+
+        def _any(self) -> None:
+            relay(self)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+    return Handler
 
 
 def _serve(httpd: http.server.ThreadingHTTPServer, name: str) -> threading.Thread:
@@ -206,7 +234,7 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = _Quiet(("127.0.0.1", 0), Handler)
+        self._httpd = Quiet(("127.0.0.1", 0), Handler)
         self.realm = f"http://127.0.0.1:{self._httpd.server_address[1]}/token"
         self._thread = _serve(self._httpd, "token-server")
 
@@ -306,7 +334,7 @@ class Gate:
         return 401, {"WWW-Authenticate": challenge, "Content-Type": "application/json"}, body
 
 
-class _DualServer(_Quiet):
+class _DualServer(Quiet):
     """Speaks TLS to clients that start a handshake and plain HTTP to the others, on the same port."""
 
     context: ssl.SSLContext | None = None
@@ -360,26 +388,7 @@ class Proxy:
         self.referrers_api = False
         self.referrers: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def handle_one_request(self) -> None:
-                try:
-                    super().handle_one_request()
-                except (ConnectionError, OSError):
-                    self.close_connection = True
-
-            def _any(self) -> None:
-                outer.relay(self)
-
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
-
-        self._httpd = _DualServer(("127.0.0.1", 0), Handler)
+        self._httpd = _DualServer(("127.0.0.1", 0), relay_handler(self.relay))
         if tls is not None:
             self._httpd.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self._httpd.context.load_cert_chain(tls.cert, tls.key)

@@ -1,0 +1,48 @@
+"""Work on many items in threads that an interrupted build does not wait for."""
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_parallel(job: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """`[job(item) for item in items]`, computed in up to `workers` threads; the first failure stops handing out
+    work and is raised.
+
+    The threads are daemons and nobody waits for those still busy when this returns early (a failure, or
+    Ctrl-C in the main thread): an interrupted build ends at once, not when a stalled download times out.
+    What such a thread leaves in the cache's temporary directory goes with the process (see `Cache.temp`)."""
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+    done: queue.SimpleQueue[tuple[int, R | None, BaseException | None]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((i, job(items[i]), None))
+            except BaseException as exc:
+                done.put((i, None, exc))
+                return
+
+    for _ in range(min(workers, len(items))):
+        threading.Thread(target=work, name="worker", daemon=True).start()
+    results: dict[int, R | None] = {}
+    try:
+        while len(results) < len(items):
+            i, result, failure = done.get()
+            if failure is not None:
+                raise failure
+            results[i] = result
+    finally:
+        stop.set()
+    return [results[i] for i in range(len(items))]  # type: ignore[misc]
