@@ -77,9 +77,7 @@ class Changes:
         }
 
 
-def compare(
-    lock: Lock, selection: Selection, codename: str, inputs: tuple[LockedInput, ...] | None = None
-) -> Changes:
+def compare(lock: Lock, selection: Selection, codename: str, inputs: tuple[LockedInput, ...] | None = None) -> Changes:
     before = {p.name: p.version for p in lock.packages}
     after = selection.by_name()
     out = []

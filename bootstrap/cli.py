@@ -66,9 +66,7 @@ def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option(
-            "--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."
-        ),
+        click.option("--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."),
         click.option("--arch", help="Debian architecture (default: the host's)."),
         click.option(
             "--mirror",
@@ -229,9 +227,7 @@ def build(
 
 
 def _warn_insecure(what: Path | str) -> None:
-    click.echo(
-        f"warning: {what} was built with --insecure: no archive signature vouched for its packages", err=True
-    )
+    click.echo(f"warning: {what} was built with --insecure: no archive signature vouched for its packages", err=True)
 
 
 def _privileged(what: str) -> None:

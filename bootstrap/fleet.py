@@ -37,7 +37,7 @@ IMAGE_KEYS = {
 TOP_KEYS = {
     "image": "the images ([[image]] tables)",
     "webhooks": "URLs that receive an event for every pushed image",
-    "runners": "CI runner label per architecture, for --matrix (e.g. arm64 = \"ubuntu-24.04-arm\")",
+    "runners": 'CI runner label per architecture, for --matrix (e.g. arm64 = "ubuntu-24.04-arm")',
 }
 PLACEHOLDERS = {"codename", "suite", "recipe"}
 DEFAULT_RUNNERS = {"amd64": "ubuntu-latest", "arm64": "ubuntu-24.04-arm"}

@@ -242,4 +242,3 @@ def table(rows: Sequence[Row]) -> str:
     pushed = sum(len(r.pushed) for r in rows)
     lines.append(f"{pushed} reference(s) pushed" if pushed else "nothing changed: nothing pushed")
     return "\n".join(lines) + "\n"
-

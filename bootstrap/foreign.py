@@ -3,23 +3,11 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap.arches import QEMU
 from bootstrap.errors import BootstrapError
 from bootstrap.tree import Tree
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-
-# Debian architecture -> qemu's name for the CPU.
-QEMU = {
-    "arm64": "aarch64",
-    "armhf": "arm",
-    "armel": "arm",
-    "ppc64el": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-    "mips64el": "mips64el",
-    "i386": "i386",
-    "amd64": "x86_64",
-}
 
 # Architectures a host runs natively besides its own.
 NATIVE_EXTRA = {"amd64": {"i386"}, "arm64": {"armhf", "armel"}}

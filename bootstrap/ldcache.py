@@ -31,24 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from bootstrap.arches import TRIPLETS
 from bootstrap.tree import Tree
 
 PATH = "etc/ld.so.cache"
 MAGIC = b"glibc-ld.so.cache1.1"
 _HEADER_SIZE = 48
 _ENTRY_SIZE = 24
-
-MULTIARCH = {
-    "amd64": "x86_64-linux-gnu",
-    "arm64": "aarch64-linux-gnu",
-    "armhf": "arm-linux-gnueabihf",
-    "armel": "arm-linux-gnueabi",
-    "i386": "i386-linux-gnu",
-    "ppc64el": "powerpc64le-linux-gnu",
-    "s390x": "s390x-linux-gnu",
-    "riscv64": "riscv64-linux-gnu",
-    "mips64el": "mips64el-linux-gnuabi64",
-}
 
 # Entry flags (glibc's ldconfig.h): the library type (always libc6 now), or'ed with the ABI it is built for.
 _LIBC6 = 0x0003
@@ -219,7 +208,7 @@ def search_dirs(tree: Tree, arch: str) -> list[str]:
     else:
         seen: set[str] = set()
         configured = [d for conf in tree.glob("etc/ld.so.conf.d/*.conf") for d in _conf_dirs(tree, conf, seen)]
-    triplet = MULTIARCH.get(arch)
+    triplet = TRIPLETS.get(arch)
     builtin = ([f"/lib/{triplet}", f"/usr/lib/{triplet}"] if triplet else []) + ["/lib", "/usr/lib"]
     return configured + builtin
 

@@ -58,9 +58,7 @@ def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
     for entry, locked in zip(data.get("files", []), files, strict=True):
         entry["source"] = locked.sha256
     keyrings = [
-        LockedInput("keyring", r.url, sha256_file(Path(r.keyring)))
-        for r in recipe.repositories
-        if not r.is_fingerprint
+        LockedInput("keyring", r.url, sha256_file(Path(r.keyring))) for r in recipe.repositories if not r.is_fingerprint
     ]
     for entry, repo in zip(data.get("repositories", []), recipe.repositories, strict=True):
         if not repo.is_fingerprint:
@@ -70,8 +68,10 @@ def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
         data["archive"]["keyring"] = digest
         keyrings.append(LockedInput("keyring", "archive", digest))
     settings = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    hooks = [LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
-             for i, h in enumerate(recipe.customize)]
+    hooks = [
+        LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
+        for i, h in enumerate(recipe.customize)
+    ]
     return (LockedInput("recipe", recipe.name, settings), *files, *hooks, *keyrings)
 
 

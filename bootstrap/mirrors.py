@@ -120,9 +120,7 @@ def checked_url(url: str, origin: str) -> str:
 _APT = "apt sources"
 
 
-def discover(
-    distro: DistroInfo, mirror: str | None, security: str | None, suite: str = "", arch: str = ""
-) -> Mirrors:
+def discover(distro: DistroInfo, mirror: str | None, security: str | None, suite: str = "", arch: str = "") -> Mirrors:
     """Pick the archive and security mirror: options > environment > host apt sources > the default mirror the
     host's debootstrap script for the suite names for the architecture (where the distribution has one)."""
     main_origin, security_origin = "--mirror", "--security-mirror"

@@ -10,6 +10,7 @@ from pathlib import Path
 from bootstrap import lock as lock_mod
 from bootstrap import mirrors, releases
 from bootstrap import recipe as recipe_mod
+from bootstrap.arches import MACHINE_TO_DEB
 from bootstrap.cache import Cache, default_dir
 from bootstrap.deb import gpgv
 from bootstrap.deb.archive import ExtraSource
@@ -19,29 +20,6 @@ from bootstrap.image.layer import Compression
 from bootstrap.lock import Lock
 from bootstrap.mirrors import Mirrors
 from bootstrap.recipe import Recipe
-
-_MACHINE_TO_DEB = {
-    "x86_64": "amd64",
-    "aarch64": "arm64",
-    "armv7l": "armhf",
-    "i686": "i386",
-    "ppc64le": "ppc64el",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
-
-TRIPLETS = {
-    "amd64": "x86_64-linux-gnu",
-    "arm64": "aarch64-linux-gnu",
-    "armhf": "arm-linux-gnueabihf",
-    "armel": "arm-linux-gnueabi",
-    "i386": "i386-linux-gnu",
-    "ppc64el": "powerpc64le-linux-gnu",
-    "s390x": "s390x-linux-gnu",
-    "riscv64": "riscv64-linux-gnu",
-    "mips64el": "mips64el-linux-gnuabi64",
-}
-"""Debian architecture -> its multiarch directory name (/usr/lib/<triplet>)."""
 
 MERGED_USR_DIRS = {
     "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
@@ -135,7 +113,7 @@ def host_arch() -> str:
             ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return _MACHINE_TO_DEB.get(platform.machine(), platform.machine())
+        return MACHINE_TO_DEB.get(platform.machine(), platform.machine())
 
 
 def keyrings_for(
@@ -241,8 +219,8 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
     suite = releases.resolve(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
     found = {arch: mirrors.discover(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
     first = found[arches[0]]
-    keyrings, signers = ((), frozenset[str]()) if opts.insecure and not opts.keyrings else keyrings_for(
-        distro, opts.keyrings, recipe
+    keyrings, signers = (
+        ((), frozenset[str]()) if opts.insecure and not opts.keyrings else keyrings_for(distro, opts.keyrings, recipe)
     )
     output = opts.output or Path("dist") / recipe.name
     return Plan(

@@ -52,9 +52,7 @@ USERS = {
     "shell": _f("str", "login shell (default: /bin/sh)", '"/bin/bash"'),
     "groups": _f("list", "supplementary groups", '["users"]'),
     "comment": _f("str", "the GECOS field (full name)", '"Application"'),
-    "default": _f(
-        "bool", "the image's default user, left out by --no-default-user or `default-user = false`", "false"
-    ),
+    "default": _f("bool", "the image's default user, left out by --no-default-user or `default-user = false`", "false"),
 }
 HOOKS = {
     "run": _f(
@@ -78,8 +76,12 @@ REPOSITORIES = {
 }
 
 SCHEMA: dict[str, Field] = {
-    "extends": _f("str", "a recipe to build on: a name (./recipes, ~/.config/bootstrap/recipes, bundled) or "
-                  "a path relative to this file", '"debian-slim"'),
+    "extends": _f(
+        "str",
+        "a recipe to build on: a name (./recipes, ~/.config/bootstrap/recipes, bundled) or "
+        "a path relative to this file",
+        '"debian-slim"',
+    ),
     "description": _f("str", "one line shown by `bootstrap list`", '"Our base image"'),
     "distribution": _f("str", "distribution family: debian or ubuntu", '"debian"'),
     "suite": _f("str", "suite or codename", '"stable"'),
@@ -95,10 +97,16 @@ SCHEMA: dict[str, Field] = {
         "what vouches for the distribution's archive (default: the host's archive keyring)",
         merge="table",
         sub={
-            "keyring": _f("str", "keyring file next to the recipe that signs the archive (--keyring overrides it)",
-                          '"keys/archive-keyring.asc"'),
-            "signers": _f("list", "full fingerprints of the keys of that keyring that may sign the archive",
-                          '["0123456789ABCDEF0123456789ABCDEF01234567"]'),
+            "keyring": _f(
+                "str",
+                "keyring file next to the recipe that signs the archive (--keyring overrides it)",
+                '"keys/archive-keyring.asc"',
+            ),
+            "signers": _f(
+                "list",
+                "full fingerprints of the keys of that keyring that may sign the archive",
+                '["0123456789ABCDEF0123456789ABCDEF01234567"]',
+            ),
         },
     ),
     "default-user": _f("bool", "create the users marked `default` (--no-default-user turns it off)", "true"),
@@ -119,8 +127,9 @@ SCHEMA: dict[str, Field] = {
                 '["debconf"]',
                 merge="append",
             ),
-            "include-for": _f("lists", "more packages for one release only, by codename", '{ noble = ["unminimize"] }',
-                              merge="table"),
+            "include-for": _f(
+                "lists", "more packages for one release only, by codename", '{ noble = ["unminimize"] }', merge="table"
+            ),
         },
     ),
     "filters": _f(
@@ -133,11 +142,11 @@ SCHEMA: dict[str, Field] = {
             "keep-directories": _f("list", "excluded directories to keep (empty)", '["/usr/share/man/man[0-9]"]'),
         },
     ),
-    "repositories": _f("tables", "extra apt repositories, verified like the main archive", merge="append",
-                       sub=REPOSITORIES),
+    "repositories": _f(
+        "tables", "extra apt repositories, verified like the main archive", merge="append", sub=REPOSITORIES
+    ),
     "groups": _f("tables", "groups to create", merge="append", sub=GROUPS),
-    "users": _f("tables", "users to create (in the image's own passwd, group and shadow)", merge="append",
-                sub=USERS),
+    "users": _f("tables", "users to create (in the image's own passwd, group and shadow)", merge="append", sub=USERS),
     "files": _f("tables", "files copied in after the packages are configured", merge="append", sub=FILES),
     "customize": _f("tables", "hooks run last, in the sandbox", merge="append", sub=HOOKS),
     "image": _f(
@@ -153,8 +162,12 @@ SCHEMA: dict[str, Field] = {
             ),
             "user": _f("str", "user the container runs as", '"app"'),
             "workdir": _f("str", "working directory", '"/srv/app"'),
-            "env": _f("list", "NAME=value entries (merged by name with the parent's)", '["APP_ENV=production"]',
-                      merge="by-name"),
+            "env": _f(
+                "list",
+                "NAME=value entries (merged by name with the parent's)",
+                '["APP_ENV=production"]',
+                merge="by-name",
+            ),
             "cmd": _f("list", "default command", '["bash"]'),
             "entrypoint": _f("list", "entrypoint", "[]"),
             "labels": _f("map", "image labels", '{ "org.opencontainers.image.vendor" = "Example" }', merge="table"),
@@ -192,11 +205,9 @@ def _check(value: object, spec: Field, where: str, key: str) -> None:
         raise wrong("an integer")
     if kind == "bool" and not isinstance(value, bool):
         raise wrong("true or false")
-    if kind == "mode" and not (
-        isinstance(value, str) and 3 <= len(value) <= 4 and all(c in "01234567" for c in value)
-    ):
+    if kind == "mode" and not (isinstance(value, str) and 3 <= len(value) <= 4 and all(c in "01234567" for c in value)):
         # A bare integer is refused: TOML reads `mode = 644` as decimal (0o1204), and 0o644 as 420.
-        raise wrong("an octal mode written as a string, such as \"0640\"")
+        raise wrong('an octal mode written as a string, such as "0640"')
     if kind == "list" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
         raise wrong("a list of strings")
     if kind == "map" and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):

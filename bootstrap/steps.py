@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap import accounts, download, foreign, ldcache, localfiles, scriptless
+from bootstrap.arches import TRIPLETS
 from bootstrap.deb import copyright, dpkgdb, native
 from bootstrap.deb import index as index_mod
 from bootstrap.deb.archive import Archive
@@ -21,7 +22,7 @@ from bootstrap.errors import BootstrapError, ConfigureError
 from bootstrap.foreign import Emulator
 from bootstrap.image.overrides import Overrides
 from bootstrap.log import log
-from bootstrap.plan import TRIPLETS, Plan, host_arch, merged_usr_dirs
+from bootstrap.plan import Plan, host_arch, merged_usr_dirs
 from bootstrap.recipe import Recipe
 from bootstrap.sandbox import Sandbox, mounts_under
 from bootstrap.tree import Tree

@@ -360,9 +360,7 @@ class Tree:
                     stack.append(path)
 
 
-def write_at(
-    fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int | None = 0, gid: int = 0
-) -> None:
+def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int | None = 0, gid: int = 0) -> None:
     """Replace the entry `name` of directory `fd` (a file or symlink, never followed) with a regular file,
     written whole under a temporary name first (left the writer's own when `uid` is None)."""
     raw = data.encode() if isinstance(data, str) else data

@@ -132,8 +132,13 @@ def check(proc: Path = PROC_SYS, subuid: Path = SUBUID, subgid: Path = SUBGID, p
             out.append(Finding(f"{key} = {value}", ok, fix))
     if probe and all(f.ok for f in out):
         failed = _probe()
-        out.append(Finding("a user namespace can be made" + (f" ({failed})" if failed else ""), failed is None,
-                           "see `bootstrap doctor`; or build as root"))
+        out.append(
+            Finding(
+                "a user namespace can be made" + (f" ({failed})" if failed else ""),
+                failed is None,
+                "see `bootstrap doctor`; or build as root",
+            )
+        )
     return out
 
 

@@ -102,7 +102,9 @@ def test_discovery_ends_with_the_debootstrap_default_and_security_defaults_to_it
 
 
 def test_options_environment_and_ubuntu_apt_sources_come_first(
-    scripts: Path, monkeypatch: pytest.MonkeyPatch, apt: Path  # noqa: F811
+    scripts: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    apt: Path,  # noqa: F811
 ) -> None:
     assert discover(UBUNTU, "http://given.example.test/ubuntu", None, "noble", "amd64").main == (
         "http://given.example.test/ubuntu"

@@ -66,9 +66,7 @@ def test_check_warns_about_an_insecure_previous_build(tmp_path: Path, archive: l
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="verify needs root")
-def test_verify_warns_about_an_insecure_build_before_rebuilding(
-    tmp_path: Path, serve: Callable[[Path], str]
-) -> None:
+def test_verify_warns_about_an_insecure_build_before_rebuilding(tmp_path: Path, serve: Callable[[Path], str]) -> None:
     # A record of an insecure build whose archive has gone: the warning comes first, then the rebuild's error.
     empty = tmp_path / "gone"
     empty.mkdir()

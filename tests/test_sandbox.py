@@ -15,6 +15,7 @@ import pytest
 
 from bootstrap.errors import PrivilegeError
 from bootstrap.sandbox import Sandbox, mounts_under
+from tests.fixtures.leftovers import running
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
 
@@ -96,7 +97,7 @@ def test_exit_status_and_output_come_back(tiny_root: Path) -> None:
 def test_daemons_left_by_a_script_are_killed_with_it(tiny_root: Path) -> None:
     proc = sh(tiny_root, "sleep 3713 & echo started")
     assert proc.stdout.strip() == "started"
-    assert not _sleepers("3713"), "a background process outlived the sandbox"
+    assert not running(["sleep", "3713"]), "a background process outlived the sandbox"
 
 
 def test_a_symlinked_proc_in_the_tree_is_refused_not_followed(tiny_root: Path, tmp_path: Path) -> None:
@@ -107,18 +108,6 @@ def test_a_symlinked_proc_in_the_tree_is_refused_not_followed(tiny_root: Path, t
         sh(tiny_root, "true")
     assert not list(outside.iterdir())
     assert not mounts_under(outside, include_self=True)
-
-
-def _sleepers(marker: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", marker.encode()]:
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
 
 
 def test_a_killed_build_takes_its_sandbox_with_it(tiny_root: Path) -> None:
@@ -135,15 +124,15 @@ def test_a_killed_build_takes_its_sandbox_with_it(tiny_root: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     deadline = time.monotonic() + 20
-    while len(_sleepers("3714")) < 2:
+    while len(running(["sleep", "3714"])) < 2:
         assert time.monotonic() < deadline and runner.poll() is None, "the sandbox never started"
         time.sleep(0.05)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     deadline = time.monotonic() + 10
-    while _sleepers("3714") and time.monotonic() < deadline:
+    while running(["sleep", "3714"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _sleepers("3714"), "processes of the sandbox outlived the build"
+    assert not running(["sleep", "3714"]), "processes of the sandbox outlived the build"
     assert not mounts_under(tiny_root, include_self=True)
 
 
@@ -186,22 +175,22 @@ def test_the_lifeline_cannot_be_held_from_inside(tiny_root: Path) -> None:
             "-c",
             "import sys; from pathlib import Path; from bootstrap.sandbox import Sandbox; "
             "Sandbox(Path(sys.argv[1])).run(['/bin/sh', '-c', "
-            "'for fd in /proc/1/fd/*; do command exec 9>\"$fd\" 8<\"$fd\" 2>/dev/null; done; sleep 3716'], "
+            '\'for fd in /proc/1/fd/*; do command exec 9>"$fd" 8<"$fd" 2>/dev/null; done; sleep 3716\'], '
             "{'PATH': '/bin'})",
             str(tiny_root),
         ],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     deadline = time.monotonic() + 20
-    while not _sleepers("3716"):
+    while not running(["sleep", "3716"]):
         assert time.monotonic() < deadline and runner.poll() is None, "the sandbox never started"
         time.sleep(0.05)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     deadline = time.monotonic() + 10
-    while _sleepers("3716") and time.monotonic() < deadline:
+    while running(["sleep", "3716"]) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _sleepers("3716"), "the sandbox outlived the build"
+    assert not running(["sleep", "3716"]), "the sandbox outlived the build"
 
 
 def test_the_sandbox_maps_its_ids_range_by_range() -> None:

@@ -137,8 +137,18 @@ def test_the_bundled_distroless_recipes(tmp_path: Path) -> None:
     static, cc = recipe.load("debian-static"), recipe.load("debian-cc-nonroot")
     assert not static.scripts and static.priorities == () and not static.essential
     assert "debconf" in static.ignore_depends and static.cmd == ()
-    assert cc.include == ("base-files", "netbase", "tzdata", "media-types", "ca-certificates", "libc6", "libssl3",
-                          "libgcc-s1", "libstdc++6", "libgomp1")
+    assert cc.include == (
+        "base-files",
+        "netbase",
+        "tzdata",
+        "media-types",
+        "ca-certificates",
+        "libc6",
+        "libssl3",
+        "libgcc-s1",
+        "libstdc++6",
+        "libgomp1",
+    )
     assert (cc.user, cc.workdir, cc.tag) == ("65532", "/home/nonroot", "debian-cc:{codename}-nonroot")
     shown = static.as_dict()
     assert shown["scripts"] is False and shown["packages"]["ignore-depends"] == list(static.ignore_depends)

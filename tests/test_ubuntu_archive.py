@@ -49,31 +49,57 @@ class Fixture:
 def _packages(repo: Repo, arch: str) -> None:
     lib = f"/usr/lib/{TRIPLET[arch]}"
     repo.add_package(
-        "noble", "base-files", "13ubuntu10", arch, priority="required", essential=True,
+        "noble",
+        "base-files",
+        "13ubuntu10",
+        arch,
+        priority="required",
+        essential=True,
         files={"/etc/os-release": f'NAME="Ubuntu"\nVERSION_CODENAME=noble\nBUILT_FOR={arch}\n'},
     )
     repo.add_package(
-        "noble-updates", "base-files", "13ubuntu10.1", arch, priority="required", essential=True,
+        "noble-updates",
+        "base-files",
+        "13ubuntu10.1",
+        arch,
+        priority="required",
+        essential=True,
         files={"/etc/os-release": f'NAME="Ubuntu"\nVERSION_CODENAME=noble\nBUILT_FOR={arch}\nUPDATED=1\n'},
     )
     repo.add_package(
-        "noble", "libc6", "2.39-0ubuntu8", arch, priority="required", multi_arch="same",
+        "noble",
+        "libc6",
+        "2.39-0ubuntu8",
+        arch,
+        priority="required",
+        multi_arch="same",
         files={f"{lib}/libc.so.6": f"libc for {arch}\n"},
     )
-    repo.add_package("noble", "apt", "2.8.3", arch, priority="important", depends="libc6 (>= 2.39)",
-                     files={"/usr/bin/apt": f"apt for {arch}\n"})
+    repo.add_package(
+        "noble",
+        "apt",
+        "2.8.3",
+        arch,
+        priority="important",
+        depends="libc6 (>= 2.39)",
+        files={"/usr/bin/apt": f"apt for {arch}\n"},
+    )
     repo.add_package("noble", "hello", "1.0", arch, component="universe", depends="libc6")
 
 
 @pytest.fixture
-def fixture(
-    tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
-) -> Fixture:
+def fixture(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch) -> Fixture:
     repo = Repo(tmp_path / "ports", gpg_key)
     for name in ("noble", "noble-updates", "noble-security"):
         repo.add_dist(
-            name, name, "noble", origin="Ubuntu", label="Ubuntu", version="24.04",
-            components=COMPONENTS, architectures=("amd64", "arm64"),
+            name,
+            name,
+            "noble",
+            origin="Ubuntu",
+            label="Ubuntu",
+            version="24.04",
+            components=COMPONENTS,
+            architectures=("amd64", "arm64"),
         )
     for arch in ("amd64", "arm64"):
         _packages(repo, arch)
@@ -90,8 +116,7 @@ def fixture(
     info = tmp_path / "distro-info"
     info.mkdir()
     (info / "ubuntu.csv").write_text(
-        "version,codename,series,created,release,eol\n"
-        "24.04 LTS,Noble Numbat,noble,2023-10-12,2024-04-25,2029-05-31\n"
+        "version,codename,series,created,release,eol\n24.04 LTS,Noble Numbat,noble,2023-10-12,2024-04-25,2029-05-31\n"
     )
     apt = tmp_path / "apt"
     (apt / "sources.list.d").mkdir(parents=True)
@@ -174,9 +199,7 @@ def test_the_finished_tree_has_ubuntus_settings(fixture: Fixture, tmp_path: Path
 
 def test_only_the_pinned_key_vouches(fixture: Fixture, other_gpg_key: GpgKey, tmp_path: Path) -> None:
     both = tmp_path / "both.gpg"
-    both.write_bytes(
-        fixture.repo.keyring.read_bytes() + other_gpg_key.export(tmp_path / "other.gpg").read_bytes()
-    )
+    both.write_bytes(fixture.repo.keyring.read_bytes() + other_gpg_key.export(tmp_path / "other.gpg").read_bytes())
     plan = fixture.plan(fixture.recipe(both, (other_gpg_key.fingerprint,)), arch="arm64")
     with pytest.raises(SignatureError, match="not signed by the key the recipe names"):
         resolve_plan(plan)

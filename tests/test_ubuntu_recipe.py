@@ -30,7 +30,13 @@ def test_the_default_user_is_ubuntu_with_uid_1000() -> None:
     assert rec.distribution == Distro.UBUNTU and rec.suite == "lts"
     (user,) = rec.accounts
     assert (user.name, user.uid, user.gid, user.group, user.shell, user.comment, user.default) == (
-        "ubuntu", 1000, None, None, "/bin/bash", "Ubuntu", True,
+        "ubuntu",
+        1000,
+        None,
+        None,
+        "/bin/bash",
+        "Ubuntu",
+        True,
     )
     assert set(user.groups) == {"adm", "audio", "cdrom", "dialout", "dip", "floppy", "plugdev", "sudo", "video"}
     assert rec.includes("noble") == ("apt", "unminimize") and rec.includes("resolute") == ("apt",)
@@ -71,7 +77,7 @@ def test_the_archive_keyring_is_an_input_of_the_lock() -> None:
     [
         ('[archive]\nsigners = ["F6ECB376"]\n', "not a full fingerprint"),
         ('[archive]\nkeyring = "missing.asc"\n', "archive.keyring .* does not exist"),
-        ("[packages]\ninclude-for = { noble = \"unminimize\" }\n", "a table of lists of strings"),
+        ('[packages]\ninclude-for = { noble = "unminimize" }\n', "a table of lists of strings"),
         ('default-user = "no"\n', "default-user must be true or false"),
         ('[[users]]\nname = "x"\nuid = 2000\ncomment = 7\n', "comment must be a string"),
     ],

@@ -115,9 +115,7 @@ def _is_library_path(rel: str, prefixes: tuple[str, ...]) -> bool:
     return any(rel.startswith(p) or rel + "/" == p for p in prefixes)
 
 
-def stage(
-    tree: Tree, natives: list[tuple[Package, Path]], expanded: Path | None, triplet: str, staged: Staged
-) -> None:
+def stage(tree: Tree, natives: list[tuple[Package, Path]], expanded: Path | None, triplet: str, staged: Staged) -> None:
     """Put the native tools into the tree (see the module's docstring), recording in `staged` as it goes what
     to take out, so that even a failure half-way leaves a record `unstage` can undo."""
     libraries = library_paths(triplet)

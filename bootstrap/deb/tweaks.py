@@ -79,7 +79,8 @@ UBUNTU = ContainerSettings(
         Diversion(
             "/usr/bin/man",
             "/usr/bin/man.REAL",
-            "#!/bin/sh\n" + "".join(f"echo '{line}'\n" for line in _MINIMIZED.splitlines())
+            "#!/bin/sh\n"
+            + "".join(f"echo '{line}'\n" for line in _MINIMIZED.splitlines())
             + "echo 'Manual pages also need the man-db package.'\n",
         ),
     ),

@@ -10,24 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bootstrap.arches import GO_ARCH, VARIANT
 from bootstrap.image.layer import Layer
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
-
-GO_ARCH = {
-    "amd64": "amd64",
-    "arm64": "arm64",
-    "armhf": "arm",
-    "armel": "arm",
-    "i386": "386",
-    "ppc64el": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-    "mips64el": "mips64le",
-}
-VARIANT = {"arm64": "v8", "armhf": "v7", "armel": "v5"}
 
 
 def canonical_json(data: Any) -> bytes:

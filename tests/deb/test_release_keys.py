@@ -176,9 +176,7 @@ def test_dearmor_gives_the_binary_keyring(gpg_key: GpgKey, tmp_path: Path) -> No
         dearmor(b"-----BEGIN PGP MESSAGE-----\n\nAAAA\n-----END PGP MESSAGE-----\n", "k.asc")
 
 
-def test_a_relative_keyring_path_works(
-    repo: Repo, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_relative_keyring_path_works(repo: Repo, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(repo.root)
     assert fetch(url, Path(repo.keyring.name)).codename == "fixture"
 

@@ -146,3 +146,16 @@ class Mirrored:
 
     def build(self, out: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return bootstrap("debian-slim", "-o", str(out), "-q", *self.args(), *extra, check=check)
+
+
+def sections(text: str) -> dict[str, list[str]]:
+    """The output of a check script split at its `== name` lines: name -> the lines below it."""
+    out: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("== "):
+            current = line[3:]
+            out[current] = []
+        elif current:
+            out[current].append(line)
+    return out

@@ -52,8 +52,11 @@ def build(suite: str, mirror: str, security_mirror: str, keyring: Path, work: Pa
         f"Signed-By: {keyring}\n"
     )
     signed_by = next(
-        (f"/usr/share/keyrings/{n}" for n in ("debian-archive-keyring.pgp", "debian-archive-keyring.gpg")
-         if (rootfs / "usr/share/keyrings" / n).exists()),
+        (
+            f"/usr/share/keyrings/{n}"
+            for n in ("debian-archive-keyring.pgp", "debian-archive-keyring.gpg")
+            if (rootfs / "usr/share/keyrings" / n).exists()
+        ),
         str(keyring),
     )
     sources = sources.replace(f"Signed-By: {keyring}", f"Signed-By: {signed_by}")

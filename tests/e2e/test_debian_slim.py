@@ -17,7 +17,7 @@ from bootstrap import mirrors, recipe
 from bootstrap.deb.filters import PathFilter
 from bootstrap.distros import DISTROS, Distro
 from tests.e2e import official
-from tests.e2e.conftest import ROOT, SUITES, Build, bootstrap, need_tool, run, unique_tag
+from tests.e2e.conftest import ROOT, SUITES, Build, bootstrap, need_tool, run, sections, unique_tag
 
 pytestmark = pytest.mark.e2e
 
@@ -40,18 +40,6 @@ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recomm
 curl --version | head -n 1
 echo "== end"
 """
-
-
-def sections(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("== "):
-            current = line[3:]
-            out[current] = []
-        elif current:
-            out[current].append(line)
-    return out
 
 
 def loaded(docker: Docker, build: Build) -> str:

@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT, Mirrored, bootstrap, need_tool, run
 from tests.fixtures.debs import build_deb
+from tests.fixtures.leftovers import running
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
 
@@ -170,6 +171,7 @@ def _config_of(image_tar: Path) -> dict[str, Any]:
     import tarfile
 
     with tarfile.open(image_tar) as tar:
+
         def read(name: str) -> Any:
             member = tar.extractfile(name)
             assert member is not None
@@ -511,19 +513,6 @@ def test_failing_maintainer_script_leaves_nothing_behind(mirrored: Mirrored, tmp
     no_mounts_or_leftovers(tmp_path, scratch)
 
 
-def _processes_running(argv: list[str]) -> list[int]:
-    want = [a.encode() for a in argv]
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[: len(want)] == want:
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
 def test_interrupt_during_configure_undoes_everything(how: str, mirrored: Mirrored, tmp_path: Path) -> None:
     """Interrupted while a maintainer script runs: no output, no mount, no process left. After a SIGKILL the
@@ -550,18 +539,18 @@ def test_interrupt_during_configure_undoes_everything(how: str, mirrored: Mirror
     )
     try:
         deadline = time.monotonic() + 120
-        while not _processes_running(["sleep", marker]):
+        while not running(["sleep", marker]):
             assert proc.poll() is None and time.monotonic() < deadline, "the build never reached configure"
             time.sleep(0.1)
         proc.send_signal(getattr(signal, how))
         _, stderr = proc.communicate(timeout=60)
         deadline = time.monotonic() + 10
-        while _processes_running(["sleep", marker]) and time.monotonic() < deadline:
+        while running(["sleep", marker]) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert not _processes_running(["sleep", marker]), "a maintainer script outlived the build"
+    assert not running(["sleep", marker]), "a maintainer script outlived the build"
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text(), "a mount was left behind"
     assert not out.exists()
     if how == "SIGINT":

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Mirrored, bootstrap, need
-from tests.e2e.users import User, as_user, make_user, remove_user, running, start_as_user
+from tests.e2e.users import User, as_user, make_user, remove_user, start_as_user
 from tests.fixtures.debs import TarEntry, build_deb, build_raw_deb, raw_control
+from tests.fixtures.leftovers import running
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
 

@@ -18,7 +18,7 @@ from bootstrap.deb.gpgv import dearmor
 from bootstrap.distros import DISTROS, Distro
 from bootstrap.pipeline import resolve_plan
 from bootstrap.plan import Options, make_plan
-from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, unique_tag
+from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, sections, unique_tag
 
 pytestmark = pytest.mark.e2e
 
@@ -56,18 +56,6 @@ echo "== end"
 """
 
 
-def sections(text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("== "):
-            current = line[3:]
-            out[current] = []
-        elif current:
-            out[current].append(line)
-    return out
-
-
 @pytest.fixture(scope="session")
 def ubuntu_build(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Callable[[str], Build]:
     """`ubuntu_build(suite)`: the ubuntu recipe built once per session from the real archive."""
@@ -94,10 +82,14 @@ def loaded(docker: Docker, build: Build) -> str:
 
 def expected_sources(suite: str) -> list[str]:
     found = mirrors.discover(UBUNTU, None, None, suite, "amd64")
-    stanza = "Types: deb\nURIs: {}\nSuites: {}\nComponents: main universe restricted multiverse\n" \
-             "Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"
-    text = stanza.format(found.main, f"{suite} {suite}-updates {suite}-backports") + "\n" + stanza.format(
-        found.security, f"{suite}-security"
+    stanza = (
+        "Types: deb\nURIs: {}\nSuites: {}\nComponents: main universe restricted multiverse\n"
+        "Signed-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n"
+    )
+    text = (
+        stanza.format(found.main, f"{suite} {suite}-updates {suite}-backports")
+        + "\n"
+        + stanza.format(found.security, f"{suite}-security")
     )
     return text.splitlines()
 
@@ -141,8 +133,19 @@ def debootstrap_minbase(suite: str, target: Path) -> set[str]:
     keyring = target.parent / "ubuntu-archive-keyring.gpg"
     keyring.write_bytes(dearmor(Path(rec.archive_keyring).read_bytes(), rec.archive_keyring))
     mirror = mirrors.discover(UBUNTU, None, None, suite, "amd64").main
-    run([tool, "--variant=minbase", "--download-only", f"--keyring={keyring}", "--arch=amd64",
-         suite, str(target), mirror, str(script)])
+    run(
+        [
+            tool,
+            "--variant=minbase",
+            "--download-only",
+            f"--keyring={keyring}",
+            "--arch=amd64",
+            suite,
+            str(target),
+            mirror,
+            str(script),
+        ]
+    )
     return {p.name.split("_", 1)[0] for p in (target / "var/cache/apt/archives").glob("*.deb")}
 
 
@@ -193,7 +196,10 @@ def test_rebuild_is_bit_identical_with_lock_and_sbom(ubuntu_build: Callable[[str
 
     lock = json.loads((first.out / "lock.json").read_text())
     assert (lock["recipe"], lock["distribution"], lock["suite"], lock["codename"]) == (
-        "ubuntu", "ubuntu", "noble", "noble"
+        "ubuntu",
+        "ubuntu",
+        "noble",
+        "noble",
     )
     assert {s["dist"] for s in lock["sources"]} == {"noble", "noble-updates", "noble-security"}
     assert {"kind": "keyring", "name": "archive"} in [{k: i[k] for k in ("kind", "name")} for i in lock["inputs"]]

@@ -145,20 +145,6 @@ def start_as_user(user: User, runtime: tuple[str, Path], *args: str) -> "subproc
     )
 
 
-def running(argv: list[str]) -> list[int]:
-    """Pids of the processes whose command line starts with `argv`."""
-    want = [a.encode() for a in argv]
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[: len(want)] == want:
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
-
-
 def as_user(
     user: User, runtime: tuple[str, Path], *args: str, limit_userns: bool = False
 ) -> subprocess.CompletedProcess[str]:

@@ -118,8 +118,7 @@ def table(cases: list[Case]) -> list[str]:
     out.append(
         f"figures: {len(cases)} fault cases tried ({per_area}); "
         f"{passed} survived as expected; {identical} of {compared} finished builds byte-identical to the undisturbed "
-        "build they were compared with"
-        + (f"; {skipped} skipped" if skipped else "")
+        "build they were compared with" + (f"; {skipped} skipped" if skipped else "")
     )
     out.append(f"{passed} passed, {failed} failed")
     return out

@@ -173,4 +173,3 @@ def _kinds(left: list[str]) -> list[str]:
             kind = "partial download"
         kinds[kind] = kinds.get(kind, 0) + 1
     return [f"{n} {k}" for k, n in kinds.items()]
-

@@ -139,9 +139,7 @@ def test_check_against_a_registry_reference(
 
 
 @pytest.fixture
-def archive(
-    tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str]
-) -> tuple[list[str], Callable[[], None]]:
+def archive(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str]) -> tuple[list[str], Callable[[], None]]:
     """A signed fixture archive for debian-slim, and a way to publish a security update into it."""
     repo = Repo(tmp_path / "repo", gpg_key)
     repo.debian_dists()

@@ -334,7 +334,7 @@ def test_credential_helpers_are_asked_for_docker_hub_by_its_login_key(
     helper = bin_dir / "docker-credential-hub"
     helper.write_text(
         f'#!/bin/sh\nread server\nif [ "$server" = "{DOCKER_HUB_LOGIN}" ]; then '
-        "echo '{\"Username\":\"hub\",\"Secret\":\"s\"}'; else echo 'credentials not found'; exit 1; fi\n"
+        'echo \'{"Username":"hub","Secret":"s"}\'; else echo \'credentials not found\'; exit 1; fi\n'
     )
     helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

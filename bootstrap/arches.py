@@ -1,0 +1,39 @@
+"""Debian architectures and what other tools call them: one row per architecture."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One Debian architecture: `machine` is what `uname -m` says on a host that runs it natively (None when
+    no host is taken to be this architecture), `triplet` its multiarch directory (/usr/lib/<triplet>), `qemu`
+    qemu-user's name for the CPU, `go_arch` and `variant` the OCI platform's architecture and variant."""
+
+    name: str
+    machine: str | None
+    triplet: str
+    qemu: str
+    go_arch: str
+    variant: str | None = None
+
+
+ARCHES = {
+    a.name: a
+    for a in (
+        Arch("amd64", "x86_64", "x86_64-linux-gnu", "x86_64", "amd64"),
+        Arch("arm64", "aarch64", "aarch64-linux-gnu", "aarch64", "arm64", "v8"),
+        Arch("armhf", "armv7l", "arm-linux-gnueabihf", "arm", "arm", "v7"),
+        Arch("armel", None, "arm-linux-gnueabi", "arm", "arm", "v5"),
+        Arch("i386", "i686", "i386-linux-gnu", "i386", "386"),
+        Arch("ppc64el", "ppc64le", "powerpc64le-linux-gnu", "ppc64le", "ppc64le"),
+        Arch("s390x", "s390x", "s390x-linux-gnu", "s390x", "s390x"),
+        Arch("riscv64", "riscv64", "riscv64-linux-gnu", "riscv64", "riscv64"),
+        Arch("mips64el", None, "mips64el-linux-gnuabi64", "mips64el", "mips64le"),
+    )
+}
+
+MACHINE_TO_DEB = {a.machine: a.name for a in ARCHES.values() if a.machine}
+TRIPLETS = {a.name: a.triplet for a in ARCHES.values()}
+QEMU = {a.name: a.qemu for a in ARCHES.values()}
+GO_ARCH = {a.name: a.go_arch for a in ARCHES.values()}
+VARIANT = {a.name: a.variant for a in ARCHES.values() if a.variant}
