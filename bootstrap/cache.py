@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import os
 import pwd
-import shutil
 import stat
 import struct
 import threading
@@ -274,7 +273,7 @@ def _process_tmp(tmp: Path) -> Path:
 
 def _release(stack: ExitStack, path: Path, pid: int) -> None:
     if os.getpid() == pid:  # not in a forked child
-        shutil.rmtree(path, ignore_errors=True)
+        scratch.retire(path, TEMP_PREFIX)  # a worker thread left running may still be writing in it
         stack.close()
 
 

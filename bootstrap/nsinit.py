@@ -59,6 +59,21 @@ SYS_PIVOT_ROOT = {
     "armv8l": 218,
     "mips64": 5151,
 }
+SYS_RT_SIGACTION = {
+    "x86_64": 13,
+    "aarch64": 134,
+    "riscv64": 134,
+    "loongarch64": 134,
+    "ppc64le": 173,
+    "ppc64": 173,
+    "s390x": 174,
+    "i686": 174,
+    "armv7l": 174,
+    "armv8l": 174,
+    "mips64": 5013,
+}
+"""rt_sigaction, called directly: the C library refuses the signals it keeps for itself (32 and 33), which a
+parent may still have left ignored, and an ignored signal survives exec."""
 KEEP_CAPS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
 """What maintainer scripts keep (a container runtime's usual set): chown, dac_override, fowner, fsetid, kill,
 setgid, setuid, setpcap, net_bind_service, net_raw, sys_chroot, mknod, audit_write, setfcap. Everything else
@@ -227,14 +242,26 @@ def _wait(pid: int) -> int:
             continue
 
 
+def _default_signals() -> None:
+    """Every signal to its default action and none blocked, as a command started by init would have them."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    number = SYS_RT_SIGACTION.get(platform.machine())
+    default = ctypes.create_string_buffer(32)  # SIG_DFL, no flags, an empty mask: all zero in every layout
+    for sig in range(1, 65):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        if number is None or _libc.syscall(number, sig, default, None, 8) != 0:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
+
+
 def _run(argv: list[str], env: dict[str, str]) -> None:
     """In the forked command: a session of its own, no new privileges, default signals, then exec."""
     try:
         os.setsid()
         _drop_capabilities()
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+        _default_signals()
         os.closerange(3, 1 << 16)
         os.execve(argv[0], argv, env)
     except OSError as exc:

@@ -71,11 +71,9 @@ def sweep(parent: Path, prefix: str) -> list[Path]:
     return removed
 
 
-@contextmanager
-def claimed(parent: Path, prefix: str) -> Iterator[Path]:
-    """A new directory `parent/prefix<token>`, locked while the context is open; stale ones of earlier builds
-    are swept first. The caller removes (or renames) the directory itself; the lock goes at the end."""
-    sweep(parent, prefix)
+def _new_name(parent: Path, prefix: str, make: bool) -> tuple[Path, int]:
+    """A free name `parent/prefix<token>` with its lock made and held (the descriptor returned); with `make`,
+    the directory too. Nobody else takes a name whose lock file exists."""
     while True:
         path = parent / (prefix + "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN)))
         lock = _lock_of(path)
@@ -85,7 +83,10 @@ def claimed(parent: Path, prefix: str) -> Iterator[Path]:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.mkdir(path, 0o700)
+            if make:
+                os.mkdir(path, 0o700)
+            elif os.path.lexists(path):
+                raise FileExistsError(path)
         except FileExistsError:
             lock.unlink(missing_ok=True)
             os.close(fd)
@@ -94,9 +95,41 @@ def claimed(parent: Path, prefix: str) -> Iterator[Path]:
             lock.unlink(missing_ok=True)
             os.close(fd)
             raise
-        break
+        return path, fd
+
+
+def _unlock(path: Path, fd: int) -> None:
+    _lock_of(path).unlink(missing_ok=True)
+    os.close(fd)
+
+
+@contextmanager
+def claimed(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new directory `parent/prefix<token>`, locked while the context is open; stale ones of earlier builds
+    are swept first. The caller removes (or renames) the directory itself; the lock goes at the end."""
+    sweep(parent, prefix)
+    path, fd = _new_name(parent, prefix, make=True)
     try:
         yield path
     finally:
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+        _unlock(path, fd)
+
+
+def retire(path: Path, prefix: str) -> None:
+    """Remove a claimed directory that threads of this process may still be making files in: it is first moved
+    to a fresh locked name, out of reach of every path into the old one, then removed (the next build sweeps
+    it if this process dies on the way)."""
+    gone, fd = _new_name(path.parent, prefix, make=False)
+    try:
+        try:
+            os.rename(path, gone)
+        except FileNotFoundError:
+            return
+        for _ in range(10):  # a file whose creation was under way as the directory moved
+            try:
+                remove_tree(gone)
+                return
+            except OSError as exc:
+                log.debug("removing %s again: %s", gone, exc.strerror)
+    finally:
+        _unlock(gone, fd)

@@ -50,6 +50,35 @@ def test_temporary_paths_are_unique_across_threads(cache: Cache) -> None:
     assert all(p.parent.parent == cache.root / "tmp" for p in paths)
 
 
+def test_the_process_directory_goes_at_exit_while_a_thread_still_writes_into_it(tmp_path: Path) -> None:
+    """A download thread left running when the build exits keeps making files in the process's temporary
+    directory: the exit still removes it whole."""
+    script = f"""
+import threading
+from pathlib import Path
+from bootstrap.cache import Cache
+
+cache = Cache(Path({str(tmp_path / "cache")!r})).ensure()
+first = cache.temp("x")
+started = threading.Event()
+
+def keep_writing():
+    for i in range(10**7):
+        try:
+            first.with_name(f"{{i}}.part").write_bytes(b"x")
+        except OSError:
+            pass
+        started.set()
+
+threading.Thread(target=keep_writing, daemon=True).start()
+started.wait()
+"""
+    for _ in range(5):
+        subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
+        assert temp_files(tmp_path / "cache") == []
+        assert [p.name for p in (tmp_path / "cache/tmp").iterdir() if not p.name.endswith(".lock")] == []
+
+
 def test_unwritable_cache_directory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -1,7 +1,9 @@
 """The sandbox for maintainer scripts, run for real: a tiny root made of the host's own dash, coreutils and
 their libraries, entered through namespaces of its own."""
 
+import ctypes
 import os
+import platform
 import re
 import shutil
 import signal
@@ -9,11 +11,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bootstrap.errors import PrivilegeError
+from bootstrap.nsinit import SYS_RT_SIGACTION
 from bootstrap.sandbox import Sandbox, mounts_under
 from tests.fixtures.leftovers import running
 
@@ -136,29 +141,58 @@ def test_a_killed_build_takes_its_sandbox_with_it(tiny_root: Path) -> None:
     assert not mounts_under(tiny_root, include_self=True)
 
 
+_INSIDE_REPORT = textwrap.dedent(
+    """\
+    cat /proc/self/uid_map
+    echo '|/bin/sh' > /proc/sys/kernel/core_pattern 2>/dev/null && echo "core_pattern WRITTEN"
+    echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo "sysrq WRITTEN"
+    read -r pid comm state ppid pgrp session rest < /proc/self/stat; echo "session=$session pid=$pid"
+    while read -r key value; do case $key in SigIgn:|SigBlk:|NoNewPrivs:|CapBnd:) echo "$key$value";; esac; done \\
+        < /proc/self/status
+    cat /dev/tty 2>/dev/null || echo "no terminal"
+    """
+)
+
+
+@contextmanager
+def _ignoring_signal_32() -> Iterator[None]:
+    """Signal 32 ignored in this process, as a parent may leave it; only rt_sigaction itself can set it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    number = SYS_RT_SIGACTION[platform.machine()]
+    ignore = ctypes.create_string_buffer(32)
+    ctypes.memmove(ignore, ctypes.byref(ctypes.c_size_t(1)), ctypes.sizeof(ctypes.c_size_t))  # SIG_IGN
+    old = ctypes.create_string_buffer(32)
+    assert libc.syscall(number, 32, ignore, old, 8) == 0
+    ignored = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("SigIgn:"))
+    assert int(ignored.split()[1], 16) & (1 << 31), "signal 32 is ignored here"
+    try:
+        yield
+    finally:
+        libc.syscall(number, 32, old, None, 8)
+
+
+@contextmanager
+def _blocking(sig: signal.Signals) -> Iterator[None]:
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def test_the_scripts_root_reaches_nothing_outside_the_sandbox(tiny_root: Path) -> None:
     """Root in the sandbox is root of a user namespace of its own, identity-mapped: files get real owners, but
-    no host-wide setting, device or terminal is within reach."""
-    proc = sh(
-        tiny_root,
-        textwrap.dedent(
-            """\
-            cat /proc/self/uid_map
-            echo '|/bin/sh' > /proc/sys/kernel/core_pattern 2>/dev/null && echo "core_pattern WRITTEN"
-            echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo "sysrq WRITTEN"
-            read -r pid comm state ppid pgrp session rest < /proc/self/stat; echo "session=$session pid=$pid"
-            while read -r key value; do case $key in SigIgn:|NoNewPrivs:|CapBnd:) echo "$key$value";; esac; done \\
-                < /proc/self/status
-            cat /dev/tty 2>/dev/null || echo "no terminal"
-            """
-        ),
-    )
+    no host-wide setting, device or terminal is within reach; signals start at their defaults, even those the
+    C library keeps for itself and a parent left ignored, and none is blocked."""
+    with _ignoring_signal_32(), _blocking(signal.SIGUSR1):
+        proc = sh(tiny_root, _INSIDE_REPORT)
     out = proc.stdout.splitlines()
     assert out[0].split() == ["0", "0", "65536"], out
     assert "core_pattern WRITTEN" not in out and "sysrq WRITTEN" not in out
     session = next(line for line in out if line.startswith("session="))
     assert session.split()[0].split("=")[1] != "0", session
-    assert "SigIgn:0000000000000000" in out, "default signal dispositions (SIGPIPE too)"
+    assert "SigIgn:0000000000000000" in out, "default signal dispositions (SIGPIPE and 32 too)"
+    assert "SigBlk:0000000000000000" in out, "no signal blocked"
     assert "NoNewPrivs:1" in out
     bounding = int(next(line for line in out if line.startswith("CapBnd:"))[7:], 16)
     assert not bounding & (1 << 21), "no sys_admin: nothing can be remounted writable"
