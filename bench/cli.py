@@ -26,7 +26,11 @@ DEFAULT_CASES = (
     "bootstrap-arm64",
     "mmdebstrap-arm64",
 )
-_TOOLS = {"mmdebstrap": "mmdebstrap", "debootstrap": "debootstrap", "mmdebstrap-arm64": "mmdebstrap"}
+_TOOLS = {
+    "mmdebstrap": ("mmdebstrap",),
+    "debootstrap": ("debootstrap",),
+    "mmdebstrap-arm64": ("mmdebstrap", "arch-test"),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def ensure_tools(cases: list[str]) -> None:
     """Install mmdebstrap and debootstrap with apt-get when a case needs one that is missing."""
-    missing = [pkg for case, pkg in _TOOLS.items() if case in cases and shutil.which(pkg) is None]
+    wanted = {pkg for case, pkgs in _TOOLS.items() if case in cases for pkg in pkgs}
+    missing = sorted(pkg for pkg in wanted if shutil.which(pkg) is None)
     if missing:
         say(f"installing {' '.join(missing)}")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

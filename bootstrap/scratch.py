@@ -119,7 +119,10 @@ def retire(path: Path, prefix: str) -> None:
     """Remove a claimed directory that threads of this process may still be making files in: it is first moved
     to a fresh locked name, out of reach of every path into the old one, then removed (the next build sweeps
     it if this process dies on the way)."""
-    gone, fd = _new_name(path.parent, prefix, make=False)
+    try:
+        gone, fd = _new_name(path.parent, prefix, make=False)
+    except FileNotFoundError:  # removed with its parent already
+        return
     try:
         try:
             os.rename(path, gone)

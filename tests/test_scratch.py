@@ -91,3 +91,21 @@ def test_outputs_replace_only_an_earlier_output(tmp_path: Path) -> None:
             (stage / "build.json").write_text(generation)
     assert (out / "build.json").read_text() == "2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"], "no staging or old directories left"
+
+
+def test_retire_removes_a_claimed_directory_and_leaves_no_lock(tmp_path: Path) -> None:
+    with scratch.claimed(tmp_path, "build-") as path:
+        (path / "sub").mkdir()
+        (path / "sub/file").write_text("x")
+        scratch.retire(path, "build-")
+        assert [p.name for p in tmp_path.iterdir()] == [path.name + ".lock"], "only the claim's own lock is left"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_retire_after_the_parent_went_is_quiet(tmp_path: Path) -> None:
+    parent = tmp_path / "cache-tmp"
+    parent.mkdir()
+    with scratch.claimed(parent, "build-") as path:
+        remove_tree(parent)
+        scratch.retire(path, "build-")
+    assert not parent.exists()
