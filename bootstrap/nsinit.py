@@ -91,6 +91,8 @@ SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 1
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
+TREE = "/tree"
+"""Where the tree is in the sandbox's own root; the command's root directory."""
 FAILED = 125
 """Exit status when the sandbox itself cannot be set up (the command never ran)."""
 
@@ -192,11 +194,23 @@ def _loopback_up() -> None:
 
 
 def _enter(root: str, hostname: str) -> None:
-    """Mounts, host name, network, then make `root` the root directory of this mount namespace."""
+    """Mounts, host name, network, then a root directory of the sandbox's own with the tree at TREE.
+
+    That root is a small empty tmpfs: pid 1 stays there, the command is chrooted into the tree (see `_run`).
+    So scripts find themselves in a chroot, as under debootstrap or mmdebstrap (`ischroot` is true: libc6
+    neither re-executes init nor sleeps), and a chroot escape reaches nothing but that empty, read-only
+    directory."""
     os.umask(0)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount(root, root, None, MS_BIND | MS_REC)
-    rootfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    tree = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=16k")
+    outer = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.mkdir(TREE[1:], 0o755, dir_fd=outer)
+    inner = os.open(TREE[1:], O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=outer)
+    _mount(_fd_path(tree), _fd_path(inner), None, MS_BIND)  # not recursive: the tmpfs is mounted on it
+    os.close(inner)
+    os.close(tree)
+    rootfd = os.open(TREE[1:], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=outer)
     for name, fstype, flags, data in (
         ("proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
         ("sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
@@ -207,18 +221,20 @@ def _enter(root: str, hostname: str) -> None:
         os.close(fd)
     _devices(rootfd)
     _harden_proc(rootfd)
+    os.close(rootfd)
     socket.sethostname(hostname)
     _loopback_up()
-    os.fchdir(rootfd)
-    os.close(rootfd)
+    os.fchdir(outer)
+    os.close(outer)
     number = SYS_PIVOT_ROOT.get(platform.machine())
     if number is None:
         raise OSError(0, f"pivot_root's system call number on {platform.machine()} is not known")
     if _libc.syscall(number, b".", b".") != 0:
-        _fail("pivot_root into the tree")
+        _fail("pivot_root into the sandbox's root")
     if _libc.umount2(b".", MNT_DETACH) != 0:
         _fail("detach the host's tree")
     os.chdir("/")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.umask(0o022)
 
 
@@ -258,6 +274,8 @@ def _default_signals() -> None:
 def _run(argv: list[str], env: dict[str, str]) -> None:
     """In the forked command: a session of its own, no new privileges, default signals, then exec."""
     try:
+        os.chroot(TREE)
+        os.chdir("/")
         os.setsid()
         _drop_capabilities()
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
@@ -267,6 +285,7 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
     except OSError as exc:
         sys.stderr.write(f"bootstrap sandbox: cannot run {argv[0]}: {exc.strerror}\n")
     finally:
+        sys.stderr.flush()
         os._exit(127)
 
 

@@ -24,7 +24,7 @@ from tests.fixtures.leftovers import running
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
 
-TOOLS = ("/bin/sh", "/bin/cat", "/bin/ls", "/bin/sleep", "/bin/readlink", "/bin/mkdir")
+TOOLS = ("/bin/sh", "/bin/cat", "/bin/ls", "/bin/sleep", "/bin/readlink", "/bin/mkdir", "/usr/bin/ischroot")
 
 
 def _copy_with_libraries(binary: str, root: Path) -> None:
@@ -65,6 +65,8 @@ def test_commands_run_in_namespaces_of_their_own(tiny_root: Path, tmp_path: Path
             """\
             echo "pid=$$"
             echo "init-root=$(readlink /proc/1/root)"
+            echo "init-root-holds=$(ls -A /proc/1/root/ 2>&1)"
+            /usr/bin/ischroot; echo "ischroot=$?"
             echo "hostname=$(cat /proc/sys/kernel/hostname)"
             echo "ifaces=$(ls /sys/class/net)"
             echo "lo-flags=$(cat /sys/class/net/lo/flags)"
@@ -77,7 +79,9 @@ def test_commands_run_in_namespaces_of_their_own(tiny_root: Path, tmp_path: Path
     assert proc.returncode == 0, proc.stdout
     out = proc.stdout.splitlines()
     assert "pid=2" in out, "the command is the child of the sandbox's own init"
-    assert "init-root=/" in out or "init-root=" in out, "pid 1's root is the tree's (or out of reach)"
+    assert "init-root=/" in out or "init-root=" in out, "pid 1's root is the sandbox's (or out of reach)"
+    assert "init-root-holds=tree" in out or "Permission denied" in "".join(out), "pid 1's root holds the tree alone"
+    assert "ischroot=0" in out, "the command is in a chroot, as under debootstrap"
     assert "hostname=localhost" in out
     assert "ifaces=lo" in out, "no network but loopback"
     flags = next(line for line in out if line.startswith("lo-flags="))
