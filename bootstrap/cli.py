@@ -1,13 +1,12 @@
 """The command line: parse options, call the pipeline, print. No build logic lives here."""
 
-import functools
+import gc
 import json
 import os
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,7 +14,8 @@ import click
 
 from bootstrap import (
     __version__,
-    fleetrun,
+    cli_common,
+    cli_registry,
     inspection,
     pipeline,
     recipe,
@@ -27,18 +27,14 @@ from bootstrap import (
     webhook,
 )
 from bootstrap import changes as changes_mod
-from bootstrap import fleet as fleet_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
 from bootstrap.cache import write_atomic
+from bootstrap.cli_common import changes_since, options, privileged, source_options, verbosity, warn_insecure
 from bootstrap.errors import EX_SOFTWARE, BootstrapError, os_error
 from bootstrap.image.layer import Compression
-from bootstrap.log import log, setup
-from bootstrap.plan import Options, host_arch, make_plan
-from bootstrap.registry import artifacts
-from bootstrap.sandbox import isolate
-
-_debug = False
+from bootstrap.log import log
+from bootstrap.plan import make_plan
 
 
 class DefaultGroup(click.Group):
@@ -48,75 +44,6 @@ class DefaultGroup(click.Group):
         if args and not args[0].startswith("-") and args[0] not in self.commands:
             args = ["build", *args]
         return super().parse_args(ctx, args)
-
-
-def _verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
-    @click.option("-v", "--verbose", count=True, help="More detail (-vv for debug output).")
-    @click.option("--debug", is_flag=True, help="Debug output, and a traceback on errors.")
-    @functools.wraps(f)
-    def wrapper(*args: Any, quiet: bool, verbose: int, debug: bool, **kwargs: Any) -> Any:
-        global _debug
-        _debug = debug
-        setup(2 if debug else verbose + 1, quiet)
-        return f(*args, **kwargs)
-
-    return wrapper
-
-
-def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option("--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."),
-        click.option("--arch", help="Debian architecture (default: the host's)."),
-        click.option(
-            "--mirror",
-            help="Archive mirror URL (default: $BOOTSTRAP_<DISTRO>_MIRROR, then apt sources, then debootstrap's).",
-        ),
-        click.option("--security-mirror", help="Security archive URL (default: from apt sources, else the mirror's)."),
-        click.option(
-            "--keyring",
-            "keyrings",
-            multiple=True,
-            type=click.Path(path_type=Path, readable=False),
-            help="OpenPGP keyring that signs the archive (repeatable; default: the host's).",
-        ),
-        click.option("--insecure", is_flag=True, help="Do not check archive signatures (loud warning)."),
-        click.option("--no-check-valid-until", is_flag=True, help="Accept expired Release files (snapshot mirrors)."),
-        click.option(
-            "--no-default-user",
-            is_flag=True,
-            help="Leave out the recipe's default user (Ubuntu's `ubuntu`, uid 1000).",
-        ),
-        click.option(
-            "--cache-dir", type=click.Path(path_type=Path, readable=False), help="Cache directory (default: XDG cache)."
-        ),
-    ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
-
-
-def _options(lock: Path | None = None, **kw: Any) -> Options:
-    return Options(
-        lock=lock,
-        suite=kw.get("suite"),
-        arch=kw.get("arch"),
-        mirror=kw.get("mirror"),
-        security_mirror=kw.get("security_mirror"),
-        keyrings=tuple(kw.get("keyrings") or ()),
-        insecure=kw.get("insecure", False),
-        check_valid_until=not kw.get("no_check_valid_until", False),
-        cache_dir=kw.get("cache_dir"),
-        output=kw.get("output"),
-        tag=kw.get("tag"),
-        epoch=kw.get("epoch"),
-        offline=kw.get("offline", False),
-        compression=Compression(kw.get("compression") or "gzip"),
-        tmpfs=kw.get("tmpfs"),
-        native_tools=kw.get("native_tools", True),
-        sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
-        default_user=False if kw.get("no_default_user") else None,
-    )
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,7 +57,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("recipe_name", metavar="RECIPE")
-@_source_options
+@source_options
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, readable=False), help="Output directory (default: dist/RECIPE)."
 )
@@ -177,7 +104,7 @@ def cli() -> None:
     metavar="REF",
     help="Push the image to REF after the build (repeatable; credentials as for `bootstrap push`).",
 )
-@_verbosity
+@verbosity
 def build(
     recipe_name: str,
     lock_file: Path | None,
@@ -192,17 +119,17 @@ def build(
     recipe (`scripts = false`) needs neither root nor a namespace."""
     rec = recipe.load(recipe_name)
     if steps.needs_root(rec):
-        _privileged("building an image")
+        privileged("building an image")
     changes = None
     if if_changed is not None:
         previous = lock_mod.read(if_changed)
         kw["output"] = kw.get("output") or if_changed
-        changes = _changes(rec, previous, kw)
+        changes = changes_since(rec, previous, kw)
         if not changes:
             click.echo(changes.report(), nl=False)
             return
         click.echo(changes.report(), nl=False, err=True)
-    plan = make_plan(rec, _options(lock=lock_file, **kw))
+    plan = make_plan(rec, options(lock=lock_file, **kw))
     started = time.monotonic()
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
@@ -226,26 +153,6 @@ def build(
         log.info(f"{len(result.platforms)} platforms in {time.monotonic() - started:.1f} s")
 
 
-def _warn_insecure(what: Path | str) -> None:
-    click.echo(f"warning: {what} was built with --insecure: no archive signature vouched for its packages", err=True)
-
-
-def _privileged(what: str) -> None:
-    """Root for the build: real root (with mounts of its own), or root of a user namespace of its own."""
-    if os.geteuid() != 0:
-        userns.enter(what)
-    if not userns.inside():
-        isolate()
-
-
-def _changes(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
-    """Resolve the recipe against today's archive and compare with a previous lock."""
-    kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
-    plan = make_plan(rec, _options(**kw))
-    archive, selection = pipeline.resolve_plan(plan)
-    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe))
-
-
 def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: changes_mod.Changes | None) -> dict[str, Any]:
     return {
         "event": kind,
@@ -266,19 +173,19 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
 
 @cli.command(name="lock")
 @click.argument("recipe_name", metavar="RECIPE")
-@_source_options
+@source_options
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, readable=False), help="Lock file (default: RECIPE.lock.json)."
 )
 @click.option("--epoch", type=int, help="Timestamp to record (default: SOURCE_DATE_EPOCH, then the archive's).")
-@_verbosity
+@verbosity
 def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     """Resolve RECIPE and write its lock file, without building."""
     rec = recipe.load(recipe_name)
     dest = output or Path(f"{rec.name}.lock.json")
     if not dest.parent.is_dir():
         raise BootstrapError(f"cannot write {dest}: {dest.parent} is not a directory", "create it, or pass another -o")
-    plan = make_plan(rec, _options(**kw))
+    plan = make_plan(rec, options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
     lock = lock_mod.make_lock(plan.recipe, plan.suite, plan.arch, epoch, archive, selection)
@@ -289,142 +196,17 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     click.echo(f"wrote {dest} ({len(selection.packages)} packages, {archive.codename})")
 
 
-def _registry_access(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Reaching a registry from a command that also has archive options (whose --insecure is about signatures)."""
-    options = [
-        click.option(
-            "--creds",
-            metavar="USER:PASSWORD",
-            help="Registry credentials (default: as for `bootstrap push`).",
-        ),
-        click.option(
-            "--ca-cert",
-            type=click.Path(path_type=Path, exists=True, dir_okay=False),
-            help="Also trust this CA for the registry.",
-        ),
-        click.option(
-            "--insecure-registry", is_flag=True, help="Skip the registry's TLS verification and allow plain HTTP."
-        ),
-    ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
-
-
-def _registry_opts(kw: dict[str, Any]) -> registry.Options:
-    return registry.Options(
-        creds=kw.pop("creds", None), ca_cert=kw.pop("ca_cert", None), insecure=kw.pop("insecure_registry", False)
-    )
-
-
-def _previous(against: str, kw: dict[str, Any]) -> tuple[lock_mod.Lock, str]:
-    """The lock to compare with: of a build directory or lock file, or attached to an image in a registry."""
-    reg_opts = _registry_opts(kw)
-    path = Path(against)
-    if path.exists() or not registry.looks_like_reference(against):
-        return lock_mod.read(path), against
-    found = artifacts.lock_at(against, kw.get("arch") or host_arch(), reg_opts)
-    if found is None:
-        raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
-    return found[0], f"{against}@{found[1]}"
-
-
-@cli.command()
-@click.argument("recipe_name", metavar="RECIPE")
-@click.option(
-    "--against",
-    required=True,
-    help="Output directory of a previous build, its lock file, or its image in a registry (HOST/REPO:TAG).",
-)
-@_source_options
-@_registry_access
-@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
-@_verbosity
-def check(recipe_name: str, against: str, as_json: bool, **kw: Any) -> None:
-    """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due.
-
-    Against a registry reference, the lock attached to the pushed image is read (with the credentials `push`
-    uses): no local file is needed."""
-    previous, where = _previous(against, kw)
-    if previous.insecure:
-        _warn_insecure(where)
-    changes = _changes(recipe.load(recipe_name), previous, kw)
-    click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
-    if changes:
-        sys.exit(changes_mod.REBUILD_DUE)
-
-
-@cli.command(name="fleet")
-@click.argument("fleet_file", metavar="FILE", type=click.Path(path_type=Path, readable=False))
-@click.option(
-    "--matrix",
-    "matrix",
-    is_flag=False,
-    flag_value="github",
-    type=click.Choice(["github", "gitlab"]),
-    help="Print the jobs as JSON for a CI matrix (github: strategy.matrix; gitlab: parallel:matrix) and exit.",
-)
-@click.option("--job", "job_id", metavar="ID", help="Run one job of the matrix (check, build, push).")
-@click.option("--assemble", is_flag=True, help="Put the multi-architecture indexes over what the jobs pushed.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, readable=False),
-    default=Path("dist/fleet"),
-    show_default=True,
-    help="Where each job's build goes (DIR/JOB).",
-)
-@click.option("--webhook", "webhooks", multiple=True, help="POST an event for every pushed image (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@_source_options
-@_registry_access
-@_verbosity
-def fleet_cmd(
-    fleet_file: Path,
-    matrix: str | None,
-    job_id: str | None,
-    assemble: bool,
-    webhooks: tuple[str, ...],
-    as_json: bool,
-    **kw: Any,
-) -> None:
-    """Keep the images FILE lists fresh: build those whose check against the registry says something changed,
-    push them, and assemble multi-architecture indexes. Prints a summary table."""
-    if sum((matrix is not None, job_id is not None, assemble)) > 1:
-        raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
-    fleet = fleet_mod.load(fleet_file, kw.get("arch") or host_arch(), lambda name: recipe.load(name).suite)
-    if matrix is not None:
-        click.echo(fleet_mod.dumps_matrix(fleet, matrix))
-        return
-    reg_opts = _registry_opts(kw)
-    if not assemble and any(steps.needs_root(recipe.load(image.recipe)) for image in fleet.images):
-        _privileged("building images")
-    runner = fleetrun.Runner(fleet, _options(**kw), reg_opts, kw.get("output") or Path("dist/fleet"), webhooks)
-    if assemble:
-        rows = runner.assemble_all()
-    elif job_id is not None:
-        rows = runner.run([fleet.job(job_id)], assemble=False)
-    else:
-        rows = runner.run()
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
-    else:
-        click.echo(fleetrun.table(rows), nl=False)
-    if runner.failed_webhooks:
-        click.echo(f"warning: {len(runner.failed_webhooks)} webhook(s) failed; the images are pushed", err=True)
-
-
 @cli.command(name="verify")
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@_source_options
-@_verbosity
+@source_options
+@verbosity
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
     if steps.needs_root(verify_mod.recorded_recipe(directory)):
-        _privileged("verifying a build")
+        privileged("verifying a build")
     if verify_mod.recorded_insecure(directory):
-        _warn_insecure(directory)
-    verdict = verify_mod.verify(directory, _options(**kw))
+        warn_insecure(directory)
+    verdict = verify_mod.verify(directory, options(**kw))
     if verdict.ok:
         click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")
         return
@@ -455,89 +237,6 @@ def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) ->
             click.echo(inspection.render_diff(first, second), nl=False)
         return
     click.echo(json.dumps(first.as_dict(), indent=2) if as_json else inspection.render(first, top), nl=False)
-
-
-def _registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--creds",
-            metavar="USER:PASSWORD",
-            help="Registry credentials (default: $BOOTSTRAP_REGISTRY_USER and $BOOTSTRAP_REGISTRY_PASSWORD, "
-            "then Docker's config.json and credential helpers).",
-        ),
-        click.option(
-            "--ca-cert",
-            type=click.Path(path_type=Path, exists=True, dir_okay=False),
-            help="Also trust this CA (beside the system CAs and /etc/docker/certs.d/HOST:PORT/*.crt).",
-        ),
-        click.option("--insecure", is_flag=True, help="Skip TLS verification and allow plain HTTP."),
-    ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
-
-
-@cli.command(name="push")
-@click.argument("source", metavar="DIR", type=click.Path(path_type=Path, exists=True))
-@click.argument("ref", metavar="REF")
-@_registry_options
-@click.option(
-    "--chunk-size",
-    metavar="SIZE",
-    help=f"Upload blobs larger than SIZE in chunks of SIZE, e.g. 8M (default {registry.DEFAULT_CHUNK >> 20}M).",
-)
-@click.option(
-    "--mount-from",
-    "mount_from",
-    multiple=True,
-    metavar="REPO",
-    help="A repository of the same registry that may have the blobs: mounted, not uploaded (repeatable).",
-)
-@click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the push (repeatable).")
-@click.option("--no-records", is_flag=True, help="Do not attach the build's lock, SBOMs and provenance.")
-@_verbosity
-def push_cmd(
-    source: Path,
-    ref: str,
-    creds: str | None,
-    ca_cert: Path | None,
-    insecure: bool,
-    chunk_size: str | None,
-    mount_from: tuple[str, ...],
-    webhooks: tuple[str, ...],
-    no_records: bool,
-) -> None:
-    """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
-
-    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST. The records of a
-    build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
-    """
-    options = registry.Options(
-        creds=creds,
-        ca_cert=ca_cert,
-        insecure=insecure,
-        chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
-        mount_from=mount_from,
-    )
-    digest = registry.push(source, ref, options, records=not no_records)
-    click.echo(f"{ref}@{digest}")
-    if webhooks:
-        webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})
-
-
-@cli.command(name="index")
-@click.argument("ref", metavar="REF")
-@click.argument("sources", metavar="SOURCE_REF...", nargs=-1, required=True)
-@_registry_options
-@_verbosity
-def index_cmd(ref: str, sources: tuple[str, ...], creds: str | None, ca_cert: Path | None, insecure: bool) -> None:
-    """Put under REF a multi-platform index of images already in the same registry.
-
-    A SOURCE_REF without a host is on REF's registry (`debian:trixie-arm64`). Only manifests are copied; blobs
-    of sources in other repositories are mounted. Prints REF@DIGEST.
-    """
-    options = registry.Options(creds=creds, ca_cert=ca_cert, insecure=insecure)
-    click.echo(f"{ref}@{registry.make_index(ref, sources, options)}")
 
 
 @cli.command(name="doctor")
@@ -587,14 +286,18 @@ def new_cmd(name: str, parent: str, output: Path | None) -> None:
 
 @cli.command(name="resolve")
 @click.argument("recipe_name", metavar="RECIPE")
-@_source_options
-@_verbosity
+@source_options
+@verbosity
 def resolve_cmd(recipe_name: str, **kw: Any) -> None:
     """Print the package set RECIPE resolves to: name, version, architecture."""
-    plan = make_plan(recipe.load(recipe_name), _options(**kw))
+    plan = make_plan(recipe.load(recipe_name), options(**kw))
     _, selection = pipeline.resolve_plan(plan)
     for p in selection.packages:
         click.echo(f"{p.name}\t{p.version}\t{p.arch}")
+
+
+for _command in (cli_registry.check, cli_registry.fleet_cmd, cli_registry.push_cmd, cli_registry.index_cmd):
+    cli.add_command(_command)
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -602,7 +305,7 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
 
 
 def _fail(exc: BootstrapError) -> NoReturn:
-    if _debug:
+    if cli_common.debug:
         traceback.print_exc()
     click.echo(f"error: {exc.message}", err=True)
     if exc.hint:
@@ -614,6 +317,8 @@ def main() -> None:
     """Run the CLI: every failure ends as `error:` and `hint:` lines and an exit code, a traceback only with
     --debug (1: an error the user can act on; 2: usage; 70: a bug; 130: interrupted)."""
     signal.signal(signal.SIGTERM, _terminate)
+    # A build makes a few million small objects and almost no reference cycles: collect young ones seldom.
+    gc.set_threshold(100_000, 20, 20)
     try:
         cli(standalone_mode=False)
     except BootstrapError as exc:

@@ -16,7 +16,9 @@ from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.foreign import Emulator
 from bootstrap.image import oci
-from bootstrap.image.layer import Layer, pack
+from bootstrap.image.compress import LEVEL as GZIP_LEVEL
+from bootstrap.image.compress import Members
+from bootstrap.image.layer import Compression, Layer, pack
 from bootstrap.lock import Lock
 from bootstrap.log import log
 from bootstrap.plan import Plan, host_arch
@@ -185,10 +187,12 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
             tag = tag_for(plan, first.archive.codename)
             checkpoint("outputs")
             started = time.monotonic()
-            index = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
+            index, archive_digest = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
             first.timings["outputs"] = round(time.monotonic() - started, 3)
             result = Result(plan.output, tag, first.archive.codename, epoch, index.digest, platforms)
-            records.write_all(stage, plan, result)
+            known = {"image.tar": archive_digest}
+            known |= {p.layer.path.name: p.layer.digest for p in platforms}
+            records.write_all(stage, plan, result, known)
         return result
     finally:
         os.umask(old_umask)
@@ -225,7 +229,9 @@ def build_platform(
             with timer.step(name):
                 step(work)
         with timer.step("pack"):
-            layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides)
+            reuse = plan.reuse_members and plan.compression is Compression.GZIP
+            members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
+            layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
     r = plan.recipe
     lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
     settings = oci.ImageSettings(

@@ -56,6 +56,8 @@ class Options:
     native_tools: bool = True
     sbom_formats: tuple[str, ...] = ()
     """SBOM formats besides SPDX 2.3 (`cyclonedx`)."""
+    reuse_members: bool = True
+    """Take gzip members of earlier builds from the cache (`verify` compresses everything itself)."""
     default_user: bool | None = None
     """False: leave out the recipe's default users (--no-default-user)."""
 
@@ -83,6 +85,7 @@ class Plan:
     native_tools: bool = True
     """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
     sbom_formats: tuple[str, ...] = ()
+    reuse_members: bool = True
     signers: frozenset[str] = frozenset()
     """When set, only these keys of the keyrings vouch for the archive (the recipe pins them)."""
     arch_mirrors: Mapping[str, Mirrors] = field(default_factory=dict)
@@ -244,6 +247,7 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         extra=extra_sources(recipe),
         native_tools=opts.native_tools,
         sbom_formats=opts.sbom_formats,
+        reuse_members=opts.reuse_members,
         signers=signers,
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
     )

@@ -84,9 +84,9 @@ SBOM_FORMATS = ("spdx", "spdx3", "cyclonedx")
 VENDOR_LABEL = "org.opencontainers.image.vendor"
 
 
-def write_all(stage: Path, plan: "Plan", result: "Result") -> None:
+def write_all(stage: Path, plan: "Plan", result: "Result", known: Mapping[str, str] | None = None) -> None:
     """Write lock, SBOMs and package list per architecture, the provenance statement over them, then build.json
-    over everything."""
+    over everything (`known`: digests of files of the stage already hashed as they were written)."""
     multi = len(result.platforms) > 1
     records: list[str] = []
 
@@ -114,5 +114,6 @@ def write_all(stage: Path, plan: "Plan", result: "Result") -> None:
         )
     byproducts = {n: "sha256:" + sha256_file(stage / n) for n in records}
     (stage / provenance.FILE).write_bytes(provenance.statement(plan, result, byproducts))
-    digests = {n: "sha256:" + sha256_file(stage / n) for n in sorted(p.name for p in stage.iterdir())}
+    known = known or {}
+    digests = {n: known.get(n) or "sha256:" + sha256_file(stage / n) for n in sorted(p.name for p in stage.iterdir())}
     (stage / "build.json").write_text(json.dumps(summary(plan, result, digests), indent=2, sort_keys=True) + "\n")

@@ -83,6 +83,7 @@ def verify(directory: Path, opts: Options) -> Verdict:
             mirror=opts.mirror or str(settings["mirror"]),
             security_mirror=opts.security_mirror or str(settings["security_mirror"]),
             epoch=int(str(settings["epoch"])),
+            reuse_members=False,
         )
         pipeline.build(make_plan(rec, opts))
         compared = tuple(sorted(p.name for p in directory.iterdir() if p.is_file() and p.name not in NOT_COMPARED))

@@ -137,7 +137,7 @@ import sys
 from bootstrap import cli
 
 @cli.cli.command()
-@cli._verbosity
+@cli.cli_common.verbosity
 def explode() -> None:
     raise ZeroDivisionError("an unforeseen bug\\nover two lines")
 

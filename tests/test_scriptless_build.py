@@ -2,6 +2,7 @@
 `nobody`: no root, no user namespace, no subordinate ids. The layer says what a root build says, and a root
 build of the same recipe gives the same bytes."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -170,6 +171,10 @@ def test_sbom_and_lock(built: Path) -> None:
     build = json.loads((built / "build.json").read_text())
     assert build["recipe"]["scripts"] is False
     assert "configure" not in build["timings"] and "ld.so.cache" in build["timings"]
+    files = {p.name for p in built.iterdir()} - {"build.json"}
+    assert set(build["files"]) == files and {"image.tar", "rootfs.tar.gz"} <= files
+    for name, digest in build["files"].items():
+        assert digest == "sha256:" + hashlib.sha256((built / name).read_bytes()).hexdigest(), name
 
 
 def test_root_builds_the_same_bytes(scene: Scene, built: Path, tmp_path: Path) -> None:

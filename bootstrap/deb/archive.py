@@ -1,13 +1,16 @@
 """The archive state a build uses: the verified releases (suite, -updates, -security) and their indexes."""
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from bootstrap.cache import Cache
 from bootstrap.deb import gpgv
 from bootstrap.deb import index as index_mod
 from bootstrap.deb import release as release_mod
-from bootstrap.deb.index import Index
+from bootstrap.deb.index import Index, PackagesFile
 from bootstrap.deb.release import Release
 from bootstrap.distros import DistroInfo
 from bootstrap.log import log
@@ -105,16 +108,29 @@ def open_archive(
             src.url, dist, (src.keyring,), insecure, check_valid_until, cache, offline, src.signers
         )
 
+    def load(job: tuple[Release, str]) -> PackagesFile:
+        return index_mod.load(cache, job[0], job[1], arch)
+
     first = fetch(Source(mirror, suite))
     sources = sources_for(distro, first, security_mirror)
     releases = [first] if first.dist == first.codename else []
-    releases += map_parallel(fetch, sources[len(releases) :], 4)
+    rest = sources[len(releases) :]
+    extra_jobs = [(src, dist) for src in extra for dist in src.suites]
+    early = [(first, c) for c in components] if releases else []
+    # The other releases (mostly a wait on the network and gpgv) are fetched while the first one's indexes load.
+    wave: list[Callable[[], Release | PackagesFile]] = [
+        *(functools.partial(fetch, s) for s in rest),
+        *(functools.partial(fetch_extra, j) for j in extra_jobs),
+        *(functools.partial(load, j) for j in early),
+    ]
+    done = map_parallel(lambda thunk: thunk(), wave, 4)
+    releases += cast(list[Release], done[: len(rest)])
+    extra_releases = cast(list[Release], done[len(rest) : len(rest) + len(extra_jobs)])
+    early_parts = cast(list[PackagesFile], done[len(rest) + len(extra_jobs) :])
     for r in releases:
         log.debug("release %s/%s: %s, dated %s", r.mirror, r.dist, r.suite, r.date)
-    extra_jobs = [(src, dist) for src in extra for dist in src.suites]
-    extra_releases = map_parallel(fetch_extra, extra_jobs, 4)
-    jobs = [(r, c) for r in releases for c in components]
+    jobs = [(r, c) for r in releases for c in components][len(early) :]
     jobs += [(r, c) for (src, _), r in zip(extra_jobs, extra_releases, strict=True) for c in src.components]
-    parts = map_parallel(lambda job: index_mod.load(cache, job[0], job[1], arch), jobs, 4)
-    index = Index([(job[0], pf) for job, pf in zip(jobs, parts, strict=True)], arch)
+    parts = early_parts + map_parallel(load, jobs, 4)
+    index = Index([(job[0], pf) for job, pf in zip(early + jobs, parts, strict=True)], arch)
     return Archive(first.codename, first.suite, tuple(releases), index, insecure, tuple(extra_releases))

@@ -109,16 +109,16 @@ def script(packages: Sequence[Package], with_preinst: set[str]) -> str:
         "ci=/var/lib/dpkg/tmp.ci",
         "preinst() (",
         f"  export {exports} DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1",
-        f'  rm -rf "$ci" && mv "/{STAGED}/$3" "$ci" || exit 1',
+        # The previous package's control area goes only when the next one needs the name (one exec fewer each).
+        f'  {{ [ ! -e "$ci" ] || rm -rf "$ci"; }} && mv "/{STAGED}/$3" "$ci" || exit 1',
         '  DPKG_MAINTSCRIPT_PACKAGE="$1" DPKG_MAINTSCRIPT_ARCH="$2" "$ci/preinst" install || exit 1',
-        '  rm -rf "$ci"',
         ")",
     ]
     for pkg in install_order(packages):
         if pkg.name in with_preinst:
             args = " ".join(shlex.quote(a) for a in (pkg.name, pkg.arch, pkg.key))
             lines.append(f'preinst {args} || {{ echo "{FAILED_MARK}{pkg.name}"; exit 1; }}')
-    lines.append(f"rmdir /{STAGED} 2>/dev/null")
+    lines.append(f'rm -rf "$ci" /{STAGED}')
     lines.append("exec dpkg --configure -a --force-unsafe-io")
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import zstandard
 
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
-from bootstrap.image.compress import ParallelGzip
+from bootstrap.image.compress import Members, ParallelGzip
 from bootstrap.image.overrides import Overrides
 
 ZSTD_LEVEL = 9
@@ -57,7 +57,7 @@ class Layer:
 class _HashingSink:
     """A file-like sink: hashes the tar stream, compresses it, hashes and writes the result."""
 
-    def __init__(self, out: BinaryIO, compression: Compression, level: int) -> None:
+    def __init__(self, out: BinaryIO, compression: Compression, level: int, members: Members | None = None) -> None:
         self.out = out
         self.tar_hash = hashlib.sha256()
         self.blob_hash = hashlib.sha256()
@@ -65,7 +65,7 @@ class _HashingSink:
         self.size = 0
         self.compression = compression
         if compression is Compression.GZIP:
-            self._gz = ParallelGzip(self._emit, level or GZIP_LEVEL)
+            self._gz = ParallelGzip(self._emit, level or GZIP_LEVEL, members=members)
         elif compression is Compression.ZSTD:
             # Any thread count >= 1 gives the same bytes (0 would not), so use every core.
             self._zst = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=os.cpu_count() or 1).compressobj()
@@ -177,10 +177,12 @@ def pack(
     compression: Compression = Compression.GZIP,
     level: int = 0,
     overrides: Overrides | None = None,
+    members: Members | None = None,
 ) -> Layer:
-    """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass."""
+    """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass
+    (`members`: gzip members of earlier builds to take rather than compress again)."""
     with open(dest, "wb") as out:
-        sink = _HashingSink(out, compression, level)
+        sink = _HashingSink(out, compression, level, members)
         write_tar(root, epoch, sink, overrides)  # type: ignore[arg-type]
         sink.close()
     return Layer(

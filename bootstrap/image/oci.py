@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bootstrap.arches import GO_ARCH, VARIANT
 from bootstrap.image.layer import Layer
@@ -153,8 +153,26 @@ def index_blob(images: Sequence[Image], tags: Sequence[str]) -> Blob:
     return Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}))
 
 
-def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> Blob:
-    """An OCI layout tar that also carries Docker's manifest.json; returns the index blob."""
+class _HashingFile:
+    """What tarfile writes, hashed on its way to the file."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> tuple[Blob, str]:
+    """An OCI layout tar that also carries Docker's manifest.json; returns the index blob and the sha256 of the
+    tar written."""
     index = index_blob(images, tags)
     docker_manifest = [
         {
@@ -169,13 +187,15 @@ def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoc
         blobs[img.config.digest] = (img.config.data, None)
         blobs[img.manifest.digest] = (img.manifest.data, None)
         blobs[img.layer.digest] = (None, img.layer.path)
-    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, "blobs", epoch)
-        _add(tar, "blobs/sha256", epoch)
-        for digest in sorted(blobs):
-            data, path = blobs[digest]
-            _add(tar, f"blobs/sha256/{digest[7:]}", epoch, data, path)
-        _add(tar, "index.json", epoch, index.data)
-        _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
-        _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
-    return index
+    with open(dest, "wb") as out:
+        hashing = _HashingFile(out)
+        with tarfile.open(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            _add(tar, "blobs", epoch)
+            _add(tar, "blobs/sha256", epoch)
+            for digest in sorted(blobs):
+                data, path = blobs[digest]
+                _add(tar, f"blobs/sha256/{digest[7:]}", epoch, data, path)
+            _add(tar, "index.json", epoch, index.data)
+            _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
+            _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
+    return index, "sha256:" + hashing.hash.hexdigest()

@@ -1,6 +1,7 @@
 """Reproducibility, lock, SBOM, provenance, check/verify/inspect and webhooks, on a fixture archive of real
 packages served on 127.0.0.1 (so the index can change between runs)."""
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap.cache import read_derived, write_derived
 from tests.e2e.conftest import ROOT, Mirrored, bootstrap, need_tool, run
 from tests.fixtures.debs import build_deb
 from tests.fixtures.leftovers import running
@@ -204,6 +206,30 @@ def test_verify_passes_then_names_the_changed_file(first: Path, mirrored: Mirror
     )
     assert bad.returncode == 1
     assert "image.tar" in bad.stderr and "rootfs.tar.gz" not in bad.stderr
+
+
+def test_builds_take_kept_gzip_members_and_verify_does_not(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:
+    """A rebuild takes the layer's gzip members from the cache (each shown to inflate to its block); `verify`
+    compresses everything itself. Proved with a cache whose members were all re-encoded at another level: they
+    still inflate to the same blocks, so a build takes them (other bytes), and verify is not fooled by them."""
+    cache = tmp_path / "cache"
+    shutil.copytree(mirrored.cache, cache, symlinks=True)
+    kept = sorted((cache / "gzip").iterdir())
+    assert len(kept) >= 2, "the first build kept its members"
+    for path in kept:
+        digest = path.name.split(".", 1)[0]
+        (member,) = read_derived(path, digest) or [b""]
+        write_derived(path, digest, [gzip.compress(gzip.decompress(member), 1, mtime=0)])
+    args = mirrored.args()
+    args[args.index("--cache-dir") + 1] = str(cache)
+    again = tmp_path / "again"
+    bootstrap("debian-slim", "-o", str(again), *args)
+    assert (again / "rootfs.tar.gz").read_bytes() != (first / "rootfs.tar.gz").read_bytes(), "members were taken"
+    assert gzip.decompress((again / "rootfs.tar.gz").read_bytes()) == gzip.decompress(
+        (first / "rootfs.tar.gz").read_bytes()
+    )
+    ok = bootstrap("verify", str(first), "--keyring", str(mirrored.repo.keyring), "--cache-dir", str(cache))
+    assert "verified" in ok.stdout
 
 
 def test_an_insecure_build_says_so_everywhere(first: Path, mirrored: Mirrored, tmp_path: Path) -> None:

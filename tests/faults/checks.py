@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,13 @@ def bad_cache_entries(root: Path, keyrings: Sequence[Path]) -> list[str]:
     for expanded in sorted((root / "expanded").glob("*.v1")):
         if read_derived(expanded, expanded.name.split(".", 1)[0]) is None:
             bad.append(f"expanded package {expanded.name} does not prove itself")
+    for member in sorted((root / "gzip").glob("*.gz*")):
+        source = member.name.split(".", 1)[0]
+        sections = read_derived(member, source)
+        if sections is None or len(sections) != 1:
+            bad.append(f"gzip member {member.name} does not prove itself")
+        elif hashlib.sha256(zlib.decompress(sections[0], 31)).hexdigest() != source:
+            bad.append(f"gzip member {member.name} does not inflate to the block it is bound to")
     for slot in sorted((root / "releases").glob("*/InRelease")):
         bad += _release_problems(slot, keyrings)
     bad += [f"temporary file left: {p.relative_to(root)}" for p in temp_files(root)]

@@ -1,5 +1,6 @@
 """The image tar: one file that is both an OCI layout and a docker-load archive, byte-stable."""
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -17,7 +18,8 @@ def build(tmp_path: Path, name: str = "img.tar", arch: str = "amd64") -> tuple[P
     layer = pack(tree, EPOCH, tmp_path / f"layer-{arch}.tgz")
     image = oci.make_image(layer, oci.ImageSettings(arch=arch, epoch=EPOCH, env=["PATH=/usr/bin"], created_by="t"))
     out = tmp_path / name
-    oci.write_archive(out, [image], ["debian:fixture-slim"], EPOCH)
+    _, digest = oci.write_archive(out, [image], ["debian:fixture-slim"], EPOCH)
+    assert digest == "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest(), "the digest is of the bytes written"
     return out, image
 
 

@@ -135,7 +135,7 @@ def build_layout(directory: Path, archs: list[str], big: int = BIG) -> Layout:
         (root / "usr" / "share" / "noise").write_bytes(os.urandom(big))
         layer = pack(root, EPOCH, directory / f"layer-{arch}.tar.gz")
         images.append(make_image(layer, ImageSettings(arch=arch, epoch=EPOCH, cmd=("sh",))))
-    index = write_archive(directory / "image.tar", images, ["test/image:1"], EPOCH)
+    index, _ = write_archive(directory / "image.tar", images, ["test/image:1"], EPOCH)
     return Layout(directory / "image.tar", images, index.digest)
 
 

@@ -1,0 +1,164 @@
+"""What the commands share: their common options, and how a command gets root for a build."""
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bootstrap import changes as changes_mod
+from bootstrap import lock as lock_mod
+from bootstrap import pipeline, recipe, registry, userns
+from bootstrap.image.layer import Compression
+from bootstrap.log import setup
+from bootstrap.plan import Options, make_plan
+from bootstrap.sandbox import isolate
+
+debug = False
+"""Set by --debug: errors then come with their traceback."""
+
+
+def verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-q, -v and --debug."""
+
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+    @click.option("-v", "--verbose", count=True, help="More detail (-vv for debug output).")
+    @click.option("--debug", "debug_flag", is_flag=True, help="Debug output, and a traceback on errors.")
+    @functools.wraps(f)
+    def wrapper(*args: Any, quiet: bool, verbose: int, debug_flag: bool, **kwargs: Any) -> Any:
+        global debug
+        debug = debug_flag
+        setup(2 if debug_flag else verbose + 1, quiet)
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Where the packages come from and how they are trusted: suite, arch, mirrors, keyrings, cache."""
+    decorators = [
+        click.option("--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."),
+        click.option("--arch", help="Debian architecture (default: the host's)."),
+        click.option(
+            "--mirror",
+            help="Archive mirror URL (default: $BOOTSTRAP_<DISTRO>_MIRROR, then apt sources, then debootstrap's).",
+        ),
+        click.option("--security-mirror", help="Security archive URL (default: from apt sources, else the mirror's)."),
+        click.option(
+            "--keyring",
+            "keyrings",
+            multiple=True,
+            type=click.Path(path_type=Path, readable=False),
+            help="OpenPGP keyring that signs the archive (repeatable; default: the host's).",
+        ),
+        click.option("--insecure", is_flag=True, help="Do not check archive signatures (loud warning)."),
+        click.option("--no-check-valid-until", is_flag=True, help="Accept expired Release files (snapshot mirrors)."),
+        click.option(
+            "--no-default-user",
+            is_flag=True,
+            help="Leave out the recipe's default user (Ubuntu's `ubuntu`, uid 1000).",
+        ),
+        click.option(
+            "--cache-dir", type=click.Path(path_type=Path, readable=False), help="Cache directory (default: XDG cache)."
+        ),
+    ]
+    for opt in reversed(decorators):
+        f = opt(f)
+    return f
+
+
+def options(lock: Path | None = None, **kw: Any) -> Options:
+    """The build options a command's keyword arguments give."""
+    return Options(
+        lock=lock,
+        suite=kw.get("suite"),
+        arch=kw.get("arch"),
+        mirror=kw.get("mirror"),
+        security_mirror=kw.get("security_mirror"),
+        keyrings=tuple(kw.get("keyrings") or ()),
+        insecure=kw.get("insecure", False),
+        check_valid_until=not kw.get("no_check_valid_until", False),
+        cache_dir=kw.get("cache_dir"),
+        output=kw.get("output"),
+        tag=kw.get("tag"),
+        epoch=kw.get("epoch"),
+        offline=kw.get("offline", False),
+        compression=Compression(kw.get("compression") or "gzip"),
+        tmpfs=kw.get("tmpfs"),
+        native_tools=kw.get("native_tools", True),
+        sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
+        default_user=False if kw.get("no_default_user") else None,
+    )
+
+
+def registry_access(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Reaching a registry from a command that also has archive options (whose --insecure is about signatures)."""
+    decorators = [
+        click.option(
+            "--creds",
+            metavar="USER:PASSWORD",
+            help="Registry credentials (default: as for `bootstrap push`).",
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="Also trust this CA for the registry.",
+        ),
+        click.option(
+            "--insecure-registry", is_flag=True, help="Skip the registry's TLS verification and allow plain HTTP."
+        ),
+    ]
+    for opt in reversed(decorators):
+        f = opt(f)
+    return f
+
+
+def registry_opts(kw: dict[str, Any]) -> registry.Options:
+    """Take the options `registry_access` added out of a command's keyword arguments."""
+    return registry.Options(
+        creds=kw.pop("creds", None), ca_cert=kw.pop("ca_cert", None), insecure=kw.pop("insecure_registry", False)
+    )
+
+
+def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Reaching a registry from a command that has no archive options (push, index)."""
+    decorators = [
+        click.option(
+            "--creds",
+            metavar="USER:PASSWORD",
+            help="Registry credentials (default: $BOOTSTRAP_REGISTRY_USER and $BOOTSTRAP_REGISTRY_PASSWORD, "
+            "then Docker's config.json and credential helpers).",
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="Also trust this CA (beside the system CAs and /etc/docker/certs.d/HOST:PORT/*.crt).",
+        ),
+        click.option("--insecure", is_flag=True, help="Skip TLS verification and allow plain HTTP."),
+    ]
+    for opt in reversed(decorators):
+        f = opt(f)
+    return f
+
+
+def warn_insecure(what: Path | str) -> None:
+    """Say loudly that a build being compared or verified was made without signature checks."""
+    click.echo(f"warning: {what} was built with --insecure: no archive signature vouched for its packages", err=True)
+
+
+def privileged(what: str) -> None:
+    """Root for the build: real root (with mounts of its own), or root of a user namespace of its own."""
+    if os.geteuid() != 0:
+        userns.enter(what)
+    if not userns.inside():
+        isolate()
+
+
+def changes_since(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
+    """Resolve the recipe against today's archive and compare with a previous lock."""
+    kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
+    plan = make_plan(rec, options(**kw))
+    archive, selection = pipeline.resolve_plan(plan)
+    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe))
