@@ -160,7 +160,7 @@ class Auth:
             if self.withheld != parsed.netloc:
                 log.warning(
                     f"{self.host} names {parsed.netloc} as its token server: not sending it the credentials "
-                    f"(from {creds.source}); asking anonymously. {self._allow(parsed.netloc)}"
+                    f"(from {creds.source}) and asking anonymously; {self._allow(parsed.netloc)}"
                 )
             self.withheld, creds = parsed.netloc, None
         if creds and parsed.scheme != "https" and not (self.transport.options.insecure or is_loopback(parsed.netloc)):
@@ -206,7 +206,7 @@ class Auth:
         self._token_expires = time.monotonic() + max(life - 10, 1)
 
     def _allow(self, realm: str) -> str:
-        return f"If {realm} is the token server of {self.host}, pass --token-realm {realm} (or set {REALMS_ENV})."
+        return f"if {realm} is the token server of {self.host}, pass --token-realm {realm} (or set {REALMS_ENV})"
 
     def withheld_error(self, what: str) -> RegistryError:
         """Access refused to the anonymous token asked for instead of sending the credentials to another host."""
@@ -214,7 +214,7 @@ class Auth:
         return RegistryError(
             f"{what}: {self.host} refused an anonymous token; the credentials for {self.host} were withheld "
             f"from its token realm {realm}, another host",
-            self._allow(realm).removesuffix("."),
+            self._allow(realm),
         )
 
     def credentials_error(self, where: str | None = None) -> RegistryError:
