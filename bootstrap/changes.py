@@ -44,13 +44,23 @@ class Changes:
     codename_after: str
     inputs: tuple[str, ...] = ()
     """The recipe's own inputs that changed (`file /etc/app.conf`, `recipe mine`)."""
+    mismatch: tuple[str, ...] = ()
+    """How the previous lock's request differs from this one (`arch arm64, not amd64`): its packages say
+    nothing about this request, so a rebuild is due."""
 
     def __bool__(self) -> bool:
-        return bool(self.changes) or bool(self.inputs) or self.codename_before != self.codename_after
+        return (
+            bool(self.changes)
+            or bool(self.inputs)
+            or bool(self.mismatch)
+            or self.codename_before != self.codename_after
+        )
 
     def report(self) -> str:
         if not self:
             return "up to date: a rebuild would change nothing\n"
+        if self.mismatch:
+            return f"rebuild due: the previous lock is for another request ({'; '.join(self.mismatch)})\n"
         lines = []
         if self.codename_before != self.codename_after:
             lines.append(f"suite moved: {self.codename_before} -> {self.codename_after}")
@@ -69,6 +79,7 @@ class Changes:
     def as_dict(self) -> dict[str, Any]:
         return {
             "changed": bool(self),
+            "mismatch": list(self.mismatch),
             "inputs": list(self.inputs),
             "changes": [
                 {"package": c.name, "kind": c.kind, "old": c.old, "new": c.new, "security": c.security}
@@ -77,7 +88,40 @@ class Changes:
         }
 
 
-def compare(lock: Lock, selection: Selection, codename: str, inputs: tuple[LockedInput, ...] | None = None) -> Changes:
+@dataclass(frozen=True)
+class Asked:
+    """What a rebuild would be asked for: the previous lock must have been made for the same."""
+
+    recipe: str
+    suite: str
+    """As asked: a suite (`stable`) or a codename (`bookworm`)."""
+    arch: str
+
+    def mismatch(self, lock: Lock, codename: str) -> tuple[str, ...]:
+        """What differs, worded `recipe debian-base, not debian-slim`; empty when the lock is for this request."""
+        out = []
+        if lock.recipe != self.recipe:
+            out.append(f"recipe {lock.recipe}, not {self.recipe}")
+        if self.suite not in (lock.suite, lock.codename) and lock.codename != codename:
+            out.append(f"suite {_named(lock.suite, lock.codename)}, not {_named(self.suite, codename)}")
+        if lock.arch != self.arch:
+            out.append(f"architecture {lock.arch}, not {self.arch}")
+        return tuple(out)
+
+
+def _named(suite: str, codename: str) -> str:
+    return suite if suite == codename else f"{suite} ({codename})"
+
+
+def compare(
+    lock: Lock,
+    selection: Selection,
+    codename: str,
+    inputs: tuple[LockedInput, ...] | None = None,
+    asked: Asked | None = None,
+) -> Changes:
+    """The changes a rebuild `asked` for would make against `lock`; a lock made for another request (recipe,
+    suite, architecture) is a change in itself."""
     before = {p.name: p.version for p in lock.packages}
     after = selection.by_name()
     out = []
@@ -97,4 +141,5 @@ def compare(lock: Lock, selection: Selection, codename: str, inputs: tuple[Locke
             for kind, name in sorted(set(before_inputs) | set(after_inputs))
             if before_inputs.get((kind, name)) != after_inputs.get((kind, name))
         )
-    return Changes(tuple(out), lock.epoch, lock.codename, codename, changed)
+    mismatch = asked.mismatch(lock, codename) if asked is not None else ()
+    return Changes(tuple(out), lock.epoch, lock.codename, codename, changed, mismatch)

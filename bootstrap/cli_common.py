@@ -2,6 +2,7 @@
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ import click
 from bootstrap import changes as changes_mod
 from bootstrap import lock as lock_mod
 from bootstrap import pipeline, recipe, registry, userns
+from bootstrap.errors import BootstrapError
 from bootstrap.image.layer import Compression
 from bootstrap.log import setup
 from bootstrap.plan import Options, make_plan
+from bootstrap.registry.credentials import ENV_USER
 from bootstrap.sandbox import isolate
 
 debug = False
@@ -112,14 +115,55 @@ def registry_access(f: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for opt in reversed(decorators):
         f = opt(f)
-    return f
+    return registry_secrets(f)
 
 
 def registry_opts(kw: dict[str, Any]) -> registry.Options:
-    """Take the options `registry_access` added out of a command's keyword arguments."""
+    """Take the options `registry_access` (or `registry_options`, whose --insecure is the registry's) added out of
+    a command's keyword arguments."""
     return registry.Options(
-        creds=kw.pop("creds", None), ca_cert=kw.pop("ca_cert", None), insecure=kw.pop("insecure_registry", False)
+        creds=registry_creds(kw.pop("creds", None), kw.pop("password_stdin", False)),
+        ca_cert=kw.pop("ca_cert", None),
+        insecure=kw.pop("insecure_registry") if "insecure_registry" in kw else kw.pop("insecure", False),
+        token_realms=tuple(kw.pop("token_realms", None) or ()),
     )
+
+
+def registry_secrets(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of every command that reaches a registry: the password off the command line, trusted realms."""
+    f = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the registry password from the first line of standard input; the user is --creds USER "
+        "(or $BOOTSTRAP_REGISTRY_USER).",
+    )(f)
+    return click.option(
+        "--token-realm",
+        "token_realms",
+        multiple=True,
+        metavar="HOST",
+        help="Also send the credentials to a token server on HOST (or HOST:PORT) when the registry names it as its "
+        "realm (repeatable; also $BOOTSTRAP_REGISTRY_TOKEN_REALMS). Default: only the registry's own host.",
+    )(f)
+
+
+def registry_creds(creds: str | None, password_stdin: bool) -> str | None:
+    """--creds USER:PASSWORD; or with --password-stdin, USER from --creds (or the environment) and the password
+    from the first line of standard input, as `docker login --password-stdin` reads it."""
+    if not password_stdin:
+        return creds
+    if creds and ":" in creds:
+        raise BootstrapError(
+            "--password-stdin reads the password from standard input, but --creds gives one too",
+            "pass --creds USER (without the password)",
+        )
+    user = creds or os.environ.get(ENV_USER)
+    if not user:
+        raise BootstrapError("--password-stdin needs a user name", f"pass --creds USER, or set {ENV_USER}")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise BootstrapError("--password-stdin: no password on standard input", "pipe the password into the command")
+    return f"{user}:{password}"
 
 
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -140,7 +184,7 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for opt in reversed(decorators):
         f = opt(f)
-    return f
+    return registry_secrets(f)
 
 
 def warn_insecure(what: Path | str) -> None:
@@ -157,8 +201,10 @@ def privileged(what: str) -> None:
 
 
 def changes_since(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
-    """Resolve the recipe against today's archive and compare with a previous lock."""
+    """Resolve the recipe against today's archive and compare with a previous lock (made for the same recipe, suite
+    and architecture: the lock's own unless the options say otherwise)."""
     kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
     plan = make_plan(rec, options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
-    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe))
+    asked = changes_mod.Asked(plan.recipe.name, plan.suite, plan.arch)
+    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe), asked)

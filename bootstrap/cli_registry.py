@@ -1,5 +1,6 @@
 """The commands that talk to a registry: push, index, check against a pushed image, and fleets."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -33,7 +34,8 @@ def _previous(against: str, kw: dict[str, Any]) -> tuple[lock_mod.Lock, str]:
     path = Path(against)
     if path.exists() or not registry.looks_like_reference(against):
         return lock_mod.read(path), against
-    found = artifacts.lock_at(against, kw.get("arch") or host_arch(), reg_opts)
+    kw["arch"] = kw.get("arch") or host_arch()  # the image chosen, and so the build compared with
+    found = artifacts.lock_at(against, kw["arch"], reg_opts)
     if found is None:
         raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
     return found[0], f"{against}@{found[1]}"
@@ -146,23 +148,19 @@ def fleet_cmd(
 def push_cmd(
     source: Path,
     ref: str,
-    creds: str | None,
-    ca_cert: Path | None,
-    insecure: bool,
     chunk_size: str | None,
     mount_from: tuple[str, ...],
     webhooks: tuple[str, ...],
     no_records: bool,
+    **kw: Any,
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
     REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST. The records of a
     build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
     """
-    options = registry.Options(
-        creds=creds,
-        ca_cert=ca_cert,
-        insecure=insecure,
+    options = dataclasses.replace(
+        registry_opts(kw),
         chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
         mount_from=mount_from,
     )
@@ -177,11 +175,10 @@ def push_cmd(
 @click.argument("sources", metavar="SOURCE_REF...", nargs=-1, required=True)
 @registry_options
 @verbosity
-def index_cmd(ref: str, sources: tuple[str, ...], creds: str | None, ca_cert: Path | None, insecure: bool) -> None:
+def index_cmd(ref: str, sources: tuple[str, ...], **kw: Any) -> None:
     """Put under REF a multi-platform index of images already in the same registry.
 
     A SOURCE_REF without a host is on REF's registry (`debian:trixie-arm64`). Only manifests are copied; blobs
     of sources in other repositories are mounted. Prints REF@DIGEST.
     """
-    options = registry.Options(creds=creds, ca_cert=ca_cert, insecure=insecure)
-    click.echo(f"{ref}@{registry.make_index(ref, sources, options)}")
+    click.echo(f"{ref}@{registry.make_index(ref, sources, registry_opts(kw))}")

@@ -115,7 +115,8 @@ class Runner:
             return "new", None
         digests = {f[1] for f in found if f is not None}
         for previous, _ in (f for f in found if f is not None):
-            changes = changes_mod.compare(previous, selection, archive.codename, inputs)
+            asked = changes_mod.Asked(plan.recipe.name, plan.suite, job.arch)
+            changes = changes_mod.compare(previous, selection, archive.codename, inputs, asked)
             if changes:
                 return "changed", changes
         if len(digests) > 1:

@@ -4,8 +4,8 @@
     make_index("<registry>:5000/debian:trixie", ["debian:trixie-amd64", "debian:trixie-arm64"], Options())
 
 Modules: reference (names), options, credentials (--creds, environment, Docker config), tls (CAs), transport
-(retries), auth (Basic, Bearer), client (one host, errors), layout (image.tar or OCI dir), manifests, blobs
-(skip, mount, upload), push, index.
+(retries), limits (how much of an answer is read), auth (Basic, Bearer; trusted token realms), client (one
+host, errors), layout (image.tar or OCI dir), manifests, blobs (skip, mount, upload), push, index.
 """
 
 from bootstrap.registry.errors import RegistryError, TransientError

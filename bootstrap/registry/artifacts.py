@@ -24,6 +24,7 @@ from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.layout import BlobSource, Layout, Top
+from bootstrap.registry.limits import RECORD_LIMIT
 from bootstrap.registry.manifests import Manifest
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
@@ -205,9 +206,9 @@ def read_lock(client: Client, ref: Reference, arch: str) -> tuple[lock_mod.Lock,
     if isinstance(label, str):
         match = [data for _, data in found if manifests.sha256(data) == label]
         if not match:
-            descriptor = {"digest": label, "size": 16 << 20}
+            descriptor = {"digest": label, "size": RECORD_LIMIT}
             try:
-                match = [manifests.blob(client, ref.repository, descriptor, limit=16 << 20)]
+                match = [manifests.blob(client, ref.repository, descriptor)]
             except RegistryError as exc:
                 raise RegistryError(
                     f"{ref}: the lock {label} its image names is not in the registry ({exc.message})",

@@ -3,15 +3,22 @@
 The first 401 (`WWW-Authenticate`) says which. Bearer tokens are asked for every scope the operation needs at
 once (`repository:<name>:pull,push`, plus `repository:<from>:pull` for mounts), with Basic credentials when
 there are some, and renewed before they expire.
+
+The credentials go to a token realm only on the registry's own host, or on a host the user names for it
+(`--token-realm`, $BOOTSTRAP_REGISTRY_TOKEN_REALMS): a registry cannot send them anywhere it likes. Another
+realm is asked anonymously, with a warning, and an error that follows says what was withheld.
 """
 
+import os
 import re
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import requests
 
+from bootstrap.log import log
 from bootstrap.registry import credentials
 from bootstrap.registry.credentials import Credentials
 from bootstrap.registry.errors import RegistryError
@@ -21,6 +28,27 @@ from bootstrap.registry.transport import Transport
 _PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 DEFAULT_TOKEN_LIFE = 60
 """Seconds a token lives when the server does not say (the token spec's default)."""
+REALMS_ENV = "BOOTSTRAP_REGISTRY_TOKEN_REALMS"
+"""Comma-separated hosts (HOST or HOST:PORT) trusted as token realms, beside --token-realm."""
+
+
+def realm_trusted(registry: str, realm: str, allowed: Iterable[str]) -> bool:
+    """The realm is on the registry's own host (any port), or on a host the user named (HOST or HOST:PORT)."""
+    parts = urllib.parse.urlsplit(realm)
+    try:
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return False
+    port = port or (443 if parts.scheme.lower() == "https" else 80)
+    if host == (urllib.parse.urlsplit(f"//{registry}").hostname or "").lower():
+        return True
+    named = {a.strip().lower() for a in allowed if a.strip()}
+    return host in named or f"{host}:{port}" in named
+
+
+def trusted_realms(named: Iterable[str]) -> list[str]:
+    """--token-realm's hosts and those of $BOOTSTRAP_REGISTRY_TOKEN_REALMS."""
+    return [*named, *os.environ.get(REALMS_ENV, "").split(",")]
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,8 @@ class Auth:
         self._token_expires = 0.0
         self.tokens_refused = 0
         """Bearer tokens the registry refused (with a 401) before they were due to expire."""
+        self.withheld: str | None = None
+        """The token realm (host) the credentials were withheld from: on another host, not named trusted."""
 
     @property
     def credentials(self) -> Credentials | None:
@@ -125,6 +155,14 @@ class Auth:
             )
         creds = self.credentials
         parsed = urllib.parse.urlsplit(realm)
+        allowed = trusted_realms(self.transport.options.token_realms)
+        if creds is not None and not realm_trusted(self.host, realm, allowed):
+            if self.withheld != parsed.netloc:
+                log.warning(
+                    f"{self.host} names {parsed.netloc} as its token server: not sending it the credentials "
+                    f"(from {creds.source}) and asking anonymously; {self._allow(parsed.netloc)}"
+                )
+            self.withheld, creds = parsed.netloc, None
         if creds and parsed.scheme != "https" and not (self.transport.options.insecure or is_loopback(parsed.netloc)):
             raise RegistryError(
                 f"{self.host} sends credentials to {realm}, which is not HTTPS",
@@ -167,7 +205,21 @@ class Auth:
         self._token, self._token_scopes = str(token), scopes
         self._token_expires = time.monotonic() + max(life - 10, 1)
 
+    def _allow(self, realm: str) -> str:
+        return f"if {realm} is the token server of {self.host}, pass --token-realm {realm} (or set {REALMS_ENV})"
+
+    def withheld_error(self, what: str) -> RegistryError:
+        """Access refused to the anonymous token asked for instead of sending the credentials to another host."""
+        realm = self.withheld or ""
+        return RegistryError(
+            f"{what}: {self.host} refused an anonymous token; the credentials for {self.host} were withheld "
+            f"from its token realm {realm}, another host",
+            self._allow(realm),
+        )
+
     def credentials_error(self, where: str | None = None) -> RegistryError:
+        if self.withheld:
+            return self.withheld_error(where or self.host)
         where = f"{where} (for {self.host})" if where else self.host
         creds = self.credentials
         if creds is None:

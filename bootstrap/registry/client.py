@@ -11,6 +11,7 @@ from bootstrap.log import log
 from bootstrap.registry import credentials
 from bootstrap.registry.auth import Auth
 from bootstrap.registry.errors import MissingBlobs, RegistryError, TransientError
+from bootstrap.registry.limits import BODY_LIMIT
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import api_host, is_loopback
 from bootstrap.registry.transport import Body, NotTLS, Transport, origin
@@ -107,10 +108,12 @@ class Client:
         params: Mapping[str, str] | None = None,
         data: Body = None,
         retry: bool = True,
+        limit: int = BODY_LIMIT,
     ) -> requests.Response:
         """Send, authenticate on 401, and return the answer when its status is in `expect`; else raise.
 
-        `what` names the operation for error messages ("push of sha256:... to debian").
+        `what` names the operation for error messages ("push of sha256:... to debian"). At most `limit` bytes
+        of the answer are read (`limits`).
         """
         url = self.url(path)
         home = origin(self.base)
@@ -120,7 +123,7 @@ class Client:
             authorization = self.auth.header() if ours else None
             if authorization:
                 sent["Authorization"] = authorization
-            resp = self.transport.send(method, url, headers=sent, params=params, data=data, retry=retry)
+            resp = self.transport.send(method, url, headers=sent, params=params, data=data, retry=retry, limit=limit)
             log.debug(f"{method} {resp.url} -> {resp.status_code}")
             answered_by_us = origin(resp.url) == home
             if resp.status_code == 401 and ours and answered_by_us and self.auth.on_401(resp):
@@ -141,6 +144,8 @@ class Client:
         codes = error_codes(resp)
         creds = self.auth.credentials if resp.status_code in (401, 403) else None
         who = f"{creds.username!r}" if creds and not creds.identity_token else "this account" if creds else "anonymous"
+        if resp.status_code in (401, 403) and self.auth.withheld:
+            return self.auth.withheld_error(what)
         if resp.status_code == 401 and self.auth.tokens_refused and not self.auth.denied():
             realm = urllib.parse.urlsplit(self.auth.challenge.params.get("realm", "") if self.auth.challenge else "")
             return RegistryError(

@@ -10,6 +10,7 @@ import requests
 from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST, Blob
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.limits import BODY_LIMIT, RECORD_LIMIT, size_text
 from bootstrap.registry.reference import DIGEST
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -147,16 +148,20 @@ def put_answer(client: Client, repository: str, reference: str, manifest: Manife
     return resp
 
 
-def blob(client: Client, repository: str, descriptor: object, limit: int = 16 << 20) -> bytes:
-    """A small blob's bytes (a config, a record), checked against its digest; refused above `limit` bytes."""
+def blob(client: Client, repository: str, descriptor: object, limit: int = RECORD_LIMIT) -> bytes:
+    """A small blob's bytes (a config, a record), checked against its digest; refused above `limit` bytes, and
+    never read past the size its descriptor declares."""
     checked_descriptor = checked(descriptor, f"blob of {repository}")
-    digest = checked_descriptor["digest"]
-    if checked_descriptor["size"] > limit:
+    digest, size = checked_descriptor["digest"], checked_descriptor["size"]
+    if size > limit:
         raise RegistryError(
-            f"blob {digest} of {repository} is {checked_descriptor['size']} bytes, more than the {limit} expected",
+            f"blob {digest} of {repository} on {client.host} is {size} bytes, more than the {size_text(limit)} "
+            "expected",
             "the registry holds something else than bootstrap wrote",
         )
-    resp = client.request("GET", f"/v2/{repository}/blobs/{digest}", what=f"reading blob {digest} of {repository}")
+    resp = client.request(
+        "GET", f"/v2/{repository}/blobs/{digest}", what=f"reading blob {digest} of {repository}", limit=size
+    )
     if sha256(resp.content) != digest:
         raise RegistryError(f"blob {digest} of {repository} does not match its digest", "the registry is damaged")
     return resp.content
@@ -166,7 +171,7 @@ def config(client: Client, repository: str, descriptor: object) -> dict[str, Any
     """An image's config blob, parsed (checked against its digest)."""
     digest = checked(descriptor, f"config of {repository}")["digest"]
     try:
-        doc = json.loads(blob(client, repository, descriptor))
+        doc = json.loads(blob(client, repository, descriptor, BODY_LIMIT))
     except ValueError as exc:
         raise RegistryError(f"config {digest} of {repository} is not JSON ({exc})", "the registry is damaged") from None
     if not isinstance(doc, dict):

@@ -30,6 +30,9 @@ class Options:
     """Docker's per-registry certificates: `<certs_dir>/<host:port>/*.crt` (CAs), `*.cert`+`*.key` (client)."""
     docker_config: Path | None = None
     """Directory of Docker's config.json (default: $DOCKER_CONFIG, then ~/.docker)."""
+    token_realms: tuple[str, ...] = ()
+    """Hosts (HOST or HOST:PORT) besides the registry's own that may receive its credentials as its token realm
+    (also $BOOTSTRAP_REGISTRY_TOKEN_REALMS, comma-separated)."""
     retries: int = 4
     backoff: float = 0.5
     timeout: float = 60.0

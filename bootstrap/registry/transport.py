@@ -7,8 +7,8 @@ from typing import Protocol
 import requests
 
 from bootstrap.log import log
-from bootstrap.registry import tls
-from bootstrap.registry.errors import RegistryError, TransientError
+from bootstrap.registry import limits, tls
+from bootstrap.registry.errors import RegistryError, TransientError, causes
 from bootstrap.registry.options import Options
 from bootstrap.retry import CONNECT_TIMEOUT, Policy, reason, retry_after
 
@@ -53,17 +53,9 @@ class _Keep(requests.auth.AuthBase):
 
 
 def _is_verify_error(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if "CERTIFICATE_VERIFY_FAILED" in str(e) or type(e).__name__ == "SSLCertVerificationError":
-            return True
-        stack += [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException))]
-    return False
+    return any(
+        "CERTIFICATE_VERIFY_FAILED" in str(e) or type(e).__name__ == "SSLCertVerificationError" for e in causes(exc)
+    )
 
 
 class Transport:
@@ -102,11 +94,13 @@ class Transport:
         data: Body = None,
         retry: bool = True,
         probing: bool = False,
+        limit: int = limits.BODY_LIMIT,
     ) -> requests.Response:
-        """One request, retried (when `retry`) on dropped connections and 429/5xx answers.
+        """One request, retried (when `retry`) on dropped connections and 429/5xx answers; the answer's body is
+        read whole, up to `limit` bytes (`limits`).
 
-        Raises TransientError when the retries run out, RegistryError on an untrusted certificate, and NotTLS
-        (when `probing`) when the server does not speak TLS.
+        Raises TransientError when the retries run out, RegistryError on an untrusted certificate or an answer
+        too large, and NotTLS (when `probing`) when the server does not speak TLS.
         """
         policy = self.options.policy if retry else Policy(attempts=1)
         attempts = policy.attempts
@@ -116,6 +110,8 @@ class Transport:
             body = data.rewind() if data is not None and not isinstance(data, bytes) else data
             try:
                 resp = self._exchange(method, url, dict(headers or {}), params, body)
+                if resp.status_code not in RETRY_STATUS:
+                    limits.read_bounded(resp, limit, method, self.host)
             except requests.exceptions.SSLError as exc:
                 if _is_verify_error(exc):
                     raise self.tls_error(url, exc) from exc
@@ -123,6 +119,9 @@ class Transport:
                     raise NotTLS(reason(exc)) from exc
                 problem = f"TLS error: {reason(exc)}"
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                overflow = limits.header_overflow(exc)
+                if overflow:
+                    raise limits.headers_too_large(method, url, self.host, overflow) from None
                 problem = f"connection failed: {reason(exc)}"
             except requests.RequestException as exc:
                 raise RegistryError(
@@ -166,6 +165,7 @@ class Transport:
                 cert=self.tls.cert,
                 timeout=(CONNECT_TIMEOUT, self.options.timeout),
                 allow_redirects=False,
+                stream=True,
                 auth=_Keep(),
             )
             target = resp.headers.get("Location")

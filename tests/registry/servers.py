@@ -197,7 +197,9 @@ class TokenServer:
     service = "bootstrap-test-registry"
     issuer = "bootstrap-test-issuer"
 
-    def __init__(self, openssl: str, directory: Path, users: dict[str, tuple[str, set[str]]]) -> None:
+    def __init__(
+        self, openssl: str, directory: Path, users: dict[str, tuple[str, set[str]]], host: str = "127.0.0.1"
+    ) -> None:
         from cryptography.hazmat.primitives import serialization
 
         directory.mkdir(parents=True, exist_ok=True)
@@ -219,6 +221,8 @@ class TokenServer:
         self.users = users
         self.field = "token"
         self.requests: list[tuple[str | None, list[str]]] = []
+        self.authorizations: list[str | None] = []
+        """The Authorization header of every request, as received."""
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -226,6 +230,7 @@ class TokenServer:
                 pass
 
             def do_GET(self) -> None:
+                outer.authorizations.append(self.headers.get("Authorization"))
                 status, body = outer.answer(self.path, self.headers.get("Authorization"))
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -234,8 +239,8 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = Quiet(("127.0.0.1", 0), Handler)
-        self.realm = f"http://127.0.0.1:{self._httpd.server_address[1]}/token"
+        self._httpd = Quiet((host, 0), Handler)
+        self.realm = f"http://{host}:{self._httpd.server_address[1]}/token"
         self._thread = _serve(self._httpd, "token-server")
 
     def auth(self) -> TokenAuth:

@@ -1,0 +1,75 @@
+"""How much of a registry's answer is held in memory, and how an answer that says too much is refused.
+
+Registries cap manifests and indexes at 4 MiB; configs, referrers lists, token answers and error bodies are
+smaller still. Every answer body is read up to its request's limit (BODY_LIMIT unless the caller asks less, as
+a blob read asks for its declared size) and refused, without retrying, past it. Response headers are bounded by
+the HTTP library (64 KiB a line, 100 lines); an answer past those bounds is refused the same way.
+"""
+
+import http.client
+import urllib.parse
+
+import requests
+
+from bootstrap.registry.errors import RegistryError, causes
+
+MiB = 1 << 20
+BODY_LIMIT = 4 * MiB
+"""The most bytes of one answer held in memory: a manifest, an index, a config, a token answer."""
+RECORD_LIMIT = 16 * MiB
+"""The most bytes of one record (a lock) read back from a registry."""
+_READ = 64 * 1024
+
+
+def size_text(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= MiB and n % MiB == 0 else f"{n} bytes"
+
+
+def where(method: str, url: str, registry: str) -> str:
+    """`GET /v2/x/manifests/1 on HOST`, with the registry named when the URL is on another host (its realm)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{method} {parts.path} on {parts.netloc}" + ("" if parts.netloc == registry else f" (for {registry})")
+
+
+def too_large(method: str, url: str, registry: str, limit: int) -> RegistryError:
+    return RegistryError(
+        f"{where(method, url, registry)}: the answer is larger than {size_text(limit)}",
+        "registries answer this in far less: the registry (or a proxy before it) is broken or hostile",
+    )
+
+
+def read_bounded(resp: requests.Response, limit: int, method: str, registry: str) -> None:
+    """Read the body of a streamed answer into `resp.content`, refusing (and dropping the connection) past
+    `limit` bytes, whatever Content-Length says. An answer to HEAD has no body: its Content-Length is the size of
+    what a GET would give."""
+    declared = resp.headers.get("Content-Length", "")
+    bodiless = method == "HEAD" or resp.status_code in (204, 304)
+    if not bodiless and declared.strip().isdigit() and int(declared) > limit:
+        resp.close()
+        raise too_large(method, resp.url, registry, limit)
+    buf = bytearray()
+    for chunk in resp.iter_content(_READ):
+        buf += chunk
+        if len(buf) > limit:
+            resp.close()
+            raise too_large(method, resp.url, registry, limit)
+    resp._content = bytes(buf)
+    resp._content_consumed = True  # type: ignore[attr-defined]
+
+
+def header_overflow(exc: BaseException) -> str | None:
+    """What was too large when the HTTP library gave up on an answer's head (too long a line, too many lines)."""
+    for e in causes(exc):
+        if isinstance(e, http.client.LineTooLong):
+            kind = "status line" if "status line" in str(e) else "header line"
+            return f"a response {kind} is longer than 64 KiB"
+        if isinstance(e, http.client.HTTPException) and str(e).startswith("got more than") and "headers" in str(e):
+            return "the response has more than 100 header lines"
+    return None
+
+
+def headers_too_large(method: str, url: str, registry: str, what: str) -> RegistryError:
+    return RegistryError(
+        f"{where(method, url, registry)}: {what}",
+        "registries send short headers: the registry (or a proxy before it) is broken or hostile",
+    )
