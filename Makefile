@@ -40,7 +40,7 @@ faults: test-deps $(VENV)/.installed
 	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests/faults $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest tests -m 'not e2e' $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -m 'not e2e' -n auto $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bootstrap tests bench

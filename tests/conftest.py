@@ -57,6 +57,16 @@ def serve_session() -> Iterator[Serve]:
     yield from _serving()
 
 
+@pytest.fixture(autouse=True)
+def _fast_retries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests wait 10 ms, not 0.5 s and more, between the mirror's retries (the same count of
+    attempts, so what is retried is still tested); tests/test_retry.py tests the real policy's waits."""
+    from bootstrap import retry
+
+    if request.node.path.name != "test_retry.py":
+        monkeypatch.setattr(retry, "DEFAULT", retry.Policy(backoff=0.01, max_wait=0.05))
+
+
 @pytest.fixture(scope="session")
 def gpg_key() -> Iterator[GpgKey]:
     """The archive signing key of the fixture repositories."""
