@@ -30,7 +30,16 @@ from bootstrap import changes as changes_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
 from bootstrap.cache import write_atomic
-from bootstrap.cli_common import changes_since, options, privileged, source_options, verbosity, warn_insecure
+from bootstrap.cli_common import (
+    ALLOW_PATH,
+    allowed,
+    changes_since,
+    options,
+    privileged,
+    source_options,
+    verbosity,
+    warn_insecure,
+)
 from bootstrap.errors import EX_SOFTWARE, BootstrapError, os_error
 from bootstrap.image.layer import Compression
 from bootstrap.log import log
@@ -117,7 +126,7 @@ def build(
 
     As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
     recipe (`scripts = false`) needs neither root nor a namespace."""
-    rec = recipe.load(recipe_name)
+    rec = recipe.load(recipe_name, allowed(kw), given=True)
     if steps.needs_root(rec):
         privileged("building an image")
     changes = None
@@ -181,7 +190,7 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
 @verbosity
 def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     """Resolve RECIPE and write its lock file, without building."""
-    rec = recipe.load(recipe_name)
+    rec = recipe.load(recipe_name, allowed(kw), given=True)
     dest = output or Path(f"{rec.name}.lock.json")
     if not dest.parent.is_dir():
         raise BootstrapError(f"cannot write {dest}: {dest.parent} is not a directory", "create it, or pass another -o")
@@ -202,7 +211,7 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
 @verbosity
 def verify_cmd(directory: Path, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
-    if steps.needs_root(verify_mod.recorded_recipe(directory)):
+    if steps.needs_root(verify_mod.recorded_recipe(directory, allowed(kw))):
         privileged("verifying a build")
     if verify_mod.recorded_insecure(directory):
         warn_insecure(directory)
@@ -265,9 +274,10 @@ def list_recipes() -> None:
 
 @cli.command()
 @click.argument("recipe_name", metavar="RECIPE")
-def show(recipe_name: str) -> None:
+@ALLOW_PATH
+def show(recipe_name: str, allow_paths: tuple[Path, ...]) -> None:
     """Print a recipe with everything it extends merged in, as JSON."""
-    click.echo(json.dumps(recipe.load(recipe_name).as_dict(), indent=2))
+    click.echo(json.dumps(recipe.load(recipe_name, allow_paths, given=True).as_dict(), indent=2))
 
 
 @cli.command(name="new")
@@ -290,7 +300,7 @@ def new_cmd(name: str, parent: str, output: Path | None) -> None:
 @verbosity
 def resolve_cmd(recipe_name: str, **kw: Any) -> None:
     """Print the package set RECIPE resolves to: name, version, architecture."""
-    plan = make_plan(recipe.load(recipe_name), options(**kw))
+    plan = make_plan(recipe.load(recipe_name, allowed(kw), given=True), options(**kw))
     _, selection = pipeline.resolve_plan(plan)
     for p in selection.packages:
         click.echo(f"{p.name}\t{p.version}\t{p.arch}")

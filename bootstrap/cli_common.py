@@ -39,6 +39,24 @@ def verbosity(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+ALLOW_PATH = click.option(
+    "--allow-path",
+    "allow_paths",
+    multiple=True,
+    metavar="DIR",
+    envvar="BOOTSTRAP_ALLOW_PATH",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Let recipes read local files and keyrings in DIR too, not only in their own directory (repeatable; "
+    "default: $BOOTSTRAP_ALLOW_PATH, ':'-separated).",
+)
+"""Recipes name local files only inside their own directory, unless the user widens that here."""
+
+
+def allowed(kw: dict[str, Any]) -> tuple[Path, ...]:
+    """The directories --allow-path names."""
+    return tuple(kw.get("allow_paths") or ())
+
+
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Where the packages come from and how they are trusted: suite, arch, mirrors, keyrings, cache."""
     decorators = [
@@ -66,6 +84,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--cache-dir", type=click.Path(path_type=Path, readable=False), help="Cache directory (default: XDG cache)."
         ),
+        ALLOW_PATH,
     ]
     for opt in reversed(decorators):
         f = opt(f)
@@ -93,6 +112,7 @@ def options(lock: Path | None = None, **kw: Any) -> Options:
         native_tools=kw.get("native_tools", True),
         sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
         default_user=False if kw.get("no_default_user") else None,
+        allow_paths=allowed(kw),
     )
 
 

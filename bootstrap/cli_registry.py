@@ -10,9 +10,10 @@ import click
 
 from bootstrap import changes as changes_mod
 from bootstrap import fleet as fleet_mod
-from bootstrap import fleetrun, recipe, registry, steps, webhook
+from bootstrap import fleetrun, recipe, recipe_trust, registry, steps, webhook
 from bootstrap import lock as lock_mod
 from bootstrap.cli_common import (
+    allowed,
     changes_since,
     options,
     privileged,
@@ -57,10 +58,11 @@ def check(recipe_name: str, against: str, as_json: bool, **kw: Any) -> None:
 
     Against a registry reference, the lock attached to the pushed image is read (with the credentials `push`
     uses): no local file is needed."""
+    rec = recipe.load(recipe_name, allowed(kw), given=True)
     previous, where = _previous(against, kw)
     if previous.insecure:
         warn_insecure(where)
-    changes = changes_since(recipe.load(recipe_name), previous, kw)
+    changes = changes_since(rec, previous, kw)
     click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
     if changes:
         sys.exit(changes_mod.REBUILD_DUE)
@@ -104,12 +106,16 @@ def fleet_cmd(
     push them, and assemble multi-architecture indexes. Prints a summary table."""
     if sum((matrix is not None, job_id is not None, assemble)) > 1:
         raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
-    fleet = fleet_mod.load(fleet_file, kw.get("arch") or host_arch(), lambda name: recipe.load(name).suite)
+    recipe_trust.warn_untrusted(fleet_file, "fleet file")
+    allow = allowed(kw)
+    fleet = fleet_mod.load(fleet_file, kw.get("arch") or host_arch(), lambda name: recipe.load(name, allow).suite)
     if matrix is not None:
         click.echo(fleet_mod.dumps_matrix(fleet, matrix))
         return
     reg_opts = registry_opts(kw)
-    if not assemble and any(steps.needs_root(recipe.load(image.recipe)) for image in fleet.images):
+    # Every recipe the fleet names, read (trusted and confined) before anything is fetched.
+    recipes = [] if assemble else [recipe.load(image.recipe, allow) for image in fleet.images]
+    if any(steps.needs_root(r) for r in recipes):
         privileged("building images")
     runner = fleetrun.Runner(fleet, options(**kw), reg_opts, kw.get("output") or Path("dist/fleet"), webhooks)
     if assemble:

@@ -73,7 +73,7 @@ class Runner:
     # --- one job ----------------------------------------------------------------------------------------------
 
     def plan(self, job: Job) -> Plan:
-        rec = recipe.load(job.image.recipe)
+        rec = recipe.load(job.image.recipe, self.options.allow_paths)
         opts = replace(
             self.options,
             suite=job.suite,

@@ -60,6 +60,8 @@ class Options:
     """Take gzip members of earlier builds from the cache (`verify` compresses everything itself)."""
     default_user: bool | None = None
     """False: leave out the recipe's default users (--no-default-user)."""
+    allow_paths: tuple[Path, ...] = ()
+    """Directories recipes may read local files from besides their own (--allow-path)."""
 
 
 @dataclass(frozen=True)

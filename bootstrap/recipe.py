@@ -3,14 +3,14 @@
 A recipe is found by path, or by name in ./recipes/, then $XDG_CONFIG_HOME/bootstrap/recipes/, then the
 bundled ones. `extends` names another recipe, relative to the file that says it (or by name). Every local
 path in a recipe is relative to the file that names it and is made absolute when the file is read, so a
-merged recipe (and the copy recorded in build.json) is self-contained.
+merged recipe (and the copy recorded in build.json) is self-contained; it must stay inside that file's
+directory, and a recipe looked up must be one only the caller or root can change (bootstrap/recipe_trust.py).
 """
 
-import contextlib
-import importlib.resources
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,8 @@ from bootstrap.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Dist
 from bootstrap.errors import RecipeError
 from bootstrap.log import log
 from bootstrap.recipe_schema import merge, validate
+from bootstrap.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
 
-_REPO_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -211,11 +211,7 @@ def config_dir() -> Path:
 def _trusted(directory: Path) -> bool:
     """A directory recipes may be taken from by name: the caller's or root's, not writable by others (in a
     shared working directory, someone else's ./recipes/debian.toml must not stand in for the bundled one)."""
-    try:
-        st = directory.stat()
-    except OSError:
-        return False
-    if st.st_uid in (os.geteuid(), 0) and not st.st_mode & 0o022:
+    if directory_problem(directory) is None:
         return True
     log.warning("warning: ignoring recipes in %s: another user owns it or can write to it", directory)
     return False
@@ -225,9 +221,7 @@ def search_dirs() -> list[Path]:
     """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package.
     The first two only when they are the caller's own."""
     local = [d for d in (Path.cwd() / "recipes", config_dir()) if d.is_dir() and _trusted(d)]
-    candidates = [*local, _REPO_RECIPES]
-    with contextlib.suppress(ModuleNotFoundError):
-        candidates.append(Path(str(importlib.resources.files("bootstrap.recipes"))))
+    candidates = [*local, *bundled_dirs()]
     dirs: list[Path] = []
     for d in candidates:
         if d.is_dir() and d.resolve() not in [x.resolve() for x in dirs]:
@@ -244,14 +238,18 @@ def _is_path(name: str) -> bool:
     return name.endswith(".toml") or "/" in name
 
 
-def _locate(name: str, relative_to: Path | None = None) -> Path:
-    """A recipe file by path (relative to `relative_to`, the directory of the recipe that names it) or name."""
+def _locate(name: str, named_by: Path | None = None, given: bool = False) -> Path:
+    """A recipe file by path (relative to the directory of `named_by`, the recipe that names it) or name; one
+    another user can change is refused (warned about only when `given`: its path is the user's own word)."""
+    relative_to = named_by.parent if named_by is not None else None
+    where = f"{named_by}: extends {name!r}: " if named_by is not None else ""
     if _is_path(name):
         path = Path(name)
         if not path.is_absolute() and relative_to is not None:
             path = relative_to / path
         if not path.is_file():
             raise RecipeError(f"recipe file {path} does not exist", "give a path to a .toml recipe or a recipe name")
+        check_recipe(_absolute(path), where, strict=not given)
         return _absolute(path)
     dirs = search_dirs()
     if relative_to is not None:
@@ -259,6 +257,7 @@ def _locate(name: str, relative_to: Path | None = None) -> Path:
     for d in dirs:
         path = d / f"{name}.toml"
         if path.is_file():
+            check_recipe(_absolute(path), where)
             return _absolute(path)
     raise RecipeError(
         f"unknown recipe {name!r}",
@@ -270,26 +269,10 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
-def _absolute_paths(data: dict[str, Any], base: Path) -> None:
-    """Make the recipe's local paths absolute, relative to the directory of the file that names them."""
-    for entry in data.get("files", []):
-        entry["source"] = str(_absolute(base / entry["source"]))
-    for entry in data.get("repositories", []):
-        key = entry["keyring"]
-        if not _is_fingerprint(key):
-            entry["keyring"] = str(_absolute(base / key))
-    archive = data.get("archive", {})
-    if "keyring" in archive:
-        archive["keyring"] = str(_absolute(base / archive["keyring"]))
-
-
-def _is_fingerprint(text: str) -> bool:
-    compact = text.replace(" ", "")
-    return len(compact) == 40 and all(c in "0123456789abcdefABCDEF" for c in compact)
-
-
-def _load_raw(name: str, seen: tuple[Path, ...], relative_to: Path | None) -> tuple[dict[str, Any], Path]:
-    path = _locate(name, relative_to)
+def _load_raw(
+    name: str, seen: tuple[Path, ...], named_by: Path | None, allow: Sequence[Path], given: bool = False
+) -> tuple[dict[str, Any], Path]:
+    path = _locate(name, named_by, given)
     if path in seen:
         chain = " -> ".join(p.name for p in (*seen, path))
         raise RecipeError(f"{path}: recipes extend each other in a loop ({chain})", "remove one `extends`")
@@ -300,18 +283,27 @@ def _load_raw(name: str, seen: tuple[Path, ...], relative_to: Path | None) -> tu
     except OSError as exc:
         raise RecipeError(f"cannot read recipe {path}: {exc.strerror}", "check the path and its permissions") from exc
     validate(data, str(path))
-    _absolute_paths(data, path.parent)
+    confine_paths(data, path.parent, allow, str(path))
     parent = data.pop("extends", None)
     if parent is None:
         return data, path
-    base, _ = _load_raw(parent, (*seen, path), path.parent)
+    base, _ = _load_raw(parent, (*seen, path), path, allow)
     return merge(base, data), path
 
 
-def load(name: str) -> Recipe:
-    """Load a recipe by name (or path), following `extends`, and check every key and value."""
-    data, path = _load_raw(name, (), None)
+def load(name: str, allow: Sequence[Path] = (), given: bool = False) -> Recipe:
+    """Load a recipe by name (or path), following `extends`, and check every key and value. Every local path
+    a recipe names must be inside its own directory or one of `allow`; `given`: the user named this recipe
+    on the command line (recipe_trust says what is trusted)."""
+    data, path = _load_raw(name, (), None, allow, given)
     return from_data(data, path.stem, str(path))
+
+
+def load_recorded(data: dict[str, Any], source: str, allow: Sequence[Path]) -> Recipe:
+    """A resolved recipe recorded in a build's build.json: its local paths must be inside `allow`."""
+    validate({k: v for k, v in data.items() if k != "name"}, source)
+    confine_paths(data, None, allow, source)
+    return from_data(data, str(data["name"]), source)
 
 
 def _mode(value: int | str | None) -> int | None:
@@ -444,7 +436,7 @@ def check(recipe: Recipe) -> None:
             "give a keyring file next to the recipe",
         )
     for fpr in recipe.archive_signers:
-        if not _is_fingerprint(fpr):
+        if not is_fingerprint(fpr):
             raise RecipeError(
                 f"{where}: archive.signers: {fpr!r} is not a full fingerprint", "write all 40 hex digits of the key"
             )

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,12 +52,13 @@ def recorded_insecure(directory: Path) -> bool:
     return lock.is_file() and lock_mod.read(lock).insecure
 
 
-def recorded_recipe(directory: Path) -> recipe.Recipe:
-    """The resolved recipe DIR's build.json records."""
+def recorded_recipe(directory: Path, allow: Sequence[Path] = ()) -> recipe.Recipe:
+    """The resolved recipe DIR's build.json records; the local files it names must be inside `allow` (a build
+    directory may come from anywhere: its recipe has no directory of its own on this machine)."""
     data = read_build(directory).get("recipe")
     if not isinstance(data, dict) or "name" not in data:
         raise BootstrapError(f"{directory}/build.json records no recipe", "rebuild that directory")
-    return recipe.from_data(dict(data), str(data["name"]), f"{directory}/build.json")
+    return recipe.load_recorded(dict(data), f"{directory}/build.json", allow)
 
 
 def verify(directory: Path, opts: Options) -> Verdict:
@@ -69,7 +71,7 @@ def verify(directory: Path, opts: Options) -> Verdict:
         )
     settings = build["build"]
     assert isinstance(settings, dict)
-    rec = recorded_recipe(directory)
+    rec = recorded_recipe(directory, opts.allow_paths)
     scratch = Path(tempfile.mkdtemp(prefix="bootstrap-verify-"))
     try:
         again = scratch / "out"

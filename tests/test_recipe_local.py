@@ -143,10 +143,43 @@ def test_a_bare_integer_mode_is_refused(tmp_path: Path) -> None:
 
 def test_a_recipes_directory_others_can_write_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    write(
-        tmp_path / "recipes/debian.toml", 'description = "planted"\n[[files]]\nsource = "/etc/hostname"\ndest = "/x"\n'
-    )
+    write(tmp_path / "recipes/hostname", "planted\n")
+    write(tmp_path / "recipes/debian.toml", 'description = "planted"\n[[files]]\nsource = "hostname"\ndest = "/x"\n')
     (tmp_path / "recipes").chmod(0o777)
     assert load("debian").description != "planted"
     (tmp_path / "recipes").chmod(0o755)
     assert load("debian").description == "planted", "the caller's own ./recipes is used"
+
+
+def test_keyrings_may_be_the_hosts_public_ones_and_the_bundled_recipes_keep_working(tmp_path: Path) -> None:
+    from bootstrap.recipe import available, load_recorded
+    from bootstrap.recipe_trust import keyring_dirs
+
+    host = next((k for d in keyring_dirs()[:1] if d.is_dir() for k in sorted(d.glob("*.gpg"))), None)
+    if host is not None:
+        path = write(
+            tmp_path / "r.toml", f'[[repositories]]\nurl = "http://127.0.0.1:9/x"\nsuites = ["s"]\nkeyring = "{host}"\n'
+        )
+        assert load(str(path)).repositories[0].keyring == str(host), "a keyring of /usr/share/keyrings is allowed"
+    for name in available():
+        shown = load(name).as_dict()
+        assert load_recorded(shown, "build.json", ()).as_dict() == shown, f"{name}: its recorded copy verifies"
+    with pytest.raises(RecipeError, match=r"files\[0\]\.source '/etc/hostname' is outside the directories"):
+        load_recorded({**load("debian").as_dict(), "files": [{"source": "/etc/hostname", "dest": "/x"}]}, "b", ())
+
+
+@pytest.mark.parametrize(
+    ("mode_dir", "mode_file", "why"),
+    [(0o777, 0o644, "other users can write to its directory"), (0o755, 0o666, "other users can write to it")],
+)
+def test_a_recipe_others_can_change_is_not_extended(tmp_path: Path, mode_dir: int, mode_file: int, why: str) -> None:
+    shared = tmp_path / "shared"
+    child = write(shared / "child.toml", 'extends = "debian-static"\n')
+    base = write(shared / "debian-static.toml", 'description = "planted"\n')
+    base.chmod(mode_file)
+    shared.chmod(mode_dir)
+    with pytest.raises(RecipeError, match=f"{child}: extends 'debian-static': recipe {base} is not trusted: {why}"):
+        load(str(child), given=True)
+    shared.chmod(0o1777)
+    base.chmod(0o644)
+    assert load(str(child), given=True).description == "planted", "sticky: only the owner can replace the file"
