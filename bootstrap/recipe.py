@@ -221,13 +221,19 @@ def _trusted(directory: Path) -> bool:
     return False
 
 
+def shipped_dirs() -> list[Path]:
+    """The recipes that come with bootstrap: those of the checkout, and of the installed package."""
+    found = [_REPO_RECIPES]
+    with contextlib.suppress(ModuleNotFoundError):
+        found.append(Path(str(importlib.resources.files("bootstrap.recipes"))))
+    return found
+
+
 def search_dirs() -> list[Path]:
     """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package.
     The first two only when they are the caller's own."""
     local = [d for d in (Path.cwd() / "recipes", config_dir()) if d.is_dir() and _trusted(d)]
-    candidates = [*local, _REPO_RECIPES]
-    with contextlib.suppress(ModuleNotFoundError):
-        candidates.append(Path(str(importlib.resources.files("bootstrap.recipes"))))
+    candidates = [*local, *shipped_dirs()]
     dirs: list[Path] = []
     for d in candidates:
         if d.is_dir() and d.resolve() not in [x.resolve() for x in dirs]:

@@ -12,6 +12,7 @@ to inflate to exactly that block.
 
 import hashlib
 import os
+import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,18 +45,15 @@ class Members:
         return self.directory / (digest + self.suffix)
 
     def get(self, block: bytes, digest: str) -> bytes | None:
-        """The member kept for `block` (sha256 `digest`), or None. It is used only when it inflates to `block`
-        itself: the cache is not trusted for content."""
+        """The member kept for `block` (sha256 `digest`), or None. It is used only when it is one gzip member,
+        without optional header fields, that inflates to `block` itself with nothing after it: the cache is not
+        trusted for content."""
         path = self._path(digest)
         sections = read_derived(path, digest)
         if sections is None or len(sections) != 1:
             return None
-        try:
-            good = deflate.gzip_decompress(sections[0]) == block
-        except deflate.DeflateError:
-            good = False
-        if not good:
-            log.debug("discarding %s: it does not inflate to the block it is bound to", path)
+        if not is_member_of(sections[0], block):
+            log.debug("discarding %s: it is not one gzip member of the block it is bound to", path)
             path.unlink(missing_ok=True)
             return None
         os.utime(path)
@@ -77,6 +75,21 @@ class Members:
                 break
             Path(path).unlink(missing_ok=True)
             total -= size
+
+
+def is_member_of(member: bytes, block: bytes) -> bool:
+    """Whether `member` is exactly one gzip member (a plain 10-byte header, no name, comment or extra field)
+    that inflates to `block`, with nothing after it. libdeflate's gzip_decompress would stop at the end of the
+    first member and ignore whatever follows (another member, which a reader of the layer would inflate too);
+    zlib says where the member ends."""
+    if len(member) < 18 or member[:4] != b"\x1f\x8b\x08\x00":
+        return False
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        data = inflate.decompress(member, len(block) + 1)
+    except zlib.error:
+        return False
+    return inflate.eof and not inflate.unused_data and not inflate.unconsumed_tail and data == block
 
 
 def _member(block: bytes, level: int, members: Members | None = None) -> bytes:
