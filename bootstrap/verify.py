@@ -198,10 +198,15 @@ def examine(directory: Path, recipe_name: str | None = None) -> Subject:
         records = json.loads(raw)
     except ValueError as exc:
         raise _refuse(directory, f"{RECORDS} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _refuse(directory, f"{RECORDS} is nested too deeply") from None
     if not isinstance(records, dict):
         raise _refuse(directory, f"{RECORDS} is not a JSON object")
     lock_bytes = _read_record(directory, "lock.json")
-    lock = lock_mod.parse(lock_bytes, f"{directory}/lock.json")
+    try:
+        lock = lock_mod.parse(lock_bytes, f"{directory}/lock.json")
+    except RecursionError:
+        raise _refuse(directory, "lock.json is nested too deeply") from None
     digests = _plain_files(directory)
     _check_recorded(directory, records, digests)
     rec = recipe.load(recipe_name) if recipe_name else recorded_recipe(directory, records)
