@@ -125,6 +125,18 @@ def test_only_one_plain_member_of_exactly_the_block_counts() -> None:
     assert gzip.decompress(named.getvalue()) == block and not compress.is_member_of(named.getvalue(), block)
 
 
+@pytest.mark.parametrize("size", [0, 1, 100, 4096, 65537, 1 << 20])
+def test_members_of_any_kind_of_block_count_and_any_slack_after_them_does_not(size: int) -> None:
+    """Stored (incompressible), fixed and dynamic Huffman blocks, at any level: the member is taken; with one
+    byte or a whole member after it, it is not."""
+    for block in (os.urandom(size), bytes(size), (b"text %d " * size)[:size], (os.urandom(16) * size)[:size]):
+        for level in (1, 6, 12):
+            member = bytes(deflate.gzip_compress(block, level))
+            assert compress.is_member_of(member, block), (size, level)
+            assert not compress.is_member_of(member + b"\0", block)
+            assert not compress.is_member_of(member + bytes(deflate.gzip_compress(bytes(size), 6)), block)
+
+
 def test_least_recently_used_members_go_beyond_the_limit(tmp_path: Path) -> None:
     members = compress.Members(tmp_path, compress.LEVEL)
     squeeze(sample(4), 2, members=members)
