@@ -207,15 +207,23 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
 
 @cli.command(name="verify")
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--recipe",
+    "recipe_name",
+    metavar="RECIPE",
+    help="The recipe DIRECTORY was built from (name or path; checked against its lock). Needed when the "
+    "recipe it records copies local files, runs hooks or brings its own keyring.",
+)
 @source_options
 @verbosity
-def verify_cmd(directory: Path, **kw: Any) -> None:
+def verify_cmd(directory: Path, recipe_name: str | None, **kw: Any) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
-    if steps.needs_root(verify_mod.recorded_recipe(directory, allowed(kw))):
+    subject = verify_mod.examine(directory, recipe_name, allowed(kw))
+    if steps.needs_root(subject.recipe):
         privileged("verifying a build")
-    if verify_mod.recorded_insecure(directory):
+    if subject.insecure:
         warn_insecure(directory)
-    verdict = verify_mod.verify(directory, options(**kw))
+    verdict = verify_mod.verify(subject, options(**kw))
     if verdict.ok:
         click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")
         return

@@ -121,6 +121,7 @@ def load_archive(plan: Plan, arch: str | None = None) -> Archive:
         plan.offline,
         plan.extra,
         plan.signers,
+        plan.derived_cache,
     )
 
 
@@ -229,7 +230,7 @@ def build_platform(
             with timer.step(name):
                 step(work)
         with timer.step("pack"):
-            reuse = plan.reuse_members and plan.compression is Compression.GZIP
+            reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
             members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
             layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
     r = plan.recipe

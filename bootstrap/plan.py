@@ -58,6 +58,9 @@ class Options:
     """SBOM formats besides SPDX 2.3 (`cyclonedx`)."""
     reuse_members: bool = True
     """Take gzip members of earlier builds from the cache (`verify` compresses everything itself)."""
+    derived_cache: bool = True
+    """Read and fill the cache's derived areas (parsed indexes, decompressed packages); off (`verify`): parse
+    and decompress again from the verified index files and packages."""
     default_user: bool | None = None
     """False: leave out the recipe's default users (--no-default-user)."""
     allow_paths: tuple[Path, ...] = ()
@@ -88,6 +91,7 @@ class Plan:
     """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
     sbom_formats: tuple[str, ...] = ()
     reuse_members: bool = True
+    derived_cache: bool = True
     signers: frozenset[str] = frozenset()
     """When set, only these keys of the keyrings vouch for the archive (the recipe pins them)."""
     arch_mirrors: Mapping[str, Mirrors] = field(default_factory=dict)
@@ -250,6 +254,7 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         native_tools=opts.native_tools,
         sbom_formats=opts.sbom_formats,
         reuse_members=opts.reuse_members,
+        derived_cache=opts.derived_cache,
         signers=signers,
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
     )

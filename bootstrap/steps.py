@@ -80,13 +80,18 @@ def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> se
     return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
 
 
+def expanded(plan: Plan) -> Path | None:
+    """The cache of decompressed packages, unless the plan takes nothing from derived cache areas."""
+    return plan.cache.area("expanded") if plan.derived_cache else None
+
+
 def _unpack_files(w: Work, configured: bool) -> None:
     """The packages' files, path filters applied (`configured`: no conffile waits as .dpkg-new)."""
     dirs = merged_usr_dirs(w.arch)
     order = install_order(w.selection.packages)
     prepare_root(w.root, dirs)
     items = [(p, w.debs[p.name]) for p in order]
-    w.unpacked = unpack_all(w.root, items, w.pfilter, w.plan.cache.area("expanded"), w.overrides, configured)
+    w.unpacked = unpack_all(w.root, items, w.pfilter, expanded(w.plan), w.overrides, configured)
     drop_unshipped_links(w.root, dirs, w.unpacked)
     keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
 
@@ -112,7 +117,7 @@ def native_tools(w: Work) -> None:
         return
     cache, components = w.plan.cache, w.plan.recipe.components
     releases = [r for r in w.archive.releases]
-    parts = [(r, index_mod.load(cache, r, c, host)) for r in releases for c in components]
+    parts = [(r, index_mod.load(cache, r, c, host, w.plan.derived_cache)) for r in releases for c in components]
     found = native.counterparts(list(w.selection.packages), Index(parts, host))
     if found is None:
         return
@@ -124,7 +129,7 @@ def native_tools(w: Work) -> None:
     pairs = [(p, debs[p.name]) for p in found]
     w.staged = native.Staged()
     try:
-        native.stage(w.tree, pairs, cache.area("expanded"), triplet, w.staged)
+        native.stage(w.tree, pairs, expanded(w.plan), triplet, w.staged)
     except BaseException:
         native.unstage(w.tree, w.staged)
         w.staged = None

@@ -2,6 +2,7 @@
 `check` and `verify` warn when a previous build's records say so."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap import lock as lock_mod
+from bootstrap import recipe as recipe_mod
 from bootstrap import sbom
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.records import package
@@ -84,9 +86,11 @@ def test_verify_warns_about_an_insecure_build_before_rebuilding(tmp_path: Path, 
         "tag": "debian:fixture-slim",
         "insecure": True,
     }
-    (out / "build.json").write_text(json.dumps({"recipe": recipe, "build": settings}))
-    lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "amd64", 0, (), (), insecure=True)
+    inputs = lock_mod.inputs_of(recipe_mod.from_data(dict(recipe), "debian-slim", "test"))
+    lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "amd64", 0, (), (), True, inputs)
     (out / "lock.json").write_bytes(lock.to_json())
+    files = {"lock.json": "sha256:" + hashlib.sha256(lock.to_json()).hexdigest()}
+    (out / "build.json").write_text(json.dumps({"recipe": recipe, "build": settings, "files": files}))
     proc = cli("verify", str(out), "--insecure", "--cache-dir", str(tmp_path / "cache"))
     lines = proc.stderr.splitlines()
     assert proc.returncode == 1

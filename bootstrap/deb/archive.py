@@ -93,9 +93,11 @@ def open_archive(
     offline: bool = False,
     extra: tuple[ExtraSource, ...] = (),
     signers: frozenset[str] = frozenset(),
+    derived: bool = True,
 ) -> Archive:
     """Fetch and verify every release of the build and load their package indexes (with `signers`, only
-    signatures by those keys of the keyrings count)."""
+    signatures by those keys of the keyrings count; without `derived`, every index is parsed again from the
+    index file, checked against its release, instead of taken from the cache's parsed form)."""
 
     def fetch(source: Source) -> Release:
         return release_mod.fetch(
@@ -109,7 +111,7 @@ def open_archive(
         )
 
     def load(job: tuple[Release, str]) -> PackagesFile:
-        return index_mod.load(cache, job[0], job[1], arch)
+        return index_mod.load(cache, job[0], job[1], arch, derived)
 
     first = fetch(Source(mirror, suite))
     sources = sources_for(distro, first, security_mirror)

@@ -380,10 +380,10 @@ def _fetch_file(cache: Cache, release: Release, entry: IndexFile) -> Path:
 
 
 def _decompressed(
-    cache: Cache, release: Release, entry: IndexFile, decompress: Callable[[bytes], bytes], text_path: Path
+    cache: Cache, release: Release, entry: IndexFile, decompress: Callable[[bytes], bytes], text_path: Path | None
 ) -> bytes:
     """The index text, from the cached index file (hashed as read; fetched when missing or damaged), written to
-    `text_path` for the next run."""
+    `text_path` (when given) for the next run."""
     raw = cache.read(entry.sha256)
     if raw is None:
         _fetch_file(cache, release, entry)
@@ -399,7 +399,8 @@ def _decompressed(
         raise BootstrapError(
             f"{release.url(entry.path)}: cannot decompress: {exc}", "the cached copy was removed; run again"
         ) from exc
-    write_atomic(text_path, text, FILE_MODE)
+    if text_path is not None:
+        write_atomic(text_path, text, FILE_MODE)
     return text
 
 
@@ -421,12 +422,15 @@ def _cached(offsets_path: Path, text_path: Path, sha256: str, reload: Callable[[
         return None
 
 
-def load(cache: Cache, release: Release, component: str, arch: str) -> PackagesFile:
+def load(cache: Cache, release: Release, component: str, arch: str, derived: bool = True) -> PackagesFile:
     """The parsed Packages index of one component, fetched and checked against the Release if not cached.
 
-    The cache keeps the decompressed index (mapped, not read, on later runs) and a small offsets file.
+    The cache keeps the decompressed index (mapped, not read, on later runs) and a small offsets file; without
+    `derived`, neither is read or written: the index file (hashed against the Release) is parsed again.
     """
     entry, decompress = _choose(release, component, arch)
+    if not derived:
+        return PackagesFile.parse(_decompressed(cache, release, entry, decompress, None))
     area = cache.area("parsed")
     base = f"{entry.sha256}.v{PARSER_VERSION}"
     text_path, offsets_path = area / f"{base}.text", area / f"{base}.offsets"

@@ -44,18 +44,15 @@ class Members:
         return self.directory / (digest + self.suffix)
 
     def get(self, block: bytes, digest: str) -> bytes | None:
-        """The member kept for `block` (sha256 `digest`), or None. It is used only when it inflates to `block`
-        itself: the cache is not trusted for content."""
+        """The member kept for `block` (sha256 `digest`), or None. It is used only when it is one gzip member,
+        without optional header fields, that inflates to `block` itself with nothing after it: the cache is not
+        trusted for content."""
         path = self._path(digest)
         sections = read_derived(path, digest)
         if sections is None or len(sections) != 1:
             return None
-        try:
-            good = deflate.gzip_decompress(sections[0]) == block
-        except deflate.DeflateError:
-            good = False
-        if not good:
-            log.debug("discarding %s: it does not inflate to the block it is bound to", path)
+        if not is_member_of(sections[0], block):
+            log.debug("discarding %s: it is not one gzip member of the block it is bound to", path)
             path.unlink(missing_ok=True)
             return None
         os.utime(path)
@@ -77,6 +74,32 @@ class Members:
                 break
             Path(path).unlink(missing_ok=True)
             total -= size
+
+
+def is_member_of(member: bytes, block: bytes) -> bool:
+    """Whether `member` is exactly one gzip member (a plain 10-byte header: no name, comment or extra field)
+    that inflates to `block`, with nothing after it.
+
+    libdeflate's gzip_decompress stops at the end of the first member and ignores whatever follows (another
+    member, which a reader of the layer would inflate too), so it only proves the first member: its deflate
+    stream, starting after the header, gives `block` and is followed by a trailer naming the block's CRC and
+    size. The member's deflate stream ends exactly where the last 8 bytes start when the stream without the
+    byte before them no longer inflates (libdeflate refuses a stream that needs bytes past the end of its
+    input), and not earlier: so nothing follows that trailer. Two inflates with libdeflate take less than one
+    with zlib, which would say where the member ends."""
+    if len(member) < 18 or member[:4] != b"\x1f\x8b\x08\x00":
+        return False
+    room = len(block) or 1
+    try:
+        if deflate.gzip_decompress(member, room) != block:
+            return False
+    except deflate.DeflateError:
+        return False
+    try:
+        deflate.deflate_decompress(member[10:-9], room)
+    except deflate.DeflateError:
+        return True
+    return False
 
 
 def _member(block: bytes, level: int, members: Members | None = None) -> bytes:

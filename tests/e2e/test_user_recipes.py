@@ -112,7 +112,9 @@ def test_same_recipe_same_bytes_and_a_changed_file_makes_a_rebuild_due(built: Pa
     kinds = sorted(i["kind"] for i in lock["inputs"])
     assert kinds == ["file", "hook", "recipe"]
     assert bootstrap("check", str(project / "app.toml"), "--against", str(built), check=False).returncode == 0
-    assert "verified" in bootstrap("verify", str(built), "--allow-path", str(project)).stdout
+    refused = bootstrap("verify", str(built), check=False)
+    assert refused.returncode == 1 and "--recipe" in refused.stderr, "its files and hook are taken only from the user"
+    assert "verified" in bootstrap("verify", str(built), "--recipe", str(project / "app.toml")).stdout
     (project / "app.conf").write_text("setting=2\n")
     try:
         proc = bootstrap("check", str(project / "app.toml"), "--against", str(built), check=False)

@@ -176,22 +176,17 @@ def test_allow_path_widens_the_confinement(case: Case, bench: Bench) -> None:
     case.saw(f"accepted with --allow-path and with the variable: the mirror was asked for {flag.requests[0]}")
 
 
-def test_a_recorded_recipe_names_no_file_outside_the_allowed_directories(case: Case, bench: Bench) -> None:
+def test_verify_confines_the_recipe_it_is_given(case: Case, bench: Bench) -> None:
     case.describe(
         "recipe",
-        f"a build directory whose build.json records a recipe copying {SHADOW}, given to `verify`",
-        "refused before any request: a recorded recipe has no directory here; only --allow-path directories",
+        f"`verify DIR --recipe R` where R copies {SHADOW} (verify never takes such a recipe from DIR itself)",
+        "refused before any request and before DIR is read, as for a build: only --allow-path widens it",
     )
     out = bench.root / "given"
     out.mkdir()
-    shown = json.loads(bench.plain("show", "debian-slim").proc.stdout)
-    shown["files"] = [{"source": SHADOW, "dest": "/etc/copied"}]
-    settings = {"suite": "stable", "arch": "amd64", "mirror": bench.server.url, "security_mirror": bench.server.url}
-    settings |= {"compression": "gzip", "epoch": 0, "tag": "x:y"}
-    (out / "build.json").write_text(json.dumps({"recipe": shown, "build": settings}))
-    (out / "lock.json").write_text("{}")
-    attempt = bench.run("verify", str(out))
-    case.saw(attempt.refused(f"{out}/build.json", "files[0].source", SHADOW, "--allow-path"))
+    thief = bench.write("thief.toml", f'extends = "debian-slim"\n[[files]]\nsource = "{SHADOW}"\ndest = "/x"\n')
+    attempt = bench.run("verify", str(out), "--recipe", str(thief))
+    case.saw(attempt.refused(str(thief), "files[0].source", SHADOW, "outside the recipe's directory"))
 
 
 # --- 9: a recipe another user planted ----------------------------------------------------------------------

@@ -90,6 +90,53 @@ def test_a_member_that_does_not_inflate_to_its_block_is_not_used(tmp_path: Path)
     assert members.get(data[compress.BLOCK :], second) is not None
 
 
+def test_a_member_with_a_second_member_appended_is_not_used(tmp_path: Path) -> None:
+    """A kept member followed by a second gzip member (its trailer naming the block's size, so that libdeflate,
+    which sizes its buffer from the last trailer and stops after the first member, inflates the pair to the
+    block) is refused: a reader of the layer would inflate the second member too, into the image's tar."""
+    data = sample(2)
+    members = compress.Members(tmp_path, compress.LEVEL)
+    plain = squeeze(data, 1, members=members)
+    block = data[: compress.BLOCK]
+    digest = hashlib.sha256(block).hexdigest()
+    (good,) = compress.read_derived(members._path(digest), digest) or [b""]
+    appended = good + bytes(deflate.gzip_compress(b"\0" * len(block), compress.LEVEL))
+    assert deflate.gzip_decompress(appended) == block, "the forgery passes an inflate of the first member"
+    for forged in (appended, good + b"\0" * 8, good[:3] + b"\x08" + good[4:]):
+        members.put(digest, forged)
+        assert members.get(block, digest) is None
+        assert not members._path(digest).exists(), "the forged member was removed"
+    members.put(digest, appended)
+    assert squeeze(data, 2, members=members) == plain
+    assert members.get(block, digest) == good, "the block was compressed and kept again"
+
+
+def test_only_one_plain_member_of_exactly_the_block_counts() -> None:
+    block = b"some block " * 1000
+    member = bytes(deflate.gzip_compress(block, compress.LEVEL))
+    assert compress.is_member_of(member, block)
+    assert not compress.is_member_of(member + member, block)
+    assert not compress.is_member_of(member, block + b"x"), "a member of a shorter block"
+    assert not compress.is_member_of(member, block[:-1]), "a member of a longer block"
+    assert not compress.is_member_of(gzip.compress(block, mtime=0)[:-1], block), "truncated"
+    named = io.BytesIO()
+    with gzip.GzipFile("name", "wb", fileobj=named, mtime=0) as g:
+        g.write(block)
+    assert gzip.decompress(named.getvalue()) == block and not compress.is_member_of(named.getvalue(), block)
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 4096, 65537, 1 << 20])
+def test_members_of_any_kind_of_block_count_and_any_slack_after_them_does_not(size: int) -> None:
+    """Stored (incompressible), fixed and dynamic Huffman blocks, at any level: the member is taken; with one
+    byte or a whole member after it, it is not."""
+    for block in (os.urandom(size), bytes(size), (b"text %d " * size)[:size], (os.urandom(16) * size)[:size]):
+        for level in (1, 6, 12):
+            member = bytes(deflate.gzip_compress(block, level))
+            assert compress.is_member_of(member, block), (size, level)
+            assert not compress.is_member_of(member + b"\0", block)
+            assert not compress.is_member_of(member + bytes(deflate.gzip_compress(bytes(size), 6)), block)
+
+
 def test_least_recently_used_members_go_beyond_the_limit(tmp_path: Path) -> None:
     members = compress.Members(tmp_path, compress.LEVEL)
     squeeze(sample(4), 2, members=members)
