@@ -14,6 +14,7 @@ import click
 
 from bootstrap import (
     __version__,
+    cli_cache,
     cli_common,
     cli_registry,
     inspection,
@@ -30,7 +31,15 @@ from bootstrap import changes as changes_mod
 from bootstrap import lock as lock_mod
 from bootstrap import verify as verify_mod
 from bootstrap.cache import write_atomic
-from bootstrap.cli_common import changes_since, options, privileged, source_options, verbosity, warn_insecure
+from bootstrap.cli_common import (
+    cache_max_option,
+    changes_since,
+    options,
+    privileged,
+    source_options,
+    verbosity,
+    warn_insecure,
+)
 from bootstrap.errors import EX_SOFTWARE, BootstrapError, os_error
 from bootstrap.image.layer import Compression
 from bootstrap.log import log
@@ -97,6 +106,7 @@ def cli() -> None:
     help="Build only when a rebuild of DIR would change something (-o defaults to DIR).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the build (repeatable).")
+@cache_max_option
 @click.option(
     "--push",
     "pushes",
@@ -298,6 +308,7 @@ def resolve_cmd(recipe_name: str, **kw: Any) -> None:
 
 for _command in (cli_registry.check, cli_registry.fleet_cmd, cli_registry.push_cmd, cli_registry.index_cmd):
     cli.add_command(_command)
+cli.add_command(cli_cache.cache)
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
