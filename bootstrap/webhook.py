@@ -1,12 +1,13 @@
 """Webhooks: a JSON event POSTed after a build or push, signed when a secret is set, retried within bounds.
 
-Signed as Standard Webhooks signs (`BOOTSTRAP_WEBHOOK_SECRET`): `webhook-id` (one per event, the same on every
-attempt, so a receiver can drop a repeat), `webhook-timestamp` (seconds since the epoch, of the attempt) and
-`webhook-signature: v1,<base64 of HMAC-SHA256 over "{id}.{timestamp}.{body}">`. The key is the secret's UTF-8
-bytes, or, for a secret written `whsec_<base64>`, the bytes it encodes. A receiver checks all three with
-`verify_delivery` (the signature in constant time, the time within a tolerance, the id not seen before), so a
-captured delivery cannot be played again. The body-only `X-Bootstrap-Signature-256` of earlier versions is no
-longer sent: anyone who saw one delivery could replay it for ever. A receiver in Python:
+Headers as Standard Webhooks has them: `webhook-id` (one per event, the same on every attempt, so a receiver
+can drop a repeat), `webhook-timestamp` (seconds since the epoch, of the attempt) and, with a secret
+(`BOOTSTRAP_WEBHOOK_SECRET`), `webhook-signature: v1,<base64 of HMAC-SHA256 over "{id}.{timestamp}.{body}">`.
+The key is the secret's UTF-8 bytes, or, for a secret written `whsec_<base64>`, the bytes it encodes. A
+receiver checks all three with `verify_delivery` (the signature in constant time, the time within a
+tolerance, the id not seen before), so a captured delivery cannot be played again. The body-only
+`X-Bootstrap-Signature-256` of earlier versions is no longer sent: anyone who saw one delivery could replay it
+for ever. A receiver in Python:
 
     from bootstrap.webhook import DeliveryRefused, verify_delivery
     try:
@@ -245,7 +246,7 @@ def shown(url: str) -> str:
 def _scrub(text: str, url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     for hidden in (parts.password, parts.username, parts.query):
-        if hidden:
+        if hidden and len(hidden) >= 4:  # a user name may be a token; a shorter one would mangle the words
             text = text.replace(hidden, "***")
     return text
 
@@ -258,14 +259,15 @@ def send(url: str, event: dict[str, Any], secret: str | None = None) -> bool:
     last = ""
     tries = POLICY.tries(deadline=time.monotonic() + total_timeout())
     for _ in tries:
+        stamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "bootstrap-webhook",
             "X-Bootstrap-Event": event["event"],
+            ID_HEADER: delivery_id,
+            TIMESTAMP_HEADER: str(stamp),
         }
         if secret:
-            stamp = int(time.time())
-            headers |= {ID_HEADER: delivery_id, TIMESTAMP_HEADER: str(stamp)}
             headers[SIGNATURE_HEADER] = signature(secret, delivery_id, stamp, body)
         answer = _attempt(url, body, headers, min(DELIVERY_TIMEOUT, tries.left()))
         if isinstance(answer, str):
