@@ -21,7 +21,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,11 @@ DERIVED_AREAS = ("parsed", "expanded", "gzip")
 """Areas whose files `write_atomic` writes (beside `releases/*/`): swept of what killed builds left."""
 TEMP_PREFIX = "build-"
 """The temporary directories of the processes using the cache, in its `tmp/`."""
+SESSION_PREFIX = "use-"
+"""The markers of the builds using the cache, in its `tmp/` (see `Cache.session`)."""
+TAKE_LOCK = "prune"
+"""The lock (in `locks/`) that a build holds shared while it takes a blob and `bootstrap.prune` holds exclusive
+while it removes entries: an entry is either taken (and so kept) or gone (and so fetched again), never both."""
 DIR_MODE = 0o755
 FILE_MODE = 0o644
 """Modes of what the cache creates: never writable by others, whatever the umask."""
@@ -143,12 +148,20 @@ def read_verified(path: Path, sha256: str) -> bytes | None:
         with open(path, "rb") as f:
             seen = os.fstat(f.fileno())
             data = f.read()
+            touch(f.fileno())
     except FileNotFoundError:
         return None
     if hashlib.sha256(data).hexdigest() == sha256:
         return data
     _discard(path, "does not match its sha256", seen)
     return None
+
+
+def touch(fd: int) -> None:
+    """Mark the file as used now (its mtime): `bootstrap.prune` removes the least recently used entries first
+    and keeps what a running build took."""
+    with suppress(OSError):  # another user's (root's) file, or a read-only cache: only the order suffers
+        os.utime(fd)
 
 
 # --- the cache ------------------------------------------------------------------------------------------------
@@ -173,6 +186,7 @@ class Cache:
         for sub in ("sha256", "tmp"):
             check_private(self.root / sub)
         scratch.sweep(self.root / "tmp", TEMP_PREFIX)
+        scratch.sweep(self.root / "tmp", SESSION_PREFIX)
         for area in [self.root / a for a in DERIVED_AREAS] + list((self.root / "releases").glob("*/")):
             sweep_writes(area)
         return self
@@ -182,10 +196,13 @@ class Cache:
 
     def has(self, sha256: str, size: int | None = None) -> bool:
         """True when the blob is present, of the expected size (when given) and hashes to `sha256`. A blob that
-        does not is removed (logged at debug level)."""
+        does not is removed (logged at debug level). A blob found is marked as taken (see `TAKE_LOCK`)."""
         path = self.blob(sha256)
         try:
-            with open(path, "rb") as f:
+            with self.taking():
+                f = open(path, "rb")  # noqa: SIM115 (closed below)
+                touch(f.fileno())
+            with f:
                 seen = os.fstat(f.fileno())
                 if size is not None and seen.st_size != size:
                     reason = f"is not {size} bytes long"
@@ -244,15 +261,42 @@ class Cache:
         return path
 
     @contextmanager
-    def locked(self, name: str) -> Iterator[None]:
-        """An exclusive advisory lock, so two builds sharing the cache do not fetch the same thing twice."""
-        lockdir = self.area("locks")
-        with open(lockdir / name, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+    def locked(self, name: str, shared: bool = False, optional: bool = False) -> Iterator[None]:
+        """An exclusive advisory lock, so two builds sharing the cache do not fetch the same thing twice (or a
+        shared one). `optional`: none when the lock file cannot be made (a cache this user cannot write)."""
+        try:
+            lockdir = _lock_dirs.get(self.root) or _lock_dirs.setdefault(self.root, self.area("locks"))
+            f = open(lockdir / name, "a")  # noqa: SIM115 (closed below)
+        except OSError:
+            if not optional:
+                raise
+            yield
+            return
+        with f:
+            fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
+
+    def taking(self) -> AbstractContextManager[None]:
+        """Held (shared) while a blob is taken, so that `bootstrap.prune` does not remove it meanwhile."""
+        return self.locked(TAKE_LOCK, shared=True, optional=True)
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """While a build uses the cache: what it takes from now on (marked used, see `touch`) stays until it
+        ends, whatever `bootstrap.prune` is asked. The marker is a scratch directory (`tmp/use-*`, locked while
+        the build lives), so a killed build's marker protects nothing."""
+        with scratch.claimed(self.root / "tmp", SESSION_PREFIX) as marker:
+            try:
+                yield
+            finally:
+                marker.rmdir()
+
+
+_lock_dirs: dict[Path, Path] = {}
+"""The `locks/` area of each cache, made and checked once per process."""
 
 
 _claims: dict[tuple[Path, int], Path] = {}
@@ -362,6 +406,7 @@ def open_derived(path: Path) -> int | None:
         return None
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode) and _trusted(st.st_uid) and not st.st_mode & 0o022:
+        touch(fd)
         return fd
     os.close(fd)
     _discard(path, "could have been written by another user", st)

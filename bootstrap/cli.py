@@ -14,6 +14,7 @@ import click
 
 from bootstrap import (
     __version__,
+    cli_cache,
     cli_common,
     cli_registry,
     inspection,
@@ -33,6 +34,7 @@ from bootstrap.cache import write_atomic
 from bootstrap.cli_common import (
     ALLOW_PATH,
     allowed,
+    cache_max_option,
     changes_since,
     options,
     privileged,
@@ -106,6 +108,7 @@ def cli() -> None:
     help="Build only when a rebuild of DIR would change something (-o defaults to DIR).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the build (repeatable).")
+@cache_max_option
 @click.option(
     "--push",
     "pushes",
@@ -316,6 +319,7 @@ def resolve_cmd(recipe_name: str, **kw: Any) -> None:
 
 for _command in (cli_registry.check, cli_registry.fleet_cmd, cli_registry.push_cmd, cli_registry.index_cmd):
     cli.add_command(_command)
+cli.add_command(cli_cache.cache)
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:

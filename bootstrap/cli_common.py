@@ -113,7 +113,18 @@ def options(lock: Path | None = None, **kw: Any) -> Options:
         sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
         default_user=False if kw.get("no_default_user") else None,
         allow_paths=allowed(kw),
+        cache_max=kw.get("cache_max"),
     )
+
+
+def cache_max_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The cache's size cap, applied after each build."""
+    return click.option(
+        "--cache-max",
+        metavar="SIZE",
+        help="After the build, prune the cache to SIZE, least recently used first (e.g. 2G; 'off': no cap; "
+        "default: $BOOTSTRAP_CACHE_MAX, else 5G).",
+    )(f)
 
 
 def registry_access(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -14,6 +14,7 @@ from bootstrap import fleetrun, recipe, recipe_trust, registry, steps, webhook
 from bootstrap import lock as lock_mod
 from bootstrap.cli_common import (
     allowed,
+    cache_max_option,
     changes_since,
     options,
     privileged,
@@ -90,6 +91,7 @@ def check(recipe_name: str, against: str, as_json: bool, **kw: Any) -> None:
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST an event for every pushed image (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@cache_max_option
 @source_options
 @registry_access
 @verbosity

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import download, foreign, outputs, records, scratch, steps, userns
+from bootstrap import download, foreign, outputs, prune, records, scratch, steps, userns
 from bootstrap import lock as lock_mod
 from bootstrap.deb import copyright
 from bootstrap.deb.archive import Archive, open_archive
@@ -29,7 +29,8 @@ TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
 PAUSE_ENV = "BOOTSTRAP_TEST_PAUSE"
 """For the fault-injection tests only: `STEP:FILE` makes the build write its pid to FILE and wait when STEP
-starts, so that a test can signal it at that exact point (tests/faults/test_signals.py)."""
+starts until FILE is removed, so that a test can signal it at that exact point (tests/faults/test_signals.py)
+or act meanwhile and let it go on (tests/faults/test_hostile_cache_webhook.py)."""
 
 
 def checkpoint(name: str) -> None:
@@ -37,8 +38,8 @@ def checkpoint(name: str) -> None:
     step, _, marker = os.environ.get(PAUSE_ENV, "").partition(":")
     if step == name and marker:
         Path(marker).write_text(str(os.getpid()))
-        while True:
-            time.sleep(60)
+        while Path(marker).exists():
+            time.sleep(0.05)
 
 
 @dataclass
@@ -171,7 +172,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
     emulators = {arch: foreign.emulator(arch, host) if privileged else None for arch in plan.arches}
     old_umask = os.umask(0o022)
     try:
-        with outputs.staged(plan.output) as stage:
+        with plan.cache.ensure().session(), outputs.staged(plan.output) as stage:
             multi = len(plan.arches) > 1
             platforms = tuple(
                 build_platform(
@@ -194,6 +195,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
             known = {"image.tar": archive_digest}
             known |= {p.layer.path.name: p.layer.digest for p in platforms}
             records.write_all(stage, plan, result, known)
+        prune.after_build(plan.cache, plan.cache_max)
         return result
     finally:
         os.umask(old_umask)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bootstrap import lock as lock_mod
-from bootstrap import mirrors, releases
+from bootstrap import mirrors, prune, releases
 from bootstrap import recipe as recipe_mod
 from bootstrap.arches import MACHINE_TO_DEB
 from bootstrap.cache import Cache, default_dir
@@ -65,6 +65,8 @@ class Options:
     """False: leave out the recipe's default users (--no-default-user)."""
     allow_paths: tuple[Path, ...] = ()
     """Directories recipes may read local files from besides their own (--allow-path)."""
+    cache_max: str | None = None
+    """The cache's size cap as given (--cache-max: `5G`, `off`); None: $BOOTSTRAP_CACHE_MAX, else the default."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Plan:
     """When set, only these keys of the keyrings vouch for the archive (the recipe pins them)."""
     arch_mirrors: Mapping[str, Mirrors] = field(default_factory=dict)
     """Mirrors of an architecture served from another archive than the first's (Ubuntu's ports)."""
+    cache_max: int | None = None
+    """Bytes the cache is pruned down to after the build (None: no cap)."""
 
     def mirrors_for(self, arch: str) -> Mirrors:
         return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
@@ -257,4 +261,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         derived_cache=opts.derived_cache,
         signers=signers,
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
+        cache_max=prune.cap(opts.cache_max),
     )

@@ -28,13 +28,18 @@ MIN_RATE = 1024
 """Bytes a second a body must average over each read-timeout window."""
 
 
+def env_seconds(name: str, default: float) -> float:
+    """Seconds from the environment variable `name` when it holds a positive number, else `default`."""
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 def read_timeout() -> float:
     """Seconds one read may wait for data (`$BOOTSTRAP_NET_TIMEOUT`, else READ_TIMEOUT)."""
-    try:
-        value = float(os.environ.get(TIMEOUT_ENV) or READ_TIMEOUT)
-    except ValueError:
-        return READ_TIMEOUT
-    return value if value > 0 else READ_TIMEOUT
+    return env_seconds(TIMEOUT_ENV, READ_TIMEOUT)
 
 
 def timeouts() -> tuple[float, float]:
@@ -54,26 +59,37 @@ class Policy:
         step = min(self.max_wait, self.backoff * 2 ** (retry - 1))
         return min(self.max_wait, max(asked, random.uniform(step / 2, step)))
 
-    def tries(self) -> "Tries":
-        return Tries(self)
+    def tries(self, deadline: float | None = None) -> "Tries":
+        return Tries(self, deadline)
 
 
 class Tries:
     """`for attempt in policy.tries():` runs the body up to `attempts` times, waiting between them; set
     `asked` to the seconds a server asked to wait (Retry-After) before the next one. Several loops may share
-    one budget by drawing from one iterator (`next(it, None)` is None when it is spent)."""
+    one budget by drawing from one iterator (`next(it, None)` is None when it is spent). With a `deadline`
+    (`time.monotonic()`), no attempt begins after it, nor a wait that would end after it."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, deadline: float | None = None) -> None:
         self.policy = policy
+        self.deadline = deadline
         self.asked = 0.0
         self.used = 0
         """Attempts begun so far."""
 
+    def left(self) -> float:
+        """Seconds until the deadline (infinite without one)."""
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
     def __iter__(self) -> Iterator[int]:
         for attempt in range(self.policy.attempts):
             if attempt:
-                time.sleep(self.policy.wait(attempt, self.asked))
+                wait = self.policy.wait(attempt, self.asked)
+                if wait >= self.left():
+                    return
+                time.sleep(wait)
                 self.asked = 0.0
+            if self.left() <= 0:
+                return
             self.used = attempt + 1
             yield attempt
 

@@ -27,7 +27,7 @@ def _lock_of(directory: Path) -> Path:
     return directory.with_name(directory.name + ".lock")
 
 
-def _abandoned(directory: Path) -> bool:
+def abandoned(directory: Path) -> bool:
     """Whether the directory's lock is this user's regular file and nobody holds it."""
     try:
         fd = os.open(_lock_of(directory), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -58,7 +58,7 @@ def sweep(parent: Path, prefix: str) -> list[Path]:
             st = path.lstat()
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or not _abandoned(path):
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or not abandoned(path):
             continue
         log.debug("removing %s, left by a build that did not finish", path)
         try:

@@ -184,3 +184,12 @@ def test_half_written_files_of_a_dead_process_are_swept(cache: Cache) -> None:
         assert busy.exists(), "a file being written was removed"
     assert not left.exists(), "a half-written file was not swept"
     assert fresh.exists()
+
+
+def test_a_deadline_ends_the_tries_and_their_waits() -> None:
+    """No attempt begins after the deadline, nor a wait that would end after it (webhooks bound their total)."""
+    started = time.monotonic()
+    tries = retry.Policy(attempts=20, backoff=0.05, max_wait=0.1).tries(deadline=started + 0.3)
+    count = sum(1 for _ in tries)
+    assert 1 < count < 20 and tries.used == count
+    assert time.monotonic() - started < 0.3

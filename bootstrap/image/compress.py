@@ -7,7 +7,8 @@ and the pinned libdeflate, never on the number of threads: block boundaries are 
 
 Because they depend on nothing else, the members of earlier builds can be kept (`Members`): a block that a
 previous build compressed, as a rebuild of unchanged packages gives again, is taken from there once it is shown
-to inflate to exactly that block.
+to inflate to exactly that block. Reading one marks it used; the cache's size cap (`bootstrap.prune`, after
+every build) removes the least recently used.
 """
 
 import hashlib
@@ -26,11 +27,6 @@ from bootstrap.log import log
 BLOCK = 4 << 20
 LEVEL = 6
 """libdeflate's level 6 compresses better than zlib's level 9 at several times its speed."""
-
-
-KEEP_BYTES = 1 << 30
-"""How much `Members` keeps: the least recently used members beyond this go (every image ever built would
-otherwise stay)."""
 
 
 class Members:
@@ -55,25 +51,10 @@ class Members:
             log.debug("discarding %s: it is not one gzip member of the block it is bound to", path)
             path.unlink(missing_ok=True)
             return None
-        os.utime(path)
         return sections[0]
 
     def put(self, digest: str, member: bytes) -> None:
         write_derived(self._path(digest), digest, [member])
-
-    def prune(self, keep: int = KEEP_BYTES) -> None:
-        """Remove the least recently used members beyond `keep` bytes."""
-        found = []
-        for entry in os.scandir(self.directory):
-            if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
-                st = entry.stat(follow_symlinks=False)
-                found.append((st.st_mtime, st.st_size, entry.path))
-        total = sum(size for _, size, _ in found)
-        for _, size, path in sorted(found):
-            if total <= keep:
-                break
-            Path(path).unlink(missing_ok=True)
-            total -= size
 
 
 def is_member_of(member: bytes, block: bytes) -> bool:
@@ -155,5 +136,3 @@ class ParallelGzip:
                 self.emit(self.pending.popleft().result())
         finally:
             self.pool.shutdown()
-        if self.kept is not None:
-            self.kept.prune()

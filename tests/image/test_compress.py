@@ -11,6 +11,8 @@ from pathlib import Path
 import deflate
 import pytest
 
+from bootstrap import prune
+from bootstrap.cache import Cache
 from bootstrap.image import compress
 
 
@@ -138,11 +140,13 @@ def test_members_of_any_kind_of_block_count_and_any_slack_after_them_does_not(si
 
 
 def test_least_recently_used_members_go_beyond_the_limit(tmp_path: Path) -> None:
-    members = compress.Members(tmp_path, compress.LEVEL)
+    """Kept members go by the cache's one pruning mechanism (bootstrap.prune), least recently used first."""
+    cache = Cache(tmp_path / "cache").ensure()
+    members = compress.Members(cache.area("gzip"), compress.LEVEL)
     squeeze(sample(4), 2, members=members)
-    paths = sorted(tmp_path.iterdir())
+    paths = sorted(cache.area("gzip").iterdir())
     for age, path in enumerate(paths):
         os.utime(path, (1_000_000 + age, 1_000_000 + age))
     sizes = [p.stat().st_size for p in paths]
-    members.prune(keep=sum(sizes[2:]))
-    assert sorted(tmp_path.iterdir()) == paths[2:]
+    prune.prune(cache, sum(sizes[2:]))
+    assert sorted(cache.area("gzip").iterdir()) == paths[2:]
