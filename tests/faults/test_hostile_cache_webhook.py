@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -373,7 +374,8 @@ def test_a_receiver_that_drips_its_answer(
     warnings = [line for line in proc.stderr.splitlines() if "webhook" in line]
     assert proc.returncode == 0, proc.stderr
     assert (out / "image.tar").is_file(), "the build is not undone"
-    assert any("no answer within 4 s" in line for line in warnings), proc.stderr
+    # The last attempt is cut at what is left of the 4 s (a first one may end sooner, on the read timeout).
+    assert any(re.search(r"no answer within [0-4] s", line) for line in warnings), proc.stderr
     assert took < 45
     case.saw(f"returned after {took:.1f} s (build included): {warnings[0]}")
 
