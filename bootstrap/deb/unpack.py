@@ -4,9 +4,10 @@ Every path is resolved inside the root the way the chroot will see it: a symlink
 (`/bin -> usr/bin`) is followed, absolute targets are re-rooted and `..` stops at the root, so no
 entry can reach outside. The last component is never followed: an entry replaces what is there.
 
-With an override table, no device node is made: an empty file stands in for it and the table records the
-device, owner and mode the package gives it, for the layer to say. A table that records owners too gives
-nothing a foreign owner: each entry is written as the builder's own, which needs no privilege at all.
+No device node of a package is ever made on the host: an empty file stands in for it and the override table
+records the device, owner and mode the package gives it, for the layer to say (so a node such as `b 7:0`
+0666 can never open the host's device behind it, in the sandbox or out of it). A table that records owners
+too gives nothing a foreign owner: each entry is written as the builder's own, which needs no privilege.
 """
 
 import os
@@ -114,14 +115,14 @@ class RootWriter:
                 os.chown(target, info.uid, info.gid, follow_symlinks=False)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.ischr() or info.isblk():
-            if self.overrides is not None:  # an empty file stands in for the device the layer says
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-                self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
-            else:
-                kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
-                os.mknod(target, kind | stat.S_IMODE(info.mode), os.makedev(info.devmajor, info.devminor))
-                os.chown(target, info.uid, info.gid)
-                os.chmod(target, stat.S_IMODE(info.mode))  # the mode as packaged, not as the umask left it
+            if self.overrides is None:
+                raise UnpackError(
+                    f"/{rel}: a device node, and this unpack has no table to record it in",
+                    "device nodes are never made on the host: pass an override table",
+                )
+            # an empty file stands in for the device the layer says
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
         elif info.isfifo():
             os.mkfifo(target, stat.S_IMODE(info.mode))
             if not self._record(target, info):
