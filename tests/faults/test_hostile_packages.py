@@ -8,9 +8,11 @@ memory bounded; one that is large but legitimate unpacks by streaming to disk.""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 import textwrap
 from collections.abc import Iterator
@@ -18,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 
+from bootstrap.deb.debfile import MAX_DATA
 from bootstrap.sandbox import Sandbox
-from tests.faults.conftest import Case, Reference, Site, cli, env_for
-from tests.fixtures.debs import TarEntry, build_raw_deb, raw_control
+from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for
+from tests.fixtures.debs import EPOCH, TarEntry, ar_archive, build_raw_deb, make_tar, raw_control, raw_members
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
@@ -30,6 +34,21 @@ from tests.test_sandbox import tiny_root  # noqa: F401 (a fixture)
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 MiB = 1 << 20
+PEAK = 300 * 1000 * 1000
+"""The most memory a debian-slim build may take, bombs or not."""
+ZEROS = 8 * MiB
+"""The bombs are zstd frames of this many zero bytes, repeated (dpkg reads every frame of a member)."""
+LEGITIMATE = 200 * MiB
+"""A large package that is still legitimate: it unpacks, streamed to disk."""
+BOMB = (2 << 30) + 8 * ZEROS
+"""Past the limit (MAX_DATA, 2 GiB): refused."""
+MEASURED = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[2:]).returncode\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))\n"
+    "sys.exit(code)\n"
+)
+"""Runs a command and writes the peak resident memory of it (and of whatever it ran) to a file."""
 DEVICES = {"null": ("chr", (1, 3)), "loop0": ("blk", (7, 0))}
 """What the hostile package ships, mode 0666: /dev/null's numbers and the host's first loop device's."""
 PROBE = textwrap.dedent(
@@ -56,6 +75,8 @@ class Hostile:
 
     url: str
     keyring: Path
+    sizes: dict[str, int]
+    """Each package's size in bytes, by name."""
 
     def recipe(self, directory: Path, package: str) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -86,27 +107,60 @@ def _device_package(directory: Path) -> Path:
     return build_raw_deb(directory / "zz-devices_1.0_amd64.deb", control, entries, scripts={"postinst": PROBE})
 
 
+def _zeros_package(directory: Path, name: str, inflated: int) -> Path:
+    """A package whose data.tar.zst holds one file of `inflated` zero bytes, in a few dozen KB."""
+    dirs = [TarEntry("./", "dir"), TarEntry("./usr/", "dir"), TarEntry("./usr/share/", "dir")]
+    head = make_tar([*dirs, TarEntry(f"./usr/share/{name}/", "dir")], end=False)
+    info = tarfile.TarInfo(f"./usr/share/{name}/zeros")
+    info.size, info.mtime, info.uname, info.gname = inflated, EPOCH, "root", "root"
+    compressor = zstandard.ZstdCompressor(level=3)
+    assert inflated % ZEROS == 0
+    frames = [compressor.compress(head + info.tobuf(tarfile.GNU_FORMAT))]
+    frames += [compressor.compress(bytes(ZEROS))] * (inflated // ZEROS)
+    frames.append(compressor.compress(bytes(tarfile.RECORDSIZE)))
+    members = raw_members(raw_control(name, what="compression bomb"), [], compression="zstd")[:2]
+    deb = directory / f"{name}_1.0_amd64.deb"
+    directory.mkdir(parents=True, exist_ok=True)
+    deb.write_bytes(ar_archive([*members, ("data.tar.zst", b"".join(frames))]))
+    return deb
+
+
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+def hostile(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Iterator[Hostile]:
+    """The repository, signed with the fixture archive's key (so the fault checks can prove its cached release)."""
     base = tmp_path_factory.mktemp("hostile")
-    with GpgKey.generate("Hostile Repository <hostile@example.invalid>") as key:
-        repo = Repo(base / "repo", key)
-        repo.add_dist("stable", "stable", "stable")
-        for deb in (_device_package(base / "debs"),):
-            listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True)
-            assert listing.stdout, "dpkg-deb reads the package"
-            repo.add_deb("stable", deb)
-        repo.publish()
-        server = Server(repo.root)
-        try:
-            yield Hostile(server.url, key.export(base / "hostile.asc", armor=True))
-        finally:
-            server.stop()
+    repo = Repo(base / "repo", gpg_key)
+    repo.add_dist("stable", "stable", "stable")
+    debs = base / "debs"
+    bombs = [_zeros_package(debs, "zz-large", LEGITIMATE), _zeros_package(debs, "zz-bomb", BOMB)]
+    for deb in (_device_package(debs), *bombs):
+        listing = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True)
+        assert "Package: zz-" in listing.stdout, "dpkg-deb reads the package"
+        repo.add_deb("stable", deb)
+    assert bombs[1].stat().st_size < 100_000
+    repo.publish()
+    server = Server(repo.root)
+    try:
+        sizes = {d.name.split("_", 1)[0]: d.stat().st_size for d in debs.iterdir()}
+        yield Hostile(server.url, gpg_key.export(base / "hostile.asc", armor=True), sizes)
+    finally:
+        server.stop()
 
 
 def _build(site: Site, recipe: Path, reference: Reference) -> subprocess.CompletedProcess[str]:
     site.seed(reference.cache, ("parsed", "expanded", "releases", "sha256"))
     return cli(str(recipe), *site.args()[1:], env=env_for(site.scratch))
+
+
+def _measured_build(site: Site, recipe: Path, reference: Reference) -> tuple[Run, int]:
+    """A build run through MEASURED: what it did and its peak resident memory in bytes."""
+    site.seed(reference.cache, ("parsed", "expanded", "releases", "sha256"))
+    peak = site.root / "peak"
+    argv = [sys.executable, "-c", MEASURED, str(peak), sys.executable, "-m", "bootstrap", str(recipe)]
+    proc = subprocess.run(
+        [*argv, *site.args()[1:]], capture_output=True, text=True, env=env_for(site.scratch), timeout=600
+    )
+    return Run(proc, site.out), int(peak.read_text())
 
 
 def _member(rootfs: Path, name: str) -> tuple[tarfile.TarInfo, bytes]:
@@ -159,6 +213,49 @@ def test_the_sandbox_binds_the_tree_without_devices_or_setuid(case: Case, tiny_r
     root_mount = next(line.split() for line in lines[2:] if line.split()[4] == "/")
     assert {"nodev", "nosuid"} <= set(root_mount[5].split(",")), root_mount
     case.saw(f"{lines[0]}; the tree is mounted {root_mount[5]}")
+
+
+def test_a_compression_bomb_is_refused_with_memory_bounded(
+    case: Case, site: Site, reference: Reference, hostile: Hostile
+) -> None:
+    case.describe(
+        "package",
+        f"a {{0}} KB package from a recipe's [[repositories]] whose data.tar.zst inflates to {BOMB >> 20} MiB",
+        f"fails: one line naming the package and the {MAX_DATA >> 20} MiB limit; peak memory under 300 MB; "
+        "nothing left",
+    )
+    site.previous(reference.out)
+    run, peak = _measured_build(site, hostile.recipe(site.root / "recipe", "zz-bomb"), reference)
+    error = site.assert_clean_failure(run, "zz-bomb 1.0", f"more than {MAX_DATA >> 20} MiB")
+    assert peak < PEAK, f"peak memory {peak >> 20} MiB"
+    assert [p for p in (site.cache / "expanded").iterdir() if p.stat().st_size > 64 * MiB] == [], "no spill kept"
+    case.fault = case.fault.format(hostile.sizes["zz-bomb"] >> 10)
+    case.saw(f"{error} (peak memory {peak >> 20} MiB)")
+
+
+def test_a_large_legitimate_package_unpacks_by_streaming_to_disk(
+    case: Case, site: Site, reference: Reference, hostile: Hostile
+) -> None:
+    case.describe(
+        "package",
+        f"a package whose data.tar.zst holds one {LEGITIMATE >> 20} MiB file (zeros): large, but within the limit",
+        "builds; the file is whole in the image; peak memory under 300 MB (the data streamed to disk)",
+    )
+    run, peak = _measured_build(site, hostile.recipe(site.root / "recipe", "zz-large"), reference)
+    assert run.proc.returncode == 0, run.proc.stderr
+    assert peak < PEAK, f"peak memory {peak >> 20} MiB"
+    with tarfile.open(site.out / "rootfs.tar.gz") as tar:
+        info = tar.getmember("usr/share/zz-large/zeros")
+        f = tar.extractfile(info)
+        assert f is not None
+        digest = hashlib.sha256()
+        while block := f.read(MiB):
+            digest.update(block)
+    zeros = hashlib.sha256()
+    for _ in range(LEGITIMATE // MiB):
+        zeros.update(bytes(MiB))
+    assert info.size == LEGITIMATE and digest.digest() == zeros.digest()
+    case.saw(f"built; /usr/share/zz-large/zeros is {info.size >> 20} MiB of zeros; peak memory {peak >> 20} MiB")
 
 
 @pytest.fixture(autouse=True)
