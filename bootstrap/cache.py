@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from bootstrap import scratch
 from bootstrap.errors import BootstrapError, ChecksumError, os_error
@@ -386,12 +387,47 @@ def _derived_digest(source: bytes, lengths: bytes, sections: Iterable[bytes]) ->
     return h.digest()
 
 
-def write_derived(path: Path, source: str, sections: Sequence[bytes]) -> None:
-    """Store `sections` (data made from the verified blob `source`) so that `read_derived` can prove them."""
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileSection:
+    """`size` bytes from offset `start` of an open file: a section too large to be held in memory."""
+
+    file: BinaryIO
+    start: int
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes, a block at a time (read at their offsets: the file's position is left alone)."""
+        fd, pos, end = self.file.fileno(), self.start, self.start + self.size
+        while pos < end:
+            block = os.pread(fd, min(_BLOCK, end - pos), pos)
+            if not block:
+                raise EOFError(f"a section ends {end - pos} bytes early")
+            pos += len(block)
+            yield block
+
+
+Section = bytes | FileSection
+
+
+def _length(section: Section) -> int:
+    return section.size if isinstance(section, FileSection) else len(section)
+
+
+def _blocks(sections: Iterable[Section]) -> Iterator[bytes]:
+    for section in sections:
+        yield from section.chunks() if isinstance(section, FileSection) else (section,)
+
+
+def write_derived(path: Path, source: str, sections: Sequence[Section]) -> None:
+    """Store `sections` (data made from the verified blob `source`) so that `read_derived` can prove them;
+    a section in a file is streamed, never held in memory whole."""
     raw = bytes.fromhex(source)
-    lengths = struct.pack(f">{len(sections)}Q", *map(len, sections))
-    header = _HEADER.pack(_MAGIC, raw, _derived_digest(raw, lengths, sections), len(sections)) + lengths
-    write_atomic(path, [header, *sections], FILE_MODE)
+    lengths = struct.pack(f">{len(sections)}Q", *map(_length, sections))
+    header = _HEADER.pack(_MAGIC, raw, _derived_digest(raw, lengths, _blocks(sections)), len(sections)) + lengths
+    write_atomic(path, itertools.chain([header], _blocks(sections)), FILE_MODE)
 
 
 def open_derived(path: Path) -> int | None:
@@ -416,34 +452,61 @@ def open_derived(path: Path) -> int | None:
 def read_derived(path: Path, source: str) -> list[bytes] | None:
     """The sections written by `write_derived` for `source`, or None when the file is missing, was made from
     another blob, or does not match its own hash (then it is removed)."""
+    sections = read_derived_large(path, source, None)
+    return None if sections is None else [s for s in sections if isinstance(s, bytes)]
+
+
+def read_derived_large(path: Path, source: str, keep: int | None) -> list[Section] | None:
+    """Like `read_derived`, but a last section larger than `keep` bytes comes as a FileSection of the open
+    file, hashed on the way and never held in memory (the file stays as proven: cache files are replaced by
+    rename, never changed in place, and only the builder can write them)."""
     fd = open_derived(path)
     if fd is None:
         return None
     seen = os.fstat(fd)
-    sections = _read_sections(fd, bytes.fromhex(source))
+    f = open(fd, "rb")  # noqa: SIM115 (closed here, or by whoever takes a FileSection of it)
+    try:
+        sections = _read_sections(f, bytes.fromhex(source), keep)
+    except BaseException:
+        f.close()
+        raise
     if isinstance(sections, str):
+        f.close()
         _discard(path, sections, seen)
         return None
+    if not sections or not isinstance(sections[-1], FileSection):
+        f.close()
     return sections
 
 
-def _read_sections(fd: int, source: bytes) -> list[bytes] | str:
+def _read_sections(f: BinaryIO, source: bytes, keep: int | None) -> list[Section] | str:
     """The proven sections of a derived file, or why it is not good."""
-    with open(fd, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(_HEADER.size)
-        if len(head) < _HEADER.size or not head.startswith(_MAGIC):
-            return "is not a derived file of this version"
-        _, recorded_source, digest, count = _HEADER.unpack(head)
-        if recorded_source != source:
-            return f"was not made from {source.hex()}"
-        lengths = f.read(8 * count) if count <= _MAX_SECTIONS else b""
-        if len(lengths) != 8 * count:
-            return "is truncated"
-        sizes = struct.unpack(f">{count}Q", lengths)
-        if _HEADER.size + len(lengths) + sum(sizes) != size:
-            return "is truncated or too long"
-        sections = [f.read(n) for n in sizes]
-    if _derived_digest(source, lengths, sections) != digest:
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size or not head.startswith(_MAGIC):
+        return "is not a derived file of this version"
+    _, recorded_source, digest, count = _HEADER.unpack(head)
+    if recorded_source != source:
+        return f"was not made from {source.hex()}"
+    lengths = f.read(8 * count) if count <= _MAX_SECTIONS else b""
+    if len(lengths) != 8 * count:
+        return "is truncated"
+    sizes = struct.unpack(f">{count}Q", lengths)
+    if _HEADER.size + len(lengths) + sum(sizes) != size:
+        return "is truncated or too long"
+    h = hashlib.sha256(source)
+    h.update(lengths)
+    sections: list[Section] = []
+    for i, n in enumerate(sizes):
+        if keep is not None and i == count - 1 and n > keep:
+            large = FileSection(f, f.tell(), n)
+            for block in large.chunks():
+                h.update(block)
+            sections.append(large)
+        else:
+            section = f.read(n)
+            h.update(section)
+            sections.append(section)
+    if h.digest() != digest:
         return "does not match its recorded sha256"
     return sections

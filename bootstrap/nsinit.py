@@ -10,10 +10,11 @@ so it starts fast and the same way inside a user namespace), in a session of its
               get the owners a root build gives them, while the scripts' capabilities reach nothing
               outside: no host-wide sysctl, no remounting /sys, no devices, no file handles); then mount,
               UTS, IPC, network and PID namespaces; forks
-        pid 1 private mounts; bind the root on itself; /proc (of the new PID namespace), a read-only /sys, a
-              small /dev; host name; loopback up; pivot_root into the tree and detach the host's tree;
-              forks the command (its own session, no controlling terminal, no new privileges, default
-              signals) and exits with its status
+        pid 1 private mounts; bind the tree below a small root of its own, nodev and nosuid (no device
+              node in the tree opens a host device, whoever made it); /proc (of the new PID namespace),
+              a read-only /sys, a small /dev; host name; loopback up; pivot_root into the tree and
+              detach the host's tree; forks the command (its own session, no controlling terminal, no
+              new privileges, default signals) and exits with its status
     when pid 1 exits, the kernel kills everything left in the PID namespace, and the mounts go with the
     last process of the mount namespace: nothing outlives the command, even after a SIGKILL of the build.
     Each process dies with its parent (PR_SET_PDEATHSIG).
@@ -44,6 +45,9 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_RELATIME = 1 << 21
 MNT_DETACH = 2
 O_PATH = 0o10000000
 SYS_PIVOT_ROOT = {
@@ -119,6 +123,35 @@ def _mountpoint(rootfd: int, name: str) -> int:
     with contextlib.suppress(FileExistsError):
         os.mkdir(name, 0o755, dir_fd=rootfd)
     return os.open(name, O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=rootfd)
+
+
+def _kept_flags(fd: int) -> int:
+    """The flags of the mount at `fd` that a remount must keep (a user namespace may not clear what the mount
+    it was given has): read-only, noexec and the atime rules."""
+    have = os.fstatvfs(fd).f_flag
+    pairs = (
+        (os.ST_RDONLY, MS_RDONLY),
+        (os.ST_NOEXEC, MS_NOEXEC),
+        (os.ST_NOATIME, MS_NOATIME),
+        (os.ST_NODIRATIME, MS_NODIRATIME),
+        (os.ST_RELATIME, MS_RELATIME),
+    )
+    return sum(ms for st, ms in pairs if have & st)
+
+
+def _bind_tree(tree: int, outer: int) -> None:
+    """The tree at TREE, bound without devices or setuid: no device node in it reaches a device of the host
+    (whoever made it), and no file in it gains privileges (the sandbox's own /dev is a mount of its own)."""
+    os.mkdir(TREE[1:], 0o755, dir_fd=outer)
+    inner = os.open(TREE[1:], O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=outer)
+    _mount(_fd_path(tree), _fd_path(inner), None, MS_BIND)  # not recursive: the tmpfs is mounted on it
+    os.close(inner)
+    bound = os.open(TREE[1:], O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=outer)
+    try:
+        flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | _kept_flags(bound)
+        _mount(None, _fd_path(bound), None, flags)
+    finally:
+        os.close(bound)
 
 
 def _devices(rootfd: int) -> None:
@@ -205,10 +238,7 @@ def _enter(root: str, hostname: str) -> None:
     tree = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=16k")
     outer = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.mkdir(TREE[1:], 0o755, dir_fd=outer)
-    inner = os.open(TREE[1:], O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=outer)
-    _mount(_fd_path(tree), _fd_path(inner), None, MS_BIND)  # not recursive: the tmpfs is mounted on it
-    os.close(inner)
+    _bind_tree(tree, outer)
     os.close(tree)
     rootfd = os.open(TREE[1:], os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=outer)
     for name, fstype, flags, data in (

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap import download, foreign, outputs, prune, records, scratch, steps, userns
+from bootstrap import download, foreign, outputs, prune, records, scratch, steps
 from bootstrap import lock as lock_mod
 from bootstrap.deb import copyright
 from bootstrap.deb.archive import Archive, open_archive
@@ -221,7 +221,7 @@ def build_platform(
     with timer.step("download"):
         debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
-    overrides = steps.overrides_for(plan.recipe, userns.inside())
+    overrides = steps.overrides_for(plan.recipe)
     if plan.tmpfs is not None:
         use_tmpfs = plan.tmpfs
     else:

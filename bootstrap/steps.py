@@ -41,7 +41,7 @@ class Work:
     root: Path
     emulator: Emulator | None
     overrides: Overrides | None = None
-    """Owners, modes and devices recorded for the layer (a scriptless build), instead of made on disk."""
+    """Devices (and, for a scriptless build, owners and modes) recorded for the layer, instead of made on disk."""
     unpacked: list[Unpacked] = field(default_factory=list)
     notices: dict[str, copyright.Notice] = field(default_factory=dict)
     """What each package's copyright file says (licences, copyright text), read before packing."""
@@ -288,10 +288,11 @@ def needs_root(recipe: Recipe) -> bool:
     return recipe.scripts
 
 
-def overrides_for(recipe: Recipe, in_user_namespace: bool = False) -> Overrides | None:
+def overrides_for(recipe: Recipe) -> Overrides:
     """The override table a build of the recipe records into. Scriptless: everything (entries nobody
-    recorded are root's). As root of a user namespace: device nodes only, which it cannot make (owners it
-    can give). As real root: none."""
+    recorded are root's). With scripts, as real root or as root of a user namespace: device nodes only
+    (owners it gives for real). No build makes a package's device node on the host: one that could open the
+    host's device behind it has no place in a tree that maintainer scripts run in."""
     if not needs_root(recipe):
         return Overrides(default_owner=(0, 0))
-    return Overrides(owners=False) if in_user_namespace else None
+    return Overrides(owners=False)

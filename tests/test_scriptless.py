@@ -120,12 +120,12 @@ def test_a_scriptless_recipe_takes_the_declarative_steps_and_needs_no_root(tmp_p
     rec = scriptless_recipe(tmp_path)
     names = [name for name, _ in steps.chosen(rec)]
     assert names == ["unpack", "accounts", "declare", "ca-certificates", "ld.so.cache", "status.d", "notices"]
-    assert not steps.needs_root(rec) and steps.overrides_for(rec) is not None
+    assert not steps.needs_root(rec) and steps.overrides_for(rec).owners
     slim = recipe.load("debian-slim")
     assert [name for name, _ in steps.chosen(slim)] == ["unpack", "configure", "finish", "notices"]
     assert [name for name, _ in steps.chosen(slim, foreign=True)][:3] == ["unpack", "native", "configure"]
     assert "native" not in [name for name, _ in steps.chosen(rec, foreign=True)], "nothing of the image runs"
-    assert steps.needs_root(slim) and steps.overrides_for(slim) is None
+    assert steps.needs_root(slim) and not steps.overrides_for(slim).owners, "a root build records devices only"
 
 
 def test_hooks_need_scripts(tmp_path: Path) -> None:

@@ -122,15 +122,18 @@ def stage(tree: Tree, natives: list[tuple[Package, Path]], expanded: Path | None
     added_dirs: list[str] = []
     loader: str | None = None
     for pkg, deb in natives:
-        contents = debfile.read(deb, pkg.sha256, expanded)
+        contents = debfile.read(deb, pkg.sha256, expanded, f"{pkg.name} {pkg.version}")
         swap = pkg.name not in FOREIGN_ONLY_PACKAGES
-        with debfile.TarMembers(contents.data_tar, deb.name) as tar:
-            for info in tar:
-                rel = info.name.removeprefix("./").rstrip("/")
-                if _is_library_path(rel, libraries):
-                    _add(tree, tar, info, rel, staged, added_dirs)
-                elif swap and rel.startswith(EXECUTABLE_DIRS) and Path(rel).name not in FOREIGN_ONLY_PROGRAMS:
-                    loader = _swap(tree, tar, info, rel, staged) or loader
+        try:
+            with debfile.TarMembers(contents.data_tar, deb.name) as tar:
+                for info in tar:
+                    rel = info.name.removeprefix("./").rstrip("/")
+                    if _is_library_path(rel, libraries):
+                        _add(tree, tar, info, rel, staged, added_dirs)
+                    elif swap and rel.startswith(EXECUTABLE_DIRS) and Path(rel).name not in FOREIGN_ONLY_PROGRAMS:
+                        loader = _swap(tree, tar, info, rel, staged) or loader
+        finally:
+            contents.close()
     if loader is not None:
         tree.symlink(LOADER, f"/usr/lib/{triplet}/{Path(loader).name}")
         staged.added.append(LOADER.lstrip("/"))

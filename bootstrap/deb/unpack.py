@@ -4,9 +4,10 @@ Every path is resolved inside the root the way the chroot will see it: a symlink
 (`/bin -> usr/bin`) is followed, absolute targets are re-rooted and `..` stops at the root, so no
 entry can reach outside. The last component is never followed: an entry replaces what is there.
 
-With an override table, no device node is made: an empty file stands in for it and the table records the
-device, owner and mode the package gives it, for the layer to say. A table that records owners too gives
-nothing a foreign owner: each entry is written as the builder's own, which needs no privilege at all.
+No device node of a package is ever made on the host: an empty file stands in for it and the override table
+records the device, owner and mode the package gives it, for the layer to say (so a node such as `b 7:0`
+0666 can never open the host's device behind it, in the sandbox or out of it). A table that records owners
+too gives nothing a foreign owner: each entry is written as the builder's own, which needs no privilege.
 """
 
 import os
@@ -17,8 +18,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from bootstrap.deb import debfile
+from bootstrap.deb.debfile import CHUNK as COPY_BLOCK
 from bootstrap.deb.debfile import DebContents
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
@@ -81,9 +84,9 @@ class RootWriter:
             raise UnpackError(f"cannot replace directory /{rel} with a non-directory", "the package set conflicts")
         os.unlink(path)
 
-    def write(self, info: tarfile.TarInfo, rel: str, data: bytes = b"", dest_rel: str | None = None) -> str:
+    def write(self, info: tarfile.TarInfo, rel: str, data: bytes | IO[bytes] = b"", dest_rel: str | None = None) -> str:
         """Create one entry (not a hard link) at `rel`, or at `dest_rel` for a conffile's .dpkg-new; return the
-        real path written."""
+        real path written. A regular file's `data` may be a stream, copied a block at a time."""
         target = self._target(dest_rel or rel)
         if info.isdir():
             if os.path.isdir(target):
@@ -99,9 +102,7 @@ class RootWriter:
         if info.isreg():
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _copy(fd, data)
                 if not self._record(target, info):
                     os.fchown(fd, info.uid, info.gid)
                     os.fchmod(fd, stat.S_IMODE(info.mode))
@@ -114,14 +115,14 @@ class RootWriter:
                 os.chown(target, info.uid, info.gid, follow_symlinks=False)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.ischr() or info.isblk():
-            if self.overrides is not None:  # an empty file stands in for the device the layer says
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-                self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
-            else:
-                kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
-                os.mknod(target, kind | stat.S_IMODE(info.mode), os.makedev(info.devmajor, info.devminor))
-                os.chown(target, info.uid, info.gid)
-                os.chmod(target, stat.S_IMODE(info.mode))  # the mode as packaged, not as the umask left it
+            if self.overrides is None:
+                raise UnpackError(
+                    f"/{rel}: a device node, and this unpack has no table to record it in",
+                    "device nodes are never made on the host: pass an override table",
+                )
+            # an empty file stands in for the device the layer says
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
         elif info.isfifo():
             os.mkfifo(target, stat.S_IMODE(info.mode))
             if not self._record(target, info):
@@ -142,6 +143,21 @@ class RootWriter:
         if self.overrides is not None and self.overrides.owners:
             self.overrides.copy(self._rel(source), self._rel(target))
         return target
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _copy(fd: int, data: bytes | IO[bytes]) -> None:
+    """Write all of `data` to `fd`; a stream a block at a time, so no file is ever held in memory whole."""
+    if isinstance(data, bytes):
+        _write_all(fd, data)
+        return
+    while block := data.read(COPY_BLOCK):
+        _write_all(fd, block)
 
 
 def _member_path(name: str) -> str | None:
@@ -224,14 +240,13 @@ def unpack_one(
                 if source is not None:
                     written = writer.hardlink(rel, source, dest)
                 else:
-                    data = tar.read(info) if info.isreg() else b""
                     if conffile:
                         # As in a debootstrapped tree, a conffile is in place from the start (other packages'
                         # scripts read it before its own package is configured) and dpkg finds the identical,
                         # separate `.dpkg-new` it installs when configuring.
-                        writer.write(info, rel, data)
-                    written = writer.write(info, rel, data, dest)
-            except (OSError, OverflowError, ValueError) as exc:
+                        writer.write(info, rel, tar.open(info))
+                    written = writer.write(info, rel, tar.open(info) if info.isreg() else b"", dest)
+            except (OSError, OverflowError, ValueError, tarfile.TarError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 raise UnpackError(
                     f"{pkg.name} {pkg.version}: cannot write {path}: {reason}",
@@ -273,12 +288,15 @@ def _read_ahead(
     items: list[tuple[Package, Path]], expanded: Path | None, window: int = 4
 ) -> Iterator[tuple[Package, DebContents]]:
     """Decompress the next few packages in threads while the current one is written."""
+
+    def read(pkg: Package, path: Path) -> DebContents:
+        return debfile.read(path, pkg.sha256, expanded, f"{pkg.name} {pkg.version}")
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = deque(pool.submit(debfile.read, path, pkg.sha256, expanded) for pkg, path in items[:window])
+        pending = deque(pool.submit(read, pkg, path) for pkg, path in items[:window])
         for i, (pkg, _) in enumerate(items):
             if i + window < len(items):
-                ahead, path = items[i + window]
-                pending.append(pool.submit(debfile.read, path, ahead.sha256, expanded))
+                pending.append(pool.submit(read, *items[i + window]))
             yield pkg, pending.popleft().result()
 
 
@@ -294,4 +312,10 @@ def unpack_all(
     cache of decompressed packages is used and filled; with `overrides`, owners, modes and devices are
     recorded there; `configured`: conffiles are final, with no `.dpkg-new` beside them)."""
     writer = RootWriter(root, overrides)
-    return [unpack_one(writer, pkg, deb, pfilter, configured) for pkg, deb in _read_ahead(items, expanded)]
+    out = []
+    for pkg, deb in _read_ahead(items, expanded):
+        try:
+            out.append(unpack_one(writer, pkg, deb, pfilter, configured))
+        finally:
+            deb.close()
+    return out

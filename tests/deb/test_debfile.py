@@ -5,12 +5,14 @@ import hashlib
 import logging
 import signal
 import subprocess
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 import pytest
 
+from bootstrap.cache import FileSection
 from bootstrap.deb import debfile
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.unpack import RootWriter, prepare_root, unpack_one
@@ -91,6 +93,58 @@ def test_a_decompression_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(debfile, "MAX_DATA", 2 << 20)
     with pytest.raises(UnpackError, match=r"data.tar.xz decompresses to more than 2 MiB"):
         debfile.read(deb)
+
+
+def _with_dictionary(xz: bytes, code: int) -> bytes:
+    """The xz stream with its first block asking for another LZMA2 dictionary size (its header CRC made good)."""
+    size, flags, pos = (xz[12] + 1) * 4, xz[13], 14
+    for present in (flags & 0x40, flags & 0x80):  # compressed and uncompressed sizes, as varints
+        while present and xz[pos] & 0x80:
+            pos += 1
+        pos += 1 if present else 0
+    assert xz[pos : pos + 2] == b"\x21\x01", "one LZMA2 filter with one property byte"
+    header = bytearray(xz[12 : 12 + size])
+    header[pos + 2 - 12] = code
+    header[-4:] = zlib.crc32(bytes(header[:-4])).to_bytes(4, "little")
+    return xz[:12] + bytes(header) + xz[12 + size :]
+
+
+def test_an_xz_stream_asking_for_a_huge_dictionary_is_refused(tmp_path: Path) -> None:
+    """An xz bomb's decoder would fill a dictionary as large as its header asks (up to 4 GiB): refused."""
+    entries = [TarEntry("./", "dir"), TarEntry("./zeros", data=bytes(1 << 20))]
+    members = raw_members(raw_control("greedy"), entries)
+    xz = dict(members)["data.tar.xz"]
+    deb = tmp_path / "greedy.deb"
+    deb.write_bytes(ar_archive([*members[:2], ("data.tar.xz", _with_dictionary(xz, 36))]))  # 36: 1 GiB
+    with pytest.raises(UnpackError, match=r"greedy.deb: member data.tar.xz needs more than 128 MiB of memory"):
+        debfile.read(deb)
+    deb.write_bytes(ar_archive([*members[:2], ("data.tar.xz", _with_dictionary(xz, 26))]))  # 26: 64 MiB, as xz -9
+    assert names(debfile.read(deb)) == [".", "./zeros"]
+
+
+@pytest.mark.parametrize("compression", ["xz", "gzip", "zstd", "none"])
+def test_a_large_data_tar_stays_on_disk_and_unpacks_whole(
+    compression: str, expanded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past IN_MEMORY the data.tar goes to an unnamed file as it inflates, and comes back from the cache as a
+    section of the cached file: never in memory whole, the same tar either way."""
+    deb = build_deb(tmp_path / compression, "large", "1.0", files=FILES, compression=compression)  # type: ignore[arg-type]
+    whole = debfile.read(deb).data_tar
+    assert isinstance(whole, bytes) and len(whole) > 64 << 10
+    monkeypatch.setattr(debfile, "IN_MEMORY", 64 << 10)
+    digest = sha256(deb)
+    for attempt in ("inflated", "from the cache"):
+        contents = debfile.read(deb, digest, expanded)
+        section = contents.data_tar
+        assert isinstance(section, FileSection), attempt
+        assert b"".join(section.chunks()) == whole, attempt
+        assert [p.name for p in expanded.iterdir()] == [f"{digest}.v1"], "the spill has no name"
+        root = tmp_path / f"root-{attempt}"
+        prepare_root(root, ("bin", "lib"))
+        unpack_one(RootWriter(root), package("large"), contents, PathFilter())
+        contents.close()
+        assert section.file.closed
+        assert all((root / path.lstrip("/")).read_bytes() == data for path, data in FILES.items()), attempt
 
 
 # --- malformed archives ---------------------------------------------------------------------------------------

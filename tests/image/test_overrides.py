@@ -151,10 +151,25 @@ def _package(tmp_path: Path) -> Path:
     return build_raw_deb(tmp_path / "owned_1.0_amd64.deb", raw_control("owned"), entries)
 
 
+DEVICES = ("srv/dev/null", "srv/dev/sda")
+
+
 def _unpack_and_pack(root: Path, deb: Path, layer: Path, overrides: Overrides | None) -> None:
+    """Unpack and pack; with no table, the reference: what a root unpack made before it recorded devices too
+    (real owners, and a real node for each device, made here by the test)."""
     prepare_root(root, ("bin", "sbin", "lib"))
     record = dataclasses.replace(package("owned"), size=deb.stat().st_size, sha256=sha256_file(deb))
-    unpack_all(root, [(record, deb)], PathFilter(), None, overrides)
+    devices = Overrides(owners=False)
+    unpack_all(root, [(record, deb)], PathFilter(), None, devices if overrides is None else overrides)
+    if overrides is None:
+        for rel in DEVICES:
+            found = devices.get(rel)
+            assert found is not None and found.device is not None
+            (root / rel).unlink()
+            kind = found.device.file_type
+            os.mknod(root / rel, kind | found.mode, os.makedev(found.device.major, found.device.minor))
+            os.chown(root / rel, found.uid, found.gid)
+            os.chmod(root / rel, found.mode)
     pack(root, EPOCH, layer, Compression.NONE, overrides=overrides)
 
 
