@@ -14,8 +14,8 @@ from bench import machine, report, runner
 from bench.mirror import DEFAULT_DIR, FrozenMirror
 from bench.runner import say
 from bench.tools import CASES, REPO, remove
-from bootstrap import mirrors
-from bootstrap.distros import DISTROS, Distro
+from bootstrap.build import mirrors
+from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.errors import BootstrapError
 
 DEFAULT_CASES = (

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 from bench import measure, tools
 from bench.stats import Summary
-from bootstrap import pipeline, recipe
+from bootstrap.build import pipeline, recipe
+from bootstrap.build.plan import Options, Plan, make_plan
 from bootstrap.deb import index as index_mod
 from bootstrap.deb.index import PackagesFile
 from bootstrap.deb.resolve import resolve
-from bootstrap.plan import Options, Plan, make_plan
 
 T = TypeVar("T")
 

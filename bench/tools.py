@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.sandbox import mounts_under
+from bootstrap.host.sandbox import mounts_under
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = "debian-slim"

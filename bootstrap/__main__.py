@@ -1,3 +1,3 @@
-from bootstrap.cli import main
+from bootstrap.cli.main import main
 
 main()

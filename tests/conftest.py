@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bootstrap.cache import Cache  # noqa: E402
+from bootstrap.host.cache import Cache  # noqa: E402
 from tests.e2e.conftest import Mirrored, need  # noqa: E402
 from tests.fixtures.gpg import GpgKey  # noqa: E402
 from tests.fixtures.server import Server  # noqa: E402
@@ -60,8 +60,8 @@ def serve_session() -> Iterator[Serve]:
 @pytest.fixture(autouse=True)
 def _fast_retries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process tests wait 10 ms, not 0.5 s and more, between the mirror's retries (the same count of
-    attempts, so what is retried is still tested); tests/test_retry.py tests the real policy's waits."""
-    from bootstrap import retry
+    attempts, so what is retried is still tested); tests/host/test_retry.py tests the real policy's waits."""
+    from bootstrap.host import retry
 
     if request.node.path.name != "test_retry.py":
         monkeypatch.setattr(retry, "DEFAULT", retry.Policy(backoff=0.01, max_wait=0.05))
@@ -100,9 +100,9 @@ def mirrored(
     tmp_path_factory: pytest.TempPathFactory, as_root: None, gpg_key: GpgKey, serve_session: Serve
 ) -> Mirrored:
     """Real packages (fetched once from the host's mirror) re-published in a fixture archive we control."""
-    from bootstrap import download, recipe
-    from bootstrap.pipeline import resolve_plan
-    from bootstrap.plan import Options, make_plan
+    from bootstrap.build import download, recipe
+    from bootstrap.build.pipeline import resolve_plan
+    from bootstrap.build.plan import Options, make_plan
     from tests.fixtures.repo import Repo
 
     cache = tmp_path_factory.mktemp("mirrored-cache")

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from bootstrap.cache import Cache
+from bootstrap.build.distros import DistroInfo
 from bootstrap.deb import gpgv
 from bootstrap.deb import index as index_mod
 from bootstrap.deb import release as release_mod
 from bootstrap.deb.index import Index, PackagesFile
 from bootstrap.deb.release import Release
-from bootstrap.distros import DistroInfo
+from bootstrap.host.cache import Cache
+from bootstrap.host.parallel import map_parallel
 from bootstrap.log import log
-from bootstrap.parallel import map_parallel
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from bootstrap.deb import relations
 from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import Unpacked
 from bootstrap.errors import ConfigureError
+from bootstrap.host.sandbox import Sandbox
+from bootstrap.host.tree import Tree
 from bootstrap.log import log
-from bootstrap.sandbox import Sandbox
-from bootstrap.tree import Tree
 
 POLICY_RC_D = "#!/bin/sh\n# Installed by bootstrap: services do not start inside a container image build.\nexit 101\n"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

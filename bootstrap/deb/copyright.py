@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bootstrap.tree import Tree
+from bootstrap.host.tree import Tree
 
 # Debian short names that differ from their SPDX identifiers.
 DEBIAN_TO_SPDX = {

@@ -20,8 +20,8 @@ from typing import IO, BinaryIO, Protocol
 
 import zstandard
 
-from bootstrap.cache import FileSection, Section, read_derived_large, read_verified, write_derived
 from bootstrap.errors import ChecksumError, UnpackError
+from bootstrap.host.cache import FileSection, Section, read_derived_large, read_verified, write_derived
 
 MAX_CONTROL = 32 << 20
 MAX_DATA = 2 << 30

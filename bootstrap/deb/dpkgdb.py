@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 
 from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import Unpacked
-from bootstrap.tree import Tree, write_at
+from bootstrap.host.tree import Tree, write_at
 
 DPKG_DIR = "var/lib/dpkg"
 _SCRIPTS = {"preinst", "postinst", "prerm", "postrm", "config"}

@@ -9,7 +9,7 @@ from pathlib import Path
 from bootstrap.deb.configure import POLICY_RC_D
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.tweaks import ContainerSettings
-from bootstrap.tree import Tree
+from bootstrap.host.tree import Tree
 
 SCRUB = (
     "etc/machine-id",

@@ -24,10 +24,10 @@ from typing import TypeVar
 
 from debian.debian_support import Version
 
-from bootstrap import http
-from bootstrap.cache import FILE_MODE, Cache, open_derived, read_derived, write_atomic, write_derived
 from bootstrap.deb.release import IndexFile, Release
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError
+from bootstrap.host import http
+from bootstrap.host.cache import FILE_MODE, Cache, open_derived, read_derived, write_atomic, write_derived
 from bootstrap.log import log
 
 PARSER_VERSION = 3

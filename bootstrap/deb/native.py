@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bootstrap.deb import debfile
 from bootstrap.deb.index import Index, Package
+from bootstrap.host.tree import Tree
 from bootstrap.log import log
-from bootstrap.tree import Tree
 
 FOREIGN_ONLY_PACKAGES = frozenset({"dpkg", "apt", "libc-bin"})
 FOREIGN_ONLY_PROGRAMS = frozenset({"uname", "arch"})

@@ -26,8 +26,8 @@ from bootstrap.deb.debfile import DebContents
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
 from bootstrap.errors import UnpackError
-from bootstrap.image.overrides import Device, Overrides, disk_mode
-from bootstrap.tree import Tree
+from bootstrap.host.overrides import Device, Overrides, disk_mode
+from bootstrap.host.tree import Tree
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ and the pinned libdeflate, never on the number of threads: block boundaries are 
 
 Because they depend on nothing else, the members of earlier builds can be kept (`Members`): a block that a
 previous build compressed, as a rebuild of unchanged packages gives again, is taken from there once it is shown
-to inflate to exactly that block. Reading one marks it used; the cache's size cap (`bootstrap.prune`, after
+to inflate to exactly that block. Reading one marks it used; the cache's size cap (`bootstrap.host.prune`, after
 every build) removes the least recently used.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import deflate
 
-from bootstrap.cache import read_derived, write_derived
+from bootstrap.host.cache import read_derived, write_derived
 from bootstrap.log import log
 
 BLOCK = 4 << 20

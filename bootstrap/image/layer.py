@@ -14,9 +14,9 @@ from typing import BinaryIO
 
 import zstandard
 
+from bootstrap.host.overrides import Overrides
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members, ParallelGzip
-from bootstrap.image.overrides import Overrides
 
 ZSTD_LEVEL = 9
 

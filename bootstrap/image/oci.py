@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bootstrap.arches import GO_ARCH, VARIANT
+from bootstrap.host.arches import GO_ARCH, VARIANT
 from bootstrap.image.layer import Layer
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap import lock as lock_mod
-from bootstrap import provenance
-from bootstrap.cache import sha256_file
+from bootstrap.host.cache import sha256_file
 from bootstrap.image.oci import MEDIA_MANIFEST, Blob, canonical_json, platform, rfc3339
 from bootstrap.log import log
+from bootstrap.records import lock as lock_mod
+from bootstrap.records import provenance
 from bootstrap.registry import manifests, referrers
 from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client

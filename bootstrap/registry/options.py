@@ -4,8 +4,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bootstrap.host.retry import Policy
 from bootstrap.registry.errors import RegistryError
-from bootstrap.retry import Policy
 
 MiB = 1 << 20
 DEFAULT_CHUNK = 32 * MiB
@@ -39,7 +39,7 @@ class Options:
 
     @property
     def policy(self) -> Policy:
-        """The retry policy (`bootstrap.retry`) with these retries and backoff."""
+        """The retry policy (`bootstrap.host.retry`) with these retries and backoff."""
         return Policy(attempts=self.retries + 1, backoff=self.backoff)
 
 

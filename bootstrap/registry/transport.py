@@ -6,11 +6,11 @@ from typing import Protocol
 
 import requests
 
+from bootstrap.host.retry import CONNECT_TIMEOUT, Policy, reason, retry_after
 from bootstrap.log import log
 from bootstrap.registry import limits, tls
 from bootstrap.registry.errors import RegistryError, TransientError, causes
 from bootstrap.registry.options import Options
-from bootstrap.retry import CONNECT_TIMEOUT, Policy, reason, retry_after
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})

@@ -12,11 +12,11 @@ from types import FrameType
 
 import pytest
 
-from bootstrap.cache import FileSection
 from bootstrap.deb import debfile
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.unpack import RootWriter, prepare_root, unpack_one
 from bootstrap.errors import BootstrapError, ChecksumError, UnpackError
+from bootstrap.host.cache import FileSection
 from tests.fixtures.debs import (
     MALFORMED_KINDS,
     TarEntry,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.build.recipe import load
 from bootstrap.deb.filters import PathFilter, Rule
-from bootstrap.recipe import load
 from tests.fixtures.repo import build_deb
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bootstrap.cache import Cache
 from bootstrap.deb import index, release
 from bootstrap.deb.index import Index, PackagesFile, parse_stanza
 from bootstrap.deb.relations import Relation, parse
 from bootstrap.deb.release import Release
 from bootstrap.errors import MirrorError
+from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.pickles import planted_pickle
 from tests.fixtures.repo import Repo
@@ -382,7 +382,7 @@ def test_a_damaged_parsed_index_is_made_again(
         offsets.chmod(0o666)
     else:
         other = PackagesFile.parse(PACKAGES)
-        from bootstrap.cache import write_derived
+        from bootstrap.host.cache import write_derived
 
         write_derived(offsets, "ab" * 32, other.sections())
     with caplog.at_level(logging.DEBUG, logger="bootstrap"):

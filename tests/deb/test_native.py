@@ -12,7 +12,7 @@ import pytest
 from bootstrap.deb import native
 from bootstrap.deb.index import Index, PackagesFile
 from bootstrap.deb.release import Release
-from bootstrap.tree import Tree
+from bootstrap.host.tree import Tree
 from tests.fixtures.debs import build_deb
 from tests.fixtures.records import package
 

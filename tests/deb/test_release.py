@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap.cache import Cache
 from bootstrap.deb import index, release
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, SignatureError
+from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.leftovers import temp_files
 from tests.fixtures.repo import Repo

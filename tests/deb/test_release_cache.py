@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.cache import Cache
 from bootstrap.deb import release
 from bootstrap.errors import BootstrapError
+from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.cache import Cache
+from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.deb import release
 from bootstrap.deb.archive import Archive, open_archive
-from bootstrap.distros import DISTROS, Distro
 from bootstrap.errors import SignatureError
+from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.leftovers import temp_files
 from tests.fixtures.repo import Repo, build_deb

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import requests
 
-from bootstrap.cache import Cache
+from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.resolve import Request, Selection, resolve
-from bootstrap.distros import DISTROS, Distro
 from bootstrap.errors import ResolveError
+from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 

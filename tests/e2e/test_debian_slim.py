@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import mirrors, recipe
+from bootstrap.build import mirrors, recipe
+from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.deb.filters import PathFilter
-from bootstrap.distros import DISTROS, Distro
 from tests.e2e import official
 from tests.e2e.conftest import ROOT, SUITES, Build, bootstrap, need_tool, run, sections, unique_tag
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import provenance, webhook
+from bootstrap.publish import webhook
+from bootstrap.records import provenance
 from bootstrap.registry import Options
 from bootstrap.registry.artifacts import CYCLONEDX_TYPE, LOCK_TYPE, SPDX_TYPE
 from bootstrap.registry.client import Client

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bootstrap import webhook
-from bootstrap.cache import read_derived, write_derived
+from bootstrap.host.cache import read_derived, write_derived
+from bootstrap.publish import webhook
 from tests.e2e.conftest import ROOT, Mirrored, bootstrap, need_tool, run
 from tests.fixtures.debs import build_deb
 from tests.fixtures.leftovers import running

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import debootstrap, mirrors, recipe, releases
+from bootstrap.build import debootstrap, mirrors, recipe, releases
+from bootstrap.build.distros import DISTROS, Distro
+from bootstrap.build.pipeline import resolve_plan
+from bootstrap.build.plan import Options, make_plan
 from bootstrap.deb import relations
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.gpgv import dearmor
-from bootstrap.distros import DISTROS, Distro
-from bootstrap.pipeline import resolve_plan
-from bootstrap.plan import Options, make_plan
 from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, sections, unique_tag
 
 pytestmark = pytest.mark.e2e

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import prune, webhook
+from bootstrap.host import prune
+from bootstrap.publish import webhook
 from tests.e2e.conftest import ROOT
 from tests.faults.conftest import Case, cli, env_for
 from tests.fixtures.gpg import GpgKey
@@ -321,7 +322,7 @@ def recorder() -> Iterator[Callable[..., tuple[str, type[Recorder]]]]:
 
 SEND = """
 import json, resource, sys, time
-from bootstrap import webhook
+from bootstrap.publish import webhook
 from bootstrap.log import setup
 setup(1, False)
 started = time.monotonic()

@@ -23,13 +23,13 @@ import pytest
 import zstandard
 
 from bootstrap.deb.debfile import MAX_DATA
-from bootstrap.sandbox import Sandbox
+from bootstrap.host.sandbox import Sandbox
 from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for
 from tests.fixtures.debs import EPOCH, TarEntry, ar_archive, build_raw_deb, make_tar, raw_control, raw_members
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
-from tests.test_sandbox import tiny_root  # noqa: F401 (a fixture)
+from tests.host.test_sandbox import tiny_root  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import lock as lock_mod
+from bootstrap.records import lock as lock_mod
 from bootstrap.registry.artifacts import LOCK_TYPE
 from tests.e2e.conftest import need_tool
 from tests.faults.conftest import Case, env_for

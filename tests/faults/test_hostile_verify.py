@@ -24,11 +24,11 @@ from typing import Any
 import deflate
 import pytest
 
-from bootstrap import lock as lock_mod
-from bootstrap import recipe, recipe_trust
-from bootstrap.cache import FILE_MODE, read_derived, write_atomic, write_derived
+from bootstrap.build import recipe, recipe_trust
 from bootstrap.deb.index import PackagesFile
+from bootstrap.host.cache import FILE_MODE, read_derived, write_atomic, write_derived
 from bootstrap.image.compress import is_member_of
+from bootstrap.records import lock as lock_mod
 from tests.faults.conftest import Case, Reference, Site, cli, env_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]

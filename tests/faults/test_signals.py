@@ -1,6 +1,6 @@
 """Process faults: SIGINT and SIGKILL at each step of a build, then a clean rebuild with the same cache.
 
-The build is stopped where a step starts ($BOOTSTRAP_TEST_PAUSE, see bootstrap/pipeline.py `checkpoint`), or,
+The build is stopped where a step starts ($BOOTSTRAP_TEST_PAUSE, see bootstrap/build/pipeline.py `checkpoint`), or,
 for the download, while a package is half received (the proxy holds it back). SIGINT must end the build with
 exit 130, one line, and nothing left; SIGKILL may leave scratch directories and partial downloads, which the
 next build removes. Either way the previous output is intact, the cache holds nothing unsound, and the rebuild

@@ -11,8 +11,8 @@ from pathlib import Path
 import deflate
 import pytest
 
-from bootstrap import prune
-from bootstrap.cache import Cache
+from bootstrap.host import prune
+from bootstrap.host.cache import Cache
 from bootstrap.image import compress
 
 
@@ -140,7 +140,7 @@ def test_members_of_any_kind_of_block_count_and_any_slack_after_them_does_not(si
 
 
 def test_least_recently_used_members_go_beyond_the_limit(tmp_path: Path) -> None:
-    """Kept members go by the cache's one pruning mechanism (bootstrap.prune), least recently used first."""
+    """Kept members go by the cache's one pruning mechanism (bootstrap.host.prune), least recently used first."""
     cache = Cache(tmp_path / "cache").ensure()
     members = compress.Members(cache.area("gzip"), compress.LEVEL)
     squeeze(sample(4), 2, members=members)

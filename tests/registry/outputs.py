@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap import lock as lock_mod
-from bootstrap import provenance, sbom
 from bootstrap.image.layer import pack
 from bootstrap.image.oci import Image, ImageSettings, make_image, write_archive
-from bootstrap.lock import Lock
+from bootstrap.records import lock as lock_mod
+from bootstrap.records import provenance, sbom
+from bootstrap.records.lock import Lock
 from tests.fixtures.records import package
 
 EPOCH = 1_700_000_000

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap import lock as lock_mod
-from bootstrap import provenance
 from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST
+from bootstrap.records import lock as lock_mod
+from bootstrap.records import provenance
 from bootstrap.registry import Options, RegistryError, push
 from bootstrap.registry.artifacts import EMPTY, LOCK_TYPE, SPDX_TYPE, lock_at
 from bootstrap.registry.referrers import tag_for
+from tests.cli.test_cli import cli
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 from tests.registry.conftest import PASSWORD, USER, Skopeo, TLSRegistry, sha256
 from tests.registry.outputs import build_output, sample_lock
 from tests.registry.servers import Proxy
-from tests.test_cli import cli
 
 pytestmark = pytest.mark.e2e
 TYPES = {LOCK_TYPE, SPDX_TYPE, provenance.MEDIA_TYPE}

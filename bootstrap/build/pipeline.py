@@ -1,0 +1,257 @@
+"""The build, one call per step: plan -> archive -> resolve -> download -> unpack -> configure -> finish
+-> pack -> outputs."""
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.build import download, foreign, steps
+from bootstrap.build.foreign import Emulator
+from bootstrap.build.plan import Plan, host_arch
+from bootstrap.deb import copyright
+from bootstrap.deb.archive import Archive, open_archive
+from bootstrap.deb.resolve import Request, Selection, resolve
+from bootstrap.host import outputs, prune, scratch
+from bootstrap.host.sandbox import memory_available, mounts_under, require_root, tmpfs
+from bootstrap.host.tree import remove_tree
+from bootstrap.image import oci
+from bootstrap.image.compress import LEVEL as GZIP_LEVEL
+from bootstrap.image.compress import Members
+from bootstrap.image.layer import Compression, Layer, pack
+from bootstrap.log import log
+from bootstrap.records import lock as lock_mod
+from bootstrap.records import records
+from bootstrap.records.lock import Lock
+
+TMPFS_MIN_MEMORY = 4 << 30
+"""Build in a tmpfs when at least this much memory is available."""
+PAUSE_ENV = "BOOTSTRAP_TEST_PAUSE"
+"""For the fault-injection tests only: `STEP:FILE` makes the build write its pid to FILE and wait when STEP
+starts until FILE is removed, so that a test can signal it at that exact point (tests/faults/test_signals.py)
+or act meanwhile and let it go on (tests/faults/test_hostile_cache_webhook.py)."""
+
+
+def checkpoint(name: str) -> None:
+    """Where a step starts; pauses there when $BOOTSTRAP_TEST_PAUSE names it."""
+    step, _, marker = os.environ.get(PAUSE_ENV, "").partition(":")
+    if step == name and marker:
+        Path(marker).write_text(str(os.getpid()))
+        while Path(marker).exists():
+            time.sleep(0.05)
+
+
+@dataclass
+class Timer:
+    label: str = ""
+    steps: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        checkpoint(name)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps[name] = round(time.monotonic() - start, 3)
+            log.info("%-8s %-10s %6.2fs", self.label, name, self.steps[name])
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One architecture's part of a build."""
+
+    arch: str
+    archive: Archive
+    selection: Selection
+    lock: Lock
+    image: oci.Image
+    notices: dict[str, copyright.Notice]
+    """What each package's copyright file says (licences, notices), for the SBOM."""
+    timings: dict[str, float]
+    native_tools: int = 0
+    """Foreign executables that ran natively during configure (bootstrap/deb/native.py)."""
+
+    @property
+    def layer(self) -> Layer:
+        return self.image.layer
+
+
+@dataclass(frozen=True)
+class Result:
+    output: Path
+    tag: str
+    codename: str
+    epoch: int
+    index_digest: str
+    platforms: tuple[Platform, ...]
+
+    @property
+    def first(self) -> Platform:
+        return self.platforms[0]
+
+    @property
+    def manifest_digest(self) -> str:
+        """What a registry serves under the tag: the manifest of a single-architecture image, else the index."""
+        return self.first.image.manifest.digest if len(self.platforms) == 1 else self.index_digest
+
+    @property
+    def packages(self) -> Selection:
+        return self.first.selection
+
+    @property
+    def lock(self) -> Lock:
+        return self.first.lock
+
+
+def load_archive(plan: Plan, arch: str | None = None) -> Archive:
+    plan.cache.ensure()
+    mirrors = plan.mirrors_for(arch or plan.arch)
+    return open_archive(
+        plan.distro,
+        mirrors.main,
+        mirrors.security,
+        plan.suite,
+        plan.recipe.components,
+        arch or plan.arch,
+        plan.keyrings,
+        plan.cache,
+        plan.insecure,
+        plan.check_valid_until,
+        plan.offline,
+        plan.extra,
+        plan.signers,
+        plan.derived_cache,
+    )
+
+
+def request_for(plan: Plan, codename: str) -> Request:
+    r = plan.recipe
+    return Request(r.priorities, r.essential, r.includes(codename), r.exclude, r.prefer, r.ignore_depends)
+
+
+def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selection]:
+    """Archive indexes and the resolved package set of one architecture, without building anything."""
+    archive = load_archive(plan, arch)
+    return archive, resolve(archive.index, request_for(plan, archive.codename))
+
+
+def tag_for(plan: Plan, codename: str) -> str:
+    return plan.tag or plan.recipe.tag.format(codename=codename, suite=plan.suite, arch=plan.arch)
+
+
+@contextmanager
+def workspace(use_tmpfs: bool) -> Iterator[Path]:
+    """A scratch directory holding `root/` (a private tmpfs when asked), removed at the end, never while
+    anything is still mounted below it."""
+    with scratch.claimed(Path(tempfile.gettempdir()), "bootstrap-") as work:
+        try:
+            if use_tmpfs:
+                with tmpfs(work / "root"):
+                    yield work
+            else:
+                yield work
+        finally:
+            left = mounts_under(work, include_self=True)
+            if left:
+                log.error("not removing %s: still mounted: %s", work, ", ".join(left))
+            else:
+                remove_tree(work)
+
+
+def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
+    """Build the image the plan describes (one platform per architecture) and write its outputs.
+
+    `archives` holds indexes already loaded for some architectures (by a check just before): used, not fetched
+    again."""
+    privileged = steps.needs_root(plan.recipe)
+    if privileged:
+        require_root("building an image")
+    host = host_arch()
+    emulators = {arch: foreign.emulator(arch, host) if privileged else None for arch in plan.arches}
+    old_umask = os.umask(0o022)
+    try:
+        with plan.cache.ensure().session(), outputs.staged(plan.output) as stage:
+            multi = len(plan.arches) > 1
+            platforms = tuple(
+                build_platform(
+                    plan,
+                    arch,
+                    emulators[arch],
+                    stage / records.name("rootfs" + plan.compression.file_suffix, arch, multi),
+                    (archives or {}).get(arch),
+                )
+                for arch in plan.arches
+            )
+            first = platforms[0]
+            epoch = max(p.lock.epoch for p in platforms)
+            tag = tag_for(plan, first.archive.codename)
+            checkpoint("outputs")
+            started = time.monotonic()
+            index, archive_digest = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
+            first.timings["outputs"] = round(time.monotonic() - started, 3)
+            result = Result(plan.output, tag, first.archive.codename, epoch, index.digest, platforms)
+            known = {"image.tar": archive_digest}
+            known |= {p.layer.path.name: p.layer.digest for p in platforms}
+            records.write_all(stage, plan, result, known)
+        prune.after_build(plan.cache, plan.cache_max)
+        return result
+    finally:
+        os.umask(old_umask)
+
+
+def select(plan: Plan, archive: Archive) -> Selection:
+    """The package set: exactly the lock's when building from one, else a fresh resolve of the recipe."""
+    if plan.lock is not None:
+        return lock_mod.selection_from(plan.lock, archive.index)
+    return resolve(archive.index, request_for(plan, archive.codename))
+
+
+def build_platform(
+    plan: Plan, arch: str, emu: Emulator | None, layer_path: Path, archive: Archive | None = None
+) -> Platform:
+    """Everything from indexes to the packed layer for one architecture."""
+    timer = Timer(arch)
+    with timer.step("indexes"):
+        archive = archive or load_archive(plan, arch)
+    with timer.step("resolve"):
+        selection = select(plan, archive)
+    log.info("%s %s %s: %d packages", plan.recipe.name, archive.codename, arch, len(selection.packages))
+    with timer.step("download"):
+        debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
+    epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
+    overrides = steps.overrides_for(plan.recipe)
+    if plan.tmpfs is not None:
+        use_tmpfs = plan.tmpfs
+    else:
+        use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
+    with workspace(use_tmpfs) as scratch_dir:
+        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu, overrides)
+        for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
+            with timer.step(name):
+                step(work)
+        with timer.step("pack"):
+            reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
+            members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
+            layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
+    r = plan.recipe
+    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
+    settings = oci.ImageSettings(
+        arch=arch,
+        epoch=epoch,
+        cmd=r.cmd,
+        entrypoint=r.entrypoint,
+        env=r.env,
+        labels={**dict(r.labels), lock_mod.LABEL: lock.digest},
+        user=r.user,
+        workdir=r.workdir,
+        exposed_ports=r.exposed_ports,
+        stop_signal=r.stop_signal,
+        annotations=dict(r.annotations),
+        created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
+    )
+    image = oci.make_image(layer, settings)
+    return Platform(arch, archive, selection, lock, image, work.notices, timer.steps, work.native_tools)

@@ -1,0 +1,486 @@
+"""Recipes: TOML files naming a distribution, a suite, a package set, local inputs and image settings.
+
+A recipe is found by path, or by name in ./recipes/, then $XDG_CONFIG_HOME/bootstrap/recipes/, then the
+bundled ones. `extends` names another recipe, relative to the file that says it (or by name). Every local
+path in a recipe is relative to the file that names it and is made absolute when the file is read, so a
+merged recipe (and the copy recorded in build.json) is self-contained; it must stay inside that file's
+directory, and a recipe looked up must be one only the caller or root can change (bootstrap/build/recipe_trust.py).
+"""
+
+import os
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap.build.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
+from bootstrap.build.recipe_schema import merge, validate
+from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
+from bootstrap.errors import RecipeError
+from bootstrap.log import log
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    source: str
+    """Absolute path on the build host."""
+    dest: str
+    mode: int | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    gid: int
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    uid: int
+    gid: int | None = None
+    group: str | None = None
+    home: str = ""
+    shell: str = "/bin/sh"
+    groups: tuple[str, ...] = ()
+    comment: str = ""
+    default: bool = False
+    """The image's default user (Ubuntu's `ubuntu`): left out when the recipe's `default-user` is false."""
+
+    @property
+    def home_dir(self) -> str:
+        return self.home or f"/home/{self.name}"
+
+
+@dataclass(frozen=True)
+class Hook:
+    run: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    keyring: str
+    """An absolute keyring path, or a key fingerprint (40 hex digits)."""
+
+    @property
+    def is_fingerprint(self) -> bool:
+        return not self.keyring.startswith("/")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    distribution: Distro
+    suite: str
+    components: tuple[str, ...]
+    priorities: tuple[str, ...]
+    essential: bool
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    prefer: tuple[str, ...]
+    path_exclude: tuple[str, ...]
+    path_include: tuple[str, ...]
+    keep_directories: tuple[str, ...]
+    tag: str
+    cmd: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    env: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    source: str
+    user: str = ""
+    workdir: str = ""
+    annotations: tuple[tuple[str, str], ...] = ()
+    exposed_ports: tuple[str, ...] = ()
+    stop_signal: str = ""
+    repositories: tuple[Repository, ...] = ()
+    groups: tuple[GroupSpec, ...] = ()
+    users: tuple[UserSpec, ...] = ()
+    files: tuple[FileSpec, ...] = ()
+    customize: tuple[Hook, ...] = ()
+    scripts: bool = True
+    """False: a scriptless build (nothing runs in the image; the scripts' usual effects are declared)."""
+    ignore_depends: tuple[str, ...] = ()
+    archive_keyring: str = ""
+    """Absolute path of the keyring file the recipe ships for its archive (empty: the host's)."""
+    archive_signers: tuple[str, ...] = ()
+    """Fingerprints of the keys that may sign the archive (empty: any key of the keyring)."""
+    default_user: bool = True
+    include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Codename -> packages added for that release only."""
+
+    @property
+    def accounts(self) -> tuple[UserSpec, ...]:
+        """The users the image gets: all of them, less the default ones when `default_user` is off."""
+        return tuple(u for u in self.users if self.default_user or not u.default)
+
+    def includes(self, codename: str) -> tuple[str, ...]:
+        """The packages to add for a release: the recipe's includes and those for that codename."""
+        extra = dict(self.include_for).get(codename, ())
+        return self.include + tuple(p for p in extra if p not in self.include)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "distribution": str(self.distribution),
+            "suite": self.suite,
+            "components": list(self.components),
+            "packages": {
+                "priorities": list(self.priorities),
+                "essential": self.essential,
+                "include": list(self.include),
+                "exclude": list(self.exclude),
+                "prefer": list(self.prefer),
+                **({"ignore-depends": list(self.ignore_depends)} if self.ignore_depends else {}),
+                **({"include-for": {k: list(v) for k, v in self.include_for}} if self.include_for else {}),
+            },
+            "filters": {
+                "path-exclude": list(self.path_exclude),
+                "path-include": list(self.path_include),
+                "keep-directories": list(self.keep_directories),
+            },
+            "image": {
+                "tag": self.tag,
+                "cmd": list(self.cmd),
+                "entrypoint": list(self.entrypoint),
+                "env": list(self.env),
+                "labels": dict(self.labels),
+                **({"user": self.user} if self.user else {}),
+                **({"workdir": self.workdir} if self.workdir else {}),
+                **({"annotations": dict(self.annotations)} if self.annotations else {}),
+                **({"exposed-ports": list(self.exposed_ports)} if self.exposed_ports else {}),
+                **({"stop-signal": self.stop_signal} if self.stop_signal else {}),
+            },
+        }
+        if not self.scripts:
+            out["scripts"] = False
+        if self.archive_keyring or self.archive_signers:
+            out["archive"] = {
+                **({"keyring": self.archive_keyring} if self.archive_keyring else {}),
+                **({"signers": list(self.archive_signers)} if self.archive_signers else {}),
+            }
+        if any(u.default for u in self.users):
+            out["default-user"] = self.default_user
+        if self.repositories:
+            out["repositories"] = [
+                {"url": r.url, "suites": list(r.suites), "components": list(r.components), "keyring": r.keyring}
+                for r in self.repositories
+            ]
+        if self.groups:
+            out["groups"] = [{"name": g.name, "gid": g.gid} for g in self.groups]
+        if self.users:
+            out["users"] = [
+                _drop_none(vars(u) | {"groups": list(u.groups), "default": u.default or None}) for u in self.users
+            ]
+        if self.files:
+            out["files"] = [_drop_none(vars(f) | {"mode": _octal(f.mode)}) for f in self.files]
+        if self.customize:
+            out["customize"] = [{"run": h.run} for h in self.customize]
+        return out
+
+    @property
+    def local_paths(self) -> tuple[str, ...]:
+        """Every file on this machine the build reads besides the archive (for hashing into the records)."""
+        keyrings = tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
+        archive = (self.archive_keyring,) if self.archive_keyring else ()
+        return tuple(f.source for f in self.files) + keyrings + archive
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None and v != ""}
+
+
+def _octal(mode: int | None) -> str | None:
+    return None if mode is None else f"{mode:04o}"
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "bootstrap" / "recipes"
+
+
+def _trusted(directory: Path) -> bool:
+    """A directory recipes may be taken from by name: the caller's or root's, not writable by others (in a
+    shared working directory, someone else's ./recipes/debian.toml must not stand in for the bundled one)."""
+    if directory_problem(directory) is None:
+        return True
+    log.warning("warning: ignoring recipes in %s: another user owns it or can write to it", directory)
+    return False
+
+
+def search_dirs() -> list[Path]:
+    """Where named recipes are looked up: ./recipes/, the user's config, the checkout, the installed package.
+    The first two only when they are the caller's own."""
+    local = [d for d in (Path.cwd() / "recipes", config_dir()) if d.is_dir() and _trusted(d)]
+    candidates = [*local, *bundled_dirs()]
+    dirs: list[Path] = []
+    for d in candidates:
+        if d.is_dir() and d.resolve() not in [x.resolve() for x in dirs]:
+            dirs.append(d)
+    return dirs
+
+
+def available() -> list[str]:
+    """Names of every recipe found, sorted."""
+    return sorted({p.stem for d in search_dirs() for p in d.glob("*.toml")})
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith(".toml") or "/" in name
+
+
+def _locate(name: str, named_by: Path | None = None, given: bool = False) -> Path:
+    """A recipe file by path (relative to the directory of `named_by`, the recipe that names it) or name; one
+    another user can change is refused (warned about only when `given`: its path is the user's own word)."""
+    relative_to = named_by.parent if named_by is not None else None
+    where = f"{named_by}: extends {name!r}: " if named_by is not None else ""
+    if _is_path(name):
+        path = Path(name)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+        if not path.is_file():
+            raise RecipeError(f"recipe file {path} does not exist", "give a path to a .toml recipe or a recipe name")
+        check_recipe(_absolute(path), where, strict=not given)
+        return _absolute(path)
+    dirs = search_dirs()
+    if relative_to is not None:
+        dirs.insert(0, relative_to)
+    for d in dirs:
+        path = d / f"{name}.toml"
+        if path.is_file():
+            check_recipe(_absolute(path), where)
+            return _absolute(path)
+    raise RecipeError(
+        f"unknown recipe {name!r}",
+        f"known recipes: {', '.join(available()) or 'none'}; `bootstrap list` shows them; a file needs a path",
+    )
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.normpath(path.absolute()))
+
+
+def _load_raw(
+    name: str, seen: tuple[Path, ...], named_by: Path | None, allow: Sequence[Path], given: bool = False
+) -> tuple[dict[str, Any], Path]:
+    path = _locate(name, named_by, given)
+    if path in seen:
+        chain = " -> ".join(p.name for p in (*seen, path))
+        raise RecipeError(f"{path}: recipes extend each other in a loop ({chain})", "remove one `extends`")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: invalid TOML: {exc}", "fix the recipe's syntax") from exc
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc.strerror}", "check the path and its permissions") from exc
+    validate(data, str(path))
+    confine_paths(data, path.parent, allow, str(path))
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, path
+    base, _ = _load_raw(parent, (*seen, path), path, allow)
+    return merge(base, data), path
+
+
+def load(name: str, allow: Sequence[Path] = (), given: bool = False) -> Recipe:
+    """Load a recipe by name (or path), following `extends`, and check every key and value. Every local path
+    a recipe names must be inside its own directory or one of `allow`; `given`: the user named this recipe
+    on the command line (recipe_trust says what is trusted)."""
+    data, path = _load_raw(name, (), None, allow, given)
+    return from_data(data, path.stem, str(path))
+
+
+def load_recorded(data: dict[str, Any], source: str, allow: Sequence[Path]) -> Recipe:
+    """A resolved recipe recorded in a build's build.json: its local paths must be inside `allow`."""
+    validate({k: v for k, v in data.items() if k != "name"}, source)
+    confine_paths(data, None, allow, source)
+    return from_data(data, str(data["name"]), source)
+
+
+def _mode(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    return int(value, 8) if isinstance(value, str) else value
+
+
+def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
+    """A recipe from already merged data (a recipe file, or the resolved recipe recorded in build.json)."""
+    validate({k: v for k, v in data.items() if k != "name"}, source)
+    pkgs = data.get("packages", {})
+    filters = data.get("filters", {})
+    image = data.get("image", {})
+    try:
+        distro = Distro(data.get("distribution", "debian"))
+    except ValueError:
+        raise RecipeError(
+            f"{source}: unknown distribution {data.get('distribution')!r}",
+            f"supported: {', '.join(d.value for d in Distro)}",
+        ) from None
+    recipe = Recipe(
+        name=name,
+        description=data.get("description", ""),
+        distribution=distro,
+        suite=data.get("suite", "stable"),
+        components=tuple(data.get("components", ["main"])),
+        priorities=tuple(pkgs.get("priorities", ["required"])),
+        essential=pkgs.get("essential", True),
+        include=tuple(pkgs.get("include", [])),
+        exclude=tuple(pkgs.get("exclude", [])),
+        prefer=tuple(pkgs.get("prefer", [])),
+        path_exclude=tuple(filters.get("path-exclude", [])),
+        path_include=tuple(filters.get("path-include", [])),
+        keep_directories=tuple(filters.get("keep-directories", [])),
+        tag=image.get("tag", f"{name}:{{codename}}"),
+        cmd=tuple(image.get("cmd", ["bash"])),
+        entrypoint=tuple(image.get("entrypoint", [])),
+        env=tuple(image.get("env", [DEFAULT_PATH])),
+        labels=tuple(sorted(image.get("labels", {}).items())),
+        source=source,
+        user=image.get("user", ""),
+        workdir=image.get("workdir", ""),
+        annotations=tuple(sorted(image.get("annotations", {}).items())),
+        exposed_ports=tuple(image.get("exposed-ports", [])),
+        stop_signal=image.get("stop-signal", ""),
+        repositories=tuple(
+            Repository(r["url"].rstrip("/"), tuple(r["suites"]), tuple(r.get("components", ["main"])), r["keyring"])
+            for r in data.get("repositories", [])
+        ),
+        groups=tuple(GroupSpec(g["name"], g["gid"]) for g in data.get("groups", [])),
+        users=tuple(
+            UserSpec(
+                u["name"],
+                u["uid"],
+                u.get("gid"),
+                u.get("group"),
+                u.get("home", ""),
+                u.get("shell", "/bin/sh"),
+                tuple(u.get("groups", [])),
+                u.get("comment", ""),
+                u.get("default", False),
+            )
+            for u in data.get("users", [])
+        ),
+        files=tuple(
+            FileSpec(f["source"], f["dest"], _mode(f.get("mode")), f.get("owner")) for f in data.get("files", [])
+        ),
+        customize=tuple(Hook(h["run"]) for h in data.get("customize", [])),
+        scripts=data.get("scripts", True),
+        ignore_depends=tuple(pkgs.get("ignore-depends", [])),
+        archive_keyring=data.get("archive", {}).get("keyring", ""),
+        archive_signers=tuple(s.replace(" ", "").upper() for s in data.get("archive", {}).get("signers", [])),
+        default_user=data.get("default-user", True),
+        include_for=tuple(sorted((k, tuple(v)) for k, v in pkgs.get("include-for", {}).items())),
+    )
+    check(recipe)
+    return recipe
+
+
+ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
+"""What useradd and groupadd accept in Debian (NAME_REGEX relaxed as by --badname is not allowed here)."""
+
+
+def _account_fields(where: str, what: str, name: str, fields: dict[str, str]) -> None:
+    """Names a passwd or group line can hold: no `:`, no control characters, absolute home and shell."""
+    if not ACCOUNT_NAME.fullmatch(name):
+        raise RecipeError(
+            f"{where}: {what} name {name!r} is not a valid account name",
+            "use lower-case letters, digits, '_', '-' and '.', starting with a letter or '_', at most 32 characters",
+        )
+    for key, value in fields.items():
+        if ":" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise RecipeError(f"{where}: {what} {name}: {key} {value!r} has ':' or a control character", "remove it")
+        if key in ("home", "shell") and value and not value.startswith("/"):
+            raise RecipeError(f"{where}: {what} {name}: {key} {value!r} is not an absolute path", "write it from /")
+
+
+def check(recipe: Recipe) -> None:
+    """What a recipe says must hold together: files exist, accounts are consistent, names resolve. Checked
+    before anything is downloaded; the image's own account files are checked again when it is built."""
+    where = recipe.source
+    base = DISTROS[recipe.distribution]
+    for i, f in enumerate(recipe.files):
+        if not os.path.lexists(f.source):
+            raise RecipeError(
+                f"{where}: files[{i}].source {f.source} does not exist",
+                "paths are relative to the recipe that names them",
+            )
+        if not f.dest.startswith("/"):
+            raise RecipeError(f"{where}: files[{i}].dest {f.dest!r} is not absolute", 'write it as "/path/in/image"')
+    for i, r in enumerate(recipe.repositories):
+        if not r.url.startswith(("http://", "https://", "file://")):
+            raise RecipeError(
+                f"{where}: repositories[{i}].url {r.url!r} is not a URL", "use http://, https://, file://"
+            )
+        if not r.is_fingerprint and not Path(r.keyring).is_file():
+            raise RecipeError(
+                f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
+                "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
+            )
+    if not recipe.scripts and recipe.customize:
+        raise RecipeError(
+            f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",
+            "drop [[customize]], or build with scripts (remove `scripts = false`)",
+        )
+    if recipe.archive_keyring and not Path(recipe.archive_keyring).is_file():
+        raise RecipeError(
+            f"{where}: archive.keyring {recipe.archive_keyring} does not exist",
+            "give a keyring file next to the recipe",
+        )
+    for fpr in recipe.archive_signers:
+        if not is_fingerprint(fpr):
+            raise RecipeError(
+                f"{where}: archive.signers: {fpr!r} is not a full fingerprint", "write all 40 hex digits of the key"
+            )
+    for i, g in enumerate(recipe.groups):
+        _account_fields(where, f"groups[{i}]", g.name, {})
+    for i, u in enumerate(recipe.users):
+        _account_fields(where, f"users[{i}]", u.name, {"comment": u.comment, "home": u.home, "shell": u.shell})
+        for extra in u.groups:
+            _account_fields(where, f"users[{i}] ({u.name}) groups:", extra, {})
+    groups = dict(base.base_groups if recipe.scripts else SCRIPTLESS_GROUPS)
+    for i, g in enumerate(recipe.groups):
+        if g.name in groups or g.gid in groups.values():
+            taken = g.name if g.name in groups else f"gid {g.gid}"
+            raise RecipeError(f"{where}: groups[{i}]: {taken} is already taken", "choose another name or gid")
+        groups[g.name] = g.gid
+    users = dict(base.base_users if recipe.scripts else SCRIPTLESS_USERS)
+    for i, u in enumerate(recipe.accounts):
+        if u.name in users or u.uid in users.values():
+            taken = u.name if u.name in users else f"uid {u.uid}"
+            raise RecipeError(f"{where}: users[{i}]: {taken} is already taken", "choose another name or uid")
+        users[u.name] = u.uid
+        if u.group is not None and u.group not in groups:
+            raise RecipeError(
+                f"{where}: users[{i}] ({u.name}): group {u.group!r} does not exist",
+                f'declare it: [[groups]] name = "{u.group}", gid = ...',
+            )
+        if u.gid is not None and u.gid not in groups.values() and u.gid != u.uid:
+            raise RecipeError(f"{where}: users[{i}] ({u.name}): no group has gid {u.gid}", "declare it in [[groups]]")
+        if u.group is None and u.gid is None:
+            groups.setdefault(u.name, u.uid)
+        for extra in u.groups:
+            if extra not in groups:
+                raise RecipeError(
+                    f"{where}: users[{i}] ({u.name}): group {extra!r} does not exist", "declare it in [[groups]]"
+                )
+    for i, f in enumerate(recipe.files):
+        if f.owner:
+            user, _, group = f.owner.partition(":")
+            for kind, value, known in (("user", user, users), ("group", group, groups)):
+                if value and not value.isdigit() and value not in known:
+                    raise RecipeError(
+                        f"{where}: files[{i}].owner: no {kind} named {value!r}", "declare it, or give a numeric id"
+                    )
+    if recipe.user:
+        name = recipe.user.split(":", 1)[0]
+        if not name.isdigit() and name not in users:
+            raise RecipeError(f"{where}: image.user: no user named {name!r}", "declare it in [[users]], or give a uid")

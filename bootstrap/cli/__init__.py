@@ -1,0 +1,1 @@
+"""The command line: options, commands, one-line errors (no logic of its own)."""

@@ -1,0 +1,194 @@
+"""The commands that talk to a registry: push, index, check against a pushed image, and fleets."""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bootstrap import registry
+from bootstrap.build import recipe, recipe_trust, steps
+from bootstrap.build.plan import host_arch
+from bootstrap.cli.common import (
+    allowed,
+    cache_max_option,
+    changes_since,
+    options,
+    privileged,
+    registry_access,
+    registry_options,
+    registry_opts,
+    source_options,
+    verbosity,
+    warn_insecure,
+)
+from bootstrap.errors import BootstrapError
+from bootstrap.publish import changes as changes_mod
+from bootstrap.publish import fleet as fleet_mod
+from bootstrap.publish import fleetrun, webhook
+from bootstrap.records import lock as lock_mod
+from bootstrap.registry import artifacts
+
+
+def _previous(against: str, kw: dict[str, Any]) -> tuple[lock_mod.Lock, str]:
+    """The lock to compare with: of a build directory or lock file, or attached to an image in a registry."""
+    reg_opts = registry_opts(kw)
+    path = Path(against)
+    if path.exists() or not registry.looks_like_reference(against):
+        return lock_mod.read(path), against
+    kw["arch"] = kw.get("arch") or host_arch()  # the image chosen, and so the build compared with
+    found = artifacts.lock_at(against, kw["arch"], reg_opts)
+    if found is None:
+        raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
+    return found[0], f"{against}@{found[1]}"
+
+
+@click.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@click.option(
+    "--against",
+    required=True,
+    help="Output directory of a previous build, its lock file, or its image in a registry (HOST/REPO:TAG).",
+)
+@source_options
+@registry_access
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@verbosity
+def check(recipe_name: str, against: str, as_json: bool, **kw: Any) -> None:
+    """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due.
+
+    Against a registry reference, the lock attached to the pushed image is read (with the credentials `push`
+    uses): no local file is needed."""
+    rec = recipe.load(recipe_name, allowed(kw), given=True)
+    previous, where = _previous(against, kw)
+    if previous.insecure:
+        warn_insecure(where)
+    changes = changes_since(rec, previous, kw)
+    click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
+    if changes:
+        sys.exit(changes_mod.REBUILD_DUE)
+
+
+@click.command(name="fleet")
+@click.argument("fleet_file", metavar="FILE", type=click.Path(path_type=Path, readable=False))
+@click.option(
+    "--matrix",
+    "matrix",
+    is_flag=False,
+    flag_value="github",
+    type=click.Choice(["github", "gitlab"]),
+    help="Print the jobs as JSON for a CI matrix (github: strategy.matrix; gitlab: parallel:matrix) and exit.",
+)
+@click.option("--job", "job_id", metavar="ID", help="Run one job of the matrix (check, build, push).")
+@click.option("--assemble", is_flag=True, help="Put the multi-architecture indexes over what the jobs pushed.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, readable=False),
+    default=Path("dist/fleet"),
+    show_default=True,
+    help="Where each job's build goes (DIR/JOB).",
+)
+@click.option("--webhook", "webhooks", multiple=True, help="POST an event for every pushed image (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@cache_max_option
+@source_options
+@registry_access
+@verbosity
+def fleet_cmd(
+    fleet_file: Path,
+    matrix: str | None,
+    job_id: str | None,
+    assemble: bool,
+    webhooks: tuple[str, ...],
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    """Keep the images FILE lists fresh: build those whose check against the registry says something changed,
+    push them, and assemble multi-architecture indexes. Prints a summary table."""
+    if sum((matrix is not None, job_id is not None, assemble)) > 1:
+        raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
+    recipe_trust.warn_untrusted(fleet_file, "fleet file")
+    allow = allowed(kw)
+    fleet = fleet_mod.load(fleet_file, kw.get("arch") or host_arch(), lambda name: recipe.load(name, allow).suite)
+    if matrix is not None:
+        click.echo(fleet_mod.dumps_matrix(fleet, matrix))
+        return
+    reg_opts = registry_opts(kw)
+    # Every recipe the fleet names, read (trusted and confined) before anything is fetched.
+    recipes = [] if assemble else [recipe.load(image.recipe, allow) for image in fleet.images]
+    if any(steps.needs_root(r) for r in recipes):
+        privileged("building images")
+    runner = fleetrun.Runner(fleet, options(**kw), reg_opts, kw.get("output") or Path("dist/fleet"), webhooks)
+    if assemble:
+        rows = runner.assemble_all()
+    elif job_id is not None:
+        rows = runner.run([fleet.job(job_id)], assemble=False)
+    else:
+        rows = runner.run()
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        click.echo(fleetrun.table(rows), nl=False)
+    if runner.failed_webhooks:
+        click.echo(f"warning: {len(runner.failed_webhooks)} webhook(s) failed; the images are pushed", err=True)
+
+
+@click.command(name="push")
+@click.argument("source", metavar="DIR", type=click.Path(path_type=Path, exists=True))
+@click.argument("ref", metavar="REF")
+@registry_options
+@click.option(
+    "--chunk-size",
+    metavar="SIZE",
+    help=f"Upload blobs larger than SIZE in chunks of SIZE, e.g. 8M (default {registry.DEFAULT_CHUNK >> 20}M).",
+)
+@click.option(
+    "--mount-from",
+    "mount_from",
+    multiple=True,
+    metavar="REPO",
+    help="A repository of the same registry that may have the blobs: mounted, not uploaded (repeatable).",
+)
+@click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the push (repeatable).")
+@click.option("--no-records", is_flag=True, help="Do not attach the build's lock, SBOMs and provenance.")
+@verbosity
+def push_cmd(
+    source: Path,
+    ref: str,
+    chunk_size: str | None,
+    mount_from: tuple[str, ...],
+    webhooks: tuple[str, ...],
+    no_records: bool,
+    **kw: Any,
+) -> None:
+    """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
+
+    REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST. The records of a
+    build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
+    """
+    options = dataclasses.replace(
+        registry_opts(kw),
+        chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
+        mount_from=mount_from,
+    )
+    digest = registry.push(source, ref, options, records=not no_records)
+    click.echo(f"{ref}@{digest}")
+    if webhooks:
+        webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})
+
+
+@click.command(name="index")
+@click.argument("ref", metavar="REF")
+@click.argument("sources", metavar="SOURCE_REF...", nargs=-1, required=True)
+@registry_options
+@verbosity
+def index_cmd(ref: str, sources: tuple[str, ...], **kw: Any) -> None:
+    """Put under REF a multi-platform index of images already in the same registry.
+
+    A SOURCE_REF without a host is on REF's registry (`debian:trixie-arm64`). Only manifests are copied; blobs
+    of sources in other repositories are mounted. Prints REF@DIGEST.
+    """
+    click.echo(f"{ref}@{registry.make_index(ref, sources, registry_opts(kw))}")

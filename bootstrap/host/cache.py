@@ -1,0 +1,512 @@
+"""The content-addressed cache: files named by their sha256, written by atomic rename, shared safely.
+
+Downloads and other files on their way in are written in `tmp/` in a directory of the process's own, locked
+while the process lives (`bootstrap.host.scratch`): what a killed build left there is removed by the next build.
+
+Nothing read back from the cache is trusted on its name alone. A blob is hashed again before it is used.
+A derived file (a parsed index, a decompressed package) carries the sha256 of the verified blob it was made
+from and a sha256 of its own content, both checked when it is read. Anything that fails is logged at debug
+level, removed and made again. The directories are refused when another user could write to them, as ssh
+refuses a key file others can change.
+"""
+
+import atexit
+import fcntl
+import hashlib
+import itertools
+import os
+import pwd
+import stat
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bootstrap.errors import BootstrapError, ChecksumError, os_error
+from bootstrap.host import scratch
+from bootstrap.log import log
+
+_temp_serial = itertools.count()
+"""Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
+
+DERIVED_AREAS = ("parsed", "expanded", "gzip")
+"""Areas whose files `write_atomic` writes (beside `releases/*/`): swept of what killed builds left."""
+TEMP_PREFIX = "build-"
+"""The temporary directories of the processes using the cache, in its `tmp/`."""
+SESSION_PREFIX = "use-"
+"""The markers of the builds using the cache, in its `tmp/` (see `Cache.session`)."""
+TAKE_LOCK = "prune"
+"""The lock (in `locks/`) that a build holds shared while it takes a blob and `bootstrap.host.prune` holds exclusive
+while it removes entries: an entry is either taken (and so kept) or gone (and so fetched again), never both."""
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+"""Modes of what the cache creates: never writable by others, whatever the umask."""
+
+
+def default_dir() -> Path:
+    """`$XDG_CACHE_HOME/bootstrap`, or `~/.cache/bootstrap`."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bootstrap"
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in large blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- who may write here ---------------------------------------------------------------------------------------
+
+
+def _trusted(uid: int, above: bool = False) -> bool:
+    """The caller or root; above the cache inside a user namespace also the overflow uid, which is how the
+    namespace shows owners it does not map (the host's root owns /tmp and /home)."""
+    return uid in (os.geteuid(), 0) or (above and uid == _unmapped_uid())
+
+
+def _unmapped_uid() -> int | None:
+    """The overflow uid when this process is in a user namespace other than the host's, else None."""
+    try:
+        if Path("/proc/self/uid_map").read_text().split()[:3] == ["0", "0", "4294967295"]:
+            return None
+        return int(Path("/proc/sys/kernel/overflowuid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _refuse_loose(path: str, st: os.stat_result, above: bool) -> None:
+    """Raise when `path` is owned by another user or writable by group or others (a sticky directory above the
+    cache, such as /tmp, is fine: nobody else can rename or remove what is in it)."""
+    if not _trusted(st.st_uid, above):
+        raise BootstrapError(
+            f"cache directory {path} is owned by another user (uid {st.st_uid})",
+            f"run: chown {_user()} {path} (or use a --cache-dir of your own)",
+        )
+    if st.st_mode & 0o022 and not (above and st.st_mode & stat.S_ISVTX):
+        raise BootstrapError(
+            f"cache directory {path} is writable by other users",
+            f"run: chmod go-w {path} (or pass another --cache-dir)",
+        )
+
+
+def check_private(path: Path) -> None:
+    """Refuse `path` when a user other than the caller (or root) owns it or can write to it, or to a directory
+    above it up to the home directory (or /), both as written and with symbolic links resolved."""
+    home = {os.path.abspath(Path.home()), os.path.realpath(Path.home())}
+    for chain in dict.fromkeys((os.path.abspath(path), os.path.realpath(path))):
+        current = chain
+        while True:
+            _refuse_loose(current, os.stat(current), above=current != chain)
+            parent = os.path.dirname(current)
+            if current in home or parent == current:
+                break
+            current = parent
+
+
+def _make_dirs(path: Path) -> None:
+    """`mkdir -p` with DIR_MODE at every level (os.makedirs gives the umask's mode to the levels above)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for p in reversed(missing):
+        with suppress(FileExistsError):
+            os.mkdir(p, DIR_MODE)
+
+
+def _discard(path: Path, reason: str, seen: os.stat_result | None = None) -> None:
+    """Remove a damaged cache file (logged at debug level); when `seen` says which file was judged, only that
+    one: another build may have put a good copy in its place meanwhile."""
+    try:
+        if seen is not None:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+                return
+        path.unlink()
+    except FileNotFoundError:
+        return
+    log.debug("cache: %s %s: removed, it will be made again", path, reason)
+
+
+def read_verified(path: Path, sha256: str) -> bytes | None:
+    """The content of `path`, hashed as read: None when it is missing or does not hash to `sha256` (then it
+    is removed)."""
+    try:
+        with open(path, "rb") as f:
+            seen = os.fstat(f.fileno())
+            data = f.read()
+            touch(f.fileno())
+    except FileNotFoundError:
+        return None
+    if hashlib.sha256(data).hexdigest() == sha256:
+        return data
+    _discard(path, "does not match its sha256", seen)
+    return None
+
+
+def touch(fd: int) -> None:
+    """Mark the file as used now (its mtime): `bootstrap.host.prune` removes the least recently used entries first
+    and keeps what a running build took."""
+    with suppress(OSError):  # another user's (root's) file, or a read-only cache: only the order suffers
+        os.utime(fd)
+
+
+# --- the cache ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A directory of blobs by sha256 plus named areas for derived data (parsed indexes, HTTP metadata)."""
+
+    root: Path
+
+    def ensure(self) -> "Cache":
+        """Create the cache (private to the caller) and refuse one that other users can write to."""
+        try:
+            for sub in ("sha256", "tmp"):
+                _make_dirs(self.root / sub)
+        except OSError as exc:
+            raise BootstrapError(
+                f"cannot use cache directory {self.root}: {exc.strerror}",
+                "pass a writable --cache-dir or set XDG_CACHE_HOME",
+            ) from exc
+        for sub in ("sha256", "tmp"):
+            check_private(self.root / sub)
+        scratch.sweep(self.root / "tmp", TEMP_PREFIX)
+        scratch.sweep(self.root / "tmp", SESSION_PREFIX)
+        for area in [self.root / a for a in DERIVED_AREAS] + list((self.root / "releases").glob("*/")):
+            sweep_writes(area)
+        return self
+
+    def blob(self, sha256: str) -> Path:
+        return self.root / "sha256" / sha256
+
+    def has(self, sha256: str, size: int | None = None) -> bool:
+        """True when the blob is present, of the expected size (when given) and hashes to `sha256`. A blob that
+        does not is removed (logged at debug level). A blob found is marked as taken (see `TAKE_LOCK`)."""
+        path = self.blob(sha256)
+        try:
+            with self.taking():
+                f = open(path, "rb")  # noqa: SIM115 (closed below)
+                touch(f.fileno())
+            with f:
+                seen = os.fstat(f.fileno())
+                if size is not None and seen.st_size != size:
+                    reason = f"is not {size} bytes long"
+                elif hashlib.file_digest(f, "sha256").hexdigest() == sha256:
+                    return True
+                else:
+                    reason = "does not match its sha256"
+        except FileNotFoundError:
+            return False
+        _discard(path, reason, seen)
+        return False
+
+    def read(self, sha256: str) -> bytes | None:
+        """The blob's content, hashed as read: None when it is missing or does not match (then it is removed)."""
+        return read_verified(self.blob(sha256), sha256)
+
+    def temp(self, name: str) -> Path:
+        """A private temporary path inside the cache (same file system, so the final rename is atomic), in this
+        process's own directory of `tmp/`, which the next build removes if this one is killed."""
+        return _process_tmp(self.root / "tmp") / f"{name}.{next(_temp_serial)}"
+
+    def adopt(self, tmp: Path, sha256: str, what: str) -> Path:
+        """Check `tmp` against `sha256` and move it into the store; a mismatch deletes it and raises."""
+        actual = sha256_file(tmp)
+        if actual != sha256:
+            tmp.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"checksum mismatch for {what}: expected sha256 {sha256}, got {actual}",
+                "the mirror may be syncing or corrupt: retry later or use another --mirror",
+            )
+        dest = self.blob(sha256)
+        os.replace(tmp, dest)
+        return dest
+
+    def obtain(self, sha256: str, size: int | None, download: Callable[[Path], str]) -> Path:
+        """The verified blob, fetched when missing or damaged: `download(tmp)` fills `tmp` and returns what it
+        fetched (a URL, for messages). Under a lock, so two builds sharing the cache fetch it once."""
+        if self.has(sha256, size):
+            return self.blob(sha256)
+        with self.locked(sha256):
+            if self.has(sha256, size):
+                return self.blob(sha256)
+            tmp = self.temp(sha256[:16])
+            try:
+                return self.adopt(tmp, sha256, download(tmp))
+            except OSError as exc:  # the cache's disk is full, or read-only
+                raise os_error(exc, self.root) from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    def area(self, name: str) -> Path:
+        """A subdirectory for derived data, created on demand (and refused when others can write to it)."""
+        path = self.root / name
+        _make_dirs(path)
+        check_private(path)
+        return path
+
+    @contextmanager
+    def locked(self, name: str, shared: bool = False, optional: bool = False) -> Iterator[None]:
+        """An exclusive advisory lock, so two builds sharing the cache do not fetch the same thing twice (or a
+        shared one). `optional`: none when the lock file cannot be made (a cache this user cannot write)."""
+        try:
+            lockdir = _lock_dirs.get(self.root) or _lock_dirs.setdefault(self.root, self.area("locks"))
+            f = open(lockdir / name, "a")  # noqa: SIM115 (closed below)
+        except OSError:
+            if not optional:
+                raise
+            yield
+            return
+        with f:
+            fcntl.flock(f, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def taking(self) -> AbstractContextManager[None]:
+        """Held (shared) while a blob is taken, so that `bootstrap.host.prune` does not remove it meanwhile."""
+        return self.locked(TAKE_LOCK, shared=True, optional=True)
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """While a build uses the cache: what it takes from now on (marked used, see `touch`) stays until it
+        ends, whatever `bootstrap.host.prune` is asked. The marker is a scratch directory (`tmp/use-*`, locked while
+        the build lives), so a killed build's marker protects nothing."""
+        with scratch.claimed(self.root / "tmp", SESSION_PREFIX) as marker:
+            try:
+                yield
+            finally:
+                marker.rmdir()
+
+
+_lock_dirs: dict[Path, Path] = {}
+"""The `locks/` area of each cache, made and checked once per process."""
+
+
+_claims: dict[tuple[Path, int], Path] = {}
+_claims_lock = threading.Lock()
+
+
+def _process_tmp(tmp: Path) -> Path:
+    """This process's directory in the cache's `tmp/`: claimed (and stale ones swept) on first use, removed at
+    exit."""
+    key = (tmp, os.getpid())
+    with _claims_lock:
+        if key not in _claims:
+            stack = ExitStack()
+            _claims[key] = stack.enter_context(scratch.claimed(tmp, TEMP_PREFIX))
+            atexit.register(_release, stack, _claims[key], os.getpid())
+        return _claims[key]
+
+
+def _release(stack: ExitStack, path: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child
+        scratch.retire(path, TEMP_PREFIX)  # a worker thread left running may still be writing in it
+        stack.close()
+
+
+_writing: set[Path] = set()
+"""Temporary files of `write_atomic` being written: removed at exit when a thread was left writing one."""
+
+
+@atexit.register
+def _abandoned_writes() -> None:
+    for tmp in list(_writing):
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -> None:
+    """Write a file whole or not at all (`data` may come in parts; `mode` is filtered by the umask).
+
+    The temporary file beside `path` is locked while it is written, so that `sweep_writes` can tell one a
+    killed process left."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_serial)}.tmp")
+    _writing.add(tmp)
+    try:
+        tmp.unlink(missing_ok=True)
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "wb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            for part in [data] if isinstance(data, bytes) else data:
+                f.write(part)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        _writing.discard(tmp)
+
+
+def sweep_writes(directory: Path, grace: float = 5.0) -> None:
+    """Remove the temporary files of `write_atomic` in `directory` that nobody is writing any more (a killed
+    process's): unlocked, and not empty or older than `grace` seconds (a writer locks its file as soon as it
+    has made it)."""
+    for tmp in directory.glob(".*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st = os.fstat(fd)
+            if st.st_size or time.time() - st.st_mtime > grace:
+                _discard(tmp, "was left half-written by a process that did not finish", st)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+# --- derived files --------------------------------------------------------------------------------------------
+
+_MAGIC = b"bsderiv1"
+_HEADER = struct.Struct(">8s32s32sI")
+"""magic, sha256 of the source blob, sha256 of (source, section lengths, sections), number of sections"""
+_MAX_SECTIONS = 1 << 16
+
+
+def _derived_digest(source: bytes, lengths: bytes, sections: Iterable[bytes]) -> bytes:
+    h = hashlib.sha256(source)
+    h.update(lengths)
+    for section in sections:
+        h.update(section)
+    return h.digest()
+
+
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileSection:
+    """`size` bytes from offset `start` of an open file: a section too large to be held in memory."""
+
+    file: BinaryIO
+    start: int
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes, a block at a time (read at their offsets: the file's position is left alone)."""
+        fd, pos, end = self.file.fileno(), self.start, self.start + self.size
+        while pos < end:
+            block = os.pread(fd, min(_BLOCK, end - pos), pos)
+            if not block:
+                raise EOFError(f"a section ends {end - pos} bytes early")
+            pos += len(block)
+            yield block
+
+
+Section = bytes | FileSection
+
+
+def _length(section: Section) -> int:
+    return section.size if isinstance(section, FileSection) else len(section)
+
+
+def _blocks(sections: Iterable[Section]) -> Iterator[bytes]:
+    for section in sections:
+        yield from section.chunks() if isinstance(section, FileSection) else (section,)
+
+
+def write_derived(path: Path, source: str, sections: Sequence[Section]) -> None:
+    """Store `sections` (data made from the verified blob `source`) so that `read_derived` can prove them;
+    a section in a file is streamed, never held in memory whole."""
+    raw = bytes.fromhex(source)
+    lengths = struct.pack(f">{len(sections)}Q", *map(_length, sections))
+    header = _HEADER.pack(_MAGIC, raw, _derived_digest(raw, lengths, _blocks(sections)), len(sections)) + lengths
+    write_atomic(path, itertools.chain([header], _blocks(sections)), FILE_MODE)
+
+
+def open_derived(path: Path) -> int | None:
+    """A descriptor on a derived file, or None when it is missing or could have been written by another user
+    (then it is removed). Only ownership and mode are checked: `read_derived` proves the content."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a symbolic link (O_NOFOLLOW), or unreadable: made again
+        _discard(path, "is not a regular file")
+        return None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and _trusted(st.st_uid) and not st.st_mode & 0o022:
+        touch(fd)
+        return fd
+    os.close(fd)
+    _discard(path, "could have been written by another user", st)
+    return None
+
+
+def read_derived(path: Path, source: str) -> list[bytes] | None:
+    """The sections written by `write_derived` for `source`, or None when the file is missing, was made from
+    another blob, or does not match its own hash (then it is removed)."""
+    sections = read_derived_large(path, source, None)
+    return None if sections is None else [s for s in sections if isinstance(s, bytes)]
+
+
+def read_derived_large(path: Path, source: str, keep: int | None) -> list[Section] | None:
+    """Like `read_derived`, but a last section larger than `keep` bytes comes as a FileSection of the open
+    file, hashed on the way and never held in memory (the file stays as proven: cache files are replaced by
+    rename, never changed in place, and only the builder can write them)."""
+    fd = open_derived(path)
+    if fd is None:
+        return None
+    seen = os.fstat(fd)
+    f = open(fd, "rb")  # noqa: SIM115 (closed here, or by whoever takes a FileSection of it)
+    try:
+        sections = _read_sections(f, bytes.fromhex(source), keep)
+    except BaseException:
+        f.close()
+        raise
+    if isinstance(sections, str):
+        f.close()
+        _discard(path, sections, seen)
+        return None
+    if not sections or not isinstance(sections[-1], FileSection):
+        f.close()
+    return sections
+
+
+def _read_sections(f: BinaryIO, source: bytes, keep: int | None) -> list[Section] | str:
+    """The proven sections of a derived file, or why it is not good."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(_HEADER.size)
+    if len(head) < _HEADER.size or not head.startswith(_MAGIC):
+        return "is not a derived file of this version"
+    _, recorded_source, digest, count = _HEADER.unpack(head)
+    if recorded_source != source:
+        return f"was not made from {source.hex()}"
+    lengths = f.read(8 * count) if count <= _MAX_SECTIONS else b""
+    if len(lengths) != 8 * count:
+        return "is truncated"
+    sizes = struct.unpack(f">{count}Q", lengths)
+    if _HEADER.size + len(lengths) + sum(sizes) != size:
+        return "is truncated or too long"
+    h = hashlib.sha256(source)
+    h.update(lengths)
+    sections: list[Section] = []
+    for i, n in enumerate(sizes):
+        if keep is not None and i == count - 1 and n > keep:
+            large = FileSection(f, f.tell(), n)
+            for block in large.chunks():
+                h.update(block)
+            sections.append(large)
+        else:
+            section = f.read(n)
+            h.update(section)
+            sections.append(section)
+    if h.digest() != digest:
+        return "does not match its recorded sha256"
+    return sections

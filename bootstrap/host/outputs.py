@@ -1,0 +1,113 @@
+"""The output directory: written in a staging directory next to it, then moved into place whole."""
+
+import ctypes
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError, os_error
+from bootstrap.host import scratch
+from bootstrap.host.tree import remove_tree
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2
+FULL = 1 << 20
+"""Free bytes below which a file system counts as full (a write that failed there filled it)."""
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    return bool(func(AT_FDCWD, bytes(a), AT_FDCWD, bytes(b), RENAME_EXCHANGE) == 0)
+
+
+def _replace(stage: Path, dest: Path) -> None:
+    """Put `stage` at `dest`, whose previous content (if any) is gone after: at every instant `dest` is
+    either the old directory or the new one."""
+    if not dest.exists():
+        os.rename(stage, dest)
+        return
+    if not dest.is_dir() or dest.is_symlink():
+        raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
+    if _exchange(stage, dest):
+        remove_tree(stage)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.absolute().parent))
+    os.rename(dest, old / "d")
+    os.rename(stage, dest)
+    remove_tree(old)
+
+
+MARKER = "build.json"
+"""Every output directory has it: a directory without it is not ours to replace."""
+
+
+def check_destination(dest: Path) -> None:
+    """Refuse, before any work, an output directory that cannot be replaced whole or is not ours: a mount point
+    (it cannot be renamed), a file, or a directory holding something else than a previous output."""
+    if os.path.ismount(dest):
+        raise BootstrapError(
+            f"{dest} is a mount point: outputs are swapped in whole, and a mount point cannot be",
+            f"write below it, e.g. -o {dest / 'out'}",
+        )
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+        raise BootstrapError(
+            f"{dest} is not empty and holds no earlier output of bootstrap (no {MARKER}): it would be replaced",
+            "choose another -o directory, or empty it first",
+        )
+
+
+@contextmanager
+def staged(dest: Path) -> Iterator[Path]:
+    """Yield an empty staging directory; on success it replaces `dest`, on failure it is removed. A staging
+    directory left by a killed build is removed by the next build that writes beside it."""
+    dest = Path(os.path.abspath(dest))
+    check_destination(dest)
+    parent = dest.parent
+    with ExitStack() as stack:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            stage = stack.enter_context(scratch.claimed(parent, f".{dest.name}.partial-"))
+        except OSError as exc:
+            raise BootstrapError(f"cannot write to {parent}: {exc.strerror}", "choose another -o directory") from exc
+        try:
+            yield stage
+            os.chmod(stage, 0o755)
+            _replace(stage, dest)
+        except OSError as exc:
+            if _written_here(exc, stage):
+                raise os_error(exc, dest) from exc
+            raise
+        finally:
+            if stage.exists():
+                remove_tree(stage)
+
+
+def _written_here(exc: OSError, stage: Path) -> bool:
+    """Whether an OSError came from writing the outputs: it names a file in the staging directory, or it says
+    the disk is full and the staging directory's file system has (almost) nothing left."""
+    if exc.filename is not None:
+        return Path(os.fsdecode(exc.filename)).is_relative_to(stage)
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return False
+    try:
+        st = os.statvfs(stage)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)

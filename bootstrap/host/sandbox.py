@@ -1,0 +1,142 @@
+"""Running programs inside the root: one Sandbox value, namespaces that vanish with the build.
+
+`Sandbox(root).run(argv, env)` runs a command with the tree as its root directory, in mount, PID, IPC, UTS
+and network namespaces of its own (loopback only), with a /proc of its own, a read-only /sys and a minimal
+/dev (see `bootstrap/host/nsinit.py`). Nothing is mounted in the build's own mount namespace for it, and a
+lifeline pipe ends the sandbox when the build dies, so even a SIGKILL leaves no mount and no process behind.
+The same code runs as real root or as root of a user namespace (rootless builds).
+
+The build itself isolates its mounts (the tmpfs it builds in) with `isolate()`: a private mount namespace
+whose mounts vanish with the process.
+"""
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from bootstrap.errors import PrivilegeError
+from bootstrap.log import log
+
+NSINIT = Path(__file__).with_name("nsinit.py")
+CLONE_NEWNS = 0x00020000
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+SETUP_FAILED = 125
+"""nsinit's exit status when the sandbox could not be set up."""
+
+
+def require_root(what: str) -> None:
+    """Building needs root (real, or of a user namespace): files of many owners, mounts, namespaces."""
+    if os.geteuid() != 0:
+        raise PrivilegeError(
+            f"{what} needs root (files owned by other users, mounts and namespaces for maintainer scripts)",
+            "run it as root, for example with sudo",
+        )
+
+
+def mounts_under(root: Path, include_self: bool = False) -> list[str]:
+    """Mount points below `root` (and `root` itself when asked), deepest first."""
+    prefix = str(root.resolve())
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if (include_self and point == prefix) or point.startswith(prefix + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def _umount(point: str) -> None:
+    if subprocess.run(["umount", point], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def memory_available() -> int:
+    """Bytes of memory the kernel says are available (0 when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def isolate() -> bool:
+    """Give this process a private mount namespace, so every mount it makes (the build's tmpfs) disappears
+    with it, however it ends. Call before any thread starts; returns False where that is not possible."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        log.debug("no private mount namespace: %s", os.strerror(ctypes.get_errno()))
+        return False
+    if libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+        log.debug("cannot make mounts private: %s", os.strerror(ctypes.get_errno()))
+    return True
+
+
+@contextmanager
+def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
+    """A private tmpfs at `path` while the context is open: a fast scratch root that vanishes on unmount."""
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"mode=755,size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise PrivilegeError(f"cannot mount a tmpfs at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
+    try:
+        yield
+    finally:
+        for point in mounts_under(path, include_self=True):
+            _umount(point)
+
+
+class Sandbox:
+    """Runs commands with `root` as their root directory, each in namespaces of its own."""
+
+    def __init__(self, root: Path, hostname: str = "localhost") -> None:
+        self.root = root.resolve()
+        self.hostname = hostname
+
+    def command(self, argv: Sequence[str], env: Mapping[str, str], lifeline: int) -> list[str]:
+        """The host command line that runs `argv` in the sandbox (data, so it can be checked)."""
+        spec = {
+            "root": str(self.root),
+            "argv": list(argv),
+            "env": dict(env),
+            "hostname": self.hostname,
+            "lifeline": lifeline,
+        }
+        return [sys.executable, "-I", "-S", str(NSINIT), json.dumps(spec)]
+
+    def run(self, argv: Sequence[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+        """Run `argv` inside the root with exactly `env`; stdout and stderr are captured together."""
+        log.debug("sandbox %s: %s", self.root, " ".join(argv))
+        watched, held = os.pipe()
+        try:
+            os.set_inheritable(watched, True)
+            proc = subprocess.run(
+                self.command(argv, env, watched),
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                pass_fds=(watched,),
+                start_new_session=True,
+            )
+        finally:
+            os.close(watched)
+            os.close(held)
+        if proc.returncode == SETUP_FAILED and proc.stdout.startswith("bootstrap sandbox:"):
+            raise PrivilegeError(
+                f"cannot set up the sandbox for maintainer scripts: {proc.stdout.strip().splitlines()[-1]}",
+                "build as root on a host that allows mount, PID and network namespaces",
+            )
+        return proc

@@ -1,0 +1,138 @@
+"""Scratch directories that a later build can tell are abandoned.
+
+Beside each one lies `<name>.lock`, made and locked (flock) before the directory itself, and held for as
+long as its owner runs. A process killed with SIGKILL cannot clean up, but the kernel drops its lock: the
+next build that makes a scratch directory in the same place removes every one of this user's whose lock it
+can take. Only names of the form `<prefix><8 characters>` count, and only a lock that is a regular file of
+this user: another user's file, a FIFO, a directory named alike are left alone.
+"""
+
+import fcntl
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bootstrap.host.tree import remove_tree
+from bootstrap.log import log
+
+TOKEN = 8
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _lock_of(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".lock")
+
+
+def abandoned(directory: Path) -> bool:
+    """Whether the directory's lock is this user's regular file and nobody holds it."""
+    try:
+        fd = os.open(_lock_of(directory), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def sweep(parent: Path, prefix: str) -> list[Path]:
+    """Remove the abandoned scratch directories `parent/prefix<token>` of this user; returns what was removed."""
+    shape = re.compile(re.escape(prefix) + f"[{_ALPHABET}]{{{TOKEN}}}")
+    removed = []
+    try:
+        candidates = sorted(p for p in parent.iterdir() if shape.fullmatch(p.name))
+    except OSError:
+        return []
+    for path in candidates:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or not abandoned(path):
+            continue
+        log.debug("removing %s, left by a build that did not finish", path)
+        try:
+            remove_tree(path)
+            _lock_of(path).unlink(missing_ok=True)
+        except OSError as exc:
+            log.debug("cannot remove %s: %s", path, exc.strerror)
+            continue
+        removed.append(path)
+    return removed
+
+
+def _new_name(parent: Path, prefix: str, make: bool) -> tuple[Path, int]:
+    """A free name `parent/prefix<token>` with its lock made and held (the descriptor returned); with `make`,
+    the directory too. Nobody else takes a name whose lock file exists."""
+    while True:
+        path = parent / (prefix + "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN)))
+        lock = _lock_of(path)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if make:
+                os.mkdir(path, 0o700)
+            elif os.path.lexists(path):
+                raise FileExistsError(path)
+        except FileExistsError:
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+            continue
+        except BaseException:
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+            raise
+        return path, fd
+
+
+def _unlock(path: Path, fd: int) -> None:
+    _lock_of(path).unlink(missing_ok=True)
+    os.close(fd)
+
+
+@contextmanager
+def claimed(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new directory `parent/prefix<token>`, locked while the context is open; stale ones of earlier builds
+    are swept first. The caller removes (or renames) the directory itself; the lock goes at the end."""
+    sweep(parent, prefix)
+    path, fd = _new_name(parent, prefix, make=True)
+    try:
+        yield path
+    finally:
+        _unlock(path, fd)
+
+
+def retire(path: Path, prefix: str) -> None:
+    """Remove a claimed directory that threads of this process may still be making files in: it is first moved
+    to a fresh locked name, out of reach of every path into the old one, then removed (the next build sweeps
+    it if this process dies on the way)."""
+    try:
+        gone, fd = _new_name(path.parent, prefix, make=False)
+    except FileNotFoundError:  # removed with its parent already
+        return
+    try:
+        try:
+            os.rename(path, gone)
+        except FileNotFoundError:
+            return
+        for _ in range(10):  # a file whose creation was under way as the directory moved
+            try:
+                remove_tree(gone)
+                return
+            except OSError as exc:
+                log.debug("removing %s again: %s", gone, exc.strerror)
+    finally:
+        _unlock(gone, fd)

@@ -1,0 +1,428 @@
+"""Host-side file operations inside a built tree, never reaching outside it.
+
+The tree is untrusted: packages and maintainer scripts put symlinks anywhere (`etc/apt -> /etc/apt`,
+`var/log -> /`). Every path is resolved the way a process chrooted into the tree would see it: a symlink
+met on the way is followed with absolute targets taken from the tree's root and `..` stopping at the root,
+and the last component is never followed unless asked. Directories are then opened one component at a
+time with O_NOFOLLOW, so what is touched is what was resolved.
+
+With an override table (a build that gives no file a foreign owner), owners and modes are recorded there
+rather than set on disk, and every stat of the tree reports them: the tree reads as the image will be.
+"""
+
+import errno
+import fnmatch
+import os
+import posixpath
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import BinaryIO
+
+from bootstrap.errors import BootstrapError
+from bootstrap.host.overrides import Overrides, disk_mode
+
+MAX_LINKS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class TreeError(BootstrapError):
+    """A path inside the tree cannot be used as asked (a loop, a file where a directory should be)."""
+
+
+def _parts(rel: str) -> list[str]:
+    return [p for p in rel.split("/") if p not in ("", ".")]
+
+
+class Tree:
+    """A root directory and the operations the build does on it from the host."""
+
+    def __init__(self, root: Path, overrides: Overrides | None = None) -> None:
+        self.root = Path(root)
+        self.overrides = overrides
+        self._dirs: dict[str, str] = {"": ""}
+
+    @property
+    def _recording(self) -> Overrides | None:
+        """The table owners and modes go to, when they are recorded rather than set on disk."""
+        return self.overrides if self.overrides is not None and self.overrides.owners else None
+
+    def _view(self, resolved: str, st: os.stat_result) -> os.stat_result:
+        return st if self.overrides is None else self.overrides.view(resolved, st)
+
+    # --- resolution -----------------------------------------------------------------------------------
+
+    def _lstat(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.path(rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise TreeError(f"/{rel}: {exc.strerror}", "the tree holds a path the host cannot use") from None
+
+    def path(self, resolved: str) -> str:
+        """The host path of an already resolved tree-relative path."""
+        return f"{self.root}/{resolved}" if resolved else str(self.root)
+
+    def resolve(self, rel: str, follow_last: bool = False, _depth: int = 0) -> str:
+        """The tree-relative real path of `rel` (absolute or relative to the root): symlinks inside the tree
+        are followed as a chroot would (the last component only with `follow_last`). The result names no
+        symlink except, without `follow_last`, possibly its last component."""
+        parts = _parts(rel)
+        if not parts:
+            return ""
+        parent = self.resolve_dir("/".join(parts[:-1]), _depth)
+        name = parts[-1]
+        if name == "..":
+            return posixpath.dirname(parent) if parent else ""
+        candidate = f"{parent}/{name}" if parent else name
+        if follow_last:
+            st = self._lstat(candidate)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                return self._follow(parent, os.readlink(self.path(candidate)), _depth)
+        return candidate
+
+    def resolve_dir(self, rel: str, _depth: int = 0) -> str:
+        """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths.
+
+        Walks forward from the longest prefix already resolved, so a deep path costs no recursion; only
+        symbolic links recurse, at most MAX_LINKS deep."""
+        parts = _parts(rel)
+        key = "/".join(parts)
+        cached = self._dirs.get(key)
+        if cached is not None:
+            return cached
+        if _depth > MAX_LINKS:
+            raise TreeError(f"too many levels of symbolic links at /{key}", "the tree has a symlink loop")
+        known, base = len(parts) - 1, ""
+        while known > 0:
+            found = self._dirs.get("/".join(parts[:known]))
+            if found is not None:
+                base = found
+                break
+            known -= 1
+        for i in range(known, len(parts)):
+            name = parts[i]
+            if name == "..":
+                base = posixpath.dirname(base) if base else ""
+            else:
+                candidate = f"{base}/{name}" if base else name
+                st = self._lstat(candidate)
+                if st is not None and stat.S_ISLNK(st.st_mode):
+                    base = self._follow(base, os.readlink(self.path(candidate)), _depth)
+                else:
+                    base = candidate
+            self._dirs["/".join(parts[: i + 1])] = base
+        return base
+
+    def _follow(self, base: str, target: str, depth: int) -> str:
+        """Where a link found in directory `base` leads: its target taken one component at a time (a `..` after
+        a symlinked component goes up from where that link leads, as the kernel does)."""
+        joined = target if target.startswith("/") else f"{base}/{target}"
+        return self.resolve_dir(joined, depth + 1)
+
+    def forget(self, rel: str = "") -> None:
+        """Drop cached resolutions at and below `rel` (after replacing a directory or symlink there)."""
+        key = "/".join(_parts(rel))
+        if not key:
+            self._dirs = {"": ""}
+            return
+        if key not in self._dirs:
+            return  # nothing below it is cached either: a cached path has its parent cached
+        for k in [k for k in self._dirs if k == key or k.startswith(key + "/")]:
+            del self._dirs[k]
+
+    # --- directory descriptors ------------------------------------------------------------------------
+
+    @contextmanager
+    def dirfd(self, rel: str, create: bool = False, mode: int = 0o755) -> Iterator[int]:
+        """An open descriptor of directory `rel` (resolved in the tree), opened one component at a time
+        without following symlinks; missing directories are made with `create`."""
+        resolved = self.resolve_dir(rel)
+        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            for name in _parts(resolved):
+                try:
+                    nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(name, mode, dir_fd=fd)
+                    nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise TreeError(
+                            f"/{rel}: /{resolved} is not a directory in the image", "the package set conflicts"
+                        ) from exc
+                    raise
+                os.close(fd)
+                fd = nxt
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _split(self, rel: str) -> tuple[str, str]:
+        resolved = self.resolve(rel)
+        if not resolved:
+            raise TreeError(f"/{rel} is the root of the image", "name a path below it")
+        parent, _, name = resolved.rpartition("/")
+        return parent, name
+
+    # --- operations -----------------------------------------------------------------------------------
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """The entry at `rel` itself (a symlink is not followed), or None."""
+        parent, name = self._split(rel)
+        try:
+            with self.dirfd(parent) as fd:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError, TreeError):
+            return None
+        return self._view(f"{parent}/{name}" if parent else name, st)
+
+    def is_dir(self, rel: str, follow: bool = True) -> bool:
+        """Whether `rel` is a directory (through a final symlink inside the tree with `follow`)."""
+        try:
+            resolved = self.resolve(rel, follow_last=follow)
+        except TreeError:
+            return False
+        if not resolved:
+            return True
+        st = self.lstat(resolved)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def mkdir(self, rel: str, mode: int = 0o755) -> None:
+        """Make directory `rel` and its missing parents (existing ones keep their mode)."""
+        with self.dirfd(rel, create=True, mode=mode):
+            pass
+
+    def own_dir(self, rel: str, uid: int, gid: int, mode: int) -> None:
+        """Set the owner and mode of directory `rel`."""
+        table = self._recording
+        with self.dirfd(rel) as fd:
+            if table is None:
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)
+            else:
+                os.fchmod(fd, disk_mode(mode, is_dir=True))
+                table.set(self.resolve_dir(rel), uid, gid, mode)
+
+    def write(
+        self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None
+    ) -> None:
+        """Replace whatever is at `rel` (a file or symlink, never followed) with a regular file."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        table = self._recording
+        with self.dirfd(parent, create=True) as fd:
+            if table is None:
+                write_at(fd, name, data, mode, uid, gid)
+            else:
+                write_at(fd, name, data, disk_mode(mode, is_dir=False), None)
+                table.set(path, uid, gid, mode)
+            if mtime is not None:
+                os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
+        self.forget(path)
+
+    def read(self, rel: str, limit: int = 16 << 20) -> bytes | None:
+        """The content of regular file `rel` (symlinks followed inside the tree), or None when there is none."""
+        with self.open(rel) as f:
+            return None if f is None else f.read(limit)
+
+    @contextmanager
+    def open(self, rel: str) -> Iterator[BinaryIO | None]:
+        """Regular file `rel` (symlinks followed inside the tree) open for reading, or None when there is none."""
+        try:
+            resolved = self.resolve(rel, follow_last=True)
+        except TreeError:
+            resolved = ""
+        f = -1
+        if resolved:
+            parent, _, name = resolved.rpartition("/")
+            try:
+                with self.dirfd(parent) as fd:
+                    f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
+            except (OSError, TreeError):
+                f = -1
+        if f >= 0 and not stat.S_ISREG(os.fstat(f).st_mode):
+            os.close(f)
+            f = -1
+        if f < 0:
+            yield None
+            return
+        with os.fdopen(f, "rb") as file:
+            yield file
+
+    def remove(self, rel: str) -> None:
+        """Remove the entry at `rel` (a directory with everything below it); a symlink is removed, not followed."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        try:
+            with self.dirfd(parent) as fd:
+                _remove_at(fd, name)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        self.forget()  # whatever led through what is gone, under any name
+        if self.overrides is not None:
+            self.overrides.forget(path)
+
+    def symlink(self, rel: str, target: str, uid: int = 0, gid: int = 0) -> None:
+        """Make a symlink at `rel` owned by uid:gid (whatever is there is replaced, unless a directory; the link
+        itself is never followed)."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        table = self._recording
+        with self.dirfd(parent, create=True) as fd:
+            with suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+            os.symlink(target, name, dir_fd=fd)
+            if table is None:
+                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+            else:
+                table.set(path, uid, gid, 0o777)
+        self.forget()
+
+    def rename(self, rel: str, new: str) -> None:
+        """Rename the entry at `rel` (not following it) to `new`, both resolved inside the tree."""
+        parent, name = self._split(rel)
+        new_parent, new_name = self._split(new)
+        with self.dirfd(parent) as fd, self.dirfd(new_parent) as new_fd:
+            os.rename(name, new_name, src_dir_fd=fd, dst_dir_fd=new_fd)
+        old_path = f"{parent}/{name}" if parent else name
+        new_path = f"{new_parent}/{new_name}" if new_parent else new_name
+        self.forget()
+        if self.overrides is not None:
+            self.overrides.move(old_path, new_path)
+
+    def rmdir(self, rel: str) -> bool:
+        """Remove directory `rel` if it is empty; False when it is not (or is not there)."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        try:
+            with self.dirfd(parent) as fd:
+                os.rmdir(name, dir_fd=fd)
+        except OSError:
+            return False
+        self.forget()
+        if self.overrides is not None:
+            self.overrides.forget(path)
+        return True
+
+    def glob(self, pattern: str) -> list[str]:
+        """Tree-relative paths matching a shell pattern (`var/log/apt/*`), walking real directories only:
+        a symlinked directory on the way is resolved inside the tree, never followed out of it."""
+        parts = _parts(pattern)
+        found = [""]
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt: list[str] = []
+            for base in found:
+                try:
+                    real = self.resolve_dir(base) if base else ""
+                    with self.dirfd(real) as fd:
+                        names = sorted(os.listdir(fd))
+                except (OSError, TreeError):
+                    continue
+                for name in names:
+                    if fnmatch.fnmatchcase(name, part):
+                        nxt.append(f"{real}/{name}" if real else name)
+                if not last:
+                    nxt = [n for n in nxt if self._is_dir_inside(n)]
+            found = nxt
+        return sorted(found)
+
+    def _is_dir_inside(self, rel: str) -> bool:
+        try:
+            resolved = self.resolve_dir(rel)
+        except TreeError:
+            return False
+        st = self._lstat(resolved)
+        return st is not None and stat.S_ISDIR(st.st_mode)
+
+    def walk(self, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
+        """Every entry below directory `rel` (not following symlinks), parents before children."""
+        start = self.resolve_dir(rel)
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            try:
+                with self.dirfd(current) as fd:
+                    entries = sorted(os.listdir(fd))
+                    stats = [(n, os.stat(n, dir_fd=fd, follow_symlinks=False)) for n in entries]
+            except (OSError, TreeError):
+                continue
+            for name, st in stats:
+                path = f"{current}/{name}" if current else name
+                st = self._view(path, st)
+                yield path, st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+
+
+def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int | None = 0, gid: int = 0) -> None:
+    """Replace the entry `name` of directory `fd` (a file or symlink, never followed) with a regular file,
+    written whole under a temporary name first (left the writer's own when `uid` is None)."""
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = f".{name}.bootstrap-new"
+    with suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=fd)
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(out, view) :]
+        if uid is not None:
+            os.fchown(out, uid, gid)
+        os.fchmod(out, mode)
+    finally:
+        os.close(out)
+    try:
+        if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+            os.unlink(tmp, dir_fd=fd)
+            raise TreeError(f"cannot write {name}: a directory is there", "the package set conflicts")
+    except FileNotFoundError:
+        pass
+    os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+
+
+def _remove_at(fd: int, name: str) -> None:
+    """Remove `name` in directory `fd` with everything below it: no symlink followed, no recursion and one
+    open directory at a time (down into a child, back up through its `..`), so no tree is too deep."""
+    if not stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+        os.unlink(name, dir_fd=fd)
+        return
+    names = [name]
+    current = os.open(name, _DIR_FLAGS, dir_fd=fd)
+    try:
+        while names:
+            subdir = None
+            for child in os.listdir(current):
+                if stat.S_ISDIR(os.stat(child, dir_fd=current, follow_symlinks=False).st_mode):
+                    subdir = subdir or child
+                else:
+                    os.unlink(child, dir_fd=current)
+            if subdir is not None:
+                below = os.open(subdir, _DIR_FLAGS, dir_fd=current)
+                os.close(current)
+                current, names = below, [*names, subdir]
+                continue
+            above = fd if len(names) == 1 else os.open("..", _DIR_FLAGS, dir_fd=current)
+            os.close(current)
+            current = above
+            os.rmdir(names.pop(), dir_fd=current)
+    finally:
+        if current != fd:
+            os.close(current)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory and everything in it (missing is fine), never following a symlink, whatever its
+    depth: shutil.rmtree recurses and gives up on a deep enough tree."""
+    parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _remove_at(parent, path.name)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(parent)

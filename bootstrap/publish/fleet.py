@@ -1,0 +1,240 @@
+"""A fleet file: the images to keep fresh, each a recipe built for some suites and architectures and pushed
+to some references; and the jobs it makes, one per (image, suite, architecture).
+
+    [[image]]
+    recipe = "debian-slim"
+    suites = ["bookworm", "trixie"]
+    arches = ["amd64", "arm64"]
+    push = ["<registry>/base/debian:{codename}-slim"]
+
+A reference's tag may use `{codename}` (the suite's codename, known once built), `{suite}` (as written) and
+`{recipe}`; its repository only `{recipe}`, so that every image of a group, and its records, stay in one
+repository. An image of several architectures is pushed by each job to a per-architecture tag (the tag
+with `{codename}` standing for the suite as written, plus `-<arch>`: `bookworm-slim-amd64`), then assembled into
+an index under the final tags from what the jobs pushed: the registry is the only state between them.
+"""
+
+import difflib
+import json
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap.build.plan import MERGED_USR_DIRS
+from bootstrap.errors import BootstrapError
+from bootstrap.registry import RegistryError, parse_reference
+
+IMAGE_KEYS = {
+    "recipe": "recipe name, or path relative to the fleet file",
+    "suites": "suites or codenames to build (default: the recipe's suite)",
+    "arches": "Debian architectures (default: the host's)",
+    "push": "references to push to; tags may use {codename}, {suite} and {recipe}",
+    "sbom-formats": 'SBOM formats besides SPDX 2.3, e.g. ["spdx3", "cyclonedx"]',
+}
+TOP_KEYS = {
+    "image": "the images ([[image]] tables)",
+    "webhooks": "URLs that receive an event for every pushed image",
+    "runners": 'CI runner label per architecture, for --matrix (e.g. arm64 = "ubuntu-24.04-arm")',
+}
+PLACEHOLDERS = {"codename", "suite", "recipe"}
+DEFAULT_RUNNERS = {"amd64": "ubuntu-latest", "arm64": "ubuntu-24.04-arm"}
+"""GitHub-hosted runners native to each architecture; others build on amd64 runners through qemu-user."""
+
+
+class FleetError(BootstrapError):
+    """A fleet file that cannot be used as written."""
+
+
+@dataclass(frozen=True)
+class Image:
+    index: int
+    recipe: str
+    suites: tuple[str, ...]
+    arches: tuple[str, ...]
+    push: tuple[str, ...]
+    sbom_formats: tuple[str, ...] = ()
+
+    @property
+    def multi(self) -> bool:
+        return len(self.arches) > 1
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    image: Image
+    suite: str
+    arch: str
+
+    def final_refs(self, codename: str) -> list[str]:
+        return [fill(t, self.image.recipe, self.suite, codename) for t in self.image.push]
+
+    def staging_refs(self) -> list[str]:
+        """Where this job's image goes when it is one architecture of several (assembled later)."""
+        return [per_arch(fill(t, self.image.recipe, self.suite, self.suite), self.arch) for t in self.image.push]
+
+
+@dataclass(frozen=True)
+class Fleet:
+    path: Path
+    images: tuple[Image, ...]
+    jobs: tuple[Job, ...]
+    webhooks: tuple[str, ...]
+    runners: dict[str, str]
+
+    def job(self, job_id: str) -> Job:
+        for j in self.jobs:
+            if j.id == job_id:
+                return j
+        close = difflib.get_close_matches(job_id, [j.id for j in self.jobs], n=1)
+        raise FleetError(
+            f"{self.path}: no job {job_id!r}",
+            f"did you mean {close[0]!r}?" if close else "list the jobs with `bootstrap fleet FILE --matrix`",
+        )
+
+    def groups(self) -> list[tuple[Image, str, list[Job]]]:
+        """The (image, suite) pairs with the jobs that make them, in file order."""
+        out: dict[tuple[int, str], list[Job]] = {}
+        for j in self.jobs:
+            out.setdefault((j.image.index, j.suite), []).append(j)
+        return [(jobs[0].image, suite, jobs) for (_, suite), jobs in out.items()]
+
+    def matrix(self, ci: str) -> Any:
+        """The jobs for a CI matrix: GitHub's `strategy.matrix` (`include`), or GitLab's `parallel:matrix` list."""
+        if ci == "gitlab":
+            return [{"JOB": [j.id], "ARCH": [j.arch]} for j in self.jobs]
+        return {
+            "include": [
+                {
+                    "job": j.id,
+                    "recipe": j.image.recipe,
+                    "suite": j.suite,
+                    "arch": j.arch,
+                    "runner": self.runners.get(j.arch, self.runners.get("amd64", DEFAULT_RUNNERS["amd64"])),
+                }
+                for j in self.jobs
+            ]
+        }
+
+
+def fill(template: str, recipe: str, suite: str, codename: str) -> str:
+    return template.format(codename=codename, suite=suite, recipe=Path(recipe).stem)
+
+
+def per_arch(ref: str, arch: str) -> str:
+    """`host/repo:tag` -> `host/repo:tag-<arch>`."""
+    r = parse_reference(ref)
+    return f"{r.host}/{r.repository}:{r.tag or 'latest'}-{arch}"
+
+
+def _unknown(where: str, key: str, allowed: dict[str, str]) -> FleetError:
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(sorted(allowed))
+    return FleetError(f"{where}: unknown key {key!r}", hint)
+
+
+def _strings(where: str, value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise FleetError(f"{where}: {key} must be a list of strings", f'write {key} = ["..."]')
+    return tuple(value)
+
+
+def _check_template(where: str, template: str) -> None:
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    unknown = fields - PLACEHOLDERS
+    if unknown:
+        raise FleetError(
+            f"{where}: {template!r} uses {{{sorted(unknown)[0]}}}", "placeholders are {codename}, {suite} and {recipe}"
+        )
+    repository_part = template.rsplit(":", 1)[0] if ":" in template.rsplit("/", 1)[-1] else template
+    if "{codename}" in repository_part or "{suite}" in repository_part:
+        raise FleetError(
+            f"{where}: {template!r} puts {{codename}} or {{suite}} in the repository",
+            "use them in the tag (HOST/REPO:{codename}-slim): an image's architectures and records share a repository",
+        )
+    try:
+        parse_reference(fill(template, "recipe", "suite", "codename"))
+    except RegistryError as exc:
+        raise FleetError(f"{where}: {exc.message}", exc.hint) from None
+
+
+def _image(path: Path, i: int, table: object, host_arch: str) -> Image:
+    where = f"{path}: image[{i}]"
+    if not isinstance(table, dict):
+        raise FleetError(f"{where} is not a table", "write [[image]] tables")
+    for key in table:
+        if key not in IMAGE_KEYS:
+            raise _unknown(where, key, IMAGE_KEYS)
+    recipe = table.get("recipe")
+    if not isinstance(recipe, str) or not recipe:
+        raise FleetError(f"{where}: no recipe", 'add recipe = "debian-slim" (a name or a path)')
+    if recipe.endswith(".toml") and not Path(recipe).is_absolute():
+        recipe = str(path.parent / recipe)
+    suites = _strings(where, table["suites"], "suites") if "suites" in table else ()
+    arches = _strings(where, table["arches"], "arches") if "arches" in table else (host_arch,)
+    for arch in arches:
+        if arch not in MERGED_USR_DIRS:
+            raise FleetError(f"{where}: unsupported architecture {arch!r}", f"use {', '.join(sorted(MERGED_USR_DIRS))}")
+    pushes = _strings(where, table.get("push", []), "push")
+    for template in pushes:
+        _check_template(where, template)
+    formats = _strings(where, table.get("sbom-formats", []), "sbom-formats")
+    if set(formats) - {"spdx", "spdx3", "cyclonedx"}:
+        raise FleetError(f"{where}: sbom-formats {list(formats)}", 'formats are "spdx" (always), "spdx3", "cyclonedx"')
+    for name, values in (("suites", suites), ("arches", arches), ("push", pushes)):
+        if len(set(values)) != len(values):
+            raise FleetError(f"{where}: {name} names something twice", "list each once")
+    return Image(i, recipe, suites, arches, pushes, tuple(f for f in formats if f != "spdx"))
+
+
+def _job_id(recipe: str, suite: str, arch: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", f"{Path(recipe).stem}-{suite}-{arch}".lower()).strip("-")
+
+
+def load(path: Path, host_arch: str, default_suite: Any = None) -> Fleet:
+    """Read and check a fleet file; `default_suite(recipe)` gives the suite of an image that names none."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FleetError(f"no fleet file at {path}", "give the path of a TOML file with [[image]] tables") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FleetError(f"{path}: invalid TOML: {exc}", "fix the file's syntax") from None
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown(str(path), key, TOP_KEYS)
+    tables = data.get("image")
+    if not isinstance(tables, list) or not tables:
+        raise FleetError(f"{path} lists no image", 'add an [[image]] table with recipe = "..."')
+    images = []
+    for i, t in enumerate(tables):
+        image = _image(path, i, t, host_arch)
+        suites = image.suites or ((default_suite(image.recipe),) if default_suite else ("stable",))
+        images.append(Image(i, image.recipe, suites, image.arches, image.push, image.sbom_formats))
+    jobs: list[Job] = []
+    seen_refs: dict[str, str] = {}
+    for image in images:
+        for suite in image.suites:
+            for template in image.push:
+                ref = fill(template, image.recipe, suite, suite)
+                if ref in seen_refs:
+                    raise FleetError(
+                        f"{path}: {seen_refs[ref]} and image[{image.index}] {suite} both push to {ref}",
+                        "give each suite its own tag, with {codename} or {suite} in it",
+                    )
+                seen_refs[ref] = f"image[{image.index}] {suite}"
+            for arch in image.arches:
+                base = _job_id(image.recipe, suite, arch)
+                job_id = base if all(j.id != base for j in jobs) else f"{base}-{image.index}"
+                jobs.append(Job(job_id, image, suite, arch))
+    webhooks = _strings(str(path), data.get("webhooks", []), "webhooks")
+    runners = data.get("runners", {})
+    if not isinstance(runners, dict) or not all(isinstance(v, str) for v in runners.values()):
+        raise FleetError(f"{path}: runners must map architectures to runner labels", 'write arm64 = "label"')
+    return Fleet(path, tuple(images), tuple(jobs), webhooks, {**DEFAULT_RUNNERS, **runners})
+
+
+def dumps_matrix(fleet: Fleet, ci: str) -> str:
+    return json.dumps(fleet.matrix(ci), separators=(",", ":"))

@@ -1,0 +1,158 @@
+"""`bootstrap inspect DIR`: digests, sizes, and the space each package takes in the image."""
+
+import gzip
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+import zstandard
+
+from bootstrap.errors import BootstrapError
+from bootstrap.records import lock as lock_mod
+
+UNOWNED = "(no package)"
+
+
+@dataclass(frozen=True)
+class Inspection:
+    directory: Path
+    files: dict[str, int]
+    digests: dict[str, str]
+    package_sizes: dict[str, int]
+    versions: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "files": self.files,
+            "digests": self.digests,
+            "packages": [
+                {"name": n, "version": self.versions.get(n), "size": s}
+                for n, s in sorted(self.package_sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+            ],
+        }
+
+
+def _open_layer(path: Path) -> IO[bytes]:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    if magic == b"\x28\xb5\x2f\xfd":
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))  # noqa: SIM115
+    return open(path, "rb")  # noqa: SIM115
+
+
+def _canonical(path: str, links: dict[str, str]) -> str:
+    """`path` with the symlinked directories on its way resolved inside the image (`/bin/bash` is
+    `/usr/bin/bash` in a merged-/usr tree), the last component left alone."""
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while len(parts) > 1:
+        head = parts.pop(0)
+        current = "/".join([*done, head])
+        target = links.get(current)
+        if target is None or hops > 40:
+            done.append(head)
+            continue
+        hops += 1
+        base = [] if target.startswith("/") else done
+        parts = [*[p for p in target.split("/") if p], *parts]
+        done = list(base)
+        while ".." in parts[:1] or "." in parts[:1]:
+            if parts.pop(0) == ".." and done:
+                done.pop()
+    return "/" + "/".join([*done, *parts])
+
+
+def package_sizes(layer: Path) -> dict[str, int]:
+    """Bytes of regular files per owning package (dpkg's file lists inside the layer, or the md5sums of a
+    distroless status.d, followed through the image's directory symlinks), hard links once."""
+    sizes: dict[str, int] = {}
+    lists: dict[str, list[str]] = {}
+    links: dict[str, str] = {}
+    with _open_layer(layer) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        for member in tar:
+            if member.issym():
+                links[member.name] = member.linkname
+            if member.isfile():
+                sizes["/" + member.name] = member.size
+                if member.name.startswith("var/lib/dpkg/info/") and member.name.endswith(".list"):
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        pkg = member.name.rsplit("/", 1)[1][:-5].split(":", 1)[0]
+                        lists[pkg] = f.read().decode("utf-8", "replace").splitlines()
+                elif member.name.startswith("var/lib/dpkg/status.d/") and member.name.endswith(".md5sums"):
+                    # A distroless image's database: the md5sums name each package's files.
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        lines = f.read().decode("utf-8", "replace").splitlines()
+                        pkg = member.name.rsplit("/", 1)[1][: -len(".md5sums")]
+                        lists[pkg] = ["/" + line.split("  ", 1)[1] for line in lines if "  " in line]
+    owner: dict[str, str] = {}
+    for pkg in sorted(lists):
+        for path in lists[pkg]:
+            owner.setdefault(_canonical(path, links), pkg)
+    out: dict[str, int] = {}
+    for path, size in sizes.items():
+        pkg = owner.get(path, UNOWNED)
+        out[pkg] = out.get(pkg, 0) + size
+    return out
+
+
+def inspect(directory: Path) -> Inspection:
+    layers = sorted(directory.glob("rootfs*.tar*"))
+    if not layers:
+        raise BootstrapError(f"{directory} has no rootfs tarball", "give the output directory of a bootstrap build")
+    layer = layers[0]
+    files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.is_file()}
+    digests: dict[str, str] = {}
+    build = directory / "build.json"
+    if build.is_file():
+        image = json.loads(build.read_text()).get("image", {})
+        digests = {k: v for k, v in image.items() if k.endswith("digest") or k == "diff_id"}
+    versions: dict[str, str] = {}
+    if (directory / "lock.json").is_file():
+        versions = {p.name: p.version for p in lock_mod.read(directory).packages}
+    return Inspection(directory, files, digests, package_sizes(layer), versions)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:8.2f} MB"
+
+
+def render(ins: Inspection, top: int = 0) -> str:
+    lines = [f"{ins.directory}"]
+    lines += [f"  {name:<16} {_mb(size)}" for name, size in ins.files.items()]
+    lines += [f"  {k:<16} {v}" for k, v in sorted(ins.digests.items())]
+    total = sum(ins.package_sizes.values())
+    lines.append(f"packages by size ({len(ins.package_sizes)} owners, {_mb(total).strip()} of files):")
+    ranked = sorted(ins.package_sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+    for name, size in ranked[: top or None]:
+        lines.append(f"  {_mb(size)}  {100 * size / max(total, 1):5.1f}%  {name} {ins.versions.get(name, '')}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def render_diff(a: Inspection, b: Inspection) -> str:
+    lines = [f"{a.directory} -> {b.directory}"]
+    for name in sorted(set(a.versions) | set(b.versions)):
+        va, vb = a.versions.get(name), b.versions.get(name)
+        if va != vb:
+            lines.append(f"  {name}: {va or '(absent)'} -> {vb or '(absent)'}")
+    deltas = []
+    for name in sorted(set(a.package_sizes) | set(b.package_sizes)):
+        d = b.package_sizes.get(name, 0) - a.package_sizes.get(name, 0)
+        if d:
+            deltas.append((abs(d), name, d))
+    for _, name, d in sorted(deltas, reverse=True):
+        lines.append(f"  {d / 1e6:+9.3f} MB  {name}")
+    for fname in sorted(set(a.files) | set(b.files)):
+        d = b.files.get(fname, 0) - a.files.get(fname, 0)
+        if d:
+            lines.append(f"  {d / 1e6:+9.3f} MB  file {fname}")
+    if len(lines) == 1:
+        lines.append("  no differences in packages or sizes")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,192 @@
+"""The lock file: the exact archive state and package set of a build, enough to rebuild it bit for bit."""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bootstrap.build import localfiles
+from bootstrap.build.recipe import Recipe
+from bootstrap.deb.archive import Archive
+from bootstrap.deb.index import Index, Package
+from bootstrap.deb.resolve import Selection
+from bootstrap.errors import BootstrapError, MirrorError
+from bootstrap.host.cache import sha256_file
+
+LOCK_VERSION = 1
+LABEL = "bootstrap.lock.sha256"
+"""The image config label holding the digest of the image's lock (`sha256:<hex>` of lock.json's bytes): the lock
+attached beside the image in a registry is checked against it. The lock itself holds no image digest."""
+
+
+@dataclass(frozen=True)
+class LockedSource:
+    mirror: str
+    dist: str
+    suite: str
+    date: int
+    inrelease_sha256: str
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str
+    version: str
+    architecture: str
+    filename: str
+    size: int
+    sha256: str
+    dist: str
+
+
+@dataclass(frozen=True)
+class LockedInput:
+    """Something besides the archive that went into the image, by digest: the recipe itself (its settings,
+    with local files by content), each local file, each customize hook, each repository keyring file."""
+
+    kind: str
+    name: str
+    sha256: str
+
+
+def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
+    """The recipe's inputs: a change to any of them changes the image, whatever the archive does."""
+    data = recipe.as_dict()
+    data.pop("name", None)
+    files = [LockedInput("file", f.dest, localfiles.digest(f.source)) for f in recipe.files]
+    for entry, locked in zip(data.get("files", []), files, strict=True):
+        entry["source"] = locked.sha256
+    keyrings = [
+        LockedInput("keyring", r.url, sha256_file(Path(r.keyring))) for r in recipe.repositories if not r.is_fingerprint
+    ]
+    for entry, repo in zip(data.get("repositories", []), recipe.repositories, strict=True):
+        if not repo.is_fingerprint:
+            entry["keyring"] = sha256_file(Path(repo.keyring))
+    if recipe.archive_keyring:
+        digest = sha256_file(Path(recipe.archive_keyring))
+        data["archive"]["keyring"] = digest
+        keyrings.append(LockedInput("keyring", "archive", digest))
+    settings = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    hooks = [
+        LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
+        for i, h in enumerate(recipe.customize)
+    ]
+    return (LockedInput("recipe", recipe.name, settings), *files, *hooks, *keyrings)
+
+
+@dataclass(frozen=True)
+class Lock:
+    recipe: str
+    distribution: str
+    suite: str
+    codename: str
+    arch: str
+    epoch: int
+    sources: tuple[LockedSource, ...]
+    packages: tuple[LockedPackage, ...]
+    insecure: bool = False
+    """Built with --insecure: no signature vouched for the sources."""
+    inputs: tuple[LockedInput, ...] = ()
+
+    def to_json(self) -> bytes:
+        data = {"lockVersion": LOCK_VERSION, **asdict(self)}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.to_json()).hexdigest()
+
+    def by_name(self) -> dict[str, LockedPackage]:
+        return {p.name: p for p in self.packages}
+
+
+def make_lock(recipe: Recipe, suite: str, arch: str, epoch: int, archive: Archive, selection: Selection) -> Lock:
+    return Lock(
+        recipe=recipe.name,
+        distribution=str(recipe.distribution),
+        suite=suite,
+        codename=archive.codename,
+        arch=arch,
+        epoch=epoch,
+        sources=tuple(
+            LockedSource(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256)
+            for r in (*archive.releases, *archive.extra)
+        ),
+        packages=tuple(
+            LockedPackage(p.name, p.version, p.arch, p.filename, p.size, p.sha256, p.dist) for p in selection.packages
+        ),
+        insecure=archive.insecure,
+        inputs=inputs_of(recipe),
+    )
+
+
+def read(path: Path) -> Lock:
+    """Load a lock file (or the lock.json inside an output directory)."""
+    if path.is_dir():
+        path = path / "lock.json"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BootstrapError(f"no lock file at {path}", "give a lock.json or an output directory of a build") from None
+    return parse(data, str(path))
+
+
+def parse(raw: bytes, where: str) -> Lock:
+    """A lock from its JSON bytes (a file, or a blob attached to an image in a registry)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BootstrapError(f"{where} is not valid JSON: {exc}", "regenerate it with `bootstrap lock`") from None
+    if not isinstance(data, dict):
+        raise BootstrapError(f"{where}: malformed lock file (not a JSON object)", "regenerate it with `bootstrap lock`")
+    if data.get("lockVersion") != LOCK_VERSION:
+        raise BootstrapError(
+            f"{where}: unsupported lockVersion {data.get('lockVersion')!r}",
+            f"this bootstrap reads lockVersion {LOCK_VERSION}",
+        )
+    try:
+        return Lock(
+            recipe=data["recipe"],
+            distribution=data["distribution"],
+            suite=data["suite"],
+            codename=data["codename"],
+            arch=data["arch"],
+            epoch=int(data["epoch"]),
+            sources=tuple(LockedSource(**s) for s in data["sources"]),
+            packages=tuple(LockedPackage(**p) for p in data["packages"]),
+            insecure=data.get("insecure", False) is True,
+            inputs=tuple(LockedInput(**i) for i in data.get("inputs", [])),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BootstrapError(f"{where}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None
+
+
+def selection_from(lock: Lock, index: Index) -> Selection:
+    """The exact packages of the lock, found in the current indexes; fails when one is gone."""
+    out: list[Package] = []
+    gone: list[str] = []
+    for locked in lock.packages:
+        match = next(
+            (p for p in index.versions(locked.name) if p.version == locked.version and p.arch == locked.architecture),
+            None,
+        )
+        if match is None:
+            gone.append(f"{locked.name} {locked.version}")
+            continue
+        if match.sha256 != locked.sha256:
+            raise MirrorError(
+                f"{locked.name} {locked.version}: sha256 {match.sha256} on the mirror, {locked.sha256} in the lock",
+                "the archive was rebuilt under the same version; relock with `bootstrap lock`",
+            )
+        out.append(match)
+    if gone:
+        stamp = min(s.date for s in lock.sources)
+        when = datetime.fromtimestamp(stamp, UTC).strftime("%Y%m%dT%H%M%SZ")
+        raise MirrorError(
+            f"the mirror no longer carries {len(gone)} locked package(s): {', '.join(gone[:4])}"
+            + (" ..." if len(gone) > 4 else ""),
+            f"build from a snapshot of the archive as of the lock: --mirror <snapshot-mirror-url>/archive/"
+            f"{lock.distribution}/{when}/ (and --security-mirror likewise, with --no-check-valid-until)",
+        )
+    return Selection(tuple(sorted(out, key=lambda p: p.name)))

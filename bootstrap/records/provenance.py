@@ -1,0 +1,91 @@
+"""Build provenance as an in-toto Statement (v1) with a SLSA Provenance (v1) predicate.
+
+Subjects are the image manifests (and the index when there are several platforms); the resolved
+dependencies are every signed InRelease, every .deb and every input of the recipe, by digest; the
+byproducts are the lock and SBOM files. No clock time or host detail goes in: the statement is a function of
+the build's inputs, so `verify` compares it like any other output.
+"""
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from bootstrap import __version__
+
+if TYPE_CHECKING:
+    from bootstrap.build.pipeline import Result
+    from bootstrap.build.plan import Plan
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+MEDIA_TYPE = "application/vnd.in-toto+json"
+BUILD_TYPE = "https://bootstrap.invalid/buildtypes/image/v1"
+"""Names how to read externalParameters (a reserved, never-resolving domain: an identifier, not a place)."""
+BUILDER_ID = "https://bootstrap.invalid/builder"
+FILE = "provenance.intoto.json"
+
+
+def _hex(digest: str) -> dict[str, str]:
+    algo, _, value = digest.partition(":")
+    return {algo: value}
+
+
+def subjects(result: "Result") -> list[dict[str, Any]]:
+    out = [
+        {"name": f"{result.tag} (linux/{p.arch})", "digest": _hex(p.image.manifest.digest)} for p in result.platforms
+    ]
+    if len(result.platforms) > 1:
+        out.insert(0, {"name": result.tag, "digest": _hex(result.index_digest)})
+    else:
+        out[0]["name"] = result.tag
+    return out
+
+
+def dependencies(result: "Result") -> list[dict[str, Any]]:
+    deps: dict[str, dict[str, Any]] = {}
+    for p in result.platforms:
+        for s in p.lock.sources:
+            uri = f"{s.mirror}/dists/{s.dist}/InRelease"
+            deps[uri] = {"uri": uri, "digest": {"sha256": s.inrelease_sha256}}
+        for pkg in p.selection.packages:
+            deps[pkg.url] = {
+                "uri": pkg.url,
+                "name": pkg.name,
+                "digest": {"sha256": pkg.sha256},
+                "annotations": {"version": pkg.version, "architecture": pkg.arch, "suite": pkg.dist},
+            }
+        for i in p.lock.inputs:
+            deps[f"{i.kind}:{i.name}"] = {"name": f"{i.kind}:{i.name}", "digest": {"sha256": i.sha256}}
+    return [deps[k] for k in sorted(deps)]
+
+
+def statement(plan: "Plan", result: "Result", byproducts: Mapping[str, str]) -> bytes:
+    """The provenance of a build; `byproducts` maps record file names to their `sha256:` digests."""
+    doc = {
+        "_type": STATEMENT_TYPE,
+        "subject": subjects(result),
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "recipe": plan.recipe.name,
+                    "suite": plan.suite,
+                    "arches": list(plan.arches),
+                    "tag": result.tag,
+                    "compression": str(plan.compression),
+                    "mirror": plan.mirror,
+                    "securityMirror": plan.security_mirror,
+                    "insecure": plan.insecure,
+                },
+                "internalParameters": {"codename": result.codename, "epoch": result.epoch},
+                "resolvedDependencies": dependencies(result),
+            },
+            "runDetails": {
+                "builder": {"id": BUILDER_ID, "version": {"bootstrap": __version__}},
+                "metadata": {"invocationId": f"{result.tag}@{result.manifest_digest}"},
+                "byproducts": [{"name": name, "digest": _hex(d)} for name, d in sorted(byproducts.items())],
+            },
+        },
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()

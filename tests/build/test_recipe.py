@@ -1,0 +1,167 @@
+"""Recipes: the shipped ones, `extends`, validation errors, and loading by path."""
+
+from pathlib import Path
+
+import pytest
+
+from bootstrap.build.distros import Distro
+from bootstrap.build.recipe import Recipe, available, load
+from bootstrap.errors import RecipeError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_debian_recipe() -> None:
+    r = load("debian")
+    assert isinstance(r, Recipe)
+    assert (r.name, r.distribution, r.suite, r.components) == ("debian", Distro.DEBIAN, "stable", ("main",))
+    assert (r.priorities, r.essential, r.include, r.exclude) == (("required",), True, ("apt",), ())
+    assert r.prefer == ("usr-is-merged",)
+    assert (r.path_exclude, r.path_include) == ((), ())
+    assert r.tag == "debian:{codename}"
+    assert r.cmd == ("bash",)
+    assert r.env == ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
+    assert Path(r.source).name == "debian.toml"
+
+
+def test_debian_slim_extends_debian() -> None:
+    base, slim = load("debian"), load("debian-slim")
+    assert slim.name == "debian-slim"
+    assert slim.description != base.description
+    assert slim.tag == "debian:{codename}-slim"
+    # inherited unchanged
+    assert (slim.include, slim.prefer, slim.cmd, slim.env) == (base.include, base.prefer, base.cmd, base.env)
+    assert "/usr/share/doc/*" in slim.path_exclude
+    assert "/usr/share/doc/*/copyright" in slim.path_include
+    assert len(slim.path_exclude) == 9
+    assert len(slim.path_include) == 9
+
+
+def test_available_lists_the_shipped_recipes() -> None:
+    assert {"debian", "debian-slim"} <= set(available())
+    assert available() == sorted(available())
+
+
+def test_as_dict_round_trips_the_settings() -> None:
+    d = load("debian-slim").as_dict()
+    assert d["name"] == "debian-slim"
+    assert d["distribution"] == "debian"
+    assert d["packages"]["include"] == ["apt"]
+    assert d["filters"]["path-include"][0] == "/usr/share/doc/*/copyright"
+    assert d["image"]["tag"] == "debian:{codename}-slim"
+
+
+def test_load_by_path_with_extends_merging_tables(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "mine.toml",
+        'extends = "debian"\nsuite = "trixie"\n'
+        '[packages]\ninclude = ["ca-certificates"]\n'
+        '[image]\nlabels = { "org.example.team" = "infra", "a" = "b" }\ncmd = ["sh"]\n',
+    )
+    r = load(str(path))
+    assert (r.name, r.suite, r.source) == ("mine", "trixie", str(path))
+    # a table merges key by key; package includes add to the parent's, other lists replace
+    assert r.include == ("apt", "ca-certificates")
+    assert r.priorities == ("required",)
+    assert r.prefer == ("usr-is-merged",)
+    assert r.cmd == ("sh",)
+    assert r.tag == "mine:{codename}", "a recipe's tag is its own: never inherited"
+    assert r.labels == (("a", "b"), ("org.example.team", "infra"))
+
+
+def test_defaults_of_a_minimal_recipe(tmp_path: Path) -> None:
+    r = load(str(write(tmp_path / "tiny.toml", "")))
+    assert (r.distribution, r.suite, r.components, r.priorities, r.essential) == (
+        Distro.DEBIAN,
+        "stable",
+        ("main",),
+        ("required",),
+        True,
+    )
+    assert r.tag == "tiny:{codename}"
+    assert r.include == r.exclude == r.prefer == ()
+
+
+def test_two_level_extends(tmp_path: Path) -> None:
+    write(tmp_path / "middle.toml", 'extends = "debian-slim"\n[packages]\nexclude = ["e2fsprogs"]\n')
+    top = write(tmp_path / "top.toml", f'extends = "{tmp_path / "middle.toml"}"\nsuite = "testing"\n')
+    r = load(str(top))
+    assert (r.suite, r.exclude, r.tag) == ("testing", ("e2fsprogs",), "top:{codename}")
+    assert "/usr/share/man/*" in r.path_exclude
+
+
+def test_ubuntu_distribution(tmp_path: Path) -> None:
+    r = load(str(write(tmp_path / "u.toml", 'distribution = "ubuntu"\nsuite = "noble"\n')))
+    assert r.distribution == Distro.UBUNTU
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('sweet = "yes"\n', "unknown key 'sweet'"),
+        ('[packages]\nincludes = ["x"]\n', "unknown key .*includes"),
+        ("suite = 3\n", "suite must be a string, not an integer"),
+        ('components = "main"\n', "components must be a list of strings, not a string"),
+        ('[packages]\nessential = "yes"\n', "packages.essential must be true or false, not a string"),
+        ('packages = "all"\n', "packages must be a table"),
+        ('distribution = "gentoo"\n', "unknown distribution 'gentoo'"),
+        ("suite = \n", "invalid TOML"),
+    ],
+)
+def test_malformed_recipes(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.toml", text)
+    with pytest.raises(RecipeError, match=message) as err:
+        load(str(path))
+    assert str(path) in err.value.message
+    assert err.value.hint
+
+
+def test_unknown_key_suggests_the_nearest_or_lists_the_allowed(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError) as err:
+        load(str(write(tmp_path / "bad.toml", '[image]\nexposed-port = ["80/tcp"]\n')))
+    assert err.value.message.endswith("unknown key image.'exposed-port'")
+    assert err.value.hint == "did you mean image.'exposed-ports'?"
+    with pytest.raises(RecipeError) as err:
+        load(str(write(tmp_path / "bad.toml", '[image]\nzzz = ["80"]\n')))
+    assert err.value.hint.startswith("allowed here: annotations, cmd, entrypoint, env, exposed-ports, labels")
+
+
+def test_unknown_recipe() -> None:
+    with pytest.raises(RecipeError, match="unknown recipe 'nonesuch'") as err:
+        load("nonesuch")
+    assert "debian-slim" in err.value.hint
+
+
+def test_missing_recipe_file(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="does not exist"):
+        load(str(tmp_path / "absent.toml"))
+
+
+def test_extends_an_unknown_recipe(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="unknown recipe 'nonesuch'"):
+        load(str(write(tmp_path / "child.toml", 'extends = "nonesuch"\n')))
+
+
+def test_extends_loop(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    write(a, f'extends = "{b}"\n')
+    write(b, f'extends = "{a}"\n')
+    with pytest.raises(RecipeError, match="extend each other in a loop"):
+        load(str(a))
+
+
+def test_extends_itself(tmp_path: Path) -> None:
+    me = tmp_path / "me.toml"
+    write(me, f'extends = "{me}"\n')
+    with pytest.raises(RecipeError, match="loop"):
+        load(str(me))
+
+
+def test_invalid_parent_is_reported_with_its_path(tmp_path: Path) -> None:
+    parent = write(tmp_path / "parent.toml", "suite = 1\n")
+    child = write(tmp_path / "child.toml", f'extends = "{parent}"\n')
+    with pytest.raises(RecipeError, match=f"{parent}: suite must be a str"):
+        load(str(child))

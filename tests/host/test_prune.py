@@ -1,0 +1,61 @@
+"""The cache's size cap: sizes as written, and pruning that keeps what a running build took."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import BootstrapError
+from bootstrap.host import prune
+from bootstrap.host.cache import Cache
+
+
+def test_sizes() -> None:
+    assert prune.parse_size("2G") == 2 << 30
+    assert prune.parse_size("500M") == 500 << 20
+    assert prune.parse_size("1.5GiB") == 3 << 29
+    assert prune.parse_size("4096") == 4096
+    assert prune.parse_size("0") == 0
+    assert prune.parse_size("off") is None
+    with pytest.raises(BootstrapError, match="is not a size"):
+        prune.parse_size("lots")
+
+
+def test_cap_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(prune.MAX_ENV, raising=False)
+    assert prune.cap() == prune.DEFAULT_MAX
+    monkeypatch.setenv(prune.MAX_ENV, "1G")
+    assert prune.cap() == 1 << 30 and prune.cap("2G") == 2 << 30
+    monkeypatch.setenv(prune.MAX_ENV, "off")
+    assert prune.cap() is None
+
+
+def _blob(cache: Cache, content: bytes, used: int) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    path = cache.blob(digest)
+    path.write_bytes(content)
+    os.utime(path, (used, used))
+    return digest
+
+
+def test_least_recently_used_first(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache").ensure()
+    digests = [_blob(cache, bytes([n]) * 100, 1_000_000 + n) for n in range(4)]
+    done = prune.prune(cache, 250)
+    assert (done.removed, done.freed, done.left) == (2, 200, 200)
+    assert [cache.blob(d).exists() for d in digests] == [False, False, True, True]
+
+
+def test_a_session_keeps_what_it_took(tmp_path: Path) -> None:
+    """An entry taken (`has`) while a build's session runs stays, however long unused before; the others go."""
+    cache = Cache(tmp_path / "cache").ensure()
+    old = _blob(cache, b"old", 1_000_000)
+    taken = _blob(cache, b"taken", 1_000_001)
+    with cache.session():
+        assert cache.has(taken)
+        done = prune.prune(cache, 0)
+        assert not cache.blob(old).exists()
+        assert cache.blob(taken).exists(), "taken by the running session"
+        assert done.busy == len(b"taken")
+    assert prune.prune(cache, 0).left == 0, "once the session ended, it can go"

@@ -1,0 +1,111 @@
+"""Scratch directories a killed build leaves are swept by the next one, and nothing else is; outputs replace
+only what was an output."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import BootstrapError
+from bootstrap.host import outputs, scratch
+from bootstrap.host.tree import remove_tree
+
+
+def test_an_abandoned_directory_is_swept_and_a_live_one_is_not(tmp_path: Path) -> None:
+    with scratch.claimed(tmp_path, "bootstrap-") as live:
+        (live / "root").mkdir()
+        # A build killed with SIGKILL: its lock file stays, but nobody holds it.
+        killed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import os, signal, sys; from pathlib import Path; from bootstrap.host import scratch\n"
+                "with scratch.claimed(Path(sys.argv[1]), 'bootstrap-') as d:\n"
+                "    print(d, flush=True); os.kill(os.getpid(), signal.SIGKILL)",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        left = Path(killed.stdout.strip())
+        assert left.is_dir() and Path(f"{left}.lock").exists()
+        assert scratch.sweep(tmp_path, "bootstrap-") == [left]
+        assert live.is_dir() and not left.exists() and not Path(f"{left}.lock").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a lock of another user needs root to make")
+def test_what_is_not_a_scratch_directory_of_ours_is_left_alone(tmp_path: Path) -> None:
+    notes = tmp_path / "bootstrap-notes123"
+    notes.mkdir()
+    (tmp_path / "bootstrap-notes123.lock").write_text("")
+    os.chown(tmp_path / "bootstrap-notes123.lock", 65534, 65534)  # another user's lock
+    fifo = tmp_path / "bootstrap-fifo1234"
+    fifo.mkdir()
+    os.mkfifo(tmp_path / "bootstrap-fifo1234.lock")  # would hang an open() without O_NONBLOCK
+    odd = tmp_path / "bootstrap-notatoken"
+    odd.mkdir()
+    (tmp_path / "bootstrap-notatoken.lock").write_text("")
+    assert scratch.sweep(tmp_path, "bootstrap-") == []
+    assert notes.is_dir() and fifo.is_dir() and odd.is_dir()
+
+
+def test_a_deep_tree_does_not_stop_the_sweep(tmp_path: Path) -> None:
+    with scratch.claimed(tmp_path, "bootstrap-") as d:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(1500):  # deeper than Python's recursion limit
+            os.mkdir("a", dir_fd=fd)
+            below = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        os.close(fd)
+    (tmp_path / f"{d.name}.lock").write_text("")  # as a killed build leaves it
+    assert scratch.sweep(tmp_path, "bootstrap-") == [d]
+    assert not d.exists()
+
+
+def test_remove_tree_never_follows_a_link(tmp_path: Path) -> None:
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "precious").write_text("x")
+    doomed = tmp_path / "doomed"
+    (doomed / "sub").mkdir(parents=True)
+    (doomed / "sub/link").symlink_to(keep)
+    (doomed / "link2").symlink_to(keep / "precious")
+    remove_tree(doomed)
+    assert not doomed.exists() and (keep / "precious").read_text() == "x"
+
+
+def test_outputs_replace_only_an_earlier_output(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "thesis.tex").write_text("years of work")
+    with pytest.raises(BootstrapError, match="holds no earlier output"), outputs.staged(home) as stage:
+        (stage / "build.json").write_text("{}")
+    assert (home / "thesis.tex").read_text() == "years of work"
+    out = tmp_path / "out"
+    for generation in ("1", "2"):
+        with outputs.staged(out) as stage:
+            (stage / "build.json").write_text(generation)
+    assert (out / "build.json").read_text() == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"], "no staging or old directories left"
+
+
+def test_retire_removes_a_claimed_directory_and_leaves_no_lock(tmp_path: Path) -> None:
+    with scratch.claimed(tmp_path, "build-") as path:
+        (path / "sub").mkdir()
+        (path / "sub/file").write_text("x")
+        scratch.retire(path, "build-")
+        assert [p.name for p in tmp_path.iterdir()] == [path.name + ".lock"], "only the claim's own lock is left"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_retire_after_the_parent_went_is_quiet(tmp_path: Path) -> None:
+    parent = tmp_path / "cache-tmp"
+    parent.mkdir()
+    with scratch.claimed(parent, "build-") as path:
+        remove_tree(parent)
+        scratch.retire(path, "build-")
+    assert not parent.exists()

@@ -1,0 +1,180 @@
+"""Fleet files (checked before any work), the CI matrix, webhook events in Docker Hub's shape, and the SBOM
+pieces that need no build: suppliers from Maintainer fields, copyright notices, SPDX 3 and CycloneDX."""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bootstrap.deb.copyright import Notice, notices_in
+from bootstrap.publish import webhook
+from bootstrap.publish.fleet import FleetError, load, per_arch
+from bootstrap.records import cyclonedx, spdx3
+from bootstrap.records.sbom import ImageInfo, supplier_of
+from tests.fixtures.records import package
+
+HOST = "127.0.0.1:5000"
+
+
+def _fleet(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "fleet.toml"
+    path.write_text(text)
+    return path
+
+
+def test_jobs_refs_and_matrix(tmp_path: Path) -> None:
+    path = _fleet(
+        tmp_path,
+        '[runners]\narm64 = "my-arm"\n\n[[image]]\nrecipe = "debian-slim"\nsuites = ["bookworm", "trixie"]\n'
+        f'arches = ["amd64", "arm64"]\npush = ["{HOST}/base/debian:{{codename}}-slim"]\n\n'
+        '[[image]]\nrecipe = "debian"\n',
+    )
+    fleet = load(path, "amd64", lambda name: "stable")
+    assert [j.id for j in fleet.jobs] == [
+        "debian-slim-bookworm-amd64",
+        "debian-slim-bookworm-arm64",
+        "debian-slim-trixie-amd64",
+        "debian-slim-trixie-arm64",
+        "debian-stable-amd64",
+    ]
+    job = fleet.job("debian-slim-trixie-arm64")
+    assert job.final_refs("trixie") == [f"{HOST}/base/debian:trixie-slim"]
+    assert job.staging_refs() == [f"{HOST}/base/debian:trixie-slim-arm64"]
+    assert [(image.recipe, suite, len(jobs)) for image, suite, jobs in fleet.groups()] == [
+        ("debian-slim", "bookworm", 2),
+        ("debian-slim", "trixie", 2),
+        ("debian", "stable", 1),
+    ]
+    github = fleet.matrix("github")["include"]
+    assert github[1] == {
+        "job": "debian-slim-bookworm-arm64",
+        "recipe": "debian-slim",
+        "suite": "bookworm",
+        "arch": "arm64",
+        "runner": "my-arm",
+    }
+    assert fleet.matrix("gitlab")[0] == {"JOB": ["debian-slim-bookworm-amd64"], "ARCH": ["amd64"]}
+    with pytest.raises(FleetError) as caught:
+        fleet.job("debian-slim-trixie-arm6")
+    assert caught.value.hint == "did you mean 'debian-slim-trixie-arm64'?"
+    assert per_arch(f"{HOST}/r", "arm64") == f"{HOST}/r:latest-arm64"
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "hint"),
+    [
+        ('[[image]]\nrecipe = "debian-slim"\nsuite = ["trixie"]\n', "unknown key 'suite'", "did you mean 'suites'?"),
+        ("[[image]]\nsuites = []\n", "no recipe", "recipe ="),
+        (f'[[image]]\nrecipe = "r"\npush = ["{HOST}/{{codename}}/debian:slim"]\n', "in the repository", "tag"),
+        (f'[[image]]\nrecipe = "r"\npush = ["{HOST}/d:{{arch}}"]\n', "uses {arch}", "placeholders"),
+        (f'[[image]]\nrecipe = "r"\nsuites = ["a", "b"]\npush = ["{HOST}/d:latest"]\n', "both push to", "own tag"),
+        ('[[image]]\nrecipe = "r"\narches = ["vax"]\n', "unsupported architecture 'vax'", "amd64"),
+        ('[[image]]\nrecipe = "r"\npush = ["debian:slim"]\n', "names no registry host", ""),
+        ("webhook = []\n", "unknown key 'webhook'", "did you mean 'webhooks'?"),
+        ("[[image\n", "invalid TOML", "syntax"),
+        ("", "lists no image", "[[image]]"),
+    ],
+)
+def test_fleet_file_errors_name_the_fix(tmp_path: Path, text: str, error: str, hint: str) -> None:
+    with pytest.raises(FleetError) as caught:
+        load(_fleet(tmp_path, text), "amd64")
+    assert error in caught.value.message and hint in caught.value.hint
+
+
+def test_cli_matrix_and_a_missing_file(tmp_path: Path) -> None:
+    from tests.cli.test_cli import cli
+
+    text = f'[[image]]\nrecipe = "debian-slim"\nsuites = ["trixie"]\npush = ["{HOST}/d:{{codename}}"]\n'
+    path = _fleet(tmp_path, text)
+    proc = cli("fleet", str(path), "--matrix", "--arch", "arm64")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["include"][0]["runner"] == "ubuntu-24.04-arm"
+    missing = cli("fleet", str(tmp_path / "nope.toml"), "--matrix")
+    assert missing.returncode == 1 and missing.stderr.startswith("error: no fleet file at")
+    both = cli("fleet", str(path), "--matrix", "--assemble")
+    assert both.returncode == 2 and "separate steps" in both.stderr
+
+
+def test_push_event_has_docker_hubs_shape() -> None:
+    event = webhook.push_event(f"{HOST}/base/debian:trixie-slim", "sha256:" + "a" * 64, {"recipe": "r"}, 1700000000.5)
+    assert event["push_data"] == {
+        "pushed_at": 1700000000,
+        "pusher": "bootstrap",
+        "tag": "trixie-slim",
+        "images": ["sha256:" + "a" * 64],
+    }
+    assert event["repository"]["repo_name"] == "base/debian"
+    assert (event["repository"]["namespace"], event["repository"]["name"]) == ("base", "debian")
+    assert event["event"] == "push" and event["recipe"] == "r" and event["tags"] == [f"{HOST}/base/debian:trixie-slim"]
+
+
+def test_suppliers_from_maintainer_fields() -> None:
+    team = supplier_of("GNU Libc Maintainers <debian-glibc@lists.debian.org>")
+    assert team is not None and team.spdx == "Organization: GNU Libc Maintainers (debian-glibc@lists.debian.org)"
+    person = supplier_of("Matthias Klose <doko@debian.org>")
+    assert person is not None and person.spdx == "Person: Matthias Klose (doko@debian.org)"
+    assert supplier_of("") is None
+
+
+def test_copyright_notices_of_dep5_and_free_form_files() -> None:
+    dep5 = (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2001-2020 Jane Doe\n           2019 John Roe\nLicense: GPL-2+\n\n"
+        "Files: debian/*\nCopyright: 2001-2020 Jane Doe\nLicense: GPL-2+\n"
+    )
+    assert notices_in(dep5) == "2001-2020 Jane Doe\n2019 John Roe"
+    free = "This is free.\n\nDebian files Copyright (C) 2006 Someone <s@example.invalid>\nNo copyright here.\n"
+    assert notices_in(free) == "Debian files Copyright (C) 2006 Someone <s@example.invalid>"
+
+
+def _info() -> ImageInfo:
+    return ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "b" * 64)
+
+
+def _packages() -> list:  # type: ignore[type-arg]
+    maintained = "Fixture Team <fixture-team@lists.example.invalid>"
+    return [dataclasses.replace(package(n), maintainer=maintained) for n in ("base", "libfree")]
+
+
+NOTICES = {
+    "base": Notice(("GPL-2+", "Expat"), "2020 Jane Doe", "Format: ..."),
+    "libfree": Notice((), "Copyright 2001 Free Form", "Free-form terms.\n"),
+}
+
+
+def test_spdx3_document_passes_ntia_and_cisa_framing(tmp_path: Path) -> None:
+    tool = shutil.which("sbomcheck", path=str(Path(sys.executable).parent)) or shutil.which("sbomcheck")
+    if tool is None:
+        pytest.fail("sbomcheck is not installed (pip install -e '.[test]')")
+    doc = tmp_path / "sbom.spdx3.json"
+    doc.write_bytes(spdx3.make(_info(), _packages(), NOTICES))
+    for comply in ("ntia", "fsct3-min"):
+        proc = subprocess.run([tool, "-s", "spdx3", "-c", comply, str(doc)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    graph = json.loads(doc.read_text())["@graph"]
+    (sbom_node,) = [n for n in graph if n["type"] == "software_Sbom"]
+    assert sbom_node["software_sbomType"] == ["build"]
+    texts = [n for n in graph if n["type"] == "simplelicensing_SimpleLicensingText"]
+    assert [t["simplelicensing_licenseText"] for t in texts] == ["Free-form terms.\n"]
+    # a package without a copyright file has no concluded licence: the checker says so
+    bare = tmp_path / "bare.json"
+    bare.write_bytes(spdx3.make(_info(), _packages(), {}))
+    proc = subprocess.run([tool, "-s", "spdx3", "-c", "fsct3-min", str(bare)], capture_output=True, text=True)
+    assert proc.returncode == 1
+
+
+def test_cyclonedx_document_is_valid_1_6() -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    text = cyclonedx.make(_info(), _packages(), NOTICES).decode()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    doc = json.loads(text)
+    base = next(c for c in doc["components"] if c["name"] == "base")
+    assert base["licenses"] == [{"expression": "GPL-2.0-or-later AND MIT"}]
+    assert base["supplier"]["contact"] == [{"email": "fixture-team@lists.example.invalid"}]
+    assert doc["serialNumber"] == json.loads(cyclonedx.make(_info(), _packages(), NOTICES))["serialNumber"]

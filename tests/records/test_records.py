@@ -1,0 +1,121 @@
+"""Records say when a build skipped the signature checks: the lock (through `bootstrap lock`), the SBOM, and
+`check` and `verify` warn when a previous build's records say so."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bootstrap.build import recipe as recipe_mod
+from bootstrap.records import lock as lock_mod
+from bootstrap.records import sbom
+from tests.cli.test_cli import cli
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.records import package
+from tests.fixtures.repo import Repo
+
+WARNING = "was built with --insecure: no archive signature vouched for its packages"
+
+
+@pytest.fixture
+def archive(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str]) -> list[str]:
+    """Source options for the debian-slim recipe on a small fixture archive."""
+    repo = Repo(tmp_path / "repo", gpg_key)
+    repo.debian_dists()
+    repo.add_package("fixture", "base", "1.0", priority="required")
+    repo.add_package("fixture", "apt", "3.0")
+    repo.publish()
+    url = serve(repo.root)
+    cache = str(tmp_path / "cache")
+    return ["--mirror", url, "--security-mirror", url, "--keyring", str(repo.keyring), "--cache-dir", cache]
+
+
+def test_the_lock_says_whether_signatures_were_checked(tmp_path: Path, archive: list[str]) -> None:
+    checked, unchecked = tmp_path / "checked.json", tmp_path / "unchecked.json"
+    assert cli("lock", "debian-slim", "-o", str(checked), *archive).returncode == 0
+    proc = cli("lock", "debian-slim", "-o", str(unchecked), "--insecure", *archive)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(checked.read_text())["insecure"] is False
+    assert json.loads(unchecked.read_text())["insecure"] is True
+    assert lock_mod.read(unchecked).insecure and not lock_mod.read(checked).insecure
+    # a lock written before the field existed reads as a checked one
+    old = json.loads(checked.read_text())
+    del old["insecure"]
+    checked.write_text(json.dumps(old))
+    assert lock_mod.read(checked).insecure is False
+
+
+def test_check_warns_about_an_insecure_previous_build(tmp_path: Path, archive: list[str]) -> None:
+    checked, unchecked = tmp_path / "checked.json", tmp_path / "unchecked.json"
+    cli("lock", "debian-slim", "-o", str(checked), *archive)
+    cli("lock", "debian-slim", "-o", str(unchecked), "--insecure", *archive)
+    quiet = cli("check", "debian-slim", "--against", str(checked), *archive)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "insecure" not in quiet.stderr
+    loud = cli("check", "debian-slim", "--against", str(unchecked), *archive)
+    assert loud.returncode == 0, loud.stderr
+    assert f"warning: {unchecked} {WARNING}" in loud.stderr.splitlines()
+    assert loud.stdout == quiet.stdout == "up to date: a rebuild would change nothing\n"
+    as_json = cli("check", "debian-slim", "--against", str(unchecked), "--json", *archive)
+    assert json.loads(as_json.stdout)["changed"] is False, "the warning stays out of the JSON on stdout"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="verify needs root")
+def test_verify_warns_about_an_insecure_build_before_rebuilding(tmp_path: Path, serve: Callable[[Path], str]) -> None:
+    # A record of an insecure build whose archive has gone: the warning comes first, then the rebuild's error.
+    empty = tmp_path / "gone"
+    empty.mkdir()
+    url = serve(empty)
+    out = tmp_path / "out"
+    out.mkdir()
+    recipe = json.loads(cli("show", "debian-slim").stdout)
+    settings = {
+        "suite": "stable",
+        "arch": "amd64",
+        "mirror": url,
+        "security_mirror": url,
+        "compression": "gzip",
+        "epoch": 0,
+        "tag": "debian:fixture-slim",
+        "insecure": True,
+    }
+    inputs = lock_mod.inputs_of(recipe_mod.from_data(dict(recipe), "debian-slim", "test"))
+    lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "amd64", 0, (), (), True, inputs)
+    (out / "lock.json").write_bytes(lock.to_json())
+    files = {"lock.json": "sha256:" + hashlib.sha256(lock.to_json()).hexdigest()}
+    (out / "build.json").write_text(json.dumps({"recipe": recipe, "build": settings, "files": files}))
+    proc = cli("verify", str(out), "--insecure", "--cache-dir", str(tmp_path / "cache"))
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1
+    assert lines[0] == f"warning: {out} {WARNING}"
+    assert lines[-2].startswith("error: suite 'stable' not found")
+
+
+def test_sbom_of_an_insecure_build_says_so() -> None:
+    info = sbom.ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "a" * 64)
+    packages = [package("hello")]
+    checked = json.loads(sbom.make(info, packages, {}))
+    assert "comment" not in checked and "annotations" not in checked
+    unchecked = json.loads(sbom.make(dataclasses.replace(info, insecure=True), packages, {}))
+    assert "--insecure" in unchecked["comment"]
+    (note,) = unchecked["annotations"]
+    assert note["annotationType"] == "OTHER" and note["comment"] == unchecked["comment"]
+    assert note["annotationDate"] == "2024-01-01T00:00:00Z"
+
+
+def test_sbom_of_an_insecure_build_is_valid_spdx(tmp_path: Path) -> None:
+    tool = shutil.which("pyspdxtools", path=str(Path(sys.executable).parent)) or shutil.which("pyspdxtools")
+    if tool is None:
+        pytest.skip("pyspdxtools is not installed")
+    info = sbom.ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "a" * 64, insecure=True)
+    doc = tmp_path / "sbom.spdx.json"
+    doc.write_bytes(sbom.make(info, [package("hello")], {}))
+    proc = subprocess.run([tool, "-i", str(doc)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
