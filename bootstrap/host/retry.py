@@ -7,7 +7,12 @@ all go through `call(attempt, policy)`, and `classify` is the one answer to "is 
   short or stalled (`Pace`), an answer 429 or 5xx (but 501 and 505, which say "never"), a body that does not
   match the digest it is fetched by, and whatever a caller raises as `Transient` itself;
 - no: every other answer (4xx, redirects past the limit), an untrusted certificate, an answer whose head is
-  too large, and every verdict of ours (BootstrapError): these end the call at once.
+  too large, and every verdict of ours (a BootstrapError that is not also a Transient): these end the call at
+  once.
+
+A client adds a failure of its own by raising `Transient` (with `mismatch=True` for a digest that does not
+match); it adds a recovery (resume a chunk, ask for a new token) inside its attempt, or by sharing one `Tries`
+between loops. A new client gets its session from `bootstrap.host.sessions.new`.
 
 The policy:
 
