@@ -2,7 +2,7 @@
 
 from bootstrap.deb import copyright
 
-DEP5 = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+DEP5 = """Format: https://example.org/copyright-format/1.0/
 Upstream-Name: thing
 Copyright: 2001 Header Holder
 
