@@ -7,6 +7,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from debian.deb822 import Deb822
+
 from bootstrap.build import debootstrap
 from bootstrap.build.distros import DistroInfo
 from bootstrap.errors import MirrorError
@@ -45,28 +47,18 @@ def _parse_one_line(text: str) -> list[AptSource]:
 
 
 def _parse_deb822(text: str) -> list[AptSource]:
+    """The enabled `deb` entries of a deb822 `.sources` file (python-debian reads its stanzas)."""
     out = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        key = ""
-        for raw in stanza.splitlines():
-            if raw.startswith("#"):
-                continue
-            if raw[:1] in (" ", "\t") and key:
-                fields[key] += " " + raw.strip()
-            elif ":" in raw:
-                key, _, value = raw.partition(":")
-                key = key.strip().lower()
-                fields[key] = value.strip()
-        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+    for stanza in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
+        if "deb" not in stanza.get("Types", "").split() or stanza.get("Enabled", "yes").strip().lower() == "no":
             continue
-        for uri in fields.get("uris", "").split():
+        for uri in stanza.get("URIs", "").split():
             out.append(
                 AptSource(
                     uri,
-                    tuple(fields.get("suites", "").split()),
-                    tuple(fields.get("components", "").split()),
-                    fields.get("signed-by", ""),
+                    tuple(stanza.get("Suites", "").split()),
+                    tuple(stanza.get("Components", "").split()),
+                    " ".join(stanza.get("Signed-By", "").split()),
                 )
             )
     return out

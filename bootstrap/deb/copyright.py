@@ -5,6 +5,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from debian.deb822 import Deb822
+
 from bootstrap.host.tree import Tree
 
 # Debian short names that differ from their SPDX identifiers.
@@ -111,22 +113,18 @@ def _read(tree: Tree, package: str) -> str | None:
 
 
 def _field_values(text: str, field: str) -> list[str]:
-    """Every value of a deb822 field across the paragraphs of a DEP-5 file, continuation lines joined by newlines."""
+    """Every value of a field across the paragraphs of a DEP-5 file (python-debian reads the paragraphs),
+    continuation lines joined by newlines, a "." line (an empty line) left out."""
     out: list[str] = []
-    current: list[str] | None = None
-    for line in text.splitlines():
-        if current is not None and line[:1] in (" ", "\t"):
-            part = line.strip()
-            current.append("" if part == "." else part)
+    for paragraph in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
+        value = paragraph.get(field)
+        if value is None:
             continue
-        if current is not None:
-            out.append("\n".join(p for p in current if p))
-            current = None
-        if line.lower().startswith(field.lower() + ":"):
-            current = [line[len(field) + 1 :].strip()]
-    if current is not None:
-        out.append("\n".join(p for p in current if p))
-    return [v for v in out if v]
+        lines = (line.strip() for line in value.split("\n"))
+        joined = "\n".join(line for line in lines if line and line != ".")
+        if joined:
+            out.append(joined)
+    return out
 
 
 def notices_in(text: str) -> str:
@@ -156,13 +154,13 @@ def declared(tree: Tree, package: str) -> list[str]:
 
 
 def _licenses_in(text: str) -> list[str]:
+    """The licence short names of the `License:` synopses (first lines) of a DEP-5 file."""
     if not text.startswith("Format:"):
         return []
     names: set[str] = set()
-    for line in text.splitlines():
-        if not line.startswith("License:"):
-            continue
-        for token in re.split(r"[\s,()]+", line[8:].strip()):
+    for paragraph in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
+        synopsis = paragraph.get("License", "").split("\n", 1)[0].strip()
+        for token in re.split(r"[\s,()]+", synopsis):
             if token and token.lower() not in _SKIP and not token.endswith("-exception") and len(token) < 64:
                 names.add(token)
     return sorted(names)

@@ -1,15 +1,15 @@
-"""The one way to the network: timeouts, retries (the policy of `bootstrap.host.retry`), resumed downloads, proxies
-from the environment.
+"""Mirror downloads: sessions from `bootstrap.host.sessions` (timeouts, proxies from the environment, TLS),
+retries by `bootstrap.host.retry.call` (its one classification of transient failures), resumed downloads.
 
 Bodies are stored exactly as the server sent them (no Content-Encoding decoding: a `Packages.gz` is checked
 against its signed checksum as the gzip file it is), and never beyond the size the signed index gives: a
 hostile or broken mirror cannot fill the disk. Files no index sizes (InRelease) are capped at MAX_UNSIZED.
 
-What is retried: refused or dropped connections, 429 and 5xx answers, a body cut short, a stalled body (see
-`retry.Pace`), and a body that does not match the sha256 its signed index gives. A download cut short goes on
-from where it stopped (a Range request, when the server names the version it sent with an ETag or
-Last-Modified). What is not: 404 (NotFound), other 4xx answers, redirect loops. Every failure is one line
-naming the URL and the cause.
+What is retried is what `retry.classify` calls transient: refused or dropped connections, 429 and 5xx answers,
+a body cut short, a stalled body (see `retry.Pace`), and a body that does not match the sha256 its signed index
+gives. A download cut short goes on from where it stopped (a Range request, when the server names the version
+it sent with an ETag or Last-Modified). What is not: 404 (NotFound), other 4xx answers, redirect loops, an
+untrusted certificate. Every failure is one line naming the URL and the cause.
 """
 
 import os
@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import requests
-import urllib3
 
 from bootstrap.errors import ChecksumError, MirrorError, NetworkError
-from bootstrap.host import retry
+from bootstrap.host import retry, sessions
 from bootstrap.host.cache import sha256_file
 from bootstrap.log import log
 
 CHUNK = 1 << 20
 MAX_UNSIZED = 16 << 20
 """The most bytes read for a file whose size no signed index gives (InRelease is a few hundred kB)."""
-MAX_REDIRECTS = 10
+MAX_REDIRECTS = sessions.MAX_REDIRECTS
 
 _local = threading.local()
 T = TypeVar("T")
@@ -54,16 +53,10 @@ class TooLarge(ChecksumError):
 
 
 def session() -> requests.Session:
-    """A per-thread session, so parallel downloads reuse connections without sharing one pool."""
+    """A per-thread session (`sessions.new`), so parallel downloads reuse connections without sharing one pool."""
     s: requests.Session | None = getattr(_local, "session", None)
     if s is None:
-        s = requests.Session()
-        s.headers["User-Agent"] = "bootstrap (container image builder)"
-        s.headers["Accept-Encoding"] = "identity"
-        s.max_redirects = MAX_REDIRECTS
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=8)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
+        s = sessions.new(pool=(4, 8), headers={"Accept-Encoding": "identity"})
         _local.session = s
     return s
 
@@ -80,65 +73,46 @@ def _local_path(url: str) -> Path | None:
     raise MirrorError(f"unsupported URL scheme in {url!r}", "use an http://, https:// or file:// mirror URL")
 
 
-class _Retry(Exception):
-    """An answer or a body worth another try."""
-
-    def __init__(self, why: str, wait: float = 0.0, mismatch: bool = False) -> None:
-        super().__init__(why)
-        self.why = why
-        self.wait = wait
-        """Seconds the server asked to wait (Retry-After)."""
-        self.mismatch = mismatch
-        """The body did not match its checksum (if that is the last word, a ChecksumError)."""
-
-
-_TRANSIENT = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.HTTPError,
-)
-
-
 def _check(resp: requests.Response, url: str) -> None:
     if resp.status_code in (404, 410):
         raise NotFound(f"{url}: {resp.status_code} {resp.reason}", "check the mirror URL and suite")
-    if resp.status_code == 429 or resp.status_code >= 500:
-        raise _Retry(f"{resp.status_code} {resp.reason}", retry.retry_after(resp.headers.get("Retry-After")))
+    retry.check_status(resp)
     if resp.status_code >= 400:
         raise NetworkError(f"{url}: {resp.status_code} {resp.reason}", "check the mirror URL and your access to it")
 
 
 def _retrying(url: str, attempt_once: Callable[[], T]) -> T:
-    policy = retry.DEFAULT
-    tries = policy.tries()
-    why, mismatch = "", False
-    for attempt in tries:
-        try:
-            return attempt_once()
-        except _Retry as exc:
-            why, mismatch, tries.asked = exc.why, exc.mismatch, exc.wait
-        except requests.TooManyRedirects as exc:
-            raise NetworkError(
-                f"cannot download {url}: more than {MAX_REDIRECTS} redirects",
-                "the mirror (or a proxy on the way) redirects in a loop: pass another --mirror",
-            ) from exc
-        except _TRANSIENT as exc:
-            why, mismatch = retry.reason(exc), False
-        except requests.RequestException as exc:
-            raise NetworkError(f"cannot download {url}: {retry.reason(exc)}", "check the mirror URL") from exc
-        log.debug("%s: %s (attempt %d of %d)", url, why, attempt + 1, policy.attempts)
-    tried = f"{policy.attempts} attempts"
-    if mismatch:
-        raise ChecksumError(
-            f"checksum mismatch for {url}: {why} ({tried})",
-            "the mirror may be syncing or corrupt: retry later or use another --mirror",
+    def note(failure: retry.Transient, tries: retry.Tries) -> None:
+        log.debug("%s: %s (attempt %d of %d)", url, failure.why, tries.used, tries.policy.attempts)
+
+    try:
+        return retry.call(attempt_once, on_retry=note)
+    except retry.GaveUp as exc:
+        why, tried = exc.last.why, f"{exc.attempts} attempts"
+        if exc.last.mismatch:
+            raise ChecksumError(
+                f"checksum mismatch for {url}: {why} ({tried})",
+                "the mirror may be syncing or corrupt: retry later or use another --mirror",
+            ) from None
+        host = urllib.parse.urlsplit(url).netloc
+        raise NetworkError(
+            f"cannot download {url}: {why} ({tried})",
+            f"check that {host} is reachable (proxy settings come from http_proxy/https_proxy) "
+            "or pass another --mirror",
+        ) from exc
+    except requests.TooManyRedirects as exc:
+        raise NetworkError(
+            f"cannot download {url}: more than {MAX_REDIRECTS} redirects",
+            "the mirror (or a proxy on the way) redirects in a loop: pass another --mirror",
+        ) from exc
+    except requests.RequestException as exc:
+        hint = (
+            "the mirror's certificate is not trusted: install its CA in the system's store (or name it in "
+            "$REQUESTS_CA_BUNDLE)"
+            if retry.untrusted_certificate(exc)
+            else "check the mirror URL"
         )
-    host = urllib.parse.urlsplit(url).netloc
-    raise NetworkError(
-        f"cannot download {url}: {why} ({tried})",
-        f"check that {host} is reachable (proxy settings come from http_proxy/https_proxy) or pass another --mirror",
-    )
+        raise NetworkError(f"cannot download {url}: {retry.reason(exc)}", hint) from exc
 
 
 Headers = requests.structures.CaseInsensitiveDict[str]
@@ -148,7 +122,7 @@ def _receive(
     resp: requests.Response, url: str, limit: int, sized: bool, write: Callable[[bytes], object], have: int = 0
 ) -> int:
     """Pass the body, exactly as received, to `write`; stop with TooLarge before going past `limit` bytes (`have`
-    of them already received), and with _Retry when it stalls."""
+    of them already received), and with retry.Transient when it stalls."""
     announced = resp.headers.get("Content-Length", "")
     if announced.isdigit() and have + int(announced) > limit:
         raise TooLarge(url, limit, sized)
@@ -162,7 +136,7 @@ def _receive(
         done += len(data)
         stalled = pace.received(len(data))
         if stalled:
-            raise _Retry(stalled)
+            raise retry.Transient(stalled)
     return done - have
 
 
@@ -257,10 +231,10 @@ def download(
             with open(tmp, "ab" if have else "wb") as out:
                 total = have + _receive(resp, url, limit, size is not None, lambda b: count(out.write(b)), have)
             if size is not None and total != size:
-                raise _Retry(f"the body ended after {total} of {size} bytes")
+                raise retry.Transient(f"the body ended after {total} of {size} bytes")
             if sha256 is not None and (actual := sha256_file(tmp)) != sha256:
                 partial.validator = None
-                raise _Retry(f"expected sha256 {sha256}, got {actual}", mismatch=True)
+                raise retry.Transient(f"expected sha256 {sha256}, got {actual}", mismatch=True)
             os.replace(tmp, dest)
             return resp.headers
 

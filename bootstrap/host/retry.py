@@ -1,6 +1,20 @@
-"""The one retry policy: which failures are worth another try, how long to wait, how long a transfer may stall.
+"""The one retry call: which failures are worth another try, how long to wait, how long a transfer may stall.
 
-Mirror downloads (`bootstrap.host.http`), registry requests (`bootstrap.registry`) and webhooks all use it:
+Mirror downloads (`bootstrap.host.http`), registry requests and blob uploads (`bootstrap.registry`) and webhooks
+all go through `call(attempt, policy)`, and `classify` is the one answer to "is this worth another try?":
+
+- yes (`Transient`): a connection refused, reset or dropped, a time-out, a TLS handshake cut off, a body cut
+  short or stalled (`Pace`), an answer 429 or 5xx (but 501 and 505, which say "never"), a body that does not
+  match the digest it is fetched by, and whatever a caller raises as `Transient` itself;
+- no: every other answer (4xx, redirects past the limit), an untrusted certificate, an answer whose head is
+  too large, and every verdict of ours (a BootstrapError that is not also a Transient): these end the call at
+  once.
+
+A client adds a failure of its own by raising `Transient` (with `mismatch=True` for a digest that does not
+match); it adds a recovery (resume a chunk, ask for a new token) inside its attempt, or by sharing one `Tries`
+between loops. A new client gets its session from `bootstrap.host.sessions.new`.
+
+The policy:
 
 - up to ATTEMPTS tries; between them an exponential wait (BACKOFF, doubling, at most MAX_WAIT) with jitter
   (a random point in its upper half, so many builds that failed together do not retry together), or longer
@@ -11,12 +25,18 @@ Mirror downloads (`bootstrap.host.http`), registry requests (`bootstrap.registry
 """
 
 import email.utils
+import http.client
 import os
 import random
 import re
+import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
+
+import requests
+import urllib3
 
 ATTEMPTS = 5
 BACKOFF = 0.5
@@ -64,9 +84,10 @@ class Policy:
 
 
 class Tries:
-    """`for attempt in policy.tries():` runs the body up to `attempts` times, waiting between them; set
-    `asked` to the seconds a server asked to wait (Retry-After) before the next one. Several loops may share
-    one budget by drawing from one iterator (`next(it, None)` is None when it is spent). With a `deadline`
+    """The attempts of one call: `begin()` waits as the policy says and says whether another attempt may start.
+    `for attempt in policy.tries():` runs a body up to `attempts` times; set `asked` to the seconds a server
+    asked to wait (Retry-After) before the next one. Several loops share one budget by sharing one Tries (a
+    chunked upload resumes a chunk and restarts a session from the same attempts). With a `deadline`
     (`time.monotonic()`), no attempt begins after it, nor a wait that would end after it."""
 
     def __init__(self, policy: Policy, deadline: float | None = None) -> None:
@@ -80,18 +101,24 @@ class Tries:
         """Seconds until the deadline (infinite without one)."""
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()
 
+    def begin(self) -> bool:
+        """Wait before the next attempt (none before the first) and count it; False when none may begin."""
+        if self.used >= self.policy.attempts:
+            return False
+        if self.used:
+            wait = self.policy.wait(self.used, self.asked)
+            if wait >= self.left():
+                return False
+            time.sleep(wait)
+            self.asked = 0.0
+        if self.left() <= 0:
+            return False
+        self.used += 1
+        return True
+
     def __iter__(self) -> Iterator[int]:
-        for attempt in range(self.policy.attempts):
-            if attempt:
-                wait = self.policy.wait(attempt, self.asked)
-                if wait >= self.left():
-                    return
-                time.sleep(wait)
-                self.asked = 0.0
-            if self.left() <= 0:
-                return
-            self.used = attempt + 1
-            yield attempt
+        while self.begin():
+            yield self.used - 1
 
 
 DEFAULT = Policy()
@@ -152,3 +179,122 @@ def reason(exc: BaseException) -> str:
             words = " ".join(m.group(1).split()).rstrip(" .,").lower()
             return f"connection closed early ({words})" if "more expected" in words else words
     return " ".join(text.split())[:200]
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and every one it was raised from or wraps (requests nests urllib3's and http.client's)."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        stack += [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException))]
+
+
+# --- the one classification ----------------------------------------------------------------------------------
+
+
+class Transient(Exception):
+    """A failure worth another try: `why` in a few words, the seconds the server asked to wait (Retry-After),
+    and whether a body did not match the digest it was fetched by (if that is the last word, a checksum error)."""
+
+    def __init__(self, why: str, wait: float = 0.0, mismatch: bool = False) -> None:
+        super().__init__(why)
+        self.why = why
+        self.wait = wait
+        self.mismatch = mismatch
+
+
+class GaveUp(Exception):
+    """The attempts ran out on transient failures: the last one, and how many attempts were made."""
+
+    def __init__(self, last: Transient, attempts: int) -> None:
+        super().__init__(f"{last.why} ({attempts} attempts)")
+        self.last = last
+        self.attempts = attempts
+
+
+NEVER_STATUS = frozenset({501, 505})
+"""Server errors that say the request will never work (not implemented, HTTP version not supported)."""
+
+
+def transient_status(status: int) -> bool:
+    """Whether an answer with this status is worth another try: 429 and 5xx (but NEVER_STATUS)."""
+    return status == 429 or (500 <= status < 600 and status not in NEVER_STATUS)
+
+
+def check_status(resp: requests.Response) -> None:
+    """Raise Transient (with the server's Retry-After, the answer closed) when `resp` is worth another try."""
+    if transient_status(resp.status_code):
+        resp.close()
+        raise Transient(f"{resp.status_code} {resp.reason}", retry_after(resp.headers.get("Retry-After")))
+
+
+def untrusted_certificate(exc: BaseException) -> bool:
+    """Whether the failure is a certificate that does not verify (a verdict, not a hiccup)."""
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e) for e in causes(exc)
+    )
+
+
+def header_overflow(exc: BaseException) -> str | None:
+    """What was too large when the HTTP library gave up on an answer's head (too long a line, too many lines)."""
+    for e in causes(exc):
+        if isinstance(e, http.client.LineTooLong):
+            kind = "status line" if "status line" in str(e) else "header line"
+            return f"a response {kind} is longer than 64 KiB"
+        if isinstance(e, http.client.HTTPException) and str(e).startswith("got more than") and "headers" in str(e):
+            return "the response has more than 100 header lines"
+    return None
+
+
+_NETWORK = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def classify(exc: BaseException) -> Transient | None:
+    """The one rule: the Transient an exception amounts to when it is worth another try, else None."""
+    if isinstance(exc, Transient):
+        return exc
+    if isinstance(exc, requests.TooManyRedirects) or not isinstance(exc, _NETWORK):
+        return None
+    if untrusted_certificate(exc) or header_overflow(exc):
+        return None
+    failure = Transient(reason(exc))
+    failure.__cause__ = exc
+    return failure
+
+
+T = TypeVar("T")
+
+
+def call(
+    attempt: Callable[[], T],
+    tries: Policy | Tries | None = None,
+    on_retry: Callable[[Transient, Tries], None] | None = None,
+) -> T:
+    """`attempt()` until it returns, as long as what it raises is transient (`classify`) and the tries (a
+    Policy, DEFAULT when None, or a Tries shared with other loops or bounded by a deadline) last; any other
+    exception goes up at once. `on_retry` hears of each transient failure. Raises GaveUp when the tries run out."""
+    budget = tries if isinstance(tries, Tries) else (tries or DEFAULT).tries()
+    last = Transient("no attempt began (no time was left)")
+    while budget.begin():
+        try:
+            return attempt()
+        except Exception as exc:
+            failure = classify(exc)
+            if failure is None:
+                raise
+            last, budget.asked = failure, failure.wait
+            if on_retry is not None:
+                on_retry(failure, budget)
+    raise GaveUp(last, budget.used) from last

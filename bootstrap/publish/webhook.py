@@ -18,8 +18,10 @@ for ever. A receiver in Python:
 Bounded: each attempt (connect, send, the answer's status line and headers) ends after DELIVERY_TIMEOUT
 seconds of wall-clock time, however slowly the receiver drips bytes, and all the attempts to one URL, waits
 included, after `$BOOTSTRAP_WEBHOOK_TIMEOUT` (TOTAL_TIMEOUT) seconds. The answer's body is never read: its
-status decides. Redirects are not followed (the signed body would go to another host, or a 303 would turn the
-POST into a GET): a 3xx is a failure. Messages show a URL without its password or query.
+status decides: a 2xx delivers, what `retry.classify` calls transient (429, 5xx, no answer) is tried again
+(`retry.call`), any other 4xx is a failure at once. Redirects are not followed (the signed body would go to
+another host, or a 303 would turn the POST into a GET): a 3xx is a failure. The session is `sessions.new`'s,
+with sockets a watchdog can shut. Messages show a URL without its password or query.
 """
 
 import base64
@@ -38,12 +40,11 @@ from types import TracebackType
 from typing import Any
 
 import requests
-import requests.adapters
 import urllib3
 import urllib3.connection
 
 from bootstrap.errors import BootstrapError
-from bootstrap.host import retry
+from bootstrap.host import retry, sessions
 from bootstrap.log import log
 from bootstrap.registry.reference import parse_reference
 
@@ -155,7 +156,7 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
-class _Adapter(requests.adapters.HTTPAdapter):
+class _Adapter(sessions.Adapter):
     """Connections whose sockets the attempt's watchdog can shut (through an HTTP proxy too)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -167,13 +168,6 @@ class _Adapter(requests.adapters.HTTPAdapter):
         if type(manager) is urllib3.ProxyManager:  # not SOCKS, whose connections are of their own
             manager.pool_classes_by_scheme = _POOLS
         return manager
-
-
-class _Session(requests.Session):
-    """Never follows a redirect, nor reads the body of one (requests reads it to follow it)."""
-
-    def get_redirect_target(self, resp: requests.Response) -> None:
-        return None
 
 
 class _Watch:
@@ -213,18 +207,30 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def _attempt(url: str, body: bytes, headers: dict[str, str], seconds: float) -> requests.Response | str:
-    """One POST bounded to `seconds`: the answer (its body unread, the connection closed), or why it failed."""
+class _Undelivered(Exception):
+    """An answer that says the delivery will not be taken (a redirect, a 4xx): not tried again."""
+
+
+def _attempt(url: str, body: bytes, headers: dict[str, str], seconds: float) -> None:
+    """One POST bounded to `seconds`; returns when the receiver took it (2xx). Raises retry.Transient when it is
+    worth another try, _Undelivered when not (the answer's body unread, the connection closed)."""
     timeout = (min(retry.CONNECT_TIMEOUT, seconds), min(retry.read_timeout(), seconds))
-    with _Watch(seconds) as watch, _Session() as session:
-        session.mount("http://", _Adapter())
-        session.mount("https://", _Adapter())
+    with _Watch(seconds) as watch, sessions.new(redirects=False, adapter=_Adapter) as session:
         try:
             resp = session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
         except requests.RequestException as exc:
-            return f"no answer within {seconds:.0f} s" if watch.expired else retry.reason(exc)
+            if watch.expired:
+                raise retry.Transient(f"no answer within {seconds:.0f} s") from exc
+            raise
         resp.close()  # unread: the status decides
-        return resp
+    if 200 <= resp.status_code < 300:
+        return
+    retry.check_status(resp)
+    why = f"HTTP {resp.status_code}"
+    if 300 <= resp.status_code < 400:
+        target = resp.headers.get("Location")
+        why += f", a redirect{f' to {shown(target)}' if target else ''} (not followed)"
+    raise _Undelivered(why)
 
 
 def total_timeout() -> float:
@@ -252,13 +258,13 @@ def _scrub(text: str, url: str) -> str:
 
 
 def send(url: str, event: dict[str, Any], secret: str | None = None) -> bool:
-    """POST the event; retry dropped connections, time-outs and non-2xx answers other than redirects with
-    backoff, within `total_timeout()`. True when delivered."""
+    """POST the event; retry what `retry.classify` calls transient (dropped connections, time-outs, 429, 5xx)
+    with backoff, within `total_timeout()`. True when delivered."""
     body = json.dumps(event, sort_keys=True).encode()
     delivery_id = "msg_" + secrets.token_hex(16)
-    last = ""
     tries = POLICY.tries(deadline=time.monotonic() + total_timeout())
-    for _ in tries:
+
+    def once() -> None:
         stamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -269,18 +275,17 @@ def send(url: str, event: dict[str, Any], secret: str | None = None) -> bool:
         }
         if secret:
             headers[SIGNATURE_HEADER] = signature(secret, delivery_id, stamp, body)
-        answer = _attempt(url, body, headers, min(DELIVERY_TIMEOUT, tries.left()))
-        if isinstance(answer, str):
-            last = answer
-            continue
-        if 200 <= answer.status_code < 300:
-            return True
-        last = f"HTTP {answer.status_code}"
-        if 300 <= answer.status_code < 400:
-            target = answer.headers.get("Location")
-            last += f", a redirect{f' to {shown(target)}' if target else ''} (not followed)"
-            break
-        tries.asked = retry.retry_after(answer.headers.get("Retry-After"))
+        _attempt(url, body, headers, min(DELIVERY_TIMEOUT, tries.left()))
+
+    try:
+        retry.call(once, tries)
+        return True
+    except retry.GaveUp as exc:
+        last = exc.last.why
+    except _Undelivered as exc:
+        last = str(exc)
+    except requests.RequestException as exc:
+        last = retry.reason(exc)
     log.warning(
         "warning: webhook %s failed after %d attempt(s) (%s); the build itself succeeded",
         shown(url),

@@ -3,13 +3,15 @@
 Uploads are monolithic (POST, then PUT with the body and digest) or, above the chunk size, chunked (PATCH with
 Content-Range, always continuing at the newest Location, then an empty PUT with the digest). A chunk cut off is
 resumed where the registry says the upload stands (GET on the session); any other dropped upload is retried from
-a new session, the old one abandoned for the registry to clean up. A HEAD that says a blob is there is believed
+a new session, the old one abandoned for the registry to clean up: `retry.call` with one budget of attempts
+for both. A HEAD that says a blob is there is believed
 only when it also gives the blob's size.
 """
 
 import enum
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
+from bootstrap.host import retry
 from bootstrap.log import log
 from bootstrap.registry.client import Client, location, with_query
 from bootstrap.registry.errors import RegistryError, TransientError
@@ -82,26 +84,25 @@ class Uploader:
 
         New sessions and resumed chunks draw on one budget of attempts (the retry policy's)."""
         tries = self.options.policy.tries()
-        attempts = iter(tries)
-        last = TransientError("no attempt", "")
-        while next(attempts, None) is not None:
-            try:
-                return self._once(blob, trust_head, attempts)
-            except TransientError as exc:
-                last = exc
-                if tries.used < tries.policy.attempts:
-                    log.warning(f"upload of {blob.digest} interrupted ({exc.reason}); retrying in a new session")
-        advice = "" if self._chunked(blob) else "; or upload in smaller requests with --chunk-size"
-        raise RegistryError(
-            f"upload of blob {blob.digest} ({blob.size / 1e6:.1f} MB) to {self.client.host}/{self.repository} "
-            f"failed after {tries.used} attempts: {last.reason}",
-            f"run the push again: blobs already in the registry are skipped{advice}",
-        )
+
+        def note(failure: retry.Transient, tries: retry.Tries) -> None:
+            if tries.used < tries.policy.attempts:
+                log.warning(f"upload of {blob.digest} interrupted ({failure.why}); retrying in a new session")
+
+        try:
+            return retry.call(lambda: self._once(blob, trust_head, tries), tries, on_retry=note)
+        except retry.GaveUp as exc:
+            advice = "" if self._chunked(blob) else "; or upload in smaller requests with --chunk-size"
+            raise RegistryError(
+                f"upload of blob {blob.digest} ({blob.size / 1e6:.1f} MB) to {self.client.host}/{self.repository} "
+                f"failed after {exc.attempts} attempts: {exc.last.why}",
+                f"run the push again: blobs already in the registry are skipped{advice}",
+            ) from exc
 
     def _chunked(self, blob: BlobSource) -> bool:
         return self.options.chunked or blob.size > self.options.chunk_size
 
-    def _once(self, blob: BlobSource, trust_head: bool, attempts: Iterator[int]) -> Outcome:
+    def _once(self, blob: BlobSource, trust_head: bool, tries: retry.Tries) -> Outcome:
         if trust_head and exists(self.client, self.repository, blob.digest, blob.size):
             return Outcome.PRESENT
         upload = None
@@ -120,7 +121,7 @@ class Uploader:
             )
             upload = location(resp)
         if self._chunked(blob):
-            upload = self._patch_all(blob, upload, attempts)
+            upload = self._patch_all(blob, upload, tries)
             body = None
         else:
             body = blob.open(progress=self.progress)
@@ -142,7 +143,7 @@ class Uploader:
             raise RegistryError(f"{self.client.host} stored blob {blob.digest} as {answered}", "the registry is broken")
         return Outcome.UPLOADED
 
-    def _patch_all(self, blob: BlobSource, upload: str, attempts: Iterator[int]) -> str:
+    def _patch_all(self, blob: BlobSource, upload: str, tries: retry.Tries) -> str:
         size, step = blob.size, self.options.chunk_size
         start = 0
         while start < size:
@@ -160,7 +161,7 @@ class Uploader:
                         retry=False,
                     )
             except TransientError as exc:
-                if next(attempts, None) is None:
+                if not tries.begin():  # the chunk is resumed from the same budget as new sessions
                     raise
                 start, upload = self._status(upload)
                 log.warning(f"upload of {blob.digest} cut off ({exc.reason}); resuming at byte {start}")

@@ -1,34 +1,24 @@
 """Registry errors: one line with a hint, like every other BootstrapError."""
 
-from collections.abc import Iterator
-
 from bootstrap.errors import BootstrapError
+from bootstrap.host.retry import Transient, causes
 
-
-def causes(exc: BaseException) -> Iterator[BaseException]:
-    """The exception and every one it was raised from or wraps (requests nests urllib3's and http.client's)."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        yield e
-        stack += [e.__cause__, e.__context__, *(a for a in e.args if isinstance(a, BaseException))]
+__all__ = ["MissingBlobs", "RegistryError", "TransientError", "causes"]
 
 
 class RegistryError(BootstrapError):
     """A registry refused, could not be reached, or answered something unexpected."""
 
 
-class TransientError(RegistryError):
-    """A dropped connection or a 5xx answer that outlasted the retries; worth running again."""
+class TransientError(RegistryError, Transient):
+    """A dropped connection or a 5xx answer that outlasted a request's retries; worth running again (a blob
+    upload does, in a new session: `retry.classify` calls it transient)."""
 
     def __init__(self, message: str, hint: str = "", reason: str = "") -> None:
-        super().__init__(message, hint)
-        self.reason = reason or message
-        """What went wrong, without which request: `connection failed: connection reset by peer`."""
+        RegistryError.__init__(self, message, hint)
+        self.reason = self.why = reason or message
+        """What went wrong, without which request: `connection reset by peer`."""
+        self.wait, self.mismatch = 0.0, False
 
 
 class MissingBlobs(RegistryError):

@@ -6,12 +6,11 @@ a blob read asks for its declared size) and refused, without retrying, past it. 
 the HTTP library (64 KiB a line, 100 lines); an answer past those bounds is refused the same way.
 """
 
-import http.client
 import urllib.parse
 
 import requests
 
-from bootstrap.registry.errors import RegistryError, causes
+from bootstrap.registry.errors import RegistryError
 
 MiB = 1 << 20
 BODY_LIMIT = 4 * MiB
@@ -55,17 +54,6 @@ def read_bounded(resp: requests.Response, limit: int, method: str, registry: str
             raise too_large(method, resp.url, registry, limit)
     resp._content = bytes(buf)
     resp._content_consumed = True  # type: ignore[attr-defined]
-
-
-def header_overflow(exc: BaseException) -> str | None:
-    """What was too large when the HTTP library gave up on an answer's head (too long a line, too many lines)."""
-    for e in causes(exc):
-        if isinstance(e, http.client.LineTooLong):
-            kind = "status line" if "status line" in str(e) else "header line"
-            return f"a response {kind} is longer than 64 KiB"
-        if isinstance(e, http.client.HTTPException) and str(e).startswith("got more than") and "headers" in str(e):
-            return "the response has more than 100 header lines"
-    return None
 
 
 def headers_too_large(method: str, url: str, registry: str, what: str) -> RegistryError:

@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from bootstrap.host import retry
 from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST, Blob
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
@@ -149,8 +150,9 @@ def put_answer(client: Client, repository: str, reference: str, manifest: Manife
 
 
 def blob(client: Client, repository: str, descriptor: object, limit: int = RECORD_LIMIT) -> bytes:
-    """A small blob's bytes (a config, a record), checked against its digest; refused above `limit` bytes, and
-    never read past the size its descriptor declares."""
+    """A small blob's bytes (a config, a record), checked against its digest (fetched again, by `retry.call`,
+    when it does not match, as when the connection drops); refused above `limit` bytes, and never read past the
+    size its descriptor declares."""
     checked_descriptor = checked(descriptor, f"blob of {repository}")
     digest, size = checked_descriptor["digest"], checked_descriptor["size"]
     if size > limit:
@@ -159,12 +161,25 @@ def blob(client: Client, repository: str, descriptor: object, limit: int = RECOR
             "expected",
             "the registry holds something else than bootstrap wrote",
         )
-    resp = client.request(
-        "GET", f"/v2/{repository}/blobs/{digest}", what=f"reading blob {digest} of {repository}", limit=size
-    )
-    if sha256(resp.content) != digest:
-        raise RegistryError(f"blob {digest} of {repository} does not match its digest", "the registry is damaged")
-    return resp.content
+
+    def once() -> bytes:
+        resp = client.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            what=f"reading blob {digest} of {repository}",
+            limit=size,
+            retry=False,
+        )
+        if sha256(resp.content) != digest:
+            raise retry.Transient(f"blob {digest} of {repository} does not match its digest", mismatch=True)
+        return resp.content
+
+    try:
+        return retry.call(once, client.options.policy)
+    except retry.GaveUp as exc:
+        if isinstance(exc.last, RegistryError):
+            raise exc.last from None
+        raise RegistryError(f"{exc.last.why} ({exc.attempts} attempts)", "the registry is damaged") from None
 
 
 def config(client: Client, repository: str, descriptor: object) -> dict[str, Any]:

@@ -1,50 +1,16 @@
-"""Which certificates a registry connection trusts and presents.
+"""Which certificates a registry connection trusts and presents, docker's way.
 
-The system CAs, plus `<certs.d>/<host:port>/*.crt` (as docker reads them), plus --ca-cert. The bundle is a
-file passed as `verify=` on every request: requests lets $REQUESTS_CA_BUNDLE override Session.verify.
+The system CAs, plus `<certs.d>/<host:port>/*.crt`, plus --ca-cert; a client certificate from
+`<certs.d>/<host:port>/*.cert` and its `.key`. `bootstrap.host.sessions` bundles them and gives them to the
+registry's session (where $REQUESTS_CA_BUNDLE cannot replace them).
 """
 
-import ssl
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from bootstrap.host.sessions import TLS, trust
 from bootstrap.registry.errors import RegistryError
 
-_SYSTEM_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu
-    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
-    "/etc/ssl/cert.pem",  # Alpine, BSDs
-)
-
-
-def system_bundle() -> str | None:
-    """The CA file OpenSSL uses ($SSL_CERT_FILE first), else a distribution's usual bundle, else certifi's."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile, *_SYSTEM_BUNDLES):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    try:
-        import certifi
-
-        return str(certifi.where())
-    except ImportError:
-        return None
-
-
-@dataclass
-class TLS:
-    """`verify` and `cert` for requests, built from the system, certs.d and an explicit CA file."""
-
-    verify: str | bool
-    cert: tuple[str, str] | None = None
-    extra_cas: list[Path] = field(default_factory=list)
-    _tmp: tempfile.TemporaryDirectory[str] | None = None
-
-    def close(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+__all__ = ["TLS", "for_host"]
 
 
 def for_host(host: str, ca_cert: Path | None, certs_dir: Path, insecure: bool) -> TLS:
@@ -64,14 +30,4 @@ def for_host(host: str, ca_cert: Path | None, certs_dir: Path, insecure: bool) -
             )
         cert = (str(client_cert), str(key))
         break
-    if insecure:
-        return TLS(False, cert, extra)
-    system = system_bundle()
-    if not extra:
-        return TLS(system or True, cert)
-    tmp = tempfile.TemporaryDirectory(prefix="bootstrap-ca-")
-    bundle = Path(tmp.name) / "ca.pem"
-    parts = [Path(system).read_bytes()] if system else []
-    parts += [p.read_bytes() for p in extra]
-    bundle.write_bytes(b"\n".join(parts))
-    return TLS(str(bundle), cert, extra, tmp)
+    return trust(extra, cert, insecure)

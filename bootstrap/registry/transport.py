@@ -1,4 +1,5 @@
-"""HTTP to one registry: TLS settings on every request, retries with backoff on 5xx and dropped connections."""
+"""HTTP to one registry: a session from `bootstrap.host.sessions` with the registry's TLS settings, every request
+retried by `bootstrap.host.retry.call` (dropped connections, 429/5xx), redirects followed here."""
 
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -6,16 +7,17 @@ from typing import Protocol
 
 import requests
 
-from bootstrap.host.retry import CONNECT_TIMEOUT, Policy, reason, retry_after
+from bootstrap.host import retry as retries
+from bootstrap.host import sessions
+from bootstrap.host.retry import CONNECT_TIMEOUT, Policy, reason
 from bootstrap.log import log
 from bootstrap.registry import limits, tls
-from bootstrap.registry.errors import RegistryError, TransientError, causes
+from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.options import Options
 
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS = 10
-USER_AGENT = "bootstrap (container image builder)"
+MAX_REDIRECTS = sessions.MAX_REDIRECTS
+USER_AGENT = sessions.USER_AGENT
 
 
 class Stream(Protocol):
@@ -52,12 +54,6 @@ class _Keep(requests.auth.AuthBase):
         return r
 
 
-def _is_verify_error(exc: BaseException) -> bool:
-    return any(
-        "CERTIFICATE_VERIFY_FAILED" in str(e) or type(e).__name__ == "SSLCertVerificationError" for e in causes(exc)
-    )
-
-
 class Transport:
     """One session and one set of TLS settings for a registry host (and its token realm)."""
 
@@ -65,12 +61,7 @@ class Transport:
         self.host = host
         self.options = options
         self.tls = tls.for_host(host, options.ca_cert, options.certs_dir, options.insecure)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        if options.insecure:
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self.session = sessions.new(self.tls, redirects=False, insecure=options.insecure)
 
     def close(self) -> None:
         self.session.close()
@@ -96,51 +87,48 @@ class Transport:
         probing: bool = False,
         limit: int = limits.BODY_LIMIT,
     ) -> requests.Response:
-        """One request, retried (when `retry`) on dropped connections and 429/5xx answers; the answer's body is
-        read whole, up to `limit` bytes (`limits`).
+        """One request, retried (when `retry`) on what `retry.classify` calls transient (dropped connections,
+        429/5xx answers); the answer's body is read whole, up to `limit` bytes (`limits`).
 
         Raises TransientError when the retries run out, RegistryError on an untrusted certificate or an answer
         too large, and NotTLS (when `probing`) when the server does not speak TLS.
         """
         policy = self.options.policy if retry else Policy(attempts=1)
-        attempts = policy.attempts
-        problem = ""
-        tries = policy.tries()
-        for attempt in tries:
+
+        def once() -> requests.Response:
             body = data.rewind() if data is not None and not isinstance(data, bytes) else data
             try:
                 resp = self._exchange(method, url, dict(headers or {}), params, body)
-                if resp.status_code not in RETRY_STATUS:
-                    limits.read_bounded(resp, limit, method, self.host)
             except requests.exceptions.SSLError as exc:
-                if _is_verify_error(exc):
-                    raise self.tls_error(url, exc) from exc
-                if probing:
+                if probing and not retries.untrusted_certificate(exc):
                     raise NotTLS(reason(exc)) from exc
-                problem = f"TLS error: {reason(exc)}"
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                overflow = limits.header_overflow(exc)
-                if overflow:
-                    raise limits.headers_too_large(method, url, self.host, overflow) from None
-                problem = f"connection failed: {reason(exc)}"
-            except requests.RequestException as exc:
-                raise RegistryError(
-                    f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: {reason(exc)}",
-                    "run with --debug for the full exchange",
-                ) from exc
-            else:
-                if resp.status_code not in RETRY_STATUS:
-                    return resp
-                problem = f"{resp.status_code} {resp.reason}"
-                tries.asked = retry_after(resp.headers.get("Retry-After"))
-                resp.close()
-            log.debug(f"{method} {url}: {problem} (attempt {attempt + 1} of {attempts})")
-        path = urllib.parse.urlsplit(url).path
-        raise TransientError(
-            f"{method} {path} on {self.host}: {problem}" + (f" ({attempts} attempts)" if attempts > 1 else ""),
-            f"check that {self.host} is reachable and healthy, then run again",
-            problem,
-        )
+                raise
+            retries.check_status(resp)
+            limits.read_bounded(resp, limit, method, self.host)
+            return resp
+
+        def note(failure: retries.Transient, tries: retries.Tries) -> None:
+            log.debug(f"{method} {url}: {failure.why} (attempt {tries.used} of {policy.attempts})")
+
+        try:
+            return retries.call(once, policy, on_retry=note)
+        except retries.GaveUp as exc:
+            attempts = f" ({exc.attempts} attempts)" if exc.attempts > 1 else ""
+            raise TransientError(
+                f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: {exc.last.why}{attempts}",
+                f"check that {self.host} is reachable and healthy, then run again",
+                exc.last.why,
+            ) from exc
+        except requests.RequestException as exc:
+            if retries.untrusted_certificate(exc):
+                raise self.tls_error(url, exc) from exc
+            overflow = retries.header_overflow(exc)
+            if overflow:
+                raise limits.headers_too_large(method, url, self.host, overflow) from None
+            raise RegistryError(
+                f"{method} {urllib.parse.urlsplit(url).path} on {self.host}: {reason(exc)}",
+                "run with --debug for the full exchange",
+            ) from exc
 
     def _exchange(
         self,
@@ -161,8 +149,6 @@ class Transport:
                 headers=headers,
                 params=params,
                 data=body,
-                verify=self.tls.verify,
-                cert=self.tls.cert,
                 timeout=(CONNECT_TIMEOUT, self.options.timeout),
                 allow_redirects=False,
                 stream=True,
