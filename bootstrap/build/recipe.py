@@ -28,6 +28,9 @@ __all__ = ["DEFAULT_PATH", "FileSpec", "GroupSpec", "Hook", "Recipe", "Repositor
 
 @dataclass(frozen=True)
 class Recipe:
+    """A merged recipe: its name and file, and one attribute per setting (bootstrap/build/settings.py says each
+    one's key, default and how it is read and recorded)."""
+
     name: str
     description: str
     distribution: Distro

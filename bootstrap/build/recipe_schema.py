@@ -62,7 +62,7 @@ def _check(value: object, spec: Setting, where: str, key: str) -> None:
             for name, sub in spec.sub.items():
                 if sub.required and name not in entry:
                     raise RecipeError(
-                        f"{where}: {key}[{i}] has no {name}", f"add {name} = {sub.example or '...'} ({sub.doc})"
+                        f"{where}: {key}[{i}] has no {name}", f"add {name} = {sub.example or '...'} ({sub.help})"
                     )
 
 

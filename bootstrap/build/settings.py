@@ -127,10 +127,6 @@ class Setting:
     def attribute(self) -> str:
         return self.attr or self.name.replace("-", "_")
 
-    @property
-    def doc(self) -> str:
-        return self.help
-
 
 def _mode(value: int | str | None) -> int | None:
     if value is None:
@@ -260,6 +256,15 @@ SCHEMA: dict[str, Setting] = _tree(SETTINGS)
 """The table as the recipe nests it: top-level keys, each table's and array of tables' rows in `sub`."""
 
 
+class InvalidValue(ValueError):
+    """A value the row's `read` refused (an unknown distribution)."""
+
+    def __init__(self, row: Setting, value: Any) -> None:
+        super().__init__(row.key)
+        self.row = row
+        self.value = value
+
+
 def _lookup(data: Mapping[str, Any], row: Setting, name: str) -> Any:
     if row.name in data:
         return data[row.name]
@@ -288,7 +293,7 @@ def _read(row: Setting, value: Any) -> Any:
 
 def values(data: Mapping[str, Any], schema: Mapping[str, Setting] = SCHEMA, name: str = "") -> dict[str, Any]:
     """The attribute values of validated, merged recipe data (or of one entry): every key's, its default when
-    absent. ValueError: a `read` refused a value (`invalid_key` says which)."""
+    absent. InvalidValue: a row's `read` refused a value."""
     out: dict[str, Any] = {}
     for row in schema.values():
         if row.attribute == "-":
@@ -302,13 +307,6 @@ def values(data: Mapping[str, Any], schema: Mapping[str, Setting] = SCHEMA, name
         except ValueError as exc:
             raise InvalidValue(row, value) from exc
     return out
-
-
-class InvalidValue(ValueError):
-    def __init__(self, row: Setting, value: Any) -> None:
-        super().__init__(row.key)
-        self.row = row
-        self.value = value
 
 
 def _write(row: Setting, value: Any) -> Any:
