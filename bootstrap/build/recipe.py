@@ -15,68 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bootstrap.build import settings
 from bootstrap.build.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.build.recipe_schema import merge, validate
 from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
+from bootstrap.build.settings import DEFAULT_PATH, FileSpec, GroupSpec, Hook, Repository, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.log import log
 
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    source: str
-    """Absolute path on the build host."""
-    dest: str
-    mode: int | None = None
-    owner: str | None = None
-
-
-@dataclass(frozen=True)
-class GroupSpec:
-    name: str
-    gid: int
-
-
-@dataclass(frozen=True)
-class UserSpec:
-    name: str
-    uid: int
-    gid: int | None = None
-    group: str | None = None
-    home: str = ""
-    shell: str = "/bin/sh"
-    groups: tuple[str, ...] = ()
-    comment: str = ""
-    default: bool = False
-    """The image's default user (Ubuntu's `ubuntu`): left out when the recipe's `default-user` is false."""
-
-    @property
-    def home_dir(self) -> str:
-        return self.home or f"/home/{self.name}"
-
-
-@dataclass(frozen=True)
-class Hook:
-    run: str
-
-
-@dataclass(frozen=True)
-class Repository:
-    url: str
-    suites: tuple[str, ...]
-    components: tuple[str, ...]
-    keyring: str
-    """An absolute keyring path, or a key fingerprint (40 hex digits)."""
-
-    @property
-    def is_fingerprint(self) -> bool:
-        return not self.keyring.startswith("/")
+__all__ = ["DEFAULT_PATH", "FileSpec", "GroupSpec", "Hook", "Recipe", "Repository", "UserSpec"]
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """A merged recipe: its name and file, and one attribute per setting (bootstrap/build/settings.py says each
+    one's key, default and how it is read and recorded)."""
+
     name: str
     description: str
     distribution: Distro
@@ -129,64 +83,7 @@ class Recipe:
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
-        out: dict[str, Any] = {
-            "name": self.name,
-            "description": self.description,
-            "distribution": str(self.distribution),
-            "suite": self.suite,
-            "components": list(self.components),
-            "packages": {
-                "priorities": list(self.priorities),
-                "essential": self.essential,
-                "include": list(self.include),
-                "exclude": list(self.exclude),
-                "prefer": list(self.prefer),
-                **({"ignore-depends": list(self.ignore_depends)} if self.ignore_depends else {}),
-                **({"include-for": {k: list(v) for k, v in self.include_for}} if self.include_for else {}),
-            },
-            "filters": {
-                "path-exclude": list(self.path_exclude),
-                "path-include": list(self.path_include),
-                "keep-directories": list(self.keep_directories),
-            },
-            "image": {
-                "tag": self.tag,
-                "cmd": list(self.cmd),
-                "entrypoint": list(self.entrypoint),
-                "env": list(self.env),
-                "labels": dict(self.labels),
-                **({"user": self.user} if self.user else {}),
-                **({"workdir": self.workdir} if self.workdir else {}),
-                **({"annotations": dict(self.annotations)} if self.annotations else {}),
-                **({"exposed-ports": list(self.exposed_ports)} if self.exposed_ports else {}),
-                **({"stop-signal": self.stop_signal} if self.stop_signal else {}),
-            },
-        }
-        if not self.scripts:
-            out["scripts"] = False
-        if self.archive_keyring or self.archive_signers:
-            out["archive"] = {
-                **({"keyring": self.archive_keyring} if self.archive_keyring else {}),
-                **({"signers": list(self.archive_signers)} if self.archive_signers else {}),
-            }
-        if any(u.default for u in self.users):
-            out["default-user"] = self.default_user
-        if self.repositories:
-            out["repositories"] = [
-                {"url": r.url, "suites": list(r.suites), "components": list(r.components), "keyring": r.keyring}
-                for r in self.repositories
-            ]
-        if self.groups:
-            out["groups"] = [{"name": g.name, "gid": g.gid} for g in self.groups]
-        if self.users:
-            out["users"] = [
-                _drop_none(vars(u) | {"groups": list(u.groups), "default": u.default or None}) for u in self.users
-            ]
-        if self.files:
-            out["files"] = [_drop_none(vars(f) | {"mode": _octal(f.mode)}) for f in self.files]
-        if self.customize:
-            out["customize"] = [{"run": h.run} for h in self.customize]
-        return out
+        return {"name": self.name, **settings.record(self)}
 
     @property
     def local_paths(self) -> tuple[str, ...]:
@@ -194,14 +91,6 @@ class Recipe:
         keyrings = tuple(r.keyring for r in self.repositories if not r.is_fingerprint)
         archive = (self.archive_keyring,) if self.archive_keyring else ()
         return tuple(f.source for f in self.files) + keyrings + archive
-
-
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None and v != ""}
-
-
-def _octal(mode: int | None) -> str | None:
-    return None if mode is None else f"{mode:04o}"
 
 
 def config_dir() -> Path:
@@ -306,80 +195,15 @@ def load_recorded(data: dict[str, Any], source: str, allow: Sequence[Path]) -> R
     return from_data(data, str(data["name"]), source)
 
 
-def _mode(value: int | str | None) -> int | None:
-    if value is None:
-        return None
-    return int(value, 8) if isinstance(value, str) else value
-
-
 def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
-    """A recipe from already merged data (a recipe file, or the resolved recipe recorded in build.json)."""
+    """A recipe from already merged data (a recipe file, or the resolved recipe recorded in build.json): every
+    setting's value, or its default (bootstrap/build/settings.py)."""
     validate({k: v for k, v in data.items() if k != "name"}, source)
-    pkgs = data.get("packages", {})
-    filters = data.get("filters", {})
-    image = data.get("image", {})
     try:
-        distro = Distro(data.get("distribution", "debian"))
-    except ValueError:
-        raise RecipeError(
-            f"{source}: unknown distribution {data.get('distribution')!r}",
-            f"supported: {', '.join(d.value for d in Distro)}",
-        ) from None
-    recipe = Recipe(
-        name=name,
-        description=data.get("description", ""),
-        distribution=distro,
-        suite=data.get("suite", "stable"),
-        components=tuple(data.get("components", ["main"])),
-        priorities=tuple(pkgs.get("priorities", ["required"])),
-        essential=pkgs.get("essential", True),
-        include=tuple(pkgs.get("include", [])),
-        exclude=tuple(pkgs.get("exclude", [])),
-        prefer=tuple(pkgs.get("prefer", [])),
-        path_exclude=tuple(filters.get("path-exclude", [])),
-        path_include=tuple(filters.get("path-include", [])),
-        keep_directories=tuple(filters.get("keep-directories", [])),
-        tag=image.get("tag", f"{name}:{{codename}}"),
-        cmd=tuple(image.get("cmd", ["bash"])),
-        entrypoint=tuple(image.get("entrypoint", [])),
-        env=tuple(image.get("env", [DEFAULT_PATH])),
-        labels=tuple(sorted(image.get("labels", {}).items())),
-        source=source,
-        user=image.get("user", ""),
-        workdir=image.get("workdir", ""),
-        annotations=tuple(sorted(image.get("annotations", {}).items())),
-        exposed_ports=tuple(image.get("exposed-ports", [])),
-        stop_signal=image.get("stop-signal", ""),
-        repositories=tuple(
-            Repository(r["url"].rstrip("/"), tuple(r["suites"]), tuple(r.get("components", ["main"])), r["keyring"])
-            for r in data.get("repositories", [])
-        ),
-        groups=tuple(GroupSpec(g["name"], g["gid"]) for g in data.get("groups", [])),
-        users=tuple(
-            UserSpec(
-                u["name"],
-                u["uid"],
-                u.get("gid"),
-                u.get("group"),
-                u.get("home", ""),
-                u.get("shell", "/bin/sh"),
-                tuple(u.get("groups", [])),
-                u.get("comment", ""),
-                u.get("default", False),
-            )
-            for u in data.get("users", [])
-        ),
-        files=tuple(
-            FileSpec(f["source"], f["dest"], _mode(f.get("mode")), f.get("owner")) for f in data.get("files", [])
-        ),
-        customize=tuple(Hook(h["run"]) for h in data.get("customize", [])),
-        scripts=data.get("scripts", True),
-        ignore_depends=tuple(pkgs.get("ignore-depends", [])),
-        archive_keyring=data.get("archive", {}).get("keyring", ""),
-        archive_signers=tuple(s.replace(" ", "").upper() for s in data.get("archive", {}).get("signers", [])),
-        default_user=data.get("default-user", True),
-        include_for=tuple(sorted((k, tuple(v)) for k, v in pkgs.get("include-for", {}).items())),
-    )
+        values = settings.values(data, name=name)
+    except settings.InvalidValue as exc:
+        raise RecipeError(f"{source}: unknown {exc.row.key} {exc.value!r}", exc.row.invalid) from None
+    recipe = Recipe(name=name, source=source, **values)
     check(recipe)
     return recipe
 

@@ -4,6 +4,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from bootstrap.build.plan import Options, make_plan
 from bootstrap.errors import BootstrapError
 from bootstrap.host import userns
 from bootstrap.host.sandbox import isolate
-from bootstrap.image.layer import Compression
 from bootstrap.log import setup
 from bootstrap.publish import changes as changes_mod
 from bootstrap.records import lock as lock_mod
@@ -54,13 +54,9 @@ ALLOW_PATH = click.option(
 """Recipes name local files only inside their own directory, unless the user widens that here."""
 
 
-def allowed(kw: dict[str, Any]) -> tuple[Path, ...]:
-    """The directories --allow-path names."""
-    return tuple(kw.get("allow_paths") or ())
-
-
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Where the packages come from and how they are trusted: suite, arch, mirrors, keyrings, cache."""
+    """Where the packages come from and how they are trusted: suite, arch, mirrors, keyrings, cache. The command
+    gets them as one typed value, `opts: Options`, and adds its own options to it with `dataclasses.replace`."""
     decorators = [
         click.option("--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."),
         click.option("--arch", help="Debian architecture (default: the host's)."),
@@ -88,35 +84,39 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         ALLOW_PATH,
     ]
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any,
+        suite: str | None,
+        arch: str | None,
+        mirror: str | None,
+        security_mirror: str | None,
+        keyrings: tuple[Path, ...],
+        insecure: bool,
+        no_check_valid_until: bool,
+        no_default_user: bool,
+        cache_dir: Path | None,
+        allow_paths: tuple[Path, ...],
+        **kwargs: Any,
+    ) -> Any:
+        opts = Options(
+            suite=suite,
+            arch=arch,
+            mirror=mirror,
+            security_mirror=security_mirror,
+            keyrings=tuple(keyrings),
+            insecure=insecure,
+            check_valid_until=not no_check_valid_until,
+            default_user=False if no_default_user else None,
+            cache_dir=cache_dir,
+            allow_paths=tuple(allow_paths),
+        )
+        return f(*args, opts=opts, **kwargs)
+
     for opt in reversed(decorators):
-        f = opt(f)
-    return f
-
-
-def options(lock: Path | None = None, **kw: Any) -> Options:
-    """The build options a command's keyword arguments give."""
-    return Options(
-        lock=lock,
-        suite=kw.get("suite"),
-        arch=kw.get("arch"),
-        mirror=kw.get("mirror"),
-        security_mirror=kw.get("security_mirror"),
-        keyrings=tuple(kw.get("keyrings") or ()),
-        insecure=kw.get("insecure", False),
-        check_valid_until=not kw.get("no_check_valid_until", False),
-        cache_dir=kw.get("cache_dir"),
-        output=kw.get("output"),
-        tag=kw.get("tag"),
-        epoch=kw.get("epoch"),
-        offline=kw.get("offline", False),
-        compression=Compression(kw.get("compression") or "gzip"),
-        tmpfs=kw.get("tmpfs"),
-        native_tools=kw.get("native_tools", True),
-        sbom_formats=tuple(f for f in kw.get("sbom_formats") or () if f != "spdx"),
-        default_user=False if kw.get("no_default_user") else None,
-        allow_paths=allowed(kw),
-        cache_max=kw.get("cache_max"),
-    )
+        wrapper = opt(wrapper)
+    return wrapper
 
 
 def cache_max_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -127,6 +127,46 @@ def cache_max_option(f: Callable[..., Any]) -> Callable[..., Any]:
         help="After the build, prune the cache to SIZE, least recently used first (e.g. 2G; 'off': no cap; "
         "default: $BOOTSTRAP_CACHE_MAX, else 5G).",
     )(f)
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """What `registry_access` or `registry_options` give a command, as `access`; `options()` reads a
+    --password-stdin password (when the command first needs the registry)."""
+
+    creds: str | None
+    password_stdin: bool
+    ca_cert: Path | None
+    insecure: bool
+    token_realms: tuple[str, ...]
+
+    def options(self) -> registry.Options:
+        return registry.Options(
+            creds=registry_creds(self.creds, self.password_stdin),
+            ca_cert=self.ca_cert,
+            insecure=self.insecure,
+            token_realms=self.token_realms,
+        )
+
+
+def _registry(f: Callable[..., Any], insecure_flag: str) -> Callable[..., Any]:
+    """Hand the registry options to `f` as one `access: RegistryAccess`; `insecure_flag`: the keyword of the
+    option that skips TLS verification (`insecure`, or `insecure_registry` beside the archive options)."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any,
+        creds: str | None,
+        ca_cert: Path | None,
+        password_stdin: bool,
+        token_realms: tuple[str, ...],
+        **kwargs: Any,
+    ) -> Any:
+        insecure = kwargs.pop(insecure_flag)
+        access = RegistryAccess(creds, password_stdin, ca_cert, bool(insecure), tuple(token_realms))
+        return f(*args, access=access, **kwargs)
+
+    return wrapper
 
 
 def registry_access(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,20 +186,10 @@ def registry_access(f: Callable[..., Any]) -> Callable[..., Any]:
             "--insecure-registry", is_flag=True, help="Skip the registry's TLS verification and allow plain HTTP."
         ),
     ]
+    f = _registry(f, "insecure_registry")
     for opt in reversed(decorators):
         f = opt(f)
     return registry_secrets(f)
-
-
-def registry_opts(kw: dict[str, Any]) -> registry.Options:
-    """Take the options `registry_access` (or `registry_options`, whose --insecure is the registry's) added out of
-    a command's keyword arguments."""
-    return registry.Options(
-        creds=registry_creds(kw.pop("creds", None), kw.pop("password_stdin", False)),
-        ca_cert=kw.pop("ca_cert", None),
-        insecure=kw.pop("insecure_registry") if "insecure_registry" in kw else kw.pop("insecure", False),
-        token_realms=tuple(kw.pop("token_realms", None) or ()),
-    )
 
 
 def registry_secrets(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -215,6 +245,7 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--insecure", is_flag=True, help="Skip TLS verification and allow plain HTTP."),
     ]
+    f = _registry(f, "insecure")
     for opt in reversed(decorators):
         f = opt(f)
     return registry_secrets(f)
@@ -233,11 +264,10 @@ def privileged(what: str) -> None:
         isolate()
 
 
-def changes_since(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any]) -> changes_mod.Changes:
+def changes_since(rec: recipe.Recipe, previous: lock_mod.Lock, opts: Options) -> changes_mod.Changes:
     """Resolve the recipe against today's archive and compare with a previous lock (made for the same recipe, suite
     and architecture: the lock's own unless the options say otherwise)."""
-    kw = {**kw, "suite": kw.get("suite") or previous.suite, "arch": kw.get("arch") or previous.arch}
-    plan = make_plan(rec, options(**kw))
+    plan = make_plan(rec, replace(opts, suite=opts.suite or previous.suite, arch=opts.arch or previous.arch))
     archive, selection = pipeline.resolve_plan(plan)
     asked = changes_mod.Asked(plan.recipe.name, plan.suite, plan.arch)
     return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe), asked)

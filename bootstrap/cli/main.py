@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -14,16 +15,14 @@ import click
 
 from bootstrap import __version__, registry
 from bootstrap.build import pipeline, recipe, recipe_schema, steps
-from bootstrap.build.plan import make_plan
+from bootstrap.build.plan import Options, make_plan
 from bootstrap.cli import cache as cli_cache
 from bootstrap.cli import common as cli_common
 from bootstrap.cli import registry as cli_registry
 from bootstrap.cli.common import (
     ALLOW_PATH,
-    allowed,
     cache_max_option,
     changes_since,
-    options,
     privileged,
     source_options,
     verbosity,
@@ -116,25 +115,45 @@ def build(
     if_changed: Path | None,
     webhooks: tuple[str, ...],
     pushes: tuple[str, ...],
-    **kw: Any,
+    opts: Options,
+    output: Path | None,
+    tag: str | None,
+    epoch: int | None,
+    offline: bool,
+    compression: str,
+    tmpfs: bool | None,
+    native_tools: bool,
+    sbom_formats: tuple[str, ...],
+    cache_max: str | None,
 ) -> None:
     """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance.
 
     As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
     recipe (`scripts = false`) needs neither root nor a namespace."""
-    rec = recipe.load(recipe_name, allowed(kw), given=True)
+    rec = recipe.load(recipe_name, opts.allow_paths, given=True)
     if steps.needs_root(rec):
         privileged("building an image")
+    opts = replace(
+        opts,
+        output=output or if_changed,
+        tag=tag,
+        epoch=epoch,
+        offline=offline,
+        compression=Compression(compression),
+        tmpfs=tmpfs,
+        native_tools=native_tools,
+        sbom_formats=tuple(f for f in sbom_formats if f != "spdx"),
+        cache_max=cache_max,
+    )
     changes = None
     if if_changed is not None:
         previous = lock_mod.read(if_changed)
-        kw["output"] = kw.get("output") or if_changed
-        changes = changes_since(rec, previous, kw)
+        changes = changes_since(rec, previous, opts)
         if not changes:
             click.echo(changes.report(), nl=False)
             return
         click.echo(changes.report(), nl=False, err=True)
-    plan = make_plan(rec, options(lock=lock_file, **kw))
+    plan = make_plan(rec, replace(opts, lock=lock_file))
     started = time.monotonic()
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
@@ -184,13 +203,13 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
 )
 @click.option("--epoch", type=int, help="Timestamp to record (default: SOURCE_DATE_EPOCH, then the archive's).")
 @verbosity
-def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
+def lock_cmd(recipe_name: str, output: Path | None, epoch: int | None, opts: Options) -> None:
     """Resolve RECIPE and write its lock file, without building."""
-    rec = recipe.load(recipe_name, allowed(kw), given=True)
+    rec = recipe.load(recipe_name, opts.allow_paths, given=True)
     dest = output or Path(f"{rec.name}.lock.json")
     if not dest.parent.is_dir():
         raise BootstrapError(f"cannot write {dest}: {dest.parent} is not a directory", "create it, or pass another -o")
-    plan = make_plan(rec, options(**kw))
+    plan = make_plan(rec, replace(opts, epoch=epoch))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
     lock = lock_mod.make_lock(plan.recipe, plan.suite, plan.arch, epoch, archive, selection)
@@ -212,14 +231,14 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
 )
 @source_options
 @verbosity
-def verify_cmd(directory: Path, recipe_name: str | None, **kw: Any) -> None:
+def verify_cmd(directory: Path, recipe_name: str | None, opts: Options) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
-    subject = verify_mod.examine(directory, recipe_name, allowed(kw))
+    subject = verify_mod.examine(directory, recipe_name, opts.allow_paths)
     if steps.needs_root(subject.recipe):
         privileged("verifying a build")
     if subject.insecure:
         warn_insecure(directory)
-    verdict = verify_mod.verify(subject, options(**kw))
+    verdict = verify_mod.verify(subject, opts)
     if verdict.ok:
         click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")
         return
@@ -302,9 +321,9 @@ def new_cmd(name: str, parent: str, output: Path | None) -> None:
 @click.argument("recipe_name", metavar="RECIPE")
 @source_options
 @verbosity
-def resolve_cmd(recipe_name: str, **kw: Any) -> None:
+def resolve_cmd(recipe_name: str, opts: Options) -> None:
     """Print the package set RECIPE resolves to: name, version, architecture."""
-    plan = make_plan(recipe.load(recipe_name, allowed(kw), given=True), options(**kw))
+    plan = make_plan(recipe.load(recipe_name, opts.allow_paths, given=True), opts)
     _, selection = pipeline.resolve_plan(plan)
     for p in selection.packages:
         click.echo(f"{p.name}\t{p.version}\t{p.arch}")

@@ -4,22 +4,19 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from bootstrap import registry
 from bootstrap.build import recipe, recipe_trust, steps
-from bootstrap.build.plan import host_arch
+from bootstrap.build.plan import Options, host_arch
 from bootstrap.cli.common import (
-    allowed,
+    RegistryAccess,
     cache_max_option,
     changes_since,
-    options,
     privileged,
     registry_access,
     registry_options,
-    registry_opts,
     source_options,
     verbosity,
     warn_insecure,
@@ -32,17 +29,19 @@ from bootstrap.records import lock as lock_mod
 from bootstrap.registry import artifacts
 
 
-def _previous(against: str, kw: dict[str, Any]) -> tuple[lock_mod.Lock, str]:
-    """The lock to compare with: of a build directory or lock file, or attached to an image in a registry."""
-    reg_opts = registry_opts(kw)
+def _previous(against: str, access: RegistryAccess, opts: Options) -> tuple[lock_mod.Lock, str, Options]:
+    """The lock to compare with: of a build directory or lock file, or attached to an image in a registry (and
+    the options with the architecture of the image chosen, the build compared with)."""
+    reg_opts = access.options()
     path = Path(against)
     if path.exists() or not registry.looks_like_reference(against):
-        return lock_mod.read(path), against
-    kw["arch"] = kw.get("arch") or host_arch()  # the image chosen, and so the build compared with
-    found = artifacts.lock_at(against, kw["arch"], reg_opts)
+        return lock_mod.read(path), against, opts
+    arch = opts.arch or host_arch()
+    opts = dataclasses.replace(opts, arch=arch)
+    found = artifacts.lock_at(against, arch, reg_opts)
     if found is None:
         raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
-    return found[0], f"{against}@{found[1]}"
+    return found[0], f"{against}@{found[1]}", opts
 
 
 @click.command()
@@ -56,16 +55,16 @@ def _previous(against: str, kw: dict[str, Any]) -> tuple[lock_mod.Lock, str]:
 @registry_access
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @verbosity
-def check(recipe_name: str, against: str, as_json: bool, **kw: Any) -> None:
+def check(recipe_name: str, against: str, as_json: bool, opts: Options, access: RegistryAccess) -> None:
     """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due.
 
     Against a registry reference, the lock attached to the pushed image is read (with the credentials `push`
     uses): no local file is needed."""
-    rec = recipe.load(recipe_name, allowed(kw), given=True)
-    previous, where = _previous(against, kw)
+    rec = recipe.load(recipe_name, opts.allow_paths, given=True)
+    previous, where, opts = _previous(against, access, opts)
     if previous.insecure:
         warn_insecure(where)
-    changes = changes_since(rec, previous, kw)
+    changes = changes_since(rec, previous, opts)
     click.echo(json.dumps(changes.as_dict(), indent=2) if as_json else changes.report().rstrip("\n"))
     if changes:
         sys.exit(changes_mod.REBUILD_DUE)
@@ -104,24 +103,28 @@ def fleet_cmd(
     assemble: bool,
     webhooks: tuple[str, ...],
     as_json: bool,
-    **kw: Any,
+    output: Path,
+    cache_max: str | None,
+    opts: Options,
+    access: RegistryAccess,
 ) -> None:
     """Keep the images FILE lists fresh: build those whose check against the registry says something changed,
     push them, and assemble multi-architecture indexes. Prints a summary table."""
     if sum((matrix is not None, job_id is not None, assemble)) > 1:
         raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
     recipe_trust.warn_untrusted(fleet_file, "fleet file")
-    allow = allowed(kw)
-    fleet = fleet_mod.load(fleet_file, kw.get("arch") or host_arch(), lambda name: recipe.load(name, allow).suite)
+    allow = opts.allow_paths
+    fleet = fleet_mod.load(fleet_file, opts.arch or host_arch(), lambda name: recipe.load(name, allow).suite)
     if matrix is not None:
         click.echo(fleet_mod.dumps_matrix(fleet, matrix))
         return
-    reg_opts = registry_opts(kw)
+    reg_opts = access.options()
     # Every recipe the fleet names, read (trusted and confined) before anything is fetched.
     recipes = [] if assemble else [recipe.load(image.recipe, allow) for image in fleet.images]
     if any(steps.needs_root(r) for r in recipes):
         privileged("building images")
-    runner = fleetrun.Runner(fleet, options(**kw), reg_opts, kw.get("output") or Path("dist/fleet"), webhooks)
+    opts = dataclasses.replace(opts, output=output, cache_max=cache_max)
+    runner = fleetrun.Runner(fleet, opts, reg_opts, output, webhooks)
     if assemble:
         rows = runner.assemble_all()
     elif job_id is not None:
@@ -162,7 +165,7 @@ def push_cmd(
     mount_from: tuple[str, ...],
     webhooks: tuple[str, ...],
     no_records: bool,
-    **kw: Any,
+    access: RegistryAccess,
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
@@ -170,7 +173,7 @@ def push_cmd(
     build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
     """
     options = dataclasses.replace(
-        registry_opts(kw),
+        access.options(),
         chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
         mount_from=mount_from,
     )
@@ -185,10 +188,10 @@ def push_cmd(
 @click.argument("sources", metavar="SOURCE_REF...", nargs=-1, required=True)
 @registry_options
 @verbosity
-def index_cmd(ref: str, sources: tuple[str, ...], **kw: Any) -> None:
+def index_cmd(ref: str, sources: tuple[str, ...], access: RegistryAccess) -> None:
     """Put under REF a multi-platform index of images already in the same registry.
 
     A SOURCE_REF without a host is on REF's registry (`debian:trixie-arm64`). Only manifests are copied; blobs
     of sources in other repositories are mounted. Prints REF@DIGEST.
     """
-    click.echo(f"{ref}@{registry.make_index(ref, sources, registry_opts(kw))}")
+    click.echo(f"{ref}@{registry.make_index(ref, sources, access.options())}")

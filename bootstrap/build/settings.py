@@ -1,0 +1,362 @@
+"""Every recipe setting as one row of one table: its key, type, default, how `extends` merges it, and its help.
+
+The schema check, merging, the `Recipe` values and their defaults, `Recipe.as_dict` (what `show` prints and
+build.json records), `bootstrap new`'s comments and the README's key table all come from `SETTINGS`. A new
+key is one row here, a typed attribute on `Recipe` (or its entry class) and the code that uses it.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bootstrap.build.distros import Distro
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    source: str
+    """Absolute path on the build host."""
+    dest: str
+    mode: int | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    gid: int
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    uid: int
+    gid: int | None = None
+    group: str | None = None
+    home: str = ""
+    shell: str = "/bin/sh"
+    groups: tuple[str, ...] = ()
+    comment: str = ""
+    default: bool = False
+    """The image's default user (Ubuntu's `ubuntu`): left out when the recipe's `default-user` is false."""
+
+    @property
+    def home_dir(self) -> str:
+        return self.home or f"/home/{self.name}"
+
+
+@dataclass(frozen=True)
+class Hook:
+    run: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    url: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+    keyring: str
+    """An absolute keyring path, or a key fingerprint (40 hex digits)."""
+
+    @property
+    def is_fingerprint(self) -> bool:
+        return not self.keyring.startswith("/")
+
+
+MERGES = {
+    "replace": "replaced",
+    "append": "added to the parent's",
+    "by-name": "merged by name",
+    "table": "merged key by key",
+    "own": "not inherited",
+}
+"""How `extends` merges a key: `replace` (the child's value wins), `append` (lists and arrays of tables add up),
+`by-name` (`NAME=value` entries merge by name), `table` (merged key by key), `own` (never inherited)."""
+
+KINDS = {
+    "str": "string",
+    "int": "integer",
+    "bool": "boolean",
+    "mode": "octal string",
+    "list": "list of strings",
+    "map": "table of strings",
+    "lists": "table of lists",
+    "table": "table",
+    "tables": "array of tables",
+}
+"""`mode` is an octal integer written as a string; `lists` a table of lists of strings; `table` holds the rows
+under it, `tables` (an array of tables) holds entries made of the rows under it."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    """The TOML path: `suite`, `packages.include`; for a key of an array of tables' entries, `users.uid`."""
+    kind: str
+    help: str
+    example: str = ""
+    default: Any = None
+    """The value when the key is absent, in the recipe format; None: no value (or, if `required`, an error); a
+    callable: computed from the recipe's name."""
+    merge: str = "replace"
+    required: bool = False
+    shown: str | Callable[[Any], bool] = "always"
+    """When `as_dict` writes the key: `always`, `set` (when it differs from the default), or a test of the
+    recipe. A table is written when one of its keys is."""
+    read: Callable[[Any], Any] | None = None
+    """Recipe format -> attribute value, when the kind's conversion is not enough (may raise ValueError)."""
+    write: Callable[[Any], Any] | None = None
+    """Attribute value -> recipe format, the inverse of `read`."""
+    attr: str = ""
+    """The attribute of `Recipe` (or of the entry class) holding it; default: the key's last part, `-` as `_`.
+    `-`: none (`extends`)."""
+    entry: type | None = None
+    """The class of an array of tables' entries."""
+    invalid: str = ""
+    """The hint when `read` refuses a value."""
+    sub: Mapping[str, "Setting"] = field(default_factory=dict)
+    """The rows under a table or an array of tables (filled in from the flat table)."""
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit(".", 1)[-1]
+
+    @property
+    def attribute(self) -> str:
+        return self.attr or self.name.replace("-", "_")
+
+
+def _mode(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    return int(value, 8) if isinstance(value, str) else value
+
+
+def _octal(mode: int | None) -> str | None:
+    return None if mode is None else f"{mode:04o}"
+
+
+def _fingerprints(values: list[str]) -> tuple[str, ...]:
+    return tuple(s.replace(" ", "").upper() for s in values)
+
+
+def _any_default_user(recipe: Any) -> bool:
+    return any(u.default for u in recipe.users)
+
+
+S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    S("extends", "str", "a recipe to build on: a name (looked up in ./recipes, ~/.config/bootstrap/recipes, then "
+      "the bundled recipes) or a path relative to this file", '"debian-slim"', attr="-"),
+    S("description", "str", "one line shown by `bootstrap list`", '"Our base image"', default=""),
+    S("distribution", "str", "distribution family: debian or ubuntu", '"debian"', default="debian", read=Distro,
+      write=str, invalid=f"supported: {', '.join(d.value for d in Distro)}"),
+    S("suite", "str", "suite or codename (`--suite` overrides it)", '"stable"', default="stable"),
+    S("components", "list", "archive components", '["main"]', default=["main"]),
+    S("packages", "table", "the package set", merge="table"),
+    S("packages.priorities", "list", "every package of these priorities", '["required"]', default=["required"]),
+    S("packages.essential", "bool", "every `Essential: yes` package", "true", default=True),
+    S("packages.include", "list", "packages added to what the parent selects (a virtual package takes its "
+      "provider, as `apt-get install` does)", '["curl"]', default=[], merge="append"),
+    S("packages.exclude", "list", "packages kept out of what the parent selects", "[]", default=[], merge="append"),
+    S("packages.prefer", "list", "packages taken first among alternatives", "[]", default=[], merge="append"),
+    S("packages.ignore-depends", "list", "packages whose absence satisfies a dependency, as "
+      "`dpkg --ignore-depends` (a scriptless image needs no debconf)", '["debconf"]', default=[], merge="append",
+      shown="set"),
+    S("packages.include-for", "lists", "packages added for one release only, by codename",
+      '{ noble = ["unminimize"] }', default={}, merge="table", shown="set"),
+    S("filters", "table", "dpkg path filters, applied while unpacking and kept in the image", merge="table"),
+    S("filters.path-exclude", "list", "`dpkg --path-exclude` patterns", '["/usr/share/doc/*"]', default=[]),
+    S("filters.path-include", "list", "`dpkg --path-include` patterns", '["/usr/share/doc/*/copyright"]',
+      default=[]),
+    S("filters.keep-directories", "list", "excluded directories to keep (empty)", '["/usr/share/man/man[0-9]"]',
+      default=[]),
+    S("image", "table", "the image configuration", merge="table"),
+    S("image.tag", "str", "name:tag (`{codename}`, `{suite}`, `{arch}` are filled in); never inherited, "
+      "default `RECIPE:{codename}`", '"example/base:{codename}"', default=lambda name: f"{name}:{{codename}}",
+      merge="own"),
+    S("image.cmd", "list", "default command", '["bash"]', default=["bash"]),
+    S("image.entrypoint", "list", "entrypoint", "[]", default=[]),
+    S("image.env", "list", "`NAME=value` entries, merged by name with the parent's", '["APP_ENV=production"]',
+      default=[DEFAULT_PATH], merge="by-name"),
+    S("image.labels", "map", "image labels", '{ "org.opencontainers.image.vendor" = "Example" }', default={},
+      merge="table"),
+    S("image.user", "str", "user the container runs as", '"app"', default="", shown="set"),
+    S("image.workdir", "str", "working directory", '"/srv/app"', default="", shown="set"),
+    S("image.annotations", "map", "manifest annotations", "{}", default={}, merge="table", shown="set"),
+    S("image.exposed-ports", "list", "ports, as `8080/tcp`", '["8080/tcp"]', default=[], shown="set"),
+    S("image.stop-signal", "str", "signal that stops the container", '"SIGTERM"', default="", shown="set"),
+    S("scripts", "bool", "`false`: a scriptless, distroless-style build that runs nothing inside the image, "
+      "needs no root, and writes what the usual scripts would leave (accounts, CA bundle, linker cache, ...); "
+      "`customize` hooks need scripts", "true", default=True, shown="set"),
+    S("archive", "table", "what vouches for the distribution's archive (default: the host's archive keyring); "
+      "`--keyring` replaces both keys", merge="table"),
+    S("archive.keyring", "str", "keyring file next to the recipe that signs the archive",
+      '"keys/archive-keyring.asc"', default="", shown="set", attr="archive_keyring"),
+    S("archive.signers", "list", "full fingerprints of the keys of that keyring that may sign the archive",
+      '["0123456789ABCDEF0123456789ABCDEF01234567"]', default=[], shown="set", attr="archive_signers",
+      read=_fingerprints),
+    S("default-user", "bool", "`false` leaves out the users marked `default = true` (as `--no-default-user` "
+      "does)", "true", default=True, shown=_any_default_user),
+    S("repositories", "tables", "an extra apt repository, verified like the main archive", default=[],
+      merge="append", shown="set", entry=Repository),
+    S("repositories.url", "str", "repository URL", '"https://packages.example.com/debian"', required=True,
+      read=lambda url: url.rstrip("/")),
+    S("repositories.suites", "list", "suites to use", '["stable"]', required=True),
+    S("repositories.components", "list", "components", '["main"]', default=["main"]),
+    S("repositories.keyring", "str", "the repository's signing key: a keyring file next to the recipe, or a "
+      "full fingerprint of a key in the host's keyrings",
+      '"example-archive-keyring.asc"', required=True),
+    S("groups", "tables", "a group, written into the image's own `/etc/group` and `/etc/gshadow`", default=[],
+      merge="append", shown="set", entry=GroupSpec),
+    S("groups.name", "str", "group name", '"app"', required=True),
+    S("groups.gid", "int", "group id", "10001", required=True),
+    S("users", "tables", "a user, written into `/etc/passwd` and `/etc/shadow` as `useradd` would (locked "
+      "password, the image's `login.defs` ageing, a home made from `/etc/skel` with its `HOME_MODE`)",
+      default=[], merge="append", shown="set", entry=UserSpec),
+    S("users.name", "str", "user name", '"app"', required=True),
+    S("users.uid", "int", "user id", "10001", required=True),
+    S("users.gid", "int", "primary group by id", "10001", shown="set"),
+    S("users.group", "str", "primary group by name (default: a group named like the user)", '"app"', shown="set"),
+    S("users.home", "str", "home directory, made if missing (default: /home/NAME)", '"/home/app"', default="",
+      shown="set"),
+    S("users.shell", "str", "login shell", '"/bin/bash"', default="/bin/sh"),
+    S("users.groups", "list", "supplementary groups", '["users"]', default=[]),
+    S("users.comment", "str", "the GECOS field (full name)", '"Application"', default="", shown="set"),
+    S("users.default", "bool", "the image's default user, left out by `--no-default-user` or "
+      "`default-user = false`", "false", default=False, shown="set"),
+    S("files", "tables", "a file or directory copied in after the packages are configured", default=[],
+      merge="append", shown="set", entry=FileSpec),
+    S("files.source", "str", "file or directory on this machine, relative to the recipe", '"files/app.conf"',
+      required=True),
+    S("files.dest", "str", "absolute path in the image", '"/etc/app/app.conf"', required=True),
+    S("files.mode", "mode", "permissions, octal, as a string", '"0640"', shown="set", read=_mode, write=_octal),
+    S("files.owner", "str", "`user:group`, by name (from the image) or number", '"app:app"', shown="set"),
+    S("customize", "tables", "a hook run last, inside the image's sandbox (no network, services blocked, "
+      "`SOURCE_DATE_EPOCH` set); a failing hook fails the build", default=[], merge="append", shown="set",
+      entry=Hook),
+    S("customize.run", "str", "shell commands run inside the image's sandbox (no network; SOURCE_DATE_EPOCH is "
+      "set)", '"echo welcome > /etc/motd"', required=True),
+)  # fmt: skip
+
+
+def _tree(rows: tuple[Setting, ...], prefix: str = "") -> dict[str, Setting]:
+    """The rows directly under `prefix` (a table's or array's key and a dot), each with its own rows under it."""
+    out: dict[str, Setting] = {}
+    for row in rows:
+        rest = row.key.removeprefix(prefix)
+        if row.key.startswith(prefix) and "." not in rest:
+            out[rest] = replace(row, sub=_tree(rows, row.key + ".")) if row.kind in ("table", "tables") else row
+    return out
+
+
+SCHEMA: dict[str, Setting] = _tree(SETTINGS)
+"""The table as the recipe nests it: top-level keys, each table's and array of tables' rows in `sub`."""
+
+
+class InvalidValue(ValueError):
+    """A value the row's `read` refused (an unknown distribution)."""
+
+    def __init__(self, row: Setting, value: Any) -> None:
+        super().__init__(row.key)
+        self.row = row
+        self.value = value
+
+
+def _lookup(data: Mapping[str, Any], row: Setting, name: str) -> Any:
+    if row.name in data:
+        return data[row.name]
+    if callable(row.default):
+        return row.default(name)
+    return row.default
+
+
+def _read(row: Setting, value: Any) -> Any:
+    """A value in the recipe format as the attribute holds it."""
+    if value is None:
+        return None
+    if row.read is not None:
+        return row.read(value)
+    if row.kind == "list":
+        return tuple(value)
+    if row.kind == "map":
+        return tuple(sorted(value.items()))
+    if row.kind == "lists":
+        return tuple(sorted((k, tuple(v)) for k, v in value.items()))
+    if row.kind == "tables":
+        assert row.entry is not None
+        return tuple(row.entry(**values(entry, row.sub, "")) for entry in value)
+    return value
+
+
+def values(data: Mapping[str, Any], schema: Mapping[str, Setting] = SCHEMA, name: str = "") -> dict[str, Any]:
+    """The attribute values of validated, merged recipe data (or of one entry): every key's, its default when
+    absent. InvalidValue: a row's `read` refused a value."""
+    out: dict[str, Any] = {}
+    for row in schema.values():
+        if row.attribute == "-":
+            continue
+        if row.kind == "table":
+            out |= values(data.get(row.name, {}), row.sub, name)
+            continue
+        value = _lookup(data, row, name)
+        try:
+            out[row.attribute] = _read(row, value)
+        except ValueError as exc:
+            raise InvalidValue(row, value) from exc
+    return out
+
+
+def _write(row: Setting, value: Any) -> Any:
+    """An attribute's value in the recipe format."""
+    if row.write is not None:
+        return row.write(value)
+    if isinstance(value, tuple) and row.kind == "tables":
+        return [record(entry, row.sub, entry) for entry in value]
+    if row.kind == "list":
+        return list(value)
+    if row.kind == "map":
+        return dict(value)
+    if row.kind == "lists":
+        return {k: list(v) for k, v in value}
+    return value
+
+
+def _shown(row: Setting, value: Any, whole: Any) -> bool:
+    if callable(row.shown):
+        return row.shown(whole)
+    if row.shown == "set":
+        default = None if callable(row.default) else _read(row, row.default)
+        return bool(value != default)
+    return True
+
+
+def record(obj: Any, schema: Mapping[str, Setting] = SCHEMA, whole: Any = None) -> dict[str, Any]:
+    """A recipe's (or an entry's) attributes in the recipe format, in the table's order, each key written when
+    its row says: the inverse of `values` (what `show` prints and build.json records)."""
+    out: dict[str, Any] = {}
+    for row in schema.values():
+        if row.attribute == "-":
+            continue
+        if row.kind == "table":
+            sub = record(obj, row.sub, whole)
+            if sub:
+                out[row.name] = sub
+            continue
+        value = getattr(obj, row.attribute)
+        if _shown(row, value, whole if whole is not None else obj):
+            out[row.name] = _write(row, value)
+    return out
+
+
+def attributes(schema: Mapping[str, Setting] = SCHEMA) -> list[str]:
+    """The attributes the rows fill (of `Recipe`, or of an entry class)."""
+    out: list[str] = []
+    for row in schema.values():
+        if row.kind == "table":
+            out += attributes(row.sub)
+        elif row.attribute != "-":
+            out.append(row.attribute)
+    return out
