@@ -27,6 +27,7 @@ from bootstrap.host.sandbox import Sandbox
 from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for
 from tests.fixtures.debs import EPOCH, TarEntry, ar_archive, build_raw_deb, make_tar, raw_control, raw_members
 from tests.fixtures.gpg import GpgKey
+from tests.fixtures.peak import measured, peak
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import Server
 from tests.host.test_sandbox import tiny_root  # noqa: F401 (a fixture)
@@ -42,13 +43,6 @@ LEGITIMATE = 200 * MiB
 """A large package that is still legitimate: it unpacks, streamed to disk."""
 BOMB = (2 << 30) + 8 * ZEROS
 """Past the limit (MAX_DATA, 2 GiB): refused."""
-MEASURED = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[2:]).returncode\n"
-    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))\n"
-    "sys.exit(code)\n"
-)
-"""Runs a command and writes the peak resident memory of it (and of whatever it ran) to a file."""
 DEVICES = {"null": ("chr", (1, 3)), "loop0": ("blk", (7, 0))}
 """What the hostile package ships, mode 0666: /dev/null's numbers and the host's first loop device's."""
 PROBE = textwrap.dedent(
@@ -153,14 +147,14 @@ def _build(site: Site, recipe: Path, reference: Reference) -> subprocess.Complet
 
 
 def _measured_build(site: Site, recipe: Path, reference: Reference) -> tuple[Run, int]:
-    """A build run through MEASURED: what it did and its peak resident memory in bytes."""
+    """A build run through the measuring launcher: what it did and its peak resident memory in bytes."""
     site.seed(reference.cache, ("parsed", "expanded", "releases", "sha256"))
-    peak = site.root / "peak"
-    argv = [sys.executable, "-c", MEASURED, str(peak), sys.executable, "-m", "bootstrap", str(recipe)]
+    peak_file = site.root / "peak"
+    argv = measured([sys.executable, "-m", "bootstrap", str(recipe)], peak_file)
     proc = subprocess.run(
         [*argv, *site.args()[1:]], capture_output=True, text=True, env=env_for(site.scratch), timeout=600
     )
-    return Run(proc, site.out), int(peak.read_text())
+    return Run(proc, site.out), peak(peak_file)
 
 
 def _member(rootfs: Path, name: str) -> tuple[tarfile.TarInfo, bytes]:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from tests.e2e.conftest import need_tool
 from tests.faults.conftest import Case, env_for
 from tests.faults.hostile_registry import OCI_MANIFEST, Flood, HostileRegistry
 from tests.fixtures.gpg import GpgKey
+from tests.fixtures.peak import measured, peak
 from tests.fixtures.repo import Repo
 from tests.registry.conftest import build_layout
 from tests.registry.outputs import build_output, sample_lock
@@ -56,19 +58,20 @@ class Ran:
 
 
 def run(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 120) -> Ran:
-    """`python -m bootstrap ARGS` with its peak memory (wait4's rusage of this one child)."""
+    """`python -m bootstrap ARGS` with its peak memory (measured through a fresh launcher: tests/fixtures/peak)."""
     scratch = Path(env["TMPDIR"])
     out, err = scratch.parent / f"out-{uuid.uuid4().hex}", scratch.parent / f"err-{uuid.uuid4().hex}"
+    peak_file = scratch.parent / f"peak-{uuid.uuid4().hex}"
 
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bootstrap", *args], stdin=subprocess.PIPE, stdout=o, stderr=e, env=env,
-            text=True, preexec_fn=cap,
+            measured([sys.executable, "-m", "bootstrap", *args], peak_file), stdin=subprocess.PIPE, stdout=o,
+            stderr=e, env=env, text=True, preexec_fn=cap, start_new_session=True,
         )  # fmt: skip
-        watchdog = threading.Timer(timeout, proc.kill)
+        watchdog = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         watchdog.start()
         try:
             assert proc.stdin is not None
@@ -77,11 +80,10 @@ def run(*args: str, env: dict[str, str], stdin: str = "", timeout: float = 120) 
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.wait()
         finally:
             watchdog.cancel()
-    return Ran(proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss * 1024)
+    return Ran(proc.returncode, out.read_text(), err.read_text(), peak(peak_file))
 
 
 @pytest.fixture
