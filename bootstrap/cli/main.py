@@ -60,7 +60,9 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(
+    epilog=f"Writes {outputs.listing()}; a file of each architecture is NAME-ARCH.EXT in a multi-architecture build."
+)
 @click.argument("recipe_name", metavar="RECIPE")
 @source_options
 @click.option(
@@ -118,7 +120,7 @@ def build(
     pushes: tuple[str, ...],
     **kw: Any,
 ) -> None:
-    """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance.
+    """Build RECIPE into an image archive, its layer and its records (listed below).
 
     As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
     recipe (`scripts = false`) needs neither root nor a namespace."""

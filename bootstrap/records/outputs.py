@@ -143,7 +143,13 @@ ROOTFS = Output(
     "rootfs", "application/vnd.oci.image.layer.v1.tar", None, per_arch=True, suffixed=True, title="the layer"
 )
 LOCK = Output(
-    "lock.json", "application/vnd.bootstrap.lock.v1+json", _lock, per_arch=True, attached=True, byproduct=True
+    "lock.json",
+    "application/vnd.bootstrap.lock.v1+json",
+    _lock,
+    per_arch=True,
+    attached=True,
+    byproduct=True,
+    title="the lock",
 )
 SPDX = Output(
     "sbom.spdx.json",
@@ -176,9 +182,13 @@ CYCLONEDX = Output(
     asked=True,
     title="CycloneDX 1.6 JSON",
 )
-PACKAGES = Output("packages.txt", "text/tab-separated-values", _packages, per_arch=True)
-PROVENANCE = Output("provenance.intoto.json", provenance.MEDIA_TYPE, _provenance, per_arch=False, attached=True)
-SUMMARY = Output("build.json", "application/json", _summary, per_arch=False, compare=Compare.RECORDED)
+PACKAGES = Output("packages.txt", "text/tab-separated-values", _packages, per_arch=True, title="the package list")
+PROVENANCE = Output(
+    "provenance.intoto.json", provenance.MEDIA_TYPE, _provenance, per_arch=False, attached=True, title="provenance"
+)
+SUMMARY = Output(
+    "build.json", "application/json", _summary, per_arch=False, compare=Compare.RECORDED, title="the build's summary"
+)
 
 OUTPUTS = (IMAGE, ROOTFS, LOCK, SPDX, SPDX3, CYCLONEDX, PACKAGES, PROVENANCE, SUMMARY)
 """Every file of a build's output directory, in the order written (a once-per-build record is written after
@@ -193,6 +203,12 @@ def sbom_help() -> str:
     asked = "; ".join(f"{o.sbom} ({o.title}, {o.file})" for o in OUTPUTS if o.asked)
     always = " and ".join(f"{o.title} ({o.file})" for o in OUTPUTS if o.sbom and not o.asked)
     return f"{asked}; {always} are always written"
+
+
+def listing(which: Callable[[Output], bool] = lambda o: True) -> str:
+    """The files as help texts list them: `lock.json (the lock), ...`."""
+    shown = [f"{o.name(suffix='.tar.*')} ({o.title}{', when asked' if o.asked else ''})" for o in OUTPUTS if which(o)]
+    return ", ".join(shown)
 
 
 def _names(result: Built, which: Callable[[Output], bool]) -> set[str]:

@@ -99,7 +99,10 @@ def test_names_help_and_formats_come_from_the_rows() -> None:
     assert outputs.LOCK.name("arm64", True) == "lock-arm64.json" and outputs.LOCK.name("arm64", False) == "lock.json"
     assert outputs.PROVENANCE.name("arm64", True) == "provenance.intoto.json", "once per build"
     assert outputs.SBOM_FORMATS == ("spdx", "spdx3", "cyclonedx")
-    shown = cli("build", "--help").stdout
-    assert all(o.file in " ".join(shown.split()) for o in outputs.OUTPUTS if o.sbom)
+    shown = " ".join(cli("build", "--help").stdout.split())
+    assert all(o.name(suffix=".tar.*") in shown for o in outputs.OUTPUTS), "the help lists every output"
+    pushed = " ".join(cli("push", "--help").stdout.split())
+    records = [o for o in outputs.OUTPUTS if o.write is not None]
+    assert all((o.file in pushed) == o.attached for o in records), "--no-records lists the attached ones"
     files = {o.file for o in outputs.OUTPUTS}
     assert len(files) == len(outputs.OUTPUTS), "one row a file"
