@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bootstrap.build import download, foreign, steps
 from bootstrap.build.foreign import Emulator
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Plan, host_arch
-from bootstrap.deb import copyright
 from bootstrap.deb.archive import Archive, open_archive
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.host import outputs, prune, scratch
@@ -21,11 +21,12 @@ from bootstrap.host.tree import remove_tree
 from bootstrap.image import oci
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members
-from bootstrap.image.layer import Compression, Layer, pack
+from bootstrap.image.layer import Compression, pack
 from bootstrap.log import log
 from bootstrap.records import lock as lock_mod
-from bootstrap.records import records
-from bootstrap.records.lock import Lock
+from bootstrap.records import outputs as records
+from bootstrap.records.facts import Settings
+from bootstrap.records.outputs import Built, BuiltPlatform
 
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
@@ -58,53 +59,6 @@ class Timer:
         finally:
             self.steps[name] = round(time.monotonic() - start, 3)
             log.info("%-8s %-10s %6.2fs", self.label, name, self.steps[name])
-
-
-@dataclass(frozen=True)
-class Platform:
-    """One architecture's part of a build."""
-
-    arch: str
-    archive: Archive
-    selection: Selection
-    lock: Lock
-    image: oci.Image
-    notices: dict[str, copyright.Notice]
-    """What each package's copyright file says (licences, notices), for the SBOM."""
-    timings: dict[str, float]
-    native_tools: int = 0
-    """Foreign executables that ran natively during configure (bootstrap/deb/native.py)."""
-
-    @property
-    def layer(self) -> Layer:
-        return self.image.layer
-
-
-@dataclass(frozen=True)
-class Result:
-    output: Path
-    tag: str
-    codename: str
-    epoch: int
-    index_digest: str
-    platforms: tuple[Platform, ...]
-
-    @property
-    def first(self) -> Platform:
-        return self.platforms[0]
-
-    @property
-    def manifest_digest(self) -> str:
-        """What a registry serves under the tag: the manifest of a single-architecture image, else the index."""
-        return self.first.image.manifest.digest if len(self.platforms) == 1 else self.index_digest
-
-    @property
-    def packages(self) -> Selection:
-        return self.first.selection
-
-    @property
-    def lock(self) -> Lock:
-        return self.first.lock
 
 
 def load_archive(plan: Plan, arch: str | None = None) -> Archive:
@@ -162,7 +116,7 @@ def workspace(use_tmpfs: bool) -> Iterator[Path]:
                 remove_tree(work)
 
 
-def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
+def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
     """Build the image the plan describes (one platform per architecture) and write its outputs.
 
     `archives` holds indexes already loaded for some architectures (by a check just before): used, not fetched
@@ -181,26 +135,36 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Result:
                     plan,
                     arch,
                     emulators[arch],
-                    stage / records.name("rootfs" + plan.compression.file_suffix, arch, multi),
+                    stage / records.ROOTFS.name(arch, multi, plan.compression.file_suffix),
                     (archives or {}).get(arch),
                 )
                 for arch in plan.arches
             )
             first = platforms[0]
             epoch = max(p.lock.epoch for p in platforms)
-            tag = tag_for(plan, first.archive.codename)
+            tag = tag_for(plan, first.lock.codename)
             checkpoint("outputs")
             started = time.monotonic()
-            index, archive_digest = oci.write_archive(stage / "image.tar", [p.image for p in platforms], [tag], epoch)
+            image = stage / records.IMAGE.name()
+            index, archive_digest = oci.write_archive(image, [p.image for p in platforms], [tag], epoch)
             first.timings["outputs"] = round(time.monotonic() - started, 3)
-            result = Result(plan.output, tag, first.archive.codename, epoch, index.digest, platforms)
-            known = {"image.tar": archive_digest}
-            known |= {p.layer.path.name: p.layer.digest for p in platforms}
-            records.write_all(stage, plan, result, known)
+            result = Built(plan.output, tag, first.lock.codename, epoch, index.digest, platforms, settings(plan))
+            known = {image.name: archive_digest} | {p.layer.path.name: p.layer.digest for p in platforms}
+            records.write_all(stage, result, known)
         prune.after_build(plan.cache, plan.cache_max)
         return result
     finally:
         os.umask(old_umask)
+
+
+def settings(plan: Plan) -> Settings:
+    """The build's settings as its records state them."""
+    r = plan.recipe
+    vendor = dict(r.labels).get(records.VENDOR_LABEL, "")
+    return Settings(
+        r.as_dict(), r.name, str(r.distribution), plan.suite, tuple(plan.arches), plan.mirror, plan.security_mirror,
+        str(plan.compression), plan.lock is not None, plan.insecure, tuple(plan.sbom_formats), vendor,
+    )  # fmt: skip
 
 
 def select(plan: Plan, archive: Archive) -> Selection:
@@ -212,7 +176,7 @@ def select(plan: Plan, archive: Archive) -> Selection:
 
 def build_platform(
     plan: Plan, arch: str, emu: Emulator | None, layer_path: Path, archive: Archive | None = None
-) -> Platform:
+) -> BuiltPlatform:
     """Everything from indexes to the packed layer for one architecture."""
     timer = Timer(arch)
     with timer.step("indexes"):
@@ -238,7 +202,7 @@ def build_platform(
             members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
             layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
     r = plan.recipe
-    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
+    lock = lock_mod.make_lock(r.name, str(r.distribution), inputs_of(r), plan.suite, arch, epoch, archive, selection)
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,
@@ -254,4 +218,4 @@ def build_platform(
         created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
     )
     image = oci.make_image(layer, settings)
-    return Platform(arch, archive, selection, lock, image, work.notices, timer.steps, work.native_tools)
+    return BuiltPlatform(arch, lock, image, selection.packages, work.notices, timer.steps, work.native_tools)

@@ -12,6 +12,7 @@ import click
 
 from bootstrap import registry
 from bootstrap.build import pipeline, recipe
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.errors import BootstrapError
 from bootstrap.host import userns
@@ -270,4 +271,4 @@ def changes_since(rec: recipe.Recipe, previous: lock_mod.Lock, opts: Options) ->
     plan = make_plan(rec, replace(opts, suite=opts.suite or previous.suite, arch=opts.arch or previous.arch))
     archive, selection = pipeline.resolve_plan(plan)
     asked = changes_mod.Asked(plan.recipe.name, plan.suite, plan.arch)
-    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe), asked)
+    return changes_mod.compare(previous, selection, archive.codename, inputs_of(plan.recipe), asked)

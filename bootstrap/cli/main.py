@@ -15,6 +15,7 @@ import click
 
 from bootstrap import __version__, registry
 from bootstrap.build import pipeline, recipe, recipe_schema, steps
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.cli import cache as cli_cache
 from bootstrap.cli import common as cli_common
@@ -36,7 +37,7 @@ from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import verify as verify_mod
 from bootstrap.publish import webhook
-from bootstrap.records import inspection, records
+from bootstrap.records import inspection, outputs
 from bootstrap.records import lock as lock_mod
 
 
@@ -58,7 +59,9 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(
+    epilog=f"Writes {outputs.listing()}; a file of each architecture is NAME-ARCH.EXT in a multi-architecture build."
+)
 @click.argument("recipe_name", metavar="RECIPE")
 @source_options
 @click.option(
@@ -83,9 +86,8 @@ def cli() -> None:
     "--sbom-format",
     "sbom_formats",
     multiple=True,
-    type=click.Choice(list(records.SBOM_FORMATS)),
-    help="Also write the SBOM in this format (repeatable): cyclonedx (CycloneDX 1.6 JSON, sbom.cdx.json); SPDX 2.3 "
-    "(sbom.spdx.json) and SPDX 3.0.1 (sbom.spdx3.json) are always written.",
+    type=click.Choice(list(outputs.SBOM_FORMATS)),
+    help=f"Also write the SBOM in this format (repeatable): {outputs.sbom_help()}.",
 )
 @click.option(
     "--lock",
@@ -126,7 +128,7 @@ def build(
     sbom_formats: tuple[str, ...],
     cache_max: str | None,
 ) -> None:
-    """Build RECIPE into an image tar, a rootfs tarball, a lock, an SBOM and provenance.
+    """Build RECIPE into an image archive, its layer and its records (listed below).
 
     As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
     recipe (`scripts = false`) needs neither root nor a namespace."""
@@ -169,7 +171,7 @@ def build(
             click.echo(f"warning: {len(failed)} webhook(s) failed; the build is complete", err=True)
     for p in result.platforms:
         log.info(
-            f"wrote {result.output}/image.tar: {p.arch}, {len(p.selection.packages)} packages, layer "
+            f"wrote {result.output}/{outputs.IMAGE.name()}: {p.arch}, {len(p.packages)} packages, layer "
             f"{p.layer.size / 1e6:.1f} MB {plan.compression}, {p.layer.tar_size / 1e6:.1f} MB tar, "
             f"{sum(p.timings.values()):.1f} s"
         )
@@ -177,7 +179,7 @@ def build(
         log.info(f"{len(result.platforms)} platforms in {time.monotonic() - started:.1f} s")
 
 
-def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: changes_mod.Changes | None) -> dict[str, Any]:
+def _event(kind: str, recipe_name: str, result: outputs.Built, changes: changes_mod.Changes | None) -> dict[str, Any]:
     return {
         "event": kind,
         "recipe": recipe_name,
@@ -190,7 +192,7 @@ def _event(kind: str, recipe_name: str, result: pipeline.Result, changes: change
             "manifest": result.manifest_digest,
             "platforms": {p.arch: p.image.manifest.digest for p in result.platforms},
         },
-        "packages": len(result.packages.packages),
+        "packages": len(result.first.packages),
         "changes": changes.as_dict() if changes is not None else None,
     }
 
@@ -212,7 +214,10 @@ def lock_cmd(recipe_name: str, output: Path | None, epoch: int | None, opts: Opt
     plan = make_plan(rec, replace(opts, epoch=epoch))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
-    lock = lock_mod.make_lock(plan.recipe, plan.suite, plan.arch, epoch, archive, selection)
+    r = plan.recipe
+    lock = lock_mod.make_lock(
+        r.name, str(r.distribution), inputs_of(r), plan.suite, plan.arch, epoch, archive, selection
+    )
     try:
         write_atomic(dest, lock.to_json())
     except OSError as exc:

@@ -26,6 +26,7 @@ from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import fleet as fleet_mod
 from bootstrap.publish import fleetrun, webhook
 from bootstrap.records import lock as lock_mod
+from bootstrap.records import outputs
 from bootstrap.registry import artifacts
 
 
@@ -156,7 +157,11 @@ def fleet_cmd(
     help="A repository of the same registry that may have the blobs: mounted, not uploaded (repeatable).",
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the push (repeatable).")
-@click.option("--no-records", is_flag=True, help="Do not attach the build's lock, SBOMs and provenance.")
+@click.option(
+    "--no-records",
+    is_flag=True,
+    help=f"Do not attach the build's records: {outputs.listing(lambda o: o.attached)}.",
+)
 @verbosity
 def push_cmd(
     source: Path,

@@ -25,6 +25,7 @@ from typing import Any
 
 from bootstrap.build.plan import MERGED_USR_DIRS
 from bootstrap.errors import BootstrapError
+from bootstrap.records import outputs
 from bootstrap.registry import RegistryError, parse_reference
 
 IMAGE_KEYS = {
@@ -32,7 +33,7 @@ IMAGE_KEYS = {
     "suites": "suites or codenames to build (default: the recipe's suite)",
     "arches": "Debian architectures (default: the host's)",
     "push": "references to push to; tags may use {codename}, {suite} and {recipe}",
-    "sbom-formats": 'SBOM formats besides SPDX 2.3, e.g. ["spdx3", "cyclonedx"]',
+    "sbom-formats": f"SBOM formats besides those always written, of {list(outputs.SBOM_FORMATS)}",
 }
 TOP_KEYS = {
     "image": "the images ([[image]] tables)",
@@ -182,12 +183,13 @@ def _image(path: Path, i: int, table: object, host_arch: str) -> Image:
     for template in pushes:
         _check_template(where, template)
     formats = _strings(where, table.get("sbom-formats", []), "sbom-formats")
-    if set(formats) - {"spdx", "spdx3", "cyclonedx"}:
-        raise FleetError(f"{where}: sbom-formats {list(formats)}", 'formats are "spdx" (always), "spdx3", "cyclonedx"')
+    if set(formats) - set(outputs.SBOM_FORMATS):
+        raise FleetError(f"{where}: sbom-formats {list(formats)}", f"formats are {outputs.sbom_help()}")
     for name, values in (("suites", suites), ("arches", arches), ("push", pushes)):
         if len(set(values)) != len(values):
             raise FleetError(f"{where}: {name} names something twice", "list each once")
-    return Image(i, recipe, suites, arches, pushes, tuple(f for f in formats if f != "spdx"))
+    always = {o.sbom for o in outputs.OUTPUTS if o.sbom and not o.asked}
+    return Image(i, recipe, suites, arches, pushes, tuple(f for f in formats if f not in always))
 
 
 def _job_id(recipe: str, suite: str, arch: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bootstrap import registry
 from bootstrap.build import pipeline, recipe
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, Plan, make_plan
 from bootstrap.deb.archive import Archive
 from bootstrap.deb.resolve import Selection
@@ -22,7 +23,6 @@ from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import webhook
 from bootstrap.publish.fleet import Fleet, Image, Job, fill
-from bootstrap.records import lock as lock_mod
 from bootstrap.registry import artifacts, manifests
 from bootstrap.registry.client import Client
 
@@ -109,7 +109,7 @@ class Runner:
 
     def check(self, job: Job, plan: Plan, archive: Archive, selection: Selection) -> tuple[str, Any]:
         """`new`, `changed` or `unchanged` against every target, with the changes and the digest there."""
-        inputs = lock_mod.inputs_of(plan.recipe)
+        inputs = inputs_of(plan.recipe)
         found = [artifacts.lock_at(ref, job.arch, self.registry_options) for ref in self.targets(job, archive.codename)]
         if not found:
             return "built", None

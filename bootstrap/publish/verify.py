@@ -26,16 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.build import pipeline, recipe, recipe_trust
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError
 from bootstrap.host.tree import remove_tree
 from bootstrap.image.layer import Compression
 from bootstrap.records import lock as lock_mod
+from bootstrap.records import outputs
 from bootstrap.records.lock import Lock
 
-RECORDS = "build.json"
+RECORDS = outputs.SUMMARY.name()
 """Not compared byte for byte: it records the time each step took. Its digests are compared instead."""
+LOCK = outputs.LOCK.name()
+BY_RECORDS = {o.name() for o in outputs.OUTPUTS if o.compare is outputs.Compare.RECORDED}
+"""Outputs compared by what they record (the outputs table's `compare`), not byte for byte."""
 MAX_RECORD = 64 << 20
 """build.json and lock.json larger than this are refused (a real one is a few hundred KiB at most)."""
 UNTIMED = ("image", "files", "platforms", "sources")
@@ -191,9 +196,9 @@ def examine(directory: Path, recipe_name: str | None = None, allow: Sequence[Pat
     `recipe_name`, whose local paths may also be under `allow`, else the recorded one), before anything is
     built."""
     given = recipe.load(recipe_name, allow, given=True) if recipe_name else None
-    if not (directory / "lock.json").exists() and any(directory.glob("lock-*.json")):
+    if not (directory / LOCK).exists() and any(directory.glob(outputs.LOCK.name("*", True))):
         raise BootstrapError(
-            f"{directory} holds no lock.json (a multi-architecture build)",
+            f"{directory} holds no {LOCK} (a multi-architecture build)",
             "verify rebuilds single-architecture outputs: build and verify each --arch on its own",
         )
     raw = _read_record(directory, RECORDS)
@@ -205,11 +210,11 @@ def examine(directory: Path, recipe_name: str | None = None, allow: Sequence[Pat
         raise _refuse(directory, f"{RECORDS} is nested too deeply") from None
     if not isinstance(records, dict):
         raise _refuse(directory, f"{RECORDS} is not a JSON object")
-    lock_bytes = _read_record(directory, "lock.json")
+    lock_bytes = _read_record(directory, LOCK)
     try:
-        lock = lock_mod.parse(lock_bytes, f"{directory}/lock.json")
+        lock = lock_mod.parse(lock_bytes, f"{directory}/{LOCK}")
     except RecursionError:
-        raise _refuse(directory, "lock.json is nested too deeply") from None
+        raise _refuse(directory, f"{LOCK} is nested too deeply") from None
     digests = _plain_files(directory)
     _check_recorded(directory, records, digests)
     rec = given or recorded_recipe(directory, records)
@@ -226,7 +231,7 @@ def check_inputs(subject: Subject, rec: Recipe) -> None:
             "its lock records no digest of the recipe (an older bootstrap made it)",
             f"give the recipe it was built from: bootstrap verify {subject.directory} --recipe RECIPE",
         )
-    if lock_mod.inputs_of(rec) != subject.lock.inputs:
+    if inputs_of(rec) != subject.lock.inputs:
         where = "the recipe given" if subject.from_user else f"the recipe {RECORDS} records"
         raise _refuse(
             subject.directory,
@@ -256,7 +261,7 @@ def _untimed(records: dict[str, Any]) -> dict[str, Any]:
 def _compare(subject: Subject, again: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(compared, differing): every output of the rebuild and every file of the directory, by digest; and
     build.json (differing when the digests it records do)."""
-    rebuilt = {p.name for p in again.iterdir() if p.is_file() and p.name != RECORDS}
+    rebuilt = {p.name for p in again.iterdir() if p.is_file() and p.name not in BY_RECORDS}
     compared = sorted(rebuilt | set(subject.digests))
     differing = [n for n in compared if n not in rebuilt or subject.digests.get(n) != "sha256:" + _sha256(again / n)]
     theirs = json.loads((again / RECORDS).read_text())
@@ -272,7 +277,9 @@ def _sha256(path: Path) -> str:
 
 def _diffoscope(subject: Subject, again: Path, differing: tuple[str, ...], scratch: Path) -> str:
     """diffoscope's report on the first differing layer (a copy of the directory's, read as a regular file)."""
-    layers = [n for n in differing if n.startswith("rootfs") and (again / n).is_file() and n in subject.digests]
+    layers = [
+        n for n in differing if n.startswith(outputs.ROOTFS.file) and (again / n).is_file() and n in subject.digests
+    ]
     tool = shutil.which("diffoscope")
     if not layers or tool is None:
         return ""
@@ -294,7 +301,7 @@ def verify(subject: Subject, opts: Options) -> Verdict:
     recipe, and compare digests file by file."""
     scratch = Path(tempfile.mkdtemp(prefix="bootstrap-verify-"))
     try:
-        locked = scratch / "lock.json"
+        locked = scratch / LOCK
         locked.write_bytes(subject.lock_bytes)
         again = scratch / "out"
         try:

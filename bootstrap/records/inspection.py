@@ -11,6 +11,7 @@ import zstandard
 
 from bootstrap.errors import BootstrapError
 from bootstrap.records import lock as lock_mod
+from bootstrap.records import outputs
 
 UNOWNED = "(no package)"
 
@@ -104,18 +105,18 @@ def package_sizes(layer: Path) -> dict[str, int]:
 
 
 def inspect(directory: Path) -> Inspection:
-    layers = sorted(directory.glob("rootfs*.tar*"))
+    layers = sorted(directory.glob(outputs.ROOTFS.file + "*.tar*"))
     if not layers:
         raise BootstrapError(f"{directory} has no rootfs tarball", "give the output directory of a bootstrap build")
     layer = layers[0]
     files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.is_file()}
     digests: dict[str, str] = {}
-    build = directory / "build.json"
+    build = directory / outputs.SUMMARY.name()
     if build.is_file():
         image = json.loads(build.read_text()).get("image", {})
         digests = {k: v for k, v in image.items() if k.endswith("digest") or k == "diff_id"}
     versions: dict[str, str] = {}
-    if (directory / "lock.json").is_file():
+    if (directory / outputs.LOCK.name()).is_file():
         versions = {p.name: p.version for p in lock_mod.read(directory).packages}
     return Inspection(directory, files, digests, package_sizes(layer), versions)
 

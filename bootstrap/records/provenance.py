@@ -8,13 +8,10 @@ the build's inputs, so `verify` compares it like any other output.
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bootstrap import __version__
-
-if TYPE_CHECKING:
-    from bootstrap.build.pipeline import Result
-    from bootstrap.build.plan import Plan
+from bootstrap.records.facts import PackageFacts, Result
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -22,7 +19,6 @@ MEDIA_TYPE = "application/vnd.in-toto+json"
 BUILD_TYPE = "https://bootstrap.invalid/buildtypes/image/v1"
 """Names how to read externalParameters (a reserved, never-resolving domain: an identifier, not a place)."""
 BUILDER_ID = "https://bootstrap.invalid/builder"
-FILE = "provenance.intoto.json"
 
 
 def _hex(digest: str) -> dict[str, str]:
@@ -30,7 +26,7 @@ def _hex(digest: str) -> dict[str, str]:
     return {algo: value}
 
 
-def subjects(result: "Result") -> list[dict[str, Any]]:
+def subjects(result: Result[PackageFacts, object]) -> list[dict[str, Any]]:
     out = [
         {"name": f"{result.tag} (linux/{p.arch})", "digest": _hex(p.image.manifest.digest)} for p in result.platforms
     ]
@@ -41,13 +37,13 @@ def subjects(result: "Result") -> list[dict[str, Any]]:
     return out
 
 
-def dependencies(result: "Result") -> list[dict[str, Any]]:
+def dependencies(result: Result[PackageFacts, object]) -> list[dict[str, Any]]:
     deps: dict[str, dict[str, Any]] = {}
     for p in result.platforms:
         for s in p.lock.sources:
             uri = f"{s.mirror}/dists/{s.dist}/InRelease"
             deps[uri] = {"uri": uri, "digest": {"sha256": s.inrelease_sha256}}
-        for pkg in p.selection.packages:
+        for pkg in p.packages:
             deps[pkg.url] = {
                 "uri": pkg.url,
                 "name": pkg.name,
@@ -59,8 +55,9 @@ def dependencies(result: "Result") -> list[dict[str, Any]]:
     return [deps[k] for k in sorted(deps)]
 
 
-def statement(plan: "Plan", result: "Result", byproducts: Mapping[str, str]) -> bytes:
+def statement(result: Result[PackageFacts, object], byproducts: Mapping[str, str]) -> bytes:
     """The provenance of a build; `byproducts` maps record file names to their `sha256:` digests."""
+    s = result.settings
     doc = {
         "_type": STATEMENT_TYPE,
         "subject": subjects(result),
@@ -69,14 +66,14 @@ def statement(plan: "Plan", result: "Result", byproducts: Mapping[str, str]) -> 
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "recipe": plan.recipe.name,
-                    "suite": plan.suite,
-                    "arches": list(plan.arches),
+                    "recipe": s.recipe_name,
+                    "suite": s.suite,
+                    "arches": list(s.arches),
                     "tag": result.tag,
-                    "compression": str(plan.compression),
-                    "mirror": plan.mirror,
-                    "securityMirror": plan.security_mirror,
-                    "insecure": plan.insecure,
+                    "compression": s.compression,
+                    "mirror": s.mirror,
+                    "securityMirror": s.security_mirror,
+                    "insecure": s.insecure,
                 },
                 "internalParameters": {"codename": result.codename, "epoch": result.epoch},
                 "resolvedDependencies": dependencies(result),

@@ -18,7 +18,7 @@ from bootstrap.host.cache import sha256_file
 from bootstrap.image.oci import MEDIA_MANIFEST, Blob, canonical_json, platform, rfc3339
 from bootstrap.log import log
 from bootstrap.records import lock as lock_mod
-from bootstrap.records import provenance
+from bootstrap.records import outputs
 from bootstrap.registry import manifests, referrers
 from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
@@ -30,19 +30,15 @@ from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
 
 EMPTY = Blob("application/vnd.oci.empty.v1+json", b"{}")
-LOCK_TYPE = "application/vnd.bootstrap.lock.v1+json"
-SPDX_TYPE = "application/spdx+json"
-CYCLONEDX_TYPE = "application/vnd.cyclonedx+json"
+LOCK_TYPE = outputs.LOCK.media_type
+SPDX_TYPE = outputs.SPDX.media_type
+CYCLONEDX_TYPE = outputs.CYCLONEDX.media_type
 TITLE = "org.opencontainers.image.title"
 CREATED = "org.opencontainers.image.created"
 
-KINDS = (
-    ("lock", ".json", LOCK_TYPE),
-    ("sbom", ".spdx.json", SPDX_TYPE),
-    ("sbom", ".spdx3.json", SPDX_TYPE),
-    ("sbom", ".cdx.json", CYCLONEDX_TYPE),
-)
-"""Per-platform record files (`lock.json`, or `lock-<arch>.json` in a multi-platform build) and their types."""
+ATTACHED = tuple(o for o in outputs.OUTPUTS if o.attached)
+"""The record files attached to a pushed image (the outputs table's `attached` rows): a per-architecture one to
+its platform's image, a once-per-build one to every image and the index."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ def manifest_for(record: Record, epoch: int) -> Manifest:
 
 def _summary(directory: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((directory / "build.json").read_text())
+        data = json.loads((directory / outputs.SUMMARY.name()).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -103,18 +99,22 @@ def records_of(layout: Layout, top: Top) -> tuple[list[Record], int]:
         arch, digest = entry.get("arch"), entry.get("manifest_digest")
         subject = by_digest.get(digest)
         if subject is None:
-            raise RegistryError(f"{directory}/build.json names {digest} for {arch}, not in the image", _STALE)
-        for stem, suffix, kind in KINDS:
-            path = directory / (f"{stem}-{arch}{suffix}" if multi else f"{stem}{suffix}")
-            if path.is_file():
-                out.append(Record(path, kind, subject))
-    statement = directory / provenance.FILE
-    if statement.is_file():
-        subjects = [*top.images, *([top.index] if top.index is not None else [])]
-        out += [Record(statement, provenance.MEDIA_TYPE, s) for s in subjects]
+            raise RegistryError(
+                f"{directory}/{outputs.SUMMARY.file} names {digest} for {arch}, not in the image", _STALE
+            )
+        for row in ATTACHED:
+            path = directory / row.name(arch, multi)
+            if row.per_arch and path.is_file():
+                out.append(Record(path, row.media_type, subject))
+    subjects = [*top.images, *([top.index] if top.index is not None else [])]
+    for row in ATTACHED:
+        path = directory / row.name()
+        if not row.per_arch and path.is_file():
+            out += [Record(path, row.media_type, s) for s in subjects]
     for record in out:
         if files.get(record.path.name) != record.blob.digest:
-            raise RegistryError(f"{record.path} does not have the digest build.json records for it", _STALE)
+            summary_file = outputs.SUMMARY.file
+            raise RegistryError(f"{record.path} does not have the digest {summary_file} records for it", _STALE)
         if record.artifact_type == LOCK_TYPE:
             label = _label(layout, record.subject)
             if label is not None and label != record.blob.digest:

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from bootstrap.image.oci import MEDIA_INDEX, canonical_json
+from bootstrap.records import outputs
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.manifests import INDEX_TYPES, Manifest, checked, media_type_of, sha256
 
@@ -88,8 +89,9 @@ class Top:
 
 class Layout:
     def __init__(self, path: Path) -> None:
-        if path.is_dir() and not (path / "index.json").exists() and (path / "image.tar").is_file():
-            path = path / "image.tar"  # a `bootstrap build` output directory
+        image = outputs.IMAGE.name()
+        if path.is_dir() and not (path / "index.json").exists() and (path / image).is_file():
+            path = path / image  # a `bootstrap build` output directory
         self.path = path
         self._members: dict[str, tuple[int, int]] = {}
         if path.is_dir():
@@ -188,4 +190,4 @@ class Layout:
         return Manifest(MEDIA_INDEX, canonical_json({**self.index, "mediaType": MEDIA_INDEX, "manifests": clean}))
 
 
-_HINT = "give the image.tar written by `bootstrap build` or an OCI layout directory"
+_HINT = f"give the {outputs.IMAGE.name()} written by `bootstrap build` or an OCI layout directory"

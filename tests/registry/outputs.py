@@ -9,7 +9,7 @@ from pathlib import Path
 from bootstrap.image.layer import pack
 from bootstrap.image.oci import Image, ImageSettings, make_image, write_archive
 from bootstrap.records import lock as lock_mod
-from bootstrap.records import provenance, sbom
+from bootstrap.records import outputs, provenance, sbom
 from bootstrap.records.lock import Lock
 from tests.fixtures.records import package
 
@@ -57,7 +57,7 @@ def build_output(directory: Path, lock: Lock | None = None, noise: bytes = b"") 
         "predicateType": provenance.PREDICATE_TYPE,
         "predicate": {},
     }
-    (out / provenance.FILE).write_text(json.dumps(statement))
+    (out / outputs.PROVENANCE.file).write_text(json.dumps(statement))
     files = {p.name: _digest(p) for p in out.iterdir()}
     summary = {
         "build": {"epoch": EPOCH},
