@@ -7,13 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bootstrap.build import mirrors, releases
+from bootstrap.build import families
 from bootstrap.build import recipe as recipe_mod
-from bootstrap.build.distros import DISTROS, DistroInfo
-from bootstrap.build.mirrors import Mirrors
+from bootstrap.build.families import ARCHES, DISTROS, DistroInfo, ExtraSource, Mirrors
 from bootstrap.build.recipe import Recipe
-from bootstrap.deb import gpgv
-from bootstrap.deb.archive import ExtraSource
 from bootstrap.errors import BootstrapError, SignatureError
 from bootstrap.host import prune
 from bootstrap.host.arches import MACHINE_TO_DEB
@@ -21,18 +18,6 @@ from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image.layer import Compression
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
-
-MERGED_USR_DIRS = {
-    "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
-    "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
-    "arm64": ("bin", "sbin", "lib"),
-    "armhf": ("bin", "sbin", "lib"),
-    "armel": ("bin", "sbin", "lib"),
-    "ppc64el": ("bin", "sbin", "lib", "lib64"),
-    "s390x": ("bin", "sbin", "lib", "lib64"),
-    "riscv64": ("bin", "sbin", "lib", "lib64"),
-    "mips64el": ("bin", "sbin", "lib", "lib32", "lib64"),
-}
 
 
 @dataclass(frozen=True)
@@ -91,7 +76,7 @@ class Plan:
     lock: Lock | None
     extra: tuple[ExtraSource, ...] = ()
     native_tools: bool = True
-    """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
+    """Run foreign maintainer scripts' tools natively when the family can; off: everything emulated."""
     sbom_formats: tuple[str, ...] = ()
     reuse_members: bool = True
     derived_cache: bool = True
@@ -106,18 +91,9 @@ class Plan:
         return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
 
     @property
-    def merged_usr_dirs(self) -> tuple[str, ...]:
-        return merged_usr_dirs(self.arch)
-
-    @property
     def arch(self) -> str:
         """The first (or only) architecture: the one the tag points at in a docker load."""
         return self.arches[0]
-
-
-def merged_usr_dirs(arch: str) -> tuple[str, ...]:
-    """The top-level links into /usr that debootstrap makes for `arch`."""
-    return MERGED_USR_DIRS.get(arch, ("bin", "sbin", "lib"))
 
 
 def host_arch() -> str:
@@ -146,7 +122,7 @@ def keyrings_for(
     signers = frozenset(rec.archive_signers) if rec is not None else frozenset()
     if rec is not None and rec.archive_keyring:
         ring = Path(rec.archive_keyring)
-        held = gpgv.fingerprints(ring)
+        held = families.fingerprints(ring)
         missing = sorted(signers - held)
         if missing:
             raise SignatureError(
@@ -165,7 +141,7 @@ def keyrings_for(
 
 def host_keyrings() -> list[Path]:
     """The keyring files of the host's apt: where a repository named by key fingerprint is looked for."""
-    base = mirrors.apt_dir()
+    base = families.apt_dir()
     found = [base / "trusted.gpg"] if (base / "trusted.gpg").is_file() else []
     for d in (base / "keyrings", base / "trusted.gpg.d", Path("/usr/share/keyrings")):
         if d.is_dir():
@@ -186,7 +162,7 @@ def extra_sources(recipe: Recipe) -> tuple[ExtraSource, ...]:
         if holder is None:
             raise SignatureError(
                 f"{recipe.source}: repositories[{i}]: no keyring of this host holds key {fpr}",
-                f"install the repository's keyring under {mirrors.apt_dir()}/keyrings, or give the file in the recipe",
+                f"install the repository's keyring under {families.apt_dir()}/keyrings, or give the file in the recipe",
             )
         out.append(ExtraSource(repo.url, repo.suites, repo.components, holder, frozenset({fpr})))
     return tuple(out)
@@ -194,7 +170,7 @@ def extra_sources(recipe: Recipe) -> tuple[ExtraSource, ...]:
 
 def _holds(keyring: Path, fingerprint: str) -> bool:
     try:
-        return fingerprint in gpgv.fingerprints(keyring)
+        return fingerprint in families.fingerprints(keyring)
     except (OSError, SignatureError):
         return False
 
@@ -219,9 +195,9 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         )
     arches = tuple(a.strip() for a in (opts.arch or (locked.arch if locked else None) or host_arch()).split(","))
     for arch in arches:
-        if arch not in MERGED_USR_DIRS:
+        if arch not in ARCHES:
             raise BootstrapError(
-                f"unsupported architecture {arch!r}", f"use one or more of {', '.join(sorted(MERGED_USR_DIRS))}"
+                f"unsupported architecture {arch!r}", f"use one or more of {', '.join(sorted(ARCHES))}"
             )
     if len(set(arches)) != len(arches):
         raise BootstrapError(f"--arch names an architecture twice: {opts.arch}", "list each architecture once")
@@ -230,8 +206,8 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
     if opts.default_user is False and recipe.default_user:
         recipe = replace(recipe, default_user=False)
         recipe_mod.check(recipe)
-    suite = releases.resolve(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
-    found = {arch: mirrors.discover(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
+    suite = families.resolve_suite(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
+    found = {arch: families.discover_mirrors(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
     first = found[arches[0]]
     keyrings, signers = (
         ((), frozenset[str]()) if opts.insecure and not opts.keyrings else keyrings_for(distro, opts.keyrings, recipe)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.build.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
+from bootstrap.build.families import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.build.recipe_schema import merge, validate
 from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
 from bootstrap.errors import RecipeError

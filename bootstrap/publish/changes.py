@@ -5,7 +5,7 @@ from typing import Any
 
 from debian.debian_support import version_compare
 
-from bootstrap.deb.resolve import Selection
+from bootstrap.family.interface import Selection
 from bootstrap.records.lock import Lock, LockedInput
 
 REBUILD_DUE = 10
@@ -130,7 +130,7 @@ def compare(
         new_pkg = after.get(name)
         new = new_pkg.version if new_pkg else None
         if old != new:
-            security = bool(new_pkg and new_pkg.dist.endswith("-security"))
+            security = bool(new_pkg and new_pkg.security)
             out.append(Change(name, old, new, security))
     changed: tuple[str, ...] = ()
     if inputs is not None:

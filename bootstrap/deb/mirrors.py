@@ -7,8 +7,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.build import debootstrap
-from bootstrap.build.distros import DistroInfo
+from bootstrap.deb import debootstrap
+from bootstrap.deb.distros import DistroInfo
 from bootstrap.errors import MirrorError
 
 
