@@ -13,11 +13,12 @@ from bootstrap.build import download
 from bootstrap.deb import gpgv, mirrors, releases
 from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DISTROS, MERGED_USR_DIRS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro, DistroInfo
+from bootstrap.deb.dpkgdb import DpkgFiles
 from bootstrap.deb.family import DebFamily
 from bootstrap.deb.mirrors import Mirrors
 from bootstrap.deb.resolve import Request
 from bootstrap.deb.settings import DebSettings
-from bootstrap.family.interface import Family
+from bootstrap.family.interface import Family, PackageDatabase
 from bootstrap.host.cache import Cache
 
 
@@ -112,6 +113,8 @@ FAMILIES: Mapping[str, Callable[[PlanView], Family]] = {"deb": _deb}
 """Each family: made for a plan."""
 DISTRIBUTIONS: Mapping[Distro, str] = {Distro.DEBIAN: "deb", Distro.UBUNTU: "deb"}
 """Which family builds each distribution."""
+DATABASES: tuple[PackageDatabase, ...] = (DpkgFiles(),)
+"""Each family's package database, as `bootstrap inspect` reads it from a layer."""
 ARCHES: frozenset[str] = frozenset(MERGED_USR_DIRS)
 """The architectures images are built for."""
 
@@ -129,6 +132,7 @@ fingerprints = gpgv.fingerprints
 
 __all__ = [
     "ARCHES",
+    "DATABASES",
     "DISTRIBUTIONS",
     "DISTROS",
     "FAMILIES",

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from bootstrap import __version__, registry
-from bootstrap.build import pipeline, recipe, recipe_schema, steps
+from bootstrap.build import families, pipeline, recipe, recipe_schema, steps
 from bootstrap.build.plan import make_plan
 from bootstrap.cli import cache as cli_cache
 from bootstrap.cli import common as cli_common
@@ -241,9 +241,9 @@ def verify_cmd(directory: Path, recipe_name: str | None, **kw: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) -> None:
     """Digests, sizes, and the size each package takes, largest first."""
-    first = inspection.inspect(directory)
+    first = inspection.inspect(directory, families.DATABASES)
     if other is not None:
-        second = inspection.inspect(other)
+        second = inspection.inspect(other, families.DATABASES)
         if as_json:
             click.echo(json.dumps({"a": first.as_dict(), "b": second.as_dict()}, indent=2))
         else:

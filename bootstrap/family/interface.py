@@ -104,6 +104,18 @@ class Job(Protocol):
         ...
 
 
+class PackageDatabase(Protocol):
+    """A family's package database as it stands in an image layer: which files each package owns."""
+
+    def owns(self, member: str) -> bool:
+        """Whether this layer member (a path without the leading /) lists the files of a package."""
+        ...
+
+    def files(self, member: str, data: bytes) -> tuple[str, list[str]]:
+        """The package a listing member is of, and the absolute paths it lists."""
+        ...
+
+
 class Family(Protocol):
     """One package family (deb), made for one plan."""
 
