@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bootstrap.build import download
-from bootstrap.deb import gpgv, mirrors, releases
+from bootstrap.deb import mirrors, releases
 from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DISTROS, MERGED_USR_DIRS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro, DistroInfo
 from bootstrap.deb.dpkgdb import DpkgFiles
@@ -18,6 +18,7 @@ from bootstrap.deb.family import DebFamily
 from bootstrap.deb.mirrors import Mirrors
 from bootstrap.deb.resolve import Request
 from bootstrap.deb.settings import DebSettings
+from bootstrap.deb.trust import extra_sources, keyrings_for
 from bootstrap.family.interface import Family, PackageDatabase
 from bootstrap.host.cache import Cache
 
@@ -128,7 +129,6 @@ def family_for(plan: PlanView) -> Family:
 discover_mirrors = mirrors.discover
 apt_dir = mirrors.apt_dir
 resolve_suite = releases.resolve
-fingerprints = gpgv.fingerprints
 
 __all__ = [
     "ARCHES",
@@ -145,8 +145,9 @@ __all__ = [
     "PlanView",
     "apt_dir",
     "discover_mirrors",
+    "extra_sources",
     "family_for",
-    "fingerprints",
+    "keyrings_for",
     "request_for",
     "resolve_suite",
 ]
