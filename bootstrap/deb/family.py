@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from debian.debian_support import version_compare
+
 from bootstrap.deb import archive as archive_mod
 from bootstrap.deb import resolve as resolve_mod
 from bootstrap.deb.archive import Archive
@@ -33,6 +35,9 @@ class DebSelection:
 
     def by_name(self) -> dict[str, model.Package]:
         return {p.name: p for p in self.packages}
+
+    def compare_versions(self, a: str, b: str) -> int:
+        return version_compare(a, b)
 
 
 def own_archive(archive: interface.Archive) -> Archive:

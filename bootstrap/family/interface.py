@@ -56,6 +56,10 @@ class Selection(Protocol):
 
     def by_name(self) -> dict[str, Package]: ...
 
+    def compare_versions(self, a: str, b: str) -> int:
+        """The family's order of versions: negative when `a` is older than `b`, 0 when equal, else positive."""
+        ...
+
 
 @dataclass(frozen=True)
 class Target:
