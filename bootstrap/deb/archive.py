@@ -70,7 +70,8 @@ class Archive:
     def sources(self) -> tuple[SourceRecord, ...]:
         """Every verified release (the distribution's, then the recipe's repositories'), as the lock records it."""
         return tuple(
-            SourceRecord(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256) for r in (*self.releases, *self.extra)
+            SourceRecord(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256, f"{r.mirror}/dists/{r.dist}/InRelease")
+            for r in (*self.releases, *self.extra)
         )
 
 

@@ -86,3 +86,5 @@ class Source:
     date: int
     digest: str
     """sha256 of the signed file that vouches for the source (a deb archive's InRelease)."""
+    uri: str = ""
+    """Where that signed file is (provenance names it as a dependency of the build)."""
