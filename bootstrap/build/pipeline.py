@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bootstrap.build import download, families, foreign, steps
+from bootstrap.build import inputs as inputs_mod
 from bootstrap.build.foreign import Emulator
 from bootstrap.build.plan import Plan, host_arch
 from bootstrap.family.interface import Archive, Family, Selection, Target
@@ -220,7 +221,9 @@ def build_platform(
             members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
             layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
     r = plan.recipe
-    lock = lock_mod.make_lock(r, plan.suite, arch, epoch, archive, selection)
+    lock = lock_mod.make_lock(
+        r.name, str(r.distribution), plan.suite, arch, epoch, archive, selection, inputs_mod.inputs_of(r)
+    )
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,

@@ -11,6 +11,7 @@ import click
 
 from bootstrap import registry
 from bootstrap.build import pipeline, recipe
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.errors import BootstrapError
 from bootstrap.host import userns
@@ -240,4 +241,4 @@ def changes_since(rec: recipe.Recipe, previous: lock_mod.Lock, kw: dict[str, Any
     plan = make_plan(rec, options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     asked = changes_mod.Asked(plan.recipe.name, plan.suite, plan.arch)
-    return changes_mod.compare(previous, selection, archive.codename, lock_mod.inputs_of(plan.recipe), asked)
+    return changes_mod.compare(previous, selection, archive.codename, inputs_of(plan.recipe), asked)

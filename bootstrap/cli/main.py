@@ -14,6 +14,7 @@ import click
 
 from bootstrap import __version__, registry
 from bootstrap.build import families, pipeline, recipe, recipe_schema, steps
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import make_plan
 from bootstrap.cli import cache as cli_cache
 from bootstrap.cli import common as cli_common
@@ -193,7 +194,10 @@ def lock_cmd(recipe_name: str, output: Path | None, **kw: Any) -> None:
     plan = make_plan(rec, options(**kw))
     archive, selection = pipeline.resolve_plan(plan)
     epoch = plan.epoch if plan.epoch is not None else archive.date
-    lock = lock_mod.make_lock(plan.recipe, plan.suite, plan.arch, epoch, archive, selection)
+    r = plan.recipe
+    lock = lock_mod.make_lock(
+        r.name, str(r.distribution), plan.suite, plan.arch, epoch, archive, selection, inputs_of(r)
+    )
     try:
         write_atomic(dest, lock.to_json())
     except OSError as exc:

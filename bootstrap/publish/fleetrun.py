@@ -14,6 +14,7 @@ from typing import Any
 
 from bootstrap import registry
 from bootstrap.build import families, pipeline, recipe
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, Plan, make_plan
 from bootstrap.errors import BootstrapError
 from bootstrap.family.interface import Archive, Selection
@@ -21,7 +22,6 @@ from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import webhook
 from bootstrap.publish.fleet import Fleet, Image, Job, fill
-from bootstrap.records import lock as lock_mod
 from bootstrap.registry import artifacts, manifests
 from bootstrap.registry.client import Client
 
@@ -108,7 +108,7 @@ class Runner:
 
     def check(self, job: Job, plan: Plan, archive: Archive, selection: Selection) -> tuple[str, Any]:
         """`new`, `changed` or `unchanged` against every target, with the changes and the digest there."""
-        inputs = lock_mod.inputs_of(plan.recipe)
+        inputs = inputs_of(plan.recipe)
         found = [artifacts.lock_at(ref, job.arch, self.registry_options) for ref in self.targets(job, archive.codename)]
         if not found:
             return "built", None

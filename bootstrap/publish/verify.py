@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.build import pipeline, recipe, recipe_trust
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError
@@ -226,7 +227,7 @@ def check_inputs(subject: Subject, rec: Recipe) -> None:
             "its lock records no digest of the recipe (an older bootstrap made it)",
             f"give the recipe it was built from: bootstrap verify {subject.directory} --recipe RECIPE",
         )
-    if lock_mod.inputs_of(rec) != subject.lock.inputs:
+    if inputs_of(rec) != subject.lock.inputs:
         where = "the recipe given" if subject.from_user else f"the recipe {RECORDS} records"
         raise _refuse(
             subject.directory,

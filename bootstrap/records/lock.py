@@ -6,12 +6,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bootstrap.build import localfiles
-from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError, MirrorError
 from bootstrap.family.interface import Archive, Family, Selection
 from bootstrap.family.model import Pin
-from bootstrap.host.cache import sha256_file
 
 LOCK_VERSION = 1
 LABEL = "bootstrap.lock.sha256"
@@ -49,31 +46,6 @@ class LockedInput:
     sha256: str
 
 
-def inputs_of(recipe: Recipe) -> tuple[LockedInput, ...]:
-    """The recipe's inputs: a change to any of them changes the image, whatever the archive does."""
-    data = recipe.as_dict()
-    data.pop("name", None)
-    files = [LockedInput("file", f.dest, localfiles.digest(f.source)) for f in recipe.files]
-    for entry, locked in zip(data.get("files", []), files, strict=True):
-        entry["source"] = locked.sha256
-    keyrings = [
-        LockedInput("keyring", r.url, sha256_file(Path(r.keyring))) for r in recipe.repositories if not r.is_fingerprint
-    ]
-    for entry, repo in zip(data.get("repositories", []), recipe.repositories, strict=True):
-        if not repo.is_fingerprint:
-            entry["keyring"] = sha256_file(Path(repo.keyring))
-    if recipe.archive_keyring:
-        digest = sha256_file(Path(recipe.archive_keyring))
-        data["archive"]["keyring"] = digest
-        keyrings.append(LockedInput("keyring", "archive", digest))
-    settings = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-    hooks = [
-        LockedInput("hook", f"customize[{i}]", hashlib.sha256(h.run.encode()).hexdigest())
-        for i, h in enumerate(recipe.customize)
-    ]
-    return (LockedInput("recipe", recipe.name, settings), *files, *hooks, *keyrings)
-
-
 @dataclass(frozen=True)
 class Lock:
     recipe: str
@@ -100,10 +72,20 @@ class Lock:
         return {p.name: p for p in self.packages}
 
 
-def make_lock(recipe: Recipe, suite: str, arch: str, epoch: int, archive: Archive, selection: Selection) -> Lock:
+def make_lock(
+    recipe: str,
+    distribution: str,
+    suite: str,
+    arch: str,
+    epoch: int,
+    archive: Archive,
+    selection: Selection,
+    inputs: tuple[LockedInput, ...],
+) -> Lock:
+    """The lock of one platform's build of `recipe` (its name), with the recipe's `inputs` (`build.inputs`)."""
     return Lock(
-        recipe=recipe.name,
-        distribution=str(recipe.distribution),
+        recipe=recipe,
+        distribution=distribution,
         suite=suite,
         codename=archive.codename,
         arch=arch,
@@ -113,7 +95,7 @@ def make_lock(recipe: Recipe, suite: str, arch: str, epoch: int, archive: Archiv
             LockedPackage(p.name, p.version, p.arch, p.filename, p.size, p.sha256, p.dist) for p in selection.packages
         ),
         insecure=archive.insecure,
-        inputs=inputs_of(recipe),
+        inputs=inputs,
     )
 
 

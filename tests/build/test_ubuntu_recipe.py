@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from bootstrap.build import accounts, recipe
+from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.deb import tweaks
 from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
-from bootstrap.records import lock
 
 UBUNTU = DISTROS[Distro.UBUNTU]
 
@@ -51,7 +51,7 @@ def test_no_default_user_leaves_uid_1000_free_and_is_recorded(mirror: str, tmp_p
     assert dropped.recipe.accounts == () and dropped.recipe.users == rec.users
     assert kept.recipe.as_dict()["default-user"] is True
     assert dropped.recipe.as_dict()["default-user"] is False, "build.json records the choice; verify replays it"
-    assert lock.inputs_of(kept.recipe)[0] != lock.inputs_of(dropped.recipe)[0], "check sees it as a change"
+    assert inputs_of(kept.recipe)[0] != inputs_of(dropped.recipe)[0], "check sees it as a change"
     again = recipe.from_data(dropped.recipe.as_dict(), "ubuntu", "build.json")
     assert again.accounts == () and again.default_user is False
 
@@ -68,9 +68,9 @@ def test_a_recipe_can_turn_the_default_user_off_and_use_uid_1000(tmp_path: Path)
 def test_the_archive_keyring_is_an_input_of_the_lock() -> None:
     rec = recipe.load("ubuntu")
     assert Path(rec.archive_keyring).is_file() and rec.archive_keyring in rec.local_paths
-    inputs = {(i.kind, i.name) for i in lock.inputs_of(rec)}
+    inputs = {(i.kind, i.name) for i in inputs_of(rec)}
     assert ("keyring", "archive") in inputs
-    assert all(i.kind != "keyring" for i in lock.inputs_of(recipe.load("debian-slim"))), "Debian's is the host's"
+    assert all(i.kind != "keyring" for i in inputs_of(recipe.load("debian-slim"))), "Debian's is the host's"
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,10 @@ import deflate
 import pytest
 
 from bootstrap.build import recipe, recipe_trust
+from bootstrap.build.inputs import inputs_of
 from bootstrap.deb.index import PackagesFile
 from bootstrap.host.cache import FILE_MODE, read_derived, write_atomic, write_derived
 from bootstrap.image.compress import is_member_of
-from bootstrap.records import lock as lock_mod
 from tests.faults.conftest import Case, Reference, Site, cli, env_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
@@ -256,7 +256,7 @@ def test_build_json_adding_a_hook_with_a_matching_lock_is_refused(case: Case, si
     data = build["recipe"]
     assert isinstance(data, dict)
     rec = recipe.from_data(dict(data), str(data["name"]), "forged")
-    _rewrite(out, "lock.json", lambda lock: lock.update(inputs=[asdict(i) for i in lock_mod.inputs_of(rec)]))
+    _rewrite(out, "lock.json", lambda lock: lock.update(inputs=[asdict(i) for i in inputs_of(rec)]))
     _record_digest(out, "lock.json", hashlib.sha256((out / "lock.json").read_bytes()).hexdigest())
     code, stdout, stderr = verify(site, out)
     error = _assert_refused_before_building(site, code, stdout, stderr, "customize hook")

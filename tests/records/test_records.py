@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.build import recipe as recipe_mod
+from bootstrap.build.inputs import inputs_of
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import sbom
 from tests.cli.test_cli import cli
@@ -86,7 +87,7 @@ def test_verify_warns_about_an_insecure_build_before_rebuilding(tmp_path: Path, 
         "tag": "debian:fixture-slim",
         "insecure": True,
     }
-    inputs = lock_mod.inputs_of(recipe_mod.from_data(dict(recipe), "debian-slim", "test"))
+    inputs = inputs_of(recipe_mod.from_data(dict(recipe), "debian-slim", "test"))
     lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "amd64", 0, (), (), True, inputs)
     (out / "lock.json").write_bytes(lock.to_json())
     files = {"lock.json": "sha256:" + hashlib.sha256(lock.to_json()).hexdigest()}
