@@ -14,8 +14,7 @@ from bench import machine, report, runner
 from bench.mirror import DEFAULT_DIR, FrozenMirror
 from bench.runner import say
 from bench.tools import CASES, REPO, remove
-from bootstrap.build import mirrors
-from bootstrap.build.distros import DISTROS, Distro
+from bootstrap.build.families import DISTROS, Distro, discover_mirrors
 from bootstrap.errors import BootstrapError
 
 DEFAULT_CASES = (
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("error: the benchmark builds images and needs root (make bench uses sudo)")
     ensure_tools(args.cases)
     try:
-        found = mirrors.discover(DISTROS[Distro.DEBIAN], args.upstream, args.upstream_security)
+        found = discover_mirrors(DISTROS[Distro.DEBIAN], args.upstream, args.upstream_security)
     except BootstrapError as exc:
         sys.exit(f"error: {exc.message}\nhint: {exc.hint}")
     started = datetime.datetime.now(datetime.UTC)

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 
 from bench import measure, tools
 from bench.stats import Summary
-from bootstrap.build import pipeline, recipe
+from bootstrap.build import families, pipeline, recipe
 from bootstrap.build.plan import Options, Plan, make_plan
 from bootstrap.deb import index as index_mod
+from bootstrap.deb.family import own_archive
 from bootstrap.deb.index import PackagesFile
 from bootstrap.deb.resolve import resolve
 
@@ -48,7 +49,7 @@ def plan_for(ctx: tools.Context) -> Plan:
 def index_figures(ctx: tools.Context, reps: int) -> dict[str, Any]:
     """Parse times of the suite's main Packages index, and of the resolve that follows."""
     plan = plan_for(ctx)
-    archive = pipeline.load_archive(plan)
+    archive = own_archive(pipeline.load_archive(plan))
     release = archive.releases[0]
     entry, decompress = index_mod._choose(release, "main", plan.arch)
     raw = plan.cache.blob(entry.sha256).read_bytes()
@@ -60,11 +61,11 @@ def index_figures(ctx: tools.Context, reps: int) -> dict[str, Any]:
     resolves: list[float] = []
     selected = 0
     for _ in range(max(1, reps)):
-        loaded = pipeline.load_archive(plan)
+        loaded = own_archive(pipeline.load_archive(plan))
         fresh = loaded.index
         gc.collect()
         start = time.perf_counter()
-        selected = len(resolve(fresh, pipeline.request_for(plan, loaded.codename)).packages)
+        selected = len(resolve(fresh, families.request_for(plan.recipe, loaded.codename)).packages)
         resolves.append(round(time.perf_counter() - start, 4))
     return {
         "index": entry.path,

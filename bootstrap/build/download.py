@@ -5,8 +5,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bootstrap.deb.index import Package
 from bootstrap.errors import BootstrapError
+from bootstrap.family.model import Package
 from bootstrap.host import http
 from bootstrap.host.cache import Cache
 from bootstrap.host.parallel import map_parallel

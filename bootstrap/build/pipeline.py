@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import download, foreign, steps
+from bootstrap.build import download, families, foreign, steps
+from bootstrap.build import inputs as inputs_mod
 from bootstrap.build.foreign import Emulator
-from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Plan, host_arch
-from bootstrap.deb.archive import Archive, open_archive
-from bootstrap.deb.resolve import Request, Selection, resolve
+from bootstrap.family.interface import Archive, Family, Selection, Target
 from bootstrap.host import outputs, prune, scratch
 from bootstrap.host.sandbox import memory_available, mounts_under, require_root, tmpfs
 from bootstrap.host.tree import remove_tree
@@ -62,35 +61,15 @@ class Timer:
 
 
 def load_archive(plan: Plan, arch: str | None = None) -> Archive:
-    plan.cache.ensure()
-    mirrors = plan.mirrors_for(arch or plan.arch)
-    return open_archive(
-        plan.distro,
-        mirrors.main,
-        mirrors.security,
-        plan.suite,
-        plan.recipe.components,
-        arch or plan.arch,
-        plan.keyrings,
-        plan.cache,
-        plan.insecure,
-        plan.check_valid_until,
-        plan.offline,
-        plan.extra,
-        plan.signers,
-        plan.derived_cache,
-    )
-
-
-def request_for(plan: Plan, codename: str) -> Request:
-    r = plan.recipe
-    return Request(r.priorities, r.essential, r.includes(codename), r.exclude, r.prefer, r.ignore_depends)
+    """The verified archive state of one architecture (the first by default), indexes loaded."""
+    return families.family_for(plan).open(arch or plan.arch)
 
 
 def resolve_plan(plan: Plan, arch: str | None = None) -> tuple[Archive, Selection]:
     """Archive indexes and the resolved package set of one architecture, without building anything."""
-    archive = load_archive(plan, arch)
-    return archive, resolve(archive.index, request_for(plan, archive.codename))
+    family = families.family_for(plan)
+    archive = family.open(arch or plan.arch)
+    return archive, family.resolve(archive)
 
 
 def tag_for(plan: Plan, codename: str) -> str:
@@ -167,11 +146,11 @@ def settings(plan: Plan) -> Settings:
     )  # fmt: skip
 
 
-def select(plan: Plan, archive: Archive) -> Selection:
+def select(plan: Plan, family: Family, archive: Archive) -> Selection:
     """The package set: exactly the lock's when building from one, else a fresh resolve of the recipe."""
     if plan.lock is not None:
-        return lock_mod.selection_from(plan.lock, archive.index)
-    return resolve(archive.index, request_for(plan, archive.codename))
+        return lock_mod.selection_from(plan.lock, family, archive)
+    return family.resolve(archive)
 
 
 def build_platform(
@@ -179,13 +158,14 @@ def build_platform(
 ) -> BuiltPlatform:
     """Everything from indexes to the packed layer for one architecture."""
     timer = Timer(arch)
+    family = families.family_for(plan)
     with timer.step("indexes"):
-        archive = archive or load_archive(plan, arch)
+        archive = archive or family.open(arch)
     with timer.step("resolve"):
-        selection = select(plan, archive)
+        selection = select(plan, family, archive)
     log.info("%s %s %s: %d packages", plan.recipe.name, archive.codename, arch, len(selection.packages))
     with timer.step("download"):
-        debs = download.fetch_all(selection.packages, plan.cache, plan.offline)
+        files = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
     overrides = steps.overrides_for(plan.recipe)
     if plan.tmpfs is not None:
@@ -193,7 +173,9 @@ def build_platform(
     else:
         use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
     with workspace(use_tmpfs) as scratch_dir:
-        work = steps.Work(plan, arch, archive, selection, debs, epoch, scratch_dir / "root", emu, overrides)
+        root = scratch_dir / "root"
+        job = family.job(archive, selection, files, Target(root, arch, epoch, overrides))
+        work = steps.Work(plan, arch, family, archive, selection, job, epoch, root, emu, overrides)
         for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
             with timer.step(name):
                 step(work)
@@ -202,7 +184,9 @@ def build_platform(
             members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
             layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
     r = plan.recipe
-    lock = lock_mod.make_lock(r.name, str(r.distribution), inputs_of(r), plan.suite, arch, epoch, archive, selection)
+    lock = lock_mod.make_lock(
+        r.name, str(r.distribution), plan.suite, arch, epoch, archive, selection, inputs_mod.inputs_of(r)
+    )
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,

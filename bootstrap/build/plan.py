@@ -7,32 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bootstrap.build import mirrors, releases
+from bootstrap.build import families
 from bootstrap.build import recipe as recipe_mod
-from bootstrap.build.distros import DISTROS, DistroInfo
-from bootstrap.build.mirrors import Mirrors
+from bootstrap.build.families import ARCHES, DISTROS, DistroInfo, ExtraSource, Mirrors
 from bootstrap.build.recipe import Recipe
-from bootstrap.deb import gpgv
-from bootstrap.deb.archive import ExtraSource
-from bootstrap.errors import BootstrapError, SignatureError
+from bootstrap.errors import BootstrapError
 from bootstrap.host import prune
 from bootstrap.host.arches import MACHINE_TO_DEB
 from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image.layer import Compression
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
-
-MERGED_USR_DIRS = {
-    "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
-    "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
-    "arm64": ("bin", "sbin", "lib"),
-    "armhf": ("bin", "sbin", "lib"),
-    "armel": ("bin", "sbin", "lib"),
-    "ppc64el": ("bin", "sbin", "lib", "lib64"),
-    "s390x": ("bin", "sbin", "lib", "lib64"),
-    "riscv64": ("bin", "sbin", "lib", "lib64"),
-    "mips64el": ("bin", "sbin", "lib", "lib32", "lib64"),
-}
 
 
 @dataclass(frozen=True)
@@ -91,7 +76,7 @@ class Plan:
     lock: Lock | None
     extra: tuple[ExtraSource, ...] = ()
     native_tools: bool = True
-    """Run foreign maintainer scripts' tools natively (bootstrap/deb/native.py); off: everything emulated."""
+    """Run foreign maintainer scripts' tools natively when the family can; off: everything emulated."""
     sbom_formats: tuple[str, ...] = ()
     reuse_members: bool = True
     derived_cache: bool = True
@@ -106,18 +91,9 @@ class Plan:
         return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
 
     @property
-    def merged_usr_dirs(self) -> tuple[str, ...]:
-        return merged_usr_dirs(self.arch)
-
-    @property
     def arch(self) -> str:
         """The first (or only) architecture: the one the tag points at in a docker load."""
         return self.arches[0]
-
-
-def merged_usr_dirs(arch: str) -> tuple[str, ...]:
-    """The top-level links into /usr that debootstrap makes for `arch`."""
-    return MERGED_USR_DIRS.get(arch, ("bin", "sbin", "lib"))
 
 
 def host_arch() -> str:
@@ -128,75 +104,6 @@ def host_arch() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return MACHINE_TO_DEB.get(platform.machine(), platform.machine())
-
-
-def keyrings_for(
-    distro: DistroInfo, given: tuple[Path, ...], rec: Recipe | None = None
-) -> tuple[tuple[Path, ...], frozenset[str]]:
-    """The keyrings that vouch for the archive, and the keys among them that may sign it: --keyring files
-    (absolute; binary or ASCII-armored, any key), else the recipe's keyring with the keys it pins, else the
-    host's distribution keyring."""
-    if given:
-        for k in given:
-            if not k.is_file():
-                raise SignatureError(
-                    f"keyring {k} does not exist", "give an existing OpenPGP keyring file to --keyring"
-                )
-        return tuple(k.absolute() for k in given), frozenset()
-    signers = frozenset(rec.archive_signers) if rec is not None else frozenset()
-    if rec is not None and rec.archive_keyring:
-        ring = Path(rec.archive_keyring)
-        held = gpgv.fingerprints(ring)
-        missing = sorted(signers - held)
-        if missing:
-            raise SignatureError(
-                f"{rec.source}: archive keyring {ring} does not hold the pinned key(s) {', '.join(missing)}",
-                "restore the keyring file that came with the recipe, or pass --keyring FILE",
-            )
-        return (ring,), signers
-    found = tuple(k for k in distro.keyrings if k.is_file())
-    if not found:
-        raise SignatureError(
-            f"no {distro.name} archive keyring found ({', '.join(str(k) for k in distro.keyrings)})",
-            f"apt-get install {distro.keyring_package}, or pass --keyring FILE",
-        )
-    return found[:1], signers
-
-
-def host_keyrings() -> list[Path]:
-    """The keyring files of the host's apt: where a repository named by key fingerprint is looked for."""
-    base = mirrors.apt_dir()
-    found = [base / "trusted.gpg"] if (base / "trusted.gpg").is_file() else []
-    for d in (base / "keyrings", base / "trusted.gpg.d", Path("/usr/share/keyrings")):
-        if d.is_dir():
-            found += sorted(p for p in d.iterdir() if p.suffix in (".gpg", ".asc", ".pgp") and p.is_file())
-    return found
-
-
-def extra_sources(recipe: Recipe) -> tuple[ExtraSource, ...]:
-    """The recipe's repositories with the keyring that vouches for each: its own file, or the host keyring
-    that holds the key it names by fingerprint (and then only that key is accepted)."""
-    out = []
-    for i, repo in enumerate(recipe.repositories):
-        if not repo.is_fingerprint:
-            out.append(ExtraSource(repo.url, repo.suites, repo.components, Path(repo.keyring)))
-            continue
-        fpr = repo.keyring.replace(" ", "").upper()
-        holder = next((k for k in host_keyrings() if _holds(k, fpr)), None)
-        if holder is None:
-            raise SignatureError(
-                f"{recipe.source}: repositories[{i}]: no keyring of this host holds key {fpr}",
-                f"install the repository's keyring under {mirrors.apt_dir()}/keyrings, or give the file in the recipe",
-            )
-        out.append(ExtraSource(repo.url, repo.suites, repo.components, holder, frozenset({fpr})))
-    return tuple(out)
-
-
-def _holds(keyring: Path, fingerprint: str) -> bool:
-    try:
-        return fingerprint in gpgv.fingerprints(keyring)
-    except (OSError, SignatureError):
-        return False
 
 
 def _epoch_from_env() -> int | None:
@@ -219,9 +126,9 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         )
     arches = tuple(a.strip() for a in (opts.arch or (locked.arch if locked else None) or host_arch()).split(","))
     for arch in arches:
-        if arch not in MERGED_USR_DIRS:
+        if arch not in ARCHES:
             raise BootstrapError(
-                f"unsupported architecture {arch!r}", f"use one or more of {', '.join(sorted(MERGED_USR_DIRS))}"
+                f"unsupported architecture {arch!r}", f"use one or more of {', '.join(sorted(ARCHES))}"
             )
     if len(set(arches)) != len(arches):
         raise BootstrapError(f"--arch names an architecture twice: {opts.arch}", "list each architecture once")
@@ -230,11 +137,13 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
     if opts.default_user is False and recipe.default_user:
         recipe = replace(recipe, default_user=False)
         recipe_mod.check(recipe)
-    suite = releases.resolve(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
-    found = {arch: mirrors.discover(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
+    suite = families.resolve_suite(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
+    found = {arch: families.discover_mirrors(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
     first = found[arches[0]]
     keyrings, signers = (
-        ((), frozenset[str]()) if opts.insecure and not opts.keyrings else keyrings_for(distro, opts.keyrings, recipe)
+        ((), frozenset[str]())
+        if opts.insecure and not opts.keyrings
+        else families.keyrings_for(distro, opts.keyrings, recipe.source, recipe.archive_keyring, recipe.archive_signers)
     )
     output = opts.output or Path("dist") / recipe.name
     return Plan(
@@ -255,7 +164,7 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         compression=opts.compression,
         tmpfs=opts.tmpfs,
         lock=locked,
-        extra=extra_sources(recipe),
+        extra=families.extra_sources(recipe.source, recipe.repositories),
         native_tools=opts.native_tools,
         sbom_formats=opts.sbom_formats,
         reuse_members=opts.reuse_members,

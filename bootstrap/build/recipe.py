@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.build import settings
-from bootstrap.build.distros import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
+from bootstrap.build.families import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.build.recipe_schema import merge, validate
 from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
 from bootstrap.build.settings import DEFAULT_PATH, FileSpec, GroupSpec, Hook, Repository, UserSpec

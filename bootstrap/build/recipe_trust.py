@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bootstrap.build import mirrors
-from bootstrap.build.distros import DISTROS
+from bootstrap.build import families
+from bootstrap.build.families import DISTROS
 from bootstrap.errors import RecipeError
 from bootstrap.log import log
 
@@ -124,7 +124,7 @@ def keyring_dirs() -> list[Path]:
     """Where a recipe's keyring may also be: the host's public keyrings (the distribution table's keyring
     directories, apt's keyring directories) and the keyrings shipped with bootstrap's recipes."""
     system = {k.parent for d in DISTROS.values() for k in d.keyrings}
-    apt = mirrors.apt_dir()
+    apt = families.apt_dir()
     return [*sorted(system), apt / "keyrings", apt / "trusted.gpg.d", *(d / "keys" for d in bundled_dirs())]
 
 

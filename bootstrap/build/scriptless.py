@@ -3,7 +3,7 @@ build, where nothing runs inside the image.
 
 - accounts: base-passwd's job, reduced to the users such an image has (root, nobody, nonroot), none with a
   login shell, and no password;
-- the entries in `DECLARED` (the temporary directories, the name service switch) and in `EFFECTS`, keyed
+- the entries in `DECLARED` (the temporary directories, the name service switch) and in `effects()`, keyed
   by the package whose scripts would have made them (base-files' links, tzdata's /etc/localtime);
 - the CA bundle, as update-ca-certificates makes it on a fresh install: every certificate the packages
   ship (all enabled, debconf's default), then the local ones in /usr/local/share/ca-certificates.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bootstrap.build import accounts
-from bootstrap.build.distros import SCRIPTLESS_GROUPS, SCRIPTLESS_USERS
+from bootstrap.build.families import SCRIPTLESS_GROUPS, SCRIPTLESS_USERS
 from bootstrap.build.recipe import Recipe
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
@@ -63,16 +63,20 @@ DECLARED: tuple[Declared, ...] = (
 )
 """Made in every scriptless image."""
 
-EFFECTS: dict[str, tuple[Declared, ...]] = {
-    "base-files": (
-        Declared("etc/dpkg/origins/default", "symlink", content="debian"),
-        Declared("run/lock", "dir", 0o1777),
-        Declared("var/run", "symlink", content="/run"),
-        Declared("var/lock", "symlink", content="/run/lock"),
-    ),
-    "tzdata": (Declared("etc/localtime", "symlink", content="/usr/share/zoneinfo/Etc/UTC"),),
-}
-"""What each package's own scripts make on a first install (debconf's defaults), when it is in the image."""
+
+def effects(origin: str) -> dict[str, tuple[Declared, ...]]:
+    """What each package's own scripts make on a first install (debconf's defaults), when it is in the image;
+    `origin` is the distribution's vendor (base-files links /etc/dpkg/origins/default to its file)."""
+    return {
+        "base-files": (
+            Declared("etc/dpkg/origins/default", "symlink", content=origin),
+            Declared("run/lock", "dir", 0o1777),
+            Declared("var/run", "symlink", content="/run"),
+            Declared("var/lock", "symlink", content="/run/lock"),
+        ),
+        "tzdata": (Declared("etc/localtime", "symlink", content="/usr/share/zoneinfo/Etc/UTC"),),
+    }
+
 
 CA_SOURCES = ("usr/share/ca-certificates", "usr/local/share/ca-certificates")
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
@@ -116,9 +120,11 @@ def _make(tree: Tree, entry: Declared) -> None:
         tree.symlink(entry.path, entry.content)
 
 
-def declare(tree: Tree, packages: Collection[str]) -> list[str]:
-    """Make every entry of `DECLARED`, and those of `EFFECTS` for the packages present; return their paths."""
-    made = [*DECLARED, *(e for name in sorted(EFFECTS) if name in packages for e in EFFECTS[name])]
+def declare(tree: Tree, packages: Collection[str], origin: str) -> list[str]:
+    """Make every entry of `DECLARED`, and those of `effects(origin)` for the packages present; return their
+    paths (`origin`: the distribution's vendor name, `debian`)."""
+    table = effects(origin)
+    made = [*DECLARED, *(e for name in sorted(table) if name in packages for e in table[name])]
     for entry in made:
         _make(tree, entry)
     return [e.path for e in made]

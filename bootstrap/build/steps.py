@@ -1,27 +1,21 @@
 """The steps that make a root tree, chosen by the recipe (`STEPS`, a table): unpack, configure, accounts,
 files, customize, finish; or, for a scriptless recipe, unpack and the declarative steps that stand in for
-the maintainer scripts. Each takes the `Work` of one platform's build and adds to it."""
+the maintainer scripts. Each takes the `Work` of one platform's build and adds to it. The package family's
+rows (unpack, native, configure, finish, status.d, notices) call through its `Job`
+(`bootstrap.family.interface`); the others are the same for every family."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import accounts, download, foreign, ldcache, localfiles, scriptless
+from bootstrap.build import accounts, foreign, ldcache, localfiles, scriptless
 from bootstrap.build.foreign import Emulator
-from bootstrap.build.plan import Plan, host_arch, merged_usr_dirs
+from bootstrap.build.plan import Plan, host_arch
 from bootstrap.build.recipe import Recipe
-from bootstrap.deb import copyright, dpkgdb, native
-from bootstrap.deb import index as index_mod
-from bootstrap.deb.archive import Archive
-from bootstrap.deb.configure import base_env, configure, install_order
-from bootstrap.deb.filters import PathFilter
-from bootstrap.deb.finish import AptSourceEntry, finish, keep_directories, sources_deb822
-from bootstrap.deb.index import Index
-from bootstrap.deb.resolve import Request, Selection, resolve
-from bootstrap.deb.unpack import Unpacked, drop_unshipped_links, prepare_root, unpack_all
 from bootstrap.errors import BootstrapError, ConfigureError
-from bootstrap.host.arches import TRIPLETS
+from bootstrap.family.interface import Archive, Family, Job, Selection
+from bootstrap.family.model import Notice
 from bootstrap.host.overrides import Overrides
 from bootstrap.host.sandbox import Sandbox, mounts_under
 from bootstrap.host.tree import Tree
@@ -34,29 +28,24 @@ class Work:
 
     plan: Plan
     arch: str
+    family: Family
     archive: Archive
     selection: Selection
-    debs: dict[str, Path]
+    job: Job
+    """The family's steps over this tree."""
     epoch: int
     root: Path
     emulator: Emulator | None
     overrides: Overrides | None = None
     """Devices (and, for a scriptless build, owners and modes) recorded for the layer, instead of made on disk."""
-    unpacked: list[Unpacked] = field(default_factory=list)
-    notices: dict[str, copyright.Notice] = field(default_factory=dict)
-    """What each package's copyright file says (licences, copyright text), read before packing."""
-    staged: native.Staged | None = None
-    """Native tools put into a foreign tree for its maintainer scripts, taken out after configure."""
+    notices: dict[str, Notice] = field(default_factory=dict)
+    """What each package says of its licences and copyright, read before packing."""
     native_tools: int = 0
     """How many foreign executables ran natively."""
 
     @property
     def tree(self) -> Tree:
         return Tree(self.root, self.overrides)
-
-    @property
-    def pfilter(self) -> PathFilter:
-        return PathFilter.from_lists(self.plan.recipe.path_exclude, self.plan.recipe.path_include)
 
     @contextmanager
     def runnable(self) -> Iterator[Sandbox]:
@@ -71,81 +60,25 @@ class Work:
             raise BootstrapError(f"{self.root} still has mounts", "unmount them by hand, then retry")
 
 
-def archive_classified(plan: Plan, archive: Archive, selection: Selection) -> set[str]:
-    """The packages whose dpkg status takes Priority and Section from the archive index, as in a debootstrapped
-    image: those of the required phase (the recipe's priorities and Essential, without its includes) at the
-    suite's own version. Later installs and upgrades keep what their .deb says."""
-    r = plan.recipe
-    phase = set(resolve(archive.index, Request(r.priorities, r.essential, (), r.exclude, r.prefer)).names())
-    return {p.name for p in selection.packages if p.name in phase and p.dist == archive.codename}
-
-
-def expanded(plan: Plan) -> Path | None:
-    """The cache of decompressed packages, unless the plan takes nothing from derived cache areas."""
-    return plan.cache.area("expanded") if plan.derived_cache else None
-
-
-def _unpack_files(w: Work, configured: bool) -> None:
-    """The packages' files, path filters applied (`configured`: no conffile waits as .dpkg-new)."""
-    dirs = merged_usr_dirs(w.arch)
-    order = install_order(w.selection.packages)
-    prepare_root(w.root, dirs)
-    items = [(p, w.debs[p.name]) for p in order]
-    w.unpacked = unpack_all(w.root, items, w.pfilter, expanded(w.plan), w.overrides, configured)
-    drop_unshipped_links(w.root, dirs, w.unpacked)
-    keep_directories(w.tree, (p for u in w.unpacked for p in u.paths), w.plan.recipe.keep_directories)
-
-
 def unpack(w: Work) -> None:
-    """The packages' files and the dpkg database, as `dpkg --unpack` leaves them."""
-    _unpack_files(w, configured=False)
-    from_index = w.plan.distro.settings.status_from_index
-    dpkgdb.write(w.tree, w.unpacked, archive_classified(w.plan, w.archive, w.selection) if from_index else set())
+    """The packages' files and the package database, as the package manager's unpack leaves them."""
+    w.job.unpack(final=False)
 
 
 def unpack_scriptless(w: Work) -> None:
     """The packages' files, final as they are: nothing will configure them."""
-    _unpack_files(w, configured=True)
+    w.job.unpack(final=True)
 
 
 def native_tools(w: Work) -> None:
-    """For a foreign architecture: the host's builds of the same package versions, for the maintainer scripts'
-    tools to run natively (bootstrap/deb/native.py). Without all of them, everything runs emulated."""
-    host = host_arch()
-    triplet = TRIPLETS.get(host)
-    if not w.plan.native_tools or triplet is None:
-        return
-    cache, components = w.plan.cache, w.plan.recipe.components
-    releases = [r for r in w.archive.releases]
-    parts = [(r, index_mod.load(cache, r, c, host, w.plan.derived_cache)) for r in releases for c in components]
-    found = native.counterparts(list(w.selection.packages), Index(parts, host))
-    if found is None:
-        return
-    try:
-        debs = download.fetch_all(found, cache, w.plan.offline)
-    except BootstrapError as exc:
-        log.info("maintainer scripts run under emulation: %s", exc.message)
-        return
-    pairs = [(p, debs[p.name]) for p in found]
-    w.staged = native.Staged()
-    try:
-        native.stage(w.tree, pairs, expanded(w.plan), triplet, w.staged)
-    except BaseException:
-        native.unstage(w.tree, w.staged)
-        w.staged = None
-        raise
-    w.native_tools = len(w.staged.swapped)
+    """For a foreign architecture: the host's builds of the packages' tools, for their scripts to run
+    natively. Without all of them, everything runs emulated."""
+    w.native_tools = w.job.native_tools(host_arch())
 
 
 def configure_packages(w: Work) -> None:
-    """Every preinst, then `dpkg --configure -a`, in the sandbox; native tools taken out after."""
-    try:
-        with w.runnable() as sandbox:
-            configure(w.root, w.unpacked, w.epoch, sandbox)
-    finally:
-        if w.staged is not None:
-            native.unstage(w.tree, w.staged)
-            w.staged = None
+    """The packages' configuration (maintainer scripts), in the sandbox."""
+    w.job.configure(w.runnable)
 
 
 def add_accounts(w: Work) -> None:
@@ -161,7 +94,7 @@ def declared_accounts(w: Work) -> None:
 def declared_files(w: Work) -> None:
     """What the packages' scripts would have made (temporary directories, nsswitch.conf, base-files' links,
     tzdata's /etc/localtime), before the recipe's files, which may replace any of it."""
-    scriptless.declare(w.tree, w.selection.names())
+    scriptless.declare(w.tree, w.selection.names(), w.family.origin)
 
 
 def ca_bundle(w: Work) -> None:
@@ -175,8 +108,8 @@ def linker_cache(w: Work) -> None:
 
 
 def status_d(w: Work) -> None:
-    """The distroless dpkg database: a control stanza and md5sums per package, for scanners."""
-    dpkgdb.write_status_d(w.tree, w.unpacked)
+    """The distroless package database (a control stanza and md5sums per package), for scanners."""
+    w.job.package_database()
 
 
 def copy_files(w: Work) -> None:
@@ -187,7 +120,7 @@ def customize(w: Work) -> None:
     """The recipe's hooks, in order, in the sandbox (services blocked by policy-rc.d, no network)."""
     with w.runnable() as sandbox:
         for i, hook in enumerate(w.plan.recipe.customize):
-            proc = sandbox.run(["/bin/sh", "-ec", hook.run], base_env(w.epoch))
+            proc = sandbox.run(["/bin/sh", "-ec", hook.run], w.job.script_env())
             log.debug("customize[%d]: %s", i, proc.stdout.rstrip())
             if proc.returncode != 0:
                 said = " | ".join(line.strip() for line in proc.stdout.strip().splitlines()[-3:]) or "no output"
@@ -197,44 +130,14 @@ def customize(w: Work) -> None:
                 )
 
 
-def apt_sources(plan: Plan, archive: Archive, arch: str) -> list[AptSourceEntry]:
-    """The image's own apt sources: the mirrors of the build, with the suites the distribution's images list
-    (its sources layout), named after the verified codename."""
-    found = plan.mirrors_for(arch)
-    mirrors = {"main": found.main, "security": found.security}
-    updates = plan.distro.has_updates(archive.suite)
-    out = []
-    for role, suffixes in plan.distro.settings.sources_layout:
-        suites = tuple(archive.codename + s for s in suffixes if not s or updates)
-        if suites:
-            out.append(AptSourceEntry(mirrors[role], suites, plan.recipe.components))
-    return out
-
-
 def finish_tree(w: Work) -> None:
-    """Container settings, slim rules, apt sources and scrubbing."""
-    distro = w.plan.distro
-    finish(
-        w.root,
-        w.pfilter,
-        apt_sources(w.plan, w.archive, w.arch),
-        distro.sources_file,
-        [k.name for k in distro.keyrings],
-        w.epoch,
-        distro.settings,
-    )
-    for extra in w.plan.extra:
-        name, key = extra.image_keyring()
-        w.tree.write(f"etc/apt/keyrings/{name}", key)
-        entry = AptSourceEntry(extra.url, extra.suites, extra.components)
-        w.tree.write(
-            f"etc/apt/sources.list.d/{extra.name}.sources", sources_deb822([entry], f"/etc/apt/keyrings/{name}")
-        )
+    """Container settings, slim rules, the image's own package sources and scrubbing."""
+    w.job.finish()
 
 
 def notices(w: Work) -> None:
-    """What each package's copyright file says (licences, copyright text), for the SBOM."""
-    w.notices = copyright.notices(w.tree, (p.name for p in w.selection.packages))
+    """What each package says of its licences and copyright, for the SBOM."""
+    w.notices = w.job.notices()
 
 
 Step = Callable[[Work], None]

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from bootstrap import __version__, registry
-from bootstrap.build import pipeline, recipe, recipe_schema, steps
+from bootstrap.build import families, pipeline, recipe, recipe_schema, steps
 from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.cli import cache as cli_cache
@@ -216,7 +216,7 @@ def lock_cmd(recipe_name: str, output: Path | None, epoch: int | None, opts: Opt
     epoch = plan.epoch if plan.epoch is not None else archive.date
     r = plan.recipe
     lock = lock_mod.make_lock(
-        r.name, str(r.distribution), inputs_of(r), plan.suite, plan.arch, epoch, archive, selection
+        r.name, str(r.distribution), plan.suite, plan.arch, epoch, archive, selection, inputs_of(r)
     )
     try:
         write_atomic(dest, lock.to_json())
@@ -265,9 +265,9 @@ def verify_cmd(directory: Path, recipe_name: str | None, opts: Options) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) -> None:
     """Digests, sizes, and the size each package takes, largest first."""
-    first = inspection.inspect(directory)
+    first = inspection.inspect(directory, families.DATABASES)
     if other is not None:
-        second = inspection.inspect(other)
+        second = inspection.inspect(other, families.DATABASES)
         if as_json:
             click.echo(json.dumps({"a": first.as_dict(), "b": second.as_dict()}, indent=2))
         else:

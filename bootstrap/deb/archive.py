@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from bootstrap.build.distros import DistroInfo
 from bootstrap.deb import gpgv
 from bootstrap.deb import index as index_mod
 from bootstrap.deb import release as release_mod
+from bootstrap.deb.distros import DistroInfo
 from bootstrap.deb.index import Index, PackagesFile
 from bootstrap.deb.release import Release
+from bootstrap.family.model import Source as SourceRecord
 from bootstrap.host.cache import Cache
 from bootstrap.host.parallel import map_parallel
 from bootstrap.log import log
@@ -64,6 +65,14 @@ class Archive:
     def date(self) -> int:
         """The archive's timestamp: the newest Date: of the releases used."""
         return max(r.date for r in (*self.releases, *self.extra))
+
+    @property
+    def sources(self) -> tuple[SourceRecord, ...]:
+        """Every verified release (the distribution's, then the recipe's repositories'), as the lock records it."""
+        return tuple(
+            SourceRecord(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256, f"{r.mirror}/dists/{r.dist}/InRelease")
+            for r in (*self.releases, *self.extra)
+        )
 
 
 def sources_for(distro: DistroInfo, main: Release, security_mirror: str) -> list[Source]:

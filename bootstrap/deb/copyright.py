@@ -3,10 +3,10 @@ the copyright notices (DEP-5 `Copyright:` fields, or the `Copyright ...` lines o
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from debian.deb822 import Deb822
 
+from bootstrap.family.model import NO_NOTICE, Licence, Notice, license_ref
 from bootstrap.host.tree import Tree
 
 # Debian short names that differ from their SPDX identifiers.
@@ -74,10 +74,6 @@ DEBIAN_TO_SPDX = {
 _SKIP = {"or", "and", "with", "exception", "exceptions", "|", "&"}
 
 
-def license_ref(name: str) -> str:
-    return "LicenseRef-" + re.sub(r"[^A-Za-z0-9.\-]", "-", name)
-
-
 def spdx_id(name: str) -> str:
     """The SPDX identifier of a Debian licence short name, or a LicenseRef- for one SPDX does not list."""
     mapped = DEBIAN_TO_SPDX.get(name)
@@ -88,18 +84,6 @@ def spdx_id(name: str) -> str:
         family, major, minor, later = gnu.groups()
         return f"{family}-{major}.{minor or 0}-{'or-later' if later else 'only'}"
     return license_ref(name)
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One package's copyright file, as an SBOM reports it."""
-
-    licenses: tuple[str, ...]
-    """Licence short names of a machine-readable file (empty for a free-form one)."""
-    copyright: str
-    """The copyright notices, one a line (empty when the file names none)."""
-    text: str
-    """The whole file ("" when the package has none): the terms, when no licence is named."""
 
 
 MAX_TEXT = 256 << 10
@@ -136,11 +120,20 @@ def notices_in(text: str) -> str:
     return "\n".join(dict.fromkeys(line.strip() for line in lines if line.strip()))
 
 
+def make_notice(package: str, licenses: Iterable[str], copyright: str, text: str) -> Notice:
+    """The neutral notice of a package's copyright file: its licence short names as SPDX ids (with a text
+    for those SPDX does not list), its copyright notices, and the whole file."""
+    licences = tuple(
+        Licence(spdx_id(name), name, f"The {name} licence, as named in Debian copyright files.") for name in licenses
+    )
+    return Notice(licences, copyright, text, f"/usr/share/doc/{package}/copyright")
+
+
 def notice(tree: Tree, package: str) -> Notice:
     text = _read(tree, package)
     if text is None:
-        return Notice((), "", "")
-    return Notice(tuple(_licenses_in(text)), notices_in(text), text if len(text) <= MAX_TEXT else "")
+        return NO_NOTICE
+    return make_notice(package, _licenses_in(text), notices_in(text), text if len(text) <= MAX_TEXT else "")
 
 
 def notices(tree: Tree, packages: Iterable[str]) -> dict[str, Notice]:

@@ -113,3 +113,21 @@ def write_status_d(tree: Tree, items: Sequence[Unpacked]) -> list[str]:
         tree.write(f"{STATUS_D}/{name}.md5sums", _md5sums(tree, item), 0o644)
         names.append(name)
     return names
+
+
+class DpkgFiles:
+    """Which files each package owns, from dpkg's database in an image layer (`bootstrap inspect`): the
+    `info/*.list` files, or the md5sums of a distroless status.d."""
+
+    def owns(self, member: str) -> bool:
+        return (member.startswith("var/lib/dpkg/info/") and member.endswith(".list")) or (
+            member.startswith("var/lib/dpkg/status.d/") and member.endswith(".md5sums")
+        )
+
+    def files(self, member: str, data: bytes) -> tuple[str, list[str]]:
+        base = member.rsplit("/", 1)[1]
+        lines = data.decode("utf-8", "replace").splitlines()
+        if member.endswith(".list"):
+            return base[: -len(".list")].split(":", 1)[0], lines
+        # A distroless image's database: the md5sums name each package's files.
+        return base[: -len(".md5sums")], ["/" + line.split("  ", 1)[1] for line in lines if "  " in line]

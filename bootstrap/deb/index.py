@@ -26,6 +26,7 @@ from debian.debian_support import Version
 
 from bootstrap.deb.release import IndexFile, Release
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError
+from bootstrap.family import model
 from bootstrap.host import http
 from bootstrap.host.cache import FILE_MODE, Cache, open_derived, read_derived, write_atomic, write_derived
 from bootstrap.log import log
@@ -78,6 +79,28 @@ class Package:
     @property
     def source_name(self) -> str:
         return self.source.split(" ", 1)[0] if self.source else self.name
+
+    @property
+    def source_version(self) -> str:
+        """The source package's version: given in `Source: name (version)` when it differs from the binary's."""
+        _, _, rest = self.source.partition(" ")
+        return rest.strip().strip("()") or self.version
+
+    def neutral(self) -> model.Package:
+        """The package as the generic layers (lock, SBOMs, changes) see it."""
+        return model.Package(
+            self.name,
+            self.version,
+            self.arch,
+            self.filename,
+            self.url,
+            self.size,
+            self.sha256,
+            self.dist,
+            self.source_name,
+            self.source_version,
+            self.maintainer,
+        )
 
 
 def parse_stanza(stanza: str) -> dict[str, str]:

@@ -3,9 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-from debian.debian_support import version_compare
-
-from bootstrap.deb.resolve import Selection
+from bootstrap.family.interface import Selection
 from bootstrap.records.lock import Lock, LockedInput
 
 REBUILD_DUE = 10
@@ -18,6 +16,8 @@ class Change:
     old: str | None
     new: str | None
     security: bool = False
+    upgrade: bool = True
+    """The new version is newer than the old, in its family's order of versions."""
 
     @property
     def kind(self) -> str:
@@ -25,7 +25,7 @@ class Change:
             return "added"
         if self.new is None:
             return "removed"
-        return "upgraded" if version_compare(self.new, self.old) > 0 else "downgraded"
+        return "upgraded" if self.upgrade else "downgraded"
 
     def describe(self) -> str:
         mark = " [security]" if self.security else ""
@@ -130,8 +130,9 @@ def compare(
         new_pkg = after.get(name)
         new = new_pkg.version if new_pkg else None
         if old != new:
-            security = bool(new_pkg and new_pkg.dist.endswith("-security"))
-            out.append(Change(name, old, new, security))
+            security = bool(new_pkg and new_pkg.security)
+            upgrade = old is None or new is None or selection.compare_versions(new, old) > 0
+            out.append(Change(name, old, new, security, upgrade))
     changed: tuple[str, ...] = ()
     if inputs is not None:
         before_inputs = {(i.kind, i.name): i.sha256 for i in lock.inputs}

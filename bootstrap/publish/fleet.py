@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.build.plan import MERGED_USR_DIRS
+from bootstrap.build.families import ARCHES
 from bootstrap.errors import BootstrapError
 from bootstrap.records import outputs
 from bootstrap.registry import RegistryError, parse_reference
@@ -177,8 +177,8 @@ def _image(path: Path, i: int, table: object, host_arch: str) -> Image:
     suites = _strings(where, table["suites"], "suites") if "suites" in table else ()
     arches = _strings(where, table["arches"], "arches") if "arches" in table else (host_arch,)
     for arch in arches:
-        if arch not in MERGED_USR_DIRS:
-            raise FleetError(f"{where}: unsupported architecture {arch!r}", f"use {', '.join(sorted(MERGED_USR_DIRS))}")
+        if arch not in ARCHES:
+            raise FleetError(f"{where}: unsupported architecture {arch!r}", f"use {', '.join(sorted(ARCHES))}")
     pushes = _strings(where, table.get("push", []), "push")
     for template in pushes:
         _check_template(where, template)

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import registry
-from bootstrap.build import pipeline, recipe
+from bootstrap.build import families, pipeline, recipe
 from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, Plan, make_plan
-from bootstrap.deb.archive import Archive
-from bootstrap.deb.resolve import Selection
 from bootstrap.errors import BootstrapError
+from bootstrap.family.interface import Archive, Selection
 from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import webhook
@@ -97,7 +96,7 @@ class Runner:
             plan.keyrings,
             plan.signers,
             plan.insecure,
-            pipeline.request_for(plan, plan.suite),
+            families.request_for(plan.recipe, plan.suite),
             plan.recipe.include_for,
         )
         if key not in self._archives:

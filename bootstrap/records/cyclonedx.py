@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 
 from bootstrap import __version__
-from bootstrap.deb.copyright import Notice
-from bootstrap.deb.index import Package
+from bootstrap.family.model import Notice, Package
 from bootstrap.image.oci import rfc3339
 from bootstrap.records.sbom import INSECURE_NOTE, Component, ImageInfo, Supplier, components, image_license, purl
 

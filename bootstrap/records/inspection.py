@@ -3,6 +3,7 @@
 import gzip
 import json
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -10,6 +11,7 @@ from typing import IO, Any, cast
 import zstandard
 
 from bootstrap.errors import BootstrapError
+from bootstrap.family.interface import PackageDatabase
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 
@@ -69,9 +71,9 @@ def _canonical(path: str, links: dict[str, str]) -> str:
     return "/" + "/".join([*done, *parts])
 
 
-def package_sizes(layer: Path) -> dict[str, int]:
-    """Bytes of regular files per owning package (dpkg's file lists inside the layer, or the md5sums of a
-    distroless status.d, followed through the image's directory symlinks), hard links once."""
+def package_sizes(layer: Path, databases: Sequence[PackageDatabase]) -> dict[str, int]:
+    """Bytes of regular files per owning package (the file lists of the package databases inside the layer,
+    followed through the image's directory symlinks), hard links once."""
     sizes: dict[str, int] = {}
     lists: dict[str, list[str]] = {}
     links: dict[str, str] = {}
@@ -81,18 +83,11 @@ def package_sizes(layer: Path) -> dict[str, int]:
                 links[member.name] = member.linkname
             if member.isfile():
                 sizes["/" + member.name] = member.size
-                if member.name.startswith("var/lib/dpkg/info/") and member.name.endswith(".list"):
-                    f = tar.extractfile(member)
-                    if f is not None:
-                        pkg = member.name.rsplit("/", 1)[1][:-5].split(":", 1)[0]
-                        lists[pkg] = f.read().decode("utf-8", "replace").splitlines()
-                elif member.name.startswith("var/lib/dpkg/status.d/") and member.name.endswith(".md5sums"):
-                    # A distroless image's database: the md5sums name each package's files.
-                    f = tar.extractfile(member)
-                    if f is not None:
-                        lines = f.read().decode("utf-8", "replace").splitlines()
-                        pkg = member.name.rsplit("/", 1)[1][: -len(".md5sums")]
-                        lists[pkg] = ["/" + line.split("  ", 1)[1] for line in lines if "  " in line]
+                db = next((d for d in databases if d.owns(member.name)), None)
+                f = tar.extractfile(member) if db is not None else None
+                if db is not None and f is not None:
+                    pkg, paths = db.files(member.name, f.read())
+                    lists[pkg] = paths
     owner: dict[str, str] = {}
     for pkg in sorted(lists):
         for path in lists[pkg]:
@@ -104,7 +99,8 @@ def package_sizes(layer: Path) -> dict[str, int]:
     return out
 
 
-def inspect(directory: Path) -> Inspection:
+def inspect(directory: Path, databases: Sequence[PackageDatabase]) -> Inspection:
+    """What an output directory holds (`databases`: the package families' databases to read ownership from)."""
     layers = sorted(directory.glob(outputs.ROOTFS.file + "*.tar*"))
     if not layers:
         raise BootstrapError(f"{directory} has no rootfs tarball", "give the output directory of a bootstrap build")
@@ -118,7 +114,7 @@ def inspect(directory: Path) -> Inspection:
     versions: dict[str, str] = {}
     if (directory / outputs.LOCK.name()).is_file():
         versions = {p.name: p.version for p in lock_mod.read(directory).packages}
-    return Inspection(directory, files, digests, package_sizes(layer), versions)
+    return Inspection(directory, files, digests, package_sizes(layer, databases), versions)
 
 
 def _mb(n: int) -> str:

@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bootstrap.deb.archive import Archive
-from bootstrap.deb.index import Index, Package
-from bootstrap.deb.resolve import Selection
 from bootstrap.errors import BootstrapError, MirrorError
+from bootstrap.family.interface import Archive, Family, Selection
+from bootstrap.family.model import Pin
 
 LOCK_VERSION = 1
 LABEL = "bootstrap.lock.sha256"
@@ -76,14 +75,14 @@ class Lock:
 def make_lock(
     recipe: str,
     distribution: str,
-    inputs: tuple[LockedInput, ...],
     suite: str,
     arch: str,
     epoch: int,
     archive: Archive,
     selection: Selection,
+    inputs: tuple[LockedInput, ...],
 ) -> Lock:
-    """The lock of one platform; `inputs`: the recipe's inputs by digest (`bootstrap.build.inputs.inputs_of`)."""
+    """The lock of one platform's build of `recipe` (its name), with the recipe's `inputs` (`build.inputs`)."""
     return Lock(
         recipe=recipe,
         distribution=distribution,
@@ -91,10 +90,7 @@ def make_lock(
         codename=archive.codename,
         arch=arch,
         epoch=epoch,
-        sources=tuple(
-            LockedSource(r.mirror, r.dist, r.suite, r.date, r.inrelease_sha256)
-            for r in (*archive.releases, *archive.extra)
-        ),
+        sources=tuple(LockedSource(s.mirror, s.dist, s.suite, s.date, s.digest) for s in archive.sources),
         packages=tuple(
             LockedPackage(p.name, p.version, p.arch, p.filename, p.size, p.sha256, p.dist) for p in selection.packages
         ),
@@ -144,24 +140,19 @@ def parse(raw: bytes, where: str) -> Lock:
         raise BootstrapError(f"{where}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None
 
 
-def selection_from(lock: Lock, index: Index) -> Selection:
-    """The exact packages of the lock, found in the current indexes; fails when one is gone."""
-    out: list[Package] = []
-    gone: list[str] = []
-    for locked in lock.packages:
-        match = next(
-            (p for p in index.versions(locked.name) if p.version == locked.version and p.arch == locked.architecture),
-            None,
-        )
-        if match is None:
-            gone.append(f"{locked.name} {locked.version}")
-            continue
-        if match.sha256 != locked.sha256:
+def selection_from(lock: Lock, family: Family, archive: Archive) -> Selection:
+    """The exact packages of the lock, found in the archive's current indexes; fails when one is gone."""
+    pins = [Pin(p.name, p.version, p.architecture, p.sha256) for p in lock.packages]
+    selection, missing = family.pinned(archive, pins)
+    found = selection.by_name()
+    for pin in pins:
+        match = found.get(pin.name)
+        if match is not None and match.sha256 != pin.sha256:
             raise MirrorError(
-                f"{locked.name} {locked.version}: sha256 {match.sha256} on the mirror, {locked.sha256} in the lock",
+                f"{pin.name} {pin.version}: sha256 {match.sha256} on the mirror, {pin.sha256} in the lock",
                 "the archive was rebuilt under the same version; relock with `bootstrap lock`",
             )
-        out.append(match)
+    gone = [f"{p.name} {p.version}" for p in missing]
     if gone:
         stamp = min(s.date for s in lock.sources)
         when = datetime.fromtimestamp(stamp, UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -171,4 +162,4 @@ def selection_from(lock: Lock, index: Index) -> Selection:
             f"build from a snapshot of the archive as of the lock: --mirror <snapshot-mirror-url>/archive/"
             f"{lock.distribution}/{when}/ (and --security-mirror likewise, with --no-check-valid-until)",
         )
-    return Selection(tuple(sorted(out, key=lambda p: p.name)))
+    return selection

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap import __version__
-from bootstrap.deb.copyright import Notice  # the SBOM writers' package types (a neutral model will replace them)
-from bootstrap.deb.index import Package
+from bootstrap.family.model import Notice, Package
 from bootstrap.host.cache import sha256_file
 from bootstrap.records import cyclonedx, provenance, sbom, spdx3
 from bootstrap.records.facts import Platform, Result

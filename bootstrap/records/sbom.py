@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bootstrap import __version__
-from bootstrap.deb.copyright import Notice, license_ref, spdx_id
-from bootstrap.deb.index import Package
+from bootstrap.family.model import NO_NOTICE, Notice, Package, license_ref
 from bootstrap.image.oci import rfc3339
 
 SBOM_TYPE = "Build"
@@ -74,9 +73,9 @@ def supplier_of(maintainer: str) -> Supplier | None:
 
 
 def purl(distro: str, pkg: Package) -> str:
-    """`pkg:deb/<distro>/<name>@<version>?arch=<arch>`, percent-encoded as the purl spec requires."""
+    """`pkg:<type>/<distro>/<name>@<version>?arch=<arch>`, percent-encoded as the purl spec requires."""
     version = urllib.parse.quote(pkg.version, safe="")
-    return f"pkg:deb/{distro}/{urllib.parse.quote(pkg.name, safe='')}@{version}?arch={pkg.arch}"
+    return f"pkg:{pkg.purl_type}/{distro}/{urllib.parse.quote(pkg.name, safe='')}@{version}?arch={pkg.arch}"
 
 
 # SPDX 2.3's grammar for a download location's host wants a domain name ending in a top-level domain.
@@ -109,17 +108,13 @@ class Component:
 
 
 def component(distro: str, pkg: Package, notice: Notice | None) -> Component:
-    notice = notice or Notice((), "", "")
-    ids = tuple(sorted({spdx_id(name) for name in notice.licenses}))
-    extracted = {
-        spdx_id(name): (name, f"The {name} licence, as named in Debian copyright files.")
-        for name in notice.licenses
-        if spdx_id(name).startswith("LicenseRef-")
-    }
+    notice = notice or NO_NOTICE
+    ids = tuple(sorted({lic.id for lic in notice.licences}))
+    extracted = {lic.id: (lic.name, lic.text) for lic in notice.licences if lic.id.startswith("LicenseRef-")}
     concluded = " AND ".join(ids) if ids else None
     if concluded is None and notice.text:
         ref = license_ref(f"copyright-{pkg.name}")
-        extracted[ref] = (f"the terms in /usr/share/doc/{pkg.name}/copyright", notice.text)
+        extracted[ref] = (f"the terms in {notice.where}", notice.text)
         concluded = ref
     return Component(pkg, supplier_of(pkg.maintainer), ids, concluded, notice.copyright, extracted)
 
@@ -160,7 +155,7 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
     for c in parts:
         pkg = c.package
         extracted.update(c.extracted)
-        pkg_id = _spdx_ref("Package-deb", pkg.name)
+        pkg_id = _spdx_ref(f"Package-{pkg.purl_type}", pkg.name)
         spdx_packages.append(
             {
                 "SPDXID": pkg_id,

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bootstrap import __version__
-from bootstrap.deb.copyright import Notice
-from bootstrap.deb.index import Package
+from bootstrap.family.model import Notice, Package
 from bootstrap.image.oci import rfc3339
 from bootstrap.records.sbom import (
     IMAGE_COPYRIGHT,
@@ -114,7 +113,7 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
             props["software_copyrightText"] = c.copyright
         if c.supplier is not None:
             props["suppliedBy"] = g.agent(c.supplier)
-        pkg_id = g.element("software_Package", f"deb-{pkg.name}", **props)
+        pkg_id = g.element("software_Package", f"{pkg.purl_type}-{pkg.name}", **props)
         contained.append(pkg_id)
         if c.concluded:
             g.relate(pkg_id, "hasConcludedLicense", [g.license(c.concluded, texts)])

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build.distros import Distro
 from bootstrap.build.recipe import Recipe, available, load
+from bootstrap.deb.distros import Distro
 from bootstrap.errors import RecipeError
 
 

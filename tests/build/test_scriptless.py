@@ -64,7 +64,7 @@ def test_accounts_from_nothing(tree: Tree, tmp_path: Path) -> None:
 
 def test_declared_entries_and_the_effects_of_present_packages(tree: Tree) -> None:
     tree.mkdir("var/run")  # base-files ships a directory; its script makes it a link
-    made = scriptless.declare(tree, ["tzdata", "base-files"])
+    made = scriptless.declare(tree, ["tzdata", "base-files"], "debian")
     assert attrs(tree, "tmp") == (0, 0, 0o1777) and attrs(tree, "var/tmp") == (0, 0, 0o1777)
     assert b"hosts:          files dns\n" in (tree.read("etc/nsswitch.conf") or b"")
     localtime = tree.lstat("etc/localtime")
@@ -72,10 +72,16 @@ def test_declared_entries_and_the_effects_of_present_packages(tree: Tree) -> Non
     assert tree.resolve("etc/localtime", follow_last=True) == "usr/share/zoneinfo/Etc/UTC"
     assert tree.resolve("var/run", follow_last=True) == "run" and attrs(tree, "run/lock") == (0, 0, 0o1777)
     assert "etc/dpkg/origins/default" in made
+    assert tree.resolve("etc/dpkg/origins/default", follow_last=True) == "etc/dpkg/origins/debian"
+
+
+def test_the_origins_link_names_the_distribution_of_the_family(tree: Tree) -> None:
+    scriptless.declare(tree, ["base-files"], "ubuntu")
+    assert tree.resolve("etc/dpkg/origins/default", follow_last=True) == "etc/dpkg/origins/ubuntu"
 
 
 def test_effects_of_absent_packages_are_not_made(tree: Tree) -> None:
-    scriptless.declare(tree, ["netbase"])
+    scriptless.declare(tree, ["netbase"], "debian")
     assert tree.lstat("etc/localtime") is None and tree.lstat("run/lock") is None
     assert tree.lstat("tmp") is not None
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import download, steps
+from bootstrap.build import download, families, steps
 from bootstrap.build import recipe as recipes
 from bootstrap.build.pipeline import resolve_plan
 from bootstrap.build.plan import Options, Plan, make_plan
-from bootstrap.deb.archive import Archive
-from bootstrap.deb.resolve import Selection
+from bootstrap.deb.job import DebJob
 from bootstrap.errors import SignatureError
+from bootstrap.family.interface import Selection, Target
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 
@@ -128,13 +128,19 @@ def fixture(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str], monke
     return Fixture(repo, url, tmp_path)
 
 
-def _unpacked(plan: Plan, arch: str, tmp_path: Path) -> tuple[steps.Work, Archive, Selection]:
-    archive, selection = resolve_plan(plan, arch)
-    debs = download.fetch_all(selection.packages, plan.cache)
-    work = steps.Work(plan, arch, archive, selection, debs, archive.date, tmp_path / f"root-{arch}", None)
+def _unpacked(plan: Plan, arch: str, tmp_path: Path) -> tuple[steps.Work, DebJob, Selection]:
+    """One platform's tree unpacked through the family, as the pipeline does it."""
+    family = families.family_for(plan)
+    archive = family.open(arch)
+    selection = family.resolve(archive)
+    files = download.fetch_all(selection.packages, plan.cache)
+    root = tmp_path / f"root-{arch}"
+    job = family.job(archive, selection, files, Target(root, arch, archive.date))
+    assert isinstance(job, DebJob), "Ubuntu is built by the deb family"
+    work = steps.Work(plan, arch, family, archive, selection, job, archive.date, root, None)
     work.root.mkdir()
     steps.unpack(work)
-    return work, archive, selection
+    return work, job, selection
 
 
 def test_arm64_is_found_resolved_and_unpacked_like_amd64(fixture: Fixture, tmp_path: Path) -> None:
@@ -143,7 +149,7 @@ def test_arm64_is_found_resolved_and_unpacked_like_amd64(fixture: Fixture, tmp_p
     assert (plan.mirror, plan.security_mirror) == (fixture.url, fixture.url), "the ports branch of the script"
     assert plan.signers == {fixture.repo.key.fingerprint}  # type: ignore[union-attr]
 
-    work, archive, selection = _unpacked(plan, "arm64", tmp_path)
+    work, job, selection = _unpacked(plan, "arm64", tmp_path)
     by_name = selection.by_name()
     assert set(by_name) == {"apt", "base-files", "libc6", "unminimize"}, "required + apt + the noble include"
     assert {p.arch for p in selection.packages} == {"arm64", "all"}
@@ -158,7 +164,7 @@ def test_arm64_is_found_resolved_and_unpacked_like_amd64(fixture: Fixture, tmp_p
     assert "Package: libc6\n" in status and "Architecture: arm64\n" in status
     assert "Architecture: amd64" not in status
 
-    sources = steps.apt_sources(plan, archive, "arm64")
+    sources = job.apt_sources()
     assert [(s.uri, s.suites) for s in sources] == [
         (fixture.url, ("noble", "noble-updates", "noble-backports")),
         (fixture.url, ("noble-security",)),

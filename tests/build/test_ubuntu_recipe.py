@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bootstrap.build import accounts, recipe
-from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.deb import tweaks
+from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.deb import release
 from bootstrap.deb.archive import Archive, open_archive
+from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.errors import SignatureError
 from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from bootstrap.build.distros import DISTROS, Distro
 from bootstrap.deb.archive import Archive, open_archive
+from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.errors import ResolveError
 from bootstrap.host.cache import Cache

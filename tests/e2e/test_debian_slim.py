@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import mirrors, recipe
-from bootstrap.build.distros import DISTROS, Distro
+from bootstrap.build import recipe
+from bootstrap.deb import mirrors
+from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.deb.filters import PathFilter
 from tests.e2e import official
 from tests.e2e.conftest import ROOT, SUITES, Build, bootstrap, need_tool, run, sections, unique_tag

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import debootstrap, mirrors, recipe, releases
-from bootstrap.build.distros import DISTROS, Distro
+from bootstrap.build import recipe
 from bootstrap.build.pipeline import resolve_plan
 from bootstrap.build.plan import Options, make_plan
-from bootstrap.deb import relations
+from bootstrap.deb import debootstrap, mirrors, relations, releases
+from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.gpgv import dearmor
 from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, sections, unique_tag

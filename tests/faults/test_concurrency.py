@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build.distros import DISTROS
+from bootstrap.deb.distros import DISTROS
 from tests.e2e.conftest import Mirrored
 from tests.faults import checks
 from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for

@@ -1,7 +1,6 @@
 """Fleet files (checked before any work), the CI matrix, webhook events in Docker Hub's shape, and the SBOM
 pieces that need no build: suppliers from Maintainer fields, copyright notices, SPDX 3 and CycloneDX."""
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -10,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.deb.copyright import Notice, notices_in
+from bootstrap.deb.copyright import make_notice, notices_in
 from bootstrap.publish import webhook
 from bootstrap.publish.fleet import FleetError, load, per_arch
 from bootstrap.records import cyclonedx, spdx3
 from bootstrap.records.sbom import ImageInfo, supplier_of
-from tests.fixtures.records import package
+from tests.fixtures.records import neutral_package
 
 HOST = "127.0.0.1:5000"
 
@@ -137,12 +136,12 @@ def _info() -> ImageInfo:
 
 def _packages() -> list:  # type: ignore[type-arg]
     maintained = "Fixture Team <fixture-team@lists.example.invalid>"
-    return [dataclasses.replace(package(n), maintainer=maintained) for n in ("base", "libfree")]
+    return [neutral_package(n, maintainer=maintained) for n in ("base", "libfree")]
 
 
 NOTICES = {
-    "base": Notice(("GPL-2+", "Expat"), "2020 Jane Doe", "Format: ..."),
-    "libfree": Notice((), "Copyright 2001 Free Form", "Free-form terms.\n"),
+    "base": make_notice("base", ("GPL-2+", "Expat"), "2020 Jane Doe", "Format: ..."),
+    "libfree": make_notice("libfree", (), "Copyright 2001 Free Form", "Free-form terms.\n"),
 }
 
 

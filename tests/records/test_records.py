@@ -19,7 +19,7 @@ from bootstrap.records import lock as lock_mod
 from bootstrap.records import sbom
 from tests.cli.test_cli import cli
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.records import package
+from tests.fixtures.records import neutral_package
 from tests.fixtures.repo import Repo
 
 WARNING = "was built with --insecure: no archive signature vouched for its packages"
@@ -101,7 +101,7 @@ def test_verify_warns_about_an_insecure_build_before_rebuilding(tmp_path: Path, 
 
 def test_sbom_of_an_insecure_build_says_so() -> None:
     info = sbom.ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "a" * 64)
-    packages = [package("hello")]
+    packages = [neutral_package("hello")]
     checked = json.loads(sbom.make(info, packages, {}))
     assert "comment" not in checked and "annotations" not in checked
     unchecked = json.loads(sbom.make(dataclasses.replace(info, insecure=True), packages, {}))
@@ -117,6 +117,6 @@ def test_sbom_of_an_insecure_build_is_valid_spdx(tmp_path: Path) -> None:
         pytest.skip("pyspdxtools is not installed")
     info = sbom.ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "a" * 64, insecure=True)
     doc = tmp_path / "sbom.spdx.json"
-    doc.write_bytes(sbom.make(info, [package("hello")], {}))
+    doc.write_bytes(sbom.make(info, [neutral_package("hello")], {}))
     proc = subprocess.run([tool, "-i", str(doc)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,7 +11,7 @@ from bootstrap.image.oci import Image, ImageSettings, make_image, write_archive
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs, provenance, sbom
 from bootstrap.records.lock import Lock
-from tests.fixtures.records import package
+from tests.fixtures.records import neutral_package
 
 EPOCH = 1_700_000_000
 
@@ -50,7 +50,7 @@ def build_output(directory: Path, lock: Lock | None = None, noise: bytes = b"") 
     write_archive(out / "image.tar", [image], ["debian:fixture-slim"], EPOCH)
     (out / "lock.json").write_bytes(lock.to_json())
     info = sbom.ImageInfo("debian:fixture-slim", "debian", lock.arch, EPOCH, image.manifest.digest)
-    (out / "sbom.spdx.json").write_bytes(sbom.make(info, [package("base")], {}))
+    (out / "sbom.spdx.json").write_bytes(sbom.make(info, [neutral_package("base")], {}))
     statement = {
         "_type": provenance.STATEMENT_TYPE,
         "subject": [{"name": "debian:fixture-slim", "digest": {"sha256": image.manifest.digest[7:]}}],

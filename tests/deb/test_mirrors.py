@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build.distros import DISTROS, Distro
-from bootstrap.build.mirrors import AptSource, Mirrors, discover, host_sources
+from bootstrap.deb.distros import DISTROS, Distro
+from bootstrap.deb.mirrors import AptSource, Mirrors, discover, host_sources
 from bootstrap.errors import MirrorError
 
 DEBIAN = DISTROS[Distro.DEBIAN]

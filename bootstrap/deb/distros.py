@@ -5,8 +5,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.build import releases
-from bootstrap.deb import tweaks
+from bootstrap.deb import releases, tweaks
 from bootstrap.deb.tweaks import ContainerSettings
 
 
@@ -53,6 +52,25 @@ class DistroInfo:
     def has_updates(self, release_suite: str) -> bool:
         """Whether a release with this `Suite:` field is served with -updates and -security suites."""
         return not self.supported_suites or release_suite in self.supported_suites
+
+
+MERGED_USR_DIRS = {
+    "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
+    "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
+    "arm64": ("bin", "sbin", "lib"),
+    "armhf": ("bin", "sbin", "lib"),
+    "armel": ("bin", "sbin", "lib"),
+    "ppc64el": ("bin", "sbin", "lib", "lib64"),
+    "s390x": ("bin", "sbin", "lib", "lib64"),
+    "riscv64": ("bin", "sbin", "lib", "lib64"),
+    "mips64el": ("bin", "sbin", "lib", "lib32", "lib64"),
+}
+"""The top-level links into /usr that debootstrap makes, per architecture: also the architectures served."""
+
+
+def merged_usr_dirs(arch: str) -> tuple[str, ...]:
+    """The top-level links into /usr that debootstrap makes for `arch`."""
+    return MERGED_USR_DIRS.get(arch, ("bin", "sbin", "lib"))
 
 
 _KEYRINGS = Path("/usr/share/keyrings")

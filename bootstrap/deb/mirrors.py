@@ -9,8 +9,8 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
-from bootstrap.build import debootstrap
-from bootstrap.build.distros import DistroInfo
+from bootstrap.deb import debootstrap
+from bootstrap.deb.distros import DistroInfo
 from bootstrap.errors import MirrorError
 
 

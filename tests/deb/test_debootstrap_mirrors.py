@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import debootstrap
-from bootstrap.build.distros import DISTROS, Distro
-from bootstrap.build.mirrors import Mirrors, discover
+from bootstrap.deb import debootstrap
+from bootstrap.deb.distros import DISTROS, Distro
+from bootstrap.deb.mirrors import Mirrors, discover
 from bootstrap.errors import MirrorError
-from tests.build.test_mirrors import apt  # noqa: F401 - the empty apt configuration fixture
+from tests.deb.test_mirrors import apt  # noqa: F401 - the empty apt configuration fixture
 
 UBUNTU = DISTROS[Distro.UBUNTU]
 DEBIAN = DISTROS[Distro.DEBIAN]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.build import releases
+from bootstrap.deb import releases
 from bootstrap.errors import BootstrapError
 
 TABLE = """\
