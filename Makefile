@@ -5,6 +5,10 @@ VENV ?= .venv
 RECIPE ?= debian-slim
 ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Tests run on every core (pytest-xdist); each end-to-end module stays on one worker, so that its builds are made
+# once (tests/conftest.py marks it an xdist_group), while unit tests are spread one by one.
+WORKERS ?= auto
+XDIST := -n $(WORKERS) --dist loadgroup
 
 RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap distro-info-data
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
@@ -33,14 +37,14 @@ doctor: $(VENV)/.installed
 test: test-deps $(VENV)/.installed
 	./scripts/ensure-docker
 	./scripts/ensure-binfmt
-	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests $(XDIST) $(PYTEST_ARGS)
 
 # The fault-injection suite alone (it is part of `make test` too): a table of every case, then `N passed, N failed`.
 faults: test-deps $(VENV)/.installed
-	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests/faults $(PYTEST_ARGS)
+	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests/faults $(XDIST) $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest tests -m 'not e2e' -n auto $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -m 'not e2e' $(XDIST) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bootstrap tests bench

@@ -20,6 +20,24 @@ from tests.fixtures.server import Server  # noqa: E402
 Serve = Callable[[Path], str]
 
 
+def _weight(item: pytest.Item) -> int:
+    """Longest first (so that no long test starts last on one pytest-xdist worker while the others idle): the
+    end-to-end and fault-injection modules, then the lint tests (mypy takes 20 s without its cache), then the rest."""
+    if item.get_closest_marker("e2e") is not None:
+        return 0
+    return 1 if item.path.name == "test_lint.py" else 2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the tests longest first, and keep each end-to-end module on one pytest-xdist worker: with
+    `--dist loadgroup` its module- and session-scoped builds are then made once, not once per worker; unit tests
+    are spread one by one."""
+    items.sort(key=_weight)
+    for item in items:
+        if item.get_closest_marker("e2e") is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_proxy_for_localhost() -> Iterator[None]:
     """Fixture servers listen on 127.0.0.1: never send those requests through a proxy from the environment."""
@@ -119,3 +137,33 @@ def mirrored(
     shutil.rmtree(repo.root / ".incoming")
     repo.publish()
     return Mirrored(repo, serve_session(repo.root), tmp_path_factory.mktemp("fixture-cache"))
+
+
+# --- the fault-injection table (tests/faults/conftest.py), printed where pytest prints ---------------------------
+
+_FAULT_CASES: dict[str, object] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Gather the fault cases from the reports: in this process, or from the pytest-xdist workers."""
+    from tests.faults.conftest import CASE_PROPERTY, Case
+
+    for key, value in report.user_properties:
+        if key == CASE_PROPERTY:
+            _FAULT_CASES[report.nodeid] = Case(**value)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own summary, so that the fault table's `N passed, N failed` is the last line of the run."""
+    from tests.faults.conftest import Case, table
+
+    cases = [c for c in _FAULT_CASES.values() if isinstance(c, Case) and c.outcome]
+    if not cases or hasattr(config, "workerinput"):
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["", "fault injection: every case, what was expected, what happened", *table(cases)]
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line)
+    else:
+        print("\n".join(lines))

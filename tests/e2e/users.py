@@ -1,6 +1,7 @@
 """Ordinary users for end-to-end tests: made (and removed) for real with useradd, with or without
 subordinate id ranges, and a copy of bootstrap they can run (`readable_runtime`), for `as_user`."""
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -28,7 +29,20 @@ class User:
     home: Path
 
 
+@contextmanager
+def _accounts_locked() -> Iterator[None]:
+    """One process at a time edits the accounts and /etc/subuid, /etc/subgid (pytest-xdist runs tests in several)."""
+    with open("/run/bootstrap-tests-accounts.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def make_user(prefix: str, subids: bool) -> User:
+    with _accounts_locked():
+        return _make_user(prefix, subids)
+
+
+def _make_user(prefix: str, subids: bool) -> User:
     name = f"{prefix}{uuid.uuid4().hex[:6]}"
     run(["useradd", "--create-home", "--shell", "/bin/sh", name])
     for path in ("/etc/subuid", "/etc/subgid"):
@@ -46,13 +60,14 @@ def make_user(prefix: str, subids: bool) -> User:
 
 
 def remove_user(user: User) -> None:
-    run(["userdel", "--remove", user.name], check=False)
-    for path in ("/etc/subuid", "/etc/subgid"):
-        p = Path(path)
-        if p.exists():
-            p.write_text(
-                "".join(line + "\n" for line in p.read_text().splitlines() if not line.startswith(f"{user.name}:"))
-            )
+    with _accounts_locked():
+        run(["userdel", "--remove", user.name], check=False)
+        for path in ("/etc/subuid", "/etc/subgid"):
+            p = Path(path)
+            if p.exists():
+                p.write_text(
+                    "".join(line + "\n" for line in p.read_text().splitlines() if not line.startswith(f"{user.name}:"))
+                )
 
 
 def dependency_files() -> list[Path]:

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
@@ -60,6 +60,9 @@ class Case:
 
 
 CASES: dict[str, Case] = {}
+CASE_PROPERTY = "fault_case"
+"""Each case travels in its test report (`user_properties`): tests/conftest.py gathers the table from the reports,
+where pytest prints (under pytest-xdist the cases run in the workers; the controller sees only the reports)."""
 
 
 @pytest.fixture
@@ -82,6 +85,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             c.happened = c.happened or " ".join(str(report.longrepr).split())[:160]
         elif not c.outcome:
             c.outcome = "ok"
+        report.user_properties.append((CASE_PROPERTY, asdict(c)))
     return report
 
 
@@ -122,20 +126,6 @@ def table(cases: list[Case]) -> list[str]:
     )
     out.append(f"{passed} passed, {failed} failed")
     return out
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """After pytest's own summary, so that `N passed, N failed` is the last line of the run."""
-    cases = [c for c in CASES.values() if c.outcome]
-    if not cases:
-        return
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    lines = ["", "fault injection: every case, what was expected, what happened", *table(cases)]
-    if reporter is not None:
-        for line in lines:
-            reporter.write_line(line)
-    else:
-        print("\n".join(lines))
 
 
 # --- running builds ----------------------------------------------------------------------------------------
