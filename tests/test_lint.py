@@ -32,17 +32,8 @@ def test_mypy_clean() -> None:
 
 
 # The import rules: the contracts are in pyproject.toml ([tool.importlinter]); each is one test, so a broken one
-# names itself. Those the restructure (issue 21) has not reached yet are expected to fail, strictly: when one
-# starts to hold, its xfail mark is to be removed.
-_NOT_YET = "issue 21: kept once the family seam and the outputs table land"
-CONTRACTS = [
-    # records -> build (lock, records, provenance take the plan/pipeline/recipe); deb.archive -> build.distros
-    pytest.param("layers", marks=pytest.mark.xfail(strict=True, reason=_NOT_YET)),
-    # bootstrap.build.families does not exist yet; build, records and publish import bootstrap.deb directly
-    pytest.param("deb-behind-families", marks=pytest.mark.xfail(strict=True, reason=_NOT_YET)),
-    # build.pipeline -> records.records -> build.pipeline (and records.provenance); deb -> build
-    pytest.param("acyclic", marks=pytest.mark.xfail(strict=True, reason=_NOT_YET)),
-]
+# names itself: the layers, only the family registry importing the deb family, and no import cycle.
+CONTRACTS = ["layers", "deb-behind-families", "acyclic"]
 
 
 @pytest.mark.parametrize("contract", CONTRACTS)
