@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bootstrap.deb import releases, tweaks
 from bootstrap.deb.tweaks import ContainerSettings
+from bootstrap.host.arches import ARCHES
 
 
 class Distro(enum.StrEnum):
@@ -54,18 +55,9 @@ class DistroInfo:
         return not self.supported_suites or release_suite in self.supported_suites
 
 
-MERGED_USR_DIRS = {
-    "amd64": ("bin", "sbin", "lib", "lib32", "lib64", "libx32"),
-    "i386": ("bin", "sbin", "lib", "lib64", "libx32"),
-    "arm64": ("bin", "sbin", "lib"),
-    "armhf": ("bin", "sbin", "lib"),
-    "armel": ("bin", "sbin", "lib"),
-    "ppc64el": ("bin", "sbin", "lib", "lib64"),
-    "s390x": ("bin", "sbin", "lib", "lib64"),
-    "riscv64": ("bin", "sbin", "lib", "lib64"),
-    "mips64el": ("bin", "sbin", "lib", "lib32", "lib64"),
-}
-"""The top-level links into /usr that debootstrap makes, per architecture: also the architectures served."""
+MERGED_USR_DIRS = {a.name: a.usr_links for a in ARCHES.values()}
+"""The top-level links into /usr that debootstrap makes, per architecture (from the one architecture table):
+also the architectures served."""
 
 
 def merged_usr_dirs(arch: str) -> tuple[str, ...]:

@@ -7,28 +7,39 @@ from dataclasses import dataclass
 class Arch:
     """One Debian architecture: `machine` is what `uname -m` says on a host that runs it natively (None when
     no host is taken to be this architecture), `triplet` its multiarch directory (/usr/lib/<triplet>), `qemu`
-    qemu-user's name for the CPU, `go_arch` and `variant` the OCI platform's architecture and variant."""
+    qemu-user's name for the CPU, `go_arch` and `variant` the OCI platform's architecture and variant, `usr_links`
+    the top-level links into /usr of a merged-/usr tree (those debootstrap makes)."""
 
     name: str
     machine: str | None
     triplet: str
     qemu: str
     go_arch: str
+    usr_links: tuple[str, ...]
     variant: str | None = None
 
 
 ARCHES = {
     a.name: a
     for a in (
-        Arch("amd64", "x86_64", "x86_64-linux-gnu", "x86_64", "amd64"),
-        Arch("arm64", "aarch64", "aarch64-linux-gnu", "aarch64", "arm64", "v8"),
-        Arch("armhf", "armv7l", "arm-linux-gnueabihf", "arm", "arm", "v7"),
-        Arch("armel", None, "arm-linux-gnueabi", "arm", "arm", "v5"),
-        Arch("i386", "i686", "i386-linux-gnu", "i386", "386"),
-        Arch("ppc64el", "ppc64le", "powerpc64le-linux-gnu", "ppc64le", "ppc64le"),
-        Arch("s390x", "s390x", "s390x-linux-gnu", "s390x", "s390x"),
-        Arch("riscv64", "riscv64", "riscv64-linux-gnu", "riscv64", "riscv64"),
-        Arch("mips64el", None, "mips64el-linux-gnuabi64", "mips64el", "mips64le"),
+        Arch(
+            "amd64", "x86_64", "x86_64-linux-gnu", "x86_64", "amd64", ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+        ),
+        Arch("arm64", "aarch64", "aarch64-linux-gnu", "aarch64", "arm64", ("bin", "sbin", "lib"), "v8"),
+        Arch("armhf", "armv7l", "arm-linux-gnueabihf", "arm", "arm", ("bin", "sbin", "lib"), "v7"),
+        Arch("armel", None, "arm-linux-gnueabi", "arm", "arm", ("bin", "sbin", "lib"), "v5"),
+        Arch("i386", "i686", "i386-linux-gnu", "i386", "386", ("bin", "sbin", "lib", "lib64", "libx32")),
+        Arch("ppc64el", "ppc64le", "powerpc64le-linux-gnu", "ppc64le", "ppc64le", ("bin", "sbin", "lib", "lib64")),
+        Arch("s390x", "s390x", "s390x-linux-gnu", "s390x", "s390x", ("bin", "sbin", "lib", "lib64")),
+        Arch("riscv64", "riscv64", "riscv64-linux-gnu", "riscv64", "riscv64", ("bin", "sbin", "lib", "lib64")),
+        Arch(
+            "mips64el",
+            None,
+            "mips64el-linux-gnuabi64",
+            "mips64el",
+            "mips64le",
+            ("bin", "sbin", "lib", "lib32", "lib64"),
+        ),
     )
 }
 
