@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,11 @@ def test_import_contract(contract: str) -> None:
     argv = [str(exe)] if exe.is_file() else _tool("lint-imports")
     proc = subprocess.run([*argv, "--no-cache", "--contract", contract], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_package_is_installed() -> None:
+    """`pip install .` ships the packages pyproject lists: every directory of `bootstrap/` that is a package is
+    listed (a package left out installs a `bootstrap` that fails on its first import)."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "bootstrap").rglob("__init__.py")}
+    assert found - listed == set(), f"packages missing from [tool.setuptools] packages: {sorted(found - listed)}"

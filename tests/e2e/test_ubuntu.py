@@ -16,6 +16,7 @@ from bootstrap.build.pipeline import resolve_plan
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.deb import debootstrap, mirrors, relations, releases
 from bootstrap.deb.distros import DISTROS, Distro
+from bootstrap.deb.family import DebSelection
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.gpgv import dearmor
 from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, sections, unique_tag
@@ -161,7 +162,8 @@ def test_package_set_is_minbase_plus_the_official_additions(
     expected = minbase | ADDED[suite]
     plan = make_plan(recipe.load("ubuntu"), Options(suite=suite, arch="amd64"))
     archive, selection = resolve_plan(plan)
-    updated = [p for p in selection.packages if p.dist != archive.codename]
+    assert isinstance(selection, DebSelection), "an ubuntu recipe resolves in the deb family"
+    updated = [p for p in selection.debs.packages if p.dist != archive.codename]
     pulled = {
         rel.name
         for p in updated

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.build import families
 from bootstrap.host import outputs as host_outputs
 from bootstrap.image.layer import Compression
 from bootstrap.publish import verify
@@ -68,7 +69,8 @@ def test_the_table_names_every_file_a_build_writes(build: Callable[..., Path]) -
     assert {p.name for p in asked.iterdir()} == expected(arch, Compression.GZIP, ("cyclonedx",))
     byproducts = json.loads((asked / outputs.PROVENANCE.file).read_text())["predicate"]["runDetails"]["byproducts"]
     assert {b["name"] for b in byproducts} == {o.file for o in outputs.OUTPUTS if o.byproduct}
-    assert inspection.inspect(asked).versions == {"base": "1.0"}, "inspect finds the layer and lock by the table"
+    found = inspection.inspect(asked, families.DATABASES)
+    assert found.versions == {"base": "1.0"}, "inspect finds the layer and lock by the table"
 
 
 def test_attachments_and_verify_read_the_table(build: Callable[..., Path]) -> None:
