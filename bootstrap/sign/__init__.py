@@ -1,0 +1,1 @@
+"""Signing keys and signatures: ECDSA P-256 keys (`keys`), the envelopes and payloads made with them."""
