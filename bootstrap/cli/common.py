@@ -55,6 +55,18 @@ ALLOW_PATH = click.option(
 """Recipes name local files only inside their own directory, unless the user widens that here."""
 
 
+SIGN_KEY = click.option(
+    "--sign-key",
+    metavar="FILE",
+    envvar="BOOTSTRAP_SIGN_KEY",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Sign with the ECDSA P-256 key in FILE (`bootstrap keygen` writes one; cosign's key files too; default: "
+    "$BOOTSTRAP_SIGN_KEY). An encrypted key's password comes from $BOOTSTRAP_SIGN_PASSWORD or $COSIGN_PASSWORD, "
+    "else a prompt.",
+)
+"""The signing key of builds, pushes and fleets: `keys.load_private(path, keys.password_for(path))`."""
+
+
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Where the packages come from and how they are trusted: suite, arch, mirrors, keyrings, cache. The command
     gets them as one typed value, `opts: Options`, and adds its own options to it with `dataclasses.replace`."""

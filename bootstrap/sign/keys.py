@@ -2,7 +2,10 @@
 optionally encrypted with a password), its public key as a SubjectPublicKeyInfo PEM file, signatures as DER
 ECDSA over SHA-256."""
 
+import getpass
 import hashlib
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,3 +102,24 @@ def public_from_pem(data: bytes, where: str) -> PublicKey:
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SignatureError(f"{where}: not an ECDSA P-256 public key", "give the .pub file written with the key")
     return PublicKey(key)
+
+
+PASSWORD_ENV = ("BOOTSTRAP_SIGN_PASSWORD", "COSIGN_PASSWORD")
+"""Where the password of an encrypted signing key is read from, in this order (cosign's own variable second)."""
+
+
+def password_for(path: Path) -> Password:
+    """The password of the key in `path`: from the environment, else asked on the terminal, else an error."""
+
+    def ask() -> bytes:
+        for name in PASSWORD_ENV:
+            if name in os.environ:
+                return os.environ[name].encode()
+        if not sys.stdin.isatty():
+            raise BootstrapError(
+                f"{path} is encrypted and no password was given",
+                f"set ${PASSWORD_ENV[0]} (or ${PASSWORD_ENV[1]}), or run on a terminal to be asked",
+            )
+        return getpass.getpass(f"password for {path}: ").encode()
+
+    return ask

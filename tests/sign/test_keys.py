@@ -1,6 +1,7 @@
 """Signing keys: made, written, read back (plain and encrypted), signing and checking with real ECDSA."""
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,29 @@ def test_openssl_keys_are_read_and_other_curves_refused(tmp_path: Path) -> None:
         keys.load_public(pub384)
     with pytest.raises(BootstrapError, match="missing.key"):
         keys.load_private(tmp_path / "missing.key", lambda: b"")
+
+
+def test_the_password_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sealed = tmp_path / "sealed.key"
+    sealed.write_bytes(keys.generate().pem(b"pw"))
+    for name in keys.PASSWORD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COSIGN_PASSWORD", "pw")
+    assert keys.load_private(sealed, keys.password_for(sealed)).sign(b"x")
+    monkeypatch.setenv("BOOTSTRAP_SIGN_PASSWORD", "wrong")
+    with pytest.raises(BootstrapError, match="not a usable signing key"):
+        keys.load_private(sealed, keys.password_for(sealed))
+    for name in keys.PASSWORD_ENV:
+        monkeypatch.delenv(name)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from bootstrap.sign import keys; from pathlib import Path; p = Path({str(sealed)!r}); "
+            "keys.load_private(p, keys.password_for(p))",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert "is encrypted and no password was given" in proc.stderr, "no terminal, no password: an error, no hang"
