@@ -22,7 +22,6 @@ from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members
 from bootstrap.image.layer import Compression, pack
 from bootstrap.log import log
-from bootstrap.records import links
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs as records
 from bootstrap.records import system as os_release
@@ -146,7 +145,7 @@ def settings(plan: Plan) -> Settings:
     return Settings(
         r.as_dict(), r.name, str(r.distribution), plan.suite, tuple(plan.arches), plan.mirror, plan.security_mirror,
         str(plan.compression), plan.lock is not None, plan.insecure, tuple(plan.sbom_formats), vendor,
-        links.base_url(),
+        plan.records_url,
     )  # fmt: skip
 
 

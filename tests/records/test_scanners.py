@@ -24,6 +24,8 @@ include = ["base-files", "tool"]
 tag = "localhost:5000/team/fixture-scan:{codename}"
 cmd = []
 """
+DOCS = "https://docs.localhost/bootstrap"
+"""The records URL the build is given (`$BOOTSTRAP_RECORDS_URL`, with a trailing slash that is dropped)."""
 OS_RELEASE = 'PRETTY_NAME="Fixture OS 12 (fixture)"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=fixture\n'
 READ = (outputs.SPDX.file, outputs.CYCLONEDX.file)
 """The formats Trivy reads (not SPDX 3: see `test_trivy_does_not_read_spdx3_yet`)."""
@@ -46,7 +48,7 @@ def built(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str]) -> Path
     out = tmp_path / "out"
     args = ["build", str(recipe), "-o", str(out), "--mirror", url, "--security-mirror", url]
     args += ["--keyring", str(repo.keyring), "--cache-dir", str(tmp_path / "cache"), "--epoch", "1750000000", "-q"]
-    proc = cli(*args, "--sbom-format", "spdx3", "--sbom-format", "cyclonedx", env={links.ENV: ""})
+    proc = cli(*args, "--sbom-format", "spdx3", "--sbom-format", "cyclonedx", env={links.ENV: DOCS + "/"})
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -80,16 +82,17 @@ def test_the_image_and_the_os_in_each_format(built: Path) -> None:
         "12",
         "OPERATING-SYSTEM",
     )
-    assert spdx["documentNamespace"].startswith(links.DEFAULT + "/spdx/")
+    assert spdx["documentNamespace"].startswith(DOCS + "/spdx/localhost%3A5000%2Fteam%2Ffixture-scan%3Afixture/")
     cdx = json.loads((built / outputs.CYCLONEDX.file).read_text())
     assert cdx["metadata"]["component"]["purl"] == image_purl
     (os_component,) = [c for c in cdx["components"] if c["type"] == "operating-system"]
     assert (os_component["name"], os_component["version"]) == ("debian", "12")
     graph = json.loads((built / outputs.SPDX3.file).read_text())["@graph"]
     (os_node,) = [n for n in graph if n.get("software_primaryPurpose") == "operatingSystem"]
-    assert os_node["software_packageVersion"] == "12"
+    assert os_node["software_packageVersion"] == "12" and os_node["spdxId"].startswith(DOCS + "/spdx3/")
     provenance = json.loads((built / outputs.PROVENANCE.file).read_text())["predicate"]
-    assert provenance["buildDefinition"]["buildType"] == links.build_type(links.DEFAULT)
+    assert provenance["buildDefinition"]["buildType"] == DOCS + "/buildtypes/image/v1"
+    assert provenance["runDetails"]["builder"]["id"] == DOCS + "/builder"
 
 
 def test_os_release_is_read_inside_the_tree_only(tmp_path: Path) -> None:
@@ -108,6 +111,15 @@ def test_os_release_is_read_inside_the_tree_only(tmp_path: Path) -> None:
     assert read(root, default).distro == "debian-forky"
     (root / "usr/lib/os-release").unlink()
     assert read(root, default) is default
+
+
+def test_a_bad_records_url_fails_before_anything_is_fetched(tmp_path: Path) -> None:
+    unreachable = "http://127.0.0.1:9/debian"
+    out = tmp_path / "out"
+    args = ["build", "debian-slim", "-o", str(out), "--mirror", unreachable, "--security-mirror", unreachable]
+    proc = cli(*args, "--cache-dir", str(tmp_path / "cache"), "-q", env={links.ENV: "ftp://docs.localhost/x"})
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: ${links.ENV} is not an http(s) URL"), proc.stderr
+    assert not out.exists() and not (tmp_path / "cache").exists()
 
 
 def test_records_url_is_checked() -> None:
