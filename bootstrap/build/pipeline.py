@@ -24,8 +24,10 @@ from bootstrap.image.layer import Compression, pack
 from bootstrap.log import log
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs as records
+from bootstrap.records import system as os_release
 from bootstrap.records.facts import Settings
 from bootstrap.records.outputs import Built, BuiltPlatform
+from bootstrap.records.system import OperatingSystem
 
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
@@ -143,6 +145,7 @@ def settings(plan: Plan) -> Settings:
     return Settings(
         r.as_dict(), r.name, str(r.distribution), plan.suite, tuple(plan.arches), plan.mirror, plan.security_mirror,
         str(plan.compression), plan.lock is not None, plan.insecure, tuple(plan.sbom_formats), vendor,
+        plan.records_url,
     )  # fmt: skip
 
 
@@ -179,6 +182,7 @@ def build_platform(
         for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
             with timer.step(name):
                 step(work)
+        system = os_release.read(work.root, OperatingSystem(str(plan.recipe.distribution), "", archive.codename))
         with timer.step("pack"):
             reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
             members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
@@ -202,4 +206,4 @@ def build_platform(
         created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
     )
     image = oci.make_image(layer, settings)
-    return BuiltPlatform(arch, lock, image, selection.packages, work.notices, timer.steps, work.native_tools)
+    return BuiltPlatform(arch, lock, image, selection.packages, work.notices, timer.steps, work.native_tools, system)

@@ -16,6 +16,7 @@ from bootstrap.host import prune
 from bootstrap.host.arches import MACHINE_TO_DEB
 from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image.layer import Compression
+from bootstrap.records import links
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
 
@@ -86,6 +87,8 @@ class Plan:
     """Mirrors of an architecture served from another archive than the first's (Ubuntu's ports)."""
     cache_max: int | None = None
     """Bytes the cache is pruned down to after the build (None: no cap)."""
+    records_url: str = links.DEFAULT
+    """The base of the records' build type, builder id and SPDX namespaces (`$BOOTSTRAP_RECORDS_URL`)."""
 
     def mirrors_for(self, arch: str) -> Mirrors:
         return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
@@ -172,4 +175,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         signers=signers,
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
         cache_max=prune.cap(opts.cache_max),
+        records_url=links.base_url(),
     )

@@ -9,6 +9,7 @@ from bootstrap import __version__
 from bootstrap.family.model import Notice, Package
 from bootstrap.image.oci import rfc3339
 from bootstrap.records.sbom import INSECURE_NOTE, Component, ImageInfo, Supplier, components, image_license, purl
+from bootstrap.records.system import OperatingSystem
 
 SPEC_VERSION = "1.6"
 _NAMESPACE = uuid.UUID("6f0b1f38-5d3e-4c55-9a43-2b1c7f3e9d10")
@@ -26,9 +27,9 @@ def _licenses(expression: str | None) -> list[dict[str, object]]:
     return [{"expression": expression}] if expression else []
 
 
-def _component(distro: str, c: Component) -> dict[str, object]:
+def _component(system: OperatingSystem, c: Component) -> dict[str, object]:
     pkg = c.package
-    ref = purl(distro, pkg)
+    ref = purl(system, pkg)
     out: dict[str, object] = {
         "type": "library" if pkg.name.startswith("lib") else "application",
         "bom-ref": ref,
@@ -52,12 +53,23 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
     """The CycloneDX document for one platform's image."""
     parts = components(image.distro, packages, notices)
     image_ref = f"image:{image.manifest_digest}"
-    comps = [_component(image.distro, c) for c in parts]
+    comps = [_component(image.os, c) for c in parts]
+    system = image.os
+    os_ref = f"os:{system.distro}"
+    os_component: dict[str, object] = {
+        "type": "operating-system",
+        "bom-ref": os_ref,
+        "name": system.id,
+        "supplier": _supplier(image.os_supplier),
+        **({"version": system.version} if system.version else {}),
+        **({"description": system.pretty_name} if system.pretty_name else {}),
+    }
     root: dict[str, object] = {
         "type": "container",
         "bom-ref": image_ref,
         "name": image.name,
         "version": image.manifest_digest,
+        "purl": image.purl,
         "supplier": _supplier(image.supplier),
         "hashes": [{"alg": "SHA-256", "content": image.manifest_digest.removeprefix("sha256:")}],
         "properties": [
@@ -67,7 +79,7 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
     }
     concluded = image_license(parts)
     if concluded != "NOASSERTION":
-        root["licenses"] = _licenses(concluded)
+        root["licenses"] = os_component["licenses"] = _licenses(concluded)
     doc: dict[str, object] = {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,
@@ -79,9 +91,10 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
             "tools": {"components": [{"type": "application", "name": "bootstrap", "version": __version__}]},
             "component": root,
         },
-        "components": comps,
+        "components": [os_component, *comps],
         "dependencies": [
-            {"ref": image_ref, "dependsOn": [str(c["bom-ref"]) for c in comps]},
+            {"ref": image_ref, "dependsOn": [os_ref]},
+            {"ref": os_ref, "dependsOn": [str(c["bom-ref"]) for c in comps]},
             *({"ref": str(c["bom-ref"])} for c in comps),
         ],
     }

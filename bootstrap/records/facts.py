@@ -12,7 +12,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from bootstrap.image import oci
 from bootstrap.image.layer import Layer
+from bootstrap.records import links
 from bootstrap.records.lock import Lock
+from bootstrap.records.system import OperatingSystem
 
 
 class PackageFacts(Protocol):
@@ -54,6 +56,8 @@ class Settings:
     sbom_formats: tuple[str, ...]
     vendor: str = ""
     """Who supplies the image (the recipe's `org.opencontainers.image.vendor` label), for the SBOMs."""
+    records_url: str = links.DEFAULT
+    """The base of the records' build type, builder id and SPDX namespaces (`links.base_url`)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Platform(Generic[PackageT, NoticeT]):
     timings: dict[str, float]
     native_tools: int = 0
     """Foreign executables that ran natively during configure."""
+    system: OperatingSystem | None = None
+    """The operating system the tree's os-release names; None for a tree without one."""
 
     @property
     def layer(self) -> Layer:

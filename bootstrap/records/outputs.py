@@ -105,7 +105,10 @@ VENDOR_LABEL = "org.opencontainers.image.vendor"
 def _info(c: Context) -> sbom.ImageInfo:
     r, p = c.result, c.platform
     s = r.settings
-    return sbom.ImageInfo(r.tag, s.distribution, p.arch, r.epoch, p.image.manifest.digest, s.insecure, s.vendor)
+    digest = p.image.manifest.digest
+    return sbom.ImageInfo(
+        r.tag, s.distribution, p.arch, r.epoch, digest, s.insecure, s.vendor, p.system, s.records_url
+    )  # fmt: skip
 
 
 def _lock(c: Context) -> bytes:

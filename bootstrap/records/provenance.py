@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from bootstrap import __version__
+from bootstrap.records import links
 from bootstrap.records.facts import PackageFacts, Result
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 MEDIA_TYPE = "application/vnd.in-toto+json"
-BUILD_TYPE = "https://bootstrap.invalid/buildtypes/image/v1"
-"""Names how to read externalParameters (a reserved, never-resolving domain: an identifier, not a place)."""
-BUILDER_ID = "https://bootstrap.invalid/builder"
 
 
 def _hex(digest: str) -> dict[str, str]:
@@ -64,7 +62,7 @@ def statement(result: Result[PackageFacts, object], byproducts: Mapping[str, str
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
-                "buildType": BUILD_TYPE,
+                "buildType": links.build_type(s.records_url),
                 "externalParameters": {
                     "recipe": s.recipe_name,
                     "suite": s.suite,
@@ -79,7 +77,7 @@ def statement(result: Result[PackageFacts, object], byproducts: Mapping[str, str
                 "resolvedDependencies": dependencies(result),
             },
             "runDetails": {
-                "builder": {"id": BUILDER_ID, "version": {"bootstrap": __version__}},
+                "builder": {"id": links.builder_id(s.records_url), "version": {"bootstrap": __version__}},
                 "metadata": {"invocationId": f"{result.tag}@{result.manifest_digest}"},
                 "byproducts": [{"name": name, "digest": _hex(d)} for name, d in sorted(byproducts.items())],
             },

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from bootstrap import __version__
 from bootstrap.family.model import NO_NOTICE, Notice, Package, license_ref
 from bootstrap.image.oci import rfc3339
+from bootstrap.records import links
+from bootstrap.records.system import OperatingSystem
 
 SBOM_TYPE = "Build"
 """CISA's SBOM type: made by the tool that assembles the image, from the packages it installs."""
@@ -32,10 +34,30 @@ class ImageInfo:
     """Built with --insecure: said in a document comment and an annotation."""
     vendor: str = ""
     """Who supplies the image (the recipe's `org.opencontainers.image.vendor` label); default: the distribution."""
+    system: OperatingSystem | None = None
+    """The tree's operating system (os-release); default: the distribution, without a version."""
+    base_url: str = links.DEFAULT
+    """The base of the SPDX namespaces (`links.base_url`)."""
 
     @property
     def supplier(self) -> "Supplier":
         return Supplier(self.vendor or self.distro.capitalize(), "", True)
+
+    @property
+    def os(self) -> OperatingSystem:
+        return self.system or OperatingSystem(self.distro)
+
+    @property
+    def os_supplier(self) -> "Supplier":
+        """Who makes the operating system: the distribution."""
+        return Supplier(self.distro.capitalize(), "", True)
+
+    @property
+    def purl(self) -> str:
+        """The image's purl: `pkg:oci/<name>@sha256%3A<hex>?arch=<arch>&repository_url=<repository>&tag=<tag>`,
+        as the purl spec's oci type has it (the name is the repository's last part, lower case; the repository
+        URL only when the tag names a registry)."""
+        return oci_purl(self.name, self.manifest_digest, self.arch)
 
 
 INSECURE_NOTE = (
@@ -72,10 +94,32 @@ def supplier_of(maintainer: str) -> Supplier | None:
     return Supplier(name or email, email, bool(_TEAM_WORDS.search(name)) or looks_like_list)
 
 
-def purl(distro: str, pkg: Package) -> str:
-    """`pkg:<type>/<distro>/<name>@<version>?arch=<arch>`, percent-encoded as the purl spec requires."""
+def purl(system: OperatingSystem, pkg: Package) -> str:
+    """`pkg:<type>/<os id>/<name>@<version>?arch=<arch>&distro=<os id>-<os version>`, percent-encoded as the
+    purl spec requires; the `distro` qualifier as Trivy writes it for the packages of an image."""
     version = urllib.parse.quote(pkg.version, safe="")
-    return f"pkg:{pkg.purl_type}/{distro}/{urllib.parse.quote(pkg.name, safe='')}@{version}?arch={pkg.arch}"
+    name, distro = urllib.parse.quote(pkg.name, safe=""), urllib.parse.quote(system.distro, safe="")
+    namespace = urllib.parse.quote(system.id, safe="")
+    return f"pkg:{pkg.purl_type}/{namespace}/{name}@{version}?arch={pkg.arch}&distro={distro}"
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    """`[registry/]path[:tag]` -> (repository, tag)."""
+    last = tag.rsplit("/", 1)[-1]
+    if ":" in last:
+        return tag[: len(tag) - len(last)] + last.split(":", 1)[0], last.split(":", 1)[1]
+    return tag, ""
+
+
+def oci_purl(tag: str, digest: str, arch: str) -> str:
+    """An image's purl (the purl spec's `oci` type)."""
+    repository, label = _split_tag(tag)
+    first = repository.split("/", 1)[0]
+    has_registry = "/" in repository and ("." in first or ":" in first or first == "localhost")
+    qualifiers = {"arch": arch, "repository_url": repository.lower() if has_registry else "", "tag": label}
+    query = "&".join(f"{k}={urllib.parse.quote(v, safe='/:')}" for k, v in sorted(qualifiers.items()) if v)
+    name = urllib.parse.quote(repository.rsplit("/", 1)[-1].lower(), safe="")
+    return f"pkg:oci/{name}@{urllib.parse.quote(digest, safe='')}" + (f"?{query}" if query else "")
 
 
 # SPDX 2.3's grammar for a download location's host wants a domain name ending in a top-level domain.
@@ -129,6 +173,14 @@ def image_license(parts: Sequence[Component]) -> str:
     return " AND ".join(f"({e})" if " " in e else e for e in exprs) or "NOASSERTION"
 
 
+OS_ID = "SPDXRef-OperatingSystem"
+"""The operating system's package: the image contains it, it contains the packages (as Trivy reads them)."""
+
+
+def _purl_ref(locator: str) -> dict[str, str]:
+    return {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": locator}
+
+
 def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, Notice]) -> bytes:
     """The SBOM document; deterministic for a given image."""
     parts = components(image.distro, packages, notices)
@@ -147,10 +199,25 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
             "licenseDeclared": "NOASSERTION",
             "copyrightText": IMAGE_COPYRIGHT,
             "checksums": [{"algorithm": "SHA256", "checksumValue": image.manifest_digest.removeprefix("sha256:")}],
-        }
+            "externalRefs": [_purl_ref(image.purl)],
+        },
+        {
+            "SPDXID": OS_ID,
+            "name": image.os.id,
+            "versionInfo": image.os.version or "NOASSERTION",
+            "supplier": image.os_supplier.spdx,
+            "primaryPackagePurpose": "OPERATING-SYSTEM",
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": False,
+            "licenseConcluded": image_license(parts),
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": IMAGE_COPYRIGHT,
+            **({"description": image.os.pretty_name} if image.os.pretty_name else {}),
+        },
     ]
     relationships = [
-        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}
+        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id},
+        {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": OS_ID},
     ]
     for c in parts:
         pkg = c.package
@@ -171,22 +238,16 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
                 "licenseDeclared": " AND ".join(c.declared) if c.declared else "NOASSERTION",
                 "copyrightText": c.copyright or "NOASSERTION",
                 "checksums": [{"algorithm": "SHA256", "checksumValue": pkg.sha256}],
-                "externalRefs": [
-                    {
-                        "referenceCategory": "PACKAGE-MANAGER",
-                        "referenceType": "purl",
-                        "referenceLocator": purl(image.distro, pkg),
-                    }
-                ],
+                "externalRefs": [_purl_ref(purl(image.os, pkg))],
             }
         )
-        relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": pkg_id})
+        relationships.append({"spdxElementId": OS_ID, "relationshipType": "CONTAINS", "relatedSpdxElement": pkg_id})
     doc = {
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": image.name,
-        "documentNamespace": f"https://bootstrap.invalid/spdx/{urllib.parse.quote(image.name, safe='')}/"
+        "documentNamespace": f"{image.base_url}/spdx/{urllib.parse.quote(image.name, safe='')}/"
         f"{image.manifest_digest.removeprefix('sha256:')}",
         "creationInfo": {
             "created": rfc3339(image.epoch),
@@ -213,4 +274,4 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-__all__ = ["INSECURE_NOTE", "Component", "ImageInfo", "license_ref", "make", "purl", "supplier_of"]
+__all__ = ["INSECURE_NOTE", "OS_ID", "Component", "ImageInfo", "license_ref", "make", "purl", "supplier_of"]

@@ -69,10 +69,14 @@ class _Graph:
         return self.element("simplelicensing_LicenseExpression", f"license-{expression}", **props)
 
 
+def _purl_id(locator: str) -> dict[str, str]:
+    return {"type": "ExternalIdentifier", "externalIdentifierType": "packageUrl", "identifier": locator}
+
+
 def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, Notice]) -> bytes:
     """The SPDX 3 document for one platform's image; deterministic."""
     parts = components(image.distro, packages, notices)
-    base = f"https://bootstrap.invalid/spdx3/{urllib.parse.quote(image.name, safe='')}/{image.manifest_digest[7:]}"
+    base = f"{image.base_url}/spdx3/{urllib.parse.quote(image.name, safe='')}/{image.manifest_digest[7:]}"
     g = _Graph(base)
     tool_agent = g.element("SoftwareAgent", "bootstrap", name=f"bootstrap-{__version__}")
     tool = g.element("Tool", "tool", name=f"bootstrap-{__version__}")
@@ -83,6 +87,8 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
         name=image.name,
         software_packageVersion=image.manifest_digest,
         software_primaryPurpose="container",
+        software_packageUrl=image.purl,
+        externalIdentifier=[_purl_id(image.purl)],
         software_copyrightText=IMAGE_COPYRIGHT,
         suppliedBy=g.agent(image.supplier),
         verifiedUsing=[{"type": "Hash", "algorithm": "sha256", "hashValue": image.manifest_digest[7:]}],
@@ -91,10 +97,24 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
     concluded = image_license(parts)
     if concluded != "NOASSERTION":
         g.relate(image_id, "hasConcludedLicense", [g.license(concluded, texts)])
+    system = image.os
+    os_id = g.element(
+        "software_Package",
+        "operating-system",
+        name=system.id,
+        software_primaryPurpose="operatingSystem",
+        software_copyrightText=IMAGE_COPYRIGHT,
+        suppliedBy=g.agent(image.os_supplier),
+        **({"software_packageVersion": system.version} if system.version else {}),
+        **({"description": system.pretty_name} if system.pretty_name else {}),
+    )
+    if concluded != "NOASSERTION":
+        g.relate(os_id, "hasConcludedLicense", [g.license(concluded, texts)])
+    g.relate(image_id, "contains", [os_id])
     contained = []
     for c in parts:
         pkg = c.package
-        props_purl = purl(image.distro, pkg)
+        props_purl = purl(system, pkg)
         props: dict[str, Any] = {
             "name": pkg.name,
             "software_packageVersion": pkg.version,
@@ -102,9 +122,7 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
             "software_primaryPurpose": "library" if pkg.name.startswith("lib") else "application",
             "software_sourceInfo": f"built from the {pkg.source_name} source package",
             "verifiedUsing": [{"type": "Hash", "algorithm": "sha256", "hashValue": pkg.sha256}],
-            "externalIdentifier": [
-                {"type": "ExternalIdentifier", "externalIdentifierType": "packageUrl", "identifier": props_purl}
-            ],
+            "externalIdentifier": [_purl_id(props_purl)],
         }
         location = download_location(pkg.url)
         if location != "NOASSERTION":
@@ -120,7 +138,7 @@ def make(image: ImageInfo, packages: Sequence[Package], notices: Mapping[str, No
         if c.declared:
             g.relate(pkg_id, "hasDeclaredLicense", [g.license(" AND ".join(c.declared), texts)])
     if contained:
-        g.relate(image_id, "contains", contained)
+        g.relate(os_id, "contains", contained)
     members = sorted(g.ids - {tool_agent, tool})
     sbom_id = g.element(
         "software_Sbom", "sbom", name=image.name, software_sbomType=["build"], rootElement=[image_id], element=members

@@ -165,7 +165,10 @@ def test_sbom_and_lock(built: Path) -> None:
     debs = {p["name"]: p for p in sbom["packages"] if p["SPDXID"].startswith("SPDXRef-Package-deb")}
     assert sorted(debs) == ["base-files", "ca-certificates", "owned", "tzdata"]
     assert debs["base-files"]["licenseDeclared"] == "GPL-2.0-or-later"
-    assert debs["tzdata"]["externalRefs"][0]["referenceLocator"] == "pkg:deb/debian/tzdata@2025a?arch=amd64"
+    assert (
+        debs["tzdata"]["externalRefs"][0]["referenceLocator"]
+        == "pkg:deb/debian/tzdata@2025a?arch=amd64&distro=debian-fixture"
+    )
     lock = json.loads((built / "lock.json").read_text())
     assert sorted(p["name"] for p in lock["packages"]) == sorted(debs)
     build = json.loads((built / "build.json").read_text())

@@ -19,6 +19,7 @@ from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.deb.filters import PathFilter
 from tests.e2e import official
 from tests.e2e.conftest import ROOT, SUITES, Build, bootstrap, need_tool, run, sections, unique_tag
+from tests.fixtures import trivy
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +27,9 @@ Docker = Callable[..., subprocess.CompletedProcess[str]]
 
 # Official-style slim builds of the same suites (see the project's reference facts): ours must not be larger.
 SIZE_LIMITS = {"bookworm": (77_900_000, 28_300_000), "trixie": (81_300_000, 29_900_000)}
+
+DEBIAN_VERSIONS = {"bookworm": "12", "trixie": "13"}
+"""os-release's VERSION_ID of each suite: the operating system's version in the SBOMs."""
 
 APT_CACHE = {"/var/cache/apt/archives", "/var/cache/apt/archives/partial", "/var/lib/apt/lists/partial"}
 """apt's download and list caches, which the official images ship empty (apt makes them again when it runs)."""
@@ -193,8 +197,17 @@ def test_sid_builds_and_runs(docker: Docker, tmp_path: Path, as_root: None) -> N
     lock = json.loads((build.out / "lock.json").read_text())
     assert [s["dist"] for s in lock["sources"]] == ["sid"], "unstable has no -updates or -security"
     tag = loaded(docker, build)
-    out = docker("run", "--rm", tag, "bash", "-c", "dpkg --audit && cat /etc/debian_version").stdout
+    script = "dpkg --audit && cat /etc/debian_version && . /etc/os-release && echo codename=$VERSION_CODENAME"
+    out = docker("run", "--rm", tag, "bash", "-c", script).stdout
     assert "sid" in out
+    codename = out.split("codename=")[1].strip()  # unstable's os-release has no VERSION_ID: the codename is it
+    trivy.check_build(build.out, tmp_path / "trivy-cache", "debian", codename)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_trivy_reads_every_package_of_the_sboms(suite: str, slim_build: Callable[[str], Build], tmp_path: Path) -> None:
+    found = trivy.check_build(slim_build(suite).out, tmp_path / "trivy-cache", "debian", DEBIAN_VERSIONS[suite])
+    print(f"trivy {trivy.version()}: debian-slim {suite}: {found} packages")
 
 
 def test_podman_loads_the_image_tar(slim_build: Callable[[str], Build]) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.conftest import bootstrap, need_tool, run, unique_tag
 from tests.e2e.users import User, as_user, make_user, remove_user
+from tests.fixtures import trivy
 from tests.fixtures.certs import ServerCerts, ca_and_server
 
 pytestmark = pytest.mark.e2e
@@ -295,3 +296,9 @@ def test_the_other_images_build_without_root(
     assert "etc/ld.so.cache" in names and "usr/bin/sh" not in names
     info = json.loads((out / "build.json").read_text())
     print(f"{recipe}: layer {info['image']['layer_size']} bytes gzip, {info['image']['tar_size']} bytes tar")
+
+
+def test_trivy_reads_every_package_of_the_sboms(user_build: Callable[..., Path], tmp_path: Path) -> None:
+    """debian-static has no dpkg, but its SBOMs name the operating system its os-release names."""
+    found = trivy.check_build(user_build("debian-static"), tmp_path / "trivy-cache", "debian", "13")
+    print(f"trivy {trivy.version()}: debian-static {SUITE}: {found} packages")

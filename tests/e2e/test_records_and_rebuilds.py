@@ -19,6 +19,7 @@ import pytest
 from bootstrap.host.cache import read_derived, write_derived
 from bootstrap.publish import webhook
 from tests.e2e.conftest import ROOT, Mirrored, bootstrap, need_tool, run
+from tests.fixtures import trivy
 from tests.fixtures.debs import build_deb
 from tests.fixtures.leftovers import running
 from tests.fixtures.repo import Repo
@@ -90,14 +91,14 @@ def test_sbom_is_valid_spdx_and_complete(first: Path) -> None:
     run([pyspdxtools, "-i", str(first / "sbom.spdx.json")])
     sbom = json.loads((first / "sbom.spdx.json").read_text())
     installed = [line.split("\t")[0] for line in (first / "packages.txt").read_text().splitlines()]
-    debs = [p for p in sbom["packages"] if p.get("externalRefs")]
+    debs = [p for p in sbom["packages"] if p["primaryPackagePurpose"] in ("LIBRARY", "APPLICATION")]
     assert sorted(p["name"] for p in debs) == sorted(installed)
     bash = next(p for p in debs if p["name"] == "bash")
     purl = bash["externalRefs"][0]["referenceLocator"]
-    assert purl.startswith("pkg:deb/debian/bash@") and purl.endswith("?arch=amd64")
+    assert purl.startswith("pkg:deb/debian/bash@") and purl.endswith("?arch=amd64&distro=debian-13")
     assert "GPL-3.0-or-later" in bash["licenseDeclared"]
     contains = [r for r in sbom["relationships"] if r["relationshipType"] == "CONTAINS"]
-    assert len(contains) == len(installed)
+    assert len(contains) == len(installed) + 1, "the image contains the operating system, which contains each"
 
 
 def test_sbom_meets_ntia_minimum_and_cisa_framing(first: Path, tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_sbom_meets_ntia_minimum_and_cisa_framing(first: Path, tmp_path: Path) -
     assert failing == ["SBOM generation context (SBOM type) provided?"]
     sbom = json.loads(doc.read_text())
     assert "SBOM type: Build" in sbom["creationInfo"]["comment"]
-    debs = {p["name"]: p for p in sbom["packages"] if p.get("externalRefs")}
+    debs = {p["name"]: p for p in sbom["packages"] if p["primaryPackagePurpose"] in ("LIBRARY", "APPLICATION")}
     assert debs["bash"]["supplier"].startswith("Person: ") or debs["bash"]["supplier"].startswith("Organization: ")
     assert "(" in debs["bash"]["supplier"] and "@" in debs["bash"]["supplier"]
     assert debs["bash"]["licenseConcluded"] == debs["bash"]["licenseDeclared"]
@@ -141,7 +142,9 @@ def test_cyclonedx_sbom_is_valid_1_6(mirrored: Mirrored, tmp_path: Path) -> None
     spdx = json.loads((out / "sbom.spdx.json").read_text())
     assert doc["specVersion"] == "1.6" and doc["metadata"]["lifecycles"] == [{"phase": "build"}]
     assert len(doc["components"]) == len(spdx["packages"]) - 1
-    assert all(c["supplier"]["name"] and c["version"] and c["purl"] for c in doc["components"])
+    packages = [c for c in doc["components"] if c["type"] != "operating-system"]
+    assert all(c["supplier"]["name"] and c["version"] and c["purl"] for c in packages)
+    assert trivy.check_build(out, tmp_path / "trivy-cache", "debian", "13") == len(packages)
     build = json.loads((out / "build.json").read_text())
     assert build["files"]["sbom.cdx.json"].startswith("sha256:")
     statement = json.loads((out / "provenance.intoto.json").read_text())

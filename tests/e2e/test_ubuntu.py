@@ -20,6 +20,7 @@ from bootstrap.deb.family import DebSelection
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.gpgv import dearmor
 from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, sections, unique_tag
+from tests.fixtures import trivy
 
 pytestmark = pytest.mark.e2e
 
@@ -206,9 +207,9 @@ def test_rebuild_is_bit_identical_with_lock_and_sbom(ubuntu_build: Callable[[str
     assert {s["dist"] for s in lock["sources"]} == {"noble", "noble-updates", "noble-security"}
     assert {"kind": "keyring", "name": "archive"} in [{k: i[k] for k in ("kind", "name")} for i in lock["inputs"]]
     sbom = json.loads((first.out / "sbom.spdx.json").read_text())
-    purls = [r["referenceLocator"] for p in sbom["packages"] for r in p.get("externalRefs", [])]
+    purls = [r["referenceLocator"] for p in sbom["packages"][1:] for r in p.get("externalRefs", [])]
     assert len(lock["packages"]) == len(purls) > 80
-    assert all(p.startswith("pkg:deb/ubuntu/") for p in purls)
+    assert all(p.startswith("pkg:deb/ubuntu/") and p.endswith("&distro=ubuntu-24.04") for p in purls)
     pyspdxtools = need_tool("pyspdxtools")
     run([pyspdxtools, "-i", str(first.out / "sbom.spdx.json")])
 
@@ -231,3 +232,11 @@ def test_default_suite_is_the_newest_lts_and_verify_replays_a_build(
     assert json.loads((tmp_path / "ubuntu.lock.json").read_text())["suite"] == newest
     verified = bootstrap("verify", str(ubuntu_build("noble").out), "-q").stdout
     assert verified.startswith("verified: image.tar"), verified
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_trivy_reads_every_package_of_the_sboms(
+    suite: str, ubuntu_build: Callable[[str], Build], tmp_path: Path
+) -> None:
+    found = trivy.check_build(ubuntu_build(suite).out, tmp_path / "trivy-cache", "ubuntu", VERSIONS[suite])
+    print(f"trivy {trivy.version()}: ubuntu {suite}: {found} packages")

@@ -7,9 +7,12 @@ import json
 from bootstrap.deb.copyright import make_notice
 from bootstrap.family import model
 from bootstrap.records import cyclonedx, sbom, spdx3
+from bootstrap.records.system import OperatingSystem
 from tests.fixtures.records import package
 
-INFO = sbom.ImageInfo("fixture:1", "fedora", "amd64", 1704067200, "sha256:" + "c" * 64)
+INFO = sbom.ImageInfo(
+    "fixture:1", "fedora", "amd64", 1704067200, "sha256:" + "c" * 64, system=OperatingSystem("fedora", "41")
+)
 
 
 def test_a_deb_package_as_the_generic_layers_see_it() -> None:
@@ -42,12 +45,21 @@ def test_sboms_of_another_family_carry_its_purl_type_and_its_terms() -> None:
     notices = {"zlib": terms, "bash": model.Notice((model.Licence("GPL-3.0-or-later", "GPLv3+"),), "", "")}
     packages = [_rpm("bash"), _rpm("zlib")]
     spdx = json.loads(sbom.make(INFO, packages, notices))
-    refs = [r["referenceLocator"] for p in spdx["packages"][1:] for r in p["externalRefs"]]
-    assert refs == ["pkg:rpm/fedora/bash@1.2-3.fc41?arch=x86_64", "pkg:rpm/fedora/zlib@1.2-3.fc41?arch=x86_64"]
-    assert spdx["packages"][1]["SPDXID"] == "SPDXRef-Package-rpm-bash"
-    assert spdx["packages"][1]["licenseConcluded"] == "GPL-3.0-or-later"
+    image, system, *packaged = spdx["packages"]
+    assert (system["name"], system["versionInfo"], system["primaryPackagePurpose"]) == (
+        "fedora",
+        "41",
+        "OPERATING-SYSTEM",
+    )
+    refs = [r["referenceLocator"] for p in packaged for r in p["externalRefs"]]
+    assert refs == [
+        "pkg:rpm/fedora/bash@1.2-3.fc41?arch=x86_64&distro=fedora-41",
+        "pkg:rpm/fedora/zlib@1.2-3.fc41?arch=x86_64&distro=fedora-41",
+    ]
+    assert packaged[0]["SPDXID"] == "SPDXRef-Package-rpm-bash"
+    assert packaged[0]["licenseConcluded"] == "GPL-3.0-or-later"
     (extracted,) = spdx["hasExtractedLicensingInfos"]
     assert extracted["name"] == "the terms in /usr/share/licenses/zlib/COPYING"
     text = spdx3.make(INFO, packages, notices).decode() + cyclonedx.make(INFO, packages, notices).decode()
-    assert "pkg:rpm/fedora/zlib@1.2-3.fc41?arch=x86_64" in text
+    assert "pkg:rpm/fedora/zlib@1.2-3.fc41?arch=x86_64&distro=fedora-41" in text
     assert "deb" not in text.replace("Debian", "").lower(), "nothing of the deb family in another's SBOMs"

@@ -14,6 +14,7 @@ from bootstrap.publish import webhook
 from bootstrap.publish.fleet import FleetError, load, per_arch
 from bootstrap.records import cyclonedx, spdx3
 from bootstrap.records.sbom import ImageInfo, supplier_of
+from bootstrap.records.system import OperatingSystem
 from tests.fixtures.records import neutral_package
 
 HOST = "127.0.0.1:5000"
@@ -131,7 +132,8 @@ def test_copyright_notices_of_dep5_and_free_form_files() -> None:
 
 
 def _info() -> ImageInfo:
-    return ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "b" * 64)
+    system = OperatingSystem("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)")
+    return ImageInfo("debian:fixture-slim", "debian", "amd64", 1704067200, "sha256:" + "b" * 64, system=system)
 
 
 def _packages() -> list:  # type: ignore[type-arg]
