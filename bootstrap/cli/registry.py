@@ -79,7 +79,8 @@ def check(recipe_name: str, against: str, as_json: bool, opts: Options, access: 
     is_flag=False,
     flag_value="github",
     type=click.Choice(["github", "gitlab"]),
-    help="Print the jobs as JSON for a CI matrix (github: strategy.matrix; gitlab: parallel:matrix) and exit.",
+    help="Print the jobs for CI, in parts of at most 256 (github: a strategy.matrix of parts, each a job matrix "
+    "for a reusable workflow) or 200 (gitlab: jobs extending .fleet-job, each with a parallel:matrix), and exit.",
 )
 @click.option("--job", "job_id", metavar="ID", help="Run one job of the matrix (check, build, push).")
 @click.option("--assemble", is_flag=True, help="Put the multi-architecture indexes over what the jobs pushed.")

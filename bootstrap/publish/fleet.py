@@ -41,6 +41,8 @@ TOP_KEYS = {
     "runners": 'CI runner label per architecture, for --matrix (e.g. arm64 = "ubuntu-24.04-arm")',
 }
 PLACEHOLDERS = {"codename", "suite", "recipe"}
+MATRIX_LIMITS = {"github": 256, "gitlab": 200}
+"""The most jobs one matrix may make: GitHub's `strategy.matrix`, GitLab's `parallel:matrix` (its schema's maximum)."""
 DEFAULT_RUNNERS = {"amd64": "ubuntu-latest", "arm64": "ubuntu-24.04-arm"}
 """GitHub-hosted runners native to each architecture; others build on amd64 runners through qemu-user."""
 
@@ -104,20 +106,45 @@ class Fleet:
         return [(jobs[0].image, suite, jobs) for (_, suite), jobs in out.items()]
 
     def matrix(self, ci: str) -> Any:
-        """The jobs for a CI matrix: GitHub's `strategy.matrix` (`include`), or GitLab's `parallel:matrix` list."""
+        """The jobs for CI, in parts of at most the CI's limit (`MATRIX_LIMITS`): for GitHub, a `strategy.matrix`
+        of parts, each with its jobs' `strategy.matrix` (`include`) to hand to a reusable workflow; for GitLab,
+        jobs (`fleet-part-N`) that extend `.fleet-job`, each with a `parallel:matrix` of its jobs."""
+        parts = self.parts(MATRIX_LIMITS[ci])
         if ci == "gitlab":
-            return [{"JOB": [j.id], "ARCH": [j.arch]} for j in self.jobs]
+            return {
+                f"fleet-part-{k}": {
+                    "extends": ".fleet-job",
+                    "parallel": {"matrix": [{"JOB": [j.id], "ARCH": [j.arch]} for j in part]},
+                }
+                for k, part in enumerate(parts, 1)
+            }
+        if len(parts) > MATRIX_LIMITS["github"]:
+            raise FleetError(
+                f"{self.path}: {len(self.jobs)} jobs need {len(parts)} matrices of {MATRIX_LIMITS['github']}; "
+                f"GitHub runs at most {MATRIX_LIMITS['github']}",
+                "split the fleet file into several, each run by its own workflow",
+            )
         return {
             "include": [
-                {
-                    "job": j.id,
-                    "recipe": j.image.recipe,
-                    "suite": j.suite,
-                    "arch": j.arch,
-                    "runner": self.runners.get(j.arch, self.runners.get("amd64", DEFAULT_RUNNERS["amd64"])),
-                }
-                for j in self.jobs
+                {"part": f"{k}/{len(parts)}", "jobs": {"include": [self._github_job(j) for j in part]}}
+                for k, part in enumerate(parts, 1)
             ]
+        }
+
+    def parts(self, limit: int) -> list[tuple[Job, ...]]:
+        """The jobs in as few parts of at most `limit` as can be, in file order; sizes differ by one at most."""
+        count = -(-len(self.jobs) // limit)
+        size, extra = divmod(len(self.jobs), count)
+        starts = [k * size + min(k, extra) for k in range(count + 1)]
+        return [self.jobs[starts[k] : starts[k + 1]] for k in range(count)]
+
+    def _github_job(self, j: Job) -> dict[str, str]:
+        return {
+            "job": j.id,
+            "recipe": j.image.recipe,
+            "suite": j.suite,
+            "arch": j.arch,
+            "runner": self.runners.get(j.arch, self.runners.get("amd64", DEFAULT_RUNNERS["amd64"])),
         }
 
 
@@ -239,4 +266,9 @@ def load(path: Path, host_arch: str, default_suite: Any = None) -> Fleet:
 
 
 def dumps_matrix(fleet: Fleet, ci: str) -> str:
-    return json.dumps(fleet.matrix(ci), separators=(",", ":"))
+    """GitHub's matrix as one line of JSON (for `$GITHUB_OUTPUT`); GitLab's jobs as YAML lines, one job a line
+    (each a JSON mapping), to append to a child pipeline file that defines `.fleet-job`."""
+    matrix = fleet.matrix(ci)
+    if ci == "gitlab":
+        return "\n".join(f"{name}: {json.dumps(job, separators=(',', ':'))}" for name, job in matrix.items())
+    return json.dumps(matrix, separators=(",", ":"))

@@ -110,14 +110,16 @@ def test_matrix_jobs_then_assemble_make_the_index_one_run_makes(
     split.write_text(text + f'push = ["{host}/split/debian:{{codename}}-slim"]\n')
     whole.write_text(text + f'push = ["{host}/whole/debian:{{codename}}-slim"]\n')
 
-    matrix = json.loads(bootstrap("fleet", str(split), "--matrix").stdout)
-    jobs = matrix["include"]
+    (part,) = json.loads(bootstrap("fleet", str(split), "--matrix").stdout)["include"]
+    jobs = part["jobs"]["include"]
     assert [(j["job"], j["arch"], j["runner"]) for j in jobs] == [
         ("debian-slim-bookworm-amd64", "amd64", "ubuntu-latest"),
         ("debian-slim-bookworm-arm64", "arm64", "ubuntu-24.04-arm"),
     ]
-    gitlab = json.loads(bootstrap("fleet", str(split), "--matrix", "gitlab").stdout)
-    assert gitlab == [{"JOB": [j["job"]], "ARCH": [j["arch"]]} for j in jobs]
+    gitlab = bootstrap("fleet", str(split), "--matrix", "gitlab").stdout
+    name, job = gitlab.split(": ", 1)
+    assert name == "fleet-part-1" and json.loads(job)["extends"] == ".fleet-job"
+    assert json.loads(job)["parallel"]["matrix"] == [{"JOB": [j["job"]], "ARCH": [j["arch"]]} for j in jobs]
 
     access = _access(tls_registry)
     for j in jobs:

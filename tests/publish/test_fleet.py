@@ -11,7 +11,7 @@ import pytest
 
 from bootstrap.deb.copyright import make_notice, notices_in
 from bootstrap.publish import webhook
-from bootstrap.publish.fleet import FleetError, load, per_arch
+from bootstrap.publish.fleet import Fleet, FleetError, Image, Job, dumps_matrix, load, per_arch
 from bootstrap.records import cyclonedx, spdx3
 from bootstrap.records.sbom import ImageInfo, supplier_of
 from bootstrap.records.system import OperatingSystem
@@ -49,7 +49,9 @@ def test_jobs_refs_and_matrix(tmp_path: Path) -> None:
         ("debian-slim", "trixie", 2),
         ("debian", "stable", 1),
     ]
-    github = fleet.matrix("github")["include"]
+    (part,) = fleet.matrix("github")["include"]
+    assert part["part"] == "1/1"
+    github = part["jobs"]["include"]
     assert github[1] == {
         "job": "debian-slim-bookworm-arm64",
         "recipe": "debian-slim",
@@ -57,11 +59,50 @@ def test_jobs_refs_and_matrix(tmp_path: Path) -> None:
         "arch": "arm64",
         "runner": "my-arm",
     }
-    assert fleet.matrix("gitlab")[0] == {"JOB": ["debian-slim-bookworm-amd64"], "ARCH": ["amd64"]}
+    (gitlab,) = fleet.matrix("gitlab").values()
+    assert gitlab["parallel"]["matrix"][0] == {"JOB": ["debian-slim-bookworm-amd64"], "ARCH": ["amd64"]}
     with pytest.raises(FleetError) as caught:
         fleet.job("debian-slim-trixie-arm6")
     assert caught.value.hint == "did you mean 'debian-slim-trixie-arm64'?"
     assert per_arch(f"{HOST}/r", "arm64") == f"{HOST}/r:latest-arm64"
+
+
+@pytest.mark.parametrize(
+    ("jobs", "github", "gitlab"),
+    [
+        (1, [1], [1]),
+        (200, [200], [200]),
+        (201, [201], [101, 100]),
+        (257, [129, 128], [129, 128]),
+        (601, [201, 200, 200], [151, 150, 150, 150]),
+    ],
+)
+def test_matrix_parts_keep_within_the_ci_limits(jobs: int, github: list[int], gitlab: list[int]) -> None:
+    fleet = _many(jobs)
+    parts = fleet.matrix("github")["include"]
+    assert [len(p["jobs"]["include"]) for p in parts] == github
+    assert [p["part"] for p in parts] == [f"{k}/{len(github)}" for k in range(1, len(github) + 1)]
+    assert [j["job"] for p in parts for j in p["jobs"]["include"]] == [j.id for j in fleet.jobs]
+    lab = fleet.matrix("gitlab")
+    assert list(lab) == [f"fleet-part-{k}" for k in range(1, len(gitlab) + 1)]
+    assert [len(job["parallel"]["matrix"]) for job in lab.values()] == gitlab
+    lines = dumps_matrix(fleet, "gitlab").splitlines()
+    assert [json.loads(line.split(": ", 1)[1]) for line in lines] == list(lab.values())
+
+
+def test_a_fleet_over_githubs_matrix_of_matrices_is_refused() -> None:
+    with pytest.raises(FleetError) as caught:
+        _many(256 * 256 + 1).matrix("github")
+    assert "65537 jobs need 257 matrices of 256; GitHub runs at most 256" in caught.value.message
+    assert "split the fleet file" in caught.value.hint
+    assert len(_many(256 * 256).matrix("github")["include"]) == 256
+
+
+def _many(count: int) -> Fleet:
+    image = Image(0, "r", ("trixie",), ("amd64",), ())
+    return Fleet(
+        Path("fleet.toml"), (image,), tuple(Job(f"r-{i}", image, "trixie", "amd64") for i in range(count)), (), {}
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,7 +133,7 @@ def test_cli_matrix_and_a_missing_file(tmp_path: Path) -> None:
     path = _fleet(tmp_path, text)
     proc = cli("fleet", str(path), "--matrix", "--arch", "arm64")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["include"][0]["runner"] == "ubuntu-24.04-arm"
+    assert json.loads(proc.stdout)["include"][0]["jobs"]["include"][0]["runner"] == "ubuntu-24.04-arm"
     missing = cli("fleet", str(tmp_path / "nope.toml"), "--matrix")
     assert missing.returncode == 1 and missing.stderr.startswith("error: no fleet file at")
     both = cli("fleet", str(path), "--matrix", "--assemble")
