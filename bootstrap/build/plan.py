@@ -18,6 +18,7 @@ from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image.layer import Compression
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
+from bootstrap.sign.keys import SigningKey
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Options:
     """Directories recipes may read local files from besides their own (--allow-path)."""
     cache_max: str | None = None
     """The cache's size cap as given (--cache-max: `5G`, `off`); None: $BOOTSTRAP_CACHE_MAX, else the default."""
+    sign_key: SigningKey | None = None
+    """Sign the SBOMs and the provenance with this key (--sign-key), as DSSE envelopes beside them."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class Plan:
     """Mirrors of an architecture served from another archive than the first's (Ubuntu's ports)."""
     cache_max: int | None = None
     """Bytes the cache is pruned down to after the build (None: no cap)."""
+    sign_key: SigningKey | None = None
+    """The key that signs the records; None: unsigned."""
 
     def mirrors_for(self, arch: str) -> Mirrors:
         return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
@@ -172,4 +177,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         signers=signers,
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
         cache_max=prune.cap(opts.cache_max),
+        sign_key=opts.sign_key,
     )

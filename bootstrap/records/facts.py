@@ -54,6 +54,8 @@ class Settings:
     sbom_formats: tuple[str, ...]
     vendor: str = ""
     """Who supplies the image (the recipe's `org.opencontainers.image.vendor` label), for the SBOMs."""
+    key_id: str = ""
+    """The id of the public key whose private half signed the records (`--sign-key`); empty: not signed."""
 
 
 @dataclass(frozen=True)
