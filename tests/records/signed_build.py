@@ -38,10 +38,10 @@ class Archive:
     other: Path
     """The public key of another key pair."""
 
-    def build(self, out: Path, *more: str) -> Path:
-        proc = cli(
-            "build", str(self.recipe), "-o", str(out), *self.source, "--epoch", EPOCH, "-q", *more, env=signing_env()
-        )
+    def build(self, out: Path, *more: str, command: tuple[str, ...] = ("build",)) -> Path:
+        """Build into `out` (`command=()`: the shortcut `bootstrap RECIPE ...`)."""
+        args = [*command, str(self.recipe), "-o", str(out), *self.source, "--epoch", EPOCH, "-q", *more]
+        proc = cli(*args, env=signing_env())
         assert proc.returncode == 0, proc.stderr
         return out
 

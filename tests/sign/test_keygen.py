@@ -2,13 +2,17 @@
 never over an existing file."""
 
 import os
+import pty
+import select
+import signal
 import stat
+import sys
+import time
 from pathlib import Path
 
 from bootstrap.sign import keys
 from tests.cli.test_cli import cli
-
-NO_PASSWORD = {name: "" for name in keys.PASSWORD_ENV}
+from tests.conftest import ROOT
 
 
 def _env(**given: str) -> dict[str, str]:
@@ -42,3 +46,46 @@ def test_keygen_never_overwrites(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0] == f"error: {tmp_path / 'k.pub'} already exists"
     assert (tmp_path / "k.pub").read_text() == "mine\n" and not (tmp_path / "k.key").exists(), "nothing half-written"
+
+
+def _on_a_terminal(args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run `bootstrap ARGS` on a pseudo-terminal, typing each answer when a password is asked."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, its terminal the pty
+        os.environ.pop("BOOTSTRAP_SIGN_PASSWORD", None)
+        os.environ.pop("COSIGN_PASSWORD", None)
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "bootstrap", *args])
+    seen = b""
+    pending = list(answers)
+    answered = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if pending and seen[answered:].rstrip().endswith(b":"):  # a new prompt: getpass flushed the input before it
+            os.write(fd, pending.pop(0).encode() + b"\n")
+            answered = len(seen)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_keygen_asks_twice_on_a_terminal(tmp_path: Path) -> None:
+    code, shown = _on_a_terminal(["keygen", "-o", str(tmp_path / "t")], ["typed", "typed"])
+    assert code == 0, shown
+    assert shown.count("password") >= 2 and "typed" not in shown, "asked twice, never echoed"
+    assert keys.load_private(tmp_path / "t.key", lambda: b"typed")
+    code, shown = _on_a_terminal(["keygen", "-o", str(tmp_path / "u")], ["one", "two"])
+    assert code == 1 and "error: the two passwords differ" in shown
+    assert not (tmp_path / "u.key").exists() and not (tmp_path / "u.pub").exists()
