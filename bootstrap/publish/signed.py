@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +128,21 @@ def trusted_lock(files: Mapping[str, bytes], trusted: set[str], where: str) -> b
             "check against the output directory or the image of one signed build",
         )
     return files[locks[0]]
+
+
+def pick(found: Mapping[str, Sequence[bytes]], key: PublicKey) -> dict[str, bytes]:
+    """One file of each name among records found in several copies (an image pushed again, its envelopes signed
+    anew or with another key): an envelope that `key` opens when there is one; else the first."""
+
+    def opens(name: str, data: bytes) -> bool:
+        try:
+            dsse.open_envelope(data, key, name)
+        except SignatureError:
+            return False
+        return True
+
+    return {
+        name: next((d for d in copies if name.endswith(outputs.ENVELOPE) and opens(name, d)), copies[0])
+        for name, copies in found.items()
+        if copies
+    }

@@ -54,10 +54,13 @@ def signing_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in keys.PASSWORD_ENV} | {"BOOTSTRAP_SIGN_PASSWORD": PASSWORD}
 
 
-def make_archive(root: Path, gpg_key: GpgKey, serve: Callable[[Path], str]) -> Archive:
+def make_archive(
+    root: Path, gpg_key: GpgKey, serve: Callable[[Path], str], arches: tuple[str, ...] = ("amd64",)
+) -> Archive:
     repo = Repo(root / "repo", gpg_key)
-    repo.debian_dists()
-    repo.add_package("fixture", "base", "1.0", priority="required", files={"/etc/base": "x\n"})
+    repo.debian_dists(architectures=arches)
+    for arch in arches:
+        repo.add_package("fixture", "base", "1.0", arch=arch, priority="required", files={"/etc/base": "x\n"})
     repo.publish()
     url = serve(repo.root)
     recipe = root / "signed.toml"
