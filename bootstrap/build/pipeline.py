@@ -131,7 +131,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
             first.timings["outputs"] = round(time.monotonic() - started, 3)
             result = Built(plan.output, tag, first.lock.codename, epoch, index.digest, platforms, settings(plan))
             known = {image.name: archive_digest} | {p.layer.path.name: p.layer.digest for p in platforms}
-            records.write_all(stage, result, known)
+            records.write_all(stage, result, known, plan.sign_key)
         prune.after_build(plan.cache, plan.cache_max)
         return result
     finally:
@@ -146,6 +146,7 @@ def settings(plan: Plan) -> Settings:
         r.as_dict(), r.name, str(r.distribution), plan.suite, tuple(plan.arches), plan.mirror, plan.security_mirror,
         str(plan.compression), plan.lock is not None, plan.insecure, tuple(plan.sbom_formats), vendor,
         plan.records_url,
+        plan.sign_key.public.key_id() if plan.sign_key else "",
     )  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from bootstrap.image.layer import Compression
 from bootstrap.records import links
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
+from bootstrap.sign.keys import SigningKey
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Options:
     """Directories recipes may read local files from besides their own (--allow-path)."""
     cache_max: str | None = None
     """The cache's size cap as given (--cache-max: `5G`, `off`); None: $BOOTSTRAP_CACHE_MAX, else the default."""
+    sign_key: SigningKey | None = None
+    """Sign the SBOMs and the provenance with this key (--sign-key), as DSSE envelopes beside them."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class Plan:
     """Bytes the cache is pruned down to after the build (None: no cap)."""
     records_url: str = links.DEFAULT
     """The base of the records' build type, builder id and SPDX namespaces (`$BOOTSTRAP_RECORDS_URL`)."""
+    sign_key: SigningKey | None = None
+    """The key that signs the records; None: unsigned."""
 
     def mirrors_for(self, arch: str) -> Mirrors:
         return self.arch_mirrors.get(arch) or Mirrors(self.mirror, self.security_mirror)
@@ -176,4 +181,5 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         arch_mirrors={arch: m for arch, m in found.items() if m != first},
         cache_max=prune.cap(opts.cache_max),
         records_url=links.base_url(),
+        sign_key=opts.sign_key,
     )

@@ -21,6 +21,7 @@ from bootstrap.log import setup
 from bootstrap.publish import changes as changes_mod
 from bootstrap.records import lock as lock_mod
 from bootstrap.registry.credentials import ENV_USER
+from bootstrap.sign import keys
 
 debug = False
 """Set by --debug: errors then come with their traceback."""
@@ -65,6 +66,21 @@ SIGN_KEY = click.option(
     "else a prompt.",
 )
 """The signing key of builds, pushes and fleets: `keys.load_private(path, keys.password_for(path))`."""
+
+PUBLIC_KEY = click.option(
+    "--key",
+    "key_file",
+    metavar="PUB",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Trust the records only when signed by this public key (the .pub of `bootstrap keygen`, or cosign's): "
+    "their DSSE envelopes are checked first, and a missing envelope, another key or a changed byte is an error.",
+)
+"""The public key that checks signed records (`verify`, `check`)."""
+
+
+def signing_key(path: Path | None) -> keys.SigningKey | None:
+    """The key of --sign-key, read (and its password asked) before any work."""
+    return keys.load_private(path, keys.password_for(path)) if path is not None else None
 
 
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -22,9 +22,12 @@ from bootstrap.cli import common as cli_common
 from bootstrap.cli import registry as cli_registry
 from bootstrap.cli.common import (
     ALLOW_PATH,
+    PUBLIC_KEY,
+    SIGN_KEY,
     cache_max_option,
     changes_since,
     privileged,
+    signing_key,
     source_options,
     verbosity,
     warn_insecure,
@@ -39,6 +42,7 @@ from bootstrap.publish import verify as verify_mod
 from bootstrap.publish import webhook
 from bootstrap.records import inspection, outputs
 from bootstrap.records import lock as lock_mod
+from bootstrap.sign import keys
 
 
 class DefaultGroup(click.Group):
@@ -103,6 +107,7 @@ def cli() -> None:
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST a JSON event here after the build (repeatable).")
 @cache_max_option
+@SIGN_KEY
 @click.option(
     "--push",
     "pushes",
@@ -127,12 +132,14 @@ def build(
     native_tools: bool,
     sbom_formats: tuple[str, ...],
     cache_max: str | None,
+    sign_key: Path | None,
 ) -> None:
     """Build RECIPE into an image archive, its layer and its records (listed below).
 
     As an ordinary user, the build runs as root of a user namespace (see `bootstrap doctor`); a scriptless
     recipe (`scripts = false`) needs neither root nor a namespace."""
     rec = recipe.load(recipe_name, opts.allow_paths, given=True)
+    key = signing_key(sign_key)
     if steps.needs_root(rec):
         privileged("building an image")
     opts = replace(
@@ -146,6 +153,7 @@ def build(
         native_tools=native_tools,
         sbom_formats=tuple(f for f in sbom_formats if f != "spdx"),
         cache_max=cache_max,
+        sign_key=key,
     )
     changes = None
     if if_changed is not None:
@@ -234,23 +242,49 @@ def lock_cmd(recipe_name: str, output: Path | None, epoch: int | None, opts: Opt
     help="The recipe DIRECTORY was built from (name or path; checked against its lock). Needed when the "
     "recipe it records copies local files, runs hooks or brings its own keyring.",
 )
+@PUBLIC_KEY
 @source_options
 @verbosity
-def verify_cmd(directory: Path, recipe_name: str | None, opts: Options) -> None:
-    """Rebuild DIRECTORY from its lock and check every output is byte-identical."""
+def verify_cmd(directory: Path, recipe_name: str | None, key_file: Path | None, opts: Options) -> None:
+    """Rebuild DIRECTORY from its lock and check every output is byte-identical (with --key: and that its
+    records are signed by that key, before anything is rebuilt)."""
     subject = verify_mod.examine(directory, recipe_name, opts.allow_paths)
+    if key_file is not None:
+        verify_mod.check_signatures(subject, keys.load_public(key_file))
     if steps.needs_root(subject.recipe):
         privileged("verifying a build")
     if subject.insecure:
         warn_insecure(directory)
     verdict = verify_mod.verify(subject, opts)
     if verdict.ok:
-        click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit")
+        signed = f"; the records are signed by {key_file}" if key_file is not None else ""
+        click.echo(f"verified: {', '.join(verdict.compared)} rebuild bit for bit{signed}")
         return
     click.echo(f"NOT reproducible: {', '.join(verdict.differing)} differ", err=True)
     if verdict.diffoscope:
         click.echo(verdict.diffoscope)
     sys.exit(1)
+
+
+@cli.command(name="keygen")
+@click.option(
+    "-o",
+    "--output",
+    "prefix",
+    metavar="PREFIX",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("bootstrap"),
+    show_default=True,
+    help="Write PREFIX.key (the private key, mode 0600) and PREFIX.pub (the public key).",
+)
+def keygen_cmd(prefix: Path) -> None:
+    """Write a new ECDSA P-256 key pair to sign builds with (--sign-key) and check them with (--key).
+
+    The private key is encrypted with the password in $BOOTSTRAP_SIGN_PASSWORD (or $COSIGN_PASSWORD), else
+    one asked twice on a terminal; with neither (or an empty one) it is written unencrypted. An existing file
+    is never overwritten."""
+    private, public = keys.write_pair(prefix, keys.generate(), keys.new_password())
+    click.echo(f"wrote {private} and {public} (key id {keys.load_public(public).key_id()[:16]})")
 
 
 @cli.command(name="inspect")

@@ -11,6 +11,7 @@ from bootstrap import registry
 from bootstrap.build import recipe, recipe_trust, steps
 from bootstrap.build.plan import Options, host_arch
 from bootstrap.cli.common import (
+    PUBLIC_KEY,
     RegistryAccess,
     cache_max_option,
     changes_since,
@@ -21,24 +22,45 @@ from bootstrap.cli.common import (
     verbosity,
     warn_insecure,
 )
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, SignatureError
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import fleet as fleet_mod
-from bootstrap.publish import fleetrun, webhook
+from bootstrap.publish import fleetrun, signed, webhook
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.registry import artifacts
+from bootstrap.sign import keys
+from bootstrap.sign.keys import PublicKey
 
 
-def _previous(against: str, access: RegistryAccess, opts: Options) -> tuple[lock_mod.Lock, str, Options]:
+def _previous(
+    against: str, access: RegistryAccess, opts: Options, key: PublicKey | None = None
+) -> tuple[lock_mod.Lock, str, Options]:
     """The lock to compare with: of a build directory or lock file, or attached to an image in a registry (and
-    the options with the architecture of the image chosen, the build compared with)."""
+    the options with the architecture of the image chosen, the build compared with); with `key`, only a lock
+    its signed records vouch for."""
     reg_opts = access.options()
     path = Path(against)
     if path.exists() or not registry.looks_like_reference(against):
-        return lock_mod.read(path), against, opts
+        if key is None:
+            return lock_mod.read(path), against, opts
+        if not path.is_dir():
+            raise SignatureError(
+                f"{against}: a lock file alone carries no signature", "give the output directory of the signed build"
+            )
+        files = signed.read_directory(path)
+        data = signed.trusted_lock(files, signed.check(files, key, against), against)
+        return lock_mod.parse(data, against), against, opts
     arch = opts.arch or host_arch()
     opts = dataclasses.replace(opts, arch=arch)
+    if key is not None:
+        attached = artifacts.records_at(against, arch, reg_opts)
+        if attached is None:
+            raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
+        files, digest = signed.pick(attached[0], key), attached[1]
+        where = f"{against}@{digest}"
+        data = signed.trusted_lock(files, signed.check(files, key, where, complete=False, image=digest), where)
+        return lock_mod.parse(data, where), where, opts
     found = artifacts.lock_at(against, arch, reg_opts)
     if found is None:
         raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
@@ -52,17 +74,21 @@ def _previous(against: str, access: RegistryAccess, opts: Options) -> tuple[lock
     required=True,
     help="Output directory of a previous build, its lock file, or its image in a registry (HOST/REPO:TAG).",
 )
+@PUBLIC_KEY
 @source_options
 @registry_access
 @click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
 @verbosity
-def check(recipe_name: str, against: str, as_json: bool, opts: Options, access: RegistryAccess) -> None:
+def check(
+    recipe_name: str, against: str, key_file: Path | None, as_json: bool, opts: Options, access: RegistryAccess
+) -> None:
     """Say whether a rebuild of RECIPE would change anything: exit 0 when not, 10 when a rebuild is due.
 
     Against a registry reference, the lock attached to the pushed image is read (with the credentials `push`
     uses): no local file is needed."""
     rec = recipe.load(recipe_name, opts.allow_paths, given=True)
-    previous, where, opts = _previous(against, access, opts)
+    key = keys.load_public(key_file) if key_file is not None else None
+    previous, where, opts = _previous(against, access, opts, key)
     if previous.insecure:
         warn_insecure(where)
     changes = changes_since(rec, previous, opts)

@@ -32,15 +32,19 @@ from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError
 from bootstrap.host.tree import remove_tree
 from bootstrap.image.layer import Compression
+from bootstrap.publish import signed
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.records.lock import Lock
+from bootstrap.sign.keys import PublicKey
 
 RECORDS = outputs.SUMMARY.name()
 """Not compared byte for byte: it records the time each step took. Its digests are compared instead."""
 LOCK = outputs.LOCK.name()
 BY_RECORDS = {o.name() for o in outputs.OUTPUTS if o.compare is outputs.Compare.RECORDED}
 """Outputs compared by what they record (the outputs table's `compare`), not byte for byte."""
+BY_SIGNATURE = {o.name() for o in outputs.OUTPUTS if o.compare is outputs.Compare.SIGNATURE}
+"""Signed envelopes: not compared with the rebuild (which signs nothing), checked against `--key` instead."""
 MAX_RECORD = 64 << 20
 """build.json and lock.json larger than this are refused (a real one is a few hundred KiB at most)."""
 UNTIMED = ("image", "files", "platforms", "sources")
@@ -221,6 +225,11 @@ def examine(directory: Path, recipe_name: str | None = None, allow: Sequence[Pat
     return Subject(directory, records, lock, lock_bytes, digests, rec, recipe_name is not None)
 
 
+def check_signatures(subject: Subject, key: PublicKey) -> None:
+    """The directory's signed records, checked against `key` before anything is rebuilt."""
+    signed.check(signed.read_directory(subject.directory), key, str(subject.directory))
+
+
 def check_inputs(subject: Subject, rec: Recipe) -> None:
     """The recipe must be the one the lock records: the same settings, local files, hooks and keyrings."""
     if not subject.lock.inputs:
@@ -250,6 +259,8 @@ def _setting(subject: Subject, key: str) -> str:
 def _untimed(records: dict[str, Any]) -> dict[str, Any]:
     """The parts of build.json that are a function of the build's inputs."""
     out = {k: records.get(k) for k in UNTIMED}
+    if isinstance(out["files"], dict):
+        out["files"] = {n: d for n, d in out["files"].items() if n not in BY_SIGNATURE}
     platforms = out["platforms"]
     if isinstance(platforms, list):
         out["platforms"] = [
@@ -262,7 +273,7 @@ def _compare(subject: Subject, again: Path) -> tuple[tuple[str, ...], tuple[str,
     """(compared, differing): every output of the rebuild and every file of the directory, by digest; and
     build.json (differing when the digests it records do)."""
     rebuilt = {p.name for p in again.iterdir() if p.is_file() and p.name not in BY_RECORDS}
-    compared = sorted(rebuilt | set(subject.digests))
+    compared = sorted((rebuilt | set(subject.digests)) - BY_SIGNATURE)
     differing = [n for n in compared if n not in rebuilt or subject.digests.get(n) != "sha256:" + _sha256(again / n)]
     theirs = json.loads((again / RECORDS).read_text())
     if _untimed(subject.records) != _untimed(theirs):
@@ -320,6 +331,7 @@ def verify(subject: Subject, opts: Options) -> Verdict:
             epoch=subject.lock.epoch,
             reuse_members=False,
             derived_cache=False,
+            sbom_formats=tuple(o.sbom for o in outputs.OUTPUTS if o.asked and o.name() in subject.digests),
         )
         plan = make_plan(subject.recipe, opts)
         check_inputs(subject, plan.recipe)

@@ -58,6 +58,8 @@ class Settings:
     """Who supplies the image (the recipe's `org.opencontainers.image.vendor` label), for the SBOMs."""
     records_url: str = links.DEFAULT
     """The base of the records' build type, builder id and SPDX namespaces (`links.base_url`)."""
+    key_id: str = ""
+    """The id of the public key whose private half signed the records (`--sign-key`); empty: not signed."""
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,17 @@ import enum
 import json
 import platform as host_platform
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bootstrap import __version__
 from bootstrap.family.model import Notice, Package
 from bootstrap.host.cache import sha256_file
-from bootstrap.records import cyclonedx, provenance, sbom, spdx3
+from bootstrap.records import attestation, cyclonedx, provenance, sbom, spdx3
 from bootstrap.records.facts import Platform, Result
+from bootstrap.sign import dsse
+from bootstrap.sign.keys import SigningKey
 
 Built = Result[Package, Notice]
 """A build as the record writers read it."""
@@ -39,6 +41,10 @@ class Context:
     result: Built
     part: BuiltPlatform | None = None
     digests: Mapping[str, str] | None = None
+    key: SigningKey | None = None
+    """The key that signs the records (`--sign-key`), for an envelope's writer."""
+    record: bytes = b""
+    """For an envelope's writer: the bytes of the record it signs."""
 
     @property
     def platform(self) -> BuiltPlatform:
@@ -60,6 +66,9 @@ class Compare(enum.Enum):
     BYTES = "bytes"
     RECORDED = "recorded"
     """By what it records, without the timings (build.json)."""
+    SIGNATURE = "signature"
+    """Not compared (the rebuild signs nothing, and an ECDSA signature is new each time): checked against the
+    public key instead (`verify --key`)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,9 @@ class Output:
     """What it is, for help texts."""
     suffixed: bool = False
     """Its name takes the layer compression's suffix (`.tar.gz`, `.tar.zst`, `.tar`)."""
+    signs: "Output | None" = None
+    """The record this file is the signed DSSE envelope of (named after it); written only when the build signs
+    (`--sign-key`)."""
 
     def name(self, arch: str = "", multi: bool = False, suffix: str = "") -> str:
         return name(self.file + suffix if self.suffixed else self.file, arch, multi and self.per_arch)
@@ -95,7 +107,10 @@ class Output:
         """Its file names in a build of these architectures."""
         return [self.name(a, len(arches) > 1, suffix) for a in (arches if self.per_arch else arches[:1])]
 
-    def wanted(self, sbom_formats: tuple[str, ...]) -> bool:
+    def wanted(self, sbom_formats: tuple[str, ...], signed: bool = False) -> bool:
+        """Whether a build with these SBOM formats (and signed or not) writes it."""
+        if self.signs is not None:
+            return signed and self.signs.wanted(sbom_formats)
         return not self.asked or self.sbom in sbom_formats
 
 
@@ -134,6 +149,23 @@ def _packages(c: Context) -> bytes:
 def _provenance(c: Context) -> bytes:
     byproducts = {n: d for n, d in c.files.items() if n in _names(c.result, lambda o: o.byproduct)}
     return provenance.statement(c.result, byproducts)
+
+
+def _signed_sbom(predicate_type: str) -> Writer:
+    """The writer of an SBOM's envelope: the SBOM as an in-toto Statement about its platform's image, signed."""
+
+    def write(c: Context) -> bytes:
+        assert c.key is not None, "written only when the build signs"
+        statement = attestation.sbom_statement(c.record, predicate_type, c.result.tag, c.platform.image.manifest.digest)
+        return dsse.sign(statement, c.key)
+
+    return write
+
+
+def _signed_as_is(c: Context) -> bytes:
+    """A record that is an in-toto Statement already (the provenance), in a signed envelope."""
+    assert c.key is not None, "written only when the build signs"
+    return dsse.sign(c.record, c.key)
 
 
 def _summary(c: Context) -> bytes:
@@ -188,13 +220,40 @@ PACKAGES = Output("packages.txt", "text/tab-separated-values", _packages, per_ar
 PROVENANCE = Output(
     "provenance.intoto.json", provenance.MEDIA_TYPE, _provenance, per_arch=False, attached=True, title="provenance"
 )
+ENVELOPE = ".dsse.json"
+"""The suffix of a signed record's envelope: `sbom.spdx.json.dsse.json` signs `sbom.spdx.json`."""
+
+
+def _envelope(row: Output, write: Writer) -> Output:
+    return Output(
+        row.file + ENVELOPE,
+        dsse.MEDIA_TYPE,
+        write,
+        per_arch=row.per_arch,
+        compare=Compare.SIGNATURE,
+        attached=True,
+        signs=row,
+        title=f"the signed envelope of {row.file}",
+    )
+
+
+SPDX_SIGNED = _envelope(SPDX, _signed_sbom(attestation.SPDX_PREDICATE))
+SPDX3_SIGNED = _envelope(SPDX3, _signed_sbom(attestation.SPDX_PREDICATE))
+CYCLONEDX_SIGNED = _envelope(CYCLONEDX, _signed_sbom(attestation.CYCLONEDX_PREDICATE))
+PROVENANCE_SIGNED = _envelope(PROVENANCE, _signed_as_is)
 SUMMARY = Output(
     "build.json", "application/json", _summary, per_arch=False, compare=Compare.RECORDED, title="the build's summary"
 )
 
-OUTPUTS = (IMAGE, ROOTFS, LOCK, SPDX, SPDX3, CYCLONEDX, PACKAGES, PROVENANCE, SUMMARY)
+OUTPUTS = (
+    IMAGE, ROOTFS, LOCK, SPDX, SPDX3, CYCLONEDX, PACKAGES, PROVENANCE,
+    SPDX_SIGNED, SPDX3_SIGNED, CYCLONEDX_SIGNED, PROVENANCE_SIGNED, SUMMARY,
+)  # fmt: skip
 """Every file of a build's output directory, in the order written (a once-per-build record is written after
-every file before it: the provenance names the records' digests, build.json every file's)."""
+every file before it: the provenance names the records' digests, build.json every file's; an envelope after
+the record it signs)."""
+SIGNED = tuple(o for o in OUTPUTS if o.signs is not None)
+"""The envelopes of the signed records."""
 
 SBOM_FORMATS = tuple(o.sbom for o in OUTPUTS if o.sbom)
 """The SBOM formats: those not `asked` are always written."""
@@ -209,13 +268,28 @@ def sbom_help() -> str:
 
 def listing(which: Callable[[Output], bool] = lambda o: True) -> str:
     """The files as help texts list them: `lock.json (the lock), ...`."""
-    shown = [f"{o.name(suffix='.tar.*')} ({o.title}{', when asked' if o.asked else ''})" for o in OUTPUTS if which(o)]
+    shown = [f"{o.name(suffix='.tar.*')} ({o.title}{_when(o)})" for o in OUTPUTS if which(o)]
     return ", ".join(shown)
+
+
+def row_of(file_name: str) -> Output | None:
+    """The row a file of an output directory belongs to (`sbom-arm64.spdx.json` to SPDX), or None."""
+    stem, _, ext = file_name.partition(".")
+    for o in OUTPUTS:
+        own_stem, _, own_ext = o.file.partition(".")
+        if ext == own_ext and (stem == own_stem or (o.per_arch and stem.startswith(own_stem + "-"))):
+            return o
+    return None
+
+
+def _when(o: Output) -> str:
+    return ", when signed" if o.signs is not None else ", when asked" if o.asked else ""
 
 
 def _names(result: Built, which: Callable[[Output], bool]) -> set[str]:
     arches = tuple(p.arch for p in result.platforms)
-    return {n for o in OUTPUTS if which(o) and o.wanted(result.settings.sbom_formats) for n in o.names(arches)}
+    s = result.settings
+    return {n for o in OUTPUTS if which(o) and o.wanted(s.sbom_formats, bool(s.key_id)) for n in o.names(arches)}
 
 
 def summary(result: Built, digests: Mapping[str, str]) -> dict[str, Any]:
@@ -273,20 +347,31 @@ def summary(result: Built, digests: Mapping[str, str]) -> dict[str, Any]:
             for src in result.lock.sources
         ],
         "timings": result.first.timings,
+        **({"signed": {"keyid": s.key_id}} if s.key_id else {}),
     }
 
 
-def write_all(stage: Path, result: Built, known: Mapping[str, str] | None = None) -> None:
+def write_all(
+    stage: Path, result: Built, known: Mapping[str, str] | None = None, key: SigningKey | None = None
+) -> None:
     """Write every record of the table into the stage, after the files the pipeline wrote (`known`: digests of
-    files of the stage already hashed as they were written)."""
+    files of the stage already hashed as they were written), and with `key` the signed envelopes."""
     known = known or {}
+    written: dict[str, bytes] = {}
+
+    def put(name: str, out: Output, c: Context) -> None:
+        assert out.write is not None
+        record = written[name.removesuffix(ENVELOPE)] if out.signs is not None else b""
+        data = written[name] = out.write(replace(c, key=key, record=record))
+        (stage / name).write_bytes(data)
+
     for out in OUTPUTS:
-        if out.write is None or not out.wanted(result.settings.sbom_formats):
+        if out.write is None or not out.wanted(result.settings.sbom_formats, key is not None):
             continue
         if out.per_arch:
             for p in result.platforms:
-                (stage / out.name(p.arch, result.multi)).write_bytes(out.write(Context(result, p)))
+                put(out.name(p.arch, result.multi), out, Context(result, p))
         else:
             files = sorted(f.name for f in stage.iterdir())
             digests = {n: known.get(n) or "sha256:" + sha256_file(stage / n) for n in files}
-            (stage / out.name()).write_bytes(out.write(Context(result, digests=digests)))
+            put(out.name(), out, Context(result, digests=digests))

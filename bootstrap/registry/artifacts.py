@@ -225,6 +225,28 @@ def read_lock(client: Client, ref: Reference, arch: str) -> tuple[lock_mod.Lock,
     return lock_mod.parse(data, f"the lock attached to {ref}"), image
 
 
+def records_at(ref_text: str, arch: str, options: Options) -> tuple[dict[str, list[bytes]], str] | None:
+    """Every record attached to the image a reference serves for `arch`, by its file name (the title annotation;
+    several under one name when the image was pushed with records of several builds, say envelopes signed
+    with two keys), with the image's digest; None when the reference is not in the registry."""
+    ref = parse_reference(ref_text)
+    with Client(ref.host, options) as client:
+        client.need(ref.repository, "pull")
+        found = image_for_arch(client, ref, arch)
+        if found is None:
+            return None
+        image = found[0]
+        out: dict[str, list[bytes]] = {}
+        for d in referrers.listing(client, ref.repository, image.digest):
+            artifact = manifests.get(client, ref.repository, d["digest"])
+            doc = artifact.json
+            title = (doc.get("annotations") or {}).get(TITLE)
+            ours = (doc.get("subject") or {}).get("digest") == image.digest
+            if ours and doc.get("layers") and isinstance(title, str):
+                out.setdefault(title, []).append(manifests.blob(client, ref.repository, doc["layers"][0]))
+    return out, image.digest
+
+
 def lock_at(ref_text: str, arch: str, options: Options) -> tuple[lock_mod.Lock, str] | None:
     """The lock of the image at a reference (HOST/REPO:TAG), with the image's digest; None when there is none."""
     ref = parse_reference(ref_text)

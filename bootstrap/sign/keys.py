@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bootstrap.errors import BootstrapError, SignatureError, os_error
+from bootstrap.sign import cosign_key
 
 Password = Callable[[], bytes]
 """Asked only when the key file is encrypted: the environment's password, or a prompt."""
@@ -76,11 +77,14 @@ def _read(path: Path) -> bytes:
 
 
 def load_private(path: Path, password: Password) -> SigningKey:
-    """The signing key in `path` (PKCS#8 or SEC 1 PEM, plain or encrypted)."""
+    """The signing key in `path` (PKCS#8 or SEC 1 PEM, plain or encrypted, or cosign's encrypted key file)."""
     data = _read(path)
     secret = password() if b"ENCRYPTED" in data else None
     try:
-        key = serialization.load_pem_private_key(data, secret)
+        if secret is not None and cosign_key.is_cosign_key(data):
+            key = serialization.load_der_private_key(cosign_key.decrypt(data, secret, str(path)), None)
+        else:
+            key = serialization.load_pem_private_key(data, secret)
     except (ValueError, TypeError) as e:
         wrong = secret is not None and ("password" in str(e).lower() or "decrypt" in str(e).lower())
         hint = "check the password" if wrong else "give a PEM private key file (bootstrap keygen writes one)"
@@ -123,3 +127,53 @@ def password_for(path: Path) -> Password:
         return getpass.getpass(f"password for {path}: ").encode()
 
     return ask
+
+
+def new_password() -> bytes | None:
+    """The password to encrypt a new key with: from the environment, else asked twice on a terminal; None (a
+    plain key) when neither gives one, or when it is empty."""
+    for name in PASSWORD_ENV:
+        if name in os.environ:
+            return os.environ[name].encode() or None
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass("password for the new key (empty: not encrypted): ")
+    if getpass.getpass("the same password again: ") != first:
+        raise BootstrapError("the two passwords differ", "run again and type the same password twice")
+    return first.encode() or None
+
+
+def write_pair(prefix: Path, key: SigningKey, password: bytes | None) -> tuple[Path, Path]:
+    """Write `PREFIX.key` (mode 0600, encrypted when a password is given) and `PREFIX.pub`, each whole or not at
+    all, never over an existing file."""
+    private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
+    for path in (private, public):
+        if path.exists() or path.is_symlink():
+            raise BootstrapError(f"{path} already exists", "choose another --output, or move the old key away")
+    _create(private, key.pem(password), 0o600)
+    try:
+        _create(public, key.public.pem(), 0o644)
+    except BaseException:
+        private.unlink(missing_ok=True)
+        raise
+    return private, public
+
+
+def _create(path: Path, data: bytes, mode: int) -> None:
+    """A new file with these bytes: written under a temporary name, then linked to its name (which fails when
+    something is there already)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        with open(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError as e:
+        raise BootstrapError(f"{path} already exists", "choose another --output, or move the old key away") from e
+    except OSError as e:
+        raise os_error(e, path) from e
+    finally:
+        tmp.unlink(missing_ok=True)
