@@ -21,6 +21,7 @@ from bootstrap.log import setup
 from bootstrap.publish import changes as changes_mod
 from bootstrap.records import lock as lock_mod
 from bootstrap.registry.credentials import ENV_USER
+from bootstrap.sign import keys
 
 debug = False
 """Set by --debug: errors then come with their traceback."""
@@ -65,6 +66,11 @@ SIGN_KEY = click.option(
     "else a prompt.",
 )
 """The signing key of builds, pushes and fleets: `keys.load_private(path, keys.password_for(path))`."""
+
+
+def signing_key(path: Path | None) -> keys.SigningKey | None:
+    """The key `--sign-key` names, read (and its password asked) before anything else is done; None without one."""
+    return None if path is None else keys.load_private(path, keys.password_for(path))
 
 
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:

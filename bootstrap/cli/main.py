@@ -334,7 +334,13 @@ def resolve_cmd(recipe_name: str, opts: Options) -> None:
         click.echo(f"{p.name}\t{p.version}\t{p.arch}")
 
 
-for _command in (cli_registry.check, cli_registry.fleet_cmd, cli_registry.push_cmd, cli_registry.index_cmd):
+for _command in (
+    cli_registry.check,
+    cli_registry.fleet_cmd,
+    cli_registry.push_cmd,
+    cli_registry.index_cmd,
+    cli_registry.policy_cmd,
+):
     cli.add_command(_command)
 cli.add_command(cli_cache.cache)
 

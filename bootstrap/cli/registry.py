@@ -1,4 +1,5 @@
-"""The commands that talk to a registry: push, index, check against a pushed image, and fleets."""
+"""The commands that talk to a registry: push, index, check against a pushed image, fleets, and the policy that
+checks the signatures of pushed images."""
 
 import dataclasses
 import json
@@ -11,23 +12,28 @@ from bootstrap import registry
 from bootstrap.build import recipe, recipe_trust, steps
 from bootstrap.build.plan import Options, host_arch
 from bootstrap.cli.common import (
+    SIGN_KEY,
     RegistryAccess,
     cache_max_option,
     changes_since,
     privileged,
     registry_access,
     registry_options,
+    signing_key,
     source_options,
     verbosity,
     warn_insecure,
 )
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, os_error
+from bootstrap.host.cache import write_atomic
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import fleet as fleet_mod
 from bootstrap.publish import fleetrun, webhook
+from bootstrap.publish import policy as policy_mod
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.registry import artifacts
+from bootstrap.sign import keys
 
 
 def _previous(against: str, access: RegistryAccess, opts: Options) -> tuple[lock_mod.Lock, str, Options]:
@@ -93,6 +99,7 @@ def check(recipe_name: str, against: str, as_json: bool, opts: Options, access: 
 )
 @click.option("--webhook", "webhooks", multiple=True, help="POST an event for every pushed image (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@SIGN_KEY
 @cache_max_option
 @source_options
 @registry_access
@@ -106,6 +113,7 @@ def fleet_cmd(
     as_json: bool,
     output: Path,
     cache_max: str | None,
+    sign_key: Path | None,
     opts: Options,
     access: RegistryAccess,
 ) -> None:
@@ -120,12 +128,13 @@ def fleet_cmd(
         click.echo(fleet_mod.dumps_matrix(fleet, matrix))
         return
     reg_opts = access.options()
+    key = signing_key(sign_key)
     # Every recipe the fleet names, read (trusted and confined) before anything is fetched.
     recipes = [] if assemble else [recipe.load(image.recipe, allow) for image in fleet.images]
     if any(steps.needs_root(r) for r in recipes):
         privileged("building images")
     opts = dataclasses.replace(opts, output=output, cache_max=cache_max)
-    runner = fleetrun.Runner(fleet, opts, reg_opts, output, webhooks)
+    runner = fleetrun.Runner(fleet, opts, reg_opts, output, webhooks, sign=key)
     if assemble:
         rows = runner.assemble_all()
     elif job_id is not None:
@@ -162,6 +171,7 @@ def fleet_cmd(
     is_flag=True,
     help=f"Do not attach the build's records: {outputs.listing(lambda o: o.attached)}.",
 )
+@SIGN_KEY
 @verbosity
 def push_cmd(
     source: Path,
@@ -170,19 +180,22 @@ def push_cmd(
     mount_from: tuple[str, ...],
     webhooks: tuple[str, ...],
     no_records: bool,
+    sign_key: Path | None,
     access: RegistryAccess,
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
 
     REF is HOST[:PORT]/REPOSITORY[:TAG] (a name without a host is refused). Prints REF@DIGEST. The records of a
-    build (lock, SBOMs, provenance) are attached to the image as OCI artifacts.
+    build (lock, SBOMs, provenance) are attached to the image as OCI artifacts. With --sign-key, each pushed
+    manifest gets a signature podman and skopeo verify (`bootstrap policy` writes their configuration).
     """
+    key = signing_key(sign_key)
     options = dataclasses.replace(
         access.options(),
         chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
         mount_from=mount_from,
     )
-    digest = registry.push(source, ref, options, records=not no_records)
+    digest = registry.push(source, ref, options, records=not no_records, sign=key)
     click.echo(f"{ref}@{digest}")
     if webhooks:
         webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})
@@ -192,11 +205,67 @@ def push_cmd(
 @click.argument("ref", metavar="REF")
 @click.argument("sources", metavar="SOURCE_REF...", nargs=-1, required=True)
 @registry_options
+@SIGN_KEY
 @verbosity
-def index_cmd(ref: str, sources: tuple[str, ...], access: RegistryAccess) -> None:
+def index_cmd(ref: str, sources: tuple[str, ...], sign_key: Path | None, access: RegistryAccess) -> None:
     """Put under REF a multi-platform index of images already in the same registry.
 
     A SOURCE_REF without a host is on REF's registry (`debian:trixie-arm64`). Only manifests are copied; blobs
     of sources in other repositories are mounted. Prints REF@DIGEST.
     """
-    click.echo(f"{ref}@{registry.make_index(ref, sources, access.options())}")
+    key = signing_key(sign_key)
+    click.echo(f"{ref}@{registry.make_index(ref, sources, access.options(), sign=key)}")
+
+
+@click.command(name="policy")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    metavar="PUB",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="The public key of the signing key (the .pub file `bootstrap keygen` writes).",
+)
+@click.option(
+    "--registry",
+    "scopes",
+    required=True,
+    multiple=True,
+    metavar="HOST[:PORT][/REPO]",
+    help="Require signatures by the key for images here: a registry, a namespace or a repository (repeatable).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("containers"),
+    show_default=True,
+    help=f"Where to write {policy_mod.POLICY} and {policy_mod.REGISTRIES_D}.",
+)
+@click.option(
+    "--key-path",
+    metavar="PATH",
+    help="Name the key by its path on the pulling machine (keyPath) instead of embedding it (keyData).",
+)
+@click.option("--reject-others", is_flag=True, help="Refuse every other image too (default: no check for them).")
+@verbosity
+def policy_cmd(
+    key_file: Path, scopes: tuple[str, ...], output: Path, key_path: str | None, reject_others: bool
+) -> None:
+    """Write the containers policy (policy.json) and registries.d file with which podman, skopeo and CRI-O refuse
+    images of the given registries that are not signed by the key (`push --sign-key`). Copy them to
+    /etc/containers/ (or pass them with --signature-policy and --registries.d)."""
+    if key_path is not None and not key_path.startswith("/"):
+        raise BootstrapError(f"--key-path {key_path!r} is not absolute", "containers/image reads keyPath as given")
+    chosen = policy_mod.Policy(
+        keys.load_public(key_file), tuple(policy_mod.scope(s) for s in scopes), key_path, reject_others
+    )
+    files = chosen.files()
+    for name, data in files.items():
+        path = output / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data, 0o644)
+        except OSError as e:
+            raise os_error(e, path) from e
+        click.echo(str(path))
