@@ -34,6 +34,7 @@ from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.registry import artifacts
 from bootstrap.sign import keys
+from bootstrap.sign.gpgsign import GpgSigner
 
 
 def _previous(against: str, access: RegistryAccess, opts: Options) -> tuple[lock_mod.Lock, str, Options]:
@@ -172,6 +173,17 @@ def fleet_cmd(
     help=f"Do not attach the build's records: {outputs.listing(lambda o: o.attached)}.",
 )
 @SIGN_KEY
+@click.option(
+    "--gpg-sign",
+    "gpg_key",
+    metavar="KEY",
+    help="Also sign with this key of gpg's keyring (GPG simple signing, for `signedBy` policies); needs --lookaside.",
+)
+@click.option(
+    "--lookaside",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where --gpg-sign writes its signatures (REPO@sha256=HEX/signature-N), to serve as the lookaside store.",
+)
 @verbosity
 def push_cmd(
     source: Path,
@@ -181,6 +193,8 @@ def push_cmd(
     webhooks: tuple[str, ...],
     no_records: bool,
     sign_key: Path | None,
+    gpg_key: str | None,
+    lookaside: Path | None,
     access: RegistryAccess,
 ) -> None:
     """Push the image of DIR (a build's output directory, its image.tar, or an OCI layout) to REF.
@@ -190,12 +204,15 @@ def push_cmd(
     manifest gets a signature podman and skopeo verify (`bootstrap policy` writes their configuration).
     """
     key = signing_key(sign_key)
+    if (gpg_key is None) != (lookaside is None):
+        raise click.UsageError("--gpg-sign and --lookaside go together")
+    gpg = GpgSigner(gpg_key, lookaside) if gpg_key is not None and lookaside is not None else None
     options = dataclasses.replace(
         access.options(),
         chunk_size=registry.parse_size(chunk_size) if chunk_size else registry.DEFAULT_CHUNK,
         mount_from=mount_from,
     )
-    digest = registry.push(source, ref, options, records=not no_records, sign=key)
+    digest = registry.push(source, ref, options, records=not no_records, sign=key, gpg=gpg)
     click.echo(f"{ref}@{digest}")
     if webhooks:
         webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})
@@ -221,10 +238,21 @@ def index_cmd(ref: str, sources: tuple[str, ...], sign_key: Path | None, access:
 @click.option(
     "--key",
     "key_file",
-    required=True,
     metavar="PUB",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="The public key of the signing key (the .pub file `bootstrap keygen` writes).",
+)
+@click.option(
+    "--gpg-key",
+    "gpg_file",
+    metavar="KEYRING",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Also (or instead) require a GPG simple signature by a key of this exported public keyring (signedBy).",
+)
+@click.option(
+    "--lookaside",
+    metavar="URL",
+    help="Where the GPG signatures are read (https:// or file://; what `push --lookaside` wrote, served).",
 )
 @click.option(
     "--registry",
@@ -250,16 +278,33 @@ def index_cmd(ref: str, sources: tuple[str, ...], sign_key: Path | None, access:
 @click.option("--reject-others", is_flag=True, help="Refuse every other image too (default: no check for them).")
 @verbosity
 def policy_cmd(
-    key_file: Path, scopes: tuple[str, ...], output: Path, key_path: str | None, reject_others: bool
+    key_file: Path | None,
+    gpg_file: Path | None,
+    lookaside: str | None,
+    scopes: tuple[str, ...],
+    output: Path,
+    key_path: str | None,
+    reject_others: bool,
 ) -> None:
     """Write the containers policy (policy.json) and registries.d file with which podman, skopeo and CRI-O refuse
     images of the given registries that are not signed by the key (`push --sign-key`). Copy them to
     /etc/containers/ (or pass them with --signature-policy and --registries.d)."""
     if key_path is not None and not key_path.startswith("/"):
         raise BootstrapError(f"--key-path {key_path!r} is not absolute", "containers/image reads keyPath as given")
-    chosen = policy_mod.Policy(
-        keys.load_public(key_file), tuple(policy_mod.scope(s) for s in scopes), key_path, reject_others
-    )
+    if key_file is None and gpg_file is None:
+        raise click.UsageError("give --key, --gpg-key or both")
+    if (gpg_file is None) != (lookaside is None):
+        raise click.UsageError("--gpg-key and --lookaside go together")
+    gpg = None
+    if gpg_file is not None and lookaside is not None:
+        if not lookaside.startswith(("https://", "http://", "file:///")):
+            raise BootstrapError(f"--lookaside {lookaside!r} is not a URL", "give https://HOST/PATH or file:///PATH")
+        try:
+            gpg = policy_mod.Gpg(gpg_file.read_bytes(), lookaside)
+        except OSError as e:
+            raise os_error(e, gpg_file) from e
+    public = keys.load_public(key_file) if key_file is not None else None
+    chosen = policy_mod.Policy(public, tuple(policy_mod.scope(s) for s in scopes), key_path, reject_others, gpg)
     files = chosen.files()
     for name, data in files.items():
         path = output / name

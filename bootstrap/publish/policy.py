@@ -7,6 +7,10 @@ machine that pulls), whose `docker-reference` is the pulled image's repository (
 signatures `bootstrap push --sign-key` writes name the repository, not a tag). `registries.d/bootstrap.yaml`
 (containers-registries.d(5)) tells containers/image to look for those signatures in the registry itself,
 under the `sha256-<hex>.sig` tags (`use-sigstore-attachments: true`).
+
+With a GPG public keyring (`--gpg-key`), each scope also requires a `signedBy` GPG simple signature (what
+`push --gpg-sign` writes), read from the lookaside store the registries.d file names (`lookaside:`); its
+identity is the default, the exact reference pulled (or its digest).
 """
 
 import base64
@@ -40,34 +44,52 @@ def scope(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Gpg:
+    keyring: bytes
+    """The public keyring (binary or ASCII-armored export) whose keys may sign."""
+    lookaside: str
+    """The URL (https:// or file://) the signatures are read from."""
+
+
+@dataclass(frozen=True)
 class Policy:
-    key: PublicKey
+    key: PublicKey | None
     scopes: tuple[str, ...]
     key_path: str | None = None
     """Where the public key will be on the pulling machine (`keyPath`); None embeds it (`keyData`)."""
     reject_others: bool = False
     """Refuse every image outside the scopes too (`default: reject`); otherwise leave them to no check."""
+    gpg: Gpg | None = None
 
-    def requirement(self) -> dict[str, Any]:
-        where = {"keyPath": self.key_path} if self.key_path else {"keyData": base64.b64encode(self.key.pem()).decode()}
-        return {"type": "sigstoreSigned", **where, "signedIdentity": {"type": "matchRepository"}}
+    def requirements(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if self.key is not None:
+            data = base64.b64encode(self.key.pem()).decode()
+            where = {"keyPath": self.key_path} if self.key_path else {"keyData": data}
+            out.append({"type": "sigstoreSigned", **where, "signedIdentity": {"type": "matchRepository"}})
+        if self.gpg is not None:
+            out.append(
+                {"type": "signedBy", "keyType": "GPGKeys", "keyData": base64.b64encode(self.gpg.keyring).decode()}
+            )
+        return out
 
     def policy_json(self) -> bytes:
         default = "reject" if self.reject_others else "insecureAcceptAnything"
         doc = {
             "default": [{"type": default}],
-            "transports": {"docker": {s: [self.requirement()] for s in self.scopes}},
+            "transports": {"docker": {s: self.requirements() for s in self.scopes}},
         }
         return (json.dumps(doc, indent=2) + "\n").encode()
 
     def registries_d(self) -> bytes:
         # JSON strings are YAML double-quoted scalars: a host with a port is read as one key.
-        lines = [
-            "# containers-registries.d(5): read image signatures from the registry's sha256-<hex>.sig tags",
-            "docker:",
-        ]
+        lines = ["# containers-registries.d(5): where the image signatures of these scopes are read", "docker:"]
         for s in self.scopes:
-            lines += [f"  {json.dumps(s)}:", "    use-sigstore-attachments: true"]
+            lines.append(f"  {json.dumps(s)}:")
+            if self.key is not None:
+                lines.append("    use-sigstore-attachments: true")
+            if self.gpg is not None:
+                lines.append(f"    lookaside: {json.dumps(self.gpg.lookaside)}")
         return ("\n".join(lines) + "\n").encode()
 
     def files(self) -> dict[str, bytes]:

@@ -30,15 +30,20 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 def payload(docker_reference: str, digest: str) -> bytes:
     """The payload bytes for the manifest `digest` in the repository `docker_reference` (HOST[:PORT]/REPO):
     keys sorted, no spaces, as cosign writes it."""
+    return document(docker_reference, digest, TYPE, None)
+
+
+def document(docker_reference: str, digest: str, kind: str, optional: dict[str, Any] | None) -> bytes:
+    """A simple signing payload of type `kind` (the cosign one, or GPG's `gpgsign.TYPE`)."""
     if not _DIGEST.match(digest):
         raise SignatureError(f"{digest!r} is not a sha256 manifest digest", "sign a pushed manifest's digest")
     doc = {
         "critical": {
             "identity": {"docker-reference": docker_reference},
             "image": {"docker-manifest-digest": digest},
-            "type": TYPE,
+            "type": kind,
         },
-        "optional": None,
+        "optional": optional,
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 

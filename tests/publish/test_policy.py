@@ -49,7 +49,7 @@ def test_policy_requires_the_key_for_each_scope_and_registries_d_reads_attachmen
             }
         ]
     assert (out / "registries.d" / "bootstrap.yaml").read_text() == (
-        "# containers-registries.d(5): read image signatures from the registry's sha256-<hex>.sig tags\n"
+        "# containers-registries.d(5): where the image signatures of these scopes are read\n"
         "docker:\n"
         '  "127.0.0.1:5000/debian":\n    use-sigstore-attachments: true\n'
         '  "localhost":\n    use-sigstore-attachments: true\n'
@@ -89,3 +89,36 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     done = cli("--key", str(tmp_path / "key.pub"), "--registry", "localhost", "--key-path", "rel.pub", "-o", str(out))
     assert done.returncode != 0 and "is not absolute" in done.stderr
     assert not out.exists()
+
+
+def test_gpg_policy_requires_signed_by_and_reads_the_lookaside(tmp_path: Path) -> None:
+    keyring = tmp_path / "key.gpg"
+    keyring.write_bytes(b"\x99 a keyring")
+    out = tmp_path / "c"
+    args = (
+        "--gpg-key",
+        str(keyring),
+        "--lookaside",
+        "file:///srv/sigs",
+        "--registry",
+        "127.0.0.1:5000/a",
+        "-o",
+        str(out),
+    )
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((out / "policy.json").read_text())
+    assert doc["transports"]["docker"]["127.0.0.1:5000/a"] == [
+        {"type": "signedBy", "keyType": "GPGKeys", "keyData": base64.b64encode(b"\x99 a keyring").decode()}
+    ]
+    assert (
+        (out / "registries.d" / "bootstrap.yaml")
+        .read_text()
+        .endswith('  "127.0.0.1:5000/a":\n    lookaside: "file:///srv/sigs"\n')
+    )
+    bad = cli(
+        "--gpg-key", str(keyring), "--lookaside", "/srv/sigs", "--registry", "localhost", "-o", str(tmp_path / "d")
+    )
+    assert bad.returncode != 0 and "is not a URL" in bad.stderr and not (tmp_path / "d").exists()
+    alone = cli("--gpg-key", str(keyring), "--registry", "localhost", "-o", str(tmp_path / "d"))
+    assert alone.returncode != 0 and "--gpg-key and --lookaside go together" in alone.stderr

@@ -3,10 +3,12 @@ sigstore verification disabled) runs in a Docker container made by bootstrap its
 the skopeo package, from the host's mirror; kept in Docker by the sha256 of its lock), with the policy
 `bootstrap policy` writes, against a TLS registry with Basic auth on 127.0.0.1. It must accept what
 `push --sign-key` signed and refuse an unsigned image, an image signed by another key, and a manifest changed
-after it was signed; indexes too."""
+after it was signed; indexes too. The same for GPG simple signing (`signedBy`, signatures in a lookaside
+directory)."""
 
 import hashlib
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ from bootstrap.registry import Options, manifests, push, signatures
 from bootstrap.registry.client import Client
 from bootstrap.registry.manifests import Manifest
 from bootstrap.sign import keys
+from bootstrap.sign.gpgsign import GpgSigner
 from tests.e2e.conftest import bootstrap, docker, need  # noqa: F401 - docker is a fixture
+from tests.fixtures.gpg import GpgKey
 from tests.registry.conftest import PASSWORD, USER, Layout, TLSRegistry
 
 pytestmark = pytest.mark.e2e
@@ -70,12 +74,14 @@ class Judge:
     registry: TLSRegistry
     config: Path
     docker: Callable[..., subprocess.CompletedProcess[str]]
+    mounts: tuple[tuple[Path, str], ...] = ()
 
     def copy(self, ref: str, *flags: str) -> subprocess.CompletedProcess[str]:
         return self.docker(
             "run", "--rm", "--network", "host",
             "-v", f"{self.config}:/policy:ro",
             "-v", f"{self.registry.cert_dir}:/certs:ro",
+            *(f"--volume={host}:{inside}:ro" for host, inside in self.mounts),
             self.image,
             "skopeo", "--policy", "/policy/policy.json", "--registries.d", "/policy/registries.d",
             "copy", "--src-cert-dir", "/certs", "--src-creds", CREDS, *flags,
@@ -192,3 +198,67 @@ def test_skopeo_checks_indexes_and_their_platforms(
     push(multi.tar, f"{host}/signed/multi-unsigned:1", opts(tls_registry))
     judge.refuses(f"{host}/signed/multi-unsigned:1", "--all")
     judge.refuses(f"{host}/signed/multi-unsigned:1")
+
+
+# --- GPG simple signing, for signedBy policies ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gpg_judge(
+    tls_registry: TLSRegistry,
+    skopeo_image: str,
+    gpg_key: GpgKey,
+    docker: Callable[..., subprocess.CompletedProcess[str]],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Judge, Path]:
+    """A judge requiring GPG signatures by `gpg_key`, read from a lookaside directory mounted at /lookaside."""
+    work = tmp_path_factory.mktemp("gpg-policy")
+    keyring = gpg_key.export(work / "key.gpg")
+    lookaside = work / "lookaside"
+    lookaside.mkdir()
+    out = work / "c"
+    args = ("--gpg-key", str(keyring), "--lookaside", "file:///lookaside", "--registry", f"{tls_registry.host}/gpg")
+    bootstrap("policy", *args, "-o", str(out))
+    return Judge(skopeo_image, tls_registry, out, docker, ((lookaside, "/lookaside"),)), lookaside
+
+
+def gpg_push(layout: Layout, ref: str, registry: TLSRegistry, key: GpgKey, lookaside: Path) -> str:
+    env = {"GNUPGHOME": str(key.home)}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        return push(layout.tar, ref, opts(registry), gpg=GpgSigner(key.fingerprint, lookaside))
+
+
+def test_skopeo_checks_gpg_signatures_from_the_lookaside_store(
+    gpg_judge: tuple[Judge, Path],
+    tls_registry: TLSRegistry,
+    amd64: Layout,
+    multi: Layout,
+    gpg_key: GpgKey,
+    other_gpg_key: GpgKey,
+) -> None:
+    judge, lookaside = gpg_judge
+    host = tls_registry.host
+    gpg_push(amd64, f"{host}/gpg/img:1", tls_registry, gpg_key, lookaside)
+    judge.accepts(f"{host}/gpg/img:1")
+    gpg_push(amd64, f"{host}/gpg/img:1", tls_registry, gpg_key, lookaside)
+    assert [p.name for p in (lookaside / f"gpg/img@{amd64.digest.replace(':', '=')}").iterdir()] == ["signature-1"]
+    gpg_push(multi, f"{host}/gpg/multi:1", tls_registry, gpg_key, lookaside)
+    judge.accepts(f"{host}/gpg/multi:1", "--all")
+    push(amd64.tar, f"{host}/gpg/unsigned:1", opts(tls_registry))
+    judge.refuses(f"{host}/gpg/unsigned:1")
+    gpg_push(amd64, f"{host}/gpg/other:1", tls_registry, other_gpg_key, lookaside)
+    judge.refuses(f"{host}/gpg/other:1")
+    # Another tag of the same repository: the default identity wants the exact reference signed.
+    push(amd64.tar, f"{host}/gpg/img:2", opts(tls_registry))
+    judge.refuses(f"{host}/gpg/img:2")
+    # A manifest changed after signing, with the old signature put where the new digest's would be.
+    gpg_push(amd64, f"{host}/gpg/changed:1", tls_registry, gpg_key, lookaside)
+    doc = get(tls_registry, "gpg/changed", "1").json
+    doc["annotations"] = {"changed": "after signing"}
+    changed = Manifest(doc["mediaType"], canonical_json(doc))
+    put(tls_registry, "gpg/changed", "1", changed)
+    signed = lookaside / f"gpg/changed@{amd64.digest.replace(':', '=')}"
+    shutil.copytree(signed, lookaside / f"gpg/changed@{changed.digest.replace(':', '=')}")
+    judge.refuses(f"{host}/gpg/changed:1")
