@@ -79,8 +79,8 @@ PUBLIC_KEY = click.option(
 
 
 def signing_key(path: Path | None) -> keys.SigningKey | None:
-    """The key of --sign-key, read (and its password asked) before any work."""
-    return keys.load_private(path, keys.password_for(path)) if path is not None else None
+    """The key `--sign-key` names, read (and its password asked) before anything else is done; None without one."""
+    return None if path is None else keys.load_private(path, keys.password_for(path))
 
 
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -167,7 +167,7 @@ def build(
     started = time.monotonic()
     result = pipeline.build(plan)
     click.echo(f"{result.tag} {result.manifest_digest}")
-    pushed = {ref: registry.push(result.output, ref, registry.Options()) for ref in pushes}
+    pushed = {ref: registry.push(result.output, ref, registry.Options(), sign=key) for ref in pushes}
     for ref, digest in pushed.items():
         click.echo(f"{ref}@{digest}")
     if webhooks:
@@ -368,7 +368,13 @@ def resolve_cmd(recipe_name: str, opts: Options) -> None:
         click.echo(f"{p.name}\t{p.version}\t{p.arch}")
 
 
-for _command in (cli_registry.check, cli_registry.fleet_cmd, cli_registry.push_cmd, cli_registry.index_cmd):
+for _command in (
+    cli_registry.check,
+    cli_registry.fleet_cmd,
+    cli_registry.push_cmd,
+    cli_registry.index_cmd,
+    cli_registry.policy_cmd,
+):
     cli.add_command(_command)
 cli.add_command(cli_cache.cache)
 

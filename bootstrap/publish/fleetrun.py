@@ -24,6 +24,7 @@ from bootstrap.publish import webhook
 from bootstrap.publish.fleet import Fleet, Image, Job, fill
 from bootstrap.registry import artifacts, manifests
 from bootstrap.registry.client import Client
+from bootstrap.sign.keys import SigningKey
 
 
 @dataclass
@@ -62,8 +63,11 @@ class Runner:
         registry_options: registry.Options,
         output: Path,
         webhooks: Sequence[str] = (),
+        sign: SigningKey | None = None,
     ) -> None:
         self.fleet = fleet
+        self.sign = sign
+        """The key that signs every pushed manifest and assembled index (none: nothing is signed)."""
         self.options = options
         self.registry_options = registry_options
         self.output = output
@@ -139,7 +143,7 @@ class Runner:
         result = pipeline.build(plan, {job.arch: archive})
         pushed = self.targets(job, result.codename)
         for ref in pushed:
-            registry.push(result.output, ref, self.registry_options)
+            registry.push(result.output, ref, self.registry_options, sign=self.sign)
         row = Row(
             name,
             job.suite,
@@ -182,7 +186,7 @@ class Runner:
             codename = codenames.pop()
             final = fill(template, image.recipe, suite, codename)
             before = self._current(final)
-            digest = registry.make_index(final, sources, self.registry_options)
+            digest = registry.make_index(final, sources, self.registry_options, sign=self.sign)
             pushed = [final] if before != digest else []
             state = "new" if before is None else "changed" if pushed else "unchanged"
             row = Row(name, suite, codename, "+".join(image.arches), state, digest, pushed, 0.0)

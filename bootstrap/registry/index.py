@@ -10,12 +10,14 @@ from typing import Any
 
 from bootstrap.image.oci import MEDIA_INDEX, canonical_json
 from bootstrap.log import log
-from bootstrap.registry import blobs, manifests
+from bootstrap.registry import blobs, manifests, signatures
+from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.manifests import DOCKER_LIST, DOCKER_MANIFEST, Manifest
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
+from bootstrap.sign.keys import SigningKey
 
 
 def _mount_blobs(client: Client, manifest: Manifest, source: str, target: str) -> None:
@@ -55,11 +57,14 @@ def _key(platform: dict[str, Any]) -> str:
     return "/".join(str(platform.get(k, "")) for k in ("os", "architecture", "variant")).rstrip("/")
 
 
-def make_index(target_ref: str, source_refs: Sequence[str], options: Options | None = None) -> str:
+def make_index(
+    target_ref: str, source_refs: Sequence[str], options: Options | None = None, sign: SigningKey | None = None
+) -> str:
     """Put under `target_ref` an index over the images `source_refs` name; returns the index digest.
 
     Sources are `host/repo:tag`, `host/repo@sha256:...`, or `repo:tag` on the target's registry. Sources in
-    other repositories have their blobs mounted into the target repository (same registry only).
+    other repositories have their blobs mounted into the target repository (same registry only). With a `sign`
+    key, the index and each image manifest in it are signed in the target repository.
     """
     options = options or Options()
     if not source_refs:
@@ -105,8 +110,14 @@ def make_index(target_ref: str, source_refs: Sequence[str], options: Options | N
         current = manifests.find(client, target.repository, target.tag or "latest")
         if current is not None and current.digest == index.digest:
             log.info(f"{target}: the index is there already ({index.digest})")
-            return index.digest
-        digest = manifests.put(client, target.repository, target.tag or "latest", index)
+            digest = index.digest
+        else:
+            digest = manifests.put(client, target.repository, target.tag or "latest", index)
+        if sign is not None:
+            signed = [d["digest"] for d in descriptors] + [digest]
+            signatures.sign_all(Uploader(client, target.repository), target, signed, sign)
+        if current is not None and current.digest == index.digest:
+            return digest
     platforms = ", ".join(_key(d["platform"]) for d in descriptors)
     log.info(f"indexed {target.host}/{target.repository}:{target.tag or 'latest'}@{digest}: {platforms}")
     return digest

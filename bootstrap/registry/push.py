@@ -6,7 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bootstrap.log import bars_enabled, log
-from bootstrap.registry import artifacts, manifests
+from bootstrap.registry import artifacts, manifests, signatures
 from bootstrap.registry.blobs import Outcome, Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import MissingBlobs, RegistryError
@@ -14,6 +14,8 @@ from bootstrap.registry.layout import BlobSource, Layout
 from bootstrap.registry.manifests import Manifest
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
+from bootstrap.sign.gpgsign import GpgSigner
+from bootstrap.sign.keys import SigningKey
 
 
 def same_registry_repository(name: str, target: Reference) -> str:
@@ -27,12 +29,21 @@ def same_registry_repository(name: str, target: Reference) -> str:
     return ref.repository
 
 
-def push(layout: Path, ref: str, options: Options | None = None, records: bool = True) -> str:
+def push(
+    layout: Path,
+    ref: str,
+    options: Options | None = None,
+    records: bool = True,
+    sign: SigningKey | None = None,
+    gpg: GpgSigner | None = None,
+) -> str:
     """Push the image in `layout` to `ref`; returns the pushed digest.
 
     `layout` is an image.tar, an OCI layout directory, or a `bootstrap build` output directory (its image.tar).
     The records of a build output (lock, SBOMs, provenance) are attached to the image as OCI artifacts, unless
-    `records` is false.
+    `records` is false. With a `sign` key, every pushed manifest (each platform's and the index) is signed
+    (`signatures`); without one, nothing about signatures is read or written. With `gpg`, the same manifests get
+    GPG simple signatures naming the pushed reference, written to its lookaside directory (`gpgsign`).
 
     One platform: its manifest goes under the tag. Several: each manifest by digest, then the index under the
     tag. The digest returned is the sha256 of the exact bytes of that top-level manifest or index.
@@ -71,6 +82,13 @@ def push(layout: Path, ref: str, options: Options | None = None, records: bool =
                 _put_image(uploader, lay, image.digest, image)
             digest = manifests.put(client, target.repository, tag or head.digest, top.index)
         artifacts.attach_all(client, target.repository, attached, epoch, uploader)
+        digests = [image.digest for image in top.images] + ([digest] if top.index is not None else [])
+        if sign is not None:
+            signatures.sign_all(uploader, target, digests, sign)
+    if gpg is not None:
+        identity = f"{target.host}/{target.repository}:{tag or 'latest'}"
+        added = gpg.sign_all(target.repository, identity, digests)
+        log.info(f"GPG-signed {len(digests)} manifest(s) as {identity} into {gpg.lookaside} ({added} new)")
     log.info(
         f"pushed {target.host}/{target.repository}{':' + tag if tag else ''}@{digest}: "
         f"{len(top.images)} platform(s); blobs: {outcomes[Outcome.UPLOADED]} uploaded, "

@@ -1,0 +1,163 @@
+"""Image signatures written by push --sign-key into a real docker-registry: the payload, the layer, the tag,
+re-pushes and other keys, read back over the wire and checked with our own public key (the e2e test in
+test_signatures_skopeo.py has skopeo check them)."""
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap.errors import SignatureError
+from bootstrap.image.oci import MEDIA_MANIFEST
+from bootstrap.registry import Options, RegistryError, make_index, manifests, push, signatures
+from bootstrap.registry.client import Client
+from bootstrap.registry.manifests import Manifest
+from bootstrap.sign import keys, simplesigning
+from tests.registry.conftest import Layout
+from tests.registry.servers import Registry
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stored(registry: Registry, repo: str, digest: str, options: Options) -> Manifest | None:
+    with Client(registry.host, options) as client:
+        client.need(repo, "pull")
+        return manifests.find(client, repo, signatures.tag_for(digest))
+
+
+def layers(registry: Registry, repo: str, digest: str, options: Options) -> list[tuple[dict[str, Any], bytes]]:
+    """Each layer of the signature manifest of `digest`, with its payload bytes fetched from the registry."""
+    sig = stored(registry, repo, digest, options)
+    assert sig is not None, f"no signature manifest for {digest}"
+    assert sig.media_type == MEDIA_MANIFEST
+    with Client(registry.host, options) as client:
+        client.need(repo, "pull")
+        config = manifests.config(client, repo, sig.json["config"])
+        out = [(d, manifests.blob(client, repo, d)) for d in sig.json["layers"]]
+    assert config["rootfs"]["diff_ids"] == [d["digest"] for d, _ in out]
+    return out
+
+
+def check_signed(registry: Registry, repo: str, digest: str, key: keys.PublicKey, options: Options) -> None:
+    found = layers(registry, repo, digest, options)
+    ours = [(d, p) for d, p in found if key.verifies(p, base64.b64decode(d["annotations"][simplesigning.ANNOTATION]))]
+    assert len(ours) == 1, f"{digest}: {len(ours)} signatures by the key"
+    descriptor, payload = ours[0]
+    assert descriptor["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+    assert set(descriptor["annotations"]) == {"dev.cosignproject.cosign/signature"}
+    assert json.loads(payload) == {
+        "critical": {
+            "identity": {"docker-reference": f"{registry.host}/{repo}"},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": None,
+    }
+    assert simplesigning.claims(payload) == (f"{registry.host}/{repo}", digest)
+
+
+def test_a_signed_push_signs_its_manifest_and_an_unsigned_one_writes_nothing(
+    plain_registry: Registry, amd64: Layout, repo: str, opts: Callable[..., Options]
+) -> None:
+    key = keys.generate()
+    assert push(amd64.tar, f"{plain_registry.host}/{repo}:plain", opts()) == amd64.digest
+    assert stored(plain_registry, repo, amd64.digest, opts()) is None, "an unsigned push writes no signature"
+    assert push(amd64.tar, f"{plain_registry.host}/{repo}:signed", opts(), sign=key) == amd64.digest
+    check_signed(plain_registry, repo, amd64.digest, key.public, opts())
+    assert not keys.generate().public.verifies(
+        layers(plain_registry, repo, amd64.digest, opts())[0][1],
+        base64.b64decode(
+            layers(plain_registry, repo, amd64.digest, opts())[0][0]["annotations"][simplesigning.ANNOTATION]
+        ),
+    )
+
+
+def test_every_platform_and_the_index_are_signed(
+    plain_registry: Registry, multi: Layout, repo: str, opts: Callable[..., Options]
+) -> None:
+    key = keys.generate()
+    assert push(multi.tar, f"{plain_registry.host}/{repo}:multi", opts(), sign=key) == multi.index_digest
+    for digest in [multi.index_digest, *(i.manifest.digest for i in multi.images)]:
+        check_signed(plain_registry, repo, digest, key.public, opts())
+
+
+def test_a_second_push_with_the_same_key_changes_nothing_another_key_is_added(
+    plain_registry: Registry, amd64: Layout, repo: str, opts: Callable[..., Options]
+) -> None:
+    key, other = keys.generate(), keys.generate()
+    ref = f"{plain_registry.host}/{repo}:1"
+    push(amd64.tar, ref, opts(), sign=key)
+    first = stored(plain_registry, repo, amd64.digest, opts())
+    push(amd64.tar, ref, opts(), sign=key)
+    assert stored(plain_registry, repo, amd64.digest, opts()) == first, "the same key again: the same bytes"
+    push(amd64.tar, ref, opts(), sign=other)
+    assert len(layers(plain_registry, repo, amd64.digest, opts())) == 2
+    check_signed(plain_registry, repo, amd64.digest, key.public, opts())
+    check_signed(plain_registry, repo, amd64.digest, other.public, opts())
+
+
+def test_an_assembled_index_is_signed_in_its_repository(
+    plain_registry: Registry, amd64: Layout, arm64: Layout, repo: str, opts: Callable[..., Options]
+) -> None:
+    key = keys.generate()
+    push(amd64.tar, f"{plain_registry.host}/{repo}-staging:amd64", opts())
+    push(arm64.tar, f"{plain_registry.host}/{repo}-staging:arm64", opts())
+    sources = [f"{repo}-staging:amd64", f"{repo}-staging:arm64"]
+    digest = make_index(f"{plain_registry.host}/{repo}:1", sources, opts(), sign=key)
+    for signed in (digest, amd64.digest, arm64.digest):
+        check_signed(plain_registry, repo, signed, key.public, opts())
+
+
+def test_the_signature_manifest_depends_only_on_its_layers() -> None:
+    key = keys.generate()
+    layer = signatures.layer_of(simplesigning.sign(key, "127.0.0.1:5000/a", "sha256:" + "0" * 64))
+    assert signatures.manifest_of([layer]) == signatures.manifest_of([dict(layer)])
+    assert signatures.tag_for("sha256:" + "ab" * 32) == "sha256-" + "ab" * 32 + ".sig"
+
+
+def test_a_foreign_manifest_under_the_signature_tag_is_refused(
+    plain_registry: Registry, amd64: Layout, multi: Layout, repo: str, opts: Callable[..., Options]
+) -> None:
+    # An index put under the .sig tag of the image: not something to append layers to.
+    push(multi.tar, f"{plain_registry.host}/{repo}:{signatures.tag_for(amd64.digest)}", opts())
+    with pytest.raises(RegistryError, match=r"holds a application/vnd.oci.image.index.v1\+json, not a signature"):
+        push(amd64.tar, f"{plain_registry.host}/{repo}:1", opts(), sign=keys.generate())
+
+
+def test_payloads_are_read_strictly() -> None:
+    good = simplesigning.payload("127.0.0.1:5000/a", "sha256:" + "1" * 64)
+    assert good == (
+        b'{"critical":{"identity":{"docker-reference":"127.0.0.1:5000/a"},"image":{"docker-manifest-digest":'
+        b'"sha256:' + b"1" * 64 + b'"},"type":"cosign container image signature"},"optional":null}'
+    )
+    doc = json.loads(good)
+    doc["critical"]["extra"] = 1
+    with pytest.raises(SignatureError, match="not a simple signing payload"):
+        simplesigning.claims(json.dumps(doc).encode())
+    with pytest.raises(SignatureError, match="is not a sha256 manifest digest"):
+        simplesigning.payload("127.0.0.1:5000/a", "sha256:abc")
+
+
+def test_push_with_a_sign_key_from_the_command_line(
+    plain_registry: Registry, amd64: Layout, repo: str, opts: Callable[..., Options], tmp_path: Path
+) -> None:
+    key = keys.generate()
+    sealed = tmp_path / "sign.key"
+    sealed.write_bytes(key.pem(b"pw"))
+    ref = f"{plain_registry.host}/{repo}:cli"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "DOCKER_CONFIG": str(tmp_path)}
+    argv = [sys.executable, "-m", "bootstrap", "push", str(amd64.tar), ref, "--sign-key", str(sealed), "-q"]
+    refused = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and "is encrypted and no password was given" in refused.stderr
+    with Client(plain_registry.host, opts()) as client:
+        client.need(repo, "pull")
+        assert manifests.find(client, repo, "cli") is None, "nothing is pushed before the key is read"
+    done = subprocess.run(argv, capture_output=True, text=True, env={**env, "BOOTSTRAP_SIGN_PASSWORD": "pw"})
+    assert done.returncode == 0, done.stderr
+    check_signed(plain_registry, repo, amd64.digest, key.public, opts())
