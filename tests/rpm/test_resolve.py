@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 
 from bootstrap.errors import ResolveError
+from bootstrap.family.model import Pin
 from bootstrap.host.cache import Cache
 from bootstrap.rpm.packages import Dep, Package
 from bootstrap.rpm.repo import Repository, open_repository
 from bootstrap.rpm.resolve import Request, resolve
+from bootstrap.rpm.selection import pinned, select, source_of, to_model
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, miniature_repo
@@ -73,3 +75,26 @@ def test_unsatisfiable_is_one_error(opened: Repository) -> None:
     needy = Package("needy", 0, "1", "1", "noarch", "needy.rpm", "0" * 64, 1, requires=(Dep("missing", "GE", "", "2"),))
     with pytest.raises(ResolveError, match="missing >= 2"):
         resolve([*opened.packages, needy], {}, Request(names=("needy",)), "x86_64")
+
+
+def test_selection_in_the_neutral_model(opened: Repository) -> None:
+    chosen = resolve(opened.packages, opened.groups, Request(groups=(GROUP,)), "x86_64")
+    pairs = [(p, to_model(p, opened.url, "baseos")) for p in chosen]
+    sel = select(pairs)
+    core = sel.by_name["coreutils"]
+    assert (core.version, core.arch, core.purl_type, core.dist) == ("1:9.4-5", "x86_64", "rpm", "baseos")
+    assert core.url == f"{opened.url}/{core.filename}" and len(core.sha256) == 64
+    assert core.source_name == "coreutils" and core.source_version == "9.4-5"
+    assert sel.names == sorted(sel.names)
+    assert sel.compare_versions("1:9.4-5", "9.5-1") == 1
+    # Back from a lock: every pin found, one stale pin reported.
+    pins = [Pin(m.name, m.version, m.arch, m.sha256) for m in sel.packages]
+    stale = Pin("libacl", "2.3.1-1", "x86_64", "0" * 64)
+    everything = [(p, to_model(p, opened.url, "baseos")) for p in opened.packages]
+    again, gone = pinned(everything, [*pins, stale])
+    assert again.packages == sel.packages and gone == [stale]
+
+
+def test_source_of() -> None:
+    assert source_of("coreutils-9.4-5.el9.src.rpm") == ("coreutils", "9.4-5.el9")
+    assert source_of("") == ("", "")
