@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from bootstrap.deb import gpgv
 from bootstrap.deb import index as index_mod
 from bootstrap.deb import release as release_mod
 from bootstrap.deb.distros import DistroInfo
 from bootstrap.deb.index import Index, PackagesFile
 from bootstrap.deb.release import Release
 from bootstrap.family.model import Source as SourceRecord
+from bootstrap.host import openpgp
 from bootstrap.host.cache import Cache
 from bootstrap.host.parallel import map_parallel
 from bootstrap.log import log
@@ -46,7 +46,7 @@ class ExtraSource:
         """File name and content of the keyring the image's apt uses for it: the recipe's own file, or just the
         named key exported from the host's keyring."""
         if self.signers:
-            return f"{self.name}.gpg", gpgv.extract_key(self.keyring, min(self.signers))
+            return f"{self.name}.gpg", openpgp.extract_key(self.keyring, min(self.signers))
         return self.keyring.name, self.keyring.read_bytes()
 
 

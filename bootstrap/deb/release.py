@@ -11,10 +11,10 @@ from typing import Any
 
 from debian.deb822 import Release as Deb822Release
 
-from bootstrap.deb.gpgv import verify_clearsigned
 from bootstrap.errors import BootstrapError, MirrorError, SignatureError
 from bootstrap.host import http
 from bootstrap.host.cache import Cache, write_atomic
+from bootstrap.host.openpgp import verify_clearsigned
 from bootstrap.log import log
 
 MAX_FUTURE_SKEW = 300

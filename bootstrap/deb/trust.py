@@ -5,11 +5,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bootstrap.deb import gpgv
 from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DistroInfo
 from bootstrap.deb.mirrors import apt_dir
 from bootstrap.errors import SignatureError
+from bootstrap.host import openpgp
 
 
 class Repository(Protocol):
@@ -43,7 +43,7 @@ def keyrings_for(
     signers = frozenset(archive_signers)
     if archive_keyring:
         ring = Path(archive_keyring)
-        held = gpgv.fingerprints(ring)
+        held = openpgp.fingerprints(ring)
         missing = sorted(signers - held)
         if missing:
             raise SignatureError(
@@ -91,6 +91,6 @@ def extra_sources(source: str, repositories: Sequence[Repository]) -> tuple[Extr
 
 def _holds(keyring: Path, fingerprint: str) -> bool:
     try:
-        return fingerprint in gpgv.fingerprints(keyring)
+        return fingerprint in openpgp.fingerprints(keyring)
     except (OSError, SignatureError):
         return False

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap.deb import release
-from bootstrap.deb.gpgv import dearmor
 from bootstrap.errors import SignatureError
+from bootstrap.host.openpgp import dearmor
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 

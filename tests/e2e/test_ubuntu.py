@@ -18,7 +18,7 @@ from bootstrap.deb import debootstrap, mirrors, relations, releases
 from bootstrap.deb.distros import DISTROS, Distro
 from bootstrap.deb.family import DebSelection
 from bootstrap.deb.filters import PathFilter
-from bootstrap.deb.gpgv import dearmor
+from bootstrap.host.openpgp import dearmor
 from tests.e2e.conftest import ROOT, Build, bootstrap, need_tool, run, sections, unique_tag
 from tests.fixtures import trivy
 

@@ -11,11 +11,11 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from bootstrap.deb.gpgv import verify_clearsigned
 from bootstrap.deb.index import BLOCK
 from bootstrap.deb.release import _parse_date
 from bootstrap.errors import BootstrapError
 from bootstrap.host.cache import read_derived, sha256_file
+from bootstrap.host.openpgp import verify_clearsigned
 from tests.fixtures.leftovers import partial_files, temp_files
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

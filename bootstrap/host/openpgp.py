@@ -1,4 +1,5 @@
-"""OpenPGP checks with gpgv: run it on a clearsigned file and judge its status lines the way apt does.
+"""OpenPGP checks with gpgv, for every family: run it on a clearsigned file (an InRelease) or on a file and its
+detached signature (an RPM repository's `repomd.xml.asc`), and judge its status lines the way apt does.
 
 gpgv's exit status says too little: it is 0 for a good signature by a revoked or expired key, and non-zero
 for a file that carries a good signature beside one by a key we do not have (Debian signs with several keys
@@ -240,27 +241,50 @@ def fingerprints(keyring: Path) -> set[str]:
     return {_v4_fingerprint(body) for tag, body in _packets(_binary(keyring)) if tag in (6, 14) and body[:1] == b"\x04"}
 
 
+def _gpgv(
+    args: list[str], scratch: Path, keyrings: tuple[Path, ...], what: str, signers: frozenset[str]
+) -> Status:
+    """Run gpgv on `args` (the signed files, inside `scratch`) and refuse what its status lines do not vouch for."""
+    cmd = ["gpgv", "--status-fd", "1", *_keyring_args(keyrings, scratch), *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, env={**os.environ, "GNUPGHOME": str(scratch), "LC_ALL": "C"})
+    except FileNotFoundError:
+        raise SignatureError("gpgv is not installed", "apt-get install gpgv") from None
+    status = Status.parse(proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+    reason = status.refusal()
+    if reason is None and signers and not signers & {*status.trusted, *status.primaries}:
+        reason = f"not signed by the key the recipe names ({', '.join(sorted(signers))})"
+    if reason is not None:
+        raise SignatureError(f"{what}: {reason} (keyring: {', '.join(str(k) for k in keyrings)})", _HINT)
+    return status
+
+
 def verify_clearsigned(
     data: bytes, keyrings: tuple[Path, ...], what: str, signers: frozenset[str] = frozenset()
 ) -> bytes:
     """Return the text gpgv vouches for: only the signed part, never what surrounds it. With `signers`, a good
     signature must also come from one of these keys (fingerprints of primary keys or subkeys)."""
+    if b"BEGIN PGP SIGNED MESSAGE" not in data:
+        raise SignatureError(f"{what}: not signed (keyring: {', '.join(str(k) for k in keyrings)})", _HINT)
     with tempfile.TemporaryDirectory(prefix="bootstrap-gpgv-") as tmp:
         scratch = Path(tmp)
         signed = scratch / "InRelease"
         signed.write_bytes(data)
         out = scratch / "Release"
-        cmd = ["gpgv", "--status-fd", "1", "--output", str(out), *_keyring_args(keyrings, scratch), str(signed)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, env={**os.environ, "GNUPGHOME": tmp, "LC_ALL": "C"})
-        except FileNotFoundError:
-            raise SignatureError("gpgv is not installed", "apt-get install gpgv") from None
-        status = Status.parse(proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
-        reason = status.refusal() if b"BEGIN PGP SIGNED MESSAGE" in data else "not signed"
-        if reason is None and not out.is_file():
-            reason = "gpgv wrote no signed text"
-        if reason is None and signers and not signers & {*status.trusted, *status.primaries}:
-            reason = f"not signed by the key the recipe names ({', '.join(sorted(signers))})"
-        if reason is not None:
-            raise SignatureError(f"{what}: {reason} (keyring: {', '.join(str(k) for k in keyrings)})", _HINT)
+        _gpgv(["--output", str(out), str(signed)], scratch, keyrings, what, signers)
+        if not out.is_file():
+            raise SignatureError(f"{what}: gpgv wrote no signed text", _HINT)
         return out.read_bytes()
+
+
+def verify_detached(
+    data: bytes, signature: bytes, keyrings: tuple[Path, ...], what: str, signers: frozenset[str] = frozenset()
+) -> list[str]:
+    """Check `signature` (binary or armored, detached) over `data`, as `verify_clearsigned` judges it; return the
+    fingerprints of the keys whose good signatures vouch for it."""
+    with tempfile.TemporaryDirectory(prefix="bootstrap-gpgv-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "data").write_bytes(data)
+        (scratch / "data.sig").write_bytes(signature)
+        status = _gpgv([str(scratch / "data.sig"), str(scratch / "data")], scratch, keyrings, what, signers)
+        return status.trusted

@@ -1,0 +1,173 @@
+"""Opening an RPM repository: repomd.xml checked against its detached signature and the pinned keys, never
+older than the state verified before, and each metadata file used checked against repomd.xml, then read."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bootstrap.errors import BootstrapError, ChecksumError, SignatureError
+from bootstrap.family.model import Source
+from bootstrap.host import http, openpgp
+from bootstrap.host.cache import Cache, write_atomic
+from bootstrap.log import log
+from bootstrap.rpm import compressed, comps, primary
+from bootstrap.rpm.comps import Group
+from bootstrap.rpm.packages import Package
+from bootstrap.rpm.repomd import DataFile, RepoMd
+from bootstrap.rpm.repomd import parse as parse_repomd
+
+MAX_SIGNATURE = 64 << 10
+"""The most bytes read of repomd.xml.asc (a few signatures are a few kB)."""
+
+
+@dataclass(frozen=True)
+class Repository:
+    """One verified repository state and the packages and groups its metadata lists."""
+
+    url: str
+    repomd: RepoMd
+    repomd_sha256: str
+    packages: tuple[Package, ...]
+    groups: dict[str, Group]
+    insecure: bool = False
+
+    @property
+    def source(self) -> Source:
+        """As the lock records it: the signed file's digest and where it is."""
+        return Source(self.url, "", self.repomd.revision, self.repomd.stamp, self.repomd_sha256, _repomd_url(self.url))
+
+
+def _repomd_url(url: str) -> str:
+    return f"{url}/repodata/repomd.xml"
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """The cache of one repository's repomd.xml: the last copy that passed every check, with its signature and
+    rank; a later copy must rank at least as high (no rollback)."""
+
+    cache: Cache
+    url: str
+
+    @property
+    def dir(self) -> Path:
+        return self.cache.area("repomd") / hashlib.sha256(self.url.encode()).hexdigest()[:32]
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) and isinstance(data.get("stamp"), int) else {}
+
+    def known(self) -> int | None:
+        stamp = self.meta().get("stamp")
+        return stamp if isinstance(stamp, int) else None
+
+    def cached(self) -> tuple[bytes, bytes] | None:
+        try:
+            return (self.dir / "repomd.xml").read_bytes(), (self.dir / "repomd.xml.asc").read_bytes()
+        except OSError:
+            return None
+
+    def keep(self, data: bytes, signature: bytes, stamp: int) -> None:
+        with self.cache.locked(f"repomd-{self.dir.name}"):
+            known = self.known()
+            if known is not None and known > stamp:
+                return
+            self.dir.mkdir(exist_ok=True)
+            write_atomic(self.dir / "repomd.xml", data)
+            write_atomic(self.dir / "repomd.xml.asc", signature)
+            write_atomic(self.dir / "meta.json", json.dumps({"stamp": stamp}).encode())
+
+
+def _fetch_signed(url: str, slot: _Slot, offline: bool, insecure: bool) -> tuple[bytes, bytes]:
+    if offline:
+        got = slot.cached()
+        if got is None:
+            raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline")
+        return got
+    data = http.fetch_bytes(url)
+    if insecure:
+        return data, b""
+    try:
+        signature = http.fetch_bytes(f"{url}.asc", MAX_SIGNATURE)
+    except http.NotFound:
+        raise SignatureError(
+            f"{url}: not signed (no {url}.asc)",
+            "the repository must sign its repomd.xml; --insecure skips the check (never for images you ship)",
+        ) from None
+    return data, signature
+
+
+def _check_rank(md: RepoMd, known: int | None, url: str) -> None:
+    if known is not None and md.stamp < known:
+        raise SignatureError(
+            f"{url} is at revision {md.revision or md.stamp}, older than the state {known} already verified "
+            "(a rollback)",
+            "the mirror went back in time (stale or hostile): use another mirror",
+        )
+
+
+def _data(md: RepoMd, kind: str, url: str) -> DataFile:
+    entry = md.data.get(kind)
+    if entry is None:
+        raise ChecksumError(f"{url} lists no {kind} metadata", "the repository is incomplete")
+    if not entry.sha256:
+        raise ChecksumError(f"{url}: the {kind} metadata has no sha256 checksum", "the repository is too old")
+    return entry
+
+
+def _local(base: str, entry: DataFile, cache: Cache, offline: bool) -> Path:
+    """The metadata file, checked against repomd.xml's size and sha256 (from the cache when it is there)."""
+    url = f"{base}/{entry.location}"
+    if offline:
+        if cache.has(entry.sha256, entry.size):
+            return cache.blob(entry.sha256)
+        raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline")
+
+    def download(tmp: Path) -> str:
+        http.download(url, tmp, size=entry.size, sha256=entry.sha256)
+        return url
+
+    return cache.obtain(entry.sha256, entry.size, download)
+
+
+def _chunks(base: str, entry: DataFile, cache: Cache, offline: bool) -> Iterator[bytes]:
+    path = _local(base, entry, cache, offline)
+    what = f"{base}/{entry.location}"
+    return compressed.chunks(path, entry.location, entry.open_size, entry.open_sha256, what)
+
+
+def open_repository(
+    url: str,
+    keyrings: tuple[Path, ...],
+    cache: Cache,
+    signers: frozenset[str] = frozenset(),
+    insecure: bool = False,
+    offline: bool = False,
+) -> Repository:
+    """Fetch and verify `<url>/repodata/repomd.xml` and read the packages (with their file lists) and groups of
+    the state it names. With `signers`, only signatures by those keys (full fingerprints) count."""
+    base = url.rstrip("/")
+    where = _repomd_url(base)
+    slot = _Slot(cache, where)
+    data, signature = _fetch_signed(where, slot, offline, insecure)
+    if insecure:
+        log.warning("WARNING: --insecure: the signature of %s is NOT checked", where)
+    else:
+        openpgp.verify_detached(data, signature, keyrings, where, signers)
+    md = parse_repomd(data, where)
+    _check_rank(md, slot.known(), where)
+    packages = primary.read_primary(_chunks(base, _data(md, "primary", where), cache, offline), where)
+    if "filelists" in md.data:
+        files = primary.read_filelists(_chunks(base, _data(md, "filelists", where), cache, offline), where)
+        packages = primary.with_files(packages, files)
+    group_kind = next((k for k in ("group", "group_gz", "group_xz", "group_zst") if k in md.data), None)
+    groups = comps.read(_chunks(base, _data(md, group_kind, where), cache, offline), where) if group_kind else {}
+    if not insecure and not offline:
+        slot.keep(data, signature, md.stamp)
+    return Repository(base, md, hashlib.sha256(data).hexdigest(), tuple(packages), groups, insecure)

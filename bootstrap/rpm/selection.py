@@ -1,0 +1,77 @@
+"""A resolved RPM package set in the neutral model (`bootstrap.family.model`): what the lock, the SBOMs and
+`check` read, and the way back from a lock's pins to the repository's packages."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bootstrap.family.model import Package as ModelPackage
+from bootstrap.family.model import Pin
+from bootstrap.rpm.packages import Package
+from bootstrap.rpm.versions import compare_evr
+
+SOURCE_SUFFIXES = (".src.rpm", ".nosrc.rpm")
+
+
+def source_of(sourcerpm: str) -> tuple[str, str]:
+    """(name, version-release) of a source rpm file name (`coreutils-9.4-5.el9.src.rpm`); ("", "") if none."""
+    stem = next((sourcerpm.removesuffix(s) for s in SOURCE_SUFFIXES if sourcerpm.endswith(s)), "")
+    parts = stem.rsplit("-", 2)
+    if len(parts) != 3:
+        return "", ""
+    return parts[0], f"{parts[1]}-{parts[2]}"
+
+
+def to_model(pkg: Package, base_url: str, repo_id: str) -> ModelPackage:
+    """The package as the generic layers see it (purl type `rpm`; its version epoch:version-release)."""
+    source_name, source_version = source_of(pkg.sourcerpm)
+    return ModelPackage(
+        name=pkg.name,
+        version=pkg.evr,
+        arch=pkg.arch,
+        filename=pkg.location,
+        url=f"{base_url.rstrip('/')}/{pkg.location}",
+        size=pkg.size,
+        sha256=pkg.sha256,
+        dist=repo_id,
+        source_name=source_name or pkg.name,
+        source_version=source_version or pkg.evr,
+        maintainer=pkg.packager,
+        purl_type="rpm",
+    )
+
+
+@dataclass(frozen=True)
+class RpmSelection:
+    """The `Selection` of the family interface, with the repository records behind it."""
+
+    records: tuple[Package, ...]
+    packages: tuple[ModelPackage, ...]
+    by_name: dict[str, ModelPackage] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {p.name: p for p in self.packages})
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.packages]
+
+    def compare_versions(self, a: str, b: str) -> int:
+        return compare_evr(a, b)
+
+
+def select(chosen: Sequence[tuple[Package, ModelPackage]]) -> RpmSelection:
+    ordered = sorted(chosen, key=lambda pair: (pair[0].name, pair[0].arch))
+    return RpmSelection(tuple(r for r, _ in ordered), tuple(m for _, m in ordered))
+
+
+def pinned(available: Sequence[tuple[Package, ModelPackage]], pins: Sequence[Pin]) -> tuple[RpmSelection, list[Pin]]:
+    """The packages a lock names, matched by name, version, architecture and sha256; and the pins none matches."""
+    index = {(m.name, m.version, m.arch, m.sha256): (r, m) for r, m in available}
+    found, gone = [], []
+    for pin in pins:
+        match = index.get((pin.name, pin.version, pin.arch, pin.sha256))
+        if match is None:
+            gone.append(pin)
+        else:
+            found.append(match)
+    return select(found), gone

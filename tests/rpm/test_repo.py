@@ -1,0 +1,176 @@
+"""Opening an RPM repository: the signed repomd.xml, the metadata files it vouches for, rollback; each hostile
+input made for real from the fixture repository (tests/fixtures/rpmrepo.py)."""
+
+import lzma
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, SignatureError
+from bootstrap.host.cache import Cache
+from bootstrap.rpm.repo import open_repository
+from tests.conftest import Serve
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_GROUP, RpmRepo, miniature_repo
+from tests.rpm.conftest import need_tools
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
+    """The miniature repository, built and signed once; each test works on a copy."""
+    need_tools("rpmbuild", "createrepo_c")
+    return miniature_repo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).root
+
+
+@pytest.fixture
+def repo(built: Path, tmp_path: Path, gpg_key: GpgKey) -> RpmRepo:
+    shutil.copytree(built, tmp_path / "repo")
+    return RpmRepo(tmp_path / "repo", gpg_key)
+
+
+@pytest.fixture
+def keyring(repo: RpmRepo, tmp_path: Path) -> tuple[Path, ...]:
+    return (repo.keyring(tmp_path / "RPM-GPG-KEY-fixture"),)
+
+
+def test_reads_packages_files_and_groups(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
+    got = open_repository(serve(repo.root), keyring, cache, frozenset({repo.key.fingerprint}))
+    by = {p.nevra: p for p in got.packages}
+    assert "bash-0:5.2.26-3.i686" in by and "bash-0:5.2.26-3.x86_64" in by
+    assert {"libacl-0:2.3.1-1.x86_64", "libacl-0:2.3.2-1.x86_64"} <= set(by)
+    coreutils = by["coreutils-1:9.4-5.x86_64"]
+    assert coreutils.evr == "1:9.4-5"
+    assert {d.text() for d in coreutils.requires} >= {"/bin/sh", "(libacl or libacl-ng)"}
+    assert [d.text() for d in coreutils.obsoletes] == ["oldutils < 2"]
+    assert [d.text() for d in coreutils.recommends] == ["coreutils-doc"]
+    assert "coreutils-core = 1:9.4-5" in {d.text() for d in coreutils.provides}
+    # Files come from filelists.xml: primary lists only /etc and bin directories' files.
+    assert "/usr/lib64/libacl.so.1" in by["libacl-0:2.3.2-1.x86_64"].files
+    assert by["bash-0:5.2.26-3.x86_64"].location.startswith("Packages/")
+    assert len(by["bash-0:5.2.26-3.x86_64"].sha256) == 64
+    assert got.groups[GROUP].installed() == list(MINIATURE_GROUP)
+    assert got.repomd.revision == "1700000000"
+    assert got.source.uri.endswith("/repodata/repomd.xml")
+
+
+def test_gzip_metadata(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve, cache: Cache) -> None:
+    shutil.copytree(built, tmp_path / "repo")
+    repo = RpmRepo(tmp_path / "repo", gpg_key)
+    repo.publish(compress="gz")
+    got = open_repository(serve(repo.root), (repo.keyring(tmp_path / "key.asc"),), cache)
+    assert len(got.packages) == 15
+
+
+def test_tampered_repomd_is_refused(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
+    md = repo.root / "repodata" / "repomd.xml"
+    md.write_bytes(md.read_bytes().replace(b"<revision>1700000000<", b"<revision>1800000000<"))
+    with pytest.raises(SignatureError, match="bad signature"):
+        open_repository(serve(repo.root), keyring, cache)
+
+
+def _other_state(primary: Path) -> bytes:
+    """The primary.xml.xz of another state: one package fewer."""
+    text = lzma.decompress(primary.read_bytes())
+    start = text.index(b'<package type="rpm">')
+    return lzma.compress(text[:start] + text[text.index(b"</package>", start) + 10 :])
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ("other state", NetworkError, "the body ended after"),
+        ("one byte flipped", ChecksumError, "checksum mismatch"),
+        ("longer", ChecksumError, "more than the"),
+    ],
+)
+def test_metadata_file_not_matching_repomd(
+    repo: RpmRepo,
+    keyring: tuple[Path, ...],
+    serve: Serve,
+    cache: Cache,
+    change: str,
+    error: type[BootstrapError],
+    message: str,
+) -> None:
+    """primary.xml.xz is not the file the signed repomd.xml names: refused before anything is read from it."""
+    primary = repo.root / "repodata" / "primary.xml.xz"
+    data = primary.read_bytes()
+    if change == "other state":
+        data = _other_state(primary)
+    elif change == "one byte flipped":
+        data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
+    else:
+        data += b"\0" * 4
+    primary.write_bytes(data)
+    with pytest.raises(error, match=message) as caught:
+        open_repository(serve(repo.root), keyring, cache)
+    assert "primary.xml.xz" in caught.value.message
+
+
+def test_older_revision_is_a_rollback(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
+    url = serve(repo.root)
+    repo.publish(revision=1700000500)
+    open_repository(url, keyring, cache)
+    repo.publish(revision=1700000400)  # signed by the right key, but older than the state seen
+    with pytest.raises(SignatureError, match="rollback"):
+        open_repository(url, keyring, cache)
+    repo.publish(revision=1700000500)  # the same state again is fine
+    assert open_repository(url, keyring, cache).repomd.stamp == 1700000500
+
+
+def test_unknown_key_is_refused(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, other_gpg_key: GpgKey
+) -> None:
+    md = repo.root / "repodata" / "repomd.xml"
+    (repo.root / "repodata" / "repomd.xml.asc").write_bytes(other_gpg_key.detach_sign(md.read_bytes()))
+    with pytest.raises(SignatureError, match="not in the keyring"):
+        open_repository(serve(repo.root), keyring, cache)
+
+
+def test_pinned_fingerprint_must_sign(
+    repo: RpmRepo, tmp_path: Path, serve: Serve, cache: Cache, other_gpg_key: GpgKey
+) -> None:
+    """Both keys in the keyring, but the pin names the other one."""
+    ring = tmp_path / "both.gpg"
+    ring.write_bytes(
+        repo.key.export(tmp_path / "a.gpg").read_bytes() + other_gpg_key.export(tmp_path / "b.gpg").read_bytes()
+    )
+    with pytest.raises(SignatureError, match="not signed by the key the recipe names"):
+        open_repository(serve(repo.root), (ring,), cache, frozenset({other_gpg_key.fingerprint}))
+
+
+def test_no_signature_is_refused(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
+    repo.publish(sign=False)
+    with pytest.raises(SignatureError, match="not signed"):
+        open_repository(serve(repo.root), keyring, cache)
+
+
+def test_garbage_signature_is_refused(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
+    (repo.root / "repodata" / "repomd.xml.asc").write_bytes(b"not a signature\n")
+    with pytest.raises(SignatureError):
+        open_repository(serve(repo.root), keyring, cache)
+
+
+def _resign(repo: RpmRepo, old: bytes, new: bytes) -> None:
+    md = repo.root / "repodata" / "repomd.xml"
+    md.write_bytes(md.read_bytes().replace(old, new, 1))
+    (repo.root / "repodata" / "repomd.xml.asc").write_bytes(repo.key.detach_sign(md.read_bytes()))
+
+
+def test_expansion_past_open_size_is_refused(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache
+) -> None:
+    """A signed repomd.xml whose primary open-size is smaller than what the file expands to."""
+    md = (repo.root / "repodata" / "repomd.xml").read_bytes()
+    start = md.index(b'<data type="primary">')
+    size = md[md.index(b"<open-size>", start) : md.index(b"</open-size>", start)]
+    _resign(repo, size + b"</open-size>", b"<open-size>1000</open-size>")
+    with pytest.raises(ChecksumError, match="expands past 1000 bytes"):
+        open_repository(serve(repo.root), keyring, cache)
+
+
+def test_entity_declarations_are_refused(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
+    _resign(repo, b"<repomd", b'<!DOCTYPE repomd [<!ENTITY a "aaaaaaaa">]>\n<repomd')
+    with pytest.raises(ChecksumError, match="declares XML entities"):
+        open_repository(serve(repo.root), keyring, cache)
