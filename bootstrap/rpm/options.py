@@ -1,0 +1,22 @@
+"""What the RPM family's steps for one tree take from the recipe and the distribution's data (`job.RpmJob`):
+rpm's transaction flags and what the official image's kickstart or kiwi `%post` leaves in the tree."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How one RPM tree is installed and finished."""
+
+    nodocs: bool = True
+    """`tsflags=nodocs` / `--excludedocs`: files the package marks %doc are not installed."""
+    install_langs: tuple[str, ...] = ()
+    """`%_install_langs`: the languages whose %lang files are installed (empty: all)."""
+    scripts: bool = True
+    """Run the scriptlets and triggers (false: a scriptless tree, the database written alone)."""
+    write: Mapping[str, bytes] = field(default_factory=dict)
+    """Files the distribution's image writes after the install (absolute path in the tree: content): the
+    repository files pointing at the user's mirror, dnf.conf, an empty machine-id, language macros."""
+    remove: tuple[str, ...] = ()
+    """Paths (globs, absolute in the tree) the distribution's image removes after the install."""
