@@ -14,7 +14,7 @@ MAX_ENTRIES = 0xFFFF
 MAX_DATA = 256 << 20
 """rpm's own bounds on a header: index entries and bytes of data."""
 
-INT32, STRING, BIN, STRING_ARRAY = 4, 6, 7, 8
+INT16, INT32, INT64, STRING, BIN, STRING_ARRAY, I18NSTRING = 3, 4, 5, 6, 7, 8, 9
 _HINT = "the package is corrupt or not an rpm file"
 
 
@@ -49,7 +49,8 @@ class Header:
 
     def strings(self, tag: int) -> list[str]:
         entry = self.index.get(tag)
-        at = self._at(tag, STRING_ARRAY if entry and entry[0] == STRING_ARRAY else STRING)
+        kind = entry[0] if entry and entry[0] in (STRING_ARRAY, I18NSTRING) else STRING
+        at = self._at(tag, kind)
         if at is None:
             return []
         offset, count = at
@@ -62,14 +63,28 @@ class Header:
             offset = end + 1
         return out
 
-    def int32(self, tag: int) -> list[int]:
-        at = self._at(tag, INT32)
+    def _ints(self, tag: int, kind: int, size: int, code: str) -> list[int]:
+        at = self._at(tag, kind)
         if at is None:
             return []
         offset, count = at
-        if offset + 4 * count > len(self.data):
+        if offset + size * count > len(self.data):
             raise UnpackError(f"{self.what}: header tag {tag} runs past the header's data", _HINT)
-        return list(struct.unpack(f">{count}I", self.data[offset : offset + 4 * count]))
+        return list(struct.unpack(f">{count}{code}", self.data[offset : offset + size * count]))
+
+    def int32(self, tag: int) -> list[int]:
+        return self._ints(tag, INT32, 4, "I")
+
+    def int16(self, tag: int) -> list[int]:
+        return self._ints(tag, INT16, 2, "H")
+
+    def int64(self, tag: int) -> list[int]:
+        return self._ints(tag, INT64, 8, "Q")
+
+    def string(self, tag: int) -> str:
+        """A single string tag ("" when absent); an i18n string gives its first (C locale) value."""
+        found = self.strings(tag)
+        return found[0] if found else ""
 
 
 def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:

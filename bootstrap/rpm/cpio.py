@@ -1,0 +1,90 @@
+"""Reading an rpm payload's cpio archive (the `newc` format, "070701", or "070702" with checksums) as a stream:
+one member at a time, its data read through a reader bounded to its size, nothing held whole. Every number is
+bounded (name length, member count, data size against what the header says), so a hostile payload cannot make
+the reader allocate or loop without end."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from bootstrap.errors import UnpackError
+
+MAGICS = (b"070701", b"070702")
+HEAD = 110
+MAX_NAME = 4096
+TRAILER = "TRAILER!!!"
+_HINT = "the package is corrupt or hostile; do not use this mirror"
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    mode: int
+    ino: int
+    nlink: int
+    size: int
+
+
+class Data:
+    """The data of the current member: reads stop at its end."""
+
+    def __init__(self, stream: BinaryIO, size: int, what: str) -> None:
+        self._stream = stream
+        self.left = size
+        self._what = what
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        if n == 0:
+            return b""
+        block = self._stream.read(n)
+        if not block:
+            raise UnpackError(f"{self._what}: its payload ends inside a file", _HINT)
+        self.left -= len(block)
+        return block
+
+    def skip(self) -> None:
+        while self.left:
+            self.read(1 << 20)
+
+
+def _exact(stream: BinaryIO, n: int, what: str) -> bytes:
+    out = b""
+    while len(out) < n:
+        block = stream.read(n - len(out))
+        if not block:
+            raise UnpackError(f"{what}: its payload ends inside a cpio header", _HINT)
+        out += block
+    return out
+
+
+def members(stream: BinaryIO, what: str, max_members: int, max_size: int) -> Iterator[tuple[Member, Data]]:
+    """Each member up to the trailer, with its data (read or not: what is left is skipped before the next)."""
+    offset = 0
+    for _ in range(max_members + 1):
+        head = _exact(stream, HEAD, what)
+        if head[:6] not in MAGICS:
+            if head[:6] == b"07070X":
+                raise UnpackError(f"{what}: its payload is rpm's stripped cpio (files over 4 GiB)", "not supported")
+            raise UnpackError(f"{what}: its payload is not a cpio newc archive", _HINT)
+        try:
+            fields = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
+        except ValueError:
+            raise UnpackError(f"{what}: a cpio header of its payload is not hexadecimal", _HINT) from None
+        ino, mode, _uid, _gid, nlink, _mtime, size, _dmaj, _dmin, _rmaj, _rmin, namesize, _check = fields
+        if namesize < 2 or namesize > MAX_NAME:
+            raise UnpackError(f"{what}: a cpio member name of {namesize} bytes", _HINT)
+        raw = _exact(stream, namesize + (-(HEAD + namesize)) % 4, what)[:namesize]
+        offset += HEAD + len(raw)
+        if raw[-1:] != b"\0" or b"\0" in raw[:-1]:
+            raise UnpackError(f"{what}: a cpio member name is not one string", _HINT)
+        name = raw[:-1].decode("utf-8", "surrogateescape")
+        if name == TRAILER:
+            return
+        if size > max_size:
+            raise UnpackError(f"{what}: cpio member {name!r} is larger than any file its header lists", _HINT)
+        data = Data(stream, size, what)
+        yield Member(name, mode, ino, nlink, size), data
+        data.skip()
+        _exact(stream, (-size) % 4, what)
+    raise UnpackError(f"{what}: its payload holds more members than its header lists files", _HINT)

@@ -1,0 +1,115 @@
+"""The file list of a package as its signed header gives it: path, type and mode, owner by name, mtime, flags
+(%doc, %ghost), language, link target, device, hard link sets. The payload only carries content: what a file
+is and who owns it comes from here."""
+
+import stat
+from dataclasses import dataclass
+
+from bootstrap.errors import UnpackError
+from bootstrap.rpm import tags
+from bootstrap.rpm.header import Header
+from bootstrap.rpm.options import JobOptions
+
+_HINT = "the package is corrupt or hostile"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    """Absolute, as rpm lists it (`/usr/bin/ls`)."""
+    mode: int
+    user: str
+    group: str
+    mtime: int
+    flags: int
+    lang: str
+    linkto: str
+    rdev: int
+    size: int
+    inode: tuple[int, int]
+    """(device, inode) of the package's build: files sharing one are a hard link set."""
+
+    @property
+    def ghost(self) -> bool:
+        return bool(self.flags & tags.RPMFILE_GHOST)
+
+
+def _column(values: list[int] | list[str], count: int, name: str, what: str) -> None:
+    if len(values) != count:
+        raise UnpackError(f"{what}: its header lists {count} files but {len(values)} {name}", _HINT)
+
+
+def file_table(h: Header, what: str) -> list[FileEntry]:
+    """Every file the header lists, in the header's order."""
+    base = h.strings(tags.BASENAMES)
+    if not base:
+        return []
+    dirs, index = h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
+    n = len(base)
+    sizes = h.int64(tags.LONGFILESIZES) or h.int32(tags.FILESIZES)
+    modes, mtimes, flags = h.int16(tags.FILEMODES), h.int32(tags.FILEMTIMES), h.int32(tags.FILEFLAGS)
+    users, groups, links = h.strings(tags.FILEUSERNAME), h.strings(tags.FILEGROUPNAME), h.strings(tags.FILELINKTOS)
+    rdevs, devices, inodes = h.int16(tags.FILERDEVS), h.int32(tags.FILEDEVICES), h.int32(tags.FILEINODES)
+    langs = h.strings(tags.FILELANGS) or [""] * n
+    for name, col in (
+        ("dir indexes", index),
+        ("sizes", sizes),
+        ("modes", modes),
+        ("mtimes", mtimes),
+        ("flags", flags),
+        ("users", users),
+        ("groups", groups),
+        ("link targets", links),
+        ("devices", rdevs),
+        ("inodes", inodes),
+        ("languages", langs),
+    ):
+        _column(col, n, name, what)
+    devices = devices or [0] * n
+    out = []
+    for i in range(n):
+        if index[i] >= len(dirs) or "/" in base[i] or base[i] in ("", ".", ".."):
+            raise UnpackError(f"{what}: file {i} of its header has a bad name", _HINT)
+        path = dirs[index[i]] + base[i]
+        out.append(
+            FileEntry(
+                path,
+                modes[i],
+                users[i],
+                groups[i],
+                mtimes[i],
+                flags[i],
+                langs[i],
+                links[i],
+                rdevs[i],
+                sizes[i],
+                (devices[i] if i < len(devices) else 0, inodes[i]),
+            )
+        )
+    return out
+
+
+def lang_wanted(lang: str, install_langs: tuple[str, ...]) -> bool:
+    """Whether a file of `%lang(lang)` is installed under `%_install_langs` (rpm's rule: a wanted language
+    starting with one of the file's `|`-separated languages; empty, "all" or an unmarked file: always)."""
+    if not lang or not install_langs or "all" in install_langs:
+        return True
+    return any(want.startswith(one) for want in install_langs for one in lang.split("|") if one)
+
+
+def skipped(files: list[FileEntry], options: JobOptions) -> set[str]:
+    """The paths not installed: ghosts, %doc under nodocs, other languages; and, as rpm does, the package's own
+    directories that held skipped files and hold nothing installed."""
+    out = set()
+    for f in files:
+        if (options.nodocs and f.flags & tags.RPMFILE_DOC) or not lang_wanted(f.lang, options.install_langs):
+            out.add(f.path)
+    if out:
+        kept = [f.path for f in files if f.path not in out]
+        for f in files:
+            if not stat.S_ISDIR(f.mode) or f.path in out:
+                continue
+            below = f.path.rstrip("/") + "/"
+            if any(s.startswith(below) for s in out) and not any(k.startswith(below) for k in kept):
+                out.add(f.path)
+    return out | {f.path for f in files if f.ghost}

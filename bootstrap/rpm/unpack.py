@@ -1,0 +1,202 @@
+"""Unpack .rpm payloads into a root tree, confined to it (`bootstrap.host.rootwriter`): what each file is, its
+mode, owner and mtime come from the signed header, the payload gives only content. %ghost files are not
+written, %doc files are left out under nodocs and %lang files outside the install languages, as rpm does.
+Owners are named in the header and found in the tree's own passwd and group; a name they do not hold yet (an
+account a %pre makes) is root for now and given again after the scriptlets (`reown`)."""
+
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.errors import UnpackError
+from bootstrap.host.overrides import Overrides
+from bootstrap.host.rootwriter import RootWriter, member_path
+from bootstrap.host.tree import Tree
+from bootstrap.rpm import cpio, payload
+from bootstrap.rpm.files import FileEntry, file_table, skipped
+from bootstrap.rpm.header import Layout, read_layout
+from bootstrap.rpm.options import JobOptions
+
+_HOSTILE = "the package is malformed or hostile; do not use this mirror"
+_TYPES = {
+    stat.S_IFREG: tarfile.REGTYPE,
+    stat.S_IFDIR: tarfile.DIRTYPE,
+    stat.S_IFLNK: tarfile.SYMTYPE,
+    stat.S_IFCHR: tarfile.CHRTYPE,
+    stat.S_IFBLK: tarfile.BLKTYPE,
+    stat.S_IFIFO: tarfile.FIFOTYPE,
+}
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """One package as unpacked: its file and header, its files, what was written, owners still to give."""
+
+    name: str
+    path: Path
+    layout: Layout
+    files: tuple[FileEntry, ...]
+    written: tuple[str, ...]
+    unknown_owners: tuple[FileEntry, ...] = field(default=())
+
+
+def accounts(tree: Tree, name: str) -> dict[str, int]:
+    """name -> id of the tree's `etc/passwd` or `etc/group` (root always known)."""
+    out = {"root": 0}
+    for line in (tree.read(f"etc/{name}") or b"").decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 3 and parts[2].isdigit():
+            out.setdefault(parts[0], int(parts[2]))
+    return out
+
+
+def _info(f: FileEntry, rel: str, uid: int, gid: int, epoch: int, what: str) -> tarfile.TarInfo:
+    kind = _TYPES.get(stat.S_IFMT(f.mode))
+    if kind is None:
+        raise UnpackError(f"{what}: {f.path} has an unsupported file type {f.mode:o}", _HOSTILE)
+    info = tarfile.TarInfo(rel)
+    info.type, info.mode, info.uid, info.gid = kind, stat.S_IMODE(f.mode), uid, gid
+    info.mtime = min(f.mtime, epoch)
+    info.linkname = f.linkto
+    info.devmajor, info.devminor = os.major(f.rdev), os.minor(f.rdev)
+    return info
+
+
+class _Package:
+    """The state of one package's unpack: its header's files and the hard link sets being written."""
+
+    def __init__(self, writer: RootWriter, layout: Layout, what: str, options: JobOptions, epoch: int) -> None:
+        self.writer, self.what, self.epoch = writer, what, epoch
+        self.files = file_table(layout.main, what)
+        self.by_path = {f.path: f for f in self.files}
+        self.skip = skipped(self.files, options)
+        self.users, self.groups = accounts(writer.tree, "passwd"), accounts(writer.tree, "group")
+        self.written: list[str] = []
+        self.seen: set[str] = set()
+        self.unknown: list[FileEntry] = []
+        self.links: dict[tuple[int, int], str] = {}
+        """A hard link set's file written with its data (a real path)."""
+        self.waiting: dict[tuple[int, int], list[tuple[FileEntry, str]]] = {}
+        """Members of a hard link set met before its data."""
+
+    def _owner(self, f: FileEntry) -> tuple[int, int]:
+        uid, gid = self.users.get(f.user), self.groups.get(f.group)
+        if uid is None or gid is None:
+            self.unknown.append(f)
+        return uid or 0, gid or 0
+
+    def _parent(self, rel: str) -> None:
+        parent = rel.rpartition("/")[0]
+        if parent and not self.writer.tree.is_dir(parent):
+            self.writer.tree.mkdir(parent)
+
+    def _write(self, f: FileEntry, rel: str, data: cpio.Data | None) -> str:
+        self._parent(rel)
+        info = _info(f, rel, *self._owner(f), self.epoch, self.what)
+        content = data if data is not None and info.isreg() else b""
+        written = self.writer.write(info, rel, content)  # type: ignore[arg-type]
+        self.written.append(f.path)
+        return written
+
+    def _link(self, f: FileEntry, rel: str, source: str) -> None:
+        self._parent(rel)
+        self._owner(f)
+        self.writer.hardlink(rel, source)
+        self.written.append(f.path)
+
+    def member(self, m: cpio.Member, data: cpio.Data) -> None:
+        rel = member_path(m.name)
+        if rel is None or not rel:
+            raise UnpackError(f"{self.what}: refusing payload entry {m.name!r} outside the root", _HOSTILE)
+        f = self.by_path.get("/" + rel)
+        if f is None:
+            raise UnpackError(f"{self.what}: payload entry {m.name!r} is not in its signed header", _HOSTILE)
+        if "/" + rel in self.seen:
+            raise UnpackError(f"{self.what}: payload entry {m.name!r} comes twice", _HOSTILE)
+        self.seen.add(f.path)
+        if stat.S_IFMT(m.mode) != stat.S_IFMT(f.mode):
+            raise UnpackError(f"{self.what}: payload entry {m.name!r} is not the type its header says", _HOSTILE)
+        regular = stat.S_ISREG(f.mode)
+        if regular and m.size not in (f.size, 0) or (m.size == 0 and f.size and m.nlink < 2):
+            raise UnpackError(f"{self.what}: payload entry {m.name!r} is not the size its header says", _HOSTILE)
+        if f.path in self.skip:
+            if regular and m.nlink > 1 and m.size and self.waiting.get(f.inode):
+                first, first_rel = self.waiting[f.inode].pop(0)
+                self.links[f.inode] = self._write(first, first_rel, data)
+                self._flush(f.inode)
+            return
+        if not regular or m.nlink < 2:
+            self._write(f, rel, data)
+        elif f.inode in self.links:
+            self._link(f, rel, self.links[f.inode])
+        elif m.size == 0 and f.size:
+            self.waiting.setdefault(f.inode, []).append((f, rel))
+        else:
+            self.links[f.inode] = self._write(f, rel, data)
+            self._flush(f.inode)
+
+    def _flush(self, inode: tuple[int, int]) -> None:
+        for f, rel in self.waiting.pop(inode, []):
+            self._link(f, rel, self.links[inode])
+
+    def finish(self) -> None:
+        if self.waiting:
+            (f, _), *_ = next(iter(self.waiting.values()))
+            raise UnpackError(f"{self.what}: the payload never gives the data of {f.path}", _HOSTILE)
+        missing = [f.path for f in self.files if f.path not in self.seen and f.path not in self.skip]
+        if missing:
+            raise UnpackError(f"{self.what}: {missing[0]} is in its header but not in its payload", _HOSTILE)
+
+
+def unpack_one(writer: RootWriter, name: str, path: Path, options: JobOptions, epoch: int) -> Unpacked:
+    """Write one package's files below the writer's root."""
+    what = f"{name} ({path.name})"
+    with open(path, "rb") as f:
+        layout = read_layout(f, what)
+    state = _Package(writer, layout, what, options, epoch)
+    biggest = max((f.size for f in state.files), default=0)
+    with payload.opened(path, layout, what) as stream:
+        for member, data in cpio.members(stream, what, len(state.files), biggest):
+            try:
+                state.member(member, data)
+            except (OSError, OverflowError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                hint = "the package set conflicts"
+                raise UnpackError(f"{what}: cannot write {member.name!r}: {reason}", hint) from None
+    state.finish()
+    return Unpacked(name, path, layout, tuple(state.files), tuple(state.written), tuple(state.unknown))
+
+
+def unpack_all(
+    root: Path, items: list[tuple[str, Path]], options: JobOptions, epoch: int, overrides: Overrides | None = None
+) -> list[Unpacked]:
+    """Unpack every package in the order given (dependencies first)."""
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    writer = RootWriter(root, overrides)
+    return [unpack_one(writer, name, path, options, epoch) for name, path in items]
+
+
+def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = None) -> None:
+    """Give the files whose owner names the tree did not know at unpack time the ids it knows now."""
+    tree = Tree(root, overrides)
+    users, groups = accounts(tree, "passwd"), accounts(tree, "group")
+    table = overrides if overrides is not None and overrides.owners else None
+    for u in unpacked:
+        for f in u.unknown_owners:
+            uid, gid = users.get(f.user, 0), groups.get(f.group, 0)
+            if (uid, gid) == (0, 0) or f.path not in u.written:
+                continue
+            rel = tree.resolve(f.path)
+            st = tree.lstat(rel)
+            if st is None:
+                continue
+            if table is not None:
+                table.set(rel, uid, gid, stat.S_IMODE(f.mode))
+            else:
+                parent, _, leaf = rel.rpartition("/")
+                with tree.dirfd(parent) as fd:
+                    os.chown(leaf, uid, gid, dir_fd=fd, follow_symlinks=False)
+                    if not stat.S_ISLNK(f.mode):
+                        os.chmod(leaf, stat.S_IMODE(f.mode), dir_fd=fd)

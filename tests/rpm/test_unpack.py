@@ -1,0 +1,178 @@
+"""Unpacking real .rpm files (rpmbuild, signed by the fixture's key) into a tree: metadata from the signed
+header, %doc, %lang and %ghost as rpm treats them, hard links, mtimes clamped to the epoch; hostile payloads
+made for real refused with one line."""
+
+import gzip
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import UnpackError
+from bootstrap.host.overrides import Overrides
+from bootstrap.rpm.header import read_layout
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.unpack import unpack_all
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import RpmRepo, Spec
+from tests.rpm.conftest import need_tools
+
+EPOCH = 1650000000
+SAMPLE = Spec(
+    "sample",
+    "1.0",
+    "1",
+    arch="x86_64",
+    files={"/usr/bin/sample": "#!/bin/sh\necho sample"},
+    install="\n".join(
+        [
+            "mkdir -p $RPM_BUILD_ROOT/usr/share/doc/sample $RPM_BUILD_ROOT/usr/share/locale/de "
+            "$RPM_BUILD_ROOT/usr/share/locale/fr $RPM_BUILD_ROOT/var/log/sample $RPM_BUILD_ROOT/etc",
+            "echo readme > $RPM_BUILD_ROOT/usr/share/doc/sample/README",
+            "echo hallo > $RPM_BUILD_ROOT/usr/share/locale/de/sample.mo",
+            "echo salut > $RPM_BUILD_ROOT/usr/share/locale/fr/sample.mo",
+            "ln -s sample $RPM_BUILD_ROOT/usr/bin/sample-link",
+            "echo linked > $RPM_BUILD_ROOT/usr/bin/one && ln $RPM_BUILD_ROOT/usr/bin/one $RPM_BUILD_ROOT/usr/bin/two",
+            "echo conf > $RPM_BUILD_ROOT/etc/sample.conf",
+        ]
+    ),
+    file_lines=[
+        "%attr(0755,root,root) /usr/bin/sample-link",
+        "%attr(4755,root,daemon) /usr/bin/one",
+        "%attr(4755,root,daemon) /usr/bin/two",
+        "%dir /usr/share/doc/sample",
+        "%doc /usr/share/doc/sample/README",
+        "%lang(de) /usr/share/locale/de/sample.mo",
+        "%lang(fr) /usr/share/locale/fr/sample.mo",
+        "%dir %attr(0750,daemon,daemon) /var/log/sample",
+        "%ghost /var/log/sample/sample.log",
+        "%config(noreplace) /etc/sample.conf",
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
+    need_tools("rpmbuild", "rpmsign")
+    (rpm,) = RpmRepo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).build([SAMPLE])
+    return rpm
+
+
+def _root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:2:2::/:/sbin/nologin\n")
+    (root / "etc/group").write_text("root:x:0:\ndaemon:x:2:\n")
+    return root
+
+
+def test_unpack_as_rpm_would(sample: Path, tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    (done,) = unpack_all(root, [("sample", sample)], JobOptions(nodocs=True, install_langs=("de_DE",)), EPOCH)
+    assert (root / "usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
+    assert os.readlink(root / "usr/bin/sample-link") == "sample"
+    one, two = os.lstat(root / "usr/bin/one"), os.lstat(root / "usr/bin/two")
+    assert one.st_ino == two.st_ino and one.st_nlink == 2
+    assert stat.S_IMODE(one.st_mode) == 0o4755 and (one.st_uid, one.st_gid) == (0, 2)
+    log = os.lstat(root / "var/log/sample")
+    assert stat.S_IMODE(log.st_mode) == 0o750 and (log.st_uid, log.st_gid) == (2, 2)
+    assert not (root / "var/log/sample/sample.log").exists()  # %ghost
+    assert not (root / "usr/share/doc/sample").exists()  # %doc under nodocs, and its directory
+    assert (root / "usr/share/locale/de/sample.mo").exists()
+    assert not (root / "usr/share/locale/fr/sample.mo").exists()
+    stats = [os.lstat(root / p.lstrip("/")) for p in done.written]
+    assert all(st.st_mtime <= EPOCH for st in stats if not stat.S_ISDIR(st.st_mode))  # directories: at packing
+    assert "/usr/share/doc/sample/README" not in done.written
+
+
+def test_unpack_everything(sample: Path, tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    unpack_all(root, [("sample", sample)], JobOptions(nodocs=False), EPOCH)
+    assert (root / "usr/share/doc/sample/README").read_text() == "readme\n"
+    assert (root / "usr/share/locale/fr/sample.mo").exists()
+
+
+def test_unpack_rootless_records_owners(sample: Path, tmp_path: Path) -> None:
+    root = _root(tmp_path)
+    table = Overrides(default_owner=(0, 0))
+    unpack_all(root, [("sample", sample)], JobOptions(), EPOCH, table)
+    found = table.get("usr/bin/one")
+    assert found is not None and (found.uid, found.gid, found.mode) == (0, 2, 0o4755)
+    assert table.get("usr/bin/two") == found
+
+
+@pytest.mark.parametrize("payload", ["w19.zstdio", "w2.xzdio"])
+def test_compressors(tmp_path: Path, gpg_key: GpgKey, payload: str) -> None:
+    need_tools("rpmbuild", "rpmsign")
+    spec = Spec("packed", files={"/usr/share/packed/data": "x" * 5000})
+    (rpm,) = RpmRepo(tmp_path / "repo", gpg_key).build([spec], payload=payload)
+    root = _root(tmp_path)
+    unpack_all(root, [("packed", rpm)], JobOptions(), EPOCH)
+    assert (root / "usr/share/packed/data").read_text() == "x" * 5000 + "\n"
+
+
+def _cpio(members: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio newc archive of (name, mode, data) members and its trailer."""
+    out = b""
+    for n, (name, mode, data) in enumerate([*members, ("TRAILER!!!", 0, b"")]):
+        raw = name.encode() + b"\0"
+        fields = [n + 1, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(raw), 0]
+        head = b"070701" + b"".join(b"%08X" % v for v in fields) + raw
+        out += head + b"\0" * (-len(head) % 4) + data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]]) -> Path:
+    """`rpm` with its payload replaced by a gzip cpio of `members` (its headers kept as they are)."""
+    with open(rpm, "rb") as f:
+        layout = read_layout(f, rpm.name)
+        f.seek(0)
+        head = f.read(layout.payload)
+    dest.write_bytes(head + gzip.compress(_cpio(members), mtime=0))
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("./../../etc/evil", "outside the root"),
+        ("/usr/bin/sample", "outside the root"),
+        ("./usr/bin/not-listed", "not in its signed header"),
+    ],
+)
+def test_hostile_member_names(sample: Path, tmp_path: Path, name: str, error: str) -> None:
+    hostile = _respliced(sample, tmp_path / "hostile.rpm", [(name, 0o100644, b"owned\n")])
+    root = _root(tmp_path)
+    with pytest.raises(UnpackError, match=error) as caught:
+        unpack_all(root, [("sample", hostile)], JobOptions(), EPOCH)
+    assert "\n" not in caught.value.message
+    assert not (tmp_path / "etc/evil").exists() and not list(root.rglob("evil"))
+
+
+def test_payload_lacking_a_file(sample: Path, tmp_path: Path) -> None:
+    hostile = _respliced(sample, tmp_path / "short.rpm", [("./usr/bin/sample", 0o100755, b"#!/bin/sh\necho sample\n")])
+    with pytest.raises(UnpackError, match="in its header but not in its payload"):
+        unpack_all(_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
+
+
+def test_wrong_size_refused(sample: Path, tmp_path: Path) -> None:
+    hostile = _respliced(sample, tmp_path / "big.rpm", [("./usr/bin/sample", 0o100755, b"x" * 5)])
+    with pytest.raises(UnpackError, match="not the size its header says"):
+        unpack_all(_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
+
+
+def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKey) -> None:
+    """One package links /usr/lib/evil to a host directory, the next writes a file below it: the file lands in
+    the tree's own directory of that name, the host's is untouched."""
+    need_tools("rpmbuild", "rpmsign")
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    link = Spec("linker", install=f"mkdir -p $RPM_BUILD_ROOT/usr/lib && ln -s {host} $RPM_BUILD_ROOT/usr/lib/evil")
+    link = Spec(link.name, install=link.install, file_lines=["/usr/lib/evil"])
+    writer = Spec("writer", files={"/usr/lib/evil/planted": "planted"})
+    rpms = RpmRepo(tmp_path / "repo", gpg_key).build([link, writer])
+    root = _root(tmp_path)
+    unpack_all(root, [("linker", rpms[0]), ("writer", rpms[1])], JobOptions(), EPOCH)
+    assert list(host.iterdir()) == []
+    assert (root / str(host).lstrip("/") / "planted").read_text() == "planted\n"
