@@ -2,8 +2,12 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import RpmRepo, Spec
 
 
 def need_tools(*tools: str) -> None:
@@ -13,3 +17,54 @@ def need_tools(*tools: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"missing {', '.join(missing)}: run make test-deps")
         pytest.skip(f"missing {', '.join(missing)}")
+
+
+EPOCH = 2000000000
+"""After the fixture packages' file mtimes (their build time): none is clamped, so `rpm -V` finds them as built."""
+SAMPLE = Spec(
+    "sample",
+    "1.0",
+    "1",
+    arch="x86_64",
+    files={"/usr/bin/sample": "#!/bin/sh\necho sample"},
+    install="\n".join(
+        [
+            "mkdir -p $RPM_BUILD_ROOT/usr/share/doc/sample $RPM_BUILD_ROOT/usr/share/locale/de "
+            "$RPM_BUILD_ROOT/usr/share/locale/fr $RPM_BUILD_ROOT/var/log/sample $RPM_BUILD_ROOT/etc",
+            "echo readme > $RPM_BUILD_ROOT/usr/share/doc/sample/README",
+            "echo hallo > $RPM_BUILD_ROOT/usr/share/locale/de/sample.mo",
+            "echo salut > $RPM_BUILD_ROOT/usr/share/locale/fr/sample.mo",
+            "ln -s sample $RPM_BUILD_ROOT/usr/bin/sample-link",
+            "echo linked > $RPM_BUILD_ROOT/usr/bin/one && ln $RPM_BUILD_ROOT/usr/bin/one $RPM_BUILD_ROOT/usr/bin/two",
+            "echo conf > $RPM_BUILD_ROOT/etc/sample.conf",
+        ]
+    ),
+    file_lines=[
+        "%attr(0755,root,root) /usr/bin/sample-link",
+        "%attr(4755,root,daemon) /usr/bin/one",
+        "%attr(4755,root,daemon) /usr/bin/two",
+        "%dir /usr/share/doc/sample",
+        "%doc /usr/share/doc/sample/README",
+        "%lang(de) /usr/share/locale/de/sample.mo",
+        "%lang(fr) /usr/share/locale/fr/sample.mo",
+        "%dir %attr(0750,daemon,daemon) /var/log/sample",
+        "%ghost /var/log/sample/sample.log",
+        "%config(noreplace) /etc/sample.conf",
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
+    need_tools("rpmbuild", "rpmsign")
+    (rpm,) = RpmRepo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).build([SAMPLE])
+    return rpm
+
+
+def accounts_root(tmp_path: Path) -> Path:
+    """An empty tree but for passwd and group naming root and daemon."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:2:2::/:/sbin/nologin\n")
+    (root / "etc/group").write_text("root:x:0:\ndaemon:x:2:\n")
+    return root

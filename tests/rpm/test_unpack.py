@@ -16,59 +16,11 @@ from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import unpack_all
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec
-from tests.rpm.conftest import need_tools
-
-EPOCH = 1650000000
-SAMPLE = Spec(
-    "sample",
-    "1.0",
-    "1",
-    arch="x86_64",
-    files={"/usr/bin/sample": "#!/bin/sh\necho sample"},
-    install="\n".join(
-        [
-            "mkdir -p $RPM_BUILD_ROOT/usr/share/doc/sample $RPM_BUILD_ROOT/usr/share/locale/de "
-            "$RPM_BUILD_ROOT/usr/share/locale/fr $RPM_BUILD_ROOT/var/log/sample $RPM_BUILD_ROOT/etc",
-            "echo readme > $RPM_BUILD_ROOT/usr/share/doc/sample/README",
-            "echo hallo > $RPM_BUILD_ROOT/usr/share/locale/de/sample.mo",
-            "echo salut > $RPM_BUILD_ROOT/usr/share/locale/fr/sample.mo",
-            "ln -s sample $RPM_BUILD_ROOT/usr/bin/sample-link",
-            "echo linked > $RPM_BUILD_ROOT/usr/bin/one && ln $RPM_BUILD_ROOT/usr/bin/one $RPM_BUILD_ROOT/usr/bin/two",
-            "echo conf > $RPM_BUILD_ROOT/etc/sample.conf",
-        ]
-    ),
-    file_lines=[
-        "%attr(0755,root,root) /usr/bin/sample-link",
-        "%attr(4755,root,daemon) /usr/bin/one",
-        "%attr(4755,root,daemon) /usr/bin/two",
-        "%dir /usr/share/doc/sample",
-        "%doc /usr/share/doc/sample/README",
-        "%lang(de) /usr/share/locale/de/sample.mo",
-        "%lang(fr) /usr/share/locale/fr/sample.mo",
-        "%dir %attr(0750,daemon,daemon) /var/log/sample",
-        "%ghost /var/log/sample/sample.log",
-        "%config(noreplace) /etc/sample.conf",
-    ],
-)
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
-    need_tools("rpmbuild", "rpmsign")
-    (rpm,) = RpmRepo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).build([SAMPLE])
-    return rpm
-
-
-def _root(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:2:2::/:/sbin/nologin\n")
-    (root / "etc/group").write_text("root:x:0:\ndaemon:x:2:\n")
-    return root
+from tests.rpm.conftest import EPOCH, accounts_root, need_tools
 
 
 def test_unpack_as_rpm_would(sample: Path, tmp_path: Path) -> None:
-    root = _root(tmp_path)
+    root = accounts_root(tmp_path)
     (done,) = unpack_all(root, [("sample", sample)], JobOptions(nodocs=True, install_langs=("de_DE",)), EPOCH)
     assert (root / "usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
     assert os.readlink(root / "usr/bin/sample-link") == "sample"
@@ -81,20 +33,21 @@ def test_unpack_as_rpm_would(sample: Path, tmp_path: Path) -> None:
     assert not (root / "usr/share/doc/sample").exists()  # %doc under nodocs, and its directory
     assert (root / "usr/share/locale/de/sample.mo").exists()
     assert not (root / "usr/share/locale/fr/sample.mo").exists()
-    stats = [os.lstat(root / p.lstrip("/")) for p in done.written]
-    assert all(st.st_mtime <= EPOCH for st in stats if not stat.S_ISDIR(st.st_mode))  # directories: at packing
+    early = unpack_all(accounts_root(tmp_path / "early"), [("sample", sample)], JobOptions(), 1650000000)[0]
+    stats = [os.lstat(tmp_path / "early/root" / p.lstrip("/")) for p in early.written]
+    assert all(st.st_mtime == 1650000000 for st in stats if not stat.S_ISDIR(st.st_mode))  # clamped to the epoch
     assert "/usr/share/doc/sample/README" not in done.written
 
 
 def test_unpack_everything(sample: Path, tmp_path: Path) -> None:
-    root = _root(tmp_path)
+    root = accounts_root(tmp_path)
     unpack_all(root, [("sample", sample)], JobOptions(nodocs=False), EPOCH)
     assert (root / "usr/share/doc/sample/README").read_text() == "readme\n"
     assert (root / "usr/share/locale/fr/sample.mo").exists()
 
 
 def test_unpack_rootless_records_owners(sample: Path, tmp_path: Path) -> None:
-    root = _root(tmp_path)
+    root = accounts_root(tmp_path)
     table = Overrides(default_owner=(0, 0))
     unpack_all(root, [("sample", sample)], JobOptions(), EPOCH, table)
     found = table.get("usr/bin/one")
@@ -107,7 +60,7 @@ def test_compressors(tmp_path: Path, gpg_key: GpgKey, payload: str) -> None:
     need_tools("rpmbuild", "rpmsign")
     spec = Spec("packed", files={"/usr/share/packed/data": "x" * 5000})
     (rpm,) = RpmRepo(tmp_path / "repo", gpg_key).build([spec], payload=payload)
-    root = _root(tmp_path)
+    root = accounts_root(tmp_path)
     unpack_all(root, [("packed", rpm)], JobOptions(), EPOCH)
     assert (root / "usr/share/packed/data").read_text() == "x" * 5000 + "\n"
 
@@ -143,7 +96,7 @@ def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]]) -> 
 )
 def test_hostile_member_names(sample: Path, tmp_path: Path, name: str, error: str) -> None:
     hostile = _respliced(sample, tmp_path / "hostile.rpm", [(name, 0o100644, b"owned\n")])
-    root = _root(tmp_path)
+    root = accounts_root(tmp_path)
     with pytest.raises(UnpackError, match=error) as caught:
         unpack_all(root, [("sample", hostile)], JobOptions(), EPOCH)
     assert "\n" not in caught.value.message
@@ -153,13 +106,13 @@ def test_hostile_member_names(sample: Path, tmp_path: Path, name: str, error: st
 def test_payload_lacking_a_file(sample: Path, tmp_path: Path) -> None:
     hostile = _respliced(sample, tmp_path / "short.rpm", [("./usr/bin/sample", 0o100755, b"#!/bin/sh\necho sample\n")])
     with pytest.raises(UnpackError, match="in its header but not in its payload"):
-        unpack_all(_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
+        unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
 
 
 def test_wrong_size_refused(sample: Path, tmp_path: Path) -> None:
     hostile = _respliced(sample, tmp_path / "big.rpm", [("./usr/bin/sample", 0o100755, b"x" * 5)])
     with pytest.raises(UnpackError, match="not the size its header says"):
-        unpack_all(_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
+        unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
 
 
 def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKey) -> None:
@@ -172,7 +125,7 @@ def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKe
     link = Spec(link.name, install=link.install, file_lines=["/usr/lib/evil"])
     writer = Spec("writer", files={"/usr/lib/evil/planted": "planted"})
     rpms = RpmRepo(tmp_path / "repo", gpg_key).build([link, writer])
-    root = _root(tmp_path)
+    root = accounts_root(tmp_path)
     unpack_all(root, [("linker", rpms[0]), ("writer", rpms[1])], JobOptions(), EPOCH)
     assert list(host.iterdir()) == []
     assert (root / str(host).lstrip("/") / "planted").read_text() == "planted\n"

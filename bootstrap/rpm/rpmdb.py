@@ -1,0 +1,150 @@
+"""The image's rpm database (sqlite, as rpm 4.16 and later keep it), written by the host's rpm and made a function
+of the inputs: install times and the transaction id from the epoch (rpm 4.18 takes them from SOURCE_DATE_EPOCH,
+one second apart in install order), the file states of what the unpack left out set to "not installed" (so
+`rpm -V` checks what is there), the database rebuilt and vacuumed, no journal left beside it.
+
+The host's rpm only writes the database (`--justdb`, no scriptlets, no plugins, nothing read from or run in the
+tree); it is found on PATH. `RpmDatabase` reads the database from an image layer (`bootstrap inspect`)."""
+
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.host.tree import Tree
+from bootstrap.rpm import tags
+from bootstrap.rpm.header import Header, read_layout
+
+FILESTATES = 1029
+STATE_NOT_INSTALLED = 2
+DB = "rpmdb.sqlite"
+
+
+class RpmDbError(BootstrapError):
+    """The host's rpm could not write the image's package database."""
+
+
+def rpm_command(dbpath: Path, epoch: int) -> tuple[list[str], dict[str, str]]:
+    """The host rpm's command line (without packages) and environment that record packages in `dbpath`."""
+    argv = ["rpm", "--dbpath", str(dbpath), "--define", "_db_backend sqlite", "--noplugins"]
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+    env["SOURCE_DATE_EPOCH"] = str(epoch)
+    return argv, env
+
+
+def _run(argv: list[str], env: dict[str, str], what: str) -> None:
+    if shutil.which("rpm") is None:
+        raise RpmDbError("the host has no rpm to write the image's package database", "install rpm (apt install rpm)")
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        said = [line for line in proc.stderr.splitlines() if line.strip() and "Alien" not in line]
+        detail = said[-1].strip() if said else f"exit status {proc.returncode}"
+        raise RpmDbError(f"{what}: {detail}", "check the packages and the host's rpm (rpm --version)")
+
+
+def _header_blob(blob: bytes) -> Header:
+    """A header as the database stores it (no magic): its index and data."""
+    if len(blob) < 8:
+        raise RpmDbError("the package database holds a truncated header", "rebuild the image")
+    entries, size = struct.unpack(">II", blob[:8])
+    index = {}
+    for n in range(entries):
+        tag, typ, offset, count = struct.unpack(">IIII", blob[8 + 16 * n : 24 + 16 * n])
+        index[tag] = (typ, offset, count)
+    start = 8 + 16 * entries
+    return Header(0, 0, index, blob[start : start + size], "rpmdb header")
+
+
+def _mark_not_installed(blob: bytes, left_out: set[str]) -> bytes:
+    """The header with the file states of `left_out` set to "not installed" (bytes patched in place)."""
+    h = _header_blob(blob)
+    entry = h.index.get(FILESTATES)
+    if entry is None or not left_out:
+        return blob
+    _, offset, count = entry
+    names = h.strings(tags.BASENAMES)
+    dirs, index = h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
+    start = 8 + 16 * len(h.index) + offset
+    out = bytearray(blob)
+    for i in range(min(count, len(names))):
+        if dirs[index[i]] + names[i] in left_out:
+            out[start + i] = STATE_NOT_INSTALLED
+    return bytes(out)
+
+
+def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], epoch: int) -> None:
+    """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
+    database at `dbpath` (absolute in the image), reproducibly."""
+    rel = dbpath.strip("/")
+    tree.mkdir(rel)
+    real = tree.root / tree.resolve_dir(rel)
+    for name in (DB, f"{DB}-wal", f"{DB}-shm", ".rpm.lock"):
+        (real / name).unlink(missing_ok=True)
+    argv, env = rpm_command(real, epoch)
+    if packages:
+        install = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest"]
+        install += ["--ignorearch", "--ignoreos", "--ignoresize", "--replacepkgs", "--replacefiles", "--noorder"]
+        _run([*argv, *install, *(str(p) for p, _ in packages)], env, "rpm --justdb")
+        left_out = {_name_of(p): skip for p, skip in packages if skip}
+        if left_out:
+            with closing(sqlite3.connect(real / DB)) as db, db:
+                rows = db.execute("SELECT hnum, blob FROM Packages").fetchall()
+                for hnum, blob in rows:
+                    name = _header_blob(blob).string(tags.NAME)
+                    if name in left_out:
+                        patched = _mark_not_installed(blob, left_out[name])
+                        db.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (patched, hnum))
+    else:
+        _run([*argv, "--initdb"], env, "rpm --initdb")
+    _run([*argv, "--rebuilddb"], env, "rpm --rebuilddb")
+    with closing(sqlite3.connect(real / DB)) as db:
+        db.execute("VACUUM")
+    for name in (f"{DB}-wal", f"{DB}-shm"):
+        (real / name).unlink(missing_ok=True)
+    for name in os.listdir(real):
+        if name.startswith("rpmdb.sqlite") or name == ".rpm.lock":
+            os.utime(real / name, (epoch, epoch), follow_symlinks=False)
+
+
+def _name_of(rpm: Path) -> str:
+    with open(rpm, "rb") as f:
+        return read_layout(f, rpm.name).main.string(tags.NAME)
+
+
+class RpmDatabase:
+    """The rpm database in an image layer: every package's file list (`bootstrap inspect`)."""
+
+    def __init__(self, dbpaths: tuple[str, ...] = ("var/lib/rpm", "usr/lib/sysimage/rpm")) -> None:
+        self.members = {f"{d}/{DB}" for d in dbpaths}
+
+    def owns(self, member: str) -> bool:
+        return member in self.members
+
+    def lists(self, data: bytes) -> dict[str, list[str]]:
+        """name -> absolute paths, of every package the database `data` holds."""
+        out: dict[str, list[str]] = {}
+        with tempfile.TemporaryDirectory(prefix="bootstrap-rpmdb-") as tmp:
+            path = Path(tmp) / DB
+            path.write_bytes(data)
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as db:
+                try:
+                    rows = db.execute("SELECT blob FROM Packages ORDER BY hnum").fetchall()
+                except sqlite3.DatabaseError as exc:
+                    raise BootstrapError(f"the image's rpm database cannot be read: {exc}", "rebuild it") from None
+        for (blob,) in rows:
+            h = _header_blob(blob)
+            names, dirs, index = h.strings(tags.BASENAMES), h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
+            out.setdefault(h.string(tags.NAME), []).extend(dirs[i] + n for n, i in zip(names, index, strict=False))
+        return out
+
+    def files(self, member: str, data: bytes) -> tuple[str, list[str]]:
+        """The interface's one-package view: every file of the database, under the name `rpmdb`. (The rpm database
+        is one member for all packages: `lists` gives them apart.)"""
+        return "rpmdb", [p for paths in self.lists(data).values() for p in paths]
+

@@ -1,0 +1,72 @@
+"""The image's rpm database, written by the host's rpm from real packages: `rpm -qa` lists exactly them, `rpm -V -a`
+finds the tree as the database says (files left out marked so), and two builds give the same bytes."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bootstrap.host.tree import Tree
+from bootstrap.rpm import rpmdb
+from bootstrap.rpm.files import skipped
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.unpack import unpack_all
+from tests.rpm.conftest import EPOCH, accounts_root, need_tools
+
+OPTIONS = JobOptions(nodocs=True, install_langs=("de_DE",))
+
+
+def _rpm(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", *args], capture_output=True, text=True
+    )
+
+
+def _build(sample: Path, tmp_path: Path, name: str) -> Path:
+    root = accounts_root(tmp_path / name)
+    (done,) = unpack_all(root, [("sample", sample)], OPTIONS, EPOCH)
+    rpmdb.write(Tree(root), "/var/lib/rpm", [(sample, skipped(list(done.files), OPTIONS))], EPOCH)
+    return root
+
+
+def test_database_reads_back(sample: Path, tmp_path: Path) -> None:
+    need_tools("rpm")
+    root = _build(sample, tmp_path, "a")
+    left = {p.name for p in (root / "var/lib/rpm").iterdir()}
+    assert "rpmdb.sqlite" in left and not {"rpmdb.sqlite-wal", "rpmdb.sqlite-shm"} & left
+    fmt = "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTIME} %{INSTALLTID}\\n"
+    assert _rpm(root, "-qa", "--qf", fmt).stdout == f"sample-1.0-1.x86_64 {EPOCH} {EPOCH}\n"
+    verify = _rpm(root, "-V", "-a")
+    assert verify.returncode == 0, verify.stdout
+    states = _rpm(root, "-q", "--qf", "[%{FILESTATES:fstate} %{FILENAMES}\\n]", "sample").stdout
+    assert "not installed /usr/share/doc/sample/README" in states
+    assert "not installed /usr/share/locale/fr/sample.mo" in states
+    assert "normal /usr/share/locale/de/sample.mo" in states
+
+
+def test_verify_sees_a_change(sample: Path, tmp_path: Path) -> None:
+    need_tools("rpm")
+    root = _build(sample, tmp_path, "a")
+    (root / "usr/bin/sample").write_text("changed\n")
+    assert "/usr/bin/sample" in _rpm(root, "-V", "-a").stdout
+
+
+def test_two_builds_same_bytes(sample: Path, tmp_path: Path) -> None:
+    need_tools("rpm")
+    a, b = _build(sample, tmp_path, "a"), _build(sample, tmp_path, "b")
+    assert (a / "var/lib/rpm/rpmdb.sqlite").read_bytes() == (b / "var/lib/rpm/rpmdb.sqlite").read_bytes()
+
+
+def test_database_lists_files(sample: Path, tmp_path: Path) -> None:
+    need_tools("rpm")
+    data = (_build(sample, tmp_path, "a") / "var/lib/rpm/rpmdb.sqlite").read_bytes()
+    db = rpmdb.RpmDatabase()
+    assert db.owns("var/lib/rpm/rpmdb.sqlite") and not db.owns("var/lib/rpm/other")
+    listed = db.lists(data)
+    assert set(listed) == {"sample"} and "/usr/bin/sample" in listed["sample"]
+
+
+@pytest.mark.parametrize("bad", [b"", b"not a database at all" * 100])
+def test_unreadable_database(bad: bytes) -> None:
+    with pytest.raises(Exception, match="cannot be read"):
+        rpmdb.RpmDatabase().lists(bad)
