@@ -24,15 +24,20 @@ from bootstrap.rpm.header import Header, read_layout
 FILESTATES = 1029
 STATE_NOT_INSTALLED = 2
 DB = "rpmdb.sqlite"
+COLORED = frozenset({"x86_64", "aarch64", "ppc64le", "s390x", "ppc64", "sparc64"})
+"""The architectures whose rpm has `%_transaction_color` 3 (multilib: 32- and 64-bit files); it is 0 elsewhere.
+The database records it with each package (INSTALLCOLOR): the target's, not the host's."""
 
 
 class RpmDbError(BootstrapError):
     """The host's rpm could not write the image's package database."""
 
 
-def rpm_command(dbpath: Path, epoch: int) -> tuple[list[str], dict[str, str]]:
-    """The host rpm's command line (without packages) and environment that record packages in `dbpath`."""
+def rpm_command(dbpath: Path, epoch: int, arch: str) -> tuple[list[str], dict[str, str]]:
+    """The host rpm's command line (without packages) and environment that record `arch` packages in `dbpath`."""
+    color = 3 if arch in COLORED else 0
     argv = ["rpm", "--dbpath", str(dbpath), "--define", "_db_backend sqlite", "--noplugins"]
+    argv += ["--define", f"_transaction_color {color}"]
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
     env["SOURCE_DATE_EPOCH"] = str(epoch)
     return argv, env
@@ -78,7 +83,7 @@ def _mark_not_installed(blob: bytes, left_out: set[str]) -> bytes:
     return bytes(out)
 
 
-def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], epoch: int) -> None:
+def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
     """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
     database at `dbpath` (absolute in the image), reproducibly."""
     rel = dbpath.strip("/")
@@ -86,7 +91,7 @@ def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], ep
     real = tree.root / tree.resolve_dir(rel)
     for name in (DB, f"{DB}-wal", f"{DB}-shm", ".rpm.lock"):
         (real / name).unlink(missing_ok=True)
-    argv, env = rpm_command(real, epoch)
+    argv, env = rpm_command(real, epoch, arch)
     if packages:
         install = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest"]
         install += ["--ignorearch", "--ignoreos", "--ignoresize", "--replacepkgs", "--replacefiles", "--noorder"]
@@ -147,4 +152,3 @@ class RpmDatabase:
         """The interface's one-package view: every file of the database, under the name `rpmdb`. (The rpm database
         is one member for all packages: `lists` gives them apart.)"""
         return "rpmdb", [p for paths in self.lists(data).values() for p in paths]
-

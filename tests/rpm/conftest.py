@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Serve
+from tests.fixtures import rpmdistro
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec
 
@@ -68,3 +70,12 @@ def accounts_root(tmp_path: Path) -> Path:
     (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:2:2::/:/sbin/nologin\n")
     (root / "etc/group").write_text("root:x:0:\ndaemon:x:2:\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def rpm_distro(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_session: Serve) -> tuple[RpmRepo, str]:
+    """The distribution in miniature with real programs (`tests.fixtures.rpmdistro`), built, signed and served
+    on 127.0.0.1: (the repository, its base URL)."""
+    need_tools("rpmbuild", "rpmsign", "createrepo_c")
+    repo = rpmdistro.build(tmp_path_factory.mktemp("rpmdistro") / "repo", gpg_key)
+    return repo, serve_session(repo.root)

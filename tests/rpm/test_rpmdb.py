@@ -25,7 +25,7 @@ def _rpm(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _build(sample: Path, tmp_path: Path, name: str) -> Path:
     root = accounts_root(tmp_path / name)
     (done,) = unpack_all(root, [("sample", sample)], OPTIONS, EPOCH)
-    rpmdb.write(Tree(root), "/var/lib/rpm", [(sample, skipped(list(done.files), OPTIONS))], EPOCH)
+    rpmdb.write(Tree(root), "/var/lib/rpm", [(sample, skipped(list(done.files), OPTIONS))], EPOCH, "x86_64")
     return root
 
 
@@ -34,8 +34,8 @@ def test_database_reads_back(sample: Path, tmp_path: Path) -> None:
     root = _build(sample, tmp_path, "a")
     left = {p.name for p in (root / "var/lib/rpm").iterdir()}
     assert "rpmdb.sqlite" in left and not {"rpmdb.sqlite-wal", "rpmdb.sqlite-shm"} & left
-    fmt = "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTIME} %{INSTALLTID}\\n"
-    assert _rpm(root, "-qa", "--qf", fmt).stdout == f"sample-1.0-1.x86_64 {EPOCH} {EPOCH}\n"
+    fmt = "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{INSTALLTIME} %{INSTALLTID} %{INSTALLCOLOR}\\n"
+    assert _rpm(root, "-qa", "--qf", fmt).stdout == f"sample-1.0-1.x86_64 {EPOCH} {EPOCH} 3\n"
     verify = _rpm(root, "-V", "-a")
     assert verify.returncode == 0, verify.stdout
     states = _rpm(root, "-q", "--qf", "[%{FILESTATES:fstate} %{FILENAMES}\\n]", "sample").stdout

@@ -1,0 +1,118 @@
+"""The RPM family's steps for one platform's tree: unpack (and the rpm database), scriptlets in the sandbox,
+finish (the files the distribution's image writes and removes), the scriptless database, licence notices. Rows
+of the step table (`bootstrap.build.steps`) call them through the `Job` protocol."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.family.interface import Runnable, Target
+from bootstrap.family.model import Licence, Notice
+from bootstrap.host.tree import Tree
+from bootstrap.rpm import rpmdb, scriptlets, tags
+from bootstrap.rpm.files import file_table, skipped
+from bootstrap.rpm.header import Header, read_layout
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.order import install_order
+from bootstrap.rpm.selection import RpmSelection
+from bootstrap.rpm.unpack import Unpacked, reown, unpack_all
+
+_SPDX_OPERATORS = re.compile(r"\s+(?:AND|OR|WITH)\s+|[()]")
+_OLD_OPERATORS = re.compile(r"\s+(?:and|or|AND|OR)\s+|[(),]")
+_SPDX_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*\+?")
+
+
+def licences(expression: str) -> tuple[Licence, ...]:
+    """The licences an rpm License tag names: each identifier of an SPDX expression (current Fedora and EL 10),
+    or each name of the older free-form style (`GPLv2+ and Public Domain`) as a LicenseRef-."""
+    spdx = not re.search(r"\s(?:and|or)\s", expression)
+    out: dict[str, Licence] = {}
+    for word in (_SPDX_OPERATORS if spdx else _OLD_OPERATORS).split(expression):
+        word = word.strip()
+        if not word or word in out:
+            continue
+        if spdx and _SPDX_ID.fullmatch(word):
+            out[word] = Licence(word, word)
+        else:
+            ref = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", word.replace("+", "-plus")).strip("-")
+            out[word] = Licence(ref, word, f"{word}, as an rpm License tag names it.")
+    return tuple(out.values())
+
+
+@dataclass
+class RpmJob:
+    """One platform's tree as the RPM steps build it."""
+
+    selection: RpmSelection
+    files: Mapping[str, Path]
+    """Package name -> its verified .rpm file."""
+    target: Target
+    options: JobOptions = field(default_factory=JobOptions)
+    unpacked: list[Unpacked] = field(default_factory=list)
+
+    @property
+    def tree(self) -> Tree:
+        return Tree(self.target.root, self.target.overrides)
+
+    def order(self) -> list[str]:
+        """The selection's names, dependencies first."""
+        headers: dict[str, Header] = {}
+        paths: dict[str, list[str]] = {}
+        for name in self.selection.by_name:
+            path = self.files.get(name)
+            if path is None:
+                raise BootstrapError(f"{name}: no package file was fetched", "fetch the selection first")
+            with open(path, "rb") as f:
+                headers[name] = read_layout(f, path.name).main
+            paths[name] = [e.path for e in file_table(headers[name], path.name)]
+        return install_order(headers, paths)
+
+    def unpack(self, final: bool) -> None:
+        """The packages' files in install order, then (unless `final`: `package_database` writes it) the rpm
+        database."""
+        items = [(name, self.files[name]) for name in self.order()]
+        self.unpacked = unpack_all(self.target.root, items, self.options, self.target.epoch, self.target.overrides)
+        if not final:
+            self._database()
+
+    def _database(self) -> None:
+        packages = [(u.path, skipped(list(u.files), self.options)) for u in self.unpacked]
+        rpmdb.write(self.tree, self.options.dbpath, packages, self.target.epoch, self.target.arch)
+
+    def native_tools(self, host: str) -> int:
+        """No native stand-ins for a foreign tree: its scriptlets run emulated."""
+        return 0
+
+    def configure(self, runnable: Runnable) -> None:
+        """Every scriptlet and trigger in the sandbox (unless the options say scriptless), then the owners the
+        scriptlets' accounts name."""
+        if self.options.scripts:
+            with runnable() as sandbox:
+                scriptlets.run(self.tree, self.unpacked, self.target.epoch, sandbox)
+        reown(self.target.root, self.unpacked, self.target.overrides)
+
+    def finish(self) -> None:
+        """The files the distribution's image writes, then the paths it removes (globs inside the tree)."""
+        tree = self.tree
+        for path, data in sorted(self.options.write.items()):
+            tree.write(path.lstrip("/"), data, mtime=self.target.epoch)
+        for pattern in self.options.remove:
+            for match in tree.glob(pattern.lstrip("/")):
+                tree.remove(match)
+
+    def package_database(self) -> None:
+        """The database of a scriptless tree (unpacked `final`)."""
+        self._database()
+
+    def notices(self) -> dict[str, Notice]:
+        """Each package's licences, from its signed header's License tag."""
+        out = {}
+        for u in self.unpacked:
+            expression = u.layout.main.string(tags.LICENSE)
+            out[u.name] = Notice(licences(expression), "", "")
+        return out
+
+    def script_env(self) -> dict[str, str]:
+        return scriptlets.script_env(self.target.epoch)

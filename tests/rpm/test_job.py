@@ -1,0 +1,159 @@
+"""The RPM family's tree steps end to end on the distribution in miniature (real programs from the host, packaged
+with rpmbuild, signed, served on 127.0.0.1, resolved with libsolv): the tree's own rpm lists exactly the set and
+verifies it clean, the scriptlets and triggers ran in the sandbox, and two builds give the same bytes."""
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bootstrap.family.interface import Target
+from bootstrap.host.cache import Cache
+from bootstrap.host.sandbox import Sandbox
+from bootstrap.rpm import pkgsig
+from bootstrap.rpm.job import RpmJob, licences
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.repo import open_repository
+from bootstrap.rpm.resolve import Request, resolve
+from bootstrap.rpm.selection import RpmSelection, select, to_model
+from tests.fixtures.rpmdistro import INSTALLED, MARKERS, REQUEST
+from tests.fixtures.rpmrepo import RpmRepo
+from tests.rpm.conftest import EPOCH
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
+OPTIONS = JobOptions(write={"/etc/machine-id": b"", "/tmp/scratch": b"x"}, remove=("/tmp/*",))
+
+
+def _selection(distro: tuple[RpmRepo, str], tmp: Path) -> tuple[RpmSelection, dict[str, Path]]:
+    repo, url = distro
+    keyring = repo.keyring(tmp / "key.asc")
+    opened = open_repository(url, (keyring,), Cache(tmp / "cache").ensure())
+    chosen = resolve(opened.packages, opened.groups, Request(names=REQUEST), "x86_64")
+    selection = select([(p, to_model(p, url, "fixture")) for p in chosen])
+    files = {p.name: repo.root / p.location for p in chosen}
+    for name, path in files.items():
+        pkgsig.verify(path, (keyring,), name)
+    return selection, files
+
+
+def _build(distro: tuple[RpmRepo, str], tmp: Path, options: JobOptions = OPTIONS) -> tuple[Path, RpmJob]:
+    tmp.mkdir()
+    selection, files = _selection(distro, tmp)
+    root = tmp / "root"
+    job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), options)
+    job.unpack(final=False)
+    job.configure(lambda: _opened(root))
+    job.finish()
+    return root, job
+
+
+class _opened:  # noqa: N801 - a context manager standing for the build's `runnable`
+    def __init__(self, root: Path) -> None:
+        self.sandbox = Sandbox(root)
+
+    def __enter__(self) -> Sandbox:
+        return self.sandbox
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _in_tree(root: Path, *argv: str) -> str:
+    proc = Sandbox(root).run(list(argv), {"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    assert proc.returncode == 0, proc.stdout
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def built(rpm_distro: tuple[RpmRepo, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RpmJob]:
+    return _build(rpm_distro, tmp_path_factory.mktemp("job") / "a")
+
+
+def test_tree_rpm_lists_exactly_the_set(built: tuple[Path, RpmJob]) -> None:
+    root, _ = built
+    listed = _in_tree(root, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}.%{ARCH}\\n").split()
+    assert sorted(listed) == sorted(f"{n}.{'noarch' if n in ('filesystem', 'setup') else 'x86_64'}" for n in INSTALLED)
+
+
+def test_tree_rpm_verifies_clean(built: tuple[Path, RpmJob]) -> None:
+    root, _ = built
+    proc = Sandbox(root).run(["/usr/bin/rpm", "-V", "-a"], {"PATH": "/usr/bin", "LC_ALL": "C"})
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout
+
+
+def test_scriptlets_and_triggers_ran(built: tuple[Path, RpmJob]) -> None:
+    root, _ = built
+    marks = root / MARKERS.lstrip("/")
+    assert (marks / "coreutils.pre").read_text() == "coreutils pre 1\n"
+    assert (marks / "coreutils.post").read_text() == "coreutils post 1\n"
+    assert (marks / "shell.post").read_text() == "shell post 1\n"
+    assert "ls" in (marks / "coreutils.posttrans").read_text().split()
+    ldconfig = (marks / "ldconfig.paths").read_text().split()
+    assert any(p.endswith("/libc.so.6") for p in ldconfig) and all(p.startswith("/usr/lib") for p in ldconfig)
+    assert "/usr/bin/rpm" in (marks / "bin.paths").read_text().split()
+    assert not (root / "var/tmp/bootstrap-scriptlets").exists()
+
+
+def test_owners_modes_and_finish(built: tuple[Path, RpmJob]) -> None:
+    root, job = built
+    assert (root / "etc/machine-id").read_bytes() == b""
+    assert not (root / "tmp/scratch").exists() and (root / "tmp").is_dir()
+    owned = os.lstat(root / "var/lib/fixture/owned/file")
+    assert (owned.st_uid, owned.st_gid, stat.S_IMODE(owned.st_mode)) == (901, 901, 0o640)
+    assert not (root / "usr/share/doc/coreutils").exists()  # the weak dependency is not there
+    assert not (root / "usr/lib/i686").exists()  # nor the multilib decoy
+    assert stat.S_IMODE(os.lstat(root / "var/lib/rpm").st_mode) == 0o755
+    notices = job.notices()
+    assert set(notices) == set(INSTALLED) and [x.id for x in notices["rpm"].licences] == ["MIT"]
+    assert job.native_tools("x86_64") == 0 and job.script_env()["SOURCE_DATE_EPOCH"] == str(EPOCH)
+
+
+def _digest(root: Path, job: RpmJob) -> dict[str, str]:
+    """Every entry's type, mode, owner, content and (for the packages' files: what scriptlets write has the wall
+    clock's, which the layer clamps to the epoch) mtime."""
+    packaged = {p.lstrip("/") for u in job.unpacked for p in u.written}
+    out = {}
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        rel = str(path.relative_to(root))
+        kind = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
+        if stat.S_ISREG(st.st_mode):
+            kind = hashlib.sha256(path.read_bytes()).hexdigest()
+        mtime = int(st.st_mtime) if rel in packaged and not stat.S_ISDIR(st.st_mode) else ""
+        out[rel] = f"{st.st_mode:o} {st.st_uid} {st.st_gid} {mtime} {kind}"
+    return out
+
+
+def test_two_builds_same_tree(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    """Two fresh builds (the tree's own rpm, run on the other trees, leaves its -wal and -shm beside the database)."""
+    first, second = _build(rpm_distro, tmp_path / "b"), _build(rpm_distro, tmp_path / "c")
+    assert _digest(*first) == _digest(*second)
+    assert not list((first[0] / "var/lib/rpm").glob("*-wal"))
+
+
+def test_scriptless_tree(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    tmp_path.joinpath("s").mkdir()
+    selection, files = _selection(rpm_distro, tmp_path / "s")
+    root = tmp_path / "s/root"
+    job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), JobOptions(scripts=False))
+    job.unpack(final=True)
+    assert not (root / "var/lib/rpm/rpmdb.sqlite").exists()
+    job.configure(lambda: _opened(root))
+    job.package_database()
+    assert not (root / MARKERS.lstrip("/") / "coreutils.post").exists()
+    assert len(_in_tree(root, "/usr/bin/rpm", "-qa").split()) == len(INSTALLED)
+
+
+def test_licences_of_license_tags() -> None:
+    assert [x.id for x in licences("GPL-3.0-or-later AND (MIT OR BSD-3-Clause)")] == [
+        "GPL-3.0-or-later",
+        "MIT",
+        "BSD-3-Clause",
+    ]
+    assert [x.id for x in licences("GPLv2+ and Public Domain")] == ["LicenseRef-GPLv2-plus", "LicenseRef-Public-Domain"]
+    assert [x.id for x in licences("GPL-2.0-or-later WITH GCC-exception-2.0")] == [
+        "GPL-2.0-or-later",
+        "GCC-exception-2.0",
+    ]
