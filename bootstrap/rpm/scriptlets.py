@@ -7,7 +7,8 @@ written into the tree first and removed after.
 The tree's files are all in place before the first scriptlet (as a debootstrapped tree's are before the first
 preinst), and a file trigger runs once for all the paths it matches, not once per package. A %pre that fails
 stops the build, as it stops rpm's install of that package; another failing scriptlet is a warning, as in rpm.
-Scriptlets in rpm's built-in Lua (`<lua>`) have no interpreter outside rpm: they are refused."""
+Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
+rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
 
 import shlex
 from collections.abc import Sequence
@@ -116,18 +117,28 @@ def _file_triggers(
     return out
 
 
-def driver(scriptlets: Sequence[Scriptlet]) -> str:
+LUA_RPM = "/usr/bin/rpm"
+
+
+def _lua(s: Scriptlet, n: int, has_rpm: bool) -> list[str]:
+    """The tree's rpm running a Lua scriptlet from its staged file, `arg` set as rpm sets it."""
+    if not has_rpm or s.stdin is not None:
+        why = "a Lua file trigger" if s.stdin is not None else f"the tree has no {LUA_RPM} to run it"
+        raise ConfigureError(f"{s.what} is written in rpm's built-in Lua: {why}", "build the recipe scriptless")
+    args = ", ".join(f"'{a}'" for a in ("<lua>", *s.args))
+    return [LUA_RPM, "--eval", f"%{{lua: _G.arg = {{{args}}}; dofile('/{STAGE}/{n}')}}"]
+
+
+def driver(scriptlets: Sequence[Scriptlet], has_rpm: bool = False) -> str:
     """The shell script that runs them all from the staged files (`STAGE/N`, `STAGE/N.in`)."""
     lines = ["cd /"]
     for n, s in enumerate(scriptlets):
         if s.prog[0] == "<lua>":
-            raise ConfigureError(
-                f"{s.what} is written in rpm's built-in Lua, which runs only inside rpm",
-                "build the recipe scriptless, or without this package",
-            )
-        argv = list(s.prog)
-        if s.body:
-            argv += [f"/{STAGE}/{n}", *s.args]
+            argv = _lua(s, n, has_rpm)
+        else:
+            argv = list(s.prog)
+            if s.body:
+                argv += [f"/{STAGE}/{n}", *s.args]
         cmd = " ".join(shlex.quote(a) for a in argv)
         cmd += f" < /{STAGE}/{n}.in" if s.stdin is not None else " < /dev/null"
         status = f'{{ echo "{FAILED}{n} $?"; '
@@ -140,7 +151,7 @@ def run(tree: Tree, unpacked: Sequence[Unpacked], epoch: int, sandbox: Sandbox) 
     scriptlets = plan(unpacked)
     if not scriptlets:
         return
-    text = driver(scriptlets)
+    text = driver(scriptlets, tree.lstat(LUA_RPM.lstrip("/")) is not None)
     try:
         for n, s in enumerate(scriptlets):
             if s.body:

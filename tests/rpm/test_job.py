@@ -89,6 +89,7 @@ def test_scriptlets_and_triggers_ran(built: tuple[Path, RpmJob]) -> None:
     assert (marks / "coreutils.pre").read_text() == "coreutils pre 1\n"
     assert (marks / "coreutils.post").read_text() == "coreutils post 1\n"
     assert (marks / "shell.post").read_text() == "shell post 1\n"
+    assert (marks / "setup.lua").read_text() == "setup lua pre 1\n"  # run by the tree's own rpm
     assert "ls" in (marks / "coreutils.posttrans").read_text().split()
     ldconfig = (marks / "ldconfig.paths").read_text().split()
     assert any(p.endswith("/libc.so.6") for p in ldconfig) and all(p.startswith("/usr/lib") for p in ldconfig)

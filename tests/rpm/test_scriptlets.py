@@ -1,0 +1,61 @@
+"""Scriptlets run in the sandbox over a real tree (the miniature's shell and libraries): what fails how."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bootstrap.errors import ConfigureError
+from bootstrap.host.sandbox import Sandbox
+from bootstrap.host.tree import Tree
+from bootstrap.rpm import scriptlets
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.unpack import Unpacked, unpack_all
+from tests.fixtures.rpmrepo import RpmRepo, Spec
+from tests.rpm.conftest import EPOCH
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
+BASE = ("filesystem-3.18-2.noarch", "glibc-1.0-1.x86_64", "shell-1.0-1.x86_64")
+
+
+def _tree(distro: tuple[RpmRepo, str], tmp_path: Path, extra: Spec) -> tuple[Path, list[Unpacked]]:
+    repo, _ = distro
+    (rpm,) = RpmRepo(tmp_path / "repo", repo.key).build([extra])
+    items = [(n.split("-")[0], repo.root / "Packages" / f"{n}.rpm") for n in BASE] + [(extra.name, rpm)]
+    root = tmp_path / "root"
+    return root, unpack_all(root, items, JobOptions(), EPOCH)
+
+
+def test_a_failing_pre_stops_the_build(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    root, unpacked = _tree(rpm_distro, tmp_path, Spec("broken", pre_sh="echo cannot go on; exit 3"))
+    with pytest.raises(ConfigureError, match=r"broken %pre failed \(exit status 3\): cannot go on") as caught:
+        scriptlets.run(Tree(root), unpacked, EPOCH, Sandbox(root))
+    assert "\n" not in caught.value.message
+    assert not (root / scriptlets.STAGE).exists()
+
+
+def test_a_failing_post_is_a_warning(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    root, unpacked = _tree(rpm_distro, tmp_path, Spec("shaky", post="exit 4"))
+    scriptlets.run(Tree(root), unpacked, EPOCH, Sandbox(root))
+
+
+def test_lua_without_rpm_in_the_tree_is_refused(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    root, unpacked = _tree(rpm_distro, tmp_path, Spec("luaish", pre='print("hi")'))
+    with pytest.raises(ConfigureError, match=r"luaish %pre is written in rpm's built-in Lua: the tree has no"):
+        scriptlets.run(Tree(root), unpacked, EPOCH, Sandbox(root))
+
+
+def test_the_plan_is_rpm_order(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    spec = Spec("ordered", pre_sh="echo pre", post="echo post", posttrans="echo posttrans")
+    _, unpacked = _tree(rpm_distro, tmp_path, spec)
+    whats = [s.what for s in scriptlets.plan(unpacked)]
+    assert whats == [
+        "shell %post",
+        "ordered %pre",
+        "ordered %post",
+        "ordered %posttrans",
+        "glibc %transfiletriggerin",
+    ]
+    text = scriptlets.driver(scriptlets.plan(unpacked))
+    assert f"/bin/sh /{scriptlets.STAGE}/1 1 < /dev/null || " in text
+    assert f"< /{scriptlets.STAGE}/4.in" in text
