@@ -2,7 +2,6 @@
 with rpmbuild, signed, served on 127.0.0.1, resolved with libsolv): the tree's own rpm lists exactly the set and
 verifies it clean, the scriptlets and triggers ran in the sandbox, and two builds give the same bytes."""
 
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -21,6 +20,7 @@ from bootstrap.rpm.selection import RpmSelection, select, to_model
 from tests.fixtures.rpmdistro import INSTALLED, MARKERS, REQUEST
 from tests.fixtures.rpmrepo import RpmRepo
 from tests.rpm.conftest import EPOCH
+from tests.rpm.treeview import view
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
 OPTIONS = JobOptions(write={"/etc/machine-id": b"", "/tmp/scratch": b"x"}, remove=("/tmp/*",))
@@ -111,26 +111,10 @@ def test_owners_modes_and_finish(built: tuple[Path, RpmJob]) -> None:
     assert job.native_tools("x86_64") == 0 and job.script_env()["SOURCE_DATE_EPOCH"] == str(EPOCH)
 
 
-def _digest(root: Path, job: RpmJob) -> dict[str, str]:
-    """Every entry's type, mode, owner, content and (for the packages' files: what scriptlets write has the wall
-    clock's, which the layer clamps to the epoch) mtime."""
-    packaged = {p.lstrip("/") for u in job.unpacked for p in u.written}
-    out = {}
-    for path in sorted(root.rglob("*")):
-        st = os.lstat(path)
-        rel = str(path.relative_to(root))
-        kind = os.readlink(path) if stat.S_ISLNK(st.st_mode) else ""
-        if stat.S_ISREG(st.st_mode):
-            kind = hashlib.sha256(path.read_bytes()).hexdigest()
-        mtime = int(st.st_mtime) if rel in packaged and not stat.S_ISDIR(st.st_mode) else ""
-        out[rel] = f"{st.st_mode:o} {st.st_uid} {st.st_gid} {mtime} {kind}"
-    return out
-
-
 def test_two_builds_same_tree(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
     """Two fresh builds (the tree's own rpm, run on the other trees, leaves its -wal and -shm beside the database)."""
     first, second = _build(rpm_distro, tmp_path / "b"), _build(rpm_distro, tmp_path / "c")
-    assert _digest(*first) == _digest(*second)
+    assert view(first[0], None, first[1]) == view(second[0], None, second[1])
     assert not list((first[0] / "var/lib/rpm").glob("*-wal"))
 
 
