@@ -70,10 +70,11 @@ class RpmJob:
         return install_order(headers, paths)
 
     def unpack(self, final: bool) -> None:
-        """The packages' files in install order, then (unless `final`: `package_database` writes it) the rpm
-        database."""
+        """The packages' files in install order, owners named by accounts of a later package given, then
+        (unless `final`: `package_database` writes it) the rpm database."""
         items = [(name, self.files[name]) for name in self.order()]
         self.unpacked = unpack_all(self.target.root, items, self.options, self.target.epoch, self.target.overrides)
+        reown(self.target.root, self.unpacked, self.target.overrides)  # accounts of a package unpacked later
         if not final:
             self._database()
 

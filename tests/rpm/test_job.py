@@ -125,6 +125,8 @@ def test_scriptless_tree(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> Non
     job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), JobOptions(scripts=False))
     job.unpack(final=True)
     assert not (root / "var/lib/rpm/rpmdb.sqlite").exists()
+    owned = os.lstat(root / "var/lib/fixture/owned/file")  # coreutils comes before setup's passwd names its owner
+    assert (owned.st_uid, owned.st_gid) == (901, 901)
     job.configure(lambda: _opened(root))
     job.package_database()
     assert not (root / MARKERS.lstrip("/") / "coreutils.post").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.errors import UnpackError
-from bootstrap.host.overrides import Overrides
+from bootstrap.host.overrides import Device, Overrides
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import unpack_all
@@ -129,3 +129,20 @@ def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKe
     unpack_all(root, [("linker", rpms[0]), ("writer", rpms[1])], JobOptions(), EPOCH)
     assert list(host.iterdir()) == []
     assert (root / str(host).lstrip("/") / "planted").read_text() == "planted\n"
+
+
+def test_device_nodes_are_recorded_never_made(tmp_path: Path, gpg_key: GpgKey) -> None:
+    need_tools("rpmbuild", "rpmsign")
+    spec = Spec(
+        "devices", install="mkdir -p $RPM_BUILD_ROOT/dev", file_lines=["%dev(b, 7, 0) %attr(0666,root,root) /dev/loop0"]
+    )
+    (rpm,) = RpmRepo(tmp_path / "repo", gpg_key).build([spec])
+    root = accounts_root(tmp_path)
+    table = Overrides(owners=False)
+    unpack_all(root, [("devices", rpm)], JobOptions(), EPOCH, table)
+    st = os.lstat(root / "dev/loop0")
+    assert stat.S_ISREG(st.st_mode) and st.st_size == 0
+    found = table.get("dev/loop0")
+    assert found is not None and found.device == Device("blk", 7, 0) and found.mode == 0o666
+    with pytest.raises(UnpackError, match="a device node, and this unpack has no table"):
+        unpack_all(accounts_root(tmp_path / "bare"), [("devices", rpm)], JobOptions(), EPOCH)
