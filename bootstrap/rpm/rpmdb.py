@@ -1,6 +1,6 @@
 """The image's rpm database (sqlite, as rpm 4.16 and later keep it), written by the host's rpm and made a function
-of the inputs: install times and the transaction id from the epoch (rpm 4.18 takes them from SOURCE_DATE_EPOCH,
-one second apart in install order), the file states of what the unpack left out set to "not installed" (so
+of the inputs: install times and the transaction id from the epoch, one second apart in install order (as rpm
+4.18 takes them from SOURCE_DATE_EPOCH; set in the stored headers whatever the host's rpm), the file states of what the unpack left out set to "not installed" (so
 `rpm -V` checks what is there), the database rebuilt and vacuumed, no journal left beside it.
 
 The host's rpm only writes the database (`--justdb`, no scriptlets, no plugins, nothing read from or run in the
@@ -19,9 +19,9 @@ from pathlib import Path
 from bootstrap.errors import BootstrapError
 from bootstrap.host.tree import Tree
 from bootstrap.rpm import tags
-from bootstrap.rpm.header import Header, read_layout
+from bootstrap.rpm.header import INT32, Header, read_layout
 
-FILESTATES = 1029
+FILESTATES, INSTALLTIME, INSTALLTID = 1029, 1008, 1128
 STATE_NOT_INSTALLED = 2
 DB = "rpmdb.sqlite"
 COLORED = frozenset({"x86_64", "aarch64", "ppc64le", "s390x", "ppc64", "sparc64"})
@@ -66,20 +66,24 @@ def _header_blob(blob: bytes) -> Header:
     return Header(0, 0, index, blob[start : start + size], "rpmdb header")
 
 
-def _mark_not_installed(blob: bytes, left_out: set[str]) -> bytes:
-    """The header with the file states of `left_out` set to "not installed" (bytes patched in place)."""
+def _settled(blob: bytes, left_out: set[str], epoch: int, n: int) -> bytes:
+    """The stored header of the `n`th package installed, patched in place (same length, so nothing else moves):
+    the file states of `left_out` "not installed", INSTALLTID the epoch and INSTALLTIME the epoch plus `n` (what
+    rpm 4.18 and later write from SOURCE_DATE_EPOCH, whatever the host's rpm)."""
     h = _header_blob(blob)
-    entry = h.index.get(FILESTATES)
-    if entry is None or not left_out:
-        return blob
-    _, offset, count = entry
-    names = h.strings(tags.BASENAMES)
-    dirs, index = h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
-    start = 8 + 16 * len(h.index) + offset
+    data = 8 + 16 * struct.unpack(">I", blob[:4])[0]
     out = bytearray(blob)
-    for i in range(min(count, len(names))):
-        if dirs[index[i]] + names[i] in left_out:
-            out[start + i] = STATE_NOT_INSTALLED
+    for tag, value in ((INSTALLTID, epoch), (INSTALLTIME, epoch + n)):
+        entry = h.index.get(tag)
+        if entry is not None and entry[0] == INT32 and entry[2] == 1 and entry[1] + 4 <= len(h.data):
+            out[data + entry[1] : data + entry[1] + 4] = struct.pack(">I", value)
+    states = h.index.get(FILESTATES)
+    if states is not None and left_out:
+        _, offset, count = states
+        names, dirs, index = h.strings(tags.BASENAMES), h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
+        for i in range(min(count, len(names), len(index))):
+            if index[i] < len(dirs) and dirs[index[i]] + names[i] in left_out and offset + i < len(h.data):
+                out[data + offset + i] = STATE_NOT_INSTALLED
     return bytes(out)
 
 
@@ -96,15 +100,12 @@ def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], ep
         install = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest"]
         install += ["--ignorearch", "--ignoreos", "--ignoresize", "--replacepkgs", "--replacefiles", "--noorder"]
         _run([*argv, *install, *(str(p) for p, _ in packages)], env, "rpm --justdb")
-        left_out = {_name_of(p): skip for p, skip in packages if skip}
-        if left_out:
-            with closing(sqlite3.connect(real / DB)) as db, db:
-                rows = db.execute("SELECT hnum, blob FROM Packages").fetchall()
-                for hnum, blob in rows:
-                    name = _header_blob(blob).string(tags.NAME)
-                    if name in left_out:
-                        patched = _mark_not_installed(blob, left_out[name])
-                        db.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (patched, hnum))
+        left_out = {_name_of(p): skip for p, skip in packages}
+        with closing(sqlite3.connect(real / DB)) as db, db:
+            rows = db.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+            for n, (hnum, blob) in enumerate(rows):
+                skip = left_out.get(_header_blob(blob).string(tags.NAME), set())
+                db.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (_settled(blob, skip, epoch, n), hnum))
     else:
         _run([*argv, "--initdb"], env, "rpm --initdb")
     _run([*argv, "--rebuilddb"], env, "rpm --rebuilddb")

@@ -77,6 +77,12 @@ def test_tree_rpm_lists_exactly_the_set(built: tuple[Path, RpmJob]) -> None:
     assert sorted(listed) == sorted(f"{n}.{'noarch' if n in ('filesystem', 'setup') else 'x86_64'}" for n in INSTALLED)
 
 
+def test_install_times_follow_the_order(built: tuple[Path, RpmJob]) -> None:
+    root, job = built
+    listed = _in_tree(root, "/usr/bin/rpm", "-qa", "--qf", "%{INSTALLTIME} %{INSTALLTID} %{NAME}\\n").splitlines()
+    assert sorted(listed) == [f"{EPOCH + n} {EPOCH} {name}" for n, name in enumerate(job.order())]
+
+
 def test_tree_rpm_verifies_clean(built: tuple[Path, RpmJob]) -> None:
     root, _ = built
     proc = Sandbox(root).run(["/usr/bin/rpm", "-V", "-a"], {"PATH": "/usr/bin", "LC_ALL": "C"})

@@ -1,7 +1,9 @@
 """The image's rpm database, written by the host's rpm from real packages: `rpm -qa` lists exactly them, `rpm -V -a`
 finds the tree as the database says (files left out marked so), and two builds give the same bytes."""
 
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,17 @@ def test_database_lists_files(sample: Path, tmp_path: Path) -> None:
 def test_unreadable_database(bad: bytes) -> None:
     with pytest.raises(Exception, match="cannot be read"):
         rpmdb.RpmDatabase().lists(bad)
+
+
+def test_install_times_set_whatever_the_host_rpm(sample: Path, tmp_path: Path) -> None:
+    """The stored header's INSTALLTIME and INSTALLTID are patched in place (same length), for a host rpm older
+    than 4.18 that takes them from the clock."""
+    need_tools("rpm")
+    db = _build(sample, tmp_path, "a") / "var/lib/rpm/rpmdb.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        (blob,) = conn.execute("SELECT blob FROM Packages").fetchone()
+    patched = rpmdb._settled(blob, set(), 1234567890, 5)
+    assert len(patched) == len(blob) and patched != blob
+    header = rpmdb._header_blob(patched)
+    assert header.int32(rpmdb.INSTALLTIME) == [1234567895] and header.int32(rpmdb.INSTALLTID) == [1234567890]
+    assert rpmdb._settled(patched, set(), EPOCH, 0) == blob
