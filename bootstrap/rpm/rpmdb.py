@@ -1,7 +1,8 @@
 """The image's rpm database (sqlite, as rpm 4.16 and later keep it), written by the host's rpm and made a function
 of the inputs: install times and the transaction id from the epoch, one second apart in install order (as rpm
-4.18 takes them from SOURCE_DATE_EPOCH; set in the stored headers whatever the host's rpm), the file states of what the unpack left out set to "not installed" (so
-`rpm -V` checks what is there), the database rebuilt and vacuumed, no journal left beside it.
+4.18 takes them from SOURCE_DATE_EPOCH; set in the stored headers whatever the host's rpm), the file states of
+what the unpack left out set to "not installed" (so `rpm -V` checks what is there), the database rebuilt and
+vacuumed, no journal left beside it.
 
 The host's rpm only writes the database (`--justdb`, no scriptlets, no plugins, nothing read from or run in the
 tree); it is found on PATH. `RpmDatabase` reads the database from an image layer (`bootstrap inspect`)."""
