@@ -74,7 +74,7 @@ class RpmJob:
         (unless `final`: `package_database` writes it) the rpm database."""
         items = [(name, self.files[name]) for name in self.order()]
         self.unpacked = unpack_all(self.target.root, items, self.options, self.target.epoch, self.target.overrides)
-        reown(self.target.root, self.unpacked, self.target.overrides)  # accounts of a package unpacked later
+        reown(self.target.root, self.unpacked, self.target.overrides, last=final)  # a later package's accounts
         if not final:
             self._database()
 
@@ -92,7 +92,7 @@ class RpmJob:
         if self.options.scripts:
             with runnable() as sandbox:
                 scriptlets.run(self.tree, self.unpacked, self.target.epoch, sandbox)
-        reown(self.target.root, self.unpacked, self.target.overrides)
+        reown(self.target.root, self.unpacked, self.target.overrides, last=True)
 
     def finish(self) -> None:
         """The files the distribution's image writes, then the paths it removes (globs inside the tree)."""

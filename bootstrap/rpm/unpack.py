@@ -14,6 +14,7 @@ from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Overrides
 from bootstrap.host.rootwriter import RootWriter, member_path
 from bootstrap.host.tree import Tree
+from bootstrap.log import log
 from bootstrap.rpm import cpio, payload
 from bootstrap.rpm.files import FileEntry, file_table, skipped
 from bootstrap.rpm.header import Layout, read_layout
@@ -178,13 +179,16 @@ def unpack_all(
     return [unpack_one(writer, name, path, options, epoch) for name, path in items]
 
 
-def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = None) -> None:
-    """Give the files whose owner names the tree did not know at unpack time the ids it knows now."""
+def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = None, last: bool = False) -> None:
+    """Give the files whose owner names the tree did not know at unpack time the ids it knows now (`last`: the
+    names it still does not know are root's, with a warning, as rpm does)."""
     tree = Tree(root, overrides)
     users, groups = accounts(tree, "passwd"), accounts(tree, "group")
     table = overrides if overrides is not None and overrides.owners else None
     for u in unpacked:
         for f in u.unknown_owners:
+            if last and (f.user not in users or f.group not in groups):
+                log.warning("%s: %s owns %s:%s, which the image does not know: root's", u.name, f.path, f.user, f.group)
             uid, gid = users.get(f.user, 0), groups.get(f.group, 0)
             if (uid, gid) == (0, 0) or f.path not in u.written:
                 continue
