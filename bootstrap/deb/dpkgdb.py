@@ -124,10 +124,10 @@ class DpkgFiles:
             member.startswith("var/lib/dpkg/status.d/") and member.endswith(".md5sums")
         )
 
-    def files(self, member: str, data: bytes) -> tuple[str, list[str]]:
+    def files(self, member: str, data: bytes) -> dict[str, list[str]]:
         base = member.rsplit("/", 1)[1]
         lines = data.decode("utf-8", "replace").splitlines()
         if member.endswith(".list"):
-            return base[: -len(".list")].split(":", 1)[0], lines
+            return {base[: -len(".list")].split(":", 1)[0]: lines}
         # A distroless image's database: the md5sums name each package's files.
-        return base[: -len(".md5sums")], ["/" + line.split("  ", 1)[1] for line in lines if "  " in line]
+        return {base[: -len(".md5sums")]: ["/" + line.split("  ", 1)[1] for line in lines if "  " in line]}

@@ -115,8 +115,9 @@ class PackageDatabase(Protocol):
         """Whether this layer member (a path without the leading /) lists the files of a package."""
         ...
 
-    def files(self, member: str, data: bytes) -> tuple[str, list[str]]:
-        """The package a listing member is of, and the absolute paths it lists."""
+    def files(self, member: str, data: bytes) -> dict[str, list[str]]:
+        """The packages a listing member is of (one for dpkg's `info/NAME.list`, every package for rpm's one
+        database file), each with the absolute paths it lists."""
         ...
 
 

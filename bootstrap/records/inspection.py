@@ -86,8 +86,7 @@ def package_sizes(layer: Path, databases: Sequence[PackageDatabase]) -> dict[str
                 db = next((d for d in databases if d.owns(member.name)), None)
                 f = tar.extractfile(member) if db is not None else None
                 if db is not None and f is not None:
-                    pkg, paths = db.files(member.name, f.read())
-                    lists[pkg] = paths
+                    lists.update(db.files(member.name, f.read()))
     owner: dict[str, str] = {}
     for pkg in sorted(lists):
         for path in lists[pkg]:

@@ -133,7 +133,7 @@ class RpmDatabase:
     def owns(self, member: str) -> bool:
         return member in self.members
 
-    def lists(self, data: bytes) -> dict[str, list[str]]:
+    def files(self, member: str, data: bytes) -> dict[str, list[str]]:
         """name -> absolute paths, of every package the database `data` holds."""
         out: dict[str, list[str]] = {}
         with tempfile.TemporaryDirectory(prefix="bootstrap-rpmdb-") as tmp:
@@ -147,10 +147,6 @@ class RpmDatabase:
         for (blob,) in rows:
             h = _header_blob(blob)
             names, dirs, index = h.strings(tags.BASENAMES), h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
-            out.setdefault(h.string(tags.NAME), []).extend(dirs[i] + n for n, i in zip(names, index, strict=False))
+            paths = (dirs[i] + n for n, i in zip(names, index, strict=False) if i < len(dirs))
+            out.setdefault(h.string(tags.NAME), []).extend(paths)
         return out
-
-    def files(self, member: str, data: bytes) -> tuple[str, list[str]]:
-        """The interface's one-package view: every file of the database, under the name `rpmdb`. (The rpm database
-        is one member for all packages: `lists` gives them apart.)"""
-        return "rpmdb", [p for paths in self.lists(data).values() for p in paths]

@@ -4,6 +4,7 @@ verifies it clean, the scriptlets and triggers ran in the sandbox, and two build
 
 import os
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,13 @@ import pytest
 from bootstrap.family.interface import Target
 from bootstrap.host.cache import Cache
 from bootstrap.host.sandbox import Sandbox
+from bootstrap.records.inspection import UNOWNED, package_sizes
 from bootstrap.rpm import pkgsig
 from bootstrap.rpm.job import RpmJob, licences
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.repo import open_repository
 from bootstrap.rpm.resolve import Request, resolve
+from bootstrap.rpm.rpmdb import RpmDatabase
 from bootstrap.rpm.selection import RpmSelection, select, to_model
 from tests.fixtures.rpmdistro import INSTALLED, MARKERS, REQUEST
 from tests.fixtures.rpmrepo import RpmRepo
@@ -150,3 +153,16 @@ def test_licences_of_license_tags() -> None:
         "GPL-2.0-or-later",
         "GCC-exception-2.0",
     ]
+
+
+def test_inspect_reads_the_database_in_a_layer(built: tuple[Path, RpmJob], tmp_path: Path) -> None:
+    """`bootstrap inspect`'s sizes by package, from the rpm database inside the layer (read from its bytes)."""
+    root, _ = built
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        for path in sorted(root.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    sizes = package_sizes(layer, [RpmDatabase()])
+    assert set(INSTALLED) - {"filesystem"} <= set(sizes)  # filesystem owns no regular file
+    assert sizes["rpm-libs"] > sizes["shell"] > 0
+    assert sizes[UNOWNED] >= (root / "var/lib/rpm/rpmdb.sqlite").stat().st_size

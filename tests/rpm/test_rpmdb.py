@@ -64,14 +64,14 @@ def test_database_lists_files(sample: Path, tmp_path: Path) -> None:
     data = (_build(sample, tmp_path, "a") / "var/lib/rpm/rpmdb.sqlite").read_bytes()
     db = rpmdb.RpmDatabase()
     assert db.owns("var/lib/rpm/rpmdb.sqlite") and not db.owns("var/lib/rpm/other")
-    listed = db.lists(data)
+    listed = db.files("var/lib/rpm/rpmdb.sqlite", data)
     assert set(listed) == {"sample"} and "/usr/bin/sample" in listed["sample"]
 
 
 @pytest.mark.parametrize("bad", [b"", b"not a database at all" * 100])
 def test_unreadable_database(bad: bytes) -> None:
     with pytest.raises(Exception, match="cannot be read"):
-        rpmdb.RpmDatabase().lists(bad)
+        rpmdb.RpmDatabase().files("var/lib/rpm/rpmdb.sqlite", bad)
 
 
 def test_install_times_set_whatever_the_host_rpm(sample: Path, tmp_path: Path) -> None:
