@@ -68,8 +68,12 @@ def _info(f: FileEntry, rel: str, uid: int, gid: int, epoch: int, what: str) -> 
 class _Package:
     """The state of one package's unpack: its header's files and the hard link sets being written."""
 
-    def __init__(self, writer: RootWriter, layout: Layout, what: str, options: JobOptions, epoch: int) -> None:
+    def __init__(
+        self, writer: RootWriter, layout: Layout, what: str, options: JobOptions, epoch: int, dirs: set[str]
+    ) -> None:
         self.writer, self.what, self.epoch = writer, what, epoch
+        self.dirs = dirs
+        """Directories known to be there (a directory is never replaced by anything else: the writer refuses)."""
         self.files = file_table(layout.main, what)
         self.by_path = {f.path: f for f in self.files}
         self.skip = skipped(self.files, options)
@@ -90,14 +94,19 @@ class _Package:
 
     def _parent(self, rel: str) -> None:
         parent = rel.rpartition("/")[0]
-        if parent and not self.writer.tree.is_dir(parent):
+        if not parent or parent in self.dirs:
+            return
+        if not self.writer.tree.is_dir(parent):
             self.writer.tree.mkdir(parent)
+        self.dirs.add(parent)
 
     def _write(self, f: FileEntry, rel: str, data: cpio.Data | None) -> str:
         self._parent(rel)
         info = _info(f, rel, *self._owner(f), self.epoch, self.what)
         content = data if data is not None and info.isreg() else b""
         written = self.writer.write(info, rel, content)  # type: ignore[arg-type]
+        if info.isdir():
+            self.dirs.add(rel)
         self.written.append(f.path)
         return written
 
@@ -151,12 +160,14 @@ class _Package:
             raise UnpackError(f"{self.what}: {missing[0]} is in its header but not in its payload", _HOSTILE)
 
 
-def unpack_one(writer: RootWriter, name: str, path: Path, options: JobOptions, epoch: int) -> Unpacked:
-    """Write one package's files below the writer's root."""
+def unpack_one(
+    writer: RootWriter, name: str, path: Path, options: JobOptions, epoch: int, dirs: set[str] | None = None
+) -> Unpacked:
+    """Write one package's files below the writer's root (`dirs`: directories known there, kept up to date)."""
     what = f"{name} ({path.name})"
     with open(path, "rb") as f:
         layout = read_layout(f, what)
-    state = _Package(writer, layout, what, options, epoch)
+    state = _Package(writer, layout, what, options, epoch, set() if dirs is None else dirs)
     biggest = max((f.size for f in state.files), default=0)
     with payload.opened(path, layout, what) as stream:
         for member, data in cpio.members(stream, what, len(state.files), biggest):
@@ -175,8 +186,8 @@ def unpack_all(
 ) -> list[Unpacked]:
     """Unpack every package in the order given (dependencies first)."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    writer = RootWriter(root, overrides)
-    return [unpack_one(writer, name, path, options, epoch) for name, path in items]
+    writer, dirs = RootWriter(root, overrides), set[str]()
+    return [unpack_one(writer, name, path, options, epoch, dirs) for name, path in items]
 
 
 def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = None, last: bool = False) -> None:
