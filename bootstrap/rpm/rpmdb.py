@@ -40,6 +40,7 @@ def rpm_command(dbpath: Path, epoch: int, arch: str) -> tuple[list[str], dict[st
     argv = ["rpm", "--dbpath", str(dbpath), "--define", "_db_backend sqlite", "--noplugins"]
     argv += ["--define", f"_transaction_color {color}"]
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
+    env["HOME"] = "/nonexistent"  # no ~/.rpmmacros of the builder's
     env["SOURCE_DATE_EPOCH"] = str(epoch)
     return argv, env
 
