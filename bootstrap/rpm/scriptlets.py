@@ -5,7 +5,8 @@ the %filetriggerin scripts (the matching installed paths on stdin), every %postt
 written into the tree first and removed after.
 
 The tree's files are all in place before the first scriptlet (as a debootstrapped tree's are before the first
-preinst), and a file trigger runs once for all the paths it matches, not once per package. A %pre that fails
+preinst), and a file trigger runs once for all the paths it matches, not once per package. %pretrans is not run:
+it prepares an empty root for the unpack, which here has come first. A %pre that fails
 stops the build, as it stops rpm's install of that package; another failing scriptlet is a warning, as in rpm.
 Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
 rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
