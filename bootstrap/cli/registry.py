@@ -63,8 +63,9 @@ def _previous(
         attached = artifacts.records_at(against, arch, reg_opts)
         if attached is None:
             raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
-        files, digest = signed.pick(attached[0], key), attached[1]
+        digest = attached.image
         where = f"{against}@{digest}"
+        files = signed.place(signed.pick(attached.files, key), attached.loose, key, where)
         data = signed.trusted_lock(files, signed.check(files, key, where, complete=False, image=digest), where)
         return lock_mod.parse(data, where), where, opts
     found = artifacts.lock_at(against, arch, reg_opts)
