@@ -151,12 +151,12 @@ def fleet_cmd(
         raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
     recipe_trust.warn_untrusted(fleet_file, "fleet file")
     allow = opts.allow_paths
-    fleet = fleet_mod.load(fleet_file, opts.arch or host_arch(), lambda name: recipe.load(name, allow).suite)
+    fleet = fleet_mod.load(fleet_file, opts.arch or host_arch(), lambda name: recipe.load(name, allow).suite, allow)
     if matrix is not None:
         click.echo(fleet_mod.dumps_matrix(fleet, matrix))
         return
     reg_opts = access.options()
-    key = signing_key(sign_key)
+    key = signing_key(sign_key or fleet.sign_key)
     # Every recipe the fleet names, read (trusted and confined) before anything is fetched.
     recipes = [] if assemble else [recipe.load(image.recipe, allow) for image in fleet.images]
     if any(steps.needs_root(r) for r in recipes):
