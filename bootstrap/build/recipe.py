@@ -70,6 +70,16 @@ class Recipe:
     default_user: bool = True
     include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Codename -> packages added for that release only."""
+    package_groups: tuple[str, ...] = ()
+    """comps groups asked for (RPM distributions)."""
+    rpm_mirror: str = ""
+    rpm_repos: tuple[str, ...] = ()
+    install_langs: tuple[str, ...] = ()
+    nodocs: bool = True
+    weak_deps: bool = False
+    rpm_write: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> content the official build's %post writes."""
+    rpm_remove: tuple[str, ...] = ()
 
     @property
     def accounts(self) -> tuple[UserSpec, ...]:
@@ -249,6 +259,9 @@ def check(recipe: Recipe) -> None:
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
+    for path in dict(recipe.rpm_write):
+        if not path.startswith("/"):
+            raise RecipeError(f"{where}: rpm.write: {path!r} is not absolute", 'write it as "/path/in/image"')
     if not recipe.scripts and recipe.customize:
         raise RecipeError(
             f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",
