@@ -259,9 +259,10 @@ def check(recipe: Recipe) -> None:
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
-    for path in dict(recipe.rpm_write):
-        if not path.startswith("/"):
-            raise RecipeError(f"{where}: rpm.write: {path!r} is not absolute", 'write it as "/path/in/image"')
+    for key, paths in (("rpm.write", [p for p, _ in recipe.rpm_write]), ("rpm.remove", recipe.rpm_remove)):
+        for path in paths:
+            if not path.startswith("/") or "/../" in f"{path}/":
+                raise RecipeError(f"{where}: {key}: {path!r} is not an absolute path", 'write it as "/path/in/image"')
     if not recipe.scripts and recipe.customize:
         raise RecipeError(
             f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",

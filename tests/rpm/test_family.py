@@ -3,8 +3,10 @@ out as a distribution's tree and served on 127.0.0.1, made into a plan, opened, 
 Debian's dnf), pinned from a lock, fetched and each package verified; every hostile input refused with one line
 before anything is unpacked (the install steps, `RpmJob`, are never reached)."""
 
+import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, miniature_repo
 from tests.rpm.conftest import need_tools
 
+ROOT = Path(__file__).resolve().parents[2]
 ALMA = "9/BaseOS/x86_64/os"
 """Where AlmaLinux 9's BaseOS is under its tree (bootstrap/rpm/distros.py)."""
 FEDORA = "releases/44/Everything/x86_64/os"
@@ -287,3 +290,36 @@ def test_unknown_release_and_architecture(tmp_path: Path) -> None:
     plan = make_plan(recipe.load("almalinux"), Options(arch="armhf", mirror="http://127.0.0.1:9", cache_dir=tmp_path))
     with pytest.raises(BootstrapError, match="not built for 'armhf'"):
         families.family_for(plan).open("armhf")
+
+
+def test_command_line_resolve_lock_and_build_from_the_lock(
+    built: Path, served: Plan, tmp_path: Path, gpg_key: GpgKey
+) -> None:
+    """`bootstrap resolve` and `lock` on an RPM recipe, then a build from the lock: it fetches and verifies every
+    package, then stops where the install steps are still to come (one line, exit 1)."""
+    path = write_recipe(tmp_path, gpg_key, f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["baseos"]\n')
+    common = ["--arch", "amd64", "--mirror", served.mirror, "--cache-dir", str(tmp_path / "c")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True, text=True, cwd=ROOT)
+
+    listed = run("resolve", str(path), *common)
+    assert listed.returncode == 0, listed.stderr
+    assert {line.split("\t")[0] for line in listed.stdout.splitlines()} == {
+        n.split("-0:")[0].split("-1:")[0] for n in MINIATURE_INSTALLED
+    }
+    lock = tmp_path / "fixture.lock.json"
+    locked = run("lock", str(path), *common, "-o", str(lock))
+    assert locked.returncode == 0, locked.stderr
+    data = json.loads(lock.read_text())
+    assert data["suite"] == "9" and len(data["packages"]) == len(MINIATURE_INSTALLED)
+    build = run("build", str(path), *common, "--lock", str(lock), "-o", str(tmp_path / "out"))
+    assert build.returncode == 1
+    assert "\nerror: not yet: the RPM family cannot install a tree\nhint: " in build.stderr, build.stderr
+    assert not (tmp_path / "out").exists(), "nothing half-written"
+
+
+@pytest.mark.parametrize("body", ['[rpm]\nremove = ["var/log"]\n', '[rpm.write]\n"/etc/../x" = ""\n'])
+def test_rpm_paths_must_be_absolute(tmp_path: Path, gpg_key: GpgKey, body: str) -> None:
+    with pytest.raises(BootstrapError, match="is not an absolute path"):
+        recipe.load(str(write_recipe(tmp_path, gpg_key, body)), given=True)
