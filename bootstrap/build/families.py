@@ -74,6 +74,7 @@ class RecipeView(Protocol):
     @property
     def rpm_remove(self) -> tuple[str, ...]: ...
     def includes(self, codename: str) -> tuple[str, ...]: ...
+    def excludes(self, codename: str) -> tuple[str, ...]: ...
 
 
 class PlanView(Protocol):
@@ -109,7 +110,7 @@ class PlanView(Protocol):
 def request_for(recipe: RecipeView, codename: str) -> Request:
     """The deb resolver's request for a recipe."""
     r = recipe
-    return Request(r.priorities, r.essential, r.includes(codename), r.exclude, r.prefer, r.ignore_depends)
+    return Request(r.priorities, r.essential, r.includes(codename), r.excludes(codename), r.prefer, r.ignore_depends)
 
 
 def _bug(plan: PlanView, family: str) -> BootstrapError:
@@ -163,7 +164,7 @@ def _rpm(plan: PlanView) -> RpmFamily:
             offline=plan.offline,
             repos=r.rpm_repos,
             request=rpm_resolve.Request(r.includes(plan.suite), r.package_groups, r.weak_deps),
-            exclude=r.exclude,
+            exclude=r.excludes(plan.suite),
             options=JobOptions(
                 r.nodocs, r.install_langs, r.scripts, {k: v.encode() for k, v in r.rpm_write}, r.rpm_remove
             ),

@@ -70,6 +70,8 @@ class Recipe:
     default_user: bool = True
     include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Codename -> packages added for that release only."""
+    exclude_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Codename -> packages kept out for that release only."""
     package_groups: tuple[str, ...] = ()
     """comps groups asked for (RPM distributions)."""
     rpm_mirror: str = ""
@@ -90,6 +92,11 @@ class Recipe:
         """The packages to add for a release: the recipe's includes and those for that codename."""
         extra = dict(self.include_for).get(codename, ())
         return self.include + tuple(p for p in extra if p not in self.include)
+
+    def excludes(self, codename: str) -> tuple[str, ...]:
+        """The packages to keep out of a release: the recipe's excludes and those for that codename."""
+        extra = dict(self.exclude_for).get(codename, ())
+        return self.exclude + tuple(p for p in extra if p not in self.exclude)
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""

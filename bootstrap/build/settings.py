@@ -170,6 +170,8 @@ SETTINGS: tuple[Setting, ...] = (
       "distributions)", '["core"]', default=[], merge="append", shown="set", attr="package_groups"),
     S("packages.include-for", "lists", "packages added for one release only, by codename",
       '{ noble = ["unminimize"] }', default={}, merge="table", shown="set"),
+    S("packages.exclude-for", "lists", "packages kept out for one release only, by codename",
+      '{ "9" = ["brotli"] }', default={}, merge="table", shown="set"),
     S("filters", "table", "dpkg path filters, applied while unpacking and kept in the image", merge="table"),
     S("filters.path-exclude", "list", "`dpkg --path-exclude` patterns", '["/usr/share/doc/*"]', default=[]),
     S("filters.path-include", "list", "`dpkg --path-include` patterns", '["/usr/share/doc/*/copyright"]',

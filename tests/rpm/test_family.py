@@ -271,6 +271,13 @@ def test_every_shipped_rpm_recipe_makes_a_plan(name: str, tmp_path: Path) -> Non
     assert families.family_for(plan).name == "rpm"
     assert plan.signers == frozenset(r.archive_signers) and len(plan.signers) >= 1
     assert plan.suite in families.DISTROS[r.distribution].codenames
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    options = family.options("amd64")
+    assert (options.nodocs, options.install_langs, options.scripts) == (True, r.install_langs, True)
+    assert options.remove == r.rpm_remove and {k: v.encode() for k, v in r.rpm_write}.items() <= options.write.items()
+    repos = [v.decode() for k, v in options.write.items() if k.startswith("/etc/yum.repos.d/")]
+    assert repos and all("baseurl=http://127.0.0.1:9/tree/" in text for text in repos)
 
 
 def test_no_mirror_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -323,3 +330,11 @@ def test_command_line_resolve_lock_and_build_from_the_lock(
 def test_rpm_paths_must_be_absolute(tmp_path: Path, gpg_key: GpgKey, body: str) -> None:
     with pytest.raises(BootstrapError, match="is not an absolute path"):
         recipe.load(str(write_recipe(tmp_path, gpg_key, body)), given=True)
+
+
+def test_exclusions_for_one_release(served: Plan, tmp_path: Path, gpg_key: GpgKey) -> None:
+    """packages.exclude-for: the release built (9) keeps libacl out, so coreutils takes libacl-ng."""
+    body = '[packages]\ninclude = ["coreutils"]\n\n[packages.exclude-for]\n"9" = ["libacl"]\n"10" = ["libacl-ng"]\n'
+    plan = plan_for(tmp_path, served.mirror, gpg_key, body + '\n[rpm]\nrepos = ["baseos"]\n')
+    names = {n.rsplit("-", 2)[0] for n in _nevras(plan)}
+    assert "libacl-ng" in names and "libacl" not in names
