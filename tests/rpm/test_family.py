@@ -338,3 +338,20 @@ def test_exclusions_for_one_release(served: Plan, tmp_path: Path, gpg_key: GpgKe
     plan = plan_for(tmp_path, served.mirror, gpg_key, body + '\n[rpm]\nrepos = ["baseos"]\n')
     names = {n.rsplit("-", 2)[0] for n in _nevras(plan)}
     assert "libacl-ng" in names and "libacl" not in names
+
+
+def test_offline_from_the_cache(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve) -> None:
+    """--offline: the repository state verified before, and the packages fetched before, from the cache alone."""
+    shutil.copytree(built, tmp_path / "tree")
+    mirror = serve(tmp_path / "tree")
+    online = plan_for(tmp_path, mirror, gpg_key)
+    _nevras(online)
+    family = families.family_for(online)
+    download.fetch_all(family.resolve(family.open("amd64")).packages, online.cache)
+    shutil.rmtree(tmp_path / "tree")
+    path = tmp_path / "fixture.toml"
+    options = Options(arch="amd64", mirror=mirror, cache_dir=tmp_path / "c", offline=True)
+    offline = make_plan(recipe.load(str(path), given=True), options)
+    assert _nevras(offline) == MINIATURE_INSTALLED
+    with pytest.raises(BootstrapError, match="not yet"):
+        _fetch_and_job(offline)
