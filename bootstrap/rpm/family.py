@@ -82,7 +82,7 @@ class RpmFamily:
             path = files.get(p.name)
             if path is None:
                 raise BootstrapError(f"{p.name} was not fetched", "report this as a bug")
-            pkgsig.verify(path, s.keyrings, f"{p.filename}", s.signers)
+            pkgsig.verify(path, s.keyrings, p.filename, s.signers)
 
         map_parallel(check, selection.packages, WORKERS)
         return {p.name: files[p.name] for p in selection.packages}
