@@ -19,6 +19,7 @@ from bootstrap.errors import BootstrapError
 
 DEFAULT_CASES = (
     "bootstrap-warm",
+    "bootstrap-signed",
     "bootstrap-empty",
     "mmdebstrap",
     "debootstrap",

@@ -43,6 +43,7 @@ def targets(suite: dict[str, Any]) -> list[Target]:
         Target(f"{s}: main index parse, cold", median(micro, "parse_cold"), 1.0, "s"),
         Target(f"{s}: main index load, cached", median(micro, "load_cached"), 0.2, "s"),
         Target(f"{s}: check, nothing changed", median(suite.get("check", {}), "wall"), 2.0, "s"),
+        Target(f"{s}: signing adds to a warm build, wall", (suite.get("signing") or {}).get("added_wall"), 0.2, "s"),
         Target(f"{s}: bootstrap peak RSS, largest of all runs", max(rss) if rss else None, 300.0, "MB"),
     ]
 
@@ -103,6 +104,12 @@ def suite_table(suite: dict[str, Any]) -> str:
     if check:
         codes = ",".join(str(c) for c in check["returncodes"])
         lines.append(f"check --against an unchanged build: {_span(check['wall'])} s wall (exit {codes})")
+    signing = suite.get("signing")
+    if signing:
+        lines.append(
+            f"signing adds {signing['added_wall']:.3f} s to a warm build (medians: signed "
+            f"{_span(signing['signed_wall'])} s, unsigned {_span(signing['unsigned_wall'])} s)"
+        )
     lines += failures
     if suite.get("upstream_fetches_during_timed_runs"):
         lines.append(f"WARNING: {suite['upstream_fetches_during_timed_runs']} upstream fetches during timed runs")

@@ -35,7 +35,7 @@ def _once(case: Case, ctx: Context, work: Path) -> tuple[Sample, dict[str, Any] 
     work.mkdir(parents=True)
     log = work.parent / "logs" / f"{work.name}.log"
     log.parent.mkdir(exist_ok=True)
-    sample = measure.run(case.command(ctx, work), log, measure.loopback_env(), tools.REPO)
+    sample = measure.run(case.command(ctx, work), log, measure.loopback_env() | case.env(), tools.REPO)
     return sample, case.collect(work) if sample.returncode == 0 else None, log
 
 
@@ -91,6 +91,16 @@ def summarize(r: CaseRuns) -> dict[str, Any]:
     return out
 
 
+def signing_cost(cases: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """What signing adds to a warm build: the median wall of the signed warm builds minus that of the unsigned
+    ones (timed in the same rounds), in seconds; None without both."""
+    signed, warm = cases.get("bootstrap-signed", {}), cases.get("bootstrap-warm", {})
+    if "wall" not in signed or "wall" not in warm:
+        return None
+    added = round(signed["wall"]["median"] - warm["wall"]["median"], 3)
+    return {"added_wall": added, "signed_wall": signed["wall"], "unsigned_wall": warm["wall"]}
+
+
 def ratios(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """ours/theirs of the medians (and of the output sizes), for every pair that has numbers."""
     rows = []
@@ -113,6 +123,7 @@ def run_suite(suite: str, cases: list[Case], mirror: FrozenMirror, runs: int, sc
     """Warm up, time every case `runs` times in turn, and measure the hot paths; the suite's results as data."""
     scratch.mkdir(parents=True)
     ctx = Context(suite, mirror.url, scratch / "warm-cache")
+    tools.make_signing_key(ctx)
     all_runs = [CaseRuns(c) for c in cases]
     ctx = _warm_up(all_runs, ctx, scratch)
     before = mirror.store.snapshot()
@@ -127,6 +138,7 @@ def run_suite(suite: str, cases: list[Case], mirror: FrozenMirror, runs: int, sc
         "upstream_fetches_during_timed_runs": fetched,
         "cases": {r.case.name: summarize(r) for r in all_runs},
     }
+    result["signing"] = signing_cost(result["cases"])
     result["ratios"] = ratios(result["cases"])
     built = scratch / "warm-up-bootstrap-warm/out"
     if (built / "build.json").is_file():

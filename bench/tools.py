@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.host.sandbox import mounts_under
+from bootstrap.sign import keys
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = "debian-slim"
@@ -76,6 +77,10 @@ class Case:
         """Sizes (bytes) and, where known, the package count and step timings of the run in `work`."""
         raise NotImplementedError
 
+    def env(self) -> dict[str, str]:
+        """What the command needs in its environment besides the loopback mirror's settings."""
+        return {}
+
 
 class BootstrapWarm(Case):
     name = "bootstrap-warm"
@@ -95,6 +100,34 @@ class BootstrapWarm(Case):
             "steps": info.get("timings", {}),
             "sources": info.get("sources", []),
         }
+
+
+SIGN_PASSWORD = "bench-password"
+"""The password of the benchmark's signing key: encrypted as `bootstrap keygen` writes one, so that reading it
+(its scrypt) counts in what signing costs."""
+
+
+def signing_key(ctx: Context) -> Path:
+    """Where the suite's signing key is (written by `make_signing_key` before the first build)."""
+    return ctx.warm_cache.parent / "bench-sign.key"
+
+
+def make_signing_key(ctx: Context) -> None:
+    if not signing_key(ctx).exists():
+        keys.write_pair(signing_key(ctx).with_suffix(""), keys.generate(), SIGN_PASSWORD.encode())
+
+
+class BootstrapSigned(BootstrapWarm):
+    """The warm build with --sign-key: the SBOMs and the provenance in signed envelopes. Compared with
+    bootstrap-warm, it gives what signing adds to a warm build."""
+
+    name = "bootstrap-signed"
+
+    def command(self, ctx: Context, work: Path) -> list[str]:
+        return bootstrap_build(ctx, work / "out", ctx.warm_cache, "--sign-key", str(signing_key(ctx)))
+
+    def env(self) -> dict[str, str]:
+        return {keys.PASSWORD_ENV[0]: SIGN_PASSWORD}
 
 
 class BootstrapEmpty(BootstrapWarm):
@@ -154,7 +187,15 @@ class Debootstrap(Case):
 
 CASES: dict[str, Case] = {
     c.name: c
-    for c in (BootstrapWarm(), BootstrapEmpty(), Mmdebstrap(), Debootstrap(), BootstrapArm64(), MmdebstrapArm64())
+    for c in (
+        BootstrapWarm(),
+        BootstrapSigned(),
+        BootstrapEmpty(),
+        Mmdebstrap(),
+        Debootstrap(),
+        BootstrapArm64(),
+        MmdebstrapArm64(),
+    )  # fmt: skip
 }
 
 

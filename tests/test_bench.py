@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench import measure, report, runner
+from bench import measure, report, runner, tools
 from bench.mirror import FrozenMirror, parse_range, release_checksums
 from bench.stats import Summary, Target, ratio
 from bench.tools import Context, Mmdebstrap, bootstrap_build, mmdebstrap_lines
+from bootstrap.sign import keys
 from tests.conftest import Serve
 
 
@@ -57,6 +58,28 @@ def test_ratios_and_targets() -> None:
     table = report.suite_table(suite)
     assert "bootstrap-warm / mmdebstrap" in table
     assert "debootstrap FAILED: warm-up exited 1:" in table
+
+
+def test_what_signing_adds_to_a_warm_build(tmp_path: Path) -> None:
+    """bootstrap-signed is the warm build with an encrypted key (as keygen writes one, its password in the
+    environment); the target compares its median wall with the unsigned warm build's."""
+    ctx = Context("trixie", "http://127.0.0.1:9", tmp_path / "warm-cache")
+    tools.make_signing_key(ctx)
+    case = tools.CASES["bootstrap-signed"]
+    argv = case.command(ctx, tmp_path / "w")
+    key = Path(argv[argv.index("--sign-key") + 1])
+    assert key.read_bytes().startswith(b"-----BEGIN ENCRYPTED")
+    assert keys.load_private(key, lambda: case.env()[keys.PASSWORD_ENV[0]].encode()).public.key_id()
+    at = argv.index("--sign-key")
+    assert argv[:at] + argv[at + 2 :] == tools.CASES["bootstrap-warm"].command(ctx, tmp_path / "w")
+    assert runner.signing_cost({"bootstrap-warm": _case(2.0)}) is None
+    for signed, verdict in ((2.15, "PASS"), (2.5, "MISS")):
+        cost = runner.signing_cost({"bootstrap-warm": _case(2.0), "bootstrap-signed": _case(signed)})
+        assert cost is not None and cost["added_wall"] == round(signed - 2.0, 3)
+        suite = {"suite": "trixie", "runs": 1, "cases": {}, "signing": cost}
+        verdicts = {t.name.split(": ", 1)[1]: t.verdict for t in report.targets(suite)}
+        assert verdicts["signing adds to a warm build, wall"] == verdict
+        assert f"signing adds {signed - 2.0:.3f} s to a warm build" in report.suite_table(suite)
 
 
 def test_command_lines() -> None:

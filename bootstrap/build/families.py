@@ -5,22 +5,35 @@ recipe and plan take the distribution table (names, keyrings, mirrors, scriptles
 A leaf of `bootstrap.build`: it imports no other build module but the download, so recipe and plan can import
 it; it sees a plan through `PlanView`, which `bootstrap.build.plan.Plan` satisfies."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from bootstrap.build import download
-from bootstrap.deb import mirrors, releases
+from bootstrap.deb import mirrors, releases, trust
 from bootstrap.deb.archive import ExtraSource
-from bootstrap.deb.distros import DISTROS, MERGED_USR_DIRS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro, DistroInfo
+from bootstrap.deb.distros import DISTROS as DEB_DISTROS
+from bootstrap.deb.distros import MERGED_USR_DIRS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, DistroInfo
 from bootstrap.deb.dpkgdb import DpkgFiles
 from bootstrap.deb.family import DebFamily
 from bootstrap.deb.mirrors import Mirrors
 from bootstrap.deb.resolve import Request
 from bootstrap.deb.settings import DebSettings
-from bootstrap.deb.trust import extra_sources, keyrings_for
+from bootstrap.deb.trust import extra_sources
+from bootstrap.errors import BootstrapError, RecipeError
 from bootstrap.family.interface import Family, PackageDatabase
+from bootstrap.family.names import Distro
 from bootstrap.host.cache import Cache
+from bootstrap.rpm import locate
+from bootstrap.rpm import resolve as rpm_resolve
+from bootstrap.rpm.distros import DISTROS as RPM_DISTROS
+from bootstrap.rpm.distros import RpmDistro
+from bootstrap.rpm.family import RpmFamily
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.settings import RpmSettings
+
+AnyDistro = DistroInfo | RpmDistro
+"""A distribution's data, as its family keeps it."""
 
 
 class RecipeView(Protocol):
@@ -44,7 +57,24 @@ class RecipeView(Protocol):
     def path_include(self) -> tuple[str, ...]: ...
     @property
     def keep_directories(self) -> tuple[str, ...]: ...
+    @property
+    def scripts(self) -> bool: ...
+    @property
+    def package_groups(self) -> tuple[str, ...]: ...
+    @property
+    def rpm_repos(self) -> tuple[str, ...]: ...
+    @property
+    def install_langs(self) -> tuple[str, ...]: ...
+    @property
+    def nodocs(self) -> bool: ...
+    @property
+    def weak_deps(self) -> bool: ...
+    @property
+    def rpm_write(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def rpm_remove(self) -> tuple[str, ...]: ...
     def includes(self, codename: str) -> tuple[str, ...]: ...
+    def excludes(self, codename: str) -> tuple[str, ...]: ...
 
 
 class PlanView(Protocol):
@@ -53,7 +83,7 @@ class PlanView(Protocol):
     @property
     def recipe(self) -> RecipeView: ...
     @property
-    def distro(self) -> DistroInfo: ...
+    def distro(self) -> AnyDistro: ...
     @property
     def suite(self) -> str: ...
     @property
@@ -80,11 +110,17 @@ class PlanView(Protocol):
 def request_for(recipe: RecipeView, codename: str) -> Request:
     """The deb resolver's request for a recipe."""
     r = recipe
-    return Request(r.priorities, r.essential, r.includes(codename), r.exclude, r.prefer, r.ignore_depends)
+    return Request(r.priorities, r.essential, r.includes(codename), r.excludes(codename), r.prefer, r.ignore_depends)
+
+
+def _bug(plan: PlanView, family: str) -> BootstrapError:
+    return BootstrapError(f"{plan.distro.name} is not of the {family} family", "report this as a bug")
 
 
 def _deb(plan: PlanView) -> DebFamily:
     r = plan.recipe
+    if not isinstance(plan.distro, DistroInfo):
+        raise _bug(plan, "deb")
     return DebFamily(
         DebSettings(
             distro=plan.distro,
@@ -110,10 +146,45 @@ def _deb(plan: PlanView) -> DebFamily:
     )
 
 
-FAMILIES: Mapping[str, Callable[[PlanView], Family]] = {"deb": _deb}
+def _rpm(plan: PlanView) -> RpmFamily:
+    r = plan.recipe
+    if not isinstance(plan.distro, RpmDistro):
+        raise _bug(plan, "rpm")
+    if plan.extra:
+        raise RecipeError("[[repositories]] are apt repositories: an RPM recipe cannot use them", "remove them")
+    return RpmFamily(
+        RpmSettings(
+            distro=plan.distro,
+            release=plan.suite,
+            mirror=lambda arch: plan.mirrors_for(arch).main,
+            keyrings=plan.keyrings,
+            signers=plan.signers,
+            cache=plan.cache,
+            insecure=plan.insecure,
+            offline=plan.offline,
+            repos=r.rpm_repos,
+            request=rpm_resolve.Request(r.includes(plan.suite), r.package_groups, r.weak_deps),
+            exclude=r.excludes(plan.suite),
+            options=JobOptions(
+                r.nodocs, r.install_langs, r.scripts, {k: v.encode() for k, v in r.rpm_write}, r.rpm_remove
+            ),
+        )
+    )
+
+
+FAMILIES: Mapping[str, Callable[[PlanView], Family]] = {"deb": _deb, "rpm": _rpm}
 """Each family: made for a plan."""
-DISTRIBUTIONS: Mapping[Distro, str] = {Distro.DEBIAN: "deb", Distro.UBUNTU: "deb"}
+DISTRIBUTIONS: Mapping[Distro, str] = {
+    Distro.DEBIAN: "deb",
+    Distro.UBUNTU: "deb",
+    Distro.CENTOS_STREAM: "rpm",
+    Distro.ALMALINUX: "rpm",
+    Distro.ROCKYLINUX: "rpm",
+    Distro.FEDORA: "rpm",
+}
 """Which family builds each distribution."""
+DISTROS: Mapping[Distro, AnyDistro] = {**DEB_DISTROS, **RPM_DISTROS}
+"""Each distribution's data."""
 DATABASES: tuple[PackageDatabase, ...] = (DpkgFiles(),)
 """Each family's package database, as `bootstrap inspect` reads it from a layer."""
 ARCHES: frozenset[str] = frozenset(MERGED_USR_DIRS)
@@ -125,13 +196,41 @@ def family_for(plan: PlanView) -> Family:
     return FAMILIES[DISTRIBUTIONS[plan.distro.name]](plan)
 
 
-# The distribution table and the trust and mirror look-ups the recipe and the plan need (deb family data).
-discover_mirrors = mirrors.discover
+def discover_mirrors(
+    distro: AnyDistro,
+    mirror: str | None,
+    security: str | None,
+    suite: str = "",
+    arch: str = "",
+    recipe_mirror: str = "",
+) -> Mirrors:
+    """The mirrors of an architecture: the deb family's discovery, or the RPM tree's root the user gave."""
+    if isinstance(distro, RpmDistro):
+        return Mirrors(locate.mirror(distro, mirror, recipe_mirror), "")
+    return mirrors.discover(distro, mirror, security, suite, arch)
+
+
+def resolve_suite(distro: AnyDistro, suite: str) -> str:
+    """A suite's name as the build uses it (aliases resolved where the table knows them)."""
+    if isinstance(distro, RpmDistro):
+        return locate.release(distro, suite)
+    return releases.resolve(distro.release_table, suite)
+
+
+def keyrings_for(
+    distro: AnyDistro, given: tuple[Path, ...], source: str, archive_keyring: str, archive_signers: Sequence[str]
+) -> tuple[tuple[Path, ...], frozenset[str]]:
+    """The keyrings that vouch for the distribution's archive or repositories, and the keys pinned among them."""
+    if isinstance(distro, RpmDistro):
+        return locate.keyrings(distro, given, source, archive_keyring, archive_signers)
+    return trust.keyrings_for(distro, given, source, archive_keyring, archive_signers)
+
+
 apt_dir = mirrors.apt_dir
-resolve_suite = releases.resolve
 
 __all__ = [
     "ARCHES",
+    "AnyDistro",
     "DATABASES",
     "DISTRIBUTIONS",
     "DISTROS",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bootstrap.build import families
 from bootstrap.build import recipe as recipe_mod
-from bootstrap.build.families import ARCHES, DISTROS, DistroInfo, ExtraSource, Mirrors
+from bootstrap.build.families import ARCHES, DISTROS, AnyDistro, ExtraSource, Mirrors
 from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError
 from bootstrap.host import prune
@@ -62,7 +62,7 @@ class Options:
 @dataclass(frozen=True)
 class Plan:
     recipe: Recipe
-    distro: DistroInfo
+    distro: AnyDistro
     suite: str
     arches: tuple[str, ...]
     mirror: str
@@ -145,8 +145,11 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
     if opts.default_user is False and recipe.default_user:
         recipe = replace(recipe, default_user=False)
         recipe_mod.check(recipe)
-    suite = families.resolve_suite(distro.release_table, opts.suite or (locked.suite if locked else recipe.suite))
-    found = {arch: families.discover_mirrors(distro, opts.mirror, opts.security_mirror, suite, arch) for arch in arches}
+    suite = families.resolve_suite(distro, opts.suite or (locked.suite if locked else recipe.suite))
+    found = {
+        arch: families.discover_mirrors(distro, opts.mirror, opts.security_mirror, suite, arch, recipe.rpm_mirror)
+        for arch in arches
+    }
     first = found[arches[0]]
     keyrings, signers = (
         ((), frozenset[str]())

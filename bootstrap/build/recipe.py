@@ -70,6 +70,18 @@ class Recipe:
     default_user: bool = True
     include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Codename -> packages added for that release only."""
+    exclude_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Codename -> packages kept out for that release only."""
+    package_groups: tuple[str, ...] = ()
+    """comps groups asked for (RPM distributions)."""
+    rpm_mirror: str = ""
+    rpm_repos: tuple[str, ...] = ()
+    install_langs: tuple[str, ...] = ()
+    nodocs: bool = True
+    weak_deps: bool = False
+    rpm_write: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> content the official build's %post writes."""
+    rpm_remove: tuple[str, ...] = ()
 
     @property
     def accounts(self) -> tuple[UserSpec, ...]:
@@ -80,6 +92,11 @@ class Recipe:
         """The packages to add for a release: the recipe's includes and those for that codename."""
         extra = dict(self.include_for).get(codename, ())
         return self.include + tuple(p for p in extra if p not in self.include)
+
+    def excludes(self, codename: str) -> tuple[str, ...]:
+        """The packages to keep out of a release: the recipe's excludes and those for that codename."""
+        extra = dict(self.exclude_for).get(codename, ())
+        return self.exclude + tuple(p for p in extra if p not in self.exclude)
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
@@ -249,6 +266,10 @@ def check(recipe: Recipe) -> None:
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
+    for key, paths in (("rpm.write", [p for p, _ in recipe.rpm_write]), ("rpm.remove", recipe.rpm_remove)):
+        for path in paths:
+            if not path.startswith("/") or "/../" in f"{path}/":
+                raise RecipeError(f"{where}: {key}: {path!r} is not an absolute path", 'write it as "/path/in/image"')
     if not recipe.scripts and recipe.customize:
         raise RecipeError(
             f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",

@@ -136,10 +136,13 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return False
 
 
-def confine(where: str, key: str, written: str, base: Path | None, allow: Sequence[Path], keyring: bool) -> str:
+def confine(
+    where: str, key: str, written: str, base: Path | None, allow: Sequence[Path], keyring: bool, owner: str = "recipe"
+) -> str:
     """The absolute path `written` names (relative to `base`, the directory of the recipe that names it), when
     it resolves inside `base`, an allowed directory, or (for a keyring) a keyring directory; else a one-line
-    error naming the key and the path. `base` is None for a recorded recipe, which has no directory here."""
+    error naming the key and the path. `base` is None for a recorded recipe, which has no directory here.
+    `owner`: what names the path, for the error (a fleet file's paths are confined the same way)."""
     path = Path(os.path.normpath((base / written) if base is not None else Path(written).absolute()))
     real = Path(os.path.realpath(path))
     roots = [*([base] if base is not None else []), *allow, *(keyring_dirs() if keyring else [])]
@@ -147,12 +150,12 @@ def confine(where: str, key: str, written: str, base: Path | None, allow: Sequen
         return str(path)
     shown = f"{written!r} is" if str(real) == written else f"{written!r} resolves to {real},"
     if base is not None:
-        message = f"{where}: {key} {shown} outside the recipe's directory {base}"
-        hint = "a recipe may only read files in its own directory: move the file there"
+        message = f"{where}: {key} {shown} outside the {owner}'s directory {base}"
+        hint = f"a {owner} may only read files in its own directory: move the file there"
     else:
         message = f"{where}: {key} {shown} outside the directories --allow-path names"
         hint = "a recorded recipe has no directory of its own here"
-    hint += f", or, if you trust the recipe with {real.parent}, pass --allow-path {real.parent}"
+    hint += f", or, if you trust the {owner} with {real.parent}, pass --allow-path {real.parent}"
     if keyring:
         hint += " (a keyring may also be in /usr/share/keyrings or apt's keyring directories)"
     raise RecipeError(message, hint)

@@ -151,7 +151,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("extends", "str", "a recipe to build on: a name (looked up in ./recipes, ~/.config/bootstrap/recipes, then "
       "the bundled recipes) or a path relative to this file", '"debian-slim"', attr="-"),
     S("description", "str", "one line shown by `bootstrap list`", '"Our base image"', default=""),
-    S("distribution", "str", "distribution family: debian or ubuntu", '"debian"', default="debian", read=Distro,
+    S("distribution", "str", "the distribution: debian, ubuntu, centos-stream, almalinux, rockylinux or fedora",
+      '"debian"', default="debian", read=Distro,
       write=str, invalid=f"supported: {', '.join(d.value for d in Distro)}"),
     S("suite", "str", "suite or codename (`--suite` overrides it)", '"stable"', default="stable"),
     S("components", "list", "archive components", '["main"]', default=["main"]),
@@ -165,14 +166,34 @@ SETTINGS: tuple[Setting, ...] = (
     S("packages.ignore-depends", "list", "packages whose absence satisfies a dependency, as "
       "`dpkg --ignore-depends` (a scriptless image needs no debconf)", '["debconf"]', default=[], merge="append",
       shown="set"),
+    S("packages.groups", "list", "comps groups added to the request, as `dnf install @group` (RPM "
+      "distributions)", '["core"]', default=[], merge="append", shown="set", attr="package_groups"),
     S("packages.include-for", "lists", "packages added for one release only, by codename",
       '{ noble = ["unminimize"] }', default={}, merge="table", shown="set"),
+    S("packages.exclude-for", "lists", "packages kept out for one release only, by codename",
+      '{ "9" = ["brotli"] }', default={}, merge="table", shown="set"),
     S("filters", "table", "dpkg path filters, applied while unpacking and kept in the image", merge="table"),
     S("filters.path-exclude", "list", "`dpkg --path-exclude` patterns", '["/usr/share/doc/*"]', default=[]),
     S("filters.path-include", "list", "`dpkg --path-include` patterns", '["/usr/share/doc/*/copyright"]',
       default=[]),
     S("filters.keep-directories", "list", "excluded directories to keep (empty)", '["/usr/share/man/man[0-9]"]',
       default=[]),
+    S("rpm", "table", "how an RPM distribution's tree is installed (centos-stream, almalinux, rockylinux, "
+      "fedora)", merge="table"),
+    S("rpm.mirror", "str", "the root of the distribution's tree (`--mirror` and `$BOOTSTRAP_<DISTRO>_MIRROR` "
+      "come first)", '"https://mirror.example/almalinux"', default="", shown="set", attr="rpm_mirror"),
+    S("rpm.repos", "list", "the repository ids the build reads (default: those the release enables)",
+      '["baseos", "appstream"]', default=[], shown="set", attr="rpm_repos"),
+    S("rpm.install-langs", "list", "rpm's `%_install_langs`: the languages whose files are installed (empty: "
+      "all), as kickstart's `--inst-langs`", '["en_US"]', default=[], shown="set"),
+    S("rpm.nodocs", "bool", "leave out files marked as documentation (`tsflags=nodocs`, `--excludedocs`)",
+      "false", default=True, shown="set"),
+    S("rpm.weak-deps", "bool", "install weak dependencies (dnf's `install_weak_deps`)", "true", default=False,
+      shown="set"),
+    S("rpm.write", "map", "files the official build's `%post` writes (path in the image: content)",
+      '{ "/etc/locale.conf" = "LANG=C.UTF-8\\n" }', default={}, merge="table", shown="set", attr="rpm_write"),
+    S("rpm.remove", "list", "paths (globs) the official build's `%post` removes", '["/var/log/*"]', default=[],
+      merge="append", shown="set", attr="rpm_remove"),
     S("image", "table", "the image configuration", merge="table"),
     S("image.tag", "str", "name:tag (`{codename}`, `{suite}`, `{arch}` are filled in); never inherited, "
       "default `RECIPE:{codename}`", '"example/base:{codename}"', default=lambda name: f"{name}:{{codename}}",

@@ -63,8 +63,9 @@ def _previous(
         attached = artifacts.records_at(against, arch, reg_opts)
         if attached is None:
             raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
-        files, digest = signed.pick(attached[0], key), attached[1]
+        digest = attached.image
         where = f"{against}@{digest}"
+        files = signed.place(signed.pick(attached.files, key), attached.loose, key, where)
         data = signed.trusted_lock(files, signed.check(files, key, where, complete=False, image=digest), where)
         return lock_mod.parse(data, where), where, opts
     found = artifacts.lock_at(against, arch, reg_opts)
@@ -150,12 +151,12 @@ def fleet_cmd(
         raise click.UsageError("--matrix, --job and --assemble are separate steps: give one")
     recipe_trust.warn_untrusted(fleet_file, "fleet file")
     allow = opts.allow_paths
-    fleet = fleet_mod.load(fleet_file, opts.arch or host_arch(), lambda name: recipe.load(name, allow).suite)
+    fleet = fleet_mod.load(fleet_file, opts.arch or host_arch(), lambda name: recipe.load(name, allow).suite, allow)
     if matrix is not None:
         click.echo(fleet_mod.dumps_matrix(fleet, matrix))
         return
     reg_opts = access.options()
-    key = signing_key(sign_key)
+    key = signing_key(sign_key or fleet.sign_key)
     # Every recipe the fleet names, read (trusted and confined) before anything is fetched.
     recipes = [] if assemble else [recipe.load(image.recipe, allow) for image in fleet.images]
     if any(steps.needs_root(r) for r in recipes):

@@ -1,18 +1,13 @@
 """What differs between distributions of the deb family: keyrings, suites, security layout, container settings,
 where the host says which releases exist and which mirror serves them."""
 
-import enum
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.deb import releases, tweaks
 from bootstrap.deb.tweaks import ContainerSettings
+from bootstrap.family.names import Distro as Distro  # the names, re-exported for the deb family
 from bootstrap.host.arches import ARCHES
-
-
-class Distro(enum.StrEnum):
-    DEBIAN = "debian"
-    UBUNTU = "ubuntu"
 
 
 @dataclass(frozen=True)

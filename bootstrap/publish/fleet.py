@@ -12,6 +12,9 @@ A reference's tag may use `{codename}` (the suite's codename, known once built),
 repository. An image of several architectures is pushed by each job to a per-architecture tag (the tag
 with `{codename}` standing for the suite as written, plus `-<arch>`: `bookworm-slim-amd64`), then assembled into
 an index under the final tags from what the jobs pushed: the registry is the only state between them.
+
+A top-level `sign-key = "keys/release.key"` (relative to the fleet file, confined to its directory like a
+recipe's files) signs the images and records when neither --sign-key nor $BOOTSTRAP_SIGN_KEY names a key.
 """
 
 import difflib
@@ -19,11 +22,13 @@ import json
 import re
 import string
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bootstrap.build.families import ARCHES
+from bootstrap.build.recipe_trust import confine
 from bootstrap.errors import BootstrapError
 from bootstrap.records import outputs
 from bootstrap.registry import RegistryError, parse_reference
@@ -39,6 +44,8 @@ TOP_KEYS = {
     "image": "the images ([[image]] tables)",
     "webhooks": "URLs that receive an event for every pushed image",
     "runners": 'CI runner label per architecture, for --matrix (e.g. arm64 = "ubuntu-24.04-arm")',
+    "sign-key": "the key that signs the pushed images and the records, relative to the fleet file (when neither "
+    "--sign-key nor $BOOTSTRAP_SIGN_KEY gives one)",
 }
 PLACEHOLDERS = {"codename", "suite", "recipe"}
 MATRIX_LIMITS = {"github": 256, "gitlab": 200}
@@ -87,6 +94,8 @@ class Fleet:
     jobs: tuple[Job, ...]
     webhooks: tuple[str, ...]
     runners: dict[str, str]
+    sign_key: Path | None = None
+    """The fleet file's `sign-key`, absolute, inside the fleet file's directory or an allowed one."""
 
     def job(self, job_id: str) -> Job:
         for j in self.jobs:
@@ -223,8 +232,10 @@ def _job_id(recipe: str, suite: str, arch: str) -> str:
     return re.sub(r"[^a-z0-9.-]+", "-", f"{Path(recipe).stem}-{suite}-{arch}".lower()).strip("-")
 
 
-def load(path: Path, host_arch: str, default_suite: Any = None) -> Fleet:
-    """Read and check a fleet file; `default_suite(recipe)` gives the suite of an image that names none."""
+def load(path: Path, host_arch: str, default_suite: Any = None, allow: Sequence[Path] = ()) -> Fleet:
+    """Read and check a fleet file; `default_suite(recipe)` gives the suite of an image that names none. Its
+    `sign-key` must resolve inside the fleet file's directory or one of `allow` (--allow-path), as a recipe's
+    local files must."""
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -262,7 +273,14 @@ def load(path: Path, host_arch: str, default_suite: Any = None) -> Fleet:
     runners = data.get("runners", {})
     if not isinstance(runners, dict) or not all(isinstance(v, str) for v in runners.values()):
         raise FleetError(f"{path}: runners must map architectures to runner labels", 'write arm64 = "label"')
-    return Fleet(path, tuple(images), tuple(jobs), webhooks, {**DEFAULT_RUNNERS, **runners})
+    written = data.get("sign-key")
+    if written is not None and (not isinstance(written, str) or not written):
+        raise FleetError(f"{path}: sign-key must be a path", 'write sign-key = "release.key"')
+    here = path.absolute().parent
+    sign_key = (
+        None if written is None else Path(confine(str(path), "sign-key", written, here, allow, False, "fleet file"))
+    )
+    return Fleet(path, tuple(images), tuple(jobs), webhooks, {**DEFAULT_RUNNERS, **runners}, sign_key)
 
 
 def dumps_matrix(fleet: Fleet, ci: str) -> str:

@@ -41,6 +41,12 @@ def _digests(entries: Any) -> dict[str, str]:
     return out
 
 
+def _covered(provenance: Any) -> dict[str, str]:
+    """The records a provenance names (its byproducts), by name: `name -> sha256:<hex>`."""
+    details = ((provenance.get("predicate") or {}).get("runDetails") or {}) if isinstance(provenance, dict) else {}
+    return _digests(details.get("byproducts"))
+
+
 def check(
     files: Mapping[str, bytes], key: PublicKey, where: str, complete: bool = True, image: str | None = None
 ) -> set[str]:
@@ -59,8 +65,7 @@ def check(
     if name not in files and complete:
         raise SignatureError(f"{where}: {name} is missing beside its envelope", _CHANGED)
     provenance = _json(payload, f"{where}/{envelope}")
-    details = ((provenance.get("predicate") or {}).get("runDetails") or {}) if isinstance(provenance, dict) else {}
-    covered = _digests(details.get("byproducts"))
+    covered = _covered(provenance)
     images = set(_digests(provenance.get("subject")).values()) if isinstance(provenance, dict) else set()
     if image is not None and image not in images:
         raise SignatureError(f"{where}: the signed provenance is about other images than {image}", _CHANGED)
@@ -84,6 +89,25 @@ def check(
         elif row.signs is not None and record.removesuffix(outputs.ENVELOPE) not in files:
             dsse.open_envelope(files[record], key, f"{where}/{record}")
     return trusted
+
+
+def place(files: Mapping[str, bytes], loose: Sequence[bytes], key: PublicKey, where: str) -> dict[str, bytes]:
+    """`files` and, under the name the provenance signed by `key` gives its digest, each record of `loose` (read
+    from a registry by digest, without a name). Without such a provenance, `files` as they are: `check` says
+    why."""
+    out = dict(files)
+    envelope = outputs.PROVENANCE_SIGNED.name()
+    if not loose or envelope not in files:
+        return out
+    try:
+        provenance = json.loads(dsse.open_envelope(files[envelope], key, f"{where}/{envelope}"))
+    except (SignatureError, ValueError, RecursionError):
+        return out
+    by_digest = {_digest(data): data for data in loose}
+    for name, digest in _covered(provenance).items():
+        if name not in out and digest in by_digest:
+            out[name] = by_digest[digest]
+    return out
 
 
 def _check_sbom(files: Mapping[str, bytes], record: str, key: PublicKey, where: str, images: set[str]) -> None:

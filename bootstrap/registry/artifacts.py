@@ -19,7 +19,7 @@ from bootstrap.image.oci import MEDIA_MANIFEST, Blob, canonical_json, platform, 
 from bootstrap.log import log
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
-from bootstrap.registry import manifests, referrers
+from bootstrap.registry import attestations, manifests, referrers
 from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
@@ -33,7 +33,7 @@ EMPTY = Blob("application/vnd.oci.empty.v1+json", b"{}")
 LOCK_TYPE = outputs.LOCK.media_type
 SPDX_TYPE = outputs.SPDX.media_type
 CYCLONEDX_TYPE = outputs.CYCLONEDX.media_type
-TITLE = "org.opencontainers.image.title"
+TITLE = attestations.TITLE
 CREATED = "org.opencontainers.image.created"
 
 ATTACHED = tuple(o for o in outputs.OUTPUTS if o.attached)
@@ -225,17 +225,30 @@ def read_lock(client: Client, ref: Reference, arch: str) -> tuple[lock_mod.Lock,
     return lock_mod.parse(data, f"the lock attached to {ref}"), image
 
 
-def records_at(ref_text: str, arch: str, options: Options) -> tuple[dict[str, list[bytes]], str] | None:
-    """Every record attached to the image a reference serves for `arch`, by its file name (the title annotation;
-    several under one name when the image was pushed with records of several builds, say envelopes signed
-    with two keys), with the image's digest; None when the reference is not in the registry."""
+@dataclass(frozen=True)
+class Found:
+    """The records attached to one image of a registry."""
+
+    files: dict[str, list[bytes]]
+    """By file name (the title annotation); several under one name when the image was pushed with records of
+    several builds, say envelopes signed with two keys."""
+    image: str
+    """The image's manifest digest."""
+    loose: list[bytes]
+    """Records found by digest, not by name: the lock the image's label names, when no record found by name is
+    that lock (its artifact manifest gone, or only the attestations read)."""
+
+
+def records_at(ref_text: str, arch: str, options: Options) -> Found | None:
+    """Every record attached to the image a reference serves for `arch`: the referrer artifacts, and the
+    envelopes of the cosign attestations (`attestations`); None when the reference is not in the registry."""
     ref = parse_reference(ref_text)
     with Client(ref.host, options) as client:
         client.need(ref.repository, "pull")
         found = image_for_arch(client, ref, arch)
         if found is None:
             return None
-        image = found[0]
+        image, config = found
         out: dict[str, list[bytes]] = {}
         for d in referrers.listing(client, ref.repository, image.digest):
             artifact = manifests.get(client, ref.repository, d["digest"])
@@ -244,7 +257,17 @@ def records_at(ref_text: str, arch: str, options: Options) -> tuple[dict[str, li
             ours = (doc.get("subject") or {}).get("digest") == image.digest
             if ours and doc.get("layers") and isinstance(title, str):
                 out.setdefault(title, []).append(manifests.blob(client, ref.repository, doc["layers"][0]))
-    return out, image.digest
+        for title, copies in attestations.envelopes(client, ref.repository, image.digest).items():
+            have = out.setdefault(title, [])
+            have += [c for c in copies if c not in have]
+        label = ((config.get("config") or {}).get("Labels") or {}).get(lock_mod.LABEL)
+        loose = []
+        if isinstance(label, str) and all(manifests.sha256(c) != label for copies in out.values() for c in copies):
+            try:
+                loose.append(manifests.blob(client, ref.repository, {"digest": label, "size": RECORD_LIMIT}))
+            except RegistryError as exc:
+                log.debug(f"{ref}: the lock {label} its image names is not in the registry ({exc.message})")
+    return Found(out, image.digest, loose)
 
 
 def lock_at(ref_text: str, arch: str, options: Options) -> tuple[lock_mod.Lock, str] | None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bootstrap.log import bars_enabled, log
-from bootstrap.registry import artifacts, manifests, signatures
+from bootstrap.registry import artifacts, attestations, manifests, signatures
 from bootstrap.registry.blobs import Outcome, Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import MissingBlobs, RegistryError
@@ -14,6 +14,7 @@ from bootstrap.registry.layout import BlobSource, Layout
 from bootstrap.registry.manifests import Manifest
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
+from bootstrap.sign import dsse
 from bootstrap.sign.gpgsign import GpgSigner
 from bootstrap.sign.keys import SigningKey
 
@@ -41,8 +42,9 @@ def push(
 
     `layout` is an image.tar, an OCI layout directory, or a `bootstrap build` output directory (its image.tar).
     The records of a build output (lock, SBOMs, provenance) are attached to the image as OCI artifacts, unless
-    `records` is false. With a `sign` key, every pushed manifest (each platform's and the index) is signed
-    (`signatures`); without one, nothing about signatures is read or written. With `gpg`, the same manifests get
+    `records` is false; the signed envelopes among them also as cosign attestations (`attestations`). With a
+    `sign` key, every pushed manifest (each platform's and the index) is signed (`signatures`); without one,
+    nothing about signatures is read or written. With `gpg`, the same manifests get
     GPG simple signatures naming the pushed reference, written to its lookaside directory (`gpgsign`).
 
     One platform: its manifest goes under the tag. Several: each manifest by digest, then the index under the
@@ -82,6 +84,8 @@ def push(
                 _put_image(uploader, lay, image.digest, image)
             digest = manifests.put(client, target.repository, tag or head.digest, top.index)
         artifacts.attach_all(client, target.repository, attached, epoch, uploader)
+        signed = [(r.subject.digest, r.path) for r in attached if r.artifact_type == dsse.MEDIA_TYPE]
+        attestations.attest_all(uploader, signed)
         digests = [image.digest for image in top.images] + ([digest] if top.index is not None else [])
         if sign is not None:
             signatures.sign_all(uploader, target, digests, sign)

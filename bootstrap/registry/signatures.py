@@ -32,6 +32,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 """Older cosign versions stored their signature manifests with this media type: read, and rewritten as OCI."""
 
 
+ZERO_TIME = "0001-01-01T00:00:00Z"
+"""The time in cosign's signature configs (its image library's zero time): no clock in the bytes."""
+
+
 def tag_for(digest: str) -> str:
     """`sha256:abc...` -> `sha256-abc....sig`."""
     return referrers.tag_for(digest) + ".sig"
@@ -49,12 +53,15 @@ def layer_of(signed: simplesigning.Signed) -> dict[str, Any]:
 
 
 def manifest_of(layers: list[dict[str, Any]]) -> tuple[Manifest, Blob]:
-    """The signature manifest over these layers and its config (an OCI image config whose diff_ids are the
-    payloads' digests, as for any image of uncompressed layers): no timestamps, so the same layers give the
-    same bytes."""
+    """The signature (or attestation) manifest over these layers and its config, with the fields cosign's
+    config has: an OCI image config whose diff_ids are the payloads' digests, as for any image of uncompressed
+    layers, and one history entry per layer, every time the zero time; so the same layers give the same
+    bytes."""
     config = {
         "architecture": "",
         "config": {},
+        "created": ZERO_TIME,
+        "history": [{"created": ZERO_TIME} for _ in layers],
         "os": "",
         "rootfs": {"diff_ids": [d["digest"] for d in layers], "type": "layers"},
     }
@@ -87,7 +94,7 @@ def signed_by(layer: dict[str, Any], payload: bytes, key: PublicKey) -> bool:
 
 
 @contextmanager
-def _sources(blobs: list[Blob]) -> Iterator[list[BlobSource]]:
+def sources(blobs: list[Blob]) -> Iterator[list[BlobSource]]:
     with tempfile.TemporaryDirectory(prefix="bootstrap-sig-") as tmp:
         out = []
         for n, blob in enumerate(blobs):
@@ -108,8 +115,8 @@ def sign_one(uploader: Uploader, target: Reference, digest: str, key: SigningKey
     signed = simplesigning.sign(key, identity(target), digest)
     layers.append(layer_of(signed))
     manifest, config = manifest_of(layers)
-    with _sources([config, Blob(simplesigning.MEDIA_TYPE, signed.payload)]) as sources:
-        for source in sources:
+    with sources([config, Blob(simplesigning.MEDIA_TYPE, signed.payload)]) as blobs:
+        for source in blobs:
             uploader.ensure(source)
     manifests.put(client, repository, tag_for(digest), manifest)
     return True

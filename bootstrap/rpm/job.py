@@ -60,7 +60,7 @@ class RpmJob:
         """The selection's names, dependencies first."""
         headers: dict[str, Header] = {}
         paths: dict[str, list[str]] = {}
-        for name in self.selection.by_name:
+        for name in self.selection.names():
             path = self.files.get(name)
             if path is None:
                 raise BootstrapError(f"{name}: no package file was fetched", "fetch the selection first")

@@ -18,7 +18,7 @@ class JobOptions:
     write: Mapping[str, bytes] = field(default_factory=dict)
     """Files the distribution's image writes after the install (absolute path in the tree: content): the
     repository files pointing at the user's mirror, dnf.conf, an empty machine-id, language macros."""
-    dbpath: str = "/var/lib/rpm"
-    """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10)."""
     remove: tuple[str, ...] = ()
     """Paths (globs, absolute in the tree) the distribution's image removes after the install."""
+    dbpath: str = "/var/lib/rpm"
+    """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10)."""

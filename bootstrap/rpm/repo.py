@@ -149,17 +149,22 @@ def open_repository(
     signers: frozenset[str] = frozenset(),
     insecure: bool = False,
     offline: bool = False,
+    signed: bool = True,
 ) -> Repository:
     """Fetch and verify `<url>/repodata/repomd.xml` and read the packages (with their file lists) and groups of
-    the state it names. With `signers`, only signatures by those keys (full fingerprints) count."""
+    the state it names. With `signers`, only signatures by those keys (full fingerprints) count. `signed`
+    false: the distribution does not sign its metadata (only its packages are signed; the rollback check and
+    the metadata checksums still hold)."""
     base = url.rstrip("/")
     where = _repomd_url(base)
     slot = _Slot(cache, where)
-    data, signature = _fetch_signed(where, slot, offline, insecure)
+    data, signature = _fetch_signed(where, slot, offline, insecure or not signed)
     if insecure:
         log.warning("WARNING: --insecure: the signature of %s is NOT checked", where)
-    else:
+    elif signed:
         openpgp.verify_detached(data, signature, keyrings, where, signers)
+    else:
+        log.info("%s is not signed by its distribution: each package's signature is checked", where)
     md = parse_repomd(data, where)
     _check_rank(md, slot.known(), where)
     packages = primary.read_primary(_chunks(base, _data(md, "primary", where), cache, offline), where)

@@ -2,7 +2,7 @@
 `check` read, and the way back from a lock's pins to the repository's packages."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bootstrap.family.model import Package as ModelPackage
 from bootstrap.family.model import Pin
@@ -46,14 +46,12 @@ class RpmSelection:
 
     records: tuple[Package, ...]
     packages: tuple[ModelPackage, ...]
-    by_name: dict[str, ModelPackage] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "by_name", {p.name: p for p in self.packages})
-
-    @property
     def names(self) -> list[str]:
         return [p.name for p in self.packages]
+
+    def by_name(self) -> dict[str, ModelPackage]:
+        return {p.name: p for p in self.packages}
 
     def compare_versions(self, a: str, b: str) -> int:
         return compare_evr(a, b)

@@ -5,6 +5,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from bootstrap.build import families, recipe
 from bootstrap.build.recipe import Recipe
 from bootstrap.deb.family import DebFamily
@@ -24,16 +26,17 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
-def test_only_the_registry_imports_the_deb_family() -> None:
-    outside = [p for p in PACKAGE.rglob("*.py") if PACKAGE / "deb" not in p.parents and p != REGISTRY]
+@pytest.mark.parametrize(("fam", "cls"), [("deb", "DebFamily"), ("rpm", "RpmFamily")])
+def test_only_the_registry_imports_a_family(fam: str, cls: str) -> None:
+    outside = [p for p in PACKAGE.rglob("*.py") if PACKAGE / fam not in p.parents and p != REGISTRY]
     assert len(outside) > 50
     knowing = sorted(
         str(p.relative_to(PACKAGE))
         for p in outside
-        if any(m == "bootstrap.deb" or m.startswith("bootstrap.deb.") for m in _imports(p))
+        if any(m == f"bootstrap.{fam}" or m.startswith(f"bootstrap.{fam}.") for m in _imports(p))
     )
     assert knowing == []
-    assert "bootstrap.deb.family.DebFamily" in _imports(REGISTRY)
+    assert f"bootstrap.{fam}.family.{cls}" in _imports(REGISTRY)
 
 
 def test_the_family_package_imports_no_family_and_no_generic_layer() -> None:
@@ -43,10 +46,12 @@ def test_the_family_package_imports_no_family_and_no_generic_layer() -> None:
         assert all(m.startswith(below) for m in ours), (path, ours)
 
 
-def test_every_distribution_has_a_family_and_debian_and_ubuntu_are_deb() -> None:
-    assert set(families.DISTRIBUTIONS) == set(families.Distro)
-    assert {families.DISTRIBUTIONS[d] for d in families.Distro} == {"deb"}
-    assert set(families.DISTRIBUTIONS.values()) <= set(families.FAMILIES)
+def test_every_distribution_has_a_family_and_its_data() -> None:
+    assert set(families.DISTRIBUTIONS) == set(families.Distro) == set(families.DISTROS)
+    deb = {d for d in families.Distro if families.DISTRIBUTIONS[d] == "deb"}
+    assert deb == {families.Distro.DEBIAN, families.Distro.UBUNTU}
+    assert {families.DISTRIBUTIONS[d] for d in set(families.Distro) - deb} == {"rpm"}
+    assert set(families.DISTRIBUTIONS.values()) == set(families.FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class View:
     """A plan as a family reads it (`families.PlanView`), without a host to discover mirrors on."""
 
     recipe: Recipe
-    distro: families.DistroInfo
+    distro: families.AnyDistro
     cache: Cache
     suite: str = "noble"
     keyrings: tuple[Path, ...] = ()

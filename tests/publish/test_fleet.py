@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.deb.copyright import make_notice, notices_in
+from bootstrap.errors import RecipeError
 from bootstrap.publish import webhook
 from bootstrap.publish.fleet import Fleet, FleetError, Image, Job, dumps_matrix, load, per_arch
 from bootstrap.records import cyclonedx, spdx3
@@ -124,6 +125,32 @@ def test_fleet_file_errors_name_the_fix(tmp_path: Path, text: str, error: str, h
     with pytest.raises(FleetError) as caught:
         load(_fleet(tmp_path, text), "amd64")
     assert error in caught.value.message and hint in caught.value.hint
+
+
+def test_the_sign_key_is_confined_to_the_fleet_files_directory(tmp_path: Path) -> None:
+    """`sign-key` is relative to the fleet file and must resolve inside its directory (or an --allow-path one),
+    as a recipe's local files must: a symbolic link out of it is refused too."""
+    fleets = tmp_path / "fleets"
+    (fleets / "keys").mkdir(parents=True)
+    image = '[[image]]\nrecipe = "r"\n'
+    assert load(_fleet(fleets, image), "amd64").sign_key is None
+    fleet = load(_fleet(fleets, 'sign-key = "keys/release.key"\n' + image), "amd64")
+    assert fleet.sign_key == fleets / "keys" / "release.key"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (fleets / "keys" / "link.key").symlink_to(outside / "release.key")
+    for written in ("../elsewhere/release.key", str(outside / "release.key"), "keys/link.key"):
+        with pytest.raises(RecipeError) as caught:
+            load(_fleet(fleets, f'sign-key = "{written}"\n' + image), "amd64")
+        assert "sign-key" in caught.value.message and "outside the fleet file's directory" in caught.value.message
+        assert f"--allow-path {outside}" in caught.value.hint
+        allowed = load(_fleet(fleets, f'sign-key = "{written}"\n' + image), "amd64", allow=(outside,))
+        assert allowed.sign_key is not None and allowed.sign_key.name.endswith(".key")
+    with pytest.raises(FleetError, match="sign-key must be a path"):
+        load(_fleet(fleets, "sign-key = 1\n" + image), "amd64")
+    with pytest.raises(FleetError, match="unknown key 'signkey'") as typo:
+        load(_fleet(fleets, 'signkey = "k"\n' + image), "amd64")
+    assert "did you mean 'sign-key'?" in typo.value.hint
 
 
 def test_cli_matrix_and_a_missing_file(tmp_path: Path) -> None:

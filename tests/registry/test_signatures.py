@@ -14,10 +14,14 @@ import pytest
 
 from bootstrap.errors import SignatureError
 from bootstrap.image.oci import MEDIA_MANIFEST
-from bootstrap.registry import Options, RegistryError, make_index, manifests, push, signatures
+from bootstrap.registry import Options, RegistryError, attestations, make_index, manifests, push, signatures
 from bootstrap.registry.client import Client
 from bootstrap.registry.manifests import Manifest
 from bootstrap.sign import keys, simplesigning
+from tests.cli.test_cli import cli
+from tests.conftest import Serve
+from tests.fixtures.gpg import GpgKey
+from tests.records.signed_build import make_archive, signing_env
 from tests.registry.conftest import Layout
 from tests.registry.servers import Registry
 
@@ -161,3 +165,48 @@ def test_push_with_a_sign_key_from_the_command_line(
     done = subprocess.run(argv, capture_output=True, text=True, env={**env, "BOOTSTRAP_SIGN_PASSWORD": "pw"})
     assert done.returncode == 0, done.stderr
     check_signed(plain_registry, repo, amd64.digest, key.public, opts())
+
+
+def test_build_push_with_a_sign_key_signs_what_it_pushes(
+    plain_registry: Registry, repo: str, tmp_path: Path, gpg_key: GpgKey, serve: Serve, opts: Callable[..., Options]
+) -> None:
+    """`build --push REF --sign-key KEY` (an encrypted key, its password from the environment) signs the pushed
+    manifest as `push --sign-key` does, and attaches the signed records both ways."""
+    archive = make_archive(tmp_path, gpg_key, serve)
+    ref = f"{plain_registry.host}/{repo}:built"
+    out = archive.build(tmp_path / "out", "--sign-key", str(archive.key), "--push", ref)
+    digest = json.loads((out / "build.json").read_text())["platforms"][0]["manifest_digest"]
+    check_signed(plain_registry, repo, digest, keys.load_public(archive.public), opts())
+    other = keys.load_public(archive.other)
+    with pytest.raises(AssertionError, match="0 signatures by the key"):
+        check_signed(plain_registry, repo, digest, other, opts())
+    with Client(plain_registry.host, opts()) as client:
+        client.need(repo, "pull")
+        assert manifests.find(client, repo, attestations.tag_for(digest)) is not None
+    unsigned_ref = f"{plain_registry.host}/{repo}:unsigned"
+    unsigned = archive.build(tmp_path / "unsigned", "--push", unsigned_ref)
+    assert json.loads((unsigned / "build.json").read_text())["platforms"][0]["manifest_digest"] == digest
+    assert len(layers(plain_registry, repo, digest, opts())) == 1, "an unsigned build pushes no signature"
+
+
+def test_a_fleet_signs_with_the_key_its_file_names_unless_one_is_given(
+    plain_registry: Registry, repo: str, tmp_path: Path, gpg_key: GpgKey, serve: Serve, opts: Callable[..., Options]
+) -> None:
+    """`sign-key` in the fleet file (relative to it) signs what the fleet pushes; --sign-key wins over it."""
+    archive = make_archive(tmp_path, gpg_key, serve)
+    env = {k: v for k, v in signing_env().items() if k != "BOOTSTRAP_SIGN_KEY"}
+    ours, theirs = keys.load_public(archive.public), keys.load_public(archive.other)
+    for name, more, signer, not_signer in (
+        ("file", (), ours, theirs),
+        ("given", ("--sign-key", str(archive.other.with_suffix(".key"))), theirs, ours),
+    ):
+        fleet = tmp_path / f"{name}.toml"
+        push_to = f"{plain_registry.host}/{repo}-{name}:{{codename}}"
+        fleet.write_text(f'sign-key = "release.key"\n\n[[image]]\nrecipe = "signed.toml"\npush = ["{push_to}"]\n')
+        args = ["fleet", str(fleet), "-o", str(tmp_path / f"out-{name}"), *archive.source, "--json", *more]
+        proc = cli(*args, env=env)
+        assert proc.returncode == 0, proc.stderr
+        (row,) = json.loads(proc.stdout)
+        check_signed(plain_registry, f"{repo}-{name}", row["digest"], signer, opts())
+        with pytest.raises(AssertionError, match="0 signatures by the key"):
+            check_signed(plain_registry, f"{repo}-{name}", row["digest"], not_signer, opts())

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.image.oci import MEDIA_INDEX, canonical_json
 from bootstrap.records import outputs
+from bootstrap.registry import Options, attestations, manifests, referrers
+from bootstrap.registry.client import Client
+from bootstrap.registry.manifests import Manifest
 from tests.cli.test_cli import cli
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
@@ -74,6 +78,45 @@ def test_a_signed_multi_architecture_build(
     pushed = cli("push", str(signed), ref, *access)
     assert pushed.returncode == 0, pushed.stderr
     check = ["check", str(archive.recipe), *archive.source, *access, "--arch", "arm64", "--against", ref, "--key"]
+    ok = cli(*check, str(archive.public), env=signing_env())
+    assert ok.returncode == 0 and ok.stdout.startswith("up to date"), ok.stderr
+    other = cli(*check, str(archive.other), env=signing_env())
+    assert other.returncode == 1 and "signed by another key" in other.stderr.splitlines()[0], other.stderr
+    options = Options(ca_cert=tls_registry.ca.ca_cert, creds=f"{USER}:{PASSWORD}", certs_dir=tmp_path)
+    with Client(tls_registry.host, options) as client:
+        client.need(repo, "pull")
+        index = manifests.find(client, repo, "multi")
+        assert index is not None and index.is_index
+        for digest in [index.digest, *(p["manifest_digest"] for p in summary["platforms"])]:
+            att = manifests.find(client, repo, attestations.tag_for(digest))
+            assert att is not None, f"no attestations of {digest}"
+            titles = {d["annotations"]["org.opencontainers.image.title"] for d in att.json["layers"]}
+            assert "provenance.intoto.json.dsse.json" in titles
+            if digest != index.digest:
+                assert any(t.startswith("sbom-") for t in titles), f"{digest}: its platform's SBOM envelopes"
+
+
+def test_check_finds_the_signed_records_through_the_cosign_attestations(
+    tls_registry: TLSRegistry, repo: str, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """The referrer artifacts gone (docker-registry has no referrers API: their list under the referrers tag is
+    emptied), `check --key` reads the envelopes from the `.att` manifest and the lock by the digest its image's
+    label names, and still refuses another key."""
+    archive = make_archive(tmp_path, gpg_key, serve)
+    signed = archive.build(tmp_path / "signed", "--sign-key", str(archive.key))
+    summary = json.loads((signed / outputs.SUMMARY.file).read_text())
+    arch, digest = summary["platforms"][0]["arch"], summary["platforms"][0]["manifest_digest"]
+    access = ["--creds", f"{USER}:{PASSWORD}", "--ca-cert", str(tls_registry.ca.ca_cert)]
+    ref = f"{tls_registry.host}/{repo}:signed"
+    pushed = cli("push", str(signed), ref, *access)
+    assert pushed.returncode == 0, pushed.stderr
+    empty = Manifest(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}))
+    options = Options(ca_cert=tls_registry.ca.ca_cert, creds=f"{USER}:{PASSWORD}", certs_dir=tmp_path)
+    with Client(tls_registry.host, options) as client:
+        client.need(repo, "pull,push")
+        manifests.put(client, repo, referrers.tag_for(digest), empty)
+        assert not referrers.listing(client, repo, digest)
+    check = ["check", str(archive.recipe), *archive.source, *access, "--arch", arch, "--against", ref, "--key"]
     ok = cli(*check, str(archive.public), env=signing_env())
     assert ok.returncode == 0 and ok.stdout.startswith("up to date"), ok.stderr
     other = cli(*check, str(archive.other), env=signing_env())

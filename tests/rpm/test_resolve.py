@@ -81,11 +81,11 @@ def test_selection_in_the_neutral_model(opened: Repository) -> None:
     chosen = resolve(opened.packages, opened.groups, Request(groups=(GROUP,)), "x86_64")
     pairs = [(p, to_model(p, opened.url, "baseos")) for p in chosen]
     sel = select(pairs)
-    core = sel.by_name["coreutils"]
+    core = sel.by_name()["coreutils"]
     assert (core.version, core.arch, core.purl_type, core.dist) == ("1:9.4-5", "x86_64", "rpm", "baseos")
     assert core.url == f"{opened.url}/{core.filename}" and len(core.sha256) == 64
     assert core.source_name == "coreutils" and core.source_version == "9.4-5"
-    assert sel.names == sorted(sel.names)
+    assert sel.names() == sorted(sel.names())
     assert sel.compare_versions("1:9.4-5", "9.5-1") == 1
     # Back from a lock: every pin found, one stale pin reported.
     pins = [Pin(m.name, m.version, m.arch, m.sha256) for m in sel.packages]

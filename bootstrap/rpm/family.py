@@ -1,0 +1,105 @@
+"""The RPM family behind the family interface (`bootstrap.family.interface`): a release's repositories opened
+and verified, the recipe's request resolved with libsolv, each fetched package's signature and payload checked
+before the install steps (`job.RpmJob`) see it."""
+
+import dataclasses
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootstrap.errors import BootstrapError
+from bootstrap.family import interface, model
+from bootstrap.host.parallel import map_parallel
+from bootstrap.log import log
+from bootstrap.rpm import locate, pkgsig, repofiles
+from bootstrap.rpm import resolve as resolve_mod
+from bootstrap.rpm import selection as selection_mod
+from bootstrap.rpm.archive import RpmArchive, open_archive
+from bootstrap.rpm.job import RpmJob
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.selection import RpmSelection
+from bootstrap.rpm.settings import RpmSettings
+
+NAME = "rpm"
+WORKERS = 4
+
+
+def own_archive(archive: interface.Archive) -> RpmArchive:
+    if not isinstance(archive, RpmArchive):
+        raise BootstrapError(f"not an RPM archive: {archive!r}", "report this as a bug")
+    return archive
+
+
+def own_selection(selection: interface.Selection) -> RpmSelection:
+    if not isinstance(selection, RpmSelection):
+        raise BootstrapError(f"not an RPM package selection: {selection!r}", "report this as a bug")
+    return selection
+
+
+def _excluded(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+@dataclass(frozen=True)
+class RpmFamily:
+    """The RPM family, for one plan."""
+
+    settings: RpmSettings
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    @property
+    def origin(self) -> str:
+        return str(self.settings.distro.name)
+
+    def open(self, arch: str) -> RpmArchive:
+        self.settings.cache.ensure()
+        return open_archive(self.settings, locate.basearch(arch), self.settings.mirror(arch))
+
+    def resolve(self, archive: interface.Archive) -> RpmSelection:
+        own = own_archive(archive)
+        s = self.settings
+        pairs = [pair for pair in own.available if not _excluded(pair[0].name, s.exclude)]
+        models = {id(record): m for record, m in pairs}
+        chosen = resolve_mod.resolve([r for r, _ in pairs], own.groups, s.request, own.basearch)
+        return selection_mod.select([(r, models[id(r)]) for r in chosen])
+
+    def pinned(self, archive: interface.Archive, pins: Sequence[model.Pin]) -> tuple[RpmSelection, list[model.Pin]]:
+        return selection_mod.pinned(own_archive(archive).available, pins)
+
+    def verified(self, selection: RpmSelection, files: Mapping[str, Path]) -> dict[str, Path]:
+        """Each package file, once its OpenPGP signature (by a pinned key) and its payload digest are checked:
+        the first that fails stops the build before anything is unpacked."""
+        s = self.settings
+        if s.insecure:
+            log.warning("WARNING: --insecure: the packages' signatures are NOT checked")
+            return dict(files)
+
+        def check(p: model.Package) -> None:
+            path = files.get(p.name)
+            if path is None:
+                raise BootstrapError(f"{p.name} was not fetched", "report this as a bug")
+            pkgsig.verify(path, s.keyrings, p.filename, s.signers)
+
+        map_parallel(check, selection.packages, WORKERS)
+        return {p.name: files[p.name] for p in selection.packages}
+
+    def options(self, arch: str) -> JobOptions:
+        """The tree's settings, with the repository files pointing at the mirror the image was built from."""
+        s = self.settings
+        repos = repofiles.repo_files(s.distro, s.release, s.mirror(arch))
+        return dataclasses.replace(s.options, write={**repos, **s.options.write})
+
+    def job(
+        self,
+        archive: interface.Archive,
+        selection: interface.Selection,
+        files: Mapping[str, Path],
+        target: interface.Target,
+    ) -> RpmJob:
+        own = own_selection(selection)
+        checked = self.verified(own, files)
+        return RpmJob(own, checked, target, self.options(target.arch))

@@ -1,0 +1,389 @@
+"""The RPM family end to end up to the install steps: a recipe pointing at the signed fixture repository, laid
+out as a distribution's tree and served on 127.0.0.1, made into a plan, opened, resolved (the same set as
+Debian's dnf), pinned from a lock, fetched and each package verified; every hostile input refused with one line
+before anything is unpacked (the install steps, `RpmJob`, are never reached). A build of the miniature with
+real programs (`tests/fixtures/rpmdistro.py`) through the command line gives an image whose rpm lists the set."""
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bootstrap.build import download, families, recipe
+from bootstrap.build.plan import Options, Plan, make_plan
+from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, SignatureError
+from bootstrap.family.interface import Job, Target
+from bootstrap.family.model import Pin
+from bootstrap.host.sandbox import Sandbox
+from bootstrap.rpm.family import RpmFamily
+from bootstrap.rpm.job import RpmJob
+from tests.conftest import Serve
+from tests.fixtures import rpmdistro
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, miniature_repo
+from tests.rpm.conftest import need_tools
+
+ROOT = Path(__file__).resolve().parents[2]
+ALMA = "9/BaseOS/x86_64/os"
+"""Where AlmaLinux 9's BaseOS is under its tree (bootstrap/rpm/distros.py)."""
+FEDORA = "releases/44/Everything/x86_64/os"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
+    """A tree holding the miniature as AlmaLinux 9's BaseOS, built and signed once; hostile tests copy it."""
+    need_tools("rpmbuild", "rpmsign", "createrepo_c", "dnf")
+    tree = tmp_path_factory.mktemp("tree")
+    miniature_repo(tree / ALMA, gpg_key)
+    return tree
+
+
+def write_recipe(directory: Path, key: GpgKey, body: str, distribution: str = "almalinux", suite: str = "9") -> Path:
+    key.export(directory / "fixture-key.asc", armor=True)
+    path = directory / "fixture.toml"
+    path.write_text(
+        f'distribution = "{distribution}"\nsuite = "{suite}"\n\n[archive]\nkeyring = "fixture-key.asc"\n'
+        f'signers = ["{key.fingerprint}"]\n\n{body}'
+    )
+    return path
+
+
+def plan_for(directory: Path, mirror: str, key: GpgKey, body: str = "", **kw: str) -> Plan:
+    path = write_recipe(
+        directory, key, body or f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["baseos"]\n', **kw
+    )
+    return make_plan(
+        recipe.load(str(path), given=True), Options(arch="amd64", mirror=mirror, cache_dir=directory / "c")
+    )
+
+
+@pytest.fixture(scope="module")
+def served(built: Path, serve_session: Serve, tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Plan:
+    return plan_for(tmp_path_factory.mktemp("recipe"), serve_session(built), gpg_key)
+
+
+def _nevras(plan: Plan) -> set[str]:
+    family = families.family_for(plan)
+    selection = family.resolve(family.open("amd64"))
+    return {f"{p.name}-{p.version if ':' in p.version else '0:' + p.version}.{p.arch}" for p in selection.packages}
+
+
+def test_open_gives_the_release_and_its_sources(served: Plan) -> None:
+    family = families.family_for(served)
+    archive = family.open("amd64")
+    assert (family.name, family.origin, archive.codename, archive.suite) == ("rpm", "almalinux", "9", "9")
+    assert archive.date == 1700000000 and not archive.insecure
+    (source,) = archive.sources
+    assert source.dist == "baseos" and source.uri == f"{served.mirror}/{ALMA}/repodata/repomd.xml"
+    assert len(source.digest) == 64
+
+
+@pytest.mark.parametrize(
+    ("body", "dnf_args", "exclude"),
+    [
+        (f'[packages]\ngroups = ["{GROUP}"]\n', [f"@{GROUP}"], []),
+        ('[packages]\ninclude = ["rpm-tool"]\n', ["rpm-tool"], []),
+        ('[packages]\ninclude = ["coreutils", "selinux-policy"]\n', ["coreutils", "selinux-policy"], []),
+        ('[packages]\ninclude = ["coreutils"]\nexclude = ["libacl"]\n', ["coreutils"], ["libacl"]),
+    ],
+)
+def test_same_set_as_dnf(
+    built: Path, served: Plan, tmp_path: Path, gpg_key: GpgKey, body: str, dnf_args: list[str], exclude: list[str]
+) -> None:
+    """The family's resolution from the recipe equals what Debian's dnf installs with install_weak_deps=False."""
+    plan = plan_for(tmp_path, served.mirror, gpg_key, body + '\n[rpm]\nrepos = ["baseos"]\n')
+    expected = dnf_install(f"{served.mirror}/{ALMA}", tmp_path / "root", dnf_args, exclude=exclude)
+    assert _nevras(plan) == expected
+    if exclude:
+        assert any(n.startswith("libacl-ng-") for n in expected)
+
+
+def test_group_set_and_neutral_records(served: Plan) -> None:
+    family = families.family_for(served)
+    selection = family.resolve(family.open("amd64"))
+    assert _nevras(served) == MINIATURE_INSTALLED
+    core = selection.by_name()["coreutils"]
+    assert (core.purl_type, core.dist, core.version) == ("rpm", "baseos", "1:9.4-5")
+    assert core.url == f"{served.mirror}/{ALMA}/{core.filename}"
+    assert selection.names() == sorted(selection.names())
+
+
+def test_pinned_from_a_lock(served: Plan) -> None:
+    family = families.family_for(served)
+    archive = family.open("amd64")
+    selection = family.resolve(archive)
+    pins = [Pin(p.name, p.version, p.arch, p.sha256) for p in selection.packages]
+    stale = Pin("libacl", "2.3.1-1", "x86_64", "0" * 64)
+    again, gone = family.pinned(archive, [*pins, stale])
+    assert again.packages == selection.packages and gone == [stale]
+
+
+def test_fetched_packages_are_verified_then_handed_to_the_job(served: Plan) -> None:
+    family = families.family_for(served)
+    archive = family.open("amd64")
+    selection = family.resolve(archive)
+    files = download.fetch_all(selection.packages, served.cache)
+    assert isinstance(family, RpmFamily)
+    checked = family.verified(family.resolve(archive), files)
+    assert set(checked) == set(selection.names())
+    # The install steps are reached only once every package passed, with the verified files.
+    job = family.job(archive, selection, files, _target(served))
+    assert isinstance(job, RpmJob) and dict(job.files) == dict(checked)
+
+
+def _target(plan: Plan) -> Target:
+    return Target(plan.output / "tree", "amd64", 0)
+
+
+def test_repository_files_point_at_the_mirror(served: Plan) -> None:
+    family = families.family_for(served)
+    assert isinstance(family, RpmFamily)
+    written = family.options("amd64").write
+    baseos = written["/etc/yum.repos.d/almalinux-baseos.repo"].decode()
+    assert f"baseurl={served.mirror}/$releasever/BaseOS/$basearch/os/\n" in baseos
+    assert "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-9\n" in baseos and "repo_gpgcheck=1\n" in baseos
+    assert "enabled=0" in written["/etc/yum.repos.d/almalinux-crb.repo"].decode()
+    assert "mirrorlist" not in "".join(v.decode() for v in written.values())
+
+
+# --- hostile inputs: each a copy of the tree, changed for real, refused before the job -------------------------
+
+
+def _copy(built: Path, tmp_path: Path, key: GpgKey) -> RpmRepo:
+    shutil.copytree(built, tmp_path / "tree")
+    return RpmRepo(tmp_path / "tree" / ALMA, key)
+
+
+def _one_line(exc: BootstrapError) -> None:
+    assert "\n" not in exc.message
+
+
+def _fetch_and_job(plan: Plan) -> Job:
+    family = families.family_for(plan)
+    archive = family.open("amd64")
+    selection = family.resolve(archive)
+    files = download.fetch_all(selection.packages, plan.cache)
+    return family.job(archive, selection, files, _target(plan))
+
+
+def _bash(repo: RpmRepo) -> Path:
+    (path,) = (repo.root / "Packages").glob("bash-*.x86_64.rpm")
+    return path
+
+
+@pytest.mark.parametrize("change", ["unknown key", "unsigned", "payload"])
+def test_hostile_package_is_refused_before_the_job(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, other_gpg_key: GpgKey, serve: Serve, change: str
+) -> None:
+    """The repository's metadata (signed by the right key) lists a package that is not the distribution's."""
+    repo = _copy(built, tmp_path, gpg_key)
+    bash = _bash(repo)
+    if change == "unknown key":
+        repo.sign([bash], other_gpg_key)
+    elif change == "unsigned":
+        subprocess.run(["rpmsign", "--delsign", str(bash)], check=True, capture_output=True)
+    else:
+        data = bytearray(bash.read_bytes())
+        data[-40] ^= 0x01
+        bash.write_bytes(bytes(data))
+    repo.publish()
+    plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key)
+    message = {"unknown key": "not in the keyring", "unsigned": "not signed", "payload": "payload does not match"}
+    with pytest.raises(SignatureError, match=message[change]) as caught:
+        _fetch_and_job(plan)
+    assert "bash" in caught.value.message
+    _one_line(caught.value)
+
+
+def _flip_primary(root: Path) -> None:
+    primary = root / "repodata" / "primary.xml.xz"
+    data = primary.read_bytes()
+    primary.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+
+
+def _raise_revision(root: Path) -> None:
+    md = root / "repodata" / "repomd.xml"
+    md.write_bytes(md.read_bytes().replace(b"<revision>1700000000<", b"<revision>1800000000<"))
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [(_raise_revision, SignatureError, "bad signature"), (_flip_primary, ChecksumError, "checksum mismatch")],
+    ids=["tampered repomd.xml", "metadata file not matching"],
+)
+def test_tampered_metadata(
+    built: Path,
+    tmp_path: Path,
+    gpg_key: GpgKey,
+    serve: Serve,
+    change: Callable[[Path], None],
+    error: type[BootstrapError],
+    message: str,
+) -> None:
+    change(_copy(built, tmp_path, gpg_key).root)
+    plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key)
+    with pytest.raises(error, match=message) as caught:
+        families.family_for(plan).open("amd64")
+    _one_line(caught.value)
+
+
+def test_older_revision(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve) -> None:
+    repo = _copy(built, tmp_path, gpg_key)
+    plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key)
+    repo.publish(revision=1700000500)
+    families.family_for(plan).open("amd64")
+    repo.publish(revision=1700000400)
+    with pytest.raises(SignatureError, match="rollback") as caught:
+        families.family_for(plan).open("amd64")
+    _one_line(caught.value)
+
+
+def test_unsigned_metadata_distribution(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve) -> None:
+    """Fedora does not sign repomd.xml: the repository opens on its checksums, each package is still checked."""
+    (tmp_path / "tree" / FEDORA).parent.mkdir(parents=True)
+    shutil.copytree(built / ALMA, tmp_path / "tree" / FEDORA)
+    (tmp_path / "tree" / FEDORA / "repodata" / "repomd.xml.asc").unlink()
+    body = f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["fedora"]\n'
+    plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key, body, distribution="fedora", suite="44")
+    assert _nevras(plan) == MINIATURE_INSTALLED
+    assert isinstance(_fetch_and_job(plan), RpmJob)
+
+
+# --- plans of the shipped recipes, and what a plan refuses -----------------------------------------------------
+
+RPM_RECIPES = [
+    "almalinux",
+    "almalinux-minimal",
+    "almalinux-micro",
+    "rockylinux",
+    "rockylinux-minimal",
+    "fedora",
+    "fedora-minimal",
+    "centos-stream",
+]
+
+
+@pytest.mark.parametrize("name", RPM_RECIPES)
+def test_every_shipped_rpm_recipe_makes_a_plan(name: str, tmp_path: Path) -> None:
+    r = recipe.load(name)
+    plan = make_plan(r, Options(arch="amd64", mirror="http://127.0.0.1:9/tree", cache_dir=tmp_path))
+    assert families.family_for(plan).name == "rpm"
+    assert plan.signers == frozenset(r.archive_signers) and len(plan.signers) >= 1
+    assert plan.suite in families.DISTROS[r.distribution].codenames
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    options = family.options("amd64")
+    assert (options.nodocs, options.install_langs, options.scripts) == (True, r.install_langs, True)
+    assert options.remove == r.rpm_remove and {k: v.encode() for k, v in r.rpm_write}.items() <= options.write.items()
+    repos = [v.decode() for k, v in options.write.items() if k.startswith("/etc/yum.repos.d/")]
+    assert repos and all("baseurl=http://127.0.0.1:9/tree/" in text for text in repos)
+
+
+def test_no_mirror_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOOTSTRAP_ALMALINUX_MIRROR", raising=False)
+    with pytest.raises(MirrorError, match="no almalinux mirror given") as caught:
+        make_plan(recipe.load("almalinux"), Options(arch="amd64", cache_dir=tmp_path))
+    assert "BOOTSTRAP_ALMALINUX_MIRROR" in caught.value.hint and "--mirror" in caught.value.hint
+    monkeypatch.setenv("BOOTSTRAP_ALMALINUX_MIRROR", "http://127.0.0.1:9/alma/")
+    assert make_plan(recipe.load("almalinux"), Options(arch="amd64", cache_dir=tmp_path)).mirror.endswith("/alma")
+
+
+def test_unknown_release_and_architecture(tmp_path: Path) -> None:
+    with pytest.raises(BootstrapError, match="no release '8'"):
+        make_plan(
+            recipe.load("almalinux"), Options(suite="8", arch="amd64", mirror="http://127.0.0.1:9", cache_dir=tmp_path)
+        )
+    plan = make_plan(recipe.load("almalinux"), Options(arch="armhf", mirror="http://127.0.0.1:9", cache_dir=tmp_path))
+    with pytest.raises(BootstrapError, match="not built for 'armhf'"):
+        families.family_for(plan).open("armhf")
+
+
+def test_command_line_resolve_lock_and_build_from_the_lock(
+    built: Path, served: Plan, tmp_path: Path, gpg_key: GpgKey
+) -> None:
+    """`bootstrap resolve` and `lock` on an RPM recipe, then a build from the lock: it fetches and verifies every
+    package and unpacks them; the miniature's programs are stand-ins (no /bin/sh), so its scriptlets cannot run:
+    one line, exit 1, nothing half-written."""
+    path = write_recipe(tmp_path, gpg_key, f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["baseos"]\n')
+    common = ["--arch", "amd64", "--mirror", served.mirror, "--cache-dir", str(tmp_path / "c")]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True, text=True, cwd=ROOT)
+
+    listed = run("resolve", str(path), *common)
+    assert listed.returncode == 0, listed.stderr
+    assert {line.split("\t")[0] for line in listed.stdout.splitlines()} == {
+        n.split("-0:")[0].split("-1:")[0] for n in MINIATURE_INSTALLED
+    }
+    lock = tmp_path / "fixture.lock.json"
+    locked = run("lock", str(path), *common, "-o", str(lock))
+    assert locked.returncode == 0, locked.stderr
+    data = json.loads(lock.read_text())
+    assert data["suite"] == "9" and len(data["packages"]) == len(MINIATURE_INSTALLED)
+    build = run("build", str(path), *common, "--lock", str(lock), "-o", str(tmp_path / "out"))
+    assert build.returncode == 1
+    assert "\nerror: the scriptlets could not run: bootstrap sandbox: cannot run /bin/sh" in build.stderr, build.stderr
+    assert not (tmp_path / "out").exists(), "nothing half-written"
+
+
+@pytest.mark.parametrize("body", ['[rpm]\nremove = ["var/log"]\n', '[rpm.write]\n"/etc/../x" = ""\n'])
+def test_rpm_paths_must_be_absolute(tmp_path: Path, gpg_key: GpgKey, body: str) -> None:
+    with pytest.raises(BootstrapError, match="is not an absolute path"):
+        recipe.load(str(write_recipe(tmp_path, gpg_key, body)), given=True)
+
+
+def test_exclusions_for_one_release(served: Plan, tmp_path: Path, gpg_key: GpgKey) -> None:
+    """packages.exclude-for: the release built (9) keeps libacl out, so coreutils takes libacl-ng."""
+    body = '[packages]\ninclude = ["coreutils"]\n\n[packages.exclude-for]\n"9" = ["libacl"]\n"10" = ["libacl-ng"]\n'
+    plan = plan_for(tmp_path, served.mirror, gpg_key, body + '\n[rpm]\nrepos = ["baseos"]\n')
+    names = {n.rsplit("-", 2)[0] for n in _nevras(plan)}
+    assert "libacl-ng" in names and "libacl" not in names
+
+
+def test_offline_from_the_cache(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve) -> None:
+    """--offline: the repository state verified before, and the packages fetched before, from the cache alone."""
+    shutil.copytree(built, tmp_path / "tree")
+    mirror = serve(tmp_path / "tree")
+    online = plan_for(tmp_path, mirror, gpg_key)
+    _nevras(online)
+    family = families.family_for(online)
+    download.fetch_all(family.resolve(family.open("amd64")).packages, online.cache)
+    shutil.rmtree(tmp_path / "tree")
+    path = tmp_path / "fixture.toml"
+    options = Options(arch="amd64", mirror=mirror, cache_dir=tmp_path / "c", offline=True)
+    offline = make_plan(recipe.load(str(path), given=True), options)
+    assert _nevras(offline) == MINIATURE_INSTALLED
+    assert isinstance(_fetch_and_job(offline), RpmJob)
+
+
+def test_command_line_builds_an_image_of_real_programs(
+    tmp_path: Path, gpg_key: GpgKey, serve: Serve, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The miniature with real programs (the host's shell, coreutils and rpm, packaged and signed) as AlmaLinux 9's
+    BaseOS: `bootstrap build` makes the image; its own rpm lists exactly the set and verifies it clean."""
+    need_tools("rpmbuild", "rpmsign", "createrepo_c")
+    rpmdistro.build(tmp_path / "tree" / ALMA, gpg_key)
+    include = ", ".join(f'"{n}"' for n in rpmdistro.REQUEST)
+    path = write_recipe(tmp_path, gpg_key, f'[packages]\ninclude = [{include}]\n\n[rpm]\nrepos = ["baseos"]\n')
+    common = ["--arch", "amd64", "--mirror", serve(tmp_path / "tree"), "--cache-dir", str(tmp_path / "c")]
+    out = tmp_path / "out"
+    build = subprocess.run(
+        [sys.executable, "-m", "bootstrap", "build", str(path), *common, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert build.returncode == 0, build.stderr
+    (rootfs,) = out.glob("rootfs.tar*")
+    tree = tmp_path / "image"
+    tree.mkdir()
+    subprocess.run(["tar", "-xf", str(rootfs), "-C", str(tree)], check=True)
+    env = {"PATH": "/usr/bin", "LC_ALL": "C"}
+    listed = Sandbox(tree).run(["/usr/bin/rpm", "-qa", "--qf", "%{NAME}\\n"], env)
+    assert sorted(listed.stdout.split()) == sorted(rpmdistro.INSTALLED), listed.stdout
+    verified = Sandbox(tree).run(["/usr/bin/rpm", "-V", "-a"], env)
+    assert verified.returncode == 0, verified.stdout
