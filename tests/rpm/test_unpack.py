@@ -146,3 +146,22 @@ def test_device_nodes_are_recorded_never_made(tmp_path: Path, gpg_key: GpgKey) -
     assert found is not None and found.device == Device("blk", 7, 0) and found.mode == 0o666
     with pytest.raises(UnpackError, match="a device node, and this unpack has no table"):
         unpack_all(accounts_root(tmp_path / "bare"), [("devices", rpm)], JobOptions(), EPOCH)
+
+
+@pytest.mark.parametrize("doc", ["/usr/share/a/README", "/usr/share/z/README"])
+def test_hard_link_set_with_a_doc_member(tmp_path: Path, gpg_key: GpgKey, doc: str) -> None:
+    """rpm gives a hard link set's data with its last member: when nodocs leaves that one out, another gets it."""
+    need_tools("rpmbuild", "rpmsign")
+    other = "/usr/share/z/README" if doc.endswith("a/README") else "/usr/share/a/README"
+    spec = Spec(
+        "linked",
+        install="mkdir -p $RPM_BUILD_ROOT/usr/share/a $RPM_BUILD_ROOT/usr/share/z\n"
+        "echo shared > $RPM_BUILD_ROOT/usr/share/a/README\n"
+        "ln $RPM_BUILD_ROOT/usr/share/a/README $RPM_BUILD_ROOT/usr/share/z/README",
+        file_lines=[f"%doc {doc}", other],
+    )
+    (rpm,) = RpmRepo(tmp_path / "repo", gpg_key).build([spec])
+    root = accounts_root(tmp_path)
+    (done,) = unpack_all(root, [("linked", rpm)], JobOptions(nodocs=True), EPOCH)
+    assert (root / other.lstrip("/")).read_text() == "shared\n"
+    assert not (root / doc.lstrip("/")).exists() and done.written == (other,)
