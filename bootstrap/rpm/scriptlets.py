@@ -11,6 +11,7 @@ stops the build, as it stops rpm's install of that package; another failing scri
 Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
 rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from bootstrap.rpm import tags
 from bootstrap.rpm.header import Header
 from bootstrap.rpm.unpack import Unpacked
 
-STAGE = "var/tmp/bootstrap-scriptlets"
+STAGE = ".bootstrap-scriptlets"
+"""Where the scriptlets are staged in the tree: a directory of its own at the root, removed whole after."""
 FAILED = "bootstrap: scriptlet failed: "
+_MARK = re.compile(re.escape(FAILED) + r"(\d+) (\d+)")
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_PRIORITY = 1000000
 
@@ -163,9 +166,10 @@ def run(tree: Tree, unpacked: Sequence[Unpacked], epoch: int, sandbox: Sandbox) 
     finally:
         tree.remove(STAGE)
     log.debug("%s", proc.stdout.rstrip())
-    failed = [line[len(FAILED) :].split() for line in proc.stdout.splitlines() if line.startswith(FAILED)]
+    marks = (_MARK.fullmatch(line) for line in proc.stdout.splitlines())
+    failed = [(int(m[1]), m[2]) for m in marks if m is not None and int(m[1]) < len(scriptlets)]
     for number, status in failed:
-        s = scriptlets[int(number)]
+        s = scriptlets[number]
         said = proc.stdout.split(f"{FAILED}{number} ")[0].strip().splitlines()[-1:] or ["no output"]
         if s.fatal:
             raise ConfigureError(f"{s.what} failed (exit status {status}): {said[0]}", "run with -v to see its output")

@@ -13,7 +13,7 @@ from bootstrap.family.interface import Target
 from bootstrap.host.cache import Cache
 from bootstrap.host.sandbox import Sandbox
 from bootstrap.records.inspection import UNOWNED, package_sizes
-from bootstrap.rpm import pkgsig
+from bootstrap.rpm import pkgsig, scriptlets
 from bootstrap.rpm.job import RpmJob, licences
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.repo import open_repository
@@ -104,7 +104,7 @@ def test_scriptlets_and_triggers_ran(built: tuple[Path, RpmJob]) -> None:
     assert any(p.endswith("/libc.so.6") for p in ldconfig) and all(p.startswith("/usr/lib") for p in ldconfig)
     assert "/usr/bin/rpm" in (marks / "bin.paths").read_text().split()
     assert (marks / "rpm.trigger").read_text() == "rpm triggered by shell 1 1\n"
-    assert not (root / "var/tmp/bootstrap-scriptlets").exists()
+    assert not (root / scriptlets.STAGE).exists() and not (root / "var/tmp").exists()
 
 
 def test_owners_modes_and_finish(built: tuple[Path, RpmJob]) -> None:
