@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import machine, report, runner
+from bench import machine, report, rpm, runner
 from bench.mirror import DEFAULT_DIR, FrozenMirror
 from bench.runner import say
 from bench.tools import CASES, REPO, remove
@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work-dir", type=Path, help="where the scratch directory goes (default: $TMPDIR)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, warm cache)")
     p.add_argument("--upstream", help="Debian mirror to freeze (default: the host's apt sources)")
+    p.add_argument("--no-rpm", action="store_true", help="leave out the RPM comparison (bootstrap against dnf)")
+    p.add_argument("--rpm-only", action="store_true", help="only the RPM comparison (no Debian mirror needed)")
     p.add_argument("--upstream-security", help="Debian security mirror to freeze (default: the host's apt sources)")
     args = p.parse_args(argv)
     args.runs = args.runs if args.runs is not None else 1 if args.quick else 3
@@ -57,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [c for c in args.cases if c not in CASES]
     if unknown or args.runs < 1 or not args.suites:
         p.error(f"unknown case(s) {', '.join(unknown)}" if unknown else "need at least one run and one suite")
+    if args.no_rpm and args.rpm_only:
+        p.error("--no-rpm and --rpm-only exclude each other")
     if "bootstrap-warm" not in args.cases:
         args.cases.insert(0, "bootstrap-warm")  # its warm-up fills the cache and names the suites for the others
     args.cases.sort(key=list(CASES).index)
@@ -77,11 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("error: the benchmark builds images and needs root (make bench uses sudo)")
-    ensure_tools(args.cases)
-    try:
-        found = discover_mirrors(DISTROS[Distro.DEBIAN], args.upstream, args.upstream_security)
-    except BootstrapError as exc:
-        sys.exit(f"error: {exc.message}\nhint: {exc.hint}")
+    found = None
+    if not args.rpm_only:
+        ensure_tools(args.cases)
+        try:
+            found = discover_mirrors(DISTROS[Distro.DEBIAN], args.upstream, args.upstream_security)
+        except BootstrapError as exc:
+            sys.exit(f"error: {exc.message}\nhint: {exc.hint}")
     started = datetime.datetime.now(datetime.UTC)
     out = args.json or REPO / "bench/results" / f"{started:%Y%m%dT%H%M%SZ}.json"
     results: dict[str, Any] = {
@@ -93,27 +99,40 @@ def main(argv: list[str] | None = None) -> None:
         "suites": [],
     }
     scratch = Path(tempfile.mkdtemp(prefix="bootstrap-bench-", dir=args.work_dir))
-    upstreams = {"debian": found.main, "debian-security": found.security}
     try:
-        with FrozenMirror(args.mirror_dir, upstreams, args.port) as mirror:
-            if args.refresh_mirror:
-                mirror.store.refresh()
-            say(f"frozen mirror {mirror.url} from {args.mirror_dir}; scratch {scratch}")
-            cases = [CASES[c] for c in args.cases]
-            for suite in args.suites:
-                done = runner.run_suite(suite, cases, mirror, args.runs, scratch / suite)
-                results["suites"].append(done)
-                print(report.suite_table(done) + "\n", flush=True)
-                report.write_json(out, results)
-            results["mirror"] = vars(mirror.store.snapshot())
+        if found is not None:
+            _debian(args, found.main, found.security, scratch, results, out)
+        if not args.no_rpm:
+            say("rpm: building the fixture repository")
+            results["rpm"] = rpm.run(args.runs, scratch / "rpm", say)
+            print(report.rpm_table(results["rpm"]) + "\n", flush=True)
+            report.write_json(out, results)
     finally:
         if args.keep:
             say(f"kept {scratch}")
         else:
             remove(scratch)
     found_targets = [t for s in results["suites"] for t in report.targets(s)]
+    found_targets += report.rpm_targets(results["rpm"]) if "rpm" in results else []
     results["targets"] = [t.as_dict() for t in found_targets]
     results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report.write_json(out, results)
     print(report.targets_table(found_targets))
     print(f"\nresults: {out}")
+
+
+def _debian(
+    args: argparse.Namespace, main: str, security: str, scratch: Path, results: dict[str, Any], out: Path
+) -> None:
+    """The Debian suites against mmdebstrap and debootstrap, on the frozen mirror."""
+    with FrozenMirror(args.mirror_dir, {"debian": main, "debian-security": security}, args.port) as mirror:
+        if args.refresh_mirror:
+            mirror.store.refresh()
+        say(f"frozen mirror {mirror.url} from {args.mirror_dir}; scratch {scratch}")
+        cases = [CASES[c] for c in args.cases]
+        for suite in args.suites:
+            done = runner.run_suite(suite, cases, mirror, args.runs, scratch / suite)
+            results["suites"].append(done)
+            print(report.suite_table(done) + "\n", flush=True)
+            report.write_json(out, results)
+        results["mirror"] = vars(mirror.store.snapshot())

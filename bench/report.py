@@ -48,6 +48,32 @@ def targets(suite: dict[str, Any]) -> list[Target]:
     ]
 
 
+def rpm_targets(rpm: dict[str, Any]) -> list[Target]:
+    """The RPM comparison's target: a warm build at most a quarter of dnf --installroot's time."""
+    return [Target("rpm: warm bootstrap / dnf --installroot, wall", rpm.get("ratio_wall"), 0.25, "x")]
+
+
+def rpm_table(rpm: dict[str, Any]) -> str:
+    """The readable summary of the RPM comparison."""
+    request = " ".join(rpm.get("request", []))
+    lines = [f"== rpm (fixture repository on 127.0.0.1, request: {request}): {rpm['runs']} timed runs each"]
+    if rpm.get("failure"):
+        return "\n".join([*lines, f"not measured: {rpm['failure']}"])
+    lines.append(f"{'case':<20} {'wall s':>20} {'CPU s':>20} {'peak RSS MB':>22} {'tree MB':>8} {'pkgs':>5}")
+    for name, c in rpm["cases"].items():
+        if c.get("failure"):
+            lines.append(f"{name:<20} FAILED: {c['failure'].splitlines()[0]}")
+            continue
+        lines.append(
+            f"{name:<20} {_span(c.get('wall')):>20} {_span(c.get('cpu')):>20} {_span(c.get('peak_rss_mb'), 1):>22} "
+            f"{_mb(c.get('uncompressed_bytes')):>8} {c.get('packages') or '-':>5}"
+        )
+        if c.get("steps"):
+            lines.append("  steps, median s: " + ", ".join(f"{k} {v['median']:.2f}" for k, v in c["steps"].items()))
+    lines.append(f"warm bootstrap / dnf --installroot, wall medians: {_num(rpm.get('ratio_wall'))}")
+    return "\n".join(lines)
+
+
 def _span(summary: dict[str, Any] | None, digits: int = 2) -> str:
     if not summary:
         return "-"

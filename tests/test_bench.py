@@ -10,11 +10,15 @@ import pytest
 import requests
 
 from bench import measure, report, runner, tools
+from bench import rpm as bench_rpm
 from bench.mirror import FrozenMirror, parse_range, release_checksums
 from bench.stats import Summary, Target, ratio
 from bench.tools import Context, Mmdebstrap, bootstrap_build, mmdebstrap_lines
+from bootstrap.build import recipe
 from bootstrap.sign import keys
 from tests.conftest import Serve
+from tests.fixtures import rpmdistro
+from tests.rpm.conftest import need_tools
 
 
 def test_summary_and_ratio() -> None:
@@ -157,3 +161,50 @@ def test_measure_reports_the_tree_not_the_benchmark(tmp_path: Path) -> None:
     assert tree.cpu > 0 and tree.wall > 0
     assert measure.run(["/nonexistent/command"], tmp_path / "log").returncode == 127
     del ballast
+
+
+def test_rpm_inputs_name_one_repository(tmp_path: Path) -> None:
+    """bootstrap's recipe and dnf's configuration read the same repository with the same key and request; the
+    recipe is one bootstrap loads, and dnf runs with the official builds' settings and a kept cache."""
+    key = tmp_path / "key.asc"
+    key.write_text("an armored key\n")
+    ctx = bench_rpm.write_inputs(tmp_path, "http://127.0.0.1:9", key, "AB" * 20, ("setup", "shell"))
+    loaded = recipe.load(str(ctx.recipe), given=True)
+    assert (loaded.distribution, loaded.includes("9"), loaded.rpm_repos) == (
+        "almalinux",
+        ("setup", "shell"),
+        ("baseos",),
+    )
+    conf = ctx.dnf_conf.read_text()
+    assert f"baseurl=http://127.0.0.1:9/{bench_rpm.RELEASE_PATH}\n" in conf and f"gpgkey=file://{key}\n" in conf
+    assert "gpgcheck=1" in conf and "repo_gpgcheck=1" in conf
+    argv = bench_rpm.dnf_command(ctx, tmp_path / "root")
+    assert argv[-3:] == ["install", "setup", "shell"]
+    assert {"--setopt=install_weak_deps=False", "--setopt=tsflags=nodocs", "--setopt=keepcache=True"} <= set(argv)
+    ours = bench_rpm.bootstrap_command(ctx, tmp_path / "out")
+    assert ours[ours.index("--mirror") + 1] == "http://127.0.0.1:9"
+    assert ours[ours.index("--cache-dir") + 1] == str(ctx.cache)
+
+
+def test_rpm_target_and_table() -> None:
+    cases = {"bootstrap-rpm-warm": _case(0.5), "dnf-installroot": {"failure": "run 1 exited 1:\nError", "samples": []}}
+    done = {"runs": 1, "request": ["shell"], "cases": cases, "ratio_wall": None}
+    assert [t.verdict for t in report.rpm_targets(done)] == ["N/A"]
+    assert "dnf-installroot      FAILED: run 1 exited 1:" in report.rpm_table(done)
+    assert [t.verdict for t in report.rpm_targets({**done, "ratio_wall": 0.25})] == ["PASS"]
+    assert [t.verdict for t in report.rpm_targets({**done, "ratio_wall": 0.3})] == ["MISS"]
+    assert "not measured: missing dnf" in report.rpm_table({"runs": 1, "cases": {}, "failure": "missing dnf"})
+
+
+def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
+    """One round for real: the fixture distribution built and served, bootstrap's warm build and dnf's install
+    of the same request both succeed and install the same packages; the ratio is of their medians."""
+    need_tools(*bench_rpm.TOOLS)
+    if os.geteuid() != 0:
+        pytest.skip("dnf --installroot runs the scriptlets chrooted: root only")
+    done = bench_rpm.run(1, tmp_path / "rpm", lambda _: None)
+    ours, theirs = done["cases"]["bootstrap-rpm-warm"], done["cases"]["dnf-installroot"]
+    assert not ours.get("failure") and not theirs.get("failure"), (ours.get("failure"), theirs.get("failure"))
+    assert ours["packages"] == theirs["packages"] == len(rpmdistro.INSTALLED)
+    assert done["ratio_wall"] == round(ours["wall"]["median"] / theirs["wall"]["median"], 3)
+    assert {"unpack", "configure", "pack"} <= set(ours["steps"])

@@ -31,6 +31,10 @@ class Release:
     """The `gpgkey=` of the image's repository files (the key file the release package installs)."""
     releasever: str = ""
     """dnf's `$releasever` (default: the release's name)."""
+    dbpath: str = "/var/lib/rpm"
+    """`%_dbpath` of the release's rpm, where the image's rpm and dnf read the database: /var/lib/rpm up to EL 9;
+    /usr/lib/sysimage/rpm in Fedora since 36 (the change "Relocate RPM database to /usr") and in EL 10, where the
+    rpm package's %posttrans makes /var/lib/rpm a symlink to it."""
 
     @property
     def version(self) -> str:
@@ -112,6 +116,12 @@ _FEDORA = (
             "updates/$releasever/Everything/$basearch"),
 )  # fmt: skip
 _PKI = "/etc/pki/rpm-gpg"
+SYSIMAGE = "/usr/lib/sysimage/rpm"
+
+
+def _el_release(version: str, repos: tuple[RepoDef, ...], gpgkey: str) -> Release:
+    """An Enterprise Linux release: its database where that release's rpm keeps it (/usr from 10 on)."""
+    return Release(version, repos, gpgkey, dbpath=SYSIMAGE if int(version) >= 10 else "/var/lib/rpm")
 
 
 def _distro(
@@ -124,28 +134,31 @@ def _distro(
 DISTROS: dict[Distro, RpmDistro] = {
     Distro.ALMALINUX: _distro(
         Distro.ALMALINUX,
-        {v: Release(v, _ALMA, f"{_PKI}/RPM-GPG-KEY-AlmaLinux-{v}") for v in ("9", "10")},
+        {v: _el_release(v, _ALMA, f"{_PKI}/RPM-GPG-KEY-AlmaLinux-{v}") for v in ("9", "10")},
         {"latest": "10"},
         signed=True,
     ),
     Distro.ROCKYLINUX: _distro(
         Distro.ROCKYLINUX,
-        {v: Release(v, _ROCKY, f"{_PKI}/RPM-GPG-KEY-Rocky-{v}") for v in ("9", "10")},
+        {v: _el_release(v, _ROCKY, f"{_PKI}/RPM-GPG-KEY-Rocky-{v}") for v in ("9", "10")},
         {"latest": "10"},
         signed=True,
     ),
     Distro.CENTOS_STREAM: _distro(
         Distro.CENTOS_STREAM,
         {
-            "9": Release("9", _CENTOS, f"{_PKI}/RPM-GPG-KEY-centosofficial"),
-            "10": Release("10", _CENTOS, f"{_PKI}/RPM-GPG-KEY-centosofficial-SHA256"),
+            "9": _el_release("9", _CENTOS, f"{_PKI}/RPM-GPG-KEY-centosofficial"),
+            "10": _el_release("10", _CENTOS, f"{_PKI}/RPM-GPG-KEY-centosofficial-SHA256"),
         },
         {"latest": "10", "stream9": "9", "stream10": "10"},
         signed=False,
     ),
     Distro.FEDORA: _distro(
         Distro.FEDORA,
-        {v: Release(v, _FEDORA, f"{_PKI}/RPM-GPG-KEY-fedora-$releasever-$basearch") for v in ("43", "44", "45")},
+        {
+            v: Release(v, _FEDORA, f"{_PKI}/RPM-GPG-KEY-fedora-$releasever-$basearch", dbpath=SYSIMAGE)
+            for v in ("43", "44", "45")
+        },
         # Fedora's current release and the one before; moved on at each release.
         {"current": "45", "latest": "45", "previous": "44"},
         signed=False,

@@ -88,10 +88,12 @@ class RpmFamily:
         return {p.name: files[p.name] for p in selection.packages}
 
     def options(self, arch: str) -> JobOptions:
-        """The tree's settings, with the repository files pointing at the mirror the image was built from."""
+        """The tree's settings, with the repository files pointing at the mirror the image was built from and the
+        database where the release's rpm keeps it."""
         s = self.settings
         repos = repofiles.repo_files(s.distro, s.release, s.mirror(arch))
-        return dataclasses.replace(s.options, write={**repos, **s.options.write})
+        dbpath = s.distro.releases[s.release].dbpath
+        return dataclasses.replace(s.options, write={**repos, **s.options.write}, dbpath=dbpath)
 
     def job(
         self,

@@ -21,4 +21,5 @@ class JobOptions:
     remove: tuple[str, ...] = ()
     """Paths (globs, absolute in the tree) the distribution's image removes after the install."""
     dbpath: str = "/var/lib/rpm"
-    """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10)."""
+    """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10); the
+    family sets it from the release's data (`distros.Release.dbpath`)."""

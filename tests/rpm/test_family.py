@@ -387,3 +387,22 @@ def test_command_line_builds_an_image_of_real_programs(
     assert sorted(listed.stdout.split()) == sorted(rpmdistro.INSTALLED), listed.stdout
     verified = Sandbox(tree).run(["/usr/bin/rpm", "-V", "-a"], env)
     assert verified.returncode == 0, verified.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "suite", "dbpath"),
+    [
+        ("almalinux", "9", "/var/lib/rpm"),
+        ("almalinux", "10", "/usr/lib/sysimage/rpm"),
+        ("rockylinux", "9", "/var/lib/rpm"),
+        ("centos-stream", "stream10", "/usr/lib/sysimage/rpm"),
+        ("fedora", "previous", "/usr/lib/sysimage/rpm"),
+    ],
+)
+def test_the_tree_gets_its_releases_database_path(name: str, suite: str, dbpath: str, tmp_path: Path) -> None:
+    plan = make_plan(
+        recipe.load(name), Options(suite=suite, arch="amd64", mirror="http://127.0.0.1:9", cache_dir=tmp_path)
+    )
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    assert family.options("amd64").dbpath == dbpath

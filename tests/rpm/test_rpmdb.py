@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.family.names import Distro
 from bootstrap.host.tree import Tree
 from bootstrap.rpm import rpmdb
+from bootstrap.rpm.distros import DISTROS, SYSIMAGE
 from bootstrap.rpm.files import skipped
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import unpack_all
@@ -86,3 +88,35 @@ def test_install_times_set_whatever_the_host_rpm(sample: Path, tmp_path: Path) -
     header = rpmdb._header_blob(patched)
     assert header.int32(rpmdb.INSTALLTIME) == [1234567895] and header.int32(rpmdb.INSTALLTID) == [1234567890]
     assert rpmdb._settled(patched, set(), EPOCH, 0) == blob
+
+
+def test_database_under_usr_is_where_the_trees_macros_say(sample: Path, tmp_path: Path) -> None:
+    """Fedora (since 36) and EL 10 keep the database in /usr/lib/sysimage/rpm: a tree written there is read by
+    rpm at the `%_dbpath` the tree's own macros give (as Fedora's rpm package writes it), and through the
+    /var/lib/rpm symlink that package's %posttrans makes; nothing is written under /var/lib/rpm."""
+    need_tools("rpm")
+    root = accounts_root(tmp_path / "a")
+    (done,) = unpack_all(root, [("sample", sample)], OPTIONS, EPOCH)
+    rpmdb.write(Tree(root), SYSIMAGE, [(sample, skipped(list(done.files), OPTIONS))], EPOCH, "x86_64")
+    assert not (root / "var/lib/rpm").exists()
+    macros = root / "usr/lib/rpm/macros.d/macros.dbpath"
+    macros.parent.mkdir(parents=True)
+    macros.write_text("%_dbpath %{_usr}/lib/sysimage/rpm\n")
+    host = subprocess.run(["rpm", "--eval", "%{_rpmconfigdir}/macros"], capture_output=True, text=True).stdout
+    said = subprocess.run(
+        ["rpm", "--macros", f"{host.strip()}:{macros}", "--eval", "%{_dbpath}"], capture_output=True, text=True
+    ).stdout.strip()
+    assert said == SYSIMAGE
+    query = ["-qa", "--qf", "%{NAME}\\n"]
+    listed = subprocess.run(["rpm", "--root", str(root), "--dbpath", said, *query], capture_output=True, text=True)
+    assert listed.stdout == "sample\n", listed.stderr
+    (root / "var/lib").mkdir(parents=True)
+    (root / "var/lib/rpm").symlink_to("../../usr/lib/sysimage/rpm")
+    assert _rpm(root, *query).stdout == "sample\n"
+
+
+def test_each_release_has_its_database_path() -> None:
+    """The data: EL 9 keeps /var/lib/rpm, EL 10 and every Fedora release /usr/lib/sysimage/rpm."""
+    for name in (Distro.ALMALINUX, Distro.ROCKYLINUX, Distro.CENTOS_STREAM):
+        assert {v: r.dbpath for v, r in DISTROS[name].releases.items()} == {"9": "/var/lib/rpm", "10": SYSIMAGE}
+    assert {r.dbpath for r in DISTROS[Distro.FEDORA].releases.values()} == {SYSIMAGE}

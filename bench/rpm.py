@@ -1,0 +1,174 @@
+"""The RPM comparison: a warm `bootstrap build` of the distribution in miniature (tests/fixtures/rpmdistro.py: the
+host's shell, coreutils and rpm packaged with rpmbuild, signed by a throwaway key, metadata by createrepo_c,
+`repomd.xml` signed), served on 127.0.0.1 as AlmaLinux 9's BaseOS, against `dnf --installroot` installing the same
+request from the same repository. Both verify the signatures and run the scriptlets; both have a warm cache (a
+first, untimed run filled bootstrap's; `dnf makecache` and an untimed install filled dnf's, kept). The timed runs
+alternate, each in a fresh directory."""
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import measure
+from bench.stats import Summary, ratio
+from bench.tools import REPO, remove, tree_bytes
+
+RELEASE_PATH = "9/BaseOS/x86_64/os"
+"""Where the repository is under the served tree: AlmaLinux 9's BaseOS (bootstrap/rpm/distros.py)."""
+TOOLS = ("rpmbuild", "rpmsign", "createrepo_c", "dnf", "gpg")
+CASES = ("bootstrap-rpm-warm", "dnf-installroot")
+
+
+@dataclass(frozen=True)
+class RpmContext:
+    """What both commands need: the served tree, bootstrap's recipe and cache, dnf's configuration and cache."""
+
+    mirror: str
+    """The tree's base URL (the mirror bootstrap is given); the repository is at RELEASE_PATH under it."""
+    recipe: Path
+    cache: Path
+    dnf_conf: Path
+    dnf_cache: Path
+    request: tuple[str, ...]
+
+
+def bootstrap_command(ctx: RpmContext, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "bootstrap", "build", str(ctx.recipe), "--arch", "amd64",
+        "--mirror", ctx.mirror, "--cache-dir", str(ctx.cache), "-o", str(out), "-q",
+    ]  # fmt: skip
+
+
+def dnf_command(ctx: RpmContext, root: Path, *action: str) -> list[str]:
+    """dnf on the fixture repository alone, into `root`, with the settings of the official images' builds."""
+    return [
+        "dnf", "-y", "-q", "--config", str(ctx.dnf_conf), "--installroot", str(root), "--releasever", "9",
+        "--setopt=install_weak_deps=False", "--setopt=tsflags=nodocs", "--setopt=keepcache=True",
+        f"--setopt=cachedir={ctx.dnf_cache}", "--disableplugin=*",
+        *(action or ("install", *ctx.request)),
+    ]  # fmt: skip
+
+
+def write_inputs(
+    directory: Path, mirror: str, key_file: Path, fingerprint: str, request: tuple[str, ...]
+) -> RpmContext:
+    """The recipe bootstrap builds and the dnf configuration dnf reads, both naming the same repository, key and
+    request."""
+    directory.mkdir(parents=True, exist_ok=True)
+    include = ", ".join(f'"{n}"' for n in request)
+    recipe = directory / "fixture.toml"
+    recipe.write_text(
+        f'distribution = "almalinux"\nsuite = "9"\n\n[archive]\nkeyring = "{key_file}"\nsigners = ["{fingerprint}"]\n'
+        f'\n[packages]\ninclude = [{include}]\n\n[rpm]\nrepos = ["baseos"]\nnodocs = true\nweak-deps = false\n'
+    )
+    conf = directory / "dnf.conf"
+    conf.write_text(
+        "[main]\nreposdir=/nonexistent\nmetadata_expire=-1\n\n[fixture]\nname=fixture\n"
+        f"baseurl={mirror}/{RELEASE_PATH}\ngpgcheck=1\nrepo_gpgcheck=1\ngpgkey=file://{key_file}\n"
+    )
+    return RpmContext(mirror, recipe, directory / "bootstrap-cache", conf, directory / "dnf-cache", request)
+
+
+@contextlib.contextmanager
+def fixture(scratch: Path) -> Iterator[RpmContext]:
+    """The miniature built, signed and served on 127.0.0.1 for as long as the context lasts."""
+    from tests.fixtures import rpmdistro
+    from tests.fixtures.gpg import GpgKey
+    from tests.fixtures.server import Server
+
+    with GpgKey.generate("Bench Fixture <bench@example.invalid>") as key:
+        rpmdistro.build(scratch / "tree" / RELEASE_PATH, key)
+        key_file = key.export(scratch / "fixture-key.asc", armor=True)
+        with Server(scratch / "tree") as server:
+            yield write_inputs(scratch, server.url, key_file, key.fingerprint, rpmdistro.REQUEST)
+
+
+def installed(root: Path) -> int:
+    """How many packages the rpm database of `root` holds (the host's rpm reading it where dnf wrote it), keys
+    aside."""
+    proc = subprocess.run(["rpm", "--root", str(root), "-qa", "--qf", "%{NAME}\\n"], capture_output=True, text=True)
+    return sum(1 for name in proc.stdout.split() if name != "gpg-pubkey")
+
+
+def _collect(case: str, work: Path) -> dict[str, Any]:
+    if case == "dnf-installroot":
+        return {"uncompressed_bytes": tree_bytes(work / "root"), "packages": installed(work / "root")}
+    info = json.loads((work / "out" / "build.json").read_text())
+    return {
+        "uncompressed_bytes": info["image"].get("tar_size"),
+        "packages": info["platforms"][0]["packages"],
+        "steps": info.get("timings", {}),
+    }
+
+
+def _command(case: str, ctx: RpmContext, work: Path) -> list[str]:
+    return bootstrap_command(ctx, work / "out") if case == "bootstrap-rpm-warm" else dnf_command(ctx, work / "root")
+
+
+def _once(case: str, ctx: RpmContext, work: Path, log: Path) -> tuple[measure.Sample, dict[str, Any] | None]:
+    work.mkdir(parents=True)
+    sample = measure.run(_command(case, ctx, work), log, measure.loopback_env(), REPO)
+    return sample, _collect(case, work) if sample.returncode == 0 else None
+
+
+def compare(ctx: RpmContext, runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Warm both caches, then time the two in turn `runs` times; their summaries and the ratio of medians."""
+    logs = scratch / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    cases: dict[str, dict[str, Any]] = {c: {"command": _command(c, ctx, Path("WORK")), "samples": []} for c in CASES}
+    makecache = dnf_command(ctx, scratch / "makecache-root", "makecache")
+    measure.run(makecache, logs / "dnf-makecache.log", measure.loopback_env(), REPO)
+    for case in CASES:
+        say(f"rpm: warm-up {case}")
+        sample, details = _once(case, ctx, scratch / f"warm-up-{case}", logs / f"warm-up-{case}.log")
+        remove(scratch / f"warm-up-{case}")
+        if details is None:
+            cases[case]["failure"] = (
+                f"warm-up exited {sample.returncode}:\n{measure.tail(logs / f'warm-up-{case}.log')}"
+            )
+    details_of: dict[str, list[dict[str, Any]]] = {c: [] for c in CASES}
+    for i in range(runs):
+        for case in CASES:
+            if cases[case].get("failure"):
+                continue
+            work, log = scratch / f"{case}-{i}", logs / f"{case}-{i}.log"
+            sample, details = _once(case, ctx, work, log)
+            remove(work)
+            say(f"rpm: run {i + 1}/{runs} {case}: {sample.wall:.2f} s, exit {sample.returncode}")
+            if details is None:
+                cases[case]["failure"] = f"run {i + 1} exited {sample.returncode}:\n{measure.tail(log)}"
+                continue
+            cases[case]["samples"].append(sample.as_dict())
+            details_of[case].append(details)
+    for case, c in cases.items():
+        if c["samples"]:
+            for key in ("wall", "cpu", "peak_rss_mb"):
+                c[key] = Summary.of([s[key] for s in c["samples"]]).as_dict()
+            c.update({k: v for k, v in details_of[case][-1].items() if k != "steps"})
+            steps = [d["steps"] for d in details_of[case] if "steps" in d]
+            if steps:
+                c["steps"] = {n: Summary.of([s.get(n, 0.0) for s in steps]).as_dict() for n in steps[-1]}
+    ours, theirs = cases["bootstrap-rpm-warm"], cases["dnf-installroot"]
+    wall = ratio(ours["wall"]["median"], theirs["wall"]["median"]) if "wall" in ours and "wall" in theirs else None
+    return {"runs": runs, "request": list(ctx.request), "cases": cases, "ratio_wall": wall}
+
+
+def run(runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Build the fixture in `scratch` and compare; a missing tool is reported as the comparison's failure."""
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        return {"runs": runs, "cases": {}, "ratio_wall": None, "failure": f"missing {', '.join(missing)}"}
+    scratch.mkdir(parents=True, exist_ok=True)
+    # bootstrap's bytecode, as an installed bootstrap has it (PYTHONDONTWRITEBYTECODE would leave every run
+    # compiling its modules again)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "bootstrap")], check=True, stdout=subprocess.DEVNULL
+    )
+    with fixture(scratch) as ctx:
+        return compare(ctx, runs, scratch, say)
