@@ -16,6 +16,7 @@ from bootstrap.host.cache import Cache  # noqa: E402
 from tests.e2e.conftest import Mirrored, need  # noqa: E402
 from tests.fixtures.gpg import GpgKey  # noqa: E402
 from tests.fixtures.server import Server  # noqa: E402
+from tests.fixtures.shared import made_once  # noqa: E402
 
 Serve = Callable[[Path], str]
 
@@ -86,10 +87,17 @@ def _fast_retries(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture(scope="session")
-def gpg_key() -> Iterator[GpgKey]:
-    """The archive signing key of the fixture repositories."""
-    with GpgKey.generate() as key:
+def gpg_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgKey]:
+    """The archive signing key of the fixture repositories: one key for the whole run, each pytest-xdist worker
+    holding a copy in a home of its own, so that what one worker built and signed serves every worker
+    (tests/fixtures/shared.py)."""
+    with GpgKey.load(made_once(tmp_path_factory, "archive-key", _save_new_key)) as key:
         yield key
+
+
+def _save_new_key(dest: Path) -> None:
+    with GpgKey.generate() as key:
+        key.save(dest)
 
 
 @pytest.fixture(scope="session")

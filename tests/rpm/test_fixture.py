@@ -6,14 +6,16 @@ import pytest
 
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, dnf_install, miniature_repo
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, dnf_install, shared_miniature
 from tests.rpm.conftest import need_tools
 
 
 @pytest.mark.parametrize("compress", ["xz", "gz"])
-def test_dnf_installs_the_group_without_weak_deps(tmp_path: Path, gpg_key: GpgKey, serve: Serve, compress: str) -> None:
+def test_dnf_installs_the_group_without_weak_deps(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve: Serve, compress: str
+) -> None:
     need_tools("rpmbuild", "createrepo_c", "dnf")
-    repo = miniature_repo(tmp_path / "repo", gpg_key, compress)
+    repo = shared_miniature(tmp_path_factory, gpg_key, compress)
     suffix = f".{compress}"
     assert (repo.root / "repodata" / f"primary.xml{suffix}").is_file()
     url = serve(repo.root)
@@ -23,9 +25,11 @@ def test_dnf_installs_the_group_without_weak_deps(tmp_path: Path, gpg_key: GpgKe
     assert got == MINIATURE_INSTALLED
 
 
-def test_dnf_installs_names(tmp_path: Path, gpg_key: GpgKey, serve: Serve) -> None:
+def test_dnf_installs_names(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve: Serve
+) -> None:
     need_tools("rpmbuild", "createrepo_c", "dnf")
-    repo = miniature_repo(tmp_path / "repo", gpg_key)
+    repo = shared_miniature(tmp_path_factory, gpg_key)
     got = dnf_install(serve(repo.root), tmp_path / "root", ["rpm-tool", "filesystem"])
     # rpm-tool pulls the rest: a versioned provide (coreutils), a file dependency (/bin/sh), `or` and `if`.
     assert got == MINIATURE_INSTALLED

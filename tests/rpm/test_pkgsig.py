@@ -12,6 +12,7 @@ from bootstrap.rpm import pkgsig
 from bootstrap.rpm.header import read_layout
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec
+from tests.fixtures.shared import made_once
 from tests.rpm.conftest import need_tools
 
 SPEC = Spec("hello", "2.12", "1", arch="x86_64", files={"/usr/bin/hello": "#!fixture hello\n" * 200}, post="echo hi")
@@ -20,7 +21,10 @@ SPEC = Spec("hello", "2.12", "1", arch="x86_64", files={"/usr/bin/hello": "#!fix
 @pytest.fixture(scope="module")
 def unsigned(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
     need_tools("rpmbuild", "rpmsign", "rpmkeys")
-    (rpm,) = RpmRepo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).build([SPEC], sign=False)
+    made = made_once(
+        tmp_path_factory, f"{SPEC.nevra}-unsigned", lambda d: RpmRepo(d / "repo", gpg_key).build([SPEC], sign=False)
+    )
+    (rpm,) = (made / "repo" / "Packages").iterdir()
     return rpm
 
 

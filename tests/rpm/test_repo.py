@@ -12,7 +12,7 @@ from bootstrap.host.cache import Cache
 from bootstrap.rpm.repo import open_repository
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import GROUP, MINIATURE_GROUP, RpmRepo, miniature_repo
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_GROUP, RpmRepo, shared_miniature
 from tests.rpm.conftest import need_tools
 
 
@@ -20,7 +20,7 @@ from tests.rpm.conftest import need_tools
 def built(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
     """The miniature repository, built and signed once; each test works on a copy."""
     need_tools("rpmbuild", "createrepo_c")
-    return miniature_repo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).root
+    return shared_miniature(tmp_path_factory, gpg_key).root
 
 
 @pytest.fixture

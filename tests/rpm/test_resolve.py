@@ -13,14 +13,14 @@ from bootstrap.rpm.resolve import Request, resolve
 from bootstrap.rpm.selection import pinned, select, source_of, to_model
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, miniature_repo
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, shared_miniature
 from tests.rpm.conftest import need_tools
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_session: Serve) -> tuple[RpmRepo, str]:
     need_tools("rpmbuild", "createrepo_c", "dnf")
-    repo = miniature_repo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key)
+    repo = shared_miniature(tmp_path_factory, gpg_key)
     return repo, serve_session(repo.root)
 
 
