@@ -3,7 +3,6 @@
 import functools
 import http.server
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
+from tests.fixtures.server import in_thread
 
 
 class Recording(http.server.SimpleHTTPRequestHandler):
@@ -34,11 +34,9 @@ def archive(tmp_path: Path, gpg_key: GpgKey) -> Iterator[tuple[Repo, str, list[t
     repo.publish()
     handler = type("H", (Recording,), {"statuses": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(repo.root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    stop = in_thread(server)
     yield repo, f"http://127.0.0.1:{server.server_address[1]}", handler.statuses
-    server.shutdown()
-    server.server_close()
+    stop()
 
 
 def test_second_fetch_is_a_304_and_gives_the_same_release(

@@ -36,6 +36,7 @@ from tests.faults.conftest import Case, cli, env_for
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.peak import measured, peak
 from tests.fixtures.repo import Repo
+from tests.fixtures.server import in_thread
 
 pytestmark = [pytest.mark.faults]
 
@@ -307,19 +308,17 @@ class Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorder() -> Iterator[Callable[..., tuple[str, type[Recorder]]]]:
-    servers: list[ThreadingHTTPServer] = []
+    stops: list[Callable[[], None]] = []
 
     def make(status: int = 204, location: str = "") -> tuple[str, type[Recorder]]:
         handler = type("R", (Recorder,), {"status": status, "location": location, "seen": []})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        stops.append(in_thread(server))
         return f"http://127.0.0.1:{server.server_address[1]}", handler
 
     yield make
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    for stop in stops:
+        stop()
 
 
 SEND = """

@@ -21,6 +21,7 @@ from bootstrap.publish import webhook
 from bootstrap.registry.options import Options
 from bootstrap.registry.transport import Transport
 from tests.fixtures.certs import ca_and_server
+from tests.fixtures.server import in_thread
 
 ATTEMPTS = 3
 BODY = b"x" * 1000
@@ -84,7 +85,7 @@ class _Server(ThreadingHTTPServer):
             self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.connections = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self._stop = in_thread(self)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
@@ -97,8 +98,7 @@ class _Server(ThreadingHTTPServer):
 
     def stop(self) -> None:
         self.handler.release.set()
-        self.shutdown()
-        self.server_close()
+        self._stop()
 
 
 @pytest.fixture

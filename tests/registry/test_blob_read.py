@@ -4,7 +4,6 @@ content-addressed fetch: the same rule as a mirror's), and refused when they nev
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +14,7 @@ from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.manifests import blob
 from bootstrap.registry.options import Options
+from tests.fixtures.server import in_thread
 
 DATA = b'{"record": "lock"}'
 DIGEST = "sha256:" + hashlib.sha256(DATA).hexdigest()
@@ -45,10 +45,9 @@ class _Registry(BaseHTTPRequestHandler):
 def registry() -> Iterator[tuple[str, type[_Registry]]]:
     handler = type("R", (_Registry,), {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stop = in_thread(server)
     yield f"127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    stop()
 
 
 @pytest.mark.parametrize(("wrong", "reads"), [(0, 1), (2, 3)])
