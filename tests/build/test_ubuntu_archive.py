@@ -3,6 +3,7 @@ mirror found through a fake debootstrap script (arm64 from the "ports" branch), 
 fake distro-info table, the archive keys pinned by fingerprint, and an arm64 tree resolved and unpacked by the
 same code as an amd64 one."""
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from bootstrap.deb.job import DebJob
 from bootstrap.errors import SignatureError
 from bootstrap.family.interface import Selection, Target
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.repo import Repo
+from tests.fixtures.repo import Repo, made_repo
 
 UBUNTU_KEYS = {"F6ECB3762474EDA9D21B7022871920D1991BC93C", "790BC7277767219C42C86F933B4FE6ACC0B21F32"}
 COMPONENTS = ("main", "universe", "restricted", "multiverse")
@@ -33,8 +34,9 @@ class Fixture:
     dir: Path
 
     def recipe(self, keyring: Path | None = None, signers: tuple[str, ...] | None = None) -> recipes.Recipe:
-        """The bundled `ubuntu` recipe, its archive trust replaced by the fixture's key (or by what is given)."""
-        key = keyring or self.repo.keyring
+        """The bundled `ubuntu` recipe, its archive trust replaced by the fixture's key (or by what is given); a
+        recipe takes keyrings from its own directory only."""
+        key = keyring or Path(shutil.copyfile(self.repo.keyring, self.dir / "keyring.gpg"))
         pinned = signers if signers is not None else (self.repo.key.fingerprint,)  # type: ignore[union-attr]
         path = self.dir / "fixture-ubuntu.toml"
         path.write_text(
@@ -87,9 +89,8 @@ def _packages(repo: Repo, arch: str) -> None:
     repo.add_package("noble", "hello", "1.0", arch, component="universe", depends="libc6")
 
 
-@pytest.fixture
-def fixture(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch) -> Fixture:
-    repo = Repo(tmp_path / "ports", gpg_key)
+def _ports(repo: Repo) -> None:
+    """Ubuntu's ports layout: noble, its updates and security, amd64 and arm64."""
     for name in ("noble", "noble-updates", "noble-security"):
         repo.add_dist(
             name,
@@ -104,7 +105,17 @@ def fixture(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str], monke
     for arch in ("amd64", "arm64"):
         _packages(repo, arch)
     repo.add_package("noble-updates", "unminimize", "0.2.1", "all", files={"/usr/bin/unminimize": "#!/bin/sh\n"})
-    repo.publish()
+
+
+@pytest.fixture
+def fixture(
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    gpg_key: GpgKey,
+    serve: Callable[[Path], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Fixture:
+    repo = made_repo(tmp_path_factory, "ubuntu-ports", gpg_key, _ports)
     url = serve(repo.root)
 
     scripts = tmp_path / "debootstrap"

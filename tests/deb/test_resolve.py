@@ -15,7 +15,7 @@ from bootstrap.deb.resolve import Request, Selection, resolve
 from bootstrap.errors import ResolveError
 from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.repo import Repo
+from tests.fixtures.repo import Repo, made_repo
 
 DEBIAN = DISTROS[Distro.DEBIAN]
 
@@ -119,12 +119,7 @@ class Universe:
         )
 
 
-@pytest.fixture(scope="module")
-def universe(
-    tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_session: Callable[[Path], str]
-) -> Universe:
-    base = tmp_path_factory.mktemp("resolve")
-    repo = Repo(base / "repo", gpg_key)
+def _fill_universe(repo: Repo) -> None:
     repo.debian_dists()
     repo.add_dist("sid", "unstable", "sid", aliases=("unstable",))
     repo.add_package("sid", "only-in-sid", "1", compression="none")
@@ -133,8 +128,14 @@ def universe(
         dist = opts.pop("dist", "fixture")
         arch = opts.pop("arch", "amd64")
         repo.add_package(dist, name, version, arch, compression="gzip", **opts)
-    repo.publish()
-    cache_dir = base / "cache"
+
+
+@pytest.fixture(scope="module")
+def universe(
+    tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_session: Callable[[Path], str]
+) -> Universe:
+    repo = made_repo(tmp_path_factory, "resolve-universe", gpg_key, _fill_universe)
+    cache_dir = tmp_path_factory.mktemp("resolve") / "cache"
     Cache(cache_dir).ensure()
     return Universe(repo, serve_session(repo.root), cache_dir)
 

@@ -35,7 +35,7 @@ from tests.e2e.conftest import ROOT
 from tests.faults.conftest import Case, cli, env_for
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.peak import measured, peak
-from tests.fixtures.repo import Repo
+from tests.fixtures.repo import Repo, made_repo
 from tests.fixtures.server import in_thread
 
 pytestmark = [pytest.mark.faults]
@@ -79,19 +79,22 @@ class Scene:
         return cli(*self.argv(name, out, cache, *extra), env=env_for(scratch, **env), timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def scene(gpg_key: GpgKey, serve_session: Callable[[Path], str], tmp_path_factory: pytest.TempPathFactory) -> Scene:
-    """A fixture archive: base-files, and a package of 3 MiB of random bytes that only `bulky` installs."""
-    work = tmp_path_factory.mktemp("cache-scene")
-    repo = Repo(work / "repo", gpg_key)
+def _fill_scene(repo: Repo) -> None:
     repo.debian_dists()
     repo.add_package(
         "fixture", "base-files", "13",
         files={"/usr/lib/os-release": "ID=debian\nVERSION_CODENAME=fixture\n"},
         symlinks={"/etc/os-release": "../usr/lib/os-release"},
     )  # fmt: skip
-    bulky = repo.add_package("fixture", "bulky", "1", files={"/usr/share/bulky/data": os.urandom(BULKY)})
-    repo.publish()
+    repo.add_package("fixture", "bulky", "1", files={"/usr/share/bulky/data": os.urandom(BULKY)})
+
+
+@pytest.fixture(scope="module")
+def scene(gpg_key: GpgKey, serve_session: Callable[[Path], str], tmp_path_factory: pytest.TempPathFactory) -> Scene:
+    """A fixture archive: base-files, and a package of 3 MiB of random bytes that only `bulky` installs."""
+    work = tmp_path_factory.mktemp("cache-scene")
+    repo = made_repo(tmp_path_factory, "cache-scene", gpg_key, _fill_scene)
+    bulky = next((repo.root / "pool").rglob("bulky_*.deb"))
     url = serve_session(repo.root)
     (work / "small.toml").write_text(RECIPE.format(include='"base-files"'))
     (work / "bulky.toml").write_text(RECIPE.format(include='"base-files", "bulky"'))
