@@ -13,6 +13,7 @@ from tests.cli.test_cli import cli
 from tests.fixtures import trivy
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
+from tests.fixtures.shared import made_once
 
 RECIPE = """\
 scripts = false
@@ -32,25 +33,28 @@ READ = (outputs.SPDX.file, outputs.CYCLONEDX.file)
 
 
 @pytest.fixture
-def built(tmp_path: Path, gpg_key: GpgKey, serve: Callable[[Path], str]) -> Path:
-    repo = Repo(tmp_path / "repo", gpg_key)
-    repo.debian_dists()
-    repo.add_package(
-        "fixture", "base-files", "12.4+deb12u1", priority="required",
-        files={"/usr/lib/os-release": OS_RELEASE}, symlinks={"/etc/os-release": "../usr/lib/os-release"},
-    )  # fmt: skip
-    repo.add_package("fixture", "tool", "1:2.0~rc1-3", depends="libtool-extra")
-    repo.add_package("fixture", "libtool-extra", "0.9+dfsg-1", arch="all")
-    repo.publish()
-    url = serve(repo.root)
-    recipe = tmp_path / "scan.toml"
-    recipe.write_text(RECIPE)
-    out = tmp_path / "out"
-    args = ["build", str(recipe), "-o", str(out), "--mirror", url, "--security-mirror", url]
-    args += ["--keyring", str(repo.keyring), "--cache-dir", str(tmp_path / "cache"), "--epoch", "1750000000", "-q"]
-    proc = cli(*args, "--sbom-format", "spdx3", "--sbom-format", "cyclonedx", env={links.ENV: DOCS + "/"})
-    assert proc.returncode == 0, proc.stderr
-    return out
+def built(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve: Callable[[Path], str]) -> Path:
+    """The build's output directory, every SBOM format in it; built once for the run (read only)."""
+
+    def make(work: Path) -> None:
+        repo = Repo(work / "repo", gpg_key)
+        repo.debian_dists()
+        repo.add_package(
+            "fixture", "base-files", "12.4+deb12u1", priority="required",
+            files={"/usr/lib/os-release": OS_RELEASE}, symlinks={"/etc/os-release": "../usr/lib/os-release"},
+        )  # fmt: skip
+        repo.add_package("fixture", "tool", "1:2.0~rc1-3", depends="libtool-extra")
+        repo.add_package("fixture", "libtool-extra", "0.9+dfsg-1", arch="all")
+        repo.publish()
+        url = serve(repo.root)
+        recipe = work / "scan.toml"
+        recipe.write_text(RECIPE)
+        args = ["build", str(recipe), "-o", str(work / "out"), "--mirror", url, "--security-mirror", url]
+        args += ["--keyring", str(repo.keyring), "--cache-dir", str(work / "cache"), "--epoch", "1750000000", "-q"]
+        proc = cli(*args, "--sbom-format", "spdx3", "--sbom-format", "cyclonedx", env={links.ENV: DOCS + "/"})
+        assert proc.returncode == 0, proc.stderr
+
+    return made_once(tmp_path_factory, f"scanned-build-{gpg_key.fingerprint}", make) / "out"
 
 
 def installed(out: Path) -> set[tuple[str, str]]:
