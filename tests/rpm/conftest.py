@@ -10,6 +10,7 @@ from tests.conftest import Serve
 from tests.fixtures import rpmdistro
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec
+from tests.fixtures.shared import made_once
 
 
 def need_tools(*tools: str) -> None:
@@ -59,7 +60,10 @@ SAMPLE = Spec(
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
     need_tools("rpmbuild", "rpmsign")
-    (rpm,) = RpmRepo(tmp_path_factory.mktemp("rpm") / "repo", gpg_key).build([SAMPLE])
+    made = made_once(
+        tmp_path_factory, f"sample-rpm-{gpg_key.fingerprint}", lambda d: RpmRepo(d / "repo", gpg_key).build([SAMPLE])
+    )
+    (rpm,) = (made / "repo" / "Packages").iterdir()
     return rpm
 
 
@@ -77,5 +81,8 @@ def rpm_distro(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_
     """The distribution in miniature with real programs (`tests.fixtures.rpmdistro`), built, signed and served
     on 127.0.0.1: (the repository, its base URL)."""
     need_tools("rpmbuild", "rpmsign", "createrepo_c")
-    repo = rpmdistro.build(tmp_path_factory.mktemp("rpmdistro") / "repo", gpg_key)
+    made = made_once(
+        tmp_path_factory, f"rpmdistro-{gpg_key.fingerprint}", lambda d: rpmdistro.build(d / "repo", gpg_key)
+    )
+    repo = RpmRepo(made / "repo", gpg_key)
     return repo, serve_session(repo.root)

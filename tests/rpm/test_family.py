@@ -24,7 +24,8 @@ from bootstrap.rpm.job import RpmJob
 from tests.conftest import Serve
 from tests.fixtures import rpmdistro
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, miniature_repo
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, RpmRepo, dnf_install, shared_miniature
+from tests.fixtures.shared import made_once
 from tests.rpm.conftest import need_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +38,10 @@ FEDORA = "releases/44/Everything/x86_64/os"
 def built(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
     """A tree holding the miniature as AlmaLinux 9's BaseOS, built and signed once; hostile tests copy it."""
     need_tools("rpmbuild", "rpmsign", "createrepo_c", "dnf")
-    tree = tmp_path_factory.mktemp("tree")
-    miniature_repo(tree / ALMA, gpg_key)
-    return tree
+    miniature = shared_miniature(tmp_path_factory, gpg_key).root
+    return made_once(
+        tmp_path_factory, f"alma-tree-{gpg_key.fingerprint}", lambda d: shutil.copytree(miniature, d / ALMA)
+    )
 
 
 def write_recipe(directory: Path, key: GpgKey, body: str, distribution: str = "almalinux", suite: str = "9") -> Path:
