@@ -6,6 +6,7 @@ module (one pytest-xdist group)."""
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Serve
-from tests.e2e.conftest import bootstrap, image_index, need_tool, run, unique_tag
+from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run, unique_tag
 from tests.e2e.test_rootless import builder  # noqa: F401 - the fixture: an ordinary user with subordinate ids
 from tests.e2e.users import User, as_user
 from tests.fixtures import rpmdistro, trivy
@@ -262,61 +263,103 @@ def test_push_then_check_against_the_pushed_image(
 # --- 6. two architectures: x86_64 and aarch64 ---------------------------------------------------------------
 
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+MULTI = ("filesystem", "setup", "almalinux-release", "shell", "coreutils", "arch-marker")
+"""What the two-architecture recipe asks for: the miniature's request but rpm (the host's rpm is x86_64 only,
+and Debian's arm64 one would bring a dozen more libraries), and a package saying which architecture it is."""
+
+
+@pytest.fixture(scope="module")
+def arm64_programs(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Path:
+    """Debian's arm64 dash, coreutils and the libraries they link to, fetched from the host's mirror (as the
+    Debian end-to-end tests fetch theirs) and unpacked: real aarch64 programs for the miniature."""
+    from bootstrap.build import download, recipe
+    from bootstrap.build.pipeline import resolve_plan
+    from bootstrap.build.plan import Options, make_plan
+
+    base = tmp_path_factory.mktemp("arm64-programs")
+    plan = make_plan(recipe.load("debian-slim"), Options(suite="trixie", arch="arm64", cache_dir=base / "cache"))
+    _, selection = resolve_plan(plan)
+    wanted = [p for p in selection.packages if p.name in ("dash", "coreutils") or p.name.startswith("lib")]
+    for deb in download.fetch_all(wanted, plan.cache).values():
+        run(["dpkg-deb", "-x", str(deb), str(base / "unpacked")])
+    return base / "unpacked"
 
 
 @pytest.fixture(scope="module")
 def multi(
-    tmp_path_factory: pytest.TempPathFactory, miniature: Miniature, gpg_key: GpgKey, serve_session: Serve
-) -> Path:
-    """A tree whose BaseOS has an x86_64 and an aarch64 repository (each with the noarch packages, the release
-    package built for its architecture and a data package saying which it is), built scriptless for both: the
-    host's programs are x86_64 only, so the aarch64 side carries no program to run its scriptlets with."""
+    tmp_path_factory: pytest.TempPathFactory,
+    miniature: Miniature,
+    arm64_programs: Path,
+    gpg_key: GpgKey,
+    serve_session: Serve,
+    registry: Registry,
+) -> tuple[Path, str]:
+    """A tree whose BaseOS has an x86_64 and an aarch64 repository: the noarch packages, the release package
+    built for each, a data package saying which it is, and the shell, coreutils and glibc of each architecture
+    (the host's for x86_64, Debian's arm64 programs for aarch64), with their scriptlets (setup's Lua %pre left
+    out: Lua scriptlets run in the image's rpm). Built for both and pushed: (output directory, reference)."""
+    ensure_binfmt("aarch64")
     base = tmp_path_factory.mktemp("rpm-multi")
-    specs = {s.name: s for s in rpmdistro.specs()}
+    specs = {s.name: s for s in rpmdistro.specs() if s.arch != "i686"}
     for basearch in ARCHES.values():
         repo = RpmRepo(base / "tree" / f"9/BaseOS/{basearch}/os", gpg_key)
         marker = Spec("arch-marker", arch=basearch, files={"/usr/share/arch-marker": basearch})
-        own = [specs["filesystem"], specs["setup"], replace(specs["almalinux-release"], arch=basearch), marker]
-        repo.build(own, payload="w19.zstdio")
+        programs = (
+            [specs[n] for n in ("glibc", "shell", "coreutils")]
+            if basearch == "x86_64"
+            else rpmdistro.foreign_specs(arm64_programs, basearch)
+        )
+        common = [specs["filesystem"], replace(specs["setup"], pre=""), specs["almalinux-release"]]
+        repo.build([*common[:2], replace(common[2], arch=basearch), marker, *programs], payload="w19.zstdio")
         repo.publish()
     recipe = base / "multi.toml"
-    text = "scripts = false\n" + miniature.recipe.read_text().replace("include = [", 'include = ["arch-marker", ')
-    for name in ("shell", "coreutils", "rpm"):
-        text = text.replace(f', "{name}"', "")
-    recipe.write_text(text)
+    include = ", ".join(f'"{n}"' for n in MULTI)
+    text = miniature.recipe.read_text()
+    recipe.write_text(re.sub(r"include = \[.*\]", f"include = [{include}]", text))
     shutil.copy(miniature.recipe.parent / "fixture-key.asc", base / "fixture-key.asc")
-    out = base / "out"
+    out, ref = base / "out", f"{registry.host}/almalinux-miniature:multi"
     args = ["--arch", "amd64,arm64", "--mirror", serve_session(base / "tree"), "--cache-dir", str(base / "cache")]
-    bootstrap("build", str(recipe), *args, "--tag", TAG, "-o", str(out), "-q")
-    return out
+    bootstrap("build", str(recipe), *args, "--tag", TAG, "-o", str(out), "-q", "--push", ref)
+    return out, ref
 
 
-def test_two_architectures_make_one_index(multi: Path) -> None:
-    platforms = [m["platform"] for m in image_index(multi / "image.tar")["manifests"]]
+def test_two_architectures_make_one_index(multi: tuple[Path, str]) -> None:
+    out, _ = multi
+    platforms = [m["platform"] for m in image_index(out / "image.tar")["manifests"]]
     assert platforms == [
         {"architecture": "amd64", "os": "linux"},
         {"architecture": "arm64", "os": "linux", "variant": "v8"},
     ]
     for arch, basearch in ARCHES.items():
-        lock = json.loads((multi / f"lock-{arch}.json").read_text())
-        assert {(p["name"], p["architecture"]) for p in lock["packages"]} == {
-            ("filesystem", "noarch"),
-            ("setup", "noarch"),
-            ("almalinux-release", basearch),
-            ("arch-marker", basearch),
+        lock = json.loads((out / f"lock-{arch}.json").read_text())
+        assert {p["name"]: p["architecture"] for p in lock["packages"]} == {
+            **{n: basearch for n in (*MULTI, "glibc")},
+            "filesystem": "noarch",
+            "setup": "noarch",
         }
 
 
-def test_each_architecture_has_its_own_rpm_database(multi: Path, tmp_path: Path) -> None:
+def test_each_architecture_has_its_own_rpm_database(multi: tuple[Path, str], tmp_path: Path) -> None:
     """The database of each tree, read by the host's rpm, lists that architecture's packages; the files are
     those of that architecture."""
     for arch, basearch in ARCHES.items():
         tree = tmp_path / arch
         tree.mkdir()
-        (rootfs,) = multi.glob(f"rootfs-{arch}.tar*")
+        (rootfs,) = multi[0].glob(f"rootfs-{arch}.tar*")
         run(["tar", "-xf", str(rootfs), "-C", str(tree)])
         assert (tree / "usr/share/arch-marker").read_text().strip() == basearch
         listed = run(["rpm", "--dbpath", str(tree / "var/lib/rpm"), "-qa", "--qf", "%{NAME}.%{ARCH}\\n"])
-        assert sorted(listed.stdout.split()) == sorted(
-            [f"almalinux-release.{basearch}", f"arch-marker.{basearch}", "filesystem.noarch", "setup.noarch"]
-        )
+        expected = {f"{n}.{basearch}" for n in (*MULTI, "glibc")} - {f"filesystem.{basearch}", f"setup.{basearch}"}
+        assert set(listed.stdout.split()) == expected | {"filesystem.noarch", "setup.noarch"}
+
+
+def test_docker_runs_each_platform_and_its_scriptlets_ran(multi: tuple[Path, str], docker: Any) -> None:
+    """Pulled from the registry for each platform: the aarch64 image's own shell runs (through qemu-user), and
+    its scriptlets ran at build time with that shell."""
+    _, ref = multi
+    docker.created.append(ref)
+    for platform, basearch in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        docker("pull", "--platform", platform, ref)
+        script = f"cat /usr/share/arch-marker {rpmdistro.MARKERS}/shell.post {rpmdistro.MARKERS}/coreutils.post"
+        shown = docker("run", "--rm", "--platform", platform, ref, "sh", "-c", script)
+        assert shown.stdout.splitlines() == [basearch, "shell post 1", "coreutils post 1"], shown.stdout
