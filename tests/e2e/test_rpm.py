@@ -203,6 +203,15 @@ def test_verify_rebuilds_bit_for_bit(miniature: Miniature, first: Path) -> None:
     assert "verified" in proc.stdout
 
 
+def test_inspect_says_what_each_package_takes(first: Path) -> None:
+    """`bootstrap inspect` reads the image's rpm database: every package with files, its version and size."""
+    shown = json.loads(bootstrap("inspect", str(first), "--json").stdout)["packages"]
+    sizes = {p["name"]: (p["version"], p["size"]) for p in shown}
+    with_files = set(rpmdistro.INSTALLED) - {"filesystem"}
+    assert with_files <= set(sizes) and sizes["coreutils"][0] == "1:1.0-1"
+    assert all(sizes[n][1] > 0 for n in with_files - {"almalinux-release", "setup"})
+
+
 # --- 4. SBOMs -----------------------------------------------------------------------------------------------
 
 
@@ -263,23 +272,26 @@ def test_push_then_check_against_the_pushed_image(
 # --- 6. two architectures: x86_64 and aarch64 ---------------------------------------------------------------
 
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
-MULTI = ("filesystem", "setup", "almalinux-release", "shell", "coreutils", "arch-marker")
-"""What the two-architecture recipe asks for: the miniature's request but rpm (the host's rpm is x86_64 only,
-and Debian's arm64 one would bring a dozen more libraries), and a package saying which architecture it is."""
+MULTI = (*rpmdistro.REQUEST, "arch-marker")
+"""What the two-architecture recipe asks for: the miniature's request and a package saying which architecture
+it is."""
 
 
 @pytest.fixture(scope="module")
 def arm64_programs(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Path:
-    """Debian's arm64 dash, coreutils and the libraries they link to, fetched from the host's mirror (as the
+    """Debian's arm64 dash, coreutils, rpm and the libraries they link to, fetched from the host's mirror (as the
     Debian end-to-end tests fetch theirs) and unpacked: real aarch64 programs for the miniature."""
     from bootstrap.build import download, recipe
     from bootstrap.build.pipeline import resolve_plan
     from bootstrap.build.plan import Options, make_plan
 
     base = tmp_path_factory.mktemp("arm64-programs")
-    plan = make_plan(recipe.load("debian-slim"), Options(suite="trixie", arch="arm64", cache_dir=base / "cache"))
+    (base / "with-rpm.toml").write_text('extends = "debian-slim"\n\n[packages]\ninclude = ["rpm"]\n')
+    with_rpm = recipe.load(str(base / "with-rpm.toml"), given=True)
+    plan = make_plan(with_rpm, Options(suite="trixie", arch="arm64", cache_dir=base / "cache"))
     _, selection = resolve_plan(plan)
-    wanted = [p for p in selection.packages if p.name in ("dash", "coreutils") or p.name.startswith("lib")]
+    programs = ("dash", "coreutils", "rpm", "rpm-common")
+    wanted = [p for p in selection.packages if p.name in programs or p.name.startswith("lib")]
     for deb in download.fetch_all(wanted, plan.cache).values():
         run(["dpkg-deb", "-x", str(deb), str(base / "unpacked")])
     return base / "unpacked"
@@ -333,7 +345,7 @@ def test_two_architectures_make_one_index(multi: tuple[Path, str]) -> None:
     for arch, basearch in ARCHES.items():
         lock = json.loads((out / f"lock-{arch}.json").read_text())
         assert {p["name"]: p["architecture"] for p in lock["packages"]} == {
-            **{n: basearch for n in (*MULTI, "glibc")},
+            **{n: basearch for n in (*MULTI, "glibc", "rpm-libs")},
             "filesystem": "noarch",
             "setup": "noarch",
         }
@@ -349,13 +361,14 @@ def test_each_architecture_has_its_own_rpm_database(multi: tuple[Path, str], tmp
         run(["tar", "-xf", str(rootfs), "-C", str(tree)])
         assert (tree / "usr/share/arch-marker").read_text().strip() == basearch
         listed = run(["rpm", "--dbpath", str(tree / "var/lib/rpm"), "-qa", "--qf", "%{NAME}.%{ARCH}\\n"])
-        expected = {f"{n}.{basearch}" for n in (*MULTI, "glibc")} - {f"filesystem.{basearch}", f"setup.{basearch}"}
+        expected = {f"{n}.{basearch}" for n in (*MULTI, "glibc", "rpm-libs")}
+        expected -= {f"filesystem.{basearch}", f"setup.{basearch}"}
         assert set(listed.stdout.split()) == expected | {"filesystem.noarch", "setup.noarch"}
 
 
 def test_docker_runs_each_platform_and_its_scriptlets_ran(multi: tuple[Path, str], docker: Any) -> None:
-    """Pulled from the registry for each platform: the aarch64 image's own shell runs (through qemu-user), and
-    its scriptlets ran at build time with that shell."""
+    """Pulled from the registry for each platform: the aarch64 image's own shell and rpm run (through qemu-user):
+    its scriptlets ran at build time with that shell, its rpm lists its packages and verifies them clean."""
     _, ref = multi
     docker.created.append(ref)
     for platform, basearch in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
@@ -363,3 +376,8 @@ def test_docker_runs_each_platform_and_its_scriptlets_ran(multi: tuple[Path, str
         script = f"cat /usr/share/arch-marker {rpmdistro.MARKERS}/shell.post {rpmdistro.MARKERS}/coreutils.post"
         shown = docker("run", "--rm", "--platform", platform, ref, "sh", "-c", script)
         assert shown.stdout.splitlines() == [basearch, "shell post 1", "coreutils post 1"], shown.stdout
+        listed = docker("run", "--rm", "--platform", platform, ref, "rpm", "-qa", "--qf", "%{NAME}.%{ARCH}\\n")
+        assert {line.rsplit(".", 1)[1] for line in listed.stdout.split()} == {basearch, "noarch"}
+        assert len(listed.stdout.split()) == len(MULTI) + 2, listed.stdout
+        verified = docker("run", "--rm", "--platform", platform, ref, "rpm", "-V", "-a", check=False)
+        assert (verified.returncode, verified.stdout) == (0, ""), verified.stdout
