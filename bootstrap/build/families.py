@@ -30,6 +30,8 @@ from bootstrap.rpm.distros import DISTROS as RPM_DISTROS
 from bootstrap.rpm.distros import RpmDistro
 from bootstrap.rpm.family import RpmFamily
 from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.rpmdb import HOST_TOOL as RPM_TOOL
+from bootstrap.rpm.rpmdb import RpmDatabase
 from bootstrap.rpm.settings import RpmSettings
 
 AnyDistro = DistroInfo | RpmDistro
@@ -185,8 +187,10 @@ DISTRIBUTIONS: Mapping[Distro, str] = {
 """Which family builds each distribution."""
 DISTROS: Mapping[Distro, AnyDistro] = {**DEB_DISTROS, **RPM_DISTROS}
 """Each distribution's data."""
-DATABASES: tuple[PackageDatabase, ...] = (DpkgFiles(),)
+DATABASES: tuple[PackageDatabase, ...] = (DpkgFiles(), RpmDatabase())
 """Each family's package database, as `bootstrap inspect` reads it from a layer."""
+HOST_TOOLS: tuple[tuple[str, str, str], ...] = (RPM_TOOL,)
+"""The host programs a family's builds run, beside the sandbox's: (program, what for, how to install it)."""
 ARCHES: frozenset[str] = frozenset(MERGED_USR_DIRS)
 """The architectures images are built for."""
 
@@ -235,6 +239,7 @@ __all__ = [
     "DISTRIBUTIONS",
     "DISTROS",
     "FAMILIES",
+    "HOST_TOOLS",
     "SCRIPTLESS_GROUPS",
     "SCRIPTLESS_USERS",
     "Distro",

@@ -3,6 +3,7 @@
 import gc
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -312,19 +313,25 @@ def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) ->
 
 @cli.command(name="doctor")
 def doctor_cmd() -> None:
-    """Check what building without root needs, and say how to fix what is missing."""
+    """Check what building without root needs and the host programs builds run, and say how to fix what is
+    missing."""
+    tools = [
+        userns.Finding(f"{tool} on PATH ({why})", shutil.which(tool) is not None, f"as root: {fix}")
+        for tool, why, fix in families.HOST_TOOLS
+    ]
     if os.geteuid() == 0:
         click.echo("running as root: builds need no user namespace")
-        return
-    findings = userns.check()
+        findings = tools
+    else:
+        findings = [*userns.check(), *tools]
     for f in findings:
         click.echo(f"{'ok  ' if f.ok else 'FAIL'} {f.what}")
         if not f.ok:
             click.echo(f"     fix: {f.fix}")
-    if all(f.ok for f in findings):
-        click.echo("builds without root work here")
-    else:
+    if not all(f.ok for f in findings):
         sys.exit(1)
+    if os.geteuid() != 0:
+        click.echo("builds without root work here")
 
 
 @cli.command(name="list")

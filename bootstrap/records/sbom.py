@@ -96,11 +96,16 @@ def supplier_of(maintainer: str) -> Supplier | None:
 
 def purl(system: OperatingSystem, pkg: Package) -> str:
     """`pkg:<type>/<os id>/<name>@<version>?arch=<arch>&distro=<os id>-<os version>`, percent-encoded as the
-    purl spec requires; the `distro` qualifier as Trivy writes it for the packages of an image."""
-    version = urllib.parse.quote(pkg.version, safe="")
+    purl spec requires; the `distro` qualifier as Trivy writes it for the packages of an image. An rpm's epoch
+    is the `epoch` qualifier, not part of the version (the purl spec's rpm type; Trivy reads it only there)."""
+    version, epoch = pkg.version, ""
+    if pkg.purl_type == "rpm" and ":" in version:
+        number, version = version.split(":", 1)
+        epoch = f"&epoch={urllib.parse.quote(number, safe='')}"
+    version = urllib.parse.quote(version, safe="")
     name, distro = urllib.parse.quote(pkg.name, safe=""), urllib.parse.quote(system.distro, safe="")
     namespace = urllib.parse.quote(system.id, safe="")
-    return f"pkg:{pkg.purl_type}/{namespace}/{name}@{version}?arch={pkg.arch}&distro={distro}"
+    return f"pkg:{pkg.purl_type}/{namespace}/{name}@{version}?arch={pkg.arch}&distro={distro}{epoch}"
 
 
 def _split_tag(tag: str) -> tuple[str, str]:

@@ -45,6 +45,10 @@ def rpm_command(dbpath: Path, epoch: int, arch: str) -> tuple[list[str], dict[st
     return argv, env
 
 
+HOST_TOOL = ("rpm", "writes the package database of RPM-family images", "apt-get install rpm")
+"""(program, what the build does with it, how to install it): the one host program this family runs."""
+
+
 def _run(argv: list[str], env: dict[str, str], what: str) -> None:
     if shutil.which("rpm") is None:
         raise RpmDbError("the host has no rpm to write the image's package database", "install rpm (apt install rpm)")

@@ -156,3 +156,22 @@ def test_an_unexpected_exception_is_an_internal_error() -> None:
     assert debug.returncode == 70 and "Traceback (most recent call last)" in debug.stderr
     assert "in explode\nZeroDivisionError: an unforeseen bug" in debug.stderr
     assert debug.stderr.rstrip().endswith("hint: run again with --debug for a traceback and report it")
+
+
+def test_doctor_names_a_missing_rpm(tmp_path: Path) -> None:
+    """The host's rpm writes an RPM image's package database: doctor says when it is not on PATH, and how to get
+    it; with it there, that line is ok."""
+    import shutil
+
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    missing = cli("doctor", env={"PATH": str(bare)})
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert "FAIL rpm on PATH (writes the package database of RPM-family images)" in missing.stdout
+    assert "fix: as root: apt-get install rpm" in missing.stdout
+    rpm = shutil.which("rpm")
+    if rpm is None:
+        pytest.skip("no rpm on this host (make deps installs it)")
+    (bare / "rpm").symlink_to(rpm)
+    found = cli("doctor", env={"PATH": str(bare)})
+    assert "ok   rpm on PATH" in found.stdout, found.stdout

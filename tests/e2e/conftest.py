@@ -3,6 +3,7 @@
 With CI=true a missing tool or engine fails the test instead of skipping it.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -118,6 +119,16 @@ def ensure_binfmt(cpu: str) -> None:
     if not entry.exists() and os.geteuid() == 0:
         run([str(ROOT / "scripts/ensure-binfmt")], check=False)
     need(entry.exists(), f"no qemu-{cpu} binfmt_misc handler (apt-get install qemu-user-static binfmt-support)")
+
+
+def image_index(image: Path) -> dict[str, Any]:
+    """The index.json of an OCI image archive."""
+    import tarfile
+
+    with tarfile.open(image) as tar:
+        f = tar.extractfile("index.json")
+        assert f is not None
+        return json.loads(f.read())  # type: ignore[no-any-return]
 
 
 def unique_tag(prefix: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import bootstrap, ensure_binfmt, need_tool, run
+from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run
 from tests.registry.servers import Registry
 
 pytestmark = pytest.mark.e2e
@@ -40,13 +40,7 @@ def test_outputs_per_architecture(multi: tuple[Path, str, str]) -> None:
     names = sorted(p.name for p in out.iterdir())
     for arch in ("amd64", "arm64"):
         assert f"rootfs-{arch}.tar.gz" in names and f"lock-{arch}.json" in names and f"packages-{arch}.txt" in names
-    import tarfile
-
-    with tarfile.open(out / "image.tar") as tar:
-        f = tar.extractfile("index.json")
-        assert f is not None
-        index = json.loads(f.read())
-    platforms = [m["platform"] for m in index["manifests"]]
+    platforms = [m["platform"] for m in image_index(out / "image.tar")["manifests"]]
     assert platforms == [
         {"architecture": "amd64", "os": "linux"},
         {"architecture": "arm64", "os": "linux", "variant": "v8"},

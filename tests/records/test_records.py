@@ -120,3 +120,20 @@ def test_sbom_of_an_insecure_build_is_valid_spdx(tmp_path: Path) -> None:
     doc.write_bytes(sbom.make(info, [neutral_package("hello")], {}))
     proc = subprocess.run([tool, "-i", str(doc)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("purl_type", "version", "expected"),
+    [
+        ("rpm", "1:9.4-5", "pkg:rpm/almalinux/coreutils@9.4-5?arch=x86_64&distro=almalinux-9.6&epoch=1"),
+        ("rpm", "9.4-5", "pkg:rpm/almalinux/coreutils@9.4-5?arch=x86_64&distro=almalinux-9.6"),
+        ("deb", "1:9.4-5", "pkg:deb/almalinux/coreutils@1%3A9.4-5?arch=x86_64&distro=almalinux-9.6"),
+    ],
+)
+def test_an_rpm_epoch_is_a_purl_qualifier(purl_type: str, version: str, expected: str) -> None:
+    """The purl spec's rpm type keeps the epoch out of the version (Trivy reads it only as `epoch=`); a deb
+    version keeps it, as Debian's purls always have."""
+    from bootstrap.records.system import OperatingSystem
+
+    pkg = dataclasses.replace(neutral_package("coreutils"), version=version, arch="x86_64", purl_type=purl_type)
+    assert sbom.purl(OperatingSystem("almalinux", "9.6"), pkg) == expected

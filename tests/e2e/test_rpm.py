@@ -1,0 +1,383 @@
+"""The RPM family end to end, as the Debian recipes are tested: the miniature distribution of real programs
+(`tests/fixtures/rpmdistro.py`: the host's shell, coreutils and rpm, packaged, signed, published with a signed
+repomd.xml) served on 127.0.0.1 as AlmaLinux 9's BaseOS and built through the command line; the image run by
+the real Docker Engine, whose own rpm reads the database written at build time. Builds are shared within the
+module (one pytest-xdist group)."""
+
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Serve
+from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run, unique_tag
+from tests.e2e.test_rootless import builder  # noqa: F401 - the fixture: an ordinary user with subordinate ids
+from tests.e2e.users import User, as_user
+from tests.fixtures import rpmdistro, trivy
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import RpmRepo, Spec
+from tests.registry.servers import Registry
+from tests.rpm.conftest import need_tools
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("rpm-e2e")]
+
+ALMA = "9/BaseOS/x86_64/os"
+"""Where AlmaLinux 9's BaseOS is under its tree (bootstrap/rpm/distros.py)."""
+TAG = unique_tag("almalinux-miniature")
+"""One name for every build of the module: the name is in the image's index, so the bytes compare."""
+SBOMS = ("--sbom-format", "cyclonedx", "--sbom-format", "spdx", "--sbom-format", "spdx3")
+
+
+@dataclass(frozen=True)
+class Miniature:
+    """The miniature on 127.0.0.1, and its recipe and key in a directory any user can read."""
+
+    url: str
+    recipe: Path
+    tree: Path
+
+    def args(self, cache: Path) -> list[str]:
+        return ["--arch", "amd64", "--mirror", self.url, "--cache-dir", str(cache)]
+
+    def build(self, out: Path, cache: Path, *extra: str, check: bool = True) -> Any:
+        argv = ["build", str(self.recipe), *self.args(cache), "--tag", TAG, "-o", str(out), "-q", *SBOMS, *extra]
+        return bootstrap(*argv, check=check)
+
+
+@pytest.fixture(scope="module")
+def miniature(
+    tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_session: Serve, as_root: None
+) -> Iterator[Miniature]:
+    need_tools("rpmbuild", "rpmsign", "createrepo_c", "rpm")
+    tree = tmp_path_factory.mktemp("rpm-e2e-tree")
+    rpmdistro.build(tree / ALMA, gpg_key)
+    shared = Path(tempfile.mkdtemp(prefix="bootstrap-rpm-recipe-"))
+    shared.chmod(0o755)
+    try:
+        gpg_key.export(shared / "fixture-key.asc", armor=True)
+        include = ", ".join(f'"{n}"' for n in rpmdistro.REQUEST)
+        recipe = shared / "miniature.toml"
+        recipe.write_text(
+            f'distribution = "almalinux"\nsuite = "9"\n\n[archive]\nkeyring = "fixture-key.asc"\n'
+            f'signers = ["{gpg_key.fingerprint}"]\n\n[packages]\ninclude = [{include}]\n\n'
+            '[rpm]\nrepos = ["baseos"]\n'
+        )
+        for f in shared.iterdir():
+            f.chmod(0o644)
+        yield Miniature(serve_session(tree), recipe, tree)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def first(miniature: Miniature, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("rpm-first")
+    miniature.build(base / "out", base / "cache")
+    return base / "out"
+
+
+def _cache_of(out: Path) -> Path:
+    return out.parent / "cache"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _lock(out: Path) -> dict[str, Any]:
+    return json.loads((out / "lock.json").read_text())  # type: ignore[no-any-return]
+
+
+# --- 1. the image in the real Docker Engine ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(first: Path, docker: Any) -> str:
+    out = docker("load", "-i", str(first / "image.tar")).stdout
+    assert f"Loaded image: {TAG}" in out, out
+    docker.created.append(TAG)
+    return TAG
+
+
+def test_rpm_in_the_container_lists_exactly_the_locked_set(loaded: str, first: Path, docker: Any) -> None:
+    listed = docker("run", "--rm", loaded, "rpm", "-qa", "--qf", "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n")
+    locked = {
+        f"{p['name']} {p['version'] if ':' in p['version'] else '0:' + p['version']} {p['architecture']}"
+        for p in _lock(first)["packages"]
+    }
+    assert sorted(listed.stdout.splitlines()) == sorted(locked)
+    assert {line.split()[0] for line in locked} == set(rpmdistro.INSTALLED)
+
+
+def test_rpm_verifies_every_package_clean(loaded: str, docker: Any) -> None:
+    verified = docker("run", "--rm", loaded, "rpm", "-V", "-a", check=False)
+    assert (verified.returncode, verified.stdout, verified.stderr) == (0, "", "")
+
+
+def test_scriptlets_ran_in_the_build(loaded: str, docker: Any) -> None:
+    """The markers the sandboxed scriptlets left: %pre (shell and Lua), %post with its argument, the trigger."""
+    shown = docker("run", "--rm", loaded, "cat", f"{rpmdistro.MARKERS}/shell.post", f"{rpmdistro.MARKERS}/rpm.trigger")
+    assert shown.stdout.splitlines() == ["shell post 1", "rpm triggered by shell 1 1"]
+    listed = docker("run", "--rm", loaded, "ls", rpmdistro.MARKERS).stdout.split()
+    assert {"setup.lua", "coreutils.pre", "coreutils.post", "coreutils.posttrans", "ldconfig.paths"} <= set(listed)
+
+
+# --- 2. reproducible, with and without root -----------------------------------------------------------------
+
+
+def test_two_builds_are_identical(miniature: Miniature, first: Path, tmp_path: Path) -> None:
+    """Another build from another (empty) cache: every output the same bytes."""
+    miniature.build(tmp_path / "out", tmp_path / "cache")
+    for name in ("image.tar", "rootfs.tar.gz", "lock.json", "packages.txt", "sbom.cdx.json", "sbom.spdx.json"):
+        assert _sha256(tmp_path / "out" / name) == _sha256(first / name), f"{name} differs"
+
+
+def test_an_ordinary_user_builds_the_same_bytes_as_root(
+    miniature: Miniature,
+    first: Path,
+    builder: User,  # noqa: F811 - the fixture
+    runtime: tuple[str, Path],
+) -> None:
+    out = builder.home / "out"
+    args = miniature.args(builder.home / "cache")
+    proc = as_user(builder, runtime, "build", str(miniature.recipe), *args, "--tag", TAG, "-o", str(out), "-q", *SBOMS)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("image.tar", "rootfs.tar.gz", "lock.json", "sbom.cdx.json"):
+        assert _sha256(out / name) == _sha256(first / name), f"{name} differs from the root build"
+    assert all(p.stat().st_uid == builder.uid for p in [out, *out.iterdir()])
+
+
+# --- 3. lock, offline, check, verify ------------------------------------------------------------------------
+
+
+def test_build_from_the_lock_gives_the_same_bytes(miniature: Miniature, first: Path, tmp_path: Path) -> None:
+    lock = tmp_path / "miniature.lock.json"
+    bootstrap("lock", str(miniature.recipe), *miniature.args(tmp_path / "cache"), "-o", str(lock))
+    assert json.loads(lock.read_text())["packages"] == _lock(first)["packages"]
+    miniature.build(tmp_path / "out", tmp_path / "cache", "--lock", str(lock))
+    assert _sha256(tmp_path / "out" / "image.tar") == _sha256(first / "image.tar")
+
+
+def test_offline_from_the_cache(miniature: Miniature, first: Path, tmp_path: Path, serve: Serve) -> None:
+    """--offline: a build from a copy of the mirror fills a cache, the copy is removed, and a build from that
+    cache alone gives the same bytes (the copy's URL is another: it is in the image's repository files)."""
+    shutil.copytree(miniature.tree, tmp_path / "tree", symlinks=True)
+    copy = Miniature(serve(tmp_path / "tree"), miniature.recipe, tmp_path / "tree")
+    copy.build(tmp_path / "online", tmp_path / "cache")
+    shutil.rmtree(tmp_path / "tree")
+    copy.build(tmp_path / "offline", tmp_path / "cache", "--offline")
+    assert _sha256(tmp_path / "offline" / "image.tar") == _sha256(tmp_path / "online" / "image.tar")
+    gone = copy.build(tmp_path / "online-again", tmp_path / "cache", check=False)
+    assert gone.returncode != 0, "the copy of the mirror is gone: only --offline builds"
+
+
+def test_check_says_no_rebuild_then_a_rebuild_is_due(
+    miniature: Miniature, first: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    same = bootstrap("check", str(miniature.recipe), "--against", str(first), *miniature.args(tmp_path / "c1"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    tree = tmp_path / "tree"
+    shutil.copytree(miniature.tree, tree, symlinks=True)
+    (coreutils,) = [s for s in rpmdistro.specs() if s.name == "coreutils"]
+    repo = RpmRepo(tree / ALMA, gpg_key)
+    repo.build([replace(coreutils, release="2")], payload="w19.zstdio")
+    repo.publish(revision=1700000100)
+    newer = Miniature(serve(tree), miniature.recipe, tree)
+    due = bootstrap("check", str(miniature.recipe), "--against", str(first), *newer.args(tmp_path / "c2"), check=False)
+    assert due.returncode == 10, due.stdout + due.stderr
+    assert "coreutils" in due.stdout and "1:1.0-2" in due.stdout, due.stdout
+
+
+def test_verify_rebuilds_bit_for_bit(miniature: Miniature, first: Path) -> None:
+    proc = bootstrap(
+        "verify", str(first), "--recipe", str(miniature.recipe), "--mirror", miniature.url,
+        "--cache-dir", str(_cache_of(first)),
+    )  # fmt: skip
+    assert "verified" in proc.stdout
+
+
+def test_inspect_says_what_each_package_takes(first: Path) -> None:
+    """`bootstrap inspect` reads the image's rpm database: every package with files, its version and size."""
+    shown = json.loads(bootstrap("inspect", str(first), "--json").stdout)["packages"]
+    sizes = {p["name"]: (p["version"], p["size"]) for p in shown}
+    with_files = set(rpmdistro.INSTALLED) - {"filesystem"}
+    assert with_files <= set(sizes) and sizes["coreutils"][0] == "1:1.0-1"
+    assert all(sizes[n][1] > 0 for n in with_files - {"almalinux-release", "setup"})
+
+
+# --- 4. SBOMs -----------------------------------------------------------------------------------------------
+
+
+def test_sboms_name_each_package_by_its_rpm_purl(first: Path) -> None:
+    """`pkg:rpm/<os id>/<name>@<version>-<release>?arch=<arch>&distro=<os id>-<version>[&epoch=<epoch>]` (the purl
+    spec's rpm type: the epoch a qualifier), the same in all three SBOMs, the system from the image's os-release."""
+    locked = {p["name"]: p for p in _lock(first)["packages"]}
+
+    def expected(name: str) -> str:
+        p = locked[name]
+        epoch, _, version = p["version"].rpartition(":")
+        tail = f"&epoch={epoch}" if epoch else ""
+        return f"pkg:rpm/almalinux/{name}@{version}?arch={p['architecture']}&distro=almalinux-9.9{tail}"
+
+    cdx = json.loads((first / "sbom.cdx.json").read_text())
+    (system,) = [c for c in cdx["components"] if c["type"] == "operating-system"]
+    assert (system["name"], system["version"]) == ("almalinux", "9.9")
+    purls = {c["name"]: c["purl"] for c in cdx["components"] if c["type"] != "operating-system"}
+    assert purls == {name: expected(name) for name in locked}
+    assert purls["coreutils"] == "pkg:rpm/almalinux/coreutils@1.0-1?arch=x86_64&distro=almalinux-9.9&epoch=1"
+    spdx = json.loads((first / "sbom.spdx.json").read_text())
+    refs = {p["name"]: p["externalRefs"][0]["referenceLocator"] for p in spdx["packages"] if p.get("externalRefs")}
+    assert {n: refs[n] for n in locked} == purls
+    spdx3 = json.loads((first / "sbom.spdx3.json").read_text())
+    graph = [e for e in spdx3["@graph"] if e.get("type") == "software_Package"]
+    assert {e["name"]: e.get("software_packageUrl") for e in graph if e["name"] in locked} == purls
+
+
+def test_trivy_reads_the_sboms(first: Path, tmp_path: Path) -> None:
+    """Trivy knows AlmaLinux: it finds the system of the image's os-release and every package, epoch included,
+    in the CycloneDX and SPDX 2.3 files (SPDX 3 it does not read yet)."""
+    assert trivy.check_build(first, tmp_path / "trivy-cache", "almalinux", "9.9") == len(rpmdistro.INSTALLED)
+
+
+# --- 5. push, and check against the pushed image ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(need_tool("docker-registry"), tmp_path_factory.mktemp("rpm-registry"))
+    yield reg
+    reg.stop()
+
+
+def test_push_then_check_against_the_pushed_image(
+    miniature: Miniature, first: Path, registry: Registry, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/almalinux-miniature:9"
+    pushed = bootstrap("push", str(first), ref)
+    build = json.loads((first / "build.json").read_text())
+    assert build["image"]["manifest_digest"] in pushed.stdout
+    checked = bootstrap(
+        "check", str(miniature.recipe), "--against", ref, *miniature.args(tmp_path / "cache"), check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# --- 6. two architectures: x86_64 and aarch64 ---------------------------------------------------------------
+
+ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+MULTI = (*rpmdistro.REQUEST, "arch-marker")
+"""What the two-architecture recipe asks for: the miniature's request and a package saying which architecture
+it is."""
+
+
+@pytest.fixture(scope="module")
+def arm64_programs(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> Path:
+    """Debian's arm64 dash, coreutils, rpm and the libraries they link to, fetched from the host's mirror (as the
+    Debian end-to-end tests fetch theirs) and unpacked: real aarch64 programs for the miniature."""
+    from bootstrap.build import download, recipe
+    from bootstrap.build.pipeline import resolve_plan
+    from bootstrap.build.plan import Options, make_plan
+
+    base = tmp_path_factory.mktemp("arm64-programs")
+    (base / "with-rpm.toml").write_text('extends = "debian-slim"\n\n[packages]\ninclude = ["rpm"]\n')
+    with_rpm = recipe.load(str(base / "with-rpm.toml"), given=True)
+    plan = make_plan(with_rpm, Options(suite="trixie", arch="arm64", cache_dir=base / "cache"))
+    _, selection = resolve_plan(plan)
+    programs = ("dash", "coreutils", "rpm", "rpm-common")
+    wanted = [p for p in selection.packages if p.name in programs or p.name.startswith("lib")]
+    for deb in download.fetch_all(wanted, plan.cache).values():
+        run(["dpkg-deb", "-x", str(deb), str(base / "unpacked")])
+    return base / "unpacked"
+
+
+@pytest.fixture(scope="module")
+def multi(
+    tmp_path_factory: pytest.TempPathFactory,
+    miniature: Miniature,
+    arm64_programs: Path,
+    gpg_key: GpgKey,
+    serve_session: Serve,
+    registry: Registry,
+) -> tuple[Path, str]:
+    """A tree whose BaseOS has an x86_64 and an aarch64 repository: the noarch packages, the release package
+    built for each, a data package saying which it is, and the shell, coreutils and glibc of each architecture
+    (the host's for x86_64, Debian's arm64 programs for aarch64), with their scriptlets (setup's Lua %pre left
+    out: Lua scriptlets run in the image's rpm). Built for both and pushed: (output directory, reference)."""
+    ensure_binfmt("aarch64")
+    base = tmp_path_factory.mktemp("rpm-multi")
+    specs = {s.name: s for s in rpmdistro.specs() if s.arch != "i686"}
+    for basearch in ARCHES.values():
+        repo = RpmRepo(base / "tree" / f"9/BaseOS/{basearch}/os", gpg_key)
+        marker = Spec("arch-marker", arch=basearch, files={"/usr/share/arch-marker": basearch})
+        programs = (
+            [specs[n] for n in ("glibc", "shell", "coreutils")]
+            if basearch == "x86_64"
+            else rpmdistro.foreign_specs(arm64_programs, basearch)
+        )
+        common = [specs["filesystem"], replace(specs["setup"], pre=""), specs["almalinux-release"]]
+        repo.build([*common[:2], replace(common[2], arch=basearch), marker, *programs], payload="w19.zstdio")
+        repo.publish()
+    recipe = base / "multi.toml"
+    include = ", ".join(f'"{n}"' for n in MULTI)
+    text = miniature.recipe.read_text()
+    recipe.write_text(re.sub(r"include = \[.*\]", f"include = [{include}]", text))
+    shutil.copy(miniature.recipe.parent / "fixture-key.asc", base / "fixture-key.asc")
+    out, ref = base / "out", f"{registry.host}/almalinux-miniature:multi"
+    args = ["--arch", "amd64,arm64", "--mirror", serve_session(base / "tree"), "--cache-dir", str(base / "cache")]
+    bootstrap("build", str(recipe), *args, "--tag", TAG, "-o", str(out), "-q", "--push", ref)
+    return out, ref
+
+
+def test_two_architectures_make_one_index(multi: tuple[Path, str]) -> None:
+    out, _ = multi
+    platforms = [m["platform"] for m in image_index(out / "image.tar")["manifests"]]
+    assert platforms == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux", "variant": "v8"},
+    ]
+    for arch, basearch in ARCHES.items():
+        lock = json.loads((out / f"lock-{arch}.json").read_text())
+        assert {p["name"]: p["architecture"] for p in lock["packages"]} == {
+            **{n: basearch for n in (*MULTI, "glibc", "rpm-libs")},
+            "filesystem": "noarch",
+            "setup": "noarch",
+        }
+
+
+def test_each_architecture_has_its_own_rpm_database(multi: tuple[Path, str], tmp_path: Path) -> None:
+    """The database of each tree, read by the host's rpm, lists that architecture's packages; the files are
+    those of that architecture."""
+    for arch, basearch in ARCHES.items():
+        tree = tmp_path / arch
+        tree.mkdir()
+        (rootfs,) = multi[0].glob(f"rootfs-{arch}.tar*")
+        run(["tar", "-xf", str(rootfs), "-C", str(tree)])
+        assert (tree / "usr/share/arch-marker").read_text().strip() == basearch
+        listed = run(["rpm", "--dbpath", str(tree / "var/lib/rpm"), "-qa", "--qf", "%{NAME}.%{ARCH}\\n"])
+        expected = {f"{n}.{basearch}" for n in (*MULTI, "glibc", "rpm-libs")}
+        expected -= {f"filesystem.{basearch}", f"setup.{basearch}"}
+        assert set(listed.stdout.split()) == expected | {"filesystem.noarch", "setup.noarch"}
+
+
+def test_docker_runs_each_platform_and_its_scriptlets_ran(multi: tuple[Path, str], docker: Any) -> None:
+    """Pulled from the registry for each platform: the aarch64 image's own shell and rpm run (through qemu-user):
+    its scriptlets ran at build time with that shell, its rpm lists its packages and verifies them clean."""
+    _, ref = multi
+    docker.created.append(ref)
+    for platform, basearch in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        docker("pull", "--platform", platform, ref)
+        script = f"cat /usr/share/arch-marker {rpmdistro.MARKERS}/shell.post {rpmdistro.MARKERS}/coreutils.post"
+        shown = docker("run", "--rm", "--platform", platform, ref, "sh", "-c", script)
+        assert shown.stdout.splitlines() == [basearch, "shell post 1", "coreutils post 1"], shown.stdout
+        listed = docker("run", "--rm", "--platform", platform, ref, "rpm", "-qa", "--qf", "%{NAME}.%{ARCH}\\n")
+        assert {line.rsplit(".", 1)[1] for line in listed.stdout.split()} == {basearch, "noarch"}
+        assert len(listed.stdout.split()) == len(MULTI) + 2, listed.stdout
+        verified = docker("run", "--rm", "--platform", platform, ref, "rpm", "-V", "-a", check=False)
+        assert (verified.returncode, verified.stdout) == (0, ""), verified.stdout
