@@ -290,7 +290,7 @@ def arm64_programs(tmp_path_factory: pytest.TempPathFactory, as_root: None) -> P
     with_rpm = recipe.load(str(base / "with-rpm.toml"), given=True)
     plan = make_plan(with_rpm, Options(suite="trixie", arch="arm64", cache_dir=base / "cache"))
     _, selection = resolve_plan(plan)
-    programs = ("dash", "coreutils", "rpm", "rpm-common")
+    programs = ("dash", "coreutils", "rpm", "rpm-common", "zlib1g")
     wanted = [p for p in selection.packages if p.name in programs or p.name.startswith("lib")]
     for deb in download.fetch_all(wanted, plan.cache).values():
         run(["dpkg-deb", "-x", str(deb), str(base / "unpacked")])
@@ -307,9 +307,10 @@ def multi(
     registry: Registry,
 ) -> tuple[Path, str]:
     """A tree whose BaseOS has an x86_64 and an aarch64 repository: the noarch packages, the release package
-    built for each, a data package saying which it is, and the shell, coreutils and glibc of each architecture
-    (the host's for x86_64, Debian's arm64 programs for aarch64), with their scriptlets (setup's Lua %pre left
-    out: Lua scriptlets run in the image's rpm). Built for both and pushed: (output directory, reference)."""
+    built for each, a data package saying which it is, and the shell, coreutils, rpm and their libraries of each
+    architecture (the host's for x86_64, Debian's arm64 programs for aarch64), with their scriptlets (setup's Lua
+    %pre left out: Lua scriptlets run in the image's rpm). Built for both and pushed: (output directory,
+    reference)."""
     ensure_binfmt("aarch64")
     base = tmp_path_factory.mktemp("rpm-multi")
     specs = {s.name: s for s in rpmdistro.specs() if s.arch != "i686"}
@@ -317,7 +318,7 @@ def multi(
         repo = RpmRepo(base / "tree" / f"9/BaseOS/{basearch}/os", gpg_key)
         marker = Spec("arch-marker", arch=basearch, files={"/usr/share/arch-marker": basearch})
         programs = (
-            [specs[n] for n in ("glibc", "shell", "coreutils")]
+            [specs[n] for n in ("glibc", "shell", "coreutils", "rpm", "rpm-libs")]
             if basearch == "x86_64"
             else rpmdistro.foreign_specs(arm64_programs, basearch)
         )
