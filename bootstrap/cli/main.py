@@ -20,7 +20,6 @@ from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.cli import cache as cli_cache
 from bootstrap.cli import common as cli_common
-from bootstrap.cli import registry as cli_registry
 from bootstrap.cli.common import (
     ALLOW_PATH,
     PUBLIC_KEY,
@@ -45,12 +44,32 @@ from bootstrap.records import inspection, outputs
 from bootstrap.records import lock as lock_mod
 from bootstrap.sign import keys
 
+LAZY_COMMANDS = {
+    "check": "check",
+    "fleet": "fleet_cmd",
+    "push": "push_cmd",
+    "index": "index_cmd",
+    "policy": "policy_cmd",
+}
+"""The registry commands (bootstrap/cli/registry.py): the module, and the registry client behind it, is loaded
+only when one of them runs or help lists them."""
+
 
 class DefaultGroup(click.Group):
-    """`bootstrap RECIPE ...` means `bootstrap build RECIPE ...`."""
+    """`bootstrap RECIPE ...` means `bootstrap build RECIPE ...`; the registry commands are loaded when named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            from bootstrap.cli import registry as cli_registry
+
+            self.add_command(getattr(cli_registry, LAZY_COMMANDS[cmd_name]), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and not args[0].startswith("-") and args[0] not in self.commands:
+        if args and not args[0].startswith("-") and args[0] not in {*self.commands, *LAZY_COMMANDS}:
             args = ["build", *args]
         return super().parse_args(ctx, args)
 
@@ -375,14 +394,6 @@ def resolve_cmd(recipe_name: str, opts: Options) -> None:
         click.echo(f"{p.name}\t{p.version}\t{p.arch}")
 
 
-for _command in (
-    cli_registry.check,
-    cli_registry.fleet_cmd,
-    cli_registry.push_cmd,
-    cli_registry.index_cmd,
-    cli_registry.policy_cmd,
-):
-    cli.add_command(_command)
 cli.add_command(cli_cache.cache)
 
 

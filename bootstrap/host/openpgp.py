@@ -241,9 +241,7 @@ def fingerprints(keyring: Path) -> set[str]:
     return {_v4_fingerprint(body) for tag, body in _packets(_binary(keyring)) if tag in (6, 14) and body[:1] == b"\x04"}
 
 
-def _gpgv(
-    args: list[str], scratch: Path, keyrings: tuple[Path, ...], what: str, signers: frozenset[str]
-) -> Status:
+def _gpgv(args: list[str], scratch: Path, keyrings: tuple[Path, ...], what: str, signers: frozenset[str]) -> Status:
     """Run gpgv on `args` (the signed files, inside `scratch`) and refuse what its status lines do not vouch for."""
     cmd = ["gpgv", "--status-fd", "1", *_keyring_args(keyrings, scratch), *args]
     try:
