@@ -103,9 +103,9 @@ def main(argv: list[str] | None = None) -> None:
         if found is not None:
             _debian(args, found.main, found.security, scratch, results, out)
         if not args.no_rpm:
-            say("rpm: building the fixture repository")
-            results["rpm"] = rpm.run(args.runs, scratch / "rpm", say)
-            print(report.rpm_table(results["rpm"]) + "\n", flush=True)
+            results["rpm"] = rpm.run_scales(args.runs, scratch / "rpm", say)
+            for comparison in results["rpm"].values():
+                print(report.rpm_table(comparison) + "\n", flush=True)
             report.write_json(out, results)
     finally:
         if args.keep:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             remove(scratch)
     found_targets = [t for s in results["suites"] for t in report.targets(s)]
-    found_targets += report.rpm_targets(results["rpm"]) if "rpm" in results else []
+    found_targets += [t for c in results.get("rpm", {}).values() for t in report.rpm_targets(c)]
     results["targets"] = [t.as_dict() for t in found_targets]
     results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report.write_json(out, results)

@@ -49,14 +49,17 @@ def targets(suite: dict[str, Any]) -> list[Target]:
 
 
 def rpm_targets(rpm: dict[str, Any]) -> list[Target]:
-    """The RPM comparison's target: a warm build at most a quarter of dnf --installroot's time."""
-    return [Target("rpm: warm bootstrap / dnf --installroot, wall", rpm.get("ratio_wall"), 0.25, "x")]
+    """The RPM comparison's target at its scale: a warm build at most a quarter of dnf --installroot's time."""
+    scale = rpm.get("scale", "miniature")
+    return [Target(f"rpm {scale}: warm bootstrap / dnf --installroot, wall", rpm.get("ratio_wall"), 0.25, "x")]
 
 
 def rpm_table(rpm: dict[str, Any]) -> str:
     """The readable summary of the RPM comparison."""
-    request = " ".join(rpm.get("request", []))
-    lines = [f"== rpm (fixture repository on 127.0.0.1, request: {request}): {rpm['runs']} timed runs each"]
+    names = rpm.get("request", [])
+    request = " ".join(names) if len(names) <= 10 else f"{' '.join(names[:6])} and {len(names) - 6} more"
+    scale = rpm.get("scale", "miniature")
+    lines = [f"== rpm {scale} (fixture repository on 127.0.0.1, request: {request}): {rpm['runs']} timed runs each"]
     if rpm.get("failure"):
         return "\n".join([*lines, f"not measured: {rpm['failure']}"])
     lines.append(f"{'case':<20} {'wall s':>20} {'CPU s':>20} {'peak RSS MB':>22} {'tree MB':>8} {'pkgs':>5}")

@@ -3,7 +3,11 @@ host's shell, coreutils and rpm packaged with rpmbuild, signed by a throwaway ke
 `repomd.xml` signed), served on 127.0.0.1 as AlmaLinux 9's BaseOS, against `dnf --installroot` installing the same
 request from the same repository. Both verify the signatures and run the scriptlets; both have a warm cache (a
 first, untimed run filled bootstrap's; `dnf makecache` and an untimed install filled dnf's, kept). The timed runs
-alternate, each in a fresh directory."""
+alternate, each in a fresh directory.
+
+Two scales: the miniature alone (8 packages, where both tools' fixed costs decide), and the miniature with
+FILLERS packages more, each carrying a share of the host's libraries and message catalogues, about BASE_BYTES in
+all (the size and count of a distribution's base image, where the per-package and per-byte costs decide)."""
 
 import contextlib
 import json
@@ -23,6 +27,12 @@ RELEASE_PATH = "9/BaseOS/x86_64/os"
 """Where the repository is under the served tree: AlmaLinux 9's BaseOS (bootstrap/rpm/distros.py)."""
 TOOLS = ("rpmbuild", "rpmsign", "createrepo_c", "dnf", "gpg")
 CASES = ("bootstrap-rpm-warm", "dnf-installroot")
+SCALES = {"miniature": 0, "base": 120}
+"""How many filler packages each scale adds to the miniature."""
+BASE_BYTES = 150 << 20
+"""The filler packages' files, in all: about an AlmaLinux or Rocky Linux base image's tree."""
+FILLER_FILE = 8 << 20
+"""No filler takes a host file larger than this (a base image's files are small)."""
 
 
 @dataclass(frozen=True)
@@ -75,18 +85,51 @@ def write_inputs(
     return RpmContext(mirror, recipe, directory / "bootstrap-cache", conf, directory / "dnf-cache", request)
 
 
+def fillers(count: int, budget: int = BASE_BYTES) -> list[Any]:
+    """`count` packages sharing out the host's libraries and message catalogues (real files: real compression
+    ratios) up to `budget` bytes, each under /usr/share/NAME, every fourth with a %post."""
+    from tests.fixtures.rpmrepo import Spec
+
+    if not count:
+        return []
+    found = [p for top in ("/usr/lib", "/usr/share/locale") for p in sorted(Path(top).rglob("*"))]
+    groups: list[list[Path]] = [[] for _ in range(count)]
+    total = 0
+    for i, path in enumerate(p for p in found if p.is_file() and not p.is_symlink()):
+        size = path.stat().st_size
+        if size <= FILLER_FILE and total + size <= budget:
+            groups[i % count].append(path)
+            total += size
+    specs = []
+    for k, group in enumerate(groups):
+        name = f"filler{k:03d}"
+        home = f"/usr/share/{name}"
+        lines = [f"mkdir -p $RPM_BUILD_ROOT{home}"]
+        lines += [f"cp '{f}' $RPM_BUILD_ROOT{home}/{n}-{f.name}" for n, f in enumerate(group)]
+        post = f": {name} configured" if k % 4 == 0 else ""
+        install = "\n".join(lines)
+        specs.append(Spec(name, arch="x86_64", requires=["glibc"], install=install, post=post, file_lines=[home]))
+    return specs
+
+
 @contextlib.contextmanager
-def fixture(scratch: Path) -> Iterator[RpmContext]:
-    """The miniature built, signed and served on 127.0.0.1 for as long as the context lasts."""
+def fixture(scratch: Path, filler_count: int = 0) -> Iterator[RpmContext]:
+    """The miniature (with `filler_count` filler packages) built, signed and served on 127.0.0.1 for as long as
+    the context lasts."""
     from tests.fixtures import rpmdistro
     from tests.fixtures.gpg import GpgKey
+    from tests.fixtures.rpmrepo import RpmRepo
     from tests.fixtures.server import Server
 
+    extra = fillers(filler_count)
     with GpgKey.generate("Bench Fixture <bench@example.invalid>") as key:
-        rpmdistro.build(scratch / "tree" / RELEASE_PATH, key)
+        repo = RpmRepo(scratch / "tree" / RELEASE_PATH, key)
+        repo.build([*rpmdistro.specs(), *extra], payload="w19.zstdio")
+        repo.publish()
         key_file = key.export(scratch / "fixture-key.asc", armor=True)
+        request = (*rpmdistro.REQUEST, *(s.name for s in extra))
         with Server(scratch / "tree") as server:
-            yield write_inputs(scratch, server.url, key_file, key.fingerprint, rpmdistro.REQUEST)
+            yield write_inputs(scratch, server.url, key_file, key.fingerprint, request)
 
 
 def installed(root: Path) -> int:
@@ -159,8 +202,18 @@ def compare(ctx: RpmContext, runs: int, scratch: Path, say: Callable[[str], None
     return {"runs": runs, "request": list(ctx.request), "cases": cases, "ratio_wall": wall}
 
 
-def run(runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Build the fixture in `scratch` and compare; a missing tool is reported as the comparison's failure."""
+def run_scales(runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    """`run` at each scale: scale name -> its comparison."""
+    out = {}
+    for scale, count in SCALES.items():
+        say(f"rpm: building the {scale} fixture repository")
+        out[scale] = {**run(runs, scratch / scale, say, count), "scale": scale}
+    return out
+
+
+def run(runs: int, scratch: Path, say: Callable[[str], None] = print, filler_count: int = 0) -> dict[str, Any]:
+    """Build the fixture (with `filler_count` fillers) in `scratch` and compare; a missing tool is reported as the
+    comparison's failure."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         return {"runs": runs, "cases": {}, "ratio_wall": None, "failure": f"missing {', '.join(missing)}"}
@@ -170,5 +223,5 @@ def run(runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[st
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(REPO / "bootstrap")], check=True, stdout=subprocess.DEVNULL
     )
-    with fixture(scratch) as ctx:
+    with fixture(scratch, filler_count) as ctx:
         return compare(ctx, runs, scratch, say)

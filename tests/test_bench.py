@@ -208,3 +208,23 @@ def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
     assert ours["packages"] == theirs["packages"] == len(rpmdistro.INSTALLED)
     assert done["ratio_wall"] == round(ours["wall"]["median"] / theirs["wall"]["median"], 3)
     assert {"unpack", "configure", "pack"} <= set(ours["steps"])
+
+
+def test_rpm_fillers_share_out_host_files_within_the_budget() -> None:
+    """The base-image scale's fillers: each its own directory of real host files, every fourth with a %post, the
+    files together within the budget and the same on every call."""
+    specs = bench_rpm.fillers(4, budget=2 << 20)
+    assert [s.name for s in specs] == ["filler000", "filler001", "filler002", "filler003"]
+    copied = [line.split("'")[1] for s in specs for line in s.install.splitlines() if line.startswith("cp ")]
+    assert copied and sum(os.path.getsize(f) for f in copied) <= 2 << 20
+    assert max(os.path.getsize(f) for f in copied) <= bench_rpm.FILLER_FILE
+    assert [list(s.file_lines) for s in specs] == [[f"/usr/share/{s.name}"] for s in specs]
+    assert [bool(s.post) for s in specs] == [True, False, False, False]
+    assert bench_rpm.fillers(4, budget=2 << 20) == specs and bench_rpm.fillers(0) == []
+
+
+def test_rpm_targets_name_their_scale() -> None:
+    done = {"runs": 1, "request": [f"p{i}" for i in range(20)], "cases": {}, "ratio_wall": 0.5, "scale": "base"}
+    (target,) = report.rpm_targets(done)
+    assert (target.name, target.verdict) == ("rpm base: warm bootstrap / dnf --installroot, wall", "MISS")
+    assert "request: p0 p1 p2 p3 p4 p5 and 14 more" in report.rpm_table(done)

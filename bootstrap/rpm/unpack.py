@@ -4,11 +4,17 @@ written, %doc files are left out under nodocs and %lang files outside the instal
 Owners are named in the header and found in the tree's own passwd and group; a name they do not hold yet (an
 account a %pre makes) is root for now and given again after the scriptlets (`reown`)."""
 
+import contextlib
+import io
 import os
 import stat
 import tarfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Overrides
@@ -21,6 +27,11 @@ from bootstrap.rpm.header import Layout, read_layout
 from bootstrap.rpm.options import JobOptions
 
 _HOSTILE = "the package is malformed or hostile; do not use this mirror"
+READ_AHEAD = 32 << 20
+"""A payload that its signed header says inflates to at most this much is inflated whole in a thread while the
+packages before it are written (as the deb family reads ahead); a larger one is inflated as it is written."""
+WINDOW = 4
+"""How many packages are inflated ahead of the one being written."""
 _TYPES = {
     stat.S_IFREG: tarfile.REGTYPE,
     stat.S_IFDIR: tarfile.DIRTYPE,
@@ -160,16 +171,62 @@ class _Package:
             raise UnpackError(f"{self.what}: {missing[0]} is in its header but not in its payload", _HOSTILE)
 
 
-def unpack_one(
-    writer: RootWriter, name: str, path: Path, options: JobOptions, epoch: int, dirs: set[str] | None = None
-) -> Unpacked:
-    """Write one package's files below the writer's root (`dirs`: directories known there, kept up to date)."""
-    what = f"{name} ({path.name})"
+@dataclass(frozen=True)
+class _Read:
+    """One package's signed header, and its payload inflated ahead (None: inflate it while writing)."""
+
+    layout: Layout
+    payload: bytes | None
+
+
+def _bound(layout: Layout, what: str) -> int:
+    """The most the payload can inflate to as the signed header lists its files: their data, each member's cpio
+    head, name and padding, and the trailer."""
+    files = file_table(layout.main, what)
+    return sum(f.size + 3 for f in files) + (len(files) + 1) * (cpio.HEAD + cpio.MAX_NAME + 3) + 512
+
+
+def _read(path: Path, what: str) -> _Read:
     with open(path, "rb") as f:
         layout = read_layout(f, what)
+    bound = _bound(layout, what)
+    if bound > READ_AHEAD:
+        return _Read(layout, None)
+    with payload.opened(path, layout, what) as stream:
+        data = stream.read(bound + 1)
+    # more than the header allows: inflated again while written, where the cpio reader says what is wrong
+    return _Read(layout, data if len(data) <= bound else None)
+
+
+def _read_ahead(items: list[tuple[str, Path]]) -> Iterator[_Read]:
+    """Each package's header and payload, the next few inflated in threads while the current one is written."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = deque(pool.submit(_read, path, f"{name} ({path.name})") for name, path in items[:WINDOW])
+        for i in range(len(items)):
+            if i + WINDOW < len(items):
+                name, path = items[i + WINDOW]
+                pending.append(pool.submit(_read, path, f"{name} ({path.name})"))
+            yield pending.popleft().result()
+
+
+def unpack_one(
+    writer: RootWriter,
+    name: str,
+    path: Path,
+    options: JobOptions,
+    epoch: int,
+    dirs: set[str] | None = None,
+    read: _Read | None = None,
+) -> Unpacked:
+    """Write one package's files below the writer's root (`dirs`: directories known there, kept up to date;
+    `read`: its header and payload as read ahead, else read here)."""
+    what = f"{name} ({path.name})"
+    if read is None:
+        read = _read(path, what)
+    layout = read.layout
     state = _Package(writer, layout, what, options, epoch, set() if dirs is None else dirs)
     biggest = max((f.size for f in state.files), default=0)
-    with payload.opened(path, layout, what) as stream:
+    with _payload(path, read, what) as stream:
         for member, data in cpio.members(stream, what, len(state.files), biggest):
             try:
                 state.member(member, data)
@@ -181,13 +238,25 @@ def unpack_one(
     return Unpacked(name, path, layout, tuple(state.files), tuple(state.written), tuple(state.unknown))
 
 
+@contextlib.contextmanager
+def _payload(path: Path, read: _Read, what: str) -> Iterator[BinaryIO]:
+    if read.payload is not None:
+        yield io.BytesIO(read.payload)
+    else:
+        with payload.opened(path, read.layout, what) as stream:
+            yield stream
+
+
 def unpack_all(
     root: Path, items: list[tuple[str, Path]], options: JobOptions, epoch: int, overrides: Overrides | None = None
 ) -> list[Unpacked]:
-    """Unpack every package in the order given (dependencies first)."""
+    """Unpack every package in the order given (dependencies first), the next payloads inflated ahead."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     writer, dirs = RootWriter(root, overrides), set[str]()
-    return [unpack_one(writer, name, path, options, epoch, dirs) for name, path in items]
+    return [
+        unpack_one(writer, name, path, options, epoch, dirs, read)
+        for (name, path), read in zip(items, _read_ahead(items), strict=True)
+    ]
 
 
 def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = None, last: bool = False) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Device, Overrides
+from bootstrap.rpm import unpack as unpack_mod
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import unpack_all
@@ -19,7 +20,46 @@ from tests.fixtures.rpmrepo import RpmRepo, Spec
 from tests.rpm.conftest import EPOCH, accounts_root, need_tools
 
 
-def test_unpack_as_rpm_would(sample: Path, tmp_path: Path) -> None:
+@pytest.fixture(params=["read-ahead", "streamed"])
+def inflation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a payload is inflated: whole, in a thread ahead of its turn (a payload its header bounds under
+    READ_AHEAD), or streamed while written (a larger one)."""
+    if request.param == "streamed":
+        monkeypatch.setattr(unpack_mod, "READ_AHEAD", 0)
+    return str(request.param)
+
+
+def _tree(root: Path) -> list[tuple[str, int, int, int, bytes]]:
+    out = []
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        data = (
+            path.read_bytes() if stat.S_ISREG(st.st_mode) else os.readlink(path).encode() if path.is_symlink() else b""
+        )
+        out.append((str(path.relative_to(root)), st.st_mode, st.st_nlink, int(st.st_mtime), data))
+    return out
+
+
+def test_read_ahead_writes_the_tree_streaming_writes(
+    sample: Path, tmp_path: Path, gpg_key: GpgKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same packages in the same order give the same tree, inflated ahead in threads or streamed."""
+    need_tools("rpmbuild", "rpmsign")
+    many = RpmRepo(tmp_path / "repo", gpg_key).build(
+        [Spec(f"p{i}", files={f"/usr/share/p/{i}": f"file {i}\n" * (i + 1)}) for i in range(9)], payload="w19.zstdio"
+    )
+    items = [("sample", sample), *((f"p{i}", rpm) for i, rpm in enumerate(many))]
+    assert unpack_mod._read(sample, "sample").payload is not None  # small: inflated ahead
+    ahead = unpack_all(accounts_root(tmp_path / "ahead"), items, JobOptions(), EPOCH)
+    monkeypatch.setattr(unpack_mod, "READ_AHEAD", 0)
+    assert unpack_mod._read(sample, "sample").payload is None
+    streamed = unpack_all(accounts_root(tmp_path / "streamed"), items, JobOptions(), EPOCH)
+    assert [u.written for u in ahead] == [u.written for u in streamed] and len(ahead) == 10
+    assert _tree(tmp_path / "ahead/root") == _tree(tmp_path / "streamed/root")
+    assert (tmp_path / "ahead/root/usr/share/p/8").read_text() == "file 8\n" * 9 + "\n"  # the heredoc ends a line
+
+
+def test_unpack_as_rpm_would(sample: Path, tmp_path: Path, inflation: str) -> None:
     root = accounts_root(tmp_path)
     (done,) = unpack_all(root, [("sample", sample)], JobOptions(nodocs=True, install_langs=("de_DE",)), EPOCH)
     assert (root / "usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
@@ -94,7 +134,7 @@ def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]]) -> 
         ("./usr/bin/not-listed", "not in its signed header"),
     ],
 )
-def test_hostile_member_names(sample: Path, tmp_path: Path, name: str, error: str) -> None:
+def test_hostile_member_names(sample: Path, tmp_path: Path, name: str, error: str, inflation: str) -> None:
     hostile = _respliced(sample, tmp_path / "hostile.rpm", [(name, 0o100644, b"owned\n")])
     root = accounts_root(tmp_path)
     with pytest.raises(UnpackError, match=error) as caught:
@@ -103,13 +143,13 @@ def test_hostile_member_names(sample: Path, tmp_path: Path, name: str, error: st
     assert not (tmp_path / "etc/evil").exists() and not list(root.rglob("evil"))
 
 
-def test_payload_lacking_a_file(sample: Path, tmp_path: Path) -> None:
+def test_payload_lacking_a_file(sample: Path, tmp_path: Path, inflation: str) -> None:
     hostile = _respliced(sample, tmp_path / "short.rpm", [("./usr/bin/sample", 0o100755, b"#!/bin/sh\necho sample\n")])
     with pytest.raises(UnpackError, match="in its header but not in its payload"):
         unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
 
 
-def test_wrong_size_refused(sample: Path, tmp_path: Path) -> None:
+def test_wrong_size_refused(sample: Path, tmp_path: Path, inflation: str) -> None:
     hostile = _respliced(sample, tmp_path / "big.rpm", [("./usr/bin/sample", 0o100755, b"x" * 5)])
     with pytest.raises(UnpackError, match="not the size its header says"):
         unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
