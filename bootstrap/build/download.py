@@ -3,8 +3,6 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bootstrap.errors import BootstrapError
 from bootstrap.family.model import Package
 from bootstrap.host import http
@@ -27,12 +25,16 @@ def fetch_all(packages: Sequence[Package], cache: Cache, offline: bool = False) 
             f"--offline: {len(missing)} package(s) are not in the cache ({names})",
             "run once without --offline to fill the cache",
         )
+    if not missing:
+        return {p.name: cache.blob(p.sha256) for p in packages}
+    from tqdm import tqdm  # only when something is fetched: it costs every warm build's start otherwise
+
     with tqdm(
         total=sum(p.size for p in missing),
         unit="B",
         unit_scale=True,
         desc="download",
-        disable=not bars_enabled() or not missing,
+        disable=not bars_enabled(),
         leave=False,
     ) as bar:
 

@@ -164,6 +164,7 @@ def _rpm(plan: PlanView) -> RpmFamily:
             cache=plan.cache,
             insecure=plan.insecure,
             offline=plan.offline,
+            derived_cache=plan.derived_cache,
             repos=r.rpm_repos,
             request=rpm_resolve.Request(r.includes(plan.suite), r.package_groups, r.weak_deps),
             exclude=r.excludes(plan.suite),

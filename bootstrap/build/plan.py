@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bootstrap.build import families
 from bootstrap.build import recipe as recipe_mod
@@ -19,7 +20,9 @@ from bootstrap.image.layer import Compression
 from bootstrap.records import links
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
-from bootstrap.sign.keys import SigningKey
+
+if TYPE_CHECKING:  # loaded when signing (cryptography costs every build's start otherwise)
+    from bootstrap.sign.keys import SigningKey
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Options:
     """Directories recipes may read local files from besides their own (--allow-path)."""
     cache_max: str | None = None
     """The cache's size cap as given (--cache-max: `5G`, `off`); None: $BOOTSTRAP_CACHE_MAX, else the default."""
-    sign_key: SigningKey | None = None
+    sign_key: "SigningKey | None" = None
     """Sign the SBOMs and the provenance with this key (--sign-key), as DSSE envelopes beside them."""
 
 
@@ -92,7 +95,7 @@ class Plan:
     """Bytes the cache is pruned down to after the build (None: no cap)."""
     records_url: str = links.DEFAULT
     """The base of the records' build type, builder id and SPDX namespaces (`$BOOTSTRAP_RECORDS_URL`)."""
-    sign_key: SigningKey | None = None
+    sign_key: "SigningKey | None" = None
     """The key that signs the records; None: unsigned."""
 
     def mirrors_for(self, arch: str) -> Mirrors:

@@ -33,7 +33,7 @@ from bootstrap.log import log
 _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
-DERIVED_AREAS = ("parsed", "expanded", "gzip")
+DERIVED_AREAS = ("parsed", "expanded", "gzip", "verdicts")
 """Areas whose files `write_atomic` writes (beside `releases/*/`): swept of what killed builds left."""
 TEMP_PREFIX = "build-"
 """The temporary directories of the processes using the cache, in its `tmp/`."""

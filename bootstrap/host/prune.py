@@ -24,9 +24,9 @@ from bootstrap.host import scratch
 from bootstrap.host.cache import SESSION_PREFIX, TAKE_LOCK, Cache
 from bootstrap.log import log
 
-PRUNED = ("sha256", "expanded", "parsed", "gzip")
+PRUNED = ("sha256", "expanded", "parsed", "gzip", "verdicts")
 """The areas pruning removes from: downloaded packages and index files, expanded packages, parsed indexes, kept
-gzip members. Everything there is made again (or fetched) when missing."""
+gzip members, package signature verdicts. Everything there is made again (or fetched) when missing."""
 KEPT = ("releases", "locks", "tmp")
 """Shown by `usage`, never pruned."""
 DESCRIPTIONS = {
@@ -34,6 +34,7 @@ DESCRIPTIONS = {
     "expanded": "decompressed packages",
     "parsed": "parsed package indexes",
     "gzip": "gzip members of earlier layers",
+    "verdicts": "package signature verdicts",
     "releases": "verified InRelease files (never pruned)",
     "locks": "lock files",
     "tmp": "downloads under way",

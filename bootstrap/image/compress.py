@@ -123,8 +123,10 @@ class ParallelGzip:
     def write(self, data: bytes) -> int:
         self.buf += data
         while len(self.buf) >= BLOCK:
-            self._submit(bytes(self.buf[:BLOCK]))
+            with memoryview(self.buf) as view:
+                block = bytes(view[:BLOCK])
             del self.buf[:BLOCK]
+            self._submit(block)
         return len(data)
 
     def close(self) -> None:

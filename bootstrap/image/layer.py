@@ -19,6 +19,10 @@ from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members, ParallelGzip
 
 ZSTD_LEVEL = 9
+COPY_BUFFER = 1 << 20
+"""How much of a file the tar stream takes at a time, and hands on to the hash and the compressor (the stream's
+bytes do not depend on it; tarfile's own 16 KiB costs a call per chunk through every stage). The tar is written
+straight to the sink (mode "w"), not through tarfile's stream buffer, which copies itself on every header."""
 
 EMPTY_DIRS = ("dev", "proc", "sys")
 """Kept as empty directories: the container runtime mounts them."""
@@ -76,6 +80,10 @@ class _HashingSink:
             self.size += len(data)
             self.out.write(data)
 
+    def tell(self) -> int:
+        """Where the tar stream is (tarfile asks once, when it starts)."""
+        return self.tar_size
+
     def write(self, data: bytes) -> int:
         self.tar_hash.update(data)
         self.tar_size += len(data)
@@ -126,8 +134,13 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
     """Write the tree as a reproducible tar stream to `sink`; with `overrides`, each entry has the owner,
     mode and type recorded there rather than those it has on disk."""
     links: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}
-    with tarfile.open(
-        fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape"
+    with tarfile.TarFile(
+        fileobj=sink,
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        errors="surrogateescape",
+        copybufsize=COPY_BUFFER,
     ) as tar:
         for rel in _walk(str(root)):
             full = os.path.join(root, rel)

@@ -10,7 +10,7 @@ import platform as host_platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootstrap import __version__
 from bootstrap.family.model import Notice, Package
@@ -18,7 +18,9 @@ from bootstrap.host.cache import sha256_file
 from bootstrap.records import attestation, cyclonedx, provenance, sbom, spdx3
 from bootstrap.records.facts import Platform, Result
 from bootstrap.sign import dsse
-from bootstrap.sign.keys import SigningKey
+
+if TYPE_CHECKING:  # loaded when signing (cryptography costs every build's start otherwise)
+    from bootstrap.sign.keys import SigningKey
 
 Built = Result[Package, Notice]
 """A build as the record writers read it."""
@@ -41,7 +43,7 @@ class Context:
     result: Built
     part: BuiltPlatform | None = None
     digests: Mapping[str, str] | None = None
-    key: SigningKey | None = None
+    key: "SigningKey | None" = None
     """The key that signs the records (`--sign-key`), for an envelope's writer."""
     record: bytes = b""
     """For an envelope's writer: the bytes of the record it signs."""
@@ -352,7 +354,7 @@ def summary(result: Built, digests: Mapping[str, str]) -> dict[str, Any]:
 
 
 def write_all(
-    stage: Path, result: Built, known: Mapping[str, str] | None = None, key: SigningKey | None = None
+    stage: Path, result: Built, known: Mapping[str, str] | None = None, key: "SigningKey | None" = None
 ) -> None:
     """Write every record of the table into the stage, after the files the pipeline wrote (`known`: digests of
     files of the stage already hashed as they were written), and with `key` the signed envelopes."""

@@ -20,6 +20,7 @@ from bootstrap.rpm.job import RpmJob
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.selection import RpmSelection
 from bootstrap.rpm.settings import RpmSettings
+from bootstrap.rpm.verdicts import Verdicts
 
 NAME = "rpm"
 WORKERS = 4
@@ -71,18 +72,25 @@ class RpmFamily:
         return selection_mod.pinned(own_archive(archive).available, pins)
 
     def verified(self, selection: RpmSelection, files: Mapping[str, Path]) -> dict[str, Path]:
-        """Each package file, once its OpenPGP signature (by a pinned key) and its payload digest are checked:
-        the first that fails stops the build before anything is unpacked."""
+        """Each package file, once its OpenPGP signature (by a pinned key) and its payload digest are checked
+        (or were, by an earlier build with the same keys: `verdicts`): the first that fails stops the build
+        before anything is unpacked."""
         s = self.settings
         if s.insecure:
             log.warning("WARNING: --insecure: the packages' signatures are NOT checked")
             return dict(files)
 
+        kept = Verdicts(s.cache, s.keyrings, s.signers) if s.derived_cache else None
+
         def check(p: model.Package) -> None:
             path = files.get(p.name)
             if path is None:
                 raise BootstrapError(f"{p.name} was not fetched", "report this as a bug")
+            if kept is not None and kept.passed(p.sha256, path):
+                return
             pkgsig.verify(path, s.keyrings, p.filename, s.signers)
+            if kept is not None:
+                kept.record(p.sha256, path)
 
         map_parallel(check, selection.packages, WORKERS)
         return {p.name: files[p.name] for p in selection.packages}

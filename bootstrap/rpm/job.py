@@ -2,8 +2,11 @@
 finish (the files the distribution's image writes and removes), the scriptless database, licence notices. Rows
 of the step table (`bootstrap.build.steps`) call them through the `Job` protocol."""
 
+import contextlib
 import re
+import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,27 +59,43 @@ class RpmJob:
     def tree(self) -> Tree:
         return Tree(self.target.root, self.target.overrides)
 
-    def order(self) -> list[str]:
-        """The selection's names, dependencies first."""
+    def _headers(self) -> dict[str, Header]:
+        """The selection's signed headers, by name."""
         headers: dict[str, Header] = {}
-        paths: dict[str, list[str]] = {}
         for name in self.selection.names():
             path = self.files.get(name)
             if path is None:
                 raise BootstrapError(f"{name}: no package file was fetched", "fetch the selection first")
             with open(path, "rb") as f:
                 headers[name] = read_layout(f, path.name).main
-            paths[name] = [e.path for e in file_table(headers[name], path.name)]
-        return install_order(headers, paths)
+        return headers
+
+    def order(self, headers: Mapping[str, Header] | None = None) -> list[str]:
+        """The selection's names, dependencies first."""
+        headers = headers if headers is not None else self._headers()
+        paths = {name: [e.path for e in file_table(h, self.files[name].name)] for name, h in headers.items()}
+        return install_order(dict(headers), paths)
 
     def unpack(self, final: bool) -> None:
         """The packages' files in install order, owners named by accounts of a later package given, then
-        (unless `final`: `package_database` writes it) the rpm database."""
-        items = [(name, self.files[name]) for name in self.order()]
-        self.unpacked = unpack_all(self.target.root, items, self.options, self.target.epoch, self.target.overrides)
-        reown(self.target.root, self.unpacked, self.target.overrides, last=final)  # a later package's accounts
-        if not final:
-            self._database()
+        (unless `final`: `package_database` writes it) the rpm database, made by the host's rpm from the package
+        files while they are unpacked."""
+        headers = self._headers()
+        names = self.order(headers)
+        items = [(name, self.files[name]) for name in names]
+        target, options = self.target, self.options
+        with contextlib.ExitStack() as stack:
+            made = None
+            if not final:
+                packages = [(path, skipped(file_table(headers[n], path.name), options)) for n, path in items]
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bootstrap-rpmdb-")))
+                pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch)
+            self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides)
+            reown(target.root, self.unpacked, target.overrides, last=final)  # a later package's accounts
+            if made is not None:
+                made.result()
+                rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
 
     def _database(self) -> None:
         packages = [(u.path, skipped(list(u.files), self.options)) for u in self.unpacked]

@@ -10,6 +10,7 @@ tree); it is found on PATH. `RpmDatabase` reads the database from an image layer
 import os
 import shutil
 import sqlite3
+import stat
 import struct
 import subprocess
 import tempfile
@@ -96,18 +97,21 @@ def _settled(blob: bytes, left_out: set[str], epoch: int, n: int) -> bytes:
 def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
     """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
     database at `dbpath` (absolute in the image), reproducibly."""
-    rel = dbpath.strip("/")
-    tree.mkdir(rel)
-    real = tree.root / tree.resolve_dir(rel)
-    for name in (DB, f"{DB}-wal", f"{DB}-shm", ".rpm.lock"):
-        (real / name).unlink(missing_ok=True)
-    argv, env = rpm_command(real, epoch, arch)
+    with tempfile.TemporaryDirectory(prefix="bootstrap-rpmdb-") as tmp:
+        make(Path(tmp), packages, epoch, arch)
+        install(tree, dbpath, Path(tmp), epoch)
+
+
+def make(directory: Path, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
+    """The database of `packages` (as `write` takes them) in `directory`, a private one outside the tree: it
+    needs only the package files, so it is made while the tree is unpacked."""
+    argv, env = rpm_command(directory, epoch, arch)
     if packages:
         install = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest"]
         install += ["--ignorearch", "--ignoreos", "--ignoresize", "--replacepkgs", "--replacefiles", "--noorder"]
         _run([*argv, *install, *(str(p) for p, _ in packages)], env, "rpm --justdb")
         left_out = {_name_of(p): skip for p, skip in packages}
-        with closing(sqlite3.connect(real / DB)) as db, db:
+        with closing(sqlite3.connect(directory / DB)) as db, db:
             rows = db.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
             for n, (hnum, blob) in enumerate(rows):
                 skip = left_out.get(_header_blob(blob).string(tags.NAME), set())
@@ -115,13 +119,25 @@ def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], ep
     else:
         _run([*argv, "--initdb"], env, "rpm --initdb")
     _run([*argv, "--rebuilddb"], env, "rpm --rebuilddb")
-    with closing(sqlite3.connect(real / DB)) as db:
+    with closing(sqlite3.connect(directory / DB)) as db:
         db.execute("VACUUM")
     for name in (f"{DB}-wal", f"{DB}-shm"):
-        (real / name).unlink(missing_ok=True)
-    for name in os.listdir(real):
+        (directory / name).unlink(missing_ok=True)
+
+
+def install(tree: Tree, dbpath: str, directory: Path, epoch: int) -> None:
+    """The database `make` left in `directory` put at `dbpath` in the tree (confined to it; what was there
+    before replaced), its files dated `epoch`, with the mode rpm gives them: its directory's, less execute."""
+    rel = dbpath.strip("/")
+    tree.mkdir(rel)
+    real = tree.resolve_dir(rel)
+    st = tree.lstat(real)
+    mode = stat.S_IMODE(st.st_mode) & 0o666 if st is not None else 0o644  # as rpm gives its files
+    for name in (DB, f"{DB}-wal", f"{DB}-shm", ".rpm.lock"):
+        tree.remove(f"{real}/{name}")
+    for name in sorted(os.listdir(directory)):
         if name.startswith("rpmdb.sqlite") or name == ".rpm.lock":
-            os.utime(real / name, (epoch, epoch), follow_symlinks=False)
+            tree.write(f"{real}/{name}", (directory / name).read_bytes(), mode, mtime=epoch)
 
 
 def _name_of(rpm: Path) -> str:

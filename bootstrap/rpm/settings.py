@@ -23,6 +23,8 @@ class RpmSettings:
     cache: Cache
     insecure: bool
     offline: bool
+    derived_cache: bool
+    """Whether earlier builds' derived files serve this one (the signature verdicts, `bootstrap.rpm.verdicts`)."""
     repos: tuple[str, ...]
     """The repository ids the build reads (empty: those the release enables)."""
     request: Request

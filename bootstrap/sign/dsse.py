@@ -4,10 +4,12 @@ pre-authentication encoding (PAE) of both, as in-toto attestations and `cosign v
 import base64
 import binascii
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootstrap.errors import SignatureError
-from bootstrap.sign.keys import PublicKey, SigningKey
+
+if TYPE_CHECKING:  # the keys' module loads cryptography: only a build that signs needs it
+    from bootstrap.sign.keys import PublicKey, SigningKey
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 """The payload type of an in-toto Statement."""
@@ -21,7 +23,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def sign(payload: bytes, key: SigningKey, payload_type: str = PAYLOAD_TYPE) -> bytes:
+def sign(payload: bytes, key: "SigningKey", payload_type: str = PAYLOAD_TYPE) -> bytes:
     """The envelope (JSON, one line and a newline) of `payload` signed with `key`."""
     signature = {"keyid": key.public.key_id(), "sig": base64.b64encode(key.sign(pae(payload_type, payload))).decode()}
     doc = {"payload": base64.b64encode(payload).decode(), "payloadType": payload_type, "signatures": [signature]}
@@ -45,7 +47,7 @@ def _b64(text: str, what: str, where: str) -> bytes:
         raise SignatureError(f"{where}: the {what} is not base64", _CHANGED) from None
 
 
-def open_envelope(data: bytes, key: PublicKey, where: str, payload_type: str = PAYLOAD_TYPE) -> bytes:
+def open_envelope(data: bytes, key: "PublicKey", where: str, payload_type: str = PAYLOAD_TYPE) -> bytes:
     """The payload of the envelope `data` when one of its signatures is `key`'s over it; else a SignatureError
     saying why (another key, a changed payload or signature, not an envelope)."""
     try:

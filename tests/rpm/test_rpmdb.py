@@ -1,7 +1,9 @@
 """The image's rpm database, written by the host's rpm from real packages: `rpm -qa` lists exactly them, `rpm -V -a`
 finds the tree as the database says (files left out marked so), and two builds give the same bytes."""
 
+import os
 import sqlite3
+import stat
 import subprocess
 from contextlib import closing
 from pathlib import Path
@@ -120,3 +122,24 @@ def test_each_release_has_its_database_path() -> None:
     for name in (Distro.ALMALINUX, Distro.ROCKYLINUX, Distro.CENTOS_STREAM):
         assert {v: r.dbpath for v, r in DISTROS[name].releases.items()} == {"9": "/var/lib/rpm", "10": SYSIMAGE}
     assert {r.dbpath for r in DISTROS[Distro.FEDORA].releases.values()} == {SYSIMAGE}
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o750])
+def test_the_database_made_aside_has_what_rpm_gives_it_in_place(sample: Path, tmp_path: Path, mode: int) -> None:
+    """The database is made in a private directory while the tree is unpacked, then put in the tree: its file
+    has the mode the host's rpm gives one made in the tree's directory itself, and the epoch as its time."""
+    need_tools("rpm")
+    root = accounts_root(tmp_path / "tree")
+    (root / "var/lib/rpm").mkdir(parents=True)
+    os.chmod(root / "var/lib/rpm", mode)
+    (done,) = unpack_all(root, [("sample", sample)], OPTIONS, EPOCH)
+    rpmdb.write(Tree(root), "/var/lib/rpm", [(sample, skipped(list(done.files), OPTIONS))], EPOCH, "x86_64")
+    in_place = tmp_path / "in-place"
+    in_place.mkdir()
+    os.chmod(in_place, mode)
+    for action in ("--initdb", "--rebuilddb"):  # rebuilt, as the build's is: rpm gives it its directory's mode
+        subprocess.run(["rpm", "--dbpath", str(in_place), "--define", "_db_backend sqlite", action], check=True)
+    made = (root / "var/lib/rpm/rpmdb.sqlite").stat()
+    assert stat.S_IMODE(made.st_mode) == stat.S_IMODE((in_place / "rpmdb.sqlite").stat().st_mode) == mode & 0o666
+    assert made.st_mtime == EPOCH and made.st_uid == os.geteuid()
+    assert sorted(p.name for p in (root / "var/lib/rpm").iterdir()) == ["rpmdb.sqlite"]
