@@ -7,7 +7,6 @@ import enum
 import hashlib
 import os
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -15,14 +14,14 @@ from typing import BinaryIO
 import zstandard
 
 from bootstrap.host.overrides import Overrides
+from bootstrap.image import tarheader
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members, ParallelGzip
 
 ZSTD_LEVEL = 9
 COPY_BUFFER = 1 << 20
 """How much of a file the tar stream takes at a time, and hands on to the hash and the compressor (the stream's
-bytes do not depend on it; tarfile's own 16 KiB costs a call per chunk through every stage). The tar is written
-straight to the sink (mode "w"), not through tarfile's stream buffer, which copies itself on every header."""
+bytes do not depend on it)."""
 
 EMPTY_DIRS = ("dev", "proc", "sys")
 """Kept as empty directories: the container runtime mounts them."""
@@ -80,10 +79,6 @@ class _HashingSink:
             self.size += len(data)
             self.out.write(data)
 
-    def tell(self) -> int:
-        """Where the tar stream is (tarfile asks once, when it starts)."""
-        return self.tar_size
-
     def write(self, data: bytes) -> int:
         self.tar_hash.update(data)
         self.tar_size += len(data)
@@ -131,56 +126,61 @@ def _walk(root: str) -> list[str]:
 
 
 def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | None = None) -> None:
-    """Write the tree as a reproducible tar stream to `sink`; with `overrides`, each entry has the owner,
-    mode and type recorded there rather than those it has on disk."""
+    """Write the tree as a reproducible tar stream to `sink` (the bytes tarfile's PAX format gives:
+    `bootstrap.image.tarheader`); with `overrides`, each entry has the owner, mode and type recorded there rather
+    than those it has on disk."""
     links: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}
-    with tarfile.TarFile(
-        fileobj=sink,
-        mode="w",
-        format=tarfile.PAX_FORMAT,
-        encoding="utf-8",
-        errors="surrogateescape",
-        copybufsize=COPY_BUFFER,
-    ) as tar:
-        for rel in _walk(str(root)):
-            full = os.path.join(root, rel)
-            st = os.lstat(full)
-            if overrides is not None:
-                st = overrides.view(rel, st)
-            info = tarfile.TarInfo(rel)
-            info.mode = stat.S_IMODE(st.st_mode)
-            info.uid, info.gid = st.st_uid, st.st_gid
-            info.uname = info.gname = ""
-            info.mtime = min(int(st.st_mtime), epoch)
-            xattrs = _xattrs(full)
-            mode = st.st_mode
-            if stat.S_ISREG(mode):
-                key = (st.st_dev, st.st_ino)
-                if st.st_nlink > 1 and key in links:
-                    info.type = tarfile.LNKTYPE
-                    info.linkname, xattrs = links[key]
-                else:
-                    if st.st_nlink > 1:
-                        links[key] = (rel, xattrs)
-                    info.size = st.st_size
-            elif stat.S_ISDIR(mode):
-                info.type = tarfile.DIRTYPE
-            elif stat.S_ISLNK(mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.readlink(full)
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            elif stat.S_ISFIFO(mode):
-                info.type = tarfile.FIFOTYPE
+    offset = 0
+    for rel in _walk(str(root)):
+        full = os.path.join(root, rel)
+        st = os.lstat(full)
+        if overrides is not None:
+            st = overrides.view(rel, st)
+        mode, size, linkname, device = st.st_mode, 0, "", (0, 0)
+        xattrs = _xattrs(full)
+        if stat.S_ISREG(mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                kind = tarheader.LNKTYPE
+                linkname, xattrs = links[key]
             else:
-                continue
-            info.pax_headers = xattrs
-            if info.type == tarfile.REGTYPE:
-                with open(full, "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
+                if st.st_nlink > 1:
+                    links[key] = (rel, xattrs)
+                kind, size = tarheader.REGTYPE, st.st_size
+        elif stat.S_ISDIR(mode):
+            kind = tarheader.DIRTYPE
+        elif stat.S_ISLNK(mode):
+            kind, linkname = tarheader.SYMTYPE, os.readlink(full)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            kind = tarheader.CHRTYPE if stat.S_ISCHR(mode) else tarheader.BLKTYPE
+            device = (os.major(st.st_rdev), os.minor(st.st_rdev))
+        elif stat.S_ISFIFO(mode):
+            kind = tarheader.FIFOTYPE
+        else:
+            continue
+        mtime = min(int(st.st_mtime), epoch)
+        perms, uid, gid = stat.S_IMODE(mode), st.st_uid, st.st_gid
+        head = tarheader.header(rel, kind, perms, uid, gid, size, mtime, linkname, device, xattrs)
+        sink.write(head)
+        offset += len(head)
+        if kind == tarheader.REGTYPE:
+            with open(full, "rb") as f:
+                _copy(f, sink, size, rel)
+            tail = tarheader.padding(size)
+            sink.write(tail)
+            offset += size + len(tail)
+    sink.write(tarheader.end(offset))
+
+
+def _copy(source: BinaryIO, sink: BinaryIO, size: int, rel: str) -> None:
+    """Exactly `size` bytes of `source` (a file that is shorter now than it was seen is an error)."""
+    left = size
+    while left:
+        chunk = source.read(min(COPY_BUFFER, left))
+        if not chunk:
+            raise OSError(f"{rel} became shorter while it was packed")
+        sink.write(chunk)
+        left -= len(chunk)
 
 
 def pack(

@@ -4,7 +4,6 @@ of the step table (`bootstrap.build.steps`) call them through the `Job` protocol
 
 import contextlib
 import re
-import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,7 +87,7 @@ class RpmJob:
             made = None
             if not final:
                 packages = [(path, skipped(file_table(headers[n], path.name), options)) for n, path in items]
-                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bootstrap-rpmdb-")))
+                tmp = stack.enter_context(rpmdb.scratch(target.root))
                 pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
                 made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch)
             self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides)

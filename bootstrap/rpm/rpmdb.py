@@ -7,6 +7,7 @@ vacuumed, no journal left beside it.
 The host's rpm only writes the database (`--justdb`, no scriptlets, no plugins, nothing read from or run in the
 tree); it is found on PATH. `RpmDatabase` reads the database from an image layer (`bootstrap inspect`)."""
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -14,7 +15,7 @@ import stat
 import struct
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -97,9 +98,18 @@ def _settled(blob: bytes, left_out: set[str], epoch: int, n: int) -> bytes:
 def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
     """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
     database at `dbpath` (absolute in the image), reproducibly."""
-    with tempfile.TemporaryDirectory(prefix="bootstrap-rpmdb-") as tmp:
-        make(Path(tmp), packages, epoch, arch)
-        install(tree, dbpath, Path(tmp), epoch)
+    with scratch(tree.root) as tmp:
+        make(tmp, packages, epoch, arch)
+        install(tree, dbpath, tmp, epoch)
+
+
+@contextlib.contextmanager
+def scratch(root: Path) -> Iterator[Path]:
+    """A private directory for `make`, in the tree's top directory while it lasts: on the tree's file system (a
+    tmpfs when the build has one), as rpm syncs the database it writes, which a disk makes slow."""
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".bootstrap-rpmdb-", dir=root) as tmp:
+        yield Path(tmp)
 
 
 def make(directory: Path, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
