@@ -15,6 +15,7 @@ from bootstrap.host.overrides import Device, Overrides, disk_mode
 from bootstrap.host.tree import Tree
 
 CHUNK = 1 << 20
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 """Bytes copied at a time from a stream into a file."""
 
 
@@ -27,6 +28,8 @@ class RootWriter:
         self.tree = Tree(root, overrides)
         self.resolve_dir = self.tree.resolve_dir
         self._forget = self.tree.forget
+        self._dirs: set[str] = set()
+        """Real paths seen to be directories: the writer never replaces or removes a directory."""
 
     def _rel(self, real: str) -> str:
         return real[len(self.root) + 1 :]
@@ -48,8 +51,11 @@ class RootWriter:
     def _target(self, rel: str) -> str:
         parent, _, name = rel.rpartition("/")
         base = self.resolve_dir(parent) if parent else ""
-        if not os.path.isdir(self._real(base)):
-            raise UnpackError(f"cannot create /{rel}: /{parent} is not a directory", "the package set conflicts")
+        real = self._real(base)
+        if real not in self._dirs:
+            if not os.path.isdir(real):
+                raise UnpackError(f"cannot create /{rel}: /{parent} is not a directory", "the package set conflicts")
+            self._dirs.add(real)
         return self._real(f"{base}/{name}" if base else name)
 
     @staticmethod
@@ -76,9 +82,12 @@ class RootWriter:
                 os.chmod(target, stat.S_IMODE(info.mode))
             return target
         self._forget(rel)
-        self._clear(target, rel)
         if info.isreg():
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:  # a new file, mostly: what is there is cleared only when something is
+                fd = os.open(target, _NEW_FILE, 0o600)
+            except FileExistsError:
+                self._clear(target, rel)
+                fd = os.open(target, _NEW_FILE, 0o600)
             try:
                 _copy(fd, data)
                 if not self._record(target, info):
@@ -88,11 +97,13 @@ class RootWriter:
                 os.close(fd)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.issym():
+            self._clear(target, rel)
             os.symlink(info.linkname, target)
             if not self._record(target, info):
                 os.chown(target, info.uid, info.gid, follow_symlinks=False)
             os.utime(target, (info.mtime, info.mtime), follow_symlinks=False)
         elif info.ischr() or info.isblk():
+            self._clear(target, rel)
             if self.overrides is None:
                 raise UnpackError(
                     f"/{rel}: a device node, and this unpack has no table to record it in",
@@ -102,6 +113,7 @@ class RootWriter:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
             self._record(target, info, Device("chr" if info.ischr() else "blk", info.devmajor, info.devminor))
         elif info.isfifo():
+            self._clear(target, rel)
             os.mkfifo(target, stat.S_IMODE(info.mode))
             if not self._record(target, info):
                 os.chown(target, info.uid, info.gid)

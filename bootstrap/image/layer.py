@@ -7,6 +7,8 @@ import enum
 import hashlib
 import os
 import stat
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +22,8 @@ from bootstrap.image.compress import Members, ParallelGzip
 
 ZSTD_LEVEL = 9
 COPY_BUFFER = 1 << 20
+PIECE = 4 << 20
+"""The tar stream is hashed and compressed this much at a time (gzip's block: `bootstrap.image.compress`)."""
 """How much of a file the tar stream takes at a time, and hands on to the hash and the compressor (the stream's
 bytes do not depend on it)."""
 
@@ -58,7 +62,8 @@ class Layer:
 
 
 class _HashingSink:
-    """A file-like sink: hashes the tar stream, compresses it, hashes and writes the result."""
+    """A file-like sink: hashes the tar stream, compresses it, hashes and writes the result. The stream is taken
+    on in pieces of PIECE bytes, hashed in a thread of its own (in order) while the caller goes on."""
 
     def __init__(self, out: BinaryIO, compression: Compression, level: int, members: Members | None = None) -> None:
         self.out = out
@@ -67,6 +72,9 @@ class _HashingSink:
         self.tar_size = 0
         self.size = 0
         self.compression = compression
+        self._pending = bytearray()
+        self._hasher = ThreadPoolExecutor(max_workers=1)
+        self._hashed: deque[Future[None]] = deque()
         if compression is Compression.GZIP:
             self._gz = ParallelGzip(self._emit, level or GZIP_LEVEL, members=members)
         elif compression is Compression.ZSTD:
@@ -80,21 +88,41 @@ class _HashingSink:
             self.out.write(data)
 
     def write(self, data: bytes) -> int:
-        self.tar_hash.update(data)
         self.tar_size += len(data)
-        if self.compression is Compression.GZIP:
-            self._gz.write(data)
-        elif self.compression is Compression.ZSTD:
-            self._emit(self._zst.compress(data))
-        else:
-            self._emit(bytes(data))
+        self._pending += data
+        if len(self._pending) >= PIECE:
+            self._flush()
         return len(data)
 
-    def close(self) -> None:
+    def _flush(self) -> None:
+        piece = bytes(self._pending)
+        self._pending.clear()
+        self._hashed.append(self._hasher.submit(self.tar_hash.update, piece))
+        while len(self._hashed) > 4:  # a bounded queue: the stream is never held in memory
+            self._hashed.popleft().result()
         if self.compression is Compression.GZIP:
-            self._gz.close()
+            self._gz.write(piece)
         elif self.compression is Compression.ZSTD:
-            self._emit(self._zst.flush())
+            self._emit(self._zst.compress(piece))
+        else:
+            self._emit(piece)
+
+    def close(self) -> None:
+        try:
+            if self._pending:
+                self._flush()
+            while self._hashed:
+                self._hashed.popleft().result()
+            if self.compression is Compression.GZIP:
+                self._gz.close()
+            elif self.compression is Compression.ZSTD:
+                self._emit(self._zst.flush())
+        finally:
+            self._hasher.shutdown()
+
+    def abandon(self) -> None:
+        """Stop hashing (the stream failed: nothing it wrote is used)."""
+        self._hasher.shutdown(cancel_futures=True)
 
 
 def _xattrs(path: str) -> dict[str, str]:
@@ -196,7 +224,11 @@ def pack(
     (`members`: gzip members of earlier builds to take rather than compress again)."""
     with open(dest, "wb") as out:
         sink = _HashingSink(out, compression, level, members)
-        write_tar(root, epoch, sink, overrides)  # type: ignore[arg-type]
+        try:
+            write_tar(root, epoch, sink, overrides)  # type: ignore[arg-type]
+        except BaseException:
+            sink.abandon()
+            raise
         sink.close()
     return Layer(
         path=dest,

@@ -14,7 +14,7 @@ from bootstrap.family.interface import Runnable, Target
 from bootstrap.family.model import Licence, Notice
 from bootstrap.host.tree import Tree
 from bootstrap.rpm import rpmdb, scriptlets, tags
-from bootstrap.rpm.files import file_table, skipped
+from bootstrap.rpm.files import FileEntry, file_table, skipped
 from bootstrap.rpm.header import Header, read_layout
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.order import install_order
@@ -69,24 +69,30 @@ class RpmJob:
                 headers[name] = read_layout(f, path.name).main
         return headers
 
-    def order(self, headers: Mapping[str, Header] | None = None) -> list[str]:
-        """The selection's names, dependencies first."""
+    def order(
+        self, headers: Mapping[str, Header] | None = None, tables: Mapping[str, list[FileEntry]] | None = None
+    ) -> list[str]:
+        """The selection's names, dependencies first (`tables`: each header's files, when known)."""
         headers = headers if headers is not None else self._headers()
-        paths = {name: [e.path for e in file_table(h, self.files[name].name)] for name, h in headers.items()}
-        return install_order(dict(headers), paths)
+        tables = tables if tables is not None else self._tables(headers)
+        return install_order(dict(headers), {name: [e.path for e in tables[name]] for name in headers})
+
+    def _tables(self, headers: Mapping[str, Header]) -> dict[str, list[FileEntry]]:
+        return {name: file_table(h, self.files[name].name) for name, h in headers.items()}
 
     def unpack(self, final: bool) -> None:
         """The packages' files in install order, owners named by accounts of a later package given, then
         (unless `final`: `package_database` writes it) the rpm database, made by the host's rpm from the package
         files while they are unpacked."""
         headers = self._headers()
-        names = self.order(headers)
+        tables = self._tables(headers)
+        names = self.order(headers, tables)
         items = [(name, self.files[name]) for name in names]
         target, options = self.target, self.options
         with contextlib.ExitStack() as stack:
             made = None
             if not final:
-                packages = [(path, skipped(file_table(headers[n], path.name), options)) for n, path in items]
+                packages = [(path, skipped(tables[n], options)) for n, path in items]
                 tmp = stack.enter_context(rpmdb.scratch(target.root))
                 pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
                 made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch)

@@ -80,12 +80,12 @@ class _Package:
     """The state of one package's unpack: its header's files and the hard link sets being written."""
 
     def __init__(
-        self, writer: RootWriter, layout: Layout, what: str, options: JobOptions, epoch: int, dirs: set[str]
+        self, writer: RootWriter, read: "_Read", what: str, options: JobOptions, epoch: int, dirs: set[str]
     ) -> None:
         self.writer, self.what, self.epoch = writer, what, epoch
         self.dirs = dirs
         """Directories known to be there (a directory is never replaced by anything else: the writer refuses)."""
-        self.files = file_table(layout.main, what)
+        self.files = read.files
         self.by_path = {f.path: f for f in self.files}
         self.skip = skipped(self.files, options)
         self.users, self.groups = accounts(writer.tree, "passwd"), accounts(writer.tree, "group")
@@ -176,26 +176,28 @@ class _Read:
     """One package's signed header, and its payload inflated ahead (None: inflate it while writing)."""
 
     layout: Layout
+    files: list[FileEntry]
+    """The files its header lists."""
     payload: bytes | None
 
 
-def _bound(layout: Layout, what: str) -> int:
+def _bound(files: list[FileEntry]) -> int:
     """The most the payload can inflate to as the signed header lists its files: their data, each member's cpio
     head, name and padding, and the trailer."""
-    files = file_table(layout.main, what)
     return sum(f.size + 3 for f in files) + (len(files) + 1) * (cpio.HEAD + cpio.MAX_NAME + 3) + 512
 
 
 def _read(path: Path, what: str) -> _Read:
     with open(path, "rb") as f:
         layout = read_layout(f, what)
-    bound = _bound(layout, what)
+    files = file_table(layout.main, what)
+    bound = _bound(files)
     if bound > READ_AHEAD:
-        return _Read(layout, None)
+        return _Read(layout, files, None)
     with payload.opened(path, layout, what) as stream:
         data = stream.read(bound + 1)
     # more than the header allows: inflated again while written, where the cpio reader says what is wrong
-    return _Read(layout, data if len(data) <= bound else None)
+    return _Read(layout, files, data if len(data) <= bound else None)
 
 
 def _read_ahead(items: list[tuple[str, Path]]) -> Iterator[_Read]:
@@ -224,7 +226,7 @@ def unpack_one(
     if read is None:
         read = _read(path, what)
     layout = read.layout
-    state = _Package(writer, layout, what, options, epoch, set() if dirs is None else dirs)
+    state = _Package(writer, read, what, options, epoch, set() if dirs is None else dirs)
     biggest = max((f.size for f in state.files), default=0)
     with _payload(path, read, what) as stream:
         for member, data in cpio.members(stream, what, len(state.files), biggest):
