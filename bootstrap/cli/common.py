@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +21,9 @@ from bootstrap.log import setup
 from bootstrap.publish import changes as changes_mod
 from bootstrap.records import lock as lock_mod
 from bootstrap.registry.credentials import ENV_USER
-from bootstrap.sign import keys
+
+if TYPE_CHECKING:
+    from bootstrap.sign import keys
 
 debug = False
 """Set by --debug: errors then come with their traceback."""
@@ -78,9 +80,13 @@ PUBLIC_KEY = click.option(
 """The public key that checks signed records (`verify`, `check`)."""
 
 
-def signing_key(path: Path | None) -> keys.SigningKey | None:
+def signing_key(path: Path | None) -> "keys.SigningKey | None":
     """The key `--sign-key` names, read (and its password asked) before anything else is done; None without one."""
-    return None if path is None else keys.load_private(path, keys.password_for(path))
+    if path is None:
+        return None
+    from bootstrap.sign import keys  # cryptography, loaded only when a build signs
+
+    return keys.load_private(path, keys.password_for(path))
 
 
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:

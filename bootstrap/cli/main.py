@@ -38,11 +38,9 @@ from bootstrap.host.cache import write_atomic
 from bootstrap.image.layer import Compression
 from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
-from bootstrap.publish import verify as verify_mod
 from bootstrap.publish import webhook
 from bootstrap.records import inspection, outputs
 from bootstrap.records import lock as lock_mod
-from bootstrap.sign import keys
 
 LAZY_COMMANDS = {
     "check": "check",
@@ -268,6 +266,9 @@ def lock_cmd(recipe_name: str, output: Path | None, epoch: int | None, opts: Opt
 def verify_cmd(directory: Path, recipe_name: str | None, key_file: Path | None, opts: Options) -> None:
     """Rebuild DIRECTORY from its lock and check every output is byte-identical (with --key: and that its
     records are signed by that key, before anything is rebuilt)."""
+    from bootstrap.publish import verify as verify_mod  # with the keys' cryptography: not every command's start
+    from bootstrap.sign import keys
+
     subject = verify_mod.examine(directory, recipe_name, opts.allow_paths)
     if key_file is not None:
         verify_mod.check_signatures(subject, keys.load_public(key_file))
@@ -303,6 +304,8 @@ def keygen_cmd(prefix: Path) -> None:
     The private key is encrypted with the password in $BOOTSTRAP_SIGN_PASSWORD (or $COSIGN_PASSWORD), else
     one asked twice on a terminal; with neither (or an empty one) it is written unencrypted. An existing file
     is never overwritten."""
+    from bootstrap.sign import keys
+
     private, public = keys.write_pair(prefix, keys.generate(), keys.new_password())
     click.echo(f"wrote {private} and {public} (key id {keys.load_public(public).key_id()[:16]})")
 
