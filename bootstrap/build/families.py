@@ -7,19 +7,16 @@ it; it sees a plan through `PlanView`, which `bootstrap.build.plan.Plan` satisfi
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bootstrap.build import download
-from bootstrap.deb import mirrors, releases, trust
+from bootstrap.deb import mirrors, releases
 from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DISTROS as DEB_DISTROS
 from bootstrap.deb.distros import MERGED_USR_DIRS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, DistroInfo
-from bootstrap.deb.dpkgdb import DpkgFiles
-from bootstrap.deb.family import DebFamily
 from bootstrap.deb.mirrors import Mirrors
 from bootstrap.deb.resolve import Request
 from bootstrap.deb.settings import DebSettings
-from bootstrap.deb.trust import extra_sources
 from bootstrap.errors import BootstrapError, RecipeError
 from bootstrap.family.interface import Family, PackageDatabase
 from bootstrap.family.names import Distro
@@ -28,11 +25,14 @@ from bootstrap.rpm import locate
 from bootstrap.rpm import resolve as rpm_resolve
 from bootstrap.rpm.distros import DISTROS as RPM_DISTROS
 from bootstrap.rpm.distros import RpmDistro
-from bootstrap.rpm.family import RpmFamily
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.rpmdb import HOST_TOOL as RPM_TOOL
-from bootstrap.rpm.rpmdb import RpmDatabase
 from bootstrap.rpm.settings import RpmSettings
+
+if TYPE_CHECKING:  # each family's modules load when a plan of that family is made (a build's start is shorter)
+    from bootstrap.deb.family import DebFamily
+    from bootstrap.deb.trust import Repository
+    from bootstrap.rpm.family import RpmFamily
 
 AnyDistro = DistroInfo | RpmDistro
 """A distribution's data, as its family keeps it."""
@@ -119,7 +119,9 @@ def _bug(plan: PlanView, family: str) -> BootstrapError:
     return BootstrapError(f"{plan.distro.name} is not of the {family} family", "report this as a bug")
 
 
-def _deb(plan: PlanView) -> DebFamily:
+def _deb(plan: PlanView) -> "DebFamily":
+    from bootstrap.deb.family import DebFamily
+
     r = plan.recipe
     if not isinstance(plan.distro, DistroInfo):
         raise _bug(plan, "deb")
@@ -148,7 +150,9 @@ def _deb(plan: PlanView) -> DebFamily:
     )
 
 
-def _rpm(plan: PlanView) -> RpmFamily:
+def _rpm(plan: PlanView) -> "RpmFamily":
+    from bootstrap.rpm.family import RpmFamily
+
     r = plan.recipe
     if not isinstance(plan.distro, RpmDistro):
         raise _bug(plan, "rpm")
@@ -188,8 +192,16 @@ DISTRIBUTIONS: Mapping[Distro, str] = {
 """Which family builds each distribution."""
 DISTROS: Mapping[Distro, AnyDistro] = {**DEB_DISTROS, **RPM_DISTROS}
 """Each distribution's data."""
-DATABASES: tuple[PackageDatabase, ...] = (DpkgFiles(), RpmDatabase())
-"""Each family's package database, as `bootstrap inspect` reads it from a layer."""
+
+
+def databases() -> tuple[PackageDatabase, ...]:
+    """Each family's package database, as `bootstrap inspect` reads it from a layer."""
+    from bootstrap.deb.dpkgdb import DpkgFiles
+    from bootstrap.rpm.rpmdb import RpmDatabase
+
+    return (DpkgFiles(), RpmDatabase())
+
+
 HOST_TOOLS: tuple[tuple[str, str, str], ...] = (RPM_TOOL,)
 """The host programs a family's builds run, beside the sandbox's: (program, what for, how to install it)."""
 ARCHES: frozenset[str] = frozenset(MERGED_USR_DIRS)
@@ -228,7 +240,18 @@ def keyrings_for(
     """The keyrings that vouch for the distribution's archive or repositories, and the keys pinned among them."""
     if isinstance(distro, RpmDistro):
         return locate.keyrings(distro, given, source, archive_keyring, archive_signers)
+    from bootstrap.deb import trust
+
     return trust.keyrings_for(distro, given, source, archive_keyring, archive_signers)
+
+
+def extra_sources(source: str, repositories: Sequence["Repository"]) -> tuple[ExtraSource, ...]:
+    """A recipe's apt repositories with the keyring that vouches for each (none: nothing of apt's is loaded)."""
+    if not repositories:
+        return ()
+    from bootstrap.deb import trust
+
+    return trust.extra_sources(source, repositories)
 
 
 apt_dir = mirrors.apt_dir
@@ -236,7 +259,6 @@ apt_dir = mirrors.apt_dir
 __all__ = [
     "ARCHES",
     "AnyDistro",
-    "DATABASES",
     "DISTRIBUTIONS",
     "DISTROS",
     "FAMILIES",
@@ -251,6 +273,7 @@ __all__ = [
     "apt_dir",
     "discover_mirrors",
     "extra_sources",
+    "databases",
     "family_for",
     "keyrings_for",
     "request_for",

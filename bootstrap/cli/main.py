@@ -322,9 +322,9 @@ def keygen_cmd(prefix: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect_cmd(directory: Path, other: Path | None, top: int, as_json: bool) -> None:
     """Digests, sizes, and the size each package takes, largest first."""
-    first = inspection.inspect(directory, families.DATABASES)
+    first = inspection.inspect(directory, families.databases())
     if other is not None:
-        second = inspection.inspect(other, families.DATABASES)
+        second = inspection.inspect(other, families.databases())
         if as_json:
             click.echo(json.dumps({"a": first.as_dict(), "b": second.as_dict()}, indent=2))
         else:

@@ -7,8 +7,6 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
 from bootstrap.deb import debootstrap
 from bootstrap.deb.distros import DistroInfo
 from bootstrap.errors import MirrorError
@@ -48,6 +46,8 @@ def _parse_one_line(text: str) -> list[AptSource]:
 
 def _parse_deb822(text: str) -> list[AptSource]:
     """The enabled `deb` entries of a deb822 `.sources` file (python-debian reads its stanzas)."""
+    from debian.deb822 import Deb822  # loaded when a host's sources are read, not at every start
+
     out = []
     for stanza in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
         if "deb" not in stanza.get("Types", "").split() or stanza.get("Enabled", "yes").strip().lower() == "no":

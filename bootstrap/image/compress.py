@@ -121,6 +121,9 @@ class ParallelGzip:
             self.emit(self.pending.popleft().result())
 
     def write(self, data: bytes) -> int:
+        if not self.buf and len(data) == BLOCK:  # a whole block (as the layer's sink gives them): no copy
+            self._submit(bytes(data))
+            return len(data)
         self.buf += data
         while len(self.buf) >= BLOCK:
             with memoryview(self.buf) as view:

@@ -192,23 +192,27 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
         sink.write(head)
         offset += len(head)
         if kind == tarheader.REGTYPE:
-            with open(full, "rb") as f:
-                _copy(f, sink, size, rel)
+            _copy(full, sink, size, rel)
             tail = tarheader.padding(size)
             sink.write(tail)
             offset += size + len(tail)
     sink.write(tarheader.end(offset))
 
 
-def _copy(source: BinaryIO, sink: BinaryIO, size: int, rel: str) -> None:
-    """Exactly `size` bytes of `source` (a file that is shorter now than it was seen is an error)."""
-    left = size
-    while left:
-        chunk = source.read(min(COPY_BUFFER, left))
-        if not chunk:
-            raise OSError(f"{rel} became shorter while it was packed")
-        sink.write(chunk)
-        left -= len(chunk)
+def _copy(path: str, sink: BinaryIO, size: int, rel: str) -> None:
+    """Exactly `size` bytes of the file at `path`, never through a symlink (one swapped in since it was seen is
+    refused, as is a file that is shorter now)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        left = size
+        while left:
+            chunk = os.read(fd, min(COPY_BUFFER, left))
+            if not chunk:
+                raise OSError(f"{rel} became shorter while it was packed")
+            sink.write(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
 
 
 def pack(

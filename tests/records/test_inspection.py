@@ -4,7 +4,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from bootstrap.build.families import DATABASES
+from bootstrap.build.families import databases
 from bootstrap.records.inspection import UNOWNED, package_sizes
 
 
@@ -41,7 +41,7 @@ def test_files_listed_under_merged_usr_aliases_belong_to_their_package(tmp_path:
             ("var/lib/dpkg/info/libc6:amd64.list", "file", "/lib/libc.so\n/usr/share/doc/base/README\n"),
         ],
     )
-    sizes = package_sizes(layer, DATABASES)
+    sizes = package_sizes(layer, databases())
     assert sizes["bash"] == 1000
     assert sizes["libc6"] == 530, "aliases resolve relative (../..) and absolute (/usr/lib) links"
     assert sizes[UNOWNED] == 7 + len("/.\n/bin\n/bin/bash\n") + len("/lib/libc.so\n/usr/share/doc/base/README\n")
@@ -60,6 +60,6 @@ def test_a_distroless_database_names_files_by_md5sums(tmp_path: Path) -> None:
             ("var/lib/dpkg/status.d/tool.md5sums", "file", md5sums),
         ],
     )
-    sizes = package_sizes(layer, DATABASES)
+    sizes = package_sizes(layer, databases())
     assert sizes["tool"] == 340
     assert sizes[UNOWNED] == 9 + len("Package: tool\n") + len(md5sums)

@@ -47,7 +47,7 @@ def test_the_table_names_every_file_a_build_writes(build: Callable[..., Path]) -
     assert {p.name for p in asked.iterdir()} == expected(arch, Compression.GZIP, ("cyclonedx",))
     byproducts = json.loads((asked / outputs.PROVENANCE.file).read_text())["predicate"]["runDetails"]["byproducts"]
     assert {b["name"] for b in byproducts} == {o.file for o in outputs.OUTPUTS if o.byproduct}
-    found = inspection.inspect(asked, families.DATABASES)
+    found = inspection.inspect(asked, families.databases())
     assert found.versions == {"base": "1.0"}, "inspect finds the layer and lock by the table"
 
 
