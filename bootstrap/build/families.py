@@ -75,6 +75,8 @@ class RecipeView(Protocol):
     def rpm_write(self) -> tuple[tuple[str, str], ...]: ...
     @property
     def rpm_remove(self) -> tuple[str, ...]: ...
+    @property
+    def rpm_links(self) -> tuple[tuple[str, str], ...]: ...
     def includes(self, codename: str) -> tuple[str, ...]: ...
     def excludes(self, codename: str) -> tuple[str, ...]: ...
 
@@ -173,7 +175,12 @@ def _rpm(plan: PlanView) -> "RpmFamily":
             request=rpm_resolve.Request(r.includes(plan.suite), r.package_groups, r.weak_deps),
             exclude=r.excludes(plan.suite),
             options=JobOptions(
-                r.nodocs, r.install_langs, r.scripts, {k: v.encode() for k, v in r.rpm_write}, r.rpm_remove
+                r.nodocs,
+                r.install_langs,
+                r.scripts,
+                {k: v.encode() for k, v in r.rpm_write},
+                r.rpm_remove,
+                dict(r.rpm_links),
             ),
         )
     )

@@ -82,6 +82,13 @@ class Recipe:
     rpm_write: tuple[tuple[str, str], ...] = ()
     """Path in the image -> content the official build's %post writes."""
     rpm_remove: tuple[str, ...] = ()
+    rpm_links: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> target of the symbolic links the official build makes."""
+
+    @property
+    def links_at(self) -> tuple[str, ...]:
+        """Where `rpm.links` makes its links."""
+        return tuple(p for p, _ in self.rpm_links)
 
     @property
     def accounts(self) -> tuple[UserSpec, ...]:
@@ -266,10 +273,14 @@ def check(recipe: Recipe) -> None:
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
-    for key, paths in (("rpm.write", [p for p, _ in recipe.rpm_write]), ("rpm.remove", recipe.rpm_remove)):
+    written = [p for p, _ in recipe.rpm_write]
+    for key, paths in (("rpm.write", written), ("rpm.remove", recipe.rpm_remove), ("rpm.links", recipe.links_at)):
         for path in paths:
             if not path.startswith("/") or "/../" in f"{path}/":
                 raise RecipeError(f"{where}: {key}: {path!r} is not an absolute path", 'write it as "/path/in/image"')
+    for path, target in recipe.rpm_links:
+        if not target or "\0" in target or len(target) > 4095:
+            raise RecipeError(f"{where}: rpm.links: {path!r} has no usable target {target!r}", "give the link's target")
     if not recipe.scripts and recipe.customize:
         raise RecipeError(
             f"{where}: customize hooks need maintainer scripts' sandbox, and this recipe has scripts = false",

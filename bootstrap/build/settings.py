@@ -194,6 +194,9 @@ SETTINGS: tuple[Setting, ...] = (
       '{ "/etc/locale.conf" = "LANG=C.UTF-8\\n" }', default={}, merge="table", shown="set", attr="rpm_write"),
     S("rpm.remove", "list", "paths (globs) the official build's `%post` removes", '["/var/log/*"]', default=[],
       merge="append", shown="set", attr="rpm_remove"),
+    S("rpm.links", "map", "symbolic links the official build makes after the install (path in the image: target), "
+      "as `ln -s`, `systemctl set-default` and `systemctl mask` do",
+      '{ "/etc/localtime" = "../usr/share/zoneinfo/UTC" }', default={}, merge="table", shown="set", attr="rpm_links"),
     S("image", "table", "the image configuration", merge="table"),
     S("image.tag", "str", "name:tag (`{codename}`, `{suite}`, `{arch}` are filled in); never inherited, "
       "default `RECIPE:{codename}`", '"example/base:{codename}"', default=lambda name: f"{name}:{{codename}}",

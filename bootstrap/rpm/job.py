@@ -119,10 +119,16 @@ class RpmJob:
         reown(self.target.root, self.unpacked, self.target.overrides, last=True)
 
     def finish(self) -> None:
-        """The files the distribution's image writes, then the paths it removes (globs inside the tree)."""
+        """The files the distribution's image writes and the links it makes (whatever was at their paths
+        replaced, never followed), then the paths it removes (globs inside the tree)."""
         tree = self.tree
         for path, data in sorted(self.options.write.items()):
             tree.write(path.lstrip("/"), data, mtime=self.target.epoch)
+        for path, target in sorted(self.options.links.items()):
+            rel = path.strip("/")
+            if tree.is_dir(rel, follow=False):
+                raise BootstrapError(f"rpm.links: {path} is a directory in the image", "link another path")
+            tree.symlink(rel, target)  # dated by the layer: no entry is newer than the epoch
         for pattern in self.options.remove:
             for match in tree.glob(pattern.lstrip("/")):
                 tree.remove(match)

@@ -20,6 +20,9 @@ class JobOptions:
     repository files pointing at the user's mirror, dnf.conf, an empty machine-id, language macros."""
     remove: tuple[str, ...] = ()
     """Paths (globs, absolute in the tree) the distribution's image removes after the install."""
+    links: Mapping[str, str] = field(default_factory=dict)
+    """Symbolic links the distribution's image makes after the install (absolute path in the tree: target):
+    /etc/localtime, systemd's default.target, the units it masks (links to /dev/null)."""
     dbpath: str = "/var/lib/rpm"
     """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10); the
     family sets it from the release's data (`distros.Release.dbpath`)."""
