@@ -1,9 +1,12 @@
 """The RPM comparison: a warm `bootstrap build` of the distribution in miniature (tests/fixtures/rpmdistro.py: the
 host's shell, coreutils and rpm packaged with rpmbuild, signed by a throwaway key, metadata by createrepo_c,
 `repomd.xml` signed), served on 127.0.0.1 as AlmaLinux 9's BaseOS, against `dnf --installroot` installing the same
-request from the same repository. Both verify the signatures and run the scriptlets; both have a warm cache (a
-first, untimed run filled bootstrap's; `dnf makecache` and an untimed install filled dnf's, kept). The timed runs
-alternate, each in a fresh directory.
+request from the same repository, its installroot on the scratch directory's disk and again on a tmpfs (bootstrap's
+root builds unpack into a tmpfs of their own). Both run the scriptlets; dnf checks every package's signature
+again, bootstrap hashes every package against the signed metadata and takes the signature verdict an earlier build
+recorded for those bytes and keys (`bootstrap/rpm/verdicts.py`). Both have a warm cache (a first, untimed run
+filled bootstrap's; `dnf makecache` and an untimed install filled dnf's, kept). The timed runs alternate, each in
+a fresh directory.
 
 Two scales: the miniature alone (8 packages, where both tools' fixed costs decide), and the miniature with
 FILLERS packages more, each carrying a share of the host's libraries and message catalogues, about BASE_BYTES in
@@ -26,7 +29,11 @@ from bench.tools import REPO, remove, tree_bytes
 RELEASE_PATH = "9/BaseOS/x86_64/os"
 """Where the repository is under the served tree: AlmaLinux 9's BaseOS (bootstrap/rpm/distros.py)."""
 TOOLS = ("rpmbuild", "rpmsign", "createrepo_c", "dnf", "gpg")
-CASES = ("bootstrap-rpm-warm", "dnf-installroot")
+CASES = ("bootstrap-rpm-warm", "dnf-installroot", "dnf-installroot-tmpfs")
+"""bootstrap as it runs by default (a root build unpacks into a tmpfs of its own); dnf with its installroot where
+the user puts it, on the scratch directory's disk, and again on a tmpfs (the file systems alike: tool against
+tool)."""
+ON_TMPFS = "dnf-installroot-tmpfs"
 SCALES = {"miniature": 0, "base": 120}
 """How many filler packages each scale adds to the miniature."""
 BASE_BYTES = 150 << 20
@@ -140,7 +147,7 @@ def installed(root: Path) -> int:
 
 
 def _collect(case: str, work: Path) -> dict[str, Any]:
-    if case == "dnf-installroot":
+    if case.startswith("dnf-installroot"):
         return {"uncompressed_bytes": tree_bytes(work / "root"), "packages": installed(work / "root")}
     info = json.loads((work / "out" / "build.json").read_text())
     return {
@@ -154,6 +161,17 @@ def _command(case: str, ctx: RpmContext, work: Path) -> list[str]:
     return bootstrap_command(ctx, work / "out") if case == "bootstrap-rpm-warm" else dnf_command(ctx, work / "root")
 
 
+@contextlib.contextmanager
+def _tmpfs(where: Path) -> Iterator[Path]:
+    """A tmpfs mounted at `where` while the context lasts (the tmpfs case's installroots)."""
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
 def _once(case: str, ctx: RpmContext, work: Path, log: Path) -> tuple[measure.Sample, dict[str, Any] | None]:
     work.mkdir(parents=True)
     sample = measure.run(_command(case, ctx, work), log, measure.loopback_env(), REPO)
@@ -161,16 +179,27 @@ def _once(case: str, ctx: RpmContext, work: Path, log: Path) -> tuple[measure.Sa
 
 
 def compare(ctx: RpmContext, runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Warm both caches, then time the two in turn `runs` times; their summaries and the ratio of medians."""
+    """Warm the caches, then time the cases in turn `runs` times; their summaries and bootstrap's ratio of medians
+    to each dnf case."""
     logs = scratch / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    with _tmpfs(scratch / "tmpfs") as memory:
+        return _compare(ctx, runs, scratch, logs, memory, say)
+
+
+def _compare(
+    ctx: RpmContext, runs: int, scratch: Path, logs: Path, memory: Path, say: Callable[[str], None]
+) -> dict[str, Any]:
+    def home(case: str) -> Path:
+        return memory if case == ON_TMPFS else scratch
+
     cases: dict[str, dict[str, Any]] = {c: {"command": _command(c, ctx, Path("WORK")), "samples": []} for c in CASES}
     makecache = dnf_command(ctx, scratch / "makecache-root", "makecache")
     measure.run(makecache, logs / "dnf-makecache.log", measure.loopback_env(), REPO)
     for case in CASES:
         say(f"rpm: warm-up {case}")
-        sample, details = _once(case, ctx, scratch / f"warm-up-{case}", logs / f"warm-up-{case}.log")
-        remove(scratch / f"warm-up-{case}")
+        sample, details = _once(case, ctx, home(case) / f"warm-up-{case}", logs / f"warm-up-{case}.log")
+        remove(home(case) / f"warm-up-{case}")
         if details is None:
             cases[case]["failure"] = (
                 f"warm-up exited {sample.returncode}:\n{measure.tail(logs / f'warm-up-{case}.log')}"
@@ -180,7 +209,7 @@ def compare(ctx: RpmContext, runs: int, scratch: Path, say: Callable[[str], None
         for case in CASES:
             if cases[case].get("failure"):
                 continue
-            work, log = scratch / f"{case}-{i}", logs / f"{case}-{i}.log"
+            work, log = home(case) / f"{case}-{i}", logs / f"{case}-{i}.log"
             sample, details = _once(case, ctx, work, log)
             remove(work)
             say(f"rpm: run {i + 1}/{runs} {case}: {sample.wall:.2f} s, exit {sample.returncode}")
@@ -197,9 +226,18 @@ def compare(ctx: RpmContext, runs: int, scratch: Path, say: Callable[[str], None
             steps = [d["steps"] for d in details_of[case] if "steps" in d]
             if steps:
                 c["steps"] = {n: Summary.of([s.get(n, 0.0) for s in steps]).as_dict() for n in steps[-1]}
-    ours, theirs = cases["bootstrap-rpm-warm"], cases["dnf-installroot"]
-    wall = ratio(ours["wall"]["median"], theirs["wall"]["median"]) if "wall" in ours and "wall" in theirs else None
-    return {"runs": runs, "request": list(ctx.request), "cases": cases, "ratio_wall": wall}
+    ours = cases["bootstrap-rpm-warm"]
+
+    def against(theirs: dict[str, Any]) -> float | None:
+        return ratio(ours["wall"]["median"], theirs["wall"]["median"]) if "wall" in ours and "wall" in theirs else None
+
+    return {
+        "runs": runs,
+        "request": list(ctx.request),
+        "cases": cases,
+        "ratio_wall": against(cases["dnf-installroot"]),
+        "ratio_wall_tmpfs": against(cases[ON_TMPFS]),
+    }
 
 
 def run_scales(runs: int, scratch: Path, say: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:

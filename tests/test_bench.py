@@ -188,11 +188,15 @@ def test_rpm_inputs_name_one_repository(tmp_path: Path) -> None:
 
 def test_rpm_target_and_table() -> None:
     cases = {"bootstrap-rpm-warm": _case(0.5), "dnf-installroot": {"failure": "run 1 exited 1:\nError", "samples": []}}
-    done = {"runs": 1, "request": ["shell"], "cases": cases, "ratio_wall": None}
-    assert [t.verdict for t in report.rpm_targets(done)] == ["N/A"]
+    done = {"runs": 1, "request": ["shell"], "cases": cases, "ratio_wall": None, "ratio_wall_tmpfs": None}
+    assert [t.verdict for t in report.rpm_targets(done)] == ["N/A", "N/A"]
     assert "dnf-installroot      FAILED: run 1 exited 1:" in report.rpm_table(done)
-    assert [t.verdict for t in report.rpm_targets({**done, "ratio_wall": 0.25})] == ["PASS"]
-    assert [t.verdict for t in report.rpm_targets({**done, "ratio_wall": 0.3})] == ["MISS"]
+    assert [t.verdict for t in report.rpm_targets({**done, "ratio_wall": 0.25})] == ["PASS", "N/A"]
+    assert [t.verdict for t in report.rpm_targets({**done, "ratio_wall": 0.3, "ratio_wall_tmpfs": 0.2})] == [
+        "MISS",
+        "PASS",
+    ]
+    assert "on a tmpfs, wall medians: 0.600" in report.rpm_table({**done, "ratio_wall_tmpfs": 0.6})
     assert "not measured: missing dnf" in report.rpm_table({"runs": 1, "cases": {}, "failure": "missing dnf"})
 
 
@@ -204,9 +208,13 @@ def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
         pytest.skip("dnf --installroot runs the scriptlets chrooted: root only")
     done = bench_rpm.run(1, tmp_path / "rpm", lambda _: None)
     ours, theirs = done["cases"]["bootstrap-rpm-warm"], done["cases"]["dnf-installroot"]
-    assert not ours.get("failure") and not theirs.get("failure"), (ours.get("failure"), theirs.get("failure"))
-    assert ours["packages"] == theirs["packages"] == len(rpmdistro.INSTALLED)
+    memory = done["cases"][bench_rpm.ON_TMPFS]
+    failures = [c.get("failure") for c in (ours, theirs, memory)]
+    assert not any(failures), failures
+    assert ours["packages"] == theirs["packages"] == memory["packages"] == len(rpmdistro.INSTALLED)
     assert done["ratio_wall"] == round(ours["wall"]["median"] / theirs["wall"]["median"], 3)
+    assert done["ratio_wall_tmpfs"] == round(ours["wall"]["median"] / memory["wall"]["median"], 3)
+    assert not os.path.ismount(tmp_path / "rpm" / "tmpfs"), "the tmpfs is unmounted after the comparison"
     assert {"unpack", "configure", "pack"} <= set(ours["steps"])
 
 
@@ -225,6 +233,7 @@ def test_rpm_fillers_share_out_host_files_within_the_budget() -> None:
 
 def test_rpm_targets_name_their_scale() -> None:
     done = {"runs": 1, "request": [f"p{i}" for i in range(20)], "cases": {}, "ratio_wall": 0.5, "scale": "base"}
-    (target,) = report.rpm_targets(done)
+    target, memory = report.rpm_targets(done)
     assert (target.name, target.verdict) == ("rpm base: warm bootstrap / dnf --installroot, wall", "MISS")
+    assert (memory.name, memory.verdict) == ("rpm base: ... / dnf --installroot on a tmpfs, wall", "N/A")
     assert "request: p0 p1 p2 p3 p4 p5 and 14 more" in report.rpm_table(done)
