@@ -200,9 +200,12 @@ def test_rpm_target_and_table() -> None:
     assert "not measured: missing dnf" in report.rpm_table({"runs": 1, "cases": {}, "failure": "missing dnf"})
 
 
+@pytest.mark.e2e
 def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
     """One round for real: the fixture distribution built and served, bootstrap's warm build and dnf's install
-    of the same request both succeed and install the same packages; the ratio is of their medians."""
+    of the same request both succeed and install the same packages; the ratio is of their medians. End to end
+    (a whole image built through the command line, dnf installing into a root, each twice): `make test` runs it,
+    `make unit` does not."""
     need_tools(*bench_rpm.TOOLS)
     if os.geteuid() != 0:
         pytest.skip("dnf --installroot runs the scriptlets chrooted: root only")

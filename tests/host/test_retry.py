@@ -117,10 +117,15 @@ def test_wrong_bytes_always_is_a_checksum_error(proxied: tuple[FaultProxy, str],
     assert not (tmp_path / "got").exists() and list(tmp_path.glob(".got*")) == []
 
 
+PERSISTENT_TIMEOUT = "0.2"
+"""The read timeout against a fault that lasts: every attempt waits it out (nothing of the body is to be cut early),
+so the 5 attempts take 5 of these. The drip sends a byte every 0.04 s: within the timeout, far below the pace."""
+
+
 @pytest.mark.parametrize(
     ("fault", "words"),
     [
-        (Fault("drip", r"\.deb$", times=None, interval=0.1), "stalled"),
+        (Fault("drip", r"\.deb$", times=None, interval=0.04), "stalled"),
         (Fault("stall", r"\.deb$", times=None, hold=30), "read timed out"),
         (Fault("redirect", r"\.deb$", times=None), "more than 10 redirects"),
         (Fault("status", r"\.deb$", status=502, times=None), "502 Bad Gateway (5 attempts)"),
@@ -128,8 +133,9 @@ def test_wrong_bytes_always_is_a_checksum_error(proxied: tuple[FaultProxy, str],
     ids=["drip", "stall", "redirect", "502"],
 )
 def test_persistent_faults_end_in_bounded_time(
-    fault: Fault, words: str, proxied: tuple[FaultProxy, str], tmp_path: Path
+    fault: Fault, words: str, proxied: tuple[FaultProxy, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv(retry.TIMEOUT_ENV, PERSISTENT_TIMEOUT)
     proxy, url = proxied
     proxy.add(fault)
     started = time.monotonic()

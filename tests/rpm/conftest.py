@@ -77,12 +77,21 @@ def accounts_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def rpm_distro(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve_session: Serve) -> tuple[RpmRepo, str]:
-    """The distribution in miniature with real programs (`tests.fixtures.rpmdistro`), built, signed and served
-    on 127.0.0.1: (the repository, its base URL)."""
+def rpm_distro_tree(tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey) -> Path:
+    """The distribution in miniature with real programs (`tests.fixtures.rpmdistro`), built and signed once for the
+    whole run (tests/fixtures/shared.py) as AlmaLinux 9's BaseOS: the tree a mirror serves, the repository at
+    `rpmdistro.RELEASE_PATH` in it. Read only."""
     need_tools("rpmbuild", "rpmsign", "createrepo_c")
     made = made_once(
-        tmp_path_factory, f"rpmdistro-{gpg_key.fingerprint}", lambda d: rpmdistro.build(d / "repo", gpg_key)
+        tmp_path_factory,
+        f"rpmdistro-{gpg_key.fingerprint}",
+        lambda d: rpmdistro.build(d / "tree" / rpmdistro.RELEASE_PATH, gpg_key),
     )
-    repo = RpmRepo(made / "repo", gpg_key)
+    return made / "tree"
+
+
+@pytest.fixture(scope="session")
+def rpm_distro(rpm_distro_tree: Path, gpg_key: GpgKey, serve_session: Serve) -> tuple[RpmRepo, str]:
+    """The miniature's repository (`rpm_distro_tree`) served on 127.0.0.1: (the repository, its base URL)."""
+    repo = RpmRepo(rpm_distro_tree / rpmdistro.RELEASE_PATH, gpg_key)
     return repo, serve_session(repo.root)

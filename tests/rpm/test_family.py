@@ -29,8 +29,7 @@ from tests.fixtures.shared import made_once
 from tests.rpm.conftest import need_tools
 
 ROOT = Path(__file__).resolve().parents[2]
-ALMA = "9/BaseOS/x86_64/os"
-"""Where AlmaLinux 9's BaseOS is under its tree (bootstrap/rpm/distros.py)."""
+ALMA = rpmdistro.RELEASE_PATH
 FEDORA = "releases/44/Everything/x86_64/os"
 
 
@@ -363,15 +362,13 @@ def test_offline_from_the_cache(built: Path, tmp_path: Path, gpg_key: GpgKey, se
 
 
 def test_command_line_builds_an_image_of_real_programs(
-    tmp_path: Path, gpg_key: GpgKey, serve: Serve, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, gpg_key: GpgKey, serve: Serve, rpm_distro_tree: Path
 ) -> None:
     """The miniature with real programs (the host's shell, coreutils and rpm, packaged and signed) as AlmaLinux 9's
     BaseOS: `bootstrap build` makes the image; its own rpm lists exactly the set and verifies it clean."""
-    need_tools("rpmbuild", "rpmsign", "createrepo_c")
-    rpmdistro.build(tmp_path / "tree" / ALMA, gpg_key)
     include = ", ".join(f'"{n}"' for n in rpmdistro.REQUEST)
     path = write_recipe(tmp_path, gpg_key, f'[packages]\ninclude = [{include}]\n\n[rpm]\nrepos = ["baseos"]\n')
-    common = ["--arch", "amd64", "--mirror", serve(tmp_path / "tree"), "--cache-dir", str(tmp_path / "c")]
+    common = ["--arch", "amd64", "--mirror", serve(rpm_distro_tree), "--cache-dir", str(tmp_path / "c")]
     out = tmp_path / "out"
     build = subprocess.run(
         [sys.executable, "-m", "bootstrap", "build", str(path), *common, "-o", str(out)],
