@@ -13,8 +13,11 @@ FILLERS packages more, each carrying a share of the host's libraries and message
 all (the size and count of a distribution's base image, where the per-package and per-byte costs decide)."""
 
 import contextlib
+import functools
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -99,11 +102,9 @@ def fillers(count: int, budget: int = BASE_BYTES) -> list[Any]:
 
     if not count:
         return []
-    found = [p for top in ("/usr/lib", "/usr/share/locale") for p in sorted(Path(top).rglob("*"))]
     groups: list[list[Path]] = [[] for _ in range(count)]
     total = 0
-    for i, path in enumerate(p for p in found if p.is_file() and not p.is_symlink()):
-        size = path.stat().st_size
+    for i, (path, size) in enumerate(f for top in ("/usr/lib", "/usr/share/locale") for f in _regular_files(top)):
         if size <= FILLER_FILE and total + size <= budget:
             groups[i % count].append(path)
             total += size
@@ -117,6 +118,21 @@ def fillers(count: int, budget: int = BASE_BYTES) -> list[Any]:
         install = "\n".join(lines)
         specs.append(Spec(name, arch="x86_64", requires=["glibc"], install=install, post=post, file_lines=[home]))
     return specs
+
+
+@functools.cache
+def _regular_files(top: str) -> tuple[tuple[Path, int], ...]:
+    """Every regular file below `top` (symlinks neither taken nor followed) with its size, in the order of their
+    paths' parts (as sorted Path objects), each file stat'ed once (and the walk made once a process)."""
+    found = []
+    for directory, _, names in os.walk(top):
+        for name in names:
+            full = os.path.join(directory, name)
+            st = os.lstat(full)
+            if stat.S_ISREG(st.st_mode):
+                found.append((full.split("/"), full, st.st_size))
+    found.sort(key=lambda f: f[0])
+    return tuple((Path(full), size) for _, full, size in found)
 
 
 @contextlib.contextmanager
