@@ -216,6 +216,7 @@ def _compare(
         say(f"rpm: warm-up {case}")
         sample, details = _once(case, ctx, home(case) / f"warm-up-{case}", logs / f"warm-up-{case}.log")
         remove(home(case) / f"warm-up-{case}")
+        os.sync()
         if details is None:
             cases[case]["failure"] = (
                 f"warm-up exited {sample.returncode}:\n{measure.tail(logs / f'warm-up-{case}.log')}"
@@ -228,6 +229,7 @@ def _compare(
             work, log = home(case) / f"{case}-{i}", logs / f"{case}-{i}.log"
             sample, details = _once(case, ctx, work, log)
             remove(work)
+            os.sync()  # the run's writes reach the disk now, untimed, not during the next case's run
             say(f"rpm: run {i + 1}/{runs} {case}: {sample.wall:.2f} s, exit {sample.returncode}")
             if details is None:
                 cases[case]["failure"] = f"run {i + 1} exited {sample.returncode}:\n{measure.tail(log)}"
