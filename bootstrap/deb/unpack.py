@@ -12,9 +12,7 @@ too gives nothing a foreign owner: each entry is written as the builder's own, w
 
 import os
 import tarfile
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Overrides
+from bootstrap.host.parallel import read_ahead
 from bootstrap.host.rootwriter import RootWriter, member_path
 
 
@@ -151,20 +150,12 @@ def drop_unshipped_links(root: Path, merged_usr_dirs: Iterable[str], unpacked: I
                 target.rmdir()
 
 
-def _read_ahead(
-    items: list[tuple[Package, Path]], expanded: Path | None, window: int = 4
-) -> Iterator[tuple[Package, DebContents]]:
-    """Decompress the next few packages in threads while the current one is written."""
+WINDOW = 4
+"""How many packages are decompressed ahead of the one being written."""
 
-    def read(pkg: Package, path: Path) -> DebContents:
-        return debfile.read(path, pkg.sha256, expanded, f"{pkg.name} {pkg.version}")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = deque(pool.submit(read, pkg, path) for pkg, path in items[:window])
-        for i, (pkg, _) in enumerate(items):
-            if i + window < len(items):
-                pending.append(pool.submit(read, *items[i + window]))
-            yield pkg, pending.popleft().result()
+def _read(pkg: Package, path: Path, expanded: Path | None) -> DebContents:
+    return debfile.read(path, pkg.sha256, expanded, f"{pkg.name} {pkg.version}")
 
 
 def unpack_all(
@@ -180,9 +171,11 @@ def unpack_all(
     recorded there; `configured`: conffiles are final, with no `.dpkg-new` beside them)."""
     writer = RootWriter(root, overrides)
     out = []
-    for pkg, deb in _read_ahead(items, expanded):
-        try:
-            out.append(unpack_one(writer, pkg, deb, pfilter, configured))
-        finally:
-            deb.close()
+    closing = DebContents.close
+    with read_ahead(lambda item: _read(*item, expanded), items, WINDOW, discard=closing) as reads:
+        for (pkg, _), deb in zip(items, reads, strict=True):
+            try:
+                out.append(unpack_one(writer, pkg, deb, pfilter, configured))
+            finally:
+                deb.close()
     return out

@@ -2,7 +2,10 @@
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -46,3 +49,41 @@ def map_parallel(job: Callable[[T], R], items: Sequence[T], workers: int) -> lis
     finally:
         stop.set()
     return [results[i] for i in range(len(items))]  # type: ignore[misc]
+
+
+READ_AHEAD_THREADS = "read-ahead"
+"""The name prefix of `read_ahead`'s threads."""
+
+
+@contextmanager
+def read_ahead(
+    job: Callable[[T], R],
+    items: Sequence[T],
+    window: int,
+    workers: int = 2,
+    discard: Callable[[R], None] | None = None,
+) -> Iterator[Iterator[R]]:
+    """`job(item)` of each item in order, the next `window` computed in threads while the caller works on the
+    current one. When the context ends (all taken, or the caller failed), work not begun is cancelled, results
+    not taken are given to `discard`, and the threads are waited for: here, in the caller's thread. Left to the
+    garbage collector, that wait could run in whatever thread collects (one being started, even) and deadlock."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=READ_AHEAD_THREADS)
+    pending: deque[Future[R]] = deque()
+
+    def results() -> Iterator[R]:
+        pending.extend(pool.submit(job, item) for item in items[:window])
+        for i in range(len(items)):
+            if i + window < len(items):
+                pending.append(pool.submit(job, items[i + window]))
+            yield pending.popleft().result()
+
+    try:
+        yield results()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+        if discard is not None:
+            for future in pending:
+                if not future.cancelled() and future.exception() is None:
+                    discard(future.result())

@@ -9,15 +9,14 @@ import io
 import os
 import stat
 import tarfile
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Overrides
+from bootstrap.host.parallel import read_ahead
 from bootstrap.host.rootwriter import RootWriter, member_path
 from bootstrap.host.tree import Tree
 from bootstrap.log import log
@@ -200,17 +199,6 @@ def _read(path: Path, what: str) -> _Read:
     return _Read(layout, files, data if len(data) <= bound else None)
 
 
-def _read_ahead(items: list[tuple[str, Path]]) -> Iterator[_Read]:
-    """Each package's header and payload, the next few inflated in threads while the current one is written."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pending = deque(pool.submit(_read, path, f"{name} ({path.name})") for name, path in items[:WINDOW])
-        for i in range(len(items)):
-            if i + WINDOW < len(items):
-                name, path = items[i + WINDOW]
-                pending.append(pool.submit(_read, path, f"{name} ({path.name})"))
-            yield pending.popleft().result()
-
-
 def unpack_one(
     writer: RootWriter,
     name: str,
@@ -255,10 +243,11 @@ def unpack_all(
     """Unpack every package in the order given (dependencies first), the next payloads inflated ahead."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     writer, dirs = RootWriter(root, overrides), set[str]()
-    return [
-        unpack_one(writer, name, path, options, epoch, dirs, read)
-        for (name, path), read in zip(items, _read_ahead(items), strict=True)
-    ]
+    with read_ahead(lambda item: _read(item[1], f"{item[0]} ({item[1].name})"), items, WINDOW) as reads:
+        return [
+            unpack_one(writer, name, path, options, epoch, dirs, read)
+            for (name, path), read in zip(items, reads, strict=True)
+        ]
 
 
 def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = None, last: bool = False) -> None:
