@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 EPOCH = 1_750_000_000
 COPYRIGHT = (
-    "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+    "Format: https://example.invalid/copyright-format/1.0/\n\n"
     "Files: *\nCopyright: nobody\nLicense: GPL-2+\n"
 )
 RECIPE = """\

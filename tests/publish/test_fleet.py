@@ -181,16 +181,16 @@ def test_push_event_has_docker_hubs_shape() -> None:
 
 
 def test_suppliers_from_maintainer_fields() -> None:
-    team = supplier_of("GNU Libc Maintainers <debian-glibc@lists.debian.org>")
-    assert team is not None and team.spdx == "Organization: GNU Libc Maintainers (debian-glibc@lists.debian.org)"
-    person = supplier_of("Matthias Klose <doko@debian.org>")
-    assert person is not None and person.spdx == "Person: Matthias Klose (doko@debian.org)"
+    team = supplier_of("GNU Libc Maintainers <glibc-team@example.invalid>")
+    assert team is not None and team.spdx == "Organization: GNU Libc Maintainers (glibc-team@example.invalid)"
+    person = supplier_of("Matthias Klose <doko@example.invalid>")
+    assert person is not None and person.spdx == "Person: Matthias Klose (doko@example.invalid)"
     assert supplier_of("") is None
 
 
 def test_copyright_notices_of_dep5_and_free_form_files() -> None:
     dep5 = (
-        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Format: https://example.invalid/copyright-format/1.0/\n\n"
         "Files: *\nCopyright: 2001-2020 Jane Doe\n           2019 John Roe\nLicense: GPL-2+\n\n"
         "Files: debian/*\nCopyright: 2001-2020 Jane Doe\nLicense: GPL-2+\n"
     )
