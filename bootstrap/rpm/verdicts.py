@@ -38,9 +38,11 @@ class Verdicts:
     def __init__(self, cache: Cache, keyrings: Iterable[Path], signers: Iterable[str]) -> None:
         self.cache = cache
         self.keys = keys_digest(keyrings, signers)
+        self.area = cache.area(AREA)
+        """Made and checked once, not for every package."""
 
     def _path(self, sha256: str) -> Path:
-        return self.cache.area(AREA) / f"{sha256}.{self.keys[:32]}"
+        return self.area / f"{sha256}.{self.keys[:32]}"
 
     def _mine(self, sha256: str, path: Path) -> bool:
         return path == self.cache.blob(sha256)

@@ -19,7 +19,7 @@ from bootstrap.rpm.family import RpmFamily
 from bootstrap.rpm.verdicts import Verdicts
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
-from tests.rpm.test_family import built, plan_for, write_recipe  # noqa: F401 (`built` is a fixture)
+from tests.rpm.test_family import built, write_recipe  # noqa: F401 (`built` is a fixture)
 
 
 @pytest.fixture
