@@ -14,6 +14,8 @@ from bootstrap.build.recipe import GroupSpec, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
 
+_AGEING = (("PASS_MIN_DAYS", "0"), ("PASS_MAX_DAYS", "99999"), ("PASS_WARN_AGE", "7"))
+
 
 def read_table(tree: Tree, path: str) -> list[list[str]]:
     data = tree.read(path)
@@ -34,10 +36,16 @@ def _write_table(tree: Tree, path: str, rows: Sequence[Sequence[str]], default_m
     tree.write(path, text.encode("utf-8", "surrogateescape"), mode, 0, gid)
 
 
-def _free_gid(defs: dict[str, str], taken: set[int]) -> int:
-    """The lowest gid from GID_MIN to GID_MAX (login.defs; 1000 to 60000) that no group has, as groupadd picks."""
-    low, high = int(defs.get("GID_MIN", "1000")), int(defs.get("GID_MAX", "60000"))
-    free = next((g for g in range(low, high + 1) if g not in taken), None)
+def _free_gid(defs: dict[str, str], taken: set[int], system: bool = False) -> int:
+    """The gid groupadd picks (login.defs): the lowest free one from GID_MIN to GID_MAX (1000 to 60000), or for a
+    system group the highest free one from SYS_GID_MAX down to SYS_GID_MIN (999 to 101)."""
+    if system:
+        low, high = int(defs.get("SYS_GID_MIN", "101")), int(defs.get("SYS_GID_MAX", "999"))
+        candidates = range(high, low - 1, -1)
+    else:
+        low, high = int(defs.get("GID_MIN", "1000")), int(defs.get("GID_MAX", "60000"))
+        candidates = range(low, high + 1)
+    free = next((g for g in candidates if g not in taken), None)
     if free is None:
         raise RecipeError(f"no free gid from {low} to {high} in the image", "give the user a gid or a group")
     return free
@@ -64,8 +72,16 @@ def _shadow_group(tree: Tree) -> int:
     return int(groups["shadow"][2]) if "shadow" in groups else 0
 
 
-def add(tree: Tree, groups: Sequence[GroupSpec], users: Sequence[UserSpec], epoch: int, where: str = "") -> None:
-    """Add the recipe's groups and users to the image's account files and make their homes."""
+def add(
+    tree: Tree,
+    groups: Sequence[GroupSpec],
+    users: Sequence[UserSpec],
+    epoch: int,
+    where: str = "",
+    locked: str = "!",
+) -> None:
+    """Add the recipe's groups and users to the image's account files and make their homes. `locked` is the
+    password field the distribution's useradd writes for a new account (`!`; Red Hat's `!!`)."""
     group_rows = read_table(tree, "etc/group")
     passwd_rows = read_table(tree, "etc/passwd")
     gshadow_rows = read_table(tree, "etc/gshadow")
@@ -75,16 +91,16 @@ def add(tree: Tree, groups: Sequence[GroupSpec], users: Sequence[UserSpec], epoc
     uids = {row[0]: int(row[2]) for row in passwd_rows if len(row) > 2 and row[2].isdigit()}
     defs = login_defs(tree)
 
-    def new_group(name: str, gid: int) -> None:
+    def new_group(name: str, gid: int, password: str = "!") -> None:
         if name in gids or gid in gids.values():
             taken = name if name in gids else f"gid {gid}"
             raise RecipeError(f"{where}: group {name}: {taken} is already in the image's /etc/group", "choose another")
         gids[name] = gid
         group_rows.append([name, "x", str(gid), ""])
-        gshadow_rows.append([name, "!", "", ""])
+        gshadow_rows.append([name, password, "", ""])
 
     for g in groups:
-        new_group(g.name, g.gid)
+        new_group(g.name, g.gid, g.password)
     day = str(epoch // 86400)
     for u in users:
         if u.name in uids or u.uid in uids.values():
@@ -103,29 +119,20 @@ def add(tree: Tree, groups: Sequence[GroupSpec], users: Sequence[UserSpec], epoc
             if gid not in gids.values():
                 new_group(u.name, gid)
         else:
-            gid = u.uid if u.uid not in gids.values() else _free_gid(defs, set(gids.values()))
+            gid = u.uid if u.uid not in gids.values() else _free_gid(defs, set(gids.values()), u.system)
             new_group(u.name, gid)
         uids[u.name] = u.uid
         passwd_rows.append([u.name, "x", str(u.uid), str(gid), u.comment, u.home_dir, u.shell])
-        shadow_rows.append(
-            [
-                u.name,
-                "!",
-                day,
-                defs.get("PASS_MIN_DAYS", "0"),
-                defs.get("PASS_MAX_DAYS", "99999"),
-                defs.get("PASS_WARN_AGE", "7"),
-                "",
-                "",
-                "",
-            ]
-        )
+        # useradd -r: no ageing; otherwise login.defs' PASS_* (min, max, warn)
+        ageing = ["", "", ""] if u.system else [defs.get(k, d) for k, d in _AGEING]
+        shadow_rows.append([u.name, locked, day, *ageing, "", "", ""])
         for extra in u.groups:
             for rows, members in ((group_rows, 3), (gshadow_rows, 3)):
                 for row in rows:
                     if row[0] == extra and len(row) > members:
                         row[members] = ",".join([m for m in row[members].split(",") if m] + [u.name])
-        _make_home(tree, u, gid, home_mode(defs))
+        if not u.system:  # useradd -r makes no home
+            _make_home(tree, u, gid, home_mode(defs))
     _write_table(tree, "etc/group", group_rows, 0o644)
     _write_table(tree, "etc/passwd", passwd_rows, 0o644)
     _write_table(tree, "etc/shadow", shadow_rows, 0o640, _shadow_group(tree))

@@ -84,6 +84,13 @@ class Recipe:
     rpm_remove: tuple[str, ...] = ()
     rpm_links: tuple[tuple[str, str], ...] = ()
     """Path in the image -> target of the symbolic links the official build makes."""
+    rpm_append: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> text the official build's %post appends."""
+    rpm_dirs: tuple[str, ...] = ()
+    rpm_modes: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> octal mode the official build sets."""
+    rpm_tmpfiles: tuple[str, ...] = ()
+    tmpfiles_boot: bool = False
 
     @property
     def links_at(self) -> tuple[str, ...]:
@@ -274,10 +281,22 @@ def check(recipe: Recipe) -> None:
                 "give a keyring file next to the recipe, or the key's full fingerprint (40 hex digits)",
             )
     written = [p for p, _ in recipe.rpm_write]
-    for key, paths in (("rpm.write", written), ("rpm.remove", recipe.rpm_remove), ("rpm.links", recipe.links_at)):
+    rpm_paths = (
+        ("rpm.write", written),
+        ("rpm.remove", recipe.rpm_remove),
+        ("rpm.links", recipe.links_at),
+        ("rpm.append", [p for p, _ in recipe.rpm_append]),
+        ("rpm.dirs", recipe.rpm_dirs),
+        ("rpm.modes", [p for p, _ in recipe.rpm_modes]),
+        ("rpm.tmpfiles", [p for p in recipe.rpm_tmpfiles if p != "*"]),
+    )
+    for key, paths in rpm_paths:
         for path in paths:
             if not path.startswith("/") or "/../" in f"{path}/":
                 raise RecipeError(f"{where}: {key}: {path!r} is not an absolute path", 'write it as "/path/in/image"')
+    for path, mode in recipe.rpm_modes:
+        if not re.fullmatch(r"0?[0-7]{3,4}", mode):
+            raise RecipeError(f"{where}: rpm.modes: {path!r} has mode {mode!r}, not octal", 'write it as "0700"')
     for path, target in recipe.rpm_links:
         if not target or "\0" in target or len(target) > 4095:
             raise RecipeError(f"{where}: rpm.links: {path!r} has no usable target {target!r}", "give the link's target")
@@ -297,7 +316,7 @@ def check(recipe: Recipe) -> None:
                 f"{where}: archive.signers: {fpr!r} is not a full fingerprint", "write all 40 hex digits of the key"
             )
     for i, g in enumerate(recipe.groups):
-        _account_fields(where, f"groups[{i}]", g.name, {})
+        _account_fields(where, f"groups[{i}]", g.name, {"password": g.password})
     for i, u in enumerate(recipe.users):
         _account_fields(where, f"users[{i}]", u.name, {"comment": u.comment, "home": u.home, "shell": u.shell})
         for extra in u.groups:

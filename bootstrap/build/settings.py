@@ -27,6 +27,8 @@ class FileSpec:
 class GroupSpec:
     name: str
     gid: int
+    password: str = "!"
+    """The /etc/gshadow password field (`groupadd -p`): `!`, locked, as groupadd leaves it."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class UserSpec:
     comment: str = ""
     default: bool = False
     """The image's default user (Ubuntu's `ubuntu`): left out when the recipe's `default-user` is false."""
+    system: bool = False
+    """A system account, as `useradd -r` makes it: no password ageing, no home directory made."""
 
     @property
     def home_dir(self) -> str:
@@ -197,6 +201,19 @@ SETTINGS: tuple[Setting, ...] = (
     S("rpm.links", "map", "symbolic links the official build makes after the install (path in the image: target), "
       "as `ln -s`, `systemctl set-default` and `systemctl mask` do",
       '{ "/etc/localtime" = "../usr/share/zoneinfo/UTC" }', default={}, merge="table", shown="set", attr="rpm_links"),
+    S("rpm.append", "map", "text the official build's `%post` appends to a file (path in the image: text), as "
+      "`echo ... >> file`", '{ "/etc/dnf/dnf.conf" = "tsflags=nodocs\\n" }', default={}, merge="table", shown="set",
+      attr="rpm_append"),
+    S("rpm.dirs", "list", "directories the official build makes (`mkdir -p`: 0755, owned by root; existing ones "
+      "kept)", '["/run/lock"]', default=[], merge="append", shown="set", attr="rpm_dirs"),
+    S("rpm.modes", "map", "modes the official build sets (`chmod`; path in the image: octal mode), after the "
+      "files are written and the directories made", '{ "/var/lib/private" = "0700" }', default={}, merge="table",
+      shown="set", attr="rpm_modes"),
+    S("rpm.tmpfiles", "list", "the image's tmpfiles.d files applied as `systemd-tmpfiles --create` does (`[\"*\"]`: "
+      "all of them, as when none is named)", '["/usr/lib/tmpfiles.d/rootfiles.conf"]', default=[], shown="set",
+      attr="rpm_tmpfiles"),
+    S("rpm.tmpfiles-boot", "bool", "with `rpm.tmpfiles`, also the lines marked for boot (`--boot`)", "true",
+      default=False, shown="set"),
     S("image", "table", "the image configuration", merge="table"),
     S("image.tag", "str", "name:tag (`{codename}`, `{suite}`, `{arch}` are filled in); never inherited, "
       "default `RECIPE:{codename}`", '"example/base:{codename}"', default=lambda name: f"{name}:{{codename}}",
@@ -237,6 +254,8 @@ SETTINGS: tuple[Setting, ...] = (
       merge="append", shown="set", entry=GroupSpec),
     S("groups.name", "str", "group name", '"app"', required=True),
     S("groups.gid", "int", "group id", "10001", required=True),
+    S("groups.password", "str", "the `/etc/gshadow` password field, as `groupadd -p` sets it", '"!*"', default="!",
+      shown="set"),
     S("users", "tables", "a user, written into `/etc/passwd` and `/etc/shadow` as `useradd` would (locked "
       "password, the image's `login.defs` ageing, a home made from `/etc/skel` with its `HOME_MODE`)",
       default=[], merge="append", shown="set", entry=UserSpec),
@@ -251,6 +270,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("users.comment", "str", "the GECOS field (full name)", '"Application"', default="", shown="set"),
     S("users.default", "bool", "the image's default user, left out by `--no-default-user` or "
       "`default-user = false`", "false", default=False, shown="set"),
+    S("users.system", "bool", "a system account, as `useradd -r` makes it: no password ageing in `/etc/shadow`, "
+      "no home directory made", "true", default=False, shown="set"),
     S("files", "tables", "a file or directory copied in after the packages are configured", default=[],
       merge="append", shown="set", entry=FileSpec),
     S("files.source", "str", "file or directory on this machine, relative to the recipe", '"files/app.conf"',

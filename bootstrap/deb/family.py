@@ -66,6 +66,11 @@ class DebFamily:
     def origin(self) -> str:
         return str(self.settings.distro.name)
 
+    @property
+    def locked_password(self) -> str:
+        """Debian's useradd locks a new account with `!`."""
+        return "!"
+
     def open(self, arch: str) -> Archive:
         s = self.settings
         s.cache.ensure()

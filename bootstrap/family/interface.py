@@ -132,6 +132,11 @@ class Family(Protocol):
         """The distribution's vendor name as its images record it (`/etc/dpkg/origins/default` -> `debian`)."""
         ...
 
+    @property
+    def locked_password(self) -> str:
+        """The password field the family's useradd writes for a new account: locked (`!`; Red Hat's `!!`)."""
+        ...
+
     def open(self, arch: str) -> Archive:
         """Fetch and verify the archive state of `arch` and load its indexes."""
         ...

@@ -208,6 +208,34 @@ class Tree:
                 os.fchmod(fd, disk_mode(mode, is_dir=True))
                 table.set(self.resolve_dir(rel), uid, gid, mode)
 
+    def set_owner_mode(self, rel: str, uid: int, gid: int, mode: int) -> None:
+        """Set the owner and mode of the file or directory at `rel` (the entry itself: a symlink is refused)."""
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        table = self._recording
+        with self.dirfd(parent) as fd:
+            try:
+                f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                raise TreeError(f"/{path} is not a file or directory in the image", "name another path") from exc
+            try:
+                is_dir = stat.S_ISDIR(os.fstat(f).st_mode)
+                if table is None:
+                    os.fchown(f, uid, gid)
+                    os.fchmod(f, mode)
+                else:
+                    os.fchmod(f, disk_mode(mode, is_dir))
+                    table.set(path, uid, gid, mode)
+            finally:
+                os.close(f)
+
+    def mkfifo(self, rel: str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
+        """Make a named pipe at `rel` (nothing may be there)."""
+        parent, name = self._split(rel)
+        with self.dirfd(parent, create=True) as fd:
+            os.mkfifo(name, 0o600, dir_fd=fd)
+        self.set_owner_mode(rel, uid, gid, mode)
+
     def write(
         self, rel: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None
     ) -> None:

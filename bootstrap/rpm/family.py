@@ -56,6 +56,11 @@ class RpmFamily:
     def origin(self) -> str:
         return str(self.settings.distro.name)
 
+    @property
+    def locked_password(self) -> str:
+        """Red Hat's useradd locks a new account with `!!`."""
+        return "!!"
+
     def open(self, arch: str) -> RpmArchive:
         self.settings.cache.ensure()
         return open_archive(self.settings, locate.basearch(arch), self.settings.mirror(arch))

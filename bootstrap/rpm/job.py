@@ -4,6 +4,7 @@ of the step table (`bootstrap.build.steps`) call them through the `Job` protocol
 
 import contextlib
 import re
+import stat
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 from bootstrap.errors import BootstrapError
 from bootstrap.family.interface import Runnable, Target
 from bootstrap.family.model import Licence, Notice
+from bootstrap.host import tmpfiles
 from bootstrap.host.tree import Tree
 from bootstrap.rpm import rpmdb, scriptlets, tags
 from bootstrap.rpm.files import FileEntry, file_table, skipped
@@ -119,19 +121,32 @@ class RpmJob:
         reown(self.target.root, self.unpacked, self.target.overrides, last=True)
 
     def finish(self) -> None:
-        """The files the distribution's image writes and the links it makes (whatever was at their paths
-        replaced, never followed), then the paths it removes (globs inside the tree)."""
-        tree = self.tree
-        for path, data in sorted(self.options.write.items()):
+        """What the distribution's image build does after the install: the paths it removes (globs inside the
+        tree), the files it writes (whatever was at their paths replaced, never followed) and appends to, the
+        directories it makes and the modes it sets, `systemd-tmpfiles --create`, then the links it makes. (The
+        builds remove before they make, or make nothing their removals reach.)"""
+        tree, o = self.tree, self.options
+        for pattern in o.remove:
+            for match in tree.glob(pattern.lstrip("/")):
+                tree.remove(match)
+        for path, data in sorted(o.write.items()):
             tree.write(path.lstrip("/"), data, mtime=self.target.epoch)
-        for path, target in sorted(self.options.links.items()):
+        for path, data in sorted(o.append.items()):
+            _append(tree, path.lstrip("/"), data, self.target.epoch)
+        for path in o.dirs:
+            tree.mkdir(path.strip("/"))
+        for path, mode in sorted(o.modes.items()):
+            st = tree.lstat(path.strip("/"))
+            if st is None or stat.S_ISLNK(st.st_mode):
+                raise BootstrapError(f"rpm.modes: {path} is not in the image", "write or make it first, or drop it")
+            tree.set_owner_mode(path.strip("/"), st.st_uid, st.st_gid, mode)
+        if o.tmpfiles:
+            tmpfiles.apply(tree, o.tmpfiles, o.tmpfiles_boot)
+        for path, target in sorted(o.links.items()):
             rel = path.strip("/")
             if tree.is_dir(rel, follow=False):
                 raise BootstrapError(f"rpm.links: {path} is a directory in the image", "link another path")
             tree.symlink(rel, target)  # dated by the layer: no entry is newer than the epoch
-        for pattern in self.options.remove:
-            for match in tree.glob(pattern.lstrip("/")):
-                tree.remove(match)
 
     def package_database(self) -> None:
         """The database of a scriptless tree (unpacked `final`)."""
@@ -147,3 +162,15 @@ class RpmJob:
 
     def script_env(self) -> dict[str, str]:
         return scriptlets.script_env(self.target.epoch)
+
+
+def _append(tree: Tree, rel: str, data: bytes, epoch: int) -> None:
+    """`echo ... >> file`: the file's text with `data` after it (a missing file made, 0644), its mode and owner
+    kept."""
+    st = tree.lstat(rel)
+    with tree.open(rel) as f:
+        old = b"" if f is None else f.read()
+    if st is None or not stat.S_ISREG(st.st_mode):
+        tree.write(rel, old + data, mtime=epoch)
+    else:
+        tree.write(rel, old + data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, mtime=epoch)

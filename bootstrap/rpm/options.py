@@ -23,6 +23,16 @@ class JobOptions:
     links: Mapping[str, str] = field(default_factory=dict)
     """Symbolic links the distribution's image makes after the install (absolute path in the tree: target):
     /etc/localtime, systemd's default.target, the units it masks (links to /dev/null)."""
+    append: Mapping[str, bytes] = field(default_factory=dict)
+    """Text the distribution's image appends to files after the install (absolute path in the tree: text)."""
+    dirs: tuple[str, ...] = ()
+    """Directories the distribution's image makes (`mkdir -p`), absolute in the tree."""
+    modes: Mapping[str, int] = field(default_factory=dict)
+    """Modes the distribution's image sets (`chmod`), after the writes and directories."""
+    tmpfiles: tuple[str, ...] = ()
+    """The tree's tmpfiles.d files applied as `systemd-tmpfiles --create` (`*`: all of them)."""
+    tmpfiles_boot: bool = False
+    """With `tmpfiles`, also the boot-only lines (`--boot`)."""
     dbpath: str = "/var/lib/rpm"
     """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10); the
     family sets it from the release's data (`distros.Release.dbpath`)."""

@@ -151,3 +151,28 @@ def test_a_skel_that_contains_the_home_is_not_copied_into_itself(tree: Tree) -> 
 def test_a_private_group_takes_the_lowest_free_gid(tree: Tree) -> None:
     accounts.add(tree, [GroupSpec("taken", 10001)], [UserSpec("app", 10001)], EPOCH)
     assert "app:x:1000:" in lines(tree, "etc/group"), "not 65535 (one past nogroup)"
+
+
+def test_system_accounts_as_useradd_r_and_groupadd_p_make_them(tree: Tree) -> None:
+    """AlmaLinux's `groupadd -r -p '!*' -g 995 systemd-oom` and `useradd -r -g 995 -u 995 -M -d / ...`, with Red
+    Hat's locked password `!!`: no ageing fields, no home made; a system user's own group takes the highest free
+    system gid (SYS_GID_MAX down)."""
+    accounts.add(
+        tree,
+        [GroupSpec("systemd-oom", 995, password="!*")],
+        [
+            UserSpec("systemd-oom", 995, gid=995, home="/", shell="/usr/sbin/nologin", comment="OOM", system=True),
+            UserSpec("sysd", 100, home="/var/lib/sysd", system=True),
+        ],
+        EPOCH,
+        locked="!!",
+    )
+    day = str(EPOCH // 86400)
+    assert lines(tree, "etc/gshadow")[-2:] == ["systemd-oom:!*::", "sysd:!::"]
+    assert lines(tree, "etc/group")[-2:] == ["systemd-oom:x:995:", "sysd:x:999:"]  # gid 100 is `users`'
+    assert lines(tree, "etc/passwd")[-2:] == [
+        "systemd-oom:x:995:995:OOM:/:/usr/sbin/nologin",
+        "sysd:x:100:999::/var/lib/sysd:/bin/sh",
+    ]
+    assert lines(tree, "etc/shadow")[-2:] == [f"systemd-oom:!!:{day}::::::", f"sysd:!!:{day}::::::"]
+    assert not (tree.root / "var/lib/sysd").exists()

@@ -67,7 +67,10 @@ def miniature(
         recipe.write_text(
             f'distribution = "almalinux"\nsuite = "9"\n\n[archive]\nkeyring = "fixture-key.asc"\n'
             f'signers = ["{gpg_key.fingerprint}"]\n\n[packages]\ninclude = [{include}]\n\n'
-            '[rpm]\nrepos = ["baseos"]\n'
+            '[rpm]\nrepos = ["baseos"]\ndirs = ["/run/lock/subsys"]\ntmpfiles = ["*"]\n\n'
+            '[rpm.modes]\n"/run/lock/subsys" = "0700"\n\n[rpm.append]\n"/etc/fixture.conf" = "appended\\n"\n\n'
+            '[[groups]]\nname = "sgx"\ngid = 996\npassword = "!*"\n\n'
+            '[[users]]\nname = "svc"\nuid = 995\ngroup = "sgx"\nhome = "/"\nshell = "/sbin/nologin"\nsystem = true\n'
         )
         for f in shared.iterdir():
             f.chmod(0o644)
@@ -127,6 +130,26 @@ def test_scriptlets_ran_in_the_build(loaded: str, docker: Any) -> None:
     assert shown.stdout.splitlines() == ["shell post 1", "rpm triggered by shell 1 1"]
     listed = docker("run", "--rm", loaded, "ls", rpmdistro.MARKERS).stdout.split()
     assert {"setup.lua", "coreutils.pre", "coreutils.post", "coreutils.posttrans", "ldconfig.paths"} <= set(listed)
+
+
+def test_the_builds_finish_steps_are_in_the_image(loaded: str, docker: Any) -> None:
+    """The recipe's `mkdir -p` and `chmod`, its `>>`, its system account as `useradd -r` makes it (Red Hat's `!!`, no
+    ageing) and setup's tmpfiles.d file applied: a copy, a file with its owner, a directory, a link; no boot line."""
+    script = (
+        "for f in /root/.fixturerc /var/log/fixture.log /etc/fixture.conf /etc/fixture-release; do cat $f; echo; done;"
+        " ls -ldn /run/fixture /run/lock/subsys /var/log/fixture.log; ls /run /var/lib;"
+        " cat /etc/passwd /etc/shadow /etc/group"
+    )
+    out = docker("run", "--rm", loaded, "/bin/sh", "-c", script).stdout.splitlines()
+    assert {"# root's rc, copied by tmpfiles", "made by tmpfiles", "appended"} <= set(out), out
+    assert 'NAME="AlmaLinux (bootstrap test miniature)"' in out, "the link to os-release"
+    listed = {line.split()[-1]: line.split()[:4] for line in out if line.startswith(("drw", "-rw"))}
+    assert listed["/run/fixture"] == ["drwxr-x---", listed["/run/fixture"][1], "0", "901"]
+    assert listed["/run/lock/subsys"][0] == "drwx------"
+    assert listed["/var/log/fixture.log"][0::2] == ["-rw-r-----", "901"]
+    assert "fixture-boot" not in out and not any(line.startswith("fixture-") for line in out), out
+    assert "svc:x:995:996::/:/sbin/nologin" in out and "sgx:x:996:" in out
+    assert any(re.fullmatch(r"svc:!!:\d+::::::", line) for line in out), out
 
 
 # --- 2. reproducible, with and without root -----------------------------------------------------------------

@@ -1,0 +1,121 @@
+"""The RPM finish step beyond links (tests/rpm/test_links.py): what an official build's `%post` or Containerfile
+does after the install, in its order: removals, writes, appends (`echo >>`), `mkdir -p`, `chmod`, `systemd-tmpfiles
+--create`; the recipe keys checked; each shipped recipe's steps reach the job as the recipe states them."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bootstrap.build import families, recipe
+from bootstrap.build.plan import Options, make_plan
+from bootstrap.errors import BootstrapError
+from bootstrap.family.interface import Target
+from bootstrap.rpm.family import RpmFamily
+from bootstrap.rpm.job import RpmJob
+from bootstrap.rpm.options import JobOptions
+from bootstrap.rpm.selection import select
+from tests.fixtures.gpg import GpgKey
+from tests.rpm.conftest import EPOCH
+from tests.rpm.test_family import write_recipe
+
+
+def _finish(root: Path, **options: object) -> None:
+    RpmJob(select([]), {}, Target(root, "x86_64", EPOCH), JobOptions(**options)).finish()  # type: ignore[arg-type]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_the_steps_in_the_builds_order(tmp_path: Path) -> None:
+    """AlmaLinux's order: `rm -rf /run/*` before `mkdir -p /run/lock`; `touch` then `chmod 600`; rootfiles.conf's
+    copy of /root/.bashrc; an append keeps the file's mode; a missing file is made by `>>`."""
+    root = tmp_path / "root"
+    for rel, text in {
+        "run/old/file": "stale",
+        "etc/dnf/dnf.conf": "[main]\n",
+        "usr/share/rootfiles/.bashrc": "# .bashrc\n",
+        "usr/lib/tmpfiles.d/rootfiles.conf": "C /root/.bashrc - - - - /usr/share/rootfiles/.bashrc\n",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    os.chmod(root / "etc/dnf/dnf.conf", 0o600)
+    _finish(
+        root,
+        remove=("/run/*",),
+        write={"/etc/.pwd.lock": b""},
+        append={"/etc/dnf/dnf.conf": b"tsflags=nodocs\n", "/etc/new.conf": b"made\n"},
+        dirs=("/run/lock", "/var/lib/private"),
+        modes={"/etc/.pwd.lock": 0o600, "/var/lib/private": 0o700},
+        tmpfiles=("/usr/lib/tmpfiles.d/rootfiles.conf",),
+    )
+    assert os.listdir(root / "run") == ["lock"]
+    assert _mode(root / "run/lock") == 0o755
+    assert (_mode(root / "etc/.pwd.lock"), _mode(root / "var/lib/private")) == (0o600, 0o700)
+    assert (root / "etc/dnf/dnf.conf").read_text() == "[main]\ntsflags=nodocs\n"
+    assert _mode(root / "etc/dnf/dnf.conf") == 0o600
+    assert (root / "etc/new.conf").read_text() == "made\n"
+    assert (root / "root/.bashrc").read_text() == "# .bashrc\n"
+
+
+def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    with pytest.raises(BootstrapError, match="rpm.modes: /run/utmp is not in the image"):
+        _finish(tmp_path / "root", modes={"/run/utmp": 0o664})
+
+
+def test_nothing_is_made_or_changed_outside_the_tree(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "etc").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "dnf.conf").write_text("host\n")
+    os.chmod(outside / "dnf.conf", 0o644)
+    (root / "etc/dnf").symlink_to(outside)  # absolute: inside the image it is `outside` below the root
+    _finish(root, append={"/etc/dnf/dnf.conf": b"x\n"}, dirs=("/etc/dnf/made",), modes={"/etc/dnf/made": 0o700})
+    assert sorted(os.listdir(outside)) == ["dnf.conf"]
+    assert ((outside / "dnf.conf").read_text(), _mode(outside / "dnf.conf")) == ("host\n", 0o644)
+    inside = root / str(outside).lstrip("/")
+    assert ((inside / "dnf.conf").read_text(), _mode(inside / "made")) == ("x\n", 0o700)
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ('[rpm]\ndirs = ["run/lock"]\n', "rpm.dirs: 'run/lock' is not an absolute path"),
+        ('[rpm.modes]\n"/etc/x" = "rw-r--r--"\n', "rpm.modes: '/etc/x' has mode 'rw-r--r--', not octal"),
+        ('[rpm.append]\n"etc/dnf.conf" = "x"\n', "rpm.append: 'etc/dnf.conf' is not an absolute path"),
+        ('[rpm]\ntmpfiles = ["rootfiles.conf"]\n', "rpm.tmpfiles: 'rootfiles.conf' is not an absolute path"),
+        ('[[groups]]\nname = "g"\ngid = 990\npassword = "a:b"\n', "password 'a:b' has ':'"),
+    ],
+)
+def test_recipe_keys_are_checked(tmp_path: Path, gpg_key: GpgKey, body: str, said: str) -> None:
+    with pytest.raises(BootstrapError, match=said):
+        recipe.load(str(write_recipe(tmp_path, gpg_key, body)), given=True)
+
+
+def _options(name: str, tmp_path: Path) -> JobOptions:
+    r = recipe.load(name)
+    plan = make_plan(r, Options(arch="amd64", mirror="http://127.0.0.1:9/tree", cache_dir=tmp_path))
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    return family.options("amd64")
+
+
+def test_shipped_recipes_hand_their_steps_to_the_job(tmp_path: Path) -> None:
+    alma = _options("almalinux", tmp_path)
+    assert {"/run/lock", "/var/lib/private", "/run/systemd/users"} <= set(alma.dirs)
+    assert alma.modes["/var/lib/private"] == 0o700 and alma.modes["/etc/.pwd.lock"] == 0o600
+    assert alma.tmpfiles == ("/usr/lib/tmpfiles.d/rootfiles.conf",) and not alma.tmpfiles_boot
+    accounts = recipe.load("almalinux")
+    assert [(g.name, g.gid, g.password) for g in accounts.groups] == [("sgx", 996, "!*"), ("systemd-oom", 995, "!*")]
+    (oom,) = accounts.users
+    assert (oom.name, oom.uid, oom.gid, oom.home, oom.system) == ("systemd-oom", 995, 995, "/", True)
+    for name in ("rockylinux", "rockylinux-minimal", "centos-stream"):
+        rocky = _options(name, tmp_path)
+        assert (rocky.tmpfiles, rocky.tmpfiles_boot) == (("*",), True), name
+        assert not any(p.startswith(("/tmp", "/var/log")) for p in rocky.remove), "the kickstart's quoted globs"
+    for name in ("fedora", "fedora-minimal"):
+        assert _options(name, tmp_path).append == {"/etc/dnf/dnf.conf": b"tsflags=nodocs\n"}
+    assert _options("almalinux-micro", tmp_path).dirs == ("/run/lock",)
