@@ -262,6 +262,12 @@ def check(recipe: Recipe) -> None:
     before anything is downloaded; the image's own account files are checked again when it is built."""
     where = recipe.source
     base = DISTROS[recipe.distribution]
+    for key in settings.foreign_keys(recipe):
+        raise RecipeError(
+            f"{where}: {key} is not read when building {recipe.distribution.value} (a {settings.family_of(recipe)} "
+            "distribution): it would be ignored",
+            "remove it",
+        )
     for i, f in enumerate(recipe.files):
         if not os.path.lexists(f.source):
             raise RecipeError(

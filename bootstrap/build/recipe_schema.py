@@ -112,22 +112,28 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any], schema: Mapping[str,
     return out
 
 
-def template(parent: str) -> str:
-    """A commented starting recipe that extends `parent`, every key shown with an example and what it is for."""
+def template(parent: str, family: str = "") -> str:
+    """A commented starting recipe that extends `parent`, every key shown with an example and what it is for (with
+    `family`, only the keys that family reads)."""
     lines = [
         f"# A recipe for bootstrap: everything here is added to or overrides {parent!r}.",
         "# Build it with `bootstrap build PATH`; `bootstrap show PATH` prints it merged.",
         f'extends = "{parent}"',
     ]
+
+    def read(spec: Setting) -> bool:
+        return not family or spec.family in ("", family)
+
     for key, spec in SCHEMA.items():
-        if spec.kind not in ("table", "tables") and key != "extends":
+        if spec.kind not in ("table", "tables") and key != "extends" and read(spec):
             lines.append(f"# {key} = {spec.example or '...'}  # {spec.help}")
     lines.append("")
     for key, spec in SCHEMA.items():
-        if spec.kind in ("table", "tables"):
+        if spec.kind in ("table", "tables") and read(spec):
             lines.append(f"[{key}]  # {spec.help}" if spec.kind == "table" else f"# [[{key}]]  # {spec.help}")
             for name, sub in spec.sub.items():
-                lines.append(f"# {name} = {sub.example or '...'}  # {sub.help}")
+                if read(sub):
+                    lines.append(f"# {name} = {sub.example or '...'}  # {sub.help}")
             lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -166,5 +172,6 @@ def readme_table() -> str:
         else:
             default = f"`{_toml(row.default)}`"
         merge = "" if "." in row.key and SCHEMA[row.key.split(".")[0]].kind == "tables" else MERGES[row.merge]
-        lines.append(f"| {_readme_key(row)} | {KINDS[row.kind]} | {default} | {merge} | {row.help} |")
+        only = {"deb": "(Debian and Ubuntu only) ", "rpm": "(RPM distributions only) "}.get(row.family, "")
+        lines.append(f"| {_readme_key(row)} | {KINDS[row.kind]} | {default} | {merge} | {only}{row.help} |")
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bootstrap.build.families import Distro
+from bootstrap.build.families import DISTRIBUTIONS, Distro
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -122,6 +122,9 @@ class Setting:
     """The hint when `read` refuses a value."""
     sub: Mapping[str, "Setting"] = field(default_factory=dict)
     """The rows under a table or an array of tables (filled in from the flat table)."""
+    family: str = ""
+    """The one package family that reads the key (`deb`, `rpm`; empty: every family). A recipe of another family
+    may not set it, and its records leave it out."""
 
     @property
     def name(self) -> str:
@@ -287,6 +290,40 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 
+FAMILY_KEYS = {
+    "deb": ("components", "packages.priorities", "packages.essential", "packages.prefer", "packages.ignore-depends",
+            "filters", "repositories"),
+    "rpm": ("packages.groups", "rpm"),
+}  # fmt: skip
+"""The keys (with the rows under them) that one package family alone reads."""
+
+
+def _family_of(key: str) -> str:
+    parts = key.split(".")
+    return next((f for f, keys in FAMILY_KEYS.items() for k in keys if parts[: k.count(".") + 1] == k.split(".")), "")
+
+
+SETTINGS = tuple(replace(row, family=_family_of(row.key)) for row in SETTINGS)
+
+
+def family_of(recipe: Any) -> str:
+    """The package family building a recipe (`deb`, `rpm`)."""
+    return DISTRIBUTIONS[recipe.distribution]
+
+
+def foreign_keys(recipe: Any) -> list[str]:
+    """The keys a recipe sets that its family does not read (each a row of another family, not at its default)."""
+    family = family_of(recipe)
+    out = []
+    for row in SETTINGS:
+        entry_key = "." in row.key and SCHEMA[row.key.split(".")[0]].kind == "tables"
+        if row.family in ("", family) or row.kind == "table" or entry_key:
+            continue
+        if _shown(replace(row, shown="set"), getattr(recipe, row.attribute), recipe):
+            out.append(row.key)
+    return out
+
+
 def _tree(rows: tuple[Setting, ...], prefix: str = "") -> dict[str, Setting]:
     """The rows directly under `prefix` (a table's or array's key and a dot), each with its own rows under it."""
     out: dict[str, Setting] = {}
@@ -382,8 +419,10 @@ def record(obj: Any, schema: Mapping[str, Setting] = SCHEMA, whole: Any = None) 
     """A recipe's (or an entry's) attributes in the recipe format, in the table's order, each key written when
     its row says: the inverse of `values` (what `show` prints and build.json records)."""
     out: dict[str, Any] = {}
+    top = whole if whole is not None else obj
+    family = family_of(top) if hasattr(top, "distribution") else ""
     for row in schema.values():
-        if row.attribute == "-":
+        if row.attribute == "-" or (family and row.family not in ("", family)):
             continue
         if row.kind == "table":
             sub = record(obj, row.sub, whole)

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from bootstrap import __version__, registry
-from bootstrap.build import families, pipeline, recipe, recipe_schema, steps
+from bootstrap.build import families, pipeline, recipe, recipe_schema, settings, steps
 from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.cli import cache as cli_cache
@@ -377,11 +377,11 @@ def show(recipe_name: str, allow_paths: tuple[Path, ...]) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path, readable=False), help="File (default: NAME.toml).")
 def new_cmd(name: str, parent: str, output: Path | None) -> None:
     """Write a commented starting recipe NAME.toml that extends another one."""
-    recipe.load(parent)
+    family = settings.family_of(recipe.load(parent))
     dest = output or Path(f"{name}.toml")
     if dest.exists():
         raise BootstrapError(f"{dest} already exists", "choose another NAME or -o FILE, or remove it")
-    write_atomic(dest, recipe_schema.template(parent).encode())
+    write_atomic(dest, recipe_schema.template(parent, family).encode())
     click.echo(f"wrote {dest}: edit it, then `bootstrap build {dest}`")
 
 

@@ -4,6 +4,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bootstrap.errors import BootstrapError
 from bootstrap.family.model import Package as ModelPackage
 from bootstrap.family.model import Pin
 from bootstrap.rpm.packages import Package
@@ -58,7 +59,15 @@ class RpmSelection:
 
 
 def select(chosen: Sequence[tuple[Package, ModelPackage]]) -> RpmSelection:
+    """The set, sorted by name. One architecture per name: the lock, the unpack and the records key packages by
+    name, so a set with a multilib pair (glibc.x86_64 and glibc.i686) is refused rather than half kept."""
     ordered = sorted(chosen, key=lambda pair: (pair[0].name, pair[0].arch))
+    for (a, _), (b, _) in zip(ordered, ordered[1:], strict=False):
+        if a.name == b.name:
+            raise BootstrapError(
+                f"the resolved set has {a.name} twice ({a.arch} and {b.arch}): one architecture per name is supported",
+                f"keep the other architecture out (packages.exclude), or drop what needs {a.name}.{b.arch}",
+            )
     return RpmSelection(tuple(r for r, _ in ordered), tuple(m for _, m in ordered))
 
 

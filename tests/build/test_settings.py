@@ -64,10 +64,10 @@ def test_the_readme_has_recipes() -> None:
     assert {t for t, _ in _readme_recipes()} >= {"python-app.toml", "company-base.toml", "my-base.toml"}
 
 
-def _every_key_set(directory: Path) -> Path:
-    """`bootstrap new`'s recipe with every example uncommented: each key of the table set."""
+def _every_key_set(directory: Path, parent: str = "debian-slim", family: str = "deb") -> Path:
+    """`bootstrap new`'s recipe with every example uncommented: each key of the table its family reads set."""
     lines = []
-    for line in template("debian-slim").splitlines():
+    for line in template(parent, family).splitlines():
         if line.startswith("# [[") or (line.startswith("# ") and " = " in line):
             line = line[2:].split("  # ")[0]
         elif line.startswith("["):
@@ -78,9 +78,11 @@ def _every_key_set(directory: Path) -> Path:
         "\n".join(lines)
         .replace("default = false", "default = true")
         .replace("annotations = {}", 'annotations = { a = "b" }')
+        .replace('distribution = "debian"', f'distribution = "{"debian" if family == "deb" else "almalinux"}"')
     )
     data = tomllib.loads(text)
-    for path in (data["files"][0]["source"], data["repositories"][0]["keyring"], data["archive"]["keyring"]):
+    keyrings = [r["keyring"] for r in data.get("repositories", [])]
+    for path in (data["files"][0]["source"], *keyrings, data["archive"]["keyring"]):
         (directory / path).parent.mkdir(parents=True, exist_ok=True)
         (directory / path).write_text("x\n")
     path = directory / "every.toml"
@@ -101,13 +103,38 @@ def _keys(data: dict[str, Any], schema: dict[str, Setting] | Any = SCHEMA, prefi
     return out
 
 
-def test_a_recipe_with_every_key_set_reads_back_and_records_every_key(tmp_path: Path) -> None:
-    r = load(str(_every_key_set(tmp_path)))
+@pytest.mark.parametrize(("parent", "family"), [("debian-slim", "deb"), ("almalinux", "rpm")])
+def test_a_recipe_with_every_key_set_reads_back_and_records_every_key(tmp_path: Path, parent: str, family: str) -> None:
+    r = load(str(_every_key_set(tmp_path, parent, family)))
     round_trips(r)
     recorded = r.as_dict()
     recorded.pop("name")
-    every = {s.key for s in settings.SETTINGS} - {"extends", "scripts"}
+    every = {s.key for s in settings.SETTINGS if s.family in ("", family)} - {"extends", "scripts"}
     assert _keys(recorded) == every, "as_dict leaves out a key that is set"
+
+
+@pytest.mark.parametrize(
+    ("parent", "body", "key"),
+    [
+        ("almalinux", 'components = ["main", "contrib"]\n', "components"),
+        ("almalinux", '[filters]\npath-exclude = ["/usr/share/doc/*"]\n', "filters.path-exclude"),
+        ("rockylinux", "[packages]\nessential = false\n", "packages.essential"),
+        ("debian-slim", "[rpm]\nnodocs = false\n", "rpm.nodocs"),
+        ("debian-slim", '[packages]\ngroups = ["core"]\n', "packages.groups"),
+    ],
+)
+def test_a_key_the_family_does_not_read_is_refused(tmp_path: Path, parent: str, body: str, key: str) -> None:
+    """Set for a distribution whose family would ignore it: one line naming the key, not a silent no-op."""
+    path = tmp_path / "r.toml"
+    path.write_text(f'extends = "{parent}"\n{body}')
+    with pytest.raises(recipe.RecipeError, match=rf"{re.escape(key)} is not read when building"):
+        load(str(path), given=True)
+
+
+def test_records_hold_only_the_familys_keys() -> None:
+    alma, slim = load("almalinux").as_dict(), load("debian-slim").as_dict()
+    assert "components" not in alma and not {"priorities", "essential"} & set(alma["packages"])
+    assert "rpm" in alma and "rpm" not in slim and "components" in slim
 
 
 def test_the_recipe_attributes_are_the_tables() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.errors import ResolveError
+from bootstrap.errors import BootstrapError, ResolveError
 from bootstrap.family.model import Pin
 from bootstrap.host.cache import Cache
 from bootstrap.rpm.packages import Dep, Package
@@ -93,6 +93,15 @@ def test_selection_in_the_neutral_model(opened: Repository) -> None:
     everything = [(p, to_model(p, opened.url, "baseos")) for p in opened.packages]
     again, gone = pinned(everything, [*pins, stale])
     assert again.packages == sel.packages and gone == [stale]
+
+
+def test_two_architectures_of_one_name_are_refused(opened: Repository) -> None:
+    """A multilib pair (what a 32-bit soname requirement pulls in) is one error, not a set keyed by name that keeps
+    one of the two."""
+    glibcs = [p for p in opened.packages if p.name == "glibc" and p.version == "2.39"]
+    assert {p.arch for p in glibcs} == {"x86_64", "i686"}
+    with pytest.raises(BootstrapError, match=r"glibc twice \(i686 and x86_64\): one architecture per name"):
+        select([(p, to_model(p, opened.url, "baseos")) for p in glibcs])
 
 
 def test_source_of() -> None:
