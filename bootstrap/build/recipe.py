@@ -86,6 +86,8 @@ class Recipe:
     """Path in the image -> target of the symbolic links the official build makes."""
     rpm_append: tuple[tuple[str, str], ...] = ()
     """Path in the image -> text the official build's %post appends."""
+    rpm_dates: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> strftime format of the date the official build writes there."""
     rpm_dirs: tuple[str, ...] = ()
     rpm_modes: tuple[tuple[str, str], ...] = ()
     """Path in the image -> octal mode the official build sets."""
@@ -292,6 +294,7 @@ def check(recipe: Recipe) -> None:
         ("rpm.remove", recipe.rpm_remove),
         ("rpm.links", recipe.links_at),
         ("rpm.append", [p for p, _ in recipe.rpm_append]),
+        ("rpm.dates", [p for p, _ in recipe.rpm_dates]),
         ("rpm.dirs", recipe.rpm_dirs),
         ("rpm.modes", [p for p, _ in recipe.rpm_modes]),
         ("rpm.tmpfiles", [p for p in recipe.rpm_tmpfiles if p != "*"]),
@@ -300,6 +303,9 @@ def check(recipe: Recipe) -> None:
         for path in paths:
             if not path.startswith("/") or "/../" in f"{path}/":
                 raise RecipeError(f"{where}: {key}: {path!r} is not an absolute path", 'write it as "/path/in/image"')
+    for path, fmt in recipe.rpm_dates:
+        if "%" not in fmt or "\0" in fmt or len(fmt) > 200:
+            raise RecipeError(f"{where}: rpm.dates: {path!r} has no date format {fmt!r}", 'write it as "%Y%m%d_%H%M"')
     for path, mode in recipe.rpm_modes:
         if not re.fullmatch(r"0?[0-7]{3,4}", mode):
             raise RecipeError(f"{where}: rpm.modes: {path!r} has mode {mode!r}, not octal", 'write it as "0700"')

@@ -207,6 +207,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("rpm.append", "map", "text the official build's `%post` appends to a file (path in the image: text), as "
       "`echo ... >> file`", '{ "/etc/dnf/dnf.conf" = "tsflags=nodocs\\n" }', default={}, merge="table", shown="set",
       attr="rpm_append"),
+    S("rpm.dates", "map", "files the official build writes its build date into, as `date +FORMAT > FILE` (path in "
+      "the image: strftime format); the date is the image's epoch, so the bytes stay reproducible",
+      '{ "/etc/BUILDTIME" = "%Y%m%d_%H%M" }', default={}, merge="table", shown="set", attr="rpm_dates"),
     S("rpm.dirs", "list", "directories the official build makes (`mkdir -p`: 0755, owned by root; existing ones "
       "kept)", '["/run/lock"]', default=[], merge="append", shown="set", attr="rpm_dirs"),
     S("rpm.modes", "map", "modes the official build sets (`chmod`; path in the image: octal mode), after the "

@@ -5,6 +5,7 @@ of the step table (`bootstrap.build.steps`) call them through the `Job` protocol
 import contextlib
 import re
 import stat
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -122,15 +123,18 @@ class RpmJob:
 
     def finish(self) -> None:
         """What the distribution's image build does after the install: the paths it removes (globs inside the
-        tree), the files it writes (whatever was at their paths replaced, never followed) and appends to, the
-        directories it makes and the modes it sets, `systemd-tmpfiles --create`, then the links it makes. (The
-        builds remove before they make, or make nothing their removals reach.)"""
+        tree), the files it writes (whatever was at their paths replaced, never followed; its build date, the
+        epoch's) and appends to, the directories it makes and the modes it sets, `systemd-tmpfiles --create`, then
+        the links it makes. (The builds remove before they make, or make nothing their removals reach.)"""
         tree, o = self.tree, self.options
         for pattern in o.remove:
             for match in tree.glob(pattern.lstrip("/")):
                 tree.remove(match)
         for path, data in sorted(o.write.items()):
             tree.write(path.lstrip("/"), data, mtime=self.target.epoch)
+        for path, fmt in sorted(o.dates.items()):
+            when = time.strftime(fmt, time.gmtime(self.target.epoch))
+            tree.write(path.lstrip("/"), f"{when}\n", mtime=self.target.epoch)
         for path, data in sorted(o.append.items()):
             _append(tree, path.lstrip("/"), data, self.target.epoch)
         for path in o.dirs:

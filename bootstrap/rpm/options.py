@@ -25,6 +25,9 @@ class JobOptions:
     /etc/localtime, systemd's default.target, the units it masks (links to /dev/null)."""
     append: Mapping[str, bytes] = field(default_factory=dict)
     """Text the distribution's image appends to files after the install (absolute path in the tree: text)."""
+    dates: Mapping[str, str] = field(default_factory=dict)
+    """Files the distribution's image writes its build date into (absolute path in the tree: strftime format): the
+    epoch's date, UTC, and a newline, as `date +FORMAT > FILE` in a build dated the epoch."""
     dirs: tuple[str, ...] = ()
     """Directories the distribution's image makes (`mkdir -p`), absolute in the tree."""
     modes: Mapping[str, int] = field(default_factory=dict)

@@ -1,12 +1,16 @@
-"""The packages' scriptlets, run inside the sandbox as rpm runs them in one transaction: each package's %pre and
-%post in install order ($1 = 1), then the %triggerin scripts of installed packages naming an installed package,
-the %filetriggerin scripts (the matching installed paths on stdin), every %posttrans, and last the
-%transfiletriggerin scripts. Everything is one shell script run once in the sandbox: the scriptlet bodies are
-written into the tree first and removed after.
+"""The packages' scriptlets, run inside the sandbox in the order rpm runs them in one transaction (its psm.c):
+for each package in install order, its %pre, the %filetriggerin scripts of priority 10000 and above, its %post
+($1 = 1), the %triggerin scripts it sets off and those of its own that installed packages set off, then the
+%filetriggerin scripts below priority 10000; after every package, each %posttrans, then the %transfiletriggerin
+scripts. A %filetriggerin fires as rpm's does: an installed package's trigger (the new one's own included) with
+the new package's matching paths on stdin, and the new package's own trigger with every installed matching path;
+a %transfiletriggerin once per trigger with every matching path. Triggers of one package run by priority, the
+highest first; those of several, by priority, then install order. Everything is one shell script run once in the
+sandbox: the scriptlet bodies are written into the tree first and removed after.
 
 The tree's files are all in place before the first scriptlet (as a debootstrapped tree's are before the first
-preinst), and a file trigger runs once for all the paths it matches, not once per package. %pretrans is not run:
-it prepares an empty root for the unpack, which here has come first. A %pre that fails
+preinst), so a package's paths are those the unpack wrote. %pretrans is not run: it prepares an empty root for the
+unpack, which here has come first. A %pre that fails
 stops the build, as it stops rpm's install of that package; another failing scriptlet is a warning, as in rpm.
 Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
 rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
@@ -30,6 +34,8 @@ FAILED = "bootstrap: scriptlet failed: "
 _MARK = re.compile(re.escape(FAILED) + r"(\d+) (\d+)")
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_PRIORITY = 1000000
+PRIORITY_BOUND = 10000
+"""rpm's TRIGGER_PRIORITY_BOUND: file triggers of this priority or higher run before the package's %post."""
 
 
 def script_env(epoch: int) -> dict[str, str]:
@@ -56,68 +62,110 @@ def _one(h: Header, what: str, body_tag: int, prog_tag: int) -> Scriptlet | None
     return Scriptlet(what, prog or ("/bin/sh",), body)
 
 
-def _triggers(h: Header, owner: str, which: tuple[int, ...], kind: str) -> list[tuple[int, str, Scriptlet]]:
-    """(priority, prefix, scriptlet) of each `in` file trigger of a header."""
+@dataclass(frozen=True)
+class _FileTrigger:
+    """One file trigger of a package: every prefix it names, its priority, its script."""
+
+    owner: int
+    """The package's place in install order."""
+    index: int
+    prefixes: tuple[str, ...]
+    priority: int
+    script: Scriptlet
+
+    def matches(self, paths: Sequence[str]) -> tuple[str, ...]:
+        """The paths under any of its prefixes, sorted, each once (what the script reads on stdin)."""
+        return tuple(sorted({p for p in paths if p.startswith(self.prefixes)}))
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        """rpm's order of triggers: priority (the highest first), then the owner's install order, then index."""
+        return (-self.priority, self.owner, self.index)
+
+
+def _file_triggers(h: Header, owner: int, name: str, which: tuple[int, ...], kind: str) -> list[_FileTrigger]:
+    """The `in` file triggers of a header, one per trigger index with all its prefixes."""
     scripts_tag, prog_tag, name_tag, index_tag, flags_tag, prio_tag = which
     scripts, progs = h.strings(scripts_tag), h.strings(prog_tag)
     names, index, flags, prios = h.strings(name_tag), h.int32(index_tag), h.int32(flags_tag), h.int32(prio_tag)
-    out = []
+    prefixes: dict[int, list[str]] = {}
     for i, prefix in enumerate(names):
-        if i >= len(index) or i >= len(flags) or not flags[i] & tags.RPMSENSE_TRIGGERIN or index[i] >= len(scripts):
-            continue
-        n = index[i]
+        if i < len(index) and i < len(flags) and flags[i] & tags.RPMSENSE_TRIGGERIN and index[i] < len(scripts):
+            prefixes.setdefault(index[i], []).append(prefix)
+    out = []
+    for n, found in sorted(prefixes.items()):
         prog = (progs[n],) if n < len(progs) and progs[n] else ("/bin/sh",)
         prio = prios[n] if n < len(prios) else DEFAULT_PRIORITY
-        out.append((prio, prefix, Scriptlet(f"{owner} {kind}", prog, scripts[n])))
+        out.append(_FileTrigger(owner, n, tuple(found), prio, Scriptlet(f"{name} {kind}", prog, scripts[n])))
     return out
+
+
+def _fire(trigger: _FileTrigger, paths: Sequence[str]) -> list[Scriptlet]:
+    matched = trigger.matches(paths)
+    s = trigger.script
+    return [Scriptlet(s.what, s.prog, s.body, ("1",), matched)] if matched else []
+
+
+def _package_triggers(h: Header, name: str) -> list[tuple[str, Scriptlet]]:
+    """(target name, script) of each %triggerin of a header."""
+    scripts, progs = h.strings(tags.TRIGGERSCRIPTS), h.strings(tags.TRIGGERSCRIPTPROG)
+    index, flags = h.int32(tags.TRIGGERINDEX), h.int32(tags.TRIGGERFLAGS)
+    out = []
+    for i, target in enumerate(h.strings(tags.TRIGGERNAME)):
+        if i < len(flags) and i < len(index) and flags[i] & tags.RPMSENSE_TRIGGERIN and index[i] < len(scripts):
+            prog = (progs[index[i]],) if index[i] < len(progs) and progs[index[i]] else ("/bin/sh",)
+            what = f"{name} %triggerin -- {target}"
+            out.append((target, Scriptlet(what, prog, scripts[index[i]], ("1", "1"))))
+    return out
+
+
+def _set_off(triggers: Sequence[list[_FileTrigger]], written: Sequence[list[str]], upper: bool) -> list[Scriptlet]:
+    """The %filetriggerin scripts the last of the installed packages sets off, of the upper priority class (10000
+    and above, before its %post) or the lower: the installed packages' triggers (its own among them) for its paths,
+    then its own triggers for every installed path. `triggers` and `written`: each installed package's."""
+    fired: list[Scriptlet] = []
+    everything = [p for paths in written for p in paths]
+    for t in sorted((t for ts in triggers for t in ts if (t.priority >= PRIORITY_BOUND) == upper), key=_order):
+        fired += _fire(t, written[-1])
+    for t in sorted((t for t in triggers[-1] if (t.priority >= PRIORITY_BOUND) == upper), key=_order):
+        fired += _fire(t, everything)
+    return fired
+
+
+def _order(t: _FileTrigger) -> tuple[int, int, int]:
+    return t.order
 
 
 def plan(unpacked: Sequence[Unpacked]) -> list[Scriptlet]:
     """Every scriptlet of the transaction, in the order rpm runs them (see the module's docstring)."""
     out: list[Scriptlet] = []
-    names = {u.name for u in unpacked}
-    for u in unpacked:
+    written = [sorted(u.written) for u in unpacked]
+    file_triggers = [
+        _file_triggers(u.layout.main, n, u.name, tags.FILETRIGGER, "%filetriggerin") for n, u in enumerate(unpacked)
+    ]
+    package_triggers = [_package_triggers(u.layout.main, u.name) for u in unpacked]
+    for n, u in enumerate(unpacked):
         h = u.layout.main
         pre = _one(h, f"{u.name} %pre", tags.PREIN, tags.PREINPROG)
         if pre is not None:
             out.append(Scriptlet(pre.what, pre.prog, pre.body, fatal=True))
+        out += _set_off(file_triggers[: n + 1], written[: n + 1], upper=True)
         post = _one(h, f"{u.name} %post", tags.POSTIN, tags.POSTINPROG)
         if post is not None:
             out.append(post)
-    for u in unpacked:
-        h = u.layout.main
-        scripts, progs = h.strings(tags.TRIGGERSCRIPTS), h.strings(tags.TRIGGERSCRIPTPROG)
-        index, flags = h.int32(tags.TRIGGERINDEX), h.int32(tags.TRIGGERFLAGS)
-        for i, target in enumerate(h.strings(tags.TRIGGERNAME)):
-            if i < len(flags) and flags[i] & tags.RPMSENSE_TRIGGERIN and target in names and index[i] < len(scripts):
-                prog = (progs[index[i]],) if index[i] < len(progs) else ("/bin/sh",)
-                out.append(Scriptlet(f"{u.name} %triggerin -- {target}", prog, scripts[index[i]], ("1", "1")))
-    paths = sorted({p for u in unpacked for p in u.written})
-    out += _file_triggers(unpacked, paths, tags.FILETRIGGER, "%filetriggerin")
+        names = {other.name for other in unpacked[:n]}
+        out += [s for triggers in package_triggers[: n + 1] for target, s in triggers if target == u.name]
+        out += [s for target, s in package_triggers[n] if target in names]
+        out += _set_off(file_triggers[: n + 1], written[: n + 1], upper=False)
     for u in unpacked:
         posttrans = _one(u.layout.main, f"{u.name} %posttrans", tags.POSTTRANS, tags.POSTTRANSPROG)
         if posttrans is not None:
             out.append(Scriptlet(posttrans.what, posttrans.prog, posttrans.body, ()))
-    out += _file_triggers(unpacked, paths, tags.TRANSFILETRIGGER, "%transfiletriggerin")
-    return out
-
-
-def _file_triggers(
-    unpacked: Sequence[Unpacked], paths: list[str], which: tuple[int, ...], kind: str
-) -> list[Scriptlet]:
-    found = [t for u in unpacked for t in _triggers(u.layout.main, u.name, which, kind)]
-    out = []
-    by_script: dict[str, tuple[int, Scriptlet, list[str]]] = {}
-    for prio, prefix, s in found:
-        matched = [p for p in paths if p.startswith(prefix)]
-        key = f"{s.what}\0{s.body}"
-        if key in by_script:
-            by_script[key][2].extend(matched)
-        else:
-            by_script[key] = (prio, s, matched)
-    for _prio, s, matched in sorted(by_script.values(), key=lambda t: (-t[0], t[1].what)):
-        if matched:
-            out.append(Scriptlet(s.what, s.prog, s.body, ("1",), tuple(sorted(set(matched)))))
+    everything = sorted({p for paths in written for p in paths})
+    for n, u in enumerate(unpacked):
+        triggers = _file_triggers(u.layout.main, n, u.name, tags.TRANSFILETRIGGER, "%transfiletriggerin")
+        for t in sorted(triggers, key=_order):
+            out += _fire(t, everything)
     return out
 
 

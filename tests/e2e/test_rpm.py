@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,6 +70,7 @@ def miniature(
             f'signers = ["{gpg_key.fingerprint}"]\n\n[packages]\ninclude = [{include}]\n\n'
             '[rpm]\nrepos = ["baseos"]\ndirs = ["/run/lock/subsys"]\ntmpfiles = ["*"]\n\n'
             '[rpm.modes]\n"/run/lock/subsys" = "0700"\n\n[rpm.append]\n"/etc/fixture.conf" = "appended\\n"\n\n'
+            '[rpm.dates]\n"/etc/BUILDTIME" = "%Y%m%d_%H%M"\n\n'
             '[[groups]]\nname = "sgx"\ngid = 996\npassword = "!*"\n\n'
             '[[users]]\nname = "svc"\nuid = 995\ngroup = "sgx"\nhome = "/"\nshell = "/sbin/nologin"\nsystem = true\n'
         )
@@ -132,17 +134,19 @@ def test_scriptlets_ran_in_the_build(loaded: str, docker: Any) -> None:
     assert {"setup.lua", "coreutils.pre", "coreutils.post", "coreutils.posttrans", "ldconfig.paths"} <= set(listed)
 
 
-def test_the_builds_finish_steps_are_in_the_image(loaded: str, docker: Any) -> None:
+def test_the_builds_finish_steps_are_in_the_image(loaded: str, first: Path, docker: Any) -> None:
     """The recipe's `mkdir -p` and `chmod`, its `>>`, its system account as `useradd -r` makes it (Red Hat's `!!`, no
     ageing) and setup's tmpfiles.d file applied: a copy, a file with its owner, a directory, a link; no boot line."""
     script = (
-        "for f in /root/.fixturerc /var/log/fixture.log /etc/fixture.conf /etc/fixture-release; do cat $f; echo; done;"
+        "for f in /root/.fixturerc /var/log/fixture.log /etc/fixture.conf /etc/fixture-release /etc/BUILDTIME; do"
+        " cat $f; echo; done;"
         " ls -ldn /run/fixture /run/lock/subsys /var/log/fixture.log; ls /run /var/lib;"
         " cat /etc/passwd /etc/shadow /etc/group"
     )
     out = docker("run", "--rm", loaded, "/bin/sh", "-c", script).stdout.splitlines()
     assert {"# root's rc, copied by tmpfiles", "made by tmpfiles", "appended"} <= set(out), out
     assert 'NAME="AlmaLinux (bootstrap test miniature)"' in out, "the link to os-release"
+    assert time.strftime("%Y%m%d_%H%M", time.gmtime(_lock(first)["epoch"])) in out, "BUILDTIME: the epoch's date"
     listed = {line.split()[-1]: line.split()[:4] for line in out if line.startswith(("drw", "-rw"))}
     assert listed["/run/fixture"] == ["drwxr-x---", listed["/run/fixture"][1], "0", "901"]
     assert listed["/run/lock/subsys"][0] == "drwx------"

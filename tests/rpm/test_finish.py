@@ -4,6 +4,7 @@ does after the install, in its order: removals, writes, appends (`echo >>`), `mk
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ def test_the_steps_in_the_builds_order(tmp_path: Path) -> None:
         root,
         remove=("/run/*",),
         write={"/etc/.pwd.lock": b""},
+        dates={"/etc/BUILDTIME": "%Y-%m-%d_%H:%M:%S"},
         append={"/etc/dnf/dnf.conf": b"tsflags=nodocs\n", "/etc/new.conf": b"made\n"},
         dirs=("/run/lock", "/var/lib/private"),
         modes={"/etc/.pwd.lock": 0o600, "/var/lib/private": 0o700},
@@ -58,6 +60,8 @@ def test_the_steps_in_the_builds_order(tmp_path: Path) -> None:
     assert _mode(root / "etc/dnf/dnf.conf") == 0o600
     assert (root / "etc/new.conf").read_text() == "made\n"
     assert (root / "root/.bashrc").read_text() == "# .bashrc\n"
+    stamp = time.strftime("%Y-%m-%d_%H:%M:%S", time.gmtime(EPOCH))
+    assert (root / "etc/BUILDTIME").read_text() == f"{stamp}\n" and (root / "etc/BUILDTIME").stat().st_mtime == EPOCH
 
 
 def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
@@ -87,6 +91,7 @@ def test_nothing_is_made_or_changed_outside_the_tree(tmp_path: Path) -> None:
         ('[rpm.modes]\n"/etc/x" = "rw-r--r--"\n', "rpm.modes: '/etc/x' has mode 'rw-r--r--', not octal"),
         ('[rpm.append]\n"etc/dnf.conf" = "x"\n', "rpm.append: 'etc/dnf.conf' is not an absolute path"),
         ('[rpm]\ntmpfiles = ["rootfiles.conf"]\n', "rpm.tmpfiles: 'rootfiles.conf' is not an absolute path"),
+        ('[rpm.dates]\n"/etc/BUILDTIME" = "today"\n', "rpm.dates: '/etc/BUILDTIME' has no date format 'today'"),
         ('[[groups]]\nname = "g"\ngid = 990\npassword = "a:b"\n', "password 'a:b' has ':'"),
     ],
 )
@@ -119,3 +124,6 @@ def test_shipped_recipes_hand_their_steps_to_the_job(tmp_path: Path) -> None:
     for name in ("fedora", "fedora-minimal"):
         assert _options(name, tmp_path).append == {"/etc/dnf/dnf.conf": b"tsflags=nodocs\n"}
     assert _options("almalinux-micro", tmp_path).dirs == ("/run/lock",)
+    for name in ("almalinux", "almalinux-minimal", "almalinux-micro", "rockylinux", "centos-stream"):
+        assert _options(name, tmp_path).dates == {"/etc/BUILDTIME": "%Y%m%d_%H%M"}, name
+    assert _options("rockylinux-minimal", tmp_path).dates == {"/etc/BUILDTIME": "%Y-%m-%d_%H:%M:%S"}

@@ -1,6 +1,7 @@
 """Scriptlets run in the sandbox over a real tree (the miniature's shell and libraries): what fails how."""
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from bootstrap.rpm import scriptlets
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import Unpacked, unpack_all
 from tests.fixtures.rpmrepo import RpmRepo, Spec
-from tests.rpm.conftest import EPOCH
+from tests.rpm.conftest import EPOCH, need_tools
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
 BASE = ("filesystem-3.18-2.noarch", "glibc-1.0-1.x86_64", "shell-1.0-1.x86_64")
@@ -59,3 +60,46 @@ def test_the_plan_is_rpm_order(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) 
     text = scriptlets.driver(scriptlets.plan(unpacked))
     assert f"/bin/sh /{scriptlets.STAGE}/1 1 < /dev/null || " in text
     assert f"< /{scriptlets.STAGE}/4.in" in text
+
+
+MARKS = "/opt/marks"
+COPY = "while read -r line; do echo $line; done"
+"""stdin to stdout with the shell's builtins (the tree has no cat)."""
+WATCHERS = [
+    Spec("early", files={"/opt/watched/early": "e"}),
+    Spec(
+        "watcher",
+        filetrigger=("/opt/watched", f"(echo 'watcher, priority 1000000'; {COPY}) >> {MARKS}"),
+        post=f"echo 'watcher %post' >> {MARKS}",
+        sections=f"%filetriggerin -P 100 -- /opt/watched /srv\n(echo 'watcher, priority 100'; {COPY}) >> {MARKS}\n\n"
+        f"%triggerin -- late\necho 'watcher triggered by late' >> {MARKS}",
+    ),
+    Spec("late", files={"/opt/watched/late": "l", "/srv/late": "s"}, post=f"echo 'late %post' >> {MARKS}"),
+    Spec("closing", transfiletrigger=("/opt", f"(echo 'closing, once'; {COPY}) >> {MARKS}")),
+]
+
+
+def test_file_triggers_fire_per_package_as_rpm_fires_them(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    """The same packages installed by the host's real rpm into another root, in the same order: the marks the
+    triggers leave (which ran, in which order, with which paths on stdin) are the same. A %filetriggerin fires for
+    each package that brings matching paths, and for its own package with the paths already there; priority 10000
+    and above before the package's %post, below it after; a %transfiletriggerin once, at the end."""
+    need_tools("rpm")
+    repo, _ = rpm_distro
+    built = RpmRepo(tmp_path / "repo", repo.key).build(WATCHERS)
+    base = [repo.root / "Packages" / f"{n}.rpm" for n in BASE]
+    ours = tmp_path / "ours"
+    items = [(n.split("-")[0], p) for n, p in zip(BASE, base, strict=True)]
+    items += [(s.name, p) for s, p in zip(WATCHERS, built, strict=True)]
+    unpacked = unpack_all(ours, items, JobOptions(), EPOCH)
+    scriptlets.run(Tree(ours), unpacked, EPOCH, Sandbox(ours))
+
+    theirs = tmp_path / "theirs"
+    argv = ["rpm", "--root", str(theirs), "--dbpath", "/var/lib/rpm", "--define", "_db_backend sqlite"]
+    subprocess.run([*argv, "--initdb"], check=True)
+    install = ["-i", "--nodeps", "--noorder", "--nosignature", "--nodigest", "--ignorearch", "--ignoreos"]
+    done = subprocess.run([*argv, *install, *map(str, base + built)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    expected = (theirs / MARKS.lstrip("/")).read_text()
+    assert expected.splitlines()[:3] == ["watcher, priority 1000000", "/opt/watched/early", "watcher %post"]
+    assert (ours / MARKS.lstrip("/")).read_text() == expected
