@@ -27,6 +27,7 @@ from bootstrap.log import log
 from bootstrap.rpm import tags
 from bootstrap.rpm.header import Header
 from bootstrap.rpm.unpack import Unpacked
+from bootstrap.rpm.versions import compare_evr
 
 STAGE = ".bootstrap-scriptlets"
 """Where the scriptlets are staged in the tree: a directory of its own at the root, removed whole after."""
@@ -106,17 +107,48 @@ def _fire(trigger: _FileTrigger, paths: Sequence[str]) -> list[Scriptlet]:
     return [Scriptlet(s.what, s.prog, s.body, ("1",), matched)] if matched else []
 
 
-def _package_triggers(h: Header, name: str) -> list[tuple[str, Scriptlet]]:
-    """(target name, script) of each %triggerin of a header."""
+@dataclass(frozen=True)
+class _Trigger:
+    """A %triggerin: the package it names, the version it asks of it (`>= 2.0`: sense bits and version)."""
+
+    target: str
+    sense: int
+    version: str
+    script: Scriptlet
+
+    def set_off_by(self, h: Header) -> bool:
+        """Whether the installed package of header `h` sets it off: its name, and its version if one is asked."""
+        if h.string(tags.NAME) != self.target:
+            return False
+        wanted = self.sense & (tags.RPMSENSE_LESS | tags.RPMSENSE_GREATER | tags.RPMSENSE_EQUAL)
+        if not wanted or not self.version:
+            return True
+        epoch = h.int32(tags.EPOCH)
+        evr = f"{epoch[0] if epoch else 0}:{h.string(tags.VERSION)}-{h.string(tags.RELEASE)}"
+        order = compare_evr(evr, self.version)
+        return bool(
+            (order < 0 and wanted & tags.RPMSENSE_LESS)
+            or (order > 0 and wanted & tags.RPMSENSE_GREATER)
+            or (order == 0 and wanted & tags.RPMSENSE_EQUAL)
+        )
+
+
+def _package_triggers(h: Header, name: str) -> list[_Trigger]:
+    """Each %triggerin of a header."""
     scripts, progs = h.strings(tags.TRIGGERSCRIPTS), h.strings(tags.TRIGGERSCRIPTPROG)
-    index, flags = h.int32(tags.TRIGGERINDEX), h.int32(tags.TRIGGERFLAGS)
+    index, flags, versions = h.int32(tags.TRIGGERINDEX), h.int32(tags.TRIGGERFLAGS), h.strings(tags.TRIGGERVERSION)
     out = []
     for i, target in enumerate(h.strings(tags.TRIGGERNAME)):
         if i < len(flags) and i < len(index) and flags[i] & tags.RPMSENSE_TRIGGERIN and index[i] < len(scripts):
             prog = (progs[index[i]],) if index[i] < len(progs) and progs[index[i]] else ("/bin/sh",)
-            what = f"{name} %triggerin -- {target}"
-            out.append((target, Scriptlet(what, prog, scripts[index[i]], ("1", "1"))))
+            version = versions[i] if i < len(versions) else ""
+            condition = f" {_SENSE.get(flags[i] & 14, '')} {version}" if version else ""
+            what = f"{name} %triggerin -- {target}{condition}"
+            out.append(_Trigger(target, flags[i], version, Scriptlet(what, prog, scripts[index[i]], ("1", "1"))))
     return out
+
+
+_SENSE = {2: "<", 4: ">", 8: "=", 10: "<=", 12: ">="}
 
 
 def _set_off(triggers: Sequence[list[_FileTrigger]], written: Sequence[list[str]], upper: bool) -> list[Scriptlet]:
@@ -153,9 +185,10 @@ def plan(unpacked: Sequence[Unpacked]) -> list[Scriptlet]:
         post = _one(h, f"{u.name} %post", tags.POSTIN, tags.POSTINPROG)
         if post is not None:
             out.append(post)
-        names = {other.name for other in unpacked[:n]}
-        out += [s for triggers in package_triggers[: n + 1] for target, s in triggers if target == u.name]
-        out += [s for target, s in package_triggers[n] if target in names]
+        # the installed packages' triggers (its own too) it sets off, then its own that installed packages set off
+        out += [t.script for triggers in package_triggers[: n + 1] for t in triggers if t.set_off_by(h)]
+        for own in package_triggers[n]:
+            out += [own.script for other in unpacked[:n] if own.set_off_by(other.layout.main)][:1]
         out += _set_off(file_triggers[: n + 1], written[: n + 1], upper=False)
     for u in unpacked:
         posttrans = _one(u.layout.main, f"{u.name} %posttrans", tags.POSTTRANS, tags.POSTTRANSPROG)
@@ -163,8 +196,8 @@ def plan(unpacked: Sequence[Unpacked]) -> list[Scriptlet]:
             out.append(Scriptlet(posttrans.what, posttrans.prog, posttrans.body, ()))
     everything = sorted({p for paths in written for p in paths})
     for n, u in enumerate(unpacked):
-        triggers = _file_triggers(u.layout.main, n, u.name, tags.TRANSFILETRIGGER, "%transfiletriggerin")
-        for t in sorted(triggers, key=_order):
+        at_end = _file_triggers(u.layout.main, n, u.name, tags.TRANSFILETRIGGER, "%transfiletriggerin")
+        for t in sorted(at_end, key=_order):
             out += _fire(t, everything)
     return out
 

@@ -72,7 +72,9 @@ WATCHERS = [
         filetrigger=("/opt/watched", f"(echo 'watcher, priority 1000000'; {COPY}) >> {MARKS}"),
         post=f"echo 'watcher %post' >> {MARKS}",
         sections=f"%filetriggerin -P 100 -- /opt/watched /srv\n(echo 'watcher, priority 100'; {COPY}) >> {MARKS}\n\n"
-        f"%triggerin -- late\necho 'watcher triggered by late' >> {MARKS}",
+        f"%triggerin -- late\necho 'watcher triggered by late' >> {MARKS}\n\n"
+        f"%triggerin -- early >= 1.0\necho 'watcher triggered by early 1.0' >> {MARKS}\n\n"
+        f"%triggerin -- early > 1.0\necho 'never: early is 1.0' >> {MARKS}",
     ),
     Spec("late", files={"/opt/watched/late": "l", "/srv/late": "s"}, post=f"echo 'late %post' >> {MARKS}"),
     Spec("closing", transfiletrigger=("/opt", f"(echo 'closing, once'; {COPY}) >> {MARKS}")),
@@ -102,4 +104,5 @@ def test_file_triggers_fire_per_package_as_rpm_fires_them(rpm_distro: tuple[RpmR
     assert done.returncode == 0, done.stderr
     expected = (theirs / MARKS.lstrip("/")).read_text()
     assert expected.splitlines()[:3] == ["watcher, priority 1000000", "/opt/watched/early", "watcher %post"]
+    assert "watcher triggered by early 1.0" in expected and "never" not in expected
     assert (ours / MARKS.lstrip("/")).read_text() == expected
