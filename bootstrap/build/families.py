@@ -82,6 +82,8 @@ class RecipeView(Protocol):
     @property
     def rpm_dates(self) -> tuple[tuple[str, str], ...]: ...
     @property
+    def rpm_hardlinks(self) -> tuple[tuple[str, str], ...]: ...
+    @property
     def rpm_dirs(self) -> tuple[str, ...]: ...
     @property
     def rpm_modes(self) -> tuple[tuple[str, str], ...]: ...
@@ -195,6 +197,7 @@ def _rpm(plan: PlanView) -> "RpmFamily":
                 dict(r.rpm_links),
                 append={k: v.encode() for k, v in r.rpm_append},
                 dates=dict(r.rpm_dates),
+                hardlinks=dict(r.rpm_hardlinks),
                 dirs=r.rpm_dirs,
                 modes={k: int(v, 8) for k, v in r.rpm_modes},
                 tmpfiles=r.rpm_tmpfiles,

@@ -88,6 +88,8 @@ class Recipe:
     """Path in the image -> text the official build's %post appends."""
     rpm_dates: tuple[tuple[str, str], ...] = ()
     """Path in the image -> strftime format of the date the official build writes there."""
+    rpm_hardlinks: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> the existing file the official build hard-links there."""
     rpm_dirs: tuple[str, ...] = ()
     rpm_modes: tuple[tuple[str, str], ...] = ()
     """Path in the image -> octal mode the official build sets."""
@@ -295,6 +297,7 @@ def check(recipe: Recipe) -> None:
         ("rpm.links", recipe.links_at),
         ("rpm.append", [p for p, _ in recipe.rpm_append]),
         ("rpm.dates", [p for p, _ in recipe.rpm_dates]),
+        ("rpm.hardlinks", [q for pair in recipe.rpm_hardlinks for q in pair]),
         ("rpm.dirs", recipe.rpm_dirs),
         ("rpm.modes", [p for p, _ in recipe.rpm_modes]),
         ("rpm.tmpfiles", [p for p in recipe.rpm_tmpfiles if p != "*"]),

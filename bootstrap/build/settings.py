@@ -210,6 +210,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("rpm.dates", "map", "files the official build writes its build date into, as `date +FORMAT > FILE` (path in "
       "the image: strftime format); the date is the image's epoch, so the bytes stay reproducible",
       '{ "/etc/BUILDTIME" = "%Y%m%d_%H%M" }', default={}, merge="table", shown="set", attr="rpm_dates"),
+    S("rpm.hardlinks", "map", "hard links the official build makes (`ln EXISTING PATH`; path in the image: the "
+      "existing file)", '{ "/usr/sbin/sln" = "/usr/bin/ln" }', default={}, merge="table", shown="set",
+      attr="rpm_hardlinks"),
     S("rpm.dirs", "list", "directories the official build makes (`mkdir -p`: 0755, owned by root; existing ones "
       "kept)", '["/run/lock"]', default=[], merge="append", shown="set", attr="rpm_dirs"),
     S("rpm.modes", "map", "modes the official build sets (`chmod`; path in the image: octal mode), after the "

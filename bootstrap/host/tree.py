@@ -229,6 +229,27 @@ class Tree:
             finally:
                 os.close(f)
 
+    def hardlink(self, rel: str, existing: str) -> None:
+        """Make `rel` another name of the regular file at `existing` (`ln EXISTING REL`: whatever is at `rel`
+        replaced, unless a directory; neither path followed at its last component)."""
+        src_parent, src_name = self._split(existing)
+        parent, name = self._split(rel)
+        path = f"{parent}/{name}" if parent else name
+        source = f"{src_parent}/{src_name}" if src_parent else src_name
+        st = self._lstat(source)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            raise TreeError(f"/{existing} is not a regular file in the image", "link to a file the packages install")
+        with self.dirfd(src_parent) as src_fd, self.dirfd(parent, create=True) as fd:
+            there = self._lstat(path)
+            if there is not None and stat.S_ISDIR(there.st_mode):
+                raise TreeError(f"/{rel} is a directory in the image", "link another path")
+            with suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=fd)
+            os.link(src_name, name, src_dir_fd=src_fd, dst_dir_fd=fd, follow_symlinks=False)
+        self.forget()
+        if self.overrides is not None:
+            self.overrides.copy(source, path)
+
     def mkfifo(self, rel: str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> None:
         """Make a named pipe at `rel` (nothing may be there)."""
         parent, name = self._split(rel)

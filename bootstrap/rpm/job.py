@@ -125,7 +125,8 @@ class RpmJob:
         """What the distribution's image build does after the install: the paths it removes (globs inside the
         tree), the files it writes (whatever was at their paths replaced, never followed; its build date, the
         epoch's) and appends to, the directories it makes and the modes it sets, `systemd-tmpfiles --create`, then
-        the links it makes. (The builds remove before they make, or make nothing their removals reach.)"""
+        the links it makes (symbolic, then hard). (The builds remove before they make, or make nothing their
+        removals reach.)"""
         tree, o = self.tree, self.options
         for pattern in o.remove:
             for match in tree.glob(pattern.lstrip("/")):
@@ -151,6 +152,8 @@ class RpmJob:
             if tree.is_dir(rel, follow=False):
                 raise BootstrapError(f"rpm.links: {path} is a directory in the image", "link another path")
             tree.symlink(rel, target)  # dated by the layer: no entry is newer than the epoch
+        for path, existing in sorted(o.hardlinks.items()):
+            tree.hardlink(path.strip("/"), existing.strip("/"))
 
     def package_database(self) -> None:
         """The database of a scriptless tree (unpacked `final`)."""

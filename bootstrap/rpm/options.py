@@ -28,6 +28,8 @@ class JobOptions:
     dates: Mapping[str, str] = field(default_factory=dict)
     """Files the distribution's image writes its build date into (absolute path in the tree: strftime format): the
     epoch's date, UTC, and a newline, as `date +FORMAT > FILE` in a build dated the epoch."""
+    hardlinks: Mapping[str, str] = field(default_factory=dict)
+    """Hard links the distribution's image makes (absolute path in the tree: the existing file)."""
     dirs: tuple[str, ...] = ()
     """Directories the distribution's image makes (`mkdir -p`), absolute in the tree."""
     modes: Mapping[str, int] = field(default_factory=dict)

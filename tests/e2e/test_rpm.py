@@ -70,7 +70,7 @@ def miniature(
             f'signers = ["{gpg_key.fingerprint}"]\n\n[packages]\ninclude = [{include}]\n\n'
             '[rpm]\nrepos = ["baseos"]\ndirs = ["/run/lock/subsys"]\ntmpfiles = ["*"]\n\n'
             '[rpm.modes]\n"/run/lock/subsys" = "0700"\n\n[rpm.append]\n"/etc/fixture.conf" = "appended\\n"\n\n'
-            '[rpm.dates]\n"/etc/BUILDTIME" = "%Y%m%d_%H%M"\n\n'
+            '[rpm.dates]\n"/etc/BUILDTIME" = "%Y%m%d_%H%M"\n\n[rpm.hardlinks]\n"/usr/bin/list" = "/usr/bin/ls"\n\n'
             '[[groups]]\nname = "sgx"\ngid = 996\npassword = "!*"\n\n'
             '[[users]]\nname = "svc"\nuid = 995\ngroup = "sgx"\nhome = "/"\nshell = "/sbin/nologin"\nsystem = true\n'
         )
@@ -141,6 +141,7 @@ def test_the_builds_finish_steps_are_in_the_image(loaded: str, first: Path, dock
         "for f in /root/.fixturerc /var/log/fixture.log /etc/fixture.conf /etc/fixture-release /etc/BUILDTIME; do"
         " cat $f; echo; done;"
         " ls -ldn /run/fixture /run/lock/subsys /var/log/fixture.log; ls /run /var/lib;"
+        " ls -i /usr/bin/ls /usr/bin/list;"
         " cat /etc/passwd /etc/shadow /etc/group"
     )
     out = docker("run", "--rm", loaded, "/bin/sh", "-c", script).stdout.splitlines()
@@ -153,6 +154,8 @@ def test_the_builds_finish_steps_are_in_the_image(loaded: str, first: Path, dock
     assert listed["/var/log/fixture.log"][0::2] == ["-rw-r-----", "901"]
     assert "fixture-boot" not in out and not any(line.startswith("fixture-") for line in out), out
     assert "svc:x:995:996::/:/sbin/nologin" in out and "sgx:x:996:" in out
+    inodes = {line.split()[1]: line.split()[0] for line in out if line.endswith(("/usr/bin/ls", "/usr/bin/list"))}
+    assert len(inodes) == 2 and len(set(inodes.values())) == 1, f"one file, two names: {inodes}"
     assert any(re.fullmatch(r"svc:!!:\d+::::::", line) for line in out), out
 
 

@@ -64,6 +64,22 @@ def test_the_steps_in_the_builds_order(tmp_path: Path) -> None:
     assert (root / "etc/BUILDTIME").read_text() == f"{stamp}\n" and (root / "etc/BUILDTIME").stat().st_mtime == EPOCH
 
 
+def test_a_hard_link_is_another_name_of_the_file(tmp_path: Path) -> None:
+    """fedora-minimal's `ln /usr/bin/ln usr/sbin/sln`, where usr/sbin is a link to bin (a merged /usr): made inside
+    the tree, after the removals; a missing or non-regular source is an error."""
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/ln").write_text("ln")
+    (root / "usr/bin/sln").write_text("the static sln")
+    (root / "usr/sbin").symlink_to("bin")
+    _finish(root, remove=("/usr/sbin/sln",), hardlinks={"/usr/sbin/sln": "/usr/bin/ln"})
+    assert (root / "usr/bin/sln").stat().st_ino == (root / "usr/bin/ln").stat().st_ino
+    assert (root / "usr/bin/ln").stat().st_nlink == 2
+    for source in ("/usr/bin/missing", "/usr/bin"):
+        with pytest.raises(BootstrapError, match=f"{source} is not a regular file in the image"):
+            _finish(root, hardlinks={"/usr/bin/other": source})
+
+
 def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     with pytest.raises(BootstrapError, match="rpm.modes: /run/utmp is not in the image"):
@@ -92,6 +108,7 @@ def test_nothing_is_made_or_changed_outside_the_tree(tmp_path: Path) -> None:
         ('[rpm.append]\n"etc/dnf.conf" = "x"\n', "rpm.append: 'etc/dnf.conf' is not an absolute path"),
         ('[rpm]\ntmpfiles = ["rootfiles.conf"]\n', "rpm.tmpfiles: 'rootfiles.conf' is not an absolute path"),
         ('[rpm.dates]\n"/etc/BUILDTIME" = "today"\n', "rpm.dates: '/etc/BUILDTIME' has no date format 'today'"),
+        ('[rpm.hardlinks]\n"/usr/sbin/sln" = "usr/bin/ln"\n', "rpm.hardlinks: 'usr/bin/ln' is not an absolute path"),
         ('[[groups]]\nname = "g"\ngid = 990\npassword = "a:b"\n', "password 'a:b' has ':'"),
     ],
 )
@@ -124,6 +141,7 @@ def test_shipped_recipes_hand_their_steps_to_the_job(tmp_path: Path) -> None:
     for name in ("fedora", "fedora-minimal"):
         assert _options(name, tmp_path).append == {"/etc/dnf/dnf.conf": b"tsflags=nodocs\n"}
     assert _options("almalinux-micro", tmp_path).dirs == ("/run/lock",)
+    assert _options("fedora-minimal", tmp_path).hardlinks == {"/usr/sbin/sln": "/usr/bin/ln"}
     for name in ("almalinux", "almalinux-minimal", "almalinux-micro", "rockylinux", "centos-stream"):
         assert _options(name, tmp_path).dates == {"/etc/BUILDTIME": "%Y%m%d_%H%M"}, name
     assert _options("rockylinux-minimal", tmp_path).dates == {"/etc/BUILDTIME": "%Y-%m-%d_%H:%M:%S"}
