@@ -36,7 +36,9 @@ def _tree(root: Path) -> list[tuple[str, int, int, int, bytes]]:
         data = (
             path.read_bytes() if stat.S_ISREG(st.st_mode) else os.readlink(path).encode() if path.is_symlink() else b""
         )
-        out.append((str(path.relative_to(root)), st.st_mode, st.st_nlink, int(st.st_mtime), data))
+        # a directory's mtime is when it was last written in (the layer dates it): only files' and links' count
+        mtime = 0 if stat.S_ISDIR(st.st_mode) else int(st.st_mtime)
+        out.append((str(path.relative_to(root)), st.st_mode, st.st_nlink, mtime, data))
     return out
 
 
