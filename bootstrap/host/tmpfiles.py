@@ -68,6 +68,16 @@ class Skip(Exception):
     """This line cannot be applied (said as a warning; the others go on)."""
 
 
+class Left(Skip):
+    """This line is left out by design (a device node, an ACL, the build host's identity): counted and said once,
+    each line only with -v."""
+
+
+HOST_SPECIFIERS = frozenset("aAbBHlmMoqvwW")
+"""Specifiers whose values are the build host's or the running system's identity (machine id, boot id, host name,
+kernel, architecture, OS release fields): a line naming one is left out."""
+
+
 @dataclass(frozen=True)
 class Item:
     kind: str
@@ -97,8 +107,10 @@ def _unescape(text: str) -> str:
 
 def _specifiers(text: str) -> str:
     def one(m: re.Match[str]) -> str:
+        if m[1] in HOST_SPECIFIERS:
+            raise Left(f"specifier %{m[1]} names the build host")
         if m[1] not in SPECIFIERS:
-            raise Skip(f"specifier %{m[1]} names the build host or is unknown")
+            raise Skip(f"unknown specifier %{m[1]}")
         return SPECIFIERS[m[1]]
 
     return re.sub(r"%(.)", one, text)
@@ -117,7 +129,7 @@ def _fields(line: str) -> tuple[list[str], str]:
     return out, rest
 
 
-def parse(text: str, name: str, boot: bool) -> Iterator[Item]:
+def parse(text: str, name: str, boot: bool, left: list[str] | None = None) -> Iterator[Item]:
     """The lines of one configuration file that `--create` (with `--boot`, also `!` lines) acts on."""
     for number, line in enumerate(text.splitlines(), 1):
         where = f"{name}:{number}"
@@ -126,7 +138,7 @@ def parse(text: str, name: str, boot: bool) -> Iterator[Item]:
         try:
             item = _item(line, where, boot)
         except Skip as why:
-            log.warning("warning: tmpfiles %s: %s: line passed over", where, why)
+            _say(where, why, left)
             continue
         if item is not None:
             yield item
@@ -144,7 +156,7 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
     if "!" in modifiers and not boot:
         return None
     if "^" in modifiers:
-        raise Skip("credentials are not read in a build")
+        raise Left("credentials are not read in a build")
     argument = None if rest in ("", "-") else rest
     if argument is not None and "~" in modifiers:
         argument = base64.b64decode(argument).decode("utf-8", "surrogateescape")
@@ -197,11 +209,11 @@ def configs(tree: Tree, named: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def plan(tree: Tree, named: Sequence[str], boot: bool) -> list[Item]:
+def plan(tree: Tree, named: Sequence[str], boot: bool, left: list[str] | None = None) -> list[Item]:
     """Every item in the order it is applied: a path's items after those of its parents, a duplicate dropped."""
     by_path: dict[str, list[Item]] = {}
     for name, text in configs(tree, named):
-        for item in parse(text, name, boot):
+        for item in parse(text, name, boot, left):
             have = by_path.setdefault(item.path, [])
             makers = [h for h in have if h.kind in MAKES] if item.kind in MAKES else []
             if makers:
@@ -228,22 +240,39 @@ def plan(tree: Tree, named: Sequence[str], boot: bool) -> list[Item]:
     return ordered
 
 
+def _say(where: str, why: Skip, left: list[str] | None) -> None:
+    """A warning for a line that cannot be applied; for one left out by design, a debug line (and `left` gets
+    it)."""
+    if isinstance(why, Left):
+        log.debug("tmpfiles %s: %s: line left out", where, why)
+        if left is not None:
+            left.append(where)
+    else:
+        log.warning("warning: tmpfiles %s: %s: line passed over", where, why)
+
+
 def apply(tree: Tree, named: Sequence[str], boot: bool = False) -> int:
     """Apply the tree's tmpfiles.d configuration (`named`: files, or `*` for all); how many lines took effect."""
+    left: list[str] = []
     owners = _Owners(tree)
     done = 0
-    for item in plan(tree, named, boot):
+    for item in plan(tree, named, boot, left):
         try:
             if item.kind in NOT_RECORDED:
-                raise Skip(f"{NOT_RECORDED[item.kind]} are not made or recorded in an image")
+                raise Left(f"{NOT_RECORDED[item.kind]} are not made or recorded in an image")
             if item.kind in CLEANING:
                 continue
             _apply(tree, item, owners)
             done += 1
         except Skip as why:
-            log.warning("warning: tmpfiles %s: %s: line passed over", item.where, why)
+            _say(item.where, why, left)
         except (TreeError, OSError) as exc:
             log.warning("warning: tmpfiles %s: %s: line passed over", item.where, exc)
+    if left:
+        log.info(
+            "tmpfiles: %d line(s) left out by design (device nodes, ACLs, the build host's ids; -v lists them)",
+            len(left),
+        )
     return done
 
 
