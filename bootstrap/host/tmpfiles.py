@@ -404,7 +404,7 @@ def _copy(tree: Tree, item: Item, owners: _Owners, st: os.stat_result | None) ->
     src = tree.resolve(source, follow_last=True)
     src_st = tree.lstat(src) if src else None
     if src_st is None:
-        raise Skip(f"the source /{source} is not in the image")
+        raise Left(f"the source /{source} is not in the image (systemd-tmpfiles skips such a line too)")
     if f"/{rel}/".startswith(f"/{src}/"):
         raise Skip(f"{item.path} is inside its source /{src}")
     if st is not None:
