@@ -14,6 +14,7 @@ it was built. As with systemd-tmpfiles, a line that cannot be applied is a warni
 """
 
 import base64
+import binascii
 import dataclasses
 import os
 import re
@@ -64,6 +65,11 @@ _ESCAPES = re.compile(r"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)", re.DOTALL)
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "s": " "}
 
 
+_ID = re.compile(r"[0-9]{1,10}")
+MAX_ID = 0xFFFFFFFF
+"""(uid_t)-1 and above are no ids."""
+
+
 class Skip(Exception):
     """This line cannot be applied (said as a warning; the others go on)."""
 
@@ -91,15 +97,24 @@ class Item:
     plus: bool
     where: str
     """file:line, for messages."""
+    mode_on_create: bool = False
+    """`:` before the mode: set only on what the line creates."""
+    owner_on_create: bool = False
+    """`:` before the user or group: set only on what the line creates."""
+
+
+def _byte(value: int) -> str:
+    """One byte as a character that encodes back to that byte (utf-8 with surrogateescape)."""
+    return chr(value) if value < 0x80 else chr(0xDC00 + value)
 
 
 def _unescape(text: str) -> str:
     def one(m: re.Match[str]) -> str:
         s = m[1]
         if s[0] == "x" and len(s) == 3:
-            return chr(int(s[1:], 16))
+            return _byte(int(s[1:], 16))
         if s[0] in "01234567":
-            return chr(int(s, 8))
+            return _byte(int(s, 8) & 0xFF)
         return _SIMPLE.get(s, s)
 
     return _ESCAPES.sub(one, text)
@@ -145,9 +160,11 @@ def parse(text: str, name: str, boot: bool, left: list[str] | None = None) -> It
 
 
 def _item(line: str, where: str, boot: bool) -> Item | None:
+    if "\0" in line:
+        raise Skip("a NUL byte in the line")
     fields, rest = _fields(line)
-    if len(fields) < 2:
-        raise Skip("no path")
+    if len(fields) < 2 or not fields[0]:
+        raise Skip("no type and path")
     action, path = fields[0], fields[1]
     mode_s, user, group = (fields[2:5] + ["-"] * 3)[:3]
     kind, modifiers = action[0], action[1:]
@@ -159,7 +176,10 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
         raise Left("credentials are not read in a build")
     argument = None if rest in ("", "-") else rest
     if argument is not None and "~" in modifiers:
-        argument = base64.b64decode(argument).decode("utf-8", "surrogateescape")
+        try:
+            argument = base64.b64decode(argument, validate=True).decode("utf-8", "surrogateescape")
+        except binascii.Error as exc:
+            raise Skip("the argument is not base64") from exc
     path = _specifiers(path)
     if not path.startswith("/"):
         raise Skip(f"path {path!r} is not absolute")
@@ -167,7 +187,8 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
         argument = _specifiers(argument)
         if kind in "fFw":
             argument = _unescape(argument)
-    masked = mode_s.startswith("~")
+    mode_on_create = mode_s.startswith(":")
+    masked = mode_s.lstrip(":").startswith("~")
     mode_s = mode_s.lstrip("~:")
     mode = None
     if mode_s not in ("", "-"):
@@ -177,7 +198,9 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
     norm = "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
     if "/../" in f"{norm}/":
         raise Skip(f"path {path!r} climbs with ..")
-    return Item(kind, norm, mode, masked, _id(user), _id(group), argument, "+" in modifiers, where)
+    owner_on_create = user.startswith(":") or group.startswith(":")
+    item = Item(kind, norm, mode, masked, _id(user), _id(group), argument, "+" in modifiers, where)
+    return dataclasses.replace(item, mode_on_create=mode_on_create, owner_on_create=owner_on_create)
 
 
 def _id(value: str) -> str | None:
@@ -200,7 +223,9 @@ def configs(tree: Tree, named: Sequence[str]) -> list[tuple[str, str]]:
     chosen: dict[str, str] = {}
     for directory in CONFIG_DIRS:
         for match in tree.glob(f"{directory}/*.conf"):
-            chosen.setdefault(match.rpartition("/")[2], "/" + match)
+            base = match.rpartition("/")[2]
+            if not base.startswith("."):  # hidden files are not configuration, as systemd reads them
+                chosen.setdefault(base, "/" + match)
     out = []
     for base in sorted(chosen):
         data = tree.read(chosen[base].lstrip("/"))  # a link to /dev/null (a mask) reads as nothing
@@ -266,7 +291,7 @@ def apply(tree: Tree, named: Sequence[str], boot: bool = False) -> int:
             done += 1
         except Skip as why:
             _say(item.where, why, left)
-        except (TreeError, OSError) as exc:
+        except (TreeError, OSError, ValueError, OverflowError) as exc:
             log.warning("warning: tmpfiles %s: %s: line passed over", item.where, exc)
     if left:
         log.info(
@@ -283,7 +308,7 @@ class _Owners:
     @staticmethod
     def _table(tree: Tree, path: str) -> dict[str, int]:
         rows = [line.split(":") for line in (tree.read(path) or b"").decode("utf-8", "replace").splitlines()]
-        return {r[0]: int(r[2]) for r in rows if len(r) > 2 and r[2].isdigit()}
+        return {r[0]: int(r[2]) for r in rows if len(r) > 2 and _ID.fullmatch(r[2]) and int(r[2]) < MAX_ID}
 
     def uid(self, name: str | None) -> int | None:
         return self._look(name, self.users, "user")
@@ -295,7 +320,9 @@ class _Owners:
     def _look(name: str | None, table: dict[str, int], what: str) -> int | None:
         if name is None:
             return None
-        if name.isdigit():
+        if _ID.fullmatch(name):
+            if int(name) >= MAX_ID:
+                raise Skip(f"{what} id {name} is out of range")
             return int(name)
         if name not in table:
             raise Skip(f"no {what} {name!r} in the image")
@@ -308,8 +335,10 @@ def _set_perms(tree: Tree, rel: str, item: Item, owners: _Owners, created: bool 
     if st is None or stat.S_ISLNK(st.st_mode):
         return
     uid, gid = owners.uid(item.user), owners.gid(item.group)
+    if item.owner_on_create and not created:
+        uid = gid = None
     mode = stat.S_IMODE(st.st_mode)
-    if item.mode is not None:
+    if item.mode is not None and not (item.mode_on_create and not created):
         mode = item.mode
         if item.masked and not created:
             for bits in (0o111, 0o222, 0o444):
@@ -371,7 +400,9 @@ def _apply(tree: Tree, item: Item, owners: _Owners) -> None:
             tree.write(rel, (item.argument or "").encode("utf-8", "surrogateescape"), mode, uid, gid)
         _set_perms(tree, rel, item, owners, created=st is None)
     elif k == "p":
-        if st is not None and item.plus and not stat.S_ISFIFO(st.st_mode):
+        if st is not None and not stat.S_ISFIFO(st.st_mode):
+            if not item.plus or stat.S_ISDIR(st.st_mode):
+                raise Skip(f"{item.path} is there and is not a named pipe")
             tree.remove(rel)
             st = None
         if st is None:

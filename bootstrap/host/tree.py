@@ -209,23 +209,34 @@ class Tree:
                 table.set(self.resolve_dir(rel), uid, gid, mode)
 
     def set_owner_mode(self, rel: str, uid: int, gid: int, mode: int) -> None:
-        """Set the owner and mode of the file or directory at `rel` (the entry itself: a symlink is refused)."""
+        """Set the owner and mode of the entry at `rel` (the entry itself: a symlink is refused). Only a regular file
+        or a directory is opened; a pipe, socket or device node is changed by name, never opened from the host. A
+        recorded device node stays one."""
         parent, name = self._split(rel)
         path = f"{parent}/{name}" if parent else name
         table = self._recording
         with self.dirfd(parent) as fd:
             try:
-                f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except OSError as exc:
-                raise TreeError(f"/{path} is not a file or directory in the image", "name another path") from exc
+                raise TreeError(f"/{path} is not in the image", "name another path") from exc
+            if stat.S_ISLNK(st.st_mode):
+                raise TreeError(f"/{path} is a symbolic link in the image", "name what it points to")
+            if table is not None:
+                old = table.get(path)
+                table.set(path, uid, gid, mode, old.device if old is not None else None)
+                mode = disk_mode(mode, stat.S_ISDIR(st.st_mode))
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                if table is None:
+                    os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+                os.chmod(name, mode, dir_fd=fd)  # not a link (just stat'ed): nothing is followed
+                return
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            f = os.open(name, flags, dir_fd=fd)
             try:
-                is_dir = stat.S_ISDIR(os.fstat(f).st_mode)
                 if table is None:
                     os.fchown(f, uid, gid)
-                    os.fchmod(f, mode)
-                else:
-                    os.fchmod(f, disk_mode(mode, is_dir))
-                    table.set(path, uid, gid, mode)
+                os.fchmod(f, mode)
             finally:
                 os.close(f)
 
@@ -243,6 +254,8 @@ class Tree:
             there = self._lstat(path)
             if there is not None and stat.S_ISDIR(there.st_mode):
                 raise TreeError(f"/{rel} is a directory in the image", "link another path")
+            if there is not None and (there.st_dev, there.st_ino) == (st.st_dev, st.st_ino):
+                return  # already that file (or the same path through a link)
             with suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=fd)
             os.link(src_name, name, src_dir_fd=src_fd, dst_dir_fd=fd, follow_symlinks=False)
@@ -291,7 +304,10 @@ class Tree:
             parent, _, name = resolved.rpartition("/")
             try:
                 with self.dirfd(parent) as fd:
-                    f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd)
+                    # only a regular file is opened: a device node or pipe in the tree is never opened from the host
+                    if stat.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+                        f = os.open(name, flags, dir_fd=fd)
             except (OSError, TreeError):
                 f = -1
         if f >= 0 and not stat.S_ISREG(os.fstat(f).st_mode):
@@ -415,7 +431,7 @@ def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int 
     raw = data.encode() if isinstance(data, str) else data
     tmp = f".{name}.bootstrap-new"
     with suppress(FileNotFoundError):
-        os.unlink(tmp, dir_fd=fd)
+        _remove_at(fd, tmp)  # whatever the tree left at that name, a directory too
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd)
     try:
         view = memoryview(raw)

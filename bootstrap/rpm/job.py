@@ -173,7 +173,8 @@ class RpmJob:
 
 def _append(tree: Tree, rel: str, data: bytes, epoch: int) -> None:
     """`echo ... >> file`: the file's text with `data` after it (a missing file made, 0644), its mode and owner
-    kept."""
+    kept; through a symbolic link, its target's (inside the tree)."""
+    rel = tree.resolve(rel, follow_last=True) or rel
     st = tree.lstat(rel)
     with tree.open(rel) as f:
         old = b"" if f is None else f.read()

@@ -11,7 +11,7 @@ import pytest
 
 from bootstrap.errors import BootstrapError
 from bootstrap.host import tmpfiles
-from bootstrap.host.overrides import Overrides
+from bootstrap.host.overrides import Device, Override, Overrides
 from bootstrap.host.tree import Tree
 
 PASSWD = "root:x:0:0::/root:/bin/sh\nsvc:x:995:995::/:/sbin/nologin\n"
@@ -244,3 +244,40 @@ def test_w_writes_through_a_link_and_a_repeated_line_is_quiet(tmp_path: Path, ca
     assert (tree.root / "etc/real").read_text() == "somemore"
     assert _seen(tree, "srv/same")[1] == 0o700
     assert caplog.text.count("a second line for /srv/same") == 1 and "b.conf:2" in caplog.text
+
+
+def test_hostile_lines_and_account_files_are_passed_over_not_fatal(tmp_path: Path) -> None:
+    """Lines and ids a package could ship to stop the build: each is a warning, the next line still applies."""
+    lines = (
+        '"" /srv/empty-type\nf~ /srv/b64 - - - - not*base64\nd /srv/u 0755 99999999999 - -\n'
+        "d /srv/sup 0755 \u00b2 - -\nd /srv/after\n"
+    )
+    tree = _tree(tmp_path, {"usr/lib/tmpfiles.d/evil.conf": lines})
+    (tree.root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nodd:x:\u00b2:0::/:/bin/sh\n")
+    assert tmpfiles.apply(tree, [tmpfiles.ALL]) == 1
+    assert [p.name for p in (tree.root / "srv").iterdir()] == ["after"]
+
+
+def test_creation_only_settings_bytes_hidden_files_and_pipes(tmp_path: Path) -> None:
+    """`:` before a mode or owner sets it only on what the line makes; `\\xff` is one byte; a hidden file in a
+    tmpfiles.d directory is no configuration; `p` leaves a directory in its place alone."""
+    conf = "d /srv/kept :0700 :svc - -\nd /srv/made :0700 :svc - -\nf /srv/bytes - - - - \\xff\\101\np /srv/dir 0600\n"
+    tree = _tree(tmp_path, {"usr/lib/tmpfiles.d/a.conf": conf, "etc/tmpfiles.d/.hidden.conf": "d /srv/hidden\n"})
+    (tree.root / "srv/kept").mkdir(parents=True)
+    (tree.root / "srv/dir").mkdir()
+    tmpfiles.apply(tree, [tmpfiles.ALL])
+    assert _seen(tree, "srv/kept") == ("dir", 0o755, 0, 0)
+    assert _seen(tree, "srv/made") == ("dir", 0o700, 995, 0)
+    assert (tree.root / "srv/bytes").read_bytes() == b"\xffA"
+    assert not (tree.root / "srv/hidden").exists()
+    assert _seen(tree, "srv/dir") == ("dir", 0o755, 0, 0)
+
+
+def test_a_recorded_device_node_stays_one(tmp_path: Path) -> None:
+    """In a build that records devices, `z` on a device node changes its mode and owner, not its kind; the host
+    never opens it."""
+    tree = _tree(tmp_path, {"usr/lib/tmpfiles.d/z.conf": "z /dev/null 0600 svc -\n", "dev/null": ""})
+    assert tree.overrides is not None
+    tree.overrides.set("dev/null", 0, 0, 0o666, Device("chr", 1, 3))
+    tmpfiles.apply(tree, [tmpfiles.ALL])
+    assert tree.overrides.get("dev/null") == Override(995, 0, 0o600, Device("chr", 1, 3))

@@ -80,6 +80,30 @@ def test_a_hard_link_is_another_name_of_the_file(tmp_path: Path) -> None:
             _finish(root, hardlinks={"/usr/bin/other": source})
 
 
+def test_linking_a_file_to_itself_keeps_it_and_appends_go_through_links(tmp_path: Path) -> None:
+    """`ln usr/bin/ln usr/sbin/ln` where usr/sbin is usr/bin: one file, still there. `echo >>` through a symbolic
+    link appends to its target (inside the tree) and leaves the link. A directory the tree left at the writer's
+    temporary name does not stop a write."""
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/ln").write_text("ln")
+    (root / "usr/sbin").symlink_to("bin")
+    (root / "etc/dnf").mkdir(parents=True)
+    (root / "etc/dnf/dnf.conf").write_text("[main]\n")
+    (root / "etc/dnf.conf").symlink_to("dnf/dnf.conf")
+    (root / "etc/.machine-id.bootstrap-new/deep").mkdir(parents=True)
+    _finish(
+        root,
+        hardlinks={"/usr/sbin/ln": "/usr/bin/ln"},
+        append={"/etc/dnf.conf": b"tsflags=nodocs\n"},
+        write={"/etc/machine-id": b""},
+    )
+    assert (root / "usr/bin/ln").read_text() == "ln"
+    assert (root / "etc/dnf.conf").is_symlink()
+    assert (root / "etc/dnf/dnf.conf").read_text() == "[main]\ntsflags=nodocs\n"
+    assert (root / "etc/machine-id").read_bytes() == b"" and not (root / "etc/.machine-id.bootstrap-new").exists()
+
+
 def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     with pytest.raises(BootstrapError, match="rpm.modes: /run/utmp is not in the image"):
