@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bootstrap.errors import BootstrapError
-from bootstrap.host.tree import Tree, TreeError
+from bootstrap.host.tree import Tree, TreeError, account_ids, plain_id
 from bootstrap.log import log
 
 CONFIG_DIRS = ("etc/tmpfiles.d", "run/tmpfiles.d", "usr/local/lib/tmpfiles.d", "usr/lib/tmpfiles.d")
@@ -63,11 +63,6 @@ SPECIFIERS = {
 """The specifiers of a system instance whose values are the same on every machine."""
 _ESCAPES = re.compile(r"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)", re.DOTALL)
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "s": " "}
-
-
-_ID = re.compile(r"[0-9]{1,10}")
-MAX_ID = 0xFFFFFFFF
-"""(uid_t)-1 and above are no ids."""
 
 
 class Skip(Exception):
@@ -199,8 +194,8 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
     if "/../" in f"{norm}/":
         raise Skip(f"path {path!r} climbs with ..")
     owner_on_create = user.startswith(":") or group.startswith(":")
-    item = Item(kind, norm, mode, masked, _id(user), _id(group), argument, "+" in modifiers, where)
-    return dataclasses.replace(item, mode_on_create=mode_on_create, owner_on_create=owner_on_create)
+    plus = "+" in modifiers
+    return Item(kind, norm, mode, masked, _id(user), _id(group), argument, plus, where, mode_on_create, owner_on_create)
 
 
 def _id(value: str) -> str | None:
@@ -303,12 +298,7 @@ def apply(tree: Tree, named: Sequence[str], boot: bool = False) -> int:
 
 class _Owners:
     def __init__(self, tree: Tree) -> None:
-        self.users, self.groups = self._table(tree, "etc/passwd"), self._table(tree, "etc/group")
-
-    @staticmethod
-    def _table(tree: Tree, path: str) -> dict[str, int]:
-        rows = [line.split(":") for line in (tree.read(path) or b"").decode("utf-8", "replace").splitlines()]
-        return {r[0]: int(r[2]) for r in rows if len(r) > 2 and _ID.fullmatch(r[2]) and int(r[2]) < MAX_ID}
+        self.users, self.groups = account_ids(tree, "passwd"), account_ids(tree, "group")
 
     def uid(self, name: str | None) -> int | None:
         return self._look(name, self.users, "user")
@@ -320,10 +310,9 @@ class _Owners:
     def _look(name: str | None, table: dict[str, int], what: str) -> int | None:
         if name is None:
             return None
-        if _ID.fullmatch(name):
-            if int(name) >= MAX_ID:
-                raise Skip(f"{what} id {name} is out of range")
-            return int(name)
+        number = plain_id(name)
+        if number is not None:
+            return number
         if name not in table:
             raise Skip(f"no {what} {name!r} in the image")
         return table[name]

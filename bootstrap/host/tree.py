@@ -14,6 +14,7 @@ import errno
 import fnmatch
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -423,6 +424,28 @@ class Tree:
                 yield path, st
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(path)
+
+
+_ID = re.compile(r"[0-9]{1,10}")
+MAX_ID = 0xFFFFFFFF
+"""(uid_t)-1: no id is this large."""
+
+
+def plain_id(text: str) -> int | None:
+    """A uid or gid written as a plain number below (uid_t)-1, or None (`²`, `-1`, `99999999999`, a name)."""
+    return int(text) if _ID.fullmatch(text) and int(text) < MAX_ID else None
+
+
+def account_ids(tree: Tree, name: str) -> dict[str, int]:
+    """name -> id of the tree's `etc/passwd` or `etc/group`, as getpwnam finds them: the first line of a name
+    wins, root is always known; a line whose id is no plain number below (uid_t)-1 is passed over."""
+    out = {"root": 0}
+    for line in (tree.read(f"etc/{name}") or b"").decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        found = plain_id(parts[2]) if len(parts) >= 3 else None
+        if found is not None:
+            out.setdefault(parts[0], found)
+    return out
 
 
 def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int | None = 0, gid: int = 0) -> None:

@@ -15,6 +15,7 @@ stops the build, as it stops rpm's install of that package; another failing scri
 Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
 rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
 
+import operator
 import re
 import shlex
 from collections.abc import Sequence
@@ -156,16 +157,17 @@ def _set_off(triggers: Sequence[list[_FileTrigger]], written: Sequence[list[str]
     and above, before its %post) or the lower: the installed packages' triggers (its own among them) for its paths,
     then its own triggers for every installed path. `triggers` and `written`: each installed package's."""
     fired: list[Scriptlet] = []
-    everything = [p for paths in written for p in paths]
-    for t in sorted((t for ts in triggers for t in ts if (t.priority >= PRIORITY_BOUND) == upper), key=_order):
+    for t in sorted((t for ts in triggers for t in ts if (t.priority >= PRIORITY_BOUND) == upper), key=_ORDER):
         fired += _fire(t, written[-1])
-    for t in sorted((t for t in triggers[-1] if (t.priority >= PRIORITY_BOUND) == upper), key=_order):
-        fired += _fire(t, everything)
+    own = sorted((t for t in triggers[-1] if (t.priority >= PRIORITY_BOUND) == upper), key=_ORDER)
+    if own:  # every installed path, gathered only for a package that has triggers of its own
+        everything = [p for paths in written for p in paths]
+        for t in own:
+            fired += _fire(t, everything)
     return fired
 
 
-def _order(t: _FileTrigger) -> tuple[int, int, int]:
-    return t.order
+_ORDER = operator.attrgetter("order")
 
 
 def plan(unpacked: Sequence[Unpacked]) -> list[Scriptlet]:
@@ -197,7 +199,7 @@ def plan(unpacked: Sequence[Unpacked]) -> list[Scriptlet]:
     everything = sorted({p for paths in written for p in paths})
     for n, u in enumerate(unpacked):
         at_end = _file_triggers(u.layout.main, n, u.name, tags.TRANSFILETRIGGER, "%transfiletriggerin")
-        for t in sorted(at_end, key=_order):
+        for t in sorted(at_end, key=_ORDER):
             out += _fire(t, everything)
     return out
 

@@ -18,7 +18,7 @@ from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Overrides
 from bootstrap.host.parallel import read_ahead
 from bootstrap.host.rootwriter import RootWriter, member_path
-from bootstrap.host.tree import Tree
+from bootstrap.host.tree import Tree, account_ids
 from bootstrap.log import log
 from bootstrap.rpm import cpio, payload
 from bootstrap.rpm.files import FileEntry, file_table, skipped
@@ -53,16 +53,6 @@ class Unpacked:
     unknown_owners: tuple[FileEntry, ...] = field(default=())
 
 
-def accounts(tree: Tree, name: str) -> dict[str, int]:
-    """name -> id of the tree's `etc/passwd` or `etc/group` (root always known)."""
-    out = {"root": 0}
-    for line in (tree.read(f"etc/{name}") or b"").decode("utf-8", "replace").splitlines():
-        parts = line.split(":")
-        if len(parts) >= 3 and parts[2].isdigit():
-            out.setdefault(parts[0], int(parts[2]))
-    return out
-
-
 def _info(f: FileEntry, rel: str, uid: int, gid: int, epoch: int, what: str) -> tarfile.TarInfo:
     kind = _TYPES.get(stat.S_IFMT(f.mode))
     if kind is None:
@@ -87,7 +77,7 @@ class _Package:
         self.files = read.files
         self.by_path = {f.path: f for f in self.files}
         self.skip = skipped(self.files, options)
-        self.users, self.groups = accounts(writer.tree, "passwd"), accounts(writer.tree, "group")
+        self.users, self.groups = account_ids(writer.tree, "passwd"), account_ids(writer.tree, "group")
         self.written: list[str] = []
         self.seen: set[str] = set()
         self.unknown: list[FileEntry] = []
@@ -254,7 +244,7 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
     """Give the files whose owner names the tree did not know at unpack time the ids it knows now (`last`: the
     names it still does not know are root's, with a warning, as rpm does)."""
     tree = Tree(root, overrides)
-    users, groups = accounts(tree, "passwd"), accounts(tree, "group")
+    users, groups = account_ids(tree, "passwd"), account_ids(tree, "group")
     table = overrides if overrides is not None and overrides.owners else None
     for u in unpacked:
         for f in u.unknown_owners:
