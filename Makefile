@@ -9,6 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # once (tests/conftest.py marks it an xdist_group), while unit tests are spread one by one.
 WORKERS ?= auto
 XDIST := -n $(WORKERS) --dist loadgroup
+# Unit tests alone wait on subprocesses, servers and clocks more than on a core: one worker more than the cores,
+# each taking the next test as it frees (no test of theirs shares a build with another).
+UNIT_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap distro-info-data rpm
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
@@ -45,7 +48,7 @@ faults: test-deps $(VENV)/.installed
 	$(SUDO) env CI=$(CI) $(VENV)/bin/python -m pytest tests/faults $(XDIST) $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest tests -m 'not e2e' $(XDIST) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests -m 'not e2e' -n $(UNIT_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bootstrap tests bench

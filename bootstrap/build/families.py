@@ -2,35 +2,31 @@
 package that imports it. The generic build asks `family_for(plan)` for a `bootstrap.family.interface.Family`;
 recipe and plan take the distribution table (names, keyrings, mirrors, scriptless accounts) from here.
 
-A leaf of `bootstrap.build`: it imports no other build module but the download, so recipe and plan can import
-it; it sees a plan through `PlanView`, which `bootstrap.build.plan.Plan` satisfies."""
+A leaf of `bootstrap.build`: it imports no other build module (the download only when a deb family is made), so
+recipe and plan can import it, and nothing of the network's loads before a family is made; it sees a plan
+through `PlanView`, which `bootstrap.build.plan.Plan` satisfies."""
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from bootstrap.build import download
 from bootstrap.deb import mirrors, releases
-from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DISTROS as DEB_DISTROS
 from bootstrap.deb.distros import MERGED_USR_DIRS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, DistroInfo
+from bootstrap.deb.extra import ExtraSource
 from bootstrap.deb.mirrors import Mirrors
-from bootstrap.deb.resolve import Request
-from bootstrap.deb.settings import DebSettings
 from bootstrap.errors import BootstrapError, RecipeError
 from bootstrap.family.interface import Family, PackageDatabase
 from bootstrap.family.names import Distro
 from bootstrap.host.cache import Cache
 from bootstrap.rpm import locate
-from bootstrap.rpm import resolve as rpm_resolve
 from bootstrap.rpm.distros import DISTROS as RPM_DISTROS
 from bootstrap.rpm.distros import RpmDistro
-from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.rpmdb import HOST_TOOL as RPM_TOOL
-from bootstrap.rpm.settings import RpmSettings
 
 if TYPE_CHECKING:  # each family's modules load when a plan of that family is made (a build's start is shorter)
     from bootstrap.deb.family import DebFamily
+    from bootstrap.deb.resolve import Request
     from bootstrap.deb.trust import Repository
     from bootstrap.rpm.family import RpmFamily
 
@@ -125,8 +121,10 @@ class PlanView(Protocol):
     def mirrors_for(self, arch: str) -> Mirrors: ...
 
 
-def request_for(recipe: RecipeView, codename: str) -> Request:
+def request_for(recipe: RecipeView, codename: str) -> "Request":
     """The deb resolver's request for a recipe."""
+    from bootstrap.deb.resolve import Request
+
     r = recipe
     return Request(r.priorities, r.essential, r.includes(codename), r.excludes(codename), r.prefer, r.ignore_depends)
 
@@ -136,7 +134,10 @@ def _bug(plan: PlanView, family: str) -> BootstrapError:
 
 
 def _deb(plan: PlanView) -> "DebFamily":
+    from bootstrap.build import download
     from bootstrap.deb.family import DebFamily
+    from bootstrap.deb.resolve import Request
+    from bootstrap.deb.settings import DebSettings
 
     r = plan.recipe
     if not isinstance(plan.distro, DistroInfo):
@@ -167,7 +168,10 @@ def _deb(plan: PlanView) -> "DebFamily":
 
 
 def _rpm(plan: PlanView) -> "RpmFamily":
+    from bootstrap.rpm import resolve as rpm_resolve
     from bootstrap.rpm.family import RpmFamily
+    from bootstrap.rpm.options import JobOptions
+    from bootstrap.rpm.settings import RpmSettings
 
     r = plan.recipe
     if not isinstance(plan.distro, RpmDistro):

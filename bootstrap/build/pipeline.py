@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bootstrap.build import download, families, foreign, steps
+from bootstrap.build import families, foreign, steps
 from bootstrap.build import inputs as inputs_mod
 from bootstrap.build.foreign import Emulator
 from bootstrap.build.plan import Plan, host_arch
@@ -169,6 +169,8 @@ def build_platform(
         selection = select(plan, family, archive)
     log.info("%s %s %s: %d packages", plan.recipe.name, archive.codename, arch, len(selection.packages))
     with timer.step("download"):
+        from bootstrap.build import download  # the network's modules load when a build first needs them
+
         files = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
     overrides = steps.overrides_for(plan.recipe)

@@ -38,7 +38,6 @@ from bootstrap.host.cache import write_atomic
 from bootstrap.image.layer import Compression
 from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
-from bootstrap.publish import webhook
 from bootstrap.records import inspection, outputs
 from bootstrap.records import lock as lock_mod
 
@@ -192,6 +191,8 @@ def build(
         event = _event("push" if pushes else "build", rec.name, result, changes)
         event["tags"] = [result.tag, *pushed]
         event["pushed"] = pushed
+        from bootstrap.publish import webhook  # requests loads only for commands that use the network
+
         failed = webhook.notify(webhooks, event)
         if failed:
             click.echo(f"warning: {len(failed)} webhook(s) failed; the build is complete", err=True)

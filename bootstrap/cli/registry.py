@@ -29,11 +29,10 @@ from bootstrap.errors import BootstrapError, SignatureError, os_error
 from bootstrap.host.cache import write_atomic
 from bootstrap.publish import changes as changes_mod
 from bootstrap.publish import fleet as fleet_mod
-from bootstrap.publish import fleetrun, signed, webhook
 from bootstrap.publish import policy as policy_mod
+from bootstrap.publish import signed
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
-from bootstrap.registry import artifacts
 from bootstrap.sign import keys
 from bootstrap.sign.gpgsign import GpgSigner
 from bootstrap.sign.keys import PublicKey
@@ -59,6 +58,8 @@ def _previous(
         return lock_mod.parse(data, against), against, opts
     arch = opts.arch or host_arch()
     opts = dataclasses.replace(opts, arch=arch)
+    from bootstrap.registry import artifacts  # the network's modules load with the commands that use it
+
     if key is not None:
         attached = artifacts.records_at(against, arch, reg_opts)
         if attached is None:
@@ -162,6 +163,8 @@ def fleet_cmd(
     if any(steps.needs_root(r) for r in recipes):
         privileged("building images")
     opts = dataclasses.replace(opts, output=output, cache_max=cache_max, sign_key=key)
+    from bootstrap.publish import fleetrun  # the network's modules load with the commands that use it
+
     runner = fleetrun.Runner(fleet, opts, reg_opts, output, webhooks, sign=key)
     if assemble:
         rows = runner.assemble_all()
@@ -242,6 +245,8 @@ def push_cmd(
     digest = registry.push(source, ref, options, records=not no_records, sign=key, gpg=gpg)
     click.echo(f"{ref}@{digest}")
     if webhooks:
+        from bootstrap.publish import webhook
+
         webhook.notify(webhooks, {"event": "push", "tags": [ref], "digests": {"manifest": digest}})
 
 

@@ -9,10 +9,10 @@ from typing import cast
 from bootstrap.deb import index as index_mod
 from bootstrap.deb import release as release_mod
 from bootstrap.deb.distros import DistroInfo
+from bootstrap.deb.extra import ExtraSource
 from bootstrap.deb.index import Index, PackagesFile
 from bootstrap.deb.release import Release
 from bootstrap.family.model import Source as SourceRecord
-from bootstrap.host import openpgp
 from bootstrap.host.cache import Cache
 from bootstrap.host.parallel import map_parallel
 from bootstrap.log import log
@@ -24,30 +24,6 @@ class Source:
 
     mirror: str
     dist: str
-
-
-@dataclass(frozen=True)
-class ExtraSource:
-    """A repository besides the distribution's, with the keyring (and key) that vouches for it."""
-
-    url: str
-    suites: tuple[str, ...]
-    components: tuple[str, ...]
-    keyring: Path
-    signers: frozenset[str] = frozenset()
-    """When set, only these keys of the keyring vouch for the repository (it was named by fingerprint)."""
-
-    @property
-    def name(self) -> str:
-        """The file name stem of its sources file and keyring in the image."""
-        return f"repo-{min(self.signers)[-16:].lower()}" if self.signers else self.keyring.stem
-
-    def image_keyring(self) -> tuple[str, bytes]:
-        """File name and content of the keyring the image's apt uses for it: the recipe's own file, or just the
-        named key exported from the host's keyring."""
-        if self.signers:
-            return f"{self.name}.gpg", openpgp.extract_key(self.keyring, min(self.signers))
-        return self.keyring.name, self.keyring.read_bytes()
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DistroInfo
+from bootstrap.deb.extra import ExtraSource
 from bootstrap.deb.mirrors import Mirrors
 from bootstrap.deb.resolve import Request
 from bootstrap.family import model

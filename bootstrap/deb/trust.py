@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bootstrap.deb.archive import ExtraSource
 from bootstrap.deb.distros import DistroInfo
+from bootstrap.deb.extra import ExtraSource
 from bootstrap.deb.mirrors import apt_dir
 from bootstrap.errors import SignatureError
 from bootstrap.host import openpgp

@@ -10,7 +10,11 @@ a body cut short, a stalled body (see `retry.Pace`), and a body that does not ma
 gives. A download cut short goes on from where it stopped (a Range request, when the server names the version
 it sent with an ETag or Last-Modified). What is not: 404 (NotFound), other 4xx answers, redirect loops, an
 untrusted certificate. Every failure is one line naming the URL and the cause.
+
+requests (and the sessions built on it) load with the first download, not with every command that imports this.
 """
+
+from __future__ import annotations
 
 import os
 import shutil
@@ -19,19 +23,21 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
-
-import requests
+from typing import TYPE_CHECKING, TypeVar
 
 from bootstrap.errors import ChecksumError, MirrorError, NetworkError
-from bootstrap.host import retry, sessions
+from bootstrap.host import retry
 from bootstrap.host.cache import sha256_file
 from bootstrap.log import log
+
+if TYPE_CHECKING:
+    import requests
+
+    Headers = requests.structures.CaseInsensitiveDict[str]
 
 CHUNK = 1 << 20
 MAX_UNSIZED = 16 << 20
 """The most bytes read for a file whose size no signed index gives (InRelease is a few hundred kB)."""
-MAX_REDIRECTS = sessions.MAX_REDIRECTS
 
 _local = threading.local()
 T = TypeVar("T")
@@ -56,6 +62,8 @@ def session() -> requests.Session:
     """A per-thread session (`sessions.new`), so parallel downloads reuse connections without sharing one pool."""
     s: requests.Session | None = getattr(_local, "session", None)
     if s is None:
+        from bootstrap.host import sessions
+
         s = sessions.new(pool=(4, 8), headers={"Accept-Encoding": "identity"})
         _local.session = s
     return s
@@ -82,6 +90,10 @@ def _check(resp: requests.Response, url: str) -> None:
 
 
 def _retrying(url: str, attempt_once: Callable[[], T]) -> T:
+    import requests
+
+    from bootstrap.host.sessions import MAX_REDIRECTS
+
     def note(failure: retry.Transient, tries: retry.Tries) -> None:
         log.debug("%s: %s (attempt %d of %d)", url, failure.why, tries.used, tries.policy.attempts)
 
@@ -113,9 +125,6 @@ def _retrying(url: str, attempt_once: Callable[[], T]) -> T:
             else "check the mirror URL"
         )
         raise NetworkError(f"cannot download {url}: {retry.reason(exc)}", hint) from exc
-
-
-Headers = requests.structures.CaseInsensitiveDict[str]
 
 
 def _receive(
@@ -202,7 +211,9 @@ def download(
         os.replace(tmp, dest)
         if progress:
             progress(dest.stat().st_size)
-        return requests.structures.CaseInsensitiveDict()
+        from requests.structures import CaseInsensitiveDict
+
+        return CaseInsensitiveDict()
     partial = _Partial()
 
     def count(n: int) -> None:

@@ -24,19 +24,17 @@ The policy:
   sending, or drips bytes (a "slow loris"), ends the attempt in bounded time, and the retries bound the rest.
 """
 
-import email.utils
-import http.client
+import functools
 import os
 import random
 import re
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import requests
-import urllib3
+if TYPE_CHECKING:  # requests loads when the network is first used (see _network), not with every command
+    import requests
 
 ATTEMPTS = 5
 BACKOFF = 0.5
@@ -131,6 +129,8 @@ def retry_after(value: str | None) -> float:
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # the network's modules load when it is used (see _network)
+
         try:
             seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
@@ -226,7 +226,7 @@ def transient_status(status: int) -> bool:
     return status == 429 or (500 <= status < 600 and status not in NEVER_STATUS)
 
 
-def check_status(resp: requests.Response) -> None:
+def check_status(resp: "requests.Response") -> None:
     """Raise Transient (with the server's Retry-After, the answer closed) when `resp` is worth another try."""
     if transient_status(resp.status_code):
         resp.close()
@@ -235,6 +235,8 @@ def check_status(resp: requests.Response) -> None:
 
 def untrusted_certificate(exc: BaseException) -> bool:
     """Whether the failure is a certificate that does not verify (a verdict, not a hiccup)."""
+    import ssl
+
     return any(
         isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e) for e in causes(exc)
     )
@@ -242,6 +244,8 @@ def untrusted_certificate(exc: BaseException) -> bool:
 
 def header_overflow(exc: BaseException) -> str | None:
     """What was too large when the HTTP library gave up on an answer's head (too long a line, too many lines)."""
+    import http.client
+
     for e in causes(exc):
         if isinstance(e, http.client.LineTooLong):
             kind = "status line" if "status line" in str(e) else "header line"
@@ -251,21 +255,30 @@ def header_overflow(exc: BaseException) -> str | None:
     return None
 
 
-_NETWORK = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    urllib3.exceptions.HTTPError,
-    ConnectionError,
-    TimeoutError,
-)
+@functools.cache
+def _network() -> tuple[tuple[type[BaseException], ...], type[BaseException]]:
+    """The exceptions that are a network failure, and requests' redirect loop among them (which is not worth
+    another try)."""
+    import requests
+    import urllib3
+
+    failures = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+        TimeoutError,
+    )
+    return failures, requests.TooManyRedirects
 
 
 def classify(exc: BaseException) -> Transient | None:
     """The one rule: the Transient an exception amounts to when it is worth another try, else None."""
     if isinstance(exc, Transient):
         return exc
-    if isinstance(exc, requests.TooManyRedirects) or not isinstance(exc, _NETWORK):
+    network, redirects = _network()
+    if isinstance(exc, redirects) or not isinstance(exc, network):
         return None
     if untrusted_certificate(exc) or header_overflow(exc):
         return None

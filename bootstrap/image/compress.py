@@ -16,7 +16,6 @@ import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 
 import deflate
@@ -34,7 +33,7 @@ class Members:
 
     def __init__(self, directory: Path, level: int) -> None:
         self.directory = directory
-        self.suffix = f".gz{level}-libdeflate{metadata.version('deflate')}"
+        self.suffix = f".gz{level}-libdeflate{deflate.__version__}"
 
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)

@@ -1,0 +1,49 @@
+"""The command line starts without what only some commands need: the network stack (requests, urllib3) loads
+with a build's first download, each package family with a plan of its own, so `--help`, `show`, `new` and a
+recipe refused before any request stay quick (about a hundred of the suite's tests run the command line)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("requests", "urllib3", "bootstrap.host.sessions", "bootstrap.deb.index", "bootstrap.deb.family",
+         "bootstrap.rpm.family", "bootstrap.rpm.job")  # fmt: skip
+PROBE = """
+import json, sys
+from bootstrap.cli.main import main
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "loaded": sorted(m for m in HEAVY if m in sys.modules)}))
+"""
+
+
+def _loaded(*args: str) -> dict[str, object]:
+    script = f"HEAVY = {HEAVY!r}\n{PROBE}"
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=ROOT)
+    return json.loads(proc.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_help_loads_neither_the_network_nor_a_family() -> None:
+    assert _loaded("--help") == {"code": 0, "loaded": []}
+
+
+def test_a_recipe_refused_before_any_request_loads_no_network(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('distribution = "debian"\nsuite = "stable"\nno-such-key = 1\n')
+    assert _loaded("build", str(bad), "--mirror", "http://127.0.0.1:9/debian") == {"code": 1, "loaded": []}
+
+
+def test_a_build_loads_the_network_and_its_own_family_only(tmp_path: Path) -> None:
+    """The probe itself can fail: a build of a deb recipe that gets as far as its mirror loads requests and the
+    deb family, and not the RPM one."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('distribution = "debian"\nsuite = "bookworm"\n')
+    got = _loaded("build", str(recipe), "--mirror", "http://127.0.0.1:9/debian", "-o", str(tmp_path / "out"))
+    assert got["code"] != 0
+    assert {"requests", "urllib3", "bootstrap.deb.family", "bootstrap.deb.index"} <= set(got["loaded"])  # type: ignore[arg-type]
+    assert "bootstrap.rpm.family" not in got["loaded"]  # type: ignore[operator]
