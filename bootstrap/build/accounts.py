@@ -24,16 +24,26 @@ def read_table(tree: Tree, path: str) -> list[list[str]]:
     return [line.split(":") for line in data.decode("utf-8", "surrogateescape").splitlines() if line]
 
 
-def _write_table(tree: Tree, path: str, rows: Sequence[Sequence[str]], default_mode: int, group: int = 0) -> None:
+def _write_table(
+    tree: Tree, path: str, rows: Sequence[Sequence[str]], default_mode: int, group: int = 0, backup: bool = False
+) -> None:
     """Rewrite an account file (through a symlink inside the tree), keeping the mode and group of the file it
-    replaces; a link or anything but a regular file has none to keep."""
+    replaces; a link or anything but a regular file has none to keep. With `backup`, a file whose content changes
+    leaves what it held in `<file>-`, with its mode, owner and date, and an unchanged one is not written again, as
+    shadow-utils' useradd and groupadd do."""
     resolved = tree.resolve(path, follow_last=True)
     st = tree.lstat(resolved) if resolved else None
     regular = st is not None and stat.S_ISREG(st.st_mode)
     mode = stat.S_IMODE(st.st_mode) if st is not None and regular else default_mode
     gid = st.st_gid if st is not None and regular else group
-    text = "".join(":".join(row) + "\n" for row in rows)
-    tree.write(path, text.encode("utf-8", "surrogateescape"), mode, 0, gid)
+    data = "".join(":".join(row) + "\n" for row in rows).encode("utf-8", "surrogateescape")
+    if backup and st is not None and regular:
+        old = tree.read(resolved)
+        if old == data:
+            return  # as the tools leave a file they do not change
+        if old is not None:
+            tree.write(f"{resolved}-", old, mode, st.st_uid, st.st_gid, mtime=int(st.st_mtime))
+    tree.write(path, data, mode, 0, gid)
 
 
 def _free_gid(defs: dict[str, str], taken: set[int], system: bool = False) -> int:
@@ -79,9 +89,11 @@ def add(
     epoch: int,
     where: str = "",
     locked: str = "!",
+    backups: bool = False,
 ) -> None:
     """Add the recipe's groups and users to the image's account files and make their homes. `locked` is the
-    password field the distribution's useradd writes for a new account (`!`; Red Hat's `!!`)."""
+    password field the distribution's useradd writes for a new account (`!`; Red Hat's `!!`); with `backups`,
+    each account file changed keeps what it held before in `<file>-` (`_write_table`)."""
     group_rows = read_table(tree, "etc/group")
     passwd_rows = read_table(tree, "etc/passwd")
     gshadow_rows = read_table(tree, "etc/gshadow")
@@ -133,11 +145,11 @@ def add(
                         row[members] = ",".join([m for m in row[members].split(",") if m] + [u.name])
         if not u.system:  # useradd -r makes no home
             _make_home(tree, u, gid, home_mode(defs))
-    _write_table(tree, "etc/group", group_rows, 0o644)
-    _write_table(tree, "etc/passwd", passwd_rows, 0o644)
-    _write_table(tree, "etc/shadow", shadow_rows, 0o640, _shadow_group(tree))
+    _write_table(tree, "etc/group", group_rows, 0o644, backup=backups)
+    _write_table(tree, "etc/passwd", passwd_rows, 0o644, backup=backups)
+    _write_table(tree, "etc/shadow", shadow_rows, 0o640, _shadow_group(tree), backups)
     if has_gshadow:
-        _write_table(tree, "etc/gshadow", gshadow_rows, 0o640, _shadow_group(tree))
+        _write_table(tree, "etc/gshadow", gshadow_rows, 0o640, _shadow_group(tree), backups)
 
 
 def _make_home(tree: Tree, user: UserSpec, gid: int, mode: int) -> None:

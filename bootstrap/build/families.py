@@ -87,6 +87,8 @@ class RecipeView(Protocol):
     def rpm_tmpfiles(self) -> tuple[str, ...]: ...
     @property
     def tmpfiles_boot(self) -> bool: ...
+    @property
+    def import_key(self) -> bool: ...
     def includes(self, codename: str) -> tuple[str, ...]: ...
     def excludes(self, codename: str) -> tuple[str, ...]: ...
 
@@ -206,6 +208,7 @@ def _rpm(plan: PlanView) -> "RpmFamily":
                 modes={k: int(v, 8) for k, v in r.rpm_modes},
                 tmpfiles=r.rpm_tmpfiles,
                 tmpfiles_boot=r.tmpfiles_boot,
+                import_key=r.import_key,
             ),
         )
     )

@@ -95,6 +95,8 @@ class Recipe:
     """Path in the image -> octal mode the official build sets."""
     rpm_tmpfiles: tuple[str, ...] = ()
     tmpfiles_boot: bool = False
+    import_key: bool = False
+    """The release's key imported into the rpm database (`rpm --import`)."""
 
     @property
     def links_at(self) -> tuple[str, ...]:

@@ -223,6 +223,9 @@ SETTINGS: tuple[Setting, ...] = (
       attr="rpm_tmpfiles"),
     S("rpm.tmpfiles-boot", "bool", "with `rpm.tmpfiles`, also the lines marked for boot (`--boot`)", "true",
       default=False, shown="set"),
+    S("rpm.import-key", "bool", "the release's key (the `gpgkey` of its repository files, read from the image) "
+      "imported into the rpm database after the packages, as `rpm --import` does (and dnf, checking the first "
+      "package); `rpm -q gpg-pubkey` lists it", "true", default=False, shown="set"),
     S("image", "table", "the image configuration", merge="table"),
     S("image.tag", "str", "name:tag (`{codename}`, `{suite}`, `{arch}` are filled in); never inherited, "
       "default `RECIPE:{codename}`", '"example/base:{codename}"', default=lambda name: f"{name}:{{codename}}",

@@ -83,7 +83,7 @@ def configure_packages(w: Work) -> None:
 
 def add_accounts(w: Work) -> None:
     r = w.plan.recipe
-    accounts.add(w.tree, r.groups, r.accounts, w.epoch, r.source, w.family.locked_password)
+    accounts.add(w.tree, r.groups, r.accounts, w.epoch, r.source, w.family.locked_password, w.family.account_backups)
 
 
 def declared_accounts(w: Work) -> None:

@@ -71,6 +71,12 @@ class DebFamily:
         """Debian's useradd locks a new account with `!`."""
         return "!"
 
+    @property
+    def account_backups(self) -> bool:
+        """No: whether Debian's and Ubuntu's official builds keep them is not known here, so their images stay as
+        they were."""
+        return False
+
     def open(self, arch: str) -> Archive:
         s = self.settings
         s.cache.ensure()

@@ -137,6 +137,12 @@ class Family(Protocol):
         """The password field the family's useradd writes for a new account: locked (`!`; Red Hat's `!!`)."""
         ...
 
+    @property
+    def account_backups(self) -> bool:
+        """Whether the account files the recipe's accounts change keep what they held before in `<file>-`, as
+        the family's official builds leave shadow-utils' backups."""
+        ...
+
     def open(self, arch: str) -> Archive:
         """Fetch and verify the archive state of `arch` and load its indexes."""
         ...

@@ -15,7 +15,7 @@ from bootstrap.log import log
 from bootstrap.rpm import locate, pkgsig, repofiles
 from bootstrap.rpm import resolve as resolve_mod
 from bootstrap.rpm import selection as selection_mod
-from bootstrap.rpm.archive import RpmArchive, open_archive
+from bootstrap.rpm.archive import RpmArchive, open_archive, substitute
 from bootstrap.rpm.job import RpmJob
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.selection import RpmSelection
@@ -61,6 +61,13 @@ class RpmFamily:
         """Red Hat's useradd locks a new account with `!!`."""
         return "!!"
 
+    @property
+    def account_backups(self) -> bool:
+        """AlmaLinux's build adds its accounts with groupadd and useradd, whose backups stay in the image; its
+        `sed` on group- and gshadow- takes out the one group the first of them held, so each backup is the file
+        as it was before the accounts were added."""
+        return True
+
     def open(self, arch: str) -> RpmArchive:
         self.settings.cache.ensure()
         return open_archive(self.settings, locate.basearch(arch), self.settings.mirror(arch))
@@ -101,12 +108,13 @@ class RpmFamily:
         return {p.name: files[p.name] for p in selection.packages}
 
     def options(self, arch: str) -> JobOptions:
-        """The tree's settings, with the repository files pointing at the mirror the image was built from and the
-        database where the release's rpm keeps it."""
+        """The tree's settings, with the repository files pointing at the mirror the image was built from, the
+        database where the release's rpm keeps it and the key file it imports (dnf's variables filled in)."""
         s = self.settings
         repos = repofiles.repo_files(s.distro, s.release, s.mirror(arch))
-        dbpath = s.distro.releases[s.release].dbpath
-        return dataclasses.replace(s.options, write={**repos, **s.options.write}, dbpath=dbpath)
+        release = s.distro.releases[s.release]
+        keys = (substitute(release.gpgkey, release, locate.basearch(arch)),) if s.options.import_key else ()
+        return dataclasses.replace(s.options, write={**repos, **s.options.write}, dbpath=release.dbpath, keys=keys)
 
     def job(
         self,

@@ -98,16 +98,34 @@ class RpmJob:
                 packages = [(path, skipped(tables[n], options)) for n, path in items]
                 tmp = stack.enter_context(rpmdb.scratch(target.root))
                 pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-                made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch)
+                sealed = not options.keys
+                made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
             self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides)
             reown(target.root, self.unpacked, target.overrides, last=final)  # a later package's accounts
             if made is not None:
                 made.result()
+                if not sealed:
+                    rpmdb.import_keys(tmp, self._keys(), target.epoch, target.arch)
+                    rpmdb.seal(tmp, target.epoch, target.arch)
                 rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
+
+    def _keys(self) -> list[bytes]:
+        """The key files the database imports, read from the unpacked tree (the release package installs them)."""
+        keys = []
+        for path in self.options.keys:
+            data = self.tree.read(path.lstrip("/"), limit=1 << 20)
+            if data is None:
+                raise BootstrapError(
+                    f"rpm.import-key: the release's key {path} is not in the image",
+                    "include the package that installs it (the release package), or set rpm.import-key = false",
+                )
+            keys.append(data)
+        return keys
 
     def _database(self) -> None:
         packages = [(u.path, skipped(list(u.files), self.options)) for u in self.unpacked]
-        rpmdb.write(self.tree, self.options.dbpath, packages, self.target.epoch, self.target.arch)
+        t = self.target
+        rpmdb.write(self.tree, self.options.dbpath, packages, t.epoch, t.arch, self._keys())
 
     def native_tools(self, host: str) -> int:
         """No native stand-ins for a foreign tree: its scriptlets run emulated."""

@@ -38,6 +38,11 @@ class JobOptions:
     """The tree's tmpfiles.d files applied as `systemd-tmpfiles --create` (`*`: all of them)."""
     tmpfiles_boot: bool = False
     """With `tmpfiles`, also the boot-only lines (`--boot`)."""
+    import_key: bool = False
+    """Import the release's key into the database after the packages (`rpm --import`)."""
+    keys: tuple[str, ...] = ()
+    """With `import_key`, the key files to import (absolute in the tree): the release's `gpgkey`, which the
+    family fills in."""
     dbpath: str = "/var/lib/rpm"
     """`%_dbpath` of the distribution's rpm: /var/lib/rpm (EL 9), /usr/lib/sysimage/rpm (Fedora, EL 10); the
     family sets it from the release's data (`distros.Release.dbpath`)."""

@@ -15,7 +15,7 @@ import stat
 import struct
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -95,11 +95,21 @@ def _settled(blob: bytes, left_out: set[str], epoch: int, n: int) -> bytes:
     return bytes(out)
 
 
-def write(tree: Tree, dbpath: str, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
+def write(
+    tree: Tree,
+    dbpath: str,
+    packages: Sequence[tuple[Path, set[str]]],
+    epoch: int,
+    arch: str,
+    keys: Sequence[bytes] = (),
+) -> None:
     """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
-    database at `dbpath` (absolute in the image), reproducibly."""
+    database at `dbpath` (absolute in the image), then import `keys` (`import_keys`), reproducibly."""
     with scratch(tree.root) as tmp:
-        make(tmp, packages, epoch, arch)
+        make(tmp, packages, epoch, arch, sealed=not keys)
+        if keys:
+            import_keys(tmp, keys, epoch, arch)
+            seal(tmp, epoch, arch)
         install(tree, dbpath, tmp, epoch)
 
 
@@ -112,22 +122,51 @@ def scratch(root: Path) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def make(directory: Path, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str) -> None:
+def make(
+    directory: Path, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str, sealed: bool = True
+) -> None:
     """The database of `packages` (as `write` takes them) in `directory`, a private one outside the tree: it
-    needs only the package files, so it is made while the tree is unpacked."""
+    needs only the package files, so it is made while the tree is unpacked. Unless `sealed`, it is left for
+    `import_keys`, then `seal`."""
     argv, env = rpm_command(directory, epoch, arch)
     if packages:
         install = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest"]
         install += ["--ignorearch", "--ignoreos", "--ignoresize", "--replacepkgs", "--replacefiles", "--noorder"]
         _run([*argv, *install, *(str(p) for p, _ in packages)], env, "rpm --justdb")
         left_out = {_name_of(p): skip for p, skip in packages}
-        with closing(sqlite3.connect(directory / DB)) as db, db:
-            rows = db.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
-            for n, (hnum, blob) in enumerate(rows):
-                skip = left_out.get(_header_blob(blob).string(tags.NAME), set())
-                db.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (_settled(blob, skip, epoch, n), hnum))
+        _settle(directory, epoch, lambda blob: left_out.get(_header_blob(blob).string(tags.NAME), set()))
     else:
         _run([*argv, "--initdb"], env, "rpm --initdb")
+    if sealed:
+        seal(directory, epoch, arch)
+
+
+def _settle(directory: Path, epoch: int, left_out: Callable[[bytes], set[str]], after: int = 0) -> None:
+    """Every stored header from the `after`th on settled (`_settled`), numbered in the order rpm stored them."""
+    with closing(sqlite3.connect(directory / DB)) as db, db:
+        rows = db.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+        for n, (hnum, blob) in enumerate(rows[after:], start=after):
+            db.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (_settled(blob, left_out(blob), epoch, n), hnum))
+
+
+def import_keys(directory: Path, keys: Sequence[bytes], epoch: int, arch: str) -> None:
+    """`rpm --import` of each key (ASCII-armored, as the release's key file is) into the database `make` left
+    unsealed: a gpg-pubkey header each, installed a second after the packages (as `rpm --import` after the
+    install, or dnf's import before the first signed package, leaves one)."""
+    argv, env = rpm_command(directory, epoch, arch)
+    with closing(sqlite3.connect(directory / DB)) as db:
+        (before,) = db.execute("SELECT count(*) FROM Packages").fetchone()
+    for n, key in enumerate(keys):
+        path = directory / f"key-{n}.asc"
+        path.write_bytes(key)
+        _run([*argv, "--import", str(path)], env, "rpm --import")
+        path.unlink()
+    _settle(directory, epoch, lambda blob: set(), after=before)
+
+
+def seal(directory: Path, epoch: int, arch: str) -> None:
+    """The database rebuilt and vacuumed, nothing left beside it."""
+    argv, env = rpm_command(directory, epoch, arch)
     _run([*argv, "--rebuilddb"], env, "rpm --rebuilddb")
     with closing(sqlite3.connect(directory / DB)) as db:
         db.execute("VACUUM")

@@ -176,3 +176,27 @@ def test_system_accounts_as_useradd_r_and_groupadd_p_make_them(tree: Tree) -> No
     ]
     assert lines(tree, "etc/shadow")[-2:] == [f"systemd-oom:!!:{day}::::::", f"sysd:!!:{day}::::::"]
     assert not (tree.root / "var/lib/sysd").exists()
+
+
+def test_backups_hold_each_changed_file_as_it_was(tree: Tree) -> None:
+    """The RPM family's builds keep shadow-utils' backups: each account file the accounts change leaves its old
+    content in `<file>-` with its mode, owner and date; a file left as it was gets none; without `backups`,
+    nothing is written beside the files."""
+    before = {name: (tree.root / "etc" / name).read_bytes() for name in ("group", "gshadow", "passwd", "shadow")}
+    os.utime(tree.root / "etc/shadow", (EPOCH - 5, EPOCH - 5))
+    accounts.add(tree, [GroupSpec("sgx", 996, password="!*")], [], EPOCH, locked="!!", backups=True)
+    assert (tree.root / "etc/group-").read_bytes() == before["group"]
+    assert (tree.root / "etc/gshadow-").read_bytes() == before["gshadow"]
+    assert not (tree.root / "etc/passwd-").exists() and not (tree.root / "etc/shadow-").exists()
+    oom = [GroupSpec("systemd-oom", 995)]
+    accounts.add(tree, oom, [UserSpec("svc", 995, gid=995, home="/", system=True)], EPOCH, locked="!!", backups=True)
+    assert (tree.root / "etc/passwd-").read_bytes() == before["passwd"]
+    kept = os.lstat(tree.root / "etc/shadow-")
+    assert (tree.root / "etc/shadow-").read_bytes() == before["shadow"]
+    assert (stat.S_IMODE(kept.st_mode), kept.st_gid, int(kept.st_mtime)) == (0o640, 42, EPOCH - 5)
+    assert "sgx" in (tree.root / "etc/group-").read_text(), "the second change's backup is the first's result"
+
+
+def test_no_backups_unless_the_family_keeps_them(tree: Tree) -> None:
+    accounts.add(tree, [GroupSpec("sgx", 996)], [UserSpec("svc", 995, home="/", system=True)], EPOCH)
+    assert not list(tree.root.glob("etc/*-"))

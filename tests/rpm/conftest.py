@@ -73,6 +73,8 @@ def accounts_root(tmp_path: Path) -> Path:
     (root / "etc").mkdir(parents=True)
     (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\ndaemon:x:2:2::/:/sbin/nologin\n")
     (root / "etc/group").write_text("root:x:0:\ndaemon:x:2:\n")
+    for name in ("passwd", "group"):  # dated alike in every tree made (two made a second apart compare equal)
+        os.utime(root / "etc" / name, (EPOCH - 1, EPOCH - 1))
     return root
 
 

@@ -169,3 +169,14 @@ def test_shipped_recipes_hand_their_steps_to_the_job(tmp_path: Path) -> None:
     for name in ("almalinux", "almalinux-minimal", "almalinux-micro", "rockylinux", "centos-stream"):
         assert _options(name, tmp_path).dates == {"/etc/BUILDTIME": "%Y%m%d_%H%M"}, name
     assert _options("rockylinux-minimal", tmp_path).dates == {"/etc/BUILDTIME": "%Y-%m-%d_%H:%M:%S"}
+
+
+def test_shipped_recipes_import_the_release_key_where_the_official_builds_do(tmp_path: Path) -> None:
+    """Fedora's config.sh runs `rpm --import`; AlmaLinux's and Rocky's dnf imports the key it checks packages
+    with. The key is the release's `gpgkey`, dnf's variables filled in for the build."""
+    assert _options("fedora", tmp_path).keys == ("/etc/pki/rpm-gpg/RPM-GPG-KEY-fedora-45-x86_64",)
+    assert _options("almalinux", tmp_path).keys == ("/etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-10",)
+    for name in ("fedora-minimal", "almalinux-minimal", "rockylinux", "rockylinux-minimal"):
+        assert len(_options(name, tmp_path).keys) == 1, name
+    for name in ("centos-stream", "almalinux-micro"):  # no evidence; the micro image has no database
+        assert _options(name, tmp_path).keys == (), name

@@ -2,13 +2,16 @@
 with rpmbuild, signed, served on 127.0.0.1, resolved with libsolv): the tree's own rpm lists exactly the set and
 verifies it clean, the scriptlets and triggers ran in the sandbox, and two builds give the same bytes."""
 
+import dataclasses
 import os
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from bootstrap.errors import BootstrapError
 from bootstrap.family.interface import Target
 from bootstrap.host.cache import Cache
 from bootstrap.host.sandbox import Sandbox
@@ -20,7 +23,7 @@ from bootstrap.rpm.repo import open_repository
 from bootstrap.rpm.resolve import Request, resolve
 from bootstrap.rpm.rpmdb import RpmDatabase
 from bootstrap.rpm.selection import RpmSelection, select, to_model
-from tests.fixtures.rpmdistro import INSTALLED, MARKERS, REQUEST
+from tests.fixtures.rpmdistro import INSTALLED, MARKERS, RELEASE_KEY, REQUEST
 from tests.fixtures.rpmrepo import RpmRepo
 from tests.rpm.conftest import EPOCH
 from tests.rpm.treeview import view
@@ -167,3 +170,51 @@ def test_inspect_reads_the_database_in_a_layer(built: tuple[Path, RpmJob], tmp_p
     assert set(INSTALLED) - {"filesystem"} <= set(sizes)  # filesystem owns no regular file
     assert sizes["rpm-libs"] > sizes["shell"] > 0
     assert sizes[UNOWNED] >= (root / "var/lib/rpm/rpmdb.sqlite").stat().st_size
+
+
+KEYED = JobOptions(import_key=True, keys=(RELEASE_KEY,))
+
+
+def test_the_release_key_is_imported_after_the_packages(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    """`rpm.import-key`: the key file the release package installs goes into the database as a gpg-pubkey header
+    dated a second after the last package, and the tree's own rpm then verifies the distribution's packages with
+    it, as dnf in the image would; without the option (the `built` tree) there is none."""
+    root, job = _build(rpm_distro, tmp_path / "k", KEYED)
+    listed = _in_tree(root, "/usr/bin/rpm", "-qa", "--qf", "%{INSTALLTIME} %{NAME}\\n").splitlines()
+    assert sorted(listed)[-1] == f"{EPOCH + len(INSTALLED)} gpg-pubkey"
+    assert len(listed) == len(INSTALLED) + 1
+    # the keyring the image's database holds (read by the host's rpmkeys: the tree's rpm has no rpmkeys)
+    keyring = ["rpmkeys", "--root", str(root), "--dbpath", "/var/lib/rpm", "--checksig"]
+    checked = subprocess.run([*keyring, str(job.files["coreutils"])], capture_output=True, text=True)
+    assert checked.returncode == 0 and "signatures OK" in checked.stdout, checked.stdout + checked.stderr
+    proc = Sandbox(root).run(["/usr/bin/rpm", "-V", "-a"], {"PATH": "/usr/bin", "LC_ALL": "C"})
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout
+    again, _ = _build(rpm_distro, tmp_path / "k2", KEYED)
+    db = "var/lib/rpm/rpmdb.sqlite"
+    assert (root / db).read_bytes() == (again / db).read_bytes()
+
+
+def test_no_key_unless_asked(built: tuple[Path, RpmJob]) -> None:
+    root, job = built
+    proc = Sandbox(root).run(["/usr/bin/rpm", "-q", "gpg-pubkey"], {"PATH": "/usr/bin", "LC_ALL": "C"})
+    assert proc.returncode != 0 and "not installed" in proc.stdout, proc.stdout
+    keyring = ["rpmkeys", "--root", str(root), "--dbpath", "/var/lib/rpm", "--checksig"]
+    checked = subprocess.run([*keyring, str(job.files["coreutils"])], capture_output=True, text=True)
+    assert checked.returncode != 0 and "SIGNATURES NOT OK" in checked.stdout, checked.stdout
+
+
+def test_the_scriptless_tree_imports_the_key_too(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    tmp_path.joinpath("s").mkdir()
+    selection, files = _selection(rpm_distro, tmp_path / "s")
+    root = tmp_path / "s/root"
+    job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), dataclasses.replace(KEYED, scripts=False))
+    job.unpack(final=True)
+    job.package_database()
+    names = _in_tree(root, "/usr/bin/rpm", "-qa", "--qf", "%{NAME}\\n").split()
+    assert names[-1] == "gpg-pubkey" and len(names) == len(INSTALLED) + 1
+
+
+def test_a_release_key_the_image_lacks_is_one_line(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+    options = JobOptions(import_key=True, keys=("/etc/pki/rpm-gpg/RPM-GPG-KEY-none",))
+    with pytest.raises(BootstrapError, match=r"rpm.import-key: the release's key /etc/pki/rpm-gpg/RPM-GPG-KEY-none"):
+        _build(rpm_distro, tmp_path / "m", options)
