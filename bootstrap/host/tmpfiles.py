@@ -127,14 +127,16 @@ def _specifiers(text: str) -> str:
 
 
 def _fields(line: str) -> tuple[list[str], str]:
-    """The first six fields (quotes removed) and the rest of the line (the argument)."""
+    """The first six fields (quotes removed, C escapes such as `\\x20` undone) and the rest of the line (the
+    argument)."""
     out: list[str] = []
     rest = line.strip()
     while len(out) < 6 and rest:
         m = re.match(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|(\S+)', rest)
         if m is None:
             raise Skip("unbalanced quotes")
-        out.append(m[1] if m[1] is not None else m[2] if m[2] is not None else m[3])
+        word = m[1] if m[1] is not None else m[2] if m[2] is not None else m[3]
+        out.append(_unescape(word))  # C escapes, quoted or not, as systemd unescapes each field
         rest = rest[m.end() :].lstrip()
     return out, rest
 
@@ -158,6 +160,8 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
     if "\0" in line:
         raise Skip("a NUL byte in the line")
     fields, rest = _fields(line)
+    if any("\0" in f for f in fields):
+        raise Skip("a NUL byte in a field")
     if len(fields) < 2 or not fields[0]:
         raise Skip("no type and path")
     action, path = fields[0], fields[1]
@@ -319,13 +323,19 @@ class _Owners:
 
 
 def _set_perms(tree: Tree, rel: str, item: Item, owners: _Owners, created: bool = False) -> None:
-    """The item's mode and owner on what is at `rel` (unset ones left as they are; `~` masks the mode)."""
+    """The item's mode and owner on what is at `rel` (unset ones left as they are; `~` masks the mode). A symbolic
+    link gets the owner alone (lchown), as systemd-tmpfiles gives it."""
     st = tree.lstat(rel)
-    if st is None or stat.S_ISLNK(st.st_mode):
+    if st is None:
         return
     uid, gid = owners.uid(item.user), owners.gid(item.group)
     if item.owner_on_create and not created:
         uid = gid = None
+    if stat.S_ISLNK(st.st_mode):
+        link = (st.st_uid if uid is None else uid, st.st_gid if gid is None else gid)
+        if link != (st.st_uid, st.st_gid):
+            tree.own_link(rel, *link)
+        return
     mode = stat.S_IMODE(st.st_mode)
     if item.mode is not None and not (item.mode_on_create and not created):
         mode = item.mode
@@ -432,16 +442,27 @@ def _copy(tree: Tree, item: Item, owners: _Owners, st: os.stat_result | None) ->
         if not (empty_dir and stat.S_ISDIR(src_st.st_mode)):
             return
     _parents(tree, rel)
-    _copy_one(tree, src, rel, src_st)
+    copied: dict[tuple[int, int], str] = {}
+    _copy_one(tree, src, rel, src_st, copied)
     if stat.S_ISDIR(src_st.st_mode):
         for path, entry in list(tree.walk(src)):
-            _copy_one(tree, path, rel + path[len(src) :], entry)
+            _copy_one(tree, path, rel + path[len(src) :], entry, copied)
     _set_perms(tree, rel, item, owners, created=True)
 
 
-def _copy_one(tree: Tree, src: str, dest: str, st: os.stat_result) -> None:
+def _copy_one(tree: Tree, src: str, dest: str, st: os.stat_result, copied: dict[tuple[int, int], str]) -> None:
+    """One entry of a copy: a directory, a file (a second name of a file already copied becomes a hard link to
+    the copy, as systemd's copy keeps hard links), a symbolic link or a named pipe; a device node or socket is
+    left out (the build makes none)."""
     mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        first = copied.setdefault((st.st_dev, st.st_ino), dest)
+        if first != dest:
+            tree.hardlink(dest, first)
+            return
+    if stat.S_ISFIFO(st.st_mode):
+        tree.mkfifo(dest, mode, st.st_uid, st.st_gid)
+    elif stat.S_ISDIR(st.st_mode):
         tree.mkdir(dest, 0o755)
         tree.own_dir(dest, st.st_uid, st.st_gid, mode)
     elif stat.S_ISREG(st.st_mode):

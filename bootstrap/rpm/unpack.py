@@ -77,7 +77,7 @@ class _Package:
         self.files = read.files
         self.by_path = {f.path: f for f in self.files}
         self.skip = skipped(self.files, options)
-        self.users, self.groups = account_ids(writer.tree, "passwd"), account_ids(writer.tree, "group")
+        self._accounts: tuple[dict[str, int], dict[str, int]] | None = None
         self.written: list[str] = []
         self.seen: set[str] = set()
         self.unknown: list[FileEntry] = []
@@ -87,7 +87,12 @@ class _Package:
         """Members of a hard link set met before its data."""
 
     def _owner(self, f: FileEntry) -> tuple[int, int]:
-        uid, gid = self.users.get(f.user), self.groups.get(f.group)
+        if f.user == "root" and f.group == "root":  # root is 0 whatever the tree's files say (as in rpm)
+            return 0, 0
+        if self._accounts is None:  # read once a package names another account (most name none)
+            self._accounts = account_ids(self.writer.tree, "passwd"), account_ids(self.writer.tree, "group")
+        users, groups = self._accounts
+        uid, gid = users.get(f.user), groups.get(f.group)
         if uid is None or gid is None:
             self.unknown.append(f)
         return uid or 0, gid or 0

@@ -281,3 +281,30 @@ def test_a_recorded_device_node_stays_one(tmp_path: Path) -> None:
     tree.overrides.set("dev/null", 0, 0, 0o666, Device("chr", 1, 3))
     tmpfiles.apply(tree, [tmpfiles.ALL])
     assert tree.overrides.get("dev/null") == Override(995, 0, 0o600, Device("chr", 1, 3))
+
+
+def test_links_are_reowned_escaped_paths_unescaped_and_copies_keep_pipes_and_hard_links(tmp_path: Path) -> None:
+    """As systemd-tmpfiles: `z`/`Z` give a symbolic link its owner (lchown, no mode); C escapes in a path field
+    are undone (`\\x20` is a space; a NUL passes the line over); `C` copies a named pipe as one and a file's second
+    name as a hard link to the copy."""
+    conf = (
+        "z /srv/link - svc svc\nZ /srv/z 0700 svc -\nd /srv/with\\x20space 0750\nd /srv/nul\\x00x 0755\n"
+        "d '/srv/quoted\\x21' 0755\nC /srv/copy - - - - /usr/share/factory/srv/copy\n"
+    )
+    tree = _tree(tmp_path, {"usr/lib/tmpfiles.d/a.conf": conf, "srv/target": "x", "srv/z/f": "y"})
+    os.symlink("target", tree.root / "srv/link")
+    os.symlink("f", tree.root / "srv/z/inner")
+    factory = tree.root / "usr/share/factory/srv/copy"
+    factory.mkdir(parents=True)
+    (factory / "one").write_text("same file")
+    os.link(factory / "one", factory / "two")
+    os.mkfifo(factory / "pipe")
+    os.chmod(factory / "pipe", 0o620)
+    assert tmpfiles.apply(tree, [tmpfiles.ALL]) == 5  # every line applied but the NUL one
+    assert _seen(tree, "srv/link") == ("link", 0o777, 995, 995)
+    assert _seen(tree, "srv/z/inner")[2] == 995 and _seen(tree, "srv/z/f") == ("file", 0o700, 995, 0)
+    assert _seen(tree, "srv/with space") == ("dir", 0o750, 0, 0)
+    assert (tree.root / "srv/quoted!").is_dir() and not any("nul" in p.name for p in (tree.root / "srv").iterdir())
+    one, two = os.lstat(tree.root / "srv/copy/one"), os.lstat(tree.root / "srv/copy/two")
+    assert (one.st_ino, one.st_nlink) == (two.st_ino, 2) and (tree.root / "srv/copy/two").read_text() == "same file"
+    assert _seen(tree, "srv/copy/pipe") == ("fifo", 0o620, 0, 0)
