@@ -13,6 +13,7 @@ every build) removes the least recently used.
 
 import hashlib
 import os
+import struct
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,7 +30,7 @@ LEVEL = 6
 
 
 class Members:
-    """Gzip members of earlier builds, each bound to the sha256 of the block it holds (a derived file)."""
+    """Gzip members of earlier builds, each bound to the key of the block it holds (`block_key`; a derived file)."""
 
     def __init__(self, directory: Path, level: int) -> None:
         self.directory = directory
@@ -38,8 +39,8 @@ class Members:
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)
 
-    def get(self, block: bytes, digest: str) -> bytes | None:
-        """The member kept for `block` (sha256 `digest`), or None. It is used only when it is one gzip member,
+    def get(self, block: bytes | bytearray, digest: str) -> bytes | None:
+        """The member kept for `block` (its `block_key`, `digest`), or None. It is used only when it is one gzip member,
         without optional header fields, that inflates to `block` itself with nothing after it: the cache is not
         trusted for content."""
         path = self._path(digest)
@@ -56,7 +57,7 @@ class Members:
         write_derived(self._path(digest), digest, [member])
 
 
-def is_member_of(member: bytes, block: bytes) -> bool:
+def is_member_of(member: bytes, block: bytes | bytearray) -> bool:
     """Whether `member` is exactly one gzip member (a plain 10-byte header: no name, comment or extra field)
     that inflates to `block`, with nothing after it.
 
@@ -82,10 +83,18 @@ def is_member_of(member: bytes, block: bytes) -> bool:
     return False
 
 
-def _member(block: bytes, level: int, members: Members | None = None) -> bytes:
+def block_key(block: bytes | bytearray) -> str:
+    """What a kept member is found by (64 hex digits): a digest of the block's CRC-32, Adler-32 and length, which
+    libdeflate computes at several times the speed of a sha256 of the block. No cryptographic strength is needed:
+    a member is taken only once it inflates to the block itself (`Members.get`), so two blocks with one key cost a
+    compression, nothing else."""
+    return hashlib.sha256(struct.pack(">IIQ", deflate.crc32(block), deflate.adler32(block), len(block))).hexdigest()
+
+
+def _member(block: bytes | bytearray, level: int, members: Members | None = None) -> bytes:
     if members is None:
         return bytes(deflate.gzip_compress(block, level))
-    digest = hashlib.sha256(block).hexdigest()
+    digest = block_key(block)
     kept = members.get(block, digest)
     if kept is not None:
         return kept
@@ -113,15 +122,17 @@ class ParallelGzip:
         self.buf = bytearray()
         self.members = 0
 
-    def _submit(self, block: bytes) -> None:
+    def _submit(self, block: bytes | bytearray) -> None:
         self.members += 1
         self.pending.append(self.pool.submit(_member, block, self.level, self.kept))
         while len(self.pending) > self.threads * 2:
             self.emit(self.pending.popleft().result())
 
-    def write(self, data: bytes) -> int:
-        if not self.buf and len(data) == BLOCK:  # a whole block (as the layer's sink gives them): no copy
-            self._submit(bytes(data))
+    def write(self, data: bytes | bytearray) -> int:
+        """Take `data` on; a whole block (as the layer's sink hands them, never to change them again) is kept as
+        given, not copied."""
+        if not self.buf and len(data) == BLOCK:
+            self._submit(data)
             return len(data)
         self.buf += data
         while len(self.buf) >= BLOCK:

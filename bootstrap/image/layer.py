@@ -72,7 +72,9 @@ class _HashingSink:
         self.tar_size = 0
         self.size = 0
         self.compression = compression
-        self._pending = bytearray()
+        self._piece = bytearray(PIECE)
+        self._fill = 0
+        """Bytes of the current piece filled: a piece is handed on whole (never copied) and a new one begun."""
         self._hasher = ThreadPoolExecutor(max_workers=1)
         self._hashed: deque[Future[None]] = deque()
         if compression is Compression.GZIP:
@@ -81,22 +83,43 @@ class _HashingSink:
             # Any thread count >= 1 gives the same bytes (0 would not), so use every core.
             self._zst = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=os.cpu_count() or 1).compressobj()
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes | bytearray) -> None:
         if data:
             self.blob_hash.update(data)
             self.size += len(data)
             self.out.write(data)
 
     def write(self, data: bytes) -> int:
-        self.tar_size += len(data)
-        self._pending += data
-        if len(self._pending) >= PIECE:
-            self._flush()
+        with memoryview(data) as view:
+            while view:
+                n = min(len(view), PIECE - self._fill)
+                self._piece[self._fill : self._fill + n] = view[:n]
+                self._filled(n)
+                view = view[n:]
         return len(data)
 
+    def take(self, fd: int, size: int) -> int:
+        """Read up to `size` bytes of the open file `fd` straight into the stream (no copy between the read and
+        the hash and compressor); how many were read (fewer only at the file's end)."""
+        done = 0
+        while done < size:
+            with memoryview(self._piece) as view:
+                n = os.readv(fd, [view[self._fill : self._fill + min(size - done, PIECE - self._fill)]])
+            if not n:
+                break
+            self._filled(n)
+            done += n
+        return done
+
+    def _filled(self, n: int) -> None:
+        self._fill += n
+        self.tar_size += n
+        if self._fill == PIECE:
+            self._flush()
+
     def _flush(self) -> None:
-        piece = bytes(self._pending)
-        self._pending.clear()
+        piece = self._piece if self._fill == PIECE else self._piece[: self._fill]
+        self._piece, self._fill = bytearray(PIECE), 0
         self._hashed.append(self._hasher.submit(self.tar_hash.update, piece))
         while len(self._hashed) > 4:  # a bounded queue: the stream is never held in memory
             self._hashed.popleft().result()
@@ -109,7 +132,7 @@ class _HashingSink:
 
     def close(self) -> None:
         try:
-            if self._pending:
+            if self._fill:
                 self._flush()
             while self._hashed:
                 self._hashed.popleft().result()
@@ -201,9 +224,13 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
 
 def _copy(path: str, sink: BinaryIO, size: int, rel: str) -> None:
     """Exactly `size` bytes of the file at `path`, never through a symlink (one swapped in since it was seen is
-    refused, as is a file that is shorter now)."""
+    refused, as is a file that is shorter now); into the layer's own sink without a copy."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        if isinstance(sink, _HashingSink):
+            if sink.take(fd, size) != size:
+                raise OSError(f"{rel} became shorter while it was packed")
+            return
         left = size
         while left:
             chunk = os.read(fd, min(COPY_BUFFER, left))

@@ -18,7 +18,7 @@ from bootstrap.host import tmpfiles
 from bootstrap.host.tree import Tree
 from bootstrap.rpm import rpmdb, scriptlets, tags
 from bootstrap.rpm.files import FileEntry, file_table, skipped
-from bootstrap.rpm.header import Header, read_layout
+from bootstrap.rpm.header import Header, Layout, read_layout
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.order import install_order
 from bootstrap.rpm.selection import RpmSelection
@@ -61,16 +61,20 @@ class RpmJob:
     def tree(self) -> Tree:
         return Tree(self.target.root, self.target.overrides)
 
-    def _headers(self) -> dict[str, Header]:
-        """The selection's signed headers, by name."""
-        headers: dict[str, Header] = {}
+    def _layouts(self) -> dict[str, Layout]:
+        """The selection's signed headers and where their parts are, by name."""
+        layouts: dict[str, Layout] = {}
         for name in self.selection.names():
             path = self.files.get(name)
             if path is None:
                 raise BootstrapError(f"{name}: no package file was fetched", "fetch the selection first")
             with open(path, "rb") as f:
-                headers[name] = read_layout(f, path.name).main
-        return headers
+                layouts[name] = read_layout(f, path.name)
+        return layouts
+
+    def _headers(self) -> dict[str, Header]:
+        """The selection's signed headers, by name."""
+        return {name: layout.main for name, layout in self._layouts().items()}
 
     def order(
         self, headers: Mapping[str, Header] | None = None, tables: Mapping[str, list[FileEntry]] | None = None
@@ -87,7 +91,8 @@ class RpmJob:
         """The packages' files in install order, owners named by accounts of a later package given, then
         (unless `final`: `package_database` writes it) the rpm database, made by the host's rpm from the package
         files while they are unpacked."""
-        headers = self._headers()
+        layouts = self._layouts()
+        headers = {name: layout.main for name, layout in layouts.items()}
         tables = self._tables(headers)
         names = self.order(headers, tables)
         items = [(name, self.files[name]) for name in names]
@@ -100,7 +105,8 @@ class RpmJob:
                 pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
                 sealed = not options.keys
                 made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
-            self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides)
+            known = {name: (layouts[name], tables[name]) for name in names}  # read once, for both
+            self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides, known)
             reown(target.root, self.unpacked, target.overrides, last=final)  # a later package's accounts
             if made is not None:
                 made.result()

@@ -9,7 +9,7 @@ import io
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -181,10 +181,14 @@ def _bound(files: list[FileEntry]) -> int:
     return sum(f.size + 3 for f in files) + (len(files) + 1) * (cpio.HEAD + cpio.MAX_NAME + 3) + 512
 
 
-def _read(path: Path, what: str) -> _Read:
-    with open(path, "rb") as f:
-        layout = read_layout(f, what)
-    files = file_table(layout.main, what)
+def _read(path: Path, what: str, known: tuple[Layout, list[FileEntry]] | None = None) -> _Read:
+    """The package's header and file table (`known`: as read already), and its payload inflated unless large."""
+    if known is not None:
+        layout, files = known
+    else:
+        with open(path, "rb") as f:
+            layout = read_layout(f, what)
+        files = file_table(layout.main, what)
     bound = _bound(files)
     if bound > READ_AHEAD:
         return _Read(layout, files, None)
@@ -233,12 +237,24 @@ def _payload(path: Path, read: _Read, what: str) -> Iterator[BinaryIO]:
 
 
 def unpack_all(
-    root: Path, items: list[tuple[str, Path]], options: JobOptions, epoch: int, overrides: Overrides | None = None
+    root: Path,
+    items: list[tuple[str, Path]],
+    options: JobOptions,
+    epoch: int,
+    overrides: Overrides | None = None,
+    known: Mapping[str, tuple[Layout, list[FileEntry]]] | None = None,
 ) -> list[Unpacked]:
-    """Unpack every package in the order given (dependencies first), the next payloads inflated ahead."""
+    """Unpack every package in the order given (dependencies first), the next payloads inflated ahead (`known`:
+    headers and file tables the caller has read already, by name)."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     writer, dirs = RootWriter(root, overrides), set[str]()
-    with read_ahead(lambda item: _read(item[1], f"{item[0]} ({item[1].name})"), items, WINDOW) as reads:
+    seen = known or {}
+
+    def read(item: tuple[str, Path]) -> _Read:
+        name, path = item
+        return _read(path, f"{name} ({path.name})", seen.get(name))
+
+    with read_ahead(read, items, WINDOW) as reads:
         return [
             unpack_one(writer, name, path, options, epoch, dirs, read)
             for (name, path), read in zip(items, reads, strict=True)
