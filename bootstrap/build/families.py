@@ -89,6 +89,8 @@ class RecipeView(Protocol):
     def tmpfiles_boot(self) -> bool: ...
     @property
     def import_key(self) -> bool: ...
+    @property
+    def rpm_metalink(self) -> str: ...
     def includes(self, codename: str) -> tuple[str, ...]: ...
     def excludes(self, codename: str) -> tuple[str, ...]: ...
 
@@ -210,6 +212,7 @@ def _rpm(plan: PlanView) -> "RpmFamily":
                 tmpfiles_boot=r.tmpfiles_boot,
                 import_key=r.import_key,
             ),
+            metalink=locate.metalink(plan.distro, r.rpm_metalink),
         )
     )
 

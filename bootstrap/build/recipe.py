@@ -96,6 +96,7 @@ class Recipe:
     rpm_tmpfiles: tuple[str, ...] = ()
     tmpfiles_boot: bool = False
     import_key: bool = False
+    rpm_metalink: str = ""
     """The release's key imported into the rpm database (`rpm --import`)."""
 
     @property

@@ -189,6 +189,10 @@ SETTINGS: tuple[Setting, ...] = (
       "fedora)", merge="table"),
     S("rpm.mirror", "str", "the root of the distribution's tree (`--mirror` and `$BOOTSTRAP_<DISTRO>_MIRROR` "
       "come first)", '"https://mirror.example/almalinux"', default="", shown="set", attr="rpm_mirror"),
+    S("rpm.metalink", "str", "the distribution's metalink service, where its repository files name one (Fedora, "
+      "CentOS Stream; `$BOOTSTRAP_<DISTRO>_METALINK` comes first): each repository's repomd.xml must match the size "
+      "and digest it gives, and the image's repository files name it as the official ones do",
+      '"https://metalink.example/metalink"', default="", shown="set", attr="rpm_metalink"),
     S("rpm.repos", "list", "the repository ids the build reads (default: those the release enables)",
       '["baseos", "appstream"]', default=[], shown="set", attr="rpm_repos"),
     S("rpm.install-langs", "list", "rpm's `%_install_langs`: the languages whose files are installed (empty: "

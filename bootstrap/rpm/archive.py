@@ -58,7 +58,10 @@ class RpmArchive:
 
 
 def substitute(path: str, release: Release, basearch: str) -> str:
-    return path.replace("$releasever", release.version).replace("$basearch", basearch)
+    """dnf's variables filled in: `$releasever`, `$basearch`, and CentOS Stream's `$stream` (its release package's
+    /etc/dnf/vars/stream: `10-stream`)."""
+    filled = path.replace("$releasever", release.version).replace("$basearch", basearch)
+    return filled.replace("$stream", f"{release.version}-stream")
 
 
 def chosen(settings: RpmSettings) -> tuple[RepoDef, ...]:
@@ -84,8 +87,9 @@ def open_archive(settings: RpmSettings, basearch: str, mirror: str) -> RpmArchiv
 
     def one(r: RepoDef) -> Repository:
         url = f"{mirror}/{substitute(r.path, release, basearch)}"
+        link = f"{s.metalink}{substitute(r.metalink, release, basearch)}" if s.metalink and r.metalink else ""
         return repo_mod.open_repository(
-            url, s.keyrings, s.cache, s.signers, s.insecure, s.offline, s.distro.metadata_signed
+            url, s.keyrings, s.cache, s.signers, s.insecure, s.offline, s.distro.metadata_signed, link
         )
 
     opened = map_parallel(one, repos, len(repos))

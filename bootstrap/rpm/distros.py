@@ -21,6 +21,9 @@ class RepoDef:
     path: str
     """Under the mirror, with `$releasever` and `$basearch` as dnf writes them."""
     enabled: bool = True
+    metalink: str = ""
+    """The query of the official repository file's `metalink=` after the service's URL (`?repo=...&arch=...`),
+    where the distribution uses one; the service itself is the user's (`rpm.metalink`)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class RpmDistro:
     """Host keyrings: none (the keys come with the recipes)."""
 
     @property
+    def metalink_env(self) -> str:
+        """The environment variable naming the distribution's metalink service (BOOTSTRAP_FEDORA_METALINK)."""
+        return self.mirror_env.removesuffix("_MIRROR") + "_METALINK"
+
+    @property
     def codenames(self) -> frozenset[str]:
         return frozenset(self.releases) | frozenset(self.aliases)
 
@@ -75,15 +83,23 @@ SETUP_GROUPS = _accounts(
 )
 
 
-def _el(vendor: str, files: Mapping[str, str], tree: str, extras: RepoDef) -> tuple[RepoDef, ...]:
+def _el(vendor: str, files: Mapping[str, str], tree: str, extras: RepoDef, metalink: str = "") -> tuple[RepoDef, ...]:
     """BaseOS, AppStream, CRB (disabled) and the extras of an Enterprise Linux rebuild (`tree`: the path of a
-    release's directory, `$releasever` or `$releasever-stream`)."""
+    release's directory, `$releasever` or `$releasever-stream`; `metalink`: the query of each repository's
+    metalink, `{id}` standing for its id, where the distribution uses one)."""
+
+    def link(rid: str) -> str:
+        return metalink.replace("{id}", rid)
+
     return (
-        RepoDef("baseos", files["baseos"], f"{vendor} $releasever - BaseOS", f"{tree}/BaseOS/$basearch/os"),
-        RepoDef("appstream", files["appstream"], f"{vendor} $releasever - AppStream", f"{tree}/AppStream/$basearch/os"),
-        RepoDef("crb", files["crb"], f"{vendor} $releasever - CRB", f"{tree}/CRB/$basearch/os", enabled=False),
+        RepoDef("baseos", files["baseos"], f"{vendor} $releasever - BaseOS", f"{tree}/BaseOS/$basearch/os",
+                metalink=link("baseos")),
+        RepoDef("appstream", files["appstream"], f"{vendor} $releasever - AppStream", f"{tree}/AppStream/$basearch/os",
+                metalink=link("appstream")),
+        RepoDef("crb", files["crb"], f"{vendor} $releasever - CRB", f"{tree}/CRB/$basearch/os", enabled=False,
+                metalink=link("crb")),
         extras,
-    )
+    )  # fmt: skip
 
 
 _ALMA_FILES = {k: f"almalinux-{k}.repo" for k in ("baseos", "appstream", "crb")}
@@ -108,12 +124,15 @@ _CENTOS = _el(
         "centos-addons.repo",
         "CentOS Stream $releasever - Extras packages",
         "SIGs/$releasever-stream/extras/$basearch/extras-common",
+        metalink="?repo=centos-extras-sig-extras-common-$stream&arch=$basearch&protocol=https,http",
     ),
+    "?repo=centos-{id}-$stream&arch=$basearch&protocol=https,http",
 )
 _FEDORA = (
-    RepoDef("fedora", "fedora.repo", "Fedora $releasever - $basearch", "releases/$releasever/Everything/$basearch/os"),
+    RepoDef("fedora", "fedora.repo", "Fedora $releasever - $basearch", "releases/$releasever/Everything/$basearch/os",
+            metalink="?repo=fedora-$releasever&arch=$basearch"),
     RepoDef("updates", "fedora-updates.repo", "Fedora $releasever - $basearch - Updates",
-            "updates/$releasever/Everything/$basearch"),
+            "updates/$releasever/Everything/$basearch", metalink="?repo=updates-released-f$releasever&arch=$basearch"),
 )  # fmt: skip
 _PKI = "/etc/pki/rpm-gpg"
 SYSIMAGE = "/usr/lib/sysimage/rpm"

@@ -111,7 +111,7 @@ class RpmFamily:
         """The tree's settings, with the repository files pointing at the mirror the image was built from, the
         database where the release's rpm keeps it and the key file it imports (dnf's variables filled in)."""
         s = self.settings
-        repos = repofiles.repo_files(s.distro, s.release, s.mirror(arch))
+        repos = repofiles.repo_files(s.distro, s.release, s.mirror(arch), s.metalink)
         release = s.distro.releases[s.release]
         keys = (substitute(release.gpgkey, release, locate.basearch(arch)),) if s.options.import_key else ()
         return dataclasses.replace(s.options, write={**repos, **s.options.write}, dbpath=release.dbpath, keys=keys)

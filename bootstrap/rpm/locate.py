@@ -47,6 +47,21 @@ def mirror(distro: RpmDistro, given: str | None, recipe: str) -> str:
     )
 
 
+def metalink(distro: RpmDistro, recipe: str) -> str:
+    """The metalink service the user names ($BOOTSTRAP_<DISTRO>_METALINK, else the recipe's rpm.metalink), or ""
+    for none; refused for a distribution whose repositories have no metalink."""
+    for value, origin in ((os.environ.get(distro.metalink_env), f"${distro.metalink_env}"),
+                          (recipe, "the recipe's rpm.metalink")):  # fmt: skip
+        if value:
+            if not any(r.metalink for release in distro.releases.values() for r in release.repos):
+                raise BootstrapError(
+                    f"{origin}: {distro.name}'s repository files name no metalink (they name a mirror list)",
+                    "leave it unset: the repositories are read under --mirror",
+                )
+            return _checked(value, origin)
+    return ""
+
+
 def _checked(url: str, origin: str) -> str:
     try:
         parts = urllib.parse.urlsplit(url)

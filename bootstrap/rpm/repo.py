@@ -13,7 +13,7 @@ from bootstrap.family.model import Source
 from bootstrap.host import http, openpgp
 from bootstrap.host.cache import Cache, write_atomic
 from bootstrap.log import log
-from bootstrap.rpm import compressed, comps, primary
+from bootstrap.rpm import compressed, comps, metalink, primary
 from bootstrap.rpm.comps import Group
 from bootstrap.rpm.packages import Package
 from bootstrap.rpm.repomd import DataFile, RepoMd
@@ -150,15 +150,20 @@ def open_repository(
     insecure: bool = False,
     offline: bool = False,
     signed: bool = True,
+    metalink_url: str = "",
 ) -> Repository:
     """Fetch and verify `<url>/repodata/repomd.xml` and read the packages (with their file lists) and groups of
     the state it names. With `signers`, only signatures by those keys (full fingerprints) count. `signed`
     false: the distribution does not sign its metadata (only its packages are signed; the rollback check and
-    the metadata checksums still hold)."""
+    the metadata checksums still hold). `metalink_url`: the repository's metalink, whose states repomd.xml must
+    be one of (checked when fetched; a build from the cache took what was checked then)."""
     base = url.rstrip("/")
     where = _repomd_url(base)
     slot = _Slot(cache, where)
     data, signature = _fetch_signed(where, slot, offline, insecure or not signed)
+    if metalink_url and not offline:
+        states = metalink.parse(http.fetch_bytes(metalink_url, metalink.MAX_METALINK), metalink_url)
+        metalink.check(data, states, where, metalink_url)
     if insecure:
         log.warning("WARNING: --insecure: the signature of %s is NOT checked", where)
     elif signed:

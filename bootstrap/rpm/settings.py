@@ -32,3 +32,6 @@ class RpmSettings:
     """Name patterns left out of the repositories before resolving (kickstart's `-name`, dnf's `--exclude`)."""
     options: JobOptions
     """The tree's settings; the repository files are added per build (they name the mirror)."""
+    metalink: str = ""
+    """The distribution's metalink service, as the user names it ("": none): each repository that has one must
+    match it, and the image's repository files name it."""

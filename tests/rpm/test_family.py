@@ -4,6 +4,7 @@ Debian's dnf), pinned from a lock, fetched and each package verified; every host
 before anything is unpacked (the install steps, `RpmJob`, are never reached). A build of the miniature with
 real programs (`tests/fixtures/rpmdistro.py`) through the command line gives an image whose rpm lists the set."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -252,6 +253,68 @@ def test_unsigned_metadata_distribution(built: Path, tmp_path: Path, gpg_key: Gp
     plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key, body, distribution="fedora", suite="44")
     assert _nevras(plan) == MINIATURE_INSTALLED
     assert isinstance(_fetch_and_job(plan), RpmJob)
+
+
+def metalink_doc(current: bytes, *alternates: bytes, kinds: tuple[str, ...] = ("md5", "sha256")) -> str:
+    """A metalink as MirrorManager serves one: repomd.xml's size and digests, and those of earlier states."""
+
+    def state(data: bytes) -> str:
+        hashes = "".join(f'<hash type="{k}">{hashlib.new(k, data).hexdigest()}</hash>' for k in kinds)
+        return f"<mm0:timestamp>1</mm0:timestamp><size>{len(data)}</size><verification>{hashes}</verification>"
+
+    alts = "".join(f"<mm0:alternate>{state(a)}</mm0:alternate>" for a in alternates)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<metalink version="3.0" xmlns="http://www.metalinker.org/" '
+        'xmlns:mm0="http://fedorahosted.org/mirrormanager" type="dynamic"><files><file name="repomd.xml">'
+        f"{state(current)}<mm0:alternates>{alts}</mm0:alternates>"
+        '<resources><url protocol="http">http://127.0.0.1:9/repodata/repomd.xml</url></resources></file></files>'
+        "</metalink>\n"
+    )
+
+
+def test_a_metalink_vouches_for_the_unsigned_repomd_and_the_image_names_it(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """Fedora's repository files name a metalink; with the user's service (`rpm.metalink`), repomd.xml must be a
+    state it gives (an alternate counts: a mirror a state behind), and the image's fedora.repo names that metalink
+    instead of a baseurl. A repomd.xml the metalink does not give is refused, in one line."""
+    tree = tmp_path / "tree"
+    (tree / FEDORA).parent.mkdir(parents=True)
+    shutil.copytree(built / ALMA, tree / FEDORA)
+    repomd = (tree / FEDORA / "repodata/repomd.xml").read_bytes()
+    (tree / "metalink").write_text(metalink_doc(b"a newer state", repomd))
+    url = serve(tree)
+    body = f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["fedora"]\nmetalink = "{url}/metalink"\n'
+    plan = plan_for(tmp_path, url, gpg_key, body, distribution="fedora", suite="44")
+    assert _nevras(plan) == MINIATURE_INSTALLED
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    repo = family.options("amd64").write["/etc/yum.repos.d/fedora.repo"].decode()
+    assert f"metalink={url}/metalink?repo=fedora-$releasever&arch=$basearch\n" in repo and "baseurl" not in repo
+    (tree / "metalink").write_text(metalink_doc(b"a newer state", b"an older one"))
+    with pytest.raises(ChecksumError, match="matches neither the state nor the alternates") as caught:
+        family.open("amd64")
+    _one_line(caught.value)
+    (tree / "metalink").write_text(metalink_doc(repomd, kinds=("md5", "sha1")))
+    with pytest.raises(ChecksumError, match="gives no sha256 or sha512"):
+        family.open("amd64")
+
+
+def test_the_metalink_service_is_the_users_and_only_where_the_distribution_has_one(
+    tmp_path: Path, gpg_key: GpgKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$BOOTSTRAP_<DISTRO>_METALINK comes before the recipe's; CentOS Stream's queries carry its `$stream`; AlmaLinux
+    names a mirror list, not a metalink: naming one is a one-line error."""
+    monkeypatch.setenv("BOOTSTRAP_CENTOS_STREAM_METALINK", "https://metalink.invalid/metalink")
+    body = '[rpm]\nmetalink = "https://other.invalid/metalink"\n'
+    plan = plan_for(tmp_path, "http://127.0.0.1:9", gpg_key, body, distribution="centos-stream", suite="10")
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    repo = family.options("amd64").write["/etc/yum.repos.d/centos.repo"].decode()
+    assert "metalink=https://metalink.invalid/metalink?repo=centos-baseos-$stream&arch=$basearch" in repo
+    with pytest.raises(BootstrapError, match="name no metalink") as caught:
+        families.family_for(plan_for(tmp_path, "http://127.0.0.1:9", gpg_key, body))
+    _one_line(caught.value)
 
 
 # --- plans of the shipped recipes, and what a plan refuses -----------------------------------------------------
