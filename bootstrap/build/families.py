@@ -258,10 +258,12 @@ def discover_mirrors(
     suite: str = "",
     arch: str = "",
     recipe_mirror: str = "",
+    recipe_metalink: str = "",
 ) -> Mirrors:
-    """The mirrors of an architecture: the deb family's discovery, or the RPM tree's root the user gave."""
+    """The mirrors of an architecture: the deb family's discovery, or the RPM tree's root the user gave (none
+    with a metalink service: the metalinks list them)."""
     if isinstance(distro, RpmDistro):
-        return Mirrors(locate.mirror(distro, mirror, recipe_mirror), "")
+        return Mirrors(locate.mirror(distro, mirror, recipe_mirror, locate.metalink(distro, recipe_metalink)), "")
     return mirrors.discover(distro, mirror, security, suite, arch)
 
 

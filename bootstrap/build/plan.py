@@ -150,7 +150,9 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         recipe_mod.check(recipe)
     suite = families.resolve_suite(distro, opts.suite or (locked.suite if locked else recipe.suite))
     found = {
-        arch: families.discover_mirrors(distro, opts.mirror, opts.security_mirror, suite, arch, recipe.rpm_mirror)
+        arch: families.discover_mirrors(
+            distro, opts.mirror, opts.security_mirror, suite, arch, recipe.rpm_mirror, recipe.rpm_metalink
+        )
         for arch in arches
     }
     first = found[arches[0]]

@@ -191,7 +191,8 @@ SETTINGS: tuple[Setting, ...] = (
       "come first)", '"https://mirror.example/almalinux"', default="", shown="set", attr="rpm_mirror"),
     S("rpm.metalink", "str", "the distribution's metalink service, where its repository files name one (Fedora, "
       "CentOS Stream; `$BOOTSTRAP_<DISTRO>_METALINK` comes first): each repository's repomd.xml must match the size "
-      "and digest it gives, and the image's repository files name it as the official ones do",
+      "and digest it gives, the image's repository files name it as the official ones do, and with no mirror given "
+      "the mirrors its metalinks list serve the repositories",
       '"https://metalink.example/metalink"', default="", shown="set", attr="rpm_metalink"),
     S("rpm.repos", "list", "the repository ids the build reads (default: those the release enables)",
       '["baseos", "appstream"]', default=[], shown="set", attr="rpm_repos"),

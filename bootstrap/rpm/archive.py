@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, MirrorError
 from bootstrap.family.model import Package as ModelPackage
 from bootstrap.family.model import Source
 from bootstrap.host.parallel import map_parallel
@@ -80,7 +80,8 @@ def chosen(settings: RpmSettings) -> tuple[RepoDef, ...]:
 
 
 def open_archive(settings: RpmSettings, basearch: str, mirror: str) -> RpmArchive:
-    """Open and verify each repository the build reads (in parallel), under `mirror` (the tree's root)."""
+    """Open and verify each repository the build reads (in parallel), under `mirror` (the tree's root), or where
+    each one's metalink says (`mirror` empty: none given, a metalink service named)."""
     s = settings
     release = s.distro.releases[s.release]
     repos = chosen(s)
@@ -88,9 +89,12 @@ def open_archive(settings: RpmSettings, basearch: str, mirror: str) -> RpmArchiv
     def one(r: RepoDef) -> Repository:
         url = f"{mirror}/{substitute(r.path, release, basearch)}"
         link = f"{s.metalink}{substitute(r.metalink, release, basearch)}" if s.metalink and r.metalink else ""
-        return repo_mod.open_repository(
-            url, s.keyrings, s.cache, s.signers, s.insecure, s.offline, s.distro.metadata_signed, link
-        )
+        checks = repo_mod.Checks(s.keyrings, s.cache, s.signers, s.insecure, s.offline, s.distro.metadata_signed)
+        if not mirror:  # no --mirror: the mirrors the metalink lists (locate.mirror allows none only with one)
+            if not link:
+                raise MirrorError(f"{s.distro.name} {r.id} has no metalink to find a mirror by", "pass --mirror")
+            return repo_mod.open_from_metalink(link, checks)
+        return checks.open(url, link)
 
     opened = map_parallel(one, repos, len(repos))
     return RpmArchive(s.release, basearch, tuple((r.id, o) for r, o in zip(repos, opened, strict=True)), s.insecure)

@@ -60,6 +60,11 @@ class RpmDistro:
     """Host keyrings: none (the keys come with the recipes)."""
 
     @property
+    def has_metalinks(self) -> bool:
+        """Whether the distribution's repository files name metalinks (Fedora, CentOS Stream), not mirror lists."""
+        return any(r.metalink for release in self.releases.values() for r in release.repos)
+
+    @property
     def metalink_env(self) -> str:
         """The environment variable naming the distribution's metalink service (BOOTSTRAP_FEDORA_METALINK)."""
         return self.mirror_env.removesuffix("_MIRROR") + "_METALINK"

@@ -35,15 +35,20 @@ def basearch(arch: str) -> str:
     return row.machine
 
 
-def mirror(distro: RpmDistro, given: str | None, recipe: str) -> str:
-    """The root of the distribution's tree: --mirror, else $BOOTSTRAP_<DISTRO>_MIRROR, else the recipe's."""
+def mirror(distro: RpmDistro, given: str | None, recipe: str, metalink_service: str = "") -> str:
+    """The root of the distribution's tree: --mirror, else $BOOTSTRAP_<DISTRO>_MIRROR, else the recipe's; else ""
+    when a metalink service is named (its metalinks list the mirrors)."""
     for value, origin in ((given, "--mirror"), (os.environ.get(distro.mirror_env), f"${distro.mirror_env}"),
                           (recipe, "the recipe's rpm.mirror")):  # fmt: skip
         if value:
             return _checked(value, origin)
+    if metalink_service:
+        return ""
+    also = f", or name its metalink service in {distro.metalink_env}" if distro.has_metalinks else ""
     raise MirrorError(
         f"no {distro.name} mirror given",
-        f"pass --mirror <{distro.name}-mirror-url> (the root of the distribution's tree) or set {distro.mirror_env}",
+        f"pass --mirror <{distro.name}-mirror-url> (the root of the distribution's tree) or set {distro.mirror_env}"
+        + also,
     )
 
 
@@ -53,7 +58,7 @@ def metalink(distro: RpmDistro, recipe: str) -> str:
     for value, origin in ((os.environ.get(distro.metalink_env), f"${distro.metalink_env}"),
                           (recipe, "the recipe's rpm.metalink")):  # fmt: skip
         if value:
-            if not any(r.metalink for release in distro.releases.values() for r in release.repos):
+            if not distro.has_metalinks:
                 raise BootstrapError(
                     f"{origin}: {distro.name}'s repository files name no metalink (they name a mirror list)",
                     "leave it unset: the repositories are read under --mirror",

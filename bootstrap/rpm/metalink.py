@@ -2,7 +2,8 @@
 and digests of a repository's current `repomd.xml`, and of the few states before it that mirrors may still serve
 (its alternates). These distributions do not sign `repomd.xml`; dnf trusts it when it matches the metalink it got
 over TLS, and so does the build, when the user names the metalink service (`rpm.metalink`,
-`$BOOTSTRAP_<DISTRO>_METALINK`): no host name is built in."""
+`$BOOTSTRAP_<DISTRO>_METALINK`): no host name is built in. A metalink also lists mirrors serving the repository;
+with no --mirror given, the build reads the repository from them, in the metalink's order of preference."""
 
 import hashlib
 from dataclasses import dataclass, field
@@ -31,16 +32,28 @@ class State:
         return all(hashlib.new(kind, data).hexdigest() == value for kind, value in strong.items())
 
 
-def parse(data: bytes, what: str) -> list[State]:
-    """The states of `repomd.xml` a metalink document lists: the current one first, then its alternates."""
+@dataclass(frozen=True)
+class Metalink:
+    url: str
+    states: list[State]
+    """The states of repomd.xml it vouches for: the current one first, then its alternates."""
+    mirrors: tuple[str, ...]
+    """The repository's base URLs at the mirrors it lists (http and https only), most preferred first."""
+
+
+def parse(data: bytes, what: str) -> Metalink:
+    """A metalink document: the states of `repomd.xml` it lists and the mirrors serving it."""
     states: list[State] = []
+    found: list[tuple[int, int, str]] = []
+    """(-preference, order, base URL) of each mirror."""
+    preference = 0
     open_states: list[State] = []
     """The current state, and the alternate being read (innermost last)."""
     in_repomd = False
     kind = ""
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal in_repomd, kind
+        nonlocal in_repomd, kind, preference
         if name == "file":
             in_repomd = attrs.get("name") == "repomd.xml"
             open_states[:] = [State()] if in_repomd else []
@@ -50,6 +63,9 @@ def parse(data: bytes, what: str) -> list[State]:
             states.append(open_states[-1])
         elif name == "hash":
             kind = attrs.get("type", "").lower()
+        elif in_repomd and name == "url":
+            given = attrs.get("preference", "0")
+            preference = int(given) if given.isdigit() else 0
 
     def end(name: str, text: str) -> None:
         nonlocal in_repomd
@@ -61,6 +77,10 @@ def parse(data: bytes, what: str) -> list[State]:
             open_states[-1].digests[kind] = text.strip().lower()
         elif name == "alternate" and len(open_states) > 1:
             open_states.pop()
+        elif name == "url":
+            url = text.strip()
+            if url.startswith(("https://", "http://")) and url.endswith("/repodata/repomd.xml"):
+                found.append((-preference, len(found), url.removesuffix("/repodata/repomd.xml")))
         elif name == "file":
             in_repomd = False
 
@@ -69,7 +89,7 @@ def parse(data: bytes, what: str) -> list[State]:
         raise ChecksumError(
             f"{what} gives no sha256 or sha512 of repomd.xml", "check rpm.metalink: it must name the metalink service"
         )
-    return states
+    return Metalink(what, states, tuple(dict.fromkeys(url for _, _, url in sorted(found))))
 
 
 def check(data: bytes, states: list[State], url: str, metalink: str) -> None:

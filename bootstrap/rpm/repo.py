@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bootstrap.errors import BootstrapError, ChecksumError, SignatureError
+from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, NetworkError, SignatureError
 from bootstrap.family.model import Source
 from bootstrap.host import http, openpgp
 from bootstrap.host.cache import Cache, write_atomic
@@ -73,7 +73,12 @@ class _Slot:
         except OSError:
             return None
 
-    def keep(self, data: bytes, signature: bytes, stamp: int) -> None:
+    def base(self) -> str | None:
+        """Where the kept copy was read from (a slot keyed by a metalink: the mirror chosen then)."""
+        base = self.meta().get("base")
+        return base if isinstance(base, str) and base else None
+
+    def keep(self, data: bytes, signature: bytes, stamp: int, base: str = "") -> None:
         with self.cache.locked(f"repomd-{self.dir.name}"):
             known = self.known()
             if known is not None and known > stamp:
@@ -81,7 +86,7 @@ class _Slot:
             self.dir.mkdir(exist_ok=True)
             write_atomic(self.dir / "repomd.xml", data)
             write_atomic(self.dir / "repomd.xml.asc", signature)
-            write_atomic(self.dir / "meta.json", json.dumps({"stamp": stamp}).encode())
+            write_atomic(self.dir / "meta.json", json.dumps({"stamp": stamp, "base": base}).encode())
 
 
 def _fetch_signed(url: str, slot: _Slot, offline: bool, insecure: bool) -> tuple[bytes, bytes]:
@@ -151,19 +156,21 @@ def open_repository(
     offline: bool = False,
     signed: bool = True,
     metalink_url: str = "",
+    vouched: metalink.Metalink | None = None,
 ) -> Repository:
     """Fetch and verify `<url>/repodata/repomd.xml` and read the packages (with their file lists) and groups of
     the state it names. With `signers`, only signatures by those keys (full fingerprints) count. `signed`
     false: the distribution does not sign its metadata (only its packages are signed; the rollback check and
     the metadata checksums still hold). `metalink_url`: the repository's metalink, whose states repomd.xml must
-    be one of (checked when fetched; a build from the cache took what was checked then)."""
+    be one of (checked when fetched, against `vouched` when the caller fetched it already; a build from the
+    cache took what was checked then); the rollback check then holds across the mirrors it lists."""
     base = url.rstrip("/")
     where = _repomd_url(base)
-    slot = _Slot(cache, where)
+    slot = _Slot(cache, metalink_url or where)
     data, signature = _fetch_signed(where, slot, offline, insecure or not signed)
     if metalink_url and not offline:
-        states = metalink.parse(http.fetch_bytes(metalink_url, metalink.MAX_METALINK), metalink_url)
-        metalink.check(data, states, where, metalink_url)
+        doc = vouched or fetch_metalink(metalink_url)
+        metalink.check(data, doc.states, where, metalink_url)
     if insecure:
         log.warning("WARNING: --insecure: the signature of %s is NOT checked", where)
     elif signed:
@@ -179,5 +186,54 @@ def open_repository(
     group_kind = next((k for k in ("group", "group_gz", "group_xz", "group_zst") if k in md.data), None)
     groups = comps.read(_chunks(base, _data(md, group_kind, where), cache, offline), where) if group_kind else {}
     if not insecure and not offline:
-        slot.keep(data, signature, md.stamp)
+        slot.keep(data, signature, md.stamp, base)
     return Repository(base, md, hashlib.sha256(data).hexdigest(), tuple(packages), groups, insecure)
+
+
+def fetch_metalink(url: str) -> metalink.Metalink:
+    """The metalink at `url`, read (at most metalink.MAX_METALINK bytes)."""
+    return metalink.parse(http.fetch_bytes(url, metalink.MAX_METALINK), url)
+
+
+MIRROR_TRIES = 4
+"""How many of a metalink's mirrors are tried before the last one's failure is the build's."""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """How `open_repository` judges a repository (its arguments after the URL), for `open_from_metalink`."""
+
+    keyrings: tuple[Path, ...]
+    cache: Cache
+    signers: frozenset[str] = frozenset()
+    insecure: bool = False
+    offline: bool = False
+    signed: bool = True
+
+    def open(self, url: str, link: str = "", vouched: metalink.Metalink | None = None) -> Repository:
+        return open_repository(
+            url, self.keyrings, self.cache, self.signers, self.insecure, self.offline, self.signed, link, vouched
+        )
+
+
+def open_from_metalink(link: str, checks: Checks) -> Repository:
+    """Open the repository at the mirrors its metalink lists (no --mirror given), most preferred first: one that
+    cannot be reached or serves a state the metalink does not vouch for (a mirror behind) gives way to the next, as
+    dnf does. Offline, the mirror the cached state came from."""
+    if checks.offline:
+        base = _Slot(checks.cache, link).base()
+        if base is None:
+            raise BootstrapError(f"--offline: no state of {link} is in the cache", "run once without --offline")
+        return checks.open(base, link)
+    doc = fetch_metalink(link)
+    if not doc.mirrors:
+        raise MirrorError(f"{link} lists no http or https mirror of the repository", "pass --mirror")
+    failed: BootstrapError | None = None
+    for base in doc.mirrors[:MIRROR_TRIES]:
+        try:
+            return checks.open(base, link, doc)
+        except (NetworkError, ChecksumError, SignatureError) as exc:
+            log.info("%s: %s; the metalink's next mirror", base, exc.message)
+            failed = exc
+    assert failed is not None
+    raise failed

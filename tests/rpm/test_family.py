@@ -255,20 +255,28 @@ def test_unsigned_metadata_distribution(built: Path, tmp_path: Path, gpg_key: Gp
     assert isinstance(_fetch_and_job(plan), RpmJob)
 
 
-def metalink_doc(current: bytes, *alternates: bytes, kinds: tuple[str, ...] = ("md5", "sha256")) -> str:
-    """A metalink as MirrorManager serves one: repomd.xml's size and digests, and those of earlier states."""
+def metalink_doc(
+    current: bytes,
+    *alternates: bytes,
+    kinds: tuple[str, ...] = ("md5", "sha256"),
+    mirrors: tuple[tuple[str, int], ...] = (("http://127.0.0.1:9", 100),),
+) -> str:
+    """A metalink as MirrorManager serves one: repomd.xml's size and digests, those of earlier states, and the
+    mirrors serving it (base URL, preference)."""
 
     def state(data: bytes) -> str:
         hashes = "".join(f'<hash type="{k}">{hashlib.new(k, data).hexdigest()}</hash>' for k in kinds)
         return f"<mm0:timestamp>1</mm0:timestamp><size>{len(data)}</size><verification>{hashes}</verification>"
 
     alts = "".join(f"<mm0:alternate>{state(a)}</mm0:alternate>" for a in alternates)
+    urls = "".join(
+        f'<url protocol="{m.split(":")[0]}" preference="{p}">{m}/repodata/repomd.xml</url>' for m, p in mirrors
+    )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<metalink version="3.0" xmlns="http://www.metalinker.org/" '
         'xmlns:mm0="http://fedorahosted.org/mirrormanager" type="dynamic"><files><file name="repomd.xml">'
         f"{state(current)}<mm0:alternates>{alts}</mm0:alternates>"
-        '<resources><url protocol="http">http://127.0.0.1:9/repodata/repomd.xml</url></resources></file></files>'
-        "</metalink>\n"
+        f"<resources>{urls}</resources></file></files></metalink>\n"
     )
 
 
@@ -298,6 +306,41 @@ def test_a_metalink_vouches_for_the_unsigned_repomd_and_the_image_names_it(
     (tree / "metalink").write_text(metalink_doc(repomd, kinds=("md5", "sha1")))
     with pytest.raises(ChecksumError, match="gives no sha256 or sha512"):
         family.open("amd64")
+
+
+def test_without_a_mirror_the_metalinks_mirrors_serve_the_repository(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """No --mirror, a metalink service named: its mirrors are tried most preferred first, as dnf tries them. One
+    that cannot be reached and one a state behind give way to the next; the packages come from the mirror that
+    served the metadata (the lock names it); offline, the same mirror's cached state serves."""
+    good, stale = tmp_path / "good", tmp_path / "stale"
+    for tree in (good, stale):
+        (tree / FEDORA).parent.mkdir(parents=True)
+        shutil.copytree(built / ALMA, tree / FEDORA)
+    repomd = (good / FEDORA / "repodata/repomd.xml").read_bytes()
+    (stale / FEDORA / "repodata/repomd.xml").write_bytes(repomd.replace(b"<revision>", b"<revision>0"))
+    good_url, stale_url = serve(good), serve(stale)
+    service = tmp_path / "service"
+    service.mkdir()
+    mirrors = (("http://127.0.0.1:9", 100), (f"{stale_url}/{FEDORA}", 90), (f"{good_url}/{FEDORA}", 50))
+    (service / "metalink").write_text(metalink_doc(repomd, mirrors=mirrors))
+    body = f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["fedora"]\nmetalink = "{serve(service)}/metalink"\n'
+    path = write_recipe(tmp_path, gpg_key, body, distribution="fedora", suite="44")
+    plan = make_plan(recipe.load(str(path), given=True), Options(arch="amd64", cache_dir=tmp_path / "c"))
+    assert plan.mirror == ""
+    family = families.family_for(plan)
+    archive = family.open("amd64")
+    (source,) = archive.sources
+    assert source.mirror == f"{good_url}/{FEDORA}"
+    selection = family.resolve(archive)
+    assert selection.packages and all(p.url.startswith(f"{good_url}/{FEDORA}/") for p in selection.packages)
+    files = download.fetch_all(selection.packages, plan.cache)
+    offline = make_plan(
+        recipe.load(str(path), given=True), Options(arch="amd64", cache_dir=tmp_path / "c", offline=True)
+    )
+    (cached,) = families.family_for(offline).open("amd64").sources
+    assert cached.mirror == source.mirror and len(files) == len(selection.packages)
 
 
 def test_the_metalink_service_is_the_users_and_only_where_the_distribution_has_one(
