@@ -27,10 +27,11 @@ def read_table(tree: Tree, path: str) -> list[list[str]]:
 def _write_table(
     tree: Tree, path: str, rows: Sequence[Sequence[str]], default_mode: int, group: int = 0, backup: bool = False
 ) -> None:
-    """Rewrite an account file (through a symlink inside the tree), keeping the mode and group of the file it
-    replaces; a link or anything but a regular file has none to keep. With `backup`, a file whose content changes
-    leaves what it held in `<file>-`, with its mode, owner and date, and an unchanged one is not written again, as
-    shadow-utils' useradd and groupadd do."""
+    """Rewrite an account file, keeping the mode and group of the file it replaces (a symbolic link's target's,
+    inside the tree; the link itself is replaced, as shadow-utils renames its new file over it); anything but a
+    regular file has none to keep. With `backup`, a file whose content changes leaves what it held in `<file>-`
+    beside the name (not the link's target), with its mode, owner and date, and an unchanged one is not written
+    again, as shadow-utils' useradd and groupadd do."""
     resolved = tree.resolve(path, follow_last=True)
     st = tree.lstat(resolved) if resolved else None
     regular = st is not None and stat.S_ISREG(st.st_mode)
@@ -42,7 +43,7 @@ def _write_table(
         if old == data:
             return  # as the tools leave a file they do not change
         if old is not None:
-            tree.write(f"{resolved}-", old, mode, st.st_uid, st.st_gid, mtime=int(st.st_mtime))
+            tree.write(f"{path}-", old, mode, st.st_uid, st.st_gid, mtime=int(st.st_mtime))
     tree.write(path, data, mode, 0, gid)
 
 

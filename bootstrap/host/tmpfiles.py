@@ -61,8 +61,13 @@ SPECIFIERS = {
     "V": "/var/tmp",
 }
 """The specifiers of a system instance whose values are the same on every machine."""
-_ESCAPES = re.compile(r"\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)", re.DOTALL)
-_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "s": " "}
+_ESCAPES = re.compile(
+    r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-7]{3})|([abfnrtvs\\\"']))|(\\.?)", re.DOTALL
+)
+"""systemd's C escapes (cunescape): exactly two hex or three octal digits for a byte, four or eight hex for a
+character, the simple ones; anything else (`\\q`, `\\7`) fails the line."""
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v", "s": " ", "\\": "\\"}
+_SIMPLE |= {'"': '"', "'": "'"}
 
 
 class Skip(Exception):
@@ -104,13 +109,22 @@ def _byte(value: int) -> str:
 
 
 def _unescape(text: str) -> str:
+    """`text` with its C escapes undone as systemd undoes them; Skip for one it refuses (a NUL included)."""
+
     def one(m: re.Match[str]) -> str:
-        s = m[1]
-        if s[0] == "x" and len(s) == 3:
-            return _byte(int(s[1:], 16))
-        if s[0] in "01234567":
-            return _byte(int(s, 8) & 0xFF)
-        return _SIMPLE.get(s, s)
+        hexa, short, long, octal, simple, bad = m.groups()
+        if bad is not None:
+            raise Skip(f"unknown escape {bad!r}")
+        if simple is not None:
+            return _SIMPLE[simple]
+        value = int(hexa, 16) if hexa else int(octal, 8) if octal else int(short or long, 16)
+        if value == 0 or ((hexa or octal) and value > 0xFF):
+            raise Skip(f"escape {m[0]!r} is not a byte systemd takes")
+        if hexa or octal:
+            return _byte(value)
+        if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+            raise Skip(f"escape {m[0]!r} is not a character")
+        return chr(value)
 
     return _ESCAPES.sub(one, text)
 
@@ -186,6 +200,8 @@ def _item(line: str, where: str, boot: bool) -> Item | None:
         argument = _specifiers(argument)
         if kind in "fFw":
             argument = _unescape(argument)
+        if "\0" in argument:
+            raise Skip("a NUL byte in the argument")
     mode_on_create = mode_s.startswith(":")
     masked = mode_s.lstrip(":").startswith("~")
     mode_s = mode_s.lstrip("~:")

@@ -115,17 +115,19 @@ class RpmJob:
                     rpmdb.seal(tmp, target.epoch, target.arch)
                 rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
 
-    def _keys(self) -> list[bytes]:
+    def _keys(self) -> list[tuple[str, bytes]]:
         """The key files the database imports, read from the unpacked tree (the release package installs them)."""
         keys = []
         for path in self.options.keys:
-            data = self.tree.read(path.lstrip("/"), limit=1 << 20)
+            data = self.tree.read(path.lstrip("/"), limit=rpmdb.MAX_KEY + 1)
             if data is None:
                 raise BootstrapError(
                     f"rpm.import-key: the release's key {path} is not in the image",
                     "include the package that installs it (the release package), or set rpm.import-key = false",
                 )
-            keys.append(data)
+            if len(data) > rpmdb.MAX_KEY:
+                raise BootstrapError(f"rpm.import-key: {path} is larger than a key file", "check the release package")
+            keys.append((path, data))
         return keys
 
     def _database(self) -> None:

@@ -12,6 +12,8 @@ from bootstrap.host import openpgp
 from bootstrap.host.arches import ARCHES
 from bootstrap.rpm.distros import RpmDistro
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+"""Hosts a metalink may be fetched from over plain http (no network path to forge it on)."""
 BASEARCHES = frozenset({"x86_64", "aarch64", "ppc64le", "s390x"})
 """The architectures the distributions of the family publish (dnf's `$basearch`)."""
 
@@ -63,7 +65,14 @@ def metalink(distro: RpmDistro, recipe: str) -> str:
                     f"{origin}: {distro.name}'s repository files name no metalink (they name a mirror list)",
                     "leave it unset: the repositories are read under --mirror",
                 )
-            return _checked(value, origin)
+            url = _checked(value, origin)
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+                raise MirrorError(
+                    f"{origin}: {url} is plain http: a metalink vouches for metadata no one signs",
+                    "name the service by https://",
+                )
+            return url
     return ""
 
 

@@ -6,13 +6,14 @@ over TLS, and so does the build, when the user names the metalink service (`rpm.
 with no --mirror given, the build reads the repository from them, in the metalink's order of preference."""
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from bootstrap.errors import ChecksumError
 from bootstrap.rpm import xmlstream
 
-MAX_METALINK = 1 << 20
-"""The most bytes read of a metalink (one lists a few dozen mirrors: tens of kB)."""
+_NUMBER = re.compile(r"[0-9]{1,19}")
+"""A size or preference: ASCII digits, no more than fit a 64-bit number."""
 STRONG = ("sha512", "sha256")
 """The digests a state is matched by (a metalink also gives md5 and sha1, which count for nothing)."""
 
@@ -65,13 +66,13 @@ def parse(data: bytes, what: str) -> Metalink:
             kind = attrs.get("type", "").lower()
         elif in_repomd and name == "url":
             given = attrs.get("preference", "0")
-            preference = int(given) if given.isdigit() else 0
+            preference = int(given) if _NUMBER.fullmatch(given) else 0
 
     def end(name: str, text: str) -> None:
         nonlocal in_repomd
         if not in_repomd or not open_states:
             return
-        if name == "size" and text.strip().isdigit():
+        if name == "size" and _NUMBER.fullmatch(text.strip()):
             open_states[-1].size = int(text.strip())
         elif name == "hash" and kind:
             open_states[-1].digests[kind] = text.strip().lower()

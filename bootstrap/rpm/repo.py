@@ -191,8 +191,8 @@ def open_repository(
 
 
 def fetch_metalink(url: str) -> metalink.Metalink:
-    """The metalink at `url`, read (at most metalink.MAX_METALINK bytes)."""
-    return metalink.parse(http.fetch_bytes(url, metalink.MAX_METALINK), url)
+    """The metalink at `url`, read (at most http.MAX_UNSIZED bytes)."""
+    return metalink.parse(http.fetch_bytes(url), url)
 
 
 MIRROR_TRIES = 4

@@ -101,7 +101,7 @@ def write(
     packages: Sequence[tuple[Path, set[str]]],
     epoch: int,
     arch: str,
-    keys: Sequence[bytes] = (),
+    keys: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
     database at `dbpath` (absolute in the image), then import `keys` (`import_keys`), reproducibly."""
@@ -149,17 +149,22 @@ def _settle(directory: Path, epoch: int, left_out: Callable[[bytes], set[str]], 
             db.execute("UPDATE Packages SET blob = ? WHERE hnum = ?", (_settled(blob, left_out(blob), epoch, n), hnum))
 
 
-def import_keys(directory: Path, keys: Sequence[bytes], epoch: int, arch: str) -> None:
-    """`rpm --import` of each key (ASCII-armored, as the release's key file is) into the database `make` left
+MAX_KEY = 1 << 20
+"""The most bytes of a key file imported (a release's key file is a few kB)."""
+
+
+def import_keys(directory: Path, keys: Sequence[tuple[str, bytes]], epoch: int, arch: str) -> None:
+    """`rpm --import` of each key (path in the image, ASCII-armored bytes) into the database `make` left
     unsealed: a gpg-pubkey header each, installed a second after the packages (as `rpm --import` after the
     install, or dnf's import before the first signed package, leaves one)."""
     argv, env = rpm_command(directory, epoch, arch)
+    argv += ["--define", "_keyring rpmdb"]  # a gpg-pubkey header in the database, whatever the host's default
     with closing(sqlite3.connect(directory / DB)) as db:
         (before,) = db.execute("SELECT count(*) FROM Packages").fetchone()
-    for n, key in enumerate(keys):
+    for n, (name, key) in enumerate(keys):
         path = directory / f"key-{n}.asc"
         path.write_bytes(key)
-        _run([*argv, "--import", str(path)], env, "rpm --import")
+        _run([*argv, "--import", str(path)], env, f"rpm --import of the image's {name}")
         path.unlink()
     _settle(directory, epoch, lambda blob: set(), after=before)
 

@@ -46,5 +46,5 @@ def parse(chunks: Iterable[bytes], start: Start, end: End, what: str) -> None:
         parser.Parse(b"", True)
     except _Refused:
         raise ChecksumError(f"{what} declares XML entities", "repository metadata never does: it is hostile") from None
-    except expat.ExpatError as exc:
+    except (expat.ExpatError, LookupError, ValueError) as exc:  # LookupError: an encoding Python does not know
         raise ChecksumError(f"{what} is not well-formed XML ({exc})", "the repository's metadata is corrupt") from None

@@ -200,3 +200,14 @@ def test_backups_hold_each_changed_file_as_it_was(tree: Tree) -> None:
 def test_no_backups_unless_the_family_keeps_them(tree: Tree) -> None:
     accounts.add(tree, [GroupSpec("sgx", 996)], [UserSpec("svc", 995, home="/", system=True)], EPOCH)
     assert not list(tree.root.glob("etc/*-"))
+
+
+def test_a_backup_is_beside_the_name_not_the_links_target(tree: Tree) -> None:
+    """With etc/passwd a link to ../usr/share/passwd, the backup is etc/passwd-, as shadow-utils names it."""
+    (tree.root / "usr/share").mkdir(parents=True)
+    os.replace(tree.root / "etc/passwd", tree.root / "usr/share/passwd")
+    os.symlink("../usr/share/passwd", tree.root / "etc/passwd")
+    before = (tree.root / "usr/share/passwd").read_bytes()
+    accounts.add(tree, [], [UserSpec("svc", 995, home="/", system=True)], EPOCH, locked="!!", backups=True)
+    assert (tree.root / "etc/passwd-").read_bytes() == before
+    assert not (tree.root / "usr/share/passwd-").exists()

@@ -308,3 +308,15 @@ def test_links_are_reowned_escaped_paths_unescaped_and_copies_keep_pipes_and_har
     one, two = os.lstat(tree.root / "srv/copy/one"), os.lstat(tree.root / "srv/copy/two")
     assert (one.st_ino, one.st_nlink) == (two.st_ino, 2) and (tree.root / "srv/copy/two").read_text() == "same file"
     assert _seen(tree, "srv/copy/pipe") == ("fifo", 0o620, 0, 0)
+
+
+def test_escapes_are_systemds_and_a_bad_one_passes_the_line_over(tmp_path: Path) -> None:
+    """`\\u00e9` is a character, `\\101` a byte; `\\q`, `\\7` and `\\777` are not escapes systemd takes, and a NUL
+    in an argument is refused: each such line is said and passed over, the others apply."""
+    conf = (
+        "d /srv/caf\\u00e9\\101 0755\nd /srv/bad\\q 0755\nd /srv/bad\\7 0755\nd /srv/bad\\777 0755\n"
+        "f /srv/nul - - - - a\\x00b\nd /srv/last 0755\n"
+    )
+    tree = _tree(tmp_path, {"usr/lib/tmpfiles.d/e.conf": conf})
+    assert tmpfiles.apply(tree, [tmpfiles.ALL]) == 2
+    assert sorted(p.name for p in (tree.root / "srv").iterdir()) == ["caf\u00e9A", "last"]

@@ -20,6 +20,7 @@ from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, Signatu
 from bootstrap.family.interface import Job, Target
 from bootstrap.family.model import Pin
 from bootstrap.host.sandbox import Sandbox
+from bootstrap.rpm import metalink
 from bootstrap.rpm.family import RpmFamily
 from bootstrap.rpm.job import RpmJob
 from tests.conftest import Serve
@@ -357,6 +358,24 @@ def test_the_metalink_service_is_the_users_and_only_where_the_distribution_has_o
     assert "metalink=https://metalink.invalid/metalink?repo=centos-baseos-$stream&arch=$basearch" in repo
     with pytest.raises(BootstrapError, match="name no metalink") as caught:
         families.family_for(plan_for(tmp_path, "http://127.0.0.1:9", gpg_key, body))
+    _one_line(caught.value)
+    monkeypatch.setenv("BOOTSTRAP_CENTOS_STREAM_METALINK", "http://metalink.invalid/metalink")
+    with pytest.raises(MirrorError, match="plain http") as caught:
+        families.family_for(plan_for(tmp_path, "http://127.0.0.1:9", gpg_key, body, distribution="centos-stream"))
+    _one_line(caught.value)
+
+
+def test_a_malformed_metalink_is_a_one_line_error_or_read_as_far_as_it_is_sound() -> None:
+    """Numbers Python would choke on (a superscript digit, 5000 digits) are no size or preference; an encoding
+    Python does not know is a malformed document."""
+    doc = metalink_doc(b"repomd").replace("<size>6</size>", "<size>\u00b2</size>")
+    doc = doc.replace('preference="100"', f'preference="{"9" * 5000}"')
+    parsed = metalink.parse(doc.encode(), "m")
+    assert parsed.states[0].size is None and parsed.states[0].matches(b"repomd")
+    assert parsed.mirrors == ("http://127.0.0.1:9",)
+    bogus = doc.replace('encoding="utf-8"', 'encoding="bogus"').encode()
+    with pytest.raises(ChecksumError, match="not well-formed") as caught:
+        metalink.parse(bogus, "m")
     _one_line(caught.value)
 
 

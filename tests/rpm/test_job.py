@@ -16,7 +16,7 @@ from bootstrap.family.interface import Target
 from bootstrap.host.cache import Cache
 from bootstrap.host.sandbox import Sandbox
 from bootstrap.records.inspection import UNOWNED, package_sizes
-from bootstrap.rpm import pkgsig, scriptlets
+from bootstrap.rpm import pkgsig, rpmdb, scriptlets
 from bootstrap.rpm.job import RpmJob, licences
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.repo import open_repository
@@ -214,7 +214,16 @@ def test_the_scriptless_tree_imports_the_key_too(rpm_distro: tuple[RpmRepo, str]
     assert names[-1] == "gpg-pubkey" and len(names) == len(INSTALLED) + 1
 
 
-def test_a_release_key_the_image_lacks_is_one_line(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) -> None:
+def test_a_release_key_the_image_lacks_is_one_line(
+    rpm_distro: tuple[RpmRepo, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing key file, a file that is no key (the error names it in the image) and one too large for a key."""
     options = JobOptions(import_key=True, keys=("/etc/pki/rpm-gpg/RPM-GPG-KEY-none",))
     with pytest.raises(BootstrapError, match=r"rpm.import-key: the release's key /etc/pki/rpm-gpg/RPM-GPG-KEY-none"):
         _build(rpm_distro, tmp_path / "m", options)
+    not_a_key = JobOptions(import_key=True, keys=("/usr/lib/os-release",))
+    with pytest.raises(BootstrapError, match=r"rpm --import of the image's /usr/lib/os-release"):
+        _build(rpm_distro, tmp_path / "n", not_a_key)
+    monkeypatch.setattr(rpmdb, "MAX_KEY", 100)
+    with pytest.raises(BootstrapError, match=r"RPM-GPG-KEY-AlmaLinux-9 is larger than a key file"):
+        _build(rpm_distro, tmp_path / "o", KEYED)
