@@ -69,7 +69,7 @@ def test_kept_members_give_the_same_bytes_and_are_used(tmp_path: Path) -> None:
         os.utime(path, (stamp, stamp))
     assert squeeze(data, 2, members=members) == plain
     assert all(p.stat().st_mtime > stamp for p in kept), "a member taken from the cache is marked as used"
-    changed = data[: compress.BLOCK] + b"X" + data[compress.BLOCK + 1 :]
+    changed = data[: compress.BLOCK] + bytes([data[compress.BLOCK] ^ 0xFF]) + data[compress.BLOCK + 1 :]  # a change
     assert squeeze(changed, 2, members=members) == squeeze(changed, 1)
     assert len(list(tmp_path.iterdir())) == 4
 
