@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import Serve
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("requests", "urllib3", "bootstrap.host.sessions", "bootstrap.deb.index", "bootstrap.deb.family",
          "bootstrap.rpm.family", "bootstrap.rpm.job")  # fmt: skip
@@ -38,12 +40,15 @@ def test_a_recipe_refused_before_any_request_loads_no_network(tmp_path: Path) ->
     assert _loaded("build", str(bad), "--mirror", "http://127.0.0.1:9/debian") == {"code": 1, "loaded": []}
 
 
-def test_a_build_loads_the_network_and_its_own_family_only(tmp_path: Path) -> None:
-    """The probe itself can fail: a build of a deb recipe that gets as far as its mirror loads requests and the
-    deb family, and not the RPM one."""
+def test_a_build_loads_the_network_and_its_own_family_only(tmp_path: Path, serve: Serve) -> None:
+    """The probe itself can fail: a build of a deb recipe that gets as far as its mirror (an empty one: the
+    InRelease is not there, an answer that is not tried again) loads requests and the deb family, not the RPM
+    one."""
     recipe = tmp_path / "r.toml"
     recipe.write_text('distribution = "debian"\nsuite = "bookworm"\n')
-    got = _loaded("build", str(recipe), "--mirror", "http://127.0.0.1:9/debian", "-o", str(tmp_path / "out"))
+    (tmp_path / "empty").mkdir()
+    mirror = serve(tmp_path / "empty")
+    got = _loaded("build", str(recipe), "--mirror", mirror, "--security-mirror", mirror, "-o", str(tmp_path / "out"))
     assert got["code"] != 0
     assert {"requests", "urllib3", "bootstrap.deb.family", "bootstrap.deb.index"} <= set(got["loaded"])  # type: ignore[arg-type]
     assert "bootstrap.rpm.family" not in got["loaded"]  # type: ignore[operator]
