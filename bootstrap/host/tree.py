@@ -338,30 +338,30 @@ class Tree:
         itself is never followed)."""
         parent, name = self._split(rel)
         path = f"{parent}/{name}" if parent else name
-        table = self._recording
         with self.dirfd(parent, create=True) as fd:
             with suppress(FileNotFoundError):
                 os.unlink(name, dir_fd=fd)
             os.symlink(target, name, dir_fd=fd)
-            if table is None:
-                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
-            else:
-                table.set(path, uid, gid, 0o777)
+            self._own_link_at(fd, name, path, uid, gid)
         self.forget()
 
     def own_link(self, rel: str, uid: int, gid: int) -> None:
         """Set the owner of the symbolic link at `rel` itself (`lchown`; a link has no mode of its own)."""
         parent, name = self._split(rel)
         path = f"{parent}/{name}" if parent else name
-        table = self._recording
         with self.dirfd(parent) as fd:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if not stat.S_ISLNK(st.st_mode):
                 raise TreeError(f"/{path} is not a symbolic link in the image", "report this as a bug")
-            if table is None:
-                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
-            else:
-                table.set(path, uid, gid, 0o777)
+            self._own_link_at(fd, name, path, uid, gid)
+
+    def _own_link_at(self, fd: int, name: str, path: str, uid: int, gid: int) -> None:
+        """The link `name` of directory `fd` (`path` in the tree) owned by uid:gid, or recorded so."""
+        table = self._recording
+        if table is None:
+            os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+        else:
+            table.set(path, uid, gid, 0o777)
 
     def rename(self, rel: str, new: str) -> None:
         """Rename the entry at `rel` (not following it) to `new`, both resolved inside the tree."""

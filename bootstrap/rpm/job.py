@@ -111,8 +111,7 @@ class RpmJob:
             if made is not None:
                 made.result()
                 if not sealed:
-                    rpmdb.import_keys(tmp, self._keys(), target.epoch, target.arch)
-                    rpmdb.seal(tmp, target.epoch, target.arch)
+                    rpmdb.seal(tmp, target.epoch, target.arch, self._keys())
                 rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
 
     def _keys(self) -> list[tuple[str, bytes]]:

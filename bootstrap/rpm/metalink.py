@@ -41,6 +41,14 @@ class Metalink:
     mirrors: tuple[str, ...]
     """The repository's base URLs at the mirrors it lists (http and https only), most preferred first."""
 
+    def vouch(self, data: bytes, url: str) -> None:
+        """Refuse `data` (the repomd.xml fetched from `url`) unless it is a state this metalink vouches for."""
+        if not any(state.matches(data) for state in self.states):
+            raise ChecksumError(
+                f"{url} matches neither the state nor the alternates {self.url} gives (size and sha256/sha512)",
+                "the mirror is stale, broken or hostile: use another --mirror, or retry once it has synced",
+            )
+
 
 def parse(data: bytes, what: str) -> Metalink:
     """A metalink document: the states of `repomd.xml` it lists and the mirrors serving it."""
@@ -91,12 +99,3 @@ def parse(data: bytes, what: str) -> Metalink:
             f"{what} gives no sha256 or sha512 of repomd.xml", "check rpm.metalink: it must name the metalink service"
         )
     return Metalink(what, states, tuple(dict.fromkeys(url for _, _, url in sorted(found))))
-
-
-def check(data: bytes, states: list[State], url: str, metalink: str) -> None:
-    """Refuse `data` (the repomd.xml fetched from `url`) unless it is a state the metalink vouches for."""
-    if not any(state.matches(data) for state in states):
-        raise ChecksumError(
-            f"{url} matches neither the state nor the alternates {metalink} gives (size and sha256/sha512)",
-            "the mirror is stale, broken or hostile: use another --mirror, or retry once it has synced",
-        )

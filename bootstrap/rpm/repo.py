@@ -170,7 +170,7 @@ def open_repository(
     data, signature = _fetch_signed(where, slot, offline, insecure or not signed)
     if metalink_url and not offline:
         doc = vouched or fetch_metalink(metalink_url)
-        metalink.check(data, doc.states, where, metalink_url)
+        doc.vouch(data, where)
     if insecure:
         log.warning("WARNING: --insecure: the signature of %s is NOT checked", where)
     elif signed:

@@ -104,12 +104,10 @@ def write(
     keys: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Record `packages` (each .rpm file, in install order, with the paths the unpack left out) in the tree's
-    database at `dbpath` (absolute in the image), then import `keys` (`import_keys`), reproducibly."""
+    database at `dbpath` (absolute in the image), then import `keys` (`seal`), reproducibly."""
     with scratch(tree.root) as tmp:
-        make(tmp, packages, epoch, arch, sealed=not keys)
-        if keys:
-            import_keys(tmp, keys, epoch, arch)
-            seal(tmp, epoch, arch)
+        make(tmp, packages, epoch, arch, sealed=False)
+        seal(tmp, epoch, arch, keys)
         install(tree, dbpath, tmp, epoch)
 
 
@@ -127,7 +125,7 @@ def make(
 ) -> None:
     """The database of `packages` (as `write` takes them) in `directory`, a private one outside the tree: it
     needs only the package files, so it is made while the tree is unpacked. Unless `sealed`, it is left for
-    `import_keys`, then `seal`."""
+    `seal` (with the keys read from the tree once it is unpacked)."""
     argv, env = rpm_command(directory, epoch, arch)
     if packages:
         install = ["-i", "--justdb", "--nodeps", "--noscripts", "--notriggers", "--nosignature", "--nodigest"]
@@ -169,8 +167,11 @@ def import_keys(directory: Path, keys: Sequence[tuple[str, bytes]], epoch: int, 
     _settle(directory, epoch, lambda blob: set(), after=before)
 
 
-def seal(directory: Path, epoch: int, arch: str) -> None:
-    """The database rebuilt and vacuumed, nothing left beside it."""
+def seal(directory: Path, epoch: int, arch: str, keys: Sequence[tuple[str, bytes]] = ()) -> None:
+    """The database `make` left unsealed finished: `keys` imported (`import_keys`), then rebuilt and vacuumed,
+    nothing left beside it."""
+    if keys:
+        import_keys(directory, keys, epoch, arch)
     argv, env = rpm_command(directory, epoch, arch)
     _run([*argv, "--rebuilddb"], env, "rpm --rebuilddb")
     with closing(sqlite3.connect(directory / DB)) as db:
