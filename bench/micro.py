@@ -65,7 +65,7 @@ def index_figures(ctx: tools.Context, reps: int) -> dict[str, Any]:
         fresh = loaded.index
         gc.collect()
         start = time.perf_counter()
-        selected = len(resolve(fresh, families.request_for(plan.recipe, loaded.codename)).packages)
+        selected = len(resolve(fresh, families.request_for(plan.recipe)).packages)
         resolves.append(round(time.perf_counter() - start, 4))
     return {
         "index": entry.path,

@@ -170,7 +170,7 @@ def test_rpm_inputs_name_one_repository(tmp_path: Path) -> None:
     key.write_text("an armored key\n")
     ctx = bench_rpm.write_inputs(tmp_path, "http://127.0.0.1:9", key, "AB" * 20, ("setup", "shell"))
     loaded = recipe.load(str(ctx.recipe), given=True)
-    assert (loaded.distribution, loaded.includes("9"), loaded.rpm_repos) == (
+    assert (loaded.distribution, loaded.include, loaded.rpm_repos) == (
         "almalinux",
         ("setup", "shell"),
         ("baseos",),

@@ -44,6 +44,8 @@ class RecipeView(Protocol):
     @property
     def essential(self) -> bool: ...
     @property
+    def include(self) -> tuple[str, ...]: ...
+    @property
     def exclude(self) -> tuple[str, ...]: ...
     @property
     def prefer(self) -> tuple[str, ...]: ...
@@ -80,6 +82,10 @@ class RecipeView(Protocol):
     @property
     def rpm_hardlinks(self) -> tuple[tuple[str, str], ...]: ...
     @property
+    def rpm_moves(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def rpm_mask(self) -> tuple[str, ...]: ...
+    @property
     def rpm_dirs(self) -> tuple[str, ...]: ...
     @property
     def rpm_modes(self) -> tuple[tuple[str, str], ...]: ...
@@ -91,8 +97,6 @@ class RecipeView(Protocol):
     def import_key(self) -> bool: ...
     @property
     def rpm_metalink(self) -> str: ...
-    def includes(self, codename: str) -> tuple[str, ...]: ...
-    def excludes(self, codename: str) -> tuple[str, ...]: ...
 
 
 class PlanView(Protocol):
@@ -125,12 +129,12 @@ class PlanView(Protocol):
     def mirrors_for(self, arch: str) -> Mirrors: ...
 
 
-def request_for(recipe: RecipeView, codename: str) -> "Request":
+def request_for(recipe: RecipeView) -> "Request":
     """The deb resolver's request for a recipe."""
     from bootstrap.deb.resolve import Request
 
     r = recipe
-    return Request(r.priorities, r.essential, r.includes(codename), r.excludes(codename), r.prefer, r.ignore_depends)
+    return Request(r.priorities, r.essential, r.include, r.exclude, r.prefer, r.ignore_depends)
 
 
 def _bug(plan: PlanView, family: str) -> BootstrapError:
@@ -160,7 +164,7 @@ def _deb(plan: PlanView) -> "DebFamily":
             check_valid_until=plan.check_valid_until,
             offline=plan.offline,
             derived_cache=plan.derived_cache,
-            request=lambda codename: request_for(r, codename),
+            request=request_for(r),
             phase=Request(r.priorities, r.essential, (), r.exclude, r.prefer),
             path_exclude=r.path_exclude,
             path_include=r.path_include,
@@ -194,8 +198,8 @@ def _rpm(plan: PlanView) -> "RpmFamily":
             offline=plan.offline,
             derived_cache=plan.derived_cache,
             repos=r.rpm_repos,
-            request=rpm_resolve.Request(r.includes(plan.suite), r.package_groups, r.weak_deps),
-            exclude=r.excludes(plan.suite),
+            request=rpm_resolve.Request(r.include, r.package_groups, r.weak_deps),
+            exclude=r.exclude,
             options=JobOptions(
                 r.nodocs,
                 r.install_langs,
@@ -206,6 +210,8 @@ def _rpm(plan: PlanView) -> "RpmFamily":
                 append={k: v.encode() for k, v in r.rpm_append},
                 dates=dict(r.rpm_dates),
                 hardlinks=dict(r.rpm_hardlinks),
+                moves=dict(r.rpm_moves),
+                mask=r.rpm_mask,
                 dirs=r.rpm_dirs,
                 modes={k: int(v, 8) for k, v in r.rpm_modes},
                 tmpfiles=r.rpm_tmpfiles,

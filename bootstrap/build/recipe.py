@@ -7,11 +7,12 @@ merged recipe (and the copy recorded in build.json) is self-contained; it must s
 directory, and a recipe looked up must be one only the caller or root can change (bootstrap/build/recipe_trust.py).
 """
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from bootstrap.build import settings
 from bootstrap.build.families import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
 from bootstrap.build.recipe_schema import merge, validate
 from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
-from bootstrap.build.settings import DEFAULT_PATH, FileSpec, GroupSpec, Hook, Repository, UserSpec
+from bootstrap.build.settings import DEFAULT_PATH, SCHEMA, FileSpec, GroupSpec, Hook, Repository, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.log import log
 
@@ -68,10 +69,8 @@ class Recipe:
     archive_signers: tuple[str, ...] = ()
     """Fingerprints of the keys that may sign the archive (empty: any key of the keyring)."""
     default_user: bool = True
-    include_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """Codename -> packages added for that release only."""
-    exclude_for: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """Codename -> packages kept out for that release only."""
+    releases: tuple[tuple[str, str], ...] = ()
+    """Codename -> the tables merged over the recipe when that release is built, as JSON text (`for_release`)."""
     package_groups: tuple[str, ...] = ()
     """comps groups asked for (RPM distributions)."""
     rpm_mirror: str = ""
@@ -90,6 +89,10 @@ class Recipe:
     """Path in the image -> strftime format of the date the official build writes there."""
     rpm_hardlinks: tuple[tuple[str, str], ...] = ()
     """Path in the image -> the existing file the official build hard-links there."""
+    rpm_moves: tuple[tuple[str, str], ...] = ()
+    """Path in the image -> the existing file the official build moves there."""
+    rpm_mask: tuple[str, ...] = ()
+    """systemd units masked when the image has systemctl."""
     rpm_dirs: tuple[str, ...] = ()
     rpm_modes: tuple[tuple[str, str], ...] = ()
     """Path in the image -> octal mode the official build sets."""
@@ -109,15 +112,19 @@ class Recipe:
         """The users the image gets: all of them, less the default ones when `default_user` is off."""
         return tuple(u for u in self.users if self.default_user or not u.default)
 
-    def includes(self, codename: str) -> tuple[str, ...]:
-        """The packages to add for a release: the recipe's includes and those for that codename."""
-        extra = dict(self.include_for).get(codename, ())
-        return self.include + tuple(p for p in extra if p not in self.include)
-
-    def excludes(self, codename: str) -> tuple[str, ...]:
-        """The packages to keep out of a release: the recipe's excludes and those for that codename."""
-        extra = dict(self.exclude_for).get(codename, ())
-        return self.exclude + tuple(p for p in extra if p not in self.exclude)
+    def for_release(self, codename: str) -> "Recipe":
+        """The recipe as it builds `codename`: its `[release.<codename>]` tables merged over it as `extends` merges
+        a child's, and no release tables left (what the build records)."""
+        tables = dict(self.releases).get(codename)
+        if tables is None:
+            return replace(self, releases=()) if self.releases else self
+        data = settings.record(replace(self, releases=()))
+        for key, value in json.loads(tables).items():
+            data[key] = merge(data.get(key, {}), value, SCHEMA[key].sub)
+        try:
+            return from_data(data, self.name, self.source)
+        except RecipeError as exc:
+            raise RecipeError(f"{exc.message} (building release {codename}: [release.{codename}])", exc.hint) from None
 
     def as_dict(self) -> dict[str, Any]:
         """The merged recipe in the recipe format (local paths absolute), for `show` and provenance records."""
@@ -243,9 +250,13 @@ def from_data(data: dict[str, Any], name: str, source: str) -> Recipe:
         raise RecipeError(f"{source}: unknown {exc.row.key} {exc.value!r}", exc.row.invalid) from None
     recipe = Recipe(name=name, source=source, **values)
     check(recipe)
+    for codename, _ in recipe.releases:
+        recipe.for_release(codename)  # each release's recipe holds together too, checked before it is built
     return recipe
 
 
+UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]{1,250}\.[a-z]{3,9}")
+"""A systemd unit's file name (`getty.target`, `container-getty@.service`): no path, a type suffix."""
 ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
 """What useradd and groupadd accept in Debian (NAME_REGEX relaxed as by --badname is not allowed here)."""
 
@@ -296,11 +307,12 @@ def check(recipe: Recipe) -> None:
     written = [p for p, _ in recipe.rpm_write]
     rpm_paths = (
         ("rpm.write", written),
-        ("rpm.remove", recipe.rpm_remove),
+        ("rpm.remove", [p.removeprefix("!") for p in recipe.rpm_remove]),
         ("rpm.links", recipe.links_at),
         ("rpm.append", [p for p, _ in recipe.rpm_append]),
         ("rpm.dates", [p for p, _ in recipe.rpm_dates]),
         ("rpm.hardlinks", [q for pair in recipe.rpm_hardlinks for q in pair]),
+        ("rpm.moves", [q for pair in recipe.rpm_moves for q in pair]),
         ("rpm.dirs", recipe.rpm_dirs),
         ("rpm.modes", [p for p, _ in recipe.rpm_modes]),
         ("rpm.tmpfiles", [p for p in recipe.rpm_tmpfiles if p != "*"]),
@@ -315,6 +327,9 @@ def check(recipe: Recipe) -> None:
     for path, mode in recipe.rpm_modes:
         if not re.fullmatch(r"0?[0-7]{3,4}", mode):
             raise RecipeError(f"{where}: rpm.modes: {path!r} has mode {mode!r}, not octal", 'write it as "0700"')
+    for unit in recipe.rpm_mask:
+        if not UNIT_NAME.fullmatch(unit):
+            raise RecipeError(f"{where}: rpm.mask: {unit!r} is not a systemd unit name", 'write it as "getty.target"')
     for path, target in recipe.rpm_links:
         if not target or "\0" in target or len(target) > 4095:
             raise RecipeError(f"{where}: rpm.links: {path!r} has no usable target {target!r}", "give the link's target")

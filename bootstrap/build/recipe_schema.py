@@ -8,8 +8,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bootstrap.build.settings import KINDS, MERGES, SCHEMA, SETTINGS, Setting
+from bootstrap.build.settings import KINDS, MERGES, RELEASE_TABLES, SCHEMA, SETTINGS, Setting
 from bootstrap.errors import RecipeError
+
+RELEASE_SCHEMA = {name: SCHEMA[name] for name in RELEASE_TABLES}
+"""What a `[release.<codename>]` table may hold."""
+RETIRED = {
+    "include-for": 'write [release."<codename>".packages] with include = [...]',
+    "exclude-for": 'write [release."<codename>".packages] with exclude = [...]',
+}
+"""Keys an earlier bootstrap read, and what says the same now."""
 
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a table"}
 
@@ -19,6 +27,8 @@ def _type_name(value: object) -> str:
 
 
 def _unknown(key: str, allowed: Mapping[str, Setting], where: str, prefix: str) -> RecipeError:
+    if key in RETIRED:
+        return RecipeError(f"{where}: {prefix}{key} is no longer read", RETIRED[key])
     close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
     hint = f"did you mean {prefix}{close[0]!r}?" if close else f"allowed here: {', '.join(sorted(allowed))}"
     return RecipeError(f"{where}: unknown key {prefix}{key!r}", hint)
@@ -54,6 +64,13 @@ def _check(value: object, spec: Setting, where: str, key: str) -> None:
         if not isinstance(value, dict):
             raise RecipeError(f"{where}: {key} must be a table", f"write it as [{key}]")
         validate(value, where, spec.sub, key + ".")
+    if kind == "releases":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise RecipeError(
+                f"{where}: {key} must be a table of tables, by codename", f'write them as [{key}."<codename>".packages]'
+            )
+        for codename, tables in value.items():
+            validate(tables, where, RELEASE_SCHEMA, f"{key}.{codename}.")
     if kind == "tables":
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise RecipeError(f"{where}: {key} must be an array of tables", f"write each entry as [[{key}]]")
@@ -102,6 +119,8 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any], schema: Mapping[str,
             out[key] = merge(out[key], value, spec.sub)
         elif rule == "table":
             out[key] = {**out[key], **value}
+        elif rule == "release":
+            out[key] = {**out[key], **{c: merge(out[key].get(c, {}), tables) for c, tables in value.items()}}
         elif rule == "append":
             out[key] = [*out[key], *[v for v in value if v not in out[key] or isinstance(v, dict)]]
         elif rule == "by-name":

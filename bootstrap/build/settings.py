@@ -5,6 +5,7 @@ build.json records), `bootstrap new`'s comments and the README's key table all c
 key is one row here, a typed attribute on `Recipe` (or its entry class) and the code that uses it.
 """
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -74,10 +75,12 @@ MERGES = {
     "append": "added to the parent's",
     "by-name": "merged by name",
     "table": "merged key by key",
+    "release": "merged release by release, key by key",
     "own": "not inherited",
 }
 """How `extends` merges a key: `replace` (the child's value wins), `append` (lists and arrays of tables add up),
-`by-name` (`NAME=value` entries merge by name), `table` (merged key by key), `own` (never inherited)."""
+`by-name` (`NAME=value` entries merge by name), `table` (merged key by key), `release` (each release's tables
+merged key by key), `own` (never inherited)."""
 
 KINDS = {
     "str": "string",
@@ -89,9 +92,15 @@ KINDS = {
     "lists": "table of lists",
     "table": "table",
     "tables": "array of tables",
+    "releases": "table of tables",
 }
 """`mode` is an octal integer written as a string; `lists` a table of lists of strings; `table` holds the rows
-under it, `tables` (an array of tables) holds entries made of the rows under it."""
+under it, `tables` (an array of tables) holds entries made of the rows under it; `releases` holds, by codename,
+tables of RELEASE_TABLES."""
+
+RELEASE_TABLES = ("packages", "filters", "rpm")
+"""The tables a `[release.<codename>]` table may hold: what differs between the releases of one image (the package
+set, the path filters, how an RPM tree is installed); never the distribution, suite, local files or image name."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,15 @@ def _fingerprints(values: list[str]) -> tuple[str, ...]:
     return tuple(s.replace(" ", "").upper() for s in values)
 
 
+def _releases(value: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Codename -> its tables as canonical JSON text (a frozen recipe holds no dicts)."""
+    return tuple(sorted((codename, json.dumps(tables, sort_keys=True)) for codename, tables in value.items()))
+
+
+def _release_tables(value: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {codename: json.loads(tables) for codename, tables in value}
+
+
 def _any_default_user(recipe: Any) -> bool:
     return any(u.default for u in recipe.users)
 
@@ -162,6 +180,11 @@ SETTINGS: tuple[Setting, ...] = (
       '"debian"', default="debian", read=Distro,
       write=str, invalid=f"supported: {', '.join(d.value for d in Distro)}"),
     S("suite", "str", "suite or codename (`--suite` overrides it)", '"stable"', default="stable"),
+    S("release", "releases", "settings for one release only: `[release.<codename>.packages]`, `.filters` and "
+      "`.rpm` tables, merged over the recipe's as `extends` merges a child's when that release is built (the suite "
+      "as the build names it, an alias such as `lts` or `latest` resolved)",
+      '{ "10" = { packages = { include = ["tzdata"] } } }', default={}, merge="release", shown="set",
+      read=_releases, write=_release_tables, attr="releases"),
     S("components", "list", "archive components", '["main"]', default=["main"]),
     S("packages", "table", "the package set", merge="table"),
     S("packages.priorities", "list", "every package of these priorities", '["required"]', default=["required"]),
@@ -175,10 +198,6 @@ SETTINGS: tuple[Setting, ...] = (
       shown="set"),
     S("packages.groups", "list", "comps groups added to the request, as `dnf install @group` (RPM "
       "distributions)", '["core"]', default=[], merge="append", shown="set", attr="package_groups"),
-    S("packages.include-for", "lists", "packages added for one release only, by codename",
-      '{ noble = ["unminimize"] }', default={}, merge="table", shown="set"),
-    S("packages.exclude-for", "lists", "packages kept out for one release only, by codename",
-      '{ "9" = ["brotli"] }', default={}, merge="table", shown="set"),
     S("filters", "table", "dpkg path filters, applied while unpacking and kept in the image", merge="table"),
     S("filters.path-exclude", "list", "`dpkg --path-exclude` patterns", '["/usr/share/doc/*"]', default=[]),
     S("filters.path-include", "list", "`dpkg --path-include` patterns", '["/usr/share/doc/*/copyright"]',
@@ -204,8 +223,14 @@ SETTINGS: tuple[Setting, ...] = (
       shown="set"),
     S("rpm.write", "map", "files the official build's `%post` writes (path in the image: content)",
       '{ "/etc/locale.conf" = "LANG=C.UTF-8\\n" }', default={}, merge="table", shown="set", attr="rpm_write"),
-    S("rpm.remove", "list", "paths (globs) the official build's `%post` removes", '["/var/log/*"]', default=[],
+    S("rpm.remove", "list", "paths (globs) the official build's `%post` removes; a pattern ending in `/` matches "
+      "directories only (as the shell's `*/`), and `!PATTERN` keeps what it matches of the other patterns' matches "
+      "(`find ... -not -name`)", '["/var/log/*", "/usr/share/locale/*/", "!/usr/share/locale/en_US"]', default=[],
       merge="append", shown="set", attr="rpm_remove"),
+    S("rpm.moves", "map", "files the official build moves (`mv EXISTING PATH`; path in the image: the existing "
+      "file), before anything is removed; one the image lacks is passed over, as the build's failing `mv` is",
+      '{ "/etc/localtime" = "/usr/share/zoneinfo/UTC" }', default={},
+      merge="table", shown="set", attr="rpm_moves"),
     S("rpm.links", "map", "symbolic links the official build makes after the install (path in the image: target), "
       "as `ln -s`, `systemctl set-default` and `systemctl mask` do",
       '{ "/etc/localtime" = "../usr/share/zoneinfo/UTC" }', default={}, merge="table", shown="set", attr="rpm_links"),
@@ -218,6 +243,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("rpm.hardlinks", "map", "hard links the official build makes (`ln EXISTING PATH`; path in the image: the "
       "existing file)", '{ "/usr/sbin/sln" = "/usr/bin/ln" }', default={}, merge="table", shown="set",
       attr="rpm_hardlinks"),
+    S("rpm.mask", "list", "systemd units the official build's `%post` masks (`systemctl mask`: a link to /dev/null "
+      "in /etc/systemd/system), made only when the image has systemctl, as that command is", '["getty.target"]',
+      default=[], merge="append", shown="set", attr="rpm_mask"),
     S("rpm.dirs", "list", "directories the official build makes (`mkdir -p`: 0755, owned by root; existing ones "
       "kept)", '["/run/lock"]', default=[], merge="append", shown="set", attr="rpm_dirs"),
     S("rpm.modes", "map", "modes the official build sets (`chmod`; path in the image: octal mode), after the "

@@ -100,7 +100,7 @@ class DebFamily:
 
     def resolve(self, archive: interface.Archive) -> DebSelection:
         own = own_archive(archive)
-        return DebSelection(resolve_mod.resolve(own.index, self.settings.request(own.codename)))
+        return DebSelection(resolve_mod.resolve(own.index, self.settings.request))
 
     def pinned(self, archive: interface.Archive, pins: Sequence[model.Pin]) -> tuple[DebSelection, list[model.Pin]]:
         index = own_archive(archive).index

@@ -29,8 +29,8 @@ class DebSettings:
     check_valid_until: bool
     offline: bool
     derived_cache: bool
-    request: Callable[[str], Request]
-    """The recipe's request for a codename (its includes may depend on it)."""
+    request: Request
+    """The recipe's request (its includes, as the release built has them)."""
     phase: Request
     """The required phase (the recipe's priorities and Essential, without its includes)."""
     path_exclude: tuple[str, ...]

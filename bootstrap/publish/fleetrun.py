@@ -100,8 +100,10 @@ class Runner:
             plan.keyrings,
             plan.signers,
             plan.insecure,
-            families.request_for(plan.recipe, plan.suite),
-            plan.recipe.include_for,
+            families.request_for(plan.recipe),
+            plan.recipe.package_groups,
+            plan.recipe.weak_deps,
+            plan.recipe.rpm_repos,
         )
         if key not in self._archives:
             self._archives[key] = pipeline.resolve_plan(plan)

@@ -3,10 +3,11 @@ finish (the files the distribution's image writes and removes), the scriptless d
 of the step table (`bootstrap.build.steps`) call them through the `Job` protocol."""
 
 import contextlib
+import fnmatch
 import re
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from bootstrap.family.interface import Runnable, Target
 from bootstrap.family.model import Licence, Notice
 from bootstrap.host import tmpfiles
 from bootstrap.host.tree import Tree
+from bootstrap.log import log
 from bootstrap.rpm import rpmdb, scriptlets, tags
 from bootstrap.rpm.files import FileEntry, file_table, skipped
 from bootstrap.rpm.header import Header, Layout, read_layout
@@ -147,15 +149,19 @@ class RpmJob:
         reown(self.target.root, self.unpacked, self.target.overrides, last=True)
 
     def finish(self) -> None:
-        """What the distribution's image build does after the install: the paths it removes (globs inside the
-        tree), the files it writes (whatever was at their paths replaced, never followed; its build date, the
-        epoch's) and appends to, the directories it makes and the modes it sets, `systemd-tmpfiles --create`, then
-        the links it makes (symbolic, then hard). (The builds remove before they make, or make nothing their
-        removals reach.)"""
+        """What the distribution's image build does after the install: the files it moves, the paths it removes
+        (globs inside the tree, `removals`), the files it writes (whatever was at their paths replaced, never
+        followed; its build date, the epoch's) and appends to, the directories it makes and the modes it sets,
+        `systemd-tmpfiles --create`, then the links it makes (symbolic, then hard, then the units it masks). (The
+        builds remove before they make, or make nothing their removals reach.)"""
         tree, o = self.tree, self.options
-        for pattern in o.remove:
-            for match in tree.glob(pattern.lstrip("/")):
-                tree.remove(match)
+        for path, existing in sorted(o.moves.items()):
+            if tree.lstat(existing.strip("/")) is None:  # the build's `mv` fails, and its %post goes on
+                log.warning("rpm.moves: %s is not in the image: %s is left as it is", existing, path)
+                continue
+            tree.rename(existing.strip("/"), path.strip("/"))
+        for match in removals(tree, o.remove):
+            tree.remove(match)
         for path, data in sorted(o.write.items()):
             tree.write(path.lstrip("/"), data, mtime=self.target.epoch)
         for path, fmt in sorted(o.dates.items()):
@@ -179,6 +185,9 @@ class RpmJob:
             tree.symlink(rel, target)  # dated by the layer: no entry is newer than the epoch
         for path, existing in sorted(o.hardlinks.items()):
             tree.hardlink(path.strip("/"), existing.strip("/"))
+        if o.mask and tree.lstat(tree.resolve(SYSTEMCTL, follow_last=True)) is not None:
+            for unit in o.mask:
+                tree.symlink(f"etc/systemd/system/{unit}", "/dev/null")
 
     def package_database(self) -> None:
         """The database of a scriptless tree (unpacked `final`)."""
@@ -194,6 +203,26 @@ class RpmJob:
 
     def script_env(self) -> dict[str, str]:
         return scriptlets.script_env(self.target.epoch)
+
+
+SYSTEMCTL = "usr/bin/systemctl"
+"""What `systemctl mask` runs: without it, a `%post`'s command is not found and masks nothing."""
+
+
+def removals(tree: Tree, patterns: Sequence[str]) -> list[str]:
+    """What `patterns` remove from the tree, in order: each pattern's matches (directories only for one ending in
+    `/`, as the shell's `*/`), less whatever a `!PATTERN` matches (compared as absolute paths)."""
+    keep = [p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")]
+    out: list[str] = []
+    for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
+        for match in tree.glob(pattern.strip("/")):
+            if pattern.endswith("/") and not tree.is_dir(match, follow=False):
+                continue
+            if not any(fnmatch.fnmatchcase(f"/{match}", k) for k in keep) and match not in out:
+                out.append(match)
+    return out
 
 
 def _append(tree: Tree, rel: str, data: bytes, epoch: int) -> None:

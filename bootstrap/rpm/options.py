@@ -19,7 +19,8 @@ class JobOptions:
     """Files the distribution's image writes after the install (absolute path in the tree: content): the
     repository files pointing at the user's mirror, dnf.conf, an empty machine-id, language macros."""
     remove: tuple[str, ...] = ()
-    """Paths (globs, absolute in the tree) the distribution's image removes after the install."""
+    """Paths (globs, absolute in the tree) the distribution's image removes after the install: one ending in `/`
+    matches directories only; `!PATTERN` keeps what it matches."""
     links: Mapping[str, str] = field(default_factory=dict)
     """Symbolic links the distribution's image makes after the install (absolute path in the tree: target):
     /etc/localtime, systemd's default.target, the units it masks (links to /dev/null)."""
@@ -30,6 +31,10 @@ class JobOptions:
     epoch's date, UTC, and a newline, as `date +FORMAT > FILE` in a build dated the epoch."""
     hardlinks: Mapping[str, str] = field(default_factory=dict)
     """Hard links the distribution's image makes (absolute path in the tree: the existing file)."""
+    moves: Mapping[str, str] = field(default_factory=dict)
+    """Files the distribution's image moves (absolute path in the tree: the existing file), before the removals."""
+    mask: tuple[str, ...] = ()
+    """systemd units the distribution's image masks (`systemctl mask`), when the image has systemctl."""
     dirs: tuple[str, ...] = ()
     """Directories the distribution's image makes (`mkdir -p`), absolute in the tree."""
     modes: Mapping[str, int] = field(default_factory=dict)

@@ -165,3 +165,55 @@ def test_invalid_parent_is_reported_with_its_path(tmp_path: Path) -> None:
     child = write(tmp_path / "child.toml", f'extends = "{parent}"\n')
     with pytest.raises(RecipeError, match=f"{parent}: suite must be a str"):
         load(str(child))
+
+
+def test_release_tables_merge_over_the_recipe_as_extends_does(tmp_path: Path) -> None:
+    """[release.<codename>]: merged over the recipe when that release is built (includes added, other keys
+    replaced, tables key by key); a child's release tables merge over its parent's, release by release."""
+    parent = write(
+        tmp_path / "parent.toml",
+        'distribution = "almalinux"\nsuite = "9"\n[packages]\ninclude = ["bash"]\n'
+        '[rpm]\ninstall-langs = ["en"]\nweak-deps = false\n[rpm.write]\n"/etc/a" = "1\\n"\n'
+        '[release."10".packages]\ninclude = ["tzdata"]\n[release."10".rpm]\ninstall-langs = []\n'
+        '[release."10".rpm.write]\n"/etc/b" = "2\\n"\n',
+    )
+    child = write(
+        tmp_path / "child.toml",
+        f'extends = "{parent}"\n[release."10".rpm]\nweak-deps = true\n[release."9".packages]\nexclude = ["brotli"]\n',
+    )
+    r = load(str(child))
+    ten, nine, other = r.for_release("10"), r.for_release("9"), r.for_release("8")
+    assert ten.include == ("bash", "tzdata") and ten.install_langs == () and ten.weak_deps is True
+    assert ten.rpm_write == (("/etc/a", "1\n"), ("/etc/b", "2\n")), "a table merges key by key"
+    assert (nine.include, nine.exclude, nine.install_langs, nine.weak_deps) == (("bash",), ("brotli",), ("en",), False)
+    assert (other.include, other.exclude, other.weak_deps) == (("bash",), (), False)
+    assert ten.releases == nine.releases == other.releases == ()
+    assert ten.name == r.name and ten.source == r.source and ten.tag == r.tag
+    assert load(str(child)).as_dict()["release"]["10"] == {
+        "packages": {"include": ["tzdata"]},
+        "rpm": {"install-langs": [], "write": {"/etc/b": "2\n"}, "weak-deps": True},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[release."10"]\nsuite = "9"\n', r"unknown key release\.10\.'suite'"),
+        ('[release."10".image]\ncmd = ["sh"]\n', r"unknown key release\.10\.'image'"),
+        ('[release."10".packages]\nincloode = ["x"]\n', r"unknown key release\.10\.packages\.'incloode'"),
+        ('release = { "10" = 7 }\n', "release must be a table of tables"),
+        ('[release."10".rpm]\nnodocs = "yes"\n', r"release\.10\.rpm\.nodocs must be true or false"),
+        ('[release."10".rpm]\nremove = ["var/log"]\n', r"is not an absolute path \(building release 10"),
+    ],
+)
+def test_release_tables_are_checked_when_loaded(tmp_path: Path, text: str, message: str) -> None:
+    """Every release's tables are checked as the recipe is loaded, whichever release is built."""
+    path = write(tmp_path / "bad.toml", 'distribution = "almalinux"\nsuite = "9"\n' + text)
+    with pytest.raises(RecipeError, match=message):
+        load(str(path))
+
+
+def test_a_debian_recipe_may_not_set_rpm_keys_for_one_release(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.toml", 'extends = "debian"\n[release.trixie.rpm]\nnodocs = false\n')
+    with pytest.raises(RecipeError, match=r"rpm\.nodocs is not read when building debian .*release trixie"):
+        load(str(path))

@@ -24,10 +24,7 @@ from tests.fixtures.repo import Repo
 ROOT = Path(__file__).resolve().parents[2]
 NOBODY = 65534
 EPOCH = 1_750_000_000
-COPYRIGHT = (
-    "Format: https://example.invalid/copyright-format/1.0/\n\n"
-    "Files: *\nCopyright: nobody\nLicense: GPL-2+\n"
-)
+COPYRIGHT = "Format: https://example.invalid/copyright-format/1.0/\n\nFiles: *\nCopyright: nobody\nLicense: GPL-2+\n"
 RECIPE = """\
 scripts = false
 [packages]

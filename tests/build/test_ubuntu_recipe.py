@@ -40,7 +40,7 @@ def test_the_default_user_is_ubuntu_with_uid_1000() -> None:
         True,
     )
     assert set(user.groups) == {"adm", "audio", "cdrom", "dialout", "dip", "floppy", "plugdev", "sudo", "video"}
-    assert rec.includes("noble") == ("apt", "unminimize") and rec.includes("resolute") == ("apt",)
+    assert rec.for_release("noble").include == ("apt", "unminimize") and rec.for_release("resolute").include == ("apt",)
 
 
 def test_no_default_user_leaves_uid_1000_free_and_is_recorded(mirror: str, tmp_path: Path) -> None:
@@ -78,7 +78,8 @@ def test_the_archive_keyring_is_an_input_of_the_lock() -> None:
     [
         ('[archive]\nsigners = ["F6ECB376"]\n', "not a full fingerprint"),
         ('[archive]\nkeyring = "missing.asc"\n', "archive.keyring .* does not exist"),
-        ('[packages]\ninclude-for = { noble = "unminimize" }\n', "a table of lists of strings"),
+        ('[release.noble.packages]\ninclude = "unminimize"\n', "release.noble.packages.include must be a list"),
+        ('[packages]\ninclude-for = { noble = ["unminimize"] }\n', "packages.include-for is no longer read"),
         ('default-user = "no"\n', "default-user must be true or false"),
         ('[[users]]\nname = "x"\nuid = 2000\ncomment = 7\n', "comment must be a string"),
     ],

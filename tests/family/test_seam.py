@@ -80,5 +80,5 @@ def test_the_registry_makes_the_distributions_family_for_a_plan(tmp_path: Path) 
     family = families.family_for(View(rec, families.DISTROS[rec.distribution], Cache(tmp_path)))
     assert isinstance(family, DebFamily) and family.name == "deb"
     assert family.origin == "ubuntu", "a scriptless image links /etc/dpkg/origins/default to its own vendor"
-    assert family.settings.request("noble") == families.request_for(rec, "noble")
+    assert family.settings.request == families.request_for(rec)
     assert family.settings.phase.include == (), "the required phase leaves the recipe's includes out"

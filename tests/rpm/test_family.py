@@ -86,23 +86,34 @@ def test_open_gives_the_release_and_its_sources(served: Plan) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "dnf_args", "exclude"),
+    ("body", "dnf_args", "exclude", "weak"),
     [
-        (f'[packages]\ngroups = ["{GROUP}"]\n', [f"@{GROUP}"], []),
-        ('[packages]\ninclude = ["rpm-tool"]\n', ["rpm-tool"], []),
-        ('[packages]\ninclude = ["coreutils", "selinux-policy"]\n', ["coreutils", "selinux-policy"], []),
-        ('[packages]\ninclude = ["coreutils"]\nexclude = ["libacl"]\n', ["coreutils"], ["libacl"]),
+        (f'[packages]\ngroups = ["{GROUP}"]\n', [f"@{GROUP}"], [], False),
+        ('[packages]\ninclude = ["rpm-tool"]\n', ["rpm-tool"], [], False),
+        ('[packages]\ninclude = ["coreutils", "selinux-policy"]\n', ["coreutils", "selinux-policy"], [], False),
+        ('[packages]\ninclude = ["coreutils"]\nexclude = ["libacl"]\n', ["coreutils"], ["libacl"], False),
+        (f'[packages]\ngroups = ["{GROUP}"]\n', [f"@{GROUP}"], [], True),
     ],
 )
 def test_same_set_as_dnf(
-    built: Path, served: Plan, tmp_path: Path, gpg_key: GpgKey, body: str, dnf_args: list[str], exclude: list[str]
+    built: Path,
+    served: Plan,
+    tmp_path: Path,
+    gpg_key: GpgKey,
+    body: str,
+    dnf_args: list[str],
+    exclude: list[str],
+    weak: bool,
 ) -> None:
-    """The family's resolution from the recipe equals what Debian's dnf installs with install_weak_deps=False."""
-    plan = plan_for(tmp_path, served.mirror, gpg_key, body + '\n[rpm]\nrepos = ["baseos"]\n')
-    expected = dnf_install(f"{served.mirror}/{ALMA}", tmp_path / "root", dnf_args, exclude=exclude)
+    """The family's resolution from the recipe equals what Debian's dnf installs with the same install_weak_deps
+    (false, as most official builds; true, as CentOS Stream 10's installer)."""
+    rpm = f'\n[rpm]\nrepos = ["baseos"]\nweak-deps = {str(weak).lower()}\n'
+    plan = plan_for(tmp_path, served.mirror, gpg_key, body + rpm)
+    expected = dnf_install(f"{served.mirror}/{ALMA}", tmp_path / "root", dnf_args, exclude=exclude, weak=weak)
     assert _nevras(plan) == expected
     if exclude:
         assert any(n.startswith("libacl-ng-") for n in expected)
+    assert any(n.startswith("coreutils-doc-") for n in expected) is weak, "the weak dependency, only when asked"
 
 
 def test_group_set_and_neutral_records(served: Plan) -> None:
@@ -463,11 +474,17 @@ def test_rpm_paths_must_be_absolute(tmp_path: Path, gpg_key: GpgKey, body: str) 
 
 
 def test_exclusions_for_one_release(served: Plan, tmp_path: Path, gpg_key: GpgKey) -> None:
-    """packages.exclude-for: the release built (9) keeps libacl out, so coreutils takes libacl-ng."""
-    body = '[packages]\ninclude = ["coreutils"]\n\n[packages.exclude-for]\n"9" = ["libacl"]\n"10" = ["libacl-ng"]\n'
+    """[release.<codename>]: the release built (9) keeps libacl out, so coreutils takes libacl-ng; the plan's recipe
+    is that release's, as the build records it."""
+    body = (
+        '[packages]\ninclude = ["coreutils"]\n\n[release."9".packages]\nexclude = ["libacl"]\n\n'
+        '[release."10".packages]\nexclude = ["libacl-ng"]\n'
+    )
     plan = plan_for(tmp_path, served.mirror, gpg_key, body + '\n[rpm]\nrepos = ["baseos"]\n')
     names = {n.rsplit("-", 2)[0] for n in _nevras(plan)}
     assert "libacl-ng" in names and "libacl" not in names
+    assert plan.suite == "9" and "libacl" in plan.recipe.exclude and "libacl-ng" not in plan.recipe.exclude
+    assert plan.recipe.releases == () and "release" not in plan.recipe.as_dict()
 
 
 def test_offline_from_the_cache(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve) -> None:

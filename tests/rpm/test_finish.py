@@ -104,6 +104,60 @@ def test_linking_a_file_to_itself_keeps_it_and_appends_go_through_links(tmp_path
     assert (root / "etc/machine-id").read_bytes() == b"" and not (root / "etc/.machine-id.bootstrap-new").exists()
 
 
+def test_removals_of_directories_only_with_exceptions(tmp_path: Path) -> None:
+    """CentOS Stream minimal's `find /usr/share/{locale,i18n} -mindepth 1 -maxdepth 1 -type d -not \\( -name en_US -o
+    -name POSIX \\) -exec rm -rf`: `*/` takes directories only (locale.alias stays), `!` keeps what it matches."""
+    root = tmp_path / "root"
+    made = ("locale/de/LC_MESSAGES/x.mo", "locale/en_US/LC_MESSAGES/y.mo", "locale/POSIX/z", "i18n/fr_FR/a",
+            "i18n/en_US/b", "locale/ja/c")  # fmt: skip
+    for rel in (f"usr/share/{m}" for m in made):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    (root / "usr/share/locale/locale.alias").write_text("aliases\n")
+    (root / "usr/share/locale/el").symlink_to("de")  # not a directory to `-type d`
+    _finish(root, remove=("/usr/share/locale/*/", "/usr/share/i18n/*/", "!/usr/share/*/en_US", "!/usr/share/*/POSIX"))
+    assert sorted(os.listdir(root / "usr/share/locale")) == ["POSIX", "el", "en_US", "locale.alias"]
+    assert sorted(os.listdir(root / "usr/share/i18n")) == ["en_US"]
+    assert (root / "usr/share/locale/en_US/LC_MESSAGES/y.mo").is_file()
+
+
+def test_a_move_comes_before_the_removals_and_a_missing_source_is_passed_over(tmp_path: Path) -> None:
+    """CentOS Stream 9 minimal's `mv /usr/share/zoneinfo/UTC /etc/localtime` then `rm -rf /usr/share/zoneinfo`: the
+    file (its inode: mode, date, content) is at /etc/localtime, in place of the link there; a source the image
+    lacks leaves the path as it is, as the build's failing `mv` does."""
+    root = tmp_path / "root"
+    (root / "usr/share/zoneinfo/Etc").mkdir(parents=True)
+    (root / "usr/share/zoneinfo/UTC").write_bytes(b"TZif2 UTC")
+    os.chmod(root / "usr/share/zoneinfo/UTC", 0o644)
+    os.utime(root / "usr/share/zoneinfo/UTC", (1000, 1000))
+    (root / "etc").mkdir()
+    (root / "etc/localtime").symlink_to("../usr/share/zoneinfo/Etc/UTC")
+    inode = (root / "usr/share/zoneinfo/UTC").stat().st_ino
+    _finish(root, moves={"/etc/localtime": "/usr/share/zoneinfo/UTC"}, remove=("/usr/share/zoneinfo",))
+    moved = (root / "etc/localtime").lstat()
+    assert stat.S_ISREG(moved.st_mode) and moved.st_ino == inode and moved.st_mtime == 1000
+    assert (root / "etc/localtime").read_bytes() == b"TZif2 UTC" and not (root / "usr/share/zoneinfo").exists()
+    _finish(root, moves={"/etc/other": "/usr/share/zoneinfo/UTC"})
+    assert not (root / "etc/other").exists()
+
+
+def test_units_are_masked_only_where_the_image_has_systemctl(tmp_path: Path) -> None:
+    """`systemctl mask` in a %post: a link to /dev/null in /etc/systemd/system when the image has systemctl (found
+    through /bin, a link to usr/bin); without it the command is not found and nothing is made."""
+    units = ("getty.target", "systemd-logind.service")
+    bare = tmp_path / "bare"
+    (bare / "etc").mkdir(parents=True)
+    _finish(bare, mask=units)
+    assert not (bare / "etc/systemd").exists()
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/systemctl").write_text("systemctl")
+    (root / "bin").symlink_to("usr/bin")
+    _finish(root, mask=units)
+    assert sorted(os.listdir(root / "etc/systemd/system")) == sorted(units)
+    assert all(os.readlink(root / "etc/systemd/system" / u) == "/dev/null" for u in units)
+
+
 def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     with pytest.raises(BootstrapError, match="rpm.modes: /run/utmp is not in the image"):
@@ -134,6 +188,9 @@ def test_nothing_is_made_or_changed_outside_the_tree(tmp_path: Path) -> None:
         ('[rpm.dates]\n"/etc/BUILDTIME" = "today"\n', "rpm.dates: '/etc/BUILDTIME' has no date format 'today'"),
         ('[rpm.hardlinks]\n"/usr/sbin/sln" = "usr/bin/ln"\n', "rpm.hardlinks: 'usr/bin/ln' is not an absolute path"),
         ('[[groups]]\nname = "g"\ngid = 990\npassword = "a:b"\n', "password 'a:b' has ':'"),
+        ('[rpm]\nmask = ["../../etc/passwd"]\n', "rpm.mask: '../../etc/passwd' is not a systemd unit name"),
+        ('[rpm.moves]\n"/etc/localtime" = "usr/share/zoneinfo/UTC"\n', "rpm.moves: 'usr/share/zoneinfo/UTC' is not an"),
+        ('[rpm]\nremove = ["!usr/share/locale/en_US"]\n', "rpm.remove: 'usr/share/locale/en_US' is not an absolute"),
     ],
 )
 def test_recipe_keys_are_checked(tmp_path: Path, gpg_key: GpgKey, body: str, said: str) -> None:
@@ -141,9 +198,9 @@ def test_recipe_keys_are_checked(tmp_path: Path, gpg_key: GpgKey, body: str, sai
         recipe.load(str(write_recipe(tmp_path, gpg_key, body)), given=True)
 
 
-def _options(name: str, tmp_path: Path) -> JobOptions:
+def _options(name: str, tmp_path: Path, suite: str | None = None) -> JobOptions:
     r = recipe.load(name)
-    plan = make_plan(r, Options(arch="amd64", mirror="http://127.0.0.1:9/tree", cache_dir=tmp_path))
+    plan = make_plan(r, Options(suite=suite, arch="amd64", mirror="http://127.0.0.1:9/tree", cache_dir=tmp_path))
     family = families.family_for(plan)
     assert isinstance(family, RpmFamily)
     return family.options("amd64")
@@ -158,15 +215,16 @@ def test_shipped_recipes_hand_their_steps_to_the_job(tmp_path: Path) -> None:
     assert [(g.name, g.gid, g.password) for g in accounts.groups] == [("sgx", 996, "!*"), ("systemd-oom", 995, "!*")]
     (oom,) = accounts.users
     assert (oom.name, oom.uid, oom.gid, oom.home, oom.system) == ("systemd-oom", 995, 995, "/", True)
-    for name in ("rockylinux", "rockylinux-minimal", "centos-stream"):
+    for name in ("rockylinux", "rockylinux-minimal"):
         rocky = _options(name, tmp_path)
         assert (rocky.tmpfiles, rocky.tmpfiles_boot) == (("*",), True), name
         assert not any(p.startswith(("/tmp", "/var/log")) for p in rocky.remove), "the kickstart's quoted globs"
+        assert "getty.target" in rocky.mask and not any(p.startswith("/etc/systemd") for p in rocky.links), name
     for name in ("fedora", "fedora-minimal"):
         assert _options(name, tmp_path).append == {"/etc/dnf/dnf.conf": b"tsflags=nodocs\n"}
     assert _options("almalinux-micro", tmp_path).dirs == ("/run/lock",)
     assert _options("fedora-minimal", tmp_path).hardlinks == {"/usr/sbin/sln": "/usr/bin/ln"}
-    for name in ("almalinux", "almalinux-minimal", "almalinux-micro", "rockylinux", "centos-stream"):
+    for name in ("almalinux", "almalinux-minimal", "almalinux-micro", "rockylinux"):
         assert _options(name, tmp_path).dates == {"/etc/BUILDTIME": "%Y%m%d_%H%M"}, name
     assert _options("rockylinux-minimal", tmp_path).dates == {"/etc/BUILDTIME": "%Y-%m-%d_%H:%M:%S"}
 
@@ -178,5 +236,48 @@ def test_shipped_recipes_import_the_release_key_where_the_official_builds_do(tmp
     assert _options("almalinux", tmp_path).keys == ("/etc/pki/rpm-gpg/RPM-GPG-KEY-AlmaLinux-10",)
     for name in ("fedora-minimal", "almalinux-minimal", "rockylinux", "rockylinux-minimal"):
         assert len(_options(name, tmp_path).keys) == 1, name
-    for name in ("centos-stream", "almalinux-micro"):  # no evidence; the micro image has no database
+    for name in ("centos-stream", "centos-stream-minimal", "almalinux-micro"):  # commented out; no database
         assert _options(name, tmp_path).keys == (), name
+
+
+def _request(name: str, suite: str, tmp_path: Path) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    plan = make_plan(
+        recipe.load(name), Options(suite=suite, arch="amd64", mirror="http://127.0.0.1:9", cache_dir=tmp_path)
+    )
+    family = families.family_for(plan)
+    assert isinstance(family, RpmFamily)
+    return family.settings.request.names, family.settings.exclude, family.settings.request.weak
+
+
+def test_centos_streams_kickstarts_release_by_release(tmp_path: Path) -> None:
+    """CentOS-Stream-{9,10}-container-{common,base,minimal}.ks: 9 installs English alone and no weak dependencies,
+    10 (whose installer dropped those options) every language and its weak dependencies, and tzdata; the
+    nochroot %post's empty /run with /run/lock; machine-id 0444; the masks, only with systemctl; 9's minimal
+    image moves zoneinfo's UTC to /etc/localtime and removes the rest."""
+    nine, ten = _options("centos-stream", tmp_path, "9"), _options("centos-stream", tmp_path, "10")
+    assert (nine.install_langs, ten.install_langs) == (("en",), ())
+    assert (nine.links["/etc/localtime"], ten.links["/etc/localtime"]) == (
+        "../usr/share/zoneinfo/Etc/UTC",
+        "../usr/share/zoneinfo/UTC",
+    )
+    assert nine.links["/etc/rhsm-host"] == "/run/secrets/rhsm" and nine.modes["/etc/machine-id"] == 0o444
+    assert "/run/*" in nine.remove and nine.dirs == ("/run/lock",) and "getty.target" in nine.mask
+    assert not nine.tmpfiles and not nine.dates
+    names9, _, weak9 = _request("centos-stream", "9", tmp_path)
+    names10, excluded10, weak10 = _request("centos-stream", "10", tmp_path)
+    assert (weak9, weak10) == (False, True)
+    assert "tzdata" in names10 and "tzdata" not in names9 and "python3-dnf-plugins-core" in names9
+    assert "kernel" in excluded10
+    small9, small10 = (
+        _options("centos-stream-minimal", tmp_path, "9"),
+        _options("centos-stream-minimal", tmp_path, "10"),
+    )
+    assert small9.moves == {"/etc/localtime": "/usr/share/zoneinfo/UTC"} and "/usr/share/zoneinfo" in small9.remove
+    assert "/etc/localtime" not in small9.links and small10.links["/etc/localtime"] == "../usr/share/zoneinfo/UTC"
+    assert not small10.moves and "/usr/share/zoneinfo" not in small10.remove
+    assert {"!/usr/share/*/en_US", "/usr/share/locale/*/"} <= set(small10.remove)
+    assert small10.hardlinks == {"/usr/sbin/sln": "/usr/bin/ln"}
+    mini10, out10, _ = _request("centos-stream-minimal", "10", tmp_path)
+    assert {"microdnf", "libusbx", "tzdata"} <= set(mini10) and {"systemd", "chrony", "crypto-policies-scripts"} <= set(
+        out10
+    )
