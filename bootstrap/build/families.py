@@ -273,6 +273,25 @@ def discover_mirrors(
     return mirrors.discover(distro, mirror, security, suite, arch)
 
 
+def release_names(distro: AnyDistro) -> frozenset[str] | None:
+    """The releases a recipe's `[release.<codename>]` tables may name: an RPM distribution's own (its data knows
+    every release it builds); None for a deb distribution, whose archive names its releases."""
+    return frozenset(distro.releases) if isinstance(distro, RpmDistro) else None
+
+
+def release_of(distro: AnyDistro, suite: str, tables: Sequence[str]) -> str:
+    """The release whose `[release.<codename>]` table a build of `suite` takes (`suite` itself, resolved as
+    `resolve_suite` resolves it); a suite only the archive resolves, with tables none of which is keyed by it, is
+    refused: which table applies cannot be told before the build."""
+    if isinstance(distro, DistroInfo) and suite in distro.archive_aliases and tables and suite not in tables:
+        raise RecipeError(
+            f"the recipe has tables for releases {', '.join(sorted(tables))}, and suite {suite!r} names a release "
+            "only the archive tells",
+            "pass --suite CODENAME (for example --suite trixie), or key a table by the suite ([release.stable])",
+        )
+    return suite
+
+
 def resolve_suite(distro: AnyDistro, suite: str) -> str:
     """A suite's name as the build uses it (aliases resolved where the table knows them)."""
     if isinstance(distro, RpmDistro):

@@ -149,7 +149,7 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         recipe = replace(recipe, default_user=False)
         recipe_mod.check(recipe)
     suite = families.resolve_suite(distro, opts.suite or (locked.suite if locked else recipe.suite))
-    recipe = recipe.for_release(suite)
+    recipe = recipe.for_release(families.release_of(distro, suite, [c for c, _ in recipe.releases]))
     found = {
         arch: families.discover_mirrors(
             distro, opts.mirror, opts.security_mirror, suite, arch, recipe.rpm_mirror, recipe.rpm_metalink

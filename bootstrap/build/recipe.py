@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.build import settings
-from bootstrap.build.families import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro
+from bootstrap.build.families import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USERS, Distro, release_names
 from bootstrap.build.recipe_schema import merge, validate
 from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
 from bootstrap.build.settings import DEFAULT_PATH, SCHEMA, FileSpec, GroupSpec, Hook, Repository, UserSpec
@@ -321,6 +321,15 @@ def check(recipe: Recipe) -> None:
         for path in paths:
             if not path.startswith("/") or "/../" in f"{path}/":
                 raise RecipeError(f"{where}: {key}: {path!r} is not an absolute path", 'write it as "/path/in/image"')
+            if not path.strip("/."):
+                raise RecipeError(f"{where}: {key}: {path!r} names the image's root", "name a path inside the image")
+    releases = release_names(base)
+    for codename, _ in recipe.releases:
+        if releases is not None and codename not in releases:  # an alias (`latest`) is resolved before the choice
+            raise RecipeError(
+                f"{where}: [release.{codename}]: {recipe.distribution.value} has no release {codename!r}",
+                f"key it by one of {', '.join(sorted(releases))}",
+            )
     for path, fmt in recipe.rpm_dates:
         if "%" not in fmt or "\0" in fmt or len(fmt) > 200:
             raise RecipeError(f"{where}: rpm.dates: {path!r} has no date format {fmt!r}", 'write it as "%Y%m%d_%H%M"')

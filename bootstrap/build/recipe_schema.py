@@ -107,9 +107,33 @@ def _inheritable(data: Mapping[str, Any], schema: Mapping[str, Setting]) -> dict
     return out
 
 
+def _shadowed(releases: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """A parent's release tables less what the recipe extending it sets itself: its own value wins over its
+    parent's for one release as for all (a list that adds up keeps both; a table loses the keys it sets)."""
+    out: dict[str, Any] = {}
+    for codename, tables in releases.items():
+        kept: dict[str, Any] = {}
+        for name, table in tables.items():
+            mine, rows = over.get(name, {}), SCHEMA[name].sub
+            left: dict[str, Any] = {}
+            for key, value in table.items():
+                rule = rows[key].merge if key in rows else "replace"
+                if key not in mine or rule == "append":
+                    left[key] = value
+                elif rule == "table" and {k: v for k, v in value.items() if k not in mine[key]}:
+                    left[key] = {k: v for k, v in value.items() if k not in mine[key]}
+            if left:
+                kept[name] = left
+        if kept:
+            out[codename] = kept
+    return out
+
+
 def merge(base: Mapping[str, Any], over: Mapping[str, Any], schema: Mapping[str, Setting] = SCHEMA) -> dict[str, Any]:
     """A recipe over the one it extends, key by key as the schema says."""
     out = _inheritable(base, schema)
+    if "release" in out and schema is SCHEMA:
+        out["release"] = _shadowed(out["release"], over)
     for key, value in over.items():
         spec = schema.get(key)
         rule = spec.merge if spec else "replace"

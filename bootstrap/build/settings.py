@@ -182,7 +182,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("suite", "str", "suite or codename (`--suite` overrides it)", '"stable"', default="stable"),
     S("release", "releases", "settings for one release only: `[release.<codename>.packages]`, `.filters` and "
       "`.rpm` tables, merged over the recipe's as `extends` merges a child's when that release is built (the suite "
-      "as the build names it, an alias such as `lts` or `latest` resolved)",
+      "as the build names it, an alias such as `lts` or `latest` resolved); a recipe's own settings win over its "
+      "parent's tables",
       '{ "10" = { packages = { include = ["tzdata"] } } }', default={}, merge="release", shown="set",
       read=_releases, write=_release_tables, attr="releases"),
     S("components", "list", "archive components", '["main"]', default=["main"]),
@@ -223,12 +224,13 @@ SETTINGS: tuple[Setting, ...] = (
       shown="set"),
     S("rpm.write", "map", "files the official build's `%post` writes (path in the image: content)",
       '{ "/etc/locale.conf" = "LANG=C.UTF-8\\n" }', default={}, merge="table", shown="set", attr="rpm_write"),
-    S("rpm.remove", "list", "paths (globs) the official build's `%post` removes; a pattern ending in `/` matches "
-      "directories only (as the shell's `*/`), and `!PATTERN` keeps what it matches of the other patterns' matches "
-      "(`find ... -not -name`)", '["/var/log/*", "/usr/share/locale/*/", "!/usr/share/locale/en_US"]', default=[],
-      merge="append", shown="set", attr="rpm_remove"),
+    S("rpm.remove", "list", "paths the official build's `%post` removes, as shell globs (`*` matches no leading "
+      "`.`); a pattern ending in `/` matches directories only (`find -type d`), and `!PATTERN` keeps what it matches "
+      "of the others' matches, as they name it (`find ... -not -name`)",
+      '["/var/log/*", "/usr/share/locale/*/", "!/usr/share/locale/en_US"]', default=[], merge="append", shown="set",
+      attr="rpm_remove"),
     S("rpm.moves", "map", "files the official build moves (`mv EXISTING PATH`; path in the image: the existing "
-      "file), before anything is removed; one the image lacks is passed over, as the build's failing `mv` is",
+      "file), before anything is removed; a move `mv` fails at (nothing to move) is passed over, as the build's is",
       '{ "/etc/localtime" = "/usr/share/zoneinfo/UTC" }', default={},
       merge="table", shown="set", attr="rpm_moves"),
     S("rpm.links", "map", "symbolic links the official build makes after the install (path in the image: target), "

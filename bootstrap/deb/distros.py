@@ -30,6 +30,9 @@ class DistroInfo:
     release_table: str = ""
     """distro-info-data's table of the distribution's releases (`ubuntu.csv`), which resolves suite aliases
     such as `lts` (empty: the archive resolves aliases, as Debian's `stable`)."""
+    archive_aliases: frozenset[str] = frozenset()
+    """Suite names only the archive's Release file resolves to a release (Debian's `stable`): a recipe's release
+    tables cannot be chosen by them before the build."""
     debootstrap_script: str = ""
     """The host's debootstrap script that serves every current suite without a script of its own, read for the
     default mirror when nothing else names one (empty: no such fallback)."""
@@ -110,6 +113,7 @@ DISTROS: dict[Distro, DistroInfo] = {
         security_env="BOOTSTRAP_DEBIAN_SECURITY_MIRROR",
         security_sibling="-security",
         supported_suites=frozenset({"stable", "oldstable", "oldoldstable"}),
+        archive_aliases=frozenset({"oldoldstable", "oldstable", "stable", "testing", "unstable"}),
         base_users=BASE_USERS,
         base_groups=BASE_GROUPS,
     ),

@@ -392,12 +392,18 @@ class Tree:
     def glob(self, pattern: str) -> list[str]:
         """Tree-relative paths matching a shell pattern (`var/log/apt/*`), walking real directories only:
         a symlinked directory on the way is resolved inside the tree, never followed out of it."""
+        return sorted(real for _, real in self.glob_named(pattern))
+
+    def glob_named(self, pattern: str, hidden: bool = True) -> list[tuple[str, str]]:
+        """`glob`'s matches as (the path as the pattern names it, the path resolved inside the tree), in the
+        order of the names; `hidden` False: as the shell, a name starting with `.` matches only a part that
+        starts with one."""
         parts = _parts(pattern)
-        found = [""]
+        found = [("", "")]
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            nxt: list[str] = []
-            for base in found:
+            nxt: list[tuple[str, str]] = []
+            for named, base in found:
                 try:
                     real = self.resolve_dir(base) if base else ""
                     with self.dirfd(real) as fd:
@@ -405,12 +411,14 @@ class Tree:
                 except (OSError, TreeError):
                     continue
                 for name in names:
+                    if not hidden and name.startswith(".") and not part.startswith("."):
+                        continue
                     if fnmatch.fnmatchcase(name, part):
-                        nxt.append(f"{real}/{name}" if real else name)
+                        nxt.append((f"{named}/{name}" if named else name, f"{real}/{name}" if real else name))
                 if not last:
-                    nxt = [n for n in nxt if self._is_dir_inside(n)]
+                    nxt = [n for n in nxt if self._is_dir_inside(n[1])]
             found = nxt
-        return sorted(found)
+        return found
 
     def _is_dir_inside(self, rel: str) -> bool:
         try:

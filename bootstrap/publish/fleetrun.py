@@ -104,6 +104,7 @@ class Runner:
             plan.recipe.package_groups,
             plan.recipe.weak_deps,
             plan.recipe.rpm_repos,
+            plan.recipe.rpm_metalink,
         )
         if key not in self._archives:
             self._archives[key] = pipeline.resolve_plan(plan)

@@ -4,6 +4,7 @@ of the step table (`bootstrap.build.steps`) call them through the `Job` protocol
 
 import contextlib
 import fnmatch
+import os
 import re
 import stat
 import time
@@ -16,7 +17,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.family.interface import Runnable, Target
 from bootstrap.family.model import Licence, Notice
 from bootstrap.host import tmpfiles
-from bootstrap.host.tree import Tree
+from bootstrap.host.tree import Tree, TreeError
 from bootstrap.log import log
 from bootstrap.rpm import rpmdb, scriptlets, tags
 from bootstrap.rpm.files import FileEntry, file_table, skipped
@@ -156,10 +157,7 @@ class RpmJob:
         builds remove before they make, or make nothing their removals reach.)"""
         tree, o = self.tree, self.options
         for path, existing in sorted(o.moves.items()):
-            if tree.lstat(existing.strip("/")) is None:  # the build's `mv` fails, and its %post goes on
-                log.warning("rpm.moves: %s is not in the image: %s is left as it is", existing, path)
-                continue
-            tree.rename(existing.strip("/"), path.strip("/"))
+            _move(tree, existing.strip("/"), path.strip("/"))
         for match in removals(tree, o.remove):
             tree.remove(match)
         for path, data in sorted(o.write.items()):
@@ -185,9 +183,8 @@ class RpmJob:
             tree.symlink(rel, target)  # dated by the layer: no entry is newer than the epoch
         for path, existing in sorted(o.hardlinks.items()):
             tree.hardlink(path.strip("/"), existing.strip("/"))
-        if o.mask and tree.lstat(tree.resolve(SYSTEMCTL, follow_last=True)) is not None:
-            for unit in o.mask:
-                tree.symlink(f"etc/systemd/system/{unit}", "/dev/null")
+        if o.mask and _runs(tree, SYSTEMCTL):
+            _mask(tree, o.mask)
 
     def package_database(self) -> None:
         """The database of a scriptless tree (unpacked `final`)."""
@@ -205,24 +202,65 @@ class RpmJob:
         return scriptlets.script_env(self.target.epoch)
 
 
+DEV_NULL = "/dev/null"
 SYSTEMCTL = "usr/bin/systemctl"
 """What `systemctl mask` runs: without it, a `%post`'s command is not found and masks nothing."""
 
 
 def removals(tree: Tree, patterns: Sequence[str]) -> list[str]:
-    """What `patterns` remove from the tree, in order: each pattern's matches (directories only for one ending in
-    `/`, as the shell's `*/`), less whatever a `!PATTERN` matches (compared as absolute paths)."""
-    keep = [p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")]
+    """What `patterns` remove from the tree, as the shell's globs (`*` matches no `/`, nor a leading `.`): each
+    pattern's matches, directories only (not links to them, as `find -type d`) for one ending in `/`, less those a
+    `!PATTERN` matches, part by part, as the pattern names them (not as links inside the tree resolve them)."""
+    keep = [[part for part in p[1:].split("/") if part] for p in patterns if p.startswith("!")]
     out: list[str] = []
     for pattern in patterns:
         if pattern.startswith("!"):
             continue
-        for match in tree.glob(pattern.strip("/")):
-            if pattern.endswith("/") and not tree.is_dir(match, follow=False):
+        for named, real in tree.glob_named(pattern.strip("/"), hidden=False):
+            if pattern.endswith("/") and not tree.is_dir(real, follow=False):
                 continue
-            if not any(fnmatch.fnmatchcase(f"/{match}", k) for k in keep) and match not in out:
-                out.append(match)
+            if real not in out and not any(_names(named, parts) for parts in keep):
+                out.append(real)
     return out
+
+
+def _names(path: str, parts: list[str]) -> bool:
+    names = path.split("/")
+    return len(names) == len(parts) and all(fnmatch.fnmatchcase(n, p) for n, p in zip(names, parts, strict=True))
+
+
+def _move(tree: Tree, existing: str, path: str) -> None:
+    """`mv EXISTING PATH` (tree-relative): into PATH when it is a directory. What makes `mv` fail (nothing at
+    EXISTING, no directory for PATH) is said and passed over, as the build's `%post` goes on."""
+    if tree.is_dir(path):
+        path = f"{path}/{existing.rsplit('/', 1)[-1]}"
+    try:
+        if tree.lstat(existing) is None:
+            raise FileNotFoundError(f"/{existing} is not in the image")
+        tree.rename(existing, path)
+    except (OSError, TreeError) as exc:
+        log.warning("rpm.moves: mv /%s /%s fails (%s): passed over", existing, path, exc)
+
+
+def _runs(tree: Tree, program: str) -> bool:
+    """Whether the image has `program` (tree-relative) as a file a shell could run, links followed inside it."""
+    try:
+        st = tree.lstat(tree.resolve(program, follow_last=True))
+    except TreeError:
+        return False
+    return st is not None and stat.S_ISREG(st.st_mode)
+
+
+def _mask(tree: Tree, units: Sequence[str]) -> None:
+    """`systemctl mask UNIT...` in the image: a link to /dev/null in /etc/systemd/system for each unit; one with
+    something else at that path is left, as systemctl refuses it."""
+    for unit in units:
+        rel = f"etc/systemd/system/{unit}"
+        st = tree.lstat(rel)
+        if st is not None and not (stat.S_ISLNK(st.st_mode) and os.readlink(tree.path(tree.resolve(rel))) == DEV_NULL):
+            log.warning("rpm.mask: /%s is already there: systemctl mask leaves it", rel)
+            continue
+        tree.symlink(rel, DEV_NULL)
 
 
 def _append(tree: Tree, rel: str, data: bytes, epoch: int) -> None:

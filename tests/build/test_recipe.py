@@ -204,6 +204,8 @@ def test_release_tables_merge_over_the_recipe_as_extends_does(tmp_path: Path) ->
         ('release = { "10" = 7 }\n', "release must be a table of tables"),
         ('[release."10".rpm]\nnodocs = "yes"\n', r"release\.10\.rpm\.nodocs must be true or false"),
         ('[release."10".rpm]\nremove = ["var/log"]\n', r"is not an absolute path \(building release 10"),
+        ('[release."11".packages]\ninclude = ["x"]\n', r"\[release\.11\]: almalinux has no release '11'"),
+        ('[release.latest.packages]\ninclude = ["x"]\n', "almalinux has no release 'latest'"),
     ],
 )
 def test_release_tables_are_checked_when_loaded(tmp_path: Path, text: str, message: str) -> None:
@@ -217,3 +219,24 @@ def test_a_debian_recipe_may_not_set_rpm_keys_for_one_release(tmp_path: Path) ->
     path = write(tmp_path / "bad.toml", 'extends = "debian"\n[release.trixie.rpm]\nnodocs = false\n')
     with pytest.raises(RecipeError, match=r"rpm\.nodocs is not read when building debian .*release trixie"):
         load(str(path))
+
+
+def test_a_recipe_s_own_setting_wins_over_its_parent_s_for_one_release(tmp_path: Path) -> None:
+    """A child of centos-stream that sets install-langs, weak-deps and the /etc/localtime link keeps them for 9
+    too (the parent's [release."9"] gives way); lists that add up keep both; its own release tables still apply."""
+    child = write(
+        tmp_path / "child.toml",
+        'extends = "centos-stream"\n[packages]\ninclude = ["less"]\n'
+        '[rpm]\ninstall-langs = ["en", "de"]\nweak-deps = true\n'
+        '[rpm.links]\n"/etc/localtime" = "../usr/share/zoneinfo/Europe/Berlin"\n'
+        '[release."9".rpm.links]\n"/etc/rhsm-host" = "/run/secrets/rhsm-9"\n',
+    )
+    for codename in ("9", "10"):
+        r = load(str(child)).for_release(codename)
+        assert (r.install_langs, r.weak_deps) == (("en", "de"), True), codename
+        assert dict(r.rpm_links)["/etc/localtime"] == "../usr/share/zoneinfo/Europe/Berlin", codename
+        assert "less" in r.include
+    nine, ten = load(str(child)).for_release("9"), load(str(child)).for_release("10")
+    assert dict(nine.rpm_links)["/etc/rhsm-host"] == "/run/secrets/rhsm-9"
+    assert dict(ten.rpm_links)["/etc/rhsm-host"] == "/run/secrets/rhsm"
+    assert "tzdata" in ten.include and "tzdata" not in nine.include, "the parent's list for 10 still adds up"

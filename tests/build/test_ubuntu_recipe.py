@@ -114,3 +114,21 @@ def test_the_default_user_is_written_as_useradd_would(tmp_path: Path) -> None:
     group = (root / "etc/group").read_text().splitlines()
     assert "adm:x:4:syslog,ubuntu" in group and "sudo:x:27:ubuntu" in group and group[-1] == "ubuntu:x:1000:"
     assert oct((root / "home/ubuntu").stat().st_mode & 0o777) == "0o750"
+
+
+def test_a_debian_suite_only_the_archive_resolves_cannot_choose_a_release_table(mirror: str, tmp_path: Path) -> None:
+    """`stable` is resolved by the archive's Release file, after the plan: with tables for trixie the build cannot
+    tell whether trixie's applies, so it says to name the release; a table keyed by the suite itself applies."""
+    path = tmp_path / "mine.toml"
+    path.write_text('extends = "debian"\n[release.trixie.packages]\ninclude = ["curl"]\n')
+    rec = recipe.load(str(path))
+    options = Options(suite="stable", mirror=mirror, cache_dir=tmp_path, insecure=True)
+    with pytest.raises(RecipeError, match="suite 'stable' names a release only the archive tells") as caught:
+        make_plan(rec, options)
+    assert "--suite CODENAME" in caught.value.hint
+    named = make_plan(rec, Options(suite="trixie", mirror=mirror, cache_dir=tmp_path, insecure=True))
+    assert named.recipe.include == ("apt", "curl")
+    path.write_text('extends = "debian"\n[release.stable.packages]\ninclude = ["wget"]\n')
+    assert make_plan(recipe.load(str(path)), options).recipe.include == ("apt", "wget")
+    path.write_text('extends = "debian"\n')
+    assert make_plan(recipe.load(str(path)), options).recipe.include == ("apt",), "no tables: nothing to choose"

@@ -158,6 +158,64 @@ def test_units_are_masked_only_where_the_image_has_systemctl(tmp_path: Path) -> 
     assert all(os.readlink(root / "etc/systemd/system" / u) == "/dev/null" for u in units)
 
 
+def test_removals_are_the_shell_s_and_exceptions_read_the_path_as_named(tmp_path: Path) -> None:
+    """`rm -rf /tmp/* /var/cache/*` leaves dot entries, as the shell's `*` does; an exception is matched part by
+    part (`*` never crosses `/`) against the path as the pattern names it, not as a link inside the tree resolves it."""
+    root = tmp_path / "root"
+    for rel in ("tmp/a", "tmp/.X11-unix/X0", "var/cache/.keep", "var/cache/dnf/x", "var/log/a/keep", "var/log/keep",
+                "usr/lib/locale/en_US/x", "usr/lib/locale/de/x"):  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel)
+    (root / "usr/share").mkdir(parents=True)
+    (root / "usr/share/locale").symlink_to("../lib/locale")
+    _finish(root, remove=("/tmp/*", "/var/cache/*", "/var/log/*", "/var/log/a/*", "/usr/share/locale/*/",
+                          "!/var/*/keep", "!/usr/share/locale/en_US"))  # fmt: skip
+    assert os.listdir(root / "tmp") == [".X11-unix"] and os.listdir(root / "var/cache") == [".keep"]
+    assert sorted(os.listdir(root / "var/log")) == ["keep"], "`!/var/*/keep` is not `/var/log/a/keep`"
+    assert os.listdir(root / "usr/lib/locale") == ["en_US"], "kept as named through the link"
+
+
+def test_what_makes_mv_fail_is_passed_over_and_a_directory_takes_the_file(tmp_path: Path) -> None:
+    """`mv FILE DIR` moves the file into DIR; `mv` into a directory that is not there fails, and the %post goes on."""
+    root = tmp_path / "root"
+    (root / "etc/zones").mkdir(parents=True)
+    (root / "usr/share/zoneinfo").mkdir(parents=True)
+    (root / "usr/share/zoneinfo/UTC").write_text("utc")
+    (root / "usr/share/zoneinfo/GMT").write_text("gmt")
+    _finish(root, moves={"/etc/zones": "/usr/share/zoneinfo/UTC", "/nowhere/localtime": "/usr/share/zoneinfo/GMT"})
+    assert (root / "etc/zones/UTC").read_text() == "utc"
+    assert (root / "usr/share/zoneinfo/GMT").read_text() == "gmt" and not (root / "nowhere").exists()
+
+
+@pytest.mark.parametrize("systemctl", ["directory", "loop", "outside"])
+def test_no_mask_without_a_systemctl_a_shell_could_run(tmp_path: Path, systemctl: str) -> None:
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    program = root / "usr/bin/systemctl"
+    if systemctl == "directory":
+        program.mkdir()
+    elif systemctl == "loop":
+        program.symlink_to("systemctl")
+    else:
+        program.symlink_to(tmp_path / "host-systemctl")
+        (tmp_path / "host-systemctl").write_text("the host's")
+    _finish(root, mask=("getty.target",))
+    assert not (root / "etc").exists()
+
+
+def test_a_unit_already_there_is_left_as_systemctl_leaves_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/systemctl").write_text("systemctl")
+    (root / "etc/systemd/system/getty.target").mkdir(parents=True)
+    (root / "etc/systemd/system/local.service").write_text("[Unit]\n")
+    (root / "etc/systemd/system/masked.service").symlink_to("/dev/null")
+    _finish(root, mask=("getty.target", "local.service", "masked.service", "dev-hugepages.mount"))
+    system = root / "etc/systemd/system"
+    assert (system / "getty.target").is_dir() and (system / "local.service").read_text() == "[Unit]\n"
+    assert os.readlink(system / "masked.service") == os.readlink(system / "dev-hugepages.mount") == "/dev/null"
+
+
 def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     with pytest.raises(BootstrapError, match="rpm.modes: /run/utmp is not in the image"):
@@ -191,6 +249,8 @@ def test_nothing_is_made_or_changed_outside_the_tree(tmp_path: Path) -> None:
         ('[rpm]\nmask = ["../../etc/passwd"]\n', "rpm.mask: '../../etc/passwd' is not a systemd unit name"),
         ('[rpm.moves]\n"/etc/localtime" = "usr/share/zoneinfo/UTC"\n', "rpm.moves: 'usr/share/zoneinfo/UTC' is not an"),
         ('[rpm]\nremove = ["!usr/share/locale/en_US"]\n', "rpm.remove: 'usr/share/locale/en_US' is not an absolute"),
+        ('[rpm.moves]\n"/" = "/etc"\n', "rpm.moves: '/' names the image's root"),
+        ('[rpm]\nremove = ["/."]\n', "rpm.remove: '/.' names the image's root"),
     ],
 )
 def test_recipe_keys_are_checked(tmp_path: Path, gpg_key: GpgKey, body: str, said: str) -> None:
