@@ -94,6 +94,8 @@ class RecipeView(Protocol):
     @property
     def tmpfiles_boot(self) -> bool: ...
     @property
+    def tmpfiles_in_image(self) -> bool: ...
+    @property
     def import_key(self) -> bool: ...
     @property
     def rpm_metalink(self) -> str: ...
@@ -216,6 +218,7 @@ def _rpm(plan: PlanView) -> "RpmFamily":
                 modes={k: int(v, 8) for k, v in r.rpm_modes},
                 tmpfiles=r.rpm_tmpfiles,
                 tmpfiles_boot=r.tmpfiles_boot,
+                tmpfiles_in_image=r.tmpfiles_in_image,
                 import_key=r.import_key,
             ),
             metalink=locate.metalink(plan.distro, r.rpm_metalink),

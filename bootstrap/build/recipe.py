@@ -98,6 +98,7 @@ class Recipe:
     """Path in the image -> octal mode the official build sets."""
     rpm_tmpfiles: tuple[str, ...] = ()
     tmpfiles_boot: bool = False
+    tmpfiles_in_image: bool = False
     import_key: bool = False
     rpm_metalink: str = ""
     """The release's key imported into the rpm database (`rpm --import`)."""

@@ -258,6 +258,10 @@ SETTINGS: tuple[Setting, ...] = (
       attr="rpm_tmpfiles"),
     S("rpm.tmpfiles-boot", "bool", "with `rpm.tmpfiles`, also the lines marked for boot (`--boot`)", "true",
       default=False, shown="set"),
+    S("rpm.tmpfiles-in-image", "bool", "with `rpm.tmpfiles`, the official build runs the image's own "
+      "systemd-tmpfiles (a kickstart's `%post`, chrooted): nothing is applied when the image has none, as that "
+      "command is not found (false: the build host's, as `systemd-tmpfiles --root`)", "true", default=False,
+      shown="set"),
     S("rpm.import-key", "bool", "the release's key (the `gpgkey` of its repository files, read from the image) "
       "imported into the rpm database after the packages, as `rpm --import` does (and dnf, checking the first "
       "package); `rpm -q gpg-pubkey` lists it", "true", default=False, shown="set"),

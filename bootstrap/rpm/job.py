@@ -174,7 +174,7 @@ class RpmJob:
             if st is None or stat.S_ISLNK(st.st_mode):
                 raise BootstrapError(f"rpm.modes: {path} is not in the image", "write or make it first, or drop it")
             tree.set_owner_mode(path.strip("/"), st.st_uid, st.st_gid, mode)
-        if o.tmpfiles:
+        if o.tmpfiles and (not o.tmpfiles_in_image or _runs(tree, SYSTEMD_TMPFILES)):
             tmpfiles.apply(tree, o.tmpfiles, o.tmpfiles_boot)
         for path, target in sorted(o.links.items()):
             rel = path.strip("/")
@@ -205,6 +205,8 @@ class RpmJob:
 DEV_NULL = "/dev/null"
 SYSTEMCTL = "usr/bin/systemctl"
 """What `systemctl mask` runs: without it, a `%post`'s command is not found and masks nothing."""
+SYSTEMD_TMPFILES = "usr/bin/systemd-tmpfiles"
+"""What a `%post`'s `systemd-tmpfiles --create` runs (`rpm.tmpfiles-in-image`)."""
 
 
 def removals(tree: Tree, patterns: Sequence[str]) -> list[str]:

@@ -42,6 +42,8 @@ class JobOptions:
     tmpfiles: tuple[str, ...] = ()
     """The tree's tmpfiles.d files applied as `systemd-tmpfiles --create` (`*`: all of them)."""
     tmpfiles_boot: bool = False
+    tmpfiles_in_image: bool = False
+    """`tmpfiles` is the image's own systemd-tmpfiles, run by a kickstart's `%post`: nothing when the image has none."""
     """With `tmpfiles`, also the boot-only lines (`--boot`)."""
     import_key: bool = False
     """Import the release's key into the database after the packages (`rpm --import`)."""

@@ -216,6 +216,27 @@ def test_a_unit_already_there_is_left_as_systemctl_leaves_it(tmp_path: Path) -> 
     assert os.readlink(system / "masked.service") == os.readlink(system / "dev-hugepages.mount") == "/dev/null"
 
 
+def test_the_image_s_own_systemd_tmpfiles_runs_only_where_the_image_has_it(tmp_path: Path) -> None:
+    """Rocky's `%post` runs `systemd-tmpfiles --create --boot` chrooted: in an image without systemd the command
+    is not found and nothing is made; with it, the lines are applied as it applies them."""
+    for has_tool in (False, True):
+        root = tmp_path / f"root-{has_tool}"
+        (root / "usr/lib/tmpfiles.d").mkdir(parents=True)
+        (root / "usr/lib/tmpfiles.d/x.conf").write_text("d /var/lib/made 0700 root root -\n")
+        (root / "usr/bin").mkdir()
+        if has_tool:
+            (root / "usr/bin/systemd-tmpfiles").write_text("systemd-tmpfiles")
+        _finish(root, tmpfiles=("*",), tmpfiles_in_image=True)
+        assert (root / "var/lib/made").is_dir() is has_tool
+        if has_tool:
+            assert _mode(root / "var/lib/made") == 0o700
+    host = tmp_path / "host-tool"
+    (host / "usr/lib/tmpfiles.d").mkdir(parents=True)
+    (host / "usr/lib/tmpfiles.d/x.conf").write_text("d /var/lib/made 0700 root root -\n")
+    _finish(host, tmpfiles=("*",))
+    assert (host / "var/lib/made").is_dir(), "AlmaLinux's `systemd-tmpfiles --root`: the builder's, always"
+
+
 def test_a_mode_for_a_path_the_image_lacks_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "root").mkdir()
     with pytest.raises(BootstrapError, match="rpm.modes: /run/utmp is not in the image"):
@@ -271,13 +292,14 @@ def test_shipped_recipes_hand_their_steps_to_the_job(tmp_path: Path) -> None:
     assert {"/run/lock", "/var/lib/private", "/run/systemd/users"} <= set(alma.dirs)
     assert alma.modes["/var/lib/private"] == 0o700 and alma.modes["/etc/.pwd.lock"] == 0o600
     assert alma.tmpfiles == ("/usr/lib/tmpfiles.d/rootfiles.conf",) and not alma.tmpfiles_boot
+    assert not alma.tmpfiles_in_image, "the Containerfile's `systemd-tmpfiles --root` is the builder's"
     accounts = recipe.load("almalinux")
     assert [(g.name, g.gid, g.password) for g in accounts.groups] == [("sgx", 996, "!*"), ("systemd-oom", 995, "!*")]
     (oom,) = accounts.users
     assert (oom.name, oom.uid, oom.gid, oom.home, oom.system) == ("systemd-oom", 995, 995, "/", True)
     for name in ("rockylinux", "rockylinux-minimal"):
         rocky = _options(name, tmp_path)
-        assert (rocky.tmpfiles, rocky.tmpfiles_boot) == (("*",), True), name
+        assert (rocky.tmpfiles, rocky.tmpfiles_boot, rocky.tmpfiles_in_image) == (("*",), True, True), name
         assert not any(p.startswith(("/tmp", "/var/log")) for p in rocky.remove), "the kickstart's quoted globs"
         assert "getty.target" in rocky.mask and not any(p.startswith("/etc/systemd") for p in rocky.links), name
     for name in ("fedora", "fedora-minimal"):
