@@ -364,3 +364,16 @@ def test_centos_streams_kickstarts_release_by_release(tmp_path: Path) -> None:
     assert {"microdnf", "libusbx", "tzdata"} <= set(mini10) and {"systemd", "chrony", "crypto-policies-scripts"} <= set(
         out10
     )
+
+
+def test_rocky_requests_follow_the_release_branches_kickstarts(tmp_path: Path) -> None:
+    """Rocky builds each release from its branch's kickstart (r9, r10), whose lists are the same; the published
+    rockylinux:9.3.20231119 images hold gzip, usermode and util-linux (-minimal) and no iputils, as those files ask
+    (main's older Rocky-9 files list iputils instead)."""
+    for suite in ("9", "10"):
+        base, base_out, base_weak = _request("rockylinux", suite, tmp_path)
+        assert {"gzip", "usermode", "libusbx", "findutils"} <= set(base) and "iputils" not in base, suite
+        assert "langpacks-*" in base_out and not base_weak, suite
+        small, small_out, _ = _request("rockylinux-minimal", suite, tmp_path)
+        assert "util-linux" in small and {"iputils", "yum", "tar"} <= set(small_out), suite
+    assert _request("rockylinux", "9", tmp_path) == _request("rockylinux", "10", tmp_path)
