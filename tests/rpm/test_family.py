@@ -401,6 +401,7 @@ RPM_RECIPES = [
     "fedora",
     "fedora-minimal",
     "centos-stream",
+    "centos-stream-minimal",
 ]
 
 
