@@ -54,12 +54,18 @@ def test_reads_packages_files_and_groups(repo: RpmRepo, keyring: tuple[Path, ...
     assert got.source.uri.endswith("/repodata/repomd.xml")
 
 
-def test_gzip_metadata(built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve, cache: Cache) -> None:
+@pytest.mark.parametrize(("compress", "suffix"), [("gz", "gz"), ("zstd", "zst"), ("bz2", "bz2")])
+def test_metadata_in_each_compression_createrepo_c_writes(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve, cache: Cache, compress: str, suffix: str
+) -> None:
+    """EL 9's repositories compress their metadata with gzip, Fedora's and EL 10's with zstd; createrepo_c
+    writes bzip2 too."""
     shutil.copytree(built, tmp_path / "repo")
     repo = RpmRepo(tmp_path / "repo", gpg_key)
-    repo.publish(compress="gz")
+    repo.publish(compress=compress)
+    assert (repo.root / "repodata" / f"primary.xml.{suffix}").is_file()
     got = open_repository(serve(repo.root), (repo.keyring(tmp_path / "key.asc"),), cache)
-    assert len(got.packages) == 15
+    assert len(got.packages) == 15 and got.groups[GROUP].installed() == list(MINIATURE_GROUP)
 
 
 def test_tampered_repomd_is_refused(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
