@@ -314,6 +314,31 @@ def test_push_then_check_against_the_pushed_image(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_a_fleet_of_the_rpm_recipe_pushes_then_pushes_nothing(
+    miniature: Miniature, first: Path, registry: Registry, tmp_path: Path
+) -> None:
+    """`bootstrap fleet` over an RPM recipe: built (the same bytes as the direct build) and pushed with its
+    records, then a second run whose check against the registry finds nothing changed."""
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        f'[[image]]\nrecipe = "{miniature.recipe}"\nsuites = ["9"]\narches = ["amd64"]\n'
+        f'push = ["{registry.host}/fleet/almalinux-miniature:{{codename}}"]\n'
+    )
+    cache = tmp_path / "cache"
+    args = ["fleet", str(fleet), "-o", str(tmp_path / "out"), "--mirror", miniature.url, "--cache-dir", str(cache)]
+    (row,) = json.loads(bootstrap(*args, "--json").stdout)
+    assert (row["codename"], row["arch"], row["state"]) == ("9", "amd64", "new")
+    (ref,) = row["pushed"]
+    assert ref.endswith("/fleet/almalinux-miniature:9")
+    direct = json.loads((first / "build.json").read_text())["image"]
+    built = next((tmp_path / "out").rglob("build.json"))
+    assert json.loads(built.read_text())["image"]["diff_id"] == direct["diff_id"]
+    second = bootstrap(*args)
+    assert "nothing changed: nothing pushed" in second.stdout and "unchanged" in second.stdout
+    checked = bootstrap("check", str(miniature.recipe), "--against", ref, *miniature.args(tmp_path / "empty"))
+    assert checked.stdout.startswith("up to date")
+
+
 # --- 6. two architectures: x86_64 and aarch64 ---------------------------------------------------------------
 
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
