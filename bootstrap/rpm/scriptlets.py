@@ -9,8 +9,10 @@ highest first; those of several, by priority, then install order. Everything is 
 sandbox: the scriptlet bodies are written into the tree first and removed after.
 
 The tree's files are all in place before the first scriptlet (as a debootstrapped tree's are before the first
-preinst), so a package's paths are those the unpack wrote. %pretrans is not run: it prepares an empty root for the
-unpack, which here has come first. A %pre that fails
+preinst), so a package's paths are those the unpack wrote. %pretrans and %triggerprein are not run: they prepare the
+root for an unpack which here has come first (a %pretrans of a fresh install runs in an empty root, so only rpm's
+Lua runs it, as filesystem's makes the directories and links its own payload then holds); the build says which
+packages had one. A %pre that fails
 stops the build, as it stops rpm's install of that package; another failing scriptlet is a warning, as in rpm.
 Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
 rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
@@ -204,6 +206,18 @@ def plan(unpacked: Sequence[Unpacked]) -> list[Scriptlet]:
     return out
 
 
+def passed_over(unpacked: Sequence[Unpacked]) -> list[str]:
+    """The scriptlets of the packages that are not run, as `name %pretrans` and `name %triggerprein`."""
+    out = []
+    for u in unpacked:
+        h = u.layout.main
+        if _one(h, "", tags.PRETRANS, tags.PRETRANSPROG) is not None:
+            out.append(f"{u.name} %pretrans")
+        if any(f & tags.RPMSENSE_TRIGGERPREIN for f in h.int32(tags.TRIGGERFLAGS)):
+            out.append(f"{u.name} %triggerprein")
+    return out
+
+
 LUA_RPM = "/usr/bin/rpm"
 
 
@@ -235,6 +249,9 @@ def driver(scriptlets: Sequence[Scriptlet], has_rpm: bool = False) -> str:
 
 def run(tree: Tree, unpacked: Sequence[Unpacked], epoch: int, sandbox: Sandbox) -> None:
     """Run every scriptlet of the transaction in the sandbox (a failing %pre is an error, others warnings)."""
+    skipped = passed_over(unpacked)
+    if skipped:
+        log.info("not run, as the unpack they prepare for has come first: %s", ", ".join(skipped))
     scriptlets = plan(unpacked)
     if not scriptlets:
         return

@@ -62,6 +62,27 @@ def test_the_plan_is_rpm_order(rpm_distro: tuple[RpmRepo, str], tmp_path: Path) 
     assert f"< /{scriptlets.STAGE}/4.in" in text
 
 
+def test_pretrans_and_triggerprein_are_said_and_not_run(
+    rpm_distro: tuple[RpmRepo, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A %pretrans prepares an empty root for the unpack, which here has come first: it is not run, and the build
+    says so (a shell one would write its mark; the tree's shell runs every other scriptlet)."""
+    sections = (
+        "%pretrans\necho pretrans > /etc/pretrans-ran\n\n"
+        "%triggerprein -- shell\necho triggerprein > /etc/triggerprein-ran"
+    )
+    root, unpacked = _tree(rpm_distro, tmp_path, Spec("preparer", post="echo post > /etc/post-ran", sections=sections))
+    assert scriptlets.passed_over(unpacked) == ["preparer %pretrans", "preparer %triggerprein"]
+    assert "%pretrans" not in " ".join(s.what for s in scriptlets.plan(unpacked))
+    with caplog.at_level("INFO", logger="bootstrap"):
+        scriptlets.run(Tree(root), unpacked, EPOCH, Sandbox(root))
+    assert (root / "etc/post-ran").read_text() == "post\n"
+    assert not (root / "etc/pretrans-ran").exists() and not (root / "etc/triggerprein-ran").exists()
+    assert "not run, as the unpack they prepare for has come first: preparer %pretrans, preparer %triggerprein" in (
+        caplog.text
+    )
+
+
 MARKS = "/opt/marks"
 COPY = "while read -r line; do echo $line; done"
 """stdin to stdout with the shell's builtins (the tree has no cat)."""
