@@ -6,6 +6,7 @@ module (one pytest-xdist group)."""
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -129,6 +130,70 @@ def test_rpm_in_the_container_lists_exactly_the_locked_set(
 
 def test_rpm_verifies_every_package_clean(loaded: str, docker: Any) -> None:
     verified = docker("run", "--rm", loaded, "rpm", "-V", "-a", check=False)
+    assert (verified.returncode, verified.stdout, verified.stderr) == (0, "", "")
+
+
+def test_dnf_reads_the_image_and_installs_through_its_repository_files(
+    miniature: Miniature, first: Path, tmp_path: Path
+) -> None:
+    """dnf over the image's tree (its rootfs tarball, unpacked), with the image's own repository files: it reads
+    the database the build wrote (the locked set, installed), and installs another package from the mirror the
+    user gave, checking the metadata and package signatures with the release's key the image holds; rpm then
+    verifies every package clean."""
+    root = tmp_path / "root"
+    root.mkdir()
+    run(["tar", "-xzf", str(first / "rootfs.tar.gz"), "-C", str(root), "--numeric-owner"])
+    repos = (root / "etc/yum.repos.d/almalinux-baseos.repo").read_text()
+    assert f"baseurl={miniature.url}/$releasever/BaseOS/$basearch/os/" in repos and "repo_gpgcheck=1" in repos
+    # Debian's rpm keeps its database in ~/.rpmdb; the image's (EL 9's) in /var/lib/rpm: the host's dnf and rpm
+    # are given that path as the image's rpm has it
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")
+    env = {**os.environ, "HOME": str(home)}
+    dnf = ["dnf", "-y", "-q", "--installroot", str(root), "--releasever", "9", "--disablerepo=*", "--enablerepo=baseos"]
+    dnf += ["--setopt=install_weak_deps=False", "--disableplugin=*", "--setopt=tsflags=nodocs,noscripts"]
+    dnf += [f"--setopt=baseos.gpgkey=file://{root}{rpmdistro.RELEASE_KEY}"]
+    listed = run([*dnf, "repoquery", "--installed", "--qf", "%{name}"], env=env).stdout.split()
+    assert sorted(listed) == sorted({p["name"] for p in _lock(first)["packages"]})
+    run([*dnf, "install", "coreutils-doc"], env=env)
+    names = run(["rpm", "--root", str(root), "-qa", "--qf", "%{NAME}\\n"], env=env).stdout.split()
+    assert "coreutils-doc" in names and "glibc" in names
+    verified = run(["rpm", "--root", str(root), "-V", "-a"], check=False, env=env)
+    assert (verified.returncode, verified.stdout) == (0, ""), verified.stdout + verified.stderr
+
+
+def test_el10_keeps_the_database_where_its_rpm_reads_it(
+    miniature: Miniature, tmp_path: Path, gpg_key: GpgKey, serve: Serve, docker: Any
+) -> None:
+    """The miniature as AlmaLinux 10, whose rpm keeps the database in /usr/lib/sysimage/rpm (its macros say so):
+    the build writes it there and nothing in /var/lib/rpm, and the image's rpm reads it and verifies every
+    package clean."""
+    tree = tmp_path / "tree"
+    shutil.copytree(miniature.tree / ALMA, tree / "10/BaseOS/x86_64/os")
+    (rpm,) = [s for s in rpmdistro.specs() if s.name == "rpm"]
+    macros = rpm.files["/etc/rpm/macros"].replace("%%_dbpath /var/lib/rpm", "%%_dbpath /usr/lib/sysimage/rpm")
+    assert macros != rpm.files["/etc/rpm/macros"]
+    el10 = replace(rpm, release=f"{rpm.release}.el10", files={**rpm.files, "/etc/rpm/macros": macros})
+    repo = RpmRepo(tree / "10/BaseOS/x86_64/os", gpg_key)
+    repo.build([el10])
+    repo.publish()
+    text = miniature.recipe.read_text().replace('suite = "9"', 'suite = "10"')
+    # the fixture's release package holds release 9's key file: no import
+    recipe = tmp_path / "el10.toml"
+    recipe.write_text(text.replace("import-key = true", "import-key = false"))
+    shutil.copy(miniature.recipe.parent / "fixture-key.asc", tmp_path / "fixture-key.asc")
+    out, tag = tmp_path / "out", unique_tag("almalinux-miniature-10")
+    args = ["--arch", "amd64", "--mirror", serve(tree), "--cache-dir", str(tmp_path / "cache"), "--tag", tag]
+    bootstrap("build", str(recipe), *args, "-o", str(out), "-q")
+    assert any(p["name"] == "rpm" and p["version"].endswith(".el10") for p in _lock(out)["packages"])
+    docker("load", "-i", str(out / "image.tar"))
+    docker.created.append(tag)
+    script = "rpm --eval %_dbpath; ls -A /usr/lib/sysimage/rpm; echo --; ls -A /var/lib/rpm; echo --; rpm -qa"
+    said = docker("run", "--rm", tag, "sh", "-c", script + " --qf '%{NAME}\\n'").stdout.split("--\n")
+    assert said[0].split() == ["/usr/lib/sysimage/rpm", "rpmdb.sqlite"] and said[1] == "", said
+    assert sorted(said[2].split()) == sorted(rpmdistro.INSTALLED)
+    verified = docker("run", "--rm", tag, "rpm", "-V", "-a", check=False)
     assert (verified.returncode, verified.stdout, verified.stderr) == (0, "", "")
 
 
