@@ -72,13 +72,17 @@ def select(chosen: Sequence[tuple[Package, ModelPackage]]) -> RpmSelection:
 
 
 def pinned(available: Sequence[tuple[Package, ModelPackage]], pins: Sequence[Pin]) -> tuple[RpmSelection, list[Pin]]:
-    """The packages a lock names, matched by name, version, architecture and sha256; and the pins none matches."""
-    index = {(m.name, m.version, m.arch, m.sha256): (r, m) for r, m in available}
+    """The packages a lock names, matched by name, version and architecture (of several repositories' copies, the
+    one with the pinned sha256); and the pins none matches. A match with another sha256 is the caller's to refuse
+    (`records.lock.selection_from`: rebuilt under the same version)."""
+    index: dict[tuple[str, str, str], list[tuple[Package, ModelPackage]]] = {}
+    for r, m in available:
+        index.setdefault((m.name, m.version, m.arch), []).append((r, m))
     found, gone = [], []
     for pin in pins:
-        match = index.get((pin.name, pin.version, pin.arch, pin.sha256))
-        if match is None:
+        copies = index.get((pin.name, pin.version, pin.arch), [])
+        if not copies:
             gone.append(pin)
         else:
-            found.append(match)
+            found.append(next((c for c in copies if c[1].sha256 == pin.sha256), copies[0]))
     return select(found), gone

@@ -275,6 +275,29 @@ def test_build_from_the_lock_gives_the_same_bytes(miniature: Miniature, first: P
     assert _sha256(tmp_path / "out" / "image.tar") == _sha256(first / "image.tar")
 
 
+def test_a_build_from_the_lock_names_a_package_the_mirror_no_longer_has(
+    miniature: Miniature, first: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """The mirror moved coreutils on to 1:1.0-2 and dropped 1:1.0-1, which the lock pins: one line naming it, and
+    a hint for RPM distributions (their vaults), not Debian's snapshot archive."""
+    tree = tmp_path / "tree"
+    shutil.copytree(miniature.tree, tree, symlinks=True)
+    (old,) = (tree / ALMA / "Packages").glob("coreutils-1.0-1.*.rpm")
+    old.unlink()
+    (coreutils,) = [s for s in rpmdistro.specs() if s.name == "coreutils"]
+    repo = RpmRepo(tree / ALMA, gpg_key)
+    repo.build([replace(coreutils, release="2")], payload="w19.zstdio")
+    repo.publish(revision=1700000100)
+    args = ["--arch", "amd64", "--mirror", serve(tree), "--cache-dir", str(tmp_path / "cache")]
+    proc = bootstrap(
+        "build", str(miniature.recipe), *args, "--lock", str(first / "lock.json"), "-o", str(tmp_path / "out"),
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and not (tmp_path / "out").exists()
+    assert "error: the mirror no longer carries 1 locked package(s): coreutils 1:1.0-1" in proc.stderr
+    assert "vault" in proc.stderr and "snapshot" not in proc.stderr
+
+
 def test_offline_from_the_cache(miniature: Miniature, first: Path, tmp_path: Path, serve: Serve) -> None:
     """--offline: a build from a copy of the mirror fills a cache, the copy is removed, and a build from that
     cache alone gives the same bytes (the copy's URL is another: it is in the image's repository files)."""
@@ -311,6 +334,29 @@ def test_verify_rebuilds_bit_for_bit(miniature: Miniature, first: Path) -> None:
         "--cache-dir", str(_cache_of(first)),
     )  # fmt: skip
     assert "verified" in proc.stdout
+
+
+def test_verify_refuses_a_mirror_serving_other_bytes_for_a_locked_package(
+    miniature: Miniature, first: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """The same coreutils NEVRA rebuilt (other bytes, signed by the same key, the metadata republished and signed):
+    the lock's sha256 no longer matches, and verify says so in one line, with nothing written beside the build."""
+    tree = tmp_path / "tree"
+    shutil.copytree(miniature.tree, tree, symlinks=True)
+    (coreutils,) = [s for s in rpmdistro.specs() if s.name == "coreutils"]
+    repo = RpmRepo(tree / ALMA, gpg_key)
+    repo.build([replace(coreutils, post=coreutils.post + "\n: rebuilt")], payload="w19.zstdio")
+    repo.publish(revision=1700000100)
+    before = sorted(p.name for p in first.iterdir())
+    proc = bootstrap(
+        "verify", str(first), "--recipe", str(miniature.recipe), "--mirror", serve(tree),
+        "--cache-dir", str(tmp_path / "cache"), check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "verified" not in proc.stdout
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error")]
+    assert line.startswith("error: coreutils 1:1.0-1: sha256 ") and line.endswith(" in the lock"), line
+    assert "rebuilt under the same version" in proc.stderr
+    assert sorted(p.name for p in first.iterdir()) == before
 
 
 def test_inspect_says_what_each_package_takes(first: Path) -> None:

@@ -131,7 +131,7 @@ def test_pinned_from_a_lock(served: Plan) -> None:
     archive = family.open("amd64")
     selection = family.resolve(archive)
     pins = [Pin(p.name, p.version, p.arch, p.sha256) for p in selection.packages]
-    stale = Pin("libacl", "2.3.1-1", "x86_64", "0" * 64)
+    stale = Pin("acl-legacy", "2.2.0-1", "x86_64", "0" * 64)
     again, gone = family.pinned(archive, [*pins, stale])
     assert again.packages == selection.packages and gone == [stale]
 

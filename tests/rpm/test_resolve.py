@@ -87,12 +87,16 @@ def test_selection_in_the_neutral_model(opened: Repository) -> None:
     assert core.source_name == "coreutils" and core.source_version == "9.4-5"
     assert sel.names() == sorted(sel.names())
     assert sel.compare_versions("1:9.4-5", "9.5-1") == 1
-    # Back from a lock: every pin found, one stale pin reported.
+    # Back from a lock: every pin found, one stale pin (a version the repository no longer has) reported.
     pins = [Pin(m.name, m.version, m.arch, m.sha256) for m in sel.packages]
-    stale = Pin("libacl", "2.3.1-1", "x86_64", "0" * 64)
+    stale = Pin("acl-legacy", "2.2.0-1", "x86_64", "0" * 64)
     everything = [(p, to_model(p, opened.url, "baseos")) for p in opened.packages]
     again, gone = pinned(everything, [*pins, stale])
     assert again.packages == sel.packages and gone == [stale]
+    # Rebuilt under the same version: matched with the repository's sha256, for the lock's check to refuse.
+    rebuilt = Pin(pins[0].name, pins[0].version, pins[0].arch, "0" * 64)
+    again, gone = pinned(everything, [rebuilt, *pins[1:]])
+    assert gone == [] and again.packages[0].sha256 == sel.packages[0].sha256 != rebuilt.sha256
 
 
 def test_two_architectures_of_one_name_are_refused(opened: Repository) -> None:
