@@ -22,6 +22,7 @@ from tests.conftest import Serve
 from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run, unique_tag
 from tests.e2e.test_rootless import builder  # noqa: F401 - the fixture: an ordinary user with subordinate ids
 from tests.e2e.users import User, as_user
+from tests.faults.proxy import Fault, FaultProxy
 from tests.fixtures import rpmdistro, trivy
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec
@@ -296,6 +297,51 @@ def test_a_build_from_the_lock_names_a_package_the_mirror_no_longer_has(
     assert proc.returncode != 0 and not (tmp_path / "out").exists()
     assert "error: the mirror no longer carries 1 locked package(s): coreutils 1:1.0-1" in proc.stderr
     assert "vault" in proc.stderr and "snapshot" not in proc.stderr
+
+
+@pytest.fixture
+def faulty(miniature: Miniature) -> Iterator[FaultProxy]:
+    """The fault proxy in front of the miniature's mirror (tests/faults/proxy.py)."""
+    proxy = FaultProxy(miniature.url)
+    yield proxy
+    proxy.stop()
+
+
+def _through(miniature: Miniature, proxy: FaultProxy, out: Path, cache: Path, check: bool = True) -> Any:
+    """A build with the proxy as its mirror (which the image's repository files then name)."""
+    args = ["--arch", "amd64", "--mirror", proxy.url, "--cache-dir", str(cache), "--tag", TAG, "-q", *SBOMS]
+    return bootstrap("build", str(miniature.recipe), *args, "-o", str(out), check=check)
+
+
+def test_transient_mirror_faults_are_retried_to_the_same_bytes(
+    miniature: Miniature, faulty: FaultProxy, tmp_path: Path
+) -> None:
+    """503 on the first request of every metadata file (repomd.xml, its signature, the indexes), and each
+    package's body cut once halfway: an empty-cache build retries through all of it to the bytes of a build
+    through the same mirror undisturbed."""
+    _through(miniature, faulty, tmp_path / "undisturbed", tmp_path / "cache-undisturbed")
+    faulty.add(Fault("status", r"/repodata/", status=503, per_path=1, times=None))
+    faulty.add(Fault("reset", r"\.rpm$", at=0.5, per_path=1, times=None))
+    _through(miniature, faulty, tmp_path / "out", tmp_path / "cache")
+    assert faulty.count("status") >= 4 and faulty.count("reset") == len(rpmdistro.INSTALLED)
+    assert _sha256(tmp_path / "out" / "image.tar") == _sha256(tmp_path / "undisturbed" / "image.tar")
+
+
+def test_a_package_corrupted_in_transit_fails_cleanly_and_leaves_the_cache_sound(
+    miniature: Miniature, faulty: FaultProxy, tmp_path: Path
+) -> None:
+    """Every answer for coreutils' package has bytes flipped (same length): one line naming it, nothing written,
+    and the next build from the same cache through the healthy mirror gives the undisturbed bytes."""
+    _through(miniature, faulty, tmp_path / "undisturbed", tmp_path / "cache-undisturbed")
+    faulty.add(Fault("wrong", r"/coreutils-1\.0-1\.x86_64\.rpm$", times=None))
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    failed = _through(miniature, faulty, out, cache, check=False)
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
+    assert failed.returncode != 0 and len(errors) == 1 and "coreutils" in errors[0], failed.stderr
+    assert not out.exists() and faulty.count("wrong") >= 1
+    faulty.clear()
+    _through(miniature, faulty, out, cache)
+    assert _sha256(out / "image.tar") == _sha256(tmp_path / "undisturbed" / "image.tar")
 
 
 def test_offline_from_the_cache(miniature: Miniature, first: Path, tmp_path: Path, serve: Serve) -> None:
