@@ -16,7 +16,7 @@ UNIT_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 RUN_DEBS := python3 python3-venv python3-pip ca-certificates gpgv debian-archive-keyring uidmap distro-info-data rpm
 TEST_DEBS := $(RUN_DEBS) gpg dpkg-dev debootstrap docker.io skopeo umoci docker-registry apache2-utils \
 	openssl mmdebstrap diffoscope-minimal qemu-user-static binfmt-support podman debuerreotype wget zstd \
-	createrepo-c dnf libsolv-tools
+	createrepo-c dnf libsolv-tools libcap2-bin
 
 .PHONY: image doctor test unit e2e faults lint bench deps test-deps clean
 

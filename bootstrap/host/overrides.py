@@ -1,4 +1,6 @@
-"""What the layer says about an entry when the file on disk cannot say it: owner, mode, device node.
+"""What the layer says about an entry when the file on disk cannot say it: owner, mode, device node, and
+the extended attributes a package gives its files (file capabilities), which an ordinary user cannot set and
+root of a user namespace sets only in its own form.
 
 A build that cannot give files other owners or make device nodes (an ordinary user without a user
 namespace; inside a user namespace, mknod is refused) writes each entry as its own and records here what a
@@ -16,7 +18,7 @@ name the entry itself (symlinks on the way already resolved by the writer).
 import os
 import stat
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 DeviceKind = Literal["chr", "blk"]
 
@@ -61,6 +63,31 @@ def _restat(st: os.stat_result, mode: int, uid: int, gid: int, rdev: int | None)
     return os.stat_result(fields, extra)
 
 
+_T = TypeVar("_T")
+
+
+def _copy(table: dict[str, _T], source: str, dest: str) -> None:
+    found = table.get(source)
+    if found is None:
+        table.pop(dest, None)
+    else:
+        table[dest] = found
+
+
+def _move(table: dict[str, _T], source: str, dest: str) -> None:
+    below = source + "/"
+    moved = {k: v for k, v in table.items() if k == source or k.startswith(below)}
+    for key, value in moved.items():
+        del table[key]
+        table[dest + key[len(source) :]] = value
+
+
+def _forget(table: dict[str, _T], path: str) -> None:
+    below = path + "/"
+    for key in [k for k in table if k == path or k.startswith(below)]:
+        del table[key]
+
+
 class Overrides:
     """Path (relative to the tree's root) -> what the image says about that entry."""
 
@@ -69,6 +96,7 @@ class Overrides:
         self.owners = owners
         """Owners and modes are recorded here (else set on disk, and only device nodes are recorded)."""
         self._table: dict[str, Override] = {}
+        self._xattrs: dict[str, dict[str, bytes]] = {}
 
     def __len__(self) -> int:
         return len(self._table)
@@ -82,28 +110,31 @@ class Overrides:
     def set(self, path: str, uid: int, gid: int, mode: int, device: Device | None = None) -> None:
         self._table[path] = Override(uid, gid, stat.S_IMODE(mode), device)
 
+    def set_xattrs(self, path: str, values: dict[str, bytes]) -> None:
+        """The extended attributes the layer gives the entry at `path` (none: those on disk)."""
+        if values:
+            self._xattrs[path] = dict(values)
+        else:
+            self._xattrs.pop(path, None)
+
+    def xattrs(self, path: str) -> dict[str, bytes]:
+        return self._xattrs.get(path, {})
+
     def copy(self, source: str, dest: str) -> None:
         """`dest` is said to be what `source` is (a hard link to it)."""
-        found = self._table.get(source)
-        if found is None:
-            self._table.pop(dest, None)
-        else:
-            self._table[dest] = found
+        _copy(self._table, source, dest)
+        _copy(self._xattrs, source, dest)
 
     def move(self, source: str, dest: str) -> None:
         """What is recorded at `source` and below it now belongs at `dest` (the entry was renamed)."""
         self.forget(dest)
-        below = source + "/"
-        moved = {k: v for k, v in self._table.items() if k == source or k.startswith(below)}
-        for key, value in moved.items():
-            del self._table[key]
-            self._table[dest + key[len(source) :]] = value
+        _move(self._table, source, dest)
+        _move(self._xattrs, source, dest)
 
     def forget(self, path: str) -> None:
         """Drop what is recorded at `path` and below it (the entry was removed)."""
-        below = path + "/"
-        for key in [k for k in self._table if k == path or k.startswith(below)]:
-            del self._table[key]
+        _forget(self._table, path)
+        _forget(self._xattrs, path)
 
     def view(self, path: str, st: os.stat_result) -> os.stat_result:
         """`st` (an lstat of the entry at `path`) as the image has it: recorded owner, mode and device type."""

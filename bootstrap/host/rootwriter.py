@@ -88,6 +88,8 @@ class RootWriter:
             except FileExistsError:
                 self._clear(target, rel)
                 fd = os.open(target, _NEW_FILE, 0o600)
+            if self.overrides is not None:
+                self.overrides.set_xattrs(self._rel(target), {})  # a file replaced loses what the last had
             try:
                 _copy(fd, data)
                 if not self._record(target, info):
@@ -130,9 +132,19 @@ class RootWriter:
         self._forget(rel)
         self._clear(target, rel)
         os.link(source, target, follow_symlinks=False)
-        if self.overrides is not None and self.overrides.owners:
+        if self.overrides is not None:
             self.overrides.copy(self._rel(source), self._rel(target))
         return target
+
+    def set_xattrs(self, real: str, values: dict[str, bytes]) -> None:
+        """The extended attributes of an entry written (a real path): recorded for the layer in the override
+        table (an ordinary user cannot set `security.*`, root of a user namespace sets its own form of file
+        capabilities), or, with no table, set on disk."""
+        if self.overrides is not None:
+            self.overrides.set_xattrs(self._rel(real), values)
+            return
+        for name, value in values.items():
+            os.setxattr(real, name, value, follow_symlinks=False)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -189,6 +189,13 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
             st = overrides.view(rel, st)
         mode, size, linkname, device = st.st_mode, 0, "", (0, 0)
         xattrs = _xattrs(full)
+        recorded = overrides.xattrs(rel) if overrides is not None else {}
+        if recorded:
+            merged = {
+                **xattrs,
+                **{f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in recorded.items()},
+            }
+            xattrs = dict(sorted(merged.items()))
         if stat.S_ISREG(mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in links:

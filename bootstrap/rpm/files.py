@@ -28,6 +28,8 @@ class FileEntry:
     size: int
     inode: tuple[int, int]
     """(device, inode) of the package's build: files sharing one are a hard link set."""
+    caps: str = ""
+    """Its file capabilities as libcap writes them (`cap_net_raw=p`; `%caps`), or empty."""
 
     @property
     def ghost(self) -> bool:
@@ -51,6 +53,7 @@ def file_table(h: Header, what: str) -> list[FileEntry]:
     users, groups, links = h.strings(tags.FILEUSERNAME), h.strings(tags.FILEGROUPNAME), h.strings(tags.FILELINKTOS)
     rdevs, devices, inodes = h.int16(tags.FILERDEVS), h.int32(tags.FILEDEVICES), h.int32(tags.FILEINODES)
     langs = h.strings(tags.FILELANGS) or [""] * n
+    caps = h.strings(tags.FILECAPS) or [""] * n
     for name, col in (
         ("dir indexes", index),
         ("sizes", sizes),
@@ -63,6 +66,7 @@ def file_table(h: Header, what: str) -> list[FileEntry]:
         ("devices", rdevs),
         ("inodes", inodes),
         ("languages", langs),
+        ("capabilities", caps),
     ):
         _column(col, n, name, what)
     devices = devices or [0] * n
@@ -84,6 +88,7 @@ def file_table(h: Header, what: str) -> list[FileEntry]:
                 rdevs[i],
                 sizes[i],
                 (devices[i] if i < len(devices) else 0, inodes[i]),
+                caps[i],
             )
         )
     return out

@@ -20,7 +20,7 @@ from bootstrap.host.parallel import read_ahead
 from bootstrap.host.rootwriter import RootWriter, member_path
 from bootstrap.host.tree import Tree, account_ids
 from bootstrap.log import log
-from bootstrap.rpm import cpio, payload
+from bootstrap.rpm import cpio, filecaps, payload
 from bootstrap.rpm.files import FileEntry, file_table, skipped
 from bootstrap.rpm.header import Layout, read_layout
 from bootstrap.rpm.options import JobOptions
@@ -110,6 +110,10 @@ class _Package:
         info = _info(f, rel, *self._owner(f), self.epoch, self.what)
         content = data if data is not None and info.isreg() else b""
         written = self.writer.write(info, rel, content)  # type: ignore[arg-type]
+        if f.caps and info.isreg():
+            value = filecaps.attribute(f.caps, f"{self.what}: {f.path}")
+            if value is not None:
+                self.writer.set_xattrs(written, {filecaps.ATTRIBUTE: value})
         if info.isdir():
             self.dirs.add(rel)
         self.written.append(f.path)

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap.rpm import filecaps
 from tests.conftest import Serve
 from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run, unique_tag
 from tests.e2e.test_rootless import builder  # noqa: F401 - the fixture: an ordinary user with subordinate ids
@@ -129,9 +131,15 @@ def test_rpm_in_the_container_lists_exactly_the_locked_set(
     assert key.split()[1].startswith(f"0:{gpg_key.fingerprint[-8:].lower()}-"), key
 
 
-def test_rpm_verifies_every_package_clean(loaded: str, docker: Any) -> None:
+def test_rpm_verifies_every_package_clean(loaded: str, first: Path, docker: Any) -> None:
+    """Digests, modes, owners, links and file capabilities (`P`: coreutils' ls-net has them, which the image's
+    layer carries and Docker sets back) as the headers say."""
     verified = docker("run", "--rm", loaded, "rpm", "-V", "-a", check=False)
     assert (verified.returncode, verified.stdout, verified.stderr) == (0, "", "")
+    with tarfile.open(first / "rootfs.tar.gz") as tar:
+        headers = tar.getmember(f"usr/bin/{rpmdistro.CAPPED[0]}").pax_headers
+    value = headers[f"SCHILY.xattr.{filecaps.ATTRIBUTE}"].encode("utf-8", "surrogateescape")
+    assert value == filecaps.attribute(rpmdistro.CAPPED[1], "coreutils")
 
 
 def test_dnf_reads_the_image_and_installs_through_its_repository_files(
@@ -143,7 +151,8 @@ def test_dnf_reads_the_image_and_installs_through_its_repository_files(
     verifies every package clean."""
     root = tmp_path / "root"
     root.mkdir()
-    run(["tar", "-xzf", str(first / "rootfs.tar.gz"), "-C", str(root), "--numeric-owner"])
+    untar = ["tar", "-xzf", str(first / "rootfs.tar.gz"), "-C", str(root), "--numeric-owner"]
+    run([*untar, "--xattrs", "--xattrs-include=security.capability"])  # coreutils' file capabilities
     repos = (root / "etc/yum.repos.d/almalinux-baseos.repo").read_text()
     assert f"baseurl={miniature.url}/$releasever/BaseOS/$basearch/os/" in repos and "repo_gpgcheck=1" in repos
     # Debian's rpm keeps its database in ~/.rpmdb; the image's (EL 9's) in /var/lib/rpm: the host's dnf and rpm
