@@ -15,7 +15,8 @@ Lua runs it, as filesystem's makes the directories and links its own payload the
 packages had one. A %pre that fails
 stops the build, as it stops rpm's install of that package; another failing scriptlet is a warning, as in rpm.
 Scriptlets in rpm's built-in Lua (`<lua>`) run in the tree's own rpm (`rpm --eval '%{lua: ...}'`, with `arg` as
-rpm gives it); a tree without rpm, or a Lua file trigger (which reads `rpm.next_file`), is refused."""
+rpm gives it, and a file trigger's `rpm.next_file()` giving the paths a shell trigger reads on stdin); in a tree
+without rpm they are refused."""
 
 import operator
 import re
@@ -222,12 +223,19 @@ LUA_RPM = "/usr/bin/rpm"
 
 
 def _lua(s: Scriptlet, n: int, has_rpm: bool) -> list[str]:
-    """The tree's rpm running a Lua scriptlet from its staged file, `arg` set as rpm sets it."""
-    if not has_rpm or s.stdin is not None:
-        why = "a Lua file trigger" if s.stdin is not None else f"the tree has no {LUA_RPM} to run it"
+    """The tree's rpm running a Lua scriptlet from its staged file, `arg` set as rpm sets it; a file trigger's
+    `rpm.next_file()` gives the matched paths one by one (those a shell trigger reads on stdin), then nil."""
+    if not has_rpm:
+        why = f"the tree has no {LUA_RPM} to run it"
         raise ConfigureError(f"{s.what} is written in rpm's built-in Lua: {why}", "build the recipe scriptless")
     args = ", ".join(f"'{a}'" for a in ("<lua>", *s.args))
-    return [LUA_RPM, "--eval", f"%{{lua: _G.arg = {{{args}}}; dofile('/{STAGE}/{n}')}}"]
+    files = ""
+    if s.stdin is not None:
+        files = (
+            f"local paths = {{}}; for p in io.lines('/{STAGE}/{n}.in') do paths[#paths + 1] = p end; "
+            "local i = 0; rpm.next_file = function() i = i + 1; return paths[i] end; "
+        )
+    return [LUA_RPM, "--eval", f"%{{lua: _G.arg = {{{args}}}; {files}dofile('/{STAGE}/{n}')}}"]
 
 
 def driver(scriptlets: Sequence[Scriptlet], has_rpm: bool = False) -> str:

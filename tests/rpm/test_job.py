@@ -106,6 +106,8 @@ def test_scriptlets_and_triggers_ran(built: tuple[Path, RpmJob]) -> None:
     ldconfig = (marks / "ldconfig.paths").read_text().split()
     assert any(p.endswith("/libc.so.6") for p in ldconfig) and all(p.startswith("/usr/lib") for p in ldconfig)
     assert "/usr/bin/rpm" in (marks / "bin.paths").read_text().split()
+    # the Lua file trigger, run by the tree's rpm, got the same paths from rpm.next_file()
+    assert (marks / "bin.lua.paths").read_text() == (marks / "bin.paths").read_text()
     assert (marks / "rpm.trigger").read_text() == "rpm triggered by shell 1 1\n"
     assert not (root / scriptlets.STAGE).exists() and not (root / "var/tmp").exists()
 
