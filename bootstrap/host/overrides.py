@@ -64,6 +64,7 @@ def _restat(st: os.stat_result, mode: int, uid: int, gid: int, rdev: int | None)
 
 
 _T = TypeVar("_T")
+Inode = tuple[int, int]
 
 
 def _copy(table: dict[str, _T], source: str, dest: str) -> None:
@@ -96,7 +97,7 @@ class Overrides:
         self.owners = owners
         """Owners and modes are recorded here (else set on disk, and only device nodes are recorded)."""
         self._table: dict[str, Override] = {}
-        self._xattrs: dict[str, dict[str, bytes]] = {}
+        self._xattrs: dict[str, tuple[Inode, dict[str, bytes]]] = {}
 
     def __len__(self) -> int:
         return len(self._table)
@@ -110,15 +111,25 @@ class Overrides:
     def set(self, path: str, uid: int, gid: int, mode: int, device: Device | None = None) -> None:
         self._table[path] = Override(uid, gid, stat.S_IMODE(mode), device)
 
-    def set_xattrs(self, path: str, values: dict[str, bytes]) -> None:
-        """The extended attributes the layer gives the entry at `path` (none: those on disk)."""
-        if values:
-            self._xattrs[path] = dict(values)
-        else:
-            self._xattrs.pop(path, None)
+    def set_xattrs(self, path: str, inode: Inode, values: dict[str, bytes]) -> None:
+        """The extended attributes the layer gives the regular file at `path`, the inode `inode` (st_dev,
+        st_ino) on disk: they belong to the file, so a script renaming it or linking it elsewhere keeps them."""
+        self._xattrs[path] = (inode, dict(values))
+
+    def clear_xattrs(self, path: str) -> None:
+        """The entry at `path` was replaced: what was recorded for the one before does not carry over."""
+        self._xattrs.pop(path, None)
 
     def xattrs(self, path: str) -> dict[str, bytes]:
-        return self._xattrs.get(path, {})
+        found = self._xattrs.get(path)
+        return {} if found is None else found[1]
+
+    def xattrs_by_inode(self) -> dict[Inode, tuple[str, dict[str, bytes]]]:
+        """Every recorded file's attributes by its inode, with the first path it was recorded at."""
+        out: dict[Inode, tuple[str, dict[str, bytes]]] = {}
+        for path, (inode, values) in sorted(self._xattrs.items()):
+            out.setdefault(inode, (path, values))
+        return out
 
     def copy(self, source: str, dest: str) -> None:
         """`dest` is said to be what `source` is (a hard link to it)."""

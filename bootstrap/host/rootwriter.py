@@ -76,20 +76,20 @@ class RootWriter:
             if os.path.isdir(target):
                 return target
             self._clear(target, rel)
+            self._replaced(target)
             os.mkdir(target, 0o700)
             if not self._record(target, info):
                 os.chown(target, info.uid, info.gid)
                 os.chmod(target, stat.S_IMODE(info.mode))
             return target
         self._forget(rel)
+        self._replaced(target)  # what the entry there had does not carry over to this one
         if info.isreg():
             try:  # a new file, mostly: what is there is cleared only when something is
                 fd = os.open(target, _NEW_FILE, 0o600)
             except FileExistsError:
                 self._clear(target, rel)
                 fd = os.open(target, _NEW_FILE, 0o600)
-            if self.overrides is not None:
-                self.overrides.set_xattrs(self._rel(target), {})  # a file replaced loses what the last had
             try:
                 _copy(fd, data)
                 if not self._record(target, info):
@@ -124,6 +124,10 @@ class RootWriter:
             raise UnpackError(f"/{rel}: unsupported tar entry type {info.type!r}", "the package is malformed")
         return target
 
+    def _replaced(self, target: str) -> None:
+        if self.overrides is not None:
+            self.overrides.clear_xattrs(self._rel(target))
+
     def hardlink(self, rel: str, source: str, dest_rel: str | None = None) -> str:
         """A hard link at `rel` (or `dest_rel`) to `source`, a regular file this package wrote (a real path)."""
         target = self._target(dest_rel or rel)
@@ -141,7 +145,8 @@ class RootWriter:
         table (an ordinary user cannot set `security.*`, root of a user namespace sets its own form of file
         capabilities), or, with no table, set on disk."""
         if self.overrides is not None:
-            self.overrides.set_xattrs(self._rel(real), values)
+            st = os.lstat(real)
+            self.overrides.set_xattrs(self._rel(real), (st.st_dev, st.st_ino), values)
             return
         for name, value in values.items():
             os.setxattr(real, name, value, follow_symlinks=False)

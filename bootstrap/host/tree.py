@@ -269,6 +269,7 @@ class Tree:
         parent, name = self._split(rel)
         with self.dirfd(parent, create=True) as fd:
             os.mkfifo(name, 0o600, dir_fd=fd)
+        self._replaced(f"{parent}/{name}" if parent else name)
         self.set_owner_mode(rel, uid, gid, mode)
 
     def write(
@@ -287,6 +288,12 @@ class Tree:
             if mtime is not None:
                 os.utime(name, (mtime, mtime), dir_fd=fd, follow_symlinks=False)
         self.forget(path)
+        self._replaced(path)
+
+    def _replaced(self, path: str) -> None:
+        """What was recorded for the entry at `path` (file capabilities) does not carry over to a new one."""
+        if self.overrides is not None:
+            self.overrides.clear_xattrs(path)
 
     def read(self, rel: str, limit: int = 16 << 20) -> bytes | None:
         """The content of regular file `rel` (symlinks followed inside the tree), or None when there is none."""
@@ -344,6 +351,7 @@ class Tree:
             os.symlink(target, name, dir_fd=fd)
             self._own_link_at(fd, name, path, uid, gid)
         self.forget()
+        self._replaced(path)
 
     def own_link(self, rel: str, uid: int, gid: int) -> None:
         """Set the owner of the symbolic link at `rel` itself (`lchown`; a link has no mode of its own)."""

@@ -19,6 +19,7 @@ from bootstrap.host.overrides import Overrides
 from bootstrap.image import tarheader
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members, ParallelGzip
+from bootstrap.log import log
 
 ZSTD_LEVEL = 9
 COPY_BUFFER = 1 << 20
@@ -181,6 +182,7 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
     `bootstrap.image.tarheader`); with `overrides`, each entry has the owner, mode and type recorded there rather
     than those it has on disk."""
     links: dict[tuple[int, int], tuple[str, dict[str, str]]] = {}
+    recorded_files = overrides.xattrs_by_inode() if overrides is not None else {}
     offset = 0
     for rel in _walk(str(root)):
         full = os.path.join(root, rel)
@@ -189,7 +191,9 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
             st = overrides.view(rel, st)
         mode, size, linkname, device = st.st_mode, 0, "", (0, 0)
         xattrs = _xattrs(full)
-        recorded = overrides.xattrs(rel) if overrides is not None else {}
+        # recorded for a file, whatever its names now (a script may have renamed or linked it)
+        found = recorded_files.pop((st.st_dev, st.st_ino), None) if stat.S_ISREG(mode) else None
+        recorded = found[1] if found is not None else {}
         if recorded:
             merged = {
                 **xattrs,
@@ -227,6 +231,8 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
             sink.write(tail)
             offset += size + len(tail)
     sink.write(tarheader.end(offset))
+    for path, values in recorded_files.values():
+        log.warning("/%s: removed by a script, so its %s is not in the image", path, ", ".join(values))
 
 
 def _copy(path: str, sink: BinaryIO, size: int, rel: str) -> None:

@@ -224,10 +224,13 @@ LUA_RPM = "/usr/bin/rpm"
 
 def _lua(s: Scriptlet, n: int, has_rpm: bool) -> list[str]:
     """The tree's rpm running a Lua scriptlet from its staged file, `arg` set as rpm sets it; a file trigger's
-    `rpm.next_file()` gives the matched paths one by one (those a shell trigger reads on stdin), then nil."""
+    `rpm.next_file()` gives the matched paths one by one (those a shell trigger reads on stdin, a line each, so
+    a path with a newline in it reads as two, as for a shell trigger), then nil."""
     if not has_rpm:
         why = f"the tree has no {LUA_RPM} to run it"
         raise ConfigureError(f"{s.what} is written in rpm's built-in Lua: {why}", "build the recipe scriptless")
+    if not all(a.isascii() and a.isdigit() for a in s.args):  # counts, rpm's only arguments: quoted as they are
+        raise ConfigureError(f"{s.what}: arguments {s.args!r} are not counts", "this is a bug in bootstrap")
     args = ", ".join(f"'{a}'" for a in ("<lua>", *s.args))
     files = ""
     if s.stdin is not None:
