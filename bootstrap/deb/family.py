@@ -4,6 +4,7 @@ hold them, and the steps for one platform's tree (`job.DebJob`)."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -76,6 +77,14 @@ class DebFamily:
         """No: whether Debian's and Ubuntu's official builds keep them is not known here, so their images stay as
         they were."""
         return False
+
+    def older_packages_hint(self, distribution: str, date: int) -> str:
+        """A snapshot archive keeps every state of the archive."""
+        when = datetime.fromtimestamp(date, UTC).strftime("%Y%m%dT%H%M%SZ")
+        return (
+            f"build from a snapshot of the archive as of the lock: --mirror <snapshot-mirror-url>/archive/"
+            f"{distribution}/{when}/ (and --security-mirror likewise, with --no-check-valid-until)"
+        )
 
     def open(self, arch: str) -> Archive:
         s = self.settings

@@ -143,6 +143,11 @@ class Family(Protocol):
         the family's official builds leave shadow-utils' backups."""
         ...
 
+    def older_packages_hint(self, distribution: str, date: int) -> str:
+        """What to do when the mirror no longer serves packages a lock of `distribution` made as of `date` (Unix
+        time) pins: where the family's distributions keep what they dropped."""
+        ...
+
     def open(self, arch: str) -> Archive:
         """Fetch and verify the archive state of `arch` and load its indexes."""
         ...

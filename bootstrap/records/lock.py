@@ -3,7 +3,6 @@
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError, MirrorError
@@ -154,15 +153,7 @@ def selection_from(lock: Lock, family: Family, archive: Archive) -> Selection:
             )
     gone = [f"{p.name} {p.version}" for p in missing]
     if gone:
-        stamp = min(s.date for s in lock.sources)
-        when = datetime.fromtimestamp(stamp, UTC).strftime("%Y%m%dT%H%M%SZ")
-        hint = (
-            "point --mirror at a mirror that still serves the lock's packages (a vault or archive of older "
-            "releases), or relock with `bootstrap lock`"
-            if family.name == "rpm"
-            else f"build from a snapshot of the archive as of the lock: --mirror <snapshot-mirror-url>/archive/"
-            f"{lock.distribution}/{when}/ (and --security-mirror likewise, with --no-check-valid-until)"
-        )
+        hint = family.older_packages_hint(lock.distribution, min(s.date for s in lock.sources))
         raise MirrorError(
             f"the mirror no longer carries {len(gone)} locked package(s): {', '.join(gone[:4])}"
             + (" ..." if len(gone) > 4 else ""),

@@ -68,6 +68,13 @@ class RpmFamily:
         as it was before the accounts were added."""
         return True
 
+    def older_packages_hint(self, distribution: str, date: int) -> str:
+        """Older point releases move to a vault (AlmaLinux, Rocky Linux, CentOS) or an archive (Fedora)."""
+        return (
+            "point --mirror at a mirror that still serves the lock's packages (a vault or archive of older "
+            "releases), or relock with `bootstrap lock`"
+        )
+
     def open(self, arch: str) -> RpmArchive:
         self.settings.cache.ensure()
         return open_archive(self.settings, locate.basearch(arch), self.settings.mirror(arch))

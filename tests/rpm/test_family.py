@@ -19,6 +19,7 @@ from bootstrap.build.plan import Options, Plan, make_plan
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, SignatureError
 from bootstrap.family.interface import Job, Target
 from bootstrap.family.model import Pin
+from bootstrap.host import openpgp
 from bootstrap.host.sandbox import Sandbox
 from bootstrap.rpm import metalink
 from bootstrap.rpm.family import RpmFamily
@@ -406,6 +407,17 @@ RPM_RECIPES = [
 
 
 @pytest.mark.parametrize("name", RPM_RECIPES)
+def test_every_pinned_signer_is_a_key_of_the_shipped_key_file(name: str) -> None:
+    """A typo in a pinned fingerprint, or a key file swapped, shows here rather than first against a real mirror:
+    each full fingerprint the recipe pins is a key (or subkey) of the key file shipped beside it."""
+    r = recipe.load(name)
+    assert r.archive_keyring and r.archive_signers
+    held = openpgp.fingerprints(Path(r.archive_keyring))
+    assert all(len(f) == 40 for f in r.archive_signers)
+    assert set(r.archive_signers) <= held, sorted(set(r.archive_signers) - held)
+
+
+@pytest.mark.parametrize("name", RPM_RECIPES)
 def test_every_shipped_rpm_recipe_makes_a_plan(name: str, tmp_path: Path) -> None:
     r = recipe.load(name)
     plan = make_plan(r, Options(arch="amd64", mirror="http://127.0.0.1:9/tree", cache_dir=tmp_path))
@@ -428,6 +440,22 @@ def test_no_mirror_names_the_variable(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "BOOTSTRAP_ALMALINUX_MIRROR" in caught.value.hint and "--mirror" in caught.value.hint
     monkeypatch.setenv("BOOTSTRAP_ALMALINUX_MIRROR", "http://127.0.0.1:9/alma/")
     assert make_plan(recipe.load("almalinux"), Options(arch="amd64", cache_dir=tmp_path)).mirror.endswith("/alma")
+
+
+def test_the_mirror_comes_from_the_flag_then_the_environment_then_the_recipe(
+    tmp_path: Path, gpg_key: GpgKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BOOTSTRAP_ALMALINUX_MIRROR", raising=False)
+    body = f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["baseos"]\nmirror = "http://127.0.0.1:9/recipe/"\n'
+    r = recipe.load(str(write_recipe(tmp_path, gpg_key, body)), given=True)
+
+    def mirror(flag: str | None) -> str:
+        return make_plan(r, Options(arch="amd64", mirror=flag, cache_dir=tmp_path / "c")).mirror
+
+    assert mirror(None) == "http://127.0.0.1:9/recipe"
+    monkeypatch.setenv("BOOTSTRAP_ALMALINUX_MIRROR", "http://127.0.0.1:9/env")
+    assert mirror(None) == "http://127.0.0.1:9/env"
+    assert mirror("http://127.0.0.1:9/flag") == "http://127.0.0.1:9/flag"
 
 
 def test_unknown_release_and_architecture(tmp_path: Path) -> None:
