@@ -14,7 +14,7 @@ from bootstrap.build.families import ARCHES, DISTROS, AnyDistro, ExtraSource, Mi
 from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError
 from bootstrap.host import prune
-from bootstrap.host.arches import MACHINE_TO_DEB
+from bootstrap.host.arches import MACHINE_TO_DEB, arch_name
 from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image.layer import Compression
 from bootstrap.records import links
@@ -117,6 +117,17 @@ def host_arch() -> str:
         return MACHINE_TO_DEB.get(platform.machine(), platform.machine())
 
 
+def _supported(given: str) -> str:
+    """Our name for an architecture given by ours or the kernel's, which the families build for."""
+    arch = arch_name(given)
+    if arch is not None and arch in ARCHES:
+        return arch
+    raise BootstrapError(
+        f"unsupported architecture {given!r}",
+        f"use one or more of {', '.join(sorted(ARCHES))} (or the kernel's names: x86_64, aarch64, ...)",
+    )
+
+
 def _epoch_from_env() -> int | None:
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if not value:
@@ -135,12 +146,8 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
             f"the lock is for recipe {locked.recipe!r}, not {recipe.name!r}",
             f"run `bootstrap build {locked.recipe} --lock ...`",
         )
-    arches = tuple(a.strip() for a in (opts.arch or (locked.arch if locked else None) or host_arch()).split(","))
-    for arch in arches:
-        if arch not in ARCHES:
-            raise BootstrapError(
-                f"unsupported architecture {arch!r}", f"use one or more of {', '.join(sorted(ARCHES))}"
-            )
+    given = tuple(a.strip() for a in (opts.arch or (locked.arch if locked else None) or host_arch()).split(","))
+    arches = tuple(_supported(a) for a in given)
     if len(set(arches)) != len(arches):
         raise BootstrapError(f"--arch names an architecture twice: {opts.arch}", "list each architecture once")
     if locked is not None and len(arches) > 1:

@@ -94,7 +94,11 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     gets them as one typed value, `opts: Options`, and adds its own options to it with `dataclasses.replace`."""
     decorators = [
         click.option("--suite", help="Suite or codename (default: the recipe's: stable for Debian, lts for Ubuntu)."),
-        click.option("--arch", help="Debian architecture (default: the host's)."),
+        click.option(
+            "--arch",
+            help="Architecture(s), comma-separated, by Debian's name or the kernel's: amd64 or x86_64, arm64 or "
+            "aarch64 (default: the host's).",
+        ),
         click.option(
             "--mirror",
             help="Archive mirror URL (default: $BOOTSTRAP_<DISTRO>_MIRROR, then apt sources, then debootstrap's).",

@@ -44,6 +44,21 @@ ARCHES = {
 }
 
 MACHINE_TO_DEB = {a.machine: a.name for a in ARCHES.values() if a.machine}
+ALIASES = {
+    **{a.go_arch: a.name for a in ARCHES.values() if a.go_arch != "arm"},
+    **MACHINE_TO_DEB,
+    "armhfp": "armhf",
+}
+"""The names other tools give an architecture, each for one of ours: the kernel's (`uname -m`: x86_64, aarch64),
+dnf's `$basearch` (which are the kernel's, and `armhfp`) and the OCI platform's (`386`, `mips64le`; not `arm`,
+which is two of ours)."""
+
+
+def arch_name(given: str) -> str | None:
+    """Our (Debian's) name for an architecture given by ours or another tool's name, or None if unknown."""
+    return given if given in ARCHES else ALIASES.get(given)
+
+
 TRIPLETS = {a.name: a.triplet for a in ARCHES.values()}
 QEMU = {a.name: a.qemu for a in ARCHES.values()}
 GO_ARCH = {a.name: a.go_arch for a in ARCHES.values()}

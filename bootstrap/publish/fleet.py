@@ -30,13 +30,14 @@ from typing import Any
 from bootstrap.build.families import ARCHES
 from bootstrap.build.recipe_trust import confine
 from bootstrap.errors import BootstrapError
+from bootstrap.host.arches import arch_name
 from bootstrap.records import outputs
 from bootstrap.registry import RegistryError, parse_reference
 
 IMAGE_KEYS = {
     "recipe": "recipe name, or path relative to the fleet file",
     "suites": "suites or codenames to build (default: the recipe's suite)",
-    "arches": "Debian architectures (default: the host's)",
+    "arches": "architectures, by Debian's name or the kernel's (amd64 or x86_64; default: the host's)",
     "push": "references to push to; tags may use {codename}, {suite} and {recipe}",
     "sbom-formats": f"SBOM formats besides those always written, of {list(outputs.SBOM_FORMATS)}",
 }
@@ -211,10 +212,13 @@ def _image(path: Path, i: int, table: object, host_arch: str) -> Image:
     if recipe.endswith(".toml") and not Path(recipe).is_absolute():
         recipe = str(path.parent / recipe)
     suites = _strings(where, table["suites"], "suites") if "suites" in table else ()
-    arches = _strings(where, table["arches"], "arches") if "arches" in table else (host_arch,)
-    for arch in arches:
-        if arch not in ARCHES:
+    given = _strings(where, table["arches"], "arches") if "arches" in table else (host_arch,)
+    arches = []
+    for arch in given:
+        name = arch_name(arch)
+        if name is None or name not in ARCHES:
             raise FleetError(f"{where}: unsupported architecture {arch!r}", f"use {', '.join(sorted(ARCHES))}")
+        arches.append(name)
     pushes = _strings(where, table.get("push", []), "push")
     for template in pushes:
         _check_template(where, template)
@@ -225,7 +229,7 @@ def _image(path: Path, i: int, table: object, host_arch: str) -> Image:
         if len(set(values)) != len(values):
             raise FleetError(f"{where}: {name} names something twice", "list each once")
     always = {o.sbom for o in outputs.OUTPUTS if o.sbom and not o.asked}
-    return Image(i, recipe, suites, arches, pushes, tuple(f for f in formats if f not in always))
+    return Image(i, recipe, suites, tuple(arches), pushes, tuple(f for f in formats if f not in always))
 
 
 def _job_id(recipe: str, suite: str, arch: str) -> str:

@@ -247,3 +247,10 @@ def test_cyclonedx_document_is_valid_1_6() -> None:
     assert base["licenses"] == [{"expression": "GPL-2.0-or-later AND MIT"}]
     assert base["supplier"]["contact"] == [{"email": "fixture-team@lists.example.invalid"}]
     assert doc["serialNumber"] == json.loads(cyclonedx.make(_info(), _packages(), NOTICES))["serialNumber"]
+
+
+def test_a_fleet_takes_the_kernels_architecture_names_and_keeps_ours(tmp_path: Path) -> None:
+    fleet = load(_fleet(tmp_path, '[[image]]\nrecipe = "debian-slim"\narches = ["x86_64", "aarch64"]\n'), "amd64")
+    assert fleet.images[0].arches == ("amd64", "arm64")
+    with pytest.raises(FleetError, match="arches names something twice"):
+        load(_fleet(tmp_path, '[[image]]\nrecipe = "debian-slim"\narches = ["x86_64", "amd64"]\n'), "amd64")
