@@ -113,7 +113,9 @@ class Overrides:
 
     def set_xattrs(self, path: str, inode: Inode, values: dict[str, bytes]) -> None:
         """The extended attributes the layer gives the regular file at `path`, the inode `inode` (st_dev,
-        st_ino) on disk: they belong to the file, so a script renaming it or linking it elsewhere keeps them."""
+        st_ino) on disk: they belong to the file, so a script renaming it or linking it elsewhere keeps them. (A
+        file a script makes after removing this one may get its inode number, and so these: the writers clear
+        the record of every path they replace, so only a script's own remove-and-create can do that.)"""
         self._xattrs[path] = (inode, dict(values))
 
     def clear_xattrs(self, path: str) -> None:
