@@ -16,6 +16,7 @@ from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.errors import BootstrapError
 from bootstrap.host import userns
+from bootstrap.host.arches import arch_name
 from bootstrap.host.sandbox import isolate
 from bootstrap.log import setup
 from bootstrap.publish import changes as changes_mod
@@ -89,6 +90,14 @@ def signing_key(path: Path | None) -> "keys.SigningKey | None":
     return keys.load_private(path, keys.password_for(path))
 
 
+def _our_arch_names(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """--arch by our (Debian's) names, whatever names it was given in, so that every command compares like with
+    like (a lock's or a registry's architecture); a name none of ours stands for is left for the plan to refuse."""
+    if value is None:
+        return None
+    return ",".join(arch_name(a.strip()) or a.strip() for a in value.split(","))
+
+
 def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Where the packages come from and how they are trusted: suite, arch, mirrors, keyrings, cache. The command
     gets them as one typed value, `opts: Options`, and adds its own options to it with `dataclasses.replace`."""
@@ -98,6 +107,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--arch",
             help="Architecture(s), comma-separated, by Debian's name or the kernel's: amd64 or x86_64, arm64 or "
             "aarch64 (default: the host's).",
+            callback=_our_arch_names,
         ),
         click.option(
             "--mirror",

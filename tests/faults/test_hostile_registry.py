@@ -377,6 +377,10 @@ def test_lock_for_the_same_request_is_up_to_date(
     args = ["--suite", "fixture", "--arch", "amd64", *archive, "--cache-dir", str(tmp_path / "cache")]
     ran = run("check", "debian-slim", "--against", ref, *args, *access, env=env, stdin=PASSWORD + "\n")
     assert ran.returncode == 0 and ran.stdout.startswith("up to date"), ran.stdout + ran.stderr
+    # the kernel's name for the same architecture finds the same platform and the same lock
+    kernels = [a if a != "amd64" else "x86_64" for a in args]
+    ran = run("check", "debian-slim", "--against", ref, *kernels, *access, env=env, stdin=PASSWORD + "\n")
+    assert ran.returncode == 0 and ran.stdout.startswith("up to date"), ran.stdout + ran.stderr
     index = run("index", f"{basic_registry.host}/test/same:multi", ref, *access, env=env, stdin=PASSWORD + "\n")
     assert index.returncode == 0, index.stderr
     wrong = run("index", f"{basic_registry.host}/test/same:multi", ref, *access, env=env, stdin="nope\n")

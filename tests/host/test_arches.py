@@ -4,7 +4,9 @@ import platform
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
 from bootstrap.build import recipe
 from bootstrap.build.plan import Options, make_plan
@@ -50,3 +52,17 @@ def test_a_build_takes_the_kernels_names_and_records_ours(tmp_path: Path) -> Non
     with pytest.raises(BootstrapError, match="unsupported architecture 'arm'") as caught:
         make_plan(recipe.load("almalinux"), Options(arch="arm", mirror="http://127.0.0.1:9", cache_dir=tmp_path))
     assert "x86_64" in caught.value.hint
+
+
+def test_every_command_gets_our_names_from_arch() -> None:
+    """The option itself gives our names (a registry's platform, a lock's architecture are compared with
+    them); a name of none of ours is left as given, for the plan to refuse in its words."""
+    from bootstrap.cli.common import source_options
+
+    @click.command()
+    @source_options
+    def show(opts: Options) -> None:
+        click.echo(opts.arch)
+
+    assert CliRunner().invoke(show, ["--arch", "x86_64, aarch64"]).output == "amd64,arm64\n"
+    assert CliRunner().invoke(show, ["--arch", "vax"]).output == "vax\n"
