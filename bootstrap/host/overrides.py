@@ -64,7 +64,14 @@ def _restat(st: os.stat_result, mode: int, uid: int, gid: int, rdev: int | None)
 
 
 _T = TypeVar("_T")
-Inode = tuple[int, int]
+Inode = tuple[int, int, int, int]
+"""A file as it was when recorded: st_dev, st_ino, st_size, st_mtime_ns (`identity`)."""
+
+
+def identity(st: os.stat_result) -> Inode:
+    """The file an lstat shows, as a record names it: its inode, and its size and mtime, so that a file a script
+    rewrote, or a new one given the inode number of one a script removed, is not taken for it."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _copy(table: dict[str, _T], source: str, dest: str) -> None:
@@ -112,10 +119,9 @@ class Overrides:
         self._table[path] = Override(uid, gid, stat.S_IMODE(mode), device)
 
     def set_xattrs(self, path: str, inode: Inode, values: dict[str, bytes]) -> None:
-        """The extended attributes the layer gives the regular file at `path`, the inode `inode` (st_dev,
-        st_ino) on disk: they belong to the file, so a script renaming it or linking it elsewhere keeps them. (A
-        file a script makes after removing this one may get its inode number, and so these: the writers clear
-        the record of every path they replace, so only a script's own remove-and-create can do that.)"""
+        """The extended attributes the layer gives the regular file at `path`, `inode` on disk (`identity`): they
+        belong to the file, so a script renaming it or linking it elsewhere keeps them; one rewriting it drops
+        them, as the kernel drops a rewritten file's capabilities."""
         self._xattrs[path] = (inode, dict(values))
 
     def clear_xattrs(self, path: str) -> None:

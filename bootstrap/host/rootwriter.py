@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from bootstrap.errors import UnpackError
-from bootstrap.host.overrides import Device, Overrides, disk_mode
+from bootstrap.host.overrides import Device, Overrides, disk_mode, identity
 from bootstrap.host.tree import Tree
 
 CHUNK = 1 << 20
@@ -145,8 +145,7 @@ class RootWriter:
         table (an ordinary user cannot set `security.*`, root of a user namespace sets its own form of file
         capabilities), or, with no table, set on disk."""
         if self.overrides is not None:
-            st = os.lstat(real)
-            self.overrides.set_xattrs(self._rel(real), (st.st_dev, st.st_ino), values)
+            self.overrides.set_xattrs(self._rel(real), identity(os.lstat(real)), values)
             return
         for name, value in values.items():
             os.setxattr(real, name, value, follow_symlinks=False)

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from bootstrap.host.overrides import Overrides
+from bootstrap.host.overrides import Overrides, identity
 from bootstrap.image import tarheader
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members, ParallelGzip
@@ -186,13 +186,13 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
     offset = 0
     for rel in _walk(str(root)):
         full = os.path.join(root, rel)
-        st = os.lstat(full)
+        st = disk = os.lstat(full)
         if overrides is not None:
             st = overrides.view(rel, st)
         mode, size, linkname, device = st.st_mode, 0, "", (0, 0)
         xattrs = _xattrs(full)
         # recorded for a file, whatever its names now (a script may have renamed or linked it)
-        found = recorded_files.pop((st.st_dev, st.st_ino), None) if stat.S_ISREG(mode) else None
+        found = recorded_files.pop(identity(disk), None) if stat.S_ISREG(mode) and recorded_files else None
         recorded = found[1] if found is not None else {}
         if recorded:
             merged = {
@@ -232,7 +232,7 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
             offset += size + len(tail)
     sink.write(tarheader.end(offset))
     for path, values in recorded_files.values():
-        log.warning("/%s: removed by a script, so its %s is not in the image", path, ", ".join(values))
+        log.warning("/%s: removed or rewritten by a script, so its %s is not in the image", path, ", ".join(values))
 
 
 def _copy(path: str, sink: BinaryIO, size: int, rel: str) -> None:

@@ -277,6 +277,7 @@ def load(path: Path, host_arch: str, default_suite: Any = None, allow: Sequence[
     runners = data.get("runners", {})
     if not isinstance(runners, dict) or not all(isinstance(v, str) for v in runners.values()):
         raise FleetError(f"{path}: runners must map architectures to runner labels", 'write arm64 = "label"')
+    runners = {_runner_arch(str(path), k): v for k, v in runners.items()}
     written = data.get("sign-key")
     if written is not None and (not isinstance(written, str) or not written):
         raise FleetError(f"{path}: sign-key must be a path", 'write sign-key = "release.key"')
@@ -285,6 +286,14 @@ def load(path: Path, host_arch: str, default_suite: Any = None, allow: Sequence[
         None if written is None else Path(confine(str(path), "sign-key", written, here, allow, False, "fleet file"))
     )
     return Fleet(path, tuple(images), tuple(jobs), webhooks, {**DEFAULT_RUNNERS, **runners}, sign_key)
+
+
+def _runner_arch(where: str, key: str) -> str:
+    """A runners key by our name (`aarch64` is `arm64`), so that a job's architecture finds its label."""
+    name = arch_name(key)
+    if name is None or name not in ARCHES:
+        raise FleetError(f"{where}: runners names unsupported architecture {key!r}", f"use {', '.join(sorted(ARCHES))}")
+    return name
 
 
 def dumps_matrix(fleet: Fleet, ci: str) -> str:

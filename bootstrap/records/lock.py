@@ -8,6 +8,7 @@ from pathlib import Path
 from bootstrap.errors import BootstrapError, MirrorError
 from bootstrap.family.interface import Archive, Family, Selection
 from bootstrap.family.model import Pin
+from bootstrap.host.arches import arch_name
 
 LOCK_VERSION = 1
 LABEL = "bootstrap.lock.sha256"
@@ -128,7 +129,7 @@ def parse(raw: bytes, where: str) -> Lock:
             distribution=data["distribution"],
             suite=data["suite"],
             codename=data["codename"],
-            arch=data["arch"],
+            arch=arch_name(data["arch"]) or data["arch"],  # as the plan names it (a hand-written x86_64 is amd64)
             epoch=int(data["epoch"]),
             sources=tuple(LockedSource(**s) for s in data["sources"]),
             packages=tuple(LockedPackage(**p) for p in data["packages"]),

@@ -106,6 +106,8 @@ def _clause(t: _Text, flags: dict[str, int]) -> None:
     if op == "=":
         for f in flags:
             flags[f] &= ~caps
+    if t.peek() and t.peek() in "+-":
+        raise ValueError(f"no flags after {op!r}")
     while not t.at_end_of_clause():
         c = t.take()
         if c in "+-" and c:

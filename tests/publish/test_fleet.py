@@ -254,3 +254,13 @@ def test_a_fleet_takes_the_kernels_architecture_names_and_keeps_ours(tmp_path: P
     assert fleet.images[0].arches == ("amd64", "arm64")
     with pytest.raises(FleetError, match="arches names something twice"):
         load(_fleet(tmp_path, '[[image]]\nrecipe = "debian-slim"\narches = ["x86_64", "amd64"]\n'), "amd64")
+
+
+def test_runner_labels_by_the_kernels_names_find_their_jobs(tmp_path: Path) -> None:
+    text = '[[image]]\nrecipe = "debian-slim"\narches = ["aarch64"]\n\n[runners]\naarch64 = "my-arm"\n'
+    fleet = load(_fleet(tmp_path, text), "amd64")
+    assert fleet.runners["arm64"] == "my-arm"
+    (part,) = fleet.matrix("github")["include"]
+    assert [job["runner"] for job in part["jobs"]["include"]] == ["my-arm"]
+    with pytest.raises(FleetError, match="runners names unsupported architecture 'vax'"):
+        load(_fleet(tmp_path, '[[image]]\nrecipe = "debian-slim"\n\n[runners]\nvax = "v"\n'), "amd64")

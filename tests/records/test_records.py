@@ -137,3 +137,13 @@ def test_an_rpm_epoch_is_a_purl_qualifier(purl_type: str, version: str, expected
 
     pkg = dataclasses.replace(neutral_package("coreutils"), version=version, arch="x86_64", purl_type=purl_type)
     assert sbom.purl(OperatingSystem("almalinux", "9.6"), pkg) == expected
+
+
+def test_a_lock_naming_its_architecture_by_the_kernels_name_reads_as_ours() -> None:
+    """A hand-written `"arch": "x86_64"` is the amd64 a build and `check` compare with, not another request."""
+    lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "x86_64", 0, (), ())
+    assert lock_mod.parse(lock.to_json(), "lock.json").arch == "amd64"
+    odd = json.loads(lock.to_json())
+    odd["arch"] = ["amd64"]
+    with pytest.raises(lock_mod.BootstrapError, match="malformed lock file"):
+        lock_mod.parse(json.dumps(odd).encode(), "lock.json")
