@@ -1,3 +1,3 @@
-from bootstrap.cli.main import main
+from bootstrap.cli.main import run
 
-main()
+run()

@@ -3,6 +3,7 @@ with a build's first download, each package family with a plan of its own, so `-
 recipe refused before any request stay quick (about a hundred of the suite's tests run the command line)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,38 @@ def test_a_build_loads_the_network_and_its_own_family_only(tmp_path: Path, serve
     assert got["code"] != 0
     assert {"requests", "urllib3", "bootstrap.deb.family", "bootstrap.deb.index"} <= set(got["loaded"])  # type: ignore[arg-type]
     assert "bootstrap.rpm.family" not in got["loaded"]  # type: ignore[operator]
+
+
+def test_the_command_runs_exit_handlers_and_flushes_before_its_quick_exit(tmp_path: Path) -> None:
+    """`run` leaves without the interpreter's teardown: what the exit handlers do (the cache releases its claims
+    there) and what is still buffered in the standard streams must happen all the same."""
+    script = (
+        "import atexit, sys\n"
+        "from bootstrap.cli.main import run\n"
+        "marker = sys.argv[1]\n"
+        "atexit.register(lambda: open(marker, 'w').write('handled'))\n"
+        "sys.argv[1:] = ['list']\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "run()\n"
+    )
+    marker = tmp_path / "marker"
+    proc = subprocess.run([sys.executable, "-c", script, str(marker)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("buffered, no newline") and "debian-slim" in proc.stdout
+    assert marker.read_text() == "handled"
+
+
+def test_the_command_exits_120_when_its_output_cannot_be_flushed() -> None:
+    """A reader gone before what is still buffered is flushed: the exit says so, as Python's own exit does (120),
+    and no traceback. (A command's own lines are flushed as they are written, so it fails on those first: here
+    the command does nothing and the text is left in the buffer.)"""
+    script = "import sys\nfrom bootstrap.cli import main\nmain.main = lambda: None\nprint('left')\nmain.run()\n"
+    read, write = os.pipe()
+    os.close(read)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # the print is buffered
+    proc = subprocess.run(
+        [sys.executable, "-c", script], stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env
+    )
+    os.close(write)
+    assert proc.returncode == 120, proc.stderr
+    assert "Traceback" not in proc.stderr
