@@ -132,4 +132,5 @@ class RpmFamily:
     ) -> RpmJob:
         own = own_selection(selection)
         checked = self.verified(own, files)
-        return RpmJob(own, checked, target, self.options(target.arch))
+        kept = self.settings.cache.area("expanded") if self.settings.derived_cache else None
+        return RpmJob(own, checked, target, self.options(target.arch), kept)

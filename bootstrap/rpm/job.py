@@ -58,6 +58,9 @@ class RpmJob:
     """Package name -> its verified .rpm file."""
     target: Target
     options: JobOptions = field(default_factory=JobOptions)
+    kept: Path | None = None
+    """The cache's area of decompressed payloads (`bootstrap.rpm.expanded`), unless the build takes nothing from
+    derived cache areas."""
     unpacked: list[Unpacked] = field(default_factory=list)
 
     @property
@@ -109,7 +112,7 @@ class RpmJob:
                 sealed = not options.keys
                 made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
             known = {name: (layouts[name], tables[name]) for name in names}  # read once, for both
-            self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides, known)
+            self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides, known, self.kept)
             reown(target.root, self.unpacked, target.overrides, last=final)  # a later package's accounts
             if made is not None:
                 made.result()

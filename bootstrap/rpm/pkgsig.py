@@ -14,7 +14,9 @@ SIG_DSA, SIG_RSA = 267, 268
 """Signature header tags of the header-only OpenPGP signatures (DSA/ECDSA/EdDSA, RSA)."""
 SIG_LEGACY = (1002, 1005)
 """Header-and-payload signatures of old rpm (PGP, GPG): not accepted alone."""
-PAYLOAD_DIGEST, PAYLOAD_DIGEST_ALGO = 5092, 5093
+PAYLOAD_DIGEST, PAYLOAD_DIGEST_ALGO, PAYLOAD_DIGEST_ALT = 5092, 5093, 5097
+"""The signed header's digests of the payload as stored (compressed) and uncompressed (ALT, rpm 4.16 and later),
+in the algorithm PAYLOADDIGESTALGO names."""
 DIGESTS = {8: "sha256", 9: "sha384", 10: "sha512"}
 """OpenPGP hash algorithm ids rpm writes in PAYLOADDIGESTALGO, strong ones only."""
 CHUNK = 1 << 20

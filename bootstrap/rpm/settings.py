@@ -24,7 +24,8 @@ class RpmSettings:
     insecure: bool
     offline: bool
     derived_cache: bool
-    """Whether earlier builds' derived files serve this one (the signature verdicts, `bootstrap.rpm.verdicts`)."""
+    """Whether earlier builds' derived files serve this one (the signature verdicts, `bootstrap.rpm.verdicts`; the
+    decompressed payloads, `bootstrap.rpm.expanded`)."""
     repos: tuple[str, ...]
     """The repository ids the build reads (empty: those the release enables)."""
     request: Request

@@ -20,7 +20,7 @@ from bootstrap.host.parallel import read_ahead
 from bootstrap.host.rootwriter import RootWriter, member_path
 from bootstrap.host.tree import Tree, account_ids
 from bootstrap.log import log
-from bootstrap.rpm import cpio, filecaps, payload
+from bootstrap.rpm import cpio, expanded, filecaps, payload
 from bootstrap.rpm.files import FileEntry, file_table, skipped
 from bootstrap.rpm.header import Layout, read_layout
 from bootstrap.rpm.options import JobOptions
@@ -185,8 +185,12 @@ def _bound(files: list[FileEntry]) -> int:
     return sum(f.size + 3 for f in files) + (len(files) + 1) * (cpio.HEAD + cpio.MAX_NAME + 3) + 512
 
 
-def _read(path: Path, what: str, known: tuple[Layout, list[FileEntry]] | None = None) -> _Read:
-    """The package's header and file table (`known`: as read already), and its payload inflated unless large."""
+def _read(
+    path: Path, what: str, known: tuple[Layout, list[FileEntry]] | None = None, kept: Path | None = None
+) -> _Read:
+    """The package's header and file table (`known`: as read already), and its payload inflated unless large:
+    from the cache's area of decompressed payloads (`kept`) when it holds it, checked against the signed
+    header's digest of the uncompressed payload, else inflated (and kept there)."""
     if known is not None:
         layout, files = known
     else:
@@ -196,10 +200,20 @@ def _read(path: Path, what: str, known: tuple[Layout, list[FileEntry]] | None = 
     bound = _bound(files)
     if bound > READ_AHEAD:
         return _Read(layout, files, None)
+    digest = expanded.digest_of(layout)
+    if kept is not None and digest is not None:
+        data = expanded.get(kept, digest, bound)
+        if data is not None:
+            return _Read(layout, files, data)
     with payload.opened(path, layout, what) as stream:
         data = stream.read(bound + 1)
-    # more than the header allows: inflated again while written, where the cpio reader says what is wrong
-    return _Read(layout, files, data if len(data) <= bound else None)
+    if len(data) > bound:  # more than the header allows: inflated again while written, where the cpio reader
+        return _Read(layout, files, None)  # says what is wrong
+    if digest is not None:
+        expanded.check(data, digest, what)
+        if kept is not None:
+            expanded.put(kept, digest, data)
+    return _Read(layout, files, data)
 
 
 def unpack_one(
@@ -247,16 +261,17 @@ def unpack_all(
     epoch: int,
     overrides: Overrides | None = None,
     known: Mapping[str, tuple[Layout, list[FileEntry]]] | None = None,
+    kept: Path | None = None,
 ) -> list[Unpacked]:
     """Unpack every package in the order given (dependencies first), the next payloads inflated ahead (`known`:
-    headers and file tables the caller has read already, by name)."""
+    headers and file tables the caller has read already, by name; `kept`: the cache's decompressed payloads)."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     writer, dirs = RootWriter(root, overrides), set[str]()
     seen = known or {}
 
     def read(item: tuple[str, Path]) -> _Read:
         name, path = item
-        return _read(path, f"{name} ({path.name})", seen.get(name))
+        return _read(path, f"{name} ({path.name})", seen.get(name), kept)
 
     with read_ahead(read, items, WINDOW) as reads:
         return [

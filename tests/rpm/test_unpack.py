@@ -3,6 +3,7 @@ header, %doc, %lang and %ghost as rpm treats them, hard links, mtimes clamped to
 made for real refused with one line."""
 
 import gzip
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Device, Overrides
+from bootstrap.rpm import expanded
 from bootstrap.rpm import unpack as unpack_mod
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
@@ -118,13 +120,19 @@ def _cpio(members: list[tuple[str, int, bytes]]) -> bytes:
     return out
 
 
-def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]]) -> Path:
-    """`rpm` with its payload replaced by a gzip cpio of `members` (its headers kept as they are)."""
+def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]], agree: bool = True) -> Path:
+    """`rpm` with its payload replaced by a gzip cpio of `members`, its headers kept as they are but (`agree`) the
+    digest of the uncompressed payload, made the new one's: the cpio reader's own checks are what is tried."""
     with open(rpm, "rb") as f:
         layout = read_layout(f, rpm.name)
         f.seek(0)
         head = f.read(layout.payload)
-    dest.write_bytes(head + gzip.compress(_cpio(members), mtime=0))
+    archive = _cpio(members)
+    given = expanded.digest_of(layout)
+    assert given is not None, "rpmbuild gives the digest of the uncompressed payload"
+    if agree:
+        head = head.replace(given.encode(), hashlib.sha256(archive).hexdigest().encode())
+    dest.write_bytes(head + gzip.compress(archive, mtime=0))
     return dest
 
 
@@ -155,6 +163,91 @@ def test_wrong_size_refused(sample: Path, tmp_path: Path, inflation: str) -> Non
     hostile = _respliced(sample, tmp_path / "big.rpm", [("./usr/bin/sample", 0o100755, b"x" * 5)])
     with pytest.raises(UnpackError, match="not the size its header says"):
         unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
+
+
+def test_payload_its_signed_header_does_not_give_is_refused_before_anything_is_written(
+    sample: Path, tmp_path: Path
+) -> None:
+    """A payload that parses as well as the package's own (the same members) but is not the one whose digest the
+    signed header gives (a file's content differs) is refused whole, before any file of it is written."""
+    members = [("./usr/bin/sample", 0o100755, b"#!/bin/sh\necho SAMPLE\n")]
+    hostile = _respliced(sample, tmp_path / "other.rpm", members, agree=False)
+    root = accounts_root(tmp_path)
+    with pytest.raises(UnpackError, match="does not inflate to the digest its signed header gives"):
+        unpack_all(root, [("sample", hostile)], JobOptions(), EPOCH)
+    assert not (root / "usr/bin").exists()
+
+
+def _kept(tmp_path: Path) -> Path:
+    area = tmp_path / "expanded"
+    area.mkdir(exist_ok=True)
+    return area
+
+
+def test_a_kept_payload_is_used_only_when_it_hashes_to_its_name(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first unpack keeps the inflated payload under the signed header's digest; the next takes it without
+    inflating; one changed in the cache (the same length, or cut short) is removed and inflated again."""
+    area = _kept(tmp_path)
+    with open(sample, "rb") as f:
+        digest = expanded.digest_of(read_layout(f, "sample"))
+    assert digest is not None
+    first = unpack_all(accounts_root(tmp_path / "a"), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+    kept = area / (digest + expanded.SUFFIX)
+    original = kept.read_bytes()
+    assert hashlib.sha256(original).hexdigest() == digest
+
+    inflated: list[Path] = []
+    real = unpack_mod.payload.opened
+
+    def counting(path: Path, *args: object) -> object:
+        inflated.append(path)
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(unpack_mod.payload, "opened", counting)
+    again = unpack_all(accounts_root(tmp_path / "b"), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+    assert inflated == [] and again[0].written == first[0].written
+    assert _tree(tmp_path / "a/root") == _tree(tmp_path / "b/root")
+
+    marker = b"echo sample"
+    for n, damaged in enumerate([original.replace(marker, b"echo SAMPLE", 1), original[:-100]]):
+        assert damaged != original
+        kept.write_bytes(damaged)
+        out = tmp_path / f"damaged{n}"
+        unpack_all(accounts_root(out), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+        assert (out / "root/usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
+        assert kept.read_bytes() == original, "made again from the package"
+    assert len(inflated) == 2
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory", "too large"])
+def test_what_is_not_a_kept_payload_is_passed_over(sample: Path, tmp_path: Path, kind: str) -> None:
+    """A link (to the package's own bytes even), a fifo (never waited on), a directory or a file larger than the
+    header allows at the payload's name: the package is inflated, the tree is right."""
+    area = _kept(tmp_path)
+    with open(sample, "rb") as f:
+        digest = expanded.digest_of(read_layout(f, "sample"))
+    assert digest is not None
+    good = tmp_path / "good.cpio"
+    unpack_all(accounts_root(tmp_path / "a"), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+    (area / (digest + expanded.SUFFIX)).rename(good)
+    at = area / (digest + expanded.SUFFIX)
+    if kind == "symlink":
+        at.symlink_to(good)
+    elif kind == "fifo":
+        os.mkfifo(at)
+    elif kind == "directory":
+        at.mkdir()
+    else:
+        at.write_bytes(good.read_bytes() + b"\0" * (1 << 20))
+    out = tmp_path / "b"
+    unpack_all(accounts_root(out), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+    assert (out / "root/usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
+    if kind == "directory":
+        assert at.is_dir(), "not removed, passed over"
+    else:
+        assert at.is_file() and not at.is_symlink() and at.read_bytes() == good.read_bytes(), "made again"
 
 
 def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKey) -> None:
