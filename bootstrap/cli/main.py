@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import replace
@@ -451,8 +452,11 @@ def run() -> NoReturn:
     """The `bootstrap` command: `main`, then, when it returns, the exit handlers (the cache's claims released,
     logging flushed) and the standard streams flushed, and an exit without the interpreter's teardown: freeing a
     build's millions of objects one by one (and collecting them) took a tenth of a second, for nothing. A
-    stream that cannot be flushed (a closed pipe) gives 120, as Python's own exit does."""
+    stream that cannot be flushed (a closed pipe) gives 120, as Python's own exit does; a thread still at work
+    (none should be) is waited for by an ordinary exit."""
     main()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(0)  # a thread still at work (none should be): the interpreter's exit waits for it
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()

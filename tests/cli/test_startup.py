@@ -88,3 +88,19 @@ def test_the_command_exits_120_when_its_output_cannot_be_flushed() -> None:
     os.close(write)
     assert proc.returncode == 120, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_thread_still_at_work_is_waited_for() -> None:
+    """Should a command leave a thread working, the quick exit is not taken: what the thread does is done."""
+    script = (
+        "import sys, threading, time\n"
+        "from bootstrap.cli import main\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    print('finished', flush=True)\n"
+        "main.main = lambda: threading.Thread(target=late).start()\n"
+        "main.run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "finished\n"
