@@ -416,14 +416,15 @@ def _fail(exc: BootstrapError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
-def main() -> None:
+def main() -> int:
     """Run the CLI: every failure ends as `error:` and `hint:` lines and an exit code, a traceback only with
-    --debug (1: an error the user can act on; 2: usage; 70: a bug; 130: interrupted)."""
+    --debug (1: an error the user can act on; 2: usage; 70: a bug; 130: interrupted); a command that ends well
+    returns its exit code (what a `ctx.exit(n)` gives, without standalone mode: else 0)."""
     signal.signal(signal.SIGTERM, _terminate)
     # A build makes a few million small objects and almost no reference cycles: collect young ones seldom.
     gc.set_threshold(100_000, 20, 20)
     try:
-        cli(standalone_mode=False)
+        result = cli(standalone_mode=False)
     except BootstrapError as exc:
         _fail(exc)
     except click.exceptions.Abort:
@@ -446,6 +447,7 @@ def main() -> None:
         _fail(os_error(exc))
     except Exception as exc:
         _fail(_internal(exc))
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 def run() -> NoReturn:
@@ -454,16 +456,19 @@ def run() -> NoReturn:
     build's millions of objects one by one (and collecting them) took a tenth of a second, for nothing. A
     stream that cannot be flushed (a closed pipe) gives 120, as Python's own exit does; a thread still at work
     (none should be) is waited for by an ordinary exit."""
-    main()
+    code = main()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
-        sys.exit(0)  # a thread still at work (none should be): the interpreter's exit waits for it
+        sys.exit(code)  # a thread still at work (none should be): the interpreter's exit waits for it
     atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        os._exit(120)
-    os._exit(0)
+    unflushed = False
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # closed when the command started: nothing to flush, as Python's exit says
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            unflushed = True
+    os._exit(120 if unflushed else code)
 
 
 def _internal(exc: Exception) -> BootstrapError:

@@ -36,6 +36,8 @@ class Members:
     def __init__(self, directory: Path, level: int) -> None:
         self.directory = directory
         self.suffix = f".gz{level}-libdeflate{deflate.__version__}"
+        self.header = bytes(deflate.gzip_compress(b"", level))[:10]
+        """The header libdeflate begins every member with at this level (its XFL; no time; OS unknown)."""
 
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)
@@ -48,7 +50,7 @@ class Members:
         sections = read_derived(path, digest)
         if sections is None or len(sections) != 1:
             return None
-        if not is_member_of(sections[0], block):
+        if not is_member_of(sections[0], block, self.header):
             log.debug("discarding %s: it is not one gzip member of the block it is bound to", path)
             path.unlink(missing_ok=True)
             return None
@@ -58,14 +60,15 @@ class Members:
         write_derived(self._path(digest), digest, [member])
 
 
-def is_member_of(member: bytes, block: bytes | bytearray) -> bool:
-    """Whether `member` is exactly one gzip member (a plain 10-byte header: no name, comment or extra field)
-    that inflates to `block`, with nothing after it.
+def is_member_of(member: bytes, block: bytes | bytearray, header: bytes | None = None) -> bool:
+    """Whether `member` is exactly one gzip member (a plain 10-byte header: no name, comment or extra field;
+    with `header`, exactly those 10 bytes, so that no other time, flag or OS byte can make the layer's bytes
+    depend on what the cache held) that inflates to `block`, with nothing after it.
 
     libdeflate's plain gzip_decompress stops at the end of the first member and ignores whatever follows (another
     member, which a reader of the layer would inflate too); its `_ex` form says how many bytes the member took, so
     one inflate proves both the content and that nothing follows the trailer (`bootstrap.image.inflate`)."""
-    if len(member) < 18 or member[:4] != b"\x1f\x8b\x08\x00":
+    if len(member) < 18 or member[:4] != b"\x1f\x8b\x08\x00" or (header is not None and member[:10] != header):
         return False
     return inflate.one_member(member, len(block)) == block
 

@@ -22,8 +22,9 @@ _lib.libdeflate_gzip_decompress_ex.argtypes = [
 ]  # fmt: skip
 
 
-class _Decompressor(threading.local):
-    """A decompressor for each thread (libdeflate's are not shared between threads), freed with the thread."""
+class _Decompressor:
+    """One thread's decompressor (libdeflate's are not shared between threads): freed when the thread ends and
+    its thread-local values go, or at exit."""
 
     def __init__(self) -> None:
         self.handle = _lib.libdeflate_alloc_decompressor()
@@ -34,7 +35,14 @@ class _Decompressor(threading.local):
         free(self.handle)  # bound at definition: at exit, the module's names may be gone first
 
 
-_local = _Decompressor()
+_local = threading.local()
+
+
+def _decompressor() -> _Decompressor:
+    found: _Decompressor | None = getattr(_local, "decompressor", None)
+    if found is None:
+        found = _local.decompressor = _Decompressor()
+    return found
 
 
 def one_member(member: bytes, size: int) -> bytearray | None:
@@ -44,7 +52,7 @@ def one_member(member: bytes, size: int) -> bytearray | None:
     took, gave = ctypes.c_size_t(), ctypes.c_size_t()
     buffer = (ctypes.c_char * len(out)).from_buffer(out)
     result = _lib.libdeflate_gzip_decompress_ex(
-        _local.handle, member, len(member), buffer, len(out), ctypes.byref(took), ctypes.byref(gave)
+        _decompressor().handle, member, len(member), buffer, len(out), ctypes.byref(took), ctypes.byref(gave)
     )
     del buffer  # the bytearray can be resized again
     if result != _SUCCESS or took.value != len(member) or gave.value > size:

@@ -104,3 +104,21 @@ def test_a_thread_still_at_work_is_waited_for() -> None:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "finished\n"
+
+
+def test_a_command_run_with_its_output_closed_ends_well() -> None:
+    """Started with no standard output at all (`bootstrap list >&-`: Python's stdout is None), a command that
+    ends well exits 0, as Python's own exit would, with no traceback."""
+    script = "import sys\nfrom bootstrap.cli.main import run\nsys.argv[1:] = ['list']\nrun()\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, cwd=ROOT, preexec_fn=lambda: os.close(1)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_exit_code_a_command_returns_is_the_exit_status() -> None:
+    """What `ctx.exit(n)` gives without standalone mode (returned, not raised) is the process's exit status."""
+    script = "from bootstrap.cli import main\nmain.cli.main = lambda **kw: 3\nmain.run()\n"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 3, proc.stderr

@@ -383,12 +383,27 @@ def test_check_says_no_rebuild_then_a_rebuild_is_due(
     assert "coreutils" in due.stdout and "1:1.0-2" in due.stdout, due.stdout
 
 
+def _derived(cache: Path) -> dict[str, int]:
+    """Every file of the cache's derived areas, with its mtime (what taking it marks)."""
+    return {
+        str(p.relative_to(cache)): p.stat().st_mtime_ns
+        for area in ("expanded", "gzip", "verdicts", "parsed")
+        for p in sorted((cache / area).rglob("*"))
+        if p.is_file()
+    }
+
+
 def test_verify_rebuilds_bit_for_bit(miniature: Miniature, first: Path) -> None:
+    """The rebuild takes nothing from the derived areas, nor adds to them: the decompressed payloads, kept gzip
+    members and signature verdicts the builds left are neither read nor written."""
+    cache = _cache_of(first)
+    before = _derived(cache)
+    assert any(name.startswith("expanded/") and name.endswith(".cpio") for name in before), "the builds kept payloads"
     proc = bootstrap(
-        "verify", str(first), "--recipe", str(miniature.recipe), "--mirror", miniature.url,
-        "--cache-dir", str(_cache_of(first)),
+        "verify", str(first), "--recipe", str(miniature.recipe), "--mirror", miniature.url, "--cache-dir", str(cache),
     )  # fmt: skip
     assert "verified" in proc.stdout
+    assert _derived(cache) == before
 
 
 def test_verify_refuses_a_mirror_serving_other_bytes_for_a_locked_package(

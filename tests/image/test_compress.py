@@ -1,8 +1,10 @@
 """Multi-core gzip: the bytes depend on the input and level only, never on the thread count."""
 
+import gc
 import gzip
 import io
 import os
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from bootstrap.host import prune
 from bootstrap.host.cache import Cache
-from bootstrap.image import compress
+from bootstrap.image import compress, inflate
 
 
 def squeeze(data: bytes, threads: int, chunk: int = 7919, members: compress.Members | None = None) -> bytes:
@@ -149,3 +151,49 @@ def test_least_recently_used_members_go_beyond_the_limit(tmp_path: Path) -> None
     sizes = [p.stat().st_size for p in paths]
     prune.prune(cache, sum(sizes[2:]))
     assert sorted(cache.area("gzip").iterdir()) == paths[2:]
+
+
+@pytest.mark.parametrize(
+    ("at", "value"), [(4, 1), (8, 2), (9, 3)], ids=["a modification time", "another XFL", "another OS"]
+)
+def test_a_member_with_another_header_is_not_used(tmp_path: Path, at: int, value: int) -> None:
+    """A member that inflates to its block but whose header differs from what libdeflate writes (a time, an XFL
+    or an OS byte: a member zlib or an older build made) is not used: the layer's bytes never depend on what the
+    cache held."""
+    data = sample(1)
+    members = compress.Members(tmp_path, compress.LEVEL)
+    plain = squeeze(data, 1, members=members)
+    block = data[: compress.BLOCK]
+    digest = compress.block_key(block)
+    (good,) = compress.read_derived(members._path(digest), digest) or [b""]
+    other = bytearray(good)
+    other[at] = value
+    assert deflate.gzip_decompress(bytes(other)) == block and bytes(other) != good
+    members.put(digest, bytes(other))
+    assert members.get(block, digest) is None
+    assert squeeze(data, 2, members=members) == plain
+    assert members.get(block, digest) == good
+
+
+def test_every_thread_frees_its_decompressor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass check allocates a libdeflate decompressor per thread: each is freed when its thread ends."""
+    freed: list[int] = []
+    real = inflate._Decompressor.__del__
+
+    def counting(self: inflate._Decompressor) -> None:
+        freed.append(self.handle)
+        real(self)
+
+    monkeypatch.setattr(inflate._Decompressor, "__del__", counting)
+    block = b"a block " * 1000
+    member = bytes(deflate.gzip_compress(block, compress.LEVEL))
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(inflate.one_member(member, len(block)) == block))]
+    threads += [threading.Thread(target=lambda: results.append(compress.is_member_of(member, block))) for _ in range(7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gc.collect()
+    assert results == [True] * 8
+    assert len(freed) == 8, "one decompressor each, freed as its thread ended"

@@ -12,7 +12,7 @@ import pytest
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Device, Overrides
-from bootstrap.rpm import expanded
+from bootstrap.rpm import expanded, pkgsig
 from bootstrap.rpm import unpack as unpack_mod
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
@@ -219,6 +219,27 @@ def test_a_kept_payload_is_used_only_when_it_hashes_to_its_name(
         assert (out / "root/usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
         assert kept.read_bytes() == original, "made again from the package"
     assert len(inflated) == 2
+
+
+def test_a_package_without_the_digest_is_inflated_and_nothing_is_kept(sample: Path, tmp_path: Path) -> None:
+    """A header of an rpm older than 4.16 gives no digest of the uncompressed payload: the package is inflated and
+    unpacked as before, and nothing is kept (there is no name a kept payload could be proven by)."""
+    with open(sample, "rb") as f:
+        layout = read_layout(f, "sample")
+    raw = bytearray(sample.read_bytes())
+    entries = int.from_bytes(raw[layout.main.start + 8 : layout.main.start + 12], "big")
+    for n in range(entries):  # the index entry of the tag renamed to one no rpm gives
+        at = layout.main.start + 16 + 16 * n
+        if int.from_bytes(raw[at : at + 4], "big") == pkgsig.PAYLOAD_DIGEST_ALT:
+            raw[at : at + 4] = (59999).to_bytes(4, "big")
+    old = tmp_path / "old.rpm"
+    old.write_bytes(bytes(raw))
+    with open(old, "rb") as f:
+        assert expanded.digest_of(read_layout(f, "old")) is None
+    area = _kept(tmp_path)
+    unpack_all(accounts_root(tmp_path), [("sample", old)], JobOptions(), EPOCH, kept=area)
+    assert (tmp_path / "root/usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
+    assert list(area.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "directory", "too large"])
