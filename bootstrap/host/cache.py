@@ -128,16 +128,17 @@ def _make_dirs(path: Path) -> None:
             os.mkdir(p, DIR_MODE)
 
 
-def _discard(path: Path, reason: str, seen: os.stat_result | None = None) -> None:
+def discard(path: Path, reason: str, seen: os.stat_result | None = None) -> None:
     """Remove a damaged cache file (logged at debug level); when `seen` says which file was judged, only that
-    one: another build may have put a good copy in its place meanwhile."""
+    one: another build may have put a good copy in its place meanwhile. A directory there is passed over (every
+    time: it is not the cache's to remove)."""
     try:
         if seen is not None:
             now = os.lstat(path)
             if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
                 return
         path.unlink()
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         return
     log.debug("cache: %s %s: removed, it will be made again", path, reason)
 
@@ -154,7 +155,7 @@ def read_verified(path: Path, sha256: str) -> bytes | None:
         return None
     if hashlib.sha256(data).hexdigest() == sha256:
         return data
-    _discard(path, "does not match its sha256", seen)
+    discard(path, "does not match its sha256", seen)
     return None
 
 
@@ -213,7 +214,7 @@ class Cache:
                     reason = "does not match its sha256"
         except FileNotFoundError:
             return False
-        _discard(path, reason, seen)
+        discard(path, reason, seen)
         return False
 
     def read(self, sha256: str) -> bytes | None:
@@ -364,7 +365,7 @@ def sweep_writes(directory: Path, grace: float = 5.0) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             st = os.fstat(fd)
             if st.st_size or time.time() - st.st_mtime > grace:
-                _discard(tmp, "was left half-written by a process that did not finish", st)
+                discard(tmp, "was left half-written by a process that did not finish", st)
         except OSError:
             pass
         finally:
@@ -432,20 +433,21 @@ def write_derived(path: Path, source: str, sections: Sequence[Section]) -> None:
 
 def open_derived(path: Path) -> int | None:
     """A descriptor on a derived file, or None when it is missing or could have been written by another user
-    (then it is removed). Only ownership and mode are checked: `read_derived` proves the content."""
+    (then it is removed). Only ownership and mode are checked: `read_derived` proves the content. Never through a
+    link, never waiting on a fifo."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError:  # a symbolic link (O_NOFOLLOW), or unreadable: made again
-        _discard(path, "is not a regular file")
+        discard(path, "is not a regular file")
         return None
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode) and _trusted(st.st_uid) and not st.st_mode & 0o022:
         touch(fd)
         return fd
     os.close(fd)
-    _discard(path, "could have been written by another user", st)
+    discard(path, "could have been written by another user", st)
     return None
 
 
@@ -472,7 +474,7 @@ def read_derived_large(path: Path, source: str, keep: int | None) -> list[Sectio
         raise
     if isinstance(sections, str):
         f.close()
-        _discard(path, sections, seen)
+        discard(path, sections, seen)
         return None
     if not sections or not isinstance(sections[-1], FileSection):
         f.close()

@@ -8,11 +8,10 @@ it comes from here or from the package, so a header and payload that disagree ar
 import hashlib
 import os
 import re
-import stat
 from pathlib import Path
 
 from bootstrap.errors import UnpackError
-from bootstrap.host.cache import FILE_MODE, touch, write_atomic
+from bootstrap.host.cache import FILE_MODE, discard, open_derived, write_atomic
 from bootstrap.log import log
 from bootstrap.rpm.header import Layout
 from bootstrap.rpm.pkgsig import PAYLOAD_DIGEST_ALGO, PAYLOAD_DIGEST_ALT
@@ -43,26 +42,18 @@ def check(data: bytes, digest: str, what: str) -> None:
 
 
 def get(area: Path, digest: str, bound: int) -> bytes | None:
-    """The kept payload of `digest`, if it is there, a regular file of at most `bound` bytes, and hashes to
-    `digest`; one that does not is removed (it is made again)."""
+    """The kept payload of `digest`, if it is there (a file of the builder's, as every derived file:
+    `open_derived`), at most `bound` bytes, and hashes to `digest`; one that does not is removed (it is made
+    again)."""
     path = area / (digest + SUFFIX)
-    try:  # never through a link, never waiting on a fifo
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        _drop(path, "is not a regular file")
-        return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size > bound:
-        os.close(fd)
-        _drop(path, "is not a payload its header allows")
+    fd = open_derived(path)
+    if fd is None:
         return None
     with open(fd, "rb") as f:
+        seen = os.fstat(fd)
         data = f.read(bound + 1)
-        touch(fd)
     if len(data) > bound or hashlib.sha256(data).hexdigest() != digest:
-        _drop(path, "does not match its name")
+        discard(path, "is not the payload its name gives", seen)
         return None
     return data
 
@@ -73,11 +64,3 @@ def put(area: Path, digest: str, data: bytes) -> None:
         write_atomic(area / (digest + SUFFIX), data, FILE_MODE)
     except OSError as exc:
         log.debug("cache: cannot keep the payload %s: %s", digest, exc)
-
-
-def _drop(path: Path, reason: str) -> None:
-    try:
-        path.unlink()
-    except OSError:  # gone already, or a directory: passed over every time
-        return
-    log.debug("cache: %s %s: removed, it will be made again", path, reason)

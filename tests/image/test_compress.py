@@ -93,16 +93,23 @@ def test_a_member_that_does_not_inflate_to_its_block_is_not_used(tmp_path: Path)
     assert members.get(data[compress.BLOCK :], second) is not None
 
 
-def test_a_member_with_a_second_member_appended_is_not_used(tmp_path: Path) -> None:
-    """A kept member followed by a second gzip member (its trailer naming the block's size, so that libdeflate,
-    which sizes its buffer from the last trailer and stops after the first member, inflates the pair to the
-    block) is refused: a reader of the layer would inflate the second member too, into the image's tar."""
-    data = sample(2)
+def _kept_first_block(tmp_path: Path, blocks: int) -> tuple[bytes, compress.Members, bytes, bytes, str, bytes]:
+    """`blocks` blocks of sample data squeezed once with kept members: (the data, the members, the plain
+    output, the first block, its key, the member kept for it)."""
+    data = sample(blocks)
     members = compress.Members(tmp_path, compress.LEVEL)
     plain = squeeze(data, 1, members=members)
     block = data[: compress.BLOCK]
     digest = compress.block_key(block)
     (good,) = compress.read_derived(members._path(digest), digest) or [b""]
+    return data, members, plain, block, digest, good
+
+
+def test_a_member_with_a_second_member_appended_is_not_used(tmp_path: Path) -> None:
+    """A kept member followed by a second gzip member (its trailer naming the block's size, so that libdeflate,
+    which sizes its buffer from the last trailer and stops after the first member, inflates the pair to the
+    block) is refused: a reader of the layer would inflate the second member too, into the image's tar."""
+    data, members, plain, block, digest, good = _kept_first_block(tmp_path, 2)
     appended = good + bytes(deflate.gzip_compress(b"\0" * len(block), compress.LEVEL))
     assert deflate.gzip_decompress(appended) == block, "the forgery passes an inflate of the first member"
     for forged in (appended, good + b"\0" * 8, good[:3] + b"\x08" + good[4:]):
@@ -160,12 +167,7 @@ def test_a_member_with_another_header_is_not_used(tmp_path: Path, at: int, value
     """A member that inflates to its block but whose header differs from what libdeflate writes (a time, an XFL
     or an OS byte: a member zlib or an older build made) is not used: the layer's bytes never depend on what the
     cache held."""
-    data = sample(1)
-    members = compress.Members(tmp_path, compress.LEVEL)
-    plain = squeeze(data, 1, members=members)
-    block = data[: compress.BLOCK]
-    digest = compress.block_key(block)
-    (good,) = compress.read_derived(members._path(digest), digest) or [b""]
+    data, members, plain, block, digest, good = _kept_first_block(tmp_path, 1)
     other = bytearray(good)
     other[at] = value
     assert deflate.gzip_decompress(bytes(other)) == block and bytes(other) != good
