@@ -35,15 +35,6 @@ def platform(arch: str) -> dict[str, str]:
     return out
 
 
-def full_reference(tag: str) -> str:
-    """`debian:trixie` -> `docker.io/library/debian:trixie`, as Docker names images."""
-    name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
-    first = name.split("/", 1)[0]
-    if "/" in name and ("." in first or ":" in first or first == "localhost"):
-        return tag
-    return f"docker.io/{tag}" if "/" in name else f"docker.io/library/{tag}"
-
-
 @dataclass(frozen=True)
 class Blob:
     media_type: str
@@ -139,16 +130,30 @@ def _add(tar: tarfile.TarFile, name: str, epoch: int, data: bytes | None = None,
         tar.addfile(info, io.BytesIO(data))
 
 
+def names_registry(tag: str) -> bool:
+    """`<host>[:port]/repo:tag` rather than `repo:tag`: the first of several path parts is a host name."""
+    first, slash, _ = tag.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
+def tag_annotations(tag: str) -> dict[str, str]:
+    """The index annotations that name the image `tag`, as the user wrote it: its OCI reference name, and
+    containerd's image name when the tag is a full reference. A tag without a registry is left for each engine
+    to complete as it completes its own (Docker from manifest.json's RepoTags, podman as a local image): no
+    registry is chosen here."""
+    out = {"org.opencontainers.image.ref.name": tag}
+    if names_registry(tag):
+        out["io.containerd.image.name"] = tag
+    return out
+
+
 def index_blob(images: Sequence[Image], tags: Sequence[str]) -> Blob:
     """The OCI index over per-platform manifests (annotated with the tag when single-platform)."""
     manifests = []
     for img in images:
         extra: dict[str, Any] = {"platform": platform(img.arch)}
         if len(images) == 1 and tags:
-            extra["annotations"] = {
-                "io.containerd.image.name": full_reference(tags[0]),
-                "org.opencontainers.image.ref.name": tags[0].rsplit(":", 1)[-1],
-            }
+            extra["annotations"] = tag_annotations(tags[0])
         manifests.append(img.manifest.descriptor(**extra))
     return Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}))
 

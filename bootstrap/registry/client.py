@@ -13,7 +13,7 @@ from bootstrap.registry.auth import Auth
 from bootstrap.registry.errors import MissingBlobs, RegistryError, TransientError
 from bootstrap.registry.limits import BODY_LIMIT
 from bootstrap.registry.options import Options
-from bootstrap.registry.reference import api_host, is_loopback
+from bootstrap.registry.reference import is_loopback
 from bootstrap.registry.transport import Body, NotTLS, Transport, origin
 
 
@@ -35,11 +35,11 @@ def error_codes(resp: requests.Response) -> set[str]:
 
 
 class Client:
-    """Requests to one registry host (given by its reference name: Docker Hub's becomes its API host). Use as a
-    context manager; paths are relative to its base URL."""
+    """Requests to one registry host, the reference's own. Use as a context manager; paths are relative to its
+    base URL."""
 
     def __init__(self, host: str, options: Options) -> None:
-        self.host = api_host(host)
+        self.host = host
         self.options = options
         self.transport = Transport(self.host, options)
         self.auth = Auth(self.transport)

@@ -2,9 +2,10 @@
 
 The Docker config (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) is read as docker reads it:
 `credHelpers.<host>`, then `credsStore`, then `auths.<host>.auth` (base64 `user:password`) or
-`identitytoken`. A helper is `docker-credential-<name> get` with the server address on stdin. Docker Hub's
-credentials are found under the key `docker login` gives them (reference.credential_key), whichever of its
-names the reference uses.
+`identitytoken`. A helper is `docker-credential-<name> get` with the server address on stdin. A key names a
+registry by its host alone or as a URL (`https://HOST/v1/`, as `docker login` keeps some registries'), and
+either matches a reference on HOST; a helper that keeps nothing under HOST is asked for what it keeps under
+such a URL (`docker-credential-<name> list`).
 """
 
 import base64
@@ -19,7 +20,7 @@ from typing import Any
 
 from bootstrap.log import log
 from bootstrap.registry.errors import RegistryError
-from bootstrap.registry.reference import credential_key, is_docker_hub, login_command
+from bootstrap.registry.reference import login_command
 
 ENV_USER = "BOOTSTRAP_REGISTRY_USER"
 ENV_PASSWORD = "BOOTSTRAP_REGISTRY_PASSWORD"
@@ -64,40 +65,63 @@ def _key(server: str) -> str:
 
 
 def _names(server: str, host: str) -> bool:
-    """A config.json key `server` names the registry `host` (any of Docker Hub's names for Docker Hub)."""
-    key = _key(server)
-    return key == host or (is_docker_hub(host) and is_docker_hub(key))
+    """A config.json key `server` names the registry `host`."""
+    return _key(server).lower() == host.lower()
 
 
 def _for(entries: dict[str, Any], host: str) -> list[tuple[str, Any]]:
-    """The entries of a config.json map for `host`, the one under docker's own key first."""
-    own = credential_key(host)
-    return sorted(((k, v) for k, v in entries.items() if _names(k, host)), key=lambda kv: kv[0] != own)
+    """The entries of a config.json map for `host`, the one under the bare host first."""
+    return sorted(((k, v) for k, v in entries.items() if _names(k, host)), key=lambda kv: kv[0] != host)
+
+
+def _ask(exe: str, name: str, command: str, server: str, host: str) -> str | None:
+    """`docker-credential-<name> COMMAND` with `server` on stdin, on the way to `host`'s credentials: its
+    answer, None for "credentials not found"."""
+    where = f"docker-credential-{name} {command} failed for {server or host}"
+    try:
+        proc = subprocess.run([exe, command], input=server, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RegistryError(f"{where}: {exc}", login_hint(host)) from exc
+    if proc.returncode != 0:
+        if "credentials not found" in (proc.stdout + proc.stderr).lower():
+            return None
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise RegistryError(f"{where}: {detail[-1] if detail else proc.returncode}", login_hint(host))
+    return proc.stdout
+
+
+def _kept_under(exe: str, name: str, host: str) -> list[str]:
+    """The server names other than `host` itself under which the helper keeps credentials for `host` (none
+    when it cannot list what it keeps: `list` is optional to helpers)."""
+    try:
+        servers = json.loads(_ask(exe, name, "list", "", host) or "{}")
+    except (RegistryError, ValueError) as exc:
+        log.debug("docker-credential-%s list: %s", name, exc)
+        return []
+    if not isinstance(servers, dict):
+        return []
+    return sorted(s for s in servers if isinstance(s, str) and s != host and _names(s, host))
 
 
 def _from_helper(name: str, host: str) -> Credentials | None:
-    """Ask `docker-credential-<name>` for the credentials it keeps under the server name `host`."""
+    """Ask `docker-credential-<name>` for the credentials it keeps for the registry `host`: under `host`, else
+    under a URL that names it."""
     exe = shutil.which(f"docker-credential-{name}")
     if exe is None:
         raise RegistryError(
             f"the Docker config names credential helper {name!r} but docker-credential-{name} is not on PATH",
             "install the helper, or pass --creds USER:PASSWORD",
         )
+    answer = _ask(exe, name, "get", host, host)
+    for server in _kept_under(exe, name, host) if answer is None else []:
+        answer = _ask(exe, name, "get", server, host)
+        if answer is not None:
+            break
+    if answer is None:
+        return None
     try:
-        proc = subprocess.run([exe, "get"], input=host, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RegistryError(f"docker-credential-{name} get failed for {host}: {exc}", login_hint(host)) from exc
-    if proc.returncode != 0:
-        if "credentials not found" in (proc.stdout + proc.stderr).lower():
-            return None
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        raise RegistryError(
-            f"docker-credential-{name} get failed for {host}: {detail[-1] if detail else proc.returncode}",
-            login_hint(host),
-        )
-    try:
-        answer = json.loads(proc.stdout)
-        return Credentials(answer["Username"], answer["Secret"], f"docker-credential-{name}")
+        found = json.loads(answer)
+        return Credentials(found["Username"], found["Secret"], f"docker-credential-{name}")
     except (ValueError, KeyError, TypeError) as exc:
         raise RegistryError(f"docker-credential-{name} gave an unreadable answer for {host}", str(exc)) from exc
 
@@ -131,11 +155,10 @@ def from_docker_config(host: str, directory: Path | None = None) -> Credentials 
     if not isinstance(config, dict):
         raise RegistryError(f"cannot read {path}: not a JSON object", "fix or remove the Docker config file")
     helper = next((v for _, v in _for(config.get("credHelpers") or {}, host)), None)
-    server = credential_key(host)
     if helper:
-        return _from_helper(helper, server)
+        return _from_helper(helper, host)
     if config.get("credsStore"):
-        found = _from_helper(config["credsStore"], server)
+        found = _from_helper(config["credsStore"], host)
         if found is not None:
             return found
     return _from_auths(config.get("auths") or {}, host, path)

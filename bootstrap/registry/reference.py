@@ -1,9 +1,10 @@
 """Image references on an explicit registry: `host[:port]/repo/name[:tag][@sha256:...]`.
 
-Docker Hub references work as the docker CLI writes them (DOCKER_HUB_REFERENCE_HOSTS below; a one-part name
-there is an official image under `library/`), and are sent to Docker Hub's API host. Unlike docker, a name
-without a host (`debian:trixie`) is refused, not taken as Docker Hub: a push never goes there by accident.
-Where a command names a default registry (the sources of `bootstrap index`), such a name is on that registry.
+bootstrap knows no registry by name: every reference names the host its API requests go to, and no host is
+implied. Unlike docker, a name without a host (`debian:trixie`) is refused rather than sent to a default
+registry, so a push never goes anywhere by accident. A public registry is reached as any other, by the host
+that serves its /v2/ API, with the repository's full path (its official images' namespace included). Where a
+command names a default registry (the sources of `bootstrap index`), a name without a host is on that registry.
 """
 
 import ipaddress
@@ -18,20 +19,6 @@ TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::[0-9]{1,5})?$")
 _HINT = "write it as HOST[:PORT]/REPOSITORY[:TAG], e.g. <registry>:5000/debian:trixie-slim"
-
-# Docker Hub's well-known names. They are protocol constants (what the docker CLI and `docker login` use), not
-# mirrors or defaults, and this is the only place in bootstrap that spells them: everything else asks the
-# functions below.
-DOCKER_HUB = "docker.io"
-"""The reference host of Docker Hub images, as docker prints them (`docker.io/library/debian`)."""
-DOCKER_HUB_REFERENCE_HOSTS = (DOCKER_HUB, "index.docker.io")
-"""Reference hosts the docker CLI reads as Docker Hub."""
-DOCKER_HUB_API = "registry-1.docker.io"
-"""The host that serves Docker Hub's registry API (/v2/)."""
-DOCKER_HUB_LOGIN = "https://index.docker.io/v1/"
-"""The server key `docker login` stores Docker Hub credentials under (config.json auths, credential helpers)."""
-OFFICIAL_NAMESPACE = "library"
-"""Docker Hub's namespace of official images: `docker.io/debian` is `docker.io/library/debian`."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,7 @@ def looks_like_reference(text: str) -> bool:
 
 def parse_reference(text: str, default_host: str | None = None) -> Reference:
     """Parse `host:port/repo/name:tag`; `repo/name:tag` alone is taken on `default_host` when one is given,
-    and refused otherwise. Docker Hub's reference hosts become DOCKER_HUB, its one-part names `library/NAME`."""
+    and refused otherwise."""
     rest, _, digest = text.partition("@")
     first, slash, remainder = rest.partition("/")
     if slash and _looks_like_host(first):
@@ -85,16 +72,12 @@ def parse_reference(text: str, default_host: str | None = None) -> Reference:
         raise RegistryError(f"{text!r} names no registry host", _HINT)
     if not HOST.match(host):
         raise RegistryError(f"{text!r}: {host!r} is not a registry host name", _HINT)
-    if host.lower() in DOCKER_HUB_REFERENCE_HOSTS:
-        host = DOCKER_HUB
     name, tag = path, None
     last = path.rsplit("/", 1)[-1]
     if ":" in last:
         name, tag = path.rsplit(":", 1)
     if not REPOSITORY.match(name):
         raise RegistryError(f"{text!r}: {name!r} is not a valid repository name (lowercase, digits, . _ - /)", _HINT)
-    if host == DOCKER_HUB and "/" not in name:
-        name = f"{OFFICIAL_NAMESPACE}/{name}"
     if tag is not None and not TAG.match(tag):
         raise RegistryError(f"{text!r}: {tag!r} is not a valid tag", _HINT)
     if digest and not DIGEST.match(digest):
@@ -102,24 +85,9 @@ def parse_reference(text: str, default_host: str | None = None) -> Reference:
     return Reference(host, name, tag, digest or None)
 
 
-def is_docker_hub(host: str) -> bool:
-    """`host` is one of Docker Hub's names (a reference host, its API host, or its login key)."""
-    return host.lower() in (*DOCKER_HUB_REFERENCE_HOSTS, DOCKER_HUB_API, DOCKER_HUB_LOGIN)
-
-
-def api_host(host: str) -> str:
-    """Where to send a registry's API requests: Docker Hub's API host for its names, else `host` itself."""
-    return DOCKER_HUB_API if is_docker_hub(host) else host
-
-
-def credential_key(host: str) -> str:
-    """The server name credentials for `host` are kept under: DOCKER_HUB_LOGIN for Docker Hub, else `host`."""
-    return DOCKER_HUB_LOGIN if is_docker_hub(host) else host
-
-
 def login_command(host: str) -> str:
-    """The docker command that stores credentials for `host` (Docker Hub is docker login's default)."""
-    return "docker login" if is_docker_hub(host) else f"docker login {host}"
+    """The docker command that stores credentials for `host`."""
+    return f"docker login {host}"
 
 
 def hostname(host: str) -> str:

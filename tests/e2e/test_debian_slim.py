@@ -120,7 +120,7 @@ def test_skopeo_and_umoci_read_the_image(slim_build: Callable[[str], Build], tmp
         tar.extractall(layout, filter="tar")
     index = json.loads((layout / "index.json").read_text())
     ref = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
-    assert ref == "trixie-slim"
+    assert ref == "debian:trixie-slim"
     run([umoci, "unpack", "--image", f"{layout}:{ref}", str(tmp_path / "bundle")])
     rootfs = tmp_path / "bundle" / "rootfs"
     assert (rootfs / "usr/bin/bash").is_file()
@@ -214,10 +214,11 @@ def test_podman_loads_the_image_tar(slim_build: Callable[[str], Build]) -> None:
     podman = need_tool("podman")
     build = slim_build("trixie")
     out = run([podman, "load", "-i", str(build.image)]).stdout
-    assert "debian:trixie-slim" in out
-    arch = run([podman, "image", "inspect", "--format", "{{.Architecture}}", "docker.io/library/debian:trixie-slim"])
+    names = [line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Loaded image")]
+    assert len(names) == 1 and names[0].endswith("/debian:trixie-slim"), out
+    arch = run([podman, "image", "inspect", "--format", "{{.Architecture}}", names[0]])
     assert arch.stdout.strip() == "amd64"
-    run([podman, "rmi", "-f", "docker.io/library/debian:trixie-slim"], check=False)
+    run([podman, "rmi", "-f", names[0]], check=False)
 
 
 def test_recipes_ship_with_a_plain_pip_install(tmp_path: Path) -> None:

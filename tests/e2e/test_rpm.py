@@ -296,7 +296,7 @@ def test_a_build_from_the_lock_names_a_package_the_mirror_no_longer_has(
     old.unlink()
     (coreutils,) = [s for s in rpmdistro.specs() if s.name == "coreutils"]
     repo = RpmRepo(tree / ALMA, gpg_key)
-    repo.build([replace(coreutils, release="2")], payload="w19.zstdio")
+    repo.build([replace(coreutils, release="2")], payload=rpmdistro.PAYLOAD)
     repo.publish(revision=1700000100)
     args = ["--arch", "amd64", "--mirror", serve(tree), "--cache-dir", str(tmp_path / "cache")]
     proc = bootstrap(
@@ -375,7 +375,7 @@ def test_check_says_no_rebuild_then_a_rebuild_is_due(
     shutil.copytree(miniature.tree, tree, symlinks=True)
     (coreutils,) = [s for s in rpmdistro.specs() if s.name == "coreutils"]
     repo = RpmRepo(tree / ALMA, gpg_key)
-    repo.build([replace(coreutils, release="2")], payload="w19.zstdio")
+    repo.build([replace(coreutils, release="2")], payload=rpmdistro.PAYLOAD)
     repo.publish(revision=1700000100)
     newer = Miniature(serve(tree), miniature.recipe, tree)
     due = bootstrap("check", str(miniature.recipe), "--against", str(first), *newer.args(tmp_path / "c2"), check=False)
@@ -415,7 +415,7 @@ def test_verify_refuses_a_mirror_serving_other_bytes_for_a_locked_package(
     shutil.copytree(miniature.tree, tree, symlinks=True)
     (coreutils,) = [s for s in rpmdistro.specs() if s.name == "coreutils"]
     repo = RpmRepo(tree / ALMA, gpg_key)
-    repo.build([replace(coreutils, post=coreutils.post + "\n: rebuilt")], payload="w19.zstdio")
+    repo.build([replace(coreutils, post=coreutils.post + "\n: rebuilt")], payload=rpmdistro.PAYLOAD)
     repo.publish(revision=1700000100)
     before = sorted(p.name for p in first.iterdir())
     proc = bootstrap(
@@ -574,7 +574,7 @@ def multi(
             else rpmdistro.foreign_specs(arm64_programs, basearch)
         )
         common = [specs["filesystem"], replace(specs["setup"], pre=""), specs["almalinux-release"]]
-        repo.build([*common[:2], replace(common[2], arch=basearch), marker, *programs], payload="w19.zstdio")
+        repo.build([*common[:2], replace(common[2], arch=basearch), marker, *programs], payload=rpmdistro.PAYLOAD)
         repo.publish()
     recipe = base / "multi.toml"
     include = ", ".join(f'"{n}"' for n in MULTI)

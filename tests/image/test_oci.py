@@ -5,6 +5,8 @@ import json
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from bootstrap.image import oci
 from bootstrap.image.layer import pack
 
@@ -32,10 +34,7 @@ def test_archive_layout_and_docker_manifest(tmp_path: Path) -> None:
     index = json.loads(read["index.json"])
     desc = index["manifests"][0]
     assert desc["digest"] == image.manifest.digest and desc["platform"] == {"architecture": "amd64", "os": "linux"}
-    assert desc["annotations"] == {
-        "io.containerd.image.name": "docker.io/library/debian:fixture-slim",
-        "org.opencontainers.image.ref.name": "fixture-slim",
-    }
+    assert desc["annotations"] == {"org.opencontainers.image.ref.name": "debian:fixture-slim"}, "no registry is named"
     docker = json.loads(read["manifest.json"])
     assert docker[0]["RepoTags"] == ["debian:fixture-slim"]
     assert f"blobs/sha256/{image.layer.digest[7:]}" == docker[0]["Layers"][0]
@@ -62,8 +61,10 @@ def test_arm64_carries_variant(tmp_path: Path) -> None:
     assert oci.platform("arm64") == {"architecture": "arm64", "os": "linux", "variant": "v8"}
 
 
-def test_full_reference() -> None:
-    assert oci.full_reference("debian:trixie") == "docker.io/library/debian:trixie"
-    assert oci.full_reference("me/debian:trixie") == "docker.io/me/debian:trixie"
-    assert oci.full_reference("127.0.0.1:5000/debian:x") == "127.0.0.1:5000/debian:x"
-    assert oci.full_reference("localhost/debian:x") == "localhost/debian:x"
+@pytest.mark.parametrize(
+    ("tag", "containerd"),
+    [("debian:x", None), ("me/debian:x", None), ("127.0.0.1:5000/debian:x", True), ("localhost/d:x", True)],
+)
+def test_only_a_full_reference_becomes_containerds_image_name(tag: str, containerd: bool | None) -> None:
+    expected = {"org.opencontainers.image.ref.name": tag} | ({"io.containerd.image.name": tag} if containerd else {})
+    assert oci.tag_annotations(tag) == expected

@@ -16,16 +16,7 @@ from bootstrap.registry.auth import parse_challenge
 from bootstrap.registry.client import Client, with_query
 from bootstrap.registry.credentials import IDENTITY_USER, lookup
 from bootstrap.registry.layout import Layout as OCILayout
-from bootstrap.registry.reference import (
-    DOCKER_HUB,
-    DOCKER_HUB_API,
-    DOCKER_HUB_LOGIN,
-    DOCKER_HUB_REFERENCE_HOSTS,
-    Reference,
-    api_host,
-    credential_key,
-    is_loopback,
-)
+from bootstrap.registry.reference import Reference, is_loopback
 from bootstrap.registry.tls import for_host
 from tests.registry.conftest import Layout, build_layout
 
@@ -295,51 +286,65 @@ def test_a_blob_linked_out_of_the_layout_directory_is_refused(tmp_path: Path) ->
         lay.blob(lay.top().images[0].blobs()[1])
 
 
-# --- Docker Hub names, as the docker CLI writes them (never contacted: the mapping is pure) -------------------
+# --- No registry is known by name: a reference's host is where its requests go and its credentials' key ----------
+
+LOGIN_URL = "https://hub.invalid/v1/"
+"""A credentials key in the URL form `docker login` gives some registries."""
 
 
-def test_docker_hub_references_map_to_its_api_host() -> None:
-    for host in DOCKER_HUB_REFERENCE_HOSTS:
-        assert parse_reference(f"{host}/debian:trixie") == Reference(DOCKER_HUB, "library/debian", "trixie")
-        assert parse_reference(f"{host}/someone/tool").repository == "someone/tool"
-    assert parse_reference("debian:1", default_host=DOCKER_HUB) == Reference(DOCKER_HUB, "library/debian", "1")
-    assert parse_reference("h:5000/debian").repository == "debian"
+def test_a_reference_goes_to_its_own_host_and_no_other() -> None:
+    ref = parse_reference("Hub.invalid/debian:trixie")
+    assert ref == Reference("Hub.invalid", "debian", "trixie")
     with pytest.raises(RegistryError, match="names no registry host"):
         parse_reference("debian:trixie")
-    assert {api_host(h) for h in DOCKER_HUB_REFERENCE_HOSTS} == {DOCKER_HUB_API}
-    assert api_host("h:5000") == "h:5000" and credential_key("h:5000") == "h:5000"
-    assert {credential_key(h) for h in (*DOCKER_HUB_REFERENCE_HOSTS, DOCKER_HUB_API)} == {DOCKER_HUB_LOGIN}
-    client = Client(parse_reference(f"{DOCKER_HUB}/debian").host, Options())
-    assert client.host == DOCKER_HUB_API
+    client = Client(ref.host, Options())
+    assert client.host == "Hub.invalid"
     client.close()
 
 
-def test_docker_login_credentials_for_docker_hub_are_found(tmp_path: Path) -> None:
+def test_credentials_kept_under_a_url_are_found_for_its_host(tmp_path: Path) -> None:
     auth = base64.b64encode(b"hubuser:hubpw").decode()
-    config = _config(tmp_path / "auths", {"auths": {DOCKER_HUB_LOGIN: {"auth": auth}, "h:5000": {"auth": "eDp5"}}})
-    for host in (DOCKER_HUB, DOCKER_HUB_API):
+    config = _config(tmp_path / "auths", {"auths": {LOGIN_URL: {"auth": auth}, "h:5000": {"auth": "eDp5"}}})
+    for host in ("hub.invalid", "HUB.invalid"):
         found = lookup(host, None, config)
         assert found is not None and (found.username, found.password) == ("hubuser", "hubpw")
     other = lookup("h:5000", None, config)
     assert other is not None and other.username == "x"
     assert lookup("h:5001", None, config) is None
+    assert lookup("hub.invalid:443", None, config) is None
 
 
-@pytest.mark.parametrize("where", ["credHelpers", "credsStore"])
-def test_credential_helpers_are_asked_for_docker_hub_by_its_login_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
-) -> None:
-    bin_dir = tmp_path / "bin"
+def _helper(bin_dir: Path, kept: str, lists: bool = True) -> None:
+    """docker-credential-hub, keeping one credential under the server name `kept`."""
     bin_dir.mkdir()
     helper = bin_dir / "docker-credential-hub"
+    listing = f'echo \'{{"{kept}": "hub"}}\'' if lists else "echo 'unknown command' >&2; exit 1"
     helper.write_text(
-        f'#!/bin/sh\nread server\nif [ "$server" = "{DOCKER_HUB_LOGIN}" ]; then '
+        f'#!/bin/sh\nread server\nif [ "$1" = list ]; then {listing}; exit 0; fi\n'
+        f'if [ "$server" = "{kept}" ]; then '
         'echo \'{"Username":"hub","Secret":"s"}\'; else echo \'credentials not found\'; exit 1; fi\n'
     )
     helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    settings = {"credHelpers": {DOCKER_HUB_LOGIN: "hub"}} if where == "credHelpers" else {"credsStore": "hub"}
+
+
+@pytest.mark.parametrize("where", ["credHelpers", "credsStore"])
+@pytest.mark.parametrize("kept", ["hub.invalid", LOGIN_URL])
+def test_credential_helpers_are_asked_under_the_host_or_the_url_they_keep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, kept: str
+) -> None:
+    _helper(tmp_path / "bin", kept)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    settings = {"credHelpers": {kept: "hub"}} if where == "credHelpers" else {"credsStore": "hub"}
     config = _config(tmp_path / where, settings)
-    found = lookup(DOCKER_HUB_API, None, config)
+    found = lookup("hub.invalid", None, config)
     assert found is not None and (found.username, found.source) == ("hub", "docker-credential-hub")
     assert lookup("h:5000", None, config) is None
+
+
+def test_a_helper_that_cannot_list_finds_only_what_it_keeps_under_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _helper(tmp_path / "bin", LOGIN_URL, lists=False)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    config = _config(tmp_path / "store", {"credsStore": "hub"})
+    assert lookup("hub.invalid", None, config) is None
