@@ -1,6 +1,7 @@
 """The benchmark's own logic: statistics and ratios, command lines, and the frozen pull-through mirror
 (served from a local origin on 127.0.0.1; no external network)."""
 
+import encodings
 import hashlib
 import os
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import solv
 
 from bench import measure, report, runner, tools
 from bench import rpm as bench_rpm
@@ -15,9 +17,14 @@ from bench.mirror import FrozenMirror, parse_range, release_checksums
 from bench.stats import Summary, Target, ratio
 from bench.tools import Context, Mmdebstrap, bootstrap_build, mmdebstrap_lines
 from bootstrap.build import recipe
+from bootstrap.host.cache import Cache
+from bootstrap.rpm import listing
+from bootstrap.rpm.repo import open_repository
 from bootstrap.sign import keys
 from tests.conftest import Serve
 from tests.fixtures import rpmdistro
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import shared_miniature
 from tests.rpm.conftest import need_tools
 
 
@@ -224,14 +231,15 @@ def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
 def test_rpm_fillers_share_out_host_files_within_the_budget() -> None:
     """The base-image scale's fillers: each its own directory of real host files, every fourth with a %post, the
     files together within the budget and the same on every call."""
-    specs = bench_rpm.fillers(4, budget=2 << 20)
+    sources = (os.path.dirname(encodings.__file__),)  # a small part of the host's tree, quick to walk
+    specs = bench_rpm.fillers(4, budget=2 << 20, sources=sources)
     assert [s.name for s in specs] == ["filler000", "filler001", "filler002", "filler003"]
     copied = [line.split("'")[1] for s in specs for line in s.install.splitlines() if line.startswith("cp ")]
     assert copied and sum(os.path.getsize(f) for f in copied) <= 2 << 20
     assert max(os.path.getsize(f) for f in copied) <= bench_rpm.FILLER_FILE
     assert [list(s.file_lines) for s in specs] == [[f"/usr/share/{s.name}"] for s in specs]
     assert [bool(s.post) for s in specs] == [True, False, False, False]
-    assert bench_rpm.fillers(4, budget=2 << 20) == specs and bench_rpm.fillers(0) == []
+    assert bench_rpm.fillers(4, budget=2 << 20, sources=sources) == specs and bench_rpm.fillers(0) == []
 
 
 def test_rpm_targets_name_their_scale() -> None:
@@ -240,3 +248,21 @@ def test_rpm_targets_name_their_scale() -> None:
     assert (target.name, target.verdict) == ("rpm base: warm bootstrap / dnf --installroot, wall", "MISS")
     assert (memory.name, memory.verdict) == ("rpm base: ... / dnf --installroot on a tmpfs, wall", "N/A")
     assert "request: p0 p1 p2 p3 p4 p5 and 14 more" in report.rpm_table(done)
+
+
+def test_the_appstream_listing_reads_as_a_signed_repository(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, gpg_key: GpgKey, serve: Serve, cache: Cache
+) -> None:
+    """The distribution scale's AppStream: a repository bootstrap opens as any other (repomd.xml signed, each file
+    checked against it, the namespaces createrepo_c writes), whose packages carry their file lists."""
+    need_tools("rpmbuild", "createrepo_c")
+    like = shared_miniature(tmp_path_factory, gpg_key).root
+    bench_rpm.write_listing(tmp_path / "appstream", gpg_key, like, count=40, files=12)
+    keyring = gpg_key.export(tmp_path / "key.asc", armor=True)
+    got = open_repository(serve(tmp_path / "appstream"), (keyring,), cache, frozenset({gpg_key.fingerprint}))
+    assert [p.name for p in got.packages] == [f"listed{i:05d}" for i in range(40)]
+    assert {p.arch for p in got.packages} == {"noarch", "x86_64"} and got.repomd.revision == "1700000000"
+    pool = listing.new_pool("x86_64")
+    records = listing.load(pool, "appstream", got.listing)
+    owners = pool.select("/usr/share/listed00007/data/part-0009.dat", solv.Selection.SELECTION_FILELIST).solvables()
+    assert [records[s.id].name for s in owners] == ["listed00007"]

@@ -82,9 +82,11 @@ class RpmFamily:
     def resolve(self, archive: interface.Archive) -> RpmSelection:
         own = own_archive(archive)
         s = self.settings
-        pairs = [pair for pair in own.available if not _excluded(pair[0].name, s.exclude)]
-        models = {id(record): m for record, m in pairs}
-        chosen = resolve_mod.resolve([r for r, _ in pairs], own.groups, s.request, own.basearch)
+        models = {id(record): m for record, m in own.available}
+        listings = [(rid, r.listing) for rid, r in own.repositories]
+        chosen = resolve_mod.resolve(
+            listings, own.groups, s.request, own.basearch, lambda name: _excluded(name, s.exclude)
+        )
         return selection_mod.select([(r, models[id(r)]) for r in chosen])
 
     def pinned(self, archive: interface.Archive, pins: Sequence[model.Pin]) -> tuple[RpmSelection, list[model.Pin]]:

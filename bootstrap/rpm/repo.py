@@ -3,7 +3,7 @@ older than the state verified before, and each metadata file used checked agains
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,9 @@ from bootstrap.family.model import Source
 from bootstrap.host import http, openpgp
 from bootstrap.host.cache import Cache, write_atomic
 from bootstrap.log import log
-from bootstrap.rpm import compressed, comps, metalink, primary
+from bootstrap.rpm import compressed, comps, listing, metalink
 from bootstrap.rpm.comps import Group
+from bootstrap.rpm.listing import Listing
 from bootstrap.rpm.packages import Package
 from bootstrap.rpm.repomd import DataFile, RepoMd
 from bootstrap.rpm.repomd import parse as parse_repomd
@@ -30,9 +31,13 @@ class Repository:
     url: str
     repomd: RepoMd
     repomd_sha256: str
-    packages: tuple[Package, ...]
+    listing: Listing
     groups: dict[str, Group]
     insecure: bool = False
+
+    @property
+    def packages(self) -> tuple[Package, ...]:
+        return self.listing.packages
 
     @property
     def source(self) -> Source:
@@ -141,10 +146,15 @@ def _local(base: str, entry: DataFile, cache: Cache, offline: bool) -> Path:
     return cache.obtain(entry.sha256, entry.size, download)
 
 
-def _chunks(base: str, entry: DataFile, cache: Cache, offline: bool) -> Iterator[bytes]:
+def _document(base: str, entry: DataFile, cache: Cache, offline: bool) -> listing.Document:
+    """The metadata file's content, as it is read (checked as it ends), and its URL."""
     path = _local(base, entry, cache, offline)
     what = f"{base}/{entry.location}"
-    return compressed.chunks(path, entry.location, entry.open_size, entry.open_sha256, what)
+    return compressed.chunks(path, entry.location, entry.open_size, entry.open_sha256, what), what
+
+
+def _chunks(base: str, entry: DataFile, cache: Cache, offline: bool) -> Iterable[bytes]:
+    return _document(base, entry, cache, offline)[0]
 
 
 def open_repository(
@@ -179,15 +189,13 @@ def open_repository(
         log.info("%s is not signed by its distribution: each package's signature is checked", where)
     md = parse_repomd(data, where)
     _check_rank(md, slot.known(), where)
-    packages = primary.read_primary(_chunks(base, _data(md, "primary", where), cache, offline), where)
-    if "filelists" in md.data:
-        files = primary.read_filelists(_chunks(base, _data(md, "filelists", where), cache, offline), where)
-        packages = primary.with_files(packages, files)
+    files = _document(base, _data(md, "filelists", where), cache, offline) if "filelists" in md.data else None
+    listed = listing.read(_document(base, _data(md, "primary", where), cache, offline), files)
     group_kind = next((k for k in ("group", "group_gz", "group_xz", "group_zst") if k in md.data), None)
     groups = comps.read(_chunks(base, _data(md, group_kind, where), cache, offline), where) if group_kind else {}
     if not insecure and not offline:
         slot.keep(data, signature, md.stamp, base)
-    return Repository(base, md, hashlib.sha256(data).hexdigest(), tuple(packages), groups, insecure)
+    return Repository(base, md, hashlib.sha256(data).hexdigest(), listed, groups, insecure)
 
 
 def fetch_metalink(url: str) -> metalink.Metalink:

@@ -36,7 +36,7 @@ def _selection(distro: tuple[RpmRepo, str], tmp: Path) -> tuple[RpmSelection, di
     repo, url = distro
     keyring = repo.keyring(tmp / "key.asc")
     opened = open_repository(url, (keyring,), Cache(tmp / "cache").ensure())
-    chosen = resolve(opened.packages, opened.groups, Request(names=REQUEST), "x86_64")
+    chosen = resolve([("baseos", opened.listing)], opened.groups, Request(names=REQUEST), "x86_64")
     selection = select([(p, to_model(p, url, "fixture")) for p in chosen])
     files = {p.name: repo.root / p.location for p in chosen}
     for name, path in files.items():

@@ -1,14 +1,19 @@
 """Opening an RPM repository: the signed repomd.xml, the metadata files it vouches for, rollback; each hostile
 input made for real from the fixture repository (tests/fixtures/rpmrepo.py)."""
 
+import hashlib
 import lzma
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import solv
 
 from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, SignatureError
 from bootstrap.host.cache import Cache
+from bootstrap.rpm import listing
 from bootstrap.rpm.repo import open_repository
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
@@ -40,13 +45,22 @@ def test_reads_packages_files_and_groups(repo: RpmRepo, keyring: tuple[Path, ...
     assert "bash-0:5.2.26-3.i686" in by and "bash-0:5.2.26-3.x86_64" in by
     assert {"libacl-0:2.3.1-1.x86_64", "libacl-0:2.3.2-1.x86_64"} <= set(by)
     coreutils = by["coreutils-1:9.4-5.x86_64"]
-    assert coreutils.evr == "1:9.4-5"
-    assert {d.text() for d in coreutils.requires} >= {"/bin/sh", "(libacl or libacl-ng)"}
-    assert [d.text() for d in coreutils.obsoletes] == ["oldutils < 2"]
-    assert [d.text() for d in coreutils.recommends] == ["coreutils-doc"]
-    assert "coreutils-core = 1:9.4-5" in {d.text() for d in coreutils.provides}
+    assert coreutils.evr == "1:9.4-5" and coreutils.sourcerpm.startswith("coreutils-9.4-5")
+    # Relations and files stay in libsolv's form of the listing, which the resolver loads.
+    pool = listing.new_pool("x86_64")
+    solvables = {pkg.nevra: pool.solvables[sid] for sid, pkg in listing.load(pool, "baseos", got.listing).items()}
+    assert set(solvables) == set(by)
+
+    def relation(key: int) -> set[str]:
+        return {str(d) for d in solvables["coreutils-1:9.4-5.x86_64"].lookup_deparray(key, 0)}
+
+    assert relation(solv.SOLVABLE_REQUIRES) >= {"/bin/sh", "(libacl or libacl-ng)"}
+    assert relation(solv.SOLVABLE_OBSOLETES) == {"oldutils < 2"}
+    assert relation(solv.SOLVABLE_RECOMMENDS) == {"coreutils-doc"}
+    assert "coreutils-core = 1:9.4-5" in relation(solv.SOLVABLE_PROVIDES)
     # Files come from filelists.xml: primary lists only /etc and bin directories' files.
-    assert "/usr/lib64/libacl.so.1" in by["libacl-0:2.3.2-1.x86_64"].files
+    owners = pool.select("/usr/lib64/libacl.so.1", solv.Selection.SELECTION_FILELIST).solvables()
+    assert "libacl-0:2.3.2-1.x86_64" in {next(k for k, v in solvables.items() if v.id == s.id) for s in owners}
     assert by["bash-0:5.2.26-3.x86_64"].location.startswith("Packages/")
     assert len(by["bash-0:5.2.26-3.x86_64"].sha256) == 64
     assert got.groups[GROUP].installed() == list(MINIATURE_GROUP)
@@ -180,3 +194,54 @@ def test_entity_declarations_are_refused(repo: RpmRepo, keyring: tuple[Path, ...
     _resign(repo, b"<repomd", b'<!DOCTYPE repomd [<!ENTITY a "aaaaaaaa">]>\n<repomd')
     with pytest.raises(ChecksumError, match="declares XML entities"):
         open_repository(serve(repo.root), keyring, cache)
+
+
+def _republish_primary(repo: RpmRepo, change: Callable[[bytes], bytes]) -> None:
+    """primary.xml changed by `change`, then published for real: recompressed, its checksums and sizes written into
+    repomd.xml, repomd.xml signed again (so only the reading of the XML itself can refuse it)."""
+    path = repo.root / "repodata" / "primary.xml.xz"
+    text = change(lzma.decompress(path.read_bytes()))
+    packed = lzma.compress(text)
+    path.write_bytes(packed)
+    md_path = repo.root / "repodata" / "repomd.xml"
+    md = md_path.read_text()
+    start = md.index('<data type="primary">')
+    end = md.index("</data>", start)
+    block = md[start:end]
+    values = {
+        "checksum": hashlib.sha256(packed).hexdigest(),
+        "open-checksum": hashlib.sha256(text).hexdigest(),
+        "size": str(len(packed)),
+        "open-size": str(len(text)),
+    }
+    for tag, value in values.items():
+        block = re.sub(rf"(<{tag}[^>]*>)[^<]*(</{tag}>)", rf"\g<1>{value}\g<2>", block)
+    md_path.write_text(md[:start] + block + md[end:])
+    (repo.root / "repodata" / "repomd.xml.asc").write_bytes(repo.key.detach_sign(md_path.read_bytes()))
+
+
+def _sha1(text: bytes) -> bytes:
+    found = re.search(rb'<checksum type="sha256" pkgid="YES">[0-9a-f]{64}</checksum>', text)
+    assert found is not None
+    return text.replace(found[0], b'<checksum type="sha1" pkgid="YES">' + b"a" * 40 + b"</checksum>", 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace(b"<metadata", b'<!DOCTYPE metadata [<!ENTITY a "aa">]>\n<metadata', 1), "declares XML"),
+        (lambda t: t.replace(b"</package>", b"</packages>", 1), "not well-formed repository metadata"),
+        (lambda t: b'<?xml version="1.0"?>\n<other/>\n', r"has no <metadata> element"),
+        (_sha1, "has no sha256 checksum"),
+    ],
+    ids=["doctype", "malformed", "no root", "sha1"],
+)
+def test_a_signed_primary_that_does_not_read_as_metadata_is_refused(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, change: Callable[[bytes], bytes], message: str
+) -> None:
+    """Published as a repository would publish it (repomd.xml vouches for it, signed): refused as it is read, with
+    the file named."""
+    _republish_primary(repo, change)
+    with pytest.raises(ChecksumError, match=message) as caught:
+        open_repository(serve(repo.root), keyring, cache)
+    assert "primary.xml.xz" in caught.value.message

@@ -7,7 +7,7 @@ import pytest
 from bootstrap.errors import BootstrapError, ResolveError
 from bootstrap.family.model import Pin
 from bootstrap.host.cache import Cache
-from bootstrap.rpm.packages import Dep, Package
+from bootstrap.rpm import listing
 from bootstrap.rpm.repo import Repository, open_repository
 from bootstrap.rpm.resolve import Request, resolve
 from bootstrap.rpm.selection import pinned, select, source_of, to_model
@@ -32,7 +32,7 @@ def opened(served: tuple[RpmRepo, str], tmp_path_factory: pytest.TempPathFactory
 
 
 def _nevras(request: Request, repository: Repository) -> set[str]:
-    return {p.nevra for p in resolve(repository.packages, repository.groups, request, "x86_64")}
+    return {p.nevra for p in resolve([("baseos", repository.listing)], repository.groups, request, "x86_64")}
 
 
 @pytest.mark.parametrize(
@@ -66,19 +66,39 @@ def test_weak_dependencies_when_asked(opened: Repository) -> None:
 
 def test_unknown_name_and_group(opened: Repository) -> None:
     with pytest.raises(ResolveError, match="no package provides 'nonesuch'"):
-        resolve(opened.packages, opened.groups, Request(names=("nonesuch",)), "x86_64")
+        resolve([("baseos", opened.listing)], opened.groups, Request(names=("nonesuch",)), "x86_64")
     with pytest.raises(ResolveError, match="no group 'nonesuch'"):
-        resolve(opened.packages, opened.groups, Request(groups=("nonesuch",)), "x86_64")
+        resolve([("baseos", opened.listing)], opened.groups, Request(groups=("nonesuch",)), "x86_64")
+
+
+NEEDY = b"""<?xml version="1.0" encoding="UTF-8"?>
+<metadata packages="1">
+<package type="rpm"><name>needy</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/>
+<checksum type="sha256" pkgid="YES">%s</checksum><location href="Packages/needy-1-1.noarch.rpm"/>
+<format><rpm:requires><rpm:entry name="missing" flags="GE" epoch="0" ver="2"/></rpm:requires></format></package>
+</metadata>
+""" % (b"0" * 64)
 
 
 def test_unsatisfiable_is_one_error(opened: Repository) -> None:
-    needy = Package("needy", 0, "1", "1", "noarch", "needy.rpm", "0" * 64, 1, requires=(Dep("missing", "GE", "", "2"),))
+    """A second repository's package needs what none provides: one error naming it."""
+    needy = listing.read(([NEEDY], "needy/primary.xml"))
+    assert [p.nevra for p in needy.packages] == ["needy-0:1-1.noarch"]
     with pytest.raises(ResolveError, match="missing >= 2"):
-        resolve([*opened.packages, needy], {}, Request(names=("needy",)), "x86_64")
+        resolve([("baseos", opened.listing), ("extra", needy)], {}, Request(names=("needy",)), "x86_64")
+
+
+def test_excluded_packages_are_never_installed(opened: Repository) -> None:
+    """The recipe's exclude: a package it names is not there for the solver, asked for or needed."""
+    listings = [("baseos", opened.listing)]
+    with pytest.raises(ResolveError, match="no package provides 'coreutils'"):
+        resolve(listings, opened.groups, Request(names=("coreutils",)), "x86_64", lambda n: n == "coreutils")
+    with pytest.raises(ResolveError, match="nothing provides"):
+        resolve(listings, opened.groups, Request(names=("coreutils",)), "x86_64", lambda n: n.startswith("libacl"))
 
 
 def test_selection_in_the_neutral_model(opened: Repository) -> None:
-    chosen = resolve(opened.packages, opened.groups, Request(groups=(GROUP,)), "x86_64")
+    chosen = resolve([("baseos", opened.listing)], opened.groups, Request(groups=(GROUP,)), "x86_64")
     pairs = [(p, to_model(p, opened.url, "baseos")) for p in chosen]
     sel = select(pairs)
     core = sel.by_name()["coreutils"]
