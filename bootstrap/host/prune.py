@@ -32,7 +32,7 @@ KEPT = ("releases", "locks", "tmp")
 DESCRIPTIONS = {
     "sha256": "downloaded packages and index files",
     "expanded": "decompressed packages",
-    "parsed": "parsed package indexes",
+    "parsed": "parsed package indexes (RPM listings too)",
     "gzip": "gzip members of earlier layers",
     "verdicts": "package signature verdicts",
     "releases": "verified InRelease files (never pruned)",

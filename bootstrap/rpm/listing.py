@@ -1,17 +1,28 @@
 """primary.xml and filelists.xml, once verified, read by libsolv (the reader and solver dnf uses): in C, about ten
 times faster than a reader in Python, which matters at a real distribution's scale (AppStream's file lists hold
 about a million paths). The result is each package's record and libsolv's own form of the whole listing, which
-the resolver loads (`resolve.py`); no relation or file list passes through Python."""
+the resolver loads (`resolve.py`); no relation or file list passes through Python.
 
+A listing is kept as a derived file of the cache (`cached`), bound to the sha256 of the metadata files it was read
+from (which the signed repomd.xml gives) and self-checked, as the Debian family keeps its parsed indexes: a later
+build of the same repository state reads it back instead of the metadata. `verify` reads the metadata again."""
+
+import hashlib
+import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
+from pathlib import Path
 
 import solv
 
 from bootstrap.errors import ChecksumError
+from bootstrap.host.cache import discard, read_derived, write_derived
 from bootstrap.rpm.packages import Package
+
+FORMAT = "bootstrap rpm listing 1"
+"""Names the kept listing's layout: a new layout is a new name, and the old files are never taken."""
 
 PROLOG = 64 << 10
 """How far into a metadata file its root element must start (createrepo_c writes only the XML declaration first)."""
@@ -145,3 +156,46 @@ def load(pool: solv.Pool, name: str, listing: Listing) -> dict[int, Package]:
     if len(solvables) != len(listing.packages):
         raise ChecksumError(f"{name}: libsolv read back {len(solvables)} packages of {len(listing.packages)}", "")
     return {s.id: pkg for s, pkg in zip(solvables, listing.packages, strict=True)}
+
+
+def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> Listing:
+    """The listing of the metadata files whose sha256s are `sources`: kept in `area` by an earlier build (bound to
+    them, self-checked, and read back by libsolv before it is taken), else made by `make` and kept."""
+    key = hashlib.sha256(" ".join([FORMAT, *sources]).encode()).hexdigest()
+    path = area / f"{key}.listing"
+    sections = read_derived(path, key)
+    if sections is not None:
+        kept = _kept(sections)
+        if kept is not None:
+            return kept
+        discard(path, "does not read back as a listing")
+    made = make()
+    rows = json.dumps([astuple(p) for p in made.packages], separators=(",", ":")).encode()
+    write_derived(path, key, [rows, made.solv])
+    return made
+
+
+_TYPES = tuple(int if f.type in (int, "int") else str for f in fields(Package))
+
+
+def _kept(sections: list[bytes]) -> Listing | None:
+    """A kept listing's sections as a listing, or None when they are not one (another layout, a libsolv that
+    cannot read the other's format)."""
+    if len(sections) != 2:
+        return None
+    try:
+        rows = json.loads(sections[0])
+        ok = isinstance(rows, list) and all(
+            isinstance(r, list) and len(r) == len(_TYPES) and all(type(v) is t for v, t in zip(r, _TYPES, strict=True))
+            for r in rows
+        )
+    except ValueError:
+        return None
+    if not ok:
+        return None
+    listing = Listing(tuple(Package(*r) for r in rows), sections[1])
+    try:
+        load(new_pool(), "kept", listing)
+    except ChecksumError:
+        return None
+    return listing

@@ -157,6 +157,21 @@ def _chunks(base: str, entry: DataFile, cache: Cache, offline: bool) -> Iterable
     return _document(base, entry, cache, offline)[0]
 
 
+def _listing(base: str, md: RepoMd, where: str, cache: Cache, offline: bool, derived: bool) -> Listing:
+    """The packages primary.xml and filelists.xml list; with `derived`, as an earlier build kept them for these
+    files' sha256s (`listing.cached`), the files then neither fetched nor read."""
+    primary = _data(md, "primary", where)
+    lists = _data(md, "filelists", where) if "filelists" in md.data else None
+
+    def read() -> Listing:
+        files = _document(base, lists, cache, offline) if lists else None
+        return listing.read(_document(base, primary, cache, offline), files)
+
+    if not derived:
+        return read()
+    return listing.cached(cache.area("parsed"), [primary.sha256, lists.sha256 if lists else ""], read)
+
+
 def open_repository(
     url: str,
     keyrings: tuple[Path, ...],
@@ -167,13 +182,15 @@ def open_repository(
     signed: bool = True,
     metalink_url: str = "",
     vouched: metalink.Metalink | None = None,
+    derived: bool = True,
 ) -> Repository:
     """Fetch and verify `<url>/repodata/repomd.xml` and read the packages (with their file lists) and groups of
     the state it names. With `signers`, only signatures by those keys (full fingerprints) count. `signed`
     false: the distribution does not sign its metadata (only its packages are signed; the rollback check and
     the metadata checksums still hold). `metalink_url`: the repository's metalink, whose states repomd.xml must
     be one of (checked when fetched, against `vouched` when the caller fetched it already; a build from the
-    cache took what was checked then); the rollback check then holds across the mirrors it lists."""
+    cache took what was checked then); the rollback check then holds across the mirrors it lists. `derived`: the
+    listing an earlier build kept for the same metadata files serves (`verify` reads them again)."""
     base = url.rstrip("/")
     where = _repomd_url(base)
     slot = _Slot(cache, metalink_url or where)
@@ -189,8 +206,7 @@ def open_repository(
         log.info("%s is not signed by its distribution: each package's signature is checked", where)
     md = parse_repomd(data, where)
     _check_rank(md, slot.known(), where)
-    files = _document(base, _data(md, "filelists", where), cache, offline) if "filelists" in md.data else None
-    listed = listing.read(_document(base, _data(md, "primary", where), cache, offline), files)
+    listed = _listing(base, md, where, cache, offline, derived)
     group_kind = next((k for k in ("group", "group_gz", "group_xz", "group_zst") if k in md.data), None)
     groups = comps.read(_chunks(base, _data(md, group_kind, where), cache, offline), where) if group_kind else {}
     if not insecure and not offline:
@@ -217,11 +233,13 @@ class Checks:
     insecure: bool = False
     offline: bool = False
     signed: bool = True
+    derived: bool = True
 
     def open(self, url: str, link: str = "", vouched: metalink.Metalink | None = None) -> Repository:
         return open_repository(
-            url, self.keyrings, self.cache, self.signers, self.insecure, self.offline, self.signed, link, vouched
-        )
+            url, self.keyrings, self.cache, self.signers, self.insecure, self.offline, self.signed, link, vouched,
+            self.derived,
+        )  # fmt: skip
 
 
 def open_from_metalink(link: str, checks: Checks) -> Repository:

@@ -6,13 +6,14 @@ import lzma
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import solv
 
 from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, SignatureError
-from bootstrap.host.cache import Cache
+from bootstrap.host.cache import Cache, read_derived
 from bootstrap.rpm import listing
 from bootstrap.rpm.repo import open_repository
 from tests.conftest import Serve
@@ -245,3 +246,59 @@ def test_a_signed_primary_that_does_not_read_as_metadata_is_refused(
     with pytest.raises(ChecksumError, match=message) as caught:
         open_repository(serve(repo.root), keyring, cache)
     assert "primary.xml.xz" in caught.value.message
+
+
+def test_a_kept_listing_serves_the_same_state(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache
+) -> None:
+    """The second opening of a state takes the listing the first kept (the metadata files are then neither fetched
+    nor read: here they are gone from the mirror and the cache); a damaged one is read again from the files."""
+    url = serve(repo.root)
+    first = open_repository(url, keyring, cache)
+    (kept,) = (cache.root / "parsed").glob("*.listing")
+    entries = (first.repomd.data["primary"], first.repomd.data["filelists"])
+    saved = {e.location: (repo.root / e.location).read_bytes() for e in entries}
+    for entry in entries:
+        cache.blob(entry.sha256).unlink()
+        (repo.root / entry.location).unlink()
+    again = open_repository(url, keyring, cache)
+    assert again.packages == first.packages and again.listing.solv == first.listing.solv
+    data = bytearray(kept.read_bytes())
+    data[-10] ^= 1
+    kept.write_bytes(bytes(data))
+    with pytest.raises(BootstrapError, match=r"\.xml\.xz: 404"):  # damaged: read again, and the files are gone
+        open_repository(url, keyring, cache)
+    for location, content in saved.items():
+        (repo.root / location).write_bytes(content)
+    assert open_repository(url, keyring, cache).listing == first.listing
+
+
+def test_without_derived_files_the_metadata_is_read_again(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache
+) -> None:
+    """As `verify` opens a repository: a listing kept in the cache (here one forged by its owner, which a build
+    would take) is neither read nor written."""
+    url = serve(repo.root)
+    first = open_repository(url, keyring, cache, derived=False)
+    assert not list((cache.root / "parsed").glob("*.listing"))
+    moved = replace(first.packages[0], location="forged.rpm")
+    forged = listing.Listing((moved, *first.packages[1:]), first.listing.solv)
+    md = first.repomd.data
+    listing.cached(cache.area("parsed"), [md["primary"].sha256, md["filelists"].sha256], lambda: forged)
+    assert open_repository(url, keyring, cache, derived=False).packages == first.packages
+    assert open_repository(url, keyring, cache).packages[0].location == "forged.rpm"
+
+
+def test_a_kept_listing_whose_records_do_not_fit_its_solv_form_is_read_again(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache
+) -> None:
+    """A kept listing is read back by libsolv before it is taken: one record fewer than libsolv's form holds (another
+    layout, a file left by other code) is removed and the metadata read again."""
+    url = serve(repo.root)
+    first = open_repository(url, keyring, cache, derived=False)
+    md = first.repomd.data
+    short = listing.Listing(first.packages[1:], first.listing.solv)
+    listing.cached(cache.area("parsed"), [md["primary"].sha256, md["filelists"].sha256], lambda: short)
+    assert open_repository(url, keyring, cache).packages == first.packages
+    (kept,) = (cache.root / "parsed").glob("*.listing")
+    assert listing._kept(read_derived(kept, kept.stem) or []) == first.listing  # noqa: SLF001 - made again
