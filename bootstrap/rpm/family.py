@@ -18,7 +18,7 @@ from bootstrap.rpm import selection as selection_mod
 from bootstrap.rpm.archive import RpmArchive, open_archive, substitute
 from bootstrap.rpm.job import RpmJob
 from bootstrap.rpm.options import JobOptions
-from bootstrap.rpm.selection import RpmSelection
+from bootstrap.rpm.selection import RpmSelection, to_model
 from bootstrap.rpm.settings import RpmSettings
 from bootstrap.rpm.verdicts import Verdicts
 
@@ -82,12 +82,12 @@ class RpmFamily:
     def resolve(self, archive: interface.Archive) -> RpmSelection:
         own = own_archive(archive)
         s = self.settings
-        models = {id(record): m for record, m in own.available}
+        where = {id(record): (r.url, rid) for rid, r in own.repositories for record in r.packages}
         listings = [(rid, r.listing) for rid, r in own.repositories]
         chosen = resolve_mod.resolve(
             listings, own.groups, s.request, own.basearch, lambda name: _excluded(name, s.exclude)
         )
-        return selection_mod.select([(r, models[id(r)]) for r in chosen])
+        return selection_mod.select([(r, to_model(r, *where[id(r)])) for r in chosen])
 
     def pinned(self, archive: interface.Archive, pins: Sequence[model.Pin]) -> tuple[RpmSelection, list[model.Pin]]:
         return selection_mod.pinned(own_archive(archive).available, pins)
