@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,20 +104,23 @@ def _kept_under(exe: str, name: str, host: str) -> list[str]:
     return sorted(s for s in servers if isinstance(s, str) and s != host and _names(s, host))
 
 
-def _from_helper(name: str, host: str) -> Credentials | None:
-    """Ask `docker-credential-<name>` for the credentials it keeps for the registry `host`: under `host`, else
-    under a URL that names it."""
+def _from_helper(name: str, host: str, known: Sequence[str] = ()) -> Credentials | None:
+    """Ask `docker-credential-<name>` for the credentials it keeps for the registry `host`: under `host`, else under
+    the config's other keys that name it (`known`: docker leaves an empty `auths` entry for each server it gave a
+    helper), else under a server name the helper lists that names it."""
     exe = shutil.which(f"docker-credential-{name}")
     if exe is None:
         raise RegistryError(
             f"the Docker config names credential helper {name!r} but docker-credential-{name} is not on PATH",
             "install the helper, or pass --creds USER:PASSWORD",
         )
-    answer = _ask(exe, name, "get", host, host)
-    for server in _kept_under(exe, name, host) if answer is None else []:
-        answer = _ask(exe, name, "get", server, host)
-        if answer is not None:
-            break
+
+    def servers() -> Iterator[str]:
+        yield host
+        yield from (k for k in known if k != host)
+        yield from (k for k in _kept_under(exe, name, host) if k not in known)
+
+    answer = next((a for server in servers() if (a := _ask(exe, name, "get", server, host)) is not None), None)
     if answer is None:
         return None
     try:
@@ -154,11 +158,12 @@ def from_docker_config(host: str, directory: Path | None = None) -> Credentials 
         raise RegistryError(f"cannot read {path}: {exc}", "fix or remove the Docker config file") from exc
     if not isinstance(config, dict):
         raise RegistryError(f"cannot read {path}: not a JSON object", "fix or remove the Docker config file")
-    helper = next((v for _, v in _for(config.get("credHelpers") or {}, host)), None)
-    if helper:
-        return _from_helper(helper, host)
+    helpers = _for(config.get("credHelpers") or {}, host)
+    known = [k for k, _ in (*helpers, *_for(config.get("auths") or {}, host))]
+    if helpers:
+        return _from_helper(helpers[0][1], host, known)
     if config.get("credsStore"):
-        found = _from_helper(config["credsStore"], host)
+        found = _from_helper(config["credsStore"], host, known)
         if found is not None:
             return found
     return _from_auths(config.get("auths") or {}, host, path)

@@ -51,8 +51,9 @@ def _file(data: bytes | Iterable[bytes], mode: str = "r") -> Iterator[solv.SolvF
     """A libsolv file over memory holding `data` (a memfd, read or written from its start)."""
     fd = os.memfd_create("bootstrap-listing", os.MFD_CLOEXEC)
     try:
-        for chunk in [data] if isinstance(data, bytes) else data:
-            os.write(fd, chunk)
+        with open(fd, "wb", closefd=False) as out:  # a buffered writer: each chunk written whole
+            for chunk in [data] if isinstance(data, bytes) else data:
+                out.write(chunk)
         os.lseek(fd, 0, os.SEEK_SET)
         f = solv.xfopen_fd("", fd, mode)
         try:
@@ -63,37 +64,67 @@ def _file(data: bytes | Iterable[bytes], mode: str = "r") -> Iterator[solv.SolvF
         os.close(fd)
 
 
+def _root_start(head: bytes) -> int | None:
+    """Where the root element starts in `head`, the document's beginning: after the XML declaration, processing
+    instructions and comments, or None when `head` ends first. Any other declaration there (a document type, where
+    XML declares entities; repository metadata never has one) is refused."""
+    at = 0
+    while (at := head.find(b"<", at)) >= 0:
+        for opening, closing in ((b"<?", b"?>"), (b"<!--", b"-->")):
+            if head.startswith(opening, at):
+                end = head.find(closing, at + len(opening))
+                if end < 0:
+                    return None
+                at = end + len(closing)
+                break
+        else:
+            if head.startswith(b"<!", at):
+                raise ValueError("declares XML entities")
+            return at
+    return None
+
+
 def _checked(chunks: Iterable[bytes], root: bytes, what: str) -> Iterator[bytes]:
-    """`chunks`, refused when the document declares a type before its root element (where XML declares entities;
-    repository metadata never does) or has no such element near its start."""
+    """`chunks`, refused when the document declares anything before its root element (a document type, where XML
+    declares entities) or its root element is not `root`, found within PROLOG bytes."""
     rest = iter(chunks)
     head = b""
-    for chunk in rest:
-        head += chunk
-        if b"<" + root in head or len(head) > PROLOG:
-            break
-    at = head.find(b"<" + root)
-    if at < 0:
+    at: int | None = None
+    try:
+        for chunk in rest:
+            head += chunk
+            at = _root_start(head)
+            if at is not None or len(head) > PROLOG:
+                break
+    except ValueError:
+        raise ChecksumError(f"{what} declares XML entities", "repository metadata never does: it is hostile") from None
+    if at is None or not head.startswith(b"<" + root, at):
         raise ChecksumError(f"{what} has no <{root.decode()}> element", "the repository's metadata is corrupt")
-    if b"<!DOCTYPE" in head[:at] or b"<!ENTITY" in head[:at]:
-        raise ChecksumError(f"{what} declares XML entities", "repository metadata never does: it is hostile")
     yield head
     yield from rest
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no reason given"])[0]
 
 
 def _add(repo: solv.Repo, chunks: Iterable[bytes], what: str, root: bytes, flags: int) -> None:
     """Parse one metadata file into `repo`, read whole (and so checked against repomd.xml) before libsolv sees it."""
     with _file(_checked(chunks, root, what)) as f:
         if not repo.add_rpmmd(f, None, flags):
-            why = repo.pool.errstr.removeprefix("repo_rpmmd: ").splitlines()[0]
+            why = _first_line(repo.pool.errstr.removeprefix("repo_rpmmd: "))
             raise ChecksumError(f"{what} is not well-formed repository metadata ({why})", "the metadata is corrupt")
 
 
-def _epoch_version_release(evr: str) -> tuple[int, str, str]:
+def _epoch_version_release(evr: str, what: str) -> tuple[int, str, str]:
     epoch, colon, rest = evr.partition(":")
     if not colon:
         epoch, rest = "0", evr
     version, _, release = rest.rpartition("-")
+    if not epoch.isdigit():
+        raise ChecksumError(
+            f"{what}: epoch {epoch!r} of {evr!r} is not a number", "the repository's metadata is corrupt"
+        )
     return int(epoch), version, release
 
 
@@ -103,7 +134,7 @@ def _record(s: solv.XSolvable, what: str) -> Package:
         raise ChecksumError(
             f"{what}: package {s.name} has no sha256 checksum", "the repository is too old for a verified build"
         )
-    epoch, version, release = _epoch_version_release(s.evr)
+    epoch, version, release = _epoch_version_release(s.evr, f"{what}: package {s.name}")
     location = s.lookup_location()[0] or ""
     return Package(
         name=s.name,
@@ -151,10 +182,14 @@ def load(pool: solv.Pool, name: str, listing: Listing) -> dict[int, Package]:
     repo = pool.add_repo(name)
     with _file(listing.solv) as f:
         if not repo.add_solv(f):
-            raise ChecksumError(f"{name}: libsolv cannot read back its listing ({pool.errstr})", "report this")
+            why = _first_line(pool.errstr)
+            raise ChecksumError(f"{name}: libsolv cannot read back its listing ({why})", "remove the cache's parsed/")
     solvables = list(repo.solvables)
     if len(solvables) != len(listing.packages):
-        raise ChecksumError(f"{name}: libsolv read back {len(solvables)} packages of {len(listing.packages)}", "")
+        raise ChecksumError(
+            f"{name}: libsolv read back {len(solvables)} packages of {len(listing.packages)}",
+            "remove the cache's parsed/",
+        )
     return {s.id: pkg for s, pkg in zip(solvables, listing.packages, strict=True)}
 
 
@@ -180,7 +215,7 @@ _TYPES = tuple(int if f.type in (int, "int") else str for f in fields(Package))
 
 def _kept(sections: list[bytes]) -> Listing | None:
     """A kept listing's sections as a listing, or None when they are not one (another layout, a libsolv that
-    cannot read the other's format)."""
+    cannot read the other's format, records that do not name the packages libsolv read back, in its order)."""
     if len(sections) != 2:
         return None
     try:
@@ -194,8 +229,14 @@ def _kept(sections: list[bytes]) -> Listing | None:
     if not ok:
         return None
     listing = Listing(tuple(Package(*r) for r in rows), sections[1])
+    pool = new_pool()
     try:
-        load(new_pool(), "kept", listing)
+        loaded = load(pool, "kept", listing)
     except ChecksumError:
         return None
-    return listing
+    solvables = pool.solvables
+    fits = all(
+        (solvables[sid].name, solvables[sid].arch, solvables[sid].evr) == (p.name, p.arch, p.evr)
+        for sid, p in loaded.items()
+    )
+    return listing if fits else None

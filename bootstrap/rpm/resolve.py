@@ -69,6 +69,8 @@ def resolve(
         flags |= solv.Selection.SELECTION_FILELIST  # a path asked for: its package, as dnf finds it
         sel = p.pool.select(name, flags)
         if sel.isempty():
+            if name in direct and not p.pool.select(name, flags | solv.Selection.SELECTION_WITH_DISABLED).isempty():
+                raise ResolveError(f"{name!r} is excluded", "take it out of the recipe's packages.exclude or request")
             if name in direct:
                 raise ResolveError(f"no package provides {name!r}", "check the package names of the request")
             continue

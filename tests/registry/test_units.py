@@ -348,3 +348,16 @@ def test_a_helper_that_cannot_list_finds_only_what_it_keeps_under_the_host(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     config = _config(tmp_path / "store", {"credsStore": "hub"})
     assert lookup("hub.invalid", None, config) is None
+
+
+def test_a_helper_that_cannot_list_is_asked_under_the_keys_docker_left_in_auths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker leaves an empty `auths` entry for each server whose credentials it gave the store: that key is asked
+    for, without `list`."""
+    _helper(tmp_path / "bin", LOGIN_URL, lists=False)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    config = _config(tmp_path / "store", {"credsStore": "hub", "auths": {LOGIN_URL: {}}})
+    found = lookup("hub.invalid", None, config)
+    assert found is not None and (found.username, found.source) == ("hub", "docker-credential-hub")
+    assert lookup("h:5000", None, config) is None

@@ -231,11 +231,16 @@ def _sha1(text: bytes) -> bytes:
     ("change", "message"),
     [
         (lambda t: t.replace(b"<metadata", b'<!DOCTYPE metadata [<!ENTITY a "aa">]>\n<metadata', 1), "declares XML"),
+        (
+            lambda t: t.replace(b"<metadata", b'<!-- <metadata --><!DOCTYPE m [<!ENTITY a "a">]><metadata', 1),
+            "declares XML",
+        ),
+        (lambda t: t.replace(b'<version epoch="0"', b'<version epoch="x"', 1), "epoch 'x' of 'x:"),
         (lambda t: t.replace(b"</package>", b"</packages>", 1), "not well-formed repository metadata"),
         (lambda t: b'<?xml version="1.0"?>\n<other/>\n', r"has no <metadata> element"),
         (_sha1, "has no sha256 checksum"),
     ],
-    ids=["doctype", "malformed", "no root", "sha1"],
+    ids=["doctype", "doctype after a comment", "epoch", "malformed", "no root", "sha1"],
 )
 def test_a_signed_primary_that_does_not_read_as_metadata_is_refused(
     repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, change: Callable[[bytes], bytes], message: str
@@ -292,13 +297,19 @@ def test_without_derived_files_the_metadata_is_read_again(
 def test_a_kept_listing_whose_records_do_not_fit_its_solv_form_is_read_again(
     repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache
 ) -> None:
-    """A kept listing is read back by libsolv before it is taken: one record fewer than libsolv's form holds (another
-    layout, a file left by other code) is removed and the metadata read again."""
+    """A kept listing is read back by libsolv before it is taken: one record fewer than libsolv's form holds, or
+    records in another order (another layout, a file left by other code), is removed and the metadata read again."""
     url = serve(repo.root)
     first = open_repository(url, keyring, cache, derived=False)
     md = first.repomd.data
+    sources = [md["primary"].sha256, md["filelists"].sha256]
     short = listing.Listing(first.packages[1:], first.listing.solv)
-    listing.cached(cache.area("parsed"), [md["primary"].sha256, md["filelists"].sha256], lambda: short)
+    listing.cached(cache.area("parsed"), sources, lambda: short)
+    assert open_repository(url, keyring, cache).packages == first.packages
+    (kept,) = (cache.root / "parsed").glob("*.listing")
+    kept.unlink()
+    turned = listing.Listing(first.packages[::-1], first.listing.solv)  # as many records, not in libsolv's order
+    listing.cached(cache.area("parsed"), sources, lambda: turned)
     assert open_repository(url, keyring, cache).packages == first.packages
     (kept,) = (cache.root / "parsed").glob("*.listing")
     assert listing._kept(read_derived(kept, kept.stem) or []) == first.listing  # noqa: SLF001 - made again
