@@ -34,7 +34,10 @@ _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
 DERIVED_AREAS = ("parsed", "expanded", "gzip", "verdicts")
-"""Areas whose files `write_atomic` writes (beside `releases/*/`): swept of what killed builds left."""
+"""Areas whose files `write_atomic` writes (beside the VERIFIED_AREAS' slots): swept of what killed builds left."""
+VERIFIED_AREAS = ("releases", "repomd")
+"""Areas of one directory per archive or repository, holding the signed index verified last (Debian's InRelease,
+an RPM repository's repomd.xml) against a rollback: never pruned, swept like the derived areas."""
 TEMP_PREFIX = "build-"
 """The temporary directories of the processes using the cache, in its `tmp/`."""
 SESSION_PREFIX = "use-"
@@ -189,7 +192,8 @@ class Cache:
             check_private(self.root / sub)
         scratch.sweep(self.root / "tmp", TEMP_PREFIX)
         scratch.sweep(self.root / "tmp", SESSION_PREFIX)
-        for area in [self.root / a for a in DERIVED_AREAS] + list((self.root / "releases").glob("*/")):
+        slots = [d for kept in VERIFIED_AREAS for d in (self.root / kept).glob("*/")]
+        for area in [self.root / a for a in DERIVED_AREAS] + slots:
             sweep_writes(area)
         return self
 

@@ -27,7 +27,7 @@ from bootstrap.log import log
 PRUNED = ("sha256", "expanded", "parsed", "gzip", "verdicts")
 """The areas pruning removes from: downloaded packages and index files, expanded packages, parsed indexes, kept
 gzip members, package signature verdicts. Everything there is made again (or fetched) when missing."""
-KEPT = ("releases", "locks", "tmp")
+KEPT = ("releases", "repomd", "locks", "tmp")
 """Shown by `usage`, never pruned."""
 DESCRIPTIONS = {
     "sha256": "downloaded packages and index files",
@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     "gzip": "gzip members of earlier layers",
     "verdicts": "package signature verdicts",
     "releases": "verified InRelease files (never pruned)",
+    "repomd": "verified repomd.xml files (never pruned)",
     "locks": "lock files",
     "tmp": "downloads under way",
 }

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.errors import ChecksumError, NetworkError
-from bootstrap.host import http, retry
+from bootstrap.host import http, prune, retry
 from bootstrap.host.cache import Cache
 from bootstrap.host.parallel import map_parallel
 from tests.faults.proxy import Fault, FaultProxy
@@ -203,3 +203,16 @@ def test_a_deadline_ends_the_tries_and_their_waits() -> None:
     # Each attempt began before the deadline (read just after it began: a loaded machine may pause us there).
     assert all(t < deadline + 0.25 for t in begun), "an attempt began after the deadline"
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("kept", ["releases", "repomd"])
+def test_half_written_files_of_a_verified_index_are_swept(cache: Cache, kept: str) -> None:
+    """The slots of the indexes verified last (Debian's InRelease, an RPM repository's repomd.xml) are written with
+    write_atomic too: what a killed build left there is swept, and `cache info` shows the area."""
+    slot = cache.area(kept) / "0123abcd"
+    slot.mkdir()
+    left = slot / ".repomd.xml.99999.3.tmp"
+    left.write_bytes(b"half a file")
+    cache.ensure()
+    assert not left.exists(), "a half-written file was not swept"
+    assert kept in {a.name for a in prune.usage(cache)} and kept in prune.DESCRIPTIONS
