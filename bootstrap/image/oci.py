@@ -130,10 +130,16 @@ def _add(tar: tarfile.TarFile, name: str, epoch: int, data: bytes | None = None,
         tar.addfile(info, io.BytesIO(data))
 
 
+def looks_like_host(part: str) -> bool:
+    """The first path part of an image name names a registry host, as docker tells one: a dot, a port, `localhost`
+    or an IPv6 address in brackets."""
+    return "." in part or ":" in part or part == "localhost" or part.startswith("[")
+
+
 def names_registry(tag: str) -> bool:
     """`<host>[:port]/repo:tag` rather than `repo:tag`: the first of several path parts is a host name."""
     first, slash, _ = tag.partition("/")
-    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+    return bool(slash) and looks_like_host(first)
 
 
 def tag_annotations(tag: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from bootstrap.image.oci import looks_like_host
 from bootstrap.registry.errors import RegistryError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
@@ -43,14 +44,10 @@ class Reference:
         return out
 
 
-def _looks_like_host(part: str) -> bool:
-    return "." in part or ":" in part or part == "localhost" or part.startswith("[")
-
-
 def looks_like_reference(text: str) -> bool:
     """`host[:port]/repo[:tag]`: a registry reference rather than a local path."""
     first, slash, rest = text.partition("/")
-    if not (slash and rest) or first in (".", "..") or not _looks_like_host(first):
+    if not (slash and rest) or first in (".", "..") or not looks_like_host(first):
         return False
     try:
         parse_reference(text)
@@ -64,7 +61,7 @@ def parse_reference(text: str, default_host: str | None = None) -> Reference:
     and refused otherwise."""
     rest, _, digest = text.partition("@")
     first, slash, remainder = rest.partition("/")
-    if slash and _looks_like_host(first):
+    if slash and looks_like_host(first):
         host, path = first, remainder
     elif default_host is not None:
         host, path = default_host, rest

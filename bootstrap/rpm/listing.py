@@ -166,15 +166,12 @@ def read(primary: Document, filelists: Document | None = None) -> Listing:
         _add(repo, *filelists, b"filelists", solv.Repo.REPO_EXTEND_SOLVABLES)
     repo.internalize()
     packages = tuple(_record(s, primary[1]) for s in repo.solvables)
-    written: list[bytes] = []
     with _file(b"", "w") as f:
         repo.write(f)
         f.flush()
-        fd = f.fileno()
-        os.lseek(fd, 0, os.SEEK_SET)
-        while block := os.read(fd, 1 << 20):
-            written.append(block)
-    return Listing(packages, b"".join(written))
+        with open(f.fileno(), "rb", closefd=False) as written:
+            written.seek(0)
+            return Listing(packages, written.read())
 
 
 def load(pool: solv.Pool, name: str, listing: Listing) -> dict[int, Package]:
