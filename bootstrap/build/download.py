@@ -1,5 +1,6 @@
 """Parallel package downloads into the content-addressed cache, each file checked against its index."""
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,13 +12,19 @@ from bootstrap.host.parallel import map_parallel
 from bootstrap.log import bars_enabled
 
 WORKERS = 6
+"""Downloads at a time (they wait on the network)."""
+
+
+def _hashers() -> int:
+    """Threads that hash the cached files: one a core (more only contend for them)."""
+    return max(1, min(WORKERS, os.cpu_count() or 1))
 
 
 def fetch_all(packages: Sequence[Package], cache: Cache, offline: bool = False) -> dict[str, Path]:
     """Return a cached, checksum-verified .deb path for each package name, downloading what is missing.
 
     Cached .debs are hashed again (in parallel) before they are trusted; a damaged one is fetched anew."""
-    present = map_parallel(lambda p: cache.has(p.sha256, p.size), packages, WORKERS)
+    present = map_parallel(lambda p: cache.has(p.sha256, p.size), packages, _hashers())
     missing = [p for p, ok in zip(packages, present, strict=True) if not ok]
     if missing and offline:
         names = ", ".join(p.name for p in missing[:5]) + (" ..." if len(missing) > 5 else "")

@@ -1,10 +1,12 @@
 """The build, one call per step: plan -> archive -> resolve -> download -> unpack -> configure -> finish
 -> pack -> outputs."""
 
+import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +99,31 @@ def workspace(use_tmpfs: bool) -> Iterator[Path]:
                 remove_tree(work)
 
 
+Later = Callable[[Callable[[], object]], None]
+"""Hands work to `background`'s thread."""
+
+
+@contextmanager
+def background() -> Iterator[Later]:
+    """A thread for what need not hold up the build (a packed platform's workspace unmounted and removed while
+    the next is built or the outputs written): waited for when the context ends, its failure raised then (or
+    logged, when the build itself failed)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+    done: list[Future[object]] = []
+    failed = True
+    try:
+        yield lambda job: done.append(pool.submit(job))
+        failed = False
+    finally:
+        pool.shutdown(wait=True)
+        for future in done:
+            exc = future.exception()
+            if exc is not None and failed:
+                log.error("while the build failed: %s", exc)
+            elif exc is not None:
+                raise exc
+
+
 def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
     """Build the image the plan describes (one platform per architecture) and write its outputs.
 
@@ -109,7 +136,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
     emulators = {arch: foreign.emulator(arch, host) if privileged else None for arch in plan.arches}
     old_umask = os.umask(0o022)
     try:
-        with plan.cache.ensure().session(), outputs.staged(plan.output) as stage:
+        with plan.cache.ensure().session(), outputs.staged(plan.output) as stage, background() as later:
             multi = len(plan.arches) > 1
             platforms = tuple(
                 build_platform(
@@ -118,6 +145,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
                     emulators[arch],
                     stage / records.ROOTFS.name(arch, multi, plan.compression.file_suffix),
                     (archives or {}).get(arch),
+                    later,
                 )
                 for arch in plan.arches
             )
@@ -158,9 +186,15 @@ def select(plan: Plan, family: Family, archive: Archive) -> Selection:
 
 
 def build_platform(
-    plan: Plan, arch: str, emu: Emulator | None, layer_path: Path, archive: Archive | None = None
+    plan: Plan,
+    arch: str,
+    emu: Emulator | None,
+    layer_path: Path,
+    archive: Archive | None = None,
+    later: Later | None = None,
 ) -> BuiltPlatform:
-    """Everything from indexes to the packed layer for one architecture."""
+    """Everything from indexes to the packed layer for one architecture (`later`: where the workspace's removal
+    goes once the layer is packed; else it is removed before this returns)."""
     timer = Timer(arch)
     family = families.family_for(plan)
     with timer.step("indexes"):
@@ -178,7 +212,8 @@ def build_platform(
         use_tmpfs = plan.tmpfs
     else:
         use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
-    with workspace(use_tmpfs) as scratch_dir:
+    with contextlib.ExitStack() as stack:
+        scratch_dir = stack.enter_context(workspace(use_tmpfs))
         root = scratch_dir / "root"
         job = family.job(archive, selection, files, Target(root, arch, epoch, overrides))
         work = steps.Work(plan, arch, family, archive, selection, job, epoch, root, emu, overrides)
@@ -190,6 +225,8 @@ def build_platform(
             reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
             members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
             layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
+        if later is not None:
+            later(stack.pop_all().close)
     r = plan.recipe
     lock = lock_mod.make_lock(
         r.name, str(r.distribution), plan.suite, arch, epoch, archive, selection, inputs_mod.inputs_of(r)

@@ -151,7 +151,7 @@ class RootWriter:
             os.setxattr(real, name, value, follow_symlinks=False)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

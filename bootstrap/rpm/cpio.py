@@ -1,11 +1,12 @@
 """Reading an rpm payload's cpio archive (the `newc` format, "070701", or "070702" with checksums) as a stream:
 one member at a time, its data read through a reader bounded to its size, nothing held whole. Every number is
 bounded (name length, member count, data size against what the header says), so a hostile payload cannot make
-the reader allocate or loop without end."""
+the reader allocate or loop without end. A payload held in memory is read through `View`, whose reads are views of it:
+a member's data reaches the file it is written to without a copy."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from bootstrap.errors import UnpackError
 
@@ -25,15 +26,35 @@ class Member:
     size: int
 
 
+class Stream(Protocol):
+    """What the reader reads a payload from: a file, or a `View`."""
+
+    def read(self, n: int = -1, /) -> bytes | memoryview: ...
+
+
+class View:
+    """A payload held in memory, read as a stream: each read is a view of it, not a copy."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._at = 0
+
+    def read(self, n: int = -1, /) -> memoryview:
+        end = len(self._view) if n < 0 else min(self._at + n, len(self._view))
+        out = self._view[self._at : end]
+        self._at = end
+        return out
+
+
 class Data:
     """The data of the current member: reads stop at its end."""
 
-    def __init__(self, stream: BinaryIO, size: int, what: str) -> None:
+    def __init__(self, stream: Stream, size: int, what: str) -> None:
         self._stream = stream
         self.left = size
         self._what = what
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1) -> bytes | memoryview:
         n = self.left if n < 0 else min(n, self.left)
         if n == 0:
             return b""
@@ -48,7 +69,7 @@ class Data:
             self.read(1 << 20)
 
 
-def _exact(stream: BinaryIO, n: int, what: str) -> bytes:
+def _exact(stream: Stream, n: int, what: str) -> bytes:
     out = b""
     while len(out) < n:
         block = stream.read(n - len(out))
@@ -58,7 +79,7 @@ def _exact(stream: BinaryIO, n: int, what: str) -> bytes:
     return out
 
 
-def members(stream: BinaryIO, what: str, max_members: int, max_size: int) -> Iterator[tuple[Member, Data]]:
+def members(stream: Stream, what: str, max_members: int, max_size: int) -> Iterator[tuple[Member, Data]]:
     """Each member up to the trailer, with its data (read or not: what is left is skipped before the next)."""
     offset = 0
     for _ in range(max_members + 1):

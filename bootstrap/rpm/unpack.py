@@ -5,14 +5,12 @@ Owners are named in the header and found in the tree's own passwd and group; a n
 account a %pre makes) is root for now and given again after the scriptlets (`reown`)."""
 
 import contextlib
-import io
 import os
 import stat
 import tarfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Overrides
@@ -246,9 +244,9 @@ def unpack_one(
 
 
 @contextlib.contextmanager
-def _payload(path: Path, read: _Read, what: str) -> Iterator[BinaryIO]:
+def _payload(path: Path, read: _Read, what: str) -> Iterator[cpio.Stream]:
     if read.payload is not None:
-        yield io.BytesIO(read.payload)
+        yield cpio.View(read.payload)
     else:
         with payload.opened(path, read.layout, what) as stream:
             yield stream

@@ -4,6 +4,7 @@ made for real refused with one line."""
 
 import gzip
 import hashlib
+import io
 import os
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Device, Overrides
-from bootstrap.rpm import expanded, pkgsig
+from bootstrap.rpm import cpio, expanded, pkgsig
 from bootstrap.rpm import unpack as unpack_mod
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
@@ -118,6 +119,27 @@ def _cpio(members: list[tuple[str, int, bytes]]) -> bytes:
         head = b"070701" + b"".join(b"%08X" % v for v in fields) + raw
         out += head + b"\0" * (-len(head) % 4) + data + b"\0" * (-len(data) % 4)
     return out
+
+
+def test_a_payload_in_memory_is_read_as_views_of_it() -> None:
+    """Read through `cpio.View`, the members and their data are those a file gives, each read a view of the
+    payload itself (no copy on the way to the tree); a view read past the data's end still stops there."""
+    payload = _cpio([("./a", 0o100644, b"x" * 10), ("./d", 0o40755, b""), ("./b", 0o100600, b"y" * 3000)])
+
+    def listed(stream: cpio.Stream) -> list[tuple[cpio.Member, bytes, list[object]]]:
+        out = []
+        for member, data in cpio.members(stream, "t", 10, 1 << 20):
+            parts = [data.read(7) for _ in range(3)] + [data.read()]
+            out.append((member, b"".join(bytes(p) for p in parts), [getattr(p, "obj", None) for p in parts if p]))
+        return out
+
+    from_view, from_file = listed(cpio.View(payload)), listed(io.BytesIO(payload))
+    assert [(m, d) for m, d, _ in from_view] == [(m, d) for m, d, _ in from_file]
+    assert [d for _, d, _ in from_view] == [b"x" * 10, b"", b"y" * 3000]
+    assert all(owner is payload for _, _, owners in from_view for owner in owners)
+    assert all(owner is None for _, _, owners in from_file for owner in owners)
+    with pytest.raises(UnpackError, match="ends inside a file"):
+        list(listed(cpio.View(payload[: payload.index(b"yyy") + 100])))
 
 
 def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]], agree: bool = True) -> Path:
