@@ -20,6 +20,7 @@ from bootstrap.deb.filters import PathFilter
 from tests.e2e import official
 from tests.e2e.conftest import ROOT, SUITES, Build, bootstrap, need_tool, run, sections, unique_tag
 from tests.fixtures import trivy
+from tests.fixtures.tars import extract
 
 pytestmark = pytest.mark.e2e
 
@@ -117,7 +118,7 @@ def test_skopeo_and_umoci_read_the_image(slim_build: Callable[[str], Build], tmp
     umoci = need_tool("umoci")
     layout = tmp_path / "layout"
     with tarfile.open(build.image) as tar:
-        tar.extractall(layout, filter="tar")
+        extract(tar, layout, how="tar")
     index = json.loads((layout / "index.json").read_text())
     ref = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
     assert ref == "debian:trixie-slim"

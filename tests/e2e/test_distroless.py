@@ -21,6 +21,7 @@ from tests.e2e.conftest import bootstrap, need_tool, run, unique_tag
 from tests.e2e.users import User, as_user, make_user, remove_user
 from tests.fixtures import trivy
 from tests.fixtures.certs import ServerCerts, ca_and_server
+from tests.fixtures.tars import extract
 
 pytestmark = pytest.mark.e2e
 
@@ -269,7 +270,7 @@ def test_debian_base_runs_a_dynamic_program_that_trusts_the_recipe_s_ca(
     root = tmp_path / "tree"
     root.mkdir()
     wanted = [m for m in tar.getmembers() if m.name.startswith(("etc/", "usr/", "lib"))]
-    tar.extractall(root, wanted, filter="fully_trusted")
+    extract(tar, root, wanted, "fully_trusted")
     ours = ldconfig_p(root / "etc/ld.so.cache")
     assert "libgreet.so.1 (libc6,x86-64) => /usr/local/lib/x86_64-linux-gnu/libgreet.so.1" in ours
     assert any(line.startswith("libssl.so.3 ") for line in ours)

@@ -10,6 +10,7 @@ import pytest
 
 from bootstrap.image.oci import MEDIA_INDEX, MEDIA_MANIFEST
 from bootstrap.registry import Options, RegistryError, push
+from tests.fixtures.tars import extract
 from tests.registry.conftest import Layout, Skopeo, sha256
 from tests.registry.servers import Proxy, Registry, free_port
 
@@ -150,7 +151,7 @@ def test_push_from_a_layout_directory(
     plain_registry: Registry, multi: Layout, repo: str, skopeo: Skopeo, opts: Callable[..., Options], tmp_path: Path
 ) -> None:
     with tarfile.open(multi.tar) as tar:
-        tar.extractall(tmp_path / "layout", filter="data")
+        extract(tar, tmp_path / "layout")
     ref = f"{plain_registry.host}/{repo}:dir"
     assert push(tmp_path / "layout", ref, opts()) == multi.index_digest
     assert sha256(skopeo.raw(ref, *PLAIN)) == multi.index_digest
@@ -167,7 +168,7 @@ def test_damaged_layout_is_refused_before_any_request(
     amd64: Layout, tmp_path: Path, opts: Callable[..., Options]
 ) -> None:
     with tarfile.open(amd64.tar) as tar:
-        tar.extractall(tmp_path / "layout", filter="data")
+        extract(tar, tmp_path / "layout")
     manifest = amd64.images[0].manifest.digest.removeprefix("sha256:")
     (tmp_path / "layout" / "blobs" / "sha256" / manifest).write_bytes(b"{}")
     with pytest.raises(RegistryError, match="does not match its digest"):

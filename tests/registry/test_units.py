@@ -18,6 +18,7 @@ from bootstrap.registry.credentials import IDENTITY_USER, lookup
 from bootstrap.registry.layout import Layout as OCILayout
 from bootstrap.registry.reference import Reference, is_loopback
 from bootstrap.registry.tls import for_host
+from tests.fixtures.tars import extract
 from tests.registry.conftest import Layout, build_layout
 
 
@@ -178,7 +179,7 @@ def test_layout_top_single_and_multi(small: Layout, tmp_path: Path) -> None:
 
 def test_layout_index_drops_layout_only_annotations(small: Layout, tmp_path: Path) -> None:
     with tarfile.open(small.tar) as tar:
-        tar.extractall(tmp_path / "dir", filter="data")
+        extract(tar, tmp_path / "dir")
     index = json.loads((tmp_path / "dir" / "index.json").read_text())
     for m in index["manifests"]:
         m["annotations"] = {"org.opencontainers.image.ref.name": "1", "keep": "me"}
