@@ -1,7 +1,7 @@
 # Entry points: `make image` builds debian-slim, `make test` runs every test. Both install what they need
 # on a Debian or Ubuntu machine (apt packages, then a virtualenv in .venv).
 # The virtualenv's interpreter: the distribution's Python (`deps` installs it), as on a freshly installed machine,
-# whatever else PATH finds first (a Python built without the distribution's optimizations runs bootstrap a third
+# whatever else PATH finds first (a Python built without the distribution's optimizations ran a warm build a quarter
 # slower, and a newer 3.11 hides what the distribution's lacks); PYTHON=... picks another.
 PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 VENV ?= .venv
