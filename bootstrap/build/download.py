@@ -17,7 +17,7 @@ WORKERS = 6
 
 def _hashers() -> int:
     """Threads that hash the cached files: one a core (more only contend for them)."""
-    return max(1, min(WORKERS, os.cpu_count() or 1))
+    return min(WORKERS, os.cpu_count() or 1)
 
 
 def fetch_all(packages: Sequence[Package], cache: Cache, offline: bool = False) -> dict[str, Path]:
