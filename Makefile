@@ -59,7 +59,7 @@ unit: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bootstrap tests bench
-	$(VENV)/bin/mypy bootstrap bench
+	$(VENV)/bin/mypy bootstrap bench tests
 
 bench: test-deps $(VENV)/.installed
 	./scripts/ensure-binfmt

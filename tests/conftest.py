@@ -157,7 +157,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     from tests.faults.conftest import CASE_PROPERTY, Case
 
     for key, value in report.user_properties:
-        if key == CASE_PROPERTY:
+        if key == CASE_PROPERTY and isinstance(value, dict):
             _FAULT_CASES[report.nodeid] = Case(**value)
 
 

@@ -98,7 +98,7 @@ class ParallelGzip:
 
     def __init__(
         self,
-        emit: Callable[[bytes], None],
+        emit: Callable[[bytes], object],
         level: int = LEVEL,
         threads: int | None = None,
         members: Members | None = None,

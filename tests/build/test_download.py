@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from bootstrap.build import download
-from bootstrap.deb.index import Package
 from bootstrap.errors import BootstrapError
+from bootstrap.family.model import Package
 from bootstrap.host.cache import Cache, sha256_file
 from tests.fixtures.debs import build_deb
 from tests.fixtures.records import package
@@ -30,7 +30,7 @@ def records(pool: Path, url: str) -> list[Package]:
             size=deb.stat().st_size,
             sha256=sha256_file(deb),
             mirror=url,
-        )
+        ).neutral()
         for deb in sorted(pool.glob("*.deb"))
     ]
 

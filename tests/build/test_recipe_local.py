@@ -62,7 +62,9 @@ def test_a_user_recipe_extends_a_bundled_one(app: Path) -> None:
     assert r.customize[0].run == "echo hi > /etc/motd"
 
 
-def test_extends_and_sources_resolve_relative_to_the_file_that_names_them(tmp_path: Path, monkeypatch) -> None:
+def test_extends_and_sources_resolve_relative_to_the_file_that_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path / "base/files/ca.pem", "cert\n")
     write(tmp_path / "base/base.toml", 'extends = "debian-slim"\n[[files]]\nsource = "files/ca.pem"\ndest = "/x"\n')
     write(tmp_path / "team/child.toml", 'extends = "../base/base.toml"\n[[files]]\nsource = "c"\ndest = "/y"\n')
@@ -73,7 +75,9 @@ def test_extends_and_sources_resolve_relative_to_the_file_that_names_them(tmp_pa
     assert [f.dest for f in r.files] == ["/x", "/y"], "arrays of tables add up"
 
 
-def test_names_are_looked_up_in_recipes_then_config_then_bundled(tmp_path: Path, monkeypatch) -> None:
+def test_names_are_looked_up_in_recipes_then_config_then_bundled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     write(tmp_path / "config/bootstrap/recipes/mine.toml", 'description = "from config"\n')

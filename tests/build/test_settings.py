@@ -14,6 +14,7 @@ from bootstrap.build import recipe, settings
 from bootstrap.build.recipe import Recipe, from_data, load
 from bootstrap.build.recipe_schema import readme_table, template
 from bootstrap.build.settings import SCHEMA, Setting
+from bootstrap.errors import RecipeError
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -127,7 +128,7 @@ def test_a_key_the_family_does_not_read_is_refused(tmp_path: Path, parent: str, 
     """Set for a distribution whose family would ignore it: one line naming the key, not a silent no-op."""
     path = tmp_path / "r.toml"
     path.write_text(f'extends = "{parent}"\n{body}')
-    with pytest.raises(recipe.RecipeError, match=rf"{re.escape(key)} is not read when building"):
+    with pytest.raises(RecipeError, match=rf"{re.escape(key)} is not read when building"):
         load(str(path), given=True)
 
 

@@ -14,9 +14,10 @@ import pytest
 
 from bootstrap.deb import debfile
 from bootstrap.deb.filters import PathFilter
-from bootstrap.deb.unpack import RootWriter, prepare_root, unpack_one
+from bootstrap.deb.unpack import prepare_root, unpack_one
 from bootstrap.errors import BootstrapError, ChecksumError, UnpackError
 from bootstrap.host.cache import FileSection
+from bootstrap.host.rootwriter import RootWriter
 from tests.fixtures.debs import (
     MALFORMED_KINDS,
     TarEntry,

@@ -104,9 +104,9 @@ def test_stage_then_unstage_gives_back_the_same_tree(foreign_tree: Path, tmp_pat
     assert (foreign_tree / "usr/bin/script").read_text() == "#!/bin/sh\n", "only executables that are ELF on both sides"
     assert not (foreign_tree / "usr/bin/only-native").exists(), "nothing new among the programs"
     assert (foreign_tree / "usr/lib/x86_64-linux-gnu/libtool.so.1").read_bytes() == b"native library"
-    assert os.readlink(foreign_tree / native.LOADER.lstrip("/")).endswith(
-        "x86_64-linux-gnu/" + Path(native.interpreter(elf)[2]).name
-    )  # type: ignore[index]
+    found = native.interpreter(elf)
+    assert found is not None
+    assert os.readlink(foreign_tree / native.LOADER.lstrip("/")).endswith("x86_64-linux-gnu/" + Path(found[2]).name)
     assert not (foreign_tree / "lib64").exists(), "no /lib64 that the tree's scripts would tidy away"
     native.unstage(tree, staged)
     assert _snapshot(foreign_tree) == before

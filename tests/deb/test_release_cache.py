@@ -32,7 +32,11 @@ def archive(tmp_path: Path, gpg_key: GpgKey) -> Iterator[tuple[Repo, str, list[t
     repo.debian_dists()
     repo.add_package("fixture", "hello", "1.0")
     repo.publish()
-    handler = type("H", (Recording,), {"statuses": []})
+
+    class Handler(Recording):
+        statuses: list[tuple[str, int]] = []
+
+    handler = Handler
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(repo.root)))
     stop = in_thread(server)
     yield repo, f"http://127.0.0.1:{server.server_address[1]}", handler.statuses

@@ -13,9 +13,10 @@ import pytest
 from bootstrap.deb import debfile, dpkgdb
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.index import Package
-from bootstrap.deb.unpack import RootWriter, drop_unshipped_links, prepare_root, unpack_all, unpack_one
+from bootstrap.deb.unpack import drop_unshipped_links, prepare_root, unpack_all, unpack_one
 from bootstrap.errors import UnpackError
 from bootstrap.host.cache import sha256_file
+from bootstrap.host.rootwriter import RootWriter
 from bootstrap.host.tree import Tree
 from tests.fixtures.debs import TarEntry, build_deb, build_hostile_deb, build_raw_deb, raw_control
 from tests.fixtures.records import package

@@ -199,9 +199,9 @@ def test_sid_builds_and_runs(docker: Docker, tmp_path: Path, as_root: None) -> N
     assert [s["dist"] for s in lock["sources"]] == ["sid"], "unstable has no -updates or -security"
     tag = loaded(docker, build)
     script = "dpkg --audit && cat /etc/debian_version && . /etc/os-release && echo codename=$VERSION_CODENAME"
-    out = docker("run", "--rm", tag, "bash", "-c", script).stdout
-    assert "sid" in out
-    codename = out.split("codename=")[1].strip()  # unstable's os-release has no VERSION_ID: the codename is it
+    said = docker("run", "--rm", tag, "bash", "-c", script).stdout
+    assert "sid" in said
+    codename = said.split("codename=")[1].strip()  # unstable's os-release has no VERSION_ID: the codename is it
     trivy.check_build(build.out, tmp_path / "trivy-cache", "debian", codename)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.deb.distros import DISTROS
+from bootstrap.family.names import Distro
 from tests.e2e.conftest import Mirrored
 from tests.faults import checks
 from tests.faults.conftest import Case, Reference, Run, Site, cli, env_for
@@ -64,7 +65,7 @@ def together(
 
 
 def _keyrings(mirrored: Mirrored) -> list[Path]:
-    return [*(k for k in DISTROS["debian"].keyrings if k.is_file()), mirrored.repo.keyring]
+    return [*(k for k in DISTROS[Distro.DEBIAN].keyrings if k.is_file()), mirrored.repo.keyring]
 
 
 def test_six_builds_share_one_cache(case: Case, together: Together, mirrored: Mirrored, reference: Reference) -> None:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -327,7 +328,7 @@ def fixture_lock(archive: list[str], tmp_path_factory: pytest.TempPathFactory) -
     return lock_mod.read(work / "lock.json")
 
 
-MISMATCHES = {
+MISMATCHES: dict[str, tuple[str, dict[str, Any], str]] = {
     "arch": ("a lock for arm64 (the same packages)", {"arch": "arm64"}, "architecture arm64, not amd64"),
     "recipe": ("a lock of another recipe (the same packages)", {"recipe": "debian-other"}, "recipe debian-other"),
     "suite": ("a lock for trixie", {"suite": "trixie", "codename": "trixie"}, "suite trixie"),

@@ -58,7 +58,7 @@ def _derived_names(cache: Path) -> dict[str, list[str]]:
 
 def _package_sha256(out: Path, name: str) -> str:
     lock = json.loads((out / "lock.json").read_text())
-    return next(p["sha256"] for p in lock["packages"] if p["name"] == name)
+    return str(next(p["sha256"] for p in lock["packages"] if p["name"] == name))
 
 
 def _with_setuid_file(data_tar: bytes, payload: bytes) -> bytes:
@@ -192,7 +192,7 @@ def _copy(reference: Reference, site: Site) -> Path:
 
 def _rewrite(out: Path, name: str, edit: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
     """Change a JSON record of the directory in place."""
-    data = json.loads((out / name).read_text())
+    data: dict[str, Any] = json.loads((out / name).read_text())
     edit(data)
     (out / name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return data

@@ -174,7 +174,7 @@ def test_an_oversized_package_leaves_nothing_in_the_cache(mirror: Mirror, cache:
     mirror.routes["/pool/hello.deb"] = Route(b"!", total, "chunked")
     pkg = dataclasses.replace(package("hello"), mirror=mirror.url, filename="pool/hello.deb", size=4096)
     with pytest.raises(bhttp.TooLarge, match="hello.deb"):
-        fetch_all([pkg], cache)
+        fetch_all([pkg.neutral()], cache)
     assert temp_files(cache.root) == [] and _leftovers(cache.root / "sha256") == []
     assert mirror.sent("/pool/hello.deb") < total
 

@@ -31,7 +31,7 @@ NOBODY = 65534
 
 def tar_bytes(root: Path, overrides: Overrides | None = None) -> bytes:
     out = io.BytesIO()
-    write_tar(root, EPOCH, out, overrides)  # type: ignore[arg-type]
+    write_tar(root, EPOCH, out, overrides)
     return out.getvalue()
 
 

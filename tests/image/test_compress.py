@@ -13,7 +13,7 @@ import deflate
 import pytest
 
 from bootstrap.host import prune
-from bootstrap.host.cache import Cache
+from bootstrap.host.cache import Cache, read_derived
 from bootstrap.image import compress, inflate
 
 
@@ -101,7 +101,7 @@ def _kept_first_block(tmp_path: Path, blocks: int) -> tuple[bytes, compress.Memb
     plain = squeeze(data, 1, members=members)
     block = data[: compress.BLOCK]
     digest = compress.block_key(block)
-    (good,) = compress.read_derived(members._path(digest), digest) or [b""]
+    (good,) = read_derived(members._path(digest), digest) or [b""]
     return data, members, plain, block, digest, good
 
 
@@ -190,7 +190,9 @@ def test_every_thread_frees_its_decompressor(monkeypatch: pytest.MonkeyPatch) ->
     block = b"a block " * 1000
     member = bytes(deflate.gzip_compress(block, compress.LEVEL))
     results: list[bool] = []
-    threads = [threading.Thread(target=lambda: results.append(inflate.one_member(member, len(block)) == block))]
+    threads = [
+        threading.Thread(target=lambda: results.append(inflate.one_member(member, len(block)) == bytearray(block)))
+    ]
     threads += [threading.Thread(target=lambda: results.append(compress.is_member_of(member, block))) for _ in range(7)]
     for t in threads:
         t.start()

@@ -9,7 +9,7 @@ import os
 import stat
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -87,8 +87,12 @@ RECORDS = [
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: repr(c[0][:24]) + str(c[1:]))
 @pytest.mark.parametrize("records", RECORDS, ids=range(len(RECORDS)))
-def test_each_header_is_tarfiles(case: tuple, records: dict[str, str]) -> None:  # type: ignore[type-arg]
-    assert tarheader.header(*case, records=records) == _tarfiles(*case, records=records)
+def test_each_header_is_tarfiles(case: tuple[Any, ...], records: dict[str, str]) -> None:
+    name, kind, mode, uid, gid, size, mtime, *rest = case
+    link = rest[0] if rest else ""
+    device = rest[1] if len(rest) > 1 else (0, 0)
+    made = tarheader.header(name, kind, mode, uid, gid, size, mtime, link, device, records=records)
+    assert made == _tarfiles(name, kind, mode, uid, gid, size, mtime, link, device, records=records)
 
 
 def _tarfile_writer(root: Path, epoch: int, sink: BinaryIO) -> None:

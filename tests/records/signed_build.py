@@ -68,7 +68,7 @@ def make_archive(
     key = keys.generate()
     keys.write_pair(root / "release", key, PASSWORD.encode())
     keys.write_pair(root / "other", keys.generate(), None)
-    source = ("--mirror", url, "--security-mirror", url, "--keyring", str(repo.keyring))
+    source: tuple[str, ...] = ("--mirror", url, "--security-mirror", url, "--keyring", str(repo.keyring))
     source += ("--cache-dir", str(root / "cache"))
     return Archive(recipe, source, root / "release.key", root / "other.pub")
 

@@ -15,6 +15,7 @@ import pytest
 
 from bootstrap.build import recipe as recipe_mod
 from bootstrap.build.inputs import inputs_of
+from bootstrap.errors import BootstrapError
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import sbom
 from tests.cli.test_cli import cli
@@ -145,5 +146,5 @@ def test_a_lock_naming_its_architecture_by_the_kernels_name_reads_as_ours() -> N
     assert lock_mod.parse(lock.to_json(), "lock.json").arch == "amd64"
     odd = json.loads(lock.to_json())
     odd["arch"] = ["amd64"]
-    with pytest.raises(lock_mod.BootstrapError, match="malformed lock file"):
+    with pytest.raises(BootstrapError, match="malformed lock file"):
         lock_mod.parse(json.dumps(odd).encode(), "lock.json")

@@ -5,6 +5,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.e2e
 TYPES = {LOCK_TYPE, SPDX_TYPE, provenance.MEDIA_TYPE}
 
 
-def _raw(skopeo: Skopeo, tls: TLSRegistry, ref: str) -> dict[str, object]:
+def _raw(skopeo: Skopeo, tls: TLSRegistry, ref: str) -> dict[str, Any]:
     flags = ("--cert-dir", str(tls.cert_dir), "--creds", f"{USER}:{PASSWORD}")
     return json.loads(skopeo.raw(ref, *flags))  # type: ignore[no-any-return]
 
@@ -46,7 +47,7 @@ def test_records_are_attached_through_the_referrers_tag(
         assert artifact["mediaType"] == MEDIA_MANIFEST and artifact["artifactType"] == entry["artifactType"]
         assert artifact["subject"] == out.image.manifest.descriptor()
         assert artifact["config"] == EMPTY.descriptor()
-        (layer,) = artifact["layers"]  # type: ignore[misc]
+        (layer,) = artifact["layers"]
         name = layer["annotations"]["org.opencontainers.image.title"]
         assert layer["digest"] == sha256((out.directory / name).read_bytes())
         assert entry["annotations"] == artifact["annotations"]

@@ -64,7 +64,9 @@ def att_manifest(registry: Registry, repo: str, digest: str, options: Options) -
         return manifests.find(client, repo, attestations.tag_for(digest))
 
 
-def read_att(registry: Registry, repo: str, digest: str, options: Options) -> tuple[Manifest, dict[str, Any], list]:
+def read_att(
+    registry: Registry, repo: str, digest: str, options: Options
+) -> tuple[Manifest, dict[str, Any], list[tuple[Any, bytes]]]:
     found = att_manifest(registry, repo, digest, options)
     assert found is not None, f"no attestation manifest for {digest}"
     with Client(registry.host, options) as client:

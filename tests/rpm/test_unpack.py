@@ -14,6 +14,7 @@ import pytest
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Device, Overrides
 from bootstrap.rpm import cpio, expanded, pkgsig
+from bootstrap.rpm import payload as payload_mod
 from bootstrap.rpm import unpack as unpack_mod
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
@@ -221,13 +222,13 @@ def test_a_kept_payload_is_used_only_when_it_hashes_to_its_name(
     assert hashlib.sha256(original).hexdigest() == digest
 
     inflated: list[Path] = []
-    real = unpack_mod.payload.opened
+    real = payload_mod.opened
 
     def counting(path: Path, *args: object) -> object:
         inflated.append(path)
         return real(path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(unpack_mod.payload, "opened", counting)
+    monkeypatch.setattr(payload_mod, "opened", counting)
     again = unpack_all(accounts_root(tmp_path / "b"), [("sample", sample)], JobOptions(), EPOCH, kept=area)
     assert inflated == [] and again[0].written == first[0].written
     assert _tree(tmp_path / "a/root") == _tree(tmp_path / "b/root")
