@@ -53,7 +53,7 @@ class RootWriter:
         base = self.resolve_dir(parent) if parent else ""
         real = self._real(base)
         if real not in self._dirs:
-            if not os.path.isdir(real):
+            if not _is_dir(real):  # the resolved directory itself, never a link's target
                 raise UnpackError(f"cannot create /{rel}: /{parent} is not a directory", "the package set conflicts")
             self._dirs.add(real)
         return self._real(f"{base}/{name}" if base else name)
@@ -149,6 +149,13 @@ class RootWriter:
             return
         for name, value in values.items():
             os.setxattr(real, name, value, follow_symlinks=False)
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

@@ -85,7 +85,8 @@ class Tree:
         return candidate
 
     def resolve_dir(self, rel: str, _depth: int = 0) -> str:
-        """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths.
+        """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths. Only a resolution
+        that ends at a directory already there is kept (a name not made yet may be made a link later).
 
         Walks forward from the longest prefix already resolved, so a deep path costs no recursion; only
         symbolic links recurse, at most MAX_LINKS deep."""
@@ -103,6 +104,7 @@ class Tree:
                 base = found
                 break
             known -= 1
+        settled = True
         for i in range(known, len(parts)):
             name = parts[i]
             if name == "..":
@@ -112,9 +114,13 @@ class Tree:
                 st = self._lstat(candidate)
                 if st is not None and stat.S_ISLNK(st.st_mode):
                     base = self._follow(base, os.readlink(self.path(candidate)), _depth)
+                    st = self._lstat(base) if base else None
+                    settled = settled and (not base or (st is not None and stat.S_ISDIR(st.st_mode)))
                 else:
                     base = candidate
-            self._dirs["/".join(parts[: i + 1])] = base
+                    settled = settled and st is not None and stat.S_ISDIR(st.st_mode)
+            if settled:
+                self._dirs["/".join(parts[: i + 1])] = base
         return base
 
     def _follow(self, base: str, target: str, depth: int) -> str:

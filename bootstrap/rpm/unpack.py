@@ -293,13 +293,13 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
                 continue
             rel = tree.resolve(f.path)
             st = tree.lstat(rel)
-            if st is None:
-                continue
+            if st is None or stat.S_IFMT(st.st_mode) != stat.S_IFMT(f.mode):
+                continue  # removed, or replaced by another kind of entry: no longer what the package wrote
             if table is not None:
                 table.set(rel, uid, gid, stat.S_IMODE(f.mode))
-            else:
+            elif stat.S_ISLNK(st.st_mode):
                 parent, _, leaf = rel.rpartition("/")
                 with tree.dirfd(parent) as fd:
                     os.chown(leaf, uid, gid, dir_fd=fd, follow_symlinks=False)
-                    if not stat.S_ISLNK(f.mode):
-                        os.chmod(leaf, stat.S_IMODE(f.mode), dir_fd=fd)
+            else:
+                tree.set_owner_mode(rel, uid, gid, stat.S_IMODE(f.mode))  # the entry itself, never followed

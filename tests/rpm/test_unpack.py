@@ -18,7 +18,7 @@ from bootstrap.rpm import payload as payload_mod
 from bootstrap.rpm import unpack as unpack_mod
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
-from bootstrap.rpm.unpack import unpack_all
+from bootstrap.rpm.unpack import reown, unpack_all
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec
 from tests.rpm.conftest import EPOCH, accounts_root, need_tools
@@ -308,6 +308,55 @@ def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKe
     unpack_all(root, [("linker", rpms[0]), ("writer", rpms[1])], JobOptions(), EPOCH)
     assert list(host.iterdir()) == []
     assert (root / str(host).lstrip("/") / "planted").read_text() == "planted\n"
+
+
+def test_a_path_resolved_before_its_link_was_made_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKey) -> None:
+    """A name looked up through a link to a directory not made yet (/a -> m, /etc/passwd -> /a/x/passwd, read for
+    a file's owner) is not taken as settled: when /m/x is then made a link to a host directory, the next
+    package's /a/x/planted is looked for where /m/x leads inside the tree (nothing there: refused), never
+    written through the link to the host."""
+    need_tools("rpmbuild", "rpmsign")
+    host = tmp_path / "host-dir"
+    host.mkdir()
+    lines = "mkdir -p $RPM_BUILD_ROOT/etc $RPM_BUILD_ROOT/m && ln -s m $RPM_BUILD_ROOT/a"
+    lines += f" && ln -s /a/x/passwd $RPM_BUILD_ROOT/etc/passwd && ln -s {host} $RPM_BUILD_ROOT/m/x"
+    first = Spec(
+        "first",
+        install=f"{lines} && echo f > $RPM_BUILD_ROOT/f",
+        file_lines=["/a", "%dir /etc", "/etc/passwd", "%attr(0644,daemon,daemon) /f", "%dir /m", "/m/x"],
+    )
+    second = Spec("second", install="mkdir -p $RPM_BUILD_ROOT/a/x", files={"/a/x/planted": "planted"})
+    second = Spec(second.name, install=second.install, files=second.files, file_lines=["%dir /a/x"])
+    rpms = RpmRepo(tmp_path / "repo", gpg_key).build([first, second])
+    with pytest.raises(UnpackError, match=r"cannot create /a/x/planted: /a/x is not a directory"):
+        unpack_all(tmp_path / "root", [("first", rpms[0]), ("second", rpms[1])], JobOptions(), EPOCH)
+    assert list(host.iterdir()) == []
+
+
+@pytest.mark.parametrize("table", [False, True], ids=["no table", "a table of devices only"])
+def test_owners_given_late_never_reach_through_a_link(tmp_path: Path, gpg_key: GpgKey, table: bool) -> None:
+    """A file whose owner the tree names only later (given after the unpack, `reown`) that a later package
+    replaced with a link to a host file: the link is left as it is, the host file's mode and owner untouched."""
+    need_tools("rpmbuild", "rpmsign")
+    victim = tmp_path / "host-file"
+    victim.write_text("host\n")
+    victim.chmod(0o600)
+    before = os.stat(victim)
+    owned = Spec("owned", install="mkdir -p $RPM_BUILD_ROOT/usr/bin && echo hi > $RPM_BUILD_ROOT/usr/bin/x")
+    owned = Spec(owned.name, install=owned.install, file_lines=["%attr(0777,app,app) /usr/bin/x"])
+    accounts = "mkdir -p $RPM_BUILD_ROOT/etc $RPM_BUILD_ROOT/usr/bin"
+    accounts += " && echo 'app:x:1000:1000::/:/bin/sh' > $RPM_BUILD_ROOT/etc/passwd"
+    accounts += f" && echo 'app:x:1000:' > $RPM_BUILD_ROOT/etc/group && ln -s {victim} $RPM_BUILD_ROOT/usr/bin/x"
+    replacer = Spec("replacer", install=accounts, file_lines=["/etc/passwd", "/etc/group", "/usr/bin/x"])
+    rpms = RpmRepo(tmp_path / "repo", gpg_key).build([owned, replacer])
+    root = tmp_path / "root"
+    overrides = Overrides(owners=False) if table else None
+    done = unpack_all(root, [("owned", rpms[0]), ("replacer", rpms[1])], JobOptions(), EPOCH, overrides)
+    assert done[0].unknown_owners, "app is not known when the first package is written"
+    reown(root, done, overrides)
+    after = os.stat(victim)
+    assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o600, before.st_uid, before.st_gid)
+    assert os.readlink(root / "usr/bin/x") == str(victim)
 
 
 def test_device_nodes_are_recorded_never_made(tmp_path: Path, gpg_key: GpgKey) -> None:
