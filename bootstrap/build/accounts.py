@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from bootstrap.build.recipe import GroupSpec, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
+from bootstrap.numbers import is_decimal
 
 _AGEING = (("PASS_MIN_DAYS", "0"), ("PASS_MAX_DAYS", "99999"), ("PASS_WARN_AGE", "7"))
 
@@ -100,8 +101,8 @@ def add(
     gshadow_rows = read_table(tree, "etc/gshadow")
     shadow_rows = read_table(tree, "etc/shadow")
     has_gshadow = tree.lstat("etc/gshadow") is not None
-    gids = {row[0]: int(row[2]) for row in group_rows if len(row) > 2 and row[2].isdigit()}
-    uids = {row[0]: int(row[2]) for row in passwd_rows if len(row) > 2 and row[2].isdigit()}
+    gids = {row[0]: int(row[2]) for row in group_rows if len(row) > 2 and is_decimal(row[2])}
+    uids = {row[0]: int(row[2]) for row in passwd_rows if len(row) > 2 and is_decimal(row[2])}
     defs = login_defs(tree)
 
     def new_group(name: str, gid: int, password: str = "!") -> None:

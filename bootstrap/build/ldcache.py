@@ -33,6 +33,7 @@ from typing import BinaryIO
 
 from bootstrap.host.arches import TRIPLETS
 from bootstrap.host.tree import Tree
+from bootstrap.numbers import is_decimal
 
 PATH = "etc/ld.so.cache"
 MAGIC = b"glibc-ld.so.cache1.1"
@@ -147,19 +148,19 @@ def libcmp(a: str, b: str) -> int:
     any other character."""
     i, j = 0, 0
     while i < len(a):
-        if a[i].isdigit():
-            if j < len(b) and b[j].isdigit():
+        if is_decimal(a[i]):
+            if j < len(b) and is_decimal(b[j]):
                 si, sj = i, j
-                while i < len(a) and a[i].isdigit():
+                while i < len(a) and is_decimal(a[i]):
                     i += 1
-                while j < len(b) and b[j].isdigit():
+                while j < len(b) and is_decimal(b[j]):
                     j += 1
                 diff = int(a[si:i]) - int(b[sj:j])
                 if diff:
                     return diff
                 continue
             return 1
-        if j < len(b) and b[j].isdigit():
+        if j < len(b) and is_decimal(b[j]):
             return -1
         cb = ord(b[j]) if j < len(b) else 0
         if ord(a[i]) != cb:

@@ -16,6 +16,7 @@ from bootstrap.build.recipe import FileSpec
 from bootstrap.errors import RecipeError
 from bootstrap.host.cache import sha256_file
 from bootstrap.host.tree import Tree
+from bootstrap.numbers import is_decimal
 
 
 def _normal_mode(st: os.stat_result) -> int:
@@ -52,10 +53,10 @@ def digest(path: str) -> str:
 
 
 def _id(value: str, table: list[list[str]], kind: str, where: str) -> int:
-    if value.isdigit():
+    if is_decimal(value):
         return int(value)
     for row in table:
-        if row[0] == value and len(row) > 2 and row[2].isdigit():
+        if row[0] == value and len(row) > 2 and is_decimal(row[2]):
             return int(row[2])
     raise RecipeError(f"{where}: no {kind} named {value!r} in the image", f"declare it in [[{kind}s]]")
 
@@ -71,7 +72,7 @@ def owner_ids(tree: Tree, owner: str | None, where: str) -> tuple[int, int]:
     if group:
         return uid, _id(group, read_table(tree, "etc/group"), "group", where)
     for row in passwd:
-        if len(row) > 3 and row[2] == str(uid) and row[3].isdigit():
+        if len(row) > 3 and row[2] == str(uid) and is_decimal(row[3]):
             return uid, int(row[3])
     return uid, uid
 

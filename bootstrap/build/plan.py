@@ -17,6 +17,7 @@ from bootstrap.host import prune
 from bootstrap.host.arches import MACHINE_TO_DEB, arch_name
 from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image.layer import Compression
+from bootstrap.numbers import is_decimal
 from bootstrap.records import links
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
@@ -132,7 +133,7 @@ def _epoch_from_env() -> int | None:
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if not value:
         return None
-    if not value.isdigit():
+    if not is_decimal(value):
         raise BootstrapError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds", "unset it or give an integer")
     return int(value)
 

@@ -23,6 +23,7 @@ from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_pat
 from bootstrap.build.settings import DEFAULT_PATH, SCHEMA, FileSpec, GroupSpec, Hook, Repository, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 
 __all__ = ["DEFAULT_PATH", "FileSpec", "GroupSpec", "Hook", "Recipe", "Repository", "UserSpec"]
 
@@ -394,11 +395,11 @@ def check(recipe: Recipe) -> None:
         if f.owner:
             user, _, group = f.owner.partition(":")
             for kind, value, known in (("user", user, users), ("group", group, groups)):
-                if value and not value.isdigit() and value not in known:
+                if value and not is_decimal(value) and value not in known:
                     raise RecipeError(
                         f"{where}: files[{i}].owner: no {kind} named {value!r}", "declare it, or give a numeric id"
                     )
     if recipe.user:
         name = recipe.user.split(":", 1)[0]
-        if not name.isdigit() and name not in users:
+        if not is_decimal(name) and name not in users:
             raise RecipeError(f"{where}: image.user: no user named {name!r}", "declare it in [[users]], or give a uid")

@@ -29,6 +29,7 @@ from bootstrap.build import families
 from bootstrap.build.families import DISTROS
 from bootstrap.errors import RecipeError
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 
 _REPO_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -50,7 +51,7 @@ def caller_uids() -> frozenset[int]:
     """Whose files the caller trusts: their own and root's, and, under sudo, the invoking user's."""
     uids = {os.geteuid(), 0}
     sudo = os.environ.get("SUDO_UID", "")
-    if os.geteuid() == 0 and sudo.isdigit():
+    if os.geteuid() == 0 and is_decimal(sudo):
         uids.add(int(sudo))
     return frozenset(uids)
 

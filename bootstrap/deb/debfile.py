@@ -22,6 +22,7 @@ import zstandard
 
 from bootstrap.errors import ChecksumError, UnpackError
 from bootstrap.host.cache import FileSection, Section, read_derived_large, read_verified, write_derived
+from bootstrap.numbers import is_decimal
 
 MAX_CONTROL = 32 << 20
 MAX_DATA = 2 << 30
@@ -227,7 +228,7 @@ def ar_members(data: bytes, what: str) -> list[tuple[str, bytes]]:
         if header[58:60] != b"`\n":
             raise UnpackError(f"{what}: corrupt ar member header at byte {pos}", _DAMAGED)
         field = header[48:58].rstrip(b" ")
-        if not field.isdigit():
+        if not is_decimal(field):
             raise UnpackError(f"{what}: corrupt ar member size {field!r} at byte {pos}", _DAMAGED)
         size, start = int(field), pos + 60
         name = header[:16].rstrip(b" ").decode("ascii", "replace").removesuffix("/")

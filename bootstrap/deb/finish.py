@@ -10,6 +10,7 @@ from bootstrap.deb.configure import POLICY_RC_D
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.tweaks import ContainerSettings
 from bootstrap.host.tree import Tree
+from bootstrap.numbers import is_decimal
 
 SCRUB = (
     "etc/machine-id",
@@ -66,7 +67,7 @@ def clamp_shadow(tree: Tree, epoch: int) -> None:
         lines = []
         for line in data.decode("utf-8", "surrogateescape").splitlines():
             fields = line.split(":")
-            if len(fields) > 2 and fields[2].isdigit() and int(fields[2]) > day:
+            if len(fields) > 2 and is_decimal(fields[2]) and int(fields[2]) > day:
                 fields[2] = str(day)
             lines.append(":".join(fields))
         text = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")

@@ -29,6 +29,7 @@ from bootstrap.errors import ChecksumError, MirrorError, NetworkError
 from bootstrap.host import retry
 from bootstrap.host.cache import sha256_file
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 
 if TYPE_CHECKING:
     import requests
@@ -133,7 +134,7 @@ def _receive(
     """Pass the body, exactly as received, to `write`; stop with TooLarge before going past `limit` bytes (`have`
     of them already received), and with retry.Transient when it stalls."""
     announced = resp.headers.get("Content-Length", "")
-    if announced.isdigit() and have + int(announced) > limit:
+    if is_decimal(announced) and have + int(announced) > limit:
         raise TooLarge(url, limit, sized)
     read = getattr(resp.raw, "read1", None) or resp.raw.read  # read1: what arrived, so a drip is seen
     pace = retry.Pace()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bootstrap.errors import PrivilegeError
+from bootstrap.numbers import is_decimal
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNS = 0x00020000
@@ -55,7 +56,7 @@ def subordinate(path: Path, name: str, uid: int) -> tuple[int, int] | None:
         return None
     for line in text.splitlines():
         fields = line.strip().split(":")
-        if len(fields) != 3 or fields[0] not in (name, str(uid)) or not (fields[1] + fields[2]).isdigit():
+        if len(fields) != 3 or fields[0] not in (name, str(uid)) or not is_decimal(fields[1] + fields[2]):
             continue
         if int(fields[2]) >= IDS - 1:
             return int(fields[1]), int(fields[2])

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from bootstrap.host import retry
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 from bootstrap.registry.client import Client, location, with_query
 from bootstrap.registry.errors import RegistryError, TransientError
 from bootstrap.registry.layout import BlobSource
@@ -178,6 +179,6 @@ class Uploader:
         resp = self.client.request("GET", upload, what=f"checking an upload to {self.repository}", expect=(204,))
         held = resp.headers.get("Range", "").removeprefix("bytes=")
         first, _, last = held.partition("-")
-        if first != "0" or not last.isdigit() or last == "0":  # registries say 0-0 for an empty upload
+        if first != "0" or not is_decimal(last) or last == "0":  # registries say 0-0 for an empty upload
             return 0, location(resp)
         return int(last) + 1, location(resp)

@@ -10,6 +10,7 @@ import urllib.parse
 
 import requests
 
+from bootstrap.numbers import is_decimal
 from bootstrap.registry.errors import RegistryError
 
 MiB = 1 << 20
@@ -43,7 +44,7 @@ def read_bounded(resp: requests.Response, limit: int, method: str, registry: str
     what a GET would give."""
     declared = resp.headers.get("Content-Length", "")
     bodiless = method == "HEAD" or resp.status_code in (204, 304)
-    if not bodiless and declared.strip().isdigit() and int(declared) > limit:
+    if not bodiless and is_decimal(declared.strip()) and int(declared) > limit:
         resp.close()
         raise too_large(method, resp.url, registry, limit)
     buf = bytearray()

@@ -16,7 +16,8 @@ from bootstrap.errors import ChecksumError
 
 CHUNK = 1 << 20
 MAX_OPEN = 4 << 30
-"""The most bytes any metadata file may expand to when repomd.xml gives no open-size."""
+"""The most bytes any metadata file may expand to, whatever open-size repomd.xml gives (an unsigned repomd.xml
+could name any)."""
 
 
 def _reader(raw: BinaryIO, name: str) -> BinaryIO:
@@ -34,8 +35,8 @@ def _reader(raw: BinaryIO, name: str) -> BinaryIO:
 
 def chunks(path: Path, name: str, limit: int | None, sha256: str | None, what: str) -> Iterator[bytes]:
     """The uncompressed content of `path` (compressed as `name`'s suffix says), refused past `limit` bytes (the
-    open-size repomd.xml gives; MAX_OPEN without one) or when it does not hash to `sha256` (its open-checksum)."""
-    bound = MAX_OPEN if limit is None else limit
+    open-size repomd.xml gives) or MAX_OPEN, or when it does not hash to `sha256` (its open-checksum)."""
+    bound = MAX_OPEN if limit is None else min(limit, MAX_OPEN)
     digest = hashlib.sha256()
     total = 0
     try:

@@ -19,6 +19,7 @@ import solv
 
 from bootstrap.errors import ChecksumError
 from bootstrap.host.cache import discard, read_derived, write_derived
+from bootstrap.numbers import is_decimal
 from bootstrap.rpm.packages import Package
 
 FORMAT = "bootstrap rpm listing 1"
@@ -121,7 +122,7 @@ def _epoch_version_release(evr: str, what: str) -> tuple[int, str, str]:
     if not colon:
         epoch, rest = "0", evr
     version, _, release = rest.rpartition("-")
-    if not epoch.isdigit():
+    if not is_decimal(epoch):
         raise ChecksumError(
             f"{what}: epoch {epoch!r} of {evr!r} is not a number", "the repository's metadata is corrupt"
         )

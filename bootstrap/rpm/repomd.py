@@ -5,6 +5,7 @@ import urllib.parse
 from dataclasses import dataclass
 
 from bootstrap.errors import ChecksumError
+from bootstrap.numbers import is_decimal
 from bootstrap.rpm import xmlstream
 
 
@@ -32,7 +33,7 @@ class RepoMd:
     def stamp(self) -> int:
         """The repository state's rank for the rollback check: the revision when it is a number (createrepo_c and
         the distributions write a time), else the newest timestamp of its files."""
-        if self.revision.isdigit():
+        if is_decimal(self.revision):
             return int(self.revision)
         return max((d.timestamp for d in self.data.values()), default=0)
 
@@ -47,7 +48,7 @@ def safe_location(href: str, what: str) -> str:
 
 
 def _number(text: str, what: str) -> int:
-    if not text.strip().isdigit():
+    if not is_decimal(text.strip()):
         raise ChecksumError(f"{what}: {text!r} is not a number", "the repository's repomd.xml is malformed")
     return int(text)
 

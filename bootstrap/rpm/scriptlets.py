@@ -28,6 +28,7 @@ from bootstrap.errors import ConfigureError
 from bootstrap.host.sandbox import Sandbox
 from bootstrap.host.tree import Tree
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 from bootstrap.rpm import tags
 from bootstrap.rpm.header import Header
 from bootstrap.rpm.unpack import Unpacked
@@ -229,7 +230,7 @@ def _lua(s: Scriptlet, n: int, has_rpm: bool) -> list[str]:
     if not has_rpm:
         why = f"the tree has no {LUA_RPM} to run it"
         raise ConfigureError(f"{s.what} is written in rpm's built-in Lua: {why}", "build the recipe scriptless")
-    if not all(a.isascii() and a.isdigit() for a in s.args):  # counts, rpm's only arguments: quoted as they are
+    if not all(is_decimal(a) for a in s.args):  # counts, rpm's only arguments: quoted as they are
         raise ConfigureError(f"{s.what}: arguments {s.args!r} are not counts", "this is a bug in bootstrap")
     args = ", ".join(f"'{a}'" for a in ("<lua>", *s.args))
     files = ""

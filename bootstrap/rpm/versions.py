@@ -2,13 +2,15 @@
 
 import functools
 
+from bootstrap.numbers import is_decimal
+
 
 def _alnum(c: str) -> bool:
     return c.isascii() and c.isalnum()
 
 
 def _digit(c: str) -> bool:
-    return c.isascii() and c.isdigit()
+    return is_decimal(c)
 
 
 def _letter(c: str) -> bool:
@@ -70,7 +72,7 @@ def vercmp(a: str, b: str) -> int:
 def split_evr(evr: str) -> tuple[int, str, str]:
     """`[epoch:]version[-release]` -> (epoch, version, release); a missing epoch is 0."""
     epoch, sep, rest = evr.partition(":")
-    if not sep or not epoch.isdigit():
+    if not sep or not is_decimal(epoch):
         epoch, rest = "0", evr
     version, _, release = rest.rpartition("-") if "-" in rest else (rest, "", "")
     return int(epoch), version, release

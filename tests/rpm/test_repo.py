@@ -14,7 +14,7 @@ import solv
 
 from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, SignatureError
 from bootstrap.host.cache import Cache, read_derived
-from bootstrap.rpm import listing
+from bootstrap.rpm import compressed, listing
 from bootstrap.rpm.repo import open_repository
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
@@ -191,6 +191,20 @@ def test_expansion_past_open_size_is_refused(
         open_repository(serve(repo.root), keyring, cache)
 
 
+def test_an_open_size_past_the_cap_does_not_lift_it(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open-size larger than the cap on any metadata file (which a repomd.xml that nobody signs could give):
+    the file is still refused once it expands past the cap."""
+    monkeypatch.setattr(compressed, "MAX_OPEN", 1000)
+    md = (repo.root / "repodata" / "repomd.xml").read_bytes()
+    start = md.index(b'<data type="primary">')
+    size = md[md.index(b"<open-size>", start) : md.index(b"</open-size>", start)]
+    _resign(repo, size + b"</open-size>", b"<open-size>" + str(1 << 40).encode() + b"</open-size>")
+    with pytest.raises(ChecksumError, match="expands past 1000 bytes"):
+        open_repository(serve(repo.root), keyring, cache)
+
+
 def test_entity_declarations_are_refused(repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache) -> None:
     _resign(repo, b"<repomd", b'<!DOCTYPE repomd [<!ENTITY a "aaaaaaaa">]>\n<repomd')
     with pytest.raises(ChecksumError, match="declares XML entities"):
@@ -236,11 +250,12 @@ def _sha1(text: bytes) -> bytes:
             "declares XML",
         ),
         (lambda t: t.replace(b'<version epoch="0"', b'<version epoch="x"', 1), "epoch 'x' of 'x:"),
+        (lambda t: t.replace(b'<version epoch="0"', '<version epoch="\u00b2"'.encode(), 1), "epoch '\u00b2' of"),
         (lambda t: t.replace(b"</package>", b"</packages>", 1), "not well-formed repository metadata"),
         (lambda t: b'<?xml version="1.0"?>\n<other/>\n', r"has no <metadata> element"),
         (_sha1, "has no sha256 checksum"),
     ],
-    ids=["doctype", "doctype after a comment", "epoch", "malformed", "no root", "sha1"],
+    ids=["doctype", "doctype after a comment", "epoch", "a digit int() refuses", "malformed", "no root", "sha1"],
 )
 def test_a_signed_primary_that_does_not_read_as_metadata_is_refused(
     repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, change: Callable[[bytes], bytes], message: str

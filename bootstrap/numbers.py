@@ -1,0 +1,8 @@
+"""Numbers in text someone else wrote (package headers and indexes, HTTP headers, the tree's account files,
+recipes): ASCII digits only. `str.isdigit` also takes digits that `int` refuses (a superscript "²"), so a field
+checked with it alone could reach `int` and raise where a one-line error belongs."""
+
+
+def is_decimal(text: str | bytes) -> bool:
+    """Whether `text` is one or more ASCII digits (what `int` reads as a number, nothing else)."""
+    return text.isascii() and text.isdigit()
