@@ -16,6 +16,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.host import prune
 from bootstrap.host.arches import MACHINE_TO_DEB, arch_name
 from bootstrap.host.cache import Cache, default_dir
+from bootstrap.image import oci
 from bootstrap.image.layer import Compression
 from bootstrap.numbers import is_decimal
 from bootstrap.records import links
@@ -153,6 +154,8 @@ def make_plan(recipe: Recipe, opts: Options) -> Plan:
         raise BootstrapError(f"--arch names an architecture twice: {opts.arch}", "list each architecture once")
     if locked is not None and len(arches) > 1:
         raise BootstrapError("a lock file pins one architecture", f"build with --arch {locked.arch}")
+    if opts.tag:
+        oci.image_name(opts.tag)  # a tag Docker would not take is refused before any work
     if opts.default_user is False and recipe.default_user:
         recipe = replace(recipe, default_user=False)
         recipe_mod.check(recipe)

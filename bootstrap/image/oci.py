@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bootstrap.errors import BootstrapError
 from bootstrap.host.arches import GO_ARCH, VARIANT
 from bootstrap.image.layer import Layer
 
@@ -136,32 +137,55 @@ def looks_like_host(part: str) -> bool:
     return "." in part or ":" in part or part == "localhost" or part.startswith("[")
 
 
-def names_registry(tag: str) -> bool:
-    """`<host>[:port]/repo:tag` rather than `repo:tag`: the first of several path parts is a host name."""
-    first, slash, _ = tag.partition("/")
-    return bool(slash) and looks_like_host(first)
+class ImageNameError(BootstrapError):
+    """A tag that is not an image reference Docker would take."""
+
+
+def image_name(tag: str) -> str:
+    """The whole name Docker gives the image `tag` (containerd's image name, as `docker save` records it): its
+    registry when the tag names none, `library/` before a one-part name on that registry, `:latest` without a tag.
+    Docker's own reference rules, as docker-image-py ports them (which registry that is, is its knowledge)."""
+    from docker_image import reference  # compiles Docker's reference grammar: loaded when an image is named
+
+    try:
+        ref = reference.Reference.parse_normalized_named(tag)
+    except reference.InvalidReference as exc:
+        raise ImageNameError(f"{tag!r} is not an image name ({exc})", _TAG_HINT) from None
+    if ref["digest"]:
+        raise ImageNameError(f"{tag!r} names a digest, not a tag", _TAG_HINT)
+    return f"{ref['name']}:{ref['tag'] or 'latest'}"
+
+
+_TAG_HINT = "give name:tag in lowercase, as docker tag takes it (e.g. debian:trixie-slim or <registry>/base/debian:1)"
 
 
 def tag_annotations(tag: str) -> dict[str, str]:
-    """The index annotations that name the image `tag`, as the user wrote it: its OCI reference name, and
-    containerd's image name when the tag is a full reference. A tag without a registry is left for each engine
-    to complete as it completes its own (Docker from manifest.json's RepoTags, podman as a local image): no
-    registry is chosen here."""
-    out = {"org.opencontainers.image.ref.name": tag}
-    if names_registry(tag):
-        out["io.containerd.image.name"] = tag
-    return out
+    """The index annotations that name the image `tag`: its OCI reference name as written (what skopeo's and
+    umoci's `layout:NAME` match), and the whole name containerd's image store keeps (Docker with that store names
+    a loaded image by it verbatim, and looks a short name up by its whole one)."""
+    return {"org.opencontainers.image.ref.name": tag, "io.containerd.image.name": image_name(tag)}
 
 
-def index_blob(images: Sequence[Image], tags: Sequence[str]) -> Blob:
-    """The OCI index over per-platform manifests (annotated with the tag when single-platform)."""
-    manifests = []
-    for img in images:
-        extra: dict[str, Any] = {"platform": platform(img.arch)}
-        if len(images) == 1 and tags:
-            extra["annotations"] = tag_annotations(tags[0])
-        manifests.append(img.manifest.descriptor(**extra))
+def index_blob(images: Sequence[Image]) -> Blob:
+    """The OCI index over per-platform manifests: the image itself when there are several platforms."""
+    manifests = [img.manifest.descriptor(platform=platform(img.arch)) for img in images]
     return Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}))
+
+
+def layout_index(images: Sequence[Image], tags: Sequence[str]) -> tuple[Blob, Blob | None]:
+    """index.json of the image tar, and the image index it names (None for one platform). One platform: its
+    manifest, named by the tag. Several: one entry, the image index over them, named by the tag (as `docker save`
+    writes a multi-platform image, which Docker's containerd image store then loads under its name); that index
+    is the image, its digest the one a registry gives it once pushed."""
+    notes = {"annotations": tag_annotations(tags[0])} if tags else {}
+    if len(images) == 1:
+        entry = images[0].manifest.descriptor(platform=platform(images[0].arch), **notes)
+        return Blob(
+            MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]})
+        ), None
+    image = index_blob(images)
+    wrapper = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [image.descriptor(**notes)]}
+    return Blob(MEDIA_INDEX, canonical_json(wrapper)), image
 
 
 class _HashingFile:
@@ -182,9 +206,10 @@ class _HashingFile:
 
 
 def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> tuple[Blob, str]:
-    """An OCI layout tar that also carries Docker's manifest.json; returns the index blob and the sha256 of the
+    """An OCI layout tar that also carries Docker's manifest.json; returns the index the build names the image by
+    (index.json for one platform, the image index over several: what a push of it gives) and the sha256 of the
     tar written."""
-    index = index_blob(images, tags)
+    index, image_index = layout_index(images, tags)
     docker_manifest = [
         {
             "Config": f"blobs/sha256/{img.config.digest[7:]}",
@@ -198,6 +223,8 @@ def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoc
         blobs[img.config.digest] = (img.config.data, None)
         blobs[img.manifest.digest] = (img.manifest.data, None)
         blobs[img.layer.digest] = (None, img.layer.path)
+    if image_index is not None:
+        blobs[image_index.digest] = (image_index.data, None)
     with open(dest, "wb") as out:
         hashing = _HashingFile(out)
         # 1 MiB copies of the layer (tarfile's 16 KiB cost a call each through the hash): the bytes are the same
@@ -210,4 +237,4 @@ def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoc
             _add(tar, "index.json", epoch, index.data)
             _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
             _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
-    return index, "sha256:" + hashing.hash.hexdigest()
+    return image_index or index, "sha256:" + hashing.hash.hexdigest()

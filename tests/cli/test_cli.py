@@ -126,6 +126,13 @@ def test_a_malformed_mirror_url_is_refused_before_any_download(tmp_path: Path) -
     assert not (tmp_path / "c").exists()
 
 
+def test_a_tag_docker_would_not_take_is_refused_before_any_work(tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "c"
+    line = _one_error(cli("build", "debian-slim", "--tag", "Debian:Trixie", "-o", str(out), "--cache-dir", str(cache)))
+    assert line.startswith("error: 'Debian:Trixie' is not an image name (") and "must be lowercase" in line
+    assert not out.exists() and not cache.exists()
+
+
 def test_an_os_error_that_escapes_names_the_path(tmp_path: Path) -> None:
     (tmp_path / "build" / "lock.json").mkdir(parents=True)
     line = _one_error(cli("check", "debian-slim", "--against", str(tmp_path / "build")))

@@ -122,13 +122,19 @@ def ensure_binfmt(cpu: str) -> None:
 
 
 def image_index(image: Path) -> dict[str, Any]:
-    """The index.json of an OCI image archive."""
+    """The index over the platforms of a multi-platform OCI image archive (the image index.json names)."""
     import tarfile
 
     with tarfile.open(image) as tar:
-        f = tar.extractfile("index.json")
-        assert f is not None
-        return json.loads(f.read())  # type: ignore[no-any-return]
+
+        def read(name: str) -> dict[str, Any]:
+            f = tar.extractfile(name)
+            assert f is not None
+            return json.loads(f.read())  # type: ignore[no-any-return]
+
+        (entry,) = read("index.json")["manifests"]
+        assert entry["mediaType"] == "application/vnd.oci.image.index.v1+json", "one platform: no image index"
+        return read("blobs/sha256/" + entry["digest"].removeprefix("sha256:"))
 
 
 def unique_tag(prefix: str) -> str:

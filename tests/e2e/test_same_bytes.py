@@ -53,12 +53,10 @@ RECIPE_CHANGED = {
 """Recipes whose file changed on purpose since the reference commit, with why: the lock's digest of the recipe
 differs, and so does the image config's label naming the lock; every other byte is compared as for the others."""
 LOCK_LABEL = "bootstrap.lock.sha256"
-INDEX_CHANGED = (
-    "the image archive's index names the tag as written, no registry chosen for it (no host name in the code)"
-)
+INDEX_CHANGED = "the image archive's index names the tag as written (ref.name), beside containerd's whole name"
 """Why image.tar's index.json changed on purpose: `org.opencontainers.image.ref.name` holds the whole tag, not its
-part after the colon, and containerd's image name, which the reference code completed with Docker Hub's host, is
-written for a full reference only. Every other member of the archive is compared byte for byte."""
+part after the colon. containerd's image name is the whole name Docker gives the tag, as in the reference code.
+Every other member of the archive is compared byte for byte."""
 
 
 @pytest.fixture(scope="session")
@@ -133,12 +131,11 @@ def _archive(out: Path) -> tuple[dict[str, str], dict[str, object]]:
 
 
 def _index_with_tag_as_written(index: dict[str, object]) -> dict[str, object]:
-    """The reference code's index.json as the current code writes it: the tag whole in ref.name, containerd's name
-    (which the reference completed with a registry) left out for a tag without a host."""
+    """The reference code's index.json as the current code writes it: the tag whole in ref.name."""
     for descriptor in index["manifests"]:  # type: ignore[attr-defined]
         notes = descriptor.get("annotations")
         if notes:
-            full = notes.pop("io.containerd.image.name")
+            full = notes["io.containerd.image.name"]
             tag = full.split("/", 1)[1].removeprefix("library/")
             assert tag.endswith(":" + notes["org.opencontainers.image.ref.name"]), full
             notes["org.opencontainers.image.ref.name"] = tag
