@@ -28,7 +28,7 @@ from bootstrap.deb.release import IndexFile, Release
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError
 from bootstrap.family import model
 from bootstrap.host import http
-from bootstrap.host.cache import FILE_MODE, Cache, open_derived, read_derived, write_atomic, write_derived
+from bootstrap.host.cache import Cache, open_derived, read_derived, write_derived, write_entry
 from bootstrap.log import log
 
 PARSER_VERSION = 3
@@ -423,7 +423,7 @@ def _decompressed(
             f"{release.url(entry.path)}: cannot decompress: {exc}", "the cached copy was removed; run again"
         ) from exc
     if text_path is not None:
-        write_atomic(text_path, text, FILE_MODE)
+        write_entry(text_path, text)
     return text
 
 

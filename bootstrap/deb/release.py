@@ -3,7 +3,6 @@
 import email.utils
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +12,13 @@ from debian.deb822 import Release as Deb822Release
 
 from bootstrap.errors import BootstrapError, MirrorError, SignatureError
 from bootstrap.host import http
-from bootstrap.host.cache import Cache, write_atomic
+from bootstrap.host.cache import Cache, read_entry, replace_entry, write_entry
 from bootstrap.host.openpgp import verify_clearsigned
 from bootstrap.log import log
 
 MAX_FUTURE_SKEW = 300
+META_LIMIT = 64 << 10
+"""The most bytes of a kept slot's meta.json read back (it holds a date and two HTTP validators)."""
 """Seconds a Release `Date:` may lie ahead of this machine's clock. apt allows 10 (Acquire::Max-FutureTime);
 five minutes, the customary bound for unsynchronised clocks, still refuses a Release dated hours ahead."""
 
@@ -79,18 +80,23 @@ class _Slot:
 
     @property
     def dir(self) -> Path:
-        return self.cache.area("releases") / hashlib.sha256(self.url.encode()).hexdigest()[:32]
+        return self.cache.slot("releases", hashlib.sha256(self.url.encode()).hexdigest()[:32])
 
     @property
     def body(self) -> Path:
         return self.dir / "InRelease"
 
     def meta(self) -> dict[str, Any]:
+        raw = read_entry(self.dir / "meta.json", META_LIMIT)
         try:
-            data = json.loads((self.dir / "meta.json").read_text())
-        except (OSError, ValueError):
+            data = json.loads(raw) if raw is not None else None
+        except ValueError:
             return {}
-        return data if isinstance(data, dict) and self.body.is_file() else {}
+        return data if isinstance(data, dict) and self.read() is not None else {}
+
+    def read(self) -> bytes | None:
+        """The cached copy (a regular file of at most what a download may be), or None."""
+        return read_entry(self.body, http.MAX_UNSIZED)
 
     def checked_date(self) -> int | None:
         """The Date of the cached copy (None for a copy that an older version of bootstrap cached unchecked)."""
@@ -104,13 +110,13 @@ class _Slot:
             if known is not None and known > date:
                 return
             self.dir.mkdir(exist_ok=True)
-            os.replace(fresh, self.body)
+            replace_entry(fresh, self.body)
             meta = {
                 "etag": answer.get("ETag"),
                 "last_modified": answer.get("Last-Modified"),
                 "date": date,
             }
-            write_atomic(self.dir / "meta.json", json.dumps(meta).encode())
+            write_entry(self.dir / "meta.json", json.dumps(meta).encode())
 
 
 @dataclass
@@ -127,8 +133,9 @@ def _fetch_inrelease(url: str, slot: _Slot | None, offline: bool) -> _Fetched:
     if slot is None:
         return _Fetched(http.fetch_bytes(url))
     if offline:
-        if slot.body.is_file():
-            return _Fetched(slot.body.read_bytes())
+        kept = slot.read()
+        if kept is not None:
+            return _Fetched(kept)
         raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline to fill the cache")
     known = slot.meta()
     headers: dict[str, str] = {}
@@ -140,7 +147,11 @@ def _fetch_inrelease(url: str, slot: _Slot | None, offline: bool) -> _Fetched:
     fresh = slot.cache.temp("InRelease")
     answer = http.download(url, fresh, headers=headers)
     if answer is None:
-        return _Fetched(slot.body.read_bytes())
+        kept = slot.read()
+        if kept is not None:
+            return _Fetched(kept)
+        answer = http.download(url, fresh)  # the copy it is not modified from is gone: fetched whole
+        assert answer is not None, "no conditional request, no 304"
     return _Fetched(fresh.read_bytes(), fresh, answer)
 
 

@@ -11,11 +11,13 @@ refuses a key file others can change.
 """
 
 import atexit
+import errno
 import fcntl
 import hashlib
 import itertools
 import os
 import pwd
+import shutil
 import stat
 import struct
 import threading
@@ -132,30 +134,81 @@ def _make_dirs(path: Path) -> None:
 
 
 def discard(path: Path, reason: str, seen: os.stat_result | None = None) -> None:
-    """Remove a damaged cache file (logged at debug level); when `seen` says which file was judged, only that
-    one: another build may have put a good copy in its place meanwhile. A directory there is passed over (every
-    time: it is not the cache's to remove)."""
+    """Remove a damaged cache entry (logged at debug level); when `seen` says which one was judged, only that
+    one: another build may have put a good copy in its place meanwhile. A directory where a file belongs is
+    removed with what is in it (never following a link inside: `shutil.rmtree`), a link itself, never its
+    target."""
     try:
-        if seen is not None:
-            now = os.lstat(path)
-            if (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
-                return
-        path.unlink()
-    except (FileNotFoundError, IsADirectoryError):
+        now = os.lstat(path)
+        if seen is not None and (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+            return
+        if stat.S_ISDIR(now.st_mode):
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
         return
     log.debug("cache: %s %s: removed, it will be made again", path, reason)
+
+
+def open_entry(path: Path) -> tuple[int, os.stat_result] | None:
+    """A read-only descriptor on the regular file at `path`, and its status; None when nothing is there. Never
+    through a link, never waiting on a fifo: anything but a regular file there is damage, removed (`discard`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:  # a symbolic link (O_NOFOLLOW), or unreadable
+        discard(path, "is not a regular file")
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        discard(path, "is not a regular file", st)
+        return None
+    return fd, st
+
+
+def read_entry(path: Path, limit: int) -> bytes | None:
+    """The content of the regular file at `path` (`open_entry`), or None: missing, not a regular file, or larger
+    than `limit` bytes (a state file the cache keeps is small)."""
+    opened = open_entry(path)
+    if opened is None:
+        return None
+    fd, st = opened
+    with open(fd, "rb") as f:
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def real_dir(path: Path, make: bool = True) -> Path:
+    """`path` as a directory of the cache's own: made when missing (unless not `make`); a link (to anywhere:
+    what the cache removes would go there), a file or a fifo in its place is removed first."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        log.warning("cache: %s is not a directory of the cache's own: replaced by one", path)
+        discard(path, "is not a directory", st)
+        st = None
+    if st is None and make:
+        _make_dirs(path.parent)
+        with suppress(FileExistsError):
+            os.mkdir(path, DIR_MODE)
+    return path
 
 
 def read_verified(path: Path, sha256: str) -> bytes | None:
     """The content of `path`, hashed as read: None when it is missing or does not hash to `sha256` (then it
     is removed)."""
-    try:
-        with open(path, "rb") as f:
-            seen = os.fstat(f.fileno())
-            data = f.read()
-            touch(f.fileno())
-    except FileNotFoundError:
+    opened = open_entry(path)
+    if opened is None:
         return None
+    fd, seen = opened
+    with open(fd, "rb") as f:
+        data = f.read()
+        touch(f.fileno())
     if hashlib.sha256(data).hexdigest() == sha256:
         return data
     discard(path, "does not match its sha256", seen)
@@ -182,7 +235,7 @@ class Cache:
         """Create the cache (private to the caller) and refuse one that other users can write to."""
         try:
             for sub in ("sha256", "tmp"):
-                _make_dirs(self.root / sub)
+                real_dir(self.root / sub)
         except OSError as exc:
             raise BootstrapError(
                 f"cannot use cache directory {self.root}: {exc.strerror}",
@@ -192,7 +245,10 @@ class Cache:
             check_private(self.root / sub)
         scratch.sweep(self.root / "tmp", TEMP_PREFIX)
         scratch.sweep(self.root / "tmp", SESSION_PREFIX)
-        slots = [d for kept in VERIFIED_AREAS for d in (self.root / kept).glob("*/")]
+        areas = [self.root / a for a in (*DERIVED_AREAS, *VERIFIED_AREAS, "locks") if os.path.lexists(self.root / a)]
+        for area in areas:
+            real_dir(area)  # what a link in an area's place leads to is never swept, pruned or written
+        slots = [d for kept in VERIFIED_AREAS for d in (self.root / kept).glob("*/") if not d.is_symlink()]
         for area in [self.root / a for a in DERIVED_AREAS] + slots:
             sweep_writes(area)
         return self
@@ -204,20 +260,19 @@ class Cache:
         """True when the blob is present, of the expected size (when given) and hashes to `sha256`. A blob that
         does not is removed (logged at debug level). A blob found is marked as taken (see `TAKE_LOCK`)."""
         path = self.blob(sha256)
-        try:
-            with self.taking():
-                f = open(path, "rb")  # noqa: SIM115 (closed below)
-                touch(f.fileno())
-            with f:
-                seen = os.fstat(f.fileno())
-                if size is not None and seen.st_size != size:
-                    reason = f"is not {size} bytes long"
-                elif hashlib.file_digest(f, "sha256").hexdigest() == sha256:
-                    return True
-                else:
-                    reason = "does not match its sha256"
-        except FileNotFoundError:
-            return False
+        with self.taking():
+            opened = open_entry(path)
+            if opened is None:
+                return False
+            fd, seen = opened
+            touch(fd)
+        with open(fd, "rb") as f:
+            if size is not None and seen.st_size != size:
+                reason = f"is not {size} bytes long"
+            elif hashlib.file_digest(f, "sha256").hexdigest() == sha256:
+                return True
+            else:
+                reason = "does not match its sha256"
         discard(path, reason, seen)
         return False
 
@@ -240,7 +295,7 @@ class Cache:
                 "the mirror may be syncing or corrupt: retry later or use another --mirror",
             )
         dest = self.blob(sha256)
-        os.replace(tmp, dest)
+        replace_entry(tmp, dest)
         return dest
 
     def obtain(self, sha256: str, size: int | None, download: Callable[[Path], str]) -> Path:
@@ -261,10 +316,14 @@ class Cache:
 
     def area(self, name: str) -> Path:
         """A subdirectory for derived data, created on demand (and refused when others can write to it)."""
-        path = self.root / name
-        _make_dirs(path)
+        path = real_dir(self.root / name)
         check_private(path)
         return path
+
+    def slot(self, area: str, name: str) -> Path:
+        """A directory of an area (a kept signed index's), of the cache's own as the area is (`real_dir`; made by
+        whoever first writes in it)."""
+        return real_dir(self.area(area) / name, make=False)
 
     @contextmanager
     def locked(self, name: str, shared: bool = False, optional: bool = False) -> Iterator[None]:
@@ -272,7 +331,7 @@ class Cache:
         shared one). `optional`: none when the lock file cannot be made (a cache this user cannot write)."""
         try:
             lockdir = _lock_dirs.get(self.root) or _lock_dirs.setdefault(self.root, self.area("locks"))
-            f = open(lockdir / name, "a")  # noqa: SIM115 (closed below)
+            f = open(_lock_file(lockdir / name), "a")  # noqa: SIM115 (closed below)
         except OSError:
             if not optional:
                 raise
@@ -299,6 +358,25 @@ class Cache:
                 yield
             finally:
                 marker.rmdir()
+
+
+def _lock_file(path: Path) -> int:
+    """A descriptor to lock on: the regular file at `path`, made when missing; a link, a fifo or a directory in
+    its place is removed first (a lock is never taken through a link, nor opened waiting on a fifo)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    for _ in range(2):
+        try:
+            fd = os.open(path, flags, FILE_MODE)
+        except OSError as exc:  # ELOOP: a link; ENXIO: a fifo nobody reads; EISDIR: a directory
+            if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                raise
+            discard(path, "is not a lock file")
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+        discard(path, "is not a lock file")
+    raise OSError(errno.EEXIST, "cannot make a lock file", str(path))
 
 
 _lock_dirs: dict[Path, Path] = {}
@@ -335,6 +413,26 @@ _writing: set[Path] = set()
 def _abandoned_writes() -> None:
     for tmp in list(_writing):
         tmp.unlink(missing_ok=True)
+
+
+def _no_directory_at(path: Path) -> None:
+    """Remove a directory found where a file of the cache goes (the cache's own: `discard`), which a rename
+    onto it would fail on in every build."""
+    with suppress(FileNotFoundError):
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            discard(path, "is a directory where a file belongs")
+
+
+def replace_entry(tmp: Path, path: Path) -> None:
+    """`os.replace` onto a file of the cache: a directory in its place is removed first."""
+    _no_directory_at(path)
+    os.replace(tmp, path)
+
+
+def write_entry(path: Path, data: bytes | Iterable[bytes], mode: int = FILE_MODE) -> None:
+    """`write_atomic` for a file of the cache: a directory in its place is removed first."""
+    _no_directory_at(path)
+    write_atomic(path, data, mode)
 
 
 def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -> None:
@@ -432,22 +530,18 @@ def write_derived(path: Path, source: str, sections: Sequence[Section]) -> None:
     raw = bytes.fromhex(source)
     lengths = struct.pack(f">{len(sections)}Q", *map(_length, sections))
     header = _HEADER.pack(_MAGIC, raw, _derived_digest(raw, lengths, _blocks(sections)), len(sections)) + lengths
-    write_atomic(path, itertools.chain([header], _blocks(sections)), FILE_MODE)
+    write_entry(path, itertools.chain([header], _blocks(sections)))
 
 
 def open_derived(path: Path) -> int | None:
-    """A descriptor on a derived file, or None when it is missing or could have been written by another user
-    (then it is removed). Only ownership and mode are checked: `read_derived` proves the content. Never through a
-    link, never waiting on a fifo."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
+    """A descriptor on a derived file, or None when it is missing, not a regular file (`open_entry`) or could have
+    been written by another user (then it is removed). Only ownership and mode are checked: `read_derived`
+    proves the content."""
+    opened = open_entry(path)
+    if opened is None:
         return None
-    except OSError:  # a symbolic link (O_NOFOLLOW), or unreadable: made again
-        discard(path, "is not a regular file")
-        return None
-    st = os.fstat(fd)
-    if stat.S_ISREG(st.st_mode) and _trusted(st.st_uid) and not st.st_mode & 0o022:
+    fd, st = opened
+    if _trusted(st.st_uid) and not st.st_mode & 0o022:
         touch(fd)
         return fd
     os.close(fd)

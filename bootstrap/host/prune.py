@@ -13,6 +13,7 @@ later copy's Date must reach) and the locks are never removed.
 
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
@@ -92,8 +93,11 @@ class Entry:
 
 
 def _files(directory: Path) -> Iterator[Entry]:
-    """The regular files below `directory` (not the hidden temporaries of writes under way)."""
+    """The regular files below `directory` (not the hidden temporaries of writes under way), never through a link:
+    an area that is one holds nothing of the cache's (`bootstrap.host.cache.real_dir` replaces it)."""
     try:
+        if not stat.S_ISDIR(os.lstat(directory).st_mode):
+            return
         entries = list(os.scandir(directory))
     except OSError:
         return

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from bootstrap.errors import UnpackError
-from bootstrap.host.cache import FILE_MODE, discard, open_derived, write_atomic
+from bootstrap.host.cache import FILE_MODE, discard, open_derived, write_entry
 from bootstrap.log import log
 from bootstrap.rpm.header import Layout
 from bootstrap.rpm.pkgsig import PAYLOAD_DIGEST_ALGO, PAYLOAD_DIGEST_ALT
@@ -61,6 +61,6 @@ def get(area: Path, digest: str, bound: int) -> bytes | None:
 def put(area: Path, digest: str, data: bytes) -> None:
     """Keep a payload that hashed to `digest` (a failure to write only costs the next build a decompression)."""
     try:
-        write_atomic(area / (digest + SUFFIX), data, FILE_MODE)
+        write_entry(area / (digest + SUFFIX), data, FILE_MODE)
     except OSError as exc:
         log.debug("cache: cannot keep the payload %s: %s", digest, exc)

@@ -11,7 +11,7 @@ from typing import Any
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, NetworkError, SignatureError
 from bootstrap.family.model import Source
 from bootstrap.host import http, openpgp
-from bootstrap.host.cache import Cache, write_atomic
+from bootstrap.host.cache import Cache, read_entry, write_entry
 from bootstrap.log import log
 from bootstrap.rpm import compressed, comps, listing, metalink
 from bootstrap.rpm.comps import Group
@@ -59,12 +59,13 @@ class _Slot:
 
     @property
     def dir(self) -> Path:
-        return self.cache.area("repomd") / hashlib.sha256(self.url.encode()).hexdigest()[:32]
+        return self.cache.slot("repomd", hashlib.sha256(self.url.encode()).hexdigest()[:32])
 
     def meta(self) -> dict[str, Any]:
+        raw = read_entry(self.dir / "meta.json", MAX_SIGNATURE)
         try:
-            data = json.loads((self.dir / "meta.json").read_text())
-        except (OSError, ValueError):
+            data = json.loads(raw) if raw is not None else None
+        except ValueError:
             return {}
         return data if isinstance(data, dict) and isinstance(data.get("stamp"), int) else {}
 
@@ -73,10 +74,9 @@ class _Slot:
         return stamp if isinstance(stamp, int) else None
 
     def cached(self) -> tuple[bytes, bytes] | None:
-        try:
-            return (self.dir / "repomd.xml").read_bytes(), (self.dir / "repomd.xml.asc").read_bytes()
-        except OSError:
-            return None
+        data = read_entry(self.dir / "repomd.xml", http.MAX_UNSIZED)
+        signature = read_entry(self.dir / "repomd.xml.asc", MAX_SIGNATURE)
+        return None if data is None or signature is None else (data, signature)
 
     def base(self) -> str | None:
         """Where the kept copy was read from (a slot keyed by a metalink: the mirror chosen then)."""
@@ -89,9 +89,9 @@ class _Slot:
             if known is not None and known > stamp:
                 return
             self.dir.mkdir(exist_ok=True)
-            write_atomic(self.dir / "repomd.xml", data)
-            write_atomic(self.dir / "repomd.xml.asc", signature)
-            write_atomic(self.dir / "meta.json", json.dumps({"stamp": stamp, "base": base}).encode())
+            write_entry(self.dir / "repomd.xml", data)
+            write_entry(self.dir / "repomd.xml.asc", signature)
+            write_entry(self.dir / "meta.json", json.dumps({"stamp": stamp, "base": base}).encode())
 
 
 def _fetch_signed(url: str, slot: _Slot, offline: bool, insecure: bool) -> tuple[bytes, bytes]:
