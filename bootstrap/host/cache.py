@@ -5,15 +5,18 @@ while the process lives (`bootstrap.host.scratch`): what a killed build left the
 
 Nothing read back from the cache is trusted on its name alone. A blob is hashed again before it is used.
 A derived file (a parsed index, a decompressed package) carries the sha256 of the verified blob it was made
-from and a sha256 of its own content, both checked when it is read. Anything that fails is logged at debug
-level, removed and made again. The directories are refused when another user could write to them, as ssh
-refuses a key file others can change.
+from and an HMAC of its own content keyed by the user's secret, which is kept outside every cache
+(`derived_key`): both are checked when it is read, so whoever can write the cache but not read that key (a
+cache restored from elsewhere) cannot make one a build takes. Anything that fails is logged at debug level,
+removed and made again; anything that is not what belongs in its place (a link, a fifo, a directory) too. The
+directories are refused when another user could write to them, as ssh refuses a key file others can change.
 """
 
 import atexit
 import errno
 import fcntl
 import hashlib
+import hmac
 import itertools
 import os
 import pwd
@@ -476,15 +479,78 @@ def sweep_writes(directory: Path, grace: float = 5.0) -> None:
 
 # --- derived files --------------------------------------------------------------------------------------------
 
-_MAGIC = b"bsderiv1"
+_MAGIC = b"bsderiv2"
 _HEADER = struct.Struct(">8s32s32sI")
-"""magic, sha256 of the source blob, sha256 of (source, section lengths, sections), number of sections"""
+"""magic, sha256 of the source blob, HMAC-SHA256 (the user's key) of (source, section lengths, sections), number
+of sections"""
 _MAX_SECTIONS = 1 << 16
+KEY_SIZE = 32
+_keys: dict[Path, bytes] = {}
+_keys_lock = threading.Lock()
+
+
+def state_dir() -> Path:
+    """`$XDG_STATE_HOME/bootstrap`, or `~/.local/state/bootstrap`: the user's, outside any cache."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "bootstrap"
+
+
+def derived_key() -> bytes:
+    """The secret that proves a derived file was made by this user's builds (`state_dir()/derived.key`, made on
+    first use, readable by the user alone). It is kept outside every cache, so whoever can write a cache (one
+    restored from elsewhere) cannot make a derived file a build takes: only the blobs, which are hashed against
+    signed indexes anyway. Without a usable one (no writable home), a key of this process's own: derived files
+    then serve this build only."""
+    path = state_dir() / "derived.key"
+    with _keys_lock:
+        if path not in _keys:
+            _keys[path] = _read_key(path) or _make_key(path) or os.urandom(KEY_SIZE)
+        return _keys[path]
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        key = f.read(KEY_SIZE + 1)
+    private = stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o077
+    if not private or len(key) != KEY_SIZE:
+        log.warning("cache: %s is not a private key of %d bytes: derived files serve this build only", path, KEY_SIZE)
+        return None
+    return key
+
+
+def _make_key(path: Path) -> bytes | None:
+    """A new key at `path`, unless another process made one first (then that one): written aside, then linked
+    into place, so that a key is never read half-written."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{os.getpid()}.{next(_temp_serial)}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            with open(fd, "wb") as f:
+                f.write(os.urandom(KEY_SIZE))
+            with suppress(FileExistsError):
+                os.link(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+    except OSError as exc:
+        log.debug("cache: cannot make %s (%s): derived files serve this build only", path, exc.strerror)
+        return None
+    return _read_key(path)
+
+
+def _derived_hash(source: bytes, lengths: bytes) -> "hmac.HMAC":
+    h = hmac.new(derived_key(), source, "sha256")
+    h.update(lengths)
+    return h
 
 
 def _derived_digest(source: bytes, lengths: bytes, sections: Iterable[bytes]) -> bytes:
-    h = hashlib.sha256(source)
-    h.update(lengths)
+    h = _derived_hash(source, lengths)
     for section in sections:
         h.update(section)
     return h.digest()
@@ -594,8 +660,7 @@ def _read_sections(f: BinaryIO, source: bytes, keep: int | None) -> list[Section
     sizes = struct.unpack(f">{count}Q", lengths)
     if _HEADER.size + len(lengths) + sum(sizes) != size:
         return "is truncated or too long"
-    h = hashlib.sha256(source)
-    h.update(lengths)
+    h = _derived_hash(source, lengths)
     sections: list[Section] = []
     for i, n in enumerate(sizes):
         if keep is not None and i == count - 1 and n > keep:
@@ -607,6 +672,6 @@ def _read_sections(f: BinaryIO, source: bytes, keep: int | None) -> list[Section
             section = f.read(n)
             h.update(section)
             sections.append(section)
-    if h.digest() != digest:
-        return "does not match its recorded sha256"
+    if not hmac.compare_digest(h.digest(), digest):
+        return "was not made by this user's builds, or was changed since (its key does not prove it)"
     return sections

@@ -1,6 +1,6 @@
 """Hostile input to `verify`, made for real on real builds of the fixture archive: a forged cache (an expanded
 package with a setuid file added, a parsed index with a package taken out, a kept gzip member with a second
-member appended, each with its derived-file hash recomputed as the cache computes it), and an output directory
+member appended, each derived file written whole again, with the user's key or without it), and an output directory
 from someone else (an edited build.json naming a host file or adding a hook, a wrong recorded digest, deleted
 outputs, an output that is a symbolic link to a host file).
 
@@ -10,13 +10,14 @@ is missing or not what build.json records."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import json
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -84,22 +85,59 @@ def _layer_entry(out: Path, suffix: str) -> tarfile.TarInfo | None:
 # --- 4: verify is fooled by a forged cache --------------------------------------------------------------------
 
 
-def test_forged_expanded_package_goes_into_a_build_and_verify_names_it(
-    case: Case, site: Site, reference: Reference
-) -> None:
-    case.describe(
-        "verify",
-        "the cache's decompressed base-files gets a setuid-root /usr/bin/rootme, its derived hash recomputed; a "
-        "build takes it; then `verify` of that build with the same cache",
-        "the build has the file (the user's cache is trusted for builds); verify rebuilds from the .debs "
-        "checked against the signed index and FAILS naming rootfs.tar.gz",
-    )
-    site.seed(reference.cache, ALL_AREAS)
+@contextlib.contextmanager
+def _keyed_elsewhere(tmp: Path) -> Iterator[None]:
+    """Derived files written meanwhile are keyed as by someone who can write the cache but cannot read the user's
+    key (`bootstrap.host.cache.derived_key`): a cache restored from elsewhere."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp / "someone-else"))
+        yield
+
+
+def _plant_setuid(site: Site, reference: Reference) -> tuple[Path, str, list[bytes]]:
     sha = _package_sha256(reference.out, "base-files")
     slot = site.cache / "expanded" / f"{sha}.v1"
     sections = read_derived(slot, sha)
     assert sections is not None, "the reference build kept base-files decompressed"
     sections[-1] = _with_setuid_file(sections[-1], b"#!/bin/sh\nexec /bin/sh -p\n")
+    return slot, sha, sections
+
+
+def test_forged_expanded_package_without_the_users_key_is_not_taken(
+    case: Case, site: Site, reference: Reference
+) -> None:
+    case.describe(
+        "cache",
+        "the cache's decompressed base-files gets a setuid-root /usr/bin/rootme, its derived file written whole "
+        "again by someone who can write the cache but not read the user's key (a cache restored from elsewhere)",
+        "the build does not take it: base-files is decompressed again from the .deb checked against the signed "
+        "index, the image is byte-identical to the reference, the forged entry replaced",
+    )
+    site.seed(reference.cache, ALL_AREAS)
+    slot, sha, sections = _plant_setuid(site, reference)
+    with _keyed_elsewhere(site.root):
+        write_derived(slot, sha, sections)
+        assert read_derived(slot, sha) == sections, "a derived file as its writer's key proves it"
+    run = site.build()
+    assert run.proc.returncode == 0, run.proc.stderr
+    assert _layer_entry(site.out, "usr/bin/rootme") is None, "the forged entry went into the image"
+    assert case.same_bytes(site.out, reference.out)
+    assert read_derived(slot, sha) not in (None, sections), "made again, and proven by the user's key"
+    case.saw("the forged derived file was refused and made again; the image is the reference's")
+
+
+def test_forged_expanded_package_goes_into_a_build_and_verify_names_it(
+    case: Case, site: Site, reference: Reference
+) -> None:
+    case.describe(
+        "verify",
+        "the cache's decompressed base-files gets a setuid-root /usr/bin/rootme, written by someone holding the "
+        "user's key (the user's own account); a build takes it; then `verify` of that build with the same cache",
+        "the build has the file (what the user's key proves is taken); verify rebuilds from the .debs "
+        "checked against the signed index and FAILS naming rootfs.tar.gz",
+    )
+    site.seed(reference.cache, ALL_AREAS)
+    slot, sha, sections = _plant_setuid(site, reference)
     write_derived(slot, sha, sections)
     run = site.build()
     assert run.proc.returncode == 0, run.proc.stderr

@@ -284,3 +284,65 @@ def test_the_cli_names_the_loose_directory_and_the_fix(tmp_path: Path) -> None:
         f"error: cache directory {root} is writable by other users",
         f"hint: run: chmod go-w {root} (or pass another --cache-dir)",
     ]
+
+
+def test_a_derived_file_not_made_with_the_users_key_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever can write the cache but cannot read the user's key (kept outside it) cannot make a derived file a
+    build takes: its proof is keyed, not a digest anyone can compute again."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = tmp_path / "derived"
+    write_derived(path, SOURCE, [b"made by the user's build"])
+    assert read_derived(path, SOURCE) == [b"made by the user's build"]
+    key = tmp_path / "state/bootstrap/derived.key"
+    assert key.is_file() and stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "elsewhere"))
+    write_derived(path, SOURCE, [b"forged"])
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    with caplog.at_level(logging.DEBUG, logger="bootstrap"):
+        assert read_derived(path, SOURCE) is None
+    assert not path.exists() and "its key does not prove it" in caplog.text
+
+
+def test_one_key_however_many_make_it_at_once(tmp_path: Path) -> None:
+    """Processes starting together on a new machine agree on one key (made aside, linked into place)."""
+    script = "from bootstrap.host.cache import derived_key; print(derived_key().hex())"
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)}
+    with ThreadPoolExecutor(6) as pool:
+        runs = list(
+            pool.map(
+                lambda _: (
+                    subprocess.run(
+                        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+                    ).stdout
+                ),
+                range(6),
+            )
+        )
+    assert len(set(runs)) == 1
+    assert runs[0].strip() == (tmp_path / "state/bootstrap/derived.key").read_bytes().hex()
+    assert sorted(p.name for p in (tmp_path / "state/bootstrap").iterdir()) == ["derived.key"], "nothing aside left"
+
+
+@pytest.mark.parametrize("damage", ["readable by others", "short", "link"])
+def test_a_key_that_is_not_private_is_not_used(
+    damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key others could read (or one not whole, or a link) proves nothing: this process keys its own files with a
+    key of its own, which nothing else holds (derived files serve this build only)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    key = tmp_path / "state/bootstrap/derived.key"
+    key.parent.mkdir(parents=True)
+    if damage == "link":
+        (tmp_path / "elsewhere").write_bytes(b"k" * 32)
+        key.symlink_to(tmp_path / "elsewhere")
+    else:
+        key.write_bytes(b"k" * (32 if damage != "short" else 8))
+        key.chmod(0o644 if damage == "readable by others" else 0o600)
+    from bootstrap.host.cache import derived_key
+
+    with caplog.at_level(logging.WARNING, logger="bootstrap"):
+        used = derived_key()
+    assert len(used) == 32 and used != b"k" * 32 and used != b"k" * 8
+    assert damage == "link" or "is not a private key" in caplog.text
