@@ -2,7 +2,6 @@
 
 import email.utils
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +11,13 @@ from debian.deb822 import Release as Deb822Release
 
 from bootstrap.errors import BootstrapError, MirrorError, SignatureError
 from bootstrap.host import http
-from bootstrap.host.cache import Cache, read_entry, replace_entry, write_entry
+from bootstrap.host.cache import Cache, read_entry, read_state, replace_entry, write_state
 from bootstrap.host.openpgp import verify_clearsigned
 from bootstrap.log import log
 
 MAX_FUTURE_SKEW = 300
-META_LIMIT = 64 << 10
-"""The most bytes of a kept slot's meta.json read back (it holds a date and two HTTP validators)."""
+STATE = "state"
+"""A slot's state (`bootstrap.host.cache.write_state`): the kept copy's Date, HTTP validators and sha256."""
 """Seconds a Release `Date:` may lie ahead of this machine's clock. apt allows 10 (Acquire::Max-FutureTime);
 five minutes, the customary bound for unsynchronised clocks, still refuses a Release dated hours ahead."""
 
@@ -87,16 +86,17 @@ class _Slot:
         return self.dir / "InRelease"
 
     def meta(self) -> dict[str, Any]:
-        raw = read_entry(self.dir / "meta.json", META_LIMIT)
-        try:
-            data = json.loads(raw) if raw is not None else None
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) and self.read() is not None else {}
+        """The kept copy's state (its Date, HTTP validators and sha256), when the copy is there and is that one."""
+        state = read_state(self.dir / STATE)
+        return state if state and self.read(state) is not None else {}
 
-    def read(self) -> bytes | None:
-        """The cached copy (a regular file of at most what a download may be), or None."""
-        return read_entry(self.body, http.MAX_UNSIZED)
+    def read(self, state: dict[str, Any] | None = None) -> bytes | None:
+        """The cached copy (a regular file of at most what a download may be) that its state names, or None."""
+        state = read_state(self.dir / STATE) if state is None else state
+        data = read_entry(self.body, http.MAX_UNSIZED)
+        if data is None or hashlib.sha256(data).hexdigest() != state.get("sha256"):
+            return None
+        return data
 
     def checked_date(self) -> int | None:
         """The Date of the cached copy (None for a copy that an older version of bootstrap cached unchecked)."""
@@ -110,13 +110,15 @@ class _Slot:
             if known is not None and known > date:
                 return
             self.dir.mkdir(exist_ok=True)
+            data = fresh.read_bytes()
             replace_entry(fresh, self.body)
             meta = {
                 "etag": answer.get("ETag"),
                 "last_modified": answer.get("Last-Modified"),
                 "date": date,
+                "sha256": hashlib.sha256(data).hexdigest(),
             }
-            write_entry(self.dir / "meta.json", json.dumps(meta).encode())
+            write_state(self.dir / STATE, meta)
 
 
 @dataclass

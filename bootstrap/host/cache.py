@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import hmac
 import itertools
+import json
 import os
 import pwd
 import shutil
@@ -25,11 +26,11 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bootstrap.errors import BootstrapError, ChecksumError, os_error
 from bootstrap.host import scratch
@@ -597,6 +598,28 @@ def write_derived(path: Path, source: str, sections: Sequence[Section]) -> None:
     lengths = struct.pack(f">{len(sections)}Q", *map(_length, sections))
     header = _HEADER.pack(_MAGIC, raw, _derived_digest(raw, lengths, _blocks(sections)), len(sections)) + lengths
     write_entry(path, itertools.chain([header], _blocks(sections)))
+
+
+def write_state(path: Path, state: Mapping[str, object]) -> None:
+    """A small JSON state of the cache (a kept index's floor against rollback, the HTTP validators of its copy),
+    kept as a derived file bound to where it is (its directory and name): proven by the user's key, so whoever
+    can write the cache cannot lower a floor or move one from elsewhere, only remove it (as a fresh cache has
+    none)."""
+    write_derived(path, _state_source(path), [json.dumps(state, sort_keys=True).encode()])
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """What `write_state` kept at `path`, or {} (missing, or not proven: removed)."""
+    sections = read_derived(path, _state_source(path))
+    try:
+        data = json.loads(sections[0]) if sections is not None and len(sections) == 1 else None
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _state_source(path: Path) -> str:
+    return hashlib.sha256(f"bootstrap cache state\n{path.parent.name}/{path.name}".encode()).hexdigest()
 
 
 def open_derived(path: Path) -> int | None:

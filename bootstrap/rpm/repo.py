@@ -2,7 +2,6 @@
 older than the state verified before, and each metadata file used checked against repomd.xml, then read."""
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, NetworkError, SignatureError
 from bootstrap.family.model import Source
 from bootstrap.host import http, openpgp
-from bootstrap.host.cache import Cache, read_entry, write_entry
+from bootstrap.host.cache import Cache, read_entry, read_state, write_entry, write_state
 from bootstrap.log import log
 from bootstrap.rpm import compressed, comps, listing, metalink
 from bootstrap.rpm.comps import Group
@@ -21,6 +20,8 @@ from bootstrap.rpm.repomd import DataFile, RepoMd
 from bootstrap.rpm.repomd import parse as parse_repomd
 
 MAX_SIGNATURE = 64 << 10
+STATE = "state"
+"""A slot's state (`bootstrap.host.cache.write_state`): the kept copy's rank, source and sha256."""
 """The most bytes read of repomd.xml.asc (a few signatures are a few kB)."""
 
 
@@ -62,12 +63,9 @@ class _Slot:
         return self.cache.slot("repomd", hashlib.sha256(self.url.encode()).hexdigest()[:32])
 
     def meta(self) -> dict[str, Any]:
-        raw = read_entry(self.dir / "meta.json", MAX_SIGNATURE)
-        try:
-            data = json.loads(raw) if raw is not None else None
-        except ValueError:
-            return {}
-        return data if isinstance(data, dict) and isinstance(data.get("stamp"), int) else {}
+        """The kept copy's state (its rank, where it was read from, its sha256)."""
+        state = read_state(self.dir / STATE)
+        return state if isinstance(state.get("stamp"), int) else {}
 
     def known(self) -> int | None:
         stamp = self.meta().get("stamp")
@@ -76,7 +74,9 @@ class _Slot:
     def cached(self) -> tuple[bytes, bytes] | None:
         data = read_entry(self.dir / "repomd.xml", http.MAX_UNSIZED)
         signature = read_entry(self.dir / "repomd.xml.asc", MAX_SIGNATURE)
-        return None if data is None or signature is None else (data, signature)
+        if data is None or signature is None or hashlib.sha256(data).hexdigest() != self.meta().get("sha256"):
+            return None  # missing, or not the copy the state ranks
+        return data, signature
 
     def base(self) -> str | None:
         """Where the kept copy was read from (a slot keyed by a metalink: the mirror chosen then)."""
@@ -91,7 +91,7 @@ class _Slot:
             self.dir.mkdir(exist_ok=True)
             write_entry(self.dir / "repomd.xml", data)
             write_entry(self.dir / "repomd.xml.asc", signature)
-            write_entry(self.dir / "meta.json", json.dumps({"stamp": stamp, "base": base}).encode())
+            write_state(self.dir / STATE, {"stamp": stamp, "base": base, "sha256": hashlib.sha256(data).hexdigest()})
 
 
 def _fetch_signed(url: str, slot: _Slot, offline: bool, insecure: bool) -> tuple[bytes, bytes]:

@@ -1,6 +1,7 @@
 """Cached InRelease files are revalidated with conditional requests, and --offline reads them alone."""
 
 import functools
+import hashlib
 import http.server
 import os
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ import pytest
 
 from bootstrap.deb import release
 from bootstrap.errors import BootstrapError
-from bootstrap.host.cache import Cache
+from bootstrap.host.cache import Cache, read_state, write_state
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.repo import Repo
 from tests.fixtures.server import in_thread
@@ -76,3 +77,35 @@ def test_offline_reads_the_cache_and_only_the_cache(
     assert offline == online and len(statuses) == count
     with pytest.raises(BootstrapError, match="--offline"):
         release.fetch(url, "fixture", (repo.keyring,), cache=Cache(tmp_path / "empty").ensure(), offline=True)
+
+
+@pytest.mark.parametrize("state", ["rewritten", "removed"])
+def test_an_older_release_put_in_the_cache_is_not_taken(
+    archive: tuple[Repo, str, list[tuple[str, int]]], cache: Cache, tmp_path: Path, state: str
+) -> None:
+    """Whoever can write the cache (not the mirror) puts an older, validly signed InRelease in the slot, and
+    either rewrites its state (the older Date, and the Last-Modified the mirror answers a HEAD with, so that it
+    says 304) without the user's key, or removes it: neither the 304 nor --offline gives the older copy."""
+    repo, url, statuses = archive
+    older = (repo.dist_dir("fixture") / "InRelease").read_bytes()
+    repo.add_package("fixture", "hello", "2.0")  # the archive moves on
+    repo.publish()
+    inrelease = repo.dist_dir("fixture") / "InRelease"
+    later = inrelease.stat().st_mtime + 5
+    os.utime(inrelease, (later, later))
+    current = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    (slot,) = (cache.root / "releases").iterdir()
+    (slot / "InRelease").write_bytes(older)
+    kept = read_state(slot / "state")
+    if state == "rewritten":
+        forged = {**kept, "sha256": hashlib.sha256(older).hexdigest(), "date": kept["date"] - 86400}
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("XDG_STATE_HOME", str(tmp_path / "someone-else"))
+            write_state(slot / "state", forged)
+    else:
+        (slot / "state").unlink()
+    with pytest.raises(BootstrapError, match="--offline"):
+        release.fetch(url, "fixture", (repo.keyring,), cache=cache, offline=True)
+    again = release.fetch(url, "fixture", (repo.keyring,), cache=cache)
+    assert again.inrelease_sha256 == current.inrelease_sha256
+    assert [code for path, code in statuses if path.endswith("InRelease")][-1] == 200, "fetched whole, no 304"

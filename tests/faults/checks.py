@@ -4,7 +4,6 @@ the previous outputs are intact, and no mount, process, scratch directory or par
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import zlib
@@ -14,7 +13,7 @@ from pathlib import Path
 from bootstrap.deb.index import BLOCK
 from bootstrap.deb.release import _parse_date
 from bootstrap.errors import BootstrapError
-from bootstrap.host.cache import read_derived, sha256_file
+from bootstrap.host.cache import read_derived, read_state, sha256_file
 from bootstrap.host.openpgp import verify_clearsigned
 from bootstrap.image.compress import block_key
 from tests.fixtures.leftovers import partial_files, temp_files
@@ -65,7 +64,7 @@ def _blocks_match(text: bytes, digests: bytes) -> bool:
 
 def _release_problems(slot: Path, keyrings: Sequence[Path]) -> list[str]:
     try:
-        meta = json.loads((slot.parent / "meta.json").read_text())
+        meta = read_state(slot.parent / "state")
         text = verify_clearsigned(slot.read_bytes(), tuple(keyrings), str(slot)).decode()
         date = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Date:"))
     except (OSError, ValueError, StopIteration, BootstrapError) as exc:

@@ -135,7 +135,7 @@ def test_a_lock_file_that_is_not_one_is_made_again(kind: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("family", ["deb", "rpm"])
-@pytest.mark.parametrize("kind", ["link", "fifo meta.json"])
+@pytest.mark.parametrize("kind", ["link", "fifo state"])
 def test_a_kept_index_slot_never_reaches_outside_nor_waits(family: str, kind: str, tmp_path: Path) -> None:
     """The slot of a signed index kept against rollback (releases/<h>, repomd/<h>)."""
     outside = _outside(tmp_path)
@@ -146,16 +146,14 @@ def test_a_kept_index_slot_never_reaches_outside_nor_waits(family: str, kind: st
     name = hashlib.sha256(url.encode()).hexdigest()[:32]
     if kind == "link":
         (area / name).symlink_to(outside)
-        (outside / "meta.json").write_text(json.dumps({"date": 1, "stamp": 1}))
+        (outside / "state").write_text(json.dumps({"date": 1, "stamp": 1}))
     else:
         (area / name).mkdir()
-        os.mkfifo(area / name / "meta.json")
+        os.mkfifo(area / name / "state")
     assert _soon(slot.meta) == {}
     if family == "rpm":
         assert isinstance(slot, rpm_repo._Slot)
         slot.keep(b"<repomd/>", b"signature", 5)
         assert slot.known() == 5
     assert not (area / name).is_symlink()
-    assert sorted(p.name for p in outside.iterdir()) == (
-        ["meta.json", "notes.txt"] if kind == "link" else ["notes.txt"]
-    )
+    assert sorted(p.name for p in outside.iterdir()) == (["notes.txt", "state"] if kind == "link" else ["notes.txt"])
