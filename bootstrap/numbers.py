@@ -6,3 +6,7 @@ checked with it alone could reach `int` and raise where a one-line error belongs
 def is_decimal(text: str | bytes) -> bool:
     """Whether `text` is one or more ASCII digits (what `int` reads as a number, nothing else)."""
     return text.isascii() and text.isdigit()
+
+
+DIGITS = frozenset("0123456789")
+"""The ASCII digits, for one character at a time (`c in DIGITS`: no call, where a comparison loop runs hot)."""

@@ -33,7 +33,7 @@ from typing import BinaryIO
 
 from bootstrap.host.arches import TRIPLETS
 from bootstrap.host.tree import Tree
-from bootstrap.numbers import is_decimal
+from bootstrap.numbers import DIGITS
 
 PATH = "etc/ld.so.cache"
 MAGIC = b"glibc-ld.so.cache1.1"
@@ -148,19 +148,19 @@ def libcmp(a: str, b: str) -> int:
     any other character."""
     i, j = 0, 0
     while i < len(a):
-        if is_decimal(a[i]):
-            if j < len(b) and is_decimal(b[j]):
+        if a[i] in DIGITS:
+            if j < len(b) and b[j] in DIGITS:
                 si, sj = i, j
-                while i < len(a) and is_decimal(a[i]):
+                while i < len(a) and a[i] in DIGITS:
                     i += 1
-                while j < len(b) and is_decimal(b[j]):
+                while j < len(b) and b[j] in DIGITS:
                     j += 1
                 diff = int(a[si:i]) - int(b[sj:j])
                 if diff:
                     return diff
                 continue
             return 1
-        if j < len(b) and is_decimal(b[j]):
+        if j < len(b) and b[j] in DIGITS:
             return -1
         cb = ord(b[j]) if j < len(b) else 0
         if ord(a[i]) != cb:

@@ -13,7 +13,7 @@ import re
 import struct
 
 from bootstrap.errors import UnpackError
-from bootstrap.numbers import is_decimal
+from bootstrap.numbers import DIGITS
 
 NAMES = (
     "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
@@ -55,13 +55,13 @@ class _Text:
 
 
 def _word_start(c: str) -> bool:
-    return c in _ALPHA or is_decimal(c) or c == "_"
+    return c in _ALPHA or c in DIGITS or c == "_"
 
 
 def _capability(t: _Text) -> int:
     """The mask of one list item (`all`, a name or a number) at the cursor, the cursor moved past it."""
     m = _NUMBER.match(t.text, t.at)
-    if is_decimal(t.peek()) and m is not None:
+    if t.peek() in DIGITS and m is not None:
         t.at = m.end()
         number = int(m[0], 16 if m[0][:2].lower() == "0x" else 8 if m[0].startswith("0") else 10)
         if number >= _MAX_BITS:

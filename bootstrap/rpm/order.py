@@ -4,7 +4,7 @@ it, cycles broken by name, deterministic."""
 import re
 from collections.abc import Mapping, Sequence
 
-from bootstrap.numbers import is_decimal
+from bootstrap.numbers import DIGITS
 from bootstrap.rpm import tags
 from bootstrap.rpm.header import Header
 
@@ -17,7 +17,7 @@ def _names(requirement: str) -> list[str]:
     if not requirement.startswith("("):
         return [requirement]
     words = _TOKEN.findall(requirement)
-    return [w for w in words if w not in _RICH_WORDS and not is_decimal(w[0]) and w not in ("<", "<=", "=", ">=", ">")]
+    return [w for w in words if w not in _RICH_WORDS and w[0] not in DIGITS and w not in ("<", "<=", "=", ">=", ">")]
 
 
 def install_order(headers: Mapping[str, Header], files: Mapping[str, Sequence[str]]) -> list[str]:

@@ -2,7 +2,7 @@
 
 import functools
 
-from bootstrap.numbers import is_decimal
+from bootstrap.numbers import DIGITS, is_decimal
 
 
 def _alnum(c: str) -> bool:
@@ -10,7 +10,7 @@ def _alnum(c: str) -> bool:
 
 
 def _digit(c: str) -> bool:
-    return is_decimal(c)
+    return c in DIGITS
 
 
 def _letter(c: str) -> bool:
