@@ -85,32 +85,32 @@ class _Slot:
     def body(self) -> Path:
         return self.dir / "InRelease"
 
-    def meta(self) -> dict[str, Any]:
-        """The kept copy's state (its Date, HTTP validators and sha256), when the copy is there and is that one."""
+    def kept(self) -> tuple[dict[str, Any], bytes] | None:
+        """The cached copy (a regular file of at most what a download may be) and its state (its Date, HTTP
+        validators and sha256), when the state is proven and names that copy; else None."""
         state = read_state(self.dir / STATE)
-        return state if state and self.read(state) is not None else {}
-
-    def read(self, state: dict[str, Any] | None = None) -> bytes | None:
-        """The cached copy (a regular file of at most what a download may be) that its state names, or None."""
-        state = read_state(self.dir / STATE) if state is None else state
-        data = read_entry(self.body, http.MAX_UNSIZED)
+        data = read_entry(self.body, http.MAX_UNSIZED) if state else None
         if data is None or hashlib.sha256(data).hexdigest() != state.get("sha256"):
             return None
-        return data
+        return state, data
+
+    def meta(self) -> dict[str, Any]:
+        """The kept copy's state, or {}."""
+        kept = self.kept()
+        return kept[0] if kept is not None else {}
 
     def checked_date(self) -> int | None:
         """The Date of the cached copy (None for a copy that an older version of bootstrap cached unchecked)."""
-        date = self.meta().get("date")
-        return date if isinstance(date, int) else None
+        return _date(self.meta())
 
-    def keep(self, fresh: Path, answer: "http.Headers", date: int) -> None:
-        """Make a checked download the cached copy, unless another build meanwhile kept a newer one."""
+    def keep(self, fresh: Path, data: bytes, answer: "http.Headers", date: int) -> None:
+        """Make a checked download (`data`, in `fresh`) the cached copy, unless another build meanwhile kept a
+        newer one."""
         with self.cache.locked(f"release-{self.dir.name}"):
             known = self.checked_date()
             if known is not None and known > date:
                 return
             self.dir.mkdir(exist_ok=True)
-            data = fresh.read_bytes()
             replace_entry(fresh, self.body)
             meta = {
                 "etag": answer.get("ETag"),
@@ -121,6 +121,11 @@ class _Slot:
             write_state(self.dir / STATE, meta)
 
 
+def _date(state: dict[str, Any]) -> int | None:
+    date = state.get("date")
+    return date if isinstance(date, int) else None
+
+
 @dataclass
 class _Fetched:
     data: bytes
@@ -129,19 +134,21 @@ class _Fetched:
     answer: "http.Headers | None" = None
 
 
-def _fetch_inrelease(url: str, slot: _Slot | None, offline: bool) -> _Fetched:
-    """The InRelease bytes: the cached copy when the server says 304 Not Modified or with --offline, else a
-    fresh download into a temporary file that `_Slot.keep` adopts once it passed the checks."""
+def _fetch_inrelease(
+    url: str, slot: _Slot | None, kept: tuple[dict[str, Any], bytes] | None, offline: bool
+) -> _Fetched:
+    """The InRelease bytes: the cached copy (`kept`, as the slot gave it) when the server says 304 Not Modified or
+    with --offline, else a fresh download into a temporary file that `_Slot.keep` adopts once it passed the
+    checks."""
     if slot is None:
         return _Fetched(http.fetch_bytes(url))
     if offline:
-        kept = slot.read()
         if kept is not None:
-            return _Fetched(kept)
+            return _Fetched(kept[1])
         raise BootstrapError(f"--offline: {url} is not in the cache", "run once without --offline to fill the cache")
-    known = slot.meta()
     headers: dict[str, str] = {}
-    if isinstance(known.get("date"), int):
+    if kept is not None and _date(kept[0]) is not None:
+        known = kept[0]
         if known.get("etag"):
             headers["If-None-Match"] = known["etag"]
         if known.get("last_modified"):
@@ -149,10 +156,9 @@ def _fetch_inrelease(url: str, slot: _Slot | None, offline: bool) -> _Fetched:
     fresh = slot.cache.temp("InRelease")
     answer = http.download(url, fresh, headers=headers)
     if answer is None:
-        kept = slot.read()
         if kept is not None:
-            return _Fetched(kept)
-        answer = http.download(url, fresh)  # the copy it is not modified from is gone: fetched whole
+            return _Fetched(kept[1])
+        answer = http.download(url, fresh)  # a 304 to no conditional request: fetched whole
         assert answer is not None, "no conditional request, no 304"
     return _Fetched(fresh.read_bytes(), fresh, answer)
 
@@ -209,9 +215,10 @@ def fetch(
     """
     url = f"{mirror}/dists/{dist}/InRelease"
     slot = _Slot(cache, url) if cache is not None else None
-    known = slot.checked_date() if slot is not None else None
+    kept = slot.kept() if slot is not None else None
+    known = _date(kept[0]) if kept is not None else None
     try:
-        got = _fetch_inrelease(url, slot, offline)
+        got = _fetch_inrelease(url, slot, kept, offline)
     except http.NotFound:
         raise MirrorError(
             f"suite {dist!r} not found at {mirror} (no dists/{dist}/InRelease)",
@@ -234,7 +241,7 @@ def fetch(
         if not files:
             raise BootstrapError(f"{url} lists no SHA256 checksums", "the archive is too old or malformed")
         if slot is not None and got.fresh is not None and got.answer is not None and not insecure:
-            slot.keep(got.fresh, got.answer, date)
+            slot.keep(got.fresh, got.data, got.answer, date)
     finally:
         if got.fresh is not None:
             got.fresh.unlink(missing_ok=True)

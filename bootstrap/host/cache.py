@@ -179,8 +179,7 @@ def read_entry(path: Path, limit: int) -> bytes | None:
     opened = open_entry(path)
     if opened is None:
         return None
-    fd, st = opened
-    with open(fd, "rb") as f:
+    with open(opened[0], "rb") as f:
         data = f.read(limit + 1)
     return data if len(data) <= limit else None
 
@@ -197,9 +196,7 @@ def real_dir(path: Path, make: bool = True) -> Path:
         discard(path, "is not a directory", st)
         st = None
     if st is None and make:
-        _make_dirs(path.parent)
-        with suppress(FileExistsError):
-            os.mkdir(path, DIR_MODE)
+        _make_dirs(path)
     return path
 
 

@@ -166,10 +166,13 @@ def tag_annotations(tag: str) -> dict[str, str]:
     return {"org.opencontainers.image.ref.name": tag, "io.containerd.image.name": image_name(tag)}
 
 
+def _index(manifests: list[dict[str, Any]]) -> Blob:
+    return Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}))
+
+
 def index_blob(images: Sequence[Image]) -> Blob:
     """The OCI index over per-platform manifests: the image itself when there are several platforms."""
-    manifests = [img.manifest.descriptor(platform=platform(img.arch)) for img in images]
-    return Blob(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests}))
+    return _index([img.manifest.descriptor(platform=platform(img.arch)) for img in images])
 
 
 def layout_index(images: Sequence[Image], tags: Sequence[str]) -> tuple[Blob, Blob | None]:
@@ -179,13 +182,9 @@ def layout_index(images: Sequence[Image], tags: Sequence[str]) -> tuple[Blob, Bl
     is the image, its digest the one a registry gives it once pushed."""
     notes = {"annotations": tag_annotations(tags[0])} if tags else {}
     if len(images) == 1:
-        entry = images[0].manifest.descriptor(platform=platform(images[0].arch), **notes)
-        return Blob(
-            MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]})
-        ), None
+        return _index([images[0].manifest.descriptor(platform=platform(images[0].arch), **notes)]), None
     image = index_blob(images)
-    wrapper = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [image.descriptor(**notes)]}
-    return Blob(MEDIA_INDEX, canonical_json(wrapper)), image
+    return _index([image.descriptor(**notes)]), image
 
 
 class _HashingFile:
