@@ -3,8 +3,10 @@
 Beside each one lies `<name>.lock`, made and locked (flock) before the directory itself, and held for as
 long as its owner runs. A process killed with SIGKILL cannot clean up, but the kernel drops its lock: the
 next build that makes a scratch directory in the same place removes every one of this user's whose lock it
-can take. Only names of the form `<prefix><8 characters>` count, and only a lock that is a regular file of
-this user: another user's file, a FIFO, a directory named alike are left alone.
+can take, and every lock of this user that nobody holds and whose directory is gone (its owner was killed
+after removing the directory, before removing the lock). Only names of the form `<prefix><8 characters>` count,
+and only a lock that is a regular file of this user: another user's file, a FIFO, a directory named alike are
+left alone.
 """
 
 import fcntl
@@ -27,32 +29,73 @@ def _lock_of(directory: Path) -> Path:
     return directory.with_name(directory.name + ".lock")
 
 
-def abandoned(directory: Path) -> bool:
-    """Whether the directory's lock is this user's regular file and nobody holds it."""
+@contextmanager
+def _taken(lock: Path) -> Iterator[int | None]:
+    """The lock open and held (its descriptor) when it is this user's regular file and nobody holds it, else
+    None; released at the end."""
     try:
-        fd = os.open(_lock_of(directory), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return False
+        yield None
+        return
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            return False
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+        ours = stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+        if ours:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                ours = False
+        yield fd if ours else None
     finally:
         os.close(fd)
-    return True
+
+
+def abandoned(directory: Path) -> bool:
+    """Whether the directory's lock is this user's regular file and nobody holds it."""
+    with _taken(_lock_of(directory)) as fd:
+        return fd is not None
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether `path` is (still) the file open as `fd`."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _drop_orphan(lock: Path, directory: Path) -> bool:
+    """Remove a lock of this user that nobody holds and whose directory is not there. It is removed while held,
+    so that whoever made it a moment ago and is about to lock it finds it gone and takes another name."""
+    with _taken(lock) as fd:
+        if fd is None or os.path.lexists(directory) or not _same_file(lock, fd):
+            return False
+        try:
+            lock.unlink()
+        except OSError:
+            return False
+        return True
 
 
 def sweep(parent: Path, prefix: str) -> list[Path]:
-    """Remove the abandoned scratch directories `parent/prefix<token>` of this user; returns what was removed."""
+    """Remove the abandoned scratch directories `parent/prefix<token>` of this user, and their locks left
+    without a directory; returns what was removed."""
     shape = re.compile(re.escape(prefix) + f"[{_ALPHABET}]{{{TOKEN}}}")
     removed = []
     try:
-        candidates = sorted(p for p in parent.iterdir() if shape.fullmatch(p.name))
+        names = [p.name for p in parent.iterdir()]
     except OSError:
         return []
+    candidates = sorted(parent / n for n in names if shape.fullmatch(n))
+    orphans = sorted(parent / n for n in names if n.endswith(".lock") and shape.fullmatch(n.removesuffix(".lock")))
+    for lock in orphans:
+        directory = lock.with_name(lock.name.removesuffix(".lock"))
+        if directory not in candidates and _drop_orphan(lock, directory):
+            log.debug("removed %s, left by a build that did not finish", lock)
+            removed.append(lock)
     for path in candidates:
         try:
             st = path.lstat()
@@ -83,6 +126,9 @@ def _new_name(parent: Path, prefix: str, make: bool) -> tuple[Path, int]:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _same_file(lock, fd):  # a sweep took it for a killed build's between its making and locking
+                os.close(fd)
+                continue
             if make:
                 os.mkdir(path, 0o700)
             elif os.path.lexists(path):

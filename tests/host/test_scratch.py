@@ -13,27 +13,72 @@ from bootstrap.host import outputs, scratch
 from bootstrap.host.tree import remove_tree
 
 
+def _killed_in_a_claim(parent: Path, first: str = "") -> Path:
+    """The scratch directory of a build killed with SIGKILL while it held it, after running `first` (Python, with
+    the directory as `d`): its lock file stays, but nobody holds it."""
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from pathlib import Path; from bootstrap.host import scratch\n"
+            "from bootstrap.host.tree import remove_tree\n"
+            "with scratch.claimed(Path(sys.argv[1]), 'bootstrap-') as d:\n"
+            f"    {first or 'pass'}; print(d, flush=True); os.kill(os.getpid(), signal.SIGKILL)",
+            str(parent),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert killed.returncode == -9, killed.stderr
+    return Path(killed.stdout.strip())
+
+
 def test_an_abandoned_directory_is_swept_and_a_live_one_is_not(tmp_path: Path) -> None:
     with scratch.claimed(tmp_path, "bootstrap-") as live:
         (live / "root").mkdir()
-        # A build killed with SIGKILL: its lock file stays, but nobody holds it.
-        killed = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import os, signal, sys; from pathlib import Path; from bootstrap.host import scratch\n"
-                "with scratch.claimed(Path(sys.argv[1]), 'bootstrap-') as d:\n"
-                "    print(d, flush=True); os.kill(os.getpid(), signal.SIGKILL)",
-                str(tmp_path),
-            ],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-        )
-        left = Path(killed.stdout.strip())
+        left = _killed_in_a_claim(tmp_path)
         assert left.is_dir() and Path(f"{left}.lock").exists()
         assert scratch.sweep(tmp_path, "bootstrap-") == [left]
         assert live.is_dir() and not left.exists() and not Path(f"{left}.lock").exists()
+
+
+def test_a_lock_left_without_its_directory_is_swept_and_a_held_one_is_not(tmp_path: Path) -> None:
+    # SIGKILL between removing the scratch directory and its lock (the background thread removes a packed
+    # platform's workspace while the outputs are written).
+    orphan = Path(f"{_killed_in_a_claim(tmp_path, 'remove_tree(d)')}.lock")
+    assert orphan.is_file() and not orphan.with_suffix("").exists()
+    # A live process between taking a name and moving a directory to it (retire) holds a lock with no directory.
+    held, fd = scratch._new_name(tmp_path, "bootstrap-", make=False)
+    try:
+        assert scratch.sweep(tmp_path, "bootstrap-") == [orphan]
+        assert not orphan.exists() and Path(f"{held}.lock").is_file()
+    finally:
+        scratch._unlock(held, fd)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_whose_lock_a_sweep_took_before_it_was_locked_is_not_used(tmp_path: Path) -> None:
+    # A sweep may remove a new lock in the moment between its making and its locking: the name is not used.
+    made: list[Path] = []
+    real_open = os.open
+
+    def open_then_sweep(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)
+        if flags & os.O_EXCL and not made:
+            made.append(Path(path))
+            assert scratch.sweep(tmp_path, "bootstrap-") == [Path(path)]
+        return fd
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "open", open_then_sweep)
+        path, fd = scratch._new_name(tmp_path, "bootstrap-", make=True)
+    try:
+        assert made and Path(f"{path}.lock") != made[0] and not made[0].exists()
+        assert path.is_dir() and scratch.sweep(tmp_path, "bootstrap-") == []
+    finally:
+        scratch._unlock(path, fd)
+        path.rmdir()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a lock of another user needs root to make")
