@@ -4,7 +4,6 @@ import ctypes
 import errno
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,9 +27,16 @@ def _exchange(a: Path, b: Path) -> bool:
     return bool(func(AT_FDCWD, bytes(a), AT_FDCWD, bytes(b), RENAME_EXCHANGE) == 0)
 
 
+def _old_prefix(dest: Path) -> str:
+    return f".{dest.name}.old-"
+
+
 def _replace(stage: Path, dest: Path) -> None:
     """Put `stage` at `dest`, whose previous content (if any) is gone after: at every instant `dest` is
-    either the old directory or the new one."""
+    either the old directory or the new one, where the file system can exchange two directories. Where it
+    cannot, the old one is first moved aside into a scratch directory of its own (`.<dest>.old-*`): a build
+    killed between the two moves leaves no `dest`, and the next build writing there puts the old one back
+    (`_recover`)."""
     if not dest.exists():
         os.rename(stage, dest)
         return
@@ -39,10 +45,25 @@ def _replace(stage: Path, dest: Path) -> None:
     if _exchange(stage, dest):
         remove_tree(stage)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.absolute().parent))
-    os.rename(dest, old / "d")
-    os.rename(stage, dest)
-    remove_tree(old)
+    with scratch.claimed(dest.parent, _old_prefix(dest)) as old:
+        os.rename(dest, old / "d")
+        os.rename(stage, dest)
+        remove_tree(old)
+
+
+def _recover(dest: Path) -> None:
+    """Put back the previous output that a build killed between `_replace`'s two moves left aside (there is no
+    `dest`, and an abandoned `.<dest>.old-*` holds it); the next sweep removes what is left."""
+    if os.path.lexists(dest):
+        return
+    prefix = _old_prefix(dest)
+    for old in sorted(p for p in dest.parent.iterdir() if p.name.startswith(prefix)):
+        if scratch.ours(old) and scratch.abandoned(old) and scratch.ours(old / "d"):
+            try:
+                os.rename(old / "d", dest)
+            except OSError:
+                continue
+            return
 
 
 MARKER = "build.json"
@@ -76,6 +97,8 @@ def staged(dest: Path) -> Iterator[Path]:
     with ExitStack() as stack:
         try:
             parent.mkdir(parents=True, exist_ok=True)
+            _recover(dest)
+            scratch.sweep(parent, _old_prefix(dest))
             stage = stack.enter_context(scratch.claimed(parent, f".{dest.name}.partial-"))
         except OSError as exc:
             raise BootstrapError(f"cannot write to {parent}: {exc.strerror}", "choose another -o directory") from exc

@@ -67,11 +67,21 @@ def _same_file(path: Path, fd: int) -> bool:
     return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
+def ours(path: Path) -> bool:
+    """Whether `path` is a directory of this user (not a link to one)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
 def _drop_orphan(lock: Path, directory: Path) -> bool:
-    """Remove a lock of this user that nobody holds and whose directory is not there. It is removed while held,
-    so that whoever made it a moment ago and is about to lock it finds it gone and takes another name."""
+    """Remove a lock of this user that nobody holds and whose directory is not there (or is not this user's: a
+    name another user took). It is removed while held, so that whoever made it a moment ago and is about to
+    lock it finds it gone and takes another name."""
     with _taken(lock) as fd:
-        if fd is None or os.path.lexists(directory) or not _same_file(lock, fd):
+        if fd is None or ours(directory) or not _same_file(lock, fd):
             return False
         try:
             lock.unlink()
@@ -80,37 +90,40 @@ def _drop_orphan(lock: Path, directory: Path) -> bool:
         return True
 
 
+def _remove_abandoned(path: Path) -> bool:
+    """Remove a directory of this user whose lock nobody holds, and then its lock, holding the lock all along:
+    another build sweeping the same place at the same time skips it, rather than removing it alongside (the
+    first to finish would take the lock away from what the other had left)."""
+    lock = _lock_of(path)
+    with _taken(lock) as fd:
+        if fd is None or not ours(path) or not _same_file(lock, fd):
+            return False
+        log.debug("removing %s, left by a build that did not finish", path)
+        try:
+            remove_tree(path)
+            lock.unlink()
+        except OSError as exc:
+            log.debug("cannot remove %s: %s", path, exc.strerror)
+            return False
+        return True
+
+
 def sweep(parent: Path, prefix: str) -> list[Path]:
     """Remove the abandoned scratch directories `parent/prefix<token>` of this user, and their locks left
     without a directory; returns what was removed."""
     shape = re.compile(re.escape(prefix) + f"[{_ALPHABET}]{{{TOKEN}}}")
-    removed = []
     try:
         names = [p.name for p in parent.iterdir()]
     except OSError:
         return []
-    candidates = sorted(parent / n for n in names if shape.fullmatch(n))
-    orphans = sorted(parent / n for n in names if n.endswith(".lock") and shape.fullmatch(n.removesuffix(".lock")))
-    for lock in orphans:
-        directory = lock.with_name(lock.name.removesuffix(".lock"))
-        if directory not in candidates and _drop_orphan(lock, directory):
-            log.debug("removed %s, left by a build that did not finish", lock)
-            removed.append(lock)
-    for path in candidates:
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or not abandoned(path):
-            continue
-        log.debug("removing %s, left by a build that did not finish", path)
-        try:
-            remove_tree(path)
-            _lock_of(path).unlink(missing_ok=True)
-        except OSError as exc:
-            log.debug("cannot remove %s: %s", path, exc.strerror)
-            continue
-        removed.append(path)
+    removed = []
+    for name in sorted(names):
+        if name.endswith(".lock") and shape.fullmatch(name.removesuffix(".lock")):
+            lock = parent / name
+            if _drop_orphan(lock, lock.with_name(name.removesuffix(".lock"))):
+                log.debug("removed %s, left by a build that did not finish", lock)
+                removed.append(lock)
+    removed += [parent / n for n in sorted(names) if shape.fullmatch(n) and _remove_abandoned(parent / n)]
     return removed
 
 
@@ -145,14 +158,18 @@ def _new_name(parent: Path, prefix: str, make: bool) -> tuple[Path, int]:
 
 
 def _unlock(path: Path, fd: int) -> None:
-    _lock_of(path).unlink(missing_ok=True)
+    """Let go of a name: its lock goes too once the directory is gone; while the directory is still there (its
+    removal failed), the lock stays, released, so that the next sweep removes both."""
+    if not os.path.lexists(path):
+        _lock_of(path).unlink(missing_ok=True)
     os.close(fd)
 
 
 @contextmanager
 def claimed(parent: Path, prefix: str) -> Iterator[Path]:
     """A new directory `parent/prefix<token>`, locked while the context is open; stale ones of earlier builds
-    are swept first. The caller removes (or renames) the directory itself; the lock goes at the end."""
+    are swept first. The caller removes (or renames) the directory itself; the lock goes at the end (or stays for
+    the next sweep, when the directory could not be removed)."""
     sweep(parent, prefix)
     path, fd = _new_name(parent, prefix, make=True)
     try:

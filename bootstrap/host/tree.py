@@ -542,11 +542,14 @@ def _remove_at(fd: int, name: str) -> None:
 
 def remove_tree(path: Path) -> None:
     """Remove a directory and everything in it (missing is fine), never following a symlink, whatever its
-    depth: shutil.rmtree recurses and gives up on a deep enough tree."""
+    depth: shutil.rmtree recurses and gives up on a deep enough tree. Something below it that goes missing on
+    the way (removed by someone else meanwhile) raises FileNotFoundError: the tree may not be gone."""
     parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        try:
+            os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return
         _remove_at(parent, path.name)
-    except FileNotFoundError:
-        pass
     finally:
         os.close(parent)

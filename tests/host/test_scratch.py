@@ -1,6 +1,7 @@
 """Scratch directories a killed build leaves are swept by the next one, and nothing else is; outputs replace
 only what was an output."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -154,3 +155,102 @@ def test_retire_after_the_parent_went_is_quiet(tmp_path: Path) -> None:
         remove_tree(parent)
         scratch.retire(path, "build-")
     assert not parent.exists()
+
+
+def _held_by_someone(lock: Path) -> bool:
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_a_sweep_holds_the_lock_while_it_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds sweeping one place at once: the second skips what the first is removing (removing it alongside,
+    the first to finish took the lock away while the other's part was still there, for no sweep to find)."""
+    left = _killed_in_a_claim(tmp_path)
+    held: list[bool] = []
+
+    def remove(path: Path) -> None:
+        held.append(_held_by_someone(Path(f"{path}.lock")))
+        assert scratch.sweep(tmp_path, "bootstrap-") == [], "a second sweep meanwhile removes nothing"
+        remove_tree(path)
+
+    monkeypatch.setattr(scratch, "remove_tree", remove)
+    assert scratch.sweep(tmp_path, "bootstrap-") == [left]
+    assert held == [True] and list(tmp_path.iterdir()) == []
+
+
+def test_remove_tree_says_when_something_below_went_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    remove_tree(tmp_path / "missing")  # missing is fine
+    (tmp_path / "d/sub").mkdir(parents=True)
+    (tmp_path / "d/sub/f").write_text("x")
+    listdir = os.listdir
+
+    def gone_meanwhile(fd: int) -> list[str]:
+        return [*listdir(fd), "removed-by-someone-else"]
+
+    monkeypatch.setattr(os, "listdir", gone_meanwhile)
+    with pytest.raises(FileNotFoundError):
+        remove_tree(tmp_path / "d")
+    monkeypatch.undo()
+    remove_tree(tmp_path / "d")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_that_could_not_be_removed_keeps_its_lock_for_the_next_sweep(tmp_path: Path) -> None:
+    with scratch.claimed(tmp_path, "bootstrap-") as kept:
+        (kept / "file").write_text("its removal failed")
+    assert Path(f"{kept}.lock").is_file(), "the lock stays with the directory"
+    assert scratch.sweep(tmp_path, "bootstrap-") == [kept]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a directory of another user needs root to make")
+def test_a_lock_whose_name_another_user_took_is_swept(tmp_path: Path) -> None:
+    orphan = Path(f"{_killed_in_a_claim(tmp_path, 'remove_tree(d)')}.lock")
+    theirs = orphan.with_suffix("")
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    assert scratch.sweep(tmp_path, "bootstrap-") == [orphan]
+    assert theirs.is_dir() and not orphan.exists()
+
+
+def test_without_an_exchange_a_replacement_cut_off_halfway_is_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the file system cannot exchange two directories, the old output is moved aside first: a build killed
+    between the two moves leaves no output directory, and the next build writing there puts the old one back."""
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
+    out = tmp_path / "out"
+    for generation in ("1", "2"):
+        with outputs.staged(out) as stage:
+            (stage / "build.json").write_text(generation)
+    assert (out / "build.json").read_text() == "2" and [p.name for p in tmp_path.iterdir()] == ["out"]
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from pathlib import Path; from bootstrap.host import outputs\n"
+            "outputs._exchange = lambda a, b: False\n"
+            "real = os.rename\n"
+            "def rename(a, b):\n"
+            "    real(a, b)\n"
+            "    if str(b).endswith('/d'): os.kill(os.getpid(), signal.SIGKILL)\n"
+            "os.rename = rename\n"
+            "with outputs.staged(Path(sys.argv[1])) as stage:\n"
+            "    (stage / 'build.json').write_text('3')",
+            str(out),
+        ],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert killed.returncode == -9 and not out.exists(), "killed between the moves"
+    with pytest.raises(BootstrapError, match="failed"), outputs.staged(out):
+        raise BootstrapError("the next build failed", "")
+    assert (out / "build.json").read_text() == "2", "the previous output is back"
+    with outputs.staged(out) as stage:
+        (stage / "build.json").write_text("4")
+    assert (out / "build.json").read_text() == "4" and [p.name for p in tmp_path.iterdir()] == ["out"]
