@@ -3,10 +3,10 @@
 Beside each one lies `<name>.lock`, made and locked (flock) before the directory itself, and held for as
 long as its owner runs. A process killed with SIGKILL cannot clean up, but the kernel drops its lock: the
 next build that makes a scratch directory in the same place removes every one of this user's whose lock it
-can take, and every lock of this user that nobody holds and whose directory is gone (its owner was killed
-after removing the directory, before removing the lock). Only names of the form `<prefix><8 characters>` count,
-and only a lock that is a regular file of this user: another user's file, a FIFO, a directory named alike are
-left alone.
+can take (holding it meanwhile; never one with something mounted in it), and every lock of this user that
+nobody holds and whose directory is gone (its owner was killed after removing the directory, before removing
+the lock). Only names of the form `<prefix><8 characters>` count, and only a lock that is a regular file of
+this user: another user's file, a FIFO, a directory named alike are left alone.
 """
 
 import fcntl
@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bootstrap.host.sandbox import mounts_under
 from bootstrap.host.tree import remove_tree
 from bootstrap.log import log
 
@@ -97,6 +98,10 @@ def _remove_abandoned(path: Path) -> bool:
     lock = _lock_of(path)
     with _taken(lock) as fd:
         if fd is None or not ours(path) or not _same_file(lock, fd):
+            return False
+        mounted = mounts_under(path, include_self=True)
+        if mounted:  # the removal would go on into what is mounted there
+            log.debug("not removing %s, left by a build that did not finish: %s is mounted", path, mounted[-1])
             return False
         log.debug("removing %s, left by a build that did not finish", path)
         try:

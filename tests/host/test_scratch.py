@@ -254,3 +254,19 @@ def test_without_an_exchange_a_replacement_cut_off_halfway_is_put_back(
     with outputs.staged(out) as stage:
         (stage / "build.json").write_text("4")
     assert (out / "build.json").read_text() == "4" and [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_an_abandoned_directory_with_a_mount_in_it_is_left_until_it_is_unmounted(tmp_path: Path) -> None:
+    left = _killed_in_a_claim(tmp_path)
+    mount = left / "root"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "precious").write_text("not the sweep's to remove")
+        assert scratch.sweep(tmp_path, "bootstrap-") == []
+        assert (mount / "precious").read_text() == "not the sweep's to remove"
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert scratch.sweep(tmp_path, "bootstrap-") == [left]
+    assert list(tmp_path.iterdir()) == []
