@@ -73,8 +73,8 @@ class RootWriter:
         real path written. A regular file's `data` may be a stream, copied a block at a time."""
         target = self._target(dest_rel or rel)
         if info.isdir():
-            if os.path.isdir(target):
-                return target
+            if _is_dir(target) or (os.path.islink(target) and self.tree.is_dir(dest_rel or rel)):
+                return target  # a directory, or a link to one in the tree (as /lib on a merged /usr): kept
             self._clear(target, rel)
             self._replaced(target)
             os.mkdir(target, 0o700)

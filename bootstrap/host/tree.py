@@ -66,14 +66,16 @@ class Tree:
         """The host path of an already resolved tree-relative path."""
         return f"{self.root}/{resolved}" if resolved else str(self.root)
 
-    def resolve(self, rel: str, follow_last: bool = False, _depth: int = 0) -> str:
+    def resolve(self, rel: str, follow_last: bool = False, _links: list[int] | None = None) -> str:
         """The tree-relative real path of `rel` (absolute or relative to the root): symlinks inside the tree
-        are followed as a chroot would (the last component only with `follow_last`). The result names no
-        symlink except, without `follow_last`, possibly its last component."""
+        are followed as a chroot would (the last component only with `follow_last`), at most MAX_LINKS of them
+        in all, as the kernel counts. The result names no symlink except, without `follow_last`, possibly its
+        last component."""
         parts = _parts(rel)
         if not parts:
             return ""
-        parent = self.resolve_dir("/".join(parts[:-1]), _depth)
+        links = [0] if _links is None else _links
+        parent = self.resolve_dir("/".join(parts[:-1]), links)
         name = parts[-1]
         if name == "..":
             return posixpath.dirname(parent) if parent else ""
@@ -81,22 +83,23 @@ class Tree:
         if follow_last:
             st = self._lstat(candidate)
             if st is not None and stat.S_ISLNK(st.st_mode):
-                return self._follow(parent, os.readlink(self.path(candidate)), _depth)
+                return self._follow(parent, os.readlink(self.path(candidate)), links, candidate)
         return candidate
 
-    def resolve_dir(self, rel: str, _depth: int = 0) -> str:
+    def resolve_dir(self, rel: str, _links: list[int] | None = None) -> str:
         """Like `resolve(rel, follow_last=True)`, cached: for the directories of many paths. Only a resolution
         that ends at a directory already there is kept (a name not made yet may be made a link later).
 
         Walks forward from the longest prefix already resolved, so a deep path costs no recursion; only
-        symbolic links recurse, at most MAX_LINKS deep."""
+        symbolic links recurse. At most MAX_LINKS links are followed in one lookup, however they nest (`_links`
+        counts them): links whose targets name other links twice would otherwise double the work at each
+        level."""
         parts = _parts(rel)
         key = "/".join(parts)
         cached = self._dirs.get(key)
         if cached is not None:
             return cached
-        if _depth > MAX_LINKS:
-            raise TreeError(f"too many levels of symbolic links at /{key}", "the tree has a symlink loop")
+        links = [0] if _links is None else _links
         known, base = len(parts) - 1, ""
         while known > 0:
             found = self._dirs.get("/".join(parts[:known]))
@@ -113,7 +116,7 @@ class Tree:
                 candidate = f"{base}/{name}" if base else name
                 st = self._lstat(candidate)
                 if st is not None and stat.S_ISLNK(st.st_mode):
-                    base = self._follow(base, os.readlink(self.path(candidate)), _depth)
+                    base = self._follow(base, os.readlink(self.path(candidate)), links, candidate)
                     st = self._lstat(base) if base else None
                     settled = settled and (not base or (st is not None and stat.S_ISDIR(st.st_mode)))
                 else:
@@ -123,11 +126,14 @@ class Tree:
                 self._dirs["/".join(parts[: i + 1])] = base
         return base
 
-    def _follow(self, base: str, target: str, depth: int) -> str:
-        """Where a link found in directory `base` leads: its target taken one component at a time (a `..` after
-        a symlinked component goes up from where that link leads, as the kernel does)."""
+    def _follow(self, base: str, target: str, links: list[int], at: str) -> str:
+        """Where the link `at`, found in directory `base`, leads: its target taken one component at a time (a
+        `..` after a symlinked component goes up from where that link leads, as the kernel does)."""
+        links[0] += 1
+        if links[0] > MAX_LINKS:
+            raise TreeError(f"too many levels of symbolic links at /{at}", "the tree has a symlink loop")
         joined = target if target.startswith("/") else f"{base}/{target}"
-        return self.resolve_dir(joined, depth + 1)
+        return self.resolve_dir(joined, links)
 
     def forget(self, rel: str = "") -> None:
         """Drop cached resolutions at and below `rel` (after replacing a directory or symlink there)."""

@@ -49,6 +49,10 @@ class Unpacked:
     files: tuple[FileEntry, ...]
     written: tuple[str, ...]
     unknown_owners: tuple[FileEntry, ...] = field(default=())
+    identities: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """What each of `unknown_owners` was as written (device and inode): `reown` gives owners to that entry only."""
+    targets: frozenset[str] = frozenset()
+    """The real paths written (when a later package writes one again, the entry there is that package's)."""
 
 
 def _info(f: FileEntry, rel: str, uid: int, gid: int, epoch: int, what: str) -> tarfile.TarInfo:
@@ -79,6 +83,8 @@ class _Package:
         self.written: list[str] = []
         self.seen: set[str] = set()
         self.unknown: list[FileEntry] = []
+        self.identities: dict[str, tuple[int, int]] = {}
+        self.targets: list[str] = []
         self.links: dict[tuple[int, int], str] = {}
         """A hard link set's file written with its data (a real path)."""
         self.waiting: dict[tuple[int, int], list[tuple[FileEntry, str]]] = {}
@@ -115,13 +121,23 @@ class _Package:
         if info.isdir():
             self.dirs.add(rel)
         self.written.append(f.path)
+        self.targets.append(written)
+        self._identify(f, written)
         return written
 
     def _link(self, f: FileEntry, rel: str, source: str) -> None:
         self._parent(rel)
         self._owner(f)
-        self.writer.hardlink(rel, source)
+        target = self.writer.hardlink(rel, source)
         self.written.append(f.path)
+        self.targets.append(target)
+        self._identify(f, target)
+
+    def _identify(self, f: FileEntry, written: str) -> None:
+        """Note what an entry whose owner is given later was as written (a later package may put another there)."""
+        if self.unknown and self.unknown[-1] is f:
+            st = os.lstat(written)
+            self.identities[f.path] = (st.st_dev, st.st_ino)
 
     def member(self, m: cpio.Member, data: cpio.Data) -> None:
         rel = member_path(m.name)
@@ -240,7 +256,16 @@ def unpack_one(
                 hint = "the package set conflicts"
                 raise UnpackError(f"{what}: cannot write {member.name!r}: {reason}", hint) from None
     state.finish()
-    return Unpacked(name, path, layout, tuple(state.files), tuple(state.written), tuple(state.unknown))
+    return Unpacked(
+        name,
+        path,
+        layout,
+        tuple(state.files),
+        tuple(state.written),
+        tuple(state.unknown),
+        state.identities,
+        frozenset(state.targets),
+    )
 
 
 @contextlib.contextmanager
@@ -284,7 +309,12 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
     tree = Tree(root, overrides)
     users, groups = account_ids(tree, "passwd"), account_ids(tree, "group")
     table = overrides if overrides is not None and overrides.owners else None
-    for u in unpacked:
+    pending, later = [], set[str]()
+    for u in reversed(unpacked):  # each package with owners to give, and what the packages after it wrote
+        if u.unknown_owners:
+            pending.append((u, frozenset(later)))
+        later |= u.targets
+    for u, rewritten in reversed(pending):
         for f in u.unknown_owners:
             if last and (f.user not in users or f.group not in groups):
                 log.warning("%s: %s owns %s:%s, which the image does not know: root's", u.name, f.path, f.user, f.group)
@@ -293,8 +323,8 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
                 continue
             rel = tree.resolve(f.path)
             st = tree.lstat(rel)
-            if st is None or stat.S_IFMT(st.st_mode) != stat.S_IFMT(f.mode):
-                continue  # removed, or replaced by another kind of entry: no longer what the package wrote
+            if st is None or tree.path(rel) in rewritten or (st.st_dev, st.st_ino) != u.identities.get(f.path):
+                continue  # removed, or replaced (by a later package): no longer what this package wrote
             if table is not None:
                 table.set(rel, uid, gid, stat.S_IMODE(f.mode))
             elif stat.S_ISLNK(st.st_mode):

@@ -98,6 +98,20 @@ def test_a_symlink_loop_is_an_error_not_a_hang(hostile: Path) -> None:
         Tree(hostile).write("srv/x", "y")
 
 
+def test_links_naming_links_twice_are_an_error_not_an_exponential_walk(tmp_path: Path) -> None:
+    """Each link's target names the one before twice (through a name that is not there and `..`): every level
+    doubles the walk, so 38 levels would be 2^38 lookups. At most MAX_LINKS links are followed in one lookup,
+    however they nest, as the kernel counts them."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a0").symlink_to(".")
+    for i in range(1, 39):
+        (root / f"a{i}").symlink_to(f"nx/../a{i - 1}/nx/../a{i - 1}")
+    with pytest.raises(TreeError, match="symbolic links"):
+        Tree(root).write("a38/x", "y")  # before: years of lstat
+    assert Tree(root).resolve("a1/x") == "x", "a few links in one lookup are followed as before"
+
+
 def test_dotdot_stops_at_the_root(tmp_path: Path) -> None:
     root = tmp_path / "r"
     root.mkdir()

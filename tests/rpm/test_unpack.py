@@ -310,8 +310,9 @@ def test_file_through_a_symlink_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKe
 def test_a_path_resolved_before_its_link_was_made_stays_in_the_tree(tmp_path: Path, gpg_key: GpgKey) -> None:
     """A name looked up through a link to a directory not made yet (/a -> m, /etc/passwd -> /a/x/passwd, read for
     a file's owner) is not taken as settled: when /m/x is then made a link to a host directory, the next
-    package's /a/x/planted is looked for where /m/x leads inside the tree (nothing there: refused), never
-    written through the link to the host."""
+    package's /a/x/planted is looked for where /m/x leads inside the tree, never written through the link to the
+    host. Its `%dir /a/x` finds a link that leads to no directory in the tree (as rpm sees it, chrooted: the
+    host's directory is not looked at), so the link is replaced by a directory of the tree."""
     need_tools("rpmbuild", "rpmsign")
     host = tmp_path / "host-dir"
     host.mkdir()
@@ -325,9 +326,10 @@ def test_a_path_resolved_before_its_link_was_made_stays_in_the_tree(tmp_path: Pa
     second = Spec("second", install="mkdir -p $RPM_BUILD_ROOT/a/x", files={"/a/x/planted": "planted"})
     second = Spec(second.name, install=second.install, files=second.files, file_lines=["%dir /a/x"])
     rpms = RpmRepo(tmp_path / "repo", gpg_key).build([first, second])
-    with pytest.raises(UnpackError, match=r"cannot create /a/x/planted: /a/x is not a directory"):
-        unpack_all(tmp_path / "root", [("first", rpms[0]), ("second", rpms[1])], JobOptions(), EPOCH)
+    root = tmp_path / "root"
+    unpack_all(root, [("first", rpms[0]), ("second", rpms[1])], JobOptions(), EPOCH)
     assert list(host.iterdir()) == []
+    assert not (root / "m/x").is_symlink() and (root / "m/x/planted").read_text() == "planted\n"
 
 
 @pytest.mark.parametrize("table", [False, True], ids=["no table", "a table of devices only"])
@@ -354,6 +356,39 @@ def test_owners_given_late_never_reach_through_a_link(tmp_path: Path, gpg_key: G
     after = os.stat(victim)
     assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o600, before.st_uid, before.st_gid)
     assert os.readlink(root / "usr/bin/x") == str(victim)
+
+
+@pytest.mark.parametrize("table", [False, True], ids=["no table", "a table of devices only"])
+def test_owners_given_late_go_only_to_the_entry_the_package_wrote(tmp_path: Path, gpg_key: GpgKey, table: bool) -> None:
+    """A setuid file of an account the tree names only later, which a later package replaced with a plain file
+    of its own (and the accounts): the late owner and the setuid mode are not given to the other package's file."""
+    need_tools("rpmbuild", "rpmsign")
+    tool = "mkdir -p $RPM_BUILD_ROOT/usr/bin && echo setuid > $RPM_BUILD_ROOT/usr/bin/tool"
+    owned = Spec("owned", install=tool, file_lines=["%attr(4755,svc,svc) /usr/bin/tool"])
+    accounts = "mkdir -p $RPM_BUILD_ROOT/etc $RPM_BUILD_ROOT/usr/bin"
+    accounts += " && echo 'svc:x:1000:1000::/:/bin/sh' > $RPM_BUILD_ROOT/etc/passwd"
+    accounts += " && echo 'svc:x:1000:' > $RPM_BUILD_ROOT/etc/group && echo plain > $RPM_BUILD_ROOT/usr/bin/tool"
+    lines = ["/etc/passwd", "/etc/group", "%attr(0755,root,root) /usr/bin/tool"]
+    replacer = Spec("replacer", install=accounts, file_lines=lines)
+    rpms = RpmRepo(tmp_path / "repo", gpg_key).build([owned, replacer])
+    root = tmp_path / "root"
+    overrides = Overrides(owners=False) if table else None
+    done = unpack_all(root, [("owned", rpms[0]), ("replacer", rpms[1])], JobOptions(), EPOCH, overrides)
+    assert done[0].unknown_owners, "svc is not known when the first package is written"
+    reown(root, done, overrides, last=True)
+    st = os.lstat(root / "usr/bin/tool")
+    assert (root / "usr/bin/tool").read_text() == "plain\n"
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, 0, 0)
+    if table:
+        assert overrides is not None and overrides.get("usr/bin/tool") is None
+    # Not replaced, the same file gets its owner and mode once the account is there.
+    alone = accounts_root(tmp_path / "alone")
+    done = unpack_all(alone, [("owned", rpms[0])], JobOptions(), EPOCH)
+    (alone / "etc/passwd").write_text("svc:x:1000:1000::/:/bin/sh\n")
+    (alone / "etc/group").write_text("svc:x:1000:\n")
+    reown(alone, done)
+    st = os.lstat(alone / "usr/bin/tool")
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o4755, 1000, 1000)
 
 
 def test_device_nodes_are_recorded_never_made(tmp_path: Path, gpg_key: GpgKey) -> None:
