@@ -141,8 +141,9 @@ def retry_after(value: str | None) -> float:
 class Pace:
     """Gives up on a body that arrives slower than MIN_RATE over a read-timeout window (a stall or a drip)."""
 
-    def __init__(self) -> None:
-        self.window = read_timeout()
+    def __init__(self, window: float | None = None) -> None:
+        self.window = read_timeout() if window is None else window
+        """Seconds over which the pace is judged: the read timeout of the requests it watches."""
         self.mark = time.monotonic()
         self.done = 0
         self.at_mark = 0

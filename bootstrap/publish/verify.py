@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from bootstrap.publish import signed
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.records.lock import Lock
+from bootstrap.registry.limits import open_plain
 from bootstrap.sign.keys import PublicKey
 
 RECORDS = outputs.SUMMARY.name()
@@ -90,23 +90,8 @@ def _refuse(directory: Path, what: str, hint: str = "rebuild that directory, or 
     return BootstrapError(f"{directory}: {what}", hint)
 
 
-def _open_plain(path: Path) -> int | None:
-    """A descriptor on `path` when it is a regular file (a symbolic link is not followed, a FIFO does not
-    block), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError:  # a symbolic link (ELOOP), or unreadable
-        return None
-    if stat.S_ISREG(os.fstat(fd).st_mode):
-        return fd
-    os.close(fd)
-    return None
-
-
 def _read_record(directory: Path, name: str) -> bytes:
-    fd = _open_plain(directory / name)
+    fd = open_plain(directory / name)
     if fd is None:
         raise _refuse(directory, f"{name} is missing or not a regular file", "give the output directory of a build")
     with open(fd, "rb") as f:
@@ -117,7 +102,7 @@ def _read_record(directory: Path, name: str) -> bytes:
 
 
 def _digest(path: Path) -> str | None:
-    fd = _open_plain(path)
+    fd = open_plain(path)
     if fd is None:
         return None
     with open(fd, "rb") as f:
@@ -294,7 +279,7 @@ def _diffoscope(subject: Subject, again: Path, differing: tuple[str, ...], scrat
     tool = shutil.which("diffoscope")
     if not layers or tool is None:
         return ""
-    fd = _open_plain(subject.directory / layers[0])
+    fd = open_plain(subject.directory / layers[0])
     if fd is None:
         return ""
     theirs = scratch / "theirs" / layers[0]

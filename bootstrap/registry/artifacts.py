@@ -7,6 +7,7 @@ read back from a registry is the one whose digest the label gives.
 """
 
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +25,8 @@ from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.layout import BlobSource, Layout, Top
-from bootstrap.registry.limits import RECORD_LIMIT
-from bootstrap.registry.manifests import Manifest
+from bootstrap.registry.limits import RECORD_LIMIT, open_plain, read_plain
+from bootstrap.registry.manifests import Manifest, checked, listed, mapping
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
 
@@ -75,11 +76,28 @@ def manifest_for(record: Record, epoch: int) -> Manifest:
 
 
 def _summary(directory: Path) -> dict[str, Any] | None:
+    """build.json, None when there is none (a plain layout) or it is not JSON; refused when it is not a regular
+    file or is too large (a FIFO would hang the push)."""
+    path = directory / outputs.SUMMARY.name()
+    if not os.path.lexists(path):
+        return None
     try:
-        data = json.loads((directory / outputs.SUMMARY.name()).read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_plain(path, RECORD_LIMIT, _OUTPUT))
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _present(path: Path) -> bool:
+    """Whether a record file is there, a regular file; anything else there (a link, a FIFO) is refused rather
+    than attached blind or skipped."""
+    if not os.path.lexists(path):
+        return False
+    fd = open_plain(path)
+    if fd is None:
+        raise RegistryError(f"{path} is not a regular file", _OUTPUT)
+    os.close(fd)
+    return True
 
 
 def records_of(layout: Layout, top: Top) -> tuple[list[Record], int]:
@@ -90,26 +108,26 @@ def records_of(layout: Layout, top: Top) -> tuple[list[Record], int]:
     summary = _summary(directory)
     if summary is None:
         return [], 0
-    files: dict[str, str] = summary.get("files") or {}
+    files = mapping(summary.get("files"))
     by_digest = {m.digest: m for m in top.images}
-    platforms = summary.get("platforms") or []
+    platforms = listed(summary.get("platforms"))
     multi = len(platforms) > 1
     out: list[Record] = []
     for entry in platforms:
-        arch, digest = entry.get("arch"), entry.get("manifest_digest")
-        subject = by_digest.get(digest)
-        if subject is None:
+        arch, digest = mapping(entry).get("arch"), mapping(entry).get("manifest_digest")
+        subject = by_digest.get(digest) if isinstance(digest, str) else None
+        if subject is None or not isinstance(arch, str):
             raise RegistryError(
                 f"{directory}/{outputs.SUMMARY.file} names {digest} for {arch}, not in the image", _STALE
             )
         for row in ATTACHED:
             path = directory / row.name(arch, multi)
-            if row.per_arch and path.is_file():
+            if row.per_arch and _present(path):
                 out.append(Record(path, row.media_type, subject))
     subjects = [*top.images, *([top.index] if top.index is not None else [])]
     for row in ATTACHED:
         path = directory / row.name()
-        if not row.per_arch and path.is_file():
+        if not row.per_arch and _present(path):
             out += [Record(path, row.media_type, s) for s in subjects]
     for record in out:
         if files.get(record.path.name) != record.blob.digest:
@@ -119,18 +137,20 @@ def records_of(layout: Layout, top: Top) -> tuple[list[Record], int]:
             label = _label(layout, record.subject)
             if label is not None and label != record.blob.digest:
                 raise RegistryError(f"{record.path} is not the lock of image {record.subject.digest}", _STALE)
-    return out, int((summary.get("build") or {}).get("epoch") or 0)
+    epoch = mapping(summary.get("build")).get("epoch")
+    return out, epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0
 
 
 _STALE = "the output directory was changed after the build: build it again"
+_OUTPUT = "give the output directory of a build"
 
 
 def _label(layout: Layout, image: Manifest) -> str | None:
-    source = layout.blob(image.json["config"])
-    with source.open() as f:
-        config = json.loads(f.read())
-    labels = (config.get("config") or {}).get("Labels") or {}
-    value = labels.get(lock_mod.LABEL)
+    try:
+        config = json.loads(layout.read(checked(image.json.get("config"), f"{layout.path}: {image.digest}")))
+    except (ValueError, RecursionError) as exc:
+        raise RegistryError(f"{layout.path}: the config of {image.digest} is not JSON ({exc})", _STALE) from None
+    value = mapping(mapping(mapping(config).get("config")).get("Labels")).get(lock_mod.LABEL)
     return value if isinstance(value, str) else None
 
 
@@ -173,7 +193,7 @@ def image_for_arch(client: Client, ref: Reference, arch: str) -> tuple[Manifest,
         chosen = [
             d
             for d in top.children()
-            if all((d.get("platform") or {}).get(k) == v for k, v in want.items() if k != "variant")
+            if all(mapping(d.get("platform")).get(k) == v for k, v in want.items() if k != "variant")
         ]
         if not chosen:
             raise RegistryError(f"{ref} has no image for {arch}", "pass --arch with an architecture the index holds")
@@ -188,9 +208,10 @@ def attached(client: Client, ref: Reference, image: Manifest, artifact_type: str
     for d in referrers.listing(client, ref.repository, image.digest, artifact_type):
         artifact = manifests.get(client, ref.repository, d["digest"])
         doc = artifact.json
-        if (doc.get("subject") or {}).get("digest") != image.digest or not doc.get("layers"):
+        layers = listed(doc.get("layers"))
+        if mapping(doc.get("subject")).get("digest") != image.digest or not layers:
             continue
-        out.append((artifact, manifests.blob(client, ref.repository, doc["layers"][0])))
+        out.append((artifact, manifests.blob(client, ref.repository, layers[0])))
     return out
 
 
@@ -201,7 +222,7 @@ def read_lock(client: Client, ref: Reference, arch: str) -> tuple[lock_mod.Lock,
     if found_image is None:
         return None
     image, config = found_image
-    label = ((config.get("config") or {}).get("Labels") or {}).get(lock_mod.LABEL)
+    label = mapping(mapping(config.get("config")).get("Labels")).get(lock_mod.LABEL)
     found = attached(client, ref, image, LOCK_TYPE)
     if isinstance(label, str):
         match = [data for _, data in found if manifests.sha256(data) == label]
@@ -253,14 +274,15 @@ def records_at(ref_text: str, arch: str, options: Options) -> Found | None:
         for d in referrers.listing(client, ref.repository, image.digest):
             artifact = manifests.get(client, ref.repository, d["digest"])
             doc = artifact.json
-            title = (doc.get("annotations") or {}).get(TITLE)
-            ours = (doc.get("subject") or {}).get("digest") == image.digest
-            if ours and doc.get("layers") and isinstance(title, str):
-                out.setdefault(title, []).append(manifests.blob(client, ref.repository, doc["layers"][0]))
+            title = mapping(doc.get("annotations")).get(TITLE)
+            ours = mapping(doc.get("subject")).get("digest") == image.digest
+            layers = listed(doc.get("layers"))
+            if ours and layers and isinstance(title, str):
+                out.setdefault(title, []).append(manifests.blob(client, ref.repository, layers[0]))
         for title, copies in attestations.envelopes(client, ref.repository, image.digest).items():
             have = out.setdefault(title, [])
             have += [c for c in copies if c not in have]
-        label = ((config.get("config") or {}).get("Labels") or {}).get(lock_mod.LABEL)
+        label = mapping(mapping(config.get("config")).get("Labels")).get(lock_mod.LABEL)
         loose = []
         if isinstance(label, str) and all(manifests.sha256(c) != label for copies in out.values() for c in copies):
             try:

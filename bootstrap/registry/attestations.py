@@ -22,7 +22,7 @@ from bootstrap.registry import manifests, referrers, signatures
 from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
-from bootstrap.registry.manifests import checked
+from bootstrap.registry.manifests import checked, mapping
 from bootstrap.sign import dsse
 
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -115,7 +115,7 @@ def envelopes(client: Client, repository: str, digest: str) -> dict[str, list[by
     """The envelopes attested for `digest` that name their record file (the title annotation), by that name."""
     out: dict[str, list[bytes]] = {}
     for layer in existing_layers(client, repository, digest):
-        title = (layer.get("annotations") or {}).get(TITLE)
+        title = mapping(layer.get("annotations")).get(TITLE)
         if layer.get("mediaType") == dsse.MEDIA_TYPE and isinstance(title, str):
             out.setdefault(title, []).append(manifests.blob(client, repository, layer))
     return out

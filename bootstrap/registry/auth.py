@@ -9,6 +9,7 @@ The credentials go to a token realm only on the registry's own host, or on a hos
 realm is asked anonymously, with a warning, and an error that follows says what was withheld.
 """
 
+import math
 import os
 import re
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import requests
 
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 from bootstrap.registry import credentials
 from bootstrap.registry.credentials import Credentials
 from bootstrap.registry.errors import RegistryError
@@ -28,6 +30,8 @@ from bootstrap.registry.transport import Transport
 _PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 DEFAULT_TOKEN_LIFE = 60
 """Seconds a token lives when the server does not say (the token spec's default)."""
+MAX_TOKEN_LIFE = 24 * 3600
+"""The longest a token is kept, whatever the server says: a renewal a day costs nothing."""
 REALMS_ENV = "BOOTSTRAP_REGISTRY_TOKEN_REALMS"
 """Comma-separated hosts (HOST or HOST:PORT) trusted as token realms, beside --token-realm."""
 
@@ -49,6 +53,18 @@ def realm_trusted(registry: str, realm: str, allowed: Iterable[str]) -> bool:
 def trusted_realms(named: Iterable[str]) -> list[str]:
     """--token-realm's hosts and those of $BOOTSTRAP_REGISTRY_TOKEN_REALMS."""
     return [*named, *os.environ.get(REALMS_ENV, "").split(",")]
+
+
+def token_life(expires_in: object) -> int:
+    """Seconds a token answer's `expires_in` gives it, clamped to MAX_TOKEN_LIFE; DEFAULT_TOKEN_LIFE when it
+    gives no sensible number. A hostile token server's `1e400` (an infinite float) must not crash int()."""
+    if isinstance(expires_in, str) and is_decimal(expires_in.strip()):
+        expires_in = int(expires_in)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return DEFAULT_TOKEN_LIFE
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        return DEFAULT_TOKEN_LIFE
+    return int(min(expires_in, MAX_TOKEN_LIFE))
 
 
 @dataclass(frozen=True)
@@ -197,8 +213,8 @@ class Auth:
         try:
             answer = resp.json()
             token = answer.get("token") or answer.get("access_token")
-            life = int(answer.get("expires_in") or DEFAULT_TOKEN_LIFE)
-        except (ValueError, AttributeError, TypeError) as exc:
+            life = token_life(answer.get("expires_in"))
+        except (ValueError, AttributeError, TypeError, RecursionError) as exc:
             raise RegistryError(f"the token server {parsed.netloc} gave an unreadable answer", str(exc)) from exc
         if not token:
             raise RegistryError(f"the token server {parsed.netloc} gave no token", "check the registry's auth setup")

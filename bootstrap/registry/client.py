@@ -22,7 +22,7 @@ def error_detail(resp: requests.Response) -> str:
     try:
         errors = resp.json().get("errors") or []
         parts = [f"{e.get('code', '?')}: {e.get('message', '')}".strip(": ") for e in errors if isinstance(e, dict)]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         parts = []
     return "; ".join(parts) or f"{resp.status_code} {resp.reason}"
 
@@ -30,7 +30,7 @@ def error_detail(resp: requests.Response) -> str:
 def error_codes(resp: requests.Response) -> set[str]:
     try:
         return {str(e.get("code")) for e in resp.json().get("errors") or [] if isinstance(e, dict)}
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return set()
 
 

@@ -14,7 +14,8 @@ from typing import Any, BinaryIO
 from bootstrap.image.oci import MEDIA_INDEX, canonical_json
 from bootstrap.records import outputs
 from bootstrap.registry.errors import RegistryError
-from bootstrap.registry.manifests import INDEX_TYPES, Manifest, checked, media_type_of, sha256
+from bootstrap.registry.limits import BODY_LIMIT, read_plain, size_text
+from bootstrap.registry.manifests import INDEX_TYPES, Manifest, checked, mapping, media_type_of, sha256
 
 BLOCK = 1 << 20
 LAYOUT_ONLY = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
@@ -133,11 +134,20 @@ class Layout:
         offset, size = self._members[name]
         return self.path, offset, size
 
-    def _read(self, name: str) -> bytes:
-        path, offset, size = self._locate(name)
+    def _read(self, name: str, size: int | None = None) -> bytes:
+        """A manifest, index.json or config whole: refused before it is read when it is larger than a registry
+        would take (BODY_LIMIT) or is not the `size` its descriptor gives, or, in a directory, when it is not a
+        regular file (a link is not followed, a FIFO does not hang the push)."""
+        path, offset, found = self._locate(name)
+        if size is not None and found != size:
+            raise RegistryError(f"{self.path}: {name} is {found} bytes, its descriptor says {size}", _HINT)
+        if found > BODY_LIMIT:
+            raise RegistryError(f"{self.path}: {name} is larger than {size_text(BODY_LIMIT)}", _HINT)
+        if self._dir:
+            return read_plain(path, BODY_LIMIT, _HINT)
         with open(path, "rb") as f:
             f.seek(offset)
-            return f.read(size)
+            return f.read(found)
 
     def _name(self, descriptor: dict[str, Any]) -> str:
         """`blobs/sha256/<hex>`, from a digest checked to be nothing else."""
@@ -151,8 +161,12 @@ class Layout:
             raise RegistryError(f"{self.path}: blob {digest} is {size} bytes, its descriptor says {descriptor['size']}")
         return BlobSource(digest, size, str(descriptor.get("mediaType", "")), path, offset)
 
+    def read(self, descriptor: dict[str, Any]) -> bytes:
+        """A small blob (a config) whole, as `_read` checks it."""
+        return self._read(self._name(descriptor), descriptor["size"])
+
     def manifest(self, descriptor: dict[str, Any]) -> Manifest:
-        data = self._read(self._name(descriptor))
+        data = self.read(descriptor)
         if sha256(data) != descriptor["digest"]:
             raise RegistryError(f"{self.path}: manifest {descriptor['digest']} does not match its digest", _HINT)
         return Manifest(media_type_of(data, str(descriptor.get("mediaType", ""))), data)
@@ -181,7 +195,7 @@ class Layout:
         clean = []
         for d in self.entries:
             entry = {k: v for k, v in d.items() if k != "annotations"}
-            kept = {k: v for k, v in (d.get("annotations") or {}).items() if k not in LAYOUT_ONLY}
+            kept = {k: v for k, v in mapping(d.get("annotations")).items() if k not in LAYOUT_ONLY}
             if kept:
                 entry["annotations"] = kept
             clean.append(entry)

@@ -6,10 +6,14 @@ a blob read asks for its declared size) and refused, without retrying, past it. 
 the HTTP library (64 KiB a line, 100 lines); an answer past those bounds is refused the same way.
 """
 
+import os
+import stat
 import urllib.parse
+from pathlib import Path
 
 import requests
 
+from bootstrap.host.retry import Pace, Transient
 from bootstrap.numbers import is_decimal
 from bootstrap.registry.errors import RegistryError
 
@@ -38,23 +42,55 @@ def too_large(method: str, url: str, registry: str, limit: int) -> RegistryError
     )
 
 
-def read_bounded(resp: requests.Response, limit: int, method: str, registry: str) -> None:
+def read_bounded(resp: requests.Response, limit: int, method: str, registry: str, window: float) -> None:
     """Read the body of a streamed answer into `resp.content`, refusing (and dropping the connection) past
     `limit` bytes, whatever Content-Length says. An answer to HEAD has no body: its Content-Length is the size of
-    what a GET would give."""
+    what a GET would give. A body that drips in slower than `retry.Pace` allows over `window` seconds (the read
+    timeout, which a byte now and then never lets fire) is given up as transient, as a mirror download is."""
     declared = resp.headers.get("Content-Length", "")
     bodiless = method == "HEAD" or resp.status_code in (204, 304)
     if not bodiless and is_decimal(declared.strip()) and int(declared) > limit:
         resp.close()
         raise too_large(method, resp.url, registry, limit)
     buf = bytearray()
-    for chunk in resp.iter_content(_READ):
+    pace = Pace(window)
+    while chunk := resp.raw.read1(_READ, decode_content=True):  # read1: what arrived, so a drip is seen
         buf += chunk
         if len(buf) > limit:
             resp.close()
             raise too_large(method, resp.url, registry, limit)
+        stalled = pace.received(len(chunk))
+        if stalled:
+            resp.close()
+            raise Transient(stalled)
     resp._content = bytes(buf)
     resp._content_consumed = True  # type: ignore[attr-defined]
+
+
+def open_plain(path: Path) -> int | None:
+    """A descriptor on `path` when it is a regular file (a symbolic link is not followed, a FIFO does not
+    block), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # missing, a symbolic link (ELOOP), or unreadable
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
+def read_plain(path: Path, limit: int, hint: str) -> bytes:
+    """The bytes of the regular file at `path` (`open_plain`), refused before any is read when it is something
+    else or larger than `limit`: a layout or output directory may be crafted, and a FIFO there would hang the
+    read, a link to /dev/zero never end it."""
+    fd = open_plain(path)
+    if fd is None:
+        raise RegistryError(f"{path} is missing or not a regular file", hint)
+    with open(fd, "rb") as f:
+        if os.fstat(fd).st_size > limit:
+            raise RegistryError(f"{path} is larger than {size_text(limit)}", hint)
+        return f.read(limit + 1)[:limit]
 
 
 def headers_too_large(method: str, url: str, registry: str, what: str) -> RegistryError:

@@ -44,13 +44,27 @@ def checked(descriptor: object, where: str) -> dict[str, Any]:
 _DAMAGED = "the image layout or manifest is damaged or crafted: rebuild it"
 
 
+def mapping(value: object) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: a member of the wrong type in what a registry or a
+    layout gives (`"platform": "linux/amd64"`, `"annotations": ["x"]`) counts as absent, never as a crash."""
+    return value if isinstance(value, dict) else {}
+
+
+def listed(value: object) -> list[Any]:
+    """`value` when it is a JSON array, else an empty one (`mapping`, for lists)."""
+    return value if isinstance(value, list) else []
+
+
 @dataclass(frozen=True)
 class Manifest(Blob):
     """A manifest or index exactly as stored (`Blob`: its digest is the sha256 of these bytes)."""
 
     @property
     def json(self) -> dict[str, Any]:
-        doc = json.loads(self.data)
+        try:
+            doc = json.loads(self.data)
+        except (ValueError, RecursionError) as exc:
+            raise RegistryError(f"manifest {self.digest} is not JSON ({type(exc).__name__})", _DAMAGED) from None
         if not isinstance(doc, dict):
             raise RegistryError(f"manifest {self.digest} is not a JSON object", "")
         return doc
@@ -80,7 +94,7 @@ class Manifest(Blob):
 def media_type_of(data: bytes, fallback: str) -> str:
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RegistryError("a manifest is not JSON", str(exc)) from exc
     declared = doc.get("mediaType") if isinstance(doc, dict) else None
     if isinstance(declared, str) and declared:
@@ -187,7 +201,7 @@ def config(client: Client, repository: str, descriptor: object) -> dict[str, Any
     digest = checked(descriptor, f"config of {repository}")["digest"]
     try:
         doc = json.loads(blob(client, repository, descriptor, BODY_LIMIT))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RegistryError(f"config {digest} of {repository} is not JSON ({exc})", "the registry is damaged") from None
     if not isinstance(doc, dict):
         raise RegistryError(f"config {digest} of {repository} is not a JSON object", "")

@@ -12,7 +12,7 @@ from bootstrap.log import log
 from bootstrap.registry import manifests
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
-from bootstrap.registry.manifests import Manifest, checked
+from bootstrap.registry.manifests import Manifest, checked, listed
 
 SUBJECT_HEADER = "OCI-Subject"
 
@@ -73,8 +73,8 @@ def listing(client: Client, repository: str, digest: str, artifact_type: str | N
     found: list[Any]
     if resp.status_code == 200 and resp.headers.get("Content-Type", "").split(";")[0].strip() == MEDIA_INDEX:
         try:
-            found = json.loads(resp.content).get("manifests") or []
-        except (ValueError, AttributeError) as exc:
+            found = listed(json.loads(resp.content).get("manifests"))
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise RegistryError(f"{client.host}: the referrers of {digest} are not an index ({exc})", "") from None
     else:
         index = manifests.find(client, repository, tag_for(digest))

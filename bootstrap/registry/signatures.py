@@ -23,7 +23,7 @@ from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.layout import BlobSource
-from bootstrap.registry.manifests import Manifest, checked
+from bootstrap.registry.manifests import Manifest, checked, mapping
 from bootstrap.registry.reference import Reference
 from bootstrap.sign import simplesigning
 from bootstrap.sign.keys import PublicKey, SigningKey
@@ -89,7 +89,7 @@ def signed_by(layer: dict[str, Any], payload: bytes, key: PublicKey) -> bool:
     not be fetched: the digest says whether they are the same)."""
     if layer.get("digest") != Blob(simplesigning.MEDIA_TYPE, payload).digest:
         return False
-    signature = (layer.get("annotations") or {}).get(simplesigning.ANNOTATION)
+    signature = mapping(layer.get("annotations")).get(simplesigning.ANNOTATION)
     return isinstance(signature, str) and simplesigning.Signed(payload, signature).verified_by(key)
 
 

@@ -104,7 +104,7 @@ class Transport:
                     raise NotTLS(reason(exc)) from exc
                 raise
             retries.check_status(resp)
-            limits.read_bounded(resp, limit, method, self.host)
+            limits.read_bounded(resp, limit, method, self.host, self.options.timeout)
             return resp
 
         def note(failure: retries.Transient, tries: retries.Tries) -> None:

@@ -170,8 +170,13 @@ def test_damaged_layout_is_refused_before_any_request(
     with tarfile.open(amd64.tar) as tar:
         extract(tar, tmp_path / "layout")
     manifest = amd64.images[0].manifest.digest.removeprefix("sha256:")
-    (tmp_path / "layout" / "blobs" / "sha256" / manifest).write_bytes(b"{}")
+    path = tmp_path / "layout" / "blobs" / "sha256" / manifest
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + b" ")  # same size, another digest
     with pytest.raises(RegistryError, match="does not match its digest"):
+        push(tmp_path / "layout", f"127.0.0.1:{free_port()}/test/x:1", opts())
+    path.write_bytes(b"{}")
+    with pytest.raises(RegistryError, match="is 2 bytes, its descriptor says"):
         push(tmp_path / "layout", f"127.0.0.1:{free_port()}/test/x:1", opts())
     shutil.copy(amd64.tar, tmp_path / "image.tar.gz")
     with pytest.raises(RegistryError, match="not an OCI image layout"):
