@@ -25,7 +25,7 @@ from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.layout import BlobSource, Layout, Top
-from bootstrap.registry.limits import RECORD_LIMIT, open_plain, read_plain
+from bootstrap.registry.limits import RECORD_LIMIT, Budget, open_plain, read_plain
 from bootstrap.registry.manifests import Manifest, checked, listed, mapping
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference
@@ -205,13 +205,14 @@ def image_for_arch(client: Client, ref: Reference, arch: str) -> tuple[Manifest,
 def attached(client: Client, ref: Reference, image: Manifest, artifact_type: str) -> list[tuple[Manifest, bytes]]:
     """The records of one type attached to an image: each artifact manifest with its record's bytes."""
     out = []
+    budget = Budget(f"{ref}")
     for d in referrers.listing(client, ref.repository, image.digest, artifact_type):
         artifact = manifests.get(client, ref.repository, d["digest"])
         doc = artifact.json
         layers = listed(doc.get("layers"))
         if mapping(doc.get("subject")).get("digest") != image.digest or not layers:
             continue
-        out.append((artifact, manifests.blob(client, ref.repository, layers[0])))
+        out.append((artifact, budget.take(manifests.blob(client, ref.repository, layers[0]))))
     return out
 
 
@@ -271,6 +272,7 @@ def records_at(ref_text: str, arch: str, options: Options) -> Found | None:
             return None
         image, config = found
         out: dict[str, list[bytes]] = {}
+        budget = Budget(ref_text)
         for d in referrers.listing(client, ref.repository, image.digest):
             artifact = manifests.get(client, ref.repository, d["digest"])
             doc = artifact.json
@@ -278,8 +280,8 @@ def records_at(ref_text: str, arch: str, options: Options) -> Found | None:
             ours = mapping(doc.get("subject")).get("digest") == image.digest
             layers = listed(doc.get("layers"))
             if ours and layers and isinstance(title, str):
-                out.setdefault(title, []).append(manifests.blob(client, ref.repository, layers[0]))
-        for title, copies in attestations.envelopes(client, ref.repository, image.digest).items():
+                out.setdefault(title, []).append(budget.take(manifests.blob(client, ref.repository, layers[0])))
+        for title, copies in attestations.envelopes(client, ref.repository, image.digest, budget).items():
             have = out.setdefault(title, [])
             have += [c for c in copies if c not in have]
         label = mapping(mapping(config.get("config")).get("Labels")).get(lock_mod.LABEL)

@@ -22,6 +22,7 @@ from bootstrap.registry import manifests, referrers, signatures
 from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
+from bootstrap.registry.limits import Budget
 from bootstrap.registry.manifests import checked, mapping
 from bootstrap.sign import dsse
 
@@ -111,11 +112,15 @@ def attest_all(uploader: Uploader, envelopes: list[tuple[str, Path]]) -> None:
     )
 
 
-def envelopes(client: Client, repository: str, digest: str) -> dict[str, list[bytes]]:
-    """The envelopes attested for `digest` that name their record file (the title annotation), by that name."""
+def envelopes(client: Client, repository: str, digest: str, budget: Budget | None = None) -> dict[str, list[bytes]]:
+    """The envelopes attested for `digest` that name their record file (the title annotation), by that name; a
+    layer listed twice is read once, and all of them within `budget`."""
+    budget = budget or Budget(digest)
     out: dict[str, list[bytes]] = {}
+    seen = set()
     for layer in existing_layers(client, repository, digest):
         title = mapping(layer.get("annotations")).get(TITLE)
-        if layer.get("mediaType") == dsse.MEDIA_TYPE and isinstance(title, str):
-            out.setdefault(title, []).append(manifests.blob(client, repository, layer))
+        if layer.get("mediaType") == dsse.MEDIA_TYPE and isinstance(title, str) and layer["digest"] not in seen:
+            seen.add(layer["digest"])
+            out.setdefault(title, []).append(budget.take(manifests.blob(client, repository, layer)))
     return out

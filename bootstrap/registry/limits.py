@@ -22,7 +22,27 @@ BODY_LIMIT = 4 * MiB
 """The most bytes of one answer held in memory: a manifest, an index, a config, a token answer."""
 RECORD_LIMIT = 16 * MiB
 """The most bytes of one record (a lock) read back from a registry."""
+ATTACHED_LIMIT = 64 * MiB
+"""The most bytes of the records read back for one image, in all (`Budget`)."""
 _READ = 64 * 1024
+
+
+class Budget:
+    """What is read back for one image, in all: a registry listing thousands of records (or one large record
+    thousands of times over) is refused past ATTACHED_LIMIT, rather than held in memory."""
+
+    def __init__(self, what: str, limit: int | None = None) -> None:
+        self.what, self.used = what, 0
+        self.limit = ATTACHED_LIMIT if limit is None else limit
+
+    def take(self, data: bytes) -> bytes:
+        self.used += len(data)
+        if self.used > self.limit:
+            raise RegistryError(
+                f"{self.what}: the records attached to it are larger than {size_text(self.limit)} in all",
+                "the registry lists more than a build attaches: check what was pushed there",
+            )
+        return data
 
 
 def size_text(n: int) -> str:

@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 from bootstrap.image.oci import MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST, canonical_json
-from bootstrap.registry import Options, RegistryError, artifacts, attestations, auth, manifests, push, signatures
+from bootstrap.registry import (
+    Options,
+    RegistryError,
+    artifacts,
+    attestations,
+    auth,
+    limits,
+    manifests,
+    push,
+    signatures,
+)
 from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import TransientError
@@ -363,3 +373,47 @@ def test_a_body_that_drips_is_given_up_as_stalled(opts: Callable[..., Options]) 
         assert [p for _, p, _ in reg.seen].count(reg.drip) > 1, "a stall is transient: retried, then given up"
     finally:
         reg.stop()
+
+
+def _lock_artifacts(reg: HostileRegistry, image: dict[str, Any], locks: list[bytes]) -> list[dict[str, Any]]:
+    """Lock artifacts attached to `image`, one a lock (not listed: the caller lists them)."""
+    out = []
+    for data in locks:
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "artifactType": artifacts.LOCK_TYPE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", **reg.blob(REPO, b"{}")},
+            "layers": [{"mediaType": artifacts.LOCK_TYPE, **reg.blob(REPO, data)}],
+            "subject": image,
+            "annotations": {artifacts.TITLE: "lock.json"},
+        }
+        out.append({**reg.manifest(REPO, doc), "artifactType": artifacts.LOCK_TYPE})
+    return out
+
+
+def test_a_referrer_listed_many_times_is_read_once(hostile: HostileRegistry, opts: Callable[..., Options]) -> None:
+    image = hostile.image(REPO, "1")
+    (descriptor,) = _lock_artifacts(hostile, image, [b"x" * (1 << 20)])
+    hostile.referrers(REPO, image["digest"], [descriptor] * 2000)
+    found = artifacts.records_at(f"{hostile.host}/{REPO}:1", "amd64", opts())
+    assert found is not None and len(found.files["lock.json"]) == 1
+    blob_reads = [
+        p for m, p, _ in hostile.seen if m == "GET" and "/blobs/" in p and p.endswith(digest_of(b"x" * (1 << 20)))
+    ]
+    assert len(blob_reads) == 1
+
+
+@pytest.mark.parametrize("reader", ["records_at", "lock_at"])
+def test_records_past_what_one_image_may_have_in_all_are_refused(
+    reader: str, hostile: HostileRegistry, opts: Callable[..., Options], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Distinct records, each within the limit of one, past the limit of all of them: refused, not held."""
+    monkeypatch.setattr(limits, "ATTACHED_LIMIT", 1 << 20)
+    image = hostile.image(REPO, "1")
+    hostile.referrers(
+        REPO, image["digest"], _lock_artifacts(hostile, image, [bytes([i]) * (300 << 10) for i in range(5)])
+    )
+    with pytest.raises(RegistryError) as raised:
+        getattr(artifacts, reader)(f"{hostile.host}/{REPO}:1", "amd64", opts())
+    assert "larger than 1 MiB in all" in _one_line(raised)
