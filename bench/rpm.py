@@ -321,8 +321,12 @@ def compare(ctx: RpmContext, runs: int, scratch: Path, say: Callable[[str], None
     to each dnf case."""
     logs = scratch / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with _tmpfs(scratch / "tmpfs") as memory:
-        return _compare(ctx, runs, scratch, logs, memory, say)
+    try:
+        with _tmpfs(scratch / "tmpfs") as memory:
+            return _compare(ctx, runs, scratch, logs, memory, say)
+    finally:
+        for home in ctx.dnf_cache.glob("*/pubring"):  # librepo leaves a gpg-agent running for each key ring
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
 
 
 def _compare(

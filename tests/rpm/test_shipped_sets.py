@@ -7,6 +7,7 @@ test`, CI), out of `make unit`."""
 
 import fnmatch
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bootstrap.build.plan import Options, make_plan
 from bootstrap.rpm.distros import Release, RpmDistro
 from bootstrap.rpm.family import RpmFamily
 from tests.conftest import Serve
+from tests.faults.checks import processes_mentioning
 from tests.fixtures import stubdistro
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, dnf_install
@@ -116,3 +118,7 @@ def test_each_recipe_resolves_as_dnf_installs(name: str, served: str, gpg_key: G
         if "tzdata" in names and "chrony" not in exclude:
             assert ("chrony" in names) is request.weak, "tzdata's weak dependency, only when asked"
         assert "tzdata-0:2.0-1.noarch" in ours or "tzdata" not in names, "the second repository's newer build"
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_mentioning(str(tmp_path)) == [], "a gpg-agent librepo started for dnf was left running"
