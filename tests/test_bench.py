@@ -24,7 +24,7 @@ from bootstrap.sign import keys
 from tests.conftest import Serve
 from tests.fixtures import rpmdistro
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import shared_miniature
+from tests.fixtures.rpmrepo import DNF_MARK, left_running, shared_miniature
 from tests.rpm.conftest import need_tools
 
 
@@ -208,7 +208,7 @@ def test_rpm_target_and_table() -> None:
 
 
 @pytest.mark.e2e
-def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
+def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One round for real: the fixture distribution built and served, bootstrap's warm build and dnf's install
     of the same request both succeed and install the same packages; the ratio is of their medians. End to end
     (a whole image built through the command line, dnf installing into a root, each twice): `make test` runs it,
@@ -216,6 +216,7 @@ def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
     need_tools(*bench_rpm.TOOLS)
     if os.geteuid() != 0:
         pytest.skip("dnf --installroot runs the scriptlets chrooted: root only")
+    monkeypatch.setenv(DNF_MARK, str(tmp_path))  # in every process the benchmark starts
     done = bench_rpm.run(1, tmp_path / "rpm", lambda _: None)
     ours, theirs = done["cases"]["bootstrap-rpm-warm"], done["cases"]["dnf-installroot"]
     memory = done["cases"][bench_rpm.ON_TMPFS]
@@ -226,6 +227,7 @@ def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path) -> None:
     assert done["ratio_wall_tmpfs"] == round(ours["wall"]["median"] / memory["wall"]["median"], 3)
     assert not os.path.ismount(tmp_path / "rpm" / "tmpfs"), "the tmpfs is unmounted after the comparison"
     assert {"unpack", "configure", "pack"} <= set(ours["steps"])
+    assert left_running(str(tmp_path)) == [], "dnf left a gpg-agent running"
 
 
 def test_rpm_fillers_share_out_host_files_within_the_budget() -> None:

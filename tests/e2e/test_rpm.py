@@ -27,7 +27,7 @@ from tests.e2e.users import User, as_user
 from tests.faults.proxy import Fault, FaultProxy
 from tests.fixtures import rpmdistro, trivy
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import RpmRepo, Spec, stop_agents
+from tests.fixtures.rpmrepo import RpmRepo, Spec, dnf_argv, left_running
 from tests.registry.servers import Registry
 from tests.rpm.conftest import need_tools
 
@@ -164,13 +164,10 @@ def test_dnf_reads_the_image_and_installs_through_its_repository_files(
     dnf = ["dnf", "-y", "-q", "--installroot", str(root), "--releasever", "9", "--disablerepo=*", "--enablerepo=baseos"]
     dnf += ["--setopt=install_weak_deps=False", "--disableplugin=*", "--setopt=tsflags=nodocs,noscripts"]
     dnf += [f"--setopt=baseos.gpgkey=file://{root}{rpmdistro.RELEASE_KEY}"]
-    try:
-        listed = run([*dnf, "repoquery", "--installed", "--qf", "%{name}"], env=env).stdout.split()
-        assert sorted(listed) == sorted({p["name"] for p in _lock(first)["packages"]})
-        run([*dnf, "install", "coreutils-doc"], env=env)
-    finally:
-        stopped = stop_agents(root / "var/cache/dnf")  # the gpg-agents librepo leaves running
-    assert stopped, "librepo's key rings are where dnf keeps its cache"
+    listed = run(dnf_argv([*dnf, "repoquery", "--installed", "--qf", "%{name}"], str(root)), env=env).stdout.split()
+    assert sorted(listed) == sorted({p["name"] for p in _lock(first)["packages"]})
+    run(dnf_argv([*dnf, "install", "coreutils-doc"], str(root)), env=env)
+    assert left_running(str(root)) == [], "dnf left a gpg-agent running"
     names = run(["rpm", "--root", str(root), "-qa", "--qf", "%{NAME}\\n"], env=env).stdout.split()
     assert "coreutils-doc" in names and "glibc" in names
     verified = run(["rpm", "--root", str(root), "-V", "-a"], check=False, env=env)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, dnf_install, shared_miniature
+from tests.fixtures.rpmrepo import GROUP, MINIATURE_INSTALLED, dnf_install, left_running, shared_miniature
 from tests.rpm.conftest import need_tools
 
 
@@ -22,6 +22,7 @@ def test_dnf_installs_the_group_without_weak_deps(
     keyring = repo.keyring(tmp_path / "RPM-GPG-KEY-fixture")
     # Signed packages and a signed repomd.xml, checked by dnf itself with the key.
     got = dnf_install(url, tmp_path / "root", [f"@{GROUP}"], keyring)
+    assert left_running(str(tmp_path / "root")) == [], "dnf left a gpg-agent running"
     assert got == MINIATURE_INSTALLED
 
 

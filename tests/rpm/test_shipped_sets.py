@@ -7,7 +7,6 @@ test`, CI), out of `make unit`."""
 
 import fnmatch
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from bootstrap.build.plan import Options, make_plan
 from bootstrap.rpm.distros import Release, RpmDistro
 from bootstrap.rpm.family import RpmFamily
 from tests.conftest import Serve
-from tests.faults.checks import processes_mentioning
 from tests.fixtures import stubdistro
 from tests.fixtures.gpg import GpgKey
-from tests.fixtures.rpmrepo import RpmRepo, dnf_install
+from tests.fixtures.rpmrepo import RpmRepo, dnf_install, left_running
 from tests.fixtures.shared import made_once
 from tests.rpm.conftest import need_tools
 
@@ -118,7 +116,5 @@ def test_each_recipe_resolves_as_dnf_installs(name: str, served: str, gpg_key: G
         if "tzdata" in names and "chrony" not in exclude:
             assert ("chrony" in names) is request.weak, "tzdata's weak dependency, only when asked"
         assert "tzdata-0:2.0-1.noarch" in ours or "tzdata" not in names, "the second repository's newer build"
-    deadline = time.monotonic() + 10
-    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert processes_mentioning(str(tmp_path)) == [], "a gpg-agent librepo started for dnf was left running"
+    left = [pid for suite in distro.releases for pid in left_running(str(tmp_path / f"dnf-{suite}"))]
+    assert left == [], "dnf left a gpg-agent running"
