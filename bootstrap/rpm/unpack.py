@@ -50,9 +50,20 @@ class Unpacked:
     written: tuple[str, ...]
     unknown_owners: tuple[FileEntry, ...] = field(default=())
     identities: Mapping[str, tuple[int, int]] = field(default_factory=dict)
-    """What each of `unknown_owners` was as written (device and inode): `reown` gives owners to that entry only."""
-    targets: frozenset[str] = frozenset()
-    """The real paths written (when a later package writes one again, the entry there is that package's)."""
+    """What each of `unknown_owners` was as written (device and inode): `reown` gives owners to that entry only.
+    One that a later package of the same unpack writes over is taken out (`_Shared.late`)."""
+
+
+@dataclass
+class _Shared:
+    """What the packages of one unpack share."""
+
+    dirs: set[str] = field(default_factory=set)
+    """Directories known to be there (a directory is never replaced by anything else: the writer refuses)."""
+    late: dict[str, tuple[dict[str, tuple[int, int]], str]] = field(default_factory=dict)
+    """The entries whose owner is given later, by real path: the identities that record each (its package's) and
+    its path there. Directories are not among them: one is never replaced, and a later package's entry for it
+    (a directory several packages own) keeps it."""
 
 
 def _info(f: FileEntry, rel: str, uid: int, gid: int, epoch: int, what: str) -> tarfile.TarInfo:
@@ -71,11 +82,10 @@ class _Package:
     """The state of one package's unpack: its header's files and the hard link sets being written."""
 
     def __init__(
-        self, writer: RootWriter, read: "_Read", what: str, options: JobOptions, epoch: int, dirs: set[str]
+        self, writer: RootWriter, read: "_Read", what: str, options: JobOptions, epoch: int, shared: _Shared
     ) -> None:
         self.writer, self.what, self.epoch = writer, what, epoch
-        self.dirs = dirs
-        """Directories known to be there (a directory is never replaced by anything else: the writer refuses)."""
+        self.shared, self.dirs = shared, shared.dirs
         self.files = read.files
         self.by_path = {f.path: f for f in self.files}
         self.skip = skipped(self.files, options)
@@ -84,7 +94,6 @@ class _Package:
         self.seen: set[str] = set()
         self.unknown: list[FileEntry] = []
         self.identities: dict[str, tuple[int, int]] = {}
-        self.targets: list[str] = []
         self.links: dict[tuple[int, int], str] = {}
         """A hard link set's file written with its data (a real path)."""
         self.waiting: dict[tuple[int, int], list[tuple[FileEntry, str]]] = {}
@@ -120,24 +129,28 @@ class _Package:
                 self.writer.set_xattrs(written, {filecaps.ATTRIBUTE: value})
         if info.isdir():
             self.dirs.add(rel)
-        self.written.append(f.path)
-        self.targets.append(written)
-        self._identify(f, written)
+        self._wrote(f, written)
         return written
 
     def _link(self, f: FileEntry, rel: str, source: str) -> None:
         self._parent(rel)
         self._owner(f)
-        target = self.writer.hardlink(rel, source)
-        self.written.append(f.path)
-        self.targets.append(target)
-        self._identify(f, target)
+        self._wrote(f, self.writer.hardlink(rel, source))
 
-    def _identify(self, f: FileEntry, written: str) -> None:
-        """Note what an entry whose owner is given later was as written (a later package may put another there)."""
+    def _wrote(self, f: FileEntry, real: str) -> None:
+        """Note an entry written at `real`: an earlier package's entry there whose owner was to be given later is
+        no longer that package's; this one's, when its owner is to be given later, is noted as written."""
+        self.written.append(f.path)
+        late = self.shared.late
+        if late:
+            earlier = late.pop(real, None)
+            if earlier is not None:
+                earlier[0].pop(earlier[1], None)
         if self.unknown and self.unknown[-1] is f:
-            st = os.lstat(written)
+            st = os.lstat(real)
             self.identities[f.path] = (st.st_dev, st.st_ino)
+            if not stat.S_ISDIR(st.st_mode):
+                late[real] = (self.identities, f.path)
 
     def member(self, m: cpio.Member, data: cpio.Data) -> None:
         rel = member_path(m.name)
@@ -236,16 +249,16 @@ def unpack_one(
     path: Path,
     options: JobOptions,
     epoch: int,
-    dirs: set[str] | None = None,
+    shared: _Shared | None = None,
     read: _Read | None = None,
 ) -> Unpacked:
-    """Write one package's files below the writer's root (`dirs`: directories known there, kept up to date;
-    `read`: its header and payload as read ahead, else read here)."""
+    """Write one package's files below the writer's root (`shared`: what the packages of one unpack share, kept
+    up to date; `read`: its header and payload as read ahead, else read here)."""
     what = f"{name} ({path.name})"
     if read is None:
         read = _read(path, what)
     layout = read.layout
-    state = _Package(writer, read, what, options, epoch, set() if dirs is None else dirs)
+    state = _Package(writer, read, what, options, epoch, shared or _Shared())
     biggest = max((f.size for f in state.files), default=0)
     with _payload(path, read, what) as stream:
         for member, data in cpio.members(stream, what, len(state.files), biggest):
@@ -257,14 +270,7 @@ def unpack_one(
                 raise UnpackError(f"{what}: cannot write {member.name!r}: {reason}", hint) from None
     state.finish()
     return Unpacked(
-        name,
-        path,
-        layout,
-        tuple(state.files),
-        tuple(state.written),
-        tuple(state.unknown),
-        state.identities,
-        frozenset(state.targets),
+        name, path, layout, tuple(state.files), tuple(state.written), tuple(state.unknown), state.identities
     )
 
 
@@ -289,7 +295,7 @@ def unpack_all(
     """Unpack every package in the order given (dependencies first), the next payloads inflated ahead (`known`:
     headers and file tables the caller has read already, by name; `kept`: the cache's decompressed payloads)."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    writer, dirs = RootWriter(root, overrides), set[str]()
+    writer, shared = RootWriter(root, overrides), _Shared()
     seen = known or {}
 
     def read(item: tuple[str, Path]) -> _Read:
@@ -298,7 +304,7 @@ def unpack_all(
 
     with read_ahead(read, items, WINDOW) as reads:
         return [
-            unpack_one(writer, name, path, options, epoch, dirs, read)
+            unpack_one(writer, name, path, options, epoch, shared, read)
             for (name, path), read in zip(items, reads, strict=True)
         ]
 
@@ -309,12 +315,7 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
     tree = Tree(root, overrides)
     users, groups = account_ids(tree, "passwd"), account_ids(tree, "group")
     table = overrides if overrides is not None and overrides.owners else None
-    pending, later = [], set[str]()
-    for u in reversed(unpacked):  # each package with owners to give, and what the packages after it wrote
-        if u.unknown_owners:
-            pending.append((u, frozenset(later)))
-        later |= u.targets
-    for u, rewritten in reversed(pending):
+    for u in unpacked:
         for f in u.unknown_owners:
             if last and (f.user not in users or f.group not in groups):
                 log.warning("%s: %s owns %s:%s, which the image does not know: root's", u.name, f.path, f.user, f.group)
@@ -323,7 +324,11 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
                 continue
             rel = tree.resolve(f.path)
             st = tree.lstat(rel)
-            if st is None or tree.path(rel) in rewritten or (st.st_dev, st.st_ino) != u.identities.get(f.path):
+            if (
+                st is None
+                or stat.S_IFMT(st.st_mode) != stat.S_IFMT(f.mode)
+                or (st.st_dev, st.st_ino) != u.identities.get(f.path)
+            ):
                 continue  # removed, or replaced (by a later package): no longer what this package wrote
             if table is not None:
                 table.set(rel, uid, gid, stat.S_IMODE(f.mode))

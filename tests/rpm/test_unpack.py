@@ -391,6 +391,25 @@ def test_owners_given_late_go_only_to_the_entry_the_package_wrote(tmp_path: Path
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o4755, 1000, 1000)
 
 
+def test_a_directory_several_packages_own_gets_its_late_owner(tmp_path: Path, gpg_key: GpgKey) -> None:
+    """A directory whose owner the tree names only later, which a later package lists too (and ships the
+    account): the directory is kept, and the late owner and mode given to it."""
+    need_tools("rpmbuild", "rpmsign")
+    owned = Spec(
+        "owned", install="mkdir -p $RPM_BUILD_ROOT/var/lib/svc", file_lines=["%attr(0750,svc,svc) %dir /var/lib/svc"]
+    )
+    accounts = "mkdir -p $RPM_BUILD_ROOT/etc $RPM_BUILD_ROOT/var/lib/svc"
+    accounts += " && echo 'svc:x:1000:1000::/:/bin/sh' > $RPM_BUILD_ROOT/etc/passwd"
+    accounts += " && echo 'svc:x:1000:' > $RPM_BUILD_ROOT/etc/group"
+    sharer = Spec("sharer", install=accounts, file_lines=["/etc/passwd", "/etc/group", "%dir /var/lib/svc"])
+    rpms = RpmRepo(tmp_path / "repo", gpg_key).build([owned, sharer])
+    root = tmp_path / "root"
+    done = unpack_all(root, [("owned", rpms[0]), ("sharer", rpms[1])], JobOptions(), EPOCH)
+    reown(root, done, last=True)
+    st = os.lstat(root / "var/lib/svc")
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 1000, 1000)
+
+
 def test_device_nodes_are_recorded_never_made(tmp_path: Path, gpg_key: GpgKey) -> None:
     need_tools("rpmbuild", "rpmsign")
     spec = Spec(
