@@ -73,7 +73,8 @@ class RootWriter:
         real path written. A regular file's `data` may be a stream, copied a block at a time."""
         target = self._target(dest_rel or rel)
         if info.isdir():
-            if _is_dir(target) or (os.path.islink(target) and self.tree.is_dir(dest_rel or rel)):
+            kind = _kind(target)
+            if kind == stat.S_IFDIR or (kind == stat.S_IFLNK and self.tree.is_dir(dest_rel or rel)):
                 return target  # a directory, or a link to one in the tree (as /lib on a merged /usr): kept
             self._clear(target, rel)
             self._replaced(target)
@@ -151,11 +152,16 @@ class RootWriter:
             os.setxattr(real, name, value, follow_symlinks=False)
 
 
-def _is_dir(path: str) -> bool:
+def _kind(path: str) -> int | None:
+    """The type bits of what is at `path` (never followed), None when nothing is."""
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        return stat.S_IFMT(os.lstat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
-        return False
+        return None
+
+
+def _is_dir(path: str) -> bool:
+    return _kind(path) == stat.S_IFDIR
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

@@ -31,9 +31,8 @@ class Budget:
     """What is read back for one image, in all: a registry listing thousands of records (or one large record
     thousands of times over) is refused past ATTACHED_LIMIT, rather than held in memory."""
 
-    def __init__(self, what: str, limit: int | None = None) -> None:
-        self.what, self.used = what, 0
-        self.limit = ATTACHED_LIMIT if limit is None else limit
+    def __init__(self, what: str) -> None:
+        self.what, self.used, self.limit = what, 0, ATTACHED_LIMIT
 
     def take(self, data: bytes) -> bytes:
         self.used += len(data)

@@ -79,6 +79,8 @@ def listing(client: Client, repository: str, digest: str, artifact_type: str | N
     else:
         index = manifests.find(client, repository, tag_for(digest))
         found = index.children() if index is not None and index.is_index else []
-    out = [checked(d, f"referrers of {digest}") for d in found if isinstance(d, dict)]
-    unique = {d["digest"]: d for d in reversed(out)}  # one listed twice is read once (the first kept)
-    return [d for d in reversed(unique.values()) if artifact_type is None or d.get("artifactType") == artifact_type]
+    unique: dict[str, dict[str, Any]] = {}  # one listed twice is read once
+    for d in found:
+        if isinstance(d, dict):
+            unique.setdefault(checked(d, f"referrers of {digest}")["digest"], d)
+    return [d for d in unique.values() if artifact_type is None or d.get("artifactType") == artifact_type]
