@@ -2,6 +2,7 @@
 -> pack -> outputs."""
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import time
@@ -185,6 +186,14 @@ def select(plan: Plan, family: Family, archive: Archive) -> Selection:
     return family.resolve(archive)
 
 
+def layer_key(lock: lock_mod.Lock, rootless: bool) -> str:
+    """What a layer's kept blocks are found by (`bootstrap.image.compress.KeptLayer`): its package set's lock (the
+    packages, their digests, the recipe's inputs, the epoch) and the build's kind. A key that names another
+    layer costs a second pass only: the layer is taken only once its digests prove it."""
+    kind = "rootless" if rootless else "root"
+    return hashlib.sha256(f"bootstrap layer 1\n{lock.digest}\n{kind}".encode()).hexdigest()
+
+
 def build_platform(
     plan: Plan,
     arch: str,
@@ -207,6 +216,10 @@ def build_platform(
 
         files = download.fetch_all(selection.packages, plan.cache, plan.offline)
     epoch = plan.epoch if plan.epoch is not None else plan.lock.epoch if plan.lock else archive.date
+    r = plan.recipe
+    lock = lock_mod.make_lock(
+        r.name, str(r.distribution), plan.suite, arch, epoch, archive, selection, inputs_mod.inputs_of(r)
+    )
     overrides = steps.overrides_for(plan.recipe)
     if plan.tmpfs is not None:
         use_tmpfs = plan.tmpfs
@@ -223,14 +236,11 @@ def build_platform(
         system = os_release.read(work.root, OperatingSystem(str(plan.recipe.distribution), "", archive.codename))
         with timer.step("pack"):
             reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
-            members = Members(plan.cache.area("gzip"), GZIP_LEVEL) if reuse else None
+            key = layer_key(lock, overrides is not None)
+            members = Members(plan.cache.area("gzip"), GZIP_LEVEL, key) if reuse else None
             layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
         if later is not None:
             later(stack.pop_all().close)
-    r = plan.recipe
-    lock = lock_mod.make_lock(
-        r.name, str(r.distribution), plan.suite, arch, epoch, archive, selection, inputs_mod.inputs_of(r)
-    )
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,

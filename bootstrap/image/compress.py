@@ -9,14 +9,23 @@ Because they depend on nothing else, the members of earlier builds can be kept (
 previous build compressed, as a rebuild of unchanged packages gives again, is taken from there once it is shown
 to inflate to exactly that block. Reading one marks it used; the cache's size cap (`bootstrap.host.prune`, after
 every build) removes the least recently used.
+
+A rebuild of the same package set usually gives the very layer of the build before. So each layer's blocks are
+kept too, by a key the build gives (`KeptLayer`, under its package set's lock): while this layer's blocks are
+those, in order, their members are taken without inflating them, and the layer is taken only when its tar and its
+blob hash to what the kept layer says the earlier build's did (`Members.confirms`). Those two digests prove it:
+the earlier build compressed exactly that tar into exactly those bytes. Otherwise the layer is packed again, every
+member proven (`bootstrap.image.layer.pack`).
 """
 
 import hashlib
+import json
 import os
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import deflate
@@ -30,26 +39,72 @@ LEVEL = 6
 """libdeflate's level 6 compresses better than zlib's level 9 at several times its speed."""
 
 
-class Members:
-    """Gzip members of earlier builds, each bound to the key of the block it holds (`block_key`; a derived file)."""
+@dataclass(frozen=True)
+class KeptLayer:
+    """What an earlier pack of a layer gave: its blocks' keys in order (`block_key`), the sha256 of its tar and of
+    its blob."""
 
-    def __init__(self, directory: Path, level: int) -> None:
+    blocks: tuple[str, ...]
+    diff_id: str
+    digest: str
+
+    def encode(self) -> bytes:
+        return json.dumps({"blocks": self.blocks, "diff_id": self.diff_id, "digest": self.digest}).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> "KeptLayer | None":
+        try:
+            got = json.loads(data)
+            kept = cls(tuple(got["blocks"]), got["diff_id"], got["digest"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        texts = all(isinstance(v, str) for v in (*kept.blocks, kept.diff_id, kept.digest))
+        return kept if texts else None
+
+
+class Members:
+    """Gzip members of earlier builds, each bound to the key of the block it holds (`block_key`; a derived file);
+    with `layer`, the key of the layer being packed, what the last pack of that key gave (`KeptLayer`)."""
+
+    def __init__(self, directory: Path, level: int, layer: str | None = None) -> None:
         self.directory = directory
         self.suffix = f".gz{level}-libdeflate{deflate.__version__}"
         self.header = bytes(deflate.gzip_compress(b"", level))[:10]
         """The header libdeflate begins every member with at this level (its XFL; no time; OS unknown)."""
+        self.layer = layer
+        self.expected = self._kept_layer()
+        self.unproven = False
+        """Whether a member was taken on the kept layer's word, not inflated (`confirms` then decides)."""
 
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)
 
-    def get(self, block: bytes | bytearray, digest: str) -> bytes | None:
+    def _layer_path(self) -> Path:
+        return self.directory / f"{self.layer}.layer{self.suffix}"
+
+    def _kept_layer(self) -> KeptLayer | None:
+        if self.layer is None:
+            return None
+        sections = read_derived(self._layer_path(), self.layer)
+        return KeptLayer.decode(sections[0]) if sections is not None and len(sections) == 1 else None
+
+    def expects(self, index: int, digest: str) -> bool:
+        """Whether the kept layer's block `index` had the key `digest`."""
+        blocks = self.expected.blocks if self.expected is not None else ()
+        return index < len(blocks) and blocks[index] == digest
+
+    def get(self, block: bytes | bytearray, digest: str, prove: bool = True) -> bytes | None:
         """The member kept for `block` (its `block_key`, `digest`), or None. It is used only when it is one gzip member,
         without optional header fields, that inflates to `block` itself with nothing after it: the cache is not
-        trusted for content."""
+        trusted for content. Without `prove` (the kept layer names this block), only its header is checked here:
+        `confirms` proves the layer as a whole."""
         path = self._path(digest)
         sections = read_derived(path, digest)
         if sections is None or len(sections) != 1:
             return None
+        if not prove and sections[0][:10] == self.header:
+            self.unproven = True
+            return sections[0]
         if not is_member_of(sections[0], block, self.header):
             log.debug("discarding %s: it is not one gzip member of the block it is bound to", path)
             path.unlink(missing_ok=True)
@@ -58,6 +113,27 @@ class Members:
 
     def put(self, digest: str, member: bytes) -> None:
         write_derived(self._path(digest), digest, [member])
+
+    def confirms(self, diff_id: str, digest: str) -> bool:
+        """Whether a layer packed with these members (its tar's and blob's sha256) can stand: every member proven,
+        or the layer the kept one says the earlier build packed, byte for byte."""
+        kept = self.expected
+        return not self.unproven or (kept is not None and (kept.diff_id, kept.digest) == (diff_id, digest))
+
+    def forget(self) -> None:
+        """Take nothing on the kept layer's word again (the layer is to be packed again, every member proven)."""
+        self.expected = None
+        self.unproven = False
+
+    def remember(self, blocks: Sequence[str], diff_id: str, digest: str) -> None:
+        """Keep what this pack gave under the layer's key (a failure to write costs the next pack its speed only)."""
+        kept = KeptLayer(tuple(blocks), diff_id, digest)
+        if self.layer is None or kept == self.expected:
+            return
+        try:
+            write_derived(self._layer_path(), self.layer, [kept.encode()])
+        except OSError as exc:
+            log.debug("cache: cannot keep the layer %s: %s", self.layer, exc)
 
 
 def is_member_of(member: bytes, block: bytes | bytearray, header: bytes | None = None) -> bool:
@@ -81,16 +157,17 @@ def block_key(block: bytes | bytearray) -> str:
     return hashlib.sha256(struct.pack(">IIQ", deflate.crc32(block), deflate.adler32(block), len(block))).hexdigest()
 
 
-def _member(block: bytes | bytearray, level: int, members: Members | None = None) -> bytes:
+def _member(block: bytes | bytearray, level: int, members: Members | None, index: int) -> tuple[bytes, str]:
+    """The member of the layer's block `index`, and the block's key ("" without kept members)."""
     if members is None:
-        return bytes(deflate.gzip_compress(block, level))
+        return bytes(deflate.gzip_compress(block, level)), ""
     digest = block_key(block)
-    kept = members.get(block, digest)
+    kept = members.get(block, digest, prove=not members.expects(index, digest))
     if kept is not None:
-        return kept
+        return kept, digest
     member = bytes(deflate.gzip_compress(block, level))
     members.put(digest, member)
-    return member
+    return member, digest
 
 
 class ParallelGzip:
@@ -108,15 +185,23 @@ class ParallelGzip:
         self.kept = members
         self.threads = threads or min(os.cpu_count() or 1, 8)
         self.pool = ThreadPoolExecutor(max_workers=self.threads)
-        self.pending: deque[Future[bytes]] = deque()
+        self.pending: deque[Future[tuple[bytes, str]]] = deque()
         self.buf = bytearray()
         self.members = 0
+        self.keys: list[str] = []
+        """The blocks' keys, in order (with kept members)."""
 
     def _submit(self, block: bytes | bytearray) -> None:
+        self.pending.append(self.pool.submit(_member, block, self.level, self.kept, self.members))
         self.members += 1
-        self.pending.append(self.pool.submit(_member, block, self.level, self.kept))
         while len(self.pending) > self.threads * 2:
-            self.emit(self.pending.popleft().result())
+            self._emit_next()
+
+    def _emit_next(self) -> None:
+        member, key = self.pending.popleft().result()
+        if key:
+            self.keys.append(key)
+        self.emit(member)
 
     def write(self, data: bytes | bytearray) -> int:
         """Take `data` on; a whole block (as the layer's sink hands them, never to change them again) is kept as
@@ -138,6 +223,6 @@ class ParallelGzip:
         self.buf.clear()
         try:
             while self.pending:
-                self.emit(self.pending.popleft().result())
+                self._emit_next()
         finally:
             self.pool.shutdown()

@@ -76,6 +76,8 @@ class _HashingSink:
         self._piece = bytearray(PIECE)
         self._fill = 0
         """Bytes of the current piece filled: a piece is handed on whole (never copied) and a new one begun."""
+        self.keys: list[str] = []
+        """The gzip blocks' keys, in order, once closed (with kept members)."""
         self._hasher = ThreadPoolExecutor(max_workers=1)
         self._hashed: deque[Future[None]] = deque()
         if compression is Compression.GZIP:
@@ -139,6 +141,7 @@ class _HashingSink:
                 self._hashed.popleft().result()
             if self.compression is Compression.GZIP:
                 self._gz.close()
+                self.keys = self._gz.keys
             elif self.compression is Compression.ZSTD:
                 self._emit(self._zst.flush())
         finally:
@@ -265,7 +268,27 @@ def pack(
     members: Members | None = None,
 ) -> Layer:
     """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass
-    (`members`: gzip members of earlier builds to take rather than compress again)."""
+    (`members`: gzip members of earlier builds to take rather than compress again; a layer that took some on the
+    word of the kept layer and is not that layer after all is packed again, every member proven)."""
+    layer, keys = _pack(root, epoch, dest, compression, level, overrides, members)
+    if members is not None:
+        if not members.confirms(layer.diff_id, layer.digest):
+            log.debug("%s: not the layer kept under its key: packed again, every kept member proven", dest.name)
+            members.forget()
+            layer, keys = _pack(root, epoch, dest, compression, level, overrides, members)
+        members.remember(keys, layer.diff_id, layer.digest)
+    return layer
+
+
+def _pack(
+    root: Path,
+    epoch: int,
+    dest: Path,
+    compression: Compression,
+    level: int,
+    overrides: Overrides | None,
+    members: Members | None,
+) -> tuple[Layer, list[str]]:
     with open(dest, "wb") as out:
         sink = _HashingSink(out, compression, level, members)
         try:
@@ -274,7 +297,7 @@ def pack(
             sink.abandon()
             raise
         sink.close()
-    return Layer(
+    layer = Layer(
         path=dest,
         digest="sha256:" + sink.blob_hash.hexdigest(),
         diff_id="sha256:" + sink.tar_hash.hexdigest(),
@@ -282,3 +305,4 @@ def pack(
         tar_size=sink.tar_size,
         compression=compression,
     )
+    return layer, sink.keys

@@ -126,15 +126,17 @@ def bootstrap_cache(*args: str) -> subprocess.CompletedProcess[str]:
     return cli("cache", *args, env=env_for(Path("/tmp")), timeout=60)
 
 
-def two_builds(scene: Scene, root: Path, *second: str) -> tuple[Path, int]:
-    """`bulky` then `small` into one cache (the first with no cap); returns the cache and when the second began."""
+def two_builds(scene: Scene, root: Path, *second: str) -> tuple[Path, int, dict[Path, os.stat_result]]:
+    """`bulky` then `small` into one cache (the first with no cap); returns the cache, when the second began and
+    the cache's files before it."""
     cache = root / "cache"
     first = scene.build("bulky", root / "out-bulky", cache, "--cache-max", "off")
     assert first.returncode == 0, first.stderr
+    earlier = cache_files(cache)
     began = mark_time(root / "second-began")
     proc = scene.build("small", root / "out-small", cache, *second)
     assert proc.returncode == 0, proc.stderr
-    return cache, began
+    return cache, began, earlier
 
 
 def test_cache_info_and_prune_least_recently_used_first(case: Case, scene: Scene, tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_cache_info_and_prune_least_recently_used_first(case: Case, scene: Scene
         "`cache info` shows each area's size; `cache prune --max-size` removes the least recently used first, "
         "down to the size",
     )
-    cache, began = two_builds(scene, tmp_path, "--cache-max", "off")
+    cache, began, _ = two_builds(scene, tmp_path, "--cache-max", "off")
     files = cache_files(cache)
     shown = bootstrap_cache("info", "--cache-dir", str(cache), "--json")
     assert shown.returncode == 0, shown.stderr
@@ -209,13 +211,15 @@ def test_size_cap_after_each_build(case: Case, scene: Scene, tmp_path: Path) -> 
     case.describe(
         "cache",
         "a build with --cache-max 1M after a build that left 9 MiB in the cache",
-        "after the build the cache holds at most 1 MiB: the earlier build's entries went, this build's stayed",
+        "after the build the cache holds at most 1 MiB: the least recently used went first, the earlier build's",
     )
-    cache, began = two_builds(scene, tmp_path, "--cache-max", "1M")
+    cache, _, earlier = two_builds(scene, tmp_path, "--cache-max", "1M")
     left = cache_files(cache)
     total = sum(st.st_size for st in left.values())
     assert total <= 1 << 20
-    assert all(st.st_mtime_ns >= began for st in left.values()), "only the last build's entries stayed"
+    gone = [st.st_mtime_ns for p, st in earlier.items() if p not in left]
+    assert sum(st.st_size for p, st in earlier.items() if p not in left) > 8 << 20, "the earlier build's entries went"
+    assert min(st.st_mtime_ns for st in left.values()) >= max(gone), "the least recently used went first"
     assert any(p.parent.name == "sha256" for p in left) and any(p.parent.name == "gzip" for p in left)
     bad = scene.build("small", tmp_path / "bad", cache, "--cache-max", "lots")
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import zlib
+from dataclasses import astuple
 from pathlib import Path
 
 import deflate
@@ -14,7 +15,7 @@ import pytest
 
 from bootstrap.host import prune
 from bootstrap.host.cache import Cache, read_derived
-from bootstrap.image import compress, inflate
+from bootstrap.image import compress, inflate, layer
 
 
 def squeeze(data: bytes, threads: int, chunk: int = 7919, members: compress.Members | None = None) -> bytes:
@@ -201,3 +202,107 @@ def test_every_thread_frees_its_decompressor(monkeypatch: pytest.MonkeyPatch) ->
     gc.collect()
     assert results == [True] * 8
     assert len(freed) == 8, "one decompressor each, freed as its thread ended"
+
+
+def _tree(root: Path, blocks: int, seed: int = 0) -> Path:
+    """A tree whose tar takes `blocks` gzip blocks and more: a few files of sample data."""
+    (root / "usr/share/data").mkdir(parents=True, exist_ok=True)
+    data = sample(blocks)
+    step = compress.BLOCK // 3
+    for i in range(0, len(data), step):
+        (root / f"usr/share/data/part-{i // step:03d}").write_bytes(data[i : i + step] + bytes([seed]))
+    return root
+
+
+def _pack(root: Path, dest: Path, members: compress.Members | None) -> layer.Layer:
+    if members is not None:
+        members.directory.mkdir(exist_ok=True)
+    return layer.pack(root, 1_700_000_000, dest, layer.Compression.GZIP, members=members)
+
+
+@pytest.fixture
+def inflates(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each inflate that proves a kept member, by the size of its block."""
+    calls: list[int] = []
+    real = inflate.one_member
+
+    def counted(member: bytes, size: int) -> bytearray | None:
+        calls.append(size)
+        return real(member, size)
+
+    monkeypatch.setattr(inflate, "one_member", counted)
+    return calls
+
+
+def test_a_kept_layer_is_taken_without_inflating_its_members(tmp_path: Path, inflates: list[int]) -> None:
+    """A rebuild of the layer kept under its key takes its members on the kept layer's word (no inflate), and gives
+    the bytes a plain pack gives."""
+    tree = _tree(tmp_path / "root", 3)
+    plain = _pack(tree, tmp_path / "plain.tar.gz", None)
+    first = _pack(tree, tmp_path / "first.tar.gz", compress.Members(tmp_path / "kept", compress.LEVEL, "ab" * 32))
+    assert (first.digest, first.diff_id) == (plain.digest, plain.diff_id)
+    assert inflates == [], "the first pack compressed every block"
+    again = compress.Members(tmp_path / "kept", compress.LEVEL, "ab" * 32)
+    assert again.expected is not None and len(again.expected.blocks) == 4
+    second = _pack(tree, tmp_path / "second.tar.gz", again)
+    assert (tmp_path / "second.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
+    assert second == layer.Layer(tmp_path / "second.tar.gz", *astuple(plain)[1:])
+    assert inflates == [] and again.unproven, "every member was taken on the kept layer's word"
+    other = _pack(tree, tmp_path / "other.tar.gz", compress.Members(tmp_path / "kept", compress.LEVEL, "cd" * 32))
+    assert other.digest == plain.digest and len(inflates) == 4, "under another key, every member is proven"
+
+
+def test_a_kept_layer_that_is_not_this_one_is_packed_again_with_every_member_proven(
+    tmp_path: Path, inflates: list[int]
+) -> None:
+    """The same key over a tree that changed after its first blocks (a script that is not reproducible): the
+    members of the blocks that are the same are taken on the kept layer's word, the layer's digests then differ
+    from the kept ones, and it is packed again with every member proven; what it gives is kept for the next."""
+    kept = tmp_path / "kept"
+    tree = _tree(tmp_path / "root", 3)
+    _pack(tree, tmp_path / "first.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
+    (tree / "usr/share/data/part-011").write_bytes(b"changed at the end")
+    plain = _pack(tree, tmp_path / "plain.tar.gz", None)
+    members = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    changed = _pack(tree, tmp_path / "changed.tar.gz", members)
+    assert (tmp_path / "changed.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
+    assert changed.digest == plain.digest and len(inflates) >= 3, "packed again, the members inflated"
+    after = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    assert after.expected is not None and after.expected.digest == plain.digest, "the new layer is kept"
+
+
+def test_a_member_that_is_not_its_block_is_caught_by_the_kept_layer_s_digests(
+    tmp_path: Path, inflates: list[int]
+) -> None:
+    """A member bound to a block's key but holding something else (what two blocks with one `block_key` would
+    give) is taken on the kept layer's word; the blob's digest then is not the kept one, so the layer is packed
+    again, the member inflated, refused and the block compressed again: the layer's bytes never come from it."""
+    kept = tmp_path / "kept"
+    tree = _tree(tmp_path / "root", 2)
+    plain = _pack(tree, tmp_path / "plain.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
+    members = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    assert members.expected is not None
+    first = members.expected.blocks[0]
+    members.put(first, bytes(deflate.gzip_compress(b"another block with the same key", compress.LEVEL)))
+    again = _pack(tree, tmp_path / "again.tar.gz", members)
+    assert (tmp_path / "again.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
+    assert again.digest == plain.digest
+    assert compress.BLOCK in inflates, "the second pass inflated the member, and refused it"
+    (good,) = read_derived(members._path(first), first) or [b""]
+    assert gzip.decompress(good) == gzip.decompress((tmp_path / "plain.tar.gz").read_bytes())[: compress.BLOCK]
+
+
+def test_a_kept_layer_that_is_not_proven_is_not_used(tmp_path: Path, inflates: list[int]) -> None:
+    """A kept layer written by someone without the user's key (a cache restored from elsewhere), or damaged, is
+    not read: every member is proven."""
+    kept = tmp_path / "kept"
+    tree = _tree(tmp_path / "root", 2)
+    _pack(tree, tmp_path / "first.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
+    (path,) = kept.glob("*.layer*")
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0x01
+    path.write_bytes(bytes(raw))
+    members = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    assert members.expected is None and not path.exists()
+    _pack(tree, tmp_path / "again.tar.gz", members)
+    assert len(inflates) == 3 and not members.unproven
