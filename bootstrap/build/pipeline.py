@@ -16,6 +16,7 @@ from bootstrap.build import families, foreign, steps
 from bootstrap.build import inputs as inputs_mod
 from bootstrap.build.foreign import Emulator
 from bootstrap.build.plan import Plan, host_arch
+from bootstrap.errors import BootstrapError
 from bootstrap.family.interface import Archive, Family, Selection, Target
 from bootstrap.host import outputs, prune, scratch
 from bootstrap.host.sandbox import memory_available, mounts_under, require_root, tmpfs
@@ -61,7 +62,7 @@ class Timer:
         try:
             yield
         finally:
-            self.steps[name] = round(time.monotonic() - start, 3)
+            self.steps[name] = round(self.steps.get(name, 0.0) + time.monotonic() - start, 3)  # a step built again adds
             log.info("%-8s %-10s %6.2fs", self.label, name, self.steps[name])
 
 
@@ -225,22 +226,37 @@ def build_platform(
         use_tmpfs = plan.tmpfs
     else:
         use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
-    with contextlib.ExitStack() as stack:
-        scratch_dir = stack.enter_context(workspace(use_tmpfs))
-        root = scratch_dir / "root"
-        job = family.job(archive, selection, files, Target(root, arch, epoch, overrides))
-        work = steps.Work(plan, arch, family, archive, selection, job, epoch, root, emu, overrides)
-        for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
-            with timer.step(name):
-                step(work)
-        system = os_release.read(work.root, OperatingSystem(str(plan.recipe.distribution), "", archive.codename))
-        with timer.step("pack"):
-            reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
-            key = layer_key(lock, overrides is not None)
-            members = Members(plan.cache.area("gzip"), GZIP_LEVEL, key) if reuse else None
-            layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
-        if later is not None:
-            later(stack.pop_all().close)
+    reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
+    members = Members(plan.cache.area("gzip"), GZIP_LEVEL, layer_key(lock, overrides is not None)) if reuse else None
+    settled = members is not None and members.settled
+    if settled:
+        log.info("%s: this package set gave one layer twice: what the cache kept is taken, the layer checks it", arch)
+    while True:
+        with contextlib.ExitStack() as stack:
+            scratch_dir = stack.enter_context(workspace(use_tmpfs))
+            root = scratch_dir / "root"
+            job = family.job(archive, selection, files, Target(root, arch, epoch, overrides, check_kept=not settled))
+            work = steps.Work(plan, arch, family, archive, selection, job, epoch, root, emu, overrides)
+            try:
+                for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
+                    with timer.step(name):
+                        step(work)
+                system = os_release.read(work.root, OperatingSystem(str(r.distribution), "", archive.codename))
+                with timer.step("pack"):
+                    layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
+                if settled and members is not None and not members.gave(layer.diff_id, layer.digest):
+                    raise BootstrapError("not the layer this package set gave before")
+            except BootstrapError as exc:  # what the cache kept may be what failed: checked, it fails for itself
+                if not settled:
+                    raise
+                log.info("%s: %s: built again, checking all the cache kept", arch, exc.message)
+                settled = False
+                continue
+            if later is not None:
+                later(stack.pop_all().close)
+        break
+    if members is not None:
+        members.remember(layer.diff_id, layer.digest)
     settings = oci.ImageSettings(
         arch=arch,
         epoch=epoch,

@@ -69,6 +69,10 @@ class Target:
     arch: str
     epoch: int
     overrides: Overrides | None = None
+    check_kept: bool = True
+    """False: what the cache's derived areas kept (decompressed packages) may be taken without checking it again,
+    as the layer proves it: the build compares the layer with the settled one this package set gave, and builds
+    again, checking everything, when it differs (`bootstrap.build.pipeline.build_platform`)."""
 
 
 Runnable = Callable[[], AbstractContextManager[Sandbox]]

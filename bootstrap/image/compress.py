@@ -15,7 +15,8 @@ kept too, by a key the build gives (`KeptLayer`, under its package set's lock): 
 those, in order, their members are taken without inflating them, and the layer is taken only when its tar and its
 blob hash to what the kept layer says the earlier build's did (`Members.confirms`). Those two digests prove it:
 the earlier build compressed exactly that tar into exactly those bytes. Otherwise the layer is packed again, every
-member proven (`bootstrap.image.layer.pack`).
+member proven (`bootstrap.image.layer.pack`). A kept layer that two builds in a row gave is `settled`: the build
+can then prove what it took from the cache by this layer too (`bootstrap.build.pipeline.build_platform`).
 """
 
 import hashlib
@@ -23,7 +24,7 @@ import json
 import os
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,24 +43,27 @@ LEVEL = 6
 @dataclass(frozen=True)
 class KeptLayer:
     """What an earlier pack of a layer gave: its blocks' keys in order (`block_key`), the sha256 of its tar and of
-    its blob."""
+    its blob, and whether the pack before it gave that same layer too (`settled`)."""
 
     blocks: tuple[str, ...]
     diff_id: str
     digest: str
+    settled: bool = False
 
     def encode(self) -> bytes:
-        return json.dumps({"blocks": self.blocks, "diff_id": self.diff_id, "digest": self.digest}).encode()
+        return json.dumps(
+            {"blocks": self.blocks, "diff_id": self.diff_id, "digest": self.digest, "settled": self.settled}
+        ).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> "KeptLayer | None":
         try:
             got = json.loads(data)
-            kept = cls(tuple(got["blocks"]), got["diff_id"], got["digest"])
+            kept = cls(tuple(got["blocks"]), got["diff_id"], got["digest"], got["settled"])
         except (ValueError, KeyError, TypeError):
             return None
         texts = all(isinstance(v, str) for v in (*kept.blocks, kept.diff_id, kept.digest))
-        return kept if texts else None
+        return kept if texts and isinstance(kept.settled, bool) else None
 
 
 class Members:
@@ -72,9 +76,13 @@ class Members:
         self.header = bytes(deflate.gzip_compress(b"", level))[:10]
         """The header libdeflate begins every member with at this level (its XFL; no time; OS unknown)."""
         self.layer = layer
-        self.expected = self._kept_layer()
+        self.kept = self._kept_layer()
+        self.predicting = self.kept is not None
+        """Whether blocks the kept layer names are taken on its word (until `forget`)."""
         self.unproven = False
         """Whether a member was taken on the kept layer's word, not inflated (`confirms` then decides)."""
+        self.blocks: list[str] = []
+        """The keys of the blocks of the last layer packed, in order (`bootstrap.image.layer.pack`)."""
 
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)
@@ -88,9 +96,14 @@ class Members:
         sections = read_derived(self._layer_path(), self.layer)
         return KeptLayer.decode(sections[0]) if sections is not None and len(sections) == 1 else None
 
+    @property
+    def settled(self) -> bool:
+        """Whether the last two packs of this key gave the same layer."""
+        return self.kept is not None and self.kept.settled
+
     def expects(self, index: int, digest: str) -> bool:
-        """Whether the kept layer's block `index` had the key `digest`."""
-        blocks = self.expected.blocks if self.expected is not None else ()
+        """Whether the kept layer's block `index` had the key `digest` (while predicting)."""
+        blocks = self.kept.blocks if self.kept is not None and self.predicting else ()
         return index < len(blocks) and blocks[index] == digest
 
     def get(self, block: bytes | bytearray, digest: str, prove: bool = True) -> bytes | None:
@@ -114,21 +127,25 @@ class Members:
     def put(self, digest: str, member: bytes) -> None:
         write_derived(self._path(digest), digest, [member])
 
+    def gave(self, diff_id: str, digest: str) -> bool:
+        """Whether the kept layer is this one (its tar's and blob's sha256)."""
+        return self.kept is not None and (self.kept.diff_id, self.kept.digest) == (diff_id, digest)
+
     def confirms(self, diff_id: str, digest: str) -> bool:
-        """Whether a layer packed with these members (its tar's and blob's sha256) can stand: every member proven,
-        or the layer the kept one says the earlier build packed, byte for byte."""
-        kept = self.expected
-        return not self.unproven or (kept is not None and (kept.diff_id, kept.digest) == (diff_id, digest))
+        """Whether a layer packed with these members can stand: every member proven, or the layer the kept one
+        says the earlier build packed, byte for byte."""
+        return not self.unproven or self.gave(diff_id, digest)
 
     def forget(self) -> None:
         """Take nothing on the kept layer's word again (the layer is to be packed again, every member proven)."""
-        self.expected = None
+        self.predicting = False
         self.unproven = False
 
-    def remember(self, blocks: Sequence[str], diff_id: str, digest: str) -> None:
-        """Keep what this pack gave under the layer's key (a failure to write costs the next pack its speed only)."""
-        kept = KeptLayer(tuple(blocks), diff_id, digest)
-        if self.layer is None or kept == self.expected:
+    def remember(self, diff_id: str, digest: str) -> None:
+        """Keep the layer last packed under its key, settled when the kept one was that layer too (call it only for
+        a layer whose tree the build proved; a failure to write costs the next build its speed only)."""
+        kept = KeptLayer(tuple(self.blocks), diff_id, digest, self.gave(diff_id, digest))
+        if self.layer is None or kept == self.kept:
             return
         try:
             write_derived(self._layer_path(), self.layer, [kept.encode()])

@@ -269,14 +269,15 @@ def pack(
 ) -> Layer:
     """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass
     (`members`: gzip members of earlier builds to take rather than compress again; a layer that took some on the
-    word of the kept layer and is not that layer after all is packed again, every member proven)."""
+    word of the kept layer and is not that layer after all is packed again, every member proven; the blocks' keys
+    are left in `members.blocks`, for the caller to `remember` the layer by)."""
     layer, keys = _pack(root, epoch, dest, compression, level, overrides, members)
     if members is not None:
         if not members.confirms(layer.diff_id, layer.digest):
             log.debug("%s: not the layer kept under its key: packed again, every kept member proven", dest.name)
             members.forget()
             layer, keys = _pack(root, epoch, dest, compression, level, overrides, members)
-        members.remember(keys, layer.diff_id, layer.digest)
+        members.blocks = keys
     return layer
 
 

@@ -112,7 +112,9 @@ class RpmJob:
                 sealed = not options.keys
                 made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
             known = {name: (layouts[name], tables[name]) for name in names}  # read once, for both
-            self.unpacked = unpack_all(target.root, items, options, target.epoch, target.overrides, known, self.kept)
+            self.unpacked = unpack_all(
+                target.root, items, options, target.epoch, target.overrides, known, self.kept, target.check_kept
+            )
             reown(target.root, self.unpacked, target.overrides, last=final)  # a later package's accounts
             if made is not None:
                 made.result()

@@ -213,11 +213,16 @@ def _bound(files: list[FileEntry]) -> int:
 
 
 def _read(
-    path: Path, what: str, known: tuple[Layout, list[FileEntry]] | None = None, kept: Path | None = None
+    path: Path,
+    what: str,
+    known: tuple[Layout, list[FileEntry]] | None = None,
+    kept: Path | None = None,
+    check_kept: bool = True,
 ) -> _Read:
     """The package's header and file table (`known`: as read already), and its payload inflated unless large:
     from the cache's area of decompressed payloads (`kept`) when it holds it, checked against the signed
-    header's digest of the uncompressed payload, else inflated (and kept there)."""
+    header's digest of the uncompressed payload (unless `check_kept` is False: the build's layer checks it),
+    else inflated (and kept there)."""
     if known is not None:
         layout, files = known
     else:
@@ -229,7 +234,7 @@ def _read(
         return _Read(layout, files, None)
     digest = expanded.digest_of(layout)
     if kept is not None and digest is not None:
-        data = expanded.get(kept, digest, bound)
+        data = expanded.get(kept, digest, bound, check_kept)
         if data is not None:
             return _Read(layout, files, data)
     with payload.opened(path, layout, what) as stream:
@@ -291,6 +296,7 @@ def unpack_all(
     overrides: Overrides | None = None,
     known: Mapping[str, tuple[Layout, list[FileEntry]]] | None = None,
     kept: Path | None = None,
+    check_kept: bool = True,
 ) -> list[Unpacked]:
     """Unpack every package in the order given (dependencies first), the next payloads inflated ahead (`known`:
     headers and file tables the caller has read already, by name; `kept`: the cache's decompressed payloads)."""
@@ -300,7 +306,7 @@ def unpack_all(
 
     def read(item: tuple[str, Path]) -> _Read:
         name, path = item
-        return _read(path, f"{name} ({path.name})", seen.get(name), kept)
+        return _read(path, f"{name} ({path.name})", seen.get(name), kept, check_kept)
 
     with read_ahead(read, items, WINDOW) as reads:
         return [

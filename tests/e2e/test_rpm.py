@@ -407,6 +407,43 @@ def test_verify_rebuilds_bit_for_bit(miniature: Miniature, first: Path) -> None:
     assert _derived(cache) == before
 
 
+TAKEN = "amd64: this package set gave one layer twice: what the cache kept is taken, the layer checks it"
+AGAIN = ": built again, checking all the cache kept"
+
+
+def _said(miniature: Miniature, first: Path, out: Path, cache: Path) -> str:
+    """A build's messages at -v, after checking its image is the first build's."""
+    argv = ["build", str(miniature.recipe), *miniature.args(cache), "--tag", TAG, "-o", str(out), "-v", *SBOMS]
+    said = bootstrap(*argv).stderr
+    for name in ("image.tar", "rootfs.tar.gz"):
+        assert _sha256(out / name) == _sha256(first / name), f"{name} differs from the first build's"
+    return said
+
+
+def test_a_settled_package_set_takes_what_the_cache_kept_and_its_layer_catches_a_change(
+    miniature: Miniature, first: Path, tmp_path: Path
+) -> None:
+    """Two builds that give one layer settle it; the third takes the cache's decompressed payloads without hashing
+    them, the layer checking them. A payload changed in the cache (the same length, a file's bytes) makes the layer
+    another one, and one cut short fails to unpack: each time that build is done again checking everything, the
+    payload is made again from its package, and the image is the first build's."""
+    cache = tmp_path / "cache"
+    builds = [_said(miniature, first, tmp_path / f"out{n}", cache) for n in range(3)]
+    assert [TAKEN in s for s in builds] == [False, False, True] and not any(AGAIN in s for s in builds)
+    payload = max((cache / "expanded").glob("*.cpio"), key=lambda p: p.stat().st_size)
+    original = payload.read_bytes()
+    middle = len(original) // 2
+    for n, changed in enumerate([original[:middle] + bytes([original[middle] ^ 0xFF]) + original[middle + 1 :],
+                                 original[: middle]]):  # fmt: skip
+        with open(payload, "r+b") as f:  # in place: the file the build made, its owner and mode kept
+            f.truncate(0)
+            f.write(changed)
+        said = _said(miniature, first, tmp_path / f"changed{n}", cache)
+        assert TAKEN in said and AGAIN in said, said
+        assert _sha256(payload) == payload.name.removesuffix(".cpio"), "made again from its package"
+    assert AGAIN not in _said(miniature, first, tmp_path / "after", cache), "the layer stays settled: the cache changed"
+
+
 def test_verify_refuses_a_mirror_serving_other_bytes_for_a_locked_package(
     miniature: Miniature, first: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
 ) -> None:

@@ -215,9 +215,13 @@ def _tree(root: Path, blocks: int, seed: int = 0) -> Path:
 
 
 def _pack(root: Path, dest: Path, members: compress.Members | None) -> layer.Layer:
+    """Pack `root`, then keep the layer under the members' key, as a build does."""
     if members is not None:
         members.directory.mkdir(exist_ok=True)
-    return layer.pack(root, 1_700_000_000, dest, layer.Compression.GZIP, members=members)
+    packed = layer.pack(root, 1_700_000_000, dest, layer.Compression.GZIP, members=members)
+    if members is not None:
+        members.remember(packed.diff_id, packed.digest)
+    return packed
 
 
 @pytest.fixture
@@ -243,7 +247,7 @@ def test_a_kept_layer_is_taken_without_inflating_its_members(tmp_path: Path, inf
     assert (first.digest, first.diff_id) == (plain.digest, plain.diff_id)
     assert inflates == [], "the first pack compressed every block"
     again = compress.Members(tmp_path / "kept", compress.LEVEL, "ab" * 32)
-    assert again.expected is not None and len(again.expected.blocks) == 4
+    assert again.kept is not None and len(again.kept.blocks) == 4
     second = _pack(tree, tmp_path / "second.tar.gz", again)
     assert (tmp_path / "second.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
     assert second == layer.Layer(tmp_path / "second.tar.gz", *astuple(plain)[1:])
@@ -268,7 +272,7 @@ def test_a_kept_layer_that_is_not_this_one_is_packed_again_with_every_member_pro
     assert (tmp_path / "changed.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
     assert changed.digest == plain.digest and len(inflates) >= 3, "packed again, the members inflated"
     after = compress.Members(kept, compress.LEVEL, "ab" * 32)
-    assert after.expected is not None and after.expected.digest == plain.digest, "the new layer is kept"
+    assert after.kept is not None and after.kept.digest == plain.digest, "the new layer is kept"
 
 
 def test_a_member_that_is_not_its_block_is_caught_by_the_kept_layer_s_digests(
@@ -281,8 +285,8 @@ def test_a_member_that_is_not_its_block_is_caught_by_the_kept_layer_s_digests(
     tree = _tree(tmp_path / "root", 2)
     plain = _pack(tree, tmp_path / "plain.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
     members = compress.Members(kept, compress.LEVEL, "ab" * 32)
-    assert members.expected is not None
-    first = members.expected.blocks[0]
+    assert members.kept is not None
+    first = members.kept.blocks[0]
     members.put(first, bytes(deflate.gzip_compress(b"another block with the same key", compress.LEVEL)))
     again = _pack(tree, tmp_path / "again.tar.gz", members)
     assert (tmp_path / "again.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
@@ -303,6 +307,26 @@ def test_a_kept_layer_that_is_not_proven_is_not_used(tmp_path: Path, inflates: l
     raw[-3] ^= 0x01
     path.write_bytes(bytes(raw))
     members = compress.Members(kept, compress.LEVEL, "ab" * 32)
-    assert members.expected is None and not path.exists()
+    assert members.kept is None and not path.exists()
     _pack(tree, tmp_path / "again.tar.gz", members)
     assert len(inflates) == 3 and not members.unproven
+
+
+def test_a_kept_layer_settles_when_two_packs_give_it(tmp_path: Path) -> None:
+    """The first pack of a key keeps its layer unsettled; a second that gives the same layer settles it; one that
+    gives another layer keeps that one, unsettled again."""
+    kept = tmp_path / "kept"
+    tree = _tree(tmp_path / "root", 1)
+
+    def packed() -> compress.Members:
+        _pack(tree, tmp_path / "out.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
+        return compress.Members(kept, compress.LEVEL, "ab" * 32)
+
+    first = packed()
+    assert first.kept is not None and not first.settled
+    second = packed()
+    assert second.settled and second.kept is not None and second.kept.digest == first.kept.digest
+    assert packed().settled, "a third pack of the same layer leaves it settled"
+    (tree / "usr/share/data/part-000").write_bytes(b"another layer")
+    changed = packed()
+    assert changed.kept is not None and changed.kept.digest != first.kept.digest and not changed.settled
