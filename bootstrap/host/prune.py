@@ -25,9 +25,9 @@ from bootstrap.host import scratch
 from bootstrap.host.cache import SESSION_PREFIX, TAKE_LOCK, Cache
 from bootstrap.log import log
 
-PRUNED = ("sha256", "expanded", "parsed", "gzip", "verdicts")
+PRUNED = ("sha256", "expanded", "parsed", "gzip", "layers", "verdicts")
 """The areas pruning removes from: downloaded packages and index files, expanded packages, parsed indexes, kept
-gzip members, package signature verdicts. Everything there is made again (or fetched) when missing."""
+gzip members and layers, package signature verdicts. Everything there is made again (or fetched) when missing."""
 KEPT = ("releases", "repomd", "locks", "tmp")
 """Shown by `usage`, never pruned."""
 DESCRIPTIONS = {
@@ -35,6 +35,7 @@ DESCRIPTIONS = {
     "expanded": "decompressed packages",
     "parsed": "parsed package indexes (RPM listings too)",
     "gzip": "gzip members of earlier layers",
+    "layers": "the blocks and digests of each package set's layer",
     "verdicts": "package signature verdicts",
     "releases": "verified InRelease files (never pruned)",
     "repomd": "verified repomd.xml files (never pruned)",

@@ -68,9 +68,10 @@ class KeptLayer:
 
 class Members:
     """Gzip members of earlier builds, each bound to the key of the block it holds (`block_key`; a derived file);
-    with `layer`, the key of the layer being packed, what the last pack of that key gave (`KeptLayer`)."""
+    with `layer` (a path in the cache's area of kept layers, named by the key of the layer being packed), what
+    the last pack of that key gave (`KeptLayer`)."""
 
-    def __init__(self, directory: Path, level: int, layer: str | None = None) -> None:
+    def __init__(self, directory: Path, level: int, layer: Path | None = None) -> None:
         self.directory = directory
         self.suffix = f".gz{level}-libdeflate{deflate.__version__}"
         self.header = bytes(deflate.gzip_compress(b"", level))[:10]
@@ -87,13 +88,10 @@ class Members:
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)
 
-    def _layer_path(self) -> Path:
-        return self.directory / f"{self.layer}.layer{self.suffix}"
-
     def _kept_layer(self) -> KeptLayer | None:
         if self.layer is None:
             return None
-        sections = read_derived(self._layer_path(), self.layer)
+        sections = read_derived(self.layer.with_name(self.layer.name + self.suffix), self.layer.name)
         return KeptLayer.decode(sections[0]) if sections is not None and len(sections) == 1 else None
 
     @property
@@ -148,9 +146,9 @@ class Members:
         if self.layer is None or kept == self.kept:
             return
         try:
-            write_derived(self._layer_path(), self.layer, [kept.encode()])
+            write_derived(self.layer.with_name(self.layer.name + self.suffix), self.layer.name, [kept.encode()])
         except OSError as exc:
-            log.debug("cache: cannot keep the layer %s: %s", self.layer, exc)
+            log.debug("cache: cannot keep the layer %s: %s", self.layer.name, exc)
 
 
 def is_member_of(member: bytes, block: bytes | bytearray, header: bytes | None = None) -> bool:

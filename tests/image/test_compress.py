@@ -218,10 +218,17 @@ def _pack(root: Path, dest: Path, members: compress.Members | None) -> layer.Lay
     """Pack `root`, then keep the layer under the members' key, as a build does."""
     if members is not None:
         members.directory.mkdir(exist_ok=True)
+        if members.layer is not None:
+            members.layer.parent.mkdir(exist_ok=True)
     packed = layer.pack(root, 1_700_000_000, dest, layer.Compression.GZIP, members=members)
     if members is not None:
         members.remember(packed.diff_id, packed.digest)
     return packed
+
+
+def _members(tmp_path: Path, key: str = "ab") -> compress.Members:
+    """Kept members in `tmp_path`/kept, the layer kept under the key `key` * 32 in `tmp_path`/layers."""
+    return compress.Members(tmp_path / "kept", compress.LEVEL, tmp_path / "layers" / (key * 32))
 
 
 @pytest.fixture
@@ -243,16 +250,16 @@ def test_a_kept_layer_is_taken_without_inflating_its_members(tmp_path: Path, inf
     the bytes a plain pack gives."""
     tree = _tree(tmp_path / "root", 3)
     plain = _pack(tree, tmp_path / "plain.tar.gz", None)
-    first = _pack(tree, tmp_path / "first.tar.gz", compress.Members(tmp_path / "kept", compress.LEVEL, "ab" * 32))
+    first = _pack(tree, tmp_path / "first.tar.gz", _members(tmp_path))
     assert (first.digest, first.diff_id) == (plain.digest, plain.diff_id)
     assert inflates == [], "the first pack compressed every block"
-    again = compress.Members(tmp_path / "kept", compress.LEVEL, "ab" * 32)
+    again = _members(tmp_path)
     assert again.kept is not None and len(again.kept.blocks) == 4
     second = _pack(tree, tmp_path / "second.tar.gz", again)
     assert (tmp_path / "second.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
     assert second == layer.Layer(tmp_path / "second.tar.gz", *astuple(plain)[1:])
     assert inflates == [] and again.unproven, "every member was taken on the kept layer's word"
-    other = _pack(tree, tmp_path / "other.tar.gz", compress.Members(tmp_path / "kept", compress.LEVEL, "cd" * 32))
+    other = _pack(tree, tmp_path / "other.tar.gz", _members(tmp_path, "cd"))
     assert other.digest == plain.digest and len(inflates) == 4, "under another key, every member is proven"
 
 
@@ -262,16 +269,15 @@ def test_a_kept_layer_that_is_not_this_one_is_packed_again_with_every_member_pro
     """The same key over a tree that changed after its first blocks (a script that is not reproducible): the
     members of the blocks that are the same are taken on the kept layer's word, the layer's digests then differ
     from the kept ones, and it is packed again with every member proven; what it gives is kept for the next."""
-    kept = tmp_path / "kept"
     tree = _tree(tmp_path / "root", 3)
-    _pack(tree, tmp_path / "first.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
+    _pack(tree, tmp_path / "first.tar.gz", _members(tmp_path))
     (tree / "usr/share/data/part-011").write_bytes(b"changed at the end")
     plain = _pack(tree, tmp_path / "plain.tar.gz", None)
-    members = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    members = _members(tmp_path)
     changed = _pack(tree, tmp_path / "changed.tar.gz", members)
     assert (tmp_path / "changed.tar.gz").read_bytes() == (tmp_path / "plain.tar.gz").read_bytes()
     assert changed.digest == plain.digest and len(inflates) >= 3, "packed again, the members inflated"
-    after = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    after = _members(tmp_path)
     assert after.kept is not None and after.kept.digest == plain.digest, "the new layer is kept"
 
 
@@ -281,10 +287,9 @@ def test_a_member_that_is_not_its_block_is_caught_by_the_kept_layer_s_digests(
     """A member bound to a block's key but holding something else (what two blocks with one `block_key` would
     give) is taken on the kept layer's word; the blob's digest then is not the kept one, so the layer is packed
     again, the member inflated, refused and the block compressed again: the layer's bytes never come from it."""
-    kept = tmp_path / "kept"
     tree = _tree(tmp_path / "root", 2)
-    plain = _pack(tree, tmp_path / "plain.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
-    members = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    plain = _pack(tree, tmp_path / "plain.tar.gz", _members(tmp_path))
+    members = _members(tmp_path)
     assert members.kept is not None
     first = members.kept.blocks[0]
     members.put(first, bytes(deflate.gzip_compress(b"another block with the same key", compress.LEVEL)))
@@ -299,14 +304,13 @@ def test_a_member_that_is_not_its_block_is_caught_by_the_kept_layer_s_digests(
 def test_a_kept_layer_that_is_not_proven_is_not_used(tmp_path: Path, inflates: list[int]) -> None:
     """A kept layer written by someone without the user's key (a cache restored from elsewhere), or damaged, is
     not read: every member is proven."""
-    kept = tmp_path / "kept"
     tree = _tree(tmp_path / "root", 2)
-    _pack(tree, tmp_path / "first.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
-    (path,) = kept.glob("*.layer*")
+    _pack(tree, tmp_path / "first.tar.gz", _members(tmp_path))
+    (path,) = (tmp_path / "layers").iterdir()
     raw = bytearray(path.read_bytes())
     raw[-3] ^= 0x01
     path.write_bytes(bytes(raw))
-    members = compress.Members(kept, compress.LEVEL, "ab" * 32)
+    members = _members(tmp_path)
     assert members.kept is None and not path.exists()
     _pack(tree, tmp_path / "again.tar.gz", members)
     assert len(inflates) == 3 and not members.unproven
@@ -315,12 +319,11 @@ def test_a_kept_layer_that_is_not_proven_is_not_used(tmp_path: Path, inflates: l
 def test_a_kept_layer_settles_when_two_packs_give_it(tmp_path: Path) -> None:
     """The first pack of a key keeps its layer unsettled; a second that gives the same layer settles it; one that
     gives another layer keeps that one, unsettled again."""
-    kept = tmp_path / "kept"
     tree = _tree(tmp_path / "root", 1)
 
     def packed() -> compress.Members:
-        _pack(tree, tmp_path / "out.tar.gz", compress.Members(kept, compress.LEVEL, "ab" * 32))
-        return compress.Members(kept, compress.LEVEL, "ab" * 32)
+        _pack(tree, tmp_path / "out.tar.gz", _members(tmp_path))
+        return _members(tmp_path)
 
     first = packed()
     assert first.kept is not None and not first.settled
