@@ -227,8 +227,10 @@ def build_platform(
     else:
         use_tmpfs = steps.needs_root(plan.recipe) and memory_available() >= TMPFS_MIN_MEMORY
     reuse = plan.reuse_members and plan.derived_cache and plan.compression is Compression.GZIP
-    kept = plan.cache.area("layers") / layer_key(lock, overrides is not None) if reuse else None
-    members = Members(plan.cache.area("gzip"), GZIP_LEVEL, kept) if reuse else None
+    members = None
+    if reuse:
+        kept = plan.cache.area("layers") / layer_key(lock, overrides is not None)
+        members = Members(plan.cache.area("gzip"), GZIP_LEVEL, kept)
     settled = members is not None and members.settled
     if settled:
         log.info("%s: this package set gave one layer twice: what the cache kept is taken, the layer checks it", arch)

@@ -76,14 +76,16 @@ class Members:
         self.suffix = f".gz{level}-libdeflate{deflate.__version__}"
         self.header = bytes(deflate.gzip_compress(b"", level))[:10]
         """The header libdeflate begins every member with at this level (its XFL; no time; OS unknown)."""
-        self.layer = layer
+        self.key = layer.name if layer is not None else ""
+        self.layer = layer.with_name(layer.name + self.suffix) if layer is not None else None
+        """The kept layer's file (its key, then the members' suffix: another level or libdeflate keeps its own)."""
         self.kept = self._kept_layer()
         self.predicting = self.kept is not None
         """Whether blocks the kept layer names are taken on its word (until `forget`)."""
         self.unproven = False
         """Whether a member was taken on the kept layer's word, not inflated (`confirms` then decides)."""
         self.blocks: list[str] = []
-        """The keys of the blocks of the last layer packed, in order (`bootstrap.image.layer.pack`)."""
+        """The keys of the blocks of the last layer packed, in order (`ParallelGzip` leaves them here)."""
 
     def _path(self, digest: str) -> Path:
         return self.directory / (digest + self.suffix)
@@ -91,7 +93,7 @@ class Members:
     def _kept_layer(self) -> KeptLayer | None:
         if self.layer is None:
             return None
-        sections = read_derived(self.layer.with_name(self.layer.name + self.suffix), self.layer.name)
+        sections = read_derived(self.layer, self.key)
         return KeptLayer.decode(sections[0]) if sections is not None and len(sections) == 1 else None
 
     @property
@@ -146,9 +148,9 @@ class Members:
         if self.layer is None or kept == self.kept:
             return
         try:
-            write_derived(self.layer.with_name(self.layer.name + self.suffix), self.layer.name, [kept.encode()])
+            write_derived(self.layer, self.key, [kept.encode()])
         except OSError as exc:
-            log.debug("cache: cannot keep the layer %s: %s", self.layer.name, exc)
+            log.debug("cache: cannot keep the layer %s: %s", self.key, exc)
 
 
 def is_member_of(member: bytes, block: bytes | bytearray, header: bytes | None = None) -> bool:
@@ -241,3 +243,5 @@ class ParallelGzip:
                 self._emit_next()
         finally:
             self.pool.shutdown()
+        if self.kept is not None:
+            self.kept.blocks = self.keys

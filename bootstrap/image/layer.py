@@ -76,8 +76,6 @@ class _HashingSink:
         self._piece = bytearray(PIECE)
         self._fill = 0
         """Bytes of the current piece filled: a piece is handed on whole (never copied) and a new one begun."""
-        self.keys: list[str] = []
-        """The gzip blocks' keys, in order, once closed (with kept members)."""
         self._hasher = ThreadPoolExecutor(max_workers=1)
         self._hashed: deque[Future[None]] = deque()
         if compression is Compression.GZIP:
@@ -141,7 +139,6 @@ class _HashingSink:
                 self._hashed.popleft().result()
             if self.compression is Compression.GZIP:
                 self._gz.close()
-                self.keys = self._gz.keys
             elif self.compression is Compression.ZSTD:
                 self._emit(self._zst.flush())
         finally:
@@ -271,13 +268,11 @@ def pack(
     (`members`: gzip members of earlier builds to take rather than compress again; a layer that took some on the
     word of the kept layer and is not that layer after all is packed again, every member proven; the blocks' keys
     are left in `members.blocks`, for the caller to `remember` the layer by)."""
-    layer, keys = _pack(root, epoch, dest, compression, level, overrides, members)
-    if members is not None:
-        if not members.confirms(layer.diff_id, layer.digest):
-            log.debug("%s: not the layer kept under its key: packed again, every kept member proven", dest.name)
-            members.forget()
-            layer, keys = _pack(root, epoch, dest, compression, level, overrides, members)
-        members.blocks = keys
+    layer = _pack(root, epoch, dest, compression, level, overrides, members)
+    if members is not None and not members.confirms(layer.diff_id, layer.digest):
+        log.debug("%s: not the layer kept under its key: packed again, every kept member proven", dest.name)
+        members.forget()
+        layer = _pack(root, epoch, dest, compression, level, overrides, members)
     return layer
 
 
@@ -289,7 +284,7 @@ def _pack(
     level: int,
     overrides: Overrides | None,
     members: Members | None,
-) -> tuple[Layer, list[str]]:
+) -> Layer:
     with open(dest, "wb") as out:
         sink = _HashingSink(out, compression, level, members)
         try:
@@ -298,7 +293,7 @@ def _pack(
             sink.abandon()
             raise
         sink.close()
-    layer = Layer(
+    return Layer(
         path=dest,
         digest="sha256:" + sink.blob_hash.hexdigest(),
         diff_id="sha256:" + sink.tar_hash.hexdigest(),
@@ -306,4 +301,3 @@ def _pack(
         tar_size=sink.tar_size,
         compression=compression,
     )
-    return layer, sink.keys
