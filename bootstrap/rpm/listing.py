@@ -7,6 +7,7 @@ A listing is kept as a derived file of the cache (`cached`), bound to the sha256
 from (which the signed repomd.xml gives) and self-checked, as the Debian family keeps its parsed indexes: a later
 build of the same repository state reads it back instead of the metadata. `verify` reads the metadata again."""
 
+import functools
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import solv
 
 from bootstrap.errors import ChecksumError
 from bootstrap.host.cache import discard, read_derived, write_derived
+from bootstrap.log import log
 from bootstrap.numbers import is_decimal
 from bootstrap.rpm.packages import Package
 
@@ -193,8 +195,9 @@ def load(pool: solv.Pool, name: str, listing: Listing) -> dict[int, Package]:
 
 def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> Listing:
     """The listing of the metadata files whose sha256s are `sources`: kept in `area` by an earlier build (bound to
-    them, self-checked, and read back by libsolv before it is taken), else made by `make` and kept."""
-    key = hashlib.sha256(" ".join([FORMAT, *sources]).encode()).hexdigest()
+    them and to the libsolv build that wrote its solv form, self-checked), else made by `make` and kept when
+    libsolv reads its solv form back as its records say (a listing that does not is used, never kept)."""
+    key = hashlib.sha256(" ".join([FORMAT, _libsolv(), *sources]).encode()).hexdigest()
     path = area / f"{key}.listing"
     sections = read_derived(path, key)
     if sections is not None:
@@ -203,17 +206,42 @@ def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> L
             return kept
         discard(path, "does not read back as a listing")
     made = make()
-    rows = json.dumps([astuple(p) for p in made.packages], separators=(",", ":")).encode()
-    write_derived(path, key, [rows, made.solv])
+    if _fits(made):
+        rows = json.dumps([astuple(p) for p in made.packages], separators=(",", ":")).encode()
+        write_derived(path, key, [rows, made.solv])
+    else:
+        log.debug("%s: libsolv does not read the listing back as it was made: not kept", path.name)
     return made
+
+
+@functools.cache
+def _libsolv() -> str:
+    """The libsolv build in use, as its extension module's file is (size and change time): a kept listing's solv
+    form was checked against the records by the build that wrote it, and is taken back by that build only."""
+    st = os.stat(solv._solv.__file__)  # noqa: SLF001 - the compiled module itself
+    return f"libsolv {st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+def _fits(made: Listing) -> bool:
+    """Whether libsolv reads `made`'s solv form back as the packages its records name, in their order."""
+    pool = new_pool()
+    try:
+        loaded = load(pool, "made", made)
+    except ChecksumError:
+        return False
+    solvables = pool.solvables
+    return all(
+        (solvables[sid].name, solvables[sid].arch, solvables[sid].evr) == (p.name, p.arch, p.evr)
+        for sid, p in loaded.items()
+    )
 
 
 _TYPES = tuple(int if f.type in (int, "int") else str for f in fields(Package))
 
 
 def _kept(sections: list[bytes]) -> Listing | None:
-    """A kept listing's sections as a listing, or None when they are not one (another layout, a libsolv that
-    cannot read the other's format, records that do not name the packages libsolv read back, in its order)."""
+    """A kept listing's sections as a listing, or None when they are not one (another layout). Its records were
+    checked against its solv form when it was kept, by this libsolv build (`cached`)."""
     if len(sections) != 2:
         return None
     try:
@@ -224,17 +252,4 @@ def _kept(sections: list[bytes]) -> Listing | None:
         )
     except ValueError:
         return None
-    if not ok:
-        return None
-    listing = Listing(tuple(Package(*r) for r in rows), sections[1])
-    pool = new_pool()
-    try:
-        loaded = load(pool, "kept", listing)
-    except ChecksumError:
-        return None
-    solvables = pool.solvables
-    fits = all(
-        (solvables[sid].name, solvables[sid].arch, solvables[sid].evr) == (p.name, p.arch, p.evr)
-        for sid, p in loaded.items()
-    )
-    return listing if fits else None
+    return Listing(tuple(Package(*r) for r in rows), sections[1]) if ok else None

@@ -309,22 +309,43 @@ def test_without_derived_files_the_metadata_is_read_again(
     assert open_repository(url, keyring, cache).packages[0].location == "forged.rpm"
 
 
-def test_a_kept_listing_whose_records_do_not_fit_its_solv_form_is_read_again(
+def test_a_listing_whose_records_do_not_fit_its_solv_form_is_never_kept(
     repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache
 ) -> None:
-    """A kept listing is read back by libsolv before it is taken: one record fewer than libsolv's form holds, or
-    records in another order (another layout, a file left by other code), is removed and the metadata read again."""
+    """A listing is read back by libsolv before it is kept: one with a record fewer than libsolv's form holds, or
+    its records in another order (code that made it wrong), is used by the build that made it and not kept, so
+    the next build reads the metadata again and keeps what it reads."""
     url = serve(repo.root)
     first = open_repository(url, keyring, cache, derived=False)
     md = first.repomd.data
     sources = [md["primary"].sha256, md["filelists"].sha256]
     short = listing.Listing(first.packages[1:], first.listing.solv)
-    listing.cached(cache.area("parsed"), sources, lambda: short)
-    assert open_repository(url, keyring, cache).packages == first.packages
-    (kept,) = (cache.root / "parsed").glob("*.listing")
-    kept.unlink()
     turned = listing.Listing(first.packages[::-1], first.listing.solv)  # as many records, not in libsolv's order
-    listing.cached(cache.area("parsed"), sources, lambda: turned)
+    for wrong in (short, turned):
+        assert listing.cached(cache.area("parsed"), sources, lambda wrong=wrong: wrong) is wrong  # type: ignore[misc]
+        assert not list((cache.root / "parsed").glob("*.listing"))
     assert open_repository(url, keyring, cache).packages == first.packages
     (kept,) = (cache.root / "parsed").glob("*.listing")
-    assert listing._kept(read_derived(kept, kept.stem) or []) == first.listing  # noqa: SLF001 - made again
+    assert listing._kept(read_derived(kept, kept.stem) or []) == first.listing  # noqa: SLF001 - kept as read
+    assert listing.cached(cache.area("parsed"), sources, lambda: short) == first.listing  # taken back, not made
+
+
+def test_a_listing_kept_by_another_libsolv_build_is_not_taken(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept listing's solv form was checked by the libsolv build that wrote it: another build (an upgraded
+    wheel) reads the metadata again rather than take it unchecked."""
+    url = serve(repo.root)
+    first = open_repository(url, keyring, cache)
+    md = first.repomd.data
+    sources = [md["primary"].sha256, md["filelists"].sha256]
+    made: list[int] = []
+
+    def make() -> listing.Listing:
+        made.append(1)
+        return first.listing
+
+    assert listing.cached(cache.area("parsed"), sources, make) == first.listing and not made
+    monkeypatch.setattr(listing, "_libsolv", lambda: "libsolv another build")
+    assert listing.cached(cache.area("parsed"), sources, make) == first.listing and made == [1]
+    assert len(list((cache.root / "parsed").glob("*.listing"))) == 2
