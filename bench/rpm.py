@@ -304,9 +304,12 @@ def _command(case: str, ctx: RpmContext, work: Path) -> list[str]:
 
 @contextlib.contextmanager
 def _tmpfs(where: Path) -> Iterator[Path]:
-    """A tmpfs mounted at `where` while the context lasts (the tmpfs case's installroots)."""
+    """A tmpfs mounted at `where` while the context lasts (the tmpfs case's installroots), with the options of the
+    tmpfs bootstrap builds in (huge pages where the kernel has them): the file systems alike."""
+    from bootstrap.host.sandbox import tmpfs_options
+
     where.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "tmpfs", str(where)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", tmpfs_options("4g"), "tmpfs", str(where)], check=True)
     try:
         yield where
     finally:

@@ -80,12 +80,24 @@ def isolate() -> bool:
     return True
 
 
+SHMEM_HUGE = Path("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+"""There when the kernel can give a tmpfs huge pages (the `huge=` mount option)."""
+
+
+def tmpfs_options(size: str) -> str:
+    """The scratch tmpfs's mount options: `huge=within_size` where the kernel has it, so that each whole 2 MiB of a
+    file is one huge page (a smaller file, or its tail, takes small pages as on any tmpfs): a tree's large files
+    are written and read back in about two thirds of the time. Where the administrator set tmpfs huge pages to
+    `deny`, the kernel takes the option and gives none; the tree is the same either way."""
+    return f"mode=755,size={size}" + (",huge=within_size" if SHMEM_HUGE.exists() else "")
+
+
 @contextmanager
 def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
     """A private tmpfs at `path` while the context is open: a fast scratch root that vanishes on unmount."""
     path.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"mode=755,size={size}", "tmpfs", str(path)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", tmpfs_options(size), "tmpfs", str(path)], capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise PrivilegeError(f"cannot mount a tmpfs at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")

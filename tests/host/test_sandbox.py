@@ -19,7 +19,7 @@ import pytest
 
 from bootstrap.errors import PrivilegeError
 from bootstrap.host.nsinit import SYS_RT_SIGACTION
-from bootstrap.host.sandbox import Sandbox, mounts_under
+from bootstrap.host.sandbox import SHMEM_HUGE, Sandbox, mounts_under, tmpfs
 from tests.fixtures.leftovers import running
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
@@ -238,3 +238,26 @@ def test_the_sandbox_maps_its_ids_range_by_range() -> None:
     assert nsinit._identity("0 0 4294967295\n") == "0 0 65536\n"
     assert nsinit._identity("0 1001 1\n1 100000 65535\n") == "0 0 1\n1 1 65535\n"
     assert nsinit._identity("0 1001 1\n1 100000 70000\n") == "0 0 1\n1 1 65535\n"
+
+
+def _super_options(point: Path) -> list[str]:
+    """The options the kernel holds for the file system mounted at `point` (mountinfo's last field)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(point):
+            return fields[-1].split(",")
+    raise AssertionError(f"nothing is mounted at {point}")
+
+
+def test_the_scratch_tmpfs_takes_huge_pages_where_the_kernel_has_them(tmp_path: Path) -> None:
+    """The tree's tmpfs is mounted with huge=within_size when the kernel can give a tmpfs huge pages (its large
+    files then written and read back in fewer, larger pages), and what is written there reads back the same."""
+    point = tmp_path / "scratch"
+    data = os.urandom(5 << 20)  # two whole huge pages and a tail
+    with tmpfs(point, "64m"):
+        options = _super_options(point)
+        assert ("huge=within_size" in options) == SHMEM_HUGE.exists(), options
+        assert "size=65536k" in options and "mode=755" in options
+        (point / "big").write_bytes(data)
+        assert (point / "big").read_bytes() == data
+    assert not mounts_under(point, include_self=True)
