@@ -4,9 +4,9 @@ bounded (name length, member count, data size against what the header says), so 
 the reader allocate or loop without end. A payload held in memory is read through `View`, whose reads are views of it:
 a member's data reaches the file it is written to without a copy."""
 
+import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bootstrap.errors import UnpackError
 
@@ -15,10 +15,11 @@ HEAD = 110
 MAX_NAME = 4096
 TRAILER = "TRAILER!!!"
 _HINT = "the package is corrupt or hostile; do not use this mirror"
+_FIELDS = struct.Struct(">13I")
+"""The header's 13 numbers after the magic, once its 104 hexadecimal digits are read as bytes."""
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     name: str
     mode: int
     ino: int
@@ -70,7 +71,10 @@ class Data:
 
 
 def _exact(stream: Stream, n: int, what: str) -> bytes:
-    out = b""
+    block = stream.read(n)
+    if len(block) == n:  # mostly: one read
+        return bytes(block)
+    out = bytes(block)
     while len(out) < n:
         block = stream.read(n - len(out))
         if not block:
@@ -88,9 +92,9 @@ def members(stream: Stream, what: str, max_members: int, max_size: int) -> Itera
             if head[:6] == b"07070X":
                 raise UnpackError(f"{what}: its payload is rpm's stripped cpio (files over 4 GiB)", "not supported")
             raise UnpackError(f"{what}: its payload is not a cpio newc archive", _HINT)
-        try:
-            fields = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
-        except ValueError:
+        try:  # exactly 104 hexadecimal digits (a space, a sign or an underscore among them leaves fewer bytes)
+            fields = _FIELDS.unpack(bytes.fromhex(head[6:].decode("ascii")))
+        except (ValueError, struct.error):  # UnicodeDecodeError is a ValueError
             raise UnpackError(f"{what}: a cpio header of its payload is not hexadecimal", _HINT) from None
         ino, mode, _uid, _gid, nlink, _mtime, size, _dmaj, _dmin, _rmaj, _rmin, namesize, _check = fields
         if namesize < 2 or namesize > MAX_NAME:

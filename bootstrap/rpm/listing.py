@@ -216,9 +216,10 @@ def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> L
 
 @functools.cache
 def _libsolv() -> str:
-    """The libsolv build in use, as its extension module's file is (size and change time): a kept listing's solv
-    form was checked against the records by the build that wrote it, and is taken back by that build only."""
-    st = os.stat(solv._solv.__file__)  # noqa: SLF001 - the compiled module itself
+    """The libsolv build in use, as its compiled module's file is (size, change time, inode; the wheel and the
+    distributions' python3-solv both have `solv._solv`): a kept listing's solv form was checked against the
+    records by the build that wrote it, and is taken back by that build only."""
+    st = os.stat(getattr(solv, "_solv", solv).__file__)
     return f"libsolv {st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 

@@ -143,6 +143,18 @@ def test_a_payload_in_memory_is_read_as_views_of_it() -> None:
         list(listed(cpio.View(payload[: payload.index(b"yyy") + 100])))
 
 
+@pytest.mark.parametrize("field", [b" 000000A", b"0x00000A", b"0000_00A", b"+000000A", b"000000\xc3\xa9", b"0000000G"])
+def test_a_cpio_header_number_that_is_not_eight_hexadecimal_digits_is_refused(field: bytes) -> None:
+    """Each of a header's 13 numbers is exactly 8 hexadecimal digits: a space, a 0x, an underscore or a sign (all
+    of which Python's int() would take), a non-ASCII byte or another letter is a corrupt or hostile payload."""
+    good = _cpio([("./a", 0o100644, b"x" * 10)])
+    assert [m.name for m, _ in cpio.members(cpio.View(good), "t", 10, 1 << 20)] == ["./a"]
+    size_at = 6 + 8 * 6  # the seventh number: the data's size
+    bad = good[:size_at] + field + good[size_at + 8 :]
+    with pytest.raises(UnpackError, match="not hexadecimal"):
+        list(cpio.members(cpio.View(bad), "t", 10, 1 << 20))
+
+
 def _respliced(rpm: Path, dest: Path, members: list[tuple[str, int, bytes]], agree: bool = True) -> Path:
     """`rpm` with its payload replaced by a gzip cpio of `members`, its headers kept as they are but (`agree`) the
     digest of the uncompressed payload, made the new one's: the cpio reader's own checks are what is tried."""
