@@ -20,14 +20,13 @@ so it starts fast and the same way inside a user namespace), in a session of its
     Each process dies with its parent (PR_SET_PDEATHSIG).
 """
 
+import _socket  # socket's compiled half: the module itself spends milliseconds making enums, at every start
 import contextlib
 import ctypes
 import fcntl
 import json
 import os
-import platform
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -220,10 +219,13 @@ def _drop_capabilities() -> None:
 
 
 def _loopback_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
 
 
 def _enter(root: str, hostname: str) -> None:
@@ -252,13 +254,14 @@ def _enter(root: str, hostname: str) -> None:
     _devices(rootfd)
     _harden_proc(rootfd)
     os.close(rootfd)
-    socket.sethostname(hostname)
+    _socket.sethostname(hostname)
     _loopback_up()
     os.fchdir(outer)
     os.close(outer)
-    number = SYS_PIVOT_ROOT.get(platform.machine())
+    machine = os.uname().machine
+    number = SYS_PIVOT_ROOT.get(machine)
     if number is None:
-        raise OSError(0, f"pivot_root's system call number on {platform.machine()} is not known")
+        raise OSError(0, f"pivot_root's system call number on {machine} is not known")
     if _libc.syscall(number, b".", b".") != 0:
         _fail("pivot_root into the sandbox's root")
     if _libc.umount2(b".", MNT_DETACH) != 0:
@@ -291,7 +294,7 @@ def _wait(pid: int) -> int:
 def _default_signals() -> None:
     """Every signal to its default action and none blocked, as a command started by init would have them."""
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    number = SYS_RT_SIGACTION.get(platform.machine())
+    number = SYS_RT_SIGACTION.get(os.uname().machine)
     default = ctypes.create_string_buffer(32)  # SIG_DFL, no flags, an empty mask: all zero in every layout
     for sig in range(1, 65):
         if sig in (signal.SIGKILL, signal.SIGSTOP):
