@@ -246,7 +246,10 @@ def build_platform(
                         step(work)
                 system = os_release.read(work.root, OperatingSystem(str(r.distribution), "", archive.codename))
                 with timer.step("pack"):
-                    layer = pack(work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members)
+                    layer = pack(
+                        work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members,
+                        again=not settled,  # a settled build that is not its layer is built again, all checked
+                    )  # fmt: skip
                 if settled and members is not None and not members.gave(layer.diff_id, layer.digest):
                     raise BootstrapError("not the layer this package set gave before")
             except BootstrapError as exc:  # what the cache kept may be what failed: checked, it fails for itself

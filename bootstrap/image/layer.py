@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from bootstrap.errors import BootstrapError
 from bootstrap.host.overrides import Overrides, identity
 from bootstrap.image import tarheader
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
@@ -60,6 +61,10 @@ class Layer:
     @property
     def media_type(self) -> str:
         return "application/vnd.oci.image.layer.v1.tar" + self.compression.media_suffix
+
+
+class LayerMismatch(BootstrapError):
+    """A layer that took gzip members on the word of the layer kept under its key, and is not that layer."""
 
 
 class _HashingSink:
@@ -263,13 +268,17 @@ def pack(
     level: int = 0,
     overrides: Overrides | None = None,
     members: Members | None = None,
+    again: bool = True,
 ) -> Layer:
     """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass
     (`members`: gzip members of earlier builds to take rather than compress again; a layer that took some on the
-    word of the kept layer and is not that layer after all is packed again, every member proven; the blocks' keys
-    are left in `members.blocks`, for the caller to `remember` the layer by)."""
+    word of the kept layer and is not that layer after all is packed again, every member proven, or, without
+    `again`, is an error: the caller builds the tree again; the blocks' keys are left in `members.blocks`, for the
+    caller to `remember` the layer by)."""
     layer = _pack(root, epoch, dest, compression, level, overrides, members)
     if members is not None and not members.confirms(layer.diff_id, layer.digest):
+        if not again:
+            raise LayerMismatch(f"{dest.name}: not the layer kept under its key", "the tree is built again")
         log.debug("%s: not the layer kept under its key: packed again, every kept member proven", dest.name)
         members.forget()
         layer = _pack(root, epoch, dest, compression, level, overrides, members)

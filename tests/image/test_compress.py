@@ -281,6 +281,23 @@ def test_a_kept_layer_that_is_not_this_one_is_packed_again_with_every_member_pro
     assert after.kept is not None and after.kept.digest == plain.digest, "the new layer is kept"
 
 
+def test_without_again_a_kept_layer_that_is_not_this_one_is_an_error_after_one_pass(
+    tmp_path: Path, inflates: list[int]
+) -> None:
+    """A settled build packs with `again` off: its layer, if it is the kept one, stands after one pass with no member
+    inflated; if it is not, pack says so at once, with no second pass proving the members (the build then makes
+    the whole tree again, every payload checked)."""
+    tree = _tree(tmp_path / "root", 3)
+    first = _pack(tree, tmp_path / "first.tar.gz", _members(tmp_path))
+    same = layer.pack(tree, 1_700_000_000, tmp_path / "same.tar.gz", members=_members(tmp_path), again=False)
+    assert (same.digest, same.diff_id) == (first.digest, first.diff_id) and inflates == []
+    (tree / "usr/share/data/part-011").write_bytes(b"changed at the end")
+    members = _members(tmp_path)
+    with pytest.raises(layer.LayerMismatch, match="not the layer kept under its key"):
+        layer.pack(tree, 1_700_000_000, tmp_path / "changed.tar.gz", members=members, again=False)
+    assert inflates == [] and members.unproven, "one pass, on the kept layer's word, and no second"
+
+
 def test_a_member_that_is_not_its_block_is_caught_by_the_kept_layer_s_digests(
     tmp_path: Path, inflates: list[int]
 ) -> None:
