@@ -39,7 +39,7 @@ from bootstrap.log import log
 _temp_serial = itertools.count()
 """Unique within the process (next() on a count is atomic), so threads never share a temporary path."""
 
-DERIVED_AREAS = ("parsed", "expanded", "gzip", "layers", "verdicts")
+DERIVED_AREAS = ("parsed", "expanded", "gzip", "layers", "verdicts", "rpmdb")
 """Areas whose files `write_atomic` writes (beside the VERIFIED_AREAS' slots): swept of what killed builds left."""
 VERIFIED_AREAS = ("releases", "repomd")
 """Areas of one directory per archive or repository, holding the signed index verified last (Debian's InRelease,

@@ -25,9 +25,10 @@ from bootstrap.host import scratch
 from bootstrap.host.cache import SESSION_PREFIX, TAKE_LOCK, Cache
 from bootstrap.log import log
 
-PRUNED = ("sha256", "expanded", "parsed", "gzip", "layers", "verdicts")
+PRUNED = ("sha256", "expanded", "parsed", "gzip", "layers", "verdicts", "rpmdb")
 """The areas pruning removes from: downloaded packages and index files, expanded packages, parsed indexes, kept
-gzip members and layers, package signature verdicts. Everything there is made again (or fetched) when missing."""
+gzip members and layers, package signature verdicts, RPM package databases. Everything there is made again (or
+fetched) when missing."""
 KEPT = ("releases", "repomd", "locks", "tmp")
 """Shown by `usage`, never pruned."""
 DESCRIPTIONS = {
@@ -37,6 +38,7 @@ DESCRIPTIONS = {
     "gzip": "gzip members of earlier layers",
     "layers": "the blocks and digests of each package set's layer",
     "verdicts": "package signature verdicts",
+    "rpmdb": "the rpm database each RPM package set gave",
     "releases": "verified InRelease files (never pruned)",
     "repomd": "verified repomd.xml files (never pruned)",
     "locks": "lock files",

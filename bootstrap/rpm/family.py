@@ -12,7 +12,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.family import interface, model
 from bootstrap.host.parallel import map_parallel
 from bootstrap.log import log
-from bootstrap.rpm import locate, pkgsig, repofiles
+from bootstrap.rpm import keptdb, locate, pkgsig, repofiles
 from bootstrap.rpm import resolve as resolve_mod
 from bootstrap.rpm import selection as selection_mod
 from bootstrap.rpm.archive import RpmArchive, open_archive, substitute
@@ -134,5 +134,6 @@ class RpmFamily:
     ) -> RpmJob:
         own = own_selection(selection)
         checked = self.verified(own, files)
-        kept = self.settings.cache.area("expanded") if self.settings.derived_cache else None
-        return RpmJob(own, checked, target, self.options(target.arch), kept)
+        cache, derived = self.settings.cache, self.settings.derived_cache
+        kept, kept_db = (cache.area("expanded"), cache.area(keptdb.AREA)) if derived else (None, None)
+        return RpmJob(own, checked, target, self.options(target.arch), kept, kept_db)

@@ -9,7 +9,7 @@ import re
 import stat
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from bootstrap.family.model import Licence, Notice
 from bootstrap.host import tmpfiles
 from bootstrap.host.tree import Tree, TreeError
 from bootstrap.log import log
-from bootstrap.rpm import rpmdb, scriptlets, tags
+from bootstrap.rpm import keptdb, rpmdb, scriptlets, tags
 from bootstrap.rpm.files import FileEntry, file_table, skipped
 from bootstrap.rpm.header import Header, Layout, read_layout
 from bootstrap.rpm.options import JobOptions
@@ -61,6 +61,8 @@ class RpmJob:
     kept: Path | None = None
     """The cache's area of decompressed payloads (`bootstrap.rpm.expanded`), unless the build takes nothing from
     derived cache areas."""
+    kept_db: Path | None = None
+    """The cache's area of package databases (`bootstrap.rpm.keptdb`), on the same condition."""
     unpacked: list[Unpacked] = field(default_factory=list)
 
     @property
@@ -104,23 +106,45 @@ class RpmJob:
         items = [(name, self.files[name]) for name in names]
         target, options = self.target, self.options
         with contextlib.ExitStack() as stack:
-            made = None
+            made: Future[None] | None = None
+            kept: keptdb.Kept | None = None
             if not final:
                 packages = [(path, skipped(tables[n], options)) for n, path in items]
                 tmp = stack.enter_context(rpmdb.scratch(target.root))
-                pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
                 sealed = not options.keys
-                made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
+                db_key = self._db_key(items, packages) if self.kept_db is not None else ""
+                kept = keptdb.find(self.kept_db, db_key) if self.kept_db is not None and db_key else None
+                if kept is None:
+                    pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                    made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
             known = {name: (layouts[name], tables[name]) for name in names}  # read once, for both
             self.unpacked = unpack_all(
                 target.root, items, options, target.epoch, target.overrides, known, self.kept, target.check_kept
             )
             reown(target.root, self.unpacked, target.overrides, last=final)  # a later package's accounts
-            if made is not None:
-                made.result()
-                if not sealed:
-                    rpmdb.seal(tmp, target.epoch, target.arch, self._keys())
+            if not final:
+                keys = [] if sealed else self._keys()
+                if kept is not None and kept.fits(keys):
+                    kept.write(tmp)
+                else:
+                    if made is None:  # kept with other keys
+                        rpmdb.make(tmp, packages, target.epoch, target.arch, sealed)
+                    else:
+                        made.result()
+                    if not sealed:
+                        rpmdb.seal(tmp, target.epoch, target.arch, keys)
+                    if self.kept_db is not None and db_key:
+                        keptdb.keep(self.kept_db, db_key, keys, tmp)
                 rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
+
+    def _db_key(self, items: Sequence[tuple[str, Path]], packages: Sequence[tuple[Path, set[str]]]) -> str:
+        """What the database of these packages (in this order, these files left out) is kept under, "" when a
+        package has no record to name its sha256."""
+        sha256s = {r.name: r.sha256 for r in self.selection.records}
+        named = [(sha256s.get(name, ""), left) for (name, _), (_, left) in zip(items, packages, strict=True)]
+        if not all(sha256 for sha256, _ in named):
+            return ""
+        return keptdb.key(named, self.target.epoch, self.target.arch)
 
     def _keys(self) -> list[tuple[str, bytes]]:
         """The key files the database imports, read from the unpacked tree (the release package installs them)."""

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from bootstrap.family.interface import Target
 from bootstrap.host.cache import Cache
 from bootstrap.host.sandbox import Sandbox
 from bootstrap.records.inspection import UNOWNED, package_sizes
-from bootstrap.rpm import pkgsig, rpmdb, scriptlets
+from bootstrap.rpm import keptdb, pkgsig, rpmdb, scriptlets
 from bootstrap.rpm.job import RpmJob, licences
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.repo import open_repository
@@ -44,11 +45,13 @@ def _selection(distro: tuple[RpmRepo, str], tmp: Path) -> tuple[RpmSelection, di
     return selection, files
 
 
-def _build(distro: tuple[RpmRepo, str], tmp: Path, options: JobOptions = OPTIONS) -> tuple[Path, RpmJob]:
+def _build(
+    distro: tuple[RpmRepo, str], tmp: Path, options: JobOptions = OPTIONS, kept_db: Path | None = None
+) -> tuple[Path, RpmJob]:
     tmp.mkdir()
     selection, files = _selection(distro, tmp)
     root = tmp / "root"
-    job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), options)
+    job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), options, kept_db=kept_db)
     job.unpack(final=False)
     job.configure(lambda: _opened(root))
     job.finish()
@@ -229,3 +232,52 @@ def test_a_release_key_the_image_lacks_is_one_line(
     monkeypatch.setattr(rpmdb, "MAX_KEY", 100)
     with pytest.raises(BootstrapError, match=r"RPM-GPG-KEY-AlmaLinux-9 is larger than a key file"):
         _build(rpm_distro, tmp_path / "o", KEYED)
+
+
+def test_a_kept_database_is_taken_by_the_next_build_of_its_package_set(
+    rpm_distro: tuple[RpmRepo, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build with a cache keeps the database the host's rpm wrote for its package set and keys; the next build of
+    the same set takes it without running rpm, byte for byte the same. Other keys, or a kept file that is damaged
+    (or was written without the user's key): rpm writes the database again, and the bytes are rpm's."""
+    area = Cache(tmp_path / "cache").ensure().area(keptdb.AREA)
+    first, _ = _build(rpm_distro, tmp_path / "a", KEYED, kept_db=area)
+    (kept,) = area.iterdir()
+    runs: list[str] = []
+    for name in ("make", "seal"):
+        real = getattr(rpmdb, name)
+
+        def counted(*args: object, _name: str = name, _real: Callable[..., None] = real, **kw: object) -> None:
+            runs.append(_name)
+            _real(*args, **kw)
+
+        monkeypatch.setattr(rpmdb, name, counted)
+    second, _ = _build(rpm_distro, tmp_path / "b", KEYED, kept_db=area)
+    db = "var/lib/rpm/rpmdb.sqlite"
+    assert runs == [] and (second / db).read_bytes() == (first / db).read_bytes()
+    assert _in_tree(second, "/usr/bin/rpm", "-q", "gpg-pubkey", "--qf", "%{NAME}\\n") == "gpg-pubkey\n"
+    unkeyed, _ = _build(rpm_distro, tmp_path / "c", OPTIONS, kept_db=area)
+    assert runs == ["make", "seal"], "kept with other keys: rpm writes it (and seals it, as it does without keys)"
+    raw = bytearray(kept.read_bytes())
+    raw[-5] ^= 0x01
+    kept.write_bytes(bytes(raw))
+    runs.clear()
+    third, _ = _build(rpm_distro, tmp_path / "d", OPTIONS, kept_db=area)
+    assert runs == ["make", "seal"] and (third / db).read_bytes() == (unkeyed / db).read_bytes()
+
+
+def test_a_database_is_kept_under_all_it_is_made_of() -> None:
+    """The key of a kept database changes with each package's sha256, the files its unpack leaves out, the
+    order, the epoch and the architecture."""
+    packages = [("a" * 64, {"/usr/share/doc/x"}), ("b" * 64, set())]
+    base = keptdb.key(packages, EPOCH, "x86_64")
+    others = [
+        keptdb.key([("c" * 64, {"/usr/share/doc/x"}), packages[1]], EPOCH, "x86_64"),
+        keptdb.key([("a" * 64, set()), packages[1]], EPOCH, "x86_64"),
+        keptdb.key([("a" * 64, {"/usr/share/doc/y"}), packages[1]], EPOCH, "x86_64"),
+        keptdb.key(packages[::-1], EPOCH, "x86_64"),
+        keptdb.key(packages, EPOCH + 1, "x86_64"),
+        keptdb.key(packages, EPOCH, "aarch64"),
+    ]
+    assert base == keptdb.key(list(packages), EPOCH, "x86_64")
+    assert len({base, *others}) == len(others) + 1
