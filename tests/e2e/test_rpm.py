@@ -4,11 +4,13 @@ repomd.xml) served on 127.0.0.1 as AlmaLinux 9's BaseOS and built through the co
 the real Docker Engine, whose own rpm reads the database written at build time. Builds are shared within the
 module (one pytest-xdist group)."""
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import sqlite3
 import tarfile
 import tempfile
 import time
@@ -19,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from bootstrap.rpm import filecaps
+from bootstrap.host.cache import write_derived
+from bootstrap.rpm import filecaps, keptdb
+from bootstrap.rpm.rpmdb import DB
 from tests.conftest import Serve
 from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run, unique_tag
 from tests.e2e.test_rootless import builder  # noqa: F401 - the fixture: an ordinary user with subordinate ids
@@ -388,7 +392,7 @@ def _derived(cache: Path) -> dict[str, int]:
     """Every file of the cache's derived areas, with its mtime (what taking it marks)."""
     return {
         str(p.relative_to(cache)): p.stat().st_mtime_ns
-        for area in ("expanded", "gzip", "verdicts", "parsed")
+        for area in ("expanded", "gzip", "layers", "verdicts", "parsed", "rpmdb")
         for p in sorted((cache / area).rglob("*"))
         if p.is_file()
     }
@@ -396,7 +400,8 @@ def _derived(cache: Path) -> dict[str, int]:
 
 def test_verify_rebuilds_bit_for_bit(miniature: Miniature, first: Path) -> None:
     """The rebuild takes nothing from the derived areas, nor adds to them: the decompressed payloads, kept gzip
-    members and signature verdicts the builds left are neither read nor written."""
+    members and layers, signature verdicts, listings and rpm databases the builds left are neither read nor
+    written."""
     cache = _cache_of(first)
     before = _derived(cache)
     assert any(name.startswith("expanded/") and name.endswith(".cpio") for name in before), "the builds kept payloads"
@@ -442,6 +447,44 @@ def test_a_settled_package_set_takes_what_the_cache_kept_and_its_layer_catches_a
         assert TAKEN in said and AGAIN in said, said
         assert _sha256(payload) == payload.name.removesuffix(".cpio"), "made again from its package"
     assert AGAIN not in _said(miniature, first, tmp_path / "after", cache), "the layer stays settled: the cache changed"
+
+
+def test_a_kept_rpm_database_forged_with_the_users_key_goes_into_a_build_and_verify_names_it(
+    miniature: Miniature, first: Path, tmp_path: Path
+) -> None:
+    """The rpm database kept for a package set is a derived file the user's key proves. One forged by someone
+    holding that key (the user's own account; here the release key's gpg-pubkey header taken out, so that the
+    image's rpm would no longer check the distribution's signatures) goes into the next build of that set; `verify`
+    has the host's rpm write the database afresh and fails, naming the outputs. Forged without the key, it is not
+    taken."""
+    cache = tmp_path / "cache"
+    miniature.build(tmp_path / "a", cache)
+    area = cache / keptdb.AREA
+    (slot,) = area.iterdir()
+    kept = keptdb.find(area, slot.name)
+    assert kept is not None, "the build kept its database"
+    work = tmp_path / "forge"
+    work.mkdir()
+    kept.write(work)
+    with contextlib.closing(sqlite3.connect(work / DB)) as db, db:
+        (hnum,) = db.execute("SELECT max(hnum) FROM Packages").fetchone()
+        db.execute("DELETE FROM Packages WHERE hnum = ?", (hnum,))
+    forged = [kept.keys.encode(), "\n".join(kept.files).encode(), *((work / n).read_bytes() for n in kept.files)]
+    with pytest.MonkeyPatch.context() as mp:  # someone who can write the cache but not read the user's key
+        mp.setenv("XDG_STATE_HOME", str(tmp_path / "someone-else"))
+        write_derived(slot, slot.name, forged)
+    miniature.build(tmp_path / "b", cache)
+    assert _sha256(tmp_path / "b" / "image.tar") == _sha256(first / "image.tar"), "not taken without the key"
+    write_derived(slot, slot.name, forged)
+    miniature.build(tmp_path / "c", cache)
+    assert _sha256(tmp_path / "c" / "image.tar") != _sha256(first / "image.tar"), "taken: the user's key proves it"
+    proc = bootstrap(
+        "verify", str(tmp_path / "c"), "--recipe", str(miniature.recipe), "--mirror", miniature.url,
+        "--cache-dir", str(cache), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = next(line for line in proc.stderr.splitlines() if line.startswith("NOT reproducible"))
+    assert "rootfs.tar.gz" in said and "image.tar" in said, proc.stderr
 
 
 def test_verify_refuses_a_mirror_serving_other_bytes_for_a_locked_package(
