@@ -588,6 +588,13 @@ def _blocks(sections: Iterable[Section]) -> Iterator[bytes]:
         yield from section.chunks() if isinstance(section, FileSection) else (section,)
 
 
+def made_by(path: str) -> str:
+    """What a derived file's key names the program or library that made it by: its file as it is now (size, times,
+    inode), so that an upgraded one, a new file, makes its own entries (`bootstrap.rpm.listing`, `.keptdb`)."""
+    st = os.stat(path)
+    return f"{path} {st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
 def write_derived(path: Path, source: str, sections: Sequence[Section]) -> None:
     """Store `sections` (data made from the verified blob `source`) so that `read_derived` can prove them;
     a section in a file is streamed, never held in memory whole."""

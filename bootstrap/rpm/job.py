@@ -112,8 +112,8 @@ class RpmJob:
                 packages = [(path, skipped(tables[n], options)) for n, path in items]
                 tmp = stack.enter_context(rpmdb.scratch(target.root))
                 sealed = not options.keys
-                db_key = self._db_key(items, packages) if self.kept_db is not None else ""
-                kept = keptdb.find(self.kept_db, db_key) if self.kept_db is not None and db_key else None
+                slot = self._db_slot(items, packages)
+                kept = keptdb.find(*slot) if slot is not None else None
                 if kept is None:
                     pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
                     made = pool.submit(rpmdb.make, tmp, packages, target.epoch, target.arch, sealed)
@@ -133,18 +133,22 @@ class RpmJob:
                         made.result()
                     if not sealed:
                         rpmdb.seal(tmp, target.epoch, target.arch, keys)
-                    if self.kept_db is not None and db_key:
-                        keptdb.keep(self.kept_db, db_key, keys, tmp)
+                    if slot is not None:
+                        keptdb.keep(*slot, keys, tmp)
                 rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
 
-    def _db_key(self, items: Sequence[tuple[str, Path]], packages: Sequence[tuple[Path, set[str]]]) -> str:
-        """What the database of these packages (in this order, these files left out) is kept under, "" when a
-        package has no record to name its sha256."""
+    def _db_slot(
+        self, items: Sequence[tuple[str, Path]], packages: Sequence[tuple[Path, set[str]]]
+    ) -> tuple[Path, str] | None:
+        """Where the database of these packages (in this order, these files left out) is kept: the area and its
+        key; None when nothing derived is kept or a package has no record to name its sha256."""
+        if self.kept_db is None:
+            return None
         sha256s = {r.name: r.sha256 for r in self.selection.records}
         named = [(sha256s.get(name, ""), left) for (name, _), (_, left) in zip(items, packages, strict=True)]
         if not all(sha256 for sha256, _ in named):
-            return ""
-        return keptdb.key(named, self.target.epoch, self.target.arch)
+            return None
+        return self.kept_db, keptdb.key(named, self.target.epoch, self.target.arch)
 
     def _keys(self) -> list[tuple[str, bytes]]:
         """The key files the database imports, read from the unpacked tree (the release package installs them)."""

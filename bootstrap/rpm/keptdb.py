@@ -10,14 +10,13 @@ the cache (`bootstrap.host.cache`), proven by the user's key when read. `verify`
 
 import functools
 import hashlib
-import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bootstrap.host.cache import read_derived, write_derived
+from bootstrap.host.cache import made_by, read_derived, write_derived
 from bootstrap.log import log
 from bootstrap.rpm.rpmdb import DB
 
@@ -30,10 +29,8 @@ FILES = (DB, ".rpm.lock")
 @functools.cache
 def _writer() -> str:
     """The host's rpm program and SQLite, as they are now."""
-    path = shutil.which("rpm") or ""
-    st = os.stat(path) if path else None
-    rpm = f"{path} {st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}" if st is not None else "none"
-    return f"{rpm} sqlite {sqlite3.sqlite_version}"
+    path = shutil.which("rpm")
+    return f"{made_by(path) if path else 'no rpm'} sqlite {sqlite3.sqlite_version}"
 
 
 def key(packages: Sequence[tuple[str, Iterable[str]]], epoch: int, arch: str) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import solv
 
 from bootstrap.errors import ChecksumError
-from bootstrap.host.cache import discard, read_derived, write_derived
+from bootstrap.host.cache import discard, made_by, read_derived, write_derived
 from bootstrap.log import log
 from bootstrap.numbers import is_decimal
 from bootstrap.rpm.packages import Package
@@ -219,8 +219,7 @@ def _libsolv() -> str:
     """The libsolv build in use, as its compiled module's file is (size, change time, inode; the wheel and the
     distributions' python3-solv both have `solv._solv`): a kept listing's solv form was checked against the
     records by the build that wrote it, and is taken back by that build only."""
-    st = os.stat(getattr(solv, "_solv", solv).__file__)
-    return f"libsolv {st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return made_by(getattr(solv, "_solv", solv).__file__)
 
 
 def _fits(made: Listing) -> bool:
