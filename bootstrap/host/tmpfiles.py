@@ -392,9 +392,8 @@ def _apply(tree: Tree, item: Item, owners: _Owners) -> None:
             st = tree.lstat(target) if target else None
             if st is None or not stat.S_ISREG(st.st_mode) or item.argument is None:
                 continue
-            with tree.open(target) as f:
-                old = b"" if f is None else f.read()
-            data = (old if item.plus else b"") + item.argument.encode("utf-8", "surrogateescape")
+            old = (tree.read_whole(target, f"tmpfiles {item.path}") or b"") if item.plus else b""
+            data = old + item.argument.encode("utf-8", "surrogateescape")
             tree.write(target, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
         return
     st = tree.lstat(rel)
@@ -482,8 +481,7 @@ def _copy_one(tree: Tree, src: str, dest: str, st: os.stat_result, copied: dict[
         tree.mkdir(dest, 0o755)
         tree.own_dir(dest, st.st_uid, st.st_gid, mode)
     elif stat.S_ISREG(st.st_mode):
-        with tree.open(src) as f:
-            data = b"" if f is None else f.read()
+        data = tree.read_whole(src, f"tmpfiles: copying to /{dest}") or b""
         tree.write(dest, data, mode, st.st_uid, st.st_gid)
     elif stat.S_ISLNK(st.st_mode):
         tree.symlink(dest, os.readlink(tree.path(src)), st.st_uid, st.st_gid)

@@ -25,6 +25,9 @@ from bootstrap.errors import BootstrapError
 from bootstrap.host.overrides import Overrides, disk_mode
 
 MAX_LINKS = 40
+EDIT_LIMIT = 64 << 20
+"""The largest file a finish step reads whole to change or copy (an append, a tmpfiles `w` or `C`): a sparse file
+a script made takes nothing on disk, whatever size it says."""
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -311,6 +314,17 @@ class Tree:
         """The content of regular file `rel` (symlinks followed inside the tree), or None when there is none."""
         with self.open(rel) as f:
             return None if f is None else f.read(limit)
+
+    def read_whole(self, rel: str, what: str, limit: int = EDIT_LIMIT) -> bytes | None:
+        """All of regular file `rel` (symlinks followed inside the tree), or None when there is none; one larger
+        than `limit` is an error naming `what` reads it (never read into memory)."""
+        with self.open(rel) as f:
+            data = None if f is None else f.read(limit + 1)
+        if data is not None and len(data) > limit:
+            raise TreeError(
+                f"{what}: /{rel} is larger than {limit >> 20} MiB", "a package or a script made it so: check the set"
+            )
+        return data
 
     @contextmanager
     def open(self, rel: str) -> Iterator[BinaryIO | None]:

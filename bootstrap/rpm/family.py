@@ -16,6 +16,7 @@ from bootstrap.rpm import keptdb, locate, pkgsig, repofiles
 from bootstrap.rpm import resolve as resolve_mod
 from bootstrap.rpm import selection as selection_mod
 from bootstrap.rpm.archive import RpmArchive, open_archive, substitute
+from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.job import RpmJob
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.selection import RpmSelection, to_model
@@ -94,24 +95,28 @@ class RpmFamily:
 
     def verified(self, selection: RpmSelection, files: Mapping[str, Path]) -> dict[str, Path]:
         """Each package file, once its OpenPGP signature (by a pinned key) and its payload digest are checked
-        (or were, by an earlier build with the same keys: `verdicts`): the first that fails stops the build
-        before anything is unpacked."""
+        (or were, by an earlier build with the same keys: `verdicts`) and its signed header is seen to be the
+        package its record names: the first that fails stops the build before anything is unpacked."""
         s = self.settings
         if s.insecure:
             log.warning("WARNING: --insecure: the packages' signatures are NOT checked")
             return dict(files)
 
         kept = Verdicts(s.cache, s.keyrings, s.signers) if s.derived_cache else None
+        records = {r.name: r for r in selection.records}
 
         def check(p: model.Package) -> None:
             path = files.get(p.name)
             if path is None:
                 raise BootstrapError(f"{p.name} was not fetched", "report this as a bug")
             if kept is not None and kept.passed(p.sha256, path):
-                return
-            pkgsig.verify(path, s.keyrings, p.filename, s.signers)
-            if kept is not None:
-                kept.record(p.sha256, path)
+                with open(path, "rb") as f:
+                    layout = read_layout(f, p.filename)
+            else:
+                layout = pkgsig.verify(path, s.keyrings, p.filename, s.signers)
+                if kept is not None:
+                    kept.record(p.sha256, path)
+            pkgsig.check_names(layout, records[p.name], p.filename)  # every build: the record may be new
 
         map_parallel(check, selection.packages, WORKERS)
         return {p.name: files[p.name] for p in selection.packages}

@@ -303,8 +303,7 @@ def _append(tree: Tree, rel: str, data: bytes, epoch: int) -> None:
     kept; through a symbolic link, its target's (inside the tree)."""
     rel = tree.resolve(rel, follow_last=True) or rel
     st = tree.lstat(rel)
-    with tree.open(rel) as f:
-        old = b"" if f is None else f.read()
+    old = tree.read_whole(rel, "rpm.append") or b""
     if st is None or not stat.S_ISREG(st.st_mode):
         tree.write(rel, old + data, mtime=epoch)
     else:

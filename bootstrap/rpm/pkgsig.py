@@ -8,7 +8,9 @@ from pathlib import Path
 
 from bootstrap.errors import SignatureError
 from bootstrap.host import openpgp
+from bootstrap.rpm import tags
 from bootstrap.rpm.header import Layout, read_layout
+from bootstrap.rpm.packages import Package
 
 SIG_DSA, SIG_RSA = 267, 268
 """Signature header tags of the header-only OpenPGP signatures (DSA/ECDSA/EdDSA, RSA)."""
@@ -50,3 +52,23 @@ def verify(path: Path, keyrings: tuple[Path, ...], what: str, signers: frozenset
     if digest.hexdigest() != expected[0].lower():
         raise SignatureError(f"{what}: the payload does not match the digest in its signed header", _HINT)
     return layout
+
+
+def header_nevra(layout: Layout) -> str:
+    """name-epoch:version-release.arch as the package's signed header gives it (the epoch 0 when it has none)."""
+    h = layout.main
+    epoch = h.int32(tags.EPOCH)
+    name, version, release, arch = (h.string(t) for t in (tags.NAME, tags.VERSION, tags.RELEASE, tags.ARCH))
+    return f"{name}-{epoch[0] if epoch else 0}:{version}-{release}.{arch}"
+
+
+def check_names(layout: Layout, record: Package, what: str) -> None:
+    """Refuse a package whose signed header is not the package the repository's record names: the lock, the
+    SBOMs and the resolver take the record's name and version, the image gets the header's (a mirror whose
+    metadata no key vouches for could otherwise hand out an older signed build under a newer record)."""
+    found = header_nevra(layout)
+    if found != record.nevra:
+        raise SignatureError(
+            f"{what}: the package file is {found}, but the repository's metadata names {record.nevra}",
+            "the mirror serves another package than its metadata names: use another mirror",
+        )

@@ -246,6 +246,22 @@ def test_w_writes_through_a_link_and_a_repeated_line_is_quiet(tmp_path: Path, ca
     assert caplog.text.count("a second line for /srv/same") == 1 and "b.conf:2" in caplog.text
 
 
+def test_a_file_a_script_made_gigabytes_long_is_never_read_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sparse file of 1 GiB (nothing on disk) that a `w+` line appends to, or a `C` line copies: each line is
+    passed over with a warning naming the file, read no further than the limit; the next line still applies."""
+    conf = "w+ /etc/sparse - - - - more\nC /etc/copy - - - - /usr/share/sparse\nd /srv/after 0700\n"
+    tree = _tree(tmp_path, {"usr/lib/tmpfiles.d/a.conf": conf, "etc/sparse": "", "usr/share/sparse": ""})
+    for rel in ("etc/sparse", "usr/share/sparse"):
+        os.truncate(tree.root / rel, 1 << 30)
+    assert tmpfiles.apply(tree, [tmpfiles.ALL]) == 1
+    assert "/etc/sparse is larger than 64 MiB" in caplog.text
+    assert "/usr/share/sparse is larger than 64 MiB" in caplog.text
+    assert (tree.root / "etc/sparse").stat().st_blocks == 0 and not (tree.root / "etc/copy").exists()
+    assert _seen(tree, "srv/after")[0] == "dir"
+
+
 def test_hostile_lines_and_account_files_are_passed_over_not_fatal(tmp_path: Path) -> None:
     """Lines and ids a package could ship to stop the build: each is a warning, the next line still applies."""
     lines = (

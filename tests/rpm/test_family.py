@@ -6,6 +6,8 @@ real programs (`tests/fixtures/rpmdistro.py`) through the command line gives an 
 
 import hashlib
 import json
+import lzma
+import re
 import shutil
 import subprocess
 import sys
@@ -266,6 +268,56 @@ def test_unsigned_metadata_distribution(built: Path, tmp_path: Path, gpg_key: Gp
     plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key, body, distribution="fedora", suite="44")
     assert _nevras(plan) == MINIATURE_INSTALLED
     assert isinstance(_fetch_and_job(plan), RpmJob)
+
+
+def _point_record_at(root: Path, name: str, version: str, other: Path) -> None:
+    """The mirror's own primary.xml (an unsigned repomd.xml names its checksums): `name`'s record at `version` is
+    left as it is but for where its file is, its sha256 and size, which are now those of `other`."""
+    data = other.read_bytes()
+    primary = root / "repodata" / "primary.xml.xz"
+    text = lzma.decompress(primary.read_bytes()).decode()
+    blocks = text.split('<package type="rpm">')
+    (i,) = (i for i, b in enumerate(blocks) if f"<name>{name}</name>" in b and f'ver="{version}"' in b)
+    sha256 = hashlib.sha256(data).hexdigest()
+    b = re.sub(r'(<checksum type="sha256" pkgid="YES">)[0-9a-f]+', rf"\g<1>{sha256}", blocks[i])
+    b = re.sub(r'(<size package=")\d+', rf"\g<1>{len(data)}", b)
+    blocks[i] = re.sub(r'(<location href=")[^"]+', rf"\g<1>Packages/{other.name}", b)
+    opened = '<package type="rpm">'.join(blocks).encode()
+    packed = lzma.compress(opened)
+    primary.write_bytes(packed)
+    md = root / "repodata" / "repomd.xml"
+    text = re.sub(r'<data type="filelists">.*?</data>', "", md.read_text(), flags=re.S)
+    start = text.index('<data type="primary">')
+    end = text.index("</data>", start)
+    block = text[start:end]
+    given = {"checksum": hashlib.sha256(packed).hexdigest(), "open-checksum": hashlib.sha256(opened).hexdigest()}
+    given |= {"size": str(len(packed)), "open-size": str(len(opened))}
+    for tag, value in given.items():
+        block = re.sub(rf"(<{tag}[^>]*>)[^<]*(</{tag}>)", rf"\g<1>{value}\g<2>", block)
+    md.write_text(text[:start] + block + text[end:])
+
+
+def test_a_record_pointing_at_another_signed_package_is_refused(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """Where no key vouches for the metadata (Fedora's unsigned repomd.xml, no metalink), the mirror lists
+    libacl-2.3.2, which bash needs, at the file of the older libacl-2.3.1, genuinely signed: the lock and the
+    SBOMs would name 2.3.2 and the image hold 2.3.1. Refused, on every build: the package's signature verdict
+    kept by the first does not let the second take the file under that record."""
+    root = tmp_path / "tree" / FEDORA
+    root.parent.mkdir(parents=True)
+    shutil.copytree(built / ALMA, root)
+    (root / "repodata" / "repomd.xml.asc").unlink()
+    (older,) = (root / "Packages").glob("libacl-2.3.1-*.rpm")
+    _point_record_at(root, "libacl", "2.3.2", older)
+    body = f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["fedora"]\n'
+    plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key, body, distribution="fedora", suite="44")
+    for _ in range(2):
+        with pytest.raises(SignatureError, match="metadata names") as caught:
+            _fetch_and_job(plan)
+        assert "libacl-0:2.3.1-1.x86_64" in caught.value.message
+        assert "libacl-0:2.3.2-1.x86_64" in caught.value.message
+        _one_line(caught.value)
 
 
 def metalink_doc(

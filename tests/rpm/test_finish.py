@@ -104,6 +104,20 @@ def test_linking_a_file_to_itself_keeps_it_and_appends_go_through_links(tmp_path
     assert (root / "etc/machine-id").read_bytes() == b"" and not (root / "etc/.machine-id.bootstrap-new").exists()
 
 
+def test_an_append_to_a_file_a_script_made_gigabytes_long_is_an_error_not_memory(tmp_path: Path) -> None:
+    """A `%post` can `truncate -s 1G` the file a recipe appends to: it takes nothing on disk, and the append would
+    read it whole. Refused in one line naming it, read no further than the limit, the file left as it was."""
+    root = tmp_path / "root"
+    (root / "etc/dnf").mkdir(parents=True)
+    conf = root / "etc/dnf/dnf.conf"
+    conf.touch()
+    os.truncate(conf, 1 << 30)
+    with pytest.raises(BootstrapError, match="rpm.append: /etc/dnf/dnf.conf is larger than 64 MiB") as caught:
+        _finish(root, append={"/etc/dnf/dnf.conf": b"tsflags=nodocs\n"})
+    assert "\n" not in caught.value.message
+    assert conf.stat().st_size == 1 << 30 and conf.stat().st_blocks == 0
+
+
 def test_removals_of_directories_only_with_exceptions(tmp_path: Path) -> None:
     """CentOS Stream minimal's `find /usr/share/{locale,i18n} -mindepth 1 -maxdepth 1 -type d -not \\( -name en_US -o
     -name POSIX \\) -exec rm -rf`: `*/` takes directories only (locale.alias stays), `!` keeps what it matches."""

@@ -5,7 +5,7 @@ import hashlib
 import lzma
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import solv
 
 from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, SignatureError
 from bootstrap.host.cache import Cache, read_derived
-from bootstrap.rpm import compressed, listing
+from bootstrap.rpm import compressed, comps, listing, xmlstream
 from bootstrap.rpm.repo import open_repository
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
@@ -349,3 +349,26 @@ def test_a_listing_kept_by_another_libsolv_build_is_not_taken(
     monkeypatch.setattr(listing, "_libsolv", lambda: "libsolv another build")
     assert listing.cached(cache.area("parsed"), sources, make) == first.listing and made == [1]
     assert len(list((cache.root / "parsed").glob("*.listing"))) == 2
+
+
+def _comps_with_description(size: int, fed: list[int]) -> Iterator[bytes]:
+    """comps.xml whose one group has a description of `size` characters, made a MiB at a time as it is read (as a
+    small compressed file inflates); `fed` counts the MiBs given."""
+    yield b'<?xml version="1.0"?>\n<comps><group><id>core</id><description>'
+    for left in range(size, 0, -(1 << 20)):
+        fed.append(1)
+        yield b"x" * min(left, 1 << 20)
+    yield b'</description><packagelist><packagereq type="mandatory">bash</packagereq></packagelist></group></comps>'
+
+
+def test_an_element_of_gigabytes_is_refused_as_it_is_read() -> None:
+    """A hostile comps.xml (a few KB compressed) whose description inflates to 300 MiB is refused once one element
+    holds more than any metadata does, a MiB or two into it, never held whole; a long but sane one is read."""
+    fed: list[int] = []
+    with pytest.raises(ChecksumError, match="more than .* characters of text") as caught:
+        comps.read(_comps_with_description(300 << 20, fed), "comps.xml")
+    assert "\n" not in caught.value.message
+    assert len(fed) <= xmlstream.MAX_TEXT // (1 << 20) + 2
+    sane: list[int] = []
+    groups = comps.read(_comps_with_description(xmlstream.MAX_TEXT // 2, sane), "comps.xml")
+    assert groups["core"].installed() == ["bash"]
