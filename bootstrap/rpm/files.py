@@ -3,6 +3,7 @@
 is and who owns it comes from here."""
 
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bootstrap.errors import UnpackError
@@ -41,11 +42,49 @@ def _column(values: list[int] | list[str], count: int, name: str, what: str) -> 
         raise UnpackError(f"{what}: its header lists {count} files but {len(values)} {name}", _HINT)
 
 
+MAX_FILES = 500_000
+"""The most files one package may list (the distributions' largest list tens of thousands): a header's columns
+are read only once each is seen to list as many values as there are files, so that a small header whose entries
+share their bytes cannot make millions of objects of each."""
+_COLUMNS = (
+    (tags.DIRINDEXES, "dir indexes"),
+    (tags.LONGFILESIZES, "sizes"),
+    (tags.FILESIZES, "sizes"),
+    (tags.FILEMODES, "modes"),
+    (tags.FILEMTIMES, "mtimes"),
+    (tags.FILEFLAGS, "flags"),
+    (tags.FILEUSERNAME, "users"),
+    (tags.FILEGROUPNAME, "groups"),
+    (tags.FILELINKTOS, "link targets"),
+    (tags.FILERDEVS, "devices"),
+    (tags.FILEDEVICES, "device numbers"),
+    (tags.FILEINODES, "inodes"),
+    (tags.FILELANGS, "languages"),
+    (tags.FILECAPS, "capabilities"),
+)
+
+
+def _counted(h: Header, what: str) -> int:
+    """How many files the header lists, once its index says every column lists as many (read from the index
+    alone)."""
+    n = h.count(tags.BASENAMES) or 0
+    if n > MAX_FILES:
+        raise UnpackError(f"{what}: its header lists {n} files, more than {MAX_FILES}", _HINT)
+    for tag, name in _COLUMNS:
+        count = h.count(tag)
+        if n and count is not None and count != n:
+            raise UnpackError(f"{what}: its header lists {n} files but {count} {name}", _HINT)
+    dirs = h.count(tags.DIRNAMES) or 0
+    if dirs > max(n, 1):
+        raise UnpackError(f"{what}: its header lists {n} files but {dirs} directories", _HINT)
+    return n
+
+
 def file_table(h: Header, what: str) -> list[FileEntry]:
     """Every file the header lists, in the header's order."""
-    base = h.strings(tags.BASENAMES)
-    if not base:
+    if not _counted(h, what):
         return []
+    base = h.strings(tags.BASENAMES)
     dirs, index = h.strings(tags.DIRNAMES), h.int32(tags.DIRINDEXES)
     n = len(base)
     sizes = h.int64(tags.LONGFILESIZES) or h.int32(tags.FILESIZES)
@@ -110,11 +149,24 @@ def skipped(files: list[FileEntry], options: JobOptions) -> set[str]:
         if (options.nodocs and f.flags & tags.RPMFILE_DOC) or not lang_wanted(f.lang, options.install_langs):
             out.add(f.path)
     if out:
-        kept = [f.path for f in files if f.path not in out]
+        holding_skipped = _parents(out)
+        holding_kept = _parents(f.path for f in files if f.path not in out)
         for f in files:
             if not stat.S_ISDIR(f.mode) or f.path in out:
                 continue
             below = f.path.rstrip("/") + "/"
-            if any(s.startswith(below) for s in out) and not any(k.startswith(below) for k in kept):
+            if below in holding_skipped and below not in holding_kept:
                 out.add(f.path)
     return out | {f.path for f in files if f.ghost}
+
+
+def _parents(paths: Iterable[str]) -> set[str]:
+    """Every leading part of the paths that ends at a slash: `d/` is in it when a path starts with `d/`, so one
+    lookup tells whether a directory holds any of them (a set, not a scan of every path for each directory)."""
+    out = set()
+    for path in paths:
+        at = path.find("/")
+        while at >= 0:
+            out.add(path[: at + 1])
+            at = path.find("/", at + 1)
+    return out

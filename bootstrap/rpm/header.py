@@ -54,6 +54,8 @@ class Header:
         if at is None:
             return []
         offset, count = at
+        if count > len(self.data) - offset:  # each string takes a byte at least: a count past that is a lie
+            raise UnpackError(f"{self.what}: header tag {tag} lists more strings than its data holds", _HINT)
         out = []
         for _ in range(count):
             end = self.data.find(b"\0", offset)
@@ -62,6 +64,11 @@ class Header:
             out.append(self.data[offset:end].decode("utf-8", errors="replace"))
             offset = end + 1
         return out
+
+    def count(self, tag: int) -> int | None:
+        """How many values the index says tag `tag` has (None when it is absent), without reading them."""
+        entry = self.index.get(tag)
+        return None if entry is None else entry[2]
 
     def _ints(self, tag: int, kind: int, size: int, code: str) -> list[int]:
         at = self._at(tag, kind)

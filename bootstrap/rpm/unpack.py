@@ -27,6 +27,9 @@ _HOSTILE = "the package is malformed or hostile; do not use this mirror"
 READ_AHEAD = 32 << 20
 """A payload that its signed header says inflates to at most this much is inflated whole in a thread while the
 packages before it are written (as the deb family reads ahead); a larger one is inflated as it is written."""
+MAX_UNPACKED = 2 << 30
+"""The most bytes of files one package's signed header may list: a small payload of zeros can say gigabytes (the
+deb family bounds a data.tar as much: `bootstrap.deb.debfile.MAX_DATA`)."""
 WINDOW = 4
 """How many packages are inflated ahead of the one being written."""
 _TYPES = {
@@ -167,6 +170,8 @@ class _Package:
         regular = stat.S_ISREG(f.mode)
         if regular and m.size not in (f.size, 0) or (m.size == 0 and f.size and m.nlink < 2):
             raise UnpackError(f"{self.what}: payload entry {m.name!r} is not the size its header says", _HOSTILE)
+        if not regular and m.size > cpio.MAX_NAME:  # a link's target at most; a directory or node has no data
+            raise UnpackError(f"{self.what}: payload entry {m.name!r} has data its type cannot hold", _HOSTILE)
         if f.path in self.skip:
             if regular and m.nlink > 1 and m.size and self.waiting.get(f.inode):
                 first, first_rel = self.waiting[f.inode].pop(0)
@@ -229,6 +234,9 @@ def _read(
         with open(path, "rb") as f:
             layout = read_layout(f, what)
         files = file_table(layout.main, what)
+    declared = sum(f.size for f in files)
+    if declared > MAX_UNPACKED:
+        raise UnpackError(f"{what}: its header lists {declared} bytes of files, more than {MAX_UNPACKED}", _HOSTILE)
     bound = _bound(files)
     if bound > READ_AHEAD:
         return _Read(layout, files, None)
@@ -322,11 +330,12 @@ def reown(root: Path, unpacked: list[Unpacked], overrides: Overrides | None = No
     users, groups = account_ids(tree, "passwd"), account_ids(tree, "group")
     table = overrides if overrides is not None and overrides.owners else None
     for u in unpacked:
+        written = set(u.written) if u.unknown_owners else set()
         for f in u.unknown_owners:
             if last and (f.user not in users or f.group not in groups):
                 log.warning("%s: %s owns %s:%s, which the image does not know: root's", u.name, f.path, f.user, f.group)
             uid, gid = users.get(f.user, 0), groups.get(f.group, 0)
-            if (uid, gid) == (0, 0) or f.path not in u.written:
+            if (uid, gid) == (0, 0) or f.path not in written:
                 continue
             rel = tree.resolve(f.path)
             st = tree.lstat(rel)

@@ -7,15 +7,17 @@ import hashlib
 import io
 import os
 import stat
+import struct
 from pathlib import Path
 
 import pytest
 
 from bootstrap.errors import UnpackError
 from bootstrap.host.overrides import Device, Overrides
-from bootstrap.rpm import cpio, expanded, pkgsig
+from bootstrap.rpm import cpio, expanded, pkgsig, tags
 from bootstrap.rpm import payload as payload_mod
 from bootstrap.rpm import unpack as unpack_mod
+from bootstrap.rpm.files import file_table
 from bootstrap.rpm.header import read_layout
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import reown, unpack_all
@@ -197,6 +199,39 @@ def test_payload_lacking_a_file(sample: Path, tmp_path: Path, inflation: str) ->
 def test_wrong_size_refused(sample: Path, tmp_path: Path, inflation: str) -> None:
     hostile = _respliced(sample, tmp_path / "big.rpm", [("./usr/bin/sample", 0o100755, b"x" * 5)])
     with pytest.raises(UnpackError, match="not the size its header says"):
+        unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
+
+
+def _declaring(rpm: Path, dest: Path, path: str, size: int) -> Path:
+    """`rpm` with its main header's FILESIZES saying `size` bytes for `path` (a header a packager could sign)."""
+    with open(rpm, "rb") as f:
+        layout = read_layout(f, rpm.name)
+    header = layout.main
+    _, offset, _ = header.index[tags.FILESIZES]
+    at = [f.path for f in file_table(header, rpm.name)].index(path)
+    data = bytearray(rpm.read_bytes())
+    where = header.start + 16 + 16 * len(header.index) + offset + 4 * at
+    data[where : where + 4] = struct.pack(">I", size)
+    dest.write_bytes(data)
+    return dest
+
+
+def test_a_header_listing_gigabytes_is_refused_before_anything_is_inflated(sample: Path, tmp_path: Path) -> None:
+    """A payload of zeros compresses a thousandfold: a package of a few MB can say gigabytes of files. One whose
+    header lists more than a package unpacks is refused before its payload is read."""
+    hostile = _declaring(sample, tmp_path / "big.rpm", "/usr/bin/sample", 3 << 30)
+    root = accounts_root(tmp_path)
+    with pytest.raises(UnpackError, match=f"more than {unpack_mod.MAX_UNPACKED}") as caught:
+        unpack_all(root, [("sample", hostile)], JobOptions(), EPOCH)
+    assert "\n" not in caught.value.message
+    assert not (root / "usr").exists()
+
+
+def test_a_link_or_directory_with_a_files_worth_of_data_is_refused(sample: Path, tmp_path: Path) -> None:
+    """Each member may be as large as the largest file the header lists: a link's member may not use that room."""
+    big = _declaring(sample, tmp_path / "big.rpm", "/usr/bin/sample", 1 << 20)
+    hostile = _respliced(big, tmp_path / "hostile.rpm", [("./usr/bin/sample-link", 0o120777, b"x" * 8000)])
+    with pytest.raises(UnpackError, match="has data its type cannot hold"):
         unpack_all(accounts_root(tmp_path), [("sample", hostile)], JobOptions(), EPOCH)
 
 
