@@ -17,9 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.errors import PrivilegeError
+from bootstrap.errors import ConfigureError, PrivilegeError
 from bootstrap.host.nsinit import SYS_RT_SIGACTION
-from bootstrap.host.sandbox import SHMEM_HUGE, Sandbox, mounts_under, tmpfs
+from bootstrap.host.sandbox import (
+    KEEP_LINE,
+    KEEP_OUTPUT,
+    SHMEM_HUGE,
+    TIMEOUT_ENV,
+    Sandbox,
+    mounts_under,
+    timeout,
+    tmpfs,
+)
 from tests.fixtures.leftovers import running
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
@@ -107,6 +116,47 @@ def test_daemons_left_by_a_script_are_killed_with_it(tiny_root: Path) -> None:
     proc = sh(tiny_root, "sleep 3713 & echo started")
     assert proc.stdout.strip() == "started"
     assert not running(["sleep", "3713"]), "a background process outlived the sandbox"
+
+
+def test_a_run_that_never_ends_is_stopped_at_its_limit(tiny_root: Path) -> None:
+    """A script that never ends (a scriptlet waiting on what never comes): stopped once the run's time is up, an
+    error naming the limit and the run's last words, and nothing of it left running or mounted."""
+    started = time.monotonic()
+    with pytest.raises(ConfigureError, match=r"more than 1 s and were stopped \(last said: waiting\)") as caught:
+        Sandbox(tiny_root, limit=1.0).run(["/bin/sh", "-c", "echo waiting; sleep 987654; echo never"], {})
+    assert time.monotonic() - started < 30
+    assert "\n" not in caught.value.message
+    assert not running(["sleep", "987654"]) and not running(["/bin/sleep", "987654"])
+    assert not mounts_under(tiny_root, include_self=True)
+
+
+@pytest.mark.parametrize(("given", "accepted"), [("2.5", True), ("soon", False), ("0", False), ("inf", False)])
+def test_the_limit_comes_from_the_environment(given: str, accepted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TIMEOUT_ENV, given)
+    if accepted:
+        assert timeout() == float(given)
+        return
+    with pytest.raises(ConfigureError, match=f"{TIMEOUT_ENV} is '{given}'") as caught:
+        timeout()
+    assert "\n" not in caught.value.message
+
+
+def test_output_is_held_within_bounds_and_the_builds_own_lines_are_kept(tiny_root: Path) -> None:
+    """A script printing 64 MiB after the build's driver said what failed, and a line of 8 MiB without an end:
+    the run keeps the last MiB and that line with the one before it, never the whole."""
+    for tool in ("/usr/bin/yes", "/usr/bin/head", "/usr/bin/tr"):
+        _copy_with_libraries(tool, tiny_root)
+    script = (
+        "echo 'the last thing it said'; echo 'bootstrap: scriptlet failed: 3 1'; "
+        "yes 'a line of noise' | head -c 67108864; yes | tr -d '\\n' | head -c 8388608; echo; echo done"
+    )
+    proc = Sandbox(tiny_root).run(["/bin/sh", "-c", script], {"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0
+    assert len(proc.stdout) <= KEEP_OUTPUT + KEEP_LINE + 4096
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["the last thing it said", "bootstrap: scriptlet failed: 3 1"]
+    assert "bytes of output not kept]" in lines[2]
+    assert lines[-1] == "done" and lines[-2] == "y" * KEEP_LINE
 
 
 def test_a_symlinked_proc_in_the_tree_is_refused_not_followed(tiny_root: Path, tmp_path: Path) -> None:
