@@ -608,18 +608,85 @@ def write_state(path: Path, state: Mapping[str, object]) -> None:
     """A small JSON state of the cache (a kept index's floor against rollback, the HTTP validators of its copy),
     kept as a derived file bound to where it is (its directory and name): proven by the user's key, so whoever
     can write the cache cannot lower a floor or move one from elsewhere, only remove it (as a fresh cache has
-    none)."""
-    write_derived(path, _state_source(path), [json.dumps(state, sort_keys=True).encode()])
+    none). The sha256 of the last state written there is kept outside the cache too, beside the key
+    (`_state_record`): an earlier state put back (a copy of the cache restored) is no state at all. Call it
+    under the slot's lock."""
+    data = json.dumps(state, sort_keys=True).encode()
+    _record_state(path, hashlib.sha256(data).hexdigest())
+    write_derived(path, _state_source(path), [data])
 
 
 def read_state(path: Path) -> dict[str, Any]:
-    """What `write_state` kept at `path`, or {} (missing, or not proven: removed)."""
+    """What `write_state` kept at `path`, or {} (missing, not proven: removed; or not the last state written
+    there: left for the next write to replace)."""
     sections = read_derived(path, _state_source(path))
+    if sections is None or len(sections) != 1:
+        return {}
+    if not _last_state(path, hashlib.sha256(sections[0]).hexdigest()):
+        again = read_derived(path, _state_source(path))  # a build writing it meanwhile: its record came first
+        if again is None or len(again) != 1 or not _last_state(path, hashlib.sha256(again[0]).hexdigest()):
+            log.debug("cache: %s is not the last state written there: taken as none", path)
+            return {}
+        sections = again
     try:
-        data = json.loads(sections[0]) if sections is not None and len(sections) == 1 else None
+        data = json.loads(sections[0])
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+STATE_RECORDS = 4096
+"""How many records of last states the state directory holds before those of states no longer there are swept."""
+
+
+def _state_record(path: Path) -> Path:
+    """Where the sha256 of the last state written at `path` is recorded: the user's state directory, named by the
+    state's real path."""
+    where = os.path.join(os.path.realpath(path.parent), path.name)
+    return state_dir() / "states" / hashlib.sha256(where.encode()).hexdigest()[:40]
+
+
+def _record_state(path: Path, digest: str) -> None:
+    """Record `digest` as the last state written at `path` (written aside, then renamed into place); a record that
+    cannot be written costs nothing but this check (the state is then taken as any was before)."""
+    record = _state_record(path)
+    try:
+        record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        aside = record.with_name(f".{record.name}.{os.getpid()}.{next(_temp_serial)}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with open(fd, "w") as f:
+            f.write(f"{digest}\n{os.path.join(os.path.realpath(path.parent), path.name)}\n")
+        os.replace(aside, record)
+    except OSError as exc:
+        log.debug("cache: cannot record the state %s: %s", path, exc.strerror)
+        return
+    with suppress(OSError):
+        if len(os.listdir(record.parent)) > STATE_RECORDS:
+            _sweep_records(record.parent)
+
+
+def _last_state(path: Path, digest: str) -> bool:
+    """Whether `digest` is the last state recorded for `path` (or none is: a cache kept before records were)."""
+    try:
+        fd = os.open(_state_record(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    with open(fd) as f:
+        st = os.fstat(fd)
+        recorded = f.read(4096).split("\n", 1)[0]
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and recorded == digest
+
+
+def _sweep_records(directory: Path) -> None:
+    """Remove the records of states no longer there (a cache removed, a slot pruned)."""
+    for name in os.listdir(directory):
+        record = directory / name
+        with suppress(OSError, IndexError):
+            lines = record.read_text().split("\n")
+            if not os.path.lexists(lines[1]):
+                record.unlink()
 
 
 def _state_source(path: Path) -> str:

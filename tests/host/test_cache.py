@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from bootstrap.errors import BootstrapError, ChecksumError
-from bootstrap.host.cache import Cache, read_derived, sha256_file, write_atomic, write_derived
+from bootstrap.host import cache as cache_mod
+from bootstrap.host.cache import (
+    Cache,
+    read_derived,
+    read_state,
+    sha256_file,
+    write_atomic,
+    write_derived,
+    write_state,
+)
 from tests.fixtures.leftovers import temp_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,6 +312,49 @@ def test_a_derived_file_not_made_with_the_users_key_is_refused(
     with caplog.at_level(logging.DEBUG, logger="bootstrap"):
         assert read_derived(path, SOURCE) is None
     assert not path.exists() and "its key does not prove it" in caplog.text
+
+
+def test_an_earlier_state_put_back_is_no_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A state (a kept index's floor against rollback) is proven by the user's key; a copy of an earlier one, put
+    back by whoever can write the cache (an old copy of it restored), is proven too, so the sha256 of the last
+    one written is kept beside the key: the earlier one is taken as no state (as a removed one), and the state
+    written last is taken again once it is back."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    slot = tmp_path / "cache" / "slot"
+    slot.mkdir(parents=True)
+    write_state(slot / "state", {"stamp": 500})
+    earlier = (slot / "state").read_bytes()
+    write_state(slot / "state", {"stamp": 600})
+    later = (slot / "state").read_bytes()
+    assert read_state(slot / "state") == {"stamp": 600}
+    (slot / "state").write_bytes(earlier)
+    assert read_state(slot / "state") == {}
+    (slot / "state").write_bytes(later)
+    assert read_state(slot / "state") == {"stamp": 600}
+    records = list((tmp_path / "state/bootstrap/states").iterdir())
+    assert len(records) == 1 and stat.S_IMODE(records[0].stat().st_mode) == 0o600
+
+
+def test_a_state_kept_before_records_is_taken_and_records_of_gone_states_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(cache_mod, "STATE_RECORDS", 3)
+    slots = [tmp_path / "cache" / f"slot{i}" for i in range(6)]
+    for i, slot in enumerate(slots):
+        slot.mkdir(parents=True)
+        write_state(slot / "state", {"stamp": i})
+    records = tmp_path / "state/bootstrap/states"
+    for record in records.iterdir():  # as a cache kept by a bootstrap before the records has them: none
+        record.unlink()
+    assert [read_state(slot / "state") for slot in slots] == [{"stamp": i} for i in range(6)]
+    for slot in slots[:5]:
+        write_state(slot / "state", {"stamp": 9})
+    for slot in slots[:4]:
+        (slot / "state").unlink()
+    write_state(slots[5] / "state", {"stamp": 10})  # more records than the bound: those of gone states swept
+    assert len(list(records.iterdir())) == 2
+    assert read_state(slots[4] / "state") == {"stamp": 9} and read_state(slots[5] / "state") == {"stamp": 10}
 
 
 def test_one_key_however_many_make_it_at_once(tmp_path: Path) -> None:

@@ -372,3 +372,21 @@ def test_an_element_of_gigabytes_is_refused_as_it_is_read() -> None:
     sane: list[int] = []
     groups = comps.read(_comps_with_description(xmlstream.MAX_TEXT // 2, sane), "comps.xml")
     assert groups["core"].installed() == ["bash"]
+
+
+def test_an_earlier_floor_put_back_in_the_cache_is_no_floor(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, tmp_path: Path
+) -> None:
+    """Whoever can write the cache puts back its slot as an earlier copy of the cache held it (revision 500, the
+    floor then): an offline build does not take that older state as the cache's, as it would have."""
+    url = serve(repo.root)
+    repo.publish(revision=1700000500)
+    open_repository(url, keyring, cache)
+    (slot,) = (cache.root / "repomd").iterdir()
+    shutil.copytree(slot, tmp_path / "saved-slot")
+    repo.publish(revision=1700000600)
+    assert open_repository(url, keyring, cache).repomd.revision == "1700000600"
+    shutil.rmtree(slot)
+    shutil.copytree(tmp_path / "saved-slot", slot)
+    with pytest.raises(BootstrapError, match="--offline: .* is not in the cache"):
+        open_repository(url, keyring, cache, offline=True)
