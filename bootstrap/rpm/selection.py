@@ -8,6 +8,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.family.model import Package as ModelPackage
 from bootstrap.family.model import Pin
 from bootstrap.rpm.packages import Package
+from bootstrap.rpm.repomd import safe_location
 from bootstrap.rpm.versions import compare_evr
 
 SOURCE_SUFFIXES = (".src.rpm", ".nosrc.rpm")
@@ -23,14 +24,16 @@ def source_of(sourcerpm: str) -> tuple[str, str]:
 
 
 def to_model(pkg: Package, base_url: str, repo_id: str) -> ModelPackage:
-    """The package as the generic layers see it (purl type `rpm`; its version epoch:version-release)."""
+    """The package as the generic layers see it (purl type `rpm`; its version epoch:version-release); one whose
+    location leaves its repository (`..`, another host) is refused, as the metadata's own locations are."""
     source_name, source_version = source_of(pkg.sourcerpm)
+    location = safe_location(pkg.location, f"{repo_id}: {pkg.nevra}")
     return ModelPackage(
         name=pkg.name,
         version=pkg.evr,
         arch=pkg.arch,
-        filename=pkg.location,
-        url=f"{base_url.rstrip('/')}/{pkg.location}",
+        filename=location,
+        url=f"{base_url.rstrip('/')}/{location}",
         size=pkg.size,
         sha256=pkg.sha256,
         dist=repo_id,

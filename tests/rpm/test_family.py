@@ -270,9 +270,10 @@ def test_unsigned_metadata_distribution(built: Path, tmp_path: Path, gpg_key: Gp
     assert isinstance(_fetch_and_job(plan), RpmJob)
 
 
-def _point_record_at(root: Path, name: str, version: str, other: Path) -> None:
+def _point_record_at(root: Path, name: str, version: str, other: Path, href: str = "") -> None:
     """The mirror's own primary.xml (an unsigned repomd.xml names its checksums): `name`'s record at `version` is
-    left as it is but for where its file is, its sha256 and size, which are now those of `other`."""
+    left as it is but for where its file is (`href`, else `other`'s place), its sha256 and size, which are now
+    those of `other`."""
     data = other.read_bytes()
     primary = root / "repodata" / "primary.xml.xz"
     text = lzma.decompress(primary.read_bytes()).decode()
@@ -281,7 +282,7 @@ def _point_record_at(root: Path, name: str, version: str, other: Path) -> None:
     sha256 = hashlib.sha256(data).hexdigest()
     b = re.sub(r'(<checksum type="sha256" pkgid="YES">)[0-9a-f]+', rf"\g<1>{sha256}", blocks[i])
     b = re.sub(r'(<size package=")\d+', rf"\g<1>{len(data)}", b)
-    blocks[i] = re.sub(r'(<location href=")[^"]+', rf"\g<1>Packages/{other.name}", b)
+    blocks[i] = re.sub(r'(<location href=")[^"]+', rf"\g<1>{href or 'Packages/' + other.name}", b)
     opened = '<package type="rpm">'.join(blocks).encode()
     packed = lzma.compress(opened)
     primary.write_bytes(packed)
@@ -318,6 +319,27 @@ def test_a_record_pointing_at_another_signed_package_is_refused(
         assert "libacl-0:2.3.1-1.x86_64" in caught.value.message
         assert "libacl-0:2.3.2-1.x86_64" in caught.value.message
         _one_line(caught.value)
+
+
+@pytest.mark.parametrize("href", ["../../../../elsewhere/libacl.rpm", "http://127.0.0.1:9/libacl.rpm"])
+def test_a_package_location_leaving_the_repository_is_refused(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve, href: str
+) -> None:
+    """A record's file placed outside the repository (up the mirror's tree, or on another host) is refused in one
+    line before anything is fetched, as the metadata's own locations are."""
+    root = tmp_path / "tree" / FEDORA
+    root.parent.mkdir(parents=True)
+    shutil.copytree(built / ALMA, root)
+    (root / "repodata" / "repomd.xml.asc").unlink()
+    (package,) = (root / "Packages").glob("libacl-2.3.2-*.rpm")
+    _point_record_at(root, "libacl", "2.3.2", package, href)
+    body = f'[packages]\ngroups = ["{GROUP}"]\n\n[rpm]\nrepos = ["fedora"]\n'
+    plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key, body, distribution="fedora", suite="44")
+    family = families.family_for(plan)
+    with pytest.raises(ChecksumError, match="leaves the repository") as caught:
+        family.resolve(family.open("amd64"))
+    assert "libacl-0:2.3.2-1.x86_64" in caught.value.message
+    _one_line(caught.value)
 
 
 def metalink_doc(
