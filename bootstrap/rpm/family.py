@@ -16,7 +16,7 @@ from bootstrap.rpm import keptdb, locate, pkgsig, repofiles
 from bootstrap.rpm import resolve as resolve_mod
 from bootstrap.rpm import selection as selection_mod
 from bootstrap.rpm.archive import RpmArchive, open_archive, substitute
-from bootstrap.rpm.header import read_layout
+from bootstrap.rpm.header import Layout, read_layout
 from bootstrap.rpm.job import RpmJob
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.selection import RpmSelection, to_model
@@ -93,10 +93,13 @@ class RpmFamily:
     def pinned(self, archive: interface.Archive, pins: Sequence[model.Pin]) -> tuple[RpmSelection, list[model.Pin]]:
         return selection_mod.pinned(own_archive(archive).available, pins)
 
-    def verified(self, selection: RpmSelection, files: Mapping[str, Path]) -> dict[str, Path]:
+    def verified(
+        self, selection: RpmSelection, files: Mapping[str, Path], layouts: dict[str, Layout] | None = None
+    ) -> dict[str, Path]:
         """Each package file, once its OpenPGP signature (by a pinned key) and its payload digest are checked
         (or were, by an earlier build with the same keys: `verdicts`) and its signed header is seen to be the
-        package its record names: the first that fails stops the build before anything is unpacked."""
+        package its record names: the first that fails stops the build before anything is unpacked (`layouts`:
+        filled with each package's headers as read, for the unpack)."""
         s = self.settings
         if s.insecure:
             log.warning("WARNING: --insecure: the packages' signatures are NOT checked")
@@ -117,6 +120,8 @@ class RpmFamily:
                 if kept is not None:
                     kept.record(p.sha256, path)
             pkgsig.check_names(layout, records[p.name], p.filename)  # every build: the record may be new
+            if layouts is not None:
+                layouts[p.name] = layout
 
         map_parallel(check, selection.packages, WORKERS)
         return {p.name: files[p.name] for p in selection.packages}
@@ -138,7 +143,9 @@ class RpmFamily:
         target: interface.Target,
     ) -> RpmJob:
         own = own_selection(selection)
-        checked = self.verified(own, files)
+        layouts: dict[str, Layout] = {}
+        checked = self.verified(own, files, layouts)
         cache, derived = self.settings.cache, self.settings.derived_cache
         kept, kept_db = (cache.area("expanded"), cache.area(keptdb.AREA)) if derived else (None, None)
-        return RpmJob(own, checked, target, self.options(target.arch), kept, kept_db)
+        read = layouts if set(layouts) == set(checked) else None  # --insecure reads none
+        return RpmJob(own, checked, target, self.options(target.arch), kept, kept_db, read_layouts=read)

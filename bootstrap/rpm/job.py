@@ -63,6 +63,8 @@ class RpmJob:
     derived cache areas."""
     kept_db: Path | None = None
     """The cache's area of package databases (`bootstrap.rpm.keptdb`), on the same condition."""
+    read_layouts: Mapping[str, Layout] | None = None
+    """The files' headers as the checks before the job read them (else read here)."""
     unpacked: list[Unpacked] = field(default_factory=list)
 
     @property
@@ -71,6 +73,8 @@ class RpmJob:
 
     def _layouts(self) -> dict[str, Layout]:
         """The selection's signed headers and where their parts are, by name."""
+        if self.read_layouts is not None:
+            return dict(self.read_layouts)
         layouts: dict[str, Layout] = {}
         for name in self.selection.names():
             path = self.files.get(name)
