@@ -619,15 +619,15 @@ def write_state(path: Path, state: Mapping[str, object]) -> None:
 def read_state(path: Path) -> dict[str, Any]:
     """What `write_state` kept at `path`, or {} (missing, not proven: removed; or not the last state written
     there: left for the next write to replace)."""
-    sections = read_derived(path, _state_source(path))
-    if sections is None or len(sections) != 1:
-        return {}
-    if not _last_state(path, hashlib.sha256(sections[0]).hexdigest()):
-        again = read_derived(path, _state_source(path))  # a build writing it meanwhile: its record came first
-        if again is None or len(again) != 1 or not _last_state(path, hashlib.sha256(again[0]).hexdigest()):
-            log.debug("cache: %s is not the last state written there: taken as none", path)
+    for _ in range(2):  # read again once: a build writing it meanwhile records it first
+        sections = read_derived(path, _state_source(path))
+        if sections is None or len(sections) != 1:
             return {}
-        sections = again
+        if _last_state(path, hashlib.sha256(sections[0]).hexdigest()):
+            break
+    else:
+        log.debug("cache: %s is not the last state written there: taken as none", path)
+        return {}
     try:
         data = json.loads(sections[0])
     except ValueError:
@@ -639,23 +639,23 @@ STATE_RECORDS = 4096
 """How many records of last states the state directory holds before those of states no longer there are swept."""
 
 
-def _state_record(path: Path) -> Path:
-    """Where the sha256 of the last state written at `path` is recorded: the user's state directory, named by the
-    state's real path."""
+def _state_record(path: Path) -> tuple[Path, str]:
+    """Where the sha256 of the last state written at `path` is recorded (the user's state directory), and the
+    state's real path, which names it."""
     where = os.path.join(os.path.realpath(path.parent), path.name)
-    return state_dir() / "states" / hashlib.sha256(where.encode()).hexdigest()[:40]
+    return state_dir() / "states" / hashlib.sha256(where.encode()).hexdigest()[:40], where
 
 
 def _record_state(path: Path, digest: str) -> None:
     """Record `digest` as the last state written at `path` (written aside, then renamed into place); a record that
     cannot be written costs nothing but this check (the state is then taken as any was before)."""
-    record = _state_record(path)
+    record, where = _state_record(path)
     try:
         record.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         aside = record.with_name(f".{record.name}.{os.getpid()}.{next(_temp_serial)}")
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with open(fd, "w") as f:
-            f.write(f"{digest}\n{os.path.join(os.path.realpath(path.parent), path.name)}\n")
+            f.write(f"{digest}\n{where}\n")
         os.replace(aside, record)
     except OSError as exc:
         log.debug("cache: cannot record the state %s: %s", path, exc.strerror)
@@ -668,7 +668,7 @@ def _record_state(path: Path, digest: str) -> None:
 def _last_state(path: Path, digest: str) -> bool:
     """Whether `digest` is the last state recorded for `path` (or none is: a cache kept before records were)."""
     try:
-        fd = os.open(_state_record(path), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(_state_record(path)[0], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return True
     except OSError:

@@ -30,4 +30,9 @@ class Package:
     @property
     def nevra(self) -> str:
         """name-epoch:version-release.arch, the epoch always written (how the lock names a package)."""
-        return f"{self.name}-{self.epoch}:{self.version}-{self.release}.{self.arch}"
+        return nevra(self.name, self.epoch, self.version, self.release, self.arch)
+
+
+def nevra(name: str, epoch: int, version: str, release: str, arch: str) -> str:
+    """name-epoch:version-release.arch, the epoch always written."""
+    return f"{name}-{epoch}:{version}-{release}.{arch}"

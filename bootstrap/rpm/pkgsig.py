@@ -10,7 +10,7 @@ from bootstrap.errors import SignatureError
 from bootstrap.host import openpgp
 from bootstrap.rpm import tags
 from bootstrap.rpm.header import Layout, read_layout
-from bootstrap.rpm.packages import Package
+from bootstrap.rpm.packages import Package, nevra
 
 SIG_DSA, SIG_RSA = 267, 268
 """Signature header tags of the header-only OpenPGP signatures (DSA/ECDSA/EdDSA, RSA)."""
@@ -59,7 +59,7 @@ def header_nevra(layout: Layout) -> str:
     h = layout.main
     epoch = h.int32(tags.EPOCH)
     name, version, release, arch = (h.string(t) for t in (tags.NAME, tags.VERSION, tags.RELEASE, tags.ARCH))
-    return f"{name}-{epoch[0] if epoch else 0}:{version}-{release}.{arch}"
+    return nevra(name, epoch[0] if epoch else 0, version, release, arch)
 
 
 def check_names(layout: Layout, record: Package, what: str) -> None:
