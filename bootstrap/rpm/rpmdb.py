@@ -5,7 +5,9 @@ what the unpack left out set to "not installed" (so `rpm -V` checks what is ther
 vacuumed, no journal left beside it.
 
 The host's rpm only writes the database (`--justdb`, no scriptlets, no plugins, nothing read from or run in the
-tree); it is found on PATH. `RpmDatabase` reads the database from an image layer (`bootstrap inspect`)."""
+tree), chrooted into an empty private directory that holds the database alone (`--root`): the paths a package
+names (a `%config` file's, which rpm would look at and hash to compare) are looked up there, never on the host. It
+is found on PATH. `RpmDatabase` reads the database from an image layer (`bootstrap inspect`)."""
 
 import contextlib
 import os
@@ -37,9 +39,11 @@ class RpmDbError(BootstrapError):
 
 
 def rpm_command(dbpath: Path, epoch: int, arch: str) -> tuple[list[str], dict[str, str]]:
-    """The host rpm's command line (without packages) and environment that record `arch` packages in `dbpath`."""
+    """The host rpm's command line (without packages) and environment that record `arch` packages in `dbpath`, a
+    directory whose parent is the root rpm works in (`scratch` makes one that holds nothing else)."""
     color = 3 if arch in COLORED else 0
-    argv = ["rpm", "--dbpath", str(dbpath), "--define", "_db_backend sqlite", "--noplugins"]
+    argv = ["rpm", "--root", str(dbpath.parent), "--dbpath", f"/{dbpath.name}"]
+    argv += ["--define", "_db_backend sqlite", "--noplugins"]
     argv += ["--define", f"_transaction_color {color}"]
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
     env["HOME"] = "/nonexistent"  # no ~/.rpmmacros of the builder's
@@ -114,16 +118,19 @@ def write(
 @contextlib.contextmanager
 def scratch(root: Path) -> Iterator[Path]:
     """A private directory for `make`, in the tree's top directory while it lasts: on the tree's file system (a
-    tmpfs when the build has one), as rpm syncs the database it writes, which a disk makes slow."""
+    tmpfs when the build has one), as rpm syncs the database it writes, which a disk makes slow. It is the one
+    directory of an otherwise empty one, the root rpm is given (`rpm_command`)."""
     root.mkdir(mode=0o755, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".bootstrap-rpmdb-", dir=root) as tmp:
-        yield Path(tmp)
+        db = Path(tmp) / "db"
+        db.mkdir(mode=0o755)
+        yield db
 
 
 def make(
     directory: Path, packages: Sequence[tuple[Path, set[str]]], epoch: int, arch: str, sealed: bool = True
 ) -> None:
-    """The database of `packages` (as `write` takes them) in `directory`, a private one outside the tree: it
+    """The database of `packages` (as `write` takes them) in `directory` (`scratch` makes one): it
     needs only the package files, so it is made while the tree is unpacked. Unless `sealed`, it is left for
     `seal` (with the keys read from the tree once it is unpacked)."""
     argv, env = rpm_command(directory, epoch, arch)

@@ -1,6 +1,7 @@
 """The image's rpm database, written by the host's rpm from real packages: `rpm -qa` lists exactly them, `rpm -V -a`
 finds the tree as the database says (files left out marked so), and two builds give the same bytes."""
 
+import ctypes
 import os
 import sqlite3
 import stat
@@ -17,6 +18,8 @@ from bootstrap.rpm.distros import DISTROS, SYSIMAGE
 from bootstrap.rpm.files import skipped
 from bootstrap.rpm.options import JobOptions
 from bootstrap.rpm.unpack import unpack_all
+from tests.fixtures.gpg import GpgKey
+from tests.fixtures.rpmrepo import RpmRepo, Spec
 from tests.rpm.conftest import EPOCH, accounts_root, need_tools
 
 OPTIONS = JobOptions(nodocs=True, install_langs=("de_DE",))
@@ -143,3 +146,49 @@ def test_the_database_made_aside_has_what_rpm_gives_it_in_place(sample: Path, tm
     assert stat.S_IMODE(made.st_mode) == stat.S_IMODE((in_place / "rpmdb.sqlite").stat().st_mode) == mode & 0o666
     assert made.st_mtime == EPOCH and made.st_uid == os.geteuid()
     assert sorted(p.name for p in (root / "var/lib/rpm").iterdir()) == ["rpmdb.sqlite"]
+
+
+IN_ACCESS, IN_OPEN = 0x1, 0x20
+
+
+def _watch(path: Path) -> int:
+    """An inotify descriptor (non-blocking) that reports each open and read of `path`."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+    if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(path), IN_ACCESS | IN_OPEN) < 0:
+        raise OSError(ctypes.get_errno(), f"inotify on {path}")
+    return fd
+
+
+def _events(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def test_the_host_rpm_opens_no_host_file_a_package_names(gpg_key: GpgKey, tmp_path: Path) -> None:
+    """A package's `%config` file is one rpm looks at where the package would put it, to compare its digest:
+    the host's rpm writing the image's database must look in a root of its own, never open the host's file at
+    that path (a package could name any: /etc/shadow, or a host file the build cannot read in bounded time)."""
+    need_tools("rpm", "rpmbuild", "rpmsign")
+    host = tmp_path / "host" / "probe.conf"
+    host.parent.mkdir()
+    host.write_text("host's!!\n")  # as long as the packaged file: rpm hashes a file of the size it expects
+    spec = Spec(
+        "probe",
+        arch="x86_64",
+        install=f"mkdir -p $RPM_BUILD_ROOT{host.parent} && echo packaged > $RPM_BUILD_ROOT{host}",
+        file_lines=[f"%config(noreplace) {host}"],
+    )
+    (package,) = RpmRepo(tmp_path / "repo", gpg_key).build([spec], sign=False)
+    root = accounts_root(tmp_path / "tree")
+    fd = _watch(host)
+    try:
+        rpmdb.write(Tree(root), "/var/lib/rpm", [(package, set())], EPOCH, "x86_64")
+        assert _events(fd) == b"", f"the host's rpm opened {host}"
+        assert _rpm(root, "-q", "--qf", "[%{FILENAMES}\\n]", "probe").stdout == f"{host}\n"
+        host.read_bytes()  # the watch sees an open
+        assert _events(fd) != b""
+    finally:
+        os.close(fd)
