@@ -4,12 +4,16 @@ base image's 128 packages, on the two cores the unpack needs).
 
 The database is a function of its inputs (`bootstrap.rpm.rpmdb`), and a kept one is bound to all of them: every
 package's sha256 and the files its unpack leaves out, in install order; the epoch; the architecture; the keys
-imported (read from the tree once it is unpacked, so checked then); and the writer, the host's rpm program (its
-file's size, times and inode: a new rpm is a new file) and the SQLite it writes with. It is a derived file of
-the cache (`bootstrap.host.cache`), proven by the user's key when read. `verify` writes the database afresh."""
+imported (read from the tree once it is unpacked, so checked then); and the writer: the host's rpm program and
+the libraries that do its work, librpm, librpmio and SQLite, wherever the host keeps them (each file's size,
+times and inode: an upgraded one is a new file, and Debian upgrades the library packages apart from rpm's), and
+the SQLite this process vacuums with. It is a derived file of the cache (`bootstrap.host.cache`), proven by the
+user's key when read. `verify` writes the database afresh."""
 
+import contextlib
 import functools
 import hashlib
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -26,11 +30,32 @@ FILES = (DB, ".rpm.lock")
 """What a database directory holds once sealed (`rpmdb.install` takes these)."""
 
 
+LIBRARIES = ("librpm.so.", "librpmio.so.", "libsqlite3.so.")
+"""The libraries that write a database for the host's rpm (the names of their files begin so)."""
+LIBRARY_DIRS = ("/usr/lib64", "/usr/lib", "/lib64", "/lib", "/usr/local/lib64", "/usr/local/lib")
+"""Where hosts keep them: these and their multiarch subdirectories (`x86_64-linux-gnu`)."""
+
+
+def libraries(tops: Sequence[str] = ()) -> list[str]:
+    """The files of `LIBRARIES` in `tops` (`LIBRARY_DIRS`) and their multiarch subdirectories, links resolved,
+    each once."""
+    found: set[str] = set()
+    for top in tops or LIBRARY_DIRS:
+        places = [top]
+        with contextlib.suppress(OSError), os.scandir(top) as entries:
+            places += [e.path for e in entries if e.name.endswith("-linux-gnu") and e.is_dir()]
+        for place in places:
+            with contextlib.suppress(OSError), os.scandir(place) as entries:
+                found.update(os.path.realpath(e.path) for e in entries if e.name.startswith(LIBRARIES))
+    return sorted(p for p in found if os.path.isfile(p))
+
+
 @functools.cache
 def _writer() -> str:
-    """The host's rpm program and SQLite, as they are now."""
+    """The host's rpm program, its libraries and this process's SQLite, as they are now."""
     path = shutil.which("rpm")
-    return f"{made_by(path) if path else 'no rpm'} sqlite {sqlite3.sqlite_version}"
+    made = [made_by(p) for p in ([path] if path else []) + libraries()] or ["no rpm"]
+    return f"{' '.join(made)} sqlite {sqlite3.sqlite_version}"
 
 
 def key(packages: Sequence[tuple[str, Iterable[str]]], epoch: int, arch: str) -> str:

@@ -26,7 +26,7 @@ from bootstrap.rpm.rpmdb import RpmDatabase
 from bootstrap.rpm.selection import RpmSelection, select, to_model
 from tests.fixtures.rpmdistro import INSTALLED, MARKERS, RELEASE_KEY, REQUEST
 from tests.fixtures.rpmrepo import RpmRepo
-from tests.rpm.conftest import EPOCH
+from tests.rpm.conftest import EPOCH, need_tools
 from tests.rpm.treeview import view
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (or a user namespace)")
@@ -281,3 +281,29 @@ def test_a_database_is_kept_under_all_it_is_made_of() -> None:
     ]
     assert base == keptdb.key(list(packages), EPOCH, "x86_64")
     assert len({base, *others}) == len(others) + 1
+
+
+def test_a_database_is_kept_under_the_host_libraries_that_write_it(tmp_path: Path) -> None:
+    """librpm, librpmio and SQLite write the database for the host's rpm, and Debian upgrades them apart from
+    it: the key of a kept database changes when one of them is a new file, wherever the host keeps it."""
+    need_tools("rpm")
+    assert any("/librpm.so." in p for p in keptdb.libraries()), "the host's own librpm is found"
+    multiarch = tmp_path / "usr/lib/x86_64-linux-gnu"
+    multiarch.mkdir(parents=True)
+    (multiarch / "librpm.so.9.3.0").write_bytes(b"\x7fELF one")
+    (multiarch / "librpm.so.9").symlink_to("librpm.so.9.3.0")
+    (multiarch / "libother.so.1").write_bytes(b"\x7fELF other")
+    found = keptdb.libraries([str(tmp_path / "usr/lib"), str(tmp_path / "absent")])
+    assert found == [str(multiarch / "librpm.so.9.3.0")]
+    packages = [("a" * 64, set[str]())]
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(keptdb, "LIBRARY_DIRS", (str(tmp_path / "usr/lib"),))
+            keptdb._writer.cache_clear()
+            before = keptdb.key(packages, EPOCH, "x86_64")
+            (multiarch / "librpm.so.9.3.0").unlink()
+            (multiarch / "librpm.so.9.3.0").write_bytes(b"\x7fELF two")  # upgraded: a new file
+            keptdb._writer.cache_clear()
+            assert keptdb.key(packages, EPOCH, "x86_64") != before
+    finally:
+        keptdb._writer.cache_clear()
