@@ -21,7 +21,8 @@ from bootstrap.build.families import DISTROS, SCRIPTLESS_GROUPS, SCRIPTLESS_USER
 from bootstrap.build.recipe_schema import merge, validate
 from bootstrap.build.recipe_trust import bundled_dirs, check_recipe, confine_paths, directory_problem, is_fingerprint
 from bootstrap.build.settings import DEFAULT_PATH, SCHEMA, FileSpec, GroupSpec, Hook, Repository, UserSpec
-from bootstrap.errors import RecipeError
+from bootstrap.errors import MirrorError, RecipeError
+from bootstrap.host import mirror_url
 from bootstrap.log import log
 from bootstrap.numbers import is_decimal
 
@@ -297,10 +298,10 @@ def check(recipe: Recipe) -> None:
         if not f.dest.startswith("/"):
             raise RecipeError(f"{where}: files[{i}].dest {f.dest!r} is not absolute", 'write it as "/path/in/image"')
     for i, r in enumerate(recipe.repositories):
-        if not r.url.startswith(("http://", "https://", "file://")):
-            raise RecipeError(
-                f"{where}: repositories[{i}].url {r.url!r} is not a URL", "use http://, https://, file://"
-            )
+        try:
+            mirror_url.checked(r.url, f"{where}: repositories[{i}].url")
+        except MirrorError as exc:
+            raise RecipeError(exc.message, exc.hint) from None
         if not r.is_fingerprint and not Path(r.keyring).is_file():
             raise RecipeError(
                 f"{where}: repositories[{i}].keyring {r.keyring} does not exist",

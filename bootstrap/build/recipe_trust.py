@@ -9,7 +9,8 @@ no one else; its directory owned by the caller or root, and writable by others o
 caller too (they could do anything as root already). Bootstrap's own recipes are as trusted as its code.
 
 Confinement: every local path a recipe names (`files[].source`, `repositories[].keyring`,
-`archive.keyring`) must resolve, after symlinks, inside the directory of the recipe file that names it, or
+`archive.keyring`, and the path of a `file://` URL in `repositories[].url`, `rpm.mirror` or `rpm.metalink`) must
+resolve, after symlinks, inside the directory of the recipe file that names it, or
 inside a directory the user allows (--allow-path, $BOOTSTRAP_ALLOW_PATH). A keyring may also be one of the
 host's public keyrings (the directories the distribution table and apt keep them in: a recipe can pick any
 key there by fingerprint already) or one shipped with bootstrap's recipes. A recipe recorded in a build's
@@ -21,6 +22,7 @@ import importlib.resources
 import os
 import pwd
 import stat
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,11 @@ def confine_paths(data: dict[str, Any], base: Path | None, allow: Sequence[Path]
     archive = data.get("archive", {})
     if "keyring" in archive:
         archive["keyring"] = confine(where, "archive.keyring", archive["keyring"], base, allow, keyring=True)
+    urls = [(f"repositories[{i}].url", entry.get("url")) for i, entry in enumerate(data.get("repositories", []))]
+    urls += [(f"rpm.{key}", data.get("rpm", {}).get(key)) for key in ("mirror", "metalink")]
+    for key, url in urls:
+        if isinstance(url, str) and url.startswith("file:"):
+            confine(where, key, urllib.parse.unquote(urllib.parse.urlsplit(url).path), base, allow, keyring=False)
 
 
 def is_fingerprint(text: str) -> bool:

@@ -3,13 +3,13 @@ host's debootstrap suite scripts. No host name is built in."""
 
 import os
 import re
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.deb import debootstrap
 from bootstrap.deb.distros import DistroInfo
 from bootstrap.errors import MirrorError
+from bootstrap.host import mirror_url
 
 
 @dataclass(frozen=True)
@@ -91,24 +91,6 @@ class Mirrors:
     security: str
 
 
-def checked_url(url: str, origin: str) -> str:
-    """`url` without its trailing slash, once it is a usable http, https or file URL; `origin` says where it
-    came from (`--mirror`, an environment variable, apt sources) for the error."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what raises on a malformed one
-    except ValueError as exc:
-        reason = str(exc)
-    else:
-        if parts.scheme in ("http", "https") and parts.hostname or parts.scheme == "file" and parts.path:
-            return url.rstrip("/")
-        reason = "not an http://, https:// or file:// URL with a host or path"
-    raise MirrorError(
-        f"mirror URL {url!r} (from {origin}) is not valid: {reason}",
-        "write it as http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH or file:///PATH",
-    )
-
-
 _APT = "apt sources"
 
 
@@ -136,11 +118,11 @@ def discover(distro: DistroInfo, mirror: str | None, security: str | None, suite
             f"no {distro.name} mirror given and none found in {where}",
             f"pass --mirror <{distro.name}-mirror-url> or set {distro.mirror_env}",
         )
-    main = checked_url(mirror, main_origin)
+    main = mirror_url.checked(mirror, main_origin)
     if not security and main_origin == _APT:
         security, security_origin = next((s.uri for s in sources if any(_is_security(x) for x in s.suites)), None), _APT
     if not security:
         sibling = distro.security_sibling
         security = main + sibling if sibling and main.endswith(f"/{distro.name}") else main
         security_origin = main_origin
-    return Mirrors(main, checked_url(security, security_origin))
+    return Mirrors(main, mirror_url.checked(security, security_origin))

@@ -93,7 +93,7 @@ def _check(resp: requests.Response, url: str) -> None:
 def _retrying(url: str, attempt_once: Callable[[], T]) -> T:
     import requests
 
-    from bootstrap.host.sessions import MAX_REDIRECTS
+    from bootstrap.host.sessions import MAX_REDIRECTS, Downgrade
 
     def note(failure: retry.Transient, tries: retry.Tries) -> None:
         log.debug("%s: %s (attempt %d of %d)", url, failure.why, tries.used, tries.policy.attempts)
@@ -112,6 +112,11 @@ def _retrying(url: str, attempt_once: Callable[[], T]) -> T:
             f"cannot download {url}: {why} ({tried})",
             f"check that {host} is reachable (proxy settings come from http_proxy/https_proxy) "
             "or pass another --mirror",
+        ) from exc
+    except Downgrade as exc:
+        raise NetworkError(
+            f"cannot download {url}: {exc}",
+            "what is asked for by https:// is only taken by https://: name the place it redirects to yourself",
         ) from exc
     except requests.TooManyRedirects as exc:
         raise NetworkError(

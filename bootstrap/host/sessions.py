@@ -7,15 +7,17 @@ A session from `new()` has:
   file named by $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE, else the system's CAs; for a registry, the system's
   CAs plus its certs.d CAs and --ca-cert, bundled by `trust` (a requests session would otherwise let
   $REQUESTS_CA_BUNDLE replace them), and a client certificate;
-- redirects followed (at most MAX_REDIRECTS) or, with `redirects=False`, never: not even read, so a 3xx
-  answer's body stays unread and the caller decides (registries follow them themselves, keeping credentials
-  to their origin; webhooks do not follow them at all);
+- redirects followed (at most MAX_REDIRECTS), never from https to plain http (`Downgrade`, as apt refuses
+  them: what was asked for over TLS, a metalink that vouches for unsigned metadata say, comes over TLS), or,
+  with `redirects=False`, never: not even read, so a 3xx answer's body stays unread and the caller decides
+  (registries follow them themselves, keeping credentials to their origin; webhooks do not follow them at all);
 - our User-Agent.
 """
 
 import os
 import ssl
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,8 +114,18 @@ class Session(requests.Session):
         return super().merge_environment_settings(url, proxies, stream, self.verify if verify is None else verify, cert)
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """None without `redirects`: requests then neither follows a redirect nor reads its body."""
-        return super().get_redirect_target(resp) if self.redirects else None
+        """None without `redirects`: requests then neither follows a redirect nor reads its body. A redirect from
+        https to plain http raises `Downgrade`."""
+        target = super().get_redirect_target(resp) if self.redirects else None
+        if target is not None and urllib.parse.urlsplit(resp.url).scheme.lower() == "https":
+            to = urllib.parse.urljoin(resp.url, target)
+            if urllib.parse.urlsplit(to).scheme.lower() != "https":
+                raise Downgrade(f"{resp.url} redirects to {to}, off https", response=resp)
+        return target
+
+
+class Downgrade(requests.exceptions.InvalidSchema):
+    """A redirect from https to plain http (or another scheme), refused."""
 
 
 def new(

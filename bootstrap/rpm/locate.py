@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError, MirrorError, SignatureError
-from bootstrap.host import openpgp
+from bootstrap.host import mirror_url, openpgp
 from bootstrap.host.arches import ARCHES
 from bootstrap.rpm.distros import RpmDistro
 
@@ -43,7 +43,7 @@ def mirror(distro: RpmDistro, given: str | None, recipe: str, metalink_service: 
     for value, origin in ((given, "--mirror"), (os.environ.get(distro.mirror_env), f"${distro.mirror_env}"),
                           (recipe, "the recipe's rpm.mirror")):  # fmt: skip
         if value:
-            return _checked(value, origin)
+            return mirror_url.checked(value, origin)
     if metalink_service:
         return ""
     also = f", or name its metalink service in {distro.metalink_env}" if distro.has_metalinks else ""
@@ -65,7 +65,7 @@ def metalink(distro: RpmDistro, recipe: str) -> str:
                     f"{origin}: {distro.name}'s repository files name no metalink (they name a mirror list)",
                     "leave it unset: the repositories are read under --mirror",
                 )
-            url = _checked(value, origin)
+            url = mirror_url.checked(value, origin)
             parts = urllib.parse.urlsplit(url)
             if parts.scheme == "http" and parts.hostname not in LOOPBACK:
                 raise MirrorError(
@@ -74,19 +74,6 @@ def metalink(distro: RpmDistro, recipe: str) -> str:
                 )
             return url
     return ""
-
-
-def _checked(url: str, origin: str) -> str:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what raises on a malformed one
-    except ValueError as exc:
-        raise MirrorError(
-            f"{origin}: {url!r} is not a URL: {exc}", "give an http://, https:// or file:// URL"
-        ) from None
-    if not (parts.scheme in ("http", "https") and parts.hostname or parts.scheme == "file" and parts.path):
-        raise MirrorError(f"{origin}: {url!r} is not a usable URL", "give an http://, https:// or file:// URL")
-    return url.rstrip("/")
 
 
 def keyrings(

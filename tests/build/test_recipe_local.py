@@ -102,7 +102,7 @@ def test_names_are_looked_up_in_recipes_then_config_then_bundled(
         ('[[files]]\nsource = "bad.toml"\ndest = "/x"\nmode = "rw"\n', "mode must be an octal mode", ""),
         ('[[files]]\nsource = "bad.toml"\ndest = "/x"\nowner = "ghost"\n', "no user named 'ghost'", ""),
         ('[image]\nuser = "ghost"\n', "no user named 'ghost'", "[[users]]"),
-        ('[[repositories]]\nurl = "x"\nsuites = ["s"]\nkeyring = "k.asc"\n', "is not a URL", ""),
+        ('[[repositories]]\nurl = "x"\nsuites = ["s"]\nkeyring = "k.asc"\n', "url\\) is not valid", "http://HOST"),
         ('[[customize]]\nrun = ["x"]\n', "customize\\[0\\].run must be a string", ""),
     ],
 )

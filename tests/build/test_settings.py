@@ -38,7 +38,8 @@ def _readme_recipes() -> list[tuple[str, str]]:
 
 
 def _materialize(directory: Path, text: str) -> Path:
-    """The README's recipe in a directory with the local files it names."""
+    """The README's recipe in a directory with the local files it names, a host in place of its placeholders."""
+    text = re.sub(r"<[a-z-]+-url>", "127.0.0.1:8", text)
     data = tomllib.loads(text)
     for entry in data.get("files", []):
         source = directory / entry["source"]

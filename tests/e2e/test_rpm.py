@@ -32,6 +32,7 @@ from tests.faults.proxy import Fault, FaultProxy
 from tests.fixtures import rpmdistro, trivy
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec, dnf_argv, left_running
+from tests.fixtures.server import Server
 from tests.registry.servers import Registry
 from tests.rpm.conftest import need_tools
 
@@ -369,6 +370,44 @@ def test_offline_from_the_cache(miniature: Miniature, first: Path, tmp_path: Pat
     assert _sha256(tmp_path / "offline" / "image.tar") == _sha256(tmp_path / "online" / "image.tar")
     gone = copy.build(tmp_path / "online-again", tmp_path / "cache", check=False)
     assert gone.returncode != 0, "the copy of the mirror is gone: only --offline builds"
+
+
+def test_a_mirror_that_asks_for_a_login_gets_it_from_netrc_and_nothing_records_it(
+    miniature: Miniature, first: Path, tmp_path: Path
+) -> None:
+    """A mirror behind HTTP basic authentication: a user name and password in the URL are refused in one line
+    that shows no password (they would be in the image's repository files and every record); without them the
+    mirror's 401 fails the build; from $NETRC the build reads the mirror and gives the image a mirror of the same
+    URL gives, and no output holds the password."""
+    secret = f"S3cret-{os.getpid()}"
+    with Server(miniature.tree, login=("builder", secret)) as server:
+        netloc = server.url.removeprefix("http://")
+        guarded = Miniature(server.url, miniature.recipe, miniature.tree)
+        inline = replace(guarded, url=f"http://builder:{secret}@{netloc}")
+        said = inline.build(tmp_path / "inline", tmp_path / "cache", check=False)
+        assert said.returncode != 0 and not (tmp_path / "inline").exists()
+        (line,) = [x for x in said.stderr.splitlines() if x.startswith("error:")]
+        assert "user name or password" in line and secret not in said.stderr and "~/.netrc" in said.stderr
+        refused = guarded.build(tmp_path / "refused", tmp_path / "cache", check=False)
+        assert refused.returncode != 0 and "401" in refused.stderr and not (tmp_path / "refused").exists()
+        netrc = tmp_path / "netrc"
+        netrc.write_text(f"machine 127.0.0.1 login builder password {secret}\n")
+        netrc.chmod(0o600)
+        os.environ["NETRC"] = str(netrc)
+        try:
+            guarded.build(tmp_path / "out", tmp_path / "cache")
+        finally:
+            del os.environ["NETRC"]
+    out = tmp_path / "out"
+    assert any(x.startswith("/9/BaseOS/") for x in server.requests)
+    with tarfile.open(out / "rootfs.tar.gz") as tar:
+        repo_file = tar.extractfile("etc/yum.repos.d/almalinux-baseos.repo")
+        assert repo_file is not None and f"baseurl={server.url}/" in repo_file.read().decode()
+        for member in tar:
+            data = tar.extractfile(member) if member.isfile() else None
+            assert data is None or secret.encode() not in data.read(), member.name
+    for f in out.iterdir():
+        assert secret.encode() not in f.read_bytes(), f.name
 
 
 def test_check_says_no_rebuild_then_a_rebuild_is_due(
