@@ -25,7 +25,7 @@ from bootstrap.registry import credentials
 from bootstrap.registry.credentials import Credentials
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.reference import is_loopback
-from bootstrap.registry.transport import Transport
+from bootstrap.registry.transport import Transport, origin
 
 _PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 DEFAULT_TOKEN_LIFE = 60
@@ -37,13 +37,12 @@ REALMS_ENV = "BOOTSTRAP_REGISTRY_TOKEN_REALMS"
 
 
 def realm_trusted(registry: str, realm: str, allowed: Iterable[str]) -> bool:
-    """The realm is on the registry's own host (any port), or on a host the user named (HOST or HOST:PORT)."""
-    parts = urllib.parse.urlsplit(realm)
+    """The realm is on the registry's own host (any port), or on a host the user named (HOST or HOST:PORT); never
+    an address that reads as two hosts (`transport.origin`)."""
     try:
-        host, port = (parts.hostname or "").lower(), parts.port
-    except ValueError:
+        _, host, port = origin(realm)
+    except RegistryError:
         return False
-    port = port or (443 if parts.scheme.lower() == "https" else 80)
     if host == (urllib.parse.urlsplit(f"//{registry}").hostname or "").lower():
         return True
     named = {a.strip().lower() for a in allowed if a.strip()}
@@ -169,6 +168,7 @@ class Auth:
             raise RegistryError(
                 f"{self.host} asked for a Bearer token without a realm", "the registry is misconfigured"
             )
+        origin(realm)  # one host, whatever reads it, before anything is asked of it
         creds = self.credentials
         parsed = urllib.parse.urlsplit(realm)
         allowed = trusted_realms(self.transport.options.token_realms)

@@ -53,6 +53,17 @@ def _entries(client: Client, source: Reference) -> list[tuple[Manifest, dict[str
     return out
 
 
+def unvouched(client: Client, src: Reference, target: Reference, digest: str, key: SigningKey) -> None:
+    """Refuse to sign the image `digest` that the tag `src` names unless `key` signed it already, where it was
+    pushed or in the target repository."""
+    if not signatures.vouched(client, digest, key.public, src, target):
+        raise RegistryError(
+            f"{src} is {digest}, which carries no signature by key {key.public.key_id()[:16]}: an image is not "
+            "signed on a tag's word",
+            f"push it with --sign-key, or name it by digest ({src.host}/{src.repository}@{digest}) to vouch for it",
+        )
+
+
 def _key(platform: dict[str, Any]) -> str:
     return "/".join(str(platform.get(k, "")) for k in ("os", "architecture", "variant")).rstrip("/")
 
@@ -64,7 +75,9 @@ def make_index(
 
     Sources are `host/repo:tag`, `host/repo@sha256:...`, or `repo:tag` on the target's registry. Sources in
     other repositories have their blobs mounted into the target repository (same registry only). With a `sign`
-    key, the index and each image manifest in it are signed in the target repository.
+    key, the index and each image manifest in it are signed in the target repository; an image a source names
+    by tag only once it carries a signature by that key already (its push's), as a tag is whatever whoever can
+    push to it put there last: an image named by digest is the caller's word (`unvouched`).
     """
     options = options or Options()
     if not source_refs:
@@ -97,6 +110,8 @@ def make_index(
                     raise RegistryError(f"{seen[key]} and {src} are both {key}", "give one image per platform")
                 seen[key] = str(src)
                 added.add(manifest.digest)
+                if sign is not None and src.digest is None:
+                    unvouched(client, src, target, manifest.digest, sign)
                 if src.repository != target.repository:
                     _mount_blobs(client, manifest, src.repository, target.repository)
                     manifests.put(client, target.repository, manifest.digest, manifest)

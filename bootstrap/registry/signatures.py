@@ -93,6 +93,16 @@ def signed_by(layer: dict[str, Any], payload: bytes, key: PublicKey) -> bool:
     return isinstance(signature, str) and simplesigning.Signed(payload, signature).verified_by(key)
 
 
+def vouched(client: Client, digest: str, key: PublicKey, *places: Reference) -> bool:
+    """Whether the manifest `digest` carries a signature by `key` in one of the repositories `places` name (each
+    signature naming its own repository)."""
+    for place in places:
+        payload = simplesigning.payload(identity(place), digest)
+        if any(signed_by(layer, payload, key) for layer in existing_layers(client, place.repository, digest)):
+            return True
+    return False
+
+
 @contextmanager
 def sources(blobs: list[Blob]) -> Iterator[list[BlobSource]]:
     with tempfile.TemporaryDirectory(prefix="bootstrap-sig-") as tmp:

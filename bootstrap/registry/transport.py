@@ -1,11 +1,13 @@
 """HTTP to one registry: a session from `bootstrap.host.sessions` with the registry's TLS settings, every request
 retried by `bootstrap.host.retry.call` (dropped connections, 429/5xx), redirects followed here."""
 
+import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 import requests
+import urllib3
 
 from bootstrap.host import retry as retries
 from bootstrap.host import sessions
@@ -32,15 +34,29 @@ class Stream(Protocol):
 Body = bytes | Stream | None
 
 
+UNSAFE = re.compile(r"[\\\s\x00-\x1f\x7f]")
+"""What no address a registry sends may hold: a backslash, white space, a control character. Parsers differ on
+them (`http://A\\@B/` is host B to urllib.parse, host A to urllib3, which connects)."""
+
+
 def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of a URL: credentials belong to one origin, and a redirect may leave it."""
+    """(scheme, host, port) of a URL: credentials belong to one origin, and a redirect may leave it. The origin
+    checked must be the one connected to: a URL that urllib.parse and urllib3 (requests' connector) read as two
+    origins is refused, as is one holding what they read differently (`UNSAFE`)."""
     try:
+        if UNSAFE.search(url):
+            raise ValueError("a backslash, white space or control character")
         parts = urllib.parse.urlsplit(url)
         port = parts.port
+        theirs = urllib3.util.parse_url(url)
     except ValueError as exc:
         raise RegistryError(f"{url!r} is not a valid URL ({exc})", "the registry sent a malformed address") from None
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+    found = scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+    connected = (theirs.scheme or "").lower(), (theirs.host or "").lower().strip("[]"), theirs.port or found[2]
+    if connected != found:
+        raise RegistryError(f"{url!r} is not a valid URL (read as two hosts)", "the registry sent a malformed address")
+    return found
 
 
 class NotTLS(Exception):

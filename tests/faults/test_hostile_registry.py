@@ -409,3 +409,6 @@ def test_which_realms_are_trusted() -> None:
     assert realm_trusted("127.0.0.1:5000", "https://127.0.0.2/token", ["127.0.0.2:443"])
     assert not realm_trusted("127.0.0.1:5000", "https://127.0.0.2:8443/token", ["127.0.0.2:443"])
     assert not realm_trusted("127.0.0.1:5000", "https://127.0.0.1.example.invalid/token", [])
+    # the registry's host to urllib.parse, another to urllib3, which connects: never trusted
+    assert not realm_trusted("127.0.0.1:5000", "https://127.0.0.2\\@127.0.0.1:5000/token", [])
+    assert not realm_trusted("127.0.0.1:5000", "https://127.0.0.2\t@127.0.0.1:5000/token", [])

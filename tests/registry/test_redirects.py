@@ -69,3 +69,27 @@ def test_no_credentials_over_plain_http_after_https(
     assert {r.method for r in plain} == {"PUT", "GET"}
     assert [r for r in plain if r.authorization] == []
     assert any(r.authorization for r in front.seen if r.tls)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("where", ["redirect", "upload"])
+def test_an_address_two_parsers_read_as_two_hosts_gets_no_credentials(
+    proxies: Callable[..., Proxy], amd64: Layout, repo: str, opts: Callable[..., Options], scheme: str, where: str
+) -> None:
+    """`http://STORAGE\\@FRONT/...` is the registry's own host to urllib.parse and the storage host to urllib3,
+    which connects: a blob redirect or an upload Location written so is refused in one line, and the other
+    host sees no request with the credentials."""
+    front, storage = proxies(), proxies()
+    front.gate = Gate(scheme, USER, PASSWORD)
+    forged = f"http://{storage.host}\\@{front.host}"
+    if where == "upload":
+        front.upload_location = forged
+        with pytest.raises(RegistryError, match="is not a valid URL") as info:
+            push(amd64.tar, f"{front.host}/{repo}:1", opts(creds=CREDS))
+    else:
+        assert push(amd64.tar, f"{front.host}/{repo}:1", opts(creds=CREDS)) == amd64.digest
+        front.redirect_blobs = forged
+        with pytest.raises(RegistryError, match="is not a valid URL") as info:
+            make_index(f"{front.host}/{repo}:all", [f"{front.host}/{repo}:1"], opts(creds=CREDS))
+    assert "\n" not in info.value.message and "malformed address" in info.value.hint
+    assert storage.seen == []

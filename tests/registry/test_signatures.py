@@ -110,10 +110,37 @@ def test_an_assembled_index_is_signed_in_its_repository(
     plain_registry: Registry, amd64: Layout, arm64: Layout, repo: str, opts: Callable[..., Options]
 ) -> None:
     key = keys.generate()
-    push(amd64.tar, f"{plain_registry.host}/{repo}-staging:amd64", opts())
-    push(arm64.tar, f"{plain_registry.host}/{repo}-staging:arm64", opts())
+    push(amd64.tar, f"{plain_registry.host}/{repo}-staging:amd64", opts(), sign=key)
+    push(arm64.tar, f"{plain_registry.host}/{repo}-staging:arm64", opts(), sign=key)
     sources = [f"{repo}-staging:amd64", f"{repo}-staging:arm64"]
     digest = make_index(f"{plain_registry.host}/{repo}:1", sources, opts(), sign=key)
+    for signed in (digest, amd64.digest, arm64.digest):
+        check_signed(plain_registry, repo, signed, key.public, opts())
+
+
+def test_an_image_a_tag_names_is_signed_into_an_index_only_on_its_own_signature(
+    plain_registry: Registry, amd64: Layout, arm64: Layout, repo: str, opts: Callable[..., Options]
+) -> None:
+    """A tag is whatever whoever can push to it put there last: an assembly step with the release key signs the
+    image a staging tag names only when that key signed it already (its job's push), else it refuses before
+    anything is written, naming the image; an image named by digest is the caller's word and is signed."""
+    key, other = keys.generate(), keys.generate()
+    host = plain_registry.host
+    push(amd64.tar, f"{host}/{repo}-staging:amd64", opts(), sign=key)
+    push(arm64.tar, f"{host}/{repo}-staging:arm64", opts())  # an unsigned push (an attacker's, or a keyless job's)
+    sources = [f"{repo}-staging:amd64", f"{repo}-staging:arm64"]
+    with pytest.raises(RegistryError, match=rf"staging:arm64 is {arm64.digest}, which carries no signature") as err:
+        make_index(f"{host}/{repo}:1", sources, opts(), sign=key)
+    assert "\n" not in err.value.message and f"@{arm64.digest}" in err.value.hint
+    assert stored(plain_registry, repo, arm64.digest, opts()) is None
+    with Client(host, opts()) as client:
+        client.need(repo, "pull")
+        assert manifests.find(client, repo, "1") is None, "no index was put"
+    push(arm64.tar, f"{host}/{repo}-staging:arm64", opts(), sign=other)
+    with pytest.raises(RegistryError, match="carries no signature"):
+        make_index(f"{host}/{repo}:1", sources, opts(), sign=key)
+    pinned = [sources[0], f"{repo}-staging@{arm64.digest}"]
+    digest = make_index(f"{host}/{repo}:1", pinned, opts(), sign=key)
     for signed in (digest, amd64.digest, arm64.digest):
         check_signed(plain_registry, repo, signed, key.public, opts())
 
