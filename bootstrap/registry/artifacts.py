@@ -34,6 +34,8 @@ EMPTY = Blob("application/vnd.oci.empty.v1+json", b"{}")
 LOCK_TYPE = outputs.LOCK.media_type
 SPDX_TYPE = outputs.SPDX.media_type
 CYCLONEDX_TYPE = outputs.CYCLONEDX.media_type
+ATTACHED_TYPES = frozenset(o.media_type for o in outputs.OUTPUTS if o.attached)
+"""The artifact types of the records a push attaches: a referrer of another type is not read."""
 TITLE = attestations.TITLE
 CREATED = "org.opencontainers.image.created"
 
@@ -206,8 +208,9 @@ def attached(client: Client, ref: Reference, image: Manifest, artifact_type: str
     """The records of one type attached to an image: each artifact manifest with its record's bytes."""
     out = []
     budget = Budget(f"{ref}")
-    for d in referrers.listing(client, ref.repository, image.digest, artifact_type):
+    for d in referrers.listing(client, ref.repository, image.digest, (artifact_type,)):
         artifact = manifests.get(client, ref.repository, d["digest"])
+        budget.take(artifact.data)
         doc = artifact.json
         layers = listed(doc.get("layers"))
         if mapping(doc.get("subject")).get("digest") != image.digest or not layers:
@@ -273,8 +276,9 @@ def records_at(ref_text: str, arch: str, options: Options) -> Found | None:
         image, config = found
         out: dict[str, list[bytes]] = {}
         budget = Budget(ref_text)
-        for d in referrers.listing(client, ref.repository, image.digest):
+        for d in referrers.listing(client, ref.repository, image.digest, ATTACHED_TYPES):
             artifact = manifests.get(client, ref.repository, d["digest"])
+            budget.take(artifact.data)
             doc = artifact.json
             title = mapping(doc.get("annotations")).get(TITLE)
             ours = mapping(doc.get("subject")).get("digest") == image.digest

@@ -5,6 +5,7 @@ subject answers with `OCI-Subject`; without it the pusher appends to the referre
 """
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from bootstrap.image.oci import MEDIA_INDEX, canonical_json
@@ -59,8 +60,15 @@ def attach(client: Client, repository: str, artifact: Manifest) -> str:
     return tag
 
 
-def listing(client: Client, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]]:
-    """The descriptors of the manifests whose subject is `digest` (of `artifact_type` only, when given)."""
+MAX_REFERRERS = 256
+"""The most referrers of the types asked for that one image may list: a build attaches a handful, each push
+of it with another key a handful more."""
+
+
+def listing(client: Client, repository: str, digest: str, types: Collection[str]) -> list[dict[str, Any]]:
+    """The descriptors of the manifests of `types` (their listed `artifactType`) whose subject is `digest`, each
+    once; more than MAX_REFERRERS of them is refused (each is a manifest to read)."""
+    artifact_type = next(iter(types)) if len(types) == 1 else None
     params = {"artifactType": artifact_type} if artifact_type else None
     resp = client.request(
         "GET",
@@ -83,4 +91,11 @@ def listing(client: Client, repository: str, digest: str, artifact_type: str | N
     for d in found:
         if isinstance(d, dict):
             unique.setdefault(checked(d, f"referrers of {digest}")["digest"], d)
-    return [d for d in unique.values() if artifact_type is None or d.get("artifactType") == artifact_type]
+    wanted = [d for d in unique.values() if d.get("artifactType") in types]
+    if len(wanted) > MAX_REFERRERS:
+        raise RegistryError(
+            f"{client.host}/{repository}: {digest} lists {len(wanted)} referrers of the records' types, more than "
+            f"{MAX_REFERRERS}",
+            "the registry lists more than builds attach: check what was pushed there",
+        )
+    return wanted

@@ -11,7 +11,7 @@ import pytest
 from bootstrap.publish import webhook
 from bootstrap.records import provenance
 from bootstrap.registry import Options
-from bootstrap.registry.artifacts import CYCLONEDX_TYPE, LOCK_TYPE, SPDX_TYPE
+from bootstrap.registry.artifacts import ATTACHED_TYPES, CYCLONEDX_TYPE, LOCK_TYPE, SPDX_TYPE
 from bootstrap.registry.client import Client
 from bootstrap.registry.manifests import blob, find
 from bootstrap.registry.referrers import listing
@@ -65,7 +65,7 @@ def test_fleet_builds_pushes_with_records_then_pushes_nothing(
             tag = ref.rsplit(":", 1)[1]
             image = find(client, repo, tag)
             assert image is not None and image.digest == row["digest"]
-            records = {d["artifactType"]: d for d in listing(client, repo, image.digest)}
+            records = {d["artifactType"]: d for d in listing(client, repo, image.digest, ATTACHED_TYPES)}
             assert set(records) == {LOCK_TYPE, SPDX_TYPE, CYCLONEDX_TYPE, provenance.MEDIA_TYPE}
             statement_manifest = find(client, repo, records[provenance.MEDIA_TYPE]["digest"])
             assert statement_manifest is not None

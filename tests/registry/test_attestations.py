@@ -163,9 +163,11 @@ def test_the_records_are_found_through_the_attestations_alone(
     empty = Manifest(MEDIA_INDEX, canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}))
     with Client(plain_registry.host, opts()) as client:
         client.need(repo, "pull,push")
-        assert referrers.listing(client, repo, out.digest), "the referrers tag lists the artifacts"
+        assert referrers.listing(client, repo, out.digest, artifacts.ATTACHED_TYPES), (
+            "the referrers tag lists the artifacts"
+        )
         manifests.put(client, repo, referrers.tag_for(out.digest), empty)
-        assert not referrers.listing(client, repo, out.digest)
+        assert not referrers.listing(client, repo, out.digest, artifacts.ATTACHED_TYPES)
     found = artifacts.records_at(ref, "amd64", opts())
     assert found is not None and found.image == out.digest
     assert set(found.files) == {outputs.PROVENANCE_SIGNED.name(), outputs.SPDX_SIGNED.name()}

@@ -417,3 +417,56 @@ def test_records_past_what_one_image_may_have_in_all_are_refused(
     with pytest.raises(RegistryError) as raised:
         getattr(artifacts, reader)(f"{hostile.host}/{REPO}:1", "amd64", opts())
     assert "larger than 1 MiB in all" in _one_line(raised)
+
+
+def test_referrers_past_what_builds_attach_are_refused_unread(
+    hostile: HostileRegistry, opts: Callable[..., Options]
+) -> None:
+    """More referrers of the records' types than builds attach (each a manifest to read): refused in one line
+    before any of them is read."""
+    image = hostile.image(REPO, "1")
+    many = _lock_artifacts(hostile, image, [b"lock %d" % i for i in range(300)])
+    hostile.referrers(REPO, image["digest"], many)
+    hostile.seen.clear()
+    with pytest.raises(RegistryError) as raised:
+        artifacts.records_at(f"{hostile.host}/{REPO}:1", "amd64", opts())
+    assert "lists 300 referrers" in _one_line(raised) and "more than 256" in raised.value.message
+    read = {d["digest"] for d in many}
+    assert not [p for _, p, _ in hostile.seen if p.rsplit("/", 1)[-1] in read]
+
+
+def test_referrers_of_other_types_are_not_read(hostile: HostileRegistry, opts: Callable[..., Options]) -> None:
+    """A scanner's or another tool's artifacts beside the records: not read, however many."""
+    image = hostile.image(REPO, "1")
+    (lock,) = _lock_artifacts(hostile, image, [b"the lock"])
+    others = [{**d, "artifactType": "application/vnd.example.other"} for d in _lock_artifacts(hostile, image, [b"o"])]
+    hostile.referrers(REPO, image["digest"], [lock, *others * 1000])
+    hostile.seen.clear()
+    found = artifacts.records_at(f"{hostile.host}/{REPO}:1", "amd64", opts())
+    assert found is not None and found.files["lock.json"] == [b"the lock"]
+    assert not [p for _, p, _ in hostile.seen if p.endswith(others[0]["digest"])]
+
+
+def test_the_artifact_manifests_count_in_what_one_image_may_have(
+    hostile: HostileRegistry, opts: Callable[..., Options], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Artifacts whose manifests are large (annotations of 300 KiB) and records small: the manifests are read
+    within the same bound as the records."""
+    monkeypatch.setattr(limits, "ATTACHED_LIMIT", 1 << 20)
+    image = hostile.image(REPO, "1")
+    listed = []
+    for i in range(5):
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": MEDIA_MANIFEST,
+            "artifactType": artifacts.LOCK_TYPE,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", **hostile.blob(REPO, b"{}")},
+            "layers": [{"mediaType": artifacts.LOCK_TYPE, **hostile.blob(REPO, b"lock %d" % i)}],
+            "subject": image,
+            "annotations": {artifacts.TITLE: "lock.json", "padding": "x" * (300 << 10)},
+        }
+        listed.append({**hostile.manifest(REPO, doc), "artifactType": artifacts.LOCK_TYPE})
+    hostile.referrers(REPO, image["digest"], listed)
+    with pytest.raises(RegistryError) as raised:
+        artifacts.records_at(f"{hostile.host}/{REPO}:1", "amd64", opts())
+    assert "larger than 1 MiB in all" in _one_line(raised)

@@ -9,7 +9,7 @@ import pytest
 
 from bootstrap.image.oci import MEDIA_INDEX, canonical_json
 from bootstrap.records import outputs
-from bootstrap.registry import Options, attestations, manifests, referrers
+from bootstrap.registry import Options, artifacts, attestations, manifests, referrers
 from bootstrap.registry.client import Client
 from bootstrap.registry.manifests import Manifest
 from tests.cli.test_cli import cli
@@ -115,7 +115,7 @@ def test_check_finds_the_signed_records_through_the_cosign_attestations(
     with Client(tls_registry.host, options) as client:
         client.need(repo, "pull,push")
         manifests.put(client, repo, referrers.tag_for(digest), empty)
-        assert not referrers.listing(client, repo, digest)
+        assert not referrers.listing(client, repo, digest, artifacts.ATTACHED_TYPES)
     check = ["check", str(archive.recipe), *archive.source, *access, "--arch", arch, "--against", ref, "--key"]
     ok = cli(*check, str(archive.public), env=signing_env())
     assert ok.returncode == 0 and ok.stdout.startswith("up to date"), ok.stderr
