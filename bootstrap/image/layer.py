@@ -169,17 +169,42 @@ def _xattrs(path: str) -> dict[str, str]:
 
 
 def _walk(root: str) -> list[str]:
-    """Every path below root, relative, in byte order of the full path (parents before children)."""
+    """Every path below root, relative, in byte order of the full path (parents before children); without
+    recursion, so no tree a script leaves is too deep, and a directory that cannot be read is an error, not a
+    hole in the image."""
     out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        rel = "" if rel == "." else rel + "/"
+    pending = [""]
+    while pending:
+        rel = pending.pop()
         if rel.rstrip("/") in EMPTY_DIRS:
-            dirnames[:] = []
             continue
-        out.extend(rel + name for name in dirnames + filenames)
+        try:
+            with os.scandir(os.path.join(root, rel)) as entries:
+                for entry in entries:
+                    out.append(rel + entry.name)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(rel + entry.name + "/")
+        except OSError as exc:
+            raise BootstrapError(
+                f"pack: the tree's directory /{rel} cannot be read ({exc.strerror})",
+                "a script left it deeper or stranger than an image can hold: remove it in the recipe",
+            ) from None
     out.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))
     return out
+
+
+SPARSE_LIMIT = 1 << 30
+"""The most bytes of holes a file of the tree may have: a script can make a file of any length that takes
+nothing on disk (`truncate -s 1E`), which the layer would hold as zeros, written and inflated on every pull."""
+
+
+def _sparse(rel: str, st: os.stat_result) -> None:
+    holes = st.st_size - st.st_blocks * 512
+    if holes > SPARSE_LIMIT:
+        raise BootstrapError(
+            f"pack: /{rel} is a sparse file of {st.st_size} bytes, {holes >> 20} MiB of them holes never written",
+            "a script made it: no image holds one; remove it in the recipe (a customize hook, rpm.remove)",
+        )
 
 
 def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | None = None) -> None:
@@ -214,6 +239,7 @@ def write_tar(root: Path, epoch: int, sink: BinaryIO, overrides: Overrides | Non
                 if st.st_nlink > 1:
                     links[key] = (rel, xattrs)
                 kind, size = tarheader.REGTYPE, st.st_size
+                _sparse(rel, disk)
         elif stat.S_ISDIR(mode):
             kind = tarheader.DIRTYPE
         elif stat.S_ISLNK(mode):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from bootstrap.errors import BootstrapError
+from bootstrap.image import layer
 from bootstrap.image.layer import Compression, pack
 
 EPOCH = 1_700_000_000
@@ -91,3 +93,59 @@ def test_zstd_and_uncompressed_layers(tree: Path, tmp_path: Path) -> None:
     data = zstandard.ZstdDecompressor().decompressobj().decompress((tmp_path / "z").read_bytes())
     assert data == (tmp_path / "p").read_bytes()
     assert z.diff_id == plain.diff_id == plain.digest
+
+
+def test_a_sparse_file_past_the_limit_is_refused_before_its_holes_are_written(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`truncate -s 256G` in a script takes nothing on disk and would be 256 GiB of zeros in the layer, written
+    for hours and inflated on every pull: refused in one line naming it (past a limit lowered to 16 MiB here,
+    so that a regression writes 64 MiB, not 256 GiB). A file with a few holes (lastlog) is packed as it reads."""
+    monkeypatch.setattr(layer, "SPARSE_LIMIT", 16 << 20)
+    with open(tree / "etc/lastlog", "wb") as f:
+        f.truncate(3 << 20)
+    assert os.lstat(tree / "etc/lastlog").st_blocks * 512 < 3 << 20, "this file system keeps holes"
+    small = pack(tree, EPOCH, tmp_path / "a.tar", Compression.NONE)
+    found = {m.name: m for m in members((tmp_path / "a.tar").read_bytes())}
+    assert found["etc/lastlog"].size == 3 << 20 and small.tar_size > 3 << 20
+    with open(tree / "var-tmp-evil", "wb") as f:
+        f.truncate(64 << 20)
+    with pytest.raises(BootstrapError, match="/var-tmp-evil is a sparse file of 67108864 bytes, 64 MiB of them") as err:
+        pack(tree, EPOCH, tmp_path / "b.tar", Compression.NONE)
+    assert "\n" not in err.value.message and (tmp_path / "b.tar").stat().st_size < 1 << 20
+
+
+def test_a_tree_deeper_than_recursion_goes_is_packed(tree: Path, tmp_path: Path) -> None:
+    """1,500 levels (a script's `mkdir d; cd d` in a loop): packed, the deepest file in the layer."""
+    deep = str(tree)
+    for _ in range(1500):  # os.makedirs and pathlib recurse
+        deep += "/d"
+        os.mkdir(deep)
+    Path(deep, "bottom").write_text("here\n")
+    try:
+        pack(tree, EPOCH, tmp_path / "a.tar", Compression.NONE)
+    finally:
+        subprocess.run(["rm", "-rf", str(tree / "d")], check=True)  # shutil.rmtree (pytest's clean-up) recurses
+    names = {m.name for m in members((tmp_path / "a.tar").read_bytes())}
+    assert "/".join(["d"] * 1500) + "/bottom" in names
+
+
+def test_a_tree_deeper_than_a_path_can_name_is_one_line(tree: Path, tmp_path: Path) -> None:
+    """Directories made one below the other by descriptor until their path is longer than PATH_MAX: no layer
+    can name them; a one-line error, not an internal one."""
+    fd = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(30):
+            name = "x" * 200
+            os.mkdir(name, dir_fd=fd)
+            below = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+    finally:
+        os.close(fd)
+    try:
+        with pytest.raises(BootstrapError, match=r"pack: the tree's directory /x+/.* cannot be read") as err:
+            pack(tree, EPOCH, tmp_path / "a.tar", Compression.NONE)
+    finally:
+        subprocess.run(["rm", "-rf", str(tree / ("x" * 200))], check=True)
+    assert "\n" not in err.value.message
