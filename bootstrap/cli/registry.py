@@ -60,16 +60,7 @@ def _previous(
     opts = dataclasses.replace(opts, arch=arch)
     from bootstrap.registry import artifacts  # the network's modules load with the commands that use it
 
-    if key is not None:
-        attached = artifacts.records_at(against, arch, reg_opts)
-        if attached is None:
-            raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
-        digest = attached.image
-        where = f"{against}@{digest}"
-        files = signed.place(signed.pick(attached.files, key), attached.loose, key, where)
-        data = signed.trusted_lock(files, signed.check(files, key, where, complete=False, image=digest), where)
-        return lock_mod.parse(data, where), where, opts
-    found = artifacts.lock_at(against, arch, reg_opts)
+    found = signed.registry_lock(against, arch, reg_opts, key) if key else artifacts.lock_at(against, arch, reg_opts)
     if found is None:
         raise BootstrapError(f"{against} is not in the registry", "check the reference, or push the image first")
     return found[0], f"{against}@{found[1]}", opts

@@ -16,12 +16,13 @@ from bootstrap import registry
 from bootstrap.build import families, pipeline, recipe
 from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, Plan, make_plan
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, SignatureError
 from bootstrap.family.interface import Archive, Selection
 from bootstrap.log import log
 from bootstrap.publish import changes as changes_mod
-from bootstrap.publish import webhook
+from bootstrap.publish import signed, webhook
 from bootstrap.publish.fleet import Fleet, Image, Job, fill
+from bootstrap.records import lock as lock_mod
 from bootstrap.registry import artifacts, manifests
 from bootstrap.registry.client import Client
 from bootstrap.sign.keys import SigningKey
@@ -116,7 +117,7 @@ class Runner:
     def check(self, job: Job, plan: Plan, archive: Archive, selection: Selection) -> tuple[str, Any]:
         """`new`, `changed` or `unchanged` against every target, with the changes and the digest there."""
         inputs = inputs_of(plan.recipe)
-        found = [artifacts.lock_at(ref, job.arch, self.registry_options) for ref in self.targets(job, archive.codename)]
+        found = [self._lock_at(ref, job.arch) for ref in self.targets(job, archive.codename)]
         if not found:
             return "built", None
         if any(f is None for f in found):
@@ -130,6 +131,18 @@ class Runner:
         if len(digests) > 1:
             return "changed", None
         return "unchanged", digests.pop()
+
+    def _lock_at(self, ref: str, arch: str) -> tuple[lock_mod.Lock, str] | None:
+        """The lock of the image at `ref`; with the fleet's key, only one its signed records vouch for: an image
+        whose records do not (an unsigned one put under the tag, or records changed) counts as none there, so
+        it is built and pushed again rather than trusted as unchanged."""
+        if self.sign is None:
+            return artifacts.lock_at(ref, arch, self.registry_options)
+        try:
+            return signed.registry_lock(ref, arch, self.registry_options, self.sign.public)
+        except SignatureError as exc:
+            log.warning(f"{ref}: not vouched for by the fleet's key ({exc.message}): built again")
+            return None
 
     def run_job(self, job: Job) -> Row:
         started = time.monotonic()

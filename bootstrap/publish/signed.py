@@ -11,12 +11,16 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bootstrap.errors import SignatureError
+from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.sign import dsse
 from bootstrap.sign.keys import PublicKey
+
+if TYPE_CHECKING:
+    from bootstrap.registry.options import Options
 
 _CHANGED = "the records were changed after they were signed: get them again"
 
@@ -51,9 +55,10 @@ def check(
     files: Mapping[str, bytes], key: PublicKey, where: str, complete: bool = True, image: str | None = None
 ) -> set[str]:
     """Check the signed records among `files` (file name -> bytes) against `key`; returns the names of the records
-    found trusted. `complete`: every record the provenance names must be among `files` (an output directory;
-    an image in a registry holds only its own platform's). `image`: the digest of the image the records are
-    attached to, which the signed provenance must name."""
+    found trusted. `complete`: every record the provenance names must be among `files`, and every other record
+    checked too (an output directory); else (an image in a registry, which holds only its own platform's, and
+    what anyone who can push attached beside them) only those it names are checked and trusted. `image`: the
+    digest of the image the records are attached to, which the signed provenance must name."""
     key_hint = "build with --sign-key (or leave out --key)"
     envelope = outputs.PROVENANCE_SIGNED.name()
     if envelope not in files:
@@ -81,8 +86,8 @@ def check(
     signed_rows = {o.signs for o in outputs.SIGNED}
     for record in sorted(files):
         row = outputs.row_of(record)
-        if row is None:
-            continue
+        if row is None or (not complete and record.removesuffix(outputs.ENVELOPE) not in covered):
+            continue  # in a registry, whoever can push may attach more: what the provenance covers is checked
         if row in signed_rows and row is not outputs.PROVENANCE:
             _check_sbom(files, record, key, where, images)
             trusted.add(record + outputs.ENVELOPE)
@@ -170,3 +175,18 @@ def pick(found: Mapping[str, Sequence[bytes]], key: PublicKey) -> dict[str, byte
         for name, copies in found.items()
         if copies
     }
+
+
+def registry_lock(ref: str, arch: str, options: "Options", key: PublicKey) -> tuple[lock_mod.Lock, str] | None:
+    """The lock of the image `ref` serves for `arch` that its records signed by `key` vouch for, with the image's
+    digest (`check --key`, a fleet that signs); None when the reference is not in the registry. Records that do
+    not vouch for one are a SignatureError."""
+    from bootstrap.registry import artifacts  # the network's modules load with the commands that use it
+
+    attached = artifacts.records_at(ref, arch, options)
+    if attached is None:
+        return None
+    where = f"{ref}@{attached.image}"
+    files = place(pick(attached.files, key), attached.loose, key, where)
+    data = trusted_lock(files, check(files, key, where, complete=False, image=attached.image), where)
+    return lock_mod.parse(data, where), attached.image

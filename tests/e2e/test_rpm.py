@@ -24,6 +24,7 @@ import pytest
 from bootstrap.host.cache import write_derived
 from bootstrap.rpm import filecaps, keptdb
 from bootstrap.rpm.rpmdb import DB
+from bootstrap.sign import keys
 from tests.conftest import Serve
 from tests.e2e.conftest import bootstrap, ensure_binfmt, image_index, need_tool, run, unique_tag
 from tests.e2e.test_rootless import builder  # noqa: F401 - the fixture: an ordinary user with subordinate ids
@@ -33,6 +34,7 @@ from tests.fixtures import rpmdistro, trivy
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import RpmRepo, Spec, dnf_argv, left_running
 from tests.fixtures.server import Server
+from tests.records.signed_build import PASSWORD, signing_env
 from tests.registry.servers import Registry
 from tests.rpm.conftest import need_tools
 
@@ -615,18 +617,23 @@ def test_push_then_check_against_the_pushed_image(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def _fleet(miniature: Miniature, registry: Registry, tmp_path: Path, repo: str, head: str = "") -> list[str]:
+    """The arguments of `bootstrap fleet` over a fleet file (`head` first) pushing the miniature to `repo`."""
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        f'{head}[[image]]\nrecipe = "{miniature.recipe}"\nsuites = ["9"]\narches = ["amd64"]\n'
+        f'push = ["{registry.host}/{repo}/almalinux-miniature:{{codename}}"]\n'
+    )
+    cache = tmp_path / "cache"
+    return ["fleet", str(fleet), "-o", str(tmp_path / "out"), "--mirror", miniature.url, "--cache-dir", str(cache)]
+
+
 def test_a_fleet_of_the_rpm_recipe_pushes_then_pushes_nothing(
     miniature: Miniature, first: Path, registry: Registry, tmp_path: Path
 ) -> None:
     """`bootstrap fleet` over an RPM recipe: built (the same bytes as the direct build) and pushed with its
     records, then a second run whose check against the registry finds nothing changed."""
-    fleet = tmp_path / "fleet.toml"
-    fleet.write_text(
-        f'[[image]]\nrecipe = "{miniature.recipe}"\nsuites = ["9"]\narches = ["amd64"]\n'
-        f'push = ["{registry.host}/fleet/almalinux-miniature:{{codename}}"]\n'
-    )
-    cache = tmp_path / "cache"
-    args = ["fleet", str(fleet), "-o", str(tmp_path / "out"), "--mirror", miniature.url, "--cache-dir", str(cache)]
+    args = _fleet(miniature, registry, tmp_path, "fleet")
     (row,) = json.loads(bootstrap(*args, "--json").stdout)
     assert (row["codename"], row["arch"], row["state"]) == ("9", "amd64", "new")
     (ref,) = row["pushed"]
@@ -638,6 +645,34 @@ def test_a_fleet_of_the_rpm_recipe_pushes_then_pushes_nothing(
     assert "nothing changed: nothing pushed" in second.stdout and "unchanged" in second.stdout
     checked = bootstrap("check", str(miniature.recipe), "--against", ref, *miniature.args(tmp_path / "empty"))
     assert checked.stdout.startswith("up to date")
+
+
+def test_a_signing_fleet_trusts_no_unsigned_image_put_under_its_tag(
+    miniature: Miniature, first: Path, registry: Registry, tmp_path: Path
+) -> None:
+    """A fleet with a sign-key decides "unchanged" only on a lock its key vouches for: an unsigned image put
+    under its tag (whoever can push there, with a lock naming today's versions) is built and pushed again, with a
+    warning, rather than left there as if it were the fleet's."""
+    keys.write_pair(tmp_path / "release", keys.generate(), PASSWORD.encode())
+    args = _fleet(miniature, registry, tmp_path, "signed-fleet", 'sign-key = "release.key"\n\n')
+    cache = tmp_path / "cache"
+    env = signing_env()
+    (row,) = json.loads(bootstrap(*args, "--json", env=env).stdout)
+    assert row["state"] == "new"
+    (ref,) = row["pushed"]
+    (again,) = json.loads(bootstrap(*args, "--json", env=env).stdout)
+    assert again["state"] == "unchanged" and again["pushed"] == []
+    miniature.build(tmp_path / "other", cache, "--compression", "none")  # another image, the same lock
+    bootstrap("push", str(tmp_path / "other"), ref)  # unsigned
+    unsigned = bootstrap("check", str(miniature.recipe), "--against", ref, *miniature.args(cache))
+    assert unsigned.stdout.startswith("up to date"), "its lock names today's versions"
+    replaced = bootstrap(*args, "--json", env=env)
+    (row,) = json.loads(replaced.stdout)
+    assert row["state"] == "new" and row["pushed"] == [ref], "the unsigned image was trusted as unchanged"
+    assert "not vouched for by the fleet's key" in replaced.stderr
+    final = bootstrap(*args, "--json", env=env)
+    (last,) = json.loads(final.stdout)
+    assert last["state"] == "unchanged", final.stderr
 
 
 # --- 6. two architectures: x86_64 and aarch64 ---------------------------------------------------------------

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import SSlibKey
 
+from bootstrap.errors import SignatureError
 from bootstrap.records import attestation, outputs
 from bootstrap.registry import artifacts
 from bootstrap.registry.layout import Layout
@@ -146,3 +147,24 @@ def test_check_against_a_directory_with_a_key(signed: Path, archive: Archive, tm
     changed = tampered(signed, tmp_path / "lock", lambda d: replace_in(d / lock, b'"1.0"', b'"0.9"'))
     _refused([*check, str(archive.public), "--against", str(changed)], f"{lock} is not the file the signed provenance")
     _refused([*check, str(archive.public), "--against", str(signed / lock)], "a lock file alone carries no signature")
+
+
+def test_in_a_registry_only_what_the_signed_provenance_covers_is_checked(
+    signed: Path, archive: Archive, tmp_path: Path
+) -> None:
+    """Whoever can push may attach more records beside a signed build's (here a CycloneDX SBOM without an
+    envelope): in a registry they are neither trusted nor a reason to refuse the signed ones; in an output
+    directory, which is the build's alone, they are refused."""
+    from bootstrap.publish import signed as signed_mod
+
+    key = keys.load_public(archive.public)
+    narrow = archive.build(tmp_path / "narrow", "--sign-key", str(archive.key), "--sbom-format", "spdx3")
+    files = signed_mod.read_directory(narrow)
+    image = json.loads((narrow / "build.json").read_text())["image"]["manifest_digest"]
+    cdx = outputs.CYCLONEDX.name()
+    assert cdx not in files
+    covered = signed_mod.check(files, key, "registry", complete=False, image=image)
+    extra = {**files, cdx: (signed / cdx).read_bytes()}  # no envelope: unsigned
+    assert signed_mod.check(extra, key, "registry", complete=False, image=image) == covered
+    with pytest.raises(SignatureError, match="has no signed envelope"):
+        signed_mod.check(extra, key, "dir", complete=True)
