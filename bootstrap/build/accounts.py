@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from bootstrap.build.recipe import GroupSpec, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
-from bootstrap.numbers import is_decimal
+from bootstrap.log import log
+from bootstrap.numbers import DIGITS, is_decimal
 
-_AGEING = (("PASS_MIN_DAYS", "0"), ("PASS_MAX_DAYS", "99999"), ("PASS_WARN_AGE", "7"))
+_AGEING = (("PASS_MIN_DAYS", 0), ("PASS_MAX_DAYS", 99999), ("PASS_WARN_AGE", 7))
 
 
 def read_table(tree: Tree, path: str) -> list[list[str]]:
@@ -52,10 +53,10 @@ def _free_gid(defs: dict[str, str], taken: set[int], system: bool = False) -> in
     """The gid groupadd picks (login.defs): the lowest free one from GID_MIN to GID_MAX (1000 to 60000), or for a
     system group the highest free one from SYS_GID_MAX down to SYS_GID_MIN (999 to 101)."""
     if system:
-        low, high = int(defs.get("SYS_GID_MIN", "101")), int(defs.get("SYS_GID_MAX", "999"))
+        low, high = number(defs, "SYS_GID_MIN", 101), number(defs, "SYS_GID_MAX", 999)
         candidates = range(high, low - 1, -1)
     else:
-        low, high = int(defs.get("GID_MIN", "1000")), int(defs.get("GID_MAX", "60000"))
+        low, high = number(defs, "GID_MIN", 1000), number(defs, "GID_MAX", 60000)
         candidates = range(low, high + 1)
     free = next((g for g in candidates if g not in taken), None)
     if free is None:
@@ -73,15 +74,34 @@ def login_defs(tree: Tree) -> dict[str, str]:
     return out
 
 
+MAX_ID = (1 << 32) - 2
+"""The largest id an account may have (the one above is -1, "no id", to the kernel)."""
+
+
+def number(defs: dict[str, str], key: str, default: int, octal: bool = False, high: int = MAX_ID) -> int:
+    """A number of login.defs as useradd reads one: its default when the file's is missing, not a number (in
+    octal, for a mode) or past `high`, with a warning, as useradd says "configuration error" and goes on (the
+    file is the image's, a package's)."""
+    text = defs.get(key)
+    if text is None:
+        return default
+    digits = DIGITS - {"8", "9"} if octal else DIGITS
+    if text and set(text) <= digits and int(text, 8 if octal else 10) <= high:
+        return int(text, 8 if octal else 10)
+    log.warning("/etc/login.defs: %s %r is not a number useradd takes: %s used, as useradd does", key, text, default)
+    return default
+
+
 def home_mode(defs: dict[str, str]) -> int:
     if "HOME_MODE" in defs:
-        return int(defs["HOME_MODE"], 8)
-    return 0o777 & ~int(defs.get("UMASK", "022"), 8)
+        return number(defs, "HOME_MODE", 0o755, octal=True, high=0o7777)
+    return 0o777 & ~number(defs, "UMASK", 0o022, octal=True, high=0o777)
 
 
 def _shadow_group(tree: Tree) -> int:
     groups = {row[0]: row for row in read_table(tree, "etc/group") if len(row) > 2}
-    return int(groups["shadow"][2]) if "shadow" in groups else 0
+    gid = groups["shadow"][2] if "shadow" in groups else "0"
+    return int(gid) if is_decimal(gid) and int(gid) <= MAX_ID else 0
 
 
 def add(
@@ -138,7 +158,7 @@ def add(
         uids[u.name] = u.uid
         passwd_rows.append([u.name, "x", str(u.uid), str(gid), u.comment, u.home_dir, u.shell])
         # useradd -r: no ageing; otherwise login.defs' PASS_* (min, max, warn)
-        ageing = ["", "", ""] if u.system else [defs.get(k, d) for k, d in _AGEING]
+        ageing = ["", "", ""] if u.system else [str(number(defs, k, d)) for k, d in _AGEING]
         shadow_rows.append([u.name, locked, day, *ageing, "", "", ""])
         for extra in u.groups:
             for rows, members in ((group_rows, 3), (gshadow_rows, 3)):

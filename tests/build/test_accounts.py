@@ -211,3 +211,20 @@ def test_a_backup_is_beside_the_name_not_the_links_target(tree: Tree) -> None:
     accounts.add(tree, [], [UserSpec("svc", 995, home="/", system=True)], EPOCH, locked="!!", backups=True)
     assert (tree.root / "etc/passwd-").read_bytes() == before
     assert not (tree.root / "usr/share/passwd-").exists()
+
+
+def test_a_malformed_login_defs_is_read_as_useradd_reads_it(tree: Tree, caplog: pytest.LogCaptureFixture) -> None:
+    """The image's login.defs is a package's: a value that is no number (or a field of shadow's, `:`, inside one)
+    gives its default, with a warning, as useradd says "configuration error" and goes on; never an internal
+    error, never a field written into /etc/shadow; a shadow group whose gid is no number is no crash either."""
+    (tree.root / "etc/login.defs").write_text(
+        "PASS_MAX_DAYS 1:2:3:evil\nPASS_MIN_DAYS ²\nGID_MIN abc\nGID_MAX 99999999999999\nHOME_MODE 0999\n"
+    )
+    (tree.root / "etc/group").write_text("root:x:0:\nshadow:x:4x2:\nstaff:x:1000:\n")
+    accounts.add(tree, [], [UserSpec("app", 1000)], EPOCH)
+    day = str(EPOCH // 86400)
+    assert lines(tree, "etc/shadow")[-1] == f"app:!:{day}:0:99999:7:::"
+    assert "app:x:1001:" in lines(tree, "etc/group"), "GID_MIN and GID_MAX as their defaults: 1000 to 60000"
+    assert stat.S_IMODE((tree.root / "home/app").stat().st_mode) == 0o755
+    said = caplog.text
+    assert all(k in said for k in ("PASS_MAX_DAYS", "PASS_MIN_DAYS", "GID_MIN", "HOME_MODE"))
