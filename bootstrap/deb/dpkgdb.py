@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 
 from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import Unpacked
+from bootstrap.errors import UnpackError
 from bootstrap.host.tree import Tree, write_at
 
 DPKG_DIR = "var/lib/dpkg"
@@ -38,6 +39,10 @@ def _status_stanza(item: Unpacked, archive_classified: bool) -> str:
     return "\n".join(out) + "\n"
 
 
+RESERVED = frozenset({".", "..", "File", "Unincorp", "Lock"})
+"""Names in dpkg's triggers directory that are not a trigger's."""
+
+
 def _trigger_interests(items: Sequence[Unpacked]) -> tuple[list[str], dict[str, list[str]]]:
     """File-trigger lines and explicit-trigger lines, from every package's `triggers` control file."""
     file_lines: list[str] = []
@@ -50,6 +55,12 @@ def _trigger_interests(items: Sequence[Unpacked]) -> tuple[list[str], dict[str, 
             who = item.package.key + ("/noawait" if words[0] == "interest-noawait" else "")
             if words[1].startswith("/"):
                 file_lines.append(f"{words[1]} {who}")
+            elif not words[1].isascii() or "/" in words[1] or words[1] in RESERVED or not words[1].isprintable():
+                raise UnpackError(
+                    f"{item.package.name}: its triggers file names {words[1][:80]!r}, which is no trigger name",
+                    "dpkg takes printable ASCII without '/' (a file trigger is an absolute path): the package is "
+                    "malformed or hostile",
+                )
             else:
                 named.setdefault(words[1], []).append(who)
     return file_lines, named

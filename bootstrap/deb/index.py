@@ -9,11 +9,10 @@ the text, so each stanza is proven the first time it is read without hashing the
 
 import array
 import gc
-import gzip
 import hashlib
-import lzma
 import mmap
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,21 +24,22 @@ from typing import TypeVar
 from debian.debian_support import Version
 
 from bootstrap.deb.release import IndexFile, Release
-from bootstrap.errors import BootstrapError, ChecksumError, MirrorError
+from bootstrap.errors import ChecksumError, MirrorError
 from bootstrap.family import model
-from bootstrap.host import http
+from bootstrap.host import compressed, http
 from bootstrap.host.cache import Cache, open_derived, read_derived, write_derived, write_entry
 from bootstrap.log import log
+from bootstrap.numbers import is_decimal
 
 PARSER_VERSION = 3
 BLOCK = 4096
 """The text of a cached index is proven in blocks of this size, each when a stanza in it is first read."""
 V = TypeVar("V")
-_COMPRESSIONS: tuple[tuple[str, Callable[[bytes], bytes]], ...] = (
-    (".gz", gzip.decompress),
-    (".xz", lzma.decompress),
-    ("", bytes),
-)
+COMPRESSIONS = (".gz", ".xz", "")
+"""The Packages files read, in order of preference (`bootstrap.host.compressed` reads each)."""
+MAX_INDEX = 1 << 30
+"""The most bytes a Packages file may expand to when the Release lists no uncompressed size for it (Debian's
+and Ubuntu's largest are about a tenth of this)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +216,7 @@ class PackagesFile:
                 end = n
             if text.startswith(b"Package:", pos):
                 nl = find(b"\n", pos, end)
-                name = text[pos + 8 : nl if nl >= 0 else end].strip().decode()
+                name = text[pos + 8 : nl if nl >= 0 else end].strip().decode(errors="replace")
                 starts.setdefault(name, []).append(pos)
                 i = find(b"\nProvides:", pos, end)
                 if i >= 0:
@@ -224,11 +224,12 @@ class PackagesFile:
                     for item in text[i + 10 : j if j >= 0 else end].split(b","):
                         virtual = item.split(b"(", 1)[0].strip()
                         if virtual:
-                            provides.setdefault(virtual.decode(), []).append(name)
+                            provides.setdefault(virtual.decode(errors="replace"), []).append(name)
                 i = find(b"\nPriority:", pos, end)
                 if i >= 0:
                     j = find(b"\n", i + 1, end)
-                    priorities.setdefault(text[i + 10 : j if j >= 0 else end].strip().decode(), []).append(name)
+                    priority = text[i + 10 : j if j >= 0 else end].strip().decode(errors="replace")
+                    priorities.setdefault(priority, []).append(name)
                 if find(b"\nEssential: yes", pos, end) >= 0:
                     essential.append(name)
             pos = end + 2
@@ -297,7 +298,36 @@ class PackagesFile:
     __hash__ = None  # type: ignore[assignment]
 
 
+SHA256 = re.compile(r"[0-9a-f]{64}")
+NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+"""A package name as dpkg takes one (Debian policy 5.6.1): it names files of the image's dpkg database."""
+VERSION = re.compile(r"([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*")
+"""A version as dpkg takes one (policy 5.6.12): an epoch, then an upstream version starting with a digit."""
+ARCH = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+def checked_fields(fields: Mapping[str, str], where: str) -> None:
+    """The fields that name files and decide order, as dpkg would take them: one line error else (`where`
+    names the stanza's source and hints how to fix it)."""
+    for field_name, pattern in (("Package", NAME), ("Version", VERSION), ("Architecture", ARCH)):
+        value = fields.get(field_name)
+        if value is not None and not pattern.fullmatch(value):
+            raise MirrorError(
+                f"{where}: {field_name} {value[:80]!r} is not one dpkg takes", "the index is malformed or hostile"
+            )
+    version = fields.get("Version")
+    if version is not None:
+        try:
+            Version(version)
+        except ValueError:
+            raise MirrorError(f"{where}: Version {version!r} is not one dpkg takes", "the index is malformed") from None
+
+
 def _package(fields: dict[str, str], release: Release) -> Package:
+    where = f"package {fields.get('Package', '?')[:80]!r} in {release.dist}"
+    checked_fields(fields, where)
+    if not is_decimal(fields.get("Size", "0")) or not SHA256.fullmatch(fields.get("SHA256", "0" * 64)):
+        raise MirrorError(f"{where}: its Size or SHA256 is malformed", "the mirror's index is malformed or hostile")
     try:
         return Package(
             name=fields["Package"],
@@ -322,7 +352,7 @@ def _package(fields: dict[str, str], release: Release) -> Package:
         )
     except KeyError as exc:
         raise MirrorError(
-            f"package {fields.get('Package', '?')} in {release.dist}: index has no {exc.args[0]} field",
+            f"{where}: index has no {exc.args[0]} field",
             "the mirror's index is malformed",
         ) from None
 
@@ -343,6 +373,11 @@ class Index:
             for release, pf in self.parts:
                 for start in pf.starts.get(name, ()):
                     pkg = _package(parse_stanza(pf.stanza(start)), release)
+                    if pkg.name != name:
+                        raise MirrorError(
+                            f"a stanza of {release.dist} listed as {name!r} names {pkg.name!r}",
+                            "the mirror's index is malformed or hostile",
+                        )
                     if pkg.arch in (self.arch, "all"):
                         found.append(pkg)
             found.sort(key=lambda p: Version(p.version), reverse=True)
@@ -371,12 +406,13 @@ class Index:
         return len({n for _, pf in self.parts for n in pf.starts})
 
 
-def _choose(release: Release, component: str, arch: str) -> tuple[IndexFile, Callable[[bytes], bytes]]:
+def _choose(release: Release, component: str, arch: str) -> tuple[IndexFile, IndexFile | None]:
+    """The Packages file to fetch, and the Release's entry for its uncompressed text (its size and sha256)."""
     base = f"{component}/binary-{arch}/Packages"
-    for suffix, decompress in _COMPRESSIONS:
+    for suffix in COMPRESSIONS:
         entry = release.files.get(base + suffix)
         if entry is not None:
-            return entry, decompress
+            return entry, release.files.get(base)
     raise MirrorError(
         f"{release.dist} has no {base} index",
         f"check --arch {arch} and the components ({', '.join(release.components)} are available)",
@@ -402,11 +438,18 @@ def _fetch_file(cache: Cache, release: Release, entry: IndexFile) -> Path:
     return cache.obtain(entry.sha256, entry.size, download)
 
 
+def inflated(raw: bytes, entry: IndexFile, plain: IndexFile | None, what: str) -> bytes:
+    """The text of the Packages file `raw` (the Release's `entry`), as `_decompressed` bounds it."""
+    limit, sha256 = (plain.size, plain.sha256) if plain is not None and plain is not entry else (None, None)
+    return compressed.inflate(raw, entry.path, limit, sha256, what, MAX_INDEX)
+
+
 def _decompressed(
-    cache: Cache, release: Release, entry: IndexFile, decompress: Callable[[bytes], bytes], text_path: Path | None
+    cache: Cache, release: Release, entry: IndexFile, plain: IndexFile | None, text_path: Path | None
 ) -> bytes:
     """The index text, from the cached index file (hashed as read; fetched when missing or damaged), written to
-    `text_path` (when given) for the next run."""
+    `text_path` (when given) for the next run: never past the size (nor other than the sha256) the Release gives
+    the uncompressed text (`plain`), nor past MAX_INDEX."""
     raw = cache.read(entry.sha256)
     if raw is None:
         _fetch_file(cache, release, entry)
@@ -416,12 +459,10 @@ def _decompressed(
             f"{release.url(entry.path)} changed in the cache while it was read", "another process is writing there"
         )
     try:
-        text = decompress(raw)
-    except (OSError, lzma.LZMAError, EOFError) as exc:
+        text = inflated(raw, entry, plain, release.url(entry.path))
+    except ChecksumError:
         cache.blob(entry.sha256).unlink(missing_ok=True)
-        raise BootstrapError(
-            f"{release.url(entry.path)}: cannot decompress: {exc}", "the cached copy was removed; run again"
-        ) from exc
+        raise
     if text_path is not None:
         write_entry(text_path, text)
     return text
@@ -451,21 +492,21 @@ def load(cache: Cache, release: Release, component: str, arch: str, derived: boo
     The cache keeps the decompressed index (mapped, not read, on later runs) and a small offsets file; without
     `derived`, neither is read or written: the index file (hashed against the Release) is parsed again.
     """
-    entry, decompress = _choose(release, component, arch)
+    entry, plain = _choose(release, component, arch)
     if not derived:
-        return PackagesFile.parse(_decompressed(cache, release, entry, decompress, None))
+        return PackagesFile.parse(_decompressed(cache, release, entry, plain, None))
     area = cache.area("parsed")
     base = f"{entry.sha256}.v{PARSER_VERSION}"
     text_path, offsets_path = area / f"{base}.text", area / f"{base}.offsets"
 
     def reload() -> bytes:
         log.debug("cache: %s does not match its recorded block hashes: made again", text_path)
-        return _decompressed(cache, release, entry, decompress, text_path)
+        return _decompressed(cache, release, entry, plain, text_path)
 
     parsed = _cached(offsets_path, text_path, entry.sha256, reload)
     if parsed is not None:
         return parsed
-    parsed = PackagesFile.parse(_decompressed(cache, release, entry, decompress, text_path))
+    parsed = PackagesFile.parse(_decompressed(cache, release, entry, plain, text_path))
     write_derived(offsets_path, entry.sha256, parsed.sections())
     for stale in area.glob(f"{entry.sha256}.*"):
         if not stale.name.startswith(base + "."):

@@ -506,7 +506,10 @@ def account_ids(tree: Tree, name: str) -> dict[str, int]:
 
 def write_at(fd: int, name: str, data: bytes | str, mode: int = 0o644, uid: int | None = 0, gid: int = 0) -> None:
     """Replace the entry `name` of directory `fd` (a file or symlink, never followed) with a regular file,
-    written whole under a temporary name first (left the writer's own when `uid` is None)."""
+    written whole under a temporary name first (left the writer's own when `uid` is None). `name` is one entry
+    of that directory: a name with a `/` (or `.`, `..`) would reach another, even the host's, and is refused."""
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise TreeError(f"cannot write {name[:80]!r}: not a file name", "a package or index names a path there")
     raw = data.encode() if isinstance(data, str) else data
     tmp = f".{name}.bootstrap-new"
     with suppress(FileNotFoundError):

@@ -9,10 +9,10 @@ from typing import Any
 
 from bootstrap.errors import BootstrapError, ChecksumError, MirrorError, NetworkError, SignatureError
 from bootstrap.family.model import Source
-from bootstrap.host import http, openpgp
+from bootstrap.host import compressed, http, openpgp
 from bootstrap.host.cache import Cache, read_entry, read_state, write_entry, write_state
 from bootstrap.log import log
-from bootstrap.rpm import compressed, comps, listing, metalink
+from bootstrap.rpm import comps, listing, metalink
 from bootstrap.rpm.comps import Group
 from bootstrap.rpm.listing import Listing
 from bootstrap.rpm.packages import Package

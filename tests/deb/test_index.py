@@ -13,7 +13,7 @@ from bootstrap.deb import index, release
 from bootstrap.deb.index import Index, PackagesFile, parse_stanza
 from bootstrap.deb.relations import Relation, parse
 from bootstrap.deb.release import Release
-from bootstrap.errors import MirrorError
+from bootstrap.errors import ChecksumError, MirrorError
 from bootstrap.host.cache import Cache
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.pickles import planted_pickle
@@ -218,9 +218,9 @@ def test_package_fields(parsed: PackagesFile) -> None:
 
 
 def test_missing_required_field_is_a_mirror_error() -> None:
-    broken = PackagesFile.parse("Package: x\nVersion: 1\nArchitecture: amd64\nSize: 1\nSHA256: 00\n")
-    with pytest.raises(MirrorError, match="package x in fixture: index has no Filename field"):
-        Index([(a_release(), broken)], "amd64").versions("x")
+    broken = PackagesFile.parse(f"Package: xy\nVersion: 1\nArchitecture: amd64\nSize: 1\nSHA256: {SHA}\n")
+    with pytest.raises(MirrorError, match="package 'xy' in fixture: index has no Filename field"):
+        Index([(a_release(), broken)], "amd64").versions("xy")
 
 
 # --- fetching and caching -------------------------------------------------------------------------------------
@@ -429,3 +429,61 @@ def test_a_damaged_index_file_is_fetched_again(make_repo: Callable[..., Repo], c
 def test_no_pickle_in_the_package() -> None:
     sources = (Path(index.__file__).parent.parent).rglob("*.py")
     assert not [p for p in sources if re.search(r"^\s*(import|from)\s+pickle\b", p.read_text(), re.M)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("Package", "/../../../etc/evil", "Package '/../../../etc/evil' is not one dpkg takes"),
+        ("Package", "x", "Package 'x' is not one dpkg takes"),
+        ("Version", "1.0 beta!", "Version '1.0 beta!' is not one dpkg takes"),
+        ("Version", "1:", "Version '1:' is not one dpkg takes"),
+        ("Architecture", "../amd64", "Architecture '../amd64' is not one dpkg takes"),
+        ("Size", "12x", "its Size or SHA256 is malformed"),
+        ("SHA256", "zz", "its Size or SHA256 is malformed"),
+    ],
+)
+def test_fields_that_name_files_or_order_are_checked_as_dpkg_would(field: str, value: str, said: str) -> None:
+    """A package's name becomes files of the image's dpkg database (`info/<name>.list`): a signed index naming
+    `/../../x` must not reach the host through them; a version or size no number reads is one line, not an
+    internal error."""
+    fields = {"Package": "evil", "Version": "1.0", "Architecture": "amd64", "Filename": "pool/e.deb", "Size": "1"}
+    fields |= {"SHA256": SHA, field: value}
+    text = "".join(f"{k}: {v}\n" for k, v in fields.items())
+    name = fields["Package"]
+    with pytest.raises(MirrorError, match=re.escape(said)) as err:
+        Index([(a_release(), PackagesFile.parse(text))], "amd64").versions(name)
+    assert "\n" not in err.value.message
+
+
+def test_a_stanza_under_another_name_and_bytes_that_are_not_utf8() -> None:
+    """The name a stanza is found by is the name it gives (a second Package line would make it another); a name
+    that is not UTF-8 is read, never an internal error, and names no package dpkg takes."""
+    two = f"Package: good\nPackage: /etc/x\nVersion: 1\nArchitecture: amd64\nFilename: f\nSize: 1\nSHA256: {SHA}\n"
+    with pytest.raises(MirrorError):
+        Index([(a_release(), PackagesFile.parse(two))], "amd64").versions("good")
+    raw = "Package: ba\xffd\nVersion: 1\nArchitecture: amd64\nProvides: v\xfe\nPriority: requ\xfdired\n".encode(
+        "latin-1"
+    )
+    pf = PackagesFile.parse(raw + f"Filename: f\nSize: 1\nSHA256: {SHA}\n".encode())
+    (name,) = pf.starts
+    with pytest.raises(MirrorError, match="is not one dpkg takes"):
+        Index([(a_release(), pf)], "amd64").versions(name)
+
+
+def test_an_index_that_expands_past_the_bound_is_refused(
+    make_repo: Callable[..., Repo], cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Packages.xz of a few kB can inflate to gigabytes: it is read a chunk at a time and refused past the
+    size the Release gives its uncompressed text, or MAX_INDEX when it gives none (lowered here), and the cached
+    copy is dropped."""
+    monkeypatch.setattr(index, "MAX_INDEX", 100)
+    repo = make_repo(index_formats=(".xz",), by_hash=False)
+    with Server(repo.root) as server:
+        rel = fetch(server, repo)
+        with pytest.raises(ChecksumError, match="expands past 100 bytes") as err:
+            index.load(cache, rel, "main", "amd64")
+    assert "\n" not in err.value.message
+    assert not cache.has(
+        rel.files["main/binary-amd64/Packages.xz"].sha256, rel.files["main/binary-amd64/Packages.xz"].size
+    )

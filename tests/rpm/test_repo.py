@@ -13,8 +13,9 @@ import pytest
 import solv
 
 from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, SignatureError
+from bootstrap.host import compressed
 from bootstrap.host.cache import Cache, read_derived
-from bootstrap.rpm import compressed, comps, listing, xmlstream
+from bootstrap.rpm import comps, listing, xmlstream
 from bootstrap.rpm.repo import open_repository
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
