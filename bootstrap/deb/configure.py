@@ -41,27 +41,41 @@ def install_order(packages: Sequence[Package]) -> list[Package]:
     done: list[Package] = []
     seen: set[str] = set()
 
-    def visit(name: str, stack: set[str]) -> None:
-        if name in seen or name in stack:
-            return
-        stack.add(name)
-        pkg = by_name[name]
+    def needs(name: str) -> list[str]:
+        """The package each Pre-Depends and Depends group of `name` is met by here (its first alternative
+        that is), in order."""
+        pkg, out = by_name[name], []
         for group in relations.parse(pkg.pre_depends) + relations.parse(pkg.depends):
-            for rel in group:
-                dep = rel.name if rel.name in by_name else provides.get(rel.name)
-                if dep:
-                    visit(dep, stack)
-                    break
-        stack.discard(name)
-        if name not in seen:
-            seen.add(name)
-            done.append(pkg)
+            met = next((d for d in (r.name if r.name in by_name else provides.get(r.name) for r in group) if d), None)
+            if met:
+                out.append(met)
+        return out
+
+    def visit(top: str) -> None:
+        """Depth first from `top`, dependencies before dependents, a dependency already on the way down
+        skipped (a cycle); without recursion, so no chain of dependencies is too long."""
+        if top in seen:
+            return
+        frames, on_way = [(top, needs(top), 0)], {top}
+        while frames:
+            name, deps, i = frames[-1]
+            if i < len(deps):
+                frames[-1] = (name, deps, i + 1)
+                if deps[i] not in seen and deps[i] not in on_way:
+                    on_way.add(deps[i])
+                    frames.append((deps[i], needs(deps[i]), 0))
+                continue
+            frames.pop()
+            on_way.discard(name)
+            if name not in seen:
+                seen.add(name)
+                done.append(by_name[name])
 
     for first in ("base-passwd",):
         if first in by_name:
-            visit(first, set())
+            visit(first)
     for name in sorted(by_name):
-        visit(name, set())
+        visit(name)
     return done
 
 
