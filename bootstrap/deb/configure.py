@@ -8,6 +8,7 @@ from bootstrap.deb import relations
 from bootstrap.deb.index import Package
 from bootstrap.deb.unpack import Unpacked
 from bootstrap.errors import ConfigureError
+from bootstrap.family.order import depth_first
 from bootstrap.host.sandbox import Sandbox
 from bootstrap.host.tree import Tree
 from bootstrap.log import log
@@ -38,8 +39,6 @@ def install_order(packages: Sequence[Package]) -> list[Package]:
     for p in packages:
         for group in relations.parse(p.provides):
             provides.setdefault(group[0].name, p.name)
-    done: list[Package] = []
-    seen: set[str] = set()
 
     def needs(name: str) -> list[str]:
         """The package each Pre-Depends and Depends group of `name` is met by here (its first alternative
@@ -51,32 +50,8 @@ def install_order(packages: Sequence[Package]) -> list[Package]:
                 out.append(met)
         return out
 
-    def visit(top: str) -> None:
-        """Depth first from `top`, dependencies before dependents, a dependency already on the way down
-        skipped (a cycle); without recursion, so no chain of dependencies is too long."""
-        if top in seen:
-            return
-        frames, on_way = [(top, needs(top), 0)], {top}
-        while frames:
-            name, deps, i = frames[-1]
-            if i < len(deps):
-                frames[-1] = (name, deps, i + 1)
-                if deps[i] not in seen and deps[i] not in on_way:
-                    on_way.add(deps[i])
-                    frames.append((deps[i], needs(deps[i]), 0))
-                continue
-            frames.pop()
-            on_way.discard(name)
-            if name not in seen:
-                seen.add(name)
-                done.append(by_name[name])
-
-    for first in ("base-passwd",):
-        if first in by_name:
-            visit(first)
-    for name in sorted(by_name):
-        visit(name)
-    return done
+    first = [name for name in ("base-passwd",) if name in by_name]
+    return [by_name[name] for name in depth_first([*first, *sorted(by_name)], needs)]
 
 
 def _fail(what: str, output: str) -> ConfigureError:

@@ -263,20 +263,12 @@ def plan(tree: Tree, named: Sequence[str], boot: bool, left: list[str] | None = 
             have.append(item)
     ordered: list[Item] = []
     done: set[str] = set()
-
-    def visit(path: str) -> None:
-        if path in done:
-            return
-        done.add(path)
+    for path in by_path:  # each after the lines of its parents, shallowest first
         parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i]) or "/"
-            if parent in by_path:
-                visit(parent)
-        ordered.extend(by_path[path])
-
-    for path in by_path:
-        visit(path)
+        for here in ["/".join(parts[:i]) or "/" for i in range(1, len(parts))] + [path]:
+            if here in by_path and here not in done:
+                done.add(here)
+                ordered.extend(by_path[here])
     return ordered
 
 

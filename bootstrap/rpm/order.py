@@ -1,9 +1,10 @@
 """rpm's install order for one transaction, simplified: what a package requires (by name, provide or file) before
-it, cycles broken by name, deterministic."""
+it, cycles broken by name, deterministic (`bootstrap.family.order`)."""
 
 import re
 from collections.abc import Mapping, Sequence
 
+from bootstrap.family.order import depth_first
 from bootstrap.numbers import DIGITS
 from bootstrap.rpm import tags
 from bootstrap.rpm.header import Header
@@ -29,25 +30,12 @@ def install_order(headers: Mapping[str, Header], files: Mapping[str, Sequence[st
             provider.setdefault(p, name)
         for path in files.get(name, ()):
             provider.setdefault(path, name)
-    done: list[str] = []
-    seen: set[str] = set()
 
-    def visit(name: str, stack: set[str]) -> None:
-        if name in seen or name in stack:
-            return
-        stack.add(name)
+    def needs(name: str) -> list[str]:
+        out = []
         for req in headers[name].strings(tags.REQUIRENAME):
-            if req.startswith("rpmlib("):
-                continue
-            for candidate in _names(req):
-                dep = provider.get(candidate)
-                if dep is not None and dep != name:
-                    visit(dep, stack)
-        stack.discard(name)
-        if name not in seen:
-            seen.add(name)
-            done.append(name)
+            if not req.startswith("rpmlib("):
+                out += [d for d in (provider.get(c) for c in _names(req)) if d is not None and d != name]
+        return out
 
-    for name in sorted(headers):
-        visit(name, set())
-    return done
+    return depth_first(sorted(headers), needs)
