@@ -60,6 +60,9 @@ def _link_source(
     return found
 
 
+_HOSTILE = "the package is malformed or hostile; do not use this mirror"
+
+
 def _remember(
     files: dict[str, tuple[tarfile.TarInfo, str | None]], rel: str, info: tarfile.TarInfo, at: str | None
 ) -> None:
@@ -70,6 +73,35 @@ def _remember(
         files.pop(rel, None)
 
 
+DATABASE_FIELDS = frozenset({"status", "conffiles", "config-version"})
+"""Fields dpkg's database writes of its own: a control file that gives one would speak for dpkg."""
+
+
+def check_control(raw: bytes, pkg: Package) -> None:
+    """The package's control file as dpkg takes one, as it goes into the image's dpkg database (status, or
+    status.d/): one stanza, each field once, none of dpkg's own, and the package its index names: another
+    stanza after a blank line would be a package scanners see installed that is not."""
+    what = f"{pkg.name} {pkg.version}: its control file"
+    fields: dict[str, str] = {}
+    text = raw.decode("utf-8", "replace").strip("\n")
+    for n, line in enumerate(text.split("\n")):
+        if not line.strip():
+            raise UnpackError(f"{what} holds more than one stanza (a blank line at line {n + 1})", _HOSTILE)
+        if line[0] in " \t":
+            if not fields:
+                raise UnpackError(f"{what} begins with a continuation line", _HOSTILE)
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name or name.lower() in fields or name.lower() in DATABASE_FIELDS:
+            raise UnpackError(f"{what}: line {n + 1} ({line[:60]!r}) is not a field dpkg takes there", _HOSTILE)
+        fields[name.lower()] = value.strip()
+    given = (fields.get("package"), fields.get("version"), fields.get("architecture"))
+    if given != (pkg.name, pkg.version, pkg.arch):
+        raise UnpackError(f"{what} names {' '.join(map(str, given))}, not the package its index names", _HOSTILE)
+    if not text.startswith("Package:"):
+        raise UnpackError(f"{what} does not begin with its Package field", _HOSTILE)
+
+
 def unpack_one(
     writer: RootWriter, pkg: Package, deb: DebContents, pfilter: PathFilter, configured: bool = False
 ) -> Unpacked:
@@ -78,6 +110,7 @@ def unpack_one(
     A conffile arrives as `<path>.dpkg-new` too (a hard link to it links to that), for dpkg to configure;
     not when the package counts as `configured` (nothing will configure it). A hard link whose target the
     path filter skipped becomes a copy of the target's data."""
+    check_control(deb.control["control"], pkg)
     conffiles = _conffiles(deb.control)
     confset = set(conffiles)
     paths: list[str] = []

@@ -4,6 +4,7 @@ the dpkg database written beside them."""
 import dataclasses
 import hashlib
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -260,3 +261,32 @@ def test_status_classification_from_the_archive_or_the_deb(tmp_path: Path, root:
     status = (root / "var/lib/dpkg/status").read_text()
     assert "Priority: optional\n" in status and "Section: oldlibs\n" in status
     assert "Priority: required" not in status and "Section: libs\n" not in status
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({"Description": "x\n\nPackage: openssl\nVersion: 99.0\nStatus: install ok installed"}, "more than one stanza"),
+        ({"Status": "install ok installed"}, "is not a field dpkg takes there"),
+        ({"Conffiles": "\n /etc/shadow 0"}, "is not a field dpkg takes there"),
+        ({"Package": "other"}, "names other 1.0 amd64, not the package its index names"),
+        ({"Version": "9.9"}, "names evil 9.9 amd64, not the package its index names"),
+    ],
+)
+def test_a_control_file_is_one_stanza_of_the_package_its_index_names(
+    tmp_path: Path, root: Path, extra: dict[str, str], said: str
+) -> None:
+    """The control file goes into the image's dpkg database as shipped (status, status.d/): a second stanza after
+    a blank line would be a package scanners see installed that is not (dpkg --unpack refuses it too), a Status
+    field of its own would speak for dpkg, and a control file of another package than the index names is not
+    the package resolved."""
+    deb = build_raw_deb(tmp_path / "evil.deb", {**raw_control("evil"), **extra}, [TarEntry("./", "dir")])
+    with pytest.raises(UnpackError, match=re.escape(said)) as err:
+        unpack_one(RootWriter(root), pkg("evil"), debfile.read(deb), NO_FILTER)
+    assert "\n" not in err.value.message
+    assert unpack_one(
+        RootWriter(root),
+        pkg("fine"),
+        debfile.read(build_raw_deb(tmp_path / "f.deb", raw_control("fine"), [TarEntry("./", "dir")])),
+        NO_FILTER,
+    )
