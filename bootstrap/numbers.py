@@ -10,3 +10,8 @@ def is_decimal(text: str | bytes) -> bool:
 
 DIGITS = frozenset("0123456789")
 """The ASCII digits, for one character at a time (`c in DIGITS`: no call, where a comparison loop runs hot)."""
+
+
+MAX_ID = (1 << 32) - 2
+"""The largest id a user, group or file's owner can have (the one above is -1, "no id", to the kernel and to
+container runtimes)."""

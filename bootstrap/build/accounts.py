@@ -14,7 +14,7 @@ from bootstrap.build.recipe import GroupSpec, UserSpec
 from bootstrap.errors import RecipeError
 from bootstrap.host.tree import Tree
 from bootstrap.log import log
-from bootstrap.numbers import DIGITS, is_decimal
+from bootstrap.numbers import DIGITS, MAX_ID, is_decimal
 
 _AGEING = (("PASS_MIN_DAYS", 0), ("PASS_MAX_DAYS", 99999), ("PASS_WARN_AGE", 7))
 
@@ -72,10 +72,6 @@ def login_defs(tree: Tree) -> dict[str, str]:
         if len(words) >= 2 and not words[0].startswith("#"):
             out[words[0]] = words[1]
     return out
-
-
-MAX_ID = (1 << 32) - 2
-"""The largest id an account may have (the one above is -1, "no id", to the kernel)."""
 
 
 def number(defs: dict[str, str], key: str, default: int, octal: bool = False, high: int = MAX_ID) -> int:

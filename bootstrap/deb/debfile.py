@@ -22,7 +22,7 @@ import zstandard
 
 from bootstrap.errors import ChecksumError, UnpackError
 from bootstrap.host.cache import FileSection, Section, read_derived_large, read_verified, write_derived
-from bootstrap.numbers import is_decimal
+from bootstrap.numbers import MAX_ID, is_decimal
 
 MAX_CONTROL = 32 << 20
 MAX_DATA = 2 << 30
@@ -253,9 +253,9 @@ def _check_name(name: str, what: str, label: str = "member name") -> None:
 
 class TarMembers:
     """The members of an uncompressed tar (in memory, or a section of a file), each checked before it is handed
-    out: a size that is not negative and fits the archive, a name that fits the file system, no sparse
-    entries (dpkg has none). tarfile stops quietly at a damaged header; this does not: after the last member
-    comes the end-of-archive block or, as dpkg also accepts, the end of the data."""
+    out: a size that is not negative and fits the archive, a name that fits the file system, owners a file can
+    have, no sparse entries (dpkg has none). tarfile stops quietly at a damaged header; this does not: after the
+    last member comes the end-of-archive block or, as dpkg also accepts, the end of the data."""
 
     def __init__(self, data: Section, what: str) -> None:
         self.what = what
@@ -284,6 +284,11 @@ class TarMembers:
                     raise UnpackError(f"{what}: member {info.name!r} has a negative size", _DAMAGED)
                 if info.issparse():
                     raise UnpackError(f"{what}: member {info.name!r} is a sparse file", _MALFORMED)
+                if not (0 <= info.uid <= MAX_ID and 0 <= info.gid <= MAX_ID):
+                    raise UnpackError(
+                        f"{what}: member {info.name!r} belongs to {info.uid}:{info.gid}, no id a file can have",
+                        _MALFORMED,
+                    )
                 if info.isreg() and info.offset_data + info.size > self.end:
                     raise UnpackError(
                         f"{what}: member {info.name!r} needs {info.size} bytes, more than the archive holds", _DAMAGED

@@ -290,3 +290,14 @@ def test_a_control_file_is_one_stanza_of_the_package_its_index_names(
         debfile.read(build_raw_deb(tmp_path / "f.deb", raw_control("fine"), [TarEntry("./", "dir")])),
         NO_FILTER,
     )
+
+
+@pytest.mark.parametrize(("uid", "gid"), [(1 << 40, 0), (0, (1 << 63)), (-5, 0), ((1 << 32) - 1, 0)])
+def test_an_owner_no_file_can_have_is_refused(tmp_path: Path, root: Path, uid: int, gid: int) -> None:
+    """PAX records can give any number as a member's owner; one past 2^32 - 2 (or below 0) cannot be given to a
+    file by the kernel or a container runtime extracting the layer: one line, not a layer that fails to pull."""
+    pax = (("uid", str(uid)), ("gid", str(gid)))
+    deb = build_raw_deb(tmp_path / "o.deb", raw_control("owners"), [TarEntry("./", "dir"), TarEntry("./f", pax=pax)])
+    with pytest.raises(UnpackError, match="no id a file can have") as err:
+        unpack_one(RootWriter(root), pkg("owners"), debfile.read(deb), NO_FILTER)
+    assert "\n" not in err.value.message
