@@ -56,6 +56,9 @@ class _State:
     selected: dict[str, Package] = field(default_factory=dict)
     provided: dict[str, list[tuple[Package, str]]] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)
+    _met: set[Relation] = field(default_factory=set)
+    _asked: dict[Relation, int] = field(default_factory=dict)
+    """How many providers of each relation not met were looked at (`satisfied`)."""
 
     def _qualifier_ok(self, rel: Relation, pkg: Package) -> bool:
         if rel.qualifier in ("", "native", self.index.arch):
@@ -65,14 +68,23 @@ class _State:
         return False
 
     def satisfied(self, rel: Relation) -> bool:
+        """Whether the selection meets `rel`. What is selected is never taken back, so a relation met stays met,
+        and one not met needs only the providers selected since it was last asked (else a virtual that
+        thousands provide and require costs the square of them)."""
+        if rel in self._met:
+            return True
         pkg = self.selected.get(rel.name)
         if pkg and self._qualifier_ok(rel, pkg) and relations.version_satisfies(pkg.version, rel.op, rel.version):
+            self._met.add(rel)
             return True
-        for provider, pversion in self.provided.get(rel.name, ()):
+        providers = self.provided.get(rel.name, [])
+        for provider, pversion in providers[self._asked.get(rel, 0) :]:
             if rel.qualifier == "any" and provider.multi_arch != "allowed":
                 continue
             if not rel.op or (pversion and relations.version_satisfies(pversion, rel.op, rel.version)):
+                self._met.add(rel)
                 return True
+        self._asked[rel] = len(providers)
         return False
 
     def choose(self, rel: Relation) -> Package | None:

@@ -412,3 +412,36 @@ def test_resolution_is_deterministic_and_sorted(universe: Universe, archive: Arc
     assert first == again == fresh
     assert first.names() == sorted(first.names())
     assert len(first.names()) == len(set(first.names()))
+
+
+def test_a_virtual_that_thousands_provide_and_require_is_resolved_in_linear_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1,000 required packages each provide `v (= 1)` and depend on `v (>= 2)`, which the last alone provides:
+    each dependency is looked at against the providers selected since it was last asked, not all of them again
+    (version comparisons counted: about the square of the providers before, a few times their number now)."""
+    from bootstrap.deb import relations
+    from bootstrap.deb.index import Index, PackagesFile
+    from bootstrap.deb.release import Release
+
+    count = 1000
+    stanzas = [
+        f"Package: p{i:05}\nVersion: 1\nArchitecture: amd64\nPriority: required\n"
+        f"Provides: v (= {2 if i == count - 1 else 1})\nDepends: v (>= 2)\nFilename: f\nSize: 1\nSHA256: {'0' * 64}\n"
+        for i in range(count)
+    ]
+    release = Release(
+        "http://mirror.invalid", "fixture", "Debian", "stable", "fixture", 0, None, False, ("main",), {}, ""
+    )
+    index = Index([(release, PackagesFile.parse("\n".join(stanzas)))], "amd64")
+    compared = 0
+    real = relations.version_satisfies
+
+    def counted(*args: str) -> bool:
+        nonlocal compared
+        compared += 1
+        return real(*args)
+
+    monkeypatch.setattr(relations, "version_satisfies", counted)
+    assert len(resolve(index, Request(priorities=("required",), essential=False)).packages) == count
+    assert compared < 10 * count, f"{compared} version comparisons for {count} packages"
