@@ -138,7 +138,11 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
     emulators = {arch: foreign.emulator(arch, host) if privileged else None for arch in plan.arches}
     old_umask = os.umask(0o022)
     try:
-        with plan.cache.ensure().session(), outputs.staged(plan.output) as stage, background() as later:
+        with (
+            plan.cache.ensure().session(),
+            outputs.staged(plan.output, records.is_output) as stage,
+            background() as later,
+        ):
             multi = len(plan.arches) > 1
             platforms = tuple(
                 build_platform(

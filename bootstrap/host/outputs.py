@@ -2,9 +2,11 @@
 
 import ctypes
 import errno
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -70,9 +72,14 @@ MARKER = "build.json"
 """Every output directory has it: a directory without it is not ours to replace."""
 
 
-def check_destination(dest: Path) -> None:
-    """Refuse, before any work, an output directory that cannot be replaced whole or is not ours: a mount point
-    (it cannot be renamed), a file, or a directory holding something else than a previous output."""
+MAX_MARKER = 16 << 20
+
+
+def check_destination(dest: Path, ours: Callable[[str], bool] = lambda name: True) -> None:
+    """Refuse an output directory that cannot be replaced whole or is not ours: a mount point (it cannot be
+    renamed), a file, or a directory holding something else than a previous output: one whose MARKER is
+    bootstrap's summary and every entry a name `ours` says bootstrap writes (a directory of the user's that
+    happens to hold a build.json is not replaced, and its files with it)."""
     if os.path.ismount(dest):
         raise BootstrapError(
             f"{dest} is a mount point: outputs are swapped in whole, and a mount point cannot be",
@@ -80,19 +87,49 @@ def check_destination(dest: Path) -> None:
         )
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise BootstrapError(f"{dest} exists and is not a directory", "choose another -o directory")
-    if dest.is_dir() and any(dest.iterdir()) and not (dest / MARKER).is_file():
+    names = sorted(os.listdir(dest)) if dest.is_dir() else []
+    if not names:
+        return
+    hint = "choose another -o directory, or empty it first"
+    if not _is_summary(dest / MARKER):
         raise BootstrapError(
-            f"{dest} is not empty and holds no earlier output of bootstrap (no {MARKER}): it would be replaced",
-            "choose another -o directory, or empty it first",
+            f"{dest} is not empty and holds no earlier output of bootstrap (no {MARKER} of its): it would be replaced",
+            hint,
+        )
+    others = [name for name in names if not ours(name)]
+    if others:
+        raise BootstrapError(
+            f"{dest} holds {others[0]!r}, which bootstrap does not write (and {len(others) - 1} more): replacing the "
+            "directory would remove it",
+            hint,
         )
 
 
+def _is_summary(path: Path) -> bool:
+    """Whether `path` is a regular file (not through a link) holding bootstrap's own build summary."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        data = f.read(MAX_MARKER + 1)
+    try:
+        doc = json.loads(data) if len(data) <= MAX_MARKER else None
+    except (ValueError, RecursionError):
+        return False
+    tool = doc.get("tool") if isinstance(doc, dict) else None
+    return isinstance(tool, dict) and tool.get("name") == "bootstrap"
+
+
 @contextmanager
-def staged(dest: Path) -> Iterator[Path]:
+def staged(dest: Path, ours: Callable[[str], bool] = lambda name: True) -> Iterator[Path]:
     """Yield an empty staging directory; on success it replaces `dest`, on failure it is removed. A staging
-    directory left by a killed build is removed by the next build that writes beside it."""
+    directory left by a killed build is removed by the next build that writes beside it. `dest` must be empty
+    or an earlier output (`check_destination`), before the work and again just before it is replaced."""
     dest = Path(os.path.abspath(dest))
-    check_destination(dest)
+    check_destination(dest, ours)
     parent = dest.parent
     with ExitStack() as stack:
         try:
@@ -105,6 +142,7 @@ def staged(dest: Path) -> Iterator[Path]:
         try:
             yield stage
             os.chmod(stage, 0o755)
+            check_destination(dest, ours)  # something may have been put there while the build ran
             _replace(stage, dest)
         except OSError as exc:
             if _written_here(exc, stage):

@@ -284,6 +284,14 @@ def row_of(file_name: str) -> Output | None:
     return None
 
 
+def is_output(file_name: str) -> bool:
+    """Whether bootstrap writes files of this name into an output directory (`rootfs.tar.gz`, `lock-arm64.json`)."""
+    if row_of(file_name) is not None:
+        return True
+    stem, _, ext = file_name.partition(".")
+    return ext.startswith("tar") and (stem == ROOTFS.file or stem.startswith(ROOTFS.file + "-"))
+
+
 def _when(o: Output) -> str:
     return ", when signed" if o.signs is not None else ", when asked" if o.asked else ""
 

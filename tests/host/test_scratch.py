@@ -2,6 +2,7 @@
 only what was an output."""
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from bootstrap.errors import BootstrapError
 from bootstrap.host import outputs, scratch
 from bootstrap.host.tree import remove_tree
+from bootstrap.records.outputs import is_output
 
 
 def _killed_in_a_claim(parent: Path, first: str = "") -> Path:
@@ -124,6 +126,37 @@ def test_remove_tree_never_follows_a_link(tmp_path: Path) -> None:
     assert not doomed.exists() and (keep / "precious").read_text() == "x"
 
 
+def summary(generation: str) -> str:
+    """A build.json as bootstrap writes one (what marks a directory as an earlier output)."""
+    return json.dumps({"tool": {"name": "bootstrap"}, "generation": generation})
+
+
+def test_a_directory_that_is_not_wholly_an_earlier_output_is_never_replaced(tmp_path: Path) -> None:
+    """A directory of the user's that happens to hold a build.json (not bootstrap's), or bootstrap's output with a
+    file of the user's put in it (before the build or while it runs): refused in one line, every file kept."""
+    theirs = tmp_path / "proj"
+    theirs.mkdir()
+    (theirs / "build.json").write_text('{"name": "not bootstrap"}')
+    (theirs / "src.c").write_text("precious")
+    with pytest.raises(BootstrapError, match="holds no earlier output"), outputs.staged(theirs, is_output):
+        pass
+    out = tmp_path / "out"
+    with outputs.staged(out, is_output) as stage:
+        (stage / "build.json").write_text(summary("1"))
+        (stage / "rootfs-arm64.tar.zst").write_text("layer")
+    (out / "notes.txt").write_text("mine")
+    refused = pytest.raises(BootstrapError, match="holds 'notes.txt', which bootstrap does not write")
+    with refused, outputs.staged(out, is_output):
+        pass
+    (out / "notes.txt").unlink()
+    with pytest.raises(BootstrapError, match="holds 'late.txt'"), outputs.staged(out, is_output) as stage:
+        (stage / "build.json").write_text(summary("2"))
+        (out / "late.txt").write_text("written while the build ran")
+    assert sorted(p.name for p in out.iterdir()) == ["build.json", "late.txt", "rootfs-arm64.tar.zst"]
+    assert sorted(p.name for p in theirs.iterdir()) == ["build.json", "src.c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "proj"], "no staging directory left"
+
+
 def test_outputs_replace_only_an_earlier_output(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -134,8 +167,8 @@ def test_outputs_replace_only_an_earlier_output(tmp_path: Path) -> None:
     out = tmp_path / "out"
     for generation in ("1", "2"):
         with outputs.staged(out) as stage:
-            (stage / "build.json").write_text(generation)
-    assert (out / "build.json").read_text() == "2"
+            (stage / "build.json").write_text(summary(generation))
+    assert (out / "build.json").read_text() == summary("2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"], "no staging or old directories left"
 
 
@@ -228,8 +261,8 @@ def test_without_an_exchange_a_replacement_cut_off_halfway_is_put_back(
     out = tmp_path / "out"
     for generation in ("1", "2"):
         with outputs.staged(out) as stage:
-            (stage / "build.json").write_text(generation)
-    assert (out / "build.json").read_text() == "2" and [p.name for p in tmp_path.iterdir()] == ["out"]
+            (stage / "build.json").write_text(summary(generation))
+    assert (out / "build.json").read_text() == summary("2") and [p.name for p in tmp_path.iterdir()] == ["out"]
     killed = subprocess.run(
         [
             sys.executable,
@@ -242,7 +275,7 @@ def test_without_an_exchange_a_replacement_cut_off_halfway_is_put_back(
             "    if str(b).endswith('/d'): os.kill(os.getpid(), signal.SIGKILL)\n"
             "os.rename = rename\n"
             "with outputs.staged(Path(sys.argv[1])) as stage:\n"
-            "    (stage / 'build.json').write_text('3')",
+            f"    (stage / 'build.json').write_text({summary('3')!r})",
             str(out),
         ],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
@@ -250,10 +283,10 @@ def test_without_an_exchange_a_replacement_cut_off_halfway_is_put_back(
     assert killed.returncode == -9 and not out.exists(), "killed between the moves"
     with pytest.raises(BootstrapError, match="failed"), outputs.staged(out):
         raise BootstrapError("the next build failed", "")
-    assert (out / "build.json").read_text() == "2", "the previous output is back"
+    assert (out / "build.json").read_text() == summary("2"), "the previous output is back"
     with outputs.staged(out) as stage:
-        (stage / "build.json").write_text("4")
-    assert (out / "build.json").read_text() == "4" and [p.name for p in tmp_path.iterdir()] == ["out"]
+        (stage / "build.json").write_text(summary("4"))
+    assert (out / "build.json").read_text() == summary("4") and [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
