@@ -18,7 +18,7 @@ from bootstrap.host.arches import MACHINE_TO_DEB, arch_name
 from bootstrap.host.cache import Cache, default_dir
 from bootstrap.image import oci
 from bootstrap.image.layer import Compression
-from bootstrap.numbers import is_decimal
+from bootstrap.numbers import epoch_problem, is_decimal
 from bootstrap.records import links
 from bootstrap.records import lock as lock_mod
 from bootstrap.records.lock import Lock
@@ -134,8 +134,10 @@ def _epoch_from_env() -> int | None:
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if not value:
         return None
-    if not is_decimal(value):
-        raise BootstrapError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds", "unset it or give an integer")
+    problem = None if is_decimal(value) else "not a number of seconds"
+    problem = problem or epoch_problem(int(value))
+    if problem:
+        raise BootstrapError(f"SOURCE_DATE_EPOCH={value[:40]!r} is {problem}", "unset it or give one that is")
     return int(value)
 
 

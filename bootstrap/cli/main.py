@@ -39,6 +39,7 @@ from bootstrap.host import userns
 from bootstrap.host.cache import write_atomic
 from bootstrap.image.layer import Compression
 from bootstrap.log import log
+from bootstrap.numbers import MAX_EPOCH
 from bootstrap.publish import changes as changes_mod
 from bootstrap.records import inspection, outputs
 from bootstrap.records import lock as lock_mod
@@ -91,7 +92,11 @@ def cli() -> None:
     "-o", "--output", type=click.Path(path_type=Path, readable=False), help="Output directory (default: dist/RECIPE)."
 )
 @click.option("--tag", help="Image name:tag (default: from the recipe, e.g. debian:trixie-slim).")
-@click.option("--epoch", type=int, help="Timestamp for the image (default: SOURCE_DATE_EPOCH, then the archive's).")
+@click.option(
+    "--epoch",
+    type=click.IntRange(0, MAX_EPOCH),
+    help="Timestamp for the image (default: SOURCE_DATE_EPOCH, then the archive's).",
+)
 @click.option("--offline", is_flag=True, help="Use only cached indexes and packages.")
 @click.option(
     "--compression",
@@ -232,7 +237,11 @@ def _event(kind: str, recipe_name: str, result: outputs.Built, changes: changes_
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, readable=False), help="Lock file (default: RECIPE.lock.json)."
 )
-@click.option("--epoch", type=int, help="Timestamp to record (default: SOURCE_DATE_EPOCH, then the archive's).")
+@click.option(
+    "--epoch",
+    type=click.IntRange(0, MAX_EPOCH),
+    help="Timestamp to record (default: SOURCE_DATE_EPOCH, then the archive's).",
+)
 @verbosity
 def lock_cmd(recipe_name: str, output: Path | None, epoch: int | None, opts: Options) -> None:
     """Resolve RECIPE and write its lock file, without building."""

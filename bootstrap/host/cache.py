@@ -413,7 +413,8 @@ _writing: set[Path] = set()
 @atexit.register
 def _abandoned_writes() -> None:
     for tmp in list(_writing):
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _no_directory_at(path: Path) -> None:
@@ -447,12 +448,19 @@ def write_atomic(path: Path, data: bytes | Iterable[bytes], mode: int = 0o666) -
         tmp.unlink(missing_ok=True)
         with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode), "wb") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            for part in [data] if isinstance(data, bytes) else data:
-                f.write(part)
+            try:
+                for part in [data] if isinstance(data, bytes) else data:
+                    f.write(part)
+                f.flush()
+            except OSError as exc:
+                if exc.filename is None:  # a write names no file: the error should (a full disk, whose?)
+                    raise OSError(exc.errno, exc.strerror, str(path)) from exc
+                raise
             os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
         _writing.discard(tmp)
+        with suppress(OSError):  # a read-only directory, say: the error that ended the write is the one to tell
+            tmp.unlink(missing_ok=True)
 
 
 def sweep_writes(directory: Path, grace: float = 5.0) -> None:

@@ -9,6 +9,7 @@ from bootstrap.errors import BootstrapError, MirrorError
 from bootstrap.family.interface import Archive, Family, Selection
 from bootstrap.family.model import Pin
 from bootstrap.host.arches import arch_name
+from bootstrap.numbers import epoch_problem
 
 LOCK_VERSION = 1
 LABEL = "bootstrap.lock.sha256"
@@ -114,15 +115,19 @@ def parse(raw: bytes, where: str) -> Lock:
     """A lock from its JSON bytes (a file, or a blob attached to an image in a registry)."""
     try:
         data = json.loads(raw)
-    except ValueError as exc:
-        raise BootstrapError(f"{where} is not valid JSON: {exc}", "regenerate it with `bootstrap lock`") from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise BootstrapError(f"{where} is not valid JSON: {reason}", "regenerate it with `bootstrap lock`") from None
     if not isinstance(data, dict):
         raise BootstrapError(f"{where}: malformed lock file (not a JSON object)", "regenerate it with `bootstrap lock`")
-    if data.get("lockVersion") != LOCK_VERSION:
+    version = data.get("lockVersion")
+    if type(version) is not int or version != LOCK_VERSION:
         raise BootstrapError(
-            f"{where}: unsupported lockVersion {data.get('lockVersion')!r}",
-            f"this bootstrap reads lockVersion {LOCK_VERSION}",
+            f"{where}: unsupported lockVersion {version!r}", f"this bootstrap reads lockVersion {LOCK_VERSION}"
         )
+    problem = _shape_problem(data)
+    if problem:
+        raise BootstrapError(f"{where}: malformed lock file ({problem})", "regenerate it with `bootstrap lock`")
     try:
         return Lock(
             recipe=data["recipe"],
@@ -138,6 +143,38 @@ def parse(raw: bytes, where: str) -> Lock:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BootstrapError(f"{where}: malformed lock file ({exc})", "regenerate it with `bootstrap lock`") from None
+
+
+_TYPES = {**{f: str for f in ("recipe", "distribution", "suite", "codename", "arch")}, "epoch": int}
+_ENTRY_TYPES: dict[str, type[object]] = {
+    "sources": LockedSource,
+    "packages": LockedPackage,
+    "inputs": LockedInput,
+}
+
+
+def _shape_problem(data: dict[str, object]) -> str | None:
+    """What is of the wrong type in a lock's JSON (every field as `make_lock` writes it), or None."""
+    for name, kind in _TYPES.items():
+        value = data.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name} is not a {kind.__name__}"
+    problem = epoch_problem(data["epoch"])
+    if problem:
+        return f"epoch is {problem}"
+    for name, entry in _ENTRY_TYPES.items():
+        entries = data.get(name, [])
+        if not isinstance(entries, list) or (name == "packages" and not entries):
+            return f"{name} is not a list" + (" of at least one package" if name == "packages" else "")
+        fields = entry.__annotations__
+        for item in entries:
+            if not isinstance(item, dict) or set(item) != set(fields):
+                return f"an entry of {name} does not have the fields {', '.join(fields)}"
+            for key, value in item.items():
+                wanted = fields[key]
+                if not isinstance(value, wanted) or isinstance(value, bool):
+                    return f"{key} of an entry of {name} is not a {wanted.__name__}"
+    return None
 
 
 def selection_from(lock: Lock, family: Family, archive: Archive) -> Selection:

@@ -1,6 +1,7 @@
 """The command line: list, show, resolve (on a fixture archive), usage errors, version."""
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -182,3 +183,17 @@ def test_doctor_names_a_missing_rpm(tmp_path: Path) -> None:
     (bare / "rpm").symlink_to(rpm)
     found = cli("doctor", env={"PATH": str(bare)})
     assert "ok   rpm on PATH" in found.stdout, found.stdout
+
+
+@pytest.mark.parametrize("epoch", ["253402300800", "9223372036854775808", "-5"])
+def test_an_epoch_no_image_can_have_is_refused_before_any_work(epoch: str, tmp_path: Path) -> None:
+    """Past the end of 9999 an image's dates cannot be written (RFC 3339), past 2^63 not even held: --epoch and
+    SOURCE_DATE_EPOCH are refused at once, in one line, never after a whole build as an internal error."""
+    said = cli("build", "debian-slim", "--epoch", epoch, "-o", str(tmp_path / "out"))
+    assert said.returncode == 2 and "--epoch" in said.stderr and "Traceback" not in said.stderr
+    env = {**os.environ, "SOURCE_DATE_EPOCH": epoch}
+    said = cli(
+        "build", "debian-slim", "--offline", "--cache-dir", str(tmp_path / "c"), "-o", str(tmp_path / "o"), env=env
+    )
+    (line,) = [x for x in said.stderr.splitlines() if x.startswith("error:")]
+    assert said.returncode == 1 and "SOURCE_DATE_EPOCH" in line and not (tmp_path / "o").exists()

@@ -398,3 +398,28 @@ def test_a_key_that_is_not_private_is_not_used(
         used = derived_key()
     assert len(used) == 32 and used != b"k" * 32 and used != b"k" * 8
     assert damage == "link" or "is not a private key" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_write_that_fails_names_its_file_and_leaves_nothing_to_say_at_exit(tmp_path: Path) -> None:
+    """A full file system: the error names the file being written (a bare write error names none); a
+    read-only one: the error that ended the write, and nothing more at exit (no traceback of the clean-up)."""
+    full, frozen = tmp_path / "full", tmp_path / "frozen"
+    full.mkdir()
+    frozen.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=16k", "tmpfs", str(frozen)], check=True)
+    try:
+        with pytest.raises(OSError) as err:
+            write_atomic(full / "big", b"x" * (256 << 10))
+        assert err.value.filename == str(full / "big") and list(full.iterdir()) == []
+        script = "from pathlib import Path; from bootstrap.host.cache import write_atomic\n"
+        script += (
+            f"try:\n    write_atomic(Path({str(frozen / 'f')!r}), b'x')\nexcept OSError as e:\n    print(e.errno)\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+        assert proc.stdout.strip() == "30" and proc.stderr == "", proc.stderr
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+        subprocess.run(["umount", str(frozen)], check=True)

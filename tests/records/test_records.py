@@ -5,11 +5,13 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,9 +144,53 @@ def test_an_rpm_epoch_is_a_purl_qualifier(purl_type: str, version: str, expected
 
 def test_a_lock_naming_its_architecture_by_the_kernels_name_reads_as_ours() -> None:
     """A hand-written `"arch": "x86_64"` is the amd64 a build and `check` compare with, not another request."""
-    lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "x86_64", 0, (), ())
+    lock = dataclasses.replace(LOCK, arch="x86_64")
     assert lock_mod.parse(lock.to_json(), "lock.json").arch == "amd64"
     odd = json.loads(lock.to_json())
     odd["arch"] = ["amd64"]
     with pytest.raises(BootstrapError, match="malformed lock file"):
         lock_mod.parse(json.dumps(odd).encode(), "lock.json")
+
+
+LOCK = lock_mod.Lock(
+    "debian-slim",
+    "debian",
+    "stable",
+    "fixture",
+    "amd64",
+    0,
+    (lock_mod.LockedSource("http://mirror.invalid/debian", "fixture", "stable", 0, "0" * 64),),
+    (lock_mod.LockedPackage("base-files", "13", "amd64", "pool/b.deb", 1, "0" * 64, "fixture"),),
+)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda d: d.update(epoch=1e400), "epoch is not a int"),
+        (lambda d: d.update(epoch=2**63), "epoch is not between 0"),
+        (lambda d: d.update(epoch=-5), "epoch is not between 0"),
+        (lambda d: d.update(epoch=True), "epoch is not a int"),
+        (lambda d: d.update(arch=7), "arch is not a str"),
+        (lambda d: d.update(packages=[]), "packages is not a list of at least one package"),
+        (lambda d: d.update(packages={}), "packages is not a list"),
+        (lambda d: d["packages"][0].update(size="1"), "size of an entry of packages is not a int"),
+        (lambda d: d["packages"][0].pop("sha256"), "an entry of packages does not have the fields"),
+        (lambda d: d.update(sources=[1]), "an entry of sources does not have the fields"),
+        (lambda d: d.update(lockVersion=1.0), "unsupported lockVersion 1.0"),
+    ],
+)
+def test_a_lock_of_the_wrong_shape_is_one_line(change: Callable[[dict[str, Any]], object], said: str) -> None:
+    """A lock given with --lock (or read by verify and check) is someone else's file: a field of the wrong type,
+    an epoch no image can have, no packages at all: one line each, never an internal error or an empty image."""
+    assert lock_mod.parse(LOCK.to_json(), "lock.json") == LOCK
+    data = json.loads(LOCK.to_json())
+    change(data)
+    with pytest.raises(BootstrapError, match=re.escape(said)) as err:
+        lock_mod.parse(json.dumps(data).replace("Infinity", "1e400").encode(), "lock.json")
+    assert "\n" not in err.value.message
+
+
+def test_a_lock_nested_past_the_parser_is_one_line() -> None:
+    with pytest.raises(BootstrapError, match="nested too deeply"):
+        lock_mod.parse(b"[" * 100_000, "lock.json")
