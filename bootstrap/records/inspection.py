@@ -2,7 +2,10 @@
 
 import gzip
 import json
+import os
+import stat
 import tarfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,14 +41,34 @@ class Inspection:
         }
 
 
+_NOT_OURS = "give the output directory of a bootstrap build (this one is damaged or was not written by it)"
+MAX_DATABASE = 512 << 20
+"""The most bytes of one package database file of a layer read (an image's is a few MB)."""
+MAX_SUMMARY = 16 << 20
+
+
+def _plain(path: Path) -> IO[bytes]:
+    """`path` opened when it is a regular file: not through a link (a rootfs.tar.gz that names /etc/shadow),
+    never waiting on a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise BootstrapError(f"{path} cannot be read ({exc.strerror})", _NOT_OURS) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BootstrapError(f"{path} is not a regular file", _NOT_OURS)
+    return open(fd, "rb")
+
+
 def _open_layer(path: Path) -> IO[bytes]:
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    f = _plain(path)
+    magic = f.read(4)
+    f.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return cast(IO[bytes], gzip.open(path, "rb"))
+        return cast(IO[bytes], gzip.GzipFile(fileobj=f, mode="rb"))
     if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))  # noqa: SIM115
-    return open(path, "rb")  # noqa: SIM115
+        return zstandard.ZstdDecompressor().stream_reader(f, closefd=True)
+    return f
 
 
 def _canonical(path: str, links: dict[str, str]) -> str:
@@ -77,16 +100,21 @@ def package_sizes(layer: Path, databases: Sequence[PackageDatabase]) -> dict[str
     sizes: dict[str, int] = {}
     lists: dict[str, list[str]] = {}
     links: dict[str, str] = {}
-    with _open_layer(layer) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
-        for member in tar:
-            if member.issym():
-                links[member.name] = member.linkname
-            if member.isfile():
-                sizes["/" + member.name] = member.size
-                db = next((d for d in databases if d.owns(member.name)), None)
-                f = tar.extractfile(member) if db is not None else None
-                if db is not None and f is not None:
-                    lists.update(db.files(member.name, f.read()))
+    try:
+        with _open_layer(layer) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            for member in tar:
+                if member.issym():
+                    links[member.name] = member.linkname
+                if member.isfile():
+                    sizes["/" + member.name] = member.size
+                    db = next((d for d in databases if d.owns(member.name)), None)
+                    if db is not None and member.size > MAX_DATABASE:
+                        raise BootstrapError(f"{layer}: {member.name} is larger than a package database", _NOT_OURS)
+                    f = tar.extractfile(member) if db is not None else None
+                    if db is not None and f is not None:
+                        lists.update(db.files(member.name, f.read()))
+    except (OSError, EOFError, tarfile.TarError, zlib.error, zstandard.ZstdError) as exc:
+        raise BootstrapError(f"{layer} is not a valid layer ({type(exc).__name__}: {exc})"[:300], _NOT_OURS) from None
     owner: dict[str, str] = {}
     for pkg in sorted(lists):
         for path in lists[pkg]:
@@ -104,12 +132,20 @@ def inspect(directory: Path, databases: Sequence[PackageDatabase]) -> Inspection
     if not layers:
         raise BootstrapError(f"{directory} has no rootfs tarball", "give the output directory of a bootstrap build")
     layer = layers[0]
-    files = {p.name: p.stat().st_size for p in sorted(directory.iterdir()) if p.is_file()}
+    files = {p.name: st.st_size for p in sorted(directory.iterdir()) if stat.S_ISREG((st := p.lstat()).st_mode)}
     digests: dict[str, str] = {}
     build = directory / outputs.SUMMARY.name()
     if build.is_file():
-        image = json.loads(build.read_text()).get("image", {})
-        digests = {k: v for k, v in image.items() if k.endswith("digest") or k == "diff_id"}
+        with _plain(build) as f:
+            data = f.read(MAX_SUMMARY + 1)
+        try:
+            summary = json.loads(data) if len(data) <= MAX_SUMMARY else None
+        except (ValueError, RecursionError):
+            summary = None
+        image = summary.get("image") if isinstance(summary, dict) else None
+        if not isinstance(image, dict):
+            raise BootstrapError(f"{build} is not the summary of a build", _NOT_OURS)
+        digests = {k: str(v) for k, v in image.items() if k.endswith("digest") or k == "diff_id"}
     versions: dict[str, str] = {}
     if (directory / outputs.LOCK.name()).is_file():
         versions = {p.name: p.version for p in lock_mod.read(directory).packages}

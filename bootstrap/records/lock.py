@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,11 +106,22 @@ def read(path: Path) -> Lock:
     """Load a lock file (or the lock.json inside an output directory)."""
     if path.is_dir():
         path = path / "lock.json"
+    hint = "give a lock.json or an output directory of a build"
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO does not block
     except FileNotFoundError:
-        raise BootstrapError(f"no lock file at {path}", "give a lock.json or an output directory of a build") from None
+        raise BootstrapError(f"no lock file at {path}", hint) from None
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BootstrapError(f"{path} is not a regular file", hint)
+        data = f.read(MAX_LOCK + 1)
+    if len(data) > MAX_LOCK:
+        raise BootstrapError(f"{path} is larger than {MAX_LOCK >> 20} MiB, more than any lock", hint)
     return parse(data, str(path))
+
+
+MAX_LOCK = 64 << 20
+"""The largest lock file read (a distribution's whole archive would be a few MB)."""
 
 
 def parse(raw: bytes, where: str) -> Lock:

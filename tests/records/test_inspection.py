@@ -1,11 +1,18 @@
 """`bootstrap inspect`: the space each package takes, followed through the image's merged-/usr links."""
 
+import gzip
 import io
+import json
+import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from bootstrap.build.families import databases
-from bootstrap.records.inspection import UNOWNED, package_sizes
+from bootstrap.errors import BootstrapError
+from bootstrap.records.inspection import UNOWNED, inspect, package_sizes
 
 
 def _layer(path: Path, entries: list[tuple[str, str, bytes | str]]) -> Path:
@@ -63,3 +70,54 @@ def test_a_distroless_database_names_files_by_md5sums(tmp_path: Path) -> None:
     sizes = package_sizes(layer, databases())
     assert sizes["tool"] == 340
     assert sizes[UNOWNED] == 9 + len("Package: tool\n") + len(md5sums)
+
+
+def _directory(tmp_path: Path) -> Path:
+    """An output directory with a layer and a build.json, as inspect reads one."""
+    out = tmp_path / "out"
+    out.mkdir()
+    _layer(out / "rootfs.tar.gz", [("etc/f", "file", b"x")])
+    (out / "build.json").write_text(json.dumps({"tool": {"name": "bootstrap"}, "image": {"diff_id": "sha256:0"}}))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda d: (d / "build.json").write_text("not json"), "is not the summary of a build"),
+        (lambda d: (d / "build.json").write_text("[" * 100_000), "is not the summary of a build"),
+        (lambda d: (d / "build.json").write_text('{"image": "x"}'), "is not the summary of a build"),
+        (lambda d: (d / "rootfs.tar.gz").write_bytes(b"garbage" * 100), "is not a valid layer"),
+        (lambda d: (d / "rootfs.tar.gz").write_bytes(gzip.compress(b"garbage" * 100)), "is not a valid layer"),
+        (lambda d: (d / "rootfs.tar.gz").write_bytes((d / "rootfs.tar.gz").read_bytes()[:40]), "is not a valid layer"),
+        (lambda d: (d / "rootfs.tar.gz").write_bytes(b""), "is not a valid layer"),
+        (lambda d: _swap(d / "rootfs.tar.gz", lambda p: p.symlink_to("/etc/shadow")), "cannot be read"),
+        (lambda d: _swap(d / "rootfs.tar.gz", lambda p: os.mkfifo(p)), "is not a regular file"),
+    ],
+)
+def test_a_damaged_or_hostile_output_directory_is_one_line(
+    tmp_path: Path, damage: Callable[[Path], object], said: str
+) -> None:
+    """inspect reads a directory someone else may have made: what is not a build's summary, a layer that is
+    not one (garbage, cut short: never "interrupted", as click took an EOFError for), a link to a host file or a
+    FIFO (never waited on): one line each, exit 1."""
+    out = _directory(tmp_path)
+    assert inspect(out, databases()).digests == {"diff_id": "sha256:0"}
+    damage(out)
+    with pytest.raises(BootstrapError, match=said) as err:
+        inspect(out, databases())
+    assert "\n" not in err.value.message
+
+
+def _swap(path: Path, make: Callable[[Path], object]) -> None:
+    path.unlink(missing_ok=True)
+    make(path)
+
+
+def test_a_lock_that_is_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
+    """--lock, verify and check read a lock someone else may have made: a FIFO is refused, never waited on."""
+    from bootstrap.records import lock as lock_mod
+
+    os.mkfifo(tmp_path / "lock.json")
+    with pytest.raises(BootstrapError, match="is not a regular file"):
+        lock_mod.read(tmp_path)
