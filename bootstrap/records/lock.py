@@ -111,9 +111,10 @@ def read(path: Path) -> Lock:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO does not block
     except FileNotFoundError:
         raise BootstrapError(f"no lock file at {path}", hint) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BootstrapError(f"{path} is not a regular file", hint)
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise BootstrapError(f"{path} is not a regular file", hint)
         data = f.read(MAX_LOCK + 1)
     if len(data) > MAX_LOCK:
         raise BootstrapError(f"{path} is larger than {MAX_LOCK >> 20} MiB, more than any lock", hint)

@@ -91,7 +91,7 @@ def test_verify_warns_about_an_insecure_build_before_rebuilding(tmp_path: Path, 
         "insecure": True,
     }
     inputs = inputs_of(recipe_mod.from_data(dict(recipe), "debian-slim", "test"))
-    lock = lock_mod.Lock("debian-slim", "debian", "stable", "fixture", "amd64", 0, (), (), True, inputs)
+    lock = dataclasses.replace(LOCK, insecure=True, inputs=inputs)
     (out / "lock.json").write_bytes(lock.to_json())
     files = {"lock.json": "sha256:" + hashlib.sha256(lock.to_json()).hexdigest()}
     (out / "build.json").write_text(json.dumps({"recipe": recipe, "build": settings, "files": files}))
