@@ -166,6 +166,11 @@ def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Com
     )
 
 
+MARKER = "packages-previous.txt"
+"""A file of the previous build the new one does not write (a name of bootstrap's: a per-architecture file of an
+architecture that is none), so that its presence tells the previous output from the new."""
+
+
 @dataclass
 class Site:
     """One case's directories: an output that already holds a previous build, a cache, a scratch TMPDIR."""
@@ -189,7 +194,7 @@ class Site:
     def previous(self, reference: Path) -> None:
         """Fill the output directory with a previous build (the reference, plus a marker of its own)."""
         shutil.copytree(reference, self.out)
-        (self.out / "previous.txt").write_text("the previous build\n")
+        (self.out / MARKER).write_text("the previous build\n")
         self.before = checks.snapshot(self.out)
 
     def seed(self, cache: Path, areas: tuple[str, ...] = ("parsed", "expanded")) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.conftest import Mirrored
 from tests.faults import checks
-from tests.faults.conftest import COMPARED, Case, Reference, Site, env_for
+from tests.faults.conftest import COMPARED, MARKER, Case, Reference, Site, env_for
 from tests.faults.proxy import Fault, FaultProxy
 from tests.faults.test_mirror import BIG
 from tests.fixtures.leftovers import partial_files, temp_files
@@ -123,7 +123,7 @@ def _case(how: str, step: str, site: Site, reference: Reference, mirror: FaultPr
         exit_text = "killed"
     again = site.build()
     assert again.proc.returncode == 0, again.proc.stderr
-    assert not (site.out / "previous.txt").exists(), "the rebuild did not replace the output"
+    assert not (site.out / MARKER).exists(), "the rebuild did not replace the output"
     identical = all((site.out / n).read_bytes() == (reference.out / n).read_bytes() for n in COMPARED)
     assert identical, "the rebuild differs from the undisturbed build"
     site.before = checks.snapshot(site.out)
