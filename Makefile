@@ -12,9 +12,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # once (tests/conftest.py marks it an xdist_group), while unit tests are spread one by one.
 WORKERS ?= auto
 XDIST := -n $(WORKERS) --dist loadgroup
-# Unit tests alone wait on subprocesses, servers and clocks more than on a core: one worker more than the cores,
-# each taking the next test as it frees (no test of theirs shares a build with another).
-UNIT_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# Unit tests alone wait on subprocesses, servers and clocks more than on a core: twice as many workers as cores
+# (on 2 cores, 55 s against 60 s with three and 67 s with two), each taking the next test as it frees (no test of
+# theirs shares a build with another).
+UNIT_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 # Every test process (the workers, each `bootstrap` a test runs) reads bootstrap and the tests as cached bytecode:
 # with PYTHONDONTWRITEBYTECODE set in the caller's environment, each of them would compile every module again,
 # pytest's assertion rewrites included (a quarter of `make unit`'s CPU time on 2 cores).
