@@ -5,13 +5,13 @@ import errno
 import json
 import os
 import shutil
-import stat
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError, os_error
 from bootstrap.host import scratch
+from bootstrap.host.plainfile import open_plain
 from bootstrap.host.tree import remove_tree
 
 AT_FDCWD = -100
@@ -107,13 +107,10 @@ def check_destination(dest: Path, ours: Callable[[str], bool] = lambda name: Tru
 
 def _is_summary(path: Path) -> bool:
     """Whether `path` is a regular file (not through a link) holding bootstrap's own build summary."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    fd = open_plain(path)
+    if fd is None:
         return False
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
         data = f.read(MAX_MARKER + 1)
     try:
         doc = json.loads(data) if len(data) <= MAX_MARKER else None

@@ -29,13 +29,13 @@ from bootstrap.build.inputs import inputs_of
 from bootstrap.build.plan import Options, make_plan
 from bootstrap.build.recipe import Recipe
 from bootstrap.errors import BootstrapError
+from bootstrap.host.plainfile import open_plain
 from bootstrap.host.tree import remove_tree
 from bootstrap.image.layer import Compression
 from bootstrap.publish import signed
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs
 from bootstrap.records.lock import Lock
-from bootstrap.registry.limits import open_plain
 from bootstrap.sign.keys import PublicKey
 
 RECORDS = outputs.SUMMARY.name()

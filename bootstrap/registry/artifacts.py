@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bootstrap.host.cache import sha256_file
+from bootstrap.host.plainfile import open_plain
 from bootstrap.image.oci import MEDIA_MANIFEST, Blob, canonical_json, platform, rfc3339
 from bootstrap.log import log
 from bootstrap.records import lock as lock_mod
@@ -25,7 +26,7 @@ from bootstrap.registry.blobs import Uploader
 from bootstrap.registry.client import Client
 from bootstrap.registry.errors import RegistryError
 from bootstrap.registry.layout import BlobSource, Layout, Top
-from bootstrap.registry.limits import RECORD_LIMIT, Budget, open_plain, read_plain
+from bootstrap.registry.limits import RECORD_LIMIT, Budget, read_plain
 from bootstrap.registry.manifests import Manifest, checked, listed, mapping
 from bootstrap.registry.options import Options
 from bootstrap.registry.reference import Reference, parse_reference

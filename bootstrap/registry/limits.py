@@ -7,12 +7,12 @@ the HTTP library (64 KiB a line, 100 lines); an answer past those bounds is refu
 """
 
 import os
-import stat
 import urllib.parse
 from pathlib import Path
 
 import requests
 
+from bootstrap.host.plainfile import open_plain
 from bootstrap.host.retry import Pace, Transient
 from bootstrap.numbers import is_decimal
 from bootstrap.registry.errors import RegistryError
@@ -84,19 +84,6 @@ def read_bounded(resp: requests.Response, limit: int, method: str, registry: str
             raise Transient(stalled)
     resp._content = bytes(buf)
     resp._content_consumed = True  # type: ignore[attr-defined]
-
-
-def open_plain(path: Path) -> int | None:
-    """A descriptor on `path` when it is a regular file (a symbolic link is not followed, a FIFO does not
-    block), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:  # missing, a symbolic link (ELOOP), or unreadable
-        return None
-    if stat.S_ISREG(os.fstat(fd).st_mode):
-        return fd
-    os.close(fd)
-    return None
 
 
 def read_plain(path: Path, limit: int, hint: str) -> bytes:
