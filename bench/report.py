@@ -77,6 +77,8 @@ def rpm_table(rpm: dict[str, Any]) -> str:
         )
         if c.get("steps"):
             lines.append("  steps, median s: " + ", ".join(f"{k} {v['median']:.2f}" for k, v in c["steps"].items()))
+        if len(c.get("warm_ups", ())) > 1:
+            lines.append("  untimed warm-ups, wall s: " + ", ".join(f"{w:.2f}" for w in c["warm_ups"]))
     lines.append(f"warm bootstrap / dnf --installroot, wall medians: {_num(rpm.get('ratio_wall'))}")
     lines.append(f"warm bootstrap / dnf --installroot on a tmpfs, wall medians: {_num(rpm.get('ratio_wall_tmpfs'))}")
     return "\n".join(lines)

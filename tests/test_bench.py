@@ -204,6 +204,8 @@ def test_rpm_target_and_table() -> None:
         "PASS",
     ]
     assert "on a tmpfs, wall medians: 0.600" in report.rpm_table({**done, "ratio_wall_tmpfs": 0.6})
+    warmed = {**done, "cases": {"bootstrap-rpm-warm": {**_case(0.5), "warm_ups": [2.5, 1.25, 1.5]}}}
+    assert "untimed warm-ups, wall s: 2.50, 1.25, 1.50" in report.rpm_table(warmed)
     assert "not measured: missing dnf" in report.rpm_table({"runs": 1, "cases": {}, "failure": "missing dnf"})
 
 
@@ -227,6 +229,7 @@ def test_rpm_comparison_builds_the_same_set_both_ways(tmp_path: Path, monkeypatc
     assert done["ratio_wall_tmpfs"] == round(ours["wall"]["median"] / memory["wall"]["median"], 3)
     assert not os.path.ismount(tmp_path / "rpm" / "tmpfs"), "the tmpfs is unmounted after the comparison"
     assert {"unpack", "configure", "pack"} <= set(ours["steps"])
+    assert len(ours["warm_ups"]) == bench_rpm.WARM_UPS["bootstrap-rpm-warm"] and len(theirs["warm_ups"]) == 1
     assert left_running(str(tmp_path)) == [], "dnf left a gpg-agent running"
 
 

@@ -17,10 +17,11 @@ from bootstrap.build import inputs as inputs_mod
 from bootstrap.build.foreign import Emulator
 from bootstrap.build.plan import Plan, host_arch
 from bootstrap.errors import BootstrapError
-from bootstrap.family.interface import Archive, Family, Selection, Target
-from bootstrap.host import outputs, prune, scratch
+from bootstrap.family.interface import Archive, Family, Job, Selection, Target
+from bootstrap.host import kepttree, outputs, overlay, prune, scratch, userns
+from bootstrap.host.overrides import Overrides
 from bootstrap.host.sandbox import memory_available, mounts_under, require_root, tmpfs
-from bootstrap.host.tree import remove_tree
+from bootstrap.host.tree import Tree, remove_tree
 from bootstrap.image import oci
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members
@@ -33,6 +34,8 @@ from bootstrap.records.facts import Settings
 from bootstrap.records.outputs import Built, BuiltPlatform
 from bootstrap.records.system import OperatingSystem
 
+WAITS = "configure"
+"""The step that waits on the sandbox (the packages' scripts) most of its time."""
 TMPFS_MIN_MEMORY = 4 << 30
 """Build in a tmpfs when at least this much memory is available."""
 PAUSE_ENV = "BOOTSTRAP_TEST_PAUSE"
@@ -83,12 +86,15 @@ def tag_for(plan: Plan, codename: str) -> str:
 
 
 @contextmanager
-def workspace(use_tmpfs: bool) -> Iterator[Path]:
-    """A scratch directory holding `root/` (a private tmpfs when asked), removed at the end, never while
-    anything is still mounted below it."""
+def workspace(use_tmpfs: bool, over: Path | None = None) -> Iterator[Path]:
+    """A scratch directory holding `root/` (a private tmpfs when asked; with `over`, that tree seen through an
+    overlay whose changes the tmpfs keeps), removed at the end, never while anything is still mounted below it."""
     with scratch.claimed(Path(tempfile.gettempdir()), "bootstrap-") as work:
         try:
-            if use_tmpfs:
+            if over is not None:
+                with tmpfs(work / "layers"), overlay.seen_through(over, work / "layers", work / "root"):
+                    yield work
+            elif use_tmpfs:
                 with tmpfs(work / "root"):
                     yield work
             else:
@@ -199,6 +205,23 @@ def layer_key(lock: lock_mod.Lock, rootless: bool) -> str:
     return hashlib.sha256(f"bootstrap layer 1\n{lock.digest}\n{kind}".encode()).hexdigest()
 
 
+def kept_trees(plan: Plan, use_tmpfs: bool, emu: Emulator | None) -> Path | None:
+    """The cache's area of unpacked trees, when this build can keep one and start from one: a real root's build
+    with scripts, in a tmpfs, for the host's own architecture, where the kernel has overlays (else None)."""
+    if not (use_tmpfs and emu is None and steps.needs_root(plan.recipe) and os.geteuid() == 0 and not userns.inside()):
+        return None
+    area = plan.cache.area(kepttree.AREA)
+    return area if overlay.usable(area, Path(tempfile.gettempdir())) else None
+
+
+def _take_up(base: kepttree.KeptTree, job: Job, overrides: Overrides, root: Path) -> bool:
+    """The job's and the override table's state as the kept tree's unpack left them (False: they do not fit)."""
+    if len(base.state) != 2:
+        return False
+    tree = Tree(root)
+    return job.restore(base.state[0]) and overrides.take_up(base.state[1], tree.lstat)
+
+
 def build_platform(
     plan: Plan,
     arch: str,
@@ -238,16 +261,35 @@ def build_platform(
     settled = members is not None and members.settled
     if settled:
         log.info("%s: this package set gave one layer twice: what the cache kept is taken, the layer checks it", arch)
+    trees = kept_trees(plan, use_tmpfs, emu) if reuse else None
+    tree_key = kepttree.key(layer_key(lock, overrides is not None)) if trees is not None else ""
     while True:
+        base = kepttree.find(trees, tree_key) if trees is not None and settled else None
+        keeping = False
         with contextlib.ExitStack() as stack:
-            scratch_dir = stack.enter_context(workspace(use_tmpfs))
+            scratch_dir = stack.enter_context(workspace(use_tmpfs, base.tree if base is not None else None))
             root = scratch_dir / "root"
             job = family.job(archive, selection, files, Target(root, arch, epoch, overrides, check_kept=not settled))
             work = steps.Work(plan, arch, family, archive, selection, job, epoch, root, emu, overrides)
             try:
+                if base is not None and not _take_up(base, job, overrides, root):
+                    raise BootstrapError("the kept tree is not of these packages")
+                helper = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                if base is not None:  # while the scriptlets run, the overlay learns the tree the pack walks
+                    helper.submit(overlay.learn, root)
                 for name, step in steps.chosen(plan.recipe, foreign=emu is not None):
+                    if name == WAITS:  # the build waits on the sandbox: modules loaded meanwhile cost nothing
+                        helper.submit(oci.preload)
                     with timer.step(name):
+                        if name == "unpack" and base is not None:
+                            log.info("%s: the tree this package set's unpack left is taken from the cache", arch)
+                            continue
                         step(work)
+                    if name == "unpack" and trees is not None and settled and base is None:
+                        state = job.unpacked_state()
+                        if state is not None:
+                            kepttree.keep(trees, tree_key, root, (state, overrides.snapshot()))
+                            keeping = True
                 system = os_release.read(work.root, OperatingSystem(str(r.distribution), "", archive.codename))
                 with timer.step("pack"):
                     layer = pack(
@@ -261,6 +303,8 @@ def build_platform(
                     raise
                 log.info("%s: %s: built again, checking all the cache kept", arch, exc.message)
                 settled = False
+                if (base is not None or keeping) and trees is not None:
+                    kepttree.discard(trees, tree_key)
                 continue
             if later is not None:
                 later(stack.pop_all().close)

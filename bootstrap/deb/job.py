@@ -152,5 +152,12 @@ class DebJob:
         """What each package's copyright file says (licences, copyright text), for the SBOM."""
         return copyright.notices(self.tree, (p.name for p in self.selection.packages))
 
+    def unpacked_state(self) -> bytes | None:
+        """None: Debian builds keep no tree (their unpack is dpkg's own, and already the fast path's)."""
+        return None
+
+    def restore(self, state: bytes) -> bool:
+        return False
+
     def script_env(self) -> dict[str, str]:
         return base_env(self.target.epoch)

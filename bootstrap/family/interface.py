@@ -86,6 +86,16 @@ class Job(Protocol):
         """The packages' files (`final`: nothing will configure them) and, unless final, the package database."""
         ...
 
+    def unpacked_state(self) -> bytes | None:
+        """What the job knows after `unpack` beyond the tree it left, for a later build of the same package set to
+        start from a copy of that tree (`bootstrap.host.kepttree`); None: the family keeps no tree."""
+        ...
+
+    def restore(self, state: bytes) -> bool:
+        """Take up a kept tree's `unpacked_state` in place of `unpack` (the tree is at the target's root already);
+        False when it does not fit this job's packages (the tree is then not used)."""
+        ...
+
     def native_tools(self, host: str) -> int:
         """For a foreign architecture: the host's builds of the packages' tools for the scripts to run natively;
         how many executables were swapped in (0: everything runs emulated)."""

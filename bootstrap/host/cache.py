@@ -701,40 +701,45 @@ def _state_source(path: Path) -> str:
     return hashlib.sha256(f"bootstrap cache state\n{path.parent.name}/{path.name}".encode()).hexdigest()
 
 
-def open_derived(path: Path) -> int | None:
+def open_derived(path: Path, mark: bool = True) -> int | None:
     """A descriptor on a derived file, or None when it is missing, not a regular file (`open_entry`) or could have
-    been written by another user (then it is removed). Only ownership and mode are checked: `read_derived`
-    proves the content."""
+    been written by another user (then it is removed); marked used (`touch`) unless not `mark`. Only ownership and
+    mode are checked: `read_derived` proves the content."""
     opened = open_entry(path)
     if opened is None:
         return None
     fd, st = opened
     if _trusted(st.st_uid) and not st.st_mode & 0o022:
-        touch(fd)
+        if mark:
+            touch(fd)
         return fd
     os.close(fd)
     discard(path, "could have been written by another user", st)
     return None
 
 
-def read_derived(path: Path, source: str) -> list[bytes] | None:
+def read_derived(path: Path, source: str, prove: bool = True, mark: bool = True) -> list[bytes] | None:
     """The sections written by `write_derived` for `source`, or None when the file is missing, was made from
-    another blob, or does not match its own hash (then it is removed)."""
-    sections = read_derived_large(path, source, None)
+    another blob, or does not match its own hash (then it is removed). Without `prove`, the hash is not checked:
+    only for bytes the caller proves itself, and costs nothing if they are not what it expects (a kept gzip
+    member, which the layer's digest proves: `bootstrap.image.compress.Members.get`)."""
+    sections = read_derived_large(path, source, None, prove, mark)
     return None if sections is None else [s for s in sections if isinstance(s, bytes)]
 
 
-def read_derived_large(path: Path, source: str, keep: int | None) -> list[Section] | None:
+def read_derived_large(
+    path: Path, source: str, keep: int | None, prove: bool = True, mark: bool = True
+) -> list[Section] | None:
     """Like `read_derived`, but a last section larger than `keep` bytes comes as a FileSection of the open
     file, hashed on the way and never held in memory (the file stays as proven: cache files are replaced by
     rename, never changed in place, and only the builder can write them)."""
-    fd = open_derived(path)
+    fd = open_derived(path, mark)
     if fd is None:
         return None
     seen = os.fstat(fd)
     f = open(fd, "rb")  # noqa: SIM115 (closed here, or by whoever takes a FileSection of it)
     try:
-        sections = _read_sections(f, bytes.fromhex(source), keep)
+        sections = _read_sections(f, bytes.fromhex(source), keep, prove)
     except BaseException:
         f.close()
         raise
@@ -747,8 +752,8 @@ def read_derived_large(path: Path, source: str, keep: int | None) -> list[Sectio
     return sections
 
 
-def _read_sections(f: BinaryIO, source: bytes, keep: int | None) -> list[Section] | str:
-    """The proven sections of a derived file, or why it is not good."""
+def _read_sections(f: BinaryIO, source: bytes, keep: int | None, prove: bool = True) -> list[Section] | str:
+    """The proven sections of a derived file (without `prove`, its hash unchecked), or why it is not good."""
     size = os.fstat(f.fileno()).st_size
     head = f.read(_HEADER.size)
     if len(head) < _HEADER.size or not head.startswith(_MAGIC):
@@ -762,18 +767,20 @@ def _read_sections(f: BinaryIO, source: bytes, keep: int | None) -> list[Section
     sizes = struct.unpack(f">{count}Q", lengths)
     if _HEADER.size + len(lengths) + sum(sizes) != size:
         return "is truncated or too long"
-    h = _derived_hash(source, lengths)
+    h = _derived_hash(source, lengths) if prove else None
     sections: list[Section] = []
     for i, n in enumerate(sizes):
         if keep is not None and i == count - 1 and n > keep:
             large = FileSection(f, f.tell(), n)
-            for block in large.chunks():
-                h.update(block)
+            if h is not None:
+                for block in large.chunks():
+                    h.update(block)
             sections.append(large)
         else:
             section = f.read(n)
-            h.update(section)
+            if h is not None:
+                h.update(section)
             sections.append(section)
-    if not hmac.compare_digest(h.digest(), digest):
+    if h is not None and not hmac.compare_digest(h.digest(), digest):
         return "was not made by this user's builds, or was changed since (its key does not prove it)"
     return sections

@@ -15,10 +15,12 @@ Knows nothing about any distribution: paths are relative to the tree's root, as 
 name the entry itself (symlinks on the way already resolved by the writer).
 """
 
+import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 DeviceKind = Literal["chr", "blk"]
 
@@ -72,6 +74,19 @@ def identity(st: os.stat_result) -> Inode:
     """The file an lstat shows, as a record names it: its inode, and its size and mtime, so that a file a script
     rewrote, or a new one given the inode number of one a script removed, is not taken for it."""
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _override(row: Any) -> Override:
+    """An entry of a snapshot's table (`Overrides.snapshot`); TypeError or ValueError when it is none."""
+    if not isinstance(row, list) or len(row) not in (3, 6) or not all(isinstance(n, int) for n in row[:3]):
+        raise TypeError("not an entry")
+    device = None
+    if len(row) == 6:
+        kind, major, minor = row[3:]
+        if kind not in _DEVICE_TYPE or not isinstance(major, int) or not isinstance(minor, int):
+            raise TypeError("not a device")
+        device = Device(kind, major, minor)
+    return Override(row[0], row[1], row[2], device)
 
 
 def _copy(table: dict[str, _T], source: str, dest: str) -> None:
@@ -138,6 +153,37 @@ class Overrides:
         for path, (inode, values) in sorted(self._xattrs.items()):
             out.setdefault(inode, (path, values))
         return out
+
+    def snapshot(self) -> bytes:
+        """The table and the recorded attributes, by path, for `take_up` to read back over a copy of the tree
+        (whose files are other inodes)."""
+        table = {
+            path: [o.uid, o.gid, o.mode, *([o.device.kind, o.device.major, o.device.minor] if o.device else [])]
+            for path, o in self._table.items()
+        }
+        attrs = {path: {k: v.hex() for k, v in values.items()} for path, (_, values) in self._xattrs.items()}
+        return json.dumps({"table": table, "xattrs": attrs}, sort_keys=True).encode()
+
+    def take_up(self, data: bytes, lstat: Callable[[str], os.stat_result | None]) -> bool:
+        """Add what `snapshot` gave, each path's attributes bound to the file `lstat` shows there now; False, and
+        nothing added, when `data` is not a snapshot or a path with attributes is no regular file."""
+        try:
+            got = json.loads(data)
+            table = {path: _override(row) for path, row in got["table"].items()}
+            attrs = {
+                path: {str(k): bytes.fromhex(v) for k, v in values.items()} for path, values in got["xattrs"].items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
+        bound = {}
+        for path, values in attrs.items():
+            st = lstat(path)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                return False
+            bound[path] = (identity(st), values)
+        self._table.update(table)
+        self._xattrs.update(bound)
+        return True
 
     def copy(self, source: str, dest: str) -> None:
         """`dest` is said to be what `source` is (a hard link to it)."""

@@ -23,12 +23,15 @@ from pathlib import Path
 from bootstrap.errors import BootstrapError
 from bootstrap.host import scratch
 from bootstrap.host.cache import SESSION_PREFIX, TAKE_LOCK, Cache
+from bootstrap.host.kepttree import RECORD, size_of
 from bootstrap.log import log
 
-PRUNED = ("sha256", "expanded", "parsed", "gzip", "layers", "verdicts", "rpmdb")
+PRUNED = ("sha256", "expanded", "parsed", "gzip", "layers", "verdicts", "rpmdb", "trees")
 """The areas pruning removes from: downloaded packages and index files, expanded packages, parsed indexes, kept
-gzip members and layers, package signature verdicts, RPM package databases. Everything there is made again (or
-fetched) when missing."""
+gzip members and layers, package signature verdicts, RPM package databases, unpacked trees. Everything there is
+made again (or fetched) when missing."""
+WHOLE = ("trees",)
+"""Areas whose entries are directories, each taken whole (`bootstrap.build.kepttree`)."""
 KEPT = ("releases", "repomd", "locks", "tmp")
 """Shown by `usage`, never pruned."""
 DESCRIPTIONS = {
@@ -39,6 +42,7 @@ DESCRIPTIONS = {
     "layers": "the blocks and digests of each package set's layer",
     "verdicts": "package signature verdicts",
     "rpmdb": "the rpm database each RPM package set gave",
+    "trees": "the tree each settled package set's unpack left",
     "releases": "verified InRelease files (never pruned)",
     "repomd": "verified repomd.xml files (never pruned)",
     "locks": "lock files",
@@ -117,6 +121,30 @@ def _files(directory: Path) -> Iterator[Entry]:
             continue
 
 
+def _whole(directory: Path) -> Iterator[Entry]:
+    """The entries of an area of directories (`WHOLE`): each one's size as its record says, used when its record
+    was."""
+    try:
+        entries = [e for e in os.scandir(directory) if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        yield Entry(path, size_of(path), _used(path / RECORD))
+
+
+def _used(record: Path) -> int:
+    """When an entry of a `WHOLE` area was last taken: its record's mtime (0 without one: nothing takes it)."""
+    try:
+        return os.lstat(record).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _entries(cache: Cache, area: str) -> Iterator[Entry]:
+    return _whole(cache.root / area) if area in WHOLE else _files(cache.root / area)
+
+
 @dataclass(frozen=True)
 class Area:
     name: str
@@ -132,7 +160,7 @@ def usage(cache: Cache) -> list[Area]:
     """Files and bytes of every area of the cache (the pruned ones first)."""
     areas = []
     for name in (*PRUNED, *KEPT):
-        found = list(_files(cache.root / name))
+        found = list(_entries(cache, name))
         areas.append(Area(name, len(found), sum(e.size for e in found), name in PRUNED))
     return areas
 
@@ -164,7 +192,7 @@ def oldest_session(cache: Cache) -> int | None:
 def prune(cache: Cache, max_bytes: int, areas: Iterable[str] = PRUNED) -> Pruned:
     """Remove the least recently used entries of `areas` until they hold at most `max_bytes`, never one that a
     running build took (see the module's docstring)."""
-    found = sorted((e for area in areas for e in _files(cache.root / area)), key=lambda e: e.used_ns)
+    found = sorted((e for area in areas for e in _entries(cache, area)), key=lambda e: e.used_ns)
     total = sum(e.size for e in found)
     removed = freed = busy = 0
     if total <= max_bytes:
@@ -175,20 +203,25 @@ def prune(cache: Cache, max_bytes: int, areas: Iterable[str] = PRUNED) -> Pruned
         for entry in found:
             if total <= max_bytes:
                 break
+            whole = entry.path.parent.name in WHOLE
             try:
                 st = os.lstat(entry.path)
             except FileNotFoundError:
                 total -= entry.size
                 continue
-            if keep_since is not None and st.st_mtime_ns >= keep_since:
-                busy += st.st_size
+            size, used = (entry.size, _used(entry.path / RECORD)) if whole else (st.st_size, st.st_mtime_ns)
+            if keep_since is not None and used >= keep_since:
+                busy += size
                 continue
-            entry.path.unlink(missing_ok=True)
+            if whole:
+                scratch.retire(entry.path, ".gone-")
+            else:
+                entry.path.unlink(missing_ok=True)
             if entry.path.parent == cache.root / "sha256":
                 (cache.root / "locks" / entry.path.name).unlink(missing_ok=True)
-            total -= st.st_size
+            total -= size
             removed += 1
-            freed += st.st_size
+            freed += size
     return Pruned(removed, freed, busy, total)
 
 

@@ -101,11 +101,17 @@ def tmpfs_options(size: str) -> str:
 def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
     """A private tmpfs at `path` while the context is open: a fast scratch root that vanishes on unmount."""
     path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", tmpfs_options(size), "tmpfs", str(path)], capture_output=True, text=True
-    )
+    with mounted("tmpfs", tmpfs_options(size), "tmpfs", path):
+        yield
+
+
+@contextmanager
+def mounted(kind: str, options: str, source: str, path: Path) -> Iterator[None]:
+    """A file system of `kind` mounted at `path` while the context is open (everything below it unmounted at the
+    end)."""
+    proc = subprocess.run(["mount", "-t", kind, "-o", options, source, str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise PrivilegeError(f"cannot mount a tmpfs at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
+        raise PrivilegeError(f"cannot mount a {kind} at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
     try:
         yield
     finally:

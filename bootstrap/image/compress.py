@@ -112,7 +112,7 @@ class Members:
         trusted for content. Without `prove` (the kept layer names this block), only its header is checked here:
         `confirms` proves the layer as a whole."""
         path = self._path(digest)
-        sections = read_derived(path, digest)
+        sections = read_derived(path, digest, prove)  # unproven: the layer's digest proves it (`confirms`)
         if sections is None or len(sections) != 1:
             return None
         if not prove and sections[0][:10] == self.header:
@@ -207,6 +207,7 @@ class ParallelGzip:
         self.members = 0
         self.keys: list[str] = []
         """The blocks' keys, in order (with kept members)."""
+        self.held: Future[tuple[bytes, str]] | None = None
 
     def _submit(self, block: bytes | bytearray) -> None:
         self.pending.append(self.pool.submit(_member, block, self.level, self.kept, self.members))
@@ -221,11 +222,14 @@ class ParallelGzip:
         self.emit(member)
 
     def write(self, data: bytes | bytearray) -> int:
-        """Take `data` on; a whole block (as the layer's sink hands them, never to change them again) is kept as
-        given, not copied."""
+        """Take `data` on; a whole block (as the layer's sink hands them) is kept as given, not copied, until the
+        work on it is done: `held` is then that work (the caller changes the block only once it is done), else
+        None."""
         if not self.buf and len(data) == BLOCK:
             self._submit(data)
+            self.held = self.pending[-1]
             return len(data)
+        self.held = None
         self.buf += data
         while len(self.buf) >= BLOCK:
             with memoryview(self.buf) as view:

@@ -11,7 +11,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -26,6 +26,8 @@ ZSTD_LEVEL = 9
 COPY_BUFFER = 1 << 20
 PIECE = 4 << 20
 """The tar stream is hashed and compressed this much at a time (gzip's block: `bootstrap.image.compress`)."""
+PIECES = 12
+"""The most pieces the stream uses: handed on to the hash, the compressor and the writer, each a bounded queue."""
 """How much of a file the tar stream takes at a time, and hands on to the hash and the compressor (the stream's
 bytes do not depend on it)."""
 
@@ -83,6 +85,10 @@ class _HashingSink:
         """Bytes of the current piece filled: a piece is handed on whole (never copied) and a new one begun."""
         self._hasher = ThreadPoolExecutor(max_workers=1)
         self._hashed: deque[Future[None]] = deque()
+        self._writer = ThreadPoolExecutor(max_workers=1)
+        self._written: deque[Future[None]] = deque()
+        self._spent: deque[tuple[bytearray, list[Future[Any]]]] = deque()
+        """Pieces handed on, with the work that has them (`_fresh`)."""
         if compression is Compression.GZIP:
             self._gz = ParallelGzip(self._emit, level or GZIP_LEVEL, members=members)
         elif compression is Compression.ZSTD:
@@ -90,10 +96,17 @@ class _HashingSink:
             self._zst = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=os.cpu_count() or 1).compressobj()
 
     def _emit(self, data: bytes | bytearray) -> None:
+        """Hand compressed bytes on to the writer thread (in order, a bounded queue), which hashes and writes them
+        while the stream goes on."""
         if data:
-            self.blob_hash.update(data)
-            self.size += len(data)
-            self.out.write(data)
+            self._written.append(self._writer.submit(self._write_out, data))
+            while len(self._written) > 8:
+                self._written.popleft().result()
+
+    def _write_out(self, data: bytes | bytearray) -> None:
+        self.blob_hash.update(data)
+        self.size += len(data)
+        self.out.write(data)
 
     def write(self, data: bytes) -> int:
         with memoryview(data) as view:
@@ -125,16 +138,37 @@ class _HashingSink:
 
     def _flush(self) -> None:
         piece = self._piece if self._fill == PIECE else self._piece[: self._fill]
-        self._piece, self._fill = bytearray(PIECE), 0
-        self._hashed.append(self._hasher.submit(self.tar_hash.update, piece))
+        hashed = self._hasher.submit(self.tar_hash.update, piece)
+        users: list[Future[Any]] = [hashed]
+        self._hashed.append(hashed)
         while len(self._hashed) > 4:  # a bounded queue: the stream is never held in memory
             self._hashed.popleft().result()
         if self.compression is Compression.GZIP:
             self._gz.write(piece)
+            if self._gz.held is not None:
+                users.append(self._gz.held)
         elif self.compression is Compression.ZSTD:
             self._emit(self._zst.compress(piece))
         else:
             self._emit(piece)
+            if self._written:
+                users.append(self._written[-1])
+        if len(piece) == PIECE:  # the last one, cut short, is never filled again
+            self._spent.append((piece, users))
+        self._piece, self._fill = self._fresh(), 0
+
+    def _fresh(self) -> bytearray:
+        """A piece to fill: the oldest one handed on, once everything that had it is done with it (memory the
+        process has touched already: a new one costs the kernel a page fault and a cleared page every 4 KiB),
+        waited for when PIECES are handed on already, else a new one."""
+        if len(self._spent) >= PIECES:
+            piece, users = self._spent.popleft()
+            for user in users:
+                user.result()
+            return piece
+        if self._spent and all(f.done() for f in self._spent[0][1]):
+            return self._spent.popleft()[0]
+        return bytearray(PIECE)
 
     def close(self) -> None:
         try:
@@ -146,12 +180,16 @@ class _HashingSink:
                 self._gz.close()
             elif self.compression is Compression.ZSTD:
                 self._emit(self._zst.flush())
+            while self._written:
+                self._written.popleft().result()
         finally:
             self._hasher.shutdown()
+            self._writer.shutdown()
 
     def abandon(self) -> None:
-        """Stop hashing (the stream failed: nothing it wrote is used)."""
+        """Stop hashing and writing (the stream failed: nothing it wrote is used)."""
         self._hasher.shutdown(cancel_futures=True)
+        self._writer.shutdown(cancel_futures=True)
 
 
 def _xattrs(path: str) -> dict[str, str]:

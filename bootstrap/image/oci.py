@@ -3,8 +3,12 @@
 import hashlib
 import io
 import json
+import mmap
+import os
 import tarfile
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,9 +126,9 @@ def _add(tar: tarfile.TarFile, name: str, epoch: int, data: bytes | None = None,
         return
     info.mode = 0o644
     if path is not None:
-        info.size = path.stat().st_size
         with open(path, "rb") as f:
-            tar.addfile(info, f)
+            info.size = os.fstat(f.fileno()).st_size
+            tar.addfile(info, _Mapped(f, info.size))  # type: ignore[arg-type]
     else:
         assert data is not None
         info.size = len(data)
@@ -139,6 +143,12 @@ def looks_like_host(part: str) -> bool:
 
 class ImageNameError(BootstrapError):
     """A tag that is not an image reference Docker would take."""
+
+
+def preload() -> None:
+    """Load what `image_name` parses with (Docker's reference grammar, compiled as its module loads): a thread can
+    do it while the build waits on something else (the sandbox's scripts)."""
+    from docker_image import reference  # noqa: F401
 
 
 def image_name(tag: str) -> str:
@@ -188,20 +198,59 @@ def layout_index(images: Sequence[Image], tags: Sequence[str]) -> tuple[Blob, Bl
 
 
 class _HashingFile:
-    """What tarfile writes, hashed on its way to the file."""
+    """What tarfile writes, hashed on its way to the file: a large piece in a thread of its own (in order) while
+    the next is written (`digest` waits for it)."""
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
-        self.hash = hashlib.sha256()
+        self._hash = hashlib.sha256()
         self.size = 0
+        self._hasher = ThreadPoolExecutor(max_workers=1)
+        self._hashed: deque[Future[None]] = deque()
 
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
+    def write(self, data: bytes | memoryview) -> int:
+        if len(data) >= _LARGE:
+            self._hashed.append(self._hasher.submit(self._hash.update, data))
+            while len(self._hashed) > 4:
+                self._hashed.popleft().result()
+        else:
+            self._settle()
+            self._hash.update(data)
         self.size += len(data)
         return self.out.write(data)
 
+    def _settle(self) -> None:
+        while self._hashed:
+            self._hashed.popleft().result()
+
     def tell(self) -> int:
         return self.size
+
+    def digest(self) -> str:
+        """The sha256 of all written."""
+        self._settle()
+        return "sha256:" + self._hash.hexdigest()
+
+    def close(self) -> None:
+        """End the thread (what it had still to hash is dropped)."""
+        self._hasher.shutdown(cancel_futures=True)
+
+
+_LARGE = 256 << 10
+
+
+class _Mapped:
+    """A file read as tarfile reads the data it adds: each read a view of the file's pages (`mmap`), no copy."""
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self._view = memoryview(mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)) if size else memoryview(b"")
+        self._at = 0
+
+    def read(self, n: int = -1) -> memoryview:
+        end = len(self._view) if n < 0 else min(self._at + n, len(self._view))
+        chunk = self._view[self._at : end]
+        self._at = end
+        return chunk
 
 
 def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> tuple[Blob, str]:
@@ -226,14 +275,18 @@ def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoc
         blobs[image_index.digest] = (image_index.data, None)
     with open(dest, "wb") as out:
         hashing = _HashingFile(out)
-        # 1 MiB copies of the layer (tarfile's 16 KiB cost a call each through the hash): the bytes are the same
-        with tarfile.TarFile(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:  # type: ignore[arg-type]
-            _add(tar, "blobs", epoch)
-            _add(tar, "blobs/sha256", epoch)
-            for digest in sorted(blobs):
-                data, path = blobs[digest]
-                _add(tar, f"blobs/sha256/{digest[7:]}", epoch, data, path)
-            _add(tar, "index.json", epoch, index.data)
-            _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
-            _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
-    return image_index or index, "sha256:" + hashing.hash.hexdigest()
+        try:
+            # 1 MiB copies of the layer (tarfile's 16 KiB cost a call each through the hash): the bytes are the same
+            with tarfile.TarFile(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:  # type: ignore[arg-type]
+                _add(tar, "blobs", epoch)
+                _add(tar, "blobs/sha256", epoch)
+                for digest in sorted(blobs):
+                    data, path = blobs[digest]
+                    _add(tar, f"blobs/sha256/{digest[7:]}", epoch, data, path)
+                _add(tar, "index.json", epoch, index.data)
+                _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
+                _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
+            written = hashing.digest()
+        finally:
+            hashing.close()
+    return image_index or index, written

@@ -4,6 +4,7 @@ of the step table (`bootstrap.build.steps`) call them through the `Job` protocol
 
 import contextlib
 import fnmatch
+import json
 import os
 import re
 import stat
@@ -140,6 +141,56 @@ class RpmJob:
                     if slot is not None:
                         keptdb.keep(*slot, keys, tmp)
                 rpmdb.install(self.tree, options.dbpath, tmp, target.epoch)
+
+    def unpacked_state(self) -> bytes | None:
+        """Each package's entries as `unpack` wrote them, in its order: the paths written, those whose owners were
+        not known yet, and those whose identity was noted (taken again from the tree on `restore`)."""
+        rows = [
+            {
+                "name": u.name,
+                "written": list(u.written),
+                "unknown": [f.path for f in u.unknown_owners],
+                "identities": sorted(u.identities),
+            }
+            for u in self.unpacked
+        ]
+        return json.dumps({"packages": rows}).encode()
+
+    def restore(self, state: bytes) -> bool:
+        """The packages as `unpacked_state` gave them, their headers read again from their files, the identities
+        of the entries whose owners come later taken from the tree."""
+        try:
+            rows = json.loads(state)["packages"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        layouts = self._layouts()
+        tables = self._tables({name: layout.main for name, layout in layouts.items()})
+        names = self.order({name: layout.main for name, layout in layouts.items()}, tables)
+        if not isinstance(rows, list) or [r.get("name") if isinstance(r, dict) else None for r in rows] != names:
+            return False
+        tree = self.tree
+        unpacked = []
+        for row in rows:
+            name = row["name"]
+            by_path = {f.path: f for f in tables[name]}
+            lists = [row.get(k) for k in ("written", "unknown", "identities")]
+            if not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in lists):
+                return False
+            written, unknown, noted = lists
+            if not all(p in by_path for p in unknown):
+                return False
+            identities = {}
+            for path in noted:
+                with contextlib.suppress(TreeError):
+                    st = tree.lstat(tree.resolve(path))
+                    if st is not None:
+                        identities[path] = (st.st_dev, st.st_ino)
+            owners = tuple(by_path[p] for p in unknown)
+            unpacked.append(
+                Unpacked(name, self.files[name], layouts[name], tuple(tables[name]), tuple(written), owners, identities)
+            )
+        self.unpacked = unpacked
+        return True
 
     def _db_slot(
         self, items: Sequence[tuple[str, Path]], packages: Sequence[tuple[Path, set[str]]]

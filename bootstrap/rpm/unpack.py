@@ -5,6 +5,7 @@ Owners are named in the header and found in the tree's own passwd and group; a n
 account a %pre makes) is root for now and given again after the scriptlets (`reown`)."""
 
 import contextlib
+import mmap
 import os
 import stat
 import tarfile
@@ -208,7 +209,7 @@ class _Read:
     layout: Layout
     files: list[FileEntry]
     """The files its header lists."""
-    payload: bytes | None
+    payload: bytes | mmap.mmap | None
 
 
 def _bound(files: list[FileEntry]) -> int:

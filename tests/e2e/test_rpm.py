@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from bootstrap.host import kepttree
 from bootstrap.host.cache import write_derived
 from bootstrap.rpm import filecaps, keptdb
 from bootstrap.rpm.rpmdb import DB
@@ -433,7 +434,7 @@ def _derived(cache: Path) -> dict[str, int]:
     """Every file of the cache's derived areas, with its mtime (what taking it marks)."""
     return {
         str(p.relative_to(cache)): p.stat().st_mtime_ns
-        for area in ("expanded", "gzip", "layers", "verdicts", "parsed", "rpmdb")
+        for area in ("expanded", "gzip", "layers", "verdicts", "parsed", "rpmdb", kepttree.AREA)
         for p in sorted((cache / area).rglob("*"))
         if p.is_file()
     }
@@ -472,7 +473,8 @@ def test_a_settled_package_set_takes_what_the_cache_kept_and_its_layer_catches_a
     """Two builds that give one layer settle it; the third takes the cache's decompressed payloads without hashing
     them, the layer checking them. A payload changed in the cache (the same length, a file's bytes) makes the layer
     another one, and one cut short fails to unpack: each time that build is done again checking everything, the
-    payload is made again from its package, and the image is the first build's."""
+    payload is made again from its package, and the image is the first build's. (The tree the third build kept is
+    removed first each time: a build that takes it reads no payload.)"""
     cache = tmp_path / "cache"
     builds = [_said(miniature, first, tmp_path / f"out{n}", cache) for n in range(3)]
     assert [TAKEN in s for s in builds] == [False, False, True] and not any(AGAIN in s for s in builds)
@@ -484,10 +486,48 @@ def test_a_settled_package_set_takes_what_the_cache_kept_and_its_layer_catches_a
         with open(payload, "r+b") as f:  # in place: the file the build made, its owner and mode kept
             f.truncate(0)
             f.write(changed)
+        shutil.rmtree(cache / kepttree.AREA)
         said = _said(miniature, first, tmp_path / f"changed{n}", cache)
         assert TAKEN in said and AGAIN in said, said
         assert _sha256(payload) == payload.name.removesuffix(".cpio"), "made again from its package"
     assert AGAIN not in _said(miniature, first, tmp_path / "after", cache), "the layer stays settled: the cache changed"
+
+
+KEPT_TREE = "amd64: the tree this package set's unpack left is taken from the cache"
+
+
+def _tree_files(tree: Path) -> dict[str, str]:
+    return {str(p.relative_to(tree)): _sha256(p) for p in sorted(tree.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def test_a_settled_package_set_starts_from_the_tree_it_kept_and_a_changed_one_is_built_again(
+    miniature: Miniature, first: Path, tmp_path: Path
+) -> None:
+    """The first settled build keeps the tree its unpack left; the next starts from it, through an overlay that
+    takes every change (the kept tree is never written: the scriptlets' markers are in the image, not in it), and
+    its image is the first build's. A file of the kept tree changed in the cache makes the layer another one: that
+    build is done again checking everything, the kept tree is removed, and the image is still the first build's;
+    the next build keeps a tree again, and the one after starts from it."""
+    cache = tmp_path / "cache"
+    builds = [_said(miniature, first, tmp_path / f"out{n}", cache) for n in range(4)]
+    assert [KEPT_TREE in s for s in builds] == [False, False, False, True] and not any(AGAIN in s for s in builds)
+    (entry,) = (cache / kepttree.AREA).iterdir()
+    tree = entry / kepttree.TREE
+    before = _tree_files(tree)
+    assert "usr/bin/cat" in before and not (tree / rpmdistro.MARKERS.strip("/") / "setup.lua").exists()
+    with tarfile.open(tmp_path / "out3" / "rootfs.tar.gz") as layer:
+        assert rpmdistro.MARKERS.strip("/") + "/setup.lua" in layer.getnames(), "the scriptlets ran on the overlay"
+    assert _tree_files(tree) == before, "the build wrote nothing into the kept tree"
+    cat = tree / "usr" / "bin" / "cat"
+    data = bytearray(cat.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with open(cat, "r+b") as f:  # in place: the same inode, owner, mode and size
+        f.write(data)
+    said = _said(miniature, first, tmp_path / "changed", cache)
+    assert KEPT_TREE in said and AGAIN in said, said
+    assert not entry.exists(), "the tree that gave another layer is removed"
+    later = [_said(miniature, first, tmp_path / f"later{n}", cache) for n in range(2)]
+    assert [KEPT_TREE in s for s in later] == [False, True] and not any(AGAIN in s for s in later)
 
 
 def test_a_kept_rpm_database_forged_with_the_users_key_goes_into_a_build_and_verify_names_it(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bootstrap.errors import BootstrapError
-from bootstrap.host import prune
+from bootstrap.host import kepttree, prune
 from bootstrap.host.cache import Cache
 
 
@@ -59,3 +59,48 @@ def test_a_session_keeps_what_it_took(tmp_path: Path) -> None:
         assert cache.blob(taken).exists(), "taken by the running session"
         assert done.busy == len(b"taken")
     assert prune.prune(cache, 0).left == 0, "once the session ended, it can go"
+
+
+def test_a_kept_tree_is_one_entry_and_goes_whole(tmp_path: Path) -> None:
+    """A tree the cache keeps (`bootstrap.host.kepttree`) counts as one entry, as large as its record says, as
+    recently used as its record; pruning removes it whole."""
+    cache = Cache(tmp_path / "cache").ensure()
+    area = cache.area(kepttree.AREA)
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "a").write_bytes(b"x" * 50_000)
+    os.symlink("a", tree / "etc" / "b")
+    name = hashlib.sha256(b"a package set").hexdigest()
+    kepttree.keep(area, name, tree, (b"state",))
+    found = kepttree.find(area, name)
+    assert found is not None and found.state == (b"state",)
+    assert (found.tree / "etc" / "a").read_bytes() == b"x" * 50_000 and os.readlink(found.tree / "etc" / "b") == "a"
+    (trees,) = [a for a in prune.usage(cache) if a.name == kepttree.AREA]
+    assert trees.files == 1 and trees.size >= 50_000
+    os.utime(area / name / kepttree.RECORD, (1_000_000, 1_000_000))
+    with cache.session():
+        assert kepttree.find(area, name) is not None, "taken by the running session: marked used"
+        assert prune.prune(cache, 0).busy == trees.size and (area / name).exists()
+    done = prune.prune(cache, 0)
+    assert done.removed == 1 and done.freed == trees.size and not (area / name).exists()
+    assert [p.name for p in area.iterdir()] == [], "nothing left beside it"
+
+
+def test_a_kept_tree_whose_record_does_not_prove_is_not_taken_and_is_kept_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record someone without the user's key wrote is not taken; keeping the tree again replaces the entry."""
+    cache = Cache(tmp_path / "cache").ensure()
+    area = cache.area(kepttree.AREA)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "file").write_bytes(b"ours")
+    name = hashlib.sha256(b"another set").hexdigest()
+    with monkeypatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path / "someone-else"))
+        kepttree.keep(area, name, tree, (b"theirs",))
+    assert (area / name / kepttree.RECORD).exists()
+    assert kepttree.find(area, name) is None
+    kepttree.keep(area, name, tree, (b"ours",))
+    found = kepttree.find(area, name)
+    assert found is not None and found.state == (b"ours",)

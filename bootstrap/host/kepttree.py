@@ -1,0 +1,144 @@
+"""The tree a settled package set's unpack left, kept in the cache (its `trees` area), so that a later build of that
+set starts from it instead of writing every package's files again: seen through an overlay
+(`bootstrap.host.overlay`), the kept tree is never written, and the build's scriptlets, finish and pack run on top
+of it as ever. Root builds on a tmpfs only (an ordinary user's overlay cannot keep hard links or rename a
+directory), and only once the package set is settled (two builds gave one layer).
+
+It is taken on the word of the layer, as the other derived areas are in a settled build (`Target.check_kept`): the
+build compares the layer it packs with the settled one, and a kept tree that gives another layer (changed in the
+cache, or unpacked by another bootstrap) is removed and the build done again, unpacking and checking everything.
+Its key names the layer's (the package set's lock and the build's kind) and bootstrap's own code, so that no
+version of bootstrap takes a tree another one unpacked.
+
+Each entry is a directory, `trees/KEY/`: `tree/`, the copy (`cp -a`: owners, modes, times, hard links, extended
+attributes), and `record`, a derived file (the user's key proves it) holding the copy's size and what the family's
+job knew after its unpack beyond the tree (`Job.unpacked_state`). Pruning takes an entry whole, as recently used
+as its record (`bootstrap.host.prune`)."""
+
+import functools
+import hashlib
+import json
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import bootstrap
+from bootstrap.host import scratch
+from bootstrap.host.cache import read_derived, write_derived
+from bootstrap.host.tree import remove_tree
+from bootstrap.log import log
+
+AREA = "trees"
+RECORD = "record"
+TREE = "tree"
+_MAKING = ".keep-"
+_GOING = ".gone-"
+
+
+@functools.cache
+def code_identity() -> str:
+    """Bootstrap's own modules as they are (each one's path, size and modification time): another version, or a
+    module edited, is another identity."""
+    top = Path(bootstrap.__file__).parent
+    lines = []
+    for directory, dirs, names in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(n for n in names if n.endswith(".py")):
+            st = os.stat(os.path.join(directory, name))
+            lines.append(f"{os.path.relpath(os.path.join(directory, name), top)} {st.st_size} {st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def key(layer_key: str) -> str:
+    """The entry of the tree whose layer is kept under `layer_key` (`bootstrap.build.pipeline.layer_key`)."""
+    return hashlib.sha256(f"bootstrap tree 1\n{layer_key}\n{code_identity()}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeptTree:
+    tree: Path
+    state: tuple[bytes, ...]
+    """What the build knew after the unpack that left the tree, beyond the tree (`keep`)."""
+
+
+def find(area: Path, name: str) -> KeptTree | None:
+    """The tree kept under `name`, when its record proves (and is marked used) and its tree is a directory."""
+    sections = read_derived(area / name / RECORD, name)
+    tree = area / name / TREE
+    try:
+        is_dir = stat.S_ISDIR(os.lstat(tree).st_mode)
+    except OSError:
+        is_dir = False
+    if sections is None or len(sections) < 1 or not is_dir:
+        return None
+    return KeptTree(tree, tuple(sections[1:]))
+
+
+def size_of(entry: Path) -> int:
+    """The bytes the entry's record says its tree holds (0 when it does not prove); the record is not marked used."""
+    sections = read_derived(entry / RECORD, entry.name, mark=False)
+    try:
+        size = json.loads(sections[0])["bytes"] if sections else 0
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return size if isinstance(size, int) and size >= 0 else 0
+
+
+def _bytes(root: Path) -> int:
+    total = 0
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                total += st.st_blocks * 512
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(entry.path)
+    return total
+
+
+def _xattrs_again(source: Path, copy: Path) -> None:
+    """Every extended attribute of the tree's entries set on the copy again: `cp` sets them before the owner, and
+    a file's new owner clears its capabilities (`security.capability`)."""
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        with os.scandir(source / rel) as entries:
+            for entry in entries:
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(path)
+                if entry.is_symlink():
+                    continue
+                for attr in os.listxattr(entry.path, follow_symlinks=False):
+                    value = os.getxattr(entry.path, attr, follow_symlinks=False)
+                    os.setxattr(copy / path, attr, value, follow_symlinks=False)
+
+
+def keep(area: Path, name: str, root: Path, state: tuple[bytes, ...]) -> None:
+    """Keep a copy of the tree at `root` under `name`, with `state` (what the build knows beyond the tree; one kept
+    already stays); a copy that cannot be made costs later builds their speed only."""
+    if find(area, name) is not None:
+        return
+    discard(area, name)  # whatever is there unproven (a record the user's key does not prove, or none)
+    with scratch.claimed(area, _MAKING) as making:
+        try:
+            proc = subprocess.run(["cp", "-a", "--", f"{root}/.", str(making / TREE)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise OSError(proc.stderr.strip() or f"cp exited {proc.returncode}")
+            _xattrs_again(root, making / TREE)
+            meta = json.dumps({"bytes": _bytes(making / TREE)}).encode()
+            write_derived(making / RECORD, name, [meta, *state])
+            os.rename(making, area / name)
+        except OSError as exc:
+            log.debug("cache: cannot keep the tree %s: %s", name, exc)
+        if making.exists():
+            remove_tree(making)
+
+
+def discard(area: Path, name: str) -> None:
+    """Remove the tree kept under `name` (it gave another layer)."""
+    if os.path.lexists(area / name):
+        scratch.retire(area / name, _GOING)
