@@ -16,7 +16,7 @@ from bootstrap.build import families, foreign, steps
 from bootstrap.build import inputs as inputs_mod
 from bootstrap.build.foreign import Emulator
 from bootstrap.build.plan import Plan, host_arch
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, PrivilegeError
 from bootstrap.family.interface import Archive, Family, Job, Selection, Target
 from bootstrap.host import kepttree, outputs, overlay, prune, scratch, userns
 from bootstrap.host.overrides import Overrides
@@ -262,12 +262,19 @@ def build_platform(
     if settled:
         log.info("%s: this package set gave one layer twice: what the cache kept is taken, the layer checks it", arch)
     trees = kept_trees(plan, use_tmpfs, emu) if reuse else None
-    tree_key = kepttree.key(layer_key(lock, overrides is not None)) if trees is not None else ""
+    tree_key = kepttree.key(layer_key(lock, overrides is not None), family.unpack_tools()) if trees else ""
     while True:
         base = kepttree.find(trees, tree_key) if trees is not None and settled else None
         keeping = False
         with contextlib.ExitStack() as stack:
-            scratch_dir = stack.enter_context(workspace(use_tmpfs, base.tree if base is not None else None))
+            try:
+                scratch_dir = stack.enter_context(workspace(use_tmpfs, base.tree if base is not None else None))
+            except PrivilegeError as exc:
+                if base is None:
+                    raise
+                log.info("%s: %s: the packages are unpacked instead", arch, exc.message)
+                trees = None
+                continue
             root = scratch_dir / "root"
             job = family.job(archive, selection, files, Target(root, arch, epoch, overrides, check_kept=not settled))
             work = steps.Work(plan, arch, family, archive, selection, job, epoch, root, emu, overrides)

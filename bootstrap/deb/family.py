@@ -122,6 +122,10 @@ class DebFamily:
                 found.append(match)
         return DebSelection(resolve_mod.Selection(tuple(sorted(found, key=lambda p: p.name)))), gone
 
+    def unpack_tools(self) -> str:
+        """None: the unpack is bootstrap's own (`bootstrap.deb.unpack`), and Debian builds keep no tree."""
+        return ""
+
     def job(
         self,
         archive: interface.Archive,

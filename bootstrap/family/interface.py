@@ -174,6 +174,12 @@ class Family(Protocol):
         """The exact packages pinned, found in the archive, and the pins it no longer carries."""
         ...
 
+    def unpack_tools(self) -> str:
+        """The host's programs and libraries the family's unpack runs, as they are now (each file's identity:
+        `bootstrap.host.cache.made_by`): part of a kept tree's key, so that a tree one of them made is not taken
+        once it is upgraded."""
+        ...
+
     def job(self, archive: Archive, selection: Selection, files: Mapping[str, Path], target: Target) -> Job:
         """The family's steps over `files` (the fetched package files, by name) into `target`."""
         ...

@@ -7,8 +7,9 @@ directory), and only once the package set is settled (two builds gave one layer)
 It is taken on the word of the layer, as the other derived areas are in a settled build (`Target.check_kept`): the
 build compares the layer it packs with the settled one, and a kept tree that gives another layer (changed in the
 cache, or unpacked by another bootstrap) is removed and the build done again, unpacking and checking everything.
-Its key names the layer's (the package set's lock and the build's kind) and bootstrap's own code, so that no
-version of bootstrap takes a tree another one unpacked.
+Its key names the layer's (the package set's lock and the build's kind), bootstrap's own code and the host's
+programs the unpack runs (the rpm that writes the package database), so that no version of bootstrap or of those
+takes a tree another one unpacked.
 
 Each entry is a directory, `trees/KEY/`: `tree/`, the copy (`cp -a`: owners, modes, times, hard links, extended
 attributes), and `record`, a derived file (the user's key proves it) holding the copy's size and what the family's
@@ -51,9 +52,10 @@ def code_identity() -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def key(layer_key: str) -> str:
-    """The entry of the tree whose layer is kept under `layer_key` (`bootstrap.build.pipeline.layer_key`)."""
-    return hashlib.sha256(f"bootstrap tree 1\n{layer_key}\n{code_identity()}".encode()).hexdigest()
+def key(layer_key: str, tools: str) -> str:
+    """The entry of the tree whose layer is kept under `layer_key` (`bootstrap.build.pipeline.layer_key`), unpacked
+    with the host's `tools` as they are now (`Family.unpack_tools`)."""
+    return hashlib.sha256(f"bootstrap tree 2\n{layer_key}\n{code_identity()}\n{tools}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

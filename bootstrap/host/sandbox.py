@@ -111,7 +111,7 @@ def mounted(kind: str, options: str, source: str, path: Path) -> Iterator[None]:
     end)."""
     proc = subprocess.run(["mount", "-t", kind, "-o", options, source, str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise PrivilegeError(f"cannot mount a {kind} at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
+        raise PrivilegeError(f"cannot mount {kind} at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
     try:
         yield
     finally:

@@ -135,6 +135,10 @@ class RpmFamily:
         keys = (substitute(release.gpgkey, release, locate.basearch(arch)),) if s.options.import_key else ()
         return dataclasses.replace(s.options, write={**repos, **s.options.write}, dbpath=release.dbpath, keys=keys)
 
+    def unpack_tools(self) -> str:
+        """The host's rpm (it writes the package database the unpack leaves), its libraries and SQLite."""
+        return keptdb.writer()
+
     def job(
         self,
         archive: interface.Archive,

@@ -51,7 +51,7 @@ def libraries(tops: Sequence[str] = ()) -> list[str]:
 
 
 @functools.cache
-def _writer() -> str:
+def writer() -> str:
     """The host's rpm program, its libraries and this process's SQLite, as they are now."""
     path = shutil.which("rpm")
     made = [made_by(p) for p in ([path] if path else []) + libraries()] or ["no rpm"]
@@ -61,7 +61,7 @@ def _writer() -> str:
 def key(packages: Sequence[tuple[str, Iterable[str]]], epoch: int, arch: str) -> str:
     """What a package set's database is kept under: `packages` are (sha256, paths its unpack leaves out), in
     install order."""
-    h = hashlib.sha256(f"{FORMAT}\n{_writer()}\n{epoch} {arch}\n".encode())
+    h = hashlib.sha256(f"{FORMAT}\n{writer()}\n{epoch} {arch}\n".encode())
     for sha256, left_out in packages:
         paths = sorted(left_out)
         h.update(f"{sha256} {len(paths)}\n".encode())

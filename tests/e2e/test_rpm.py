@@ -530,6 +530,31 @@ def test_a_settled_package_set_starts_from_the_tree_it_kept_and_a_changed_one_is
     assert [KEPT_TREE in s for s in later] == [False, True] and not any(AGAIN in s for s in later)
 
 
+def test_a_kept_tree_the_kernel_will_not_overlay_is_unpacked_instead(
+    miniature: Miniature, first: Path, tmp_path: Path
+) -> None:
+    """A cache on an overlay that is itself on an overlay: the kernel stacks no third, so the tree kept there
+    cannot be seen through one. The build says so and unpacks the packages as ever; its image is the first
+    build's."""
+    stack = tmp_path / "stack"
+    for name in ("base", "mid", "top", "u1", "w1", "u2", "w2"):
+        (stack / name).mkdir(parents=True)
+    mounted: list[Path] = []
+    try:
+        for lower, upper, work, point in (("base", "u1", "w1", "mid"), ("mid", "u2", "w2", "top")):
+            options = f"lowerdir={stack / lower},upperdir={stack / upper},workdir={stack / work}"
+            run(["mount", "-t", "overlay", "-o", options, "overlay", str(stack / point)])
+            mounted.insert(0, stack / point)
+        cache = stack / "top" / "cache"
+        builds = [_said(miniature, first, tmp_path / f"out{n}", cache) for n in range(4)]
+        assert (cache / kepttree.AREA).is_dir() and any((cache / kepttree.AREA).iterdir()), "the third kept its tree"
+        assert "cannot mount overlay" in builds[3] and "the packages are unpacked instead" in builds[3], builds[3]
+        assert KEPT_TREE not in builds[3] and AGAIN not in builds[3]
+    finally:
+        for mount_point in mounted:
+            run(["umount", str(mount_point)])
+
+
 def test_a_kept_rpm_database_forged_with_the_users_key_goes_into_a_build_and_verify_names_it(
     miniature: Miniature, first: Path, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from bootstrap.deb import debfile
 from bootstrap.deb.filters import PathFilter
 from bootstrap.deb.unpack import prepare_root, unpack_all
 from bootstrap.host.cache import sha256_file
-from bootstrap.host.overrides import Device, Overrides, disk_mode
+from bootstrap.host.overrides import Device, Override, Overrides, disk_mode, identity
 from bootstrap.host.tree import Tree
 from bootstrap.image.layer import Compression, pack, write_tar
 from tests.fixtures.debs import EPOCH, TarEntry, build_raw_deb, raw_control
@@ -238,3 +238,35 @@ def test_reading_a_package_through_debfile_is_unchanged(tmp_path: Path) -> None:
     with contents.data() as tar:
         kinds = {m.name: m for m in tar}
     assert kinds["./srv/dev/null"].ischr() and (kinds["./srv/dev/sda"].devmajor, kinds["./srv/dev/sda"].gid) == (8, 6)
+
+
+def test_a_snapshot_is_taken_up_over_a_copy_of_the_tree(tmp_path: Path) -> None:
+    """What a table holds comes back over another tree with the same paths (a kept tree's copy): owners, modes and
+    devices by path, attributes bound to the file now at each path, not to the inode they were recorded on."""
+    first, copy = tmp_path / "first", tmp_path / "copy"
+    for tree in (first, copy):
+        (tree / "usr/bin").mkdir(parents=True)
+        (tree / "usr/bin/ping").write_bytes(b"ping")
+    table = Overrides(owners=False)
+    table.set("dev/null", 0, 0, 0o666, Device("chr", 1, 3))
+    table.set_xattrs("usr/bin/ping", identity(os.lstat(first / "usr/bin/ping")), {"security.capability": b"\x01\x02"})
+    again = Overrides(owners=False)
+    assert again.take_up(table.snapshot(), lambda rel: os.lstat(copy / rel))
+    assert again.get("dev/null") == Override(0, 0, 0o666, Device("chr", 1, 3))
+    assert again.xattrs_by_inode() == {
+        identity(os.lstat(copy / "usr/bin/ping")): ("usr/bin/ping", {"security.capability": b"\x01\x02"})
+    }
+
+
+def test_a_snapshot_that_does_not_fit_is_not_taken_up(tmp_path: Path) -> None:
+    """Not a snapshot, an entry of the wrong shape, or attributes for a path that is no regular file: False, and
+    nothing is added."""
+    (tmp_path / "dir").mkdir()
+    table = Overrides(owners=False)
+    table.set_xattrs("dir", identity(os.lstat(tmp_path / "dir")), {"security.capability": b"\x01"})
+    snapshot = table.snapshot()
+    for data in (b"not json", b'{"table": {"a": [0, 0]}, "xattrs": {}}', b'{"table": {"a": [0, 0, 0, "x", 1, 2]}}',
+                 snapshot):  # fmt: skip
+        again = Overrides(owners=False)
+        assert not again.take_up(data, lambda rel: os.lstat(tmp_path / rel)), data
+        assert len(again) == 0 and again.xattrs_by_inode() == {}

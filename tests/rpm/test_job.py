@@ -299,11 +299,11 @@ def test_a_database_is_kept_under_the_host_libraries_that_write_it(tmp_path: Pat
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(keptdb, "LIBRARY_DIRS", (str(tmp_path / "usr/lib"),))
-            keptdb._writer.cache_clear()
+            keptdb.writer.cache_clear()
             before = keptdb.key(packages, EPOCH, "x86_64")
             (multiarch / "librpm.so.9.3.0").unlink()
             (multiarch / "librpm.so.9.3.0").write_bytes(b"\x7fELF two")  # upgraded: a new file
-            keptdb._writer.cache_clear()
+            keptdb.writer.cache_clear()
             assert keptdb.key(packages, EPOCH, "x86_64") != before
     finally:
-        keptdb._writer.cache_clear()
+        keptdb.writer.cache_clear()
