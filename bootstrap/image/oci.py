@@ -3,7 +3,6 @@
 import hashlib
 import io
 import json
-import mmap
 import os
 import tarfile
 from collections import deque
@@ -128,7 +127,7 @@ def _add(tar: tarfile.TarFile, name: str, epoch: int, data: bytes | None = None,
     if path is not None:
         with open(path, "rb") as f:
             info.size = os.fstat(f.fileno()).st_size
-            tar.addfile(info, _Mapped(f, info.size))  # type: ignore[arg-type]
+            tar.addfile(info, f)  # read a block at a time, each block its own bytes (hashed in a thread)
     else:
         assert data is not None
         info.size = len(data)
@@ -237,20 +236,6 @@ class _HashingFile:
 
 
 _LARGE = 256 << 10
-
-
-class _Mapped:
-    """A file read as tarfile reads the data it adds: each read a view of the file's pages (`mmap`), no copy."""
-
-    def __init__(self, f: BinaryIO, size: int) -> None:
-        self._view = memoryview(mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)) if size else memoryview(b"")
-        self._at = 0
-
-    def read(self, n: int = -1) -> memoryview:
-        end = len(self._view) if n < 0 else min(self._at + n, len(self._view))
-        chunk = self._view[self._at : end]
-        self._at = end
-        return chunk
 
 
 def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> tuple[Blob, str]:

@@ -4,7 +4,6 @@ bounded (name length, member count, data size against what the header says), so 
 the reader allocate or loop without end. A payload held in memory is read through `View`, whose reads are views of it:
 a member's data reaches the file it is written to without a copy."""
 
-import mmap
 import struct
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
@@ -37,7 +36,7 @@ class Stream(Protocol):
 class View:
     """A payload held in memory, read as a stream: each read is a view of it, not a copy."""
 
-    def __init__(self, data: bytes | mmap.mmap) -> None:
+    def __init__(self, data: bytes) -> None:
         self._view = memoryview(data)
         self._at = 0
 

@@ -6,7 +6,6 @@ decompresses a few hundred MB/s, sha256 several times that. A payload is checked
 it comes from here or from the package, so a header and payload that disagree are refused either way."""
 
 import hashlib
-import mmap
 import os
 import re
 from pathlib import Path
@@ -42,28 +41,18 @@ def check(data: bytes, digest: str, what: str) -> None:
         )
 
 
-def get(area: Path, digest: str, bound: int, check: bool = True) -> bytes | mmap.mmap | None:
+def get(area: Path, digest: str, bound: int, check: bool = True) -> bytes | None:
     """The kept payload of `digest`, if it is there (a file of the builder's, as every derived file:
     `open_derived`), at most `bound` bytes, and hashes to `digest` (not hashed without `check`: the caller
-    proves it otherwise); one that does not is removed (it is made again). It comes mapped, not read: the files
-    are written from the cache's own pages, never copied into memory of the build's first (a cache file is
-    replaced by rename, never changed in place, so the mapping stays what was checked)."""
+    proves it otherwise); one that does not is removed (it is made again)."""
     path = area / (digest + SUFFIX)
     fd = open_derived(path)
     if fd is None:
         return None
-    try:
+    with open(fd, "rb") as f:
         seen = os.fstat(fd)
-        if seen.st_size > bound:
-            data: bytes | mmap.mmap | None = None
-        elif seen.st_size == 0:
-            data = b""
-        else:
-            data = mmap.mmap(fd, seen.st_size, mmap.MAP_SHARED, mmap.PROT_READ)
-            data.madvise(mmap.MADV_WILLNEED)
-    finally:
-        os.close(fd)
-    if data is None or (check and hashlib.sha256(data).hexdigest() != digest):
+        data = f.read(bound + 1)
+    if len(data) > bound or (check and hashlib.sha256(data).hexdigest() != digest):
         discard(path, "is not the payload its name gives", seen)
         return None
     return data

@@ -5,7 +5,6 @@ Owners are named in the header and found in the tree's own passwd and group; a n
 account a %pre makes) is root for now and given again after the scriptlets (`reown`)."""
 
 import contextlib
-import mmap
 import os
 import stat
 import tarfile
@@ -209,7 +208,7 @@ class _Read:
     layout: Layout
     files: list[FileEntry]
     """The files its header lists."""
-    payload: bytes | mmap.mmap | None
+    payload: bytes | None
 
 
 def _bound(files: list[FileEntry]) -> int:

@@ -9,6 +9,7 @@ import os
 import stat
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,6 +290,36 @@ def test_a_kept_payload_is_used_only_when_it_hashes_to_its_name(
         assert (out / "root/usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
         assert kept.read_bytes() == original, "made again from the package"
     assert len(inflated) == 2
+
+
+@pytest.mark.parametrize("how", ["changed", "cut"])
+def test_a_kept_payload_changed_in_place_after_its_check_is_not_what_the_tree_gets(
+    sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A kept payload is read whole, checked and used as those same bytes: another process of the user changing
+    the file in place after the check (the same length, or cut to nothing) changes nothing the unpack writes, and
+    does not end the build (a payload the build saw only through a mapping of the file would)."""
+    area = _kept(tmp_path)
+    with open(sample, "rb") as f:
+        digest = expanded.digest_of(read_layout(f, "sample"))
+    unpack_all(accounts_root(tmp_path / "a"), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+    kept = area / f"{digest}{expanded.SUFFIX}"
+    real = unpack_mod.unpack_one
+
+    def after_the_check(*args: Any, **kw: Any) -> Any:  # `_read` checked the payload (check_kept) and passed it on
+        with open(kept, "r+b") as f:
+            data = f.read()
+            if how == "changed":
+                f.seek(data.index(b"echo sample"))
+                f.write(b"echo SAMPLE")
+            else:
+                f.truncate(0)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(unpack_mod, "unpack_one", after_the_check)
+    out = tmp_path / "b"
+    unpack_all(accounts_root(out), [("sample", sample)], JobOptions(), EPOCH, kept=area)
+    assert (out / "root/usr/bin/sample").read_text() == "#!/bin/sh\necho sample\n"
 
 
 def test_a_package_without_the_digest_is_inflated_and_nothing_is_kept(sample: Path, tmp_path: Path) -> None:
