@@ -263,6 +263,9 @@ def build_platform(
         log.info("%s: this package set gave one layer twice: what the cache kept is taken, the layer checks it", arch)
     trees = kept_trees(plan, use_tmpfs, emu) if reuse else None
     tree_key = kepttree.key(layer_key(lock, overrides is not None), family.unpack_tools()) if trees else ""
+    suspect = False
+    """Whether a kept tree (taken, or kept by the build that failed) may be what failed: removed once the build
+    done again without it succeeds (a build failing for itself, as again, leaves the tree to the next build)."""
     while True:
         base = kepttree.find(trees, tree_key) if trees is not None and settled else None
         keeping = False
@@ -305,17 +308,19 @@ def build_platform(
                     )  # fmt: skip
                 if settled and members is not None and not members.gave(layer.diff_id, layer.digest):
                     raise BootstrapError("not the layer this package set gave before")
-            except BootstrapError as exc:  # what the cache kept may be what failed: checked, it fails for itself
-                if not settled:
+            except (BootstrapError, OSError) as exc:  # what the cache kept may be what failed: checked, it fails
+                if not settled or (base is None and not isinstance(exc, BootstrapError)):  # for itself
                     raise
-                log.info("%s: %s: built again, checking all the cache kept", arch, exc.message)
+                reason = exc.message if isinstance(exc, BootstrapError) else str(exc)
+                log.info("%s: %s: built again, checking all the cache kept", arch, reason)
                 settled = False
-                if (base is not None or keeping) and trees is not None:
-                    kepttree.discard(trees, tree_key)
+                suspect = suspect or base is not None or keeping
                 continue
             if later is not None:
                 later(stack.pop_all().close)
         break
+    if suspect and trees is not None:
+        kepttree.discard(trees, tree_key)
     if members is not None:
         members.remember(layer.diff_id, layer.digest)
     settings = oci.ImageSettings(

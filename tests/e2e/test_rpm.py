@@ -507,7 +507,8 @@ def test_a_settled_package_set_starts_from_the_tree_it_kept_and_a_changed_one_is
     takes every change (the kept tree is never written: the scriptlets' markers are in the image, not in it), and
     its image is the first build's. A file of the kept tree changed in the cache makes the layer another one: that
     build is done again checking everything, the kept tree is removed, and the image is still the first build's;
-    the next build keeps a tree again, and the one after starts from it."""
+    the next build keeps a tree again, and the one after starts from it. A build that fails for itself (its
+    scripts out of time, done again without the tree, failing as well) leaves the tree to the next."""
     cache = tmp_path / "cache"
     builds = [_said(miniature, first, tmp_path / f"out{n}", cache) for n in range(4)]
     assert [KEPT_TREE in s for s in builds] == [False, False, False, True] and not any(AGAIN in s for s in builds)
@@ -528,6 +529,12 @@ def test_a_settled_package_set_starts_from_the_tree_it_kept_and_a_changed_one_is
     assert not entry.exists(), "the tree that gave another layer is removed"
     later = [_said(miniature, first, tmp_path / f"later{n}", cache) for n in range(2)]
     assert [KEPT_TREE in s for s in later] == [False, True] and not any(AGAIN in s for s in later)
+    (entry,) = (cache / kepttree.AREA).iterdir()
+    argv = ["build", str(miniature.recipe), *miniature.args(cache), "--tag", TAG, "-o", str(tmp_path / "x"), "-v"]
+    failed = bootstrap(*argv, check=False, env={"BOOTSTRAP_SCRIPT_TIMEOUT": "0.001"})
+    assert failed.returncode != 0 and KEPT_TREE in failed.stderr and AGAIN in failed.stderr, failed.stderr
+    assert entry.exists(), "a build failing for itself, as again without the tree, leaves the tree"
+    assert KEPT_TREE in _said(miniature, first, tmp_path / "after", cache)
 
 
 def test_a_kept_tree_the_kernel_will_not_overlay_is_unpacked_instead(
