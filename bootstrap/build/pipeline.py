@@ -86,13 +86,17 @@ def tag_for(plan: Plan, codename: str) -> str:
 
 
 @contextmanager
-def workspace(use_tmpfs: bool, over: Path | None = None) -> Iterator[Path]:
+def workspace(use_tmpfs: bool, over: kepttree.KeptTree | None = None) -> Iterator[Path]:
     """A scratch directory holding `root/` (a private tmpfs when asked; with `over`, that tree seen through an
     overlay whose changes the tmpfs keeps), removed at the end, never while anything is still mounted below it."""
     with scratch.claimed(Path(tempfile.gettempdir()), "bootstrap-") as work:
         try:
             if over is not None:
-                with tmpfs(work / "layers"), overlay.seen_through(over, work / "layers", work / "root"):
+                with (
+                    tmpfs(work / "layers"),
+                    over.opened() as lower,
+                    overlay.seen_through(lower, work / "layers", work / "root"),
+                ):
                     yield work
             elif use_tmpfs:
                 with tmpfs(work / "root"):
@@ -211,7 +215,8 @@ def kept_trees(plan: Plan, use_tmpfs: bool, emu: Emulator | None) -> Path | None
     if not (use_tmpfs and emu is None and steps.needs_root(plan.recipe) and os.geteuid() == 0 and not userns.inside()):
         return None
     area = plan.cache.area(kepttree.AREA)
-    return area if overlay.usable(area, Path(tempfile.gettempdir())) else None
+    kepttree.sweep(area)
+    return area if overlay.usable(Path(tempfile.gettempdir())) else None
 
 
 def _take_up(base: kepttree.KeptTree, job: Job, overrides: Overrides, root: Path) -> bool:
@@ -271,8 +276,8 @@ def build_platform(
         keeping = False
         with contextlib.ExitStack() as stack:
             try:
-                scratch_dir = stack.enter_context(workspace(use_tmpfs, base.tree if base is not None else None))
-            except PrivilegeError as exc:
+                scratch_dir = stack.enter_context(workspace(use_tmpfs, base))
+            except (PrivilegeError, kepttree.Unusable) as exc:
                 if base is None:
                     raise
                 log.info("%s: %s: the packages are unpacked instead", arch, exc.message)

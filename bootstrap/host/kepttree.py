@@ -22,10 +22,13 @@ import json
 import os
 import stat
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import bootstrap
+from bootstrap.errors import BootstrapError
 from bootstrap.host import scratch
 from bootstrap.host.cache import read_derived, write_derived
 from bootstrap.host.tree import remove_tree
@@ -58,24 +61,62 @@ def key(layer_key: str, tools: str) -> str:
     return hashlib.sha256(f"bootstrap tree 2\n{layer_key}\n{code_identity()}\n{tools}".encode()).hexdigest()
 
 
+class Unusable(BootstrapError):
+    """A kept tree that is no longer a directory of the builder's own where it was found."""
+
+
 @dataclass(frozen=True)
 class KeptTree:
-    tree: Path
+    area: Path
+    name: str
     state: tuple[bytes, ...]
     """What the build knew after the unpack that left the tree, beyond the tree (`keep`)."""
+
+    @property
+    def tree(self) -> Path:
+        return self.area / self.name / TREE
+
+    @contextmanager
+    def opened(self) -> Iterator[int]:
+        """The tree's directory, open (`O_PATH`) while the context is: reached from the area without following a
+        link, and only when it is a directory of the builder's that nobody else can write. The overlay is given
+        this descriptor, never the path, which something swapped in since `find` could lead elsewhere."""
+        fds: list[int] = []
+        try:
+            try:
+                fds.append(os.open(self.area, _PATH))
+                for part in (self.name, TREE):
+                    fds.append(os.open(part, _PATH | os.O_NOFOLLOW, dir_fd=fds[-1]))
+                st = os.fstat(fds[-1])
+            except OSError as exc:
+                raise Unusable(f"the kept tree {self.name} is gone ({exc.strerror})", "it is kept again") from None
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                raise Unusable(f"the kept tree {self.name} is not the builder's own", "it is kept again")
+            yield fds[-1]
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+_PATH = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def find(area: Path, name: str) -> KeptTree | None:
     """The tree kept under `name`, when its record proves (and is marked used) and its tree is a directory."""
     sections = read_derived(area / name / RECORD, name)
-    tree = area / name / TREE
     try:
-        is_dir = stat.S_ISDIR(os.lstat(tree).st_mode)
+        is_dir = stat.S_ISDIR(os.lstat(area / name / TREE).st_mode)
     except OSError:
         is_dir = False
     if sections is None or len(sections) < 1 or not is_dir:
         return None
-    return KeptTree(tree, tuple(sections[1:]))
+    return KeptTree(area, name, tuple(sections[1:]))
+
+
+def sweep(area: Path) -> None:
+    """Remove what builds killed while keeping or removing a tree left behind."""
+    for prefix in (_MAKING, _GOING):
+        scratch.sweep(area, prefix)
 
 
 def size_of(entry: Path) -> int:

@@ -28,17 +28,18 @@ def usable(*paths: Path) -> bool:
 
 
 @contextmanager
-def seen_through(lower: Path, scratch: Path, target: Path) -> Iterator[None]:
-    """`lower` seen at `target`, writable, what changes kept in `scratch` (an empty directory on the tmpfs the
-    build writes in), while the context is open."""
+def seen_through(lower: int, scratch: Path, target: Path) -> Iterator[None]:
+    """The directory open at `lower` (a descriptor: no path is resolved again) seen at `target`, writable, what
+    changes kept in `scratch` (an empty directory on the tmpfs the build writes in), no device or set-id file in it
+    honoured, while the context is open."""
     upper, work = scratch / "upper", scratch / "work"
     upper.mkdir(mode=0o755)
     work.mkdir(mode=0o700)
-    st = os.lstat(lower)
+    st = os.fstat(lower)
     os.chown(upper, st.st_uid, st.st_gid)
     target.mkdir(parents=True, exist_ok=True)
-    options = f"lowerdir={lower},upperdir={upper},workdir={work},index=on,redirect_dir=on"
-    with mounted("overlay", options, "overlay", target):
+    options = f"nosuid,nodev,lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},index=on,redirect_dir=on"
+    with mounted("overlay", options, "overlay", target, pass_fds=(lower,)):
         yield
 
 

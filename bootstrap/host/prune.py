@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootstrap.errors import BootstrapError
-from bootstrap.host import scratch
+from bootstrap.host import kepttree, scratch
 from bootstrap.host.cache import SESSION_PREFIX, TAKE_LOCK, Cache
 from bootstrap.host.kepttree import RECORD, size_of
 from bootstrap.log import log
@@ -192,6 +192,9 @@ def oldest_session(cache: Cache) -> int | None:
 def prune(cache: Cache, max_bytes: int, areas: Iterable[str] = PRUNED) -> Pruned:
     """Remove the least recently used entries of `areas` until they hold at most `max_bytes`, never one that a
     running build took (see the module's docstring)."""
+    for area in WHOLE:
+        if area in areas and (cache.root / area).is_dir():
+            kepttree.sweep(cache.root / area)  # what a killed removal left, never counted
     found = sorted((e for area in areas for e in _entries(cache, area)), key=lambda e: e.used_ns)
     total = sum(e.size for e in found)
     removed = freed = busy = 0

@@ -106,10 +106,11 @@ def tmpfs(path: Path, size: str = "50%") -> Iterator[None]:
 
 
 @contextmanager
-def mounted(kind: str, options: str, source: str, path: Path) -> Iterator[None]:
+def mounted(kind: str, options: str, source: str, path: Path, pass_fds: tuple[int, ...] = ()) -> Iterator[None]:
     """A file system of `kind` mounted at `path` while the context is open (everything below it unmounted at the
-    end)."""
-    proc = subprocess.run(["mount", "-t", kind, "-o", options, source, str(path)], capture_output=True, text=True)
+    end); `pass_fds`: descriptors the options name (`/proc/self/fd/N`)."""
+    argv = ["mount", "-t", kind, "-o", options, source, str(path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, pass_fds=pass_fds)
     if proc.returncode != 0:
         raise PrivilegeError(f"cannot mount {kind} at {path}: {proc.stderr.strip()}", "pass --no-tmpfs")
     try:

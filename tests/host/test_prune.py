@@ -104,3 +104,40 @@ def test_a_kept_tree_whose_record_does_not_prove_is_not_taken_and_is_kept_again(
     kepttree.keep(area, name, tree, (b"ours",))
     found = kepttree.find(area, name)
     assert found is not None and found.state == (b"ours",)
+
+
+def test_what_a_killed_removal_of_a_kept_tree_left_is_swept(tmp_path: Path) -> None:
+    """A build or prune killed while it removed a tree leaves it under a hidden name with a lock nobody holds:
+    never an entry, so pruning sweeps it first."""
+    cache = Cache(tmp_path / "cache").ensure()
+    area = cache.area(kepttree.AREA)
+    left = area / ".gone-abcdefgh"
+    (left / "tree" / "etc").mkdir(parents=True)
+    (left / "tree" / "etc" / "big").write_bytes(b"x" * 10_000)
+    (area / ".gone-abcdefgh.lock").touch()
+    prune.prune(cache, 1 << 30)
+    assert list(area.iterdir()) == []
+
+
+def test_a_kept_tree_swapped_for_a_link_after_it_was_found_is_not_opened(tmp_path: Path) -> None:
+    """The overlay is given the kept tree's directory as found from the area without following a link: one
+    swapped in for it since (a link to a host directory) is refused, as is a directory others can write."""
+    cache = Cache(tmp_path / "cache").ensure()
+    area = cache.area(kepttree.AREA)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    name = hashlib.sha256(b"swapped").hexdigest()
+    kepttree.keep(area, name, tree, (b"state",))
+    found = kepttree.find(area, name)
+    assert found is not None
+    with found.opened() as fd:
+        assert os.path.samestat(os.fstat(fd), os.stat(found.tree))
+    found.tree.rename(area / name / "aside")
+    os.symlink("/etc", found.tree)
+    with pytest.raises(kepttree.Unusable, match="is gone"), found.opened():
+        pass
+    found.tree.unlink()
+    (area / name / "aside").rename(found.tree)
+    found.tree.chmod(0o777)
+    with pytest.raises(kepttree.Unusable, match="not the builder's own"), found.opened():
+        pass
