@@ -31,7 +31,7 @@ import bootstrap
 from bootstrap.errors import BootstrapError
 from bootstrap.host import scratch
 from bootstrap.host.cache import read_derived, write_derived
-from bootstrap.host.tree import remove_tree
+from bootstrap.host.tree import Tree, remove_tree
 from bootstrap.log import log
 
 AREA = "trees"
@@ -129,35 +129,18 @@ def size_of(entry: Path) -> int:
     return size if isinstance(size, int) and size >= 0 else 0
 
 
-def _bytes(root: Path) -> int:
+def _settle_copy(source: Path, copy: Path) -> int:
+    """Set every extended attribute of the tree's entries on the copy again (`cp` sets them before the owner, and a
+    file's new owner clears its capabilities, `security.capability`); the bytes the tree takes."""
     total = 0
-    pending = [str(root)]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                total += st.st_blocks * 512
-                if stat.S_ISDIR(st.st_mode):
-                    pending.append(entry.path)
+    for rel, st in Tree(source).walk():
+        total += st.st_blocks * 512
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        for attr in os.listxattr(source / rel, follow_symlinks=False):
+            value = os.getxattr(source / rel, attr, follow_symlinks=False)
+            os.setxattr(copy / rel, attr, value, follow_symlinks=False)
     return total
-
-
-def _xattrs_again(source: Path, copy: Path) -> None:
-    """Every extended attribute of the tree's entries set on the copy again: `cp` sets them before the owner, and
-    a file's new owner clears its capabilities (`security.capability`)."""
-    pending = [""]
-    while pending:
-        rel = pending.pop()
-        with os.scandir(source / rel) as entries:
-            for entry in entries:
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(path)
-                if entry.is_symlink():
-                    continue
-                for attr in os.listxattr(entry.path, follow_symlinks=False):
-                    value = os.getxattr(entry.path, attr, follow_symlinks=False)
-                    os.setxattr(copy / path, attr, value, follow_symlinks=False)
 
 
 def keep(area: Path, name: str, root: Path, state: tuple[bytes, ...]) -> None:
@@ -171,8 +154,7 @@ def keep(area: Path, name: str, root: Path, state: tuple[bytes, ...]) -> None:
             proc = subprocess.run(["cp", "-a", "--", f"{root}/.", str(making / TREE)], capture_output=True, text=True)
             if proc.returncode != 0:
                 raise OSError(proc.stderr.strip() or f"cp exited {proc.returncode}")
-            _xattrs_again(root, making / TREE)
-            meta = json.dumps({"bytes": _bytes(making / TREE)}).encode()
+            meta = json.dumps({"bytes": _settle_copy(root, making / TREE)}).encode()
             write_derived(making / RECORD, name, [meta, *state])
             os.rename(making, area / name)
         except OSError as exc:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bootstrap.host.sandbox import mounted
+from bootstrap.host.tree import Tree
 
 _PLAIN = re.compile(r"/[A-Za-z0-9._@+/-]*")
 """Paths the overlay's options take as they are (no `,`, `:`, `\\`, `=` or white space to quote)."""
@@ -45,15 +46,7 @@ def seen_through(lower: int, scratch: Path, target: Path) -> Iterator[None]:
 
 def learn(root: Path) -> None:
     """Look every entry of the tree at `root` up once (nothing read, nothing followed): an overlay mounted anew
-    knows none of its lower layer's entries, and the first lookup of each costs several times a later one."""
-    pending = [str(root)]
-    while pending:
-        try:
-            with os.scandir(pending.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-                    else:
-                        entry.stat(follow_symlinks=False)
-        except OSError:  # changed meanwhile (the scriptlets run): the pack reads what is there
-            continue
+    knows none of its lower layer's entries, and the first lookup of each costs several times a later one. What
+    changes meanwhile (the scriptlets run) is passed over: the pack reads what is there."""
+    for _ in Tree(root).walk():
+        pass

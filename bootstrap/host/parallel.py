@@ -6,7 +6,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,3 +87,30 @@ def read_ahead(
             for future in pending:
                 if not future.cancelled() and future.exception() is None:
                     discard(future.result())
+
+
+class InOrder:
+    """Calls run one after another in a thread of their own, in the order given, while the caller goes on; at most
+    `bound` are waiting at once (beyond that, the caller waits for the oldest): a bounded queue, so a stream handed
+    on is never held in memory whole."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._pending: deque[Future[Any]] = deque()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> "Future[Any]":
+        future = self._pool.submit(fn, *args)
+        self._pending.append(future)
+        while len(self._pending) > self.bound:
+            self._pending.popleft().result()
+        return future
+
+    def settle(self) -> None:
+        """Wait for every call handed on (the first failure raised)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self, cancel: bool = False) -> None:
+        """End the thread (`cancel`: calls not begun are dropped)."""
+        self._pool.shutdown(cancel_futures=cancel)

@@ -8,7 +8,7 @@ import hashlib
 import os
 import stat
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,6 +17,7 @@ import zstandard
 
 from bootstrap.errors import BootstrapError
 from bootstrap.host.overrides import Overrides, identity
+from bootstrap.host.parallel import InOrder
 from bootstrap.image import tarheader
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members, ParallelGzip
@@ -83,10 +84,8 @@ class _HashingSink:
         self._piece = bytearray(PIECE)
         self._fill = 0
         """Bytes of the current piece filled: a piece is handed on whole (never copied) and a new one begun."""
-        self._hasher = ThreadPoolExecutor(max_workers=1)
-        self._hashed: deque[Future[None]] = deque()
-        self._writer = ThreadPoolExecutor(max_workers=1)
-        self._written: deque[Future[None]] = deque()
+        self._hasher = InOrder(4)
+        self._writer = InOrder(8)
         self._spent: deque[tuple[bytearray, list[Future[Any]]]] = deque()
         """Pieces handed on, with the work that has them (`_fresh`)."""
         if compression is Compression.GZIP:
@@ -95,13 +94,10 @@ class _HashingSink:
             # Any thread count >= 1 gives the same bytes (0 would not), so use every core.
             self._zst = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=os.cpu_count() or 1).compressobj()
 
-    def _emit(self, data: bytes | bytearray) -> None:
+    def _emit(self, data: bytes | bytearray) -> "Future[Any] | None":
         """Hand compressed bytes on to the writer thread (in order, a bounded queue), which hashes and writes them
-        while the stream goes on."""
-        if data:
-            self._written.append(self._writer.submit(self._write_out, data))
-            while len(self._written) > 8:
-                self._written.popleft().result()
+        while the stream goes on; that work, or None for no bytes."""
+        return self._writer.submit(self._write_out, data) if data else None
 
     def _write_out(self, data: bytes | bytearray) -> None:
         self.blob_hash.update(data)
@@ -138,11 +134,7 @@ class _HashingSink:
 
     def _flush(self) -> None:
         piece = self._piece if self._fill == PIECE else self._piece[: self._fill]
-        hashed = self._hasher.submit(self.tar_hash.update, piece)
-        users: list[Future[Any]] = [hashed]
-        self._hashed.append(hashed)
-        while len(self._hashed) > 4:  # a bounded queue: the stream is never held in memory
-            self._hashed.popleft().result()
+        users: list[Future[Any]] = [self._hasher.submit(self.tar_hash.update, piece)]
         if self.compression is Compression.GZIP:
             self._gz.write(piece)
             if self._gz.held is not None:
@@ -150,9 +142,9 @@ class _HashingSink:
         elif self.compression is Compression.ZSTD:
             self._emit(self._zst.compress(piece))
         else:
-            self._emit(piece)
-            if self._written:
-                users.append(self._written[-1])
+            written = self._emit(piece)
+            if written is not None:
+                users.append(written)
         if len(piece) == PIECE:  # the last one, cut short, is never filled again
             self._spent.append((piece, users))
         self._piece, self._fill = self._fresh(), 0
@@ -174,22 +166,20 @@ class _HashingSink:
         try:
             if self._fill:
                 self._flush()
-            while self._hashed:
-                self._hashed.popleft().result()
+            self._hasher.settle()
             if self.compression is Compression.GZIP:
                 self._gz.close()
             elif self.compression is Compression.ZSTD:
                 self._emit(self._zst.flush())
-            while self._written:
-                self._written.popleft().result()
+            self._writer.settle()
         finally:
-            self._hasher.shutdown()
-            self._writer.shutdown()
+            self._hasher.close()
+            self._writer.close()
 
     def abandon(self) -> None:
         """Stop hashing and writing (the stream failed: nothing it wrote is used)."""
-        self._hasher.shutdown(cancel_futures=True)
-        self._writer.shutdown(cancel_futures=True)
+        self._hasher.close(cancel=True)
+        self._writer.close(cancel=True)
 
 
 def _xattrs(path: str) -> dict[str, str]:

@@ -5,9 +5,7 @@ import io
 import json
 import os
 import tarfile
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any, BinaryIO
 
 from bootstrap.errors import BootstrapError
 from bootstrap.host.arches import GO_ARCH, VARIANT
+from bootstrap.host.parallel import InOrder
 from bootstrap.image.layer import Layer
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -204,35 +203,28 @@ class _HashingFile:
         self.out = out
         self._hash = hashlib.sha256()
         self.size = 0
-        self._hasher = ThreadPoolExecutor(max_workers=1)
-        self._hashed: deque[Future[None]] = deque()
+        self._hasher = InOrder(4)
 
     def write(self, data: bytes | memoryview) -> int:
         if len(data) >= _LARGE:
-            self._hashed.append(self._hasher.submit(self._hash.update, data))
-            while len(self._hashed) > 4:
-                self._hashed.popleft().result()
+            self._hasher.submit(self._hash.update, data)
         else:
-            self._settle()
+            self._hasher.settle()
             self._hash.update(data)
         self.size += len(data)
         return self.out.write(data)
-
-    def _settle(self) -> None:
-        while self._hashed:
-            self._hashed.popleft().result()
 
     def tell(self) -> int:
         return self.size
 
     def digest(self) -> str:
         """The sha256 of all written."""
-        self._settle()
+        self._hasher.settle()
         return "sha256:" + self._hash.hexdigest()
 
     def close(self) -> None:
         """End the thread (what it had still to hash is dropped)."""
-        self._hasher.shutdown(cancel_futures=True)
+        self._hasher.close(cancel=True)
 
 
 _LARGE = 256 << 10
