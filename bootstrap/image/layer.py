@@ -3,6 +3,7 @@
 Knows nothing about any distribution: it takes a tree and an epoch and gives a blob with its digests.
 """
 
+import dataclasses
 import enum
 import hashlib
 import os
@@ -74,9 +75,13 @@ class _HashingSink:
     """A file-like sink: hashes the tar stream, compresses it, hashes and writes the result. The stream is taken
     on in pieces of PIECE bytes, hashed in a thread of its own (in order) while the caller goes on."""
 
-    def __init__(self, out: BinaryIO, compression: Compression, level: int, members: Members | None = None) -> None:
+    def __init__(
+        self, out: BinaryIO, compression: Compression, level: int, members: Members | None = None, hashed: bool = True
+    ) -> None:
         self.out = out
         self.tar_hash = hashlib.sha256()
+        self.hashed = hashed
+        """Whether the tar stream is hashed (else its blocks' keys alone are computed: `Members.proves`)."""
         self.blob_hash = hashlib.sha256()
         self.tar_size = 0
         self.size = 0
@@ -134,7 +139,7 @@ class _HashingSink:
 
     def _flush(self) -> None:
         piece = self._piece if self._fill == PIECE else self._piece[: self._fill]
-        users: list[Future[Any]] = [self._hasher.submit(self.tar_hash.update, piece)]
+        users: list[Future[Any]] = [self._hasher.submit(self.tar_hash.update, piece)] if self.hashed else []
         if self.compression is Compression.GZIP:
             self._gz.write(piece)
             if self._gz.held is not None:
@@ -328,7 +333,14 @@ def pack(
     (`members`: gzip members of earlier builds to take rather than compress again; a layer that took some on the
     word of the kept layer and is not that layer after all is packed again, every member proven, or, without
     `again`, is an error: the caller builds the tree again; the blocks' keys are left in `members.blocks`, for the
-    caller to `remember` the layer by)."""
+    caller to `remember` the layer by). Without `again`, the tar is not hashed: it must be the kept layer's, block
+    for block, and then has its diff_id (`Members.proves`)."""
+    if members is not None and not again:
+        layer = _pack(root, epoch, dest, compression, level, overrides, members, hashed=False)
+        diff_id = members.proves(layer.digest)
+        if diff_id is None:
+            raise LayerMismatch(f"{dest.name}: not the layer kept under its key", "the tree is built again")
+        return dataclasses.replace(layer, diff_id=diff_id)
     layer = _pack(root, epoch, dest, compression, level, overrides, members)
     if members is not None and not members.confirms(layer.diff_id, layer.digest):
         if not again:
@@ -347,9 +359,10 @@ def _pack(
     level: int,
     overrides: Overrides | None,
     members: Members | None,
+    hashed: bool = True,
 ) -> Layer:
     with open(dest, "wb") as out:
-        sink = _HashingSink(out, compression, level, members)
+        sink = _HashingSink(out, compression, level, members, hashed)
         try:
             write_tar(root, epoch, sink, overrides)  # type: ignore[arg-type]
         except BaseException:
@@ -359,7 +372,7 @@ def _pack(
     return Layer(
         path=dest,
         digest="sha256:" + sink.blob_hash.hexdigest(),
-        diff_id="sha256:" + sink.tar_hash.hexdigest(),
+        diff_id="sha256:" + sink.tar_hash.hexdigest() if hashed else "",
         size=sink.size,
         tar_size=sink.tar_size,
         compression=compression,

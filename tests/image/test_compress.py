@@ -2,6 +2,7 @@
 
 import gc
 import gzip
+import hashlib
 import io
 import os
 import threading
@@ -350,3 +351,53 @@ def test_a_kept_layer_settles_when_two_packs_give_it(tmp_path: Path) -> None:
     (tree / "usr/share/data/part-000").write_bytes(b"another layer")
     changed = packed()
     assert changed.kept is not None and changed.kept.digest != first.kept.digest and not changed.settled
+
+
+def test_without_again_the_tar_is_proven_by_its_blocks_keys_not_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settled build's tar is not hashed whole: its blocks' BLAKE3 keys, each the kept layer's, prove it is the
+    kept layer's tar, whose diff_id it then has (the sha256 of what the blob inflates to). A tree changed in one
+    block in the middle, or a member whose bytes are not the kept layer's, is not taken."""
+    tree = _tree(tmp_path / "root", 3)
+    first = _pack(tree, tmp_path / "first.tar.gz", _members(tmp_path))
+    hashed: list[int] = []
+    real = hashlib.sha256
+
+    class Counted:
+        def __init__(self) -> None:
+            self.inner = real()
+            hashed.append(0)
+            self.at = len(hashed) - 1
+
+        def update(self, data: bytes) -> None:
+            hashed[self.at] += len(data)
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(hashlib, "sha256", Counted)
+    same = layer.pack(tree, 1_700_000_000, tmp_path / "same.tar.gz", members=_members(tmp_path), again=False)
+    assert same == layer.Layer(tmp_path / "same.tar.gz", *astuple(first)[1:])
+    assert same.diff_id == "sha256:" + real(gzip.decompress((tmp_path / "same.tar.gz").read_bytes())).hexdigest()
+    assert hashed and max(hashed) == same.size < same.tar_size, "the blob hashed, the tar not"
+    monkeypatch.undo()
+
+    members = _members(tmp_path)
+    assert members.kept is not None
+    middle = members.kept.blocks[1]
+    path = members._path(middle)
+    kept_member = path.read_bytes()
+    members.put(middle, bytes(deflate.gzip_compress(b"not that block", compress.LEVEL)))
+    with pytest.raises(layer.LayerMismatch):
+        layer.pack(tree, 1_700_000_000, tmp_path / "forged.tar.gz", members=members, again=False)
+    path.write_bytes(kept_member)
+
+    part = tree / "usr/share/data/part-004"
+    part.write_bytes(bytes([part.read_bytes()[0] ^ 1]) + part.read_bytes()[1:])
+    members = _members(tmp_path)
+    with pytest.raises(layer.LayerMismatch):
+        layer.pack(tree, 1_700_000_000, tmp_path / "changed.tar.gz", members=members, again=False)
+    kept = members.kept.blocks if members.kept is not None else ()
+    assert members.blocks[0] == kept[0] and members.blocks[1:3] != list(kept[1:3]), "the middle block changed"
