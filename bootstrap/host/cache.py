@@ -15,6 +15,7 @@ directories are refused when another user could write to them, as ssh refuses a 
 import atexit
 import errno
 import fcntl
+import functools
 import hashlib
 import hmac
 import itertools
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import bootstrap
 from bootstrap.errors import BootstrapError, ChecksumError, os_error
 from bootstrap.host import scratch
 from bootstrap.log import log
@@ -594,6 +596,20 @@ def _length(section: Section) -> int:
 def _blocks(sections: Iterable[Section]) -> Iterator[bytes]:
     for section in sections:
         yield from section.chunks() if isinstance(section, FileSection) else (section,)
+
+
+@functools.cache
+def code_identity() -> str:
+    """Bootstrap's own modules as they are (each one's path, size and modification time): another version, or a
+    module edited, is another identity."""
+    top = Path(bootstrap.__file__).parent
+    lines = []
+    for directory, dirs, names in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(n for n in names if n.endswith(".py")):
+            st = os.stat(os.path.join(directory, name))
+            lines.append(f"{os.path.relpath(os.path.join(directory, name), top)} {st.st_size} {st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def made_by(path: str) -> str:

@@ -16,7 +16,6 @@ attributes), and `record`, a derived file (the user's key proves it) holding the
 job knew after its unpack beyond the tree (`Job.unpacked_state`). Pruning takes an entry whole, as recently used
 as its record (`bootstrap.host.prune`)."""
 
-import functools
 import hashlib
 import json
 import os
@@ -27,10 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import bootstrap
 from bootstrap.errors import BootstrapError
 from bootstrap.host import scratch
-from bootstrap.host.cache import read_derived, write_derived
+from bootstrap.host.cache import code_identity, read_derived, write_derived
 from bootstrap.host.tree import Tree, remove_tree
 from bootstrap.log import log
 
@@ -39,20 +37,6 @@ RECORD = "record"
 TREE = "tree"
 _MAKING = ".keep-"
 _GOING = ".gone-"
-
-
-@functools.cache
-def code_identity() -> str:
-    """Bootstrap's own modules as they are (each one's path, size and modification time): another version, or a
-    module edited, is another identity."""
-    top = Path(bootstrap.__file__).parent
-    lines = []
-    for directory, dirs, names in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(n for n in names if n.endswith(".py")):
-            st = os.stat(os.path.join(directory, name))
-            lines.append(f"{os.path.relpath(os.path.join(directory, name), top)} {st.st_size} {st.st_mtime_ns}")
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def key(layer_key: str, tools: str) -> str:

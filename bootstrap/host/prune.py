@@ -37,7 +37,7 @@ KEPT = ("releases", "repomd", "locks", "tmp")
 DESCRIPTIONS = {
     "sha256": "downloaded packages and index files",
     "expanded": "decompressed packages",
-    "parsed": "parsed package indexes (RPM listings too)",
+    "parsed": "parsed package indexes (RPM listings and resolved sets too)",
     "gzip": "gzip members of earlier layers",
     "layers": "the blocks and digests of each package set's layer",
     "verdicts": "package signature verdicts",

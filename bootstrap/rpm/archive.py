@@ -90,7 +90,7 @@ def open_archive(settings: RpmSettings, basearch: str, mirror: str) -> RpmArchiv
         url = f"{mirror}/{substitute(r.path, release, basearch)}"
         link = f"{s.metalink}{substitute(r.metalink, release, basearch)}" if s.metalink and r.metalink else ""
         checks = repo_mod.Checks(
-            s.keyrings, s.cache, s.signers, s.insecure, s.offline, s.distro.metadata_signed, s.derived_cache
+            s.keyrings, s.cache, s.signers, s.insecure, s.offline, s.distro.metadata_signed, s.derived_cache, lazy=True
         )
         if not mirror:  # no --mirror: the mirrors the metalink lists (locate.mirror allows none only with one)
             if not link:

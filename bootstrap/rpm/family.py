@@ -12,7 +12,7 @@ from bootstrap.errors import BootstrapError
 from bootstrap.family import interface, model
 from bootstrap.host.parallel import map_parallel
 from bootstrap.log import log
-from bootstrap.rpm import keptdb, locate, pkgsig, repofiles
+from bootstrap.rpm import keptdb, locate, pkgsig, repofiles, resolved
 from bootstrap.rpm import resolve as resolve_mod
 from bootstrap.rpm import selection as selection_mod
 from bootstrap.rpm.archive import RpmArchive, open_archive, substitute
@@ -81,14 +81,25 @@ class RpmFamily:
         return open_archive(self.settings, locate.basearch(arch), self.settings.mirror(arch))
 
     def resolve(self, archive: interface.Archive) -> RpmSelection:
+        """The request resolved with libsolv over every repository's listing, or the set an earlier build resolved
+        from these very repository states and settings (`resolved`; not for a build that takes nothing derived)."""
         own = own_archive(archive)
         s = self.settings
-        where = {id(record): (r.url, rid) for rid, r in own.repositories for record in r.packages}
-        listings = [(rid, r.listing) for rid, r in own.repositories]
-        chosen = resolve_mod.resolve(
-            listings, own.groups, s.request, own.basearch, lambda name: _excluded(name, s.exclude)
-        )
-        return selection_mod.select([(r, to_model(r, *where[id(r)])) for r in chosen])
+        area = s.cache.area(resolved.AREA) if s.derived_cache and not s.insecure else None
+        states = [(rid, r.url, r.repomd_sha256) for rid, r in own.repositories]
+        name = resolved.key(states, s.request, own.basearch, s.exclude) if area is not None else ""
+        chosen = resolved.kept(area, name) if area is not None else None
+        if chosen is None:
+            map_parallel(lambda r: r.listing, [r for _, r in own.repositories], len(own.repositories))
+            where = {id(record): (r.url, rid) for rid, r in own.repositories for record in r.packages}
+            listings = [(rid, r.listing) for rid, r in own.repositories]
+            records = resolve_mod.resolve(
+                listings, own.groups, s.request, own.basearch, lambda name: _excluded(name, s.exclude)
+            )
+            chosen = [(r, *where[id(r)]) for r in records]
+            if area is not None:
+                resolved.keep(area, name, chosen)
+        return selection_mod.select([(r, to_model(r, url, rid)) for r, url, rid in chosen])
 
     def pinned(self, archive: interface.Archive, pins: Sequence[model.Pin]) -> tuple[RpmSelection, list[model.Pin]]:
         return selection_mod.pinned(own_archive(archive).available, pins)

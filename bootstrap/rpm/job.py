@@ -157,26 +157,28 @@ class RpmJob:
         return json.dumps({"packages": rows}).encode()
 
     def restore(self, state: bytes) -> bool:
-        """The packages as `unpacked_state` gave them, their headers read again from their files, the identities
-        of the entries whose owners come later taken from the tree."""
+        """The packages as `unpacked_state` gave them, in its order (the install order of these very packages:
+        the state is kept under a key of their digests and of this code), their headers read again from their
+        files (each one's file table only when asked for, or when an owner is still to give), the identities of
+        the entries whose owners come later taken from the tree."""
         try:
             rows = json.loads(state)["packages"]
         except (ValueError, KeyError, TypeError):
             return False
         layouts = self._layouts()
-        tables = self._tables({name: layout.main for name, layout in layouts.items()})
-        names = self.order({name: layout.main for name, layout in layouts.items()}, tables)
-        if not isinstance(rows, list) or [r.get("name") if isinstance(r, dict) else None for r in rows] != names:
+        names = [r.get("name") if isinstance(r, dict) else None for r in rows] if isinstance(rows, list) else []
+        if len(names) != len(layouts) or set(names) != set(layouts):
             return False
         tree = self.tree
         unpacked = []
         for row in rows:
             name = row["name"]
-            by_path = {f.path: f for f in tables[name]}
             lists = [row.get(k) for k in ("written", "unknown", "identities")]
             if not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in lists):
                 return False
             written, unknown, noted = lists
+            table = tuple(file_table(layouts[name].main, self.files[name].name)) if unknown else None
+            by_path = {f.path: f for f in table or ()}
             if not all(p in by_path for p in unknown):
                 return False
             identities = {}
@@ -186,9 +188,7 @@ class RpmJob:
                     if st is not None:
                         identities[path] = (st.st_dev, st.st_ino)
             owners = tuple(by_path[p] for p in unknown)
-            unpacked.append(
-                Unpacked(name, self.files[name], layouts[name], tuple(tables[name]), tuple(written), owners, identities)
-            )
+            unpacked.append(Unpacked(name, self.files[name], layouts[name], tuple(written), owners, identities, table))
         self.unpacked = unpacked
         return True
 

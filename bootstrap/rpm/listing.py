@@ -197,7 +197,7 @@ def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> L
     """The listing of the metadata files whose sha256s are `sources`: kept in `area` by an earlier build (bound to
     them and to the libsolv build that wrote its solv form, self-checked), else made by `make` and kept when
     libsolv reads its solv form back as its records say (a listing that does not is used, never kept)."""
-    key = hashlib.sha256(" ".join([FORMAT, _libsolv(), *sources]).encode()).hexdigest()
+    key = hashlib.sha256(" ".join([FORMAT, libsolv_build(), *sources]).encode()).hexdigest()
     path = area / f"{key}.listing"
     sections = read_derived(path, key)
     if sections is not None:
@@ -207,7 +207,7 @@ def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> L
         discard(path, "does not read back as a listing")
     made = make()
     if _fits(made):
-        rows = json.dumps([astuple(p) for p in made.packages], separators=(",", ":")).encode()
+        rows = json.dumps([record_row(p) for p in made.packages], separators=(",", ":")).encode()
         write_derived(path, key, [rows, made.solv])
     else:
         log.debug("%s: libsolv does not read the listing back as it was made: not kept", path.name)
@@ -215,7 +215,7 @@ def cached(area: Path, sources: Sequence[str], make: Callable[[], Listing]) -> L
 
 
 @functools.cache
-def _libsolv() -> str:
+def libsolv_build() -> str:
     """The libsolv build in use, as its compiled module's file is (size, change time, inode; the wheel and the
     distributions' python3-solv both have `solv._solv`): a kept listing's solv form was checked against the
     records by the build that wrote it, and is taken back by that build only."""
@@ -239,6 +239,20 @@ def _fits(made: Listing) -> bool:
 _TYPES = tuple(int if f.type in (int, "int") else str for f in fields(Package))
 
 
+def is_record(row: object) -> bool:
+    """Whether `row` (JSON read back) is a record as `record_row` gives it."""
+    return (
+        isinstance(row, list)
+        and len(row) == len(_TYPES)
+        and all(type(v) is t for v, t in zip(row, _TYPES, strict=True))
+    )
+
+
+def record_row(record: Package) -> list[object]:
+    """A record as a JSON row (`Package(*row)` gives it back)."""
+    return list(astuple(record))
+
+
 def _kept(sections: list[bytes]) -> Listing | None:
     """A kept listing's sections as a listing, or None when they are not one (another layout). Its records were
     checked against its solv form when it was kept, by this libsolv build (`cached`)."""
@@ -246,10 +260,8 @@ def _kept(sections: list[bytes]) -> Listing | None:
         return None
     try:
         rows = json.loads(sections[0])
-        ok = isinstance(rows, list) and all(
-            isinstance(r, list) and len(r) == len(_TYPES) and all(type(v) is t for v, t in zip(r, _TYPES, strict=True))
-            for r in rows
-        )
     except ValueError:
         return None
-    return Listing(tuple(Package(*r) for r in rows), sections[1]) if ok else None
+    if not isinstance(rows, list) or not all(is_record(r) for r in rows):
+        return None
+    return Listing(tuple(Package(*r) for r in rows), sections[1])

@@ -1,9 +1,11 @@
 """Opening an RPM repository: repomd.xml checked against its detached signature and the pinned keys, never
 older than the state verified before, and each metadata file used checked against repomd.xml, then read."""
 
+import dataclasses
+import functools
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,15 @@ class Repository:
     url: str
     repomd: RepoMd
     repomd_sha256: str
-    listing: Listing
+    read_listing: Callable[[], Listing] = field(repr=False, compare=False)
+    """Reads (and checks) the packages its metadata lists: `listing`."""
     groups: dict[str, Group]
     insecure: bool = False
+
+    @functools.cached_property
+    def listing(self) -> Listing:
+        """The packages its metadata lists, read when first asked for (`open_repository`)."""
+        return self.read_listing()
 
     @property
     def packages(self) -> tuple[Package, ...]:
@@ -172,6 +180,12 @@ def _listing(base: str, md: RepoMd, where: str, cache: Cache, offline: bool, der
     return listing.cached(cache.area("parsed"), [primary.sha256, lists.sha256 if lists else ""], read)
 
 
+def _read_now(read: Callable[[], Listing]) -> Callable[[], Listing]:
+    """`read` called now (a failure is the opening's), what it gave handed back when asked for."""
+    listed = read()
+    return lambda: listed
+
+
 def open_repository(
     url: str,
     keyrings: tuple[Path, ...],
@@ -183,6 +197,7 @@ def open_repository(
     metalink_url: str = "",
     vouched: metalink.Metalink | None = None,
     derived: bool = True,
+    lazy: bool = False,
 ) -> Repository:
     """Fetch and verify `<url>/repodata/repomd.xml` and read the packages (with their file lists) and groups of
     the state it names. With `signers`, only signatures by those keys (full fingerprints) count. `signed`
@@ -190,7 +205,9 @@ def open_repository(
     the metadata checksums still hold). `metalink_url`: the repository's metalink, whose states repomd.xml must
     be one of (checked when fetched, against `vouched` when the caller fetched it already; a build from the
     cache took what was checked then); the rollback check then holds across the mirrors it lists. `derived`: the
-    listing an earlier build kept for the same metadata files serves (`verify` reads them again)."""
+    listing an earlier build kept for the same metadata files serves (`verify` reads them again). `lazy`: the
+    packages are read (and their metadata files checked) when first asked for, not here: a build that takes the
+    package set it resolved before from the cache reads none (`bootstrap.rpm.resolved`)."""
     base = url.rstrip("/")
     where = _repomd_url(base)
     slot = _Slot(cache, metalink_url or where)
@@ -206,12 +223,14 @@ def open_repository(
         log.info("%s is not signed by its distribution: each package's signature is checked", where)
     md = parse_repomd(data, where)
     _check_rank(md, slot.known(), where)
-    listed = _listing(base, md, where, cache, offline, derived)
+    read: Callable[[], Listing] = functools.partial(_listing, base, md, where, cache, offline, derived)
+    if not lazy:
+        read = _read_now(read)
     group_kind = next((k for k in ("group", "group_gz", "group_xz", "group_zst") if k in md.data), None)
     groups = comps.read(_chunks(base, _data(md, group_kind, where), cache, offline), where) if group_kind else {}
     if not insecure and not offline:
         slot.keep(data, signature, md.stamp, base)
-    return Repository(base, md, hashlib.sha256(data).hexdigest(), listed, groups, insecure)
+    return Repository(base, md, hashlib.sha256(data).hexdigest(), read, groups, insecure)
 
 
 def fetch_metalink(url: str) -> metalink.Metalink:
@@ -234,11 +253,14 @@ class Checks:
     offline: bool = False
     signed: bool = True
     derived: bool = True
+    lazy: bool = False
+    """The packages read when first asked for (`open_repository`); never where the metalink's mirrors are tried in
+    turn (`open_from_metalink`): one whose metadata fails gives way to the next there."""
 
     def open(self, url: str, link: str = "", vouched: metalink.Metalink | None = None) -> Repository:
         return open_repository(
             url, self.keyrings, self.cache, self.signers, self.insecure, self.offline, self.signed, link, vouched,
-            self.derived,
+            self.derived, self.lazy,
         )  # fmt: skip
 
 
@@ -246,6 +268,7 @@ def open_from_metalink(link: str, checks: Checks) -> Repository:
     """Open the repository at the mirrors its metalink lists (no --mirror given), most preferred first: one that
     cannot be reached or serves a state the metalink does not vouch for (a mirror behind) gives way to the next, as
     dnf does. Offline, the mirror the cached state came from."""
+    checks = dataclasses.replace(checks, lazy=False)  # a mirror whose metadata fails gives way to the next
     if checks.offline:
         base = _Slot(checks.cache, link).base()
         if base is None:

@@ -5,6 +5,7 @@ Owners are named in the header and found in the tree's own passwd and group; a n
 account a %pre makes) is root for now and given again after the scriptlets (`reown`)."""
 
 import contextlib
+import functools
 import os
 import stat
 import tarfile
@@ -44,17 +45,23 @@ _TYPES = {
 
 @dataclass(frozen=True)
 class Unpacked:
-    """One package as unpacked: its file and header, its files, what was written, owners still to give."""
+    """One package as unpacked: its file and header, what was written, owners still to give, its files."""
 
     name: str
     path: Path
     layout: Layout
-    files: tuple[FileEntry, ...]
     written: tuple[str, ...]
     unknown_owners: tuple[FileEntry, ...] = field(default=())
     identities: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """What each of `unknown_owners` was as written (device and inode): `reown` gives owners to that entry only.
     One that a later package of the same unpack writes over is taken out (`_Shared.late`)."""
+    table: tuple[FileEntry, ...] | None = None
+    """Its files as its header lists them, when read already (else read from the header when first asked)."""
+
+    @functools.cached_property
+    def files(self) -> tuple[FileEntry, ...]:
+        """Its files as its header lists them."""
+        return self.table if self.table is not None else tuple(file_table(self.layout.main, self.path.name))
 
 
 @dataclass
@@ -283,7 +290,7 @@ def unpack_one(
                 raise UnpackError(f"{what}: cannot write {member.name!r}: {reason}", hint) from None
     state.finish()
     return Unpacked(
-        name, path, layout, tuple(state.files), tuple(state.written), tuple(state.unknown), state.identities
+        name, path, layout, tuple(state.written), tuple(state.unknown), state.identities, tuple(state.files)
     )
 
 

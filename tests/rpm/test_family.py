@@ -243,8 +243,9 @@ def test_tampered_metadata(
 ) -> None:
     change(_copy(built, tmp_path, gpg_key).root)
     plan = plan_for(tmp_path, serve(tmp_path / "tree"), gpg_key)
+    family = families.family_for(plan)
     with pytest.raises(error, match=message) as caught:
-        families.family_for(plan).open("amd64")
+        family.resolve(family.open("amd64"))  # a metadata file is read (and checked) when first needed
     _one_line(caught.value)
 
 
@@ -651,3 +652,48 @@ def test_the_tree_gets_its_releases_database_path(name: str, suite: str, dbpath:
     family = families.family_for(plan)
     assert isinstance(family, RpmFamily)
     assert family.options("amd64").dbpath == dbpath
+
+
+def test_a_set_resolved_before_is_taken_from_the_cache_for_the_same_states_and_request_only(
+    built: Path, tmp_path: Path, gpg_key: GpgKey, serve: Serve
+) -> None:
+    """A second resolve of the same repository state and request takes the set the first kept (no listing read, no
+    pool solved); another request, a new repository state, a kept set changed in the cache (not proven by the
+    user's key), or a build that takes nothing derived resolves again, and gets what a fresh resolve gets."""
+    repo = _copy(built, tmp_path, gpg_key)
+    mirror = serve(tmp_path / "tree")
+    plan = plan_for(tmp_path, mirror, gpg_key)
+
+    def resolve(plan: Plan) -> tuple[object, bool]:
+        family = families.family_for(plan)
+        archive = family.open("amd64")
+        selection = family.resolve(archive)
+        read = [("listing" in r.__dict__) for _, r in archive.repositories]  # type: ignore[attr-defined]
+        return selection, all(read)
+
+    first, read = resolve(plan)
+    assert read, "the first resolve reads the listing"
+    (kept,) = (tmp_path / "c" / "parsed").glob("*.resolved")
+    assert resolve(plan) == (first, False), "taken from the cache, no listing read"
+
+    coreutils = plan_for(
+        tmp_path, mirror, gpg_key, '[packages]\ninclude = ["coreutils"]\n\n[rpm]\nrepos = ["baseos"]\n'
+    )
+    other, read = resolve(coreutils)
+    assert read and other != first and len(list((tmp_path / "c" / "parsed").glob("*.resolved"))) == 2
+    assert resolve(coreutils) == (other, False)
+
+    raw = bytearray(kept.read_bytes())
+    raw[-20] ^= 0x01
+    kept.write_bytes(bytes(raw))
+    assert resolve(plan) == (first, True), "a kept set not proven is resolved again"
+    assert resolve(plan) == (first, False), "and kept again"
+
+    fresh = make_plan(
+        recipe.load(str(tmp_path / "fixture.toml"), given=True),
+        Options(arch="amd64", mirror=mirror, cache_dir=tmp_path / "c", derived_cache=False),
+    )
+    assert resolve(fresh) == (other, True), "a build that takes nothing derived resolves"
+
+    repo.publish(revision=1700000500)
+    assert resolve(plan) == (first, True), "a new repository state is resolved anew"

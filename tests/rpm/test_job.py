@@ -307,3 +307,54 @@ def test_a_database_is_kept_under_the_host_libraries_that_write_it(tmp_path: Pat
             assert keptdb.key(packages, EPOCH, "x86_64") != before
     finally:
         keptdb.writer.cache_clear()
+
+
+def test_a_restored_job_is_the_unpacked_one_and_a_state_of_other_packages_is_refused(
+    rpm_distro: tuple[RpmRepo, str], tmp_path: Path
+) -> None:
+    """`restore` gives back the packages `unpacked_state` noted, in its order, each one's file table read from its
+    header when asked for (eagerly only where an owner is still to give), the identities taken from the tree it is
+    given; a state naming a package the selection lacks, missing one, naming one twice or an owner its header does
+    not list is refused."""
+    import json
+
+    selection, files = _selection(rpm_distro, tmp_path)
+    root = tmp_path / "root"
+    job = RpmJob(selection, files, Target(root, "x86_64", EPOCH), OPTIONS)
+    job.unpack(final=False)
+    state = job.unpacked_state()
+    assert state is not None
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+
+    def fresh() -> RpmJob:
+        return RpmJob(selection, files, Target(copy, "x86_64", EPOCH), OPTIONS)
+
+    again = fresh()
+    assert again.restore(state)
+    assert [u.name for u in again.unpacked] == [u.name for u in job.unpacked] == job.order()
+    for before, after in zip(job.unpacked, again.unpacked, strict=True):
+        assert (after.written, after.unknown_owners, after.path) == (before.written, before.unknown_owners, before.path)
+        assert (after.table is None) == (not before.unknown_owners), "a table read now only for owners to give"
+        assert after.files == before.files and after.files, "read from the header when asked for"
+        assert set(after.identities) == set(before.identities)
+        assert all(after.identities[p] == _identity(copy / p.lstrip("/")) for p in after.identities)
+    assert any(u.unknown_owners for u in job.unpacked), "the fixture leaves owners to a later package"
+
+    rows = json.loads(state)["packages"]
+    owing = next(i for i, r in enumerate(rows) if r["unknown"])
+    forged = [
+        rows[1:],
+        [*rows, rows[0]],
+        [{**rows[0], "name": "not-selected"}, *rows[1:]],
+        [*rows[:owing], {**rows[owing], "unknown": ["/usr/not/in/its/header"]}, *rows[owing + 1 :]],
+        [*rows[:owing], {**rows[owing], "written": "/not/a/list"}, *rows[owing + 1 :]],
+    ]
+    for bad in forged:
+        assert not fresh().restore(json.dumps({"packages": bad}).encode()), bad
+    assert not fresh().restore(b"not json")
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.lstat()
+    return st.st_dev, st.st_ino

@@ -347,7 +347,7 @@ def test_a_listing_kept_by_another_libsolv_build_is_not_taken(
         return first.listing
 
     assert listing.cached(cache.area("parsed"), sources, make) == first.listing and not made
-    monkeypatch.setattr(listing, "_libsolv", lambda: "libsolv another build")
+    monkeypatch.setattr(listing, "libsolv_build", lambda: "libsolv another build")
     assert listing.cached(cache.area("parsed"), sources, make) == first.listing and made == [1]
     assert len(list((cache.root / "parsed").glob("*.listing"))) == 2
 
