@@ -25,7 +25,7 @@ from bootstrap.host.tree import Tree, remove_tree
 from bootstrap.image import oci
 from bootstrap.image.compress import LEVEL as GZIP_LEVEL
 from bootstrap.image.compress import Members
-from bootstrap.image.layer import Compression, pack
+from bootstrap.image.layer import Compression, Layer, pack
 from bootstrap.log import log
 from bootstrap.records import lock as lock_mod
 from bootstrap.records import outputs as records
@@ -154,6 +154,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
             background() as later,
         ):
             multi = len(plan.arches) > 1
+            prehashes: dict[str, oci.Prehash] = {}
             platforms = tuple(
                 build_platform(
                     plan,
@@ -162,6 +163,7 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
                     stage / records.ROOTFS.name(arch, multi, plan.compression.file_suffix),
                     (archives or {}).get(arch),
                     later,
+                    None if multi else prehashes,
                 )
                 for arch in plan.arches
             )
@@ -171,7 +173,8 @@ def build(plan: Plan, archives: Mapping[str, Archive] | None = None) -> Built:
             checkpoint("outputs")
             started = time.monotonic()
             image = stage / records.IMAGE.name()
-            index, archive_digest = oci.write_archive(image, [p.image for p in platforms], [tag], epoch)
+            prehash = prehashes.get(first.arch)
+            index, archive_digest = oci.write_archive(image, [p.image for p in platforms], [tag], epoch, prehash)
             first.timings["outputs"] = round(time.monotonic() - started, 3)
             result = Built(plan.output, tag, first.lock.codename, epoch, index.digest, platforms, settings(plan))
             known = {image.name: archive_digest} | {p.layer.path.name: p.layer.digest for p in platforms}
@@ -227,6 +230,21 @@ def _take_up(base: kepttree.KeptTree, job: Job, overrides: Overrides, root: Path
     return job.restore(base.state[0]) and overrides.take_up(base.state[1], tree.lstat)
 
 
+def _prehash(
+    plan: Plan, lock: lock_mod.Lock, path: Path, settings: oci.ImageSettings, members: Members | None
+) -> oci.Prehash | None:
+    """The image tar's hash begun from the image a settled build expects (its layer the kept one), for the pack to
+    go on with (None without a kept layer that says its sizes)."""
+    kept = members.kept if members is not None else None
+    if kept is None or not kept.size:
+        return None
+    layer = Layer(path, kept.digest, kept.diff_id, kept.size, kept.tar_size, Compression.GZIP)
+    image = oci.make_image(layer, settings)
+    return oci.Prehash(
+        oci.archive_prefix([image], [tag_for(plan, lock.codename)], lock.epoch, kept.digest), kept.digest
+    )
+
+
 def build_platform(
     plan: Plan,
     arch: str,
@@ -234,9 +252,11 @@ def build_platform(
     layer_path: Path,
     archive: Archive | None = None,
     later: Later | None = None,
+    prehashes: dict[str, oci.Prehash] | None = None,
 ) -> BuiltPlatform:
     """Everything from indexes to the packed layer for one architecture (`later`: where the workspace's removal
-    goes once the layer is packed; else it is removed before this returns)."""
+    goes once the layer is packed; else it is removed before this returns; `prehashes`: where a settled build
+    leaves the image tar's hash it began before the pack, its image the one only platform's)."""
     timer = Timer(arch)
     family = families.family_for(plan)
     with timer.step("indexes"):
@@ -268,6 +288,20 @@ def build_platform(
         log.info("%s: this package set gave one layer twice: what the cache kept is taken, the layer checks it", arch)
     trees = kept_trees(plan, use_tmpfs, emu) if reuse else None
     tree_key = kepttree.key(layer_key(lock, overrides is not None), family.unpack_tools()) if trees else ""
+    settings = oci.ImageSettings(
+        arch=arch,
+        epoch=epoch,
+        cmd=r.cmd,
+        entrypoint=r.entrypoint,
+        env=r.env,
+        labels={**dict(r.labels), lock_mod.LABEL: lock.digest},
+        user=r.user,
+        workdir=r.workdir,
+        exposed_ports=r.exposed_ports,
+        stop_signal=r.stop_signal,
+        annotations=dict(r.annotations),
+        created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
+    )
     suspect = False
     """Whether a kept tree (taken, or kept by the build that failed) may be what failed: removed once the build
     done again without it succeeds (a build failing for itself, as again, leaves the tree to the next build)."""
@@ -306,13 +340,19 @@ def build_platform(
                             kepttree.keep(trees, tree_key, root, (state, overrides.snapshot()))
                             keeping = True
                 system = os_release.read(work.root, OperatingSystem(str(r.distribution), "", archive.codename))
+                prehash = None
+                if settled and prehashes is not None:  # the image tar's hash goes on as the layer is written
+                    prehash = _prehash(plan, lock, layer_path, settings, members)
                 with timer.step("pack"):
                     layer = pack(
                         work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members,
                         again=not settled,  # a settled build that is not its layer is built again, all checked
+                        also=prehash.hash if prehash is not None else None,
                     )  # fmt: skip
                 if settled and members is not None and not members.gave(layer.diff_id, layer.digest):
                     raise BootstrapError("not the layer this package set gave before")
+                if prehash is not None and prehashes is not None:  # the layer expected: its hash holds
+                    prehashes[arch] = prehash
             except (BootstrapError, OSError) as exc:  # what the cache kept may be what failed: checked, it fails
                 if not settled or (base is None and not isinstance(exc, BootstrapError)):  # for itself
                     raise
@@ -327,20 +367,6 @@ def build_platform(
     if suspect and trees is not None:
         kepttree.discard(trees, tree_key)
     if members is not None:
-        members.remember(layer.diff_id, layer.digest)
-    settings = oci.ImageSettings(
-        arch=arch,
-        epoch=epoch,
-        cmd=r.cmd,
-        entrypoint=r.entrypoint,
-        env=r.env,
-        labels={**dict(r.labels), lock_mod.LABEL: lock.digest},
-        user=r.user,
-        workdir=r.workdir,
-        exposed_ports=r.exposed_ports,
-        stop_signal=r.stop_signal,
-        annotations=dict(r.annotations),
-        created_by=f"bootstrap {r.name} ({archive.codename}, {arch})",
-    )
+        members.remember(layer.diff_id, layer.digest, layer.size, layer.tar_size)
     image = oci.make_image(layer, settings)
     return BuiltPlatform(arch, lock, image, selection.packages, work.notices, timer.steps, work.native_tools, system)

@@ -53,21 +53,28 @@ class KeptLayer:
     diff_id: str
     digest: str
     settled: bool = False
+    size: int = 0
+    """The blob's size."""
+    tar_size: int = 0
 
     def encode(self) -> bytes:
         return json.dumps(
-            {"blocks": self.blocks, "diff_id": self.diff_id, "digest": self.digest, "settled": self.settled}
-        ).encode()
+            {"blocks": self.blocks, "diff_id": self.diff_id, "digest": self.digest, "settled": self.settled,
+             "size": self.size, "tar_size": self.tar_size}
+        ).encode()  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> "KeptLayer | None":
         try:
             got = json.loads(data)
-            kept = cls(tuple(got["blocks"]), got["diff_id"], got["digest"], got["settled"])
+            kept = cls(
+                tuple(got["blocks"]), got["diff_id"], got["digest"], got["settled"], got["size"], got["tar_size"]
+            )
         except (ValueError, KeyError, TypeError):
             return None
         texts = all(isinstance(v, str) for v in (*kept.blocks, kept.diff_id, kept.digest))
-        return kept if texts and isinstance(kept.settled, bool) else None
+        sizes = all(type(v) is int and v >= 0 for v in (kept.size, kept.tar_size))
+        return kept if texts and sizes and isinstance(kept.settled, bool) else None
 
 
 class Members:
@@ -155,10 +162,10 @@ class Members:
         self.predicting = False
         self.unproven = False
 
-    def remember(self, diff_id: str, digest: str) -> None:
+    def remember(self, diff_id: str, digest: str, size: int, tar_size: int) -> None:
         """Keep the layer last packed under its key, settled when the kept one was that layer too (call it only for
         a layer whose tree the build proved; a failure to write costs the next build its speed only)."""
-        kept = KeptLayer(tuple(self.blocks), diff_id, digest, self.gave(diff_id, digest))
+        kept = KeptLayer(tuple(self.blocks), diff_id, digest, self.gave(diff_id, digest), size, tar_size)
         if self.layer is None or kept == self.kept:
             return
         try:

@@ -76,12 +76,20 @@ class _HashingSink:
     on in pieces of PIECE bytes, hashed in a thread of its own (in order) while the caller goes on."""
 
     def __init__(
-        self, out: BinaryIO, compression: Compression, level: int, members: Members | None = None, hashed: bool = True
+        self,
+        out: BinaryIO,
+        compression: Compression,
+        level: int,
+        members: Members | None = None,
+        hashed: bool = True,
+        also: "hashlib._Hash | None" = None,
     ) -> None:
         self.out = out
         self.tar_hash = hashlib.sha256()
         self.hashed = hashed
         """Whether the tar stream is hashed (else its blocks' keys alone are computed: `Members.proves`)."""
+        self.also = also
+        """A hash that takes the blob too, as it is written (an image tar's: `bootstrap.image.oci.Prehash`)."""
         self.blob_hash = hashlib.sha256()
         self.tar_size = 0
         self.size = 0
@@ -106,6 +114,8 @@ class _HashingSink:
 
     def _write_out(self, data: bytes | bytearray) -> None:
         self.blob_hash.update(data)
+        if self.also is not None:
+            self.also.update(data)
         self.size += len(data)
         self.out.write(data)
 
@@ -328,15 +338,19 @@ def pack(
     overrides: Overrides | None = None,
     members: Members | None = None,
     again: bool = True,
+    also: "hashlib._Hash | None" = None,
 ) -> Layer:
     """Pack `root` into the layer blob `dest`, computing the blob digest and the diff_id in the same pass
     (`members`: gzip members of earlier builds to take rather than compress again; a layer that took some on the
     word of the kept layer and is not that layer after all is packed again, every member proven, or, without
     `again`, is an error: the caller builds the tree again; the blocks' keys are left in `members.blocks`, for the
     caller to `remember` the layer by). Without `again`, the tar is not hashed: it must be the kept layer's, block
-    for block, and then has its diff_id (`Members.proves`)."""
+    for block, and then has its diff_id (`Members.proves`). `also` (only then: one pass, or an error): a hash
+    that takes the blob as it is written."""
+    if also is not None and (members is None or again):
+        raise ValueError("pack: `also` hashes a blob packed in one pass only (with members, without again)")
     if members is not None and not again:
-        layer = _pack(root, epoch, dest, compression, level, overrides, members, hashed=False)
+        layer = _pack(root, epoch, dest, compression, level, overrides, members, hashed=False, also=also)
         diff_id = members.proves(layer.digest)
         if diff_id is None:
             raise LayerMismatch(f"{dest.name}: not the layer kept under its key", "the tree is built again")
@@ -360,9 +374,10 @@ def _pack(
     overrides: Overrides | None,
     members: Members | None,
     hashed: bool = True,
+    also: "hashlib._Hash | None" = None,
 ) -> Layer:
     with open(dest, "wb") as out:
-        sink = _HashingSink(out, compression, level, members, hashed)
+        sink = _HashingSink(out, compression, level, members, hashed, also)
         try:
             write_tar(root, epoch, sink, overrides)  # type: ignore[arg-type]
         except BaseException:

@@ -1,7 +1,6 @@
 """OCI image config, manifest and index, and the one image tar that docker, podman and skopeo all load."""
 
 import hashlib
-import io
 import json
 import os
 import tarfile
@@ -113,26 +112,6 @@ def make_image(layer: Layer, settings: ImageSettings) -> Image:
     return Image(config_blob, Blob(MEDIA_MANIFEST, canonical_json(manifest)), layer, settings.arch)
 
 
-def _add(tar: tarfile.TarFile, name: str, epoch: int, data: bytes | None = None, path: Path | None = None) -> None:
-    info = tarfile.TarInfo(name)
-    info.mtime = epoch
-    info.uname = info.gname = ""
-    if data is None and path is None:
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        tar.addfile(info)
-        return
-    info.mode = 0o644
-    if path is not None:
-        with open(path, "rb") as f:
-            info.size = os.fstat(f.fileno()).st_size
-            tar.addfile(info, f)  # read a block at a time, each block its own bytes (hashed in a thread)
-    else:
-        assert data is not None
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-
 def looks_like_host(part: str) -> bool:
     """The first path part of an image name names a registry host, as docker tells one: a dot, a port, `localhost`
     or an IPv6 address in brackets."""
@@ -195,45 +174,32 @@ def layout_index(images: Sequence[Image], tags: Sequence[str]) -> tuple[Blob, Bl
     return _index([image.descriptor(**notes)]), image
 
 
-class _HashingFile:
-    """What tarfile writes, hashed on its way to the file: a large piece in a thread of its own (in order) while
-    the next is written (`digest` waits for it)."""
+Piece = bytes | Layer
+"""Part of an image tar: bytes as they are, or a layer's blob (its file's bytes)."""
 
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self._hasher = InOrder(4)
-
-    def write(self, data: bytes | memoryview) -> int:
-        if len(data) >= _LARGE:
-            self._hasher.submit(self._hash.update, data)
-        else:
-            self._hasher.settle()
-            self._hash.update(data)
-        self.size += len(data)
-        return self.out.write(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def digest(self) -> str:
-        """The sha256 of all written."""
-        self._hasher.settle()
-        return "sha256:" + self._hash.hexdigest()
-
-    def close(self) -> None:
-        """End the thread (what it had still to hash is dropped)."""
-        self._hasher.close(cancel=True)
+_COPY = 1 << 20
 
 
-_LARGE = 256 << 10
+def _header(name: str, epoch: int, size: int | None) -> bytes:
+    """A member's header as tarfile's PAX format writes it (`size` None: a directory)."""
+    info = tarfile.TarInfo(name)
+    info.mtime = epoch
+    info.uname = info.gname = ""
+    if size is None:
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+    else:
+        info.mode, info.size = 0o644, size
+    return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
 
 
-def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int) -> tuple[Blob, str]:
-    """An OCI layout tar that also carries Docker's manifest.json; returns the index the build names the image by
-    (index.json for one platform, the image index over several: what a push of it gives) and the sha256 of the
-    tar written."""
+def _padding(size: int) -> bytes:
+    return tarfile.NUL * (-size % tarfile.BLOCKSIZE)
+
+
+def _pieces(images: Sequence[Image], tags: Sequence[str], epoch: int) -> tuple[Blob, Blob | None, list[Piece]]:
+    """The image tar, in order, as tarfile writes it (its headers, each member's bytes padded to a block, two empty
+    blocks and the record's padding at the end): index.json's blob, the image index's (None for one platform), the
+    pieces."""
     index, image_index = layout_index(images, tags)
     docker_manifest = [
         {
@@ -243,27 +209,110 @@ def write_archive(dest: Path, images: Sequence[Image], tags: Sequence[str], epoc
         }
         for i, img in enumerate(images)
     ]
-    blobs: dict[str, tuple[bytes | None, Path | None]] = {}
+    blobs: dict[str, Piece] = {}
     for img in images:
-        blobs[img.config.digest] = (img.config.data, None)
-        blobs[img.manifest.digest] = (img.manifest.data, None)
-        blobs[img.layer.digest] = (None, img.layer.path)
+        blobs[img.config.digest] = img.config.data
+        blobs[img.manifest.digest] = img.manifest.data
+        blobs[img.layer.digest] = img.layer
     if image_index is not None:
-        blobs[image_index.digest] = (image_index.data, None)
-    with open(dest, "wb") as out:
-        hashing = _HashingFile(out)
-        try:
-            # 1 MiB copies of the layer (tarfile's 16 KiB cost a call each through the hash): the bytes are the same
-            with tarfile.TarFile(fileobj=hashing, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:  # type: ignore[arg-type]
-                _add(tar, "blobs", epoch)
-                _add(tar, "blobs/sha256", epoch)
-                for digest in sorted(blobs):
-                    data, path = blobs[digest]
-                    _add(tar, f"blobs/sha256/{digest[7:]}", epoch, data, path)
-                _add(tar, "index.json", epoch, index.data)
-                _add(tar, "manifest.json", epoch, json.dumps(docker_manifest, separators=(",", ":")).encode())
-                _add(tar, "oci-layout", epoch, b'{"imageLayoutVersion":"1.0.0"}')
-            written = hashing.digest()
-        finally:
-            hashing.close()
-    return image_index or index, written
+        blobs[image_index.digest] = image_index.data
+    files = [(f"blobs/sha256/{digest[7:]}", blobs[digest]) for digest in sorted(blobs)]
+    files += [
+        ("index.json", index.data),
+        ("manifest.json", json.dumps(docker_manifest, separators=(",", ":")).encode()),
+        ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+    ]
+    pieces: list[Piece] = [_header("blobs", epoch, None) + _header("blobs/sha256", epoch, None)]
+    for name, item in files:
+        if isinstance(item, Layer):
+            pieces += [_header(name, epoch, item.size), item, _padding(item.size)]
+        else:
+            pieces.append(_header(name, epoch, len(item)) + item + _padding(len(item)))
+    size = sum(p.size if isinstance(p, Layer) else len(p) for p in pieces) + 2 * tarfile.BLOCKSIZE
+    pieces.append(tarfile.NUL * (2 * tarfile.BLOCKSIZE + -size % tarfile.RECORDSIZE))
+    return index, image_index, pieces
+
+
+@dataclass
+class Prehash:
+    """An image tar's sha256 begun before its layer is packed, from the image as the build expects it (its layer
+    the one the package set gave before): it takes the bytes the tar holds before that layer's blob (`prefix`),
+    then the blob as `bootstrap.image.layer.pack` writes it (`hash` given as its `also`). `write_archive` goes on
+    from it only when the image it writes puts those very bytes before that very layer."""
+
+    prefix: bytes
+    layer: str
+    """The layer's digest."""
+    hash: "hashlib._Hash" = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.hash = hashlib.sha256(self.prefix)
+
+
+def archive_prefix(images: Sequence[Image], tags: Sequence[str], epoch: int, layer: str) -> bytes:
+    """The bytes the image tar of `images` holds before the blob of the layer `layer` (a digest)."""
+    _, _, pieces = _pieces(images, tags, epoch)
+    return _before(pieces, layer) or b""
+
+
+def _before(pieces: Sequence[Piece], layer: str) -> bytes | None:
+    """The bytes before the blob of `layer` among `pieces` (None: it is not there)."""
+    done: list[bytes] = []
+    for piece in pieces:
+        if isinstance(piece, Layer):
+            if piece.digest == layer:
+                return b"".join(done)
+            return None
+        done.append(piece)
+    return None
+
+
+def _copy(layer: Layer, out: BinaryIO, hashing: InOrder | None, digest: "hashlib._Hash") -> None:
+    """The layer's blob file into `out`, exactly its size (hashed in order in `hashing`'s thread while the next
+    part is read; without it, copied by the kernel)."""
+    left = layer.size
+    with open(layer.path, "rb") as f:
+        if hashing is None:
+            out.flush()  # the kernel copies at the file's offset: what is buffered goes first
+            while left:
+                n = os.copy_file_range(f.fileno(), out.fileno(), left)
+                if not n:
+                    break
+                left -= n
+        else:
+            while left:
+                chunk = f.read(min(_COPY, left))
+                if not chunk:
+                    break
+                hashing.submit(digest.update, chunk)
+                out.write(chunk)
+                left -= len(chunk)
+        if left or f.read(1):
+            raise BootstrapError(f"{layer.path.name}: not the layer packed (its size changed)", "build again")
+
+
+def write_archive(
+    dest: Path, images: Sequence[Image], tags: Sequence[str], epoch: int, prehash: Prehash | None = None
+) -> tuple[Blob, str]:
+    """An OCI layout tar that also carries Docker's manifest.json; returns the index the build names the image by
+    (index.json for one platform, the image index over several: what a push of it gives) and the sha256 of the
+    tar written (with `prehash`, gone on from where it stands when it took what this tar holds up to its layer's
+    blob; else computed as it is written)."""
+    index, image_index, pieces = _pieces(images, tags, epoch)
+    taken = prehash is not None and _before(pieces, prehash.layer) == prehash.prefix
+    digest = prehash.hash if prehash is not None and taken else hashlib.sha256()
+    hashing = InOrder(4)
+    try:
+        with open(dest, "wb") as out:
+            for piece in pieces:
+                if isinstance(piece, Layer):
+                    _copy(piece, out, None if taken else hashing, digest)
+                    taken = False  # what follows the layer is hashed here
+                    continue
+                if not taken:
+                    hashing.submit(digest.update, piece)
+                out.write(piece)
+        hashing.settle()
+    finally:
+        hashing.close(cancel=True)
+    return image_index or index, "sha256:" + digest.hexdigest()

@@ -459,11 +459,14 @@ AGAIN = ": built again, checking all the cache kept"
 
 
 def _said(miniature: Miniature, first: Path, out: Path, cache: Path) -> str:
-    """A build's messages at -v, after checking its image is the first build's."""
+    """A build's messages at -v, after checking its image is the first build's, and its records name its files'
+    digests (a settled build's image tar hashed from before its layer was packed: `oci.Prehash`)."""
     argv = ["build", str(miniature.recipe), *miniature.args(cache), "--tag", TAG, "-o", str(out), "-v", *SBOMS]
     said = bootstrap(*argv).stderr
+    files = json.loads((out / "build.json").read_text())["files"]
     for name in ("image.tar", "rootfs.tar.gz"):
         assert _sha256(out / name) == _sha256(first / name), f"{name} differs from the first build's"
+        assert files[name] == "sha256:" + _sha256(out / name), f"build.json's digest of {name} is not its own"
     return said
 
 

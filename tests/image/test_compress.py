@@ -223,7 +223,7 @@ def _pack(root: Path, dest: Path, members: compress.Members | None) -> layer.Lay
             members.layer.parent.mkdir(exist_ok=True)
     packed = layer.pack(root, 1_700_000_000, dest, layer.Compression.GZIP, members=members)
     if members is not None:
-        members.remember(packed.diff_id, packed.digest)
+        members.remember(packed.diff_id, packed.digest, packed.size, packed.tar_size)
     return packed
 
 

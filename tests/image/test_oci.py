@@ -1,13 +1,17 @@
 """The image tar: one file that is both an OCI layout and a docker-load archive, byte-stable."""
 
+import dataclasses
 import hashlib
+import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from bootstrap.image import oci
+from bootstrap.errors import BootstrapError
+from bootstrap.image import compress, oci
 from bootstrap.image.layer import pack
 
 EPOCH = 1_700_000_000
@@ -115,3 +119,100 @@ def test_several_platforms_are_one_named_index(tmp_path: Path) -> None:
     assert [m["platform"]["architecture"] for m in nested["manifests"]] == ["amd64", "arm64"]
     assert "annotations" not in nested["manifests"][0], "the image itself names no tag (a push carries it as is)"
     assert [d["RepoTags"] for d in json.loads(read["manifest.json"])] == [["debian:multi"], []]
+
+
+def _tarfile_archive(out: Path, images: list[oci.Image], tag: str) -> None:
+    """The image tar as Python's tarfile writes it (PAX, every member's times the epoch, no owner names), its members
+    in the image tar's order: what `write_archive`'s own headers and padding must give byte for byte."""
+    _, _, pieces = oci._pieces(images, [tag], EPOCH)
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("blobs", "blobs/sha256"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime, info.uname, info.gname = tarfile.DIRTYPE, 0o755, EPOCH, "", ""
+            tar.addfile(info)
+        index, image_index = oci.layout_index(images, [tag])
+        blobs: dict[str, bytes] = {}
+        for img in images:
+            blobs |= {img.config.digest: img.config.data, img.manifest.digest: img.manifest.data}
+            blobs[img.layer.digest] = img.layer.path.read_bytes()
+        if image_index is not None:
+            blobs[image_index.digest] = image_index.data
+        docker = [
+            {"Config": f"blobs/sha256/{i.config.digest[7:]}", "RepoTags": [tag] if n == 0 else [],
+             "Layers": [f"blobs/sha256/{i.layer.digest[7:]}"]}
+            for n, i in enumerate(images)
+        ]  # fmt: skip
+        members = [(f"blobs/sha256/{d[7:]}", blobs[d]) for d in sorted(blobs)] + [
+            ("index.json", index.data),
+            ("manifest.json", json.dumps(docker, separators=(",", ":")).encode()),
+            ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+        ]
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.mode, info.mtime, info.uname, info.gname, info.size = 0o644, EPOCH, "", "", len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert sum(len(p) if isinstance(p, bytes) else p.size for p in pieces) == out.stat().st_size
+
+
+def test_the_archive_is_the_tar_tarfile_writes(tmp_path: Path) -> None:
+    """The image tar's headers, padding and end are tarfile's own, for one platform and for several."""
+    images = []
+    for arch in ("amd64", "arm64"):
+        tree = tmp_path / arch
+        (tree / "etc").mkdir(parents=True)
+        (tree / "etc/arch").write_text(arch * 3000)
+        layer = pack(tree, EPOCH, tmp_path / f"layer-{arch}.tgz")
+        images.append(oci.make_image(layer, oci.ImageSettings(arch=arch, epoch=EPOCH, created_by="t")))
+    for some in (images[:1], images):
+        ours, theirs = tmp_path / "ours.tar", tmp_path / "theirs.tar"
+        _, digest = oci.write_archive(ours, some, ["debian:x"], EPOCH)
+        _tarfile_archive(theirs, some, "debian:x")
+        assert ours.read_bytes() == theirs.read_bytes()
+        assert digest == "sha256:" + hashlib.sha256(theirs.read_bytes()).hexdigest()
+
+
+def test_an_archive_hash_begun_before_the_pack_goes_on_only_for_the_image_it_was_begun_for(tmp_path: Path) -> None:
+    """A settled build begins the image tar's hash from the image it expects (the kept layer's digests) and packs
+    the layer into it as it writes it: the tar's digest is then the sha256 of the tar written. A hash begun for
+    another image (another tag, another layer) is not gone on from: the tar is hashed as it is written."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc/data").write_bytes(os.urandom(3 << 20))
+    members = compress.Members(tmp_path / "gzip", compress.LEVEL, tmp_path / "layers" / ("ab" * 32))
+    members.directory.mkdir()
+    (tmp_path / "layers").mkdir()
+    first = pack(tree, EPOCH, tmp_path / "first.tgz", members=members)
+    members.remember(first.diff_id, first.digest, first.size, first.tar_size)
+    settings = oci.ImageSettings(arch="amd64", epoch=EPOCH, created_by="t")
+    expected = oci.make_image(dataclasses.replace(first, path=tmp_path / "second.tgz"), settings)
+
+    def packed(tag: str, begun_for: oci.Image) -> tuple[bytes, str, oci.Prehash]:
+        prehash = oci.Prehash(oci.archive_prefix([begun_for], [tag], EPOCH, first.digest), first.digest)
+        kept = compress.Members(tmp_path / "gzip", compress.LEVEL, tmp_path / "layers" / ("ab" * 32))
+        layer = pack(tree, EPOCH, tmp_path / "second.tgz", members=kept, again=False, also=prehash.hash)
+        out = tmp_path / "image.tar"
+        _, digest = oci.write_archive(out, [oci.make_image(layer, settings)], [tag], EPOCH, prehash)
+        return out.read_bytes(), digest, prehash
+
+    data, digest, prehash = packed("debian:x", expected)
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert prehash.hash.hexdigest() == digest[7:], "gone on from the hash begun before the pack"
+    plain = tmp_path / "plain.tar"
+    oci.write_archive(plain, [oci.make_image(first, settings)], ["debian:x"], EPOCH)
+    assert data == plain.read_bytes()
+    other = oci.make_image(expected.layer, dataclasses.replace(settings, created_by="another build"))
+    data, digest, prehash = packed("debian:x", other)
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest() and digest[7:] != prehash.hash.hexdigest()
+    with pytest.raises(ValueError, match="one pass only"):
+        pack(tree, EPOCH, tmp_path / "third.tgz", members=members, also=hashlib.sha256())
+
+
+def test_a_layer_file_changed_after_its_pack_is_not_archived(tmp_path: Path) -> None:
+    """The layer's blob is copied exactly as long as the pack said: a file grown or cut since is an error."""
+    out, image = build(tmp_path)
+    for change in (b"more", b""):
+        data = image.layer.path.read_bytes()
+        image.layer.path.write_bytes(data + change if change else data[:-1])
+        with pytest.raises(BootstrapError, match="not the layer packed"):
+            oci.write_archive(tmp_path / "again.tar", [image], ["debian:x"], EPOCH)
+        image.layer.path.write_bytes(data)
