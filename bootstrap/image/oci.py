@@ -1,5 +1,6 @@
 """OCI image config, manifest and index, and the one image tar that docker, podman and skopeo all load."""
 
+import errno
 import hashlib
 import json
 import os
@@ -269,26 +270,44 @@ def _before(pieces: Sequence[Piece], layer: str) -> bytes | None:
 
 def _copy(layer: Layer, out: BinaryIO, hashing: InOrder | None, digest: "hashlib._Hash") -> None:
     """The layer's blob file into `out`, exactly its size (hashed in order in `hashing`'s thread while the next
-    part is read; without it, copied by the kernel)."""
+    part is read; without it, copied by the kernel, or read and written where the kernel will not)."""
     left = layer.size
     with open(layer.path, "rb") as f:
         if hashing is None:
-            out.flush()  # the kernel copies at the file's offset: what is buffered goes first
-            while left:
-                n = os.copy_file_range(f.fileno(), out.fileno(), left)
-                if not n:
-                    break
-                left -= n
-        else:
-            while left:
-                chunk = f.read(min(_COPY, left))
-                if not chunk:
-                    break
+            left -= _kernel_copy(f, out, left)
+        while left:
+            chunk = f.read(min(_COPY, left))
+            if not chunk:
+                break
+            if hashing is not None:
                 hashing.submit(digest.update, chunk)
-                out.write(chunk)
-                left -= len(chunk)
+            out.write(chunk)
+            left -= len(chunk)
         if left or f.read(1):
             raise BootstrapError(f"{layer.path.name}: not the layer packed (its size changed)", "build again")
+
+
+_NO_KERNEL_COPY = frozenset({errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL})
+"""What a kernel, file system or sandbox that will not copy between two files says (what is left is then read and
+written)."""
+
+
+def _kernel_copy(src: BinaryIO, out: BinaryIO, count: int) -> int:
+    """Up to `count` bytes of `src` into `out` at their offsets, copied by the kernel; how many (fewer where it
+    will not, or `src` ends)."""
+    out.flush()  # the kernel copies at the file's offset: what is buffered goes first
+    done = 0
+    while done < count:
+        try:
+            n = os.copy_file_range(src.fileno(), out.fileno(), count - done)
+        except OSError as exc:
+            if exc.errno in _NO_KERNEL_COPY:
+                break
+            raise
+        if not n:
+            break
+        done += n
+    return done
 
 
 def write_archive(

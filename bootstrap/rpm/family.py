@@ -89,7 +89,10 @@ class RpmFamily:
         states = [(rid, r.url, r.repomd_sha256) for rid, r in own.repositories]
         name = resolved.key(states, s.request, own.basearch, s.exclude) if area is not None else ""
         chosen = resolved.kept(area, name) if area is not None else None
-        if chosen is None:
+        if chosen is not None:  # the states' metadata files were checked by the build that kept the set
+            for _, r in own.repositories:
+                r.settle()
+        else:
             map_parallel(lambda r: r.listing, [r for _, r in own.repositories], len(own.repositories))
             where = {id(record): (r.url, rid) for rid, r in own.repositories for record in r.packages}
             listings = [(rid, r.listing) for rid, r in own.repositories]
@@ -119,22 +122,35 @@ class RpmFamily:
         kept = Verdicts(s.cache, s.keyrings, s.signers) if s.derived_cache else None
         records = {r.name: r for r in selection.records}
 
-        def check(p: model.Package) -> None:
+        def fetched(p: model.Package) -> Path:
             path = files.get(p.name)
             if path is None:
                 raise BootstrapError(f"{p.name} was not fetched", "report this as a bug")
-            if kept is not None and kept.passed(p.sha256, path):
-                with open(path, "rb") as f:
-                    layout = read_layout(f, p.filename)
-            else:
-                layout = pkgsig.verify(path, s.keyrings, p.filename, s.signers)
-                if kept is not None:
-                    kept.record(p.sha256, path)
+            return path
+
+        def seen(p: model.Package, layout: Layout) -> None:
             pkgsig.check_names(layout, records[p.name], p.filename)  # every build: the record may be new
             if layouts is not None:
                 layouts[p.name] = layout
 
-        map_parallel(check, selection.packages, WORKERS)
+        def check(p: model.Package) -> None:
+            path = fetched(p)
+            layout = pkgsig.verify(path, s.keyrings, p.filename, s.signers)
+            if kept is not None:
+                kept.record(p.sha256, path)
+            seen(p, layout)
+
+        # Those an earlier check vouches for, one after another (a few reads and a parse each: threads would only
+        # wait on each other for the interpreter); the rest in threads (each waits on gpgv).
+        unvouched = []
+        for p in selection.packages:
+            path = fetched(p)
+            if kept is not None and kept.passed(p.sha256, path):
+                with open(path, "rb") as f:
+                    seen(p, read_layout(f, p.filename))
+            else:
+                unvouched.append(p)
+        map_parallel(check, unvouched, WORKERS)
         return {p.name: files[p.name] for p in selection.packages}
 
     def options(self, arch: str) -> JobOptions:

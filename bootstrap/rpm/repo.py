@@ -2,8 +2,8 @@
 older than the state verified before, and each metadata file used checked against repomd.xml, then read."""
 
 import dataclasses
-import functools
 import hashlib
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +35,29 @@ class Repository:
     repomd: RepoMd
     repomd_sha256: str
     read_listing: Callable[[], Listing] = field(repr=False, compare=False)
-    """Reads (and checks) the packages its metadata lists: `listing`."""
+    """Reads (and checks) the packages its metadata lists, then keeps the state as the floor against rollback:
+    `listing`."""
+    settle: Callable[[], None] = field(repr=False, compare=False)
+    """Keeps the state as the floor against rollback, for a build that reads no listing because its metadata files
+    were checked before (`bootstrap.rpm.resolved`)."""
     groups: dict[str, Group]
     insecure: bool = False
+    _read: dict[str, Listing] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    @functools.cached_property
+    @property
     def listing(self) -> Listing:
-        """The packages its metadata lists, read when first asked for (`open_repository`)."""
-        return self.read_listing()
+        """The packages its metadata lists, read when first asked for (`open_repository`); each repository's own
+        lock, so that several are read at once."""
+        with self._lock:
+            if "listing" not in self._read:
+                self._read["listing"] = self.read_listing()
+            return self._read["listing"]
+
+    @property
+    def listing_read(self) -> bool:
+        """Whether `listing` was read."""
+        return "listing" in self._read
 
     @property
     def packages(self) -> tuple[Package, ...]:
@@ -180,12 +195,6 @@ def _listing(base: str, md: RepoMd, where: str, cache: Cache, offline: bool, der
     return listing.cached(cache.area("parsed"), [primary.sha256, lists.sha256 if lists else ""], read)
 
 
-def _read_now(read: Callable[[], Listing]) -> Callable[[], Listing]:
-    """`read` called now (a failure is the opening's), what it gave handed back when asked for."""
-    listed = read()
-    return lambda: listed
-
-
 def open_repository(
     url: str,
     keyrings: tuple[Path, ...],
@@ -223,14 +232,23 @@ def open_repository(
         log.info("%s is not signed by its distribution: each package's signature is checked", where)
     md = parse_repomd(data, where)
     _check_rank(md, slot.known(), where)
-    read: Callable[[], Listing] = functools.partial(_listing, base, md, where, cache, offline, derived)
-    if not lazy:
-        read = _read_now(read)
     group_kind = next((k for k in ("group", "group_gz", "group_xz", "group_zst") if k in md.data), None)
     groups = comps.read(_chunks(base, _data(md, group_kind, where), cache, offline), where) if group_kind else {}
-    if not insecure and not offline:
-        slot.keep(data, signature, md.stamp, base)
-    return Repository(base, md, hashlib.sha256(data).hexdigest(), read, groups, insecure)
+
+    def settle() -> None:
+        """The state kept as the floor against rollback, once its metadata files are checked."""
+        if not insecure and not offline:
+            slot.keep(data, signature, md.stamp, base)
+
+    def read() -> Listing:
+        listed = _listing(base, md, where, cache, offline, derived)
+        settle()
+        return listed
+
+    repo = Repository(base, md, hashlib.sha256(data).hexdigest(), read, settle, groups, insecure)
+    if not lazy:
+        repo.listing  # noqa: B018 - read (and the state kept) now: a failure is the opening's
+    return repo
 
 
 def fetch_metalink(url: str) -> metalink.Metalink:

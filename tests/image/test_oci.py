@@ -1,6 +1,7 @@
 """The image tar: one file that is both an OCI layout and a docker-load archive, byte-stable."""
 
 import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -177,7 +178,7 @@ def test_an_archive_hash_begun_before_the_pack_goes_on_only_for_the_image_it_was
     another image (another tag, another layer) is not gone on from: the tar is hashed as it is written."""
     tree = tmp_path / "tree"
     (tree / "etc").mkdir(parents=True)
-    (tree / "etc/data").write_bytes(os.urandom(3 << 20))
+    (tree / "etc/data").write_bytes(hashlib.sha256(b"seed").digest() * (3 << 15))
     members = compress.Members(tmp_path / "gzip", compress.LEVEL, tmp_path / "layers" / ("ab" * 32))
     members.directory.mkdir()
     (tmp_path / "layers").mkdir()
@@ -200,11 +201,37 @@ def test_an_archive_hash_begun_before_the_pack_goes_on_only_for_the_image_it_was
     plain = tmp_path / "plain.tar"
     oci.write_archive(plain, [oci.make_image(first, settings)], ["debian:x"], EPOCH)
     assert data == plain.read_bytes()
-    other = oci.make_image(expected.layer, dataclasses.replace(settings, created_by="another build"))
-    data, digest, prehash = packed("debian:x", other)
+    other = oci.make_image(dataclasses.replace(expected.layer, size=expected.layer.size + 1), settings)
+    data, digest, prehash = packed("debian:x", other)  # the layer's header names another size
     assert digest == "sha256:" + hashlib.sha256(data).hexdigest() and digest[7:] != prehash.hash.hexdigest()
     with pytest.raises(ValueError, match="one pass only"):
         pack(tree, EPOCH, tmp_path / "third.tgz", members=members, also=hashlib.sha256())
+
+
+def test_a_layer_the_kernel_will_not_copy_is_read_and_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel, a file system or a sandbox refuses to copy between files (a fault this machine cannot
+    cause, so the call is made to fail as they do), a settled build's layer is read and written instead: the same
+    tar, its digest the sha256 of what was written. Another error of the copy is the build's."""
+    out, image = build(tmp_path)
+    begun = oci.archive_prefix([image], ["debian:fixture-slim"], EPOCH, image.layer.digest)
+
+    def prehash() -> oci.Prehash:
+        started = oci.Prehash(begun, image.layer.digest)
+        started.hash.update(image.layer.path.read_bytes())
+        return started
+
+    for refused in (errno.ENOSYS, errno.EXDEV, errno.EPERM):
+
+        def copy_file_range(*args: object, code: int = refused) -> int:
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+        _, digest = oci.write_archive(tmp_path / "again.tar", [image], ["debian:fixture-slim"], EPOCH, prehash())
+        assert (tmp_path / "again.tar").read_bytes() == out.read_bytes()
+        assert digest == "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
+    monkeypatch.setattr(os, "copy_file_range", lambda *a: (_ for _ in ()).throw(OSError(errno.EIO, "I/O error")))
+    with pytest.raises(OSError, match="I/O error"):
+        oci.write_archive(tmp_path / "again.tar", [image], ["debian:fixture-slim"], EPOCH, prehash())
 
 
 def test_a_layer_file_changed_after_its_pack_is_not_archived(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ import hashlib
 import lzma
 import re
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from bootstrap.errors import BootstrapError, ChecksumError, NetworkError, Signat
 from bootstrap.host import compressed
 from bootstrap.host.cache import Cache, read_derived
 from bootstrap.rpm import comps, listing, xmlstream
-from bootstrap.rpm.repo import open_repository
+from bootstrap.rpm.repo import Repository, open_repository
+from bootstrap.rpm.repomd import RepoMd
 from tests.conftest import Serve
 from tests.fixtures.gpg import GpgKey
 from tests.fixtures.rpmrepo import GROUP, MINIATURE_GROUP, RpmRepo, shared_miniature
@@ -391,3 +394,53 @@ def test_an_earlier_floor_put_back_in_the_cache_is_no_floor(
     shutil.copytree(tmp_path / "saved-slot", slot)
     with pytest.raises(BootstrapError, match="--offline: .* is not in the cache"):
         open_repository(url, keyring, cache, offline=True)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_state_whose_metadata_fails_does_not_raise_the_rollback_floor(
+    repo: RpmRepo, keyring: tuple[Path, ...], serve: Serve, cache: Cache, lazy: bool
+) -> None:
+    """A newly signed state whose primary.xml the mirror serves broken fails where its listing is read (at the
+    opening, or when first asked for) and is not kept as the floor: the last good state, still served elsewhere,
+    opens. A lazily opened state is kept once its listing is read, or, by a build that reads none, settled."""
+    url = serve(repo.root)
+    repo.publish(revision=1700000400, compress="gz")
+    assert open_repository(url, keyring, cache, lazy=lazy).packages
+    repo.publish(revision=1700000500)
+    primary = next((repo.root / "repodata").glob("*primary.xml.xz"))
+    data = primary.read_bytes()
+    primary.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    with pytest.raises(ChecksumError):
+        open_repository(url, keyring, cache, lazy=lazy).listing  # noqa: B018
+    repo.publish(revision=1700000400, compress="gz")
+    assert open_repository(url, keyring, cache, lazy=lazy).packages, "the last good state is not a rollback"
+    repo.publish(revision=1700000600)
+    opened = open_repository(url, keyring, cache, lazy=True)
+    assert not opened.listing_read
+    opened.settle()
+    repo.publish(revision=1700000400, compress="gz")
+    with pytest.raises(SignatureError, match="rollback"):
+        open_repository(url, keyring, cache, lazy=lazy)
+
+
+def test_the_listings_of_several_repositories_are_read_at_once() -> None:
+    """Each repository reads its listing under its own lock: several are read at once (a resolve reads BaseOS and
+    AppStream in threads), each once however many threads ask."""
+    barrier = threading.Barrier(3, timeout=10)
+    reads: list[int] = []
+
+    def reader(n: int) -> Callable[[], listing.Listing]:
+        def read() -> listing.Listing:
+            reads.append(n)
+            barrier.wait()  # broken unless all three are being read at the same time
+            return listing.Listing((), b"")
+
+        return read
+
+    repos = [
+        Repository(f"http://127.0.0.1/{n}", RepoMd("1", {}), "0" * 64, reader(n), lambda: None, {}) for n in range(3)
+    ]
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(lambda r: r.listing, repos + repos))
+    assert [g.packages for g in got] == [()] * 6 and sorted(reads) == [0, 1, 2]
+    assert all(r.listing_read for r in repos)
