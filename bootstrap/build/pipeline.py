@@ -346,12 +346,10 @@ def build_platform(
                 with timer.step("pack"):
                     layer = pack(
                         work.root, epoch, layer_path, plan.compression, overrides=overrides, members=members,
-                        again=not settled,  # a settled build that is not its layer is built again, all checked
+                        again=not settled,  # settled: not the kept layer is an error, the build done again
                         also=prehash.hash if prehash is not None else None,
                     )  # fmt: skip
-                if settled and members is not None and not members.gave(layer.diff_id, layer.digest):
-                    raise BootstrapError("not the layer this package set gave before")
-                if prehash is not None and prehashes is not None:  # the layer expected: its hash holds
+                if prehash is not None and prehashes is not None:  # pack gave the layer expected: its hash holds
                     prehashes[arch] = prehash
             except (BootstrapError, OSError) as exc:  # what the cache kept may be what failed: checked, it fails
                 if not settled or (base is None and not isinstance(exc, BootstrapError)):  # for itself
